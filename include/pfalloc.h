@@ -1,0 +1,133 @@
+/*
+ * pfalloc.h — the public API of pfalloc, a page-family allocator.
+ *
+ * Every allocation belongs to a family: untyped requests (pf_malloc and
+ * friends) go to one family per size class, typed requests (PF_NEW) to one
+ * family per type, and blocks above the largest class to the "large" family.
+ * Each family has its own pages and counters, which pf_stats_get() copies
+ * into a plain struct and the pf_print_* functions write to a file
+ * descriptor without stdio and without allocating.
+ */
+#ifndef PFALLOC_H
+#define PFALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define PF_API __attribute__((visibility("default")))
+#define PF_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#else
+#define PF_API
+#define PF_MALLOC_ATTR
+#endif
+
+/* ---- untyped allocation: exactly libc's semantics ---------------------- */
+PF_API void *pf_malloc(size_t size) PF_MALLOC_ATTR;
+PF_API void *pf_calloc(size_t n, size_t size) PF_MALLOC_ATTR;
+PF_API void *pf_realloc(void *p, size_t size);
+PF_API void *pf_reallocarray(void *p, size_t n, size_t size);
+PF_API void pf_free(void *p);
+PF_API int pf_posix_memalign(void **out, size_t align, size_t size);
+PF_API void *pf_aligned_alloc(size_t align, size_t size) PF_MALLOC_ATTR;
+PF_API void *pf_memalign(size_t align, size_t size) PF_MALLOC_ATTR;
+PF_API void *pf_valloc(size_t size) PF_MALLOC_ATTR;
+PF_API void *pf_pvalloc(size_t size) PF_MALLOC_ATTR;
+PF_API size_t pf_malloc_usable_size(const void *p);
+
+/* Releases every free span and cached large block to the OS.
+ * Returns the number of bytes given back. */
+PF_API size_t pf_trim(void);
+
+/* ---- typed allocation --------------------------------------------------- */
+typedef struct pf_family pf_family_t;
+
+/* The family named `name` holding objects of `size` bytes, created on first
+ * use. A name already registered with a different size gets NULL, EINVAL.
+ * Families live as long as the process. */
+PF_API pf_family_t *pf_family_get(const char *name, size_t size);
+
+/* n zeroed objects of the family's type (one contiguous array).
+ * n == 0 or n * size overflowing: NULL with errno EINVAL / ENOMEM. */
+PF_API void *pf_family_alloc(pf_family_t *f, size_t n) PF_MALLOC_ATTR;
+
+/* The typed door used by PF_NEW: `key` is a string literal whose address is
+ * cached, so repeated calls from one site never compare strings. */
+PF_API void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n) PF_MALLOC_ATTR;
+
+/* n zeroed objects of `type`, from the family named by the type as written. */
+#define PF_NEW(type, n) ((type *)pf_typed_alloc(#type, sizeof(type), _Alignof(type), (n)))
+/* Any pointer from pfalloc, typed or not, is released with pf_free. */
+#define PF_DELETE(p) pf_free(p)
+
+/* ---- statistics --------------------------------------------------------- */
+#define PF_STATS_VERSION 1
+#define PF_NAME_MAX 64
+#define PF_STATS_FAMILIES_MAX 512
+
+enum pf_family_kind {
+    PF_KIND_CLASS = 0, /* untyped requests of one size class */
+    PF_KIND_TYPED = 1, /* objects of one named type */
+    PF_KIND_LARGE = 2, /* blocks above the largest class, one mapping each */
+};
+
+struct pf_family_stats {
+    char name[PF_NAME_MAX];   /* "malloc-64", "struct order", "large" */
+    uint32_t kind;            /* enum pf_family_kind */
+    uint32_t id;              /* registration order, stable for the process */
+    uint64_t slot_size;       /* class: slot bytes; typed: object bytes; large: 0 */
+    uint64_t live_objects;    /* == allocs - frees */
+    uint64_t live_bytes;      /* slot (or mapping) bytes held by live objects */
+    uint64_t live_requested;  /* bytes the program asked for, of the live objects */
+    uint64_t spans;           /* spans (large: mappings) the family holds */
+    uint64_t mapped_bytes;    /* bytes of those spans */
+    uint64_t peak_live_bytes; /* largest live_bytes seen (see README: measured at span level) */
+    uint64_t allocs;          /* allocations ever */
+    uint64_t frees;           /* frees ever */
+};
+
+struct pf_totals {
+    uint64_t live_objects;      /* sum over families */
+    uint64_t live_bytes;        /* sum over families */
+    uint64_t live_requested;    /* sum over families */
+    uint64_t allocs;            /* sum over families */
+    uint64_t frees;             /* sum over families */
+    uint64_t mapped_bytes;      /* every byte pfalloc has mapped now, metadata included */
+    uint64_t peak_mapped_bytes; /* largest mapped_bytes seen */
+    uint64_t metadata_bytes;    /* part of mapped_bytes holding pfalloc's own bookkeeping */
+    uint64_t cached_bytes;      /* empty spans and large blocks kept for reuse */
+    uint64_t mmap_calls;        /* syscalls made so far */
+    uint64_t munmap_calls;
+    uint64_t madvise_calls;
+    uint64_t mremap_calls;
+    uint64_t families;          /* families registered */
+    uint64_t threads;           /* threads that have allocated */
+};
+
+struct pf_stats {
+    uint32_t version;   /* PF_STATS_VERSION of the library that filled it */
+    uint32_t nfamilies; /* entries filled in fam[] (families with any activity) */
+    uint32_t truncated; /* 1 when more families existed than fam[] holds */
+    uint32_t reserved;
+    struct pf_totals totals;
+    struct pf_family_stats fam[PF_STATS_FAMILIES_MAX];
+};
+
+/* Fills *out; safe to call from a signal handler (no lock, no allocation).
+ * Returns 0, or -1 with EINVAL for NULL. */
+PF_API int pf_stats_get(struct pf_stats *out);
+
+/* Printers: write to fd with write(2), no stdio, no allocation.
+ * Each returns 0, or -1 with errno from write. */
+PF_API int pf_print_families(int fd);                  /* one row per family */
+PF_API int pf_print_family(int fd, const char *name);  /* one family's spans */
+PF_API int pf_print_totals(int fd);                    /* process totals */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PFALLOC_H */

@@ -1,0 +1,138 @@
+/*
+ * interpose.c — the symbols that replace glibc's allocator in a whole
+ * process: the malloc family and glibc's aliases, the C++ operators, and
+ * glibc's introspection calls answered from pfalloc's own figures.
+ * Each is a thin call into the core; the core needs no set-up, so the
+ * loader's first malloc (before any constructor) is served like any other.
+ * Nothing here resolves symbols at start-up; operator new looks up the C++
+ * runtime's new-handler only when memory has run out.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../include/pfalloc.h"
+#include "alloc.h"
+#include "fmt.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ---- the malloc family --------------------------------------------------- */
+EXPORT void *malloc(size_t n) { return pf_malloc(n); }
+EXPORT void free(void *p) { pf_free(p); }
+EXPORT void *calloc(size_t n, size_t s) { return pf_calloc(n, s); }
+EXPORT void *realloc(void *p, size_t n) { return pf_realloc(p, n); }
+EXPORT void *reallocarray(void *p, size_t n, size_t s) { return pf_reallocarray(p, n, s); }
+EXPORT int posix_memalign(void **out, size_t a, size_t n) { return pf_posix_memalign(out, a, n); }
+EXPORT void *aligned_alloc(size_t a, size_t n) { return pf_aligned_alloc(a, n); }
+EXPORT void *memalign(size_t a, size_t n) { return pf_memalign(a, n); }
+EXPORT void *valloc(size_t n) { return pf_valloc(n); }
+EXPORT void *pvalloc(size_t n) { return pf_pvalloc(n); }
+EXPORT size_t malloc_usable_size(void *p) { return pf_malloc_usable_size(p); }
+
+EXPORT void cfree(void *p);
+EXPORT void cfree(void *p) { pf_free(p); }
+EXPORT void free_sized(void *p, size_t n);
+EXPORT void free_sized(void *p, size_t n) { (void)n; pf_free(p); }
+EXPORT void free_aligned_sized(void *p, size_t a, size_t n);
+EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a; (void)n; pf_free(p); }
+
+/* glibc's internal names, which some programs and libraries call directly. */
+#define DECL(ret, name, args) EXPORT ret name args; EXPORT ret name args
+DECL(void *, __libc_malloc, (size_t n)) { return pf_malloc(n); }
+DECL(void *, __libc_calloc, (size_t n, size_t s)) { return pf_calloc(n, s); }
+DECL(void *, __libc_realloc, (void *p, size_t n)) { return pf_realloc(p, n); }
+DECL(void, __libc_free, (void *p)) { pf_free(p); }
+DECL(void *, __libc_memalign, (size_t a, size_t n)) { return pf_memalign(a, n); }
+DECL(void *, __libc_valloc, (size_t n)) { return pf_valloc(n); }
+DECL(void *, __libc_pvalloc, (size_t n)) { return pf_pvalloc(n); }
+DECL(int, __posix_memalign, (void **out, size_t a, size_t n)) { return pf_posix_memalign(out, a, n); }
+
+/* ---- C++ operators ----------------------------------------------------------------
+ * operator new must not return NULL: it calls the installed new-handler and
+ * tries again, and throws std::bad_alloc when there is none. Both come from
+ * the C++ runtime, which any program calling operator new has loaded. */
+typedef void (*new_handler_fn)(void);
+
+__attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, int nothrow)
+{
+    for (;;) {
+        new_handler_fn (*get)(void) = (new_handler_fn(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+        new_handler_fn h = get ? get() : NULL;
+        if (!h) {
+            if (nothrow)
+                return NULL;
+            void (*thrower)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");
+            if (thrower)
+                thrower();
+            static const char msg[] = "pfalloc: operator new: out of memory\n";
+            pf_os_die(msg, sizeof(msg) - 1);
+        }
+        h();
+        void *p = align > 16 ? pf_aligned_alloc(align, (n + align - 1) & ~(align - 1)) : pf_malloc(n);
+        if (p)
+            return p;
+    }
+}
+
+static inline void *cxx_new(size_t n)
+{
+    void *p = pf_malloc(n);
+    return p ? p : new_failed(n, 0, 0);
+}
+
+static inline void *cxx_new_nothrow(size_t n)
+{
+    void *p = pf_malloc(n);
+    return p ? p : new_failed(n, 0, 1);
+}
+
+static inline void *cxx_new_aligned(size_t n, size_t a, int nothrow)
+{
+    void *p = pf_memalign(a, n);
+    return p ? p : new_failed(n, a, nothrow);
+}
+
+typedef struct nothrow_tag nothrow_t; /* std::nothrow_t: never looked at */
+
+DECL(void *, _Znwm, (size_t n)) { return cxx_new(n); }
+DECL(void *, _Znam, (size_t n)) { return cxx_new(n); }
+DECL(void *, _ZnwmRKSt9nothrow_t, (size_t n, const nothrow_t *t)) { (void)t; return cxx_new_nothrow(n); }
+DECL(void *, _ZnamRKSt9nothrow_t, (size_t n, const nothrow_t *t)) { (void)t; return cxx_new_nothrow(n); }
+DECL(void *, _ZnwmSt11align_val_t, (size_t n, size_t a)) { return cxx_new_aligned(n, a, 0); }
+DECL(void *, _ZnamSt11align_val_t, (size_t n, size_t a)) { return cxx_new_aligned(n, a, 0); }
+DECL(void *, _ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const nothrow_t *t))
+{
+    (void)t;
+    return cxx_new_aligned(n, a, 1);
+}
+DECL(void *, _ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const nothrow_t *t))
+{
+    (void)t;
+    return cxx_new_aligned(n, a, 1);
+}
+DECL(void, _ZdlPv, (void *p)) { pf_free(p); }
+DECL(void, _ZdaPv, (void *p)) { pf_free(p); }
+DECL(void, _ZdlPvm, (void *p, size_t n)) { (void)n; pf_free(p); }
+DECL(void, _ZdaPvm, (void *p, size_t n)) { (void)n; pf_free(p); }
+DECL(void, _ZdlPvSt11align_val_t, (void *p, size_t a)) { (void)a; pf_free(p); }
+DECL(void, _ZdaPvSt11align_val_t, (void *p, size_t a)) { (void)a; pf_free(p); }
+DECL(void, _ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a)) { (void)n; (void)a; pf_free(p); }
+DECL(void, _ZdaPvmSt11align_val_t, (void *p, size_t n, size_t a)) { (void)n; (void)a; pf_free(p); }
+DECL(void, _ZdlPvRKSt9nothrow_t, (void *p, const nothrow_t *t)) { (void)t; pf_free(p); }
+DECL(void, _ZdaPvRKSt9nothrow_t, (void *p, const nothrow_t *t)) { (void)t; pf_free(p); }
+DECL(void, _ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t a, const nothrow_t *t))
+{
+    (void)a;
+    (void)t;
+    pf_free(p);
+}
+DECL(void, _ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t a, const nothrow_t *t))
+{
+    (void)a;
+    (void)t;
+    pf_free(p);
+}

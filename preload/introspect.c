@@ -1,0 +1,200 @@
+/*
+ * introspect.c — glibc's malloc introspection and tuning calls, answered
+ * with pfalloc's figures: mallinfo/mallinfo2 (fields mapped as below),
+ * malloc_stats (pfalloc's families table on stderr), malloc_info (XML in
+ * glibc's shape with the families inside), malloc_trim (really releases),
+ * mallopt (accepted; M_TRIM_THRESHOLD sets the empty-span cache bound, the
+ * rest is ignored with success, as glibc ignores what it does not know).
+ *   arena    = bytes of small spans       uordblks = live small slot bytes
+ *   fordblks = free bytes in small spans  hblks/hblkhd = large blocks, bytes
+ *   keepcost = bytes of empty spans kept for reuse   ordblks = families
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../include/pfalloc.h"
+#include "fmt.h"
+#include "lock.h"
+#include "span.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static pf_lock_t snap_lock = PF_LOCK_INIT;
+static struct pf_stats snap; /* guarded by snap_lock */
+
+static struct mallinfo2 info_locked(void)
+{
+    struct mallinfo2 m;
+    memset(&m, 0, sizeof(m));
+    pf_stats_get(&snap);
+    for (uint32_t i = 0; i < snap.nfamilies; i++) {
+        const struct pf_family_stats *f = &snap.fam[i];
+        if (f->kind == PF_KIND_LARGE) {
+            m.hblks += f->live_objects;
+            m.hblkhd += f->mapped_bytes;
+            continue;
+        }
+        m.arena += f->mapped_bytes;
+        m.uordblks += f->live_bytes;
+        m.ordblks++;
+    }
+    m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
+    m.usmblks = snap.totals.peak_mapped_bytes;
+    m.keepcost = snap.totals.cached_bytes;
+    return m;
+}
+
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+    pf_lock(&snap_lock);
+    struct mallinfo2 m = info_locked();
+    pf_unlock(&snap_lock);
+    return m;
+}
+
+static int clamp(size_t v)
+{
+    return v > 0x7fffffff ? 0x7fffffff : (int)v;
+}
+
+EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo m;
+    m.arena = clamp(m2.arena);
+    m.ordblks = clamp(m2.ordblks);
+    m.smblks = clamp(m2.smblks);
+    m.hblks = clamp(m2.hblks);
+    m.hblkhd = clamp(m2.hblkhd);
+    m.usmblks = clamp(m2.usmblks);
+    m.fsmblks = clamp(m2.fsmblks);
+    m.uordblks = clamp(m2.uordblks);
+    m.fordblks = clamp(m2.fordblks);
+    m.keepcost = clamp(m2.keepcost);
+    return m;
+}
+
+EXPORT void malloc_stats(void)
+{
+    pf_print_totals(2);
+    pf_print_families(2);
+}
+
+EXPORT int malloc_trim(size_t pad)
+{
+    (void)pad;
+    return pf_trim() > 0;
+}
+
+EXPORT int mallopt(int param, int value)
+{
+    if (param == M_TRIM_THRESHOLD && value >= 0)
+        pf_span_set_cache_limit((size_t)value);
+    return 1;
+}
+
+static void attr(struct pf_fmt *f, const char *name, uint64_t v)
+{
+    pf_fmt_char(f, ' ');
+    pf_fmt_str(f, name);
+    pf_fmt_str(f, "=\"");
+    pf_fmt_u64(f, v);
+    pf_fmt_char(f, '"');
+}
+
+static void xml_name(struct pf_fmt *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '<')
+            pf_fmt_str(f, "&lt;");
+        else if (*s == '>')
+            pf_fmt_str(f, "&gt;");
+        else if (*s == '&')
+            pf_fmt_str(f, "&amp;");
+        else if (*s == '"')
+            pf_fmt_str(f, "&quot;");
+        else
+            pf_fmt_char(f, *s);
+    }
+}
+
+EXPORT int malloc_info(int options, FILE *fp)
+{
+    if (options != 0 || !fp) {
+        errno = EINVAL;
+        return -1;
+    }
+    static char buf[64 * 1024]; /* guarded by snap_lock */
+    struct pf_fmt f;
+    pf_lock(&snap_lock);
+    struct mallinfo2 m = info_locked();
+    pf_fmt_init(&f, buf, sizeof(buf), -1);
+    pf_fmt_str(&f, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+    uint64_t free_count = 0;
+    for (uint32_t i = 0; i < snap.nfamilies; i++) {
+        const struct pf_family_stats *s = &snap.fam[i];
+        if (s->kind != PF_KIND_CLASS || s->slot_size == 0)
+            continue;
+        uint64_t free_slots = s->mapped_bytes / s->slot_size;
+        free_slots = free_slots > s->live_objects ? free_slots - s->live_objects : 0;
+        free_count += free_slots;
+        pf_fmt_str(&f, "  <size");
+        attr(&f, "from", s->slot_size);
+        attr(&f, "to", s->slot_size);
+        attr(&f, "total", free_slots * s->slot_size);
+        attr(&f, "count", free_slots);
+        pf_fmt_str(&f, "/>\n");
+    }
+    pf_fmt_str(&f, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\"");
+    attr(&f, "count", free_count);
+    attr(&f, "size", m.fordblks);
+    pf_fmt_str(&f, "/>\n<system type=\"current\"");
+    attr(&f, "size", snap.totals.mapped_bytes);
+    pf_fmt_str(&f, "/>\n<system type=\"max\"");
+    attr(&f, "size", snap.totals.peak_mapped_bytes);
+    pf_fmt_str(&f, "/>\n<aspace type=\"total\"");
+    attr(&f, "size", snap.totals.mapped_bytes);
+    pf_fmt_str(&f, "/>\n<aspace type=\"mprotect\"");
+    attr(&f, "size", snap.totals.mapped_bytes);
+    pf_fmt_str(&f, "/>\n<pfalloc>\n");
+    for (uint32_t i = 0; i < snap.nfamilies; i++) {
+        const struct pf_family_stats *s = &snap.fam[i];
+        static const char *const kinds[] = {"class", "typed", "large"};
+        pf_fmt_str(&f, "  <family name=\"");
+        xml_name(&f, s->name);
+        pf_fmt_str(&f, "\" kind=\"");
+        pf_fmt_str(&f, s->kind < 3 ? kinds[s->kind] : "?");
+        pf_fmt_char(&f, '"');
+        attr(&f, "slot_size", s->slot_size);
+        attr(&f, "live_objects", s->live_objects);
+        attr(&f, "live_bytes", s->live_bytes);
+        attr(&f, "spans", s->spans);
+        attr(&f, "mapped_bytes", s->mapped_bytes);
+        attr(&f, "peak_live_bytes", s->peak_live_bytes);
+        attr(&f, "allocs", s->allocs);
+        attr(&f, "frees", s->frees);
+        pf_fmt_str(&f, "/>\n");
+    }
+    pf_fmt_str(&f, "</pfalloc>\n</heap>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\"");
+    attr(&f, "count", free_count);
+    attr(&f, "size", m.fordblks);
+    pf_fmt_str(&f, "/>\n<total type=\"mmap\"");
+    attr(&f, "count", m.hblks);
+    attr(&f, "size", m.hblkhd);
+    pf_fmt_str(&f, "/>\n<system type=\"current\"");
+    attr(&f, "size", snap.totals.mapped_bytes);
+    pf_fmt_str(&f, "/>\n<system type=\"max\"");
+    attr(&f, "size", snap.totals.peak_mapped_bytes);
+    pf_fmt_str(&f, "/>\n<aspace type=\"total\"");
+    attr(&f, "size", snap.totals.mapped_bytes);
+    pf_fmt_str(&f, "/>\n<aspace type=\"mprotect\"");
+    attr(&f, "size", snap.totals.mapped_bytes);
+    pf_fmt_str(&f, "/>\n</malloc>\n");
+    /* The caller's stream may allocate its buffer: fine, malloc never takes
+     * snap_lock. */
+    int rc = fwrite(buf, 1, f.len, fp) == f.len ? 0 : -1;
+    pf_unlock(&snap_lock);
+    return rc;
+}

@@ -1,0 +1,503 @@
+/*
+ * alloc.c — the public operations. The fast paths (small malloc and free on
+ * a thread with a cache) are inline here: size -> class, pop or push the
+ * thread's bin, one pagemap lookup to set or check the slot's state. Every
+ * pointer is verified (pointer -> span -> slot -> state) before anything is
+ * trusted; a bad one stops the process with one line (rule 3). free never
+ * changes errno; every failure is NULL with ENOMEM (or EINVAL).
+ */
+#include "alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "family.h"
+#include "large.h"
+#include "tcache.h"
+
+#define WASTE_MAX (65535u - PF_SLOT_LIVE)
+
+/* ---- the fatal path ---------------------------------------------------------- */
+static char *put(char *d, const char *s, const char *end)
+{
+    while (*s && d < end)
+        *d++ = *s++;
+    return d;
+}
+
+static char *put_hex(char *d, uintptr_t v, const char *end)
+{
+    char tmp[2 + 16];
+    int n = 0;
+    do
+        tmp[n++] = "0123456789abcdef"[v & 15];
+    while ((v >>= 4) != 0);
+    d = put(d, "0x", end);
+    while (n && d < end)
+        *d++ = tmp[--n];
+    return d;
+}
+
+__attribute__((noreturn, cold)) static void die(const char *head, const void *p, const char *tail,
+                                                 const struct pf_family *f, const void *obj)
+{
+    char buf[256];
+    const char *end = buf + sizeof(buf) - 1;
+    char *d = put(buf, "pfalloc: ", end);
+    d = put(d, head, end);
+    d = put_hex(d, (uintptr_t)p, end);
+    d = put(d, tail, end);
+    if (f) {
+        d = put(d, " (family ", end);
+        d = put(d, f->name[0] ? f->name : "?", end);
+        if (obj) {
+            d = put(d, ", object at ", end);
+            d = put_hex(d, (uintptr_t)obj, end);
+        }
+        d = put(d, ")", end);
+    }
+    *d++ = '\n';
+    pf_os_die(buf, (size_t)(d - buf));
+}
+
+/* p failed the fast check (or is not in a small span): name what is wrong. */
+void pf_alloc_bad_pointer(const void *p)
+{
+    struct pf_span *s = pf_pagemap_get(p);
+    if (!s || s == PF_PM_FREED_LARGE) {
+        if (s)
+            die("double free of ", p, "", pf_family_large(), NULL);
+        die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+    }
+    uintptr_t off = (uintptr_t)p - s->start;
+    if (s->kind == PF_SPAN_LARGE) /* inside the block's first chunk, not its start */
+        die("free of interior pointer ", p, "", s->family, (void *)s->start);
+    if (s->kind == PF_SPAN_SMALL) {
+        uint32_t idx = pf_span_index(s, off);
+        if (idx >= s->nslots)
+            die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+        if ((uintptr_t)idx * s->slot_size != off)
+            die("free of interior pointer ", p, "", s->family,
+                (void *)(s->start + (uintptr_t)idx * s->slot_size));
+    }
+    /* A slot-aligned address whose slot is free, or in a span that went
+     * back to the pool after its last object was freed. */
+    if (off % 16 == 0 && s->family)
+        die("double free of ", p, "", s->family, NULL);
+    die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+}
+
+/* ---- small allocations --------------------------------------------------------- */
+PF_INLINE void mark_live(void *p, uint32_t slot, size_t req, int *clean)
+{
+    struct pf_span *s = pf_pagemap_get(p);
+    uint16_t *st = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
+    if (clean)
+        *clean = *st == PF_SLOT_CLEAN;
+    *st = (uint16_t)(PF_SLOT_LIVE + slot - req);
+}
+
+PF_NOINLINE static void *small_slow(size_t req, unsigned cls, int *clean)
+{
+    int saved = errno;
+    struct pf_tcache *tc = pf_tc ? pf_tc : pf_tcache_get();
+    void *p;
+    if (PF_LIKELY(tc)) {
+        p = pf_tcache_refill(tc, cls);
+        if (p) {
+            struct pf_bin *b = &tc->bins[cls];
+            mark_live(p, pf_class_size[cls], req, clean);
+            PF_RELAXED_ADD(b->allocs, 1);
+            PF_RELAXED_ADD(b->req_in, req);
+        }
+    } else { /* a thread past its exit hook: the shared, locked path */
+        int c;
+        p = pf_family_alloc_locked(pf_family_class(cls), cls, req, &c);
+        if (clean)
+            *clean = c;
+    }
+    errno = p ? saved : ENOMEM;
+    return p;
+}
+
+/* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
+PF_INLINE void *small_alloc(size_t req, unsigned cls, int *clean)
+{
+    struct pf_tcache *tc = pf_tc;
+    if (PF_LIKELY(tc != NULL)) {
+        struct pf_bin *b = &tc->bins[cls];
+        if (PF_LIKELY(b->count)) {
+            void *p = b->slots[--b->count];
+            mark_live(p, pf_class_size[cls], req, clean);
+            PF_RELAXED_ADD(b->allocs, 1);
+            PF_RELAXED_ADD(b->req_in, req);
+            return p;
+        }
+    }
+    return small_slow(req, cls, clean);
+}
+
+/* Smallest class >= need whose slots are all `align`-aligned (spans start
+ * on 64 KiB boundaries), or PF_NCLASSES. */
+static unsigned aligned_class(size_t need, size_t align)
+{
+    unsigned cls = pf_size_class(need);
+    while (cls < PF_NCLASSES && pf_class_size[cls] % align)
+        cls++;
+    return cls;
+}
+
+static void *large_untyped(size_t n, size_t align)
+{
+    int saved = errno;
+    void *p = pf_large_alloc(pf_family_large(), n, align);
+    if (p)
+        errno = saved;
+    return p;
+}
+
+void *pf_malloc(size_t n)
+{
+    if (PF_LIKELY(n <= PF_SMALL_MAX))
+        return small_alloc(n, pf_size_class(n), NULL);
+    return large_untyped(n, 0);
+}
+
+void *pf_calloc(size_t n, size_t size)
+{
+    size_t bytes;
+    if (PF_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (PF_LIKELY(bytes <= PF_SMALL_MAX)) {
+        int clean;
+        void *p = small_alloc(bytes, pf_size_class(bytes), &clean);
+        if (p && !clean)
+            memset(p, 0, bytes);
+        return p;
+    }
+    return large_untyped(bytes, 0); /* fresh mapping: zero */
+}
+
+static void *aligned(size_t align, size_t n)
+{
+    if (align <= 16)
+        return pf_malloc(n);
+    if (n <= PF_SMALL_MAX && align <= 16384) {
+        unsigned cls = aligned_class(n < align ? align : n, align);
+        if (cls < PF_NCLASSES) {
+            if (pf_class_size[cls] - n > WASTE_MAX)
+                n = pf_class_size[cls] - WASTE_MAX; /* counted as asked-for; rare */
+            return small_alloc(n, cls, NULL);
+        }
+    }
+    if (align > ((size_t)1 << 30)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return large_untyped(n, align);
+}
+
+int pf_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align < sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
+    int saved = errno;
+    void *p = aligned(align, size);
+    int err = p ? 0 : errno;
+    errno = saved;
+    if (!p)
+        return err == EINVAL ? EINVAL : ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *pf_aligned_alloc(size_t align, size_t size)
+{
+    if (align == 0 || (align & (align - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(align, size);
+}
+
+void *pf_memalign(size_t align, size_t size)
+{
+    if (align & (align - 1)) { /* as glibc: round up to a power of two */
+        if (align > ((size_t)1 << 62)) {
+            errno = EINVAL;
+            return NULL;
+        }
+        align = (size_t)1 << (64 - __builtin_clzl(align));
+    }
+    return aligned(align, size);
+}
+
+void *pf_valloc(size_t size)
+{
+    return aligned(pf_os_page_size(), size);
+}
+
+void *pf_pvalloc(size_t size)
+{
+    size_t ps = pf_os_page_size();
+    size_t r = (size + ps - 1) & ~(ps - 1);
+    if (r < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned(ps, r ? r : ps);
+}
+
+/* ---- free -------------------------------------------------------------------------- */
+PF_NOINLINE static void free_slow(void *p, struct pf_span *s)
+{
+    if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
+        pf_large_free(s);
+        return;
+    }
+    pf_alloc_bad_pointer(p);
+}
+
+PF_NOINLINE static void free_locked(struct pf_span *s, uint32_t idx, uint32_t waste)
+{
+    int saved = errno;
+    pf_family_free_locked(s, idx, waste);
+    errno = saved;
+}
+
+PF_NOINLINE static void free_flush(struct pf_tcache *tc, unsigned cls)
+{
+    int saved = errno;
+    pf_tcache_flush(tc, cls);
+    errno = saved;
+}
+
+void pf_free(void *p)
+{
+    if (PF_UNLIKELY(p == NULL))
+        return;
+    struct pf_span *s = pf_pagemap_get(p);
+    if (PF_UNLIKELY(!s || s->kind != PF_SPAN_SMALL)) {
+        free_slow(p, s);
+        return;
+    }
+    uintptr_t off = (uintptr_t)p - s->start;
+    uint32_t idx = pf_span_index(s, off);
+    uint32_t st = s->state[idx];
+    uint32_t slot = s->slot_size;
+    if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
+        pf_alloc_bad_pointer(p);
+    s->state[idx] = PF_SLOT_DIRTY;
+    struct pf_tcache *tc = pf_tc;
+    if (PF_LIKELY(s->cached && tc != NULL)) {
+        struct pf_bin *b = &tc->bins[s->cls];
+        PF_RELAXED_ADD(b->frees, 1);
+        PF_RELAXED_ADD(b->req_out, slot - (st - PF_SLOT_LIVE));
+        if (PF_UNLIKELY(b->count == b->cap))
+            free_flush(tc, s->cls);
+        b->slots[b->count++] = p;
+        return;
+    }
+    free_locked(s, idx, st - PF_SLOT_LIVE);
+}
+
+/* ---- realloc ------------------------------------------------------------------------- */
+static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align);
+
+void *pf_realloc(void *p, size_t n)
+{
+    if (!p)
+        return pf_malloc(n);
+    if (n == 0) {
+        pf_free(p);
+        return NULL;
+    }
+    struct pf_span *s = pf_pagemap_get(p);
+    if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
+        if (n > PF_SMALL_MAX) {
+            int saved = errno;
+            void *q = pf_large_realloc(s, n);
+            if (q)
+                errno = saved;
+            return q;
+        }
+        struct pf_family *f = s->family;
+        void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, f->obj_align) : pf_malloc(n);
+        if (q) {
+            memcpy(q, p, n);
+            pf_large_free(s);
+        }
+        return q;
+    }
+    if (!s || s->kind != PF_SPAN_SMALL)
+        pf_alloc_bad_pointer(p);
+    uintptr_t off = (uintptr_t)p - s->start;
+    uint32_t idx = pf_span_index(s, off);
+    uint32_t st = s->state[idx];
+    uint32_t slot = s->slot_size;
+    if ((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE)
+        pf_alloc_bad_pointer(p);
+    size_t old_req = slot - (st - PF_SLOT_LIVE);
+    if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
+        /* In place: only the requested-bytes figure changes. */
+        s->state[idx] = (uint16_t)(PF_SLOT_LIVE + slot - n);
+        struct pf_tcache *tc = pf_tc;
+        if (s->cached && tc) {
+            struct pf_bin *b = &tc->bins[s->cls];
+            if (n > old_req)
+                PF_RELAXED_ADD(b->req_in, n - old_req);
+            else
+                PF_RELAXED_ADD(b->req_out, old_req - n);
+        } else {
+            pf_family_requested(s->family, n > old_req ? n - old_req : 0,
+                                n > old_req ? 0 : old_req - n);
+        }
+        return p;
+    }
+    void *q;
+    if (s->family->kind == PF_KIND_TYPED)
+        q = typed_bytes(s->family, n, s->family->obj_align);
+    else
+        q = pf_malloc(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, n < slot ? n : slot);
+    pf_free(p);
+    return q;
+}
+
+void *pf_reallocarray(void *p, size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return pf_realloc(p, bytes);
+}
+
+size_t pf_malloc_usable_size(const void *p)
+{
+    if (!p)
+        return 0;
+    struct pf_span *s = pf_pagemap_get(p);
+    if (!s)
+        return 0;
+    if (s->kind == PF_SPAN_LARGE)
+        return s->start == (uintptr_t)p ? pf_large_usable(s) : 0;
+    if (s->kind != PF_SPAN_SMALL)
+        return 0;
+    uintptr_t off = (uintptr_t)p - s->start;
+    uint32_t idx = pf_span_index(s, off);
+    if ((uintptr_t)idx * s->slot_size != off || s->state[idx] < PF_SLOT_LIVE)
+        return 0;
+    return s->slot_size;
+}
+
+size_t pf_trim(void)
+{
+    int saved = errno;
+    pf_tcache_drain();
+    pf_family_trim();
+    size_t r = pf_span_trim();
+    errno = saved;
+    return r;
+}
+
+/* ---- typed allocation ------------------------------------------------------------------ */
+static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
+{
+    int saved = errno;
+    void *p;
+    if (bytes <= PF_SMALL_MAX && align <= 16384) {
+        unsigned cls = aligned_class(bytes < align ? align : bytes, align);
+        if (cls < PF_NCLASSES) {
+            size_t req = bytes;
+            if (pf_class_size[cls] - req > WASTE_MAX)
+                req = pf_class_size[cls] - WASTE_MAX;
+            int clean;
+            p = pf_family_alloc_locked(f, cls, req, &clean);
+            if (!p) {
+                errno = ENOMEM;
+                return NULL;
+            }
+            if (!clean)
+                memset(p, 0, bytes);
+            errno = saved;
+            return p;
+        }
+    }
+    p = pf_large_alloc(f, bytes, align);
+    if (p)
+        errno = saved;
+    return p;
+}
+
+void *pf_family_alloc(pf_family_t *f, size_t n)
+{
+    size_t bytes;
+    if (!f || n == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (__builtin_mul_overflow(n, f->obj_size, &bytes) || bytes > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return typed_bytes(f, bytes, f->obj_align);
+}
+
+void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
+{
+    size_t bytes;
+    if (!key || size == 0 || n == 0 || align == 0 || (align & (align - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (__builtin_mul_overflow(n, size, &bytes) || bytes > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    struct pf_family *f = pf_family_typed(key, size, align < 16 ? 16 : align);
+    if (!f) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return typed_bytes(f, bytes, f->obj_align);
+}
+
+/* ---- fork --------------------------------------------------------------------------------- */
+static void fork_prepare(void)
+{
+    pf_family_fork_lock();
+    pf_span_fork_lock();
+}
+
+static void fork_parent(void)
+{
+    pf_span_fork_unlock(0);
+    pf_family_fork_unlock(0);
+}
+
+static void fork_child(void)
+{
+    pf_span_fork_unlock(1);
+    pf_family_fork_unlock(1);
+    pf_tcache_fork_child();
+}
+
+void pf_alloc_init(void)
+{
+    static atomic_int done;
+    int zero = 0;
+    if (atomic_compare_exchange_strong(&done, &zero, 1))
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void alloc_ctor(void)
+{
+    pf_alloc_init();
+}

@@ -1,0 +1,544 @@
+/*
+ * family.c — the registry and the per-family slow paths.
+ * Lock order: registry lock -> family lock -> pool lock (span.c). A family
+ * lock is never held across a syscall: span creation (which may map a
+ * region) happens with the family unlocked.
+ * Families are never freed: handles stay valid for the life of the process,
+ * which is what lets stats walk the registry without a lock.
+ */
+#include "family.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define REG_MAX 65536u
+#define NAME_BUCKETS 4096u
+#define KEY_SLOTS 4096u
+
+static pf_lock_t reg_lock = PF_LOCK_INIT;
+static struct pf_family class_fam[PF_NCLASSES];
+static struct pf_family large_fam;
+static struct pf_family *reg_static[256];  /* first families: no mapping needed */
+static struct pf_family **reg_dyn;         /* REG_MAX entries, mapped when 256 are not enough */
+static _Atomic uint32_t reg_count;
+static struct pf_family *by_name[NAME_BUCKETS];
+
+/* PF_NEW's cache: string-literal address + size -> family, lock-free reads. */
+struct key_slot {
+    const char *_Atomic key;
+    size_t size;
+    struct pf_family *fam;
+};
+static struct key_slot key_cache[KEY_SLOTS];
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct pf_family **reg_slot(uint32_t i)
+{
+    return i < 256 ? &reg_static[i] : &reg_dyn[i - 256];
+}
+
+/* Under reg_lock. Publishes f for lock-free readers. */
+static int reg_add(struct pf_family *f)
+{
+    uint32_t n = atomic_load_explicit(&reg_count, memory_order_relaxed);
+    if (n >= REG_MAX)
+        return -1;
+    if (n >= 256 && !reg_dyn)
+        return -1; /* caller maps reg_dyn before taking the lock */
+    f->id = n;
+    *reg_slot(n) = f;
+    uint32_t b = hash_str(f->name) % NAME_BUCKETS;
+    f->hnext = by_name[b];
+    by_name[b] = f;
+    atomic_store_explicit(&reg_count, n + 1, memory_order_release);
+    return 0;
+}
+
+uint32_t pf_family_count(void)
+{
+    return atomic_load_explicit(&reg_count, memory_order_acquire);
+}
+
+struct pf_family *pf_family_at(uint32_t i)
+{
+    return *reg_slot(i);
+}
+
+/* Under reg_lock. */
+static struct pf_family *find_locked(const char *name)
+{
+    for (struct pf_family *f = by_name[hash_str(name) % NAME_BUCKETS]; f; f = f->hnext)
+        if (strncmp(f->name, name, PF_NAME_MAX - 1) == 0)
+            return f;
+    return NULL;
+}
+
+struct pf_family *pf_family_find(const char *name)
+{
+    pf_lock(&reg_lock);
+    struct pf_family *f = find_locked(name);
+    pf_unlock(&reg_lock);
+    return f;
+}
+
+static char *put_str(char *d, const char *s, char *end)
+{
+    while (*s && d < end)
+        *d++ = *s++;
+    return d;
+}
+
+static char *put_dec(char *d, size_t v, char *end)
+{
+    char tmp[24];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n && d < end)
+        *d++ = tmp[--n];
+    return d;
+}
+
+static void ensure_registered(struct pf_family *f)
+{
+    if (PF_LIKELY(f->id != UINT32_MAX && f->name[0]))
+        return;
+    pf_lock(&reg_lock);
+    if (!f->name[0]) {
+        char *end = f->name + PF_NAME_MAX - 1;
+        if (f == &large_fam) {
+            put_str(f->name, "large", end);
+            f->kind = PF_KIND_LARGE;
+        } else {
+            char *d = put_str(f->name, "malloc-", end);
+            put_dec(d, f->obj_size, end);
+            f->kind = PF_KIND_CLASS;
+        }
+    }
+    if (f->id == UINT32_MAX || *reg_slot(f->id) != f)
+        reg_add(f);
+    pf_unlock(&reg_lock);
+}
+
+struct pf_family *pf_family_class(unsigned cls)
+{
+    struct pf_family *f = &class_fam[cls];
+    if (PF_UNLIKELY(f->obj_size == 0)) {
+        f->obj_size = pf_class_size[cls];
+        f->obj_align = 16;
+        f->id = UINT32_MAX;
+    }
+    return f;
+}
+
+struct pf_family *pf_family_large(void)
+{
+    if (PF_UNLIKELY(large_fam.obj_align == 0)) {
+        large_fam.obj_align = 16;
+        large_fam.id = UINT32_MAX;
+    }
+    ensure_registered(&large_fam);
+    return &large_fam;
+}
+
+/* ---- spans of a family ----------------------------------------------------- */
+static void list_push(struct pf_family *f, struct pf_span *s)
+{
+    struct pf_span **head = &f->partial[s->cls];
+    s->prev = NULL;
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
+    s->listed = 1;
+}
+
+static void list_unlink(struct pf_family *f, struct pf_span *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        f->partial[s->cls] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->listed = 0;
+}
+
+static void all_push(struct pf_family *f, struct pf_span *s)
+{
+    s->aprev = NULL;
+    s->anext = f->all;
+    if (f->all)
+        f->all->aprev = s;
+    f->all = s;
+    PF_RELAXED_ADD(f->spans, 1);
+    PF_RELAXED_ADD(f->mapped, s->bytes);
+}
+
+static void all_unlink(struct pf_family *f, struct pf_span *s)
+{
+    if (s->aprev)
+        s->aprev->anext = s->anext;
+    else
+        f->all = s->anext;
+    if (s->anext)
+        s->anext->aprev = s->aprev;
+    s->anext = s->aprev = NULL;
+    PF_RELAXED_ADD(f->spans, (uint64_t)-1);
+    PF_RELAXED_ADD(f->mapped, -(uint64_t)s->bytes);
+}
+
+/* Under f->lock, which it drops and retakes around span creation. Returns a
+ * listed span of class cls with a free slot, or NULL when the OS says no. */
+static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
+{
+    struct pf_span *s = f->partial[cls];
+    if (s)
+        return s;
+    pf_unlock(&f->lock);
+    int saved = errno;
+    s = pf_span_get(cls);
+    errno = saved;
+    pf_lock(&f->lock);
+    if (!s)
+        return f->partial[cls];
+    s->family = f;
+    s->cached = f->kind == PF_KIND_CLASS;
+    all_push(f, s);
+    list_push(f, s);
+    return s;
+}
+
+static void note_out(struct pf_family *f, int64_t delta)
+{
+    uint64_t out = PF_RELAXED_GET(f->out_bytes) + (uint64_t)delta;
+    __atomic_store_n(&f->out_bytes, out, __ATOMIC_RELAXED);
+    if (f->kind == PF_KIND_CLASS && out > PF_RELAXED_GET(f->peak))
+        __atomic_store_n(&f->peak, out, __ATOMIC_RELAXED);
+}
+
+int pf_family_refill(struct pf_family *f, unsigned cls, void **out, int want)
+{
+    ensure_registered(f);
+    int n = 0;
+    pf_lock(&f->lock);
+    while (n < want) {
+        struct pf_span *s = partial_or_new(f, cls);
+        if (!s)
+            break;
+        int clean;
+        while (n < want && s->used < s->nslots)
+            out[n++] = pf_span_take(s, &clean);
+        if (s->used == s->nslots)
+            list_unlink(f, s);
+    }
+    note_out(f, (int64_t)n * pf_class_size[cls]);
+    pf_unlock(&f->lock);
+    return n;
+}
+
+/* Under f->lock: s just got a slot back. Returns s when it should go back
+ * to the pool (the caller puts it after unlocking), else NULL. */
+static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
+{
+    if (!s->listed)
+        list_push(f, s);
+    /* Keep one empty span per class to absorb alloc/free ping-pong. */
+    if (s->used == 0 && (f->partial[s->cls] != s || s->next)) {
+        list_unlink(f, s);
+        all_unlink(f, s);
+        return s;
+    }
+    return NULL;
+}
+
+void pf_family_flush(struct pf_family *f, unsigned cls, void *const *ptrs, int n)
+{
+    struct pf_span *empty = NULL;
+    pf_lock(&f->lock);
+    for (int i = 0; i < n; i++) {
+        struct pf_span *s = pf_pagemap_get(ptrs[i]);
+        pf_span_give(s, pf_span_index(s, (uintptr_t)ptrs[i] - s->start));
+        struct pf_span *e = after_give(f, s);
+        if (e) {
+            e->next = empty;
+            empty = e;
+        }
+    }
+    note_out(f, -(int64_t)n * pf_class_size[cls]);
+    pf_unlock(&f->lock);
+    while (empty) {
+        struct pf_span *s = empty;
+        empty = s->next;
+        pf_span_put(s);
+    }
+}
+
+void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean)
+{
+    ensure_registered(f);
+    pf_lock(&f->lock);
+    struct pf_span *s = partial_or_new(f, cls);
+    if (!s) {
+        pf_unlock(&f->lock);
+        return NULL;
+    }
+    void *p = pf_span_take(s, clean);
+    if (s->used == s->nslots)
+        list_unlink(f, s);
+    uint32_t slot = s->slot_size;
+    s->state[pf_span_index(s, (uintptr_t)p - s->start)] = (uint16_t)(PF_SLOT_LIVE + slot - req);
+    PF_RELAXED_ADD(f->allocs, 1);
+    PF_RELAXED_ADD(f->live_bytes, slot);
+    PF_RELAXED_ADD(f->req_in, req);
+    note_out(f, slot);
+    if (f->kind != PF_KIND_CLASS && PF_RELAXED_GET(f->live_bytes) > PF_RELAXED_GET(f->peak))
+        __atomic_store_n(&f->peak, PF_RELAXED_GET(f->live_bytes), __ATOMIC_RELAXED);
+    pf_unlock(&f->lock);
+    return p;
+}
+
+void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste)
+{
+    struct pf_family *f = s->family;
+    pf_lock(&f->lock);
+    uint32_t slot = s->slot_size;
+    PF_RELAXED_ADD(f->frees, 1);
+    PF_RELAXED_ADD(f->live_bytes, -(uint64_t)slot);
+    PF_RELAXED_ADD(f->req_out, slot - waste);
+    note_out(f, -(int64_t)slot);
+    pf_span_give(s, idx);
+    struct pf_span *e = after_give(f, s);
+    pf_unlock(&f->lock);
+    if (e)
+        pf_span_put(e);
+}
+
+void pf_family_requested(struct pf_family *f, size_t add, size_t sub)
+{
+    pf_lock(&f->lock);
+    PF_RELAXED_ADD(f->req_in, add);
+    PF_RELAXED_ADD(f->req_out, sub);
+    pf_unlock(&f->lock);
+}
+
+void pf_family_add_large(struct pf_family *f, struct pf_span *s)
+{
+    ensure_registered(f);
+    pf_lock(&f->lock);
+    all_push(f, s);
+    PF_RELAXED_ADD(f->allocs, 1);
+    PF_RELAXED_ADD(f->live_bytes, s->bytes);
+    PF_RELAXED_ADD(f->req_in, s->req);
+    if (PF_RELAXED_GET(f->live_bytes) > PF_RELAXED_GET(f->peak))
+        __atomic_store_n(&f->peak, PF_RELAXED_GET(f->live_bytes), __ATOMIC_RELAXED);
+    pf_unlock(&f->lock);
+}
+
+void pf_family_remove_large(struct pf_family *f, struct pf_span *s)
+{
+    pf_lock(&f->lock);
+    all_unlink(f, s);
+    PF_RELAXED_ADD(f->frees, 1);
+    PF_RELAXED_ADD(f->live_bytes, -(uint64_t)s->bytes);
+    PF_RELAXED_ADD(f->req_out, s->req);
+    pf_unlock(&f->lock);
+}
+
+void pf_family_resize_large(struct pf_family *f, struct pf_span *s, size_t old_bytes, size_t old_req)
+{
+    pf_lock(&f->lock);
+    PF_RELAXED_ADD(f->mapped, (uint64_t)s->bytes - old_bytes);
+    PF_RELAXED_ADD(f->live_bytes, (uint64_t)s->bytes - old_bytes);
+    PF_RELAXED_ADD(f->req_in, s->req);
+    PF_RELAXED_ADD(f->req_out, old_req);
+    if (PF_RELAXED_GET(f->live_bytes) > PF_RELAXED_GET(f->peak))
+        __atomic_store_n(&f->peak, PF_RELAXED_GET(f->live_bytes), __ATOMIC_RELAXED);
+    pf_unlock(&f->lock);
+}
+
+/* ---- typed families ----------------------------------------------------------- */
+static struct pf_family *typed_new(const char *name, size_t size, size_t align)
+{
+    struct pf_family *f = pf_meta_alloc(sizeof(*f));
+    if (!f)
+        return NULL;
+    put_str(f->name, name, f->name + PF_NAME_MAX - 1);
+    f->kind = PF_KIND_TYPED;
+    f->obj_size = size;
+    f->obj_align = align < 16 ? 16 : align;
+    return f;
+}
+
+/* Under reg_lock is not allowed here (mapping); called before taking it. */
+static int reg_reserve(void)
+{
+    if (reg_dyn || atomic_load_explicit(&reg_count, memory_order_relaxed) < 200)
+        return 0;
+    struct pf_family **m = pf_os_map_meta(sizeof(*m) * REG_MAX);
+    if (!m)
+        return -1;
+    pf_lock(&reg_lock);
+    if (!reg_dyn) {
+        reg_dyn = m;
+        m = NULL;
+    }
+    pf_unlock(&reg_lock);
+    if (m)
+        pf_os_unmap_meta(m, sizeof(*m) * REG_MAX);
+    return 0;
+}
+
+pf_family_t *pf_family_get(const char *name, size_t size)
+{
+    if (!name || !*name || size == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    pf_lock(&reg_lock);
+    struct pf_family *f = find_locked(name);
+    pf_unlock(&reg_lock);
+    if (f) {
+        if (f->kind != PF_KIND_TYPED || f->obj_size != size) {
+            errno = EINVAL;
+            return NULL;
+        }
+        return f;
+    }
+    if (reg_reserve() != 0 || !(f = typed_new(name, size, 16))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pf_lock(&reg_lock);
+    struct pf_family *had = find_locked(name);
+    if (!had && reg_add(f) != 0)
+        had = NULL, f = NULL;
+    pf_unlock(&reg_lock);
+    if (had)
+        f = (had->kind == PF_KIND_TYPED && had->obj_size == size) ? had : NULL;
+    if (!f)
+        errno = had ? EINVAL : ENOMEM;
+    return f; /* an unregistered duplicate stays in metadata memory: rare, small */
+}
+
+static uint32_t key_hash(const char *key, size_t size)
+{
+    uintptr_t h = (uintptr_t)key * 0x9E3779B97F4A7C15ull ^ size * 0xff51afd7ed558ccdull;
+    return (uint32_t)(h >> 40) % KEY_SLOTS;
+}
+
+struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
+{
+    uint32_t h = key_hash(key, size);
+    for (uint32_t i = 0; i < 8; i++) {
+        struct key_slot *k = &key_cache[(h + i) % KEY_SLOTS];
+        const char *kk = atomic_load_explicit(&k->key, memory_order_acquire);
+        if (kk == key && k->size == size)
+            return k->fam;
+        if (!kk)
+            break;
+    }
+    /* Slow path: by name. A name already used with another size (two
+     * translation units with different `struct node`s) gets its own family,
+     * named "<name>/<size>". */
+    if (reg_reserve() != 0)
+        return NULL;
+    char alt[PF_NAME_MAX];
+    pf_lock(&reg_lock);
+    struct pf_family *f = find_locked(key);
+    if (f && (f->kind != PF_KIND_TYPED || f->obj_size != size)) {
+        char *d = put_str(alt, key, alt + PF_NAME_MAX - 24);
+        *d++ = '/';
+        *put_dec(d, size, alt + PF_NAME_MAX - 1) = 0;
+        f = find_locked(alt);
+    } else {
+        put_str(alt, key, alt + PF_NAME_MAX - 1)[0] = 0;
+    }
+    pf_unlock(&reg_lock);
+    if (!f) {
+        struct pf_family *nf = typed_new(alt, size, align);
+        if (!nf)
+            return NULL;
+        pf_lock(&reg_lock);
+        f = find_locked(alt);
+        if (!f && reg_add(nf) == 0)
+            f = nf;
+        pf_unlock(&reg_lock);
+        if (!f)
+            return NULL;
+    }
+    pf_lock(&reg_lock);
+    for (uint32_t i = 0; i < 8; i++) {
+        struct key_slot *k = &key_cache[(h + i) % KEY_SLOTS];
+        const char *kk = atomic_load_explicit(&k->key, memory_order_relaxed);
+        if (kk == key && k->size == size)
+            break;
+        if (!kk) {
+            k->size = size;
+            k->fam = f;
+            atomic_store_explicit(&k->key, key, memory_order_release);
+            break;
+        }
+    }
+    pf_unlock(&reg_lock);
+    return f;
+}
+
+/* ---- trim and fork ------------------------------------------------------------ */
+void pf_family_trim(void)
+{
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++) {
+        struct pf_family *f = pf_family_at(i);
+        struct pf_span *empty = NULL;
+        pf_lock(&f->lock);
+        for (unsigned c = 0; c < PF_NCLASSES; c++)
+            for (struct pf_span *s = f->partial[c], *nx; s; s = nx) {
+                nx = s->next;
+                if (s->used == 0) {
+                    list_unlink(f, s);
+                    all_unlink(f, s);
+                    s->next = empty;
+                    empty = s;
+                }
+            }
+        pf_unlock(&f->lock);
+        while (empty) {
+            struct pf_span *s = empty;
+            empty = s->next;
+            pf_span_put(s);
+        }
+    }
+}
+
+void pf_family_fork_lock(void)
+{
+    pf_lock(&reg_lock);
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++)
+        pf_lock(&pf_family_at(i)->lock);
+    /* Class families not yet registered still have locks a thread may hold. */
+    for (unsigned c = 0; c < PF_NCLASSES; c++)
+        if (class_fam[c].obj_size && class_fam[c].id == UINT32_MAX)
+            pf_lock(&class_fam[c].lock);
+}
+
+void pf_family_fork_unlock(int child)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++)
+        if (class_fam[c].obj_size && class_fam[c].id == UINT32_MAX)
+            child ? pf_lock_reset(&class_fam[c].lock) : pf_unlock(&class_fam[c].lock);
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++)
+        child ? pf_lock_reset(&pf_family_at(i)->lock) : pf_unlock(&pf_family_at(i)->lock);
+    child ? pf_lock_reset(&reg_lock) : pf_unlock(&reg_lock);
+}

@@ -1,0 +1,102 @@
+/*
+ * family.h — families: the registry (by handle, by name, by type key), the
+ * spans of each family per class, the slow paths that move slots between
+ * spans and thread caches, and the locked path for typed families.
+ *
+ * Counters written here are written under the family's lock with relaxed
+ * atomic stores and read without a lock by stats (a signal handler may read
+ * them). For a size-class family the figures are these plus the sums of the
+ * thread caches' counters:
+ *   live_objects == allocs - frees
+ *   out_bytes    == slot bytes held outside spans (live, or in a thread cache)
+ */
+#ifndef PF_FAMILY_H
+#define PF_FAMILY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../include/pfalloc.h"
+#include "lock.h"
+#include "span.h"
+
+#define PF_RELAXED_ADD(field, v) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define PF_RELAXED_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+struct pf_family {
+    char name[PF_NAME_MAX];
+    uint32_t id;             /* index in the registry, or UINT32_MAX before registration */
+    uint32_t kind;           /* enum pf_family_kind */
+    size_t obj_size;         /* typed: bytes per object; class: slot bytes */
+    size_t obj_align;        /* typed: alignment of the type */
+    pf_lock_t lock;          /* guards everything below */
+    struct pf_span *partial[PF_NCLASSES]; /* spans with a free slot, per class */
+    struct pf_span *all;     /* every span and large block of the family */
+    struct pf_family *hnext; /* name hash chain */
+    /* counters of the locked paths (typed, large, threads without a cache) */
+    uint64_t allocs;         /* allocations */
+    uint64_t frees;          /* frees */
+    uint64_t live_bytes;     /* slot/mapping bytes of live objects (locked paths) */
+    uint64_t req_in;         /* bytes requested by allocations (and realloc growth) */
+    uint64_t req_out;        /* bytes requested of freed objects (and realloc shrink) */
+    uint64_t spans;          /* spans + large blocks held */
+    uint64_t mapped;         /* bytes of those */
+    uint64_t out_bytes;      /* slot bytes outside spans (live or in thread caches) */
+    uint64_t peak;           /* largest out_bytes (class) or live_bytes (typed, large) */
+};
+
+struct pf_span_info {
+    uintptr_t first;           /* address of the first slot */
+    uint64_t bytes;            /* bytes of the span */
+    uint32_t slot_size;        /* bytes per slot */
+    uint32_t slots;            /* slots in the span */
+    uint32_t used;             /* slots out of the span (live, or parked in a thread cache) */
+    uint32_t largest_free_run; /* longest run of consecutive free slots */
+};
+
+/* The family of size class cls (registered on first use). */
+PF_HIDDEN struct pf_family *pf_family_class(unsigned cls);
+PF_HIDDEN struct pf_family *pf_family_large(void);
+/* Registry walk for stats/reports: lock-free, append-only. */
+PF_HIDDEN uint32_t pf_family_count(void);
+PF_HIDDEN struct pf_family *pf_family_at(uint32_t i);
+PF_HIDDEN struct pf_family *pf_family_find(const char *name);
+
+/* Thread-cache slow paths (size-class families). refill fills out[] with up
+ * to want slots and returns how many; flush returns n slots of class cls. */
+PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, void **out, int want);
+PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, void *const *ptrs, int n);
+
+/* Locked path: one slot of class cls for a request of req bytes, counted in
+ * f; its state is set live. *clean tells whether it reads as zero. */
+PF_HIDDEN void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean);
+/* Locked path: slot idx of s (already checked live and marked free by the
+ * caller, who read `waste` from its state) goes back. */
+PF_HIDDEN void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste);
+/* Large blocks join/leave a family's accounting. */
+PF_HIDDEN void pf_family_add_large(struct pf_family *f, struct pf_span *s);
+PF_HIDDEN void pf_family_remove_large(struct pf_family *f, struct pf_span *s);
+PF_HIDDEN void pf_family_resize_large(struct pf_family *f, struct pf_span *s, size_t old_bytes,
+                                      size_t old_req);
+/* Requested-bytes change of a live object resized in place (locked path). */
+PF_HIDDEN void pf_family_requested(struct pf_family *f, size_t add, size_t sub);
+
+/* Typed families. */
+PF_HIDDEN struct pf_family *pf_family_typed(const char *key, size_t size, size_t align);
+
+/* Releases empty spans kept by families (for trim). */
+PF_HIDDEN void pf_family_trim(void);
+
+/* Copies up to cap spans of the family named `name` into out[] (taken under
+ * the family's lock, no syscall) and fills *st (may be NULL) with the
+ * family's figures. Returns the number of spans the family has (may exceed
+ * cap), or -1 if no family has that name. Not signal-safe. */
+PF_HIDDEN long pf_family_spans(const char *name, struct pf_family_stats *st,
+                               struct pf_span_info *out, size_t cap);
+
+/* Fork: every family lock and the registry lock. */
+PF_HIDDEN void pf_family_fork_lock(void);
+PF_HIDDEN void pf_family_fork_unlock(int child);
+
+#endif

@@ -1,0 +1,144 @@
+/*
+ * os.c — every syscall pfalloc makes goes through here, and is counted.
+ * Never allocates, never uses stdio; errno may change (callers on paths that
+ * must keep errno save it themselves). Counters are atomics: these paths are
+ * slow by nature, so a read-modify-write here costs nothing that matters.
+ */
+#include "os.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static _Atomic uint64_t n_mmap, n_munmap, n_madvise, n_mremap;
+static _Atomic uint64_t mapped, peak_mapped, meta_mapped;
+static size_t page_size;
+
+size_t pf_os_page_size(void)
+{
+    if (PF_UNLIKELY(page_size == 0)) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page_size = ps > 0 ? (size_t)ps : 4096;
+    }
+    return page_size;
+}
+
+static void account_map(size_t size)
+{
+    uint64_t now = atomic_fetch_add_explicit(&mapped, size, memory_order_relaxed) + size;
+    uint64_t peak = atomic_load_explicit(&peak_mapped, memory_order_relaxed);
+    while (now > peak &&
+           !atomic_compare_exchange_weak_explicit(&peak_mapped, &peak, now, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+void *pf_os_map(size_t size, size_t align)
+{
+    size_t ps = pf_os_page_size();
+    if (align < ps)
+        align = ps;
+    size_t over = size + align - ps;
+    if (over < size)
+        return NULL;
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    void *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    uintptr_t base = (uintptr_t)m;
+    uintptr_t start = (base + align - 1) & ~(uintptr_t)(align - 1);
+    /* Trim the over-mapping so only [start, start+size) stays mapped. */
+    if (start > base) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, start - base);
+    }
+    size_t tail = (base + over) - (start + size);
+    if (tail) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap((void *)(start + size), tail);
+    }
+    account_map(size);
+    return (void *)start;
+}
+
+void pf_os_unmap(void *p, size_t size)
+{
+    atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+    if (munmap(p, size) == 0)
+        atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
+}
+
+void *pf_os_map_meta(size_t size)
+{
+    void *p = pf_os_map(size, 0);
+    if (p)
+        atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
+    return p;
+}
+
+void pf_os_unmap_meta(void *p, size_t size)
+{
+    pf_os_unmap(p, size);
+    atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
+}
+
+void pf_os_decommit(void *p, size_t size)
+{
+    atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
+    madvise(p, size, MADV_DONTNEED);
+}
+
+void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
+{
+    atomic_fetch_add_explicit(&n_mremap, 1, memory_order_relaxed);
+    void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
+    if (q == MAP_FAILED)
+        return NULL;
+    if (new_size > old_size)
+        account_map(new_size - old_size);
+    else
+        atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
+    return q;
+}
+
+int pf_os_write_all(int fd, const void *buf, size_t len)
+{
+    const char *s = buf;
+    while (len) {
+        ssize_t n = write(fd, s, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        s += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int pf_os_secure(void)
+{
+    return getauxval(AT_SECURE) != 0;
+}
+
+void pf_os_counts(struct pf_os_counts *out)
+{
+    out->mmap_calls = atomic_load_explicit(&n_mmap, memory_order_relaxed);
+    out->munmap_calls = atomic_load_explicit(&n_munmap, memory_order_relaxed);
+    out->madvise_calls = atomic_load_explicit(&n_madvise, memory_order_relaxed);
+    out->mremap_calls = atomic_load_explicit(&n_mremap, memory_order_relaxed);
+    out->mapped_bytes = atomic_load_explicit(&mapped, memory_order_relaxed);
+    out->peak_mapped_bytes = atomic_load_explicit(&peak_mapped, memory_order_relaxed);
+    out->metadata_bytes = atomic_load_explicit(&meta_mapped, memory_order_relaxed);
+}
+
+void pf_os_die(const char *msg, size_t len)
+{
+    pf_os_write_all(2, msg, len);
+    abort();
+}

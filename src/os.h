@@ -1,0 +1,46 @@
+/*
+ * os.h — the only seam to the kernel: mappings, raw writes, the page size and
+ * secure-execution flag. Everything here is async-signal-safe except where
+ * noted, allocates nothing, and counts its syscalls for the process totals.
+ */
+#ifndef PF_OS_H
+#define PF_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PF_HIDDEN __attribute__((visibility("hidden")))
+#define PF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PF_NOINLINE __attribute__((noinline))
+#define PF_INLINE static inline __attribute__((always_inline))
+
+/* Syscall counters: atomics, only touched on slow paths. */
+struct pf_os_counts {
+    uint64_t mmap_calls, munmap_calls, madvise_calls, mremap_calls;
+    uint64_t mapped_bytes;      /* all bytes currently mapped by pfalloc */
+    uint64_t peak_mapped_bytes; /* largest mapped_bytes seen */
+    uint64_t metadata_bytes;    /* mapped for pfalloc's own bookkeeping */
+};
+
+PF_HIDDEN size_t pf_os_page_size(void);
+/* Fresh zeroed read-write anonymous memory, or NULL. `align` a power of two,
+ * at most 1 GiB; alignments above the page size cost an over-map and trim. */
+PF_HIDDEN void *pf_os_map(size_t size, size_t align);
+PF_HIDDEN void pf_os_unmap(void *p, size_t size);
+/* Metadata mappings: counted apart in metadata_bytes as well. */
+PF_HIDDEN void *pf_os_map_meta(size_t size);
+PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
+/* Gives the pages back; their contents read as zero afterwards. */
+PF_HIDDEN void pf_os_decommit(void *p, size_t size);
+/* mremap without moving the start unless `may_move`; NULL on failure. */
+PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
+/* write(2) until done or a real error; retries EINTR. 0 or -1 (errno kept from write). */
+PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
+/* Nonzero when the process runs under secure execution (setuid, capabilities). */
+PF_HIDDEN int pf_os_secure(void);
+PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
+/* One line on stderr, then abort(). `msg` is already formatted. */
+PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
+
+#endif

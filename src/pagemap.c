@@ -1,0 +1,39 @@
+/*
+ * pagemap.c — leaf creation. Leaves are published with a compare-exchange so
+ * two threads creating the same leaf agree on one (the loser unmaps its own).
+ */
+#include "pagemap.h"
+
+pf_pm_leaf *_Atomic pf_pagemap_top[1u << PF_PM_TOP_BITS];
+
+static pf_pm_leaf *leaf_for(uintptr_t top)
+{
+    pf_pm_leaf *leaf = atomic_load_explicit(&pf_pagemap_top[top], memory_order_acquire);
+    if (leaf)
+        return leaf;
+    pf_pm_leaf *fresh = pf_os_map_meta(sizeof(pf_pm_leaf));
+    if (!fresh)
+        return NULL;
+    pf_pm_leaf *expect = NULL;
+    if (atomic_compare_exchange_strong_explicit(&pf_pagemap_top[top], &expect, fresh,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return fresh;
+    pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
+    return expect;
+}
+
+int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)
+{
+    uintptr_t first = (uintptr_t)p >> PF_CHUNK_SHIFT;
+    uintptr_t last = ((uintptr_t)p + (bytes ? bytes - 1 : 0)) >> PF_CHUNK_SHIFT;
+    for (uintptr_t c = first; c <= last; c++) {
+        uintptr_t top = c >> PF_PM_LEAF_BITS;
+        if (top >= (1u << PF_PM_TOP_BITS))
+            return -1;
+        pf_pm_leaf *leaf = leaf_for(top);
+        if (!leaf)
+            return -1;
+        atomic_store_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], s, memory_order_release);
+    }
+    return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * pagemap.h — pointer -> span in O(1): a two-level radix over 64 KiB chunks
+ * of the 47-bit user address space. Level 1 is static (zero pages cost
+ * nothing until touched); leaves are mapped on first use and never freed, so
+ * a lookup needs no lock: a reader sees NULL or a valid leaf.
+ * Invariant: entry(c) == s  for every chunk c that a live small span s covers,
+ *            and for the chunk holding the first byte of a large block.
+ */
+#ifndef PF_PAGEMAP_H
+#define PF_PAGEMAP_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "os.h"
+
+struct pf_span;
+
+#define PF_CHUNK_SHIFT 16
+#define PF_CHUNK ((size_t)1 << PF_CHUNK_SHIFT)
+#define PF_PM_LEAF_BITS 16
+#define PF_PM_TOP_BITS (47 - PF_CHUNK_SHIFT - PF_PM_LEAF_BITS)
+
+typedef struct pf_span *_Atomic pf_pm_leaf[1u << PF_PM_LEAF_BITS];
+PF_HIDDEN extern pf_pm_leaf *_Atomic pf_pagemap_top[1u << PF_PM_TOP_BITS];
+
+/* Tombstone: the chunk held a large block that has been freed (a static
+ * span of kind PF_SPAN_GONE, so lookups need no extra test). */
+PF_HIDDEN extern struct pf_span pf_span_gone;
+#define PF_PM_FREED_LARGE (&pf_span_gone)
+
+PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
+{
+    uintptr_t c = (uintptr_t)p >> PF_CHUNK_SHIFT;
+    uintptr_t top = c >> PF_PM_LEAF_BITS;
+    if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
+        return NULL;
+    pf_pm_leaf *leaf = atomic_load_explicit(&pf_pagemap_top[top], memory_order_acquire);
+    if (PF_UNLIKELY(leaf == NULL))
+        return NULL;
+    return atomic_load_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], memory_order_relaxed);
+}
+
+/* Sets the entries of every chunk in [p, p + bytes). Returns 0, or -1 when a
+ * leaf could not be mapped. */
+PF_HIDDEN int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * sizeclass.c — the class table. pf_size_class() must agree with it:
+ * pf_class_size[pf_size_class(n)] >= n, and the class below is < n.
+ * (tests/unit/test_sizeclass.c checks every n up to PF_SMALL_MAX.)
+ */
+#include "sizeclass.h"
+#include "span.h"
+
+#define Q(b) (b) * 5 / 4, (b) * 6 / 4, (b) * 7 / 4, (b) * 2
+
+const uint32_t pf_class_size[PF_NCLASSES] = {
+    16, 32, 48, 64, 80, 96, 112, 128,
+    Q(128), Q(256), Q(512), Q(1024), Q(2048), Q(4096), Q(8192), Q(16384), Q(32768), Q(65536),
+};
+
+const uint8_t pf_class_small[65] = {
+    0, 0, 1, 2, 3, 4, 5, 6, 7,                 /* 0..128 */
+    8, 8, 9, 9, 10, 10, 11, 11,                /* ..256 */
+    12, 12, 12, 12, 13, 13, 13, 13,            /* ..384 */
+    14, 14, 14, 14, 15, 15, 15, 15,            /* ..512 */
+    16, 16, 16, 16, 16, 16, 16, 16,            /* ..640 */
+    17, 17, 17, 17, 17, 17, 17, 17,            /* ..768 */
+    18, 18, 18, 18, 18, 18, 18, 18,            /* ..896 */
+    19, 19, 19, 19, 19, 19, 19, 19,            /* ..1024 */
+};
+
+size_t pf_class_span_bytes(unsigned cls)
+{
+    /* At least one chunk, and room for at least eight slots. */
+    size_t want = (size_t)pf_class_size[cls] * 8;
+    if (want <= PF_CHUNK)
+        return PF_CHUNK;
+    return (want + PF_CHUNK - 1) & ~(PF_CHUNK - 1);
+}

@@ -1,0 +1,37 @@
+/*
+ * sizeclass.h — request size -> class -> slot size.
+ * Classes: 16..128 in steps of 16, then four per power of two up to
+ * PF_SMALL_MAX, so no slot wastes more than a quarter of itself. Every slot
+ * size is a multiple of 16, so every slot is 16-byte aligned (spans start on
+ * a 64 KiB boundary).
+ */
+#ifndef PF_SIZECLASS_H
+#define PF_SIZECLASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+
+#define PF_NCLASSES 48
+#define PF_SMALL_MAX ((size_t)128 * 1024)
+
+/* slot size of each class; a const table */
+PF_HIDDEN extern const uint32_t pf_class_size[PF_NCLASSES];
+/* class for each (size + 15) / 16 with size <= 1024 */
+PF_HIDDEN extern const uint8_t pf_class_small[65];
+
+/* Class of a request of `n` bytes, n <= PF_SMALL_MAX. */
+PF_INLINE unsigned pf_size_class(size_t n)
+{
+    if (PF_LIKELY(n <= 1024))
+        return pf_class_small[(n + 15) >> 4];
+    size_t m = n - 1;
+    unsigned b = 63u - (unsigned)__builtin_clzl(m); /* 2^b <= m < 2^(b+1) */
+    return 8u + (b - 7u) * 4u + (unsigned)(m >> (b - 2)) - 4u;
+}
+
+/* Slots of one class are carved from spans of this many bytes. */
+PF_HIDDEN size_t pf_class_span_bytes(unsigned cls);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * span.c — regions, the pool of empty spans, slot take/give, and pfalloc's
+ * own metadata memory. Owns the pool lock; never calls into families.
+ * No syscall is made while the pool lock is held: decide under the lock,
+ * map or give pages back after it.
+ */
+#include "span.h"
+
+#include <string.h>
+
+#include "lock.h"
+
+struct pf_span pf_span_gone = {.kind = PF_SPAN_GONE};
+
+/* ---- metadata memory ------------------------------------------------------ */
+#define META_CHUNK ((size_t)1 << 20)
+static pf_lock_t meta_lock = PF_LOCK_INIT;
+static char *meta_cur, *meta_end;
+
+void *pf_meta_alloc(size_t bytes)
+{
+    bytes = (bytes + 15) & ~(size_t)15;
+    pf_lock(&meta_lock);
+    if ((size_t)(meta_end - meta_cur) < bytes) {
+        pf_unlock(&meta_lock);
+        size_t want = bytes > META_CHUNK ? bytes : META_CHUNK;
+        char *m = pf_os_map_meta(want);
+        if (!m)
+            return NULL;
+        if (bytes > META_CHUNK / 2)
+            return m; /* big ones get a mapping to themselves */
+        pf_lock(&meta_lock);
+        /* The remainder of the old chunk is dropped; chunks are 1 MiB and
+         * requests small, so little is lost. */
+        meta_cur = m;
+        meta_end = m + want;
+    }
+    void *p = meta_cur;
+    meta_cur += bytes;
+    pf_unlock(&meta_lock);
+    return p;
+}
+
+/* ---- regions and the pool --------------------------------------------------- */
+struct slotmeta {
+    uint16_t state[PF_MAX_SLOTS];
+    uint64_t bits[PF_MAX_SLOTS / 64];
+};
+
+struct pf_region {
+    uintptr_t base;          /* first chunk, 64 KiB aligned */
+    struct pf_region *next;  /* all regions */
+    uint32_t carved;         /* chunks [0, carved) have been made into spans */
+    uint32_t in_use;         /* chunks held by live (non-pooled) spans */
+    struct pf_span spans[PF_REGION_CHUNKS];  /* span of the run starting at chunk i */
+    struct slotmeta meta[PF_REGION_CHUNKS];  /* slot metadata of the span at chunk i */
+};
+
+static pf_lock_t pool_lock = PF_LOCK_INIT;
+static struct pf_region *regions;     /* newest first; the head is carved from */
+static struct pf_span *pool[PF_SPAN_MAX_CHUNKS + 1]; /* empty spans by chunk count */
+static size_t pool_committed;         /* bytes of pooled spans still resident */
+static size_t pool_limit = (size_t)8 << 20;
+static struct pf_span *large_free;    /* recycled large-span structs */
+
+void pf_span_set_cache_limit(size_t bytes) { pool_limit = bytes; }
+
+size_t pf_span_cached_bytes(void)
+{
+    return __atomic_load_n(&pool_committed, __ATOMIC_RELAXED);
+}
+
+static void pool_push(struct pf_span *s)
+{
+    struct pf_span **head = &pool[s->nchunks];
+    s->kind = PF_SPAN_FREE;
+    s->prev = NULL;
+    if (s->committed || !*head) {
+        s->next = *head;
+        if (*head)
+            (*head)->prev = s;
+        *head = s;
+    } else { /* decommitted spans queue behind the warm ones */
+        struct pf_span *t = *head;
+        while (t->next)
+            t = t->next;
+        t->next = s;
+        s->prev = t;
+        s->next = NULL;
+    }
+    if (s->committed)
+        pool_committed += s->bytes;
+}
+
+static void pool_unlink(struct pf_span *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        pool[s->nchunks] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    if (s->committed)
+        pool_committed -= s->bytes;
+}
+
+static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nchunks)
+{
+    struct pf_span *s = &r->spans[chunk];
+    s->start = r->base + (uintptr_t)chunk * PF_CHUNK;
+    s->region = r;
+    s->nchunks = (uint16_t)nchunks;
+    s->bytes = (size_t)nchunks * PF_CHUNK;
+    s->state = r->meta[chunk].state;
+    s->freebits = r->meta[chunk].bits;
+    return s;
+}
+
+/* Under the pool lock: an empty run of `n` chunks, or NULL. */
+static struct pf_span *pool_take(uint32_t n)
+{
+    for (uint32_t k = n; k <= PF_SPAN_MAX_CHUNKS; k++) {
+        struct pf_span *s = pool[k];
+        if (!s)
+            continue;
+        pool_unlink(s);
+        if (k > n) { /* split: the tail stays pooled */
+            struct pf_region *r = s->region;
+            uint32_t chunk = (uint32_t)((s->start - r->base) / PF_CHUNK);
+            struct pf_span *rest = span_at(r, chunk + n, k - n);
+            rest->committed = s->committed;
+            rest->family = s->family;
+            pool_push(rest);
+            pf_pagemap_set((void *)rest->start, rest->bytes, rest);
+            s->nchunks = (uint16_t)n;
+            s->bytes = (size_t)n * PF_CHUNK;
+        }
+        s->region->in_use += n;
+        return s;
+    }
+    struct pf_region *r = regions;
+    if (r && r->carved + n <= PF_REGION_CHUNKS) {
+        struct pf_span *s = span_at(r, r->carved, n);
+        s->committed = 0; /* never touched: reads as zero */
+        r->carved += n;
+        r->in_use += n;
+        return s;
+    }
+    return NULL;
+}
+
+static struct pf_region *region_new(void)
+{
+    struct pf_region *r = pf_os_map_meta(sizeof(struct pf_region));
+    if (!r)
+        return NULL;
+    void *base = pf_os_map(PF_REGION_BYTES, PF_CHUNK);
+    /* Make the pagemap leaves exist now, so setting entries under the pool
+     * lock never maps. */
+    if (!base || pf_pagemap_set(base, PF_REGION_BYTES, NULL) != 0) {
+        if (base)
+            pf_os_unmap(base, PF_REGION_BYTES);
+        pf_os_unmap_meta(r, sizeof(struct pf_region));
+        return NULL;
+    }
+    r->base = (uintptr_t)base;
+    return r;
+}
+
+struct pf_span *pf_span_get(unsigned cls)
+{
+    uint32_t n = (uint32_t)(pf_class_span_bytes(cls) / PF_CHUNK);
+    pf_lock(&pool_lock);
+    struct pf_span *s = pool_take(n);
+    while (!s) {
+        pf_unlock(&pool_lock);
+        struct pf_region *r = region_new();
+        if (!r)
+            return NULL;
+        pf_lock(&pool_lock);
+        /* The head's uncarved tail is left for the pool to never see; a
+         * region is only retired when every carved chunk is free. */
+        r->next = regions;
+        regions = r;
+        s = pool_take(n);
+    }
+    uint32_t slot = pf_class_size[cls];
+    s->kind = PF_SPAN_SMALL;
+    s->cls = (uint8_t)cls;
+    s->slot_size = slot;
+    s->nslots = (uint32_t)(s->bytes / slot);
+    s->magic = (((uint64_t)1 << PF_MAGIC_SHIFT) + slot - 1) / slot;
+    s->used = s->nfree = s->bump = s->hint = 0;
+    s->fresh = !s->committed;
+    s->committed = 0;
+    s->listed = 0;
+    s->next = s->prev = NULL;
+    memset(s->freebits, 0, ((s->nslots + 63) / 64) * sizeof(uint64_t));
+    pf_pagemap_set((void *)s->start, s->bytes, s);
+    pf_unlock(&pool_lock);
+    return s;
+}
+
+void pf_span_put(struct pf_span *s)
+{
+    s->committed = 1;
+    pf_lock(&pool_lock);
+    s->region->in_use -= s->nchunks;
+    pool_push(s);
+    /* Beyond the cache bound, give the pages of the coldest spans back. */
+    while (pool_committed > pool_limit) {
+        struct pf_span *victim = NULL;
+        for (uint32_t k = PF_SPAN_MAX_CHUNKS; k >= 1 && !victim; k--)
+            for (struct pf_span *t = pool[k]; t; t = t->next)
+                if (t->committed)
+                    victim = t;
+        if (!victim)
+            break;
+        pool_unlink(victim);
+        victim->kind = PF_SPAN_SMALL; /* held: nobody takes it while unlocked */
+        pf_unlock(&pool_lock);
+        pf_os_decommit((void *)victim->start, victim->bytes);
+        pf_lock(&pool_lock);
+        victim->committed = 0;
+        pool_push(victim);
+    }
+    pf_unlock(&pool_lock);
+}
+
+void *pf_span_take(struct pf_span *s, int *clean)
+{
+    uint32_t idx;
+    if (s->nfree) {
+        uint32_t w = s->hint;
+        while (s->freebits[w] == 0)
+            w++;
+        s->hint = w;
+        uint64_t bits = s->freebits[w];
+        idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
+        s->freebits[w] = bits & (bits - 1);
+        s->nfree--;
+        *clean = s->state[idx] == PF_SLOT_CLEAN;
+    } else {
+        idx = s->bump++;
+        s->state[idx] = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
+        *clean = s->fresh;
+    }
+    s->used++;
+    return (void *)(s->start + (uintptr_t)idx * s->slot_size);
+}
+
+void pf_span_give(struct pf_span *s, uint32_t idx)
+{
+    s->freebits[idx >> 6] |= (uint64_t)1 << (idx & 63);
+    s->nfree++;
+    s->used--;
+    if ((idx >> 6) < s->hint)
+        s->hint = idx >> 6;
+}
+
+uint32_t pf_span_largest_free_run(const struct pf_span *s)
+{
+    uint32_t best = 0, run = 0;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        int is_free = i >= s->bump || (s->freebits[i >> 6] >> (i & 63) & 1);
+        run = is_free ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+
+size_t pf_span_trim(void)
+{
+    size_t released = 0;
+    pf_lock(&pool_lock);
+    /* 1. Give back the pages of every pooled span. */
+    for (;;) {
+        struct pf_span *victim = NULL;
+        for (uint32_t k = 1; k <= PF_SPAN_MAX_CHUNKS && !victim; k++)
+            for (struct pf_span *t = pool[k]; t && !victim; t = t->next)
+                if (t->committed)
+                    victim = t;
+        if (!victim)
+            break;
+        pool_unlink(victim);
+        victim->kind = PF_SPAN_SMALL;
+        pf_unlock(&pool_lock);
+        pf_os_decommit((void *)victim->start, victim->bytes);
+        released += victim->bytes;
+        pf_lock(&pool_lock);
+        victim->committed = 0;
+        pool_push(victim);
+    }
+    /* 2. Unmap regions none of whose chunks are in use. */
+    struct pf_region *dead = NULL;
+    for (struct pf_region **rp = &regions; *rp;) {
+        struct pf_region *r = *rp;
+        if (r->in_use != 0) {
+            rp = &r->next;
+            continue;
+        }
+        for (uint32_t k = 1; k <= PF_SPAN_MAX_CHUNKS; k++)
+            for (struct pf_span *t = pool[k], *nx; t; t = nx) {
+                nx = t->next;
+                if (t->region == r)
+                    pool_unlink(t);
+            }
+        pf_pagemap_set((void *)r->base, PF_REGION_BYTES, NULL);
+        *rp = r->next;
+        r->next = dead;
+        dead = r;
+    }
+    pf_unlock(&pool_lock);
+    while (dead) {
+        struct pf_region *r = dead;
+        dead = r->next;
+        pf_os_unmap((void *)r->base, PF_REGION_BYTES);
+        pf_os_unmap_meta(r, sizeof(struct pf_region));
+        released += PF_REGION_BYTES;
+    }
+    return released;
+}
+
+struct pf_span *pf_span_meta_new(void)
+{
+    pf_lock(&pool_lock);
+    struct pf_span *s = large_free;
+    if (s)
+        large_free = s->next;
+    pf_unlock(&pool_lock);
+    if (!s)
+        s = pf_meta_alloc(sizeof(*s));
+    else
+        memset(s, 0, sizeof(*s));
+    return s;
+}
+
+void pf_span_meta_free(struct pf_span *s)
+{
+    pf_lock(&pool_lock);
+    s->next = large_free;
+    large_free = s;
+    pf_unlock(&pool_lock);
+}
+
+void pf_span_fork_lock(void)
+{
+    pf_lock(&meta_lock);
+    pf_lock(&pool_lock);
+}
+
+void pf_span_fork_unlock(int child)
+{
+    if (child) {
+        pf_lock_reset(&pool_lock);
+        pf_lock_reset(&meta_lock);
+    } else {
+        pf_unlock(&pool_lock);
+        pf_unlock(&meta_lock);
+    }
+}

@@ -1,0 +1,103 @@
+/*
+ * span.h — spans and the regions they are carved from.
+ *
+ * A region is a 16 MiB mapping split into 64 KiB chunks; a small span is a
+ * run of 1..16 chunks carved into equal slots of one class. All span
+ * metadata is out of line, in the region's metadata mapping:
+ *   state[i]  per slot: 0 free and known zero, 1 free (dirty), >= 2 live,
+ *             with (state - 2) == slot size - requested bytes
+ *   freebits  bit i set: slot i sits free in the span (i < bump)
+ * Invariant: used + nfree + (nslots - bump) == nslots.
+ * Empty spans go to a pool (split on demand, pages given back beyond a
+ * bounded cache); a region whose chunks are all free is unmapped by trim.
+ * A large block has a span of its own (kind PF_SPAN_LARGE) and a mapping of
+ * its own.
+ */
+#ifndef PF_SPAN_H
+#define PF_SPAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+#include "pagemap.h"
+#include "sizeclass.h"
+
+#define PF_REGION_BYTES ((size_t)16 << 20)
+#define PF_REGION_CHUNKS (PF_REGION_BYTES / PF_CHUNK)
+#define PF_SPAN_MAX_CHUNKS 16
+#define PF_MAX_SLOTS (PF_CHUNK / 16) /* 4096: a span never has more slots */
+#define PF_MAGIC_SHIFT 40
+
+enum pf_span_kind { PF_SPAN_FREE = 0, PF_SPAN_SMALL = 1, PF_SPAN_LARGE = 2, PF_SPAN_GONE = 3 };
+enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };
+
+struct pf_family;
+struct pf_region;
+
+struct pf_span {
+    uintptr_t start;          /* first slot (or the large block) */
+    uint64_t magic;           /* slot index == (offset * magic) >> 40 for offset < 1 MiB */
+    struct pf_family *family; /* owner; kept after release to name the family in errors */
+    struct pf_span *next;     /* family's partial list, or the pool */
+    struct pf_span *prev;
+    struct pf_span *anext;    /* all spans of the family (leak walk, detail report) */
+    struct pf_span *aprev;
+    uint16_t *state;          /* per-slot state, see above */
+    uint64_t *freebits;       /* free slots below bump */
+    struct pf_region *region; /* NULL for large spans */
+    size_t bytes;             /* span bytes, or the large mapping's bytes */
+    size_t req;               /* large: bytes requested */
+    uint32_t slot_size;       /* bytes per slot */
+    uint32_t nslots;          /* slots in the span */
+    uint32_t used;            /* slots out of the span: live or in a thread cache */
+    uint32_t nfree;           /* bits set in freebits */
+    uint32_t bump;            /* slots [bump, nslots) never handed out since made */
+    uint32_t hint;            /* first freebits word that may be non-zero */
+    uint16_t nchunks;         /* chunks covered */
+    uint8_t cls;              /* size class of the slots */
+    uint8_t kind;             /* enum pf_span_kind */
+    uint8_t fresh;            /* 1: slots >= bump read as zero */
+    uint8_t cached;           /* 1: slots pass through thread caches */
+    uint8_t listed;           /* on the family's partial list */
+    uint8_t committed;        /* pooled span whose pages are still resident */
+    uint32_t align_off;       /* large: offset of the block inside its mapping */
+};
+
+/* Slot index of `off` bytes into the span; exact for off < 1 MiB. */
+PF_INLINE uint32_t pf_span_index(const struct pf_span *s, uintptr_t off)
+{
+    return (uint32_t)((off * s->magic) >> PF_MAGIC_SHIFT);
+}
+
+/* A span of `cls` from the pool or a new region; NULL when the OS says no.
+ * Takes the pool lock; makes syscalls only outside it. */
+PF_HIDDEN struct pf_span *pf_span_get(unsigned cls);
+/* An empty span goes back to the pool (caller holds no lock). */
+PF_HIDDEN void pf_span_put(struct pf_span *s);
+/* Takes one slot out of s (s->used < nslots); sets *clean when it reads as
+ * zero. Caller holds the owning family's lock. */
+PF_HIDDEN void *pf_span_take(struct pf_span *s, int *clean);
+/* Returns slot `idx` to s. Caller holds the owning family's lock. */
+PF_HIDDEN void pf_span_give(struct pf_span *s, uint32_t idx);
+/* Longest run of free slots (for reports). Caller holds the family's lock. */
+PF_HIDDEN uint32_t pf_span_largest_free_run(const struct pf_span *s);
+/* Decommits every pooled span, unmaps wholly free regions. Returns bytes released. */
+PF_HIDDEN size_t pf_span_trim(void);
+/* Bytes of pooled spans whose pages are still resident. */
+PF_HIDDEN size_t pf_span_cached_bytes(void);
+PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
+
+/* Large-span structs (from metadata memory, recycled). */
+PF_HIDDEN struct pf_span *pf_span_meta_new(void);
+PF_HIDDEN void pf_span_meta_free(struct pf_span *s);
+
+/* Fork: the pool lock, held across fork by the prepare handler. */
+PF_HIDDEN void pf_span_fork_lock(void);
+PF_HIDDEN void pf_span_fork_unlock(int child);
+
+/* Metadata memory: bump-allocated from mappings of pfalloc's own, zeroed,
+ * 16-byte aligned, never returned. NULL when the OS says no. */
+PF_HIDDEN void *pf_meta_alloc(size_t bytes);
+
+#endif

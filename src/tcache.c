@@ -1,0 +1,142 @@
+/*
+ * tcache.c — creation, adoption, refill, flush and thread exit of the
+ * per-thread caches. Bins hold a bounded number of slots (fewer for large
+ * classes), so the memory a thread can park is bounded too.
+ */
+#include "tcache.h"
+
+#include <pthread.h>
+
+__thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
+/* 1 once this thread's key destructor ran: stay on the locked path. */
+static __thread int tc_dead __attribute__((tls_model("initial-exec")));
+
+static struct pf_tcache *_Atomic all_caches;
+static pthread_key_t exit_key;
+static atomic_int key_state; /* 0 none, 1 creating, 2 ready */
+
+static uint32_t bin_cap(unsigned cls)
+{
+    uint32_t slot = pf_class_size[cls];
+    uint32_t cap = (uint32_t)(32768 / slot);
+    if (cap > PF_TC_MAX)
+        cap = PF_TC_MAX;
+    if (cap < 2)
+        cap = 2;
+    return cap;
+}
+
+static void flush_all(struct pf_tcache *tc)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        struct pf_bin *b = &tc->bins[c];
+        if (b->count) {
+            pf_family_flush(pf_family_class(c), c, b->slots, (int)b->count);
+            b->count = 0;
+        }
+    }
+}
+
+static void thread_exit(void *arg)
+{
+    struct pf_tcache *tc = arg;
+    pf_tc = NULL;
+    tc_dead = 1;
+    flush_all(tc);
+    atomic_store_explicit(&tc->in_use, 0, memory_order_release);
+}
+
+struct pf_tcache *pf_tcache_get(void)
+{
+    if (tc_dead)
+        return NULL;
+    struct pf_tcache *tc = NULL;
+    /* Adopt a cache an exited thread left behind, counters and all. */
+    for (struct pf_tcache *t = atomic_load_explicit(&all_caches, memory_order_acquire); t;
+         t = t->next_all) {
+        int zero = 0;
+        if (atomic_load_explicit(&t->in_use, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong(&t->in_use, &zero, 1)) {
+            tc = t;
+            break;
+        }
+    }
+    if (!tc) {
+        tc = pf_meta_alloc(sizeof(*tc));
+        if (!tc)
+            return NULL;
+        for (unsigned c = 0; c < PF_NCLASSES; c++) {
+            tc->bins[c].cap = bin_cap(c);
+            tc->bins[c].slots = tc->store[c];
+        }
+        atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
+        struct pf_tcache *head = atomic_load_explicit(&all_caches, memory_order_relaxed);
+        do
+            tc->next_all = head;
+        while (!atomic_compare_exchange_weak_explicit(&all_caches, &head, tc, memory_order_release,
+                                                      memory_order_relaxed));
+    }
+    /* Register the exit hook. pthread_key_create and pthread_setspecific on a
+     * low key index allocate nothing. */
+    int st = atomic_load_explicit(&key_state, memory_order_acquire);
+    if (st != 2) {
+        int zero = 0;
+        if (st == 0 && atomic_compare_exchange_strong(&key_state, &zero, 1)) {
+            pthread_key_create(&exit_key, thread_exit);
+            atomic_store_explicit(&key_state, 2, memory_order_release);
+        } else {
+            while (atomic_load_explicit(&key_state, memory_order_acquire) != 2)
+                ;
+        }
+    }
+    pthread_setspecific(exit_key, tc);
+    pf_tc = tc;
+    return tc;
+}
+
+void *pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
+{
+    struct pf_bin *b = &tc->bins[cls];
+    int want = (int)(b->cap / 2);
+    if (want < 1)
+        want = 1;
+    int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want);
+    b->count += (uint32_t)n;
+    if (!b->count)
+        return NULL;
+    return b->slots[--b->count];
+}
+
+void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
+{
+    struct pf_bin *b = &tc->bins[cls];
+    /* Give back the older half (bottom of the stack); keep the warm top. */
+    uint32_t n = b->count / 2;
+    if (n == 0)
+        n = b->count;
+    pf_family_flush(pf_family_class(cls), cls, b->slots, (int)n);
+    for (uint32_t i = n; i < b->count; i++)
+        b->slots[i - n] = b->slots[i];
+    b->count -= n;
+}
+
+void pf_tcache_drain(void)
+{
+    if (pf_tc)
+        flush_all(pf_tc);
+}
+
+struct pf_tcache *pf_tcache_first(void)
+{
+    return atomic_load_explicit(&all_caches, memory_order_acquire);
+}
+
+void pf_tcache_fork_child(void)
+{
+    for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all) {
+        if (t == pf_tc || atomic_load_explicit(&t->in_use, memory_order_relaxed) == 0)
+            continue;
+        flush_all(t);
+        atomic_store_explicit(&t->in_use, 0, memory_order_relaxed);
+    }
+}
