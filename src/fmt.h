@@ -1,0 +1,66 @@
+/*
+ * fmt.h — a formatter that is safe inside a signal handler. It appends text
+ * into a buffer the caller owns; with an fd it writes the buffer out through
+ * pf_os_write_all whenever it fills, without one (fd == -1) it keeps what
+ * fits and remembers that the rest was dropped. It never allocates, locks or
+ * uses floating point, and its only syscall is write(2) on a flush.
+ * Invariant: len < cap, so buf[len] can always hold the terminating NUL.
+ */
+#ifndef PF_FMT_H
+#define PF_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+
+struct pf_fmt {
+    char *buf;     /* caller's storage */
+    size_t cap;    /* bytes of buf; at most cap - 1 hold text */
+    size_t len;    /* bytes of text now in buf */
+    int fd;           /* where a full buffer goes, or -1 to keep everything in memory */
+    int err;          /* errno of the first failed write; output stops after it */
+    int truncated;    /* memory mode: 1 once some text did not fit */
+    uint64_t written; /* bytes already handed to fd; total text == written + len */
+};
+
+/* cap must be at least 2 (one byte of text plus the NUL). */
+PF_HIDDEN void pf_fmt_init(struct pf_fmt *f, char *buf, size_t cap, int fd);
+/* fd mode: writes out what is buffered. Returns 0, or -1 with errno set to the
+   first write error seen. Memory mode: returns 0 and keeps the text. */
+PF_HIDDEN int pf_fmt_flush(struct pf_fmt *f);
+/* The text so far, NUL-terminated (memory mode: everything that fitted). */
+PF_HIDDEN const char *pf_fmt_cstr(struct pf_fmt *f);
+
+PF_HIDDEN void pf_fmt_mem(struct pf_fmt *f, const char *s, size_t n);
+PF_HIDDEN void pf_fmt_str(struct pf_fmt *f, const char *s); /* NULL prints "(null)" */
+PF_HIDDEN void pf_fmt_char(struct pf_fmt *f, char c);
+PF_HIDDEN void pf_fmt_repeat(struct pf_fmt *f, char c, size_t n);
+PF_HIDDEN void pf_fmt_u64(struct pf_fmt *f, uint64_t v);
+PF_HIDDEN void pf_fmt_i64(struct pf_fmt *f, int64_t v);
+/* "0x" then lowercase hex digits, no leading zeros ("0x0" for zero). */
+PF_HIDDEN void pf_fmt_hex(struct pf_fmt *f, uint64_t v);
+/* v / 10^decimals with exactly `decimals` digits after the point
+   (pf_fmt_fixed(f, 1234, 3) -> "1.234"); decimals at most 19. */
+PF_HIDDEN void pf_fmt_fixed(struct pf_fmt *f, uint64_t v, unsigned decimals);
+/* Bytes in human form: "0 B", "1023 B", "12.5 KiB", "3.0 MiB", ... "16.0 EiB";
+   one decimal, rounded to nearest. */
+PF_HIDDEN void pf_fmt_size(struct pf_fmt *f, uint64_t bytes);
+/* num / den as a percentage with one decimal, rounded: "37.5%". den == 0
+   prints "-". Ratios above 100% print as they are. */
+PF_HIDDEN void pf_fmt_pct(struct pf_fmt *f, uint64_t num, uint64_t den);
+/* s as a JSON string, quotes included. Control characters, '"' and '\\' are
+   escaped; valid UTF-8 passes through, each byte of an invalid sequence
+   becomes \ufffd so the output is always valid JSON. NULL prints null. */
+PF_HIDDEN void pf_fmt_json_str(struct pf_fmt *f, const char *s);
+
+/* Fixed-width fields. width > 0: right-aligned (padded on the left);
+   width < 0: left-aligned (padded on the right). Text longer than the field
+   is written whole. */
+PF_HIDDEN void pf_fmt_pad(struct pf_fmt *f, const char *s, size_t n, int width);
+PF_HIDDEN void pf_fmt_str_w(struct pf_fmt *f, const char *s, int width);
+PF_HIDDEN void pf_fmt_u64_w(struct pf_fmt *f, uint64_t v, int width);
+PF_HIDDEN void pf_fmt_size_w(struct pf_fmt *f, uint64_t bytes, int width);
+PF_HIDDEN void pf_fmt_pct_w(struct pf_fmt *f, uint64_t num, uint64_t den, int width);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * test_fmt.c — the signal-safe formatter: integer edge values, fixed-width
+ * fields, human sizes and percentages, truncation in memory mode, flushing
+ * through a small buffer to a pipe, write errors, and JSON string escaping
+ * (checked by hand and by a JSON parser).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fmt.h"
+
+/* Formats with `body` into a fresh in-memory formatter and returns the text. */
+#define FMT(body)                                                                                  \
+    ({                                                                                             \
+        static char fmt_buf_[256];                                                                 \
+        struct pf_fmt f_;                                                                          \
+        struct pf_fmt *f = &f_;                                                                    \
+        pf_fmt_init(f, fmt_buf_, sizeof fmt_buf_, -1);                                             \
+        body;                                                                                      \
+        cr_assert_eq(f_.truncated, 0);                                                             \
+        pf_fmt_cstr(f);                                                                            \
+    })
+
+Test(fmt, unsigned_edges)
+{
+    cr_assert_str_eq(FMT(pf_fmt_u64(f, 0)), "0");
+    cr_assert_str_eq(FMT(pf_fmt_u64(f, 9)), "9");
+    cr_assert_str_eq(FMT(pf_fmt_u64(f, 10)), "10");
+    cr_assert_str_eq(FMT(pf_fmt_u64(f, 1000000)), "1000000");
+    cr_assert_str_eq(FMT(pf_fmt_u64(f, UINT64_MAX)), "18446744073709551615");
+}
+
+Test(fmt, signed_edges)
+{
+    cr_assert_str_eq(FMT(pf_fmt_i64(f, 0)), "0");
+    cr_assert_str_eq(FMT(pf_fmt_i64(f, -1)), "-1");
+    cr_assert_str_eq(FMT(pf_fmt_i64(f, 42)), "42");
+    cr_assert_str_eq(FMT(pf_fmt_i64(f, INT64_MAX)), "9223372036854775807");
+    cr_assert_str_eq(FMT(pf_fmt_i64(f, INT64_MIN)), "-9223372036854775808");
+}
+
+Test(fmt, hex)
+{
+    cr_assert_str_eq(FMT(pf_fmt_hex(f, 0)), "0x0");
+    cr_assert_str_eq(FMT(pf_fmt_hex(f, 0xdeadbeef)), "0xdeadbeef");
+    cr_assert_str_eq(FMT(pf_fmt_hex(f, 0x7f0000001000)), "0x7f0000001000");
+    cr_assert_str_eq(FMT(pf_fmt_hex(f, UINT64_MAX)), "0xffffffffffffffff");
+}
+
+Test(fmt, fixed_point)
+{
+    cr_assert_str_eq(FMT(pf_fmt_fixed(f, 1234, 3)), "1.234");
+    cr_assert_str_eq(FMT(pf_fmt_fixed(f, 5, 3)), "0.005");
+    cr_assert_str_eq(FMT(pf_fmt_fixed(f, 1000, 3)), "1.000");
+    cr_assert_str_eq(FMT(pf_fmt_fixed(f, 0, 1)), "0.0");
+    cr_assert_str_eq(FMT(pf_fmt_fixed(f, 7, 0)), "7");
+    cr_assert_str_eq(FMT(pf_fmt_fixed(f, UINT64_MAX, 19)), "1.8446744073709551615");
+}
+
+Test(fmt, sizes)
+{
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 0)), "0 B");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 1023)), "1023 B");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 1024)), "1.0 KiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 1536)), "1.5 KiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 12800)), "12.5 KiB");
+    /* 1075 B = 1.0498 KiB rounds down, 1076 B = 1.0508 KiB rounds up. */
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 1075)), "1.0 KiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 1076)), "1.1 KiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, 3u << 20)), "3.0 MiB");
+    /* One byte short of a MiB rounds into the next unit, not "1024.0 KiB". */
+    cr_assert_str_eq(FMT(pf_fmt_size(f, (1u << 20) - 1)), "1.0 MiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, (uint64_t)5 << 30)), "5.0 GiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, (uint64_t)1 << 40)), "1.0 TiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, (uint64_t)1 << 50)), "1.0 PiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, (uint64_t)1 << 60)), "1.0 EiB");
+    cr_assert_str_eq(FMT(pf_fmt_size(f, UINT64_MAX)), "16.0 EiB");
+}
+
+Test(fmt, percentages)
+{
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 0, 5)), "0.0%");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 1, 3)), "33.3%");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 2, 3)), "66.7%");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 1, 1)), "100.0%");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 3, 2)), "150.0%");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 1, 2000)), "0.1%"); /* 0.05% rounds half up */
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, 5, 0)), "-");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, UINT64_MAX, UINT64_MAX)), "100.0%");
+    cr_assert_str_eq(FMT(pf_fmt_pct(f, UINT64_MAX / 4, UINT64_MAX)), "25.0%");
+}
+
+Test(fmt, padding)
+{
+    cr_assert_str_eq(FMT(pf_fmt_u64_w(f, 42, 5)), "   42");
+    cr_assert_str_eq(FMT(pf_fmt_u64_w(f, 42, -5)), "42   ");
+    cr_assert_str_eq(FMT(pf_fmt_u64_w(f, 123456, 3)), "123456");
+    cr_assert_str_eq(FMT(pf_fmt_u64_w(f, UINT64_MAX, 22)), "  18446744073709551615");
+    cr_assert_str_eq(FMT(pf_fmt_str_w(f, "ab", -4); pf_fmt_char(f, '|')), "ab  |");
+    cr_assert_str_eq(FMT(pf_fmt_str_w(f, "abcdef", 3)), "abcdef");
+    cr_assert_str_eq(FMT(pf_fmt_str_w(f, "", 3)), "   ");
+    cr_assert_str_eq(FMT(pf_fmt_size_w(f, 12800, 10)), "  12.5 KiB");
+    cr_assert_str_eq(FMT(pf_fmt_pct_w(f, 1, 4, -7); pf_fmt_char(f, '|')), "25.0%  |");
+    cr_assert_str_eq(FMT(pf_fmt_repeat(f, '-', 70)),
+                     "----------------------------------------------------------------------");
+    cr_assert_str_eq(FMT(pf_fmt_str(f, NULL)), "(null)");
+}
+
+Test(fmt, memory_mode_truncates)
+{
+    char buf[8];
+    struct pf_fmt f;
+    pf_fmt_init(&f, buf, sizeof buf, -1);
+    pf_fmt_str(&f, "hello");
+    cr_assert_eq(f.truncated, 0);
+    pf_fmt_str(&f, " world");
+    cr_assert_eq(f.truncated, 1);
+    cr_assert_eq(f.len, sizeof buf - 1);
+    cr_assert_str_eq(pf_fmt_cstr(&f), "hello w");
+    pf_fmt_u64(&f, 12345);
+    cr_assert_str_eq(pf_fmt_cstr(&f), "hello w");
+    cr_assert_eq(pf_fmt_flush(&f), 0); /* memory mode: nothing to write, text kept */
+    cr_assert_str_eq(pf_fmt_cstr(&f), "hello w");
+}
+
+/* Everything written into a formatter with a tiny buffer arrives through the
+   pipe in order, in several writes. */
+Test(fmt, small_buffer_flushes_to_fd)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    char small[5];
+    struct pf_fmt f;
+    pf_fmt_init(&f, small, sizeof small, p[1]);
+    char expect[4096];
+    size_t n = 0;
+    for (unsigned i = 0; i < 300; i++) {
+        pf_fmt_u64(&f, i);
+        pf_fmt_char(&f, ',');
+        n += (size_t)sprintf(expect + n, "%u,", i);
+    }
+    pf_fmt_json_str(&f, "q\"\n");
+    n += (size_t)sprintf(expect + n, "%s", "\"q\\\"\\n\"");
+    cr_assert_eq(pf_fmt_flush(&f), 0);
+    cr_assert_eq(f.truncated, 0);
+    cr_assert_eq(f.written, n);
+    cr_assert_eq(f.len, 0);
+    close(p[1]);
+    char got[4096];
+    size_t g = 0;
+    ssize_t r;
+    while ((r = read(p[0], got + g, sizeof got - 1 - g)) > 0)
+        g += (size_t)r;
+    close(p[0]);
+    got[g] = '\0';
+    expect[n] = '\0';
+    cr_assert_eq(g, n);
+    cr_assert_str_eq(got, expect);
+}
+
+Test(fmt, write_error_is_reported)
+{
+    int fd = open("/dev/null", O_RDONLY);
+    cr_assert_geq(fd, 0);
+    char buf[4];
+    struct pf_fmt f;
+    pf_fmt_init(&f, buf, sizeof buf, fd);
+    pf_fmt_str(&f, "more than four bytes");
+    errno = 0;
+    cr_assert_eq(pf_fmt_flush(&f), -1);
+    cr_assert_eq(errno, EBADF);
+    cr_assert_eq(f.err, EBADF);
+    cr_assert_eq(f.written, 0);
+    close(fd);
+}
+
+Test(fmt, json_escaping)
+{
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "")), "\"\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "malloc-64")), "\"malloc-64\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "say \"hi\"")), "\"say \\\"hi\\\"\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "a\\b")), "\"a\\\\b\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "l1\nl2\r\t\b\f")), "\"l1\\nl2\\r\\t\\b\\f\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\x01\x1f")), "\"\\u0001\\u001f\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\x7f")), "\"\x7f\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80")),
+                     "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+    /* Invalid UTF-8: a lone continuation byte, a truncated sequence, an
+       overlong form, a surrogate, 0xff. */
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\x80")), "\"\\ufffd\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "x\xe2\x82")), "\"x\\ufffd\\ufffd\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\xc0\xaf")), "\"\\ufffd\\ufffd\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\xed\xa0\x80")), "\"\\ufffd\\ufffd\\ufffd\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\xff")), "\"\\ufffd\"");
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, NULL)), "null");
+}
+
+/* A parser agrees: every byte 1..255 escaped gives a valid JSON string whose
+   ASCII part decodes back to the original characters. */
+Test(fmt, json_escaping_parses)
+{
+    if (system("command -v python3 >/dev/null 2>&1") != 0)
+        cr_skip_test("python3 not available");
+    char in[256];
+    for (int i = 1; i < 256; i++)
+        in[i - 1] = (char)i;
+    in[255] = '\0';
+    static char out[4096];
+    struct pf_fmt f;
+    pf_fmt_init(&f, out, sizeof out, -1);
+    pf_fmt_json_str(&f, in);
+    cr_assert_eq(f.truncated, 0);
+    char path[] = "/tmp/pf_fmt_json_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, out, f.len), (ssize_t)f.len);
+    close(fd);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read()); "
+             "exp=\"\".join(chr(i) for i in range(1,128)); "
+             "sys.exit(0 if s[:127]==exp and set(s[127:])=={chr(0xfffd)} else 1)' %s",
+             path);
+    int st = system(cmd);
+    unlink(path);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "python rejected %s", out);
+}
