@@ -105,7 +105,7 @@ struct pf_totals {
     uint64_t madvise_calls;
     uint64_t mremap_calls;
     uint64_t families;          /* families registered */
-    uint64_t threads;           /* threads that have allocated */
+    uint64_t threads;           /* threads holding a thread cache now */
 };
 
 struct pf_stats {
@@ -122,10 +122,17 @@ struct pf_stats {
 PF_API int pf_stats_get(struct pf_stats *out);
 
 /* Printers: write to fd with write(2), no stdio, no allocation.
- * Each returns 0, or -1 with errno from write. */
+ * Each returns 0, or -1 with errno from write, or -1 with EAGAIN when
+ * another report of this process is being written at that moment (a
+ * one-line notice is written instead; nothing waits). */
 PF_API int pf_print_families(int fd);                  /* one row per family */
 PF_API int pf_print_family(int fd, const char *name);  /* one family's spans */
 PF_API int pf_print_totals(int fd);                    /* process totals */
+
+/* The full report (header, totals, families; reason "request") to where
+ * PFALLOC_OUT and PFALLOC_FORMAT say (stderr, text by default).
+ * Async-signal-safe. Returns 0, or -1 with errno. */
+PF_API int pf_report(void);
 
 #ifdef __cplusplus
 }

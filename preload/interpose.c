@@ -16,21 +16,68 @@
 
 #include "../include/pfalloc.h"
 #include "alloc.h"
+#include "callsite.h"
 #include "fmt.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 /* ---- the malloc family --------------------------------------------------- */
-EXPORT void *malloc(size_t n) { return pf_malloc(n); }
+EXPORT void *malloc(size_t n)
+{
+    void *p = pf_malloc(n);
+    PF_SITE(p);
+    return p;
+}
 EXPORT void free(void *p) { pf_free(p); }
-EXPORT void *calloc(size_t n, size_t s) { return pf_calloc(n, s); }
-EXPORT void *realloc(void *p, size_t n) { return pf_realloc(p, n); }
-EXPORT void *reallocarray(void *p, size_t n, size_t s) { return pf_reallocarray(p, n, s); }
-EXPORT int posix_memalign(void **out, size_t a, size_t n) { return pf_posix_memalign(out, a, n); }
-EXPORT void *aligned_alloc(size_t a, size_t n) { return pf_aligned_alloc(a, n); }
-EXPORT void *memalign(size_t a, size_t n) { return pf_memalign(a, n); }
-EXPORT void *valloc(size_t n) { return pf_valloc(n); }
-EXPORT void *pvalloc(size_t n) { return pf_pvalloc(n); }
+EXPORT void *calloc(size_t n, size_t s)
+{
+    void *p = pf_calloc(n, s);
+    PF_SITE(p);
+    return p;
+}
+EXPORT void *realloc(void *old, size_t n)
+{
+    void *p = pf_realloc(old, n);
+    PF_SITE(p);
+    return p;
+}
+EXPORT void *reallocarray(void *old, size_t n, size_t s)
+{
+    void *p = pf_reallocarray(old, n, s);
+    PF_SITE(p);
+    return p;
+}
+EXPORT int posix_memalign(void **out, size_t a, size_t n)
+{
+    int rc = pf_posix_memalign(out, a, n);
+    if (rc == 0)
+        PF_SITE(*out);
+    return rc;
+}
+EXPORT void *aligned_alloc(size_t a, size_t n)
+{
+    void *p = pf_aligned_alloc(a, n);
+    PF_SITE(p);
+    return p;
+}
+EXPORT void *memalign(size_t a, size_t n)
+{
+    void *p = pf_memalign(a, n);
+    PF_SITE(p);
+    return p;
+}
+EXPORT void *valloc(size_t n)
+{
+    void *p = pf_valloc(n);
+    PF_SITE(p);
+    return p;
+}
+EXPORT void *pvalloc(size_t n)
+{
+    void *p = pf_pvalloc(n);
+    PF_SITE(p);
+    return p;
+}
 EXPORT size_t malloc_usable_size(void *p) { return pf_malloc_usable_size(p); }
 
 EXPORT void cfree(void *p);
@@ -42,9 +89,24 @@ EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a; (void)n; 
 
 /* glibc's internal names, which some programs and libraries call directly. */
 #define DECL(ret, name, args) EXPORT ret name args; EXPORT ret name args
-DECL(void *, __libc_malloc, (size_t n)) { return pf_malloc(n); }
-DECL(void *, __libc_calloc, (size_t n, size_t s)) { return pf_calloc(n, s); }
-DECL(void *, __libc_realloc, (void *p, size_t n)) { return pf_realloc(p, n); }
+DECL(void *, __libc_malloc, (size_t n))
+{
+    void *p = pf_malloc(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, __libc_calloc, (size_t n, size_t s))
+{
+    void *p = pf_calloc(n, s);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, __libc_realloc, (void *old, size_t n))
+{
+    void *p = pf_realloc(old, n);
+    PF_SITE(p);
+    return p;
+}
 DECL(void, __libc_free, (void *p)) { pf_free(p); }
 DECL(void *, __libc_memalign, (size_t a, size_t n)) { return pf_memalign(a, n); }
 DECL(void *, __libc_valloc, (size_t n)) { return pf_valloc(n); }
@@ -98,21 +160,57 @@ static inline void *cxx_new_aligned(size_t n, size_t a, int nothrow)
 
 typedef struct nothrow_tag nothrow_t; /* std::nothrow_t: never looked at */
 
-DECL(void *, _Znwm, (size_t n)) { return cxx_new(n); }
-DECL(void *, _Znam, (size_t n)) { return cxx_new(n); }
-DECL(void *, _ZnwmRKSt9nothrow_t, (size_t n, const nothrow_t *t)) { (void)t; return cxx_new_nothrow(n); }
-DECL(void *, _ZnamRKSt9nothrow_t, (size_t n, const nothrow_t *t)) { (void)t; return cxx_new_nothrow(n); }
-DECL(void *, _ZnwmSt11align_val_t, (size_t n, size_t a)) { return cxx_new_aligned(n, a, 0); }
-DECL(void *, _ZnamSt11align_val_t, (size_t n, size_t a)) { return cxx_new_aligned(n, a, 0); }
+DECL(void *, _Znwm, (size_t n))
+{
+    void *p = cxx_new(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, _Znam, (size_t n))
+{
+    void *p = cxx_new(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, _ZnwmRKSt9nothrow_t, (size_t n, const nothrow_t *t))
+{
+    (void)t;
+    void *p = cxx_new_nothrow(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, _ZnamRKSt9nothrow_t, (size_t n, const nothrow_t *t))
+{
+    (void)t;
+    void *p = cxx_new_nothrow(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, _ZnwmSt11align_val_t, (size_t n, size_t a))
+{
+    void *p = cxx_new_aligned(n, a, 0);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, _ZnamSt11align_val_t, (size_t n, size_t a))
+{
+    void *p = cxx_new_aligned(n, a, 0);
+    PF_SITE(p);
+    return p;
+}
 DECL(void *, _ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const nothrow_t *t))
 {
     (void)t;
-    return cxx_new_aligned(n, a, 1);
+    void *p = cxx_new_aligned(n, a, 1);
+    PF_SITE(p);
+    return p;
 }
 DECL(void *, _ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const nothrow_t *t))
 {
     (void)t;
-    return cxx_new_aligned(n, a, 1);
+    void *p = cxx_new_aligned(n, a, 1);
+    PF_SITE(p);
+    return p;
 }
 DECL(void, _ZdlPv, (void *p)) { pf_free(p); }
 DECL(void, _ZdaPv, (void *p)) { pf_free(p); }

@@ -14,6 +14,7 @@
 
 #include "family.h"
 #include "large.h"
+#include "sites.h"
 #include "tcache.h"
 
 #define WASTE_MAX (65535u - PF_SLOT_LIVE)
@@ -185,7 +186,7 @@ static void *aligned(size_t align, size_t n)
 {
     if (align <= 16)
         return pf_malloc(n);
-    if (n <= PF_SMALL_MAX && align <= 16384) {
+    if (n <= PF_SMALL_MAX && align <= PF_CHUNK) {
         unsigned cls = aligned_class(n < align ? align : n, align);
         if (cls < PF_NCLASSES) {
             if (pf_class_size[cls] - n > WASTE_MAX)
@@ -291,6 +292,8 @@ void pf_free(void *p)
     if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
         pf_alloc_bad_pointer(p);
     s->state[idx] = PF_SLOT_DIRTY;
+    if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
+        s->sites[idx] = 0;
     struct pf_tcache *tc = pf_tc;
     if (PF_LIKELY(s->cached && tc != NULL)) {
         struct pf_bin *b = &tc->bins[s->cls];
@@ -412,7 +415,7 @@ static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
 {
     int saved = errno;
     void *p;
-    if (bytes <= PF_SMALL_MAX && align <= 16384) {
+    if (bytes <= PF_SMALL_MAX && align <= PF_CHUNK) {
         unsigned cls = aligned_class(bytes < align ? align : bytes, align);
         if (cls < PF_NCLASSES) {
             size_t req = bytes;
@@ -447,7 +450,10 @@ void *pf_family_alloc(pf_family_t *f, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return typed_bytes(f, bytes, f->obj_align);
+    void *p = typed_bytes(f, bytes, f->obj_align);
+    if (PF_UNLIKELY(pf_sites_on) && p)
+        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
+    return p;
 }
 
 void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
@@ -466,7 +472,10 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return typed_bytes(f, bytes, f->obj_align);
+    void *p = typed_bytes(f, bytes, f->obj_align);
+    if (PF_UNLIKELY(pf_sites_on) && p)
+        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
+    return p;
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */

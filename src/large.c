@@ -17,7 +17,8 @@ static size_t round_pages(size_t n)
 
 void *pf_large_alloc(struct pf_family *f, size_t req, size_t align)
 {
-    size_t bytes = round_pages(req ? req : 1);
+    /* At least a chunk, so no two blocks start in the same chunk. */
+    size_t bytes = round_pages(req < PF_CHUNK ? PF_CHUNK : req);
     if (bytes < req || req > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -60,7 +61,7 @@ void pf_large_free(struct pf_span *s)
 
 void *pf_large_realloc(struct pf_span *s, size_t req)
 {
-    size_t bytes = round_pages(req);
+    size_t bytes = round_pages(req < PF_CHUNK ? PF_CHUNK : req);
     if (bytes < req || req > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;

@@ -52,6 +52,7 @@ struct pf_region {
     struct pf_region *next;  /* all regions */
     uint32_t carved;         /* chunks [0, carved) have been made into spans */
     uint32_t in_use;         /* chunks held by live (non-pooled) spans */
+    uint32_t *sites;         /* PF_MAX_SLOTS call-site ids per chunk, or NULL */
     struct pf_span spans[PF_REGION_CHUNKS];  /* span of the run starting at chunk i */
     struct slotmeta meta[PF_REGION_CHUNKS];  /* slot metadata of the span at chunk i */
 };
@@ -62,6 +63,9 @@ static struct pf_span *pool[PF_SPAN_MAX_CHUNKS + 1]; /* empty spans by chunk cou
 static size_t pool_committed;         /* bytes of pooled spans still resident */
 static size_t pool_limit = (size_t)8 << 20;
 static struct pf_span *large_free;    /* recycled large-span structs */
+static int sites_on;                  /* new regions get call-site arrays */
+
+#define SITES_BYTES (PF_REGION_CHUNKS * PF_MAX_SLOTS * sizeof(uint32_t))
 
 void pf_span_set_cache_limit(size_t bytes) { pool_limit = bytes; }
 
@@ -114,6 +118,7 @@ static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nch
     s->bytes = (size_t)nchunks * PF_CHUNK;
     s->state = r->meta[chunk].state;
     s->freebits = r->meta[chunk].bits;
+    s->sites = r->sites ? r->sites + (size_t)chunk * PF_MAX_SLOTS : NULL;
     return s;
 }
 
@@ -165,6 +170,8 @@ static struct pf_region *region_new(void)
         return NULL;
     }
     r->base = (uintptr_t)base;
+    if (sites_on)
+        r->sites = pf_os_map_meta(SITES_BYTES); /* NULL: this region records none */
     return r;
 }
 
@@ -317,10 +324,36 @@ size_t pf_span_trim(void)
         struct pf_region *r = dead;
         dead = r->next;
         pf_os_unmap((void *)r->base, PF_REGION_BYTES);
+        if (r->sites)
+            pf_os_unmap_meta(r->sites, SITES_BYTES);
         pf_os_unmap_meta(r, sizeof(struct pf_region));
         released += PF_REGION_BYTES;
     }
     return released;
+}
+
+void pf_span_enable_sites(void)
+{
+    /* Regions made before recording began get their arrays now (mapped
+     * outside the lock), so every slot can carry a site from here on. */
+    for (;;) {
+        pf_lock(&pool_lock);
+        sites_on = 1;
+        struct pf_region *r = regions;
+        while (r && r->sites)
+            r = r->next;
+        pf_unlock(&pool_lock);
+        if (!r)
+            return;
+        uint32_t *m = pf_os_map_meta(SITES_BYTES);
+        if (!m)
+            return;
+        pf_lock(&pool_lock);
+        r->sites = m;
+        for (uint32_t i = 0; i < PF_REGION_CHUNKS; i++)
+            r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS;
+        pf_unlock(&pool_lock);
+    }
 }
 
 struct pf_span *pf_span_meta_new(void)

@@ -45,6 +45,7 @@ struct pf_span {
     struct pf_span *aprev;
     uint16_t *state;          /* per-slot state, see above */
     uint64_t *freebits;       /* free slots below bump */
+    uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off) */
     struct pf_region *region; /* NULL for large spans */
     size_t bytes;             /* span bytes, or the large mapping's bytes */
     size_t req;               /* large: bytes requested */
@@ -62,6 +63,7 @@ struct pf_span {
     uint8_t listed;           /* on the family's partial list */
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t align_off;       /* large: offset of the block inside its mapping */
+    uint32_t site;            /* large: call-site id */
 };
 
 /* Slot index of `off` bytes into the span; exact for off < 1 MiB. */
@@ -87,6 +89,8 @@ PF_HIDDEN size_t pf_span_trim(void);
 /* Bytes of pooled spans whose pages are still resident. */
 PF_HIDDEN size_t pf_span_cached_bytes(void);
 PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
+/* Regions made from now on carry per-slot call-site arrays. */
+PF_HIDDEN void pf_span_enable_sites(void);
 
 /* Large-span structs (from metadata memory, recycled). */
 PF_HIDDEN struct pf_span *pf_span_meta_new(void);

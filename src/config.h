@@ -1,0 +1,37 @@
+/*
+ * config.h — the PFALLOC_* environment, read once (pf_config_load, from the
+ * preload's constructor) and read-only afterwards. Every bad value gets one
+ * warning line on stderr and the default. Under secure execution (setuid,
+ * file capabilities) nothing is read: the defaults hold.
+ */
+#ifndef PF_CONFIG_H
+#define PF_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+
+enum { PF_REPORT_EXIT = 1, PF_REPORT_SIGNAL = 2 };
+
+struct pf_config {
+    int report;           /* PFALLOC_REPORT: bit set of PF_REPORT_* (default both) */
+    int signo;            /* PFALLOC_SIGNAL: report signal, 0 for none (default SIGUSR1) */
+    uint64_t interval_ms; /* PFALLOC_INTERVAL: ms between reports, 0 for none */
+    char out[512];        /* PFALLOC_OUT: "" for stderr, else a path (may hold %p) */
+    int json;             /* PFALLOC_FORMAT: 1 for json, 0 for text */
+    int sites;            /* PFALLOC_SITES: record call sites */
+    int leak_exit_code;   /* PFALLOC_LEAK_EXIT_CODE: status on leaks, 0 for unchanged */
+    size_t cache_bytes;   /* PFALLOC_CACHE: bound on empty-span pages kept resident */
+};
+
+PF_HIDDEN extern struct pf_config pf_config;
+
+/* Reads the environment (getenv only; allocates nothing). */
+PF_HIDDEN void pf_config_load(void);
+/* Parses one value; returns 0, or -1 when it is bad. Exposed for tests. */
+PF_HIDDEN int pf_config_parse(struct pf_config *c, const char *name, const char *value);
+/* The defaults. */
+PF_HIDDEN void pf_config_defaults(struct pf_config *c);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * emit.h — where reports go: stderr, or the PFALLOC_OUT file (with %p
+ * replaced by the pid), opened for each report and closed after it, so a
+ * program that closes or reuses descriptors never gets our text in its files.
+ */
+#ifndef PF_EMIT_H
+#define PF_EMIT_H
+
+#include "os.h"
+
+/* Writes a full report (reason "signal", "interval", "exit", "request") in
+ * the configured format; with_leaks appends the leak section collected by
+ * pf_leaks_collect. Async-signal-safe when with_leaks is 0. */
+/* Keeps a copy of the starting stderr (from the preload's constructor). */
+PF_HIDDEN void pf_emit_init(void);
+PF_HIDDEN int pf_emit_report(const char *reason, int with_leaks);
+
+#endif

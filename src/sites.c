@@ -1,0 +1,337 @@
+/*
+ * sites.c — the call-site table and the leak walk.
+ * Site table: open addressing on the site address, ids are slot indices + 1
+ * (0 means "not recorded"), entries are claimed with a compare-exchange and
+ * never removed, so readers need no lock. When it is full, new sites share
+ * the id of an "other sites" entry.
+ * Leak walk: under each family's lock, every live slot (state >= 2) and large
+ * block is added to a (site, family) table; the report then sorts it by
+ * bytes. Memory for both tables comes from pfalloc's own mappings.
+ */
+#include "sites.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+#include "family.h"
+#include "report.h"
+
+#define SITE_SLOTS (1u << 16)
+#define LEAK_SLOTS (1u << 14)
+#define OTHER_ID (SITE_SLOTS + 1) /* shared by sites that found the table full; entry SITE_SLOTS */
+#define EARLY_ID (SITE_SLOTS + 2) /* live before recording began: the loader's and libc's */
+
+struct site {
+    _Atomic uintptr_t addr; /* 0: empty */
+    uint8_t runtime;        /* no frame outside the runtime was found */
+};
+
+int pf_sites_on;
+static struct site *sites; /* SITE_SLOTS + 2 entries */
+
+void pf_sites_enable(void)
+{
+    if (!sites)
+        sites = pf_os_map_meta(sizeof(struct site) * (SITE_SLOTS + 2));
+    if (!sites)
+        return;
+    sites[EARLY_ID - 1].runtime = 1;
+    pf_span_enable_sites();
+    /* What is live now was allocated before the program's code ran. */
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++) {
+        struct pf_family *f = pf_family_at(i);
+        pf_lock(&f->lock);
+        for (struct pf_span *s = f->all; s; s = s->anext) {
+            if (s->kind == PF_SPAN_LARGE) {
+                s->site = EARLY_ID;
+                continue;
+            }
+            for (uint32_t k = 0; k < s->bump && s->sites; k++)
+                if (s->state[k] >= PF_SLOT_LIVE)
+                    s->sites[k] = EARLY_ID;
+        }
+        pf_unlock(&f->lock);
+    }
+    pf_sites_on = 1;
+}
+
+static uint32_t intern(uintptr_t addr, int runtime)
+{
+    uint32_t h = (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 48);
+    for (uint32_t i = 0; i < 64; i++) {
+        struct site *s = &sites[(h + i) & (SITE_SLOTS - 1)];
+        uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);
+        if (cur == addr)
+            return ((h + i) & (SITE_SLOTS - 1)) + 1;
+        if (cur == 0) {
+            s->runtime = (uint8_t)runtime;
+            if (atomic_compare_exchange_strong(&s->addr, &cur, addr) || cur == addr)
+                return ((h + i) & (SITE_SLOTS - 1)) + 1;
+        }
+    }
+    return OTHER_ID;
+}
+
+void pf_sites_note(const void *p, uintptr_t addr, int runtime)
+{
+    struct pf_span *s = pf_pagemap_get(p);
+    if (!s)
+        return;
+    uint32_t id = intern(addr, runtime);
+    if (s->kind == PF_SPAN_LARGE)
+        s->site = id;
+    else if (s->kind == PF_SPAN_SMALL && s->sites)
+        s->sites[pf_span_index(s, (uintptr_t)p - s->start)] = id;
+}
+
+/* ---- the leak walk ------------------------------------------------------------- */
+struct leak {
+    uint32_t site;   /* site id, 0 unknown */
+    uint32_t family; /* family id + 1, 0 empty */
+    uint64_t objects, bytes;
+};
+
+static struct leak *leaks;  /* LEAK_SLOTS entries */
+static struct leak **order; /* sorted view */
+static uint32_t nleaks;
+static struct pf_leaks total;
+
+static void add(uint32_t site, uint32_t fam, uint64_t bytes)
+{
+    uint32_t h = (site * 2654435761u ^ fam * 40503u) & (LEAK_SLOTS - 1);
+    for (uint32_t i = 0; i < LEAK_SLOTS; i++) {
+        struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
+        if (l->family == 0) {
+            if (nleaks + 1 >= LEAK_SLOTS)
+                break; /* full: count it only in the totals */
+            l->site = site;
+            l->family = fam;
+            nleaks++;
+        }
+        if (l->site == site && l->family == fam) {
+            l->objects++;
+            l->bytes += bytes;
+            break;
+        }
+    }
+    total.objects++;
+    total.bytes += bytes;
+    int runtime = site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
+    if (!runtime) {
+        total.program_objects++;
+        total.program_bytes += bytes;
+    }
+}
+
+void pf_leaks_collect(struct pf_leaks *sum)
+{
+    if (!leaks) {
+        leaks = pf_os_map_meta(sizeof(*leaks) * LEAK_SLOTS);
+        order = pf_os_map_meta(sizeof(*order) * LEAK_SLOTS);
+    }
+    memset(&total, 0, sizeof(total));
+    if (leaks) {
+        memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
+        nleaks = 0;
+        uint32_t n = pf_family_count();
+        for (uint32_t i = 0; i < n; i++) {
+            struct pf_family *f = pf_family_at(i);
+            pf_lock(&f->lock);
+            for (struct pf_span *s = f->all; s; s = s->anext) {
+                if (s->kind == PF_SPAN_LARGE) {
+                    add(s->site, f->id + 1, s->req);
+                    continue;
+                }
+                for (uint32_t k = 0; k < s->bump; k++) {
+                    uint16_t st = s->state[k];
+                    if (st >= PF_SLOT_LIVE)
+                        add(s->sites ? s->sites[k] : 0, f->id + 1,
+                            s->slot_size - (uint32_t)(st - PF_SLOT_LIVE));
+                }
+            }
+            pf_unlock(&f->lock);
+        }
+        /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < LEAK_SLOTS && order; i++)
+            if (leaks[i].family)
+                order[m++] = &leaks[i];
+        nleaks = order ? m : 0;
+        for (uint32_t gap = m / 2; gap; gap /= 2)
+            for (uint32_t i = gap; i < m; i++)
+                for (uint32_t j = i; j >= gap && order[j - gap]->bytes < order[j]->bytes; j -= gap) {
+                    struct leak *t = order[j];
+                    order[j] = order[j - gap];
+                    order[j - gap] = t;
+                }
+    }
+    if (sum)
+        *sum = total;
+}
+
+/* ---- naming a site ------------------------------------------------------------- */
+struct named {
+    const char *func;   /* symbol, or NULL */
+    const char *module; /* basename of the object file */
+    uintptr_t off;      /* from func, or from the module base when func is NULL */
+    uintptr_t modoff;   /* from the module base (for addr2line) */
+};
+
+static void name_site(uintptr_t addr, struct named *n)
+{
+    Dl_info info;
+    memset(n, 0, sizeof(*n));
+    n->module = "?";
+    if (!addr || !dladdr((void *)addr, &info))
+        return;
+    if (info.dli_fname && *info.dli_fname) {
+        const char *b = strrchr(info.dli_fname, '/');
+        n->module = b ? b + 1 : info.dli_fname;
+    }
+    n->modoff = addr - (uintptr_t)info.dli_fbase;
+    if (info.dli_sname && info.dli_saddr) {
+        n->func = info.dli_sname;
+        n->off = addr - (uintptr_t)info.dli_saddr;
+    } else {
+        n->off = n->modoff;
+    }
+}
+
+static const char *family_name(uint32_t id1)
+{
+    return id1 && id1 - 1 < pf_family_count() ? pf_family_at(id1 - 1)->name : "?";
+}
+
+static void site_text(struct pf_fmt *f, const struct named *n)
+{
+    if (n->func) {
+        pf_fmt_str(f, n->func);
+        pf_fmt_char(f, '+');
+    } else {
+        pf_fmt_str(f, n->module);
+        pf_fmt_char(f, '+');
+    }
+    pf_fmt_hex(f, n->off);
+}
+
+static int site_runtime(uint32_t site)
+{
+    return site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
+}
+
+static uintptr_t site_addr(uint32_t site)
+{
+    return site && sites && site <= EARLY_ID
+               ? atomic_load_explicit(&sites[site - 1].addr, memory_order_relaxed)
+               : 0;
+}
+
+static void write_text(struct pf_fmt *f)
+{
+    pf_fmt_str(f, "\nleaks: ");
+    pf_fmt_u64(f, total.objects);
+    pf_fmt_str(f, " objects, ");
+    pf_fmt_size(f, total.bytes);
+    pf_fmt_str(f, " still live at exit; the program's own: ");
+    pf_fmt_u64(f, total.program_objects);
+    pf_fmt_str(f, " objects, ");
+    pf_fmt_size(f, total.program_bytes);
+    pf_fmt_char(f, '\n');
+    if (!total.objects)
+        return;
+    for (int pass = 0; pass < 2; pass++) {
+        int header = 0;
+        for (uint32_t i = 0; i < nleaks; i++) {
+            const struct leak *l = order[i];
+            if (site_runtime(l->site) != pass)
+                continue;
+            if (!header) {
+                pf_fmt_str(f, pass ? "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n"
+                                   : "  allocated by the program:\n");
+                pf_fmt_str(f, "     objects        bytes  family                 site\n");
+                header = 1;
+            }
+            pf_fmt_u64_w(f, l->objects, 12);
+            pf_fmt_char(f, ' ');
+            pf_fmt_u64_w(f, l->bytes, 12);
+            pf_fmt_str(f, "  ");
+            pf_fmt_str_w(f, family_name(l->family), -22);
+            pf_fmt_char(f, ' ');
+            if (!l->site) {
+                pf_fmt_str(f, pf_sites_on ? "(not recorded)" : "(call sites off: PFALLOC_SITES=1)");
+            } else if (l->site == OTHER_ID) {
+                pf_fmt_str(f, "(other sites)");
+            } else if (l->site == EARLY_ID) {
+                pf_fmt_str(f, "(before start-up: the loader and libc)");
+            } else {
+                struct named n;
+                name_site(site_addr(l->site), &n);
+                site_text(f, &n);
+                pf_fmt_str(f, " (");
+                pf_fmt_str(f, n.module);
+                pf_fmt_char(f, ')');
+            }
+            pf_fmt_char(f, '\n');
+        }
+    }
+}
+
+static void write_json(struct pf_fmt *f)
+{
+    pf_fmt_str(f, ",\"leaks\":{\"objects\":");
+    pf_fmt_u64(f, total.objects);
+    pf_fmt_str(f, ",\"bytes\":");
+    pf_fmt_u64(f, total.bytes);
+    pf_fmt_str(f, ",\"program_objects\":");
+    pf_fmt_u64(f, total.program_objects);
+    pf_fmt_str(f, ",\"program_bytes\":");
+    pf_fmt_u64(f, total.program_bytes);
+    pf_fmt_str(f, ",\"sites_recorded\":");
+    pf_fmt_str(f, pf_sites_on ? "true" : "false");
+    pf_fmt_str(f, ",\"sites\":[");
+    for (uint32_t i = 0; i < nleaks; i++) {
+        const struct leak *l = order[i];
+        if (i)
+            pf_fmt_char(f, ',');
+        uintptr_t addr = site_addr(l->site);
+        pf_fmt_str(f, "{\"site\":");
+        if (addr) {
+            struct named n;
+            name_site(addr, &n);
+            char buf[320];
+            struct pf_fmt t;
+            pf_fmt_init(&t, buf, sizeof(buf), -1);
+            site_text(&t, &n);
+            pf_fmt_json_str(f, pf_fmt_cstr(&t));
+            pf_fmt_str(f, ",\"module\":");
+            pf_fmt_json_str(f, n.module);
+            pf_fmt_str(f, ",\"address\":\"");
+            pf_fmt_hex(f, addr);
+            pf_fmt_str(f, "\",\"module_offset\":\"");
+            pf_fmt_hex(f, n.modoff);
+            pf_fmt_char(f, '"');
+        } else {
+            pf_fmt_str(f, "null,\"module\":null,\"address\":null,\"module_offset\":null");
+        }
+        pf_fmt_str(f, ",\"family\":");
+        pf_fmt_json_str(f, family_name(l->family));
+        pf_fmt_str(f, ",\"objects\":");
+        pf_fmt_u64(f, l->objects);
+        pf_fmt_str(f, ",\"bytes\":");
+        pf_fmt_u64(f, l->bytes);
+        pf_fmt_str(f, ",\"runtime\":");
+        pf_fmt_str(f, !l->site ? "null" : site_runtime(l->site) ? "true" : "false");
+        pf_fmt_char(f, '}');
+    }
+    pf_fmt_str(f, "]}");
+}
+
+void pf_leaks_write(struct pf_fmt *f, int json, void *ctx)
+{
+    (void)ctx;
+    if (json)
+        write_json(f);
+    else
+        write_text(f);
+}

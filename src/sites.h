@@ -1,0 +1,32 @@
+/*
+ * sites.h — call sites and the leak report. A call site is the address of
+ * the first frame outside pfalloc and the C/C++ runtime that asked for
+ * memory; the preload finds it, this module interns it as a small id kept
+ * per slot (only when recording is on), and at exit walks every family's
+ * spans to group the objects still live by family and site.
+ */
+#ifndef PF_SITES_H
+#define PF_SITES_H
+
+#include <stdint.h>
+
+#include "fmt.h"
+#include "os.h"
+
+/* Turns recording on (before the program's own code runs). */
+PF_HIDDEN void pf_sites_enable(void);
+PF_HIDDEN extern int pf_sites_on;
+/* Remembers that p was allocated at `addr` (`runtime`: no frame outside the
+ * runtime was found). Lock-free; allocates only the table, once. */
+PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
+
+struct pf_leaks {
+    uint64_t objects, bytes;                 /* every live object */
+    uint64_t program_objects, program_bytes; /* those not allocated by the runtime */
+};
+/* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
+PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
+/* pf_report_extra_fn: writes the leak section collected last. */
+PF_HIDDEN void pf_leaks_write(struct pf_fmt *f, int json, void *ctx);
+
+#endif
