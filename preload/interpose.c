@@ -17,18 +17,18 @@
 #include "../include/pfalloc.h"
 #include "alloc.h"
 #include "callsite.h"
-#include "fmt.h"
+#include "fastpath.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 /* ---- the malloc family --------------------------------------------------- */
 EXPORT void *malloc(size_t n)
 {
-    void *p = pf_malloc(n);
+    void *p = pf_fast_malloc(n);
     PF_SITE(p);
     return p;
 }
-EXPORT void free(void *p) { pf_free(p); }
+EXPORT void free(void *p) { pf_fast_free(p); }
 EXPORT void *calloc(size_t n, size_t s)
 {
     void *p = pf_calloc(n, s);
@@ -142,7 +142,7 @@ __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, 
 
 static inline void *cxx_new(size_t n)
 {
-    void *p = pf_malloc(n);
+    void *p = pf_fast_malloc(n);
     return p ? p : new_failed(n, 0, 0);
 }
 
@@ -212,10 +212,10 @@ DECL(void *, _ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const noth
     PF_SITE(p);
     return p;
 }
-DECL(void, _ZdlPv, (void *p)) { pf_free(p); }
-DECL(void, _ZdaPv, (void *p)) { pf_free(p); }
-DECL(void, _ZdlPvm, (void *p, size_t n)) { (void)n; pf_free(p); }
-DECL(void, _ZdaPvm, (void *p, size_t n)) { (void)n; pf_free(p); }
+DECL(void, _ZdlPv, (void *p)) { pf_fast_free(p); }
+DECL(void, _ZdaPv, (void *p)) { pf_fast_free(p); }
+DECL(void, _ZdlPvm, (void *p, size_t n)) { (void)n; pf_fast_free(p); }
+DECL(void, _ZdaPvm, (void *p, size_t n)) { (void)n; pf_fast_free(p); }
 DECL(void, _ZdlPvSt11align_val_t, (void *p, size_t a)) { (void)a; pf_free(p); }
 DECL(void, _ZdaPvSt11align_val_t, (void *p, size_t a)) { (void)a; pf_free(p); }
 DECL(void, _ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a)) { (void)n; (void)a; pf_free(p); }

@@ -7,6 +7,7 @@
  * changes errno; every failure is NULL with ENOMEM (or EINVAL).
  */
 #include "alloc.h"
+#include "fastpath.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -90,27 +91,19 @@ void pf_alloc_bad_pointer(const void *p)
 }
 
 /* ---- small allocations --------------------------------------------------------- */
-PF_INLINE void mark_live(void *p, uint32_t slot, size_t req, int *clean)
-{
-    struct pf_span *s = pf_pagemap_get(p);
-    uint16_t *st = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
-    if (clean)
-        *clean = *st == PF_SLOT_CLEAN;
-    *st = (uint16_t)(PF_SLOT_LIVE + slot - req);
-}
-
-PF_NOINLINE static void *small_slow(size_t req, unsigned cls, int *clean)
+void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
 {
     int saved = errno;
     struct pf_tcache *tc = pf_tc ? pf_tc : pf_tcache_get();
     void *p;
     if (PF_LIKELY(tc)) {
-        p = pf_tcache_refill(tc, cls);
+        struct pf_cached c = pf_tcache_refill(tc, cls);
+        p = c.p;
         if (p) {
             struct pf_bin *b = &tc->bins[cls];
-            mark_live(p, pf_class_size[cls], req, clean);
-            PF_RELAXED_ADD(b->allocs, 1);
-            PF_RELAXED_ADD(b->req_in, req);
+            pf_slot_mark_live(c.state, b->live_base, req, clean);
+            b->allocs++;
+            b->req += req;
         }
     } else { /* a thread past its exit hook: the shared, locked path */
         int c;
@@ -120,23 +113,6 @@ PF_NOINLINE static void *small_slow(size_t req, unsigned cls, int *clean)
     }
     errno = p ? saved : ENOMEM;
     return p;
-}
-
-/* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
-PF_INLINE void *small_alloc(size_t req, unsigned cls, int *clean)
-{
-    struct pf_tcache *tc = pf_tc;
-    if (PF_LIKELY(tc != NULL)) {
-        struct pf_bin *b = &tc->bins[cls];
-        if (PF_LIKELY(b->count)) {
-            void *p = b->slots[--b->count];
-            mark_live(p, pf_class_size[cls], req, clean);
-            PF_RELAXED_ADD(b->allocs, 1);
-            PF_RELAXED_ADD(b->req_in, req);
-            return p;
-        }
-    }
-    return small_slow(req, cls, clean);
 }
 
 /* Smallest class >= need whose slots are all `align`-aligned (spans start
@@ -149,7 +125,7 @@ static unsigned aligned_class(size_t need, size_t align)
     return cls;
 }
 
-static void *large_untyped(size_t n, size_t align)
+void *pf_alloc_large(size_t n, size_t align)
 {
     int saved = errno;
     void *p = pf_large_alloc(pf_family_large(), n, align);
@@ -160,9 +136,7 @@ static void *large_untyped(size_t n, size_t align)
 
 void *pf_malloc(size_t n)
 {
-    if (PF_LIKELY(n <= PF_SMALL_MAX))
-        return small_alloc(n, pf_size_class(n), NULL);
-    return large_untyped(n, 0);
+    return pf_fast_malloc(n);
 }
 
 void *pf_calloc(size_t n, size_t size)
@@ -174,12 +148,12 @@ void *pf_calloc(size_t n, size_t size)
     }
     if (PF_LIKELY(bytes <= PF_SMALL_MAX)) {
         int clean;
-        void *p = small_alloc(bytes, pf_size_class(bytes), &clean);
+        void *p = pf_small_alloc(bytes, pf_size_class(bytes), &clean);
         if (p && !clean)
             memset(p, 0, bytes);
         return p;
     }
-    return large_untyped(bytes, 0); /* fresh mapping: zero */
+    return pf_alloc_large(bytes, 0); /* fresh mapping: zero */
 }
 
 static void *aligned(size_t align, size_t n)
@@ -191,14 +165,14 @@ static void *aligned(size_t align, size_t n)
         if (cls < PF_NCLASSES) {
             if (pf_class_size[cls] - n > WASTE_MAX)
                 n = pf_class_size[cls] - WASTE_MAX; /* counted as asked-for; rare */
-            return small_alloc(n, cls, NULL);
+            return pf_small_alloc(n, cls, NULL);
         }
     }
     if (align > ((size_t)1 << 30)) {
         errno = EINVAL;
         return NULL;
     }
-    return large_untyped(n, align);
+    return pf_alloc_large(n, align);
 }
 
 int pf_posix_memalign(void **out, size_t align, size_t size)
@@ -253,58 +227,55 @@ void *pf_pvalloc(size_t size)
 }
 
 /* ---- free -------------------------------------------------------------------------- */
-PF_NOINLINE static void free_slow(void *p, struct pf_span *s)
+/* Every free that is not small-cached-on-a-thread-with-a-cache: large
+ * blocks, typed families, call-site recording, exiting threads, and bad
+ * pointers (named and fatal). */
+void pf_free_general(void *p, struct pf_span *s)
 {
     if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
         pf_large_free(s);
         return;
     }
-    pf_alloc_bad_pointer(p);
-}
-
-PF_NOINLINE static void free_locked(struct pf_span *s, uint32_t idx, uint32_t waste)
-{
-    int saved = errno;
-    pf_family_free_locked(s, idx, waste);
-    errno = saved;
-}
-
-PF_NOINLINE static void free_flush(struct pf_tcache *tc, unsigned cls)
-{
-    int saved = errno;
-    pf_tcache_flush(tc, cls);
-    errno = saved;
-}
-
-void pf_free(void *p)
-{
-    if (PF_UNLIKELY(p == NULL))
-        return;
-    struct pf_span *s = pf_pagemap_get(p);
-    if (PF_UNLIKELY(!s || s->kind != PF_SPAN_SMALL)) {
-        free_slow(p, s);
-        return;
-    }
+    if (!s || s->kind != PF_SPAN_SMALL)
+        pf_alloc_bad_pointer(p);
     uintptr_t off = (uintptr_t)p - s->start;
     uint32_t idx = pf_span_index(s, off);
     uint32_t st = s->state[idx];
     uint32_t slot = s->slot_size;
-    if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
+    if ((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE)
         pf_alloc_bad_pointer(p);
     s->state[idx] = PF_SLOT_DIRTY;
-    if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
+    if (s->sites) /* recording call sites: forget this one */
         s->sites[idx] = 0;
     struct pf_tcache *tc = pf_tc;
-    if (PF_LIKELY(s->cached && tc != NULL)) {
+    int saved = errno;
+    if (s->cached && tc) {
         struct pf_bin *b = &tc->bins[s->cls];
-        PF_RELAXED_ADD(b->frees, 1);
-        PF_RELAXED_ADD(b->req_out, slot - (st - PF_SLOT_LIVE));
-        if (PF_UNLIKELY(b->count == b->cap))
-            free_flush(tc, s->cls);
-        b->slots[b->count++] = p;
-        return;
+        b->frees++;
+        b->req += (uint64_t)st - b->live_base;
+        if (b->count == b->cap)
+            pf_tcache_flush(tc, s->cls);
+        b->slots[b->count++] = (struct pf_cached){p, &s->state[idx]};
+    } else {
+        pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
     }
-    free_locked(s, idx, st - PF_SLOT_LIVE);
+    errno = saved;
+}
+
+/* The bin is full: give half back, then push. A tail call from pf_free, so
+ * the fast path keeps no registers across it. */
+void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
+                        uint16_t *stp)
+{
+    int saved = errno;
+    pf_tcache_flush(tc, cls);
+    errno = saved;
+    b->slots[b->count++] = (struct pf_cached){p, stp};
+}
+
+void pf_free(void *p)
+{
+    pf_fast_free(p);
 }
 
 /* ---- realloc ------------------------------------------------------------------------- */
@@ -350,10 +321,7 @@ void *pf_realloc(void *p, size_t n)
         struct pf_tcache *tc = pf_tc;
         if (s->cached && tc) {
             struct pf_bin *b = &tc->bins[s->cls];
-            if (n > old_req)
-                PF_RELAXED_ADD(b->req_in, n - old_req);
-            else
-                PF_RELAXED_ADD(b->req_out, old_req - n);
+            b->req += (uint64_t)n - old_req;
         } else {
             pf_family_requested(s->family, n > old_req ? n - old_req : 0,
                                 n > old_req ? 0 : old_req - n);

@@ -8,6 +8,8 @@
  */
 #include "family.h"
 
+#include "tcache.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -213,6 +215,7 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
         return f->partial[cls];
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
+    s->fast = s->cached && !s->sites;
     all_push(f, s);
     list_push(f, s);
     return s;
@@ -226,7 +229,7 @@ static void note_out(struct pf_family *f, int64_t delta)
         __atomic_store_n(&f->peak, out, __ATOMIC_RELAXED);
 }
 
-int pf_family_refill(struct pf_family *f, unsigned cls, void **out, int want)
+int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want)
 {
     ensure_registered(f);
     int n = 0;
@@ -236,8 +239,11 @@ int pf_family_refill(struct pf_family *f, unsigned cls, void **out, int want)
         if (!s)
             break;
         int clean;
-        while (n < want && s->used < s->nslots)
-            out[n++] = pf_span_take(s, &clean);
+        while (n < want && s->used < s->nslots) {
+            void *p = pf_span_take(s, &clean);
+            out[n].p = p;
+            out[n++].state = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
+        }
         if (s->used == s->nslots)
             list_unlink(f, s);
     }
@@ -261,13 +267,13 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
     return NULL;
 }
 
-void pf_family_flush(struct pf_family *f, unsigned cls, void *const *ptrs, int n)
+void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n)
 {
     struct pf_span *empty = NULL;
     pf_lock(&f->lock);
     for (int i = 0; i < n; i++) {
-        struct pf_span *s = pf_pagemap_get(ptrs[i]);
-        pf_span_give(s, pf_span_index(s, (uintptr_t)ptrs[i] - s->start));
+        struct pf_span *s = pf_pagemap_get(in[i].p);
+        pf_span_give(s, (uint32_t)(in[i].state - s->state));
         struct pf_span *e = after_give(f, s);
         if (e) {
             e->next = empty;

@@ -65,8 +65,9 @@ PF_HIDDEN struct pf_family *pf_family_find(const char *name);
 
 /* Thread-cache slow paths (size-class families). refill fills out[] with up
  * to want slots and returns how many; flush returns n slots of class cls. */
-PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, void **out, int want);
-PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, void *const *ptrs, int n);
+struct pf_cached;
+PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want);
+PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in
  * f; its state is set live. *clean tells whether it reads as zero. */

@@ -45,7 +45,7 @@ void *pf_os_map(size_t size, size_t align)
     if (over < size)
         return NULL;
     atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
-    void *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+    void *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
     if (m == MAP_FAILED)
         return NULL;

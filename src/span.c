@@ -200,6 +200,7 @@ struct pf_span *pf_span_get(unsigned cls)
     s->magic = (((uint64_t)1 << PF_MAGIC_SHIFT) + slot - 1) / slot;
     s->used = s->nfree = s->bump = s->hint = 0;
     s->fresh = !s->committed;
+    s->fast = 0; /* the family sets it */
     s->committed = 0;
     s->listed = 0;
     s->next = s->prev = NULL;
@@ -351,7 +352,7 @@ void pf_span_enable_sites(void)
         pf_lock(&pool_lock);
         r->sites = m;
         for (uint32_t i = 0; i < PF_REGION_CHUNKS; i++)
-            r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS;
+            r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS, r->spans[i].fast = 0;
         pf_unlock(&pool_lock);
     }
 }

@@ -13,16 +13,15 @@
 
 #include "tcache.h"
 
-void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][4])
+void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][3])
 {
-    memset(sums, 0, sizeof(uint64_t) * PF_NCLASSES * 4);
+    memset(sums, 0, sizeof(uint64_t) * PF_NCLASSES * 3);
     for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             const struct pf_bin *b = &t->bins[c];
             sums[c][0] += PF_RELAXED_GET(b->allocs);
             sums[c][1] += PF_RELAXED_GET(b->frees);
-            sums[c][2] += PF_RELAXED_GET(b->req_in);
-            sums[c][3] += PF_RELAXED_GET(b->req_out);
+            sums[c][2] += PF_RELAXED_GET(b->req); /* net: wraps, sums right */
         }
 }
 
@@ -31,7 +30,7 @@ static uint64_t sub0(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
-void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES][4],
+void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES][3],
                      struct pf_family_stats *o)
 {
     memset(o, 0, sizeof(*o));
@@ -47,12 +46,11 @@ void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES]
         allocs += sums[c][0];
         frees += sums[c][1];
         rin += sums[c][2];
-        rout += sums[c][3];
     }
     o->allocs = allocs;
     o->frees = frees;
     o->live_objects = sub0(allocs, frees);
-    o->live_requested = sub0(rin, rout);
+    o->live_requested = rin - rout > (uint64_t)INT64_MAX ? 0 : rin - rout;
     o->live_bytes = f->kind == PF_KIND_CLASS ? o->live_objects * f->obj_size
                                              : PF_RELAXED_GET(f->live_bytes);
     o->spans = PF_RELAXED_GET(f->spans);
@@ -68,7 +66,7 @@ int pf_stats_get(struct pf_stats *out)
         errno = EINVAL;
         return -1;
     }
-    uint64_t sums[PF_NCLASSES][4];
+    uint64_t sums[PF_NCLASSES][3];
     pf_stats_class_sums(sums);
     memset(&out->totals, 0, sizeof(out->totals));
     out->version = PF_STATS_VERSION;
@@ -130,7 +128,7 @@ long pf_family_spans(const char *name, struct pf_family_stats *st, struct pf_spa
     }
     pf_unlock(&f->lock);
     if (st) {
-        uint64_t sums[PF_NCLASSES][4];
+        uint64_t sums[PF_NCLASSES][3];
         pf_stats_class_sums(sums);
         pf_stats_family(f, sums, st);
     }

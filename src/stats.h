@@ -6,10 +6,10 @@
 
 #include "family.h"
 
-/* Per-class sums of every thread cache's counters: [cls][0..3] =
- * allocs, frees, req_in, req_out. Lock-free; async-signal-safe. */
-PF_HIDDEN void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][4]);
-PF_HIDDEN void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES][4],
+/* Per-class sums of every thread cache's counters: [cls][0..2] =
+ * allocs, frees, net requested bytes. Lock-free; async-signal-safe. */
+PF_HIDDEN void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][3]);
+PF_HIDDEN void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES][3],
                                struct pf_family_stats *out);
 
 #endif

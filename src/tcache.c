@@ -62,11 +62,14 @@ struct pf_tcache *pf_tcache_get(void)
         }
     }
     if (!tc) {
-        tc = pf_meta_alloc(sizeof(*tc));
+        tc = pf_meta_alloc(sizeof(*tc) + 64);
+        if (tc) /* bins are cache-line aligned */
+            tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
         if (!tc)
             return NULL;
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             tc->bins[c].cap = bin_cap(c);
+            tc->bins[c].live_base = pf_class_size[c] + PF_SLOT_LIVE;
             tc->bins[c].slots = tc->store[c];
         }
         atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
@@ -94,7 +97,7 @@ struct pf_tcache *pf_tcache_get(void)
     return tc;
 }
 
-void *pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
+struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
     int want = (int)(b->cap / 2);
@@ -103,7 +106,7 @@ void *pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want);
     b->count += (uint32_t)n;
     if (!b->count)
-        return NULL;
+        return (struct pf_cached){NULL, NULL};
     return b->slots[--b->count];
 }
 

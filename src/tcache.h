@@ -18,21 +18,33 @@
 
 #define PF_TC_MAX 128
 
-struct pf_bin {
-    uint32_t count;   /* slots cached */
-    uint32_t cap;     /* most slots this bin holds */
-    void **slots;     /* slots[0..count) */
-    uint64_t allocs;  /* allocations served by this thread */
-    uint64_t frees;   /* frees made by this thread */
-    uint64_t req_in;  /* bytes requested by those allocations (+ in-place growth) */
-    uint64_t req_out; /* bytes requested of the freed objects (+ in-place shrink) */
+/* A cached slot with its state entry, so malloc needs no pagemap lookup. */
+struct pf_cached {
+    void *p;
+    uint16_t *state;
 };
+
+/* One cache line per bin. The counters are written by the owning thread
+ * only, with plain stores (so an increment is one instruction); other
+ * threads read them with relaxed atomic loads of aligned 64-bit words, which
+ * never tear on the platforms pfalloc supports. */
+struct pf_bin {
+    uint32_t count;           /* slots cached */
+    uint32_t cap;             /* most slots this bin holds */
+    uint32_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested */
+    uint32_t unused;
+    struct pf_cached *slots;  /* slots[0..count) */
+    uint64_t allocs;          /* allocations served by this thread */
+    uint64_t frees;           /* frees made by this thread */
+    uint64_t req;             /* requested bytes allocated minus freed (mod 2^64) */
+    uint64_t pad[2];
+} __attribute__((aligned(64)));
 
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES];
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
-    void *store[PF_NCLASSES][PF_TC_MAX];
+    struct pf_cached store[PF_NCLASSES][PF_TC_MAX];
 };
 
 /* The calling thread's cache; NULL before pf_tcache_get and after exit. */
@@ -40,7 +52,8 @@ PF_HIDDEN extern __thread struct pf_tcache *pf_tc;
 /* Creates (or adopts) the calling thread's cache; NULL when the thread is
  * exiting or memory is short (callers then take the locked path). */
 PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
-PF_HIDDEN void *pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
+/* Refills the bin and pops one slot (its p is NULL when memory is out). */
+PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);
 /* Gives every cached slot of the calling thread back (trim). */
 PF_HIDDEN void pf_tcache_drain(void);

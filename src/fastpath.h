@@ -1,0 +1,80 @@
+/*
+ * fastpath.h — the inline fast paths of malloc and free, shared by the
+ * library's pf_malloc/pf_free and the preload's malloc/free so that neither
+ * pays a call: size -> class, pop or push the thread's bin, one state entry
+ * written (malloc) or checked and written (free, after pointer -> span ->
+ * slot is verified). Everything unusual goes to a noinline slow path.
+ */
+#ifndef PF_FASTPATH_H
+#define PF_FASTPATH_H
+
+#include "tcache.h"
+
+PF_HIDDEN PF_NOINLINE void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean);
+PF_HIDDEN PF_NOINLINE void *pf_alloc_large(size_t n, size_t align);
+PF_HIDDEN PF_NOINLINE void pf_free_general(void *p, struct pf_span *s);
+PF_HIDDEN PF_NOINLINE void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
+                                  uint16_t *stp);
+PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
+
+PF_INLINE void pf_slot_mark_live(uint16_t *st, uint32_t live_base, size_t req, int *clean)
+{
+    if (clean)
+        *clean = *st == PF_SLOT_CLEAN;
+    *st = (uint16_t)(live_base - req);
+}
+
+/* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
+PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
+{
+    struct pf_tcache *tc = pf_tc;
+    if (PF_LIKELY(tc != NULL)) {
+        struct pf_bin *b = &tc->bins[cls];
+        if (PF_LIKELY(b->count)) {
+            struct pf_cached c = b->slots[--b->count];
+            pf_slot_mark_live(c.state, b->live_base, req, clean);
+            b->allocs++;
+            b->req += req;
+            return c.p;
+        }
+    }
+    return pf_alloc_small_slow(req, cls, clean);
+}
+
+PF_INLINE void *pf_fast_malloc(size_t n)
+{
+    if (PF_LIKELY(n <= PF_SMALL_MAX))
+        return pf_small_alloc(n, pf_size_class(n), NULL);
+    return pf_alloc_large(n, 0);
+}
+
+PF_INLINE void pf_fast_free(void *p)
+{
+    if (PF_UNLIKELY(p == NULL))
+        return;
+    struct pf_span *s = pf_pagemap_get(p);
+    struct pf_tcache *tc = pf_tc;
+    if (PF_UNLIKELY(!s || !s->fast || !tc)) {
+        pf_free_general(p, s);
+        return;
+    }
+    /* Verify pointer -> span -> slot -> state before trusting anything. */
+    uintptr_t off = (uintptr_t)p - s->start;
+    uint32_t idx = pf_span_index(s, off);
+    uint16_t *stp = &s->state[idx];
+    uint32_t st = *stp;
+    uint32_t slot = s->slot_size;
+    if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
+        pf_alloc_bad_pointer(p);
+    *stp = PF_SLOT_DIRTY;
+    struct pf_bin *b = &tc->bins[s->cls];
+    b->frees++;
+    b->req += (uint64_t)st - b->live_base;
+    if (PF_UNLIKELY(b->count == b->cap)) {
+        pf_free_flush_push(tc, b, s->cls, p, stp);
+        return;
+    }
+    b->slots[b->count++] = (struct pf_cached){p, stp};
+}
+
+#endif
