@@ -125,10 +125,10 @@ static unsigned aligned_class(size_t need, size_t align)
     return cls;
 }
 
-void *pf_alloc_large(size_t n, size_t align)
+void *pf_alloc_large(size_t n, size_t align, int zero)
 {
     int saved = errno;
-    void *p = pf_large_alloc(pf_family_large(), n, align);
+    void *p = pf_large_alloc(pf_family_large(), n, align, zero);
     if (p)
         errno = saved;
     return p;
@@ -153,7 +153,7 @@ void *pf_calloc(size_t n, size_t size)
             memset(p, 0, bytes);
         return p;
     }
-    return pf_alloc_large(bytes, 0); /* fresh mapping: zero */
+    return pf_alloc_large(bytes, 0, 1);
 }
 
 static void *aligned(size_t align, size_t n)
@@ -172,7 +172,7 @@ static void *aligned(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return pf_alloc_large(n, align);
+    return pf_alloc_large(n, align, 0);
 }
 
 int pf_posix_memalign(void **out, size_t align, size_t size)
@@ -373,7 +373,7 @@ size_t pf_trim(void)
     int saved = errno;
     pf_tcache_drain();
     pf_family_trim();
-    size_t r = pf_span_trim();
+    size_t r = pf_span_trim() + pf_large_trim();
     errno = saved;
     return r;
 }
@@ -401,7 +401,7 @@ static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
             return p;
         }
     }
-    p = pf_large_alloc(f, bytes, align);
+    p = pf_large_alloc(f, bytes, align, 1);
     if (p)
         errno = saved;
     return p;
@@ -450,18 +450,21 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
 static void fork_prepare(void)
 {
     pf_family_fork_lock();
+    pf_large_fork_lock();
     pf_span_fork_lock();
 }
 
 static void fork_parent(void)
 {
     pf_span_fork_unlock(0);
+    pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
 }
 
 static void fork_child(void)
 {
     pf_span_fork_unlock(1);
+    pf_large_fork_unlock(1);
     pf_family_fork_unlock(1);
     pf_tcache_fork_child();
 }

@@ -11,7 +11,7 @@
 #include "tcache.h"
 
 PF_HIDDEN PF_NOINLINE void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean);
-PF_HIDDEN PF_NOINLINE void *pf_alloc_large(size_t n, size_t align);
+PF_HIDDEN PF_NOINLINE void *pf_alloc_large(size_t n, size_t align, int zero);
 PF_HIDDEN PF_NOINLINE void pf_free_general(void *p, struct pf_span *s);
 PF_HIDDEN PF_NOINLINE void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
                                   uint16_t *stp);
@@ -45,7 +45,7 @@ PF_INLINE void *pf_fast_malloc(size_t n)
 {
     if (PF_LIKELY(n <= PF_SMALL_MAX))
         return pf_small_alloc(n, pf_size_class(n), NULL);
-    return pf_alloc_large(n, 0);
+    return pf_alloc_large(n, 0, 0);
 }
 
 PF_INLINE void pf_fast_free(void *p)

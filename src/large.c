@@ -8,6 +8,93 @@
 #include "large.h"
 
 #include <errno.h>
+#include <string.h>
+
+#define CACHE_SLOTS 16
+#define CACHE_BLOCK_MAX ((size_t)32 << 20)
+#define CACHE_TOTAL_MAX ((size_t)64 << 20)
+
+struct cached {
+    void *p;
+    size_t bytes;
+};
+
+static pf_lock_t cache_lock = PF_LOCK_INIT;
+static struct cached cache[CACHE_SLOTS]; /* p == NULL: empty */
+static size_t cache_bytes;
+
+/* A cached mapping of at least `bytes`, at most a quarter more, or NULL. */
+static void *cache_take(size_t bytes, size_t *got)
+{
+    void *p = NULL;
+    pf_lock(&cache_lock);
+    int best = -1;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].p && cache[i].bytes >= bytes && cache[i].bytes - bytes <= bytes / 4 &&
+            (best < 0 || cache[i].bytes < cache[best].bytes))
+            best = i;
+    if (best >= 0) {
+        p = cache[best].p;
+        *got = cache[best].bytes;
+        cache_bytes -= cache[best].bytes;
+        cache[best].p = NULL;
+    }
+    pf_unlock(&cache_lock);
+    return p;
+}
+
+static int cache_put(void *p, size_t bytes)
+{
+    if (bytes > CACHE_BLOCK_MAX)
+        return 0;
+    int kept = 0;
+    pf_lock(&cache_lock);
+    if (cache_bytes + bytes <= CACHE_TOTAL_MAX)
+        for (int i = 0; i < CACHE_SLOTS && !kept; i++)
+            if (!cache[i].p) {
+                cache[i].p = p;
+                cache[i].bytes = bytes;
+                cache_bytes += bytes;
+                kept = 1;
+            }
+    pf_unlock(&cache_lock);
+    return kept;
+}
+
+size_t pf_large_trim(void)
+{
+    struct cached out[CACHE_SLOTS];
+    int n = 0;
+    pf_lock(&cache_lock);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i].p) {
+            out[n++] = cache[i];
+            cache[i].p = NULL;
+        }
+    cache_bytes = 0;
+    pf_unlock(&cache_lock);
+    size_t released = 0;
+    for (int i = 0; i < n; i++) {
+        pf_os_unmap(out[i].p, out[i].bytes);
+        released += out[i].bytes;
+    }
+    return released;
+}
+
+size_t pf_large_cached_bytes(void)
+{
+    return __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
+}
+
+void pf_large_fork_lock(void)
+{
+    pf_lock(&cache_lock);
+}
+
+void pf_large_fork_unlock(int child)
+{
+    child ? pf_lock_reset(&cache_lock) : pf_unlock(&cache_lock);
+}
 
 static size_t round_pages(size_t n)
 {
@@ -15,7 +102,7 @@ static size_t round_pages(size_t n)
     return (n + ps - 1) & ~(ps - 1);
 }
 
-void *pf_large_alloc(struct pf_family *f, size_t req, size_t align)
+void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
 {
     /* At least a chunk, so no two blocks start in the same chunk. */
     size_t bytes = round_pages(req < PF_CHUNK ? PF_CHUNK : req);
@@ -28,7 +115,11 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = pf_os_map(bytes, align);
+    void *p = NULL;
+    if (align <= pf_os_page_size() && (p = cache_take(bytes, &bytes)) != NULL && zero)
+        memset(p, 0, req);
+    if (!p)
+        p = pf_os_map(bytes, align);
     if (!p || pf_pagemap_set(p, 1, s) != 0) {
         if (p)
             pf_os_unmap(p, bytes);
@@ -54,7 +145,8 @@ void pf_large_free(struct pf_span *s)
     void *p = (void *)s->start;
     pf_family_remove_large(s->family, s);
     pf_pagemap_set(p, 1, PF_PM_FREED_LARGE);
-    pf_os_unmap(p, s->bytes);
+    if (!cache_put(p, s->bytes))
+        pf_os_unmap(p, s->bytes);
     pf_span_meta_free(s);
     errno = saved;
 }

@@ -4,6 +4,9 @@
  * holding its first byte. At most one large block starts in any 64 KiB
  * chunk (each is longer than a chunk and mappings never overlap), so that
  * entry is unambiguous whatever the block's alignment.
+ * Freed blocks up to 32 MiB are kept in a small cache (64 MiB in all) and
+ * reused for a request of nearly the same size, sparing the munmap/mmap
+ * pair and the page faults of a fresh mapping.
  */
 #ifndef PF_LARGE_H
 #define PF_LARGE_H
@@ -12,8 +15,14 @@
 
 #include "family.h"
 
-/* A block of req bytes aligned to align (power of two), zeroed, counted in f. */
-PF_HIDDEN void *pf_large_alloc(struct pf_family *f, size_t req, size_t align);
+/* A block of req bytes aligned to align (power of two), counted in f;
+ * zeroed when `zero` (fresh mappings are; a reused one is cleared). */
+PF_HIDDEN void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero);
+/* Unmaps the cached blocks. Returns the bytes released. */
+PF_HIDDEN size_t pf_large_trim(void);
+PF_HIDDEN size_t pf_large_cached_bytes(void);
+PF_HIDDEN void pf_large_fork_lock(void);
+PF_HIDDEN void pf_large_fork_unlock(int child);
 PF_HIDDEN void pf_large_free(struct pf_span *s);
 /* Resizes in place or moves with mremap; NULL (block untouched) on failure. */
 PF_HIDDEN void *pf_large_realloc(struct pf_span *s, size_t req);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "large.h"
 #include "tcache.h"
 
 void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][3])
@@ -99,7 +100,7 @@ int pf_stats_get(struct pf_stats *out)
     t->munmap_calls = oc.munmap_calls;
     t->madvise_calls = oc.madvise_calls;
     t->mremap_calls = oc.mremap_calls;
-    t->cached_bytes = pf_span_cached_bytes();
+    t->cached_bytes = pf_span_cached_bytes() + pf_large_cached_bytes();
     t->families = n;
     for (struct pf_tcache *c = pf_tcache_first(); c; c = c->next_all)
         t->threads += atomic_load_explicit(&c->in_use, memory_order_relaxed) != 0;
