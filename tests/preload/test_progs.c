@@ -1,0 +1,130 @@
+/*
+ * The project's own stress programs (tests/progs) under the preload: each
+ * runs plainly and preloaded and must exit 0 both ways with the same stdout,
+ * the preloaded run showing the library live. The detection program must
+ * say "no" plainly and "yes" preloaded, which also proves the harness.
+ */
+#include "spawn.h"
+
+TestSuite(progs);
+
+static void compare_prog(const char *name, const char *const *args)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", PF_PROGS_DIR, name);
+    const char *argv[16] = {path};
+    size_t n = 1;
+    for (; args && args[n - 1]; n++) {
+        cr_assert(n < 15);
+        argv[n] = args[n - 1];
+    }
+    argv[n] = NULL;
+    cr_assert(access(path, X_OK) == 0, "%s has not been built", path);
+    struct pf_run plain, pre;
+    pf_compare_runs(argv, NULL, NULL, NULL, NULL, &plain, &pre);
+    cr_assert(plain.out_len > 0, "%s printed nothing", name);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+Test(progs, detection_says_no_plainly_and_yes_preloaded)
+{
+    const char *const argv[] = {PF_PROGS_DIR "/preloaded", NULL};
+    struct pf_spawn_opts plain_opts = {.mode = PF_PLAIN};
+    struct pf_spawn_opts pre_opts = {.mode = PF_PRELOAD};
+    struct pf_run plain, pre;
+    pf_spawn(argv, &plain_opts, &plain);
+    pf_spawn(argv, &pre_opts, &pre);
+    pf_assert_ok(&plain, "preloaded, plain run");
+    pf_assert_ok(&pre, "preloaded, preloaded run");
+    cr_assert(strstr(plain.out, "preloaded: no\n") != NULL, "%s", plain.out);
+    cr_assert(strstr(pre.out, "pf_malloc: found\n") != NULL, "%s", pre.out);
+    cr_assert(strstr(pre.out, "malloc comes from: libpfalloc\n") != NULL, "%s", pre.out);
+    cr_assert(strstr(pre.out, "preloaded: yes\n") != NULL, "%s", pre.out);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+Test(progs, runner_environment_does_not_leak_preload)
+{
+    /* Even with LD_PRELOAD and PFALLOC_* set in the runner, a plain run is plain. */
+    setenv("LD_PRELOAD", PF_PRELOAD_LIB, 1);
+    setenv("PFALLOC_REPORT", "exit", 1);
+    const char *const argv[] = {PF_PROGS_DIR "/preloaded", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    unsetenv("LD_PRELOAD");
+    unsetenv("PFALLOC_REPORT");
+    pf_assert_ok(&r, "preloaded");
+    cr_assert(strstr(r.out, "preloaded: no\n") != NULL, "%s", r.out);
+    cr_assert(strstr(r.err, PF_REPORT_MARK) == NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(progs, threads)
+{
+    compare_prog("threads", NULL);
+}
+
+Test(progs, threads_many)
+{
+    static const char *const args[] = {"32", "8000", NULL};
+    compare_prog("threads", args);
+}
+
+Test(progs, fork_while_allocating)
+{
+    compare_prog("fork", NULL);
+}
+
+Test(progs, aligned)
+{
+    compare_prog("aligned", NULL);
+}
+
+Test(progs, realloc_growth)
+{
+    compare_prog("realloc", NULL);
+}
+
+Test(progs, introspection)
+{
+    compare_prog("introspect", NULL);
+}
+
+Test(progs, errno_discipline)
+{
+    compare_prog("errno_discipline", NULL);
+}
+
+Test(progs, lifecycle)
+{
+    compare_prog("lifecycle", NULL);
+}
+
+Test(progs, libc_users)
+{
+    compare_prog("libc_users", NULL);
+}
+
+Test(progs, cxx_threads)
+{
+    compare_prog("cxx_threads", NULL);
+}
+
+Test(progs, cxx_operators_come_from_pfalloc)
+{
+    const char *const argv[] = {PF_PROGS_DIR "/cxx_threads", "1", "1", NULL};
+    struct pf_spawn_opts plain_opts = {.mode = PF_PLAIN};
+    struct pf_spawn_opts pre_opts = {.mode = PF_PRELOAD};
+    struct pf_run plain, pre;
+    pf_spawn(argv, &plain_opts, &plain);
+    pf_spawn(argv, &pre_opts, &pre);
+    pf_assert_ok(&plain, "cxx_threads, plain run");
+    pf_assert_ok(&pre, "cxx_threads, preloaded run");
+    cr_assert(strstr(plain.err, "operators from libpfalloc: none\n") != NULL, "%s", plain.err);
+    cr_assert(strstr(pre.err, "operators from libpfalloc: all\n") != NULL, "%s", pre.err);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
