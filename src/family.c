@@ -229,33 +229,14 @@ static void note_out(struct pf_family *f, int64_t delta)
         __atomic_store_n(&f->peak, out, __ATOMIC_RELAXED);
 }
 
-int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want)
-{
-    ensure_registered(f);
-    int n = 0;
-    pf_lock(&f->lock);
-    while (n < want) {
-        struct pf_span *s = partial_or_new(f, cls);
-        if (!s)
-            break;
-        int clean;
-        while (n < want && s->used < s->nslots) {
-            void *p = pf_span_take(s, &clean);
-            out[n].p = p;
-            out[n++].state = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
-        }
-        if (s->used == s->nslots)
-            list_unlink(f, s);
-    }
-    note_out(f, (int64_t)n * pf_class_size[cls]);
-    pf_unlock(&f->lock);
-    return n;
-}
-
-/* Under f->lock: s just got a slot back. Returns s when it should go back
- * to the pool (the caller puts it after unlocking), else NULL. */
+/* Under f->lock: s just got a slot back (or lost its owner). Returns s when
+ * it should go back to the pool (the caller puts it after unlocking). */
 static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
 {
+    if (s->owner)
+        return NULL; /* its owner refills from it */
+    if (s->used == s->nslots)
+        return NULL; /* full: on no list until a slot comes back */
     if (!s->listed)
         list_push(f, s);
     /* Keep one empty span per class to absorb alloc/free ping-pong. */
@@ -265,6 +246,58 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
         return s;
     }
     return NULL;
+}
+
+int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
+                     struct pf_span **cur)
+{
+    ensure_registered(f);
+    int n = 0;
+    struct pf_span *empty = NULL;
+    pf_lock(&f->lock);
+    while (n < want) {
+        struct pf_span *s = *cur;
+        if (!s || s->owner != cur || s->used == s->nslots) {
+            if (s && s->owner == cur) { /* used up: back to the family, full */
+                s->owner = NULL;
+                empty = after_give(f, s);
+            }
+            *cur = NULL;
+            s = partial_or_new(f, cls);
+            if (!s)
+                break;
+            list_unlink(f, s); /* owned spans stay off the partial list */
+            s->owner = cur;
+            *cur = s;
+        }
+        int clean;
+        while (n < want && s->used < s->nslots) {
+            void *p = pf_span_take(s, &clean);
+            out[n].p = p;
+            out[n++].state = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
+        }
+    }
+    note_out(f, (int64_t)n * pf_class_size[cls]);
+    pf_unlock(&f->lock);
+    if (empty)
+        pf_span_put(empty);
+    return n;
+}
+
+void pf_family_disown(struct pf_family *f, struct pf_span **cur)
+{
+    struct pf_span *empty = NULL;
+    pf_lock(&f->lock);
+    struct pf_span *s = *cur;
+    if (s && s->owner == cur) {
+        s->owner = NULL;
+        if (s->used < s->nslots)
+            empty = after_give(f, s);
+    }
+    *cur = NULL;
+    pf_unlock(&f->lock);
+    if (empty)
+        pf_span_put(empty);
 }
 
 void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n)

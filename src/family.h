@@ -64,9 +64,15 @@ PF_HIDDEN struct pf_family *pf_family_at(uint32_t i);
 PF_HIDDEN struct pf_family *pf_family_find(const char *name);
 
 /* Thread-cache slow paths (size-class families). refill fills out[] with up
- * to want slots and returns how many; flush returns n slots of class cls. */
+ * to want slots and returns how many, taking them from the span the cache
+ * owns for this class (*cur), or claiming another: a thread allocates from
+ * spans of its own, so its objects and their state entries share no cache
+ * line with another thread's. flush returns n slots of class cls; disown
+ * gives *cur back to the family (thread exit, trim, fork child). */
 struct pf_cached;
-PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want);
+PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
+                               struct pf_span **cur);
+PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_span **cur);
 PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in

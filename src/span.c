@@ -201,6 +201,7 @@ struct pf_span *pf_span_get(unsigned cls)
     s->used = s->nfree = s->bump = s->hint = 0;
     s->fresh = !s->committed;
     s->fast = 0; /* the family sets it */
+    s->owner = NULL;
     s->committed = 0;
     s->listed = 0;
     s->next = s->prev = NULL;

@@ -46,6 +46,7 @@ struct pf_span {
     uint16_t *state;          /* per-slot state, see above */
     uint64_t *freebits;       /* free slots below bump */
     uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off) */
+    void *owner;              /* the thread cache refilling from it (off the partial list), or NULL */
     struct pf_region *region; /* NULL for large spans */
     size_t bytes;             /* span bytes, or the large mapping's bytes */
     size_t req;               /* large: bytes requested */

@@ -26,6 +26,7 @@ static uint32_t bin_cap(unsigned cls)
     return cap;
 }
 
+/* Every cached slot back to its span, and every owned span to its family. */
 static void flush_all(struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
@@ -34,6 +35,8 @@ static void flush_all(struct pf_tcache *tc)
             pf_family_flush(pf_family_class(c), c, b->slots, (int)b->count);
             b->count = 0;
         }
+        if (tc->cur[c])
+            pf_family_disown(pf_family_class(c), &tc->cur[c]);
     }
 }
 
@@ -103,7 +106,7 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     int want = (int)(b->cap / 2);
     if (want < 1)
         want = 1;
-    int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want);
+    int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want, &tc->cur[cls]);
     b->count += (uint32_t)n;
     if (!b->count)
         return (struct pf_cached){NULL, NULL};

@@ -42,6 +42,7 @@ struct pf_bin {
 
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES];
+    struct pf_span *cur[PF_NCLASSES]; /* the span each class refills from (owned) */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
     struct pf_cached store[PF_NCLASSES][PF_TC_MAX];
