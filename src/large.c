@@ -11,8 +11,8 @@
 #include <string.h>
 
 #define CACHE_SLOTS 16
-#define CACHE_BLOCK_MAX ((size_t)32 << 20)
-#define CACHE_TOTAL_MAX ((size_t)64 << 20)
+#define CACHE_BLOCK_MAX ((size_t)64 << 20)
+#define CACHE_TOTAL_MAX ((size_t)128 << 20)
 
 struct cached {
     void *p;
@@ -23,23 +23,42 @@ static pf_lock_t cache_lock = PF_LOCK_INIT;
 static struct cached cache[CACHE_SLOTS]; /* p == NULL: empty */
 static size_t cache_bytes;
 
-/* A cached mapping of at least `bytes`, at most a quarter more, or NULL. */
+/* A cached mapping resized to `bytes`, or NULL. The smallest one at least
+ * that big is taken whole (its tail given back with mremap when it is more
+ * than twice the size); failing that, the biggest smaller one grows with mremap, so only
+ * its new pages fault. */
 static void *cache_take(size_t bytes, size_t *got)
 {
-    void *p = NULL;
     pf_lock(&cache_lock);
-    int best = -1;
-    for (int i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i].p && cache[i].bytes >= bytes && cache[i].bytes - bytes <= bytes / 4 &&
-            (best < 0 || cache[i].bytes < cache[best].bytes))
-            best = i;
-    if (best >= 0) {
-        p = cache[best].p;
-        *got = cache[best].bytes;
-        cache_bytes -= cache[best].bytes;
-        cache[best].p = NULL;
+    int ge = -1, lt = -1;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        if (!cache[i].p)
+            continue;
+        if (cache[i].bytes >= bytes) {
+            if (ge < 0 || cache[i].bytes < cache[ge].bytes)
+                ge = i;
+        } else if (lt < 0 || cache[i].bytes > cache[lt].bytes) {
+            lt = i;
+        }
+    }
+    int pick = ge >= 0 ? ge : lt;
+    struct cached c = {NULL, 0};
+    if (pick >= 0) {
+        c = cache[pick];
+        cache_bytes -= c.bytes;
+        cache[pick].p = NULL;
     }
     pf_unlock(&cache_lock);
+    if (!c.p)
+        return NULL;
+    if (c.bytes >= bytes && c.bytes / 2 <= bytes) {
+        *got = c.bytes; /* up to twice the size: handed out whole, no syscall */
+        return c.p;
+    }
+    void *p = pf_os_remap(c.p, c.bytes, bytes, c.bytes < bytes);
+    if (!p)
+        pf_os_unmap(c.p, c.bytes);
+    *got = bytes;
     return p;
 }
 
