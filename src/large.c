@@ -11,8 +11,8 @@
 #include <string.h>
 
 #define CACHE_SLOTS 16
-#define CACHE_BLOCK_MAX ((size_t)64 << 20)
-#define CACHE_TOTAL_MAX ((size_t)128 << 20)
+#define CACHE_BLOCK_MAX ((size_t)32 << 20)
+#define CACHE_TOTAL_MAX ((size_t)64 << 20)
 
 struct cached {
     void *p;
@@ -62,13 +62,18 @@ static void *cache_take(size_t bytes, size_t *got)
     return p;
 }
 
-static int cache_put(void *p, size_t bytes)
+/* Keeps a freed block when the cache stays within CACHE_TOTAL_MAX and within
+ * the bytes of large blocks still live: a program that churns large blocks
+ * gets them back without page faults, one that used a few once and moved on
+ * does not keep them resident. */
+static int cache_put(void *p, size_t bytes, size_t live)
 {
     if (bytes > CACHE_BLOCK_MAX)
         return 0;
+    size_t limit = live < CACHE_TOTAL_MAX ? live : CACHE_TOTAL_MAX;
     int kept = 0;
     pf_lock(&cache_lock);
-    if (cache_bytes + bytes <= CACHE_TOTAL_MAX)
+    if (cache_bytes + bytes <= limit)
         for (int i = 0; i < CACHE_SLOTS && !kept; i++)
             if (!cache[i].p) {
                 cache[i].p = p;
@@ -164,7 +169,7 @@ void pf_large_free(struct pf_span *s)
     void *p = (void *)s->start;
     pf_family_remove_large(s->family, s);
     pf_pagemap_set(p, 1, PF_PM_FREED_LARGE);
-    if (!cache_put(p, s->bytes))
+    if (!cache_put(p, s->bytes, PF_RELAXED_GET(pf_family_large()->live_bytes)))
         pf_os_unmap(p, s->bytes);
     pf_span_meta_free(s);
     errno = saved;

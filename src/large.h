@@ -4,9 +4,10 @@
  * holding its first byte. At most one large block starts in any 64 KiB
  * chunk (each is longer than a chunk and mappings never overlap), so that
  * entry is unambiguous whatever the block's alignment.
- * Freed blocks up to 64 MiB are kept in a small cache (128 MiB in all) and
- * reused, resized with mremap, for the next large request, sparing the
- * munmap/mmap pair and the page faults of a fresh mapping.
+ * Freed blocks up to 32 MiB are kept in a small cache (at most 64 MiB, and
+ * no more than the large bytes still live) and reused, resized with mremap,
+ * for the next large request, sparing the munmap/mmap pair and the page
+ * faults of a fresh mapping.
  */
 #ifndef PF_LARGE_H
 #define PF_LARGE_H
