@@ -39,7 +39,7 @@ void pf_emit_init(void)
 static int stderr_fd(void)
 {
     struct stat st;
-    if (fstat(2, &st) == 0 || err_copy < 0)
+    if (err_copy < 0 || (fstat(2, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino))
         return 2;
     if (fstat(err_copy, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino)
         return err_copy;
