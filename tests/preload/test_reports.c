@@ -1,0 +1,1185 @@
+/*
+ * Reports from the preload, seen from outside: real programs (tests/progs)
+ * run with LD_PRELOAD set in their own environment only, and their reports
+ * are read back from stderr or from the PFALLOC_OUT file.
+ *  - the leak report of leaky (C) and leakyxx (C++): objects and bytes per
+ *    site exactly as the programs leak them, sites named by function, the
+ *    runtime's own objects apart from the program's;
+ *  - JSON reports parsed by a real JSON parser (python3's json module);
+ *  - sigstorm hammered with thousands of SIGUSR1 while its threads allocate:
+ *    same checksum as a quiet run, every report on its file whole;
+ *  - interval reports, both formats, every PFALLOC_* variable with good and
+ *    bad values, PFALLOC_OUT with %p and planted as a symlink, a program's
+ *    own handler for the report signal.
+ */
+#include "spawn.h"
+
+#include <sys/prctl.h>
+
+#include <ctype.h>
+
+TestSuite(reports);
+
+#define PROG(name) PF_PROGS_DIR "/" name
+
+/* ---- a child that runs while the test talks to it --------------------------- */
+
+struct child {
+    pid_t pid;
+    char *dir;      /* temp directory for the captures (and anything else) */
+    char *out_path; /* the child's stdout */
+    char *err_path; /* the child's stderr */
+};
+
+static void child_start(struct child *c, const char *const argv[], const char *const *env, enum pf_mode mode)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = pf_tempdir("reports");
+    c->out_path = pf_path(c->dir, "stdout");
+    c->err_path = pf_path(c->dir, "stderr");
+    struct pf_spawn_opts o = {.mode = mode, .env = env};
+    char **envp = pf_build_env(&o);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        setpgid(0, 0);
+        /* Gone with the test: a test that times out must not leave it running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        /* Ignored signals stay ignored across exec: give the program defaults. */
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    free(envp);
+    c->pid = pid;
+}
+
+/* Waits for the child (killing its group after timeout_s) and fills *r. */
+static void child_wait(struct child *c, int timeout_s, struct pf_run *r)
+{
+    memset(r, 0, sizeof *r);
+    int status = 0;
+    long waited = 0;
+    for (;;) {
+        pid_t w = waitpid(c->pid, &status, WNOHANG);
+        if (w == c->pid)
+            break;
+        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (waited >= timeout_s * 1000L && !r->timed_out) {
+            r->timed_out = 1;
+            kill(-c->pid, SIGKILL);
+        }
+        pf_sleep_ms(5);
+        waited += 5;
+    }
+    kill(-c->pid, SIGKILL);
+    r->status = status;
+    r->exited = WIFEXITED(status);
+    r->code = r->exited ? WEXITSTATUS(status) : -1;
+    r->signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r->out = pf_read_file(c->out_path, &r->out_len);
+    r->err = pf_read_file(c->err_path, &r->err_len);
+}
+
+static void child_cleanup(struct child *c)
+{
+    free(c->out_path);
+    free(c->err_path);
+    pf_tempdir_remove(c->dir);
+    memset(c, 0, sizeof *c);
+}
+
+/* Whether the process has a handler installed for signo (SigCgt). */
+static int catches(pid_t pid, int signo)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *s = pf_read_file(path, NULL);
+    const char *p = strstr(s, "SigCgt:");
+    unsigned long long mask = 0;
+    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
+    free(s);
+    return ok && (mask >> (signo - 1)) & 1;
+}
+
+/* Waits until `path` contains `needle`; returns whether it did in time. */
+static int wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        char *s = pf_read_file(path, NULL);
+        int hit = strstr(s, needle) != NULL;
+        free(s);
+        if (hit)
+            return 1;
+        pf_sleep_ms(10);
+    }
+    return 0;
+}
+
+/* Starts daemonish for `seconds` and waits until its main runs (so the
+ * preload's constructor, which installs the handlers, is done). */
+static void start_daemonish(struct child *c, const char *seconds, const char *const *env)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("daemonish"), seconds, NULL};
+    child_start(c, argv, env, PF_PRELOAD);
+    cr_assert(wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
+}
+
+/* ---- reading reports -------------------------------------------------------- */
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static size_t count_lines_starting(const char *text, const char *prefix)
+{
+    size_t n = 0, len = strlen(prefix);
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, prefix, len) == 0)
+            n++;
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return n;
+}
+
+/* The first line of text that starts with prefix, copied into buf. */
+static int line_starting(const char *text, const char *prefix, char *buf, size_t cap)
+{
+    size_t len = strlen(prefix);
+    for (const char *p = text; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t n = eol ? (size_t)(eol - p) : strlen(p);
+        if (n >= len && strncmp(p, prefix, len) == 0) {
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(buf, p, n);
+            buf[n] = '\0';
+            return 1;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return 0;
+}
+
+/*
+ * Checks a JSON Lines report stream with python3's json module and prints
+ * one summary line per report for the C side:
+ *   report PID PROGRAM REASON TIME_S NFAMILIES CACHED_BYTES
+ *   skipped PID REASON
+ *   leaks OBJECTS BYTES PROGRAM_OBJECTS PROGRAM_BYTES RECORDED NSITES
+ *   site FUNCTION MODULE FAMILY OBJECTS BYTES RUNTIME
+ * It exits 1 with a "BAD ..." line for a line that does not parse, a line
+ * cut short, a report missing a key, or a leak section whose parts do not
+ * add up.
+ */
+static const char summary_py[] =
+    "import json, sys\n"
+    "f = sys.stdin if sys.argv[1] == '-' else open(sys.argv[1])\n"
+    "data = f.read()\n"
+    "def bad(msg):\n"
+    "    print('BAD ' + msg)\n"
+    "    sys.exit(1)\n"
+    "if data and not data.endswith('\\n'):\n"
+    "    bad('stream does not end with a newline')\n"
+    "keys = ('pid', 'program', 'reason', 'time_s', 'totals', 'families')\n"
+    "tkeys = ('live_objects', 'live_bytes', 'mapped_bytes', 'cached_bytes', 'allocs', 'frees')\n"
+    "for i, line in enumerate(data.splitlines(), 1):\n"
+    "    try:\n"
+    "        d = json.loads(line)\n"
+    "    except ValueError as e:\n"
+    "        bad('line %d: %s: %r' % (i, e, line[:300]))\n"
+    "    if not isinstance(d, dict):\n"
+    "        bad('line %d is not an object' % i)\n"
+    "    if 'skipped' in d:\n"
+    "        print('skipped', d['pid'], d['reason'])\n"
+    "        continue\n"
+    "    for k in keys:\n"
+    "        if k not in d:\n"
+    "            bad('line %d has no %s' % (i, k))\n"
+    "    for k in tkeys:\n"
+    "        if not isinstance(d['totals'].get(k), int):\n"
+    "            bad('line %d: totals.%s is not an integer' % (i, k))\n"
+    "    for fam in d['families']:\n"
+    "        if not isinstance(fam.get('name'), str) or not isinstance(fam.get('live_bytes'), int):\n"
+    "            bad('line %d: a family without name or live_bytes' % i)\n"
+    "    print('report', d['pid'], d['program'], d['reason'], d['time_s'], len(d['families']),\n"
+    "          d['totals']['cached_bytes'])\n"
+    "    if 'leaks' not in d:\n"
+    "        continue\n"
+    "    L = d['leaks']\n"
+    "    print('leaks', L['objects'], L['bytes'], L['program_objects'], L['program_bytes'],\n"
+    "          'yes' if L['sites_recorded'] else 'no', len(L['sites']))\n"
+    "    if sum(s['objects'] for s in L['sites']) != L['objects']:\n"
+    "        bad('line %d: sites do not add up to the leaked objects' % i)\n"
+    "    if sum(s['bytes'] for s in L['sites']) != L['bytes']:\n"
+    "        bad('line %d: sites do not add up to the leaked bytes' % i)\n"
+    "    own = [s for s in L['sites'] if s['runtime'] is not True]\n"
+    "    if sum(s['objects'] for s in own) != L['program_objects']:\n"
+    "        bad('line %d: sites do not add up to the program objects' % i)\n"
+    "    if sum(s['bytes'] for s in own) != L['program_bytes']:\n"
+    "        bad('line %d: sites do not add up to the program bytes' % i)\n"
+    "    bases = {}\n"
+    "    for s in L['sites']:\n"
+    "        name = s['site']\n"
+    "        if name is not None:\n"
+    "            if '+0x' not in name:\n"
+    "                bad('line %d: site %r is not name+0xoffset' % (i, name))\n"
+    "            base = int(s['address'], 16) - int(s['module_offset'], 16)\n"
+    "            if base % 4096 or bases.setdefault(s['module'], base) != base:\n"
+    "                bad('line %d: address - module_offset is not one page-aligned base per module' % i)\n"
+    "        rt = {True: 'true', False: 'false', None: 'null'}[s['runtime']]\n"
+    "        print('site', (name or '-').split('+0x')[0], s['module'] or '-',\n"
+    "              s['family'].replace(' ', '_'), s['objects'], s['bytes'], rt)\n";
+
+/* Runs the summary over a JSON Lines file ("-": over `input` on stdin);
+ * asserts it parses; returns the summary (malloc'd). */
+static char *json_summary(const char *path, const char *input)
+{
+    PF_REQUIRE_PROGRAM("python3");
+    char *tmp = NULL;
+    if (input) {
+        tmp = strdup("/tmp/pf-reports-json-XXXXXX");
+        int fd = mkstemp(tmp);
+        cr_assert(fd >= 0);
+        close(fd);
+        pf_write_file(tmp, input, strlen(input));
+    }
+    const char *const argv[] = {"python3", "-c", summary_py, "-", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = tmp ? tmp : path, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    cr_assert(r.exited && r.code == 0, "JSON check failed (%s):\n%s%s", pf_run_how(&r),
+              pf_tail(r.out, r.out_len, 2000), r.err);
+    char *s = r.out;
+    free(r.err);
+    return s;
+}
+
+struct site_row {
+    char func[128], module[64], family[64], runtime[8];
+    unsigned long objects, bytes;
+};
+
+/* The summary's site rows for function `func` (first match), or 0. */
+static int find_site(const char *summary, const char *func, struct site_row *row)
+{
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "site %s ", func);
+    char line[512];
+    if (!line_starting(summary, prefix, line, sizeof line))
+        return 0;
+    return sscanf(line, "site %127s %63s %63s %lu %lu %7s", row->func, row->module, row->family,
+                  &row->objects, &row->bytes, row->runtime) == 6;
+}
+
+/* The family a small object of `size` bytes lands in is a size class that
+ * holds it without wasting more than a quarter of the slot (or "large"). */
+static void assert_family_fits(const char *family, unsigned long size)
+{
+    if (strcmp(family, "large") == 0)
+        return;
+    cr_assert(strncmp(family, "malloc-", 7) == 0, "family %s for an untyped %lu-byte object", family, size);
+    unsigned long slot = strtoul(family + 7, NULL, 10);
+    cr_assert(slot >= size && (slot - size) * 4 <= slot + 48,
+              "a %lu-byte object in family %s", size, family);
+}
+
+struct expect {
+    const char *func;
+    unsigned long objects, bytes;
+};
+
+/* leaky's leaks, as tests/progs/leaky.c makes them. */
+static const struct expect leaky_expect[] = {
+    {"leak_small", 5, 5 * 100},
+    {"leak_strings", 3, 3 * 12},
+    {"leak_big", 1, 300000},
+    {"leak_realloc", 1, 5000},
+};
+#define LEAKY_OBJECTS (5 + 3 + 1 + 1)
+#define LEAKY_BYTES (500 + 36 + 300000 + 5000)
+
+/* The text leak table's row for site function `func` in the section that
+ * starts with `section` (up to the next section or the report's end). */
+static int text_leak_row(const char *err, const char *section, const char *func, unsigned long *objects,
+                         unsigned long *bytes, char *family, size_t famcap)
+{
+    const char *sec = strstr(err, section);
+    if (!sec)
+        return 0;
+    const char *end = strstr(sec + 1, "  allocated by ");
+    const char *stop = strstr(sec, "==== end of pfalloc report");
+    if (!end || (stop && stop < end))
+        end = stop ? stop : sec + strlen(sec);
+    char pat[160];
+    snprintf(pat, sizeof pat, " %s+0x", func);
+    const char *hit = strstr(sec, pat);
+    if (!hit || hit >= end)
+        return 0;
+    const char *bol = hit;
+    while (bol > sec && bol[-1] != '\n')
+        bol--;
+    char fam[128];
+    if (sscanf(bol, "%lu %lu %127s", objects, bytes, fam) != 3)
+        return 0;
+    snprintf(family, famcap, "%s", fam);
+    return 1;
+}
+
+/* ---- the leak report ---------------------------------------------------------- */
+
+Test(reports, leaky_text_leak_table)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(strstr(r.out, ", 10 objects kept\n") != NULL, "stdout: %s", r.out);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && count(r.err, "==== end of pfalloc report ====\n") == 1,
+              "want one whole report:\n%s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+
+    unsigned long objs, progobjs;
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "no leaks line:\n%s", r.err);
+    cr_assert(sscanf(l, "\nleaks: %lu objects,", &objs) == 1);
+    const char *own = strstr(l, "the program's own: ");
+    cr_assert(own && sscanf(own, "the program's own: %lu objects", &progobjs) == 1, "%s", l);
+    cr_assert(progobjs == LEAKY_OBJECTS, "the program's own objects: %lu, want %d\n%s", progobjs,
+              LEAKY_OBJECTS, l);
+    cr_assert(objs >= progobjs);
+
+    for (size_t i = 0; i < sizeof leaky_expect / sizeof leaky_expect[0]; i++) {
+        const struct expect *e = &leaky_expect[i];
+        unsigned long o_, b_;
+        char fam[128];
+        cr_assert(text_leak_row(r.err, "  allocated by the program:", e->func, &o_, &b_, fam, sizeof fam),
+                  "no row for %s among the program's leaks:\n%s", e->func, l);
+        cr_assert(o_ == e->objects && b_ == e->bytes, "%s: %lu objects, %lu bytes; want %lu, %lu\n%s", e->func,
+                  o_, b_, e->objects, e->bytes, l);
+        assert_family_fits(fam, e->bytes / e->objects);
+        /* Never also filed under the runtime. */
+        cr_assert(!text_leak_row(r.err, "  allocated by the C/C++ runtime", e->func, &o_, &b_, fam, sizeof fam),
+                  "%s listed as the runtime's:\n%s", e->func, l);
+    }
+    /* The frees all happened: churn's allocations are not leaks. */
+    cr_assert(strstr(l, "churn") == NULL, "%s", l);
+    pf_run_free(&r);
+}
+
+Test(reports, leaky_json_leak_section)
+{
+    PF_REQUIRE_PRELOAD();
+    struct child c;
+    const char *const argv[] = {PROG("leaky"), NULL};
+    char *dir = pf_tempdir("leakyjson");
+    char *out = pf_path(dir, "report.json");
+    char outvar[600];
+    snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
+    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
+    child_start(&c, argv, env, PF_PRELOAD);
+    struct pf_run r;
+    child_wait(&c, 60, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(r.err_len == 0, "stderr should be empty, the report goes to the file:\n%s", r.err);
+
+    char *sum = json_summary(out, NULL);
+    cr_assert(count_lines_starting(sum, "report ") == 1, "%s", sum);
+    char line[512], want[128];
+    snprintf(want, sizeof want, "report %d leaky exit ", (int)c.pid);
+    cr_assert(line_starting(sum, want, line, sizeof line), "want \"%s...\" in\n%s", want, sum);
+
+    unsigned long objs, bytes, pobjs, pbytes, nsites;
+    char recorded[8];
+    cr_assert(line_starting(sum, "leaks ", line, sizeof line));
+    cr_assert(sscanf(line, "leaks %lu %lu %lu %lu %7s %lu", &objs, &bytes, &pobjs, &pbytes, recorded, &nsites) == 6);
+    cr_assert(pobjs == LEAKY_OBJECTS && pbytes == LEAKY_BYTES,
+              "program_objects %lu program_bytes %lu, want %d %d\n%s", pobjs, pbytes, LEAKY_OBJECTS,
+              LEAKY_BYTES, sum);
+    cr_assert(strcmp(recorded, "yes") == 0);
+    cr_assert(objs >= pobjs && bytes >= pbytes);
+
+    for (size_t i = 0; i < sizeof leaky_expect / sizeof leaky_expect[0]; i++) {
+        const struct expect *e = &leaky_expect[i];
+        struct site_row row;
+        cr_assert(find_site(sum, e->func, &row), "no site %s in\n%s", e->func, sum);
+        cr_assert(row.objects == e->objects && row.bytes == e->bytes, "%s: %lu objects %lu bytes, want %lu %lu",
+                  e->func, row.objects, row.bytes, e->objects, e->bytes);
+        cr_assert(strcmp(row.module, "leaky") == 0, "%s in module %s", e->func, row.module);
+        cr_assert(strcmp(row.runtime, "false") == 0, "%s: runtime %s", e->func, row.runtime);
+        assert_family_fits(row.family, e->bytes / e->objects);
+    }
+    /* Every other live object is the runtime's own (stdio's buffer, ...). */
+    size_t rows = count_lines_starting(sum, "site ");
+    size_t runtime_rows = count(sum, " true\n");
+    cr_assert(rows == 4 + runtime_rows, "sites other than leaky's four are not all the runtime's:\n%s", sum);
+    free(sum);
+    pf_run_free(&r);
+    child_cleanup(&c);
+    free(out);
+    pf_tempdir_remove(dir);
+}
+
+Test(reports, leaky_freeing_everything_leaves_only_runtime_objects)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("leaky"), "free", NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky free");
+    cr_assert(strstr(r.out, "leaky: all freed\n") != NULL);
+    char *sum = json_summary(NULL, r.err);
+    char line[256];
+    unsigned long objs, bytes, pobjs, pbytes;
+    cr_assert(line_starting(sum, "leaks ", line, sizeof line), "%s", sum);
+    cr_assert(sscanf(line, "leaks %lu %lu %lu %lu", &objs, &bytes, &pobjs, &pbytes) == 4);
+    cr_assert(pobjs == 0 && pbytes == 0, "the program freed everything, yet:\n%s", sum);
+    cr_assert(strstr(sum, "site leak_") == NULL, "%s", sum);
+    free(sum);
+    pf_run_free(&r);
+}
+
+Test(reports, cxx_leaks_through_new)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("leakyxx"), NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leakyxx");
+    cr_assert(strncmp(r.out, "leakyxx: churn ", 15) == 0, "%s", r.out);
+    char *sum = json_summary(NULL, r.err);
+
+    /* C++ names come mangled (_Z12leak_recordsv): match the name inside. */
+    unsigned long rec_objs = 0, rec_bytes = 0, text_objs = 0, text_bytes = 0, buffers = 0;
+    for (const char *p = strstr(sum, "site "); p; p = strstr(p + 1, "\nsite ")) {
+        if (*p == '\n')
+            p++;
+        struct site_row row;
+        cr_assert(sscanf(p, "site %127s %63s %63s %lu %lu %7s", row.func, row.module, row.family, &row.objects,
+                         &row.bytes, row.runtime) == 6);
+        if (strstr(row.func, "leak_records")) {
+            cr_assert(strcmp(row.runtime, "false") == 0);
+            assert_family_fits(row.family, 40);
+            rec_objs += row.objects;
+            rec_bytes += row.bytes;
+        } else if (strstr(row.func, "leak_text")) {
+            cr_assert(strcmp(row.runtime, "false") == 0, "std::string's buffer is the program's");
+            text_objs += row.objects;
+            text_bytes += row.bytes;
+            buffers += row.bytes == 201; /* 200 characters and the terminator */
+        }
+    }
+    cr_assert(rec_objs == 7 && rec_bytes == 7 * 40, "leak_records: %lu objects, %lu bytes\n%s", rec_objs,
+              rec_bytes, sum);
+    /* The std::string object itself and its heap buffer. */
+    cr_assert(text_objs == 2 && buffers == 1, "leak_text: %lu objects, %lu bytes\n%s", text_objs, text_bytes, sum);
+    unsigned long objs, bytes, pobjs, pbytes;
+    char line[256];
+    cr_assert(line_starting(sum, "leaks ", line, sizeof line));
+    cr_assert(sscanf(line, "leaks %lu %lu %lu %lu", &objs, &bytes, &pobjs, &pbytes) == 4);
+    cr_assert(pobjs == 9 && pbytes == rec_bytes + text_bytes,
+              "the program's own: %lu objects %lu bytes, want 9 (leak_records and leak_text)\n%s", pobjs, pbytes,
+              sum);
+    free(sum);
+    pf_run_free(&r);
+}
+
+/* ---- a storm of report signals ------------------------------------------------ */
+
+#define STORM_ROUNDS "6000000"
+#define STORM_SIGNALS 3000
+
+static void storm(int json, char **file_text, pid_t *pid_out, unsigned long *sent_out, char checksum[128])
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("sigstorm"), STORM_ROUNDS, NULL};
+
+    /* The checksum the work gives when nothing interrupts it (preloaded
+     * too: sigstorm_plain_and_preloaded_agree compares with a plain run). */
+    const char *const quiet_env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts qo = {.mode = PF_PRELOAD, .env = quiet_env, .timeout_s = 60};
+    struct pf_run quiet;
+    pf_spawn(argv, &qo, &quiet);
+    pf_assert_ok(&quiet, "sigstorm, quiet");
+    cr_assert(strstr(quiet.out, ", 0 bad blocks\n") != NULL, "%s", quiet.out);
+    snprintf(checksum, 128, "%s", quiet.out);
+    pf_run_free(&quiet);
+
+    struct child c;
+    char *dir = pf_tempdir("storm");
+    char *out = pf_path(dir, "reports.%p");
+    char outvar[600];
+    snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
+    const char *const env[] = {outvar, json ? "PFALLOC_FORMAT=json" : "PFALLOC_FORMAT=text", NULL};
+    child_start(&c, argv, env, PF_PRELOAD);
+    /* Sending before the constructor installed the handler would kill it. */
+    int ready = 0;
+    for (int i = 0; i < 2000 && !(ready = catches(c.pid, SIGUSR1)); i++)
+        pf_sleep_ms(1);
+    cr_assert(ready, "sigstorm never caught SIGUSR1");
+    unsigned long sent = 0;
+    int status = 0, reaped = 0;
+    for (int i = 0; i < STORM_SIGNALS; i++) {
+        if (waitpid(c.pid, &status, WNOHANG) == c.pid) {
+            reaped = 1; /* it finished before the storm did */
+            break;
+        }
+        if (kill(c.pid, SIGUSR1) != 0)
+            break;
+        sent++;
+        /* A short spin rather than a sleep: a sleeping sender wakes late
+         * on a busy machine, and the storm would thin out. */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 30000);
+    }
+    struct pf_run r;
+    if (reaped) {
+        memset(&r, 0, sizeof r);
+        r.status = status;
+        r.exited = WIFEXITED(status);
+        r.code = r.exited ? WEXITSTATUS(status) : -1;
+        r.signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        r.out = pf_read_file(c.out_path, &r.out_len);
+        r.err = pf_read_file(c.err_path, &r.err_len);
+    } else {
+        child_wait(&c, 60, &r);
+    }
+    pf_assert_ok(&r, "sigstorm under a signal storm");
+    cr_assert(strcmp(r.out, checksum) == 0, "checksum under the storm:\n%s\nquiet:\n%s", r.out, checksum);
+    /* The storm must have hit it while it worked, not after. */
+    cr_assert(sent == STORM_SIGNALS, "only %lu signals reached sigstorm before it ended", sent);
+
+    char path[700];
+    snprintf(path, sizeof path, "%s/reports.%d", dir, (int)c.pid);
+    *file_text = pf_read_file(path, NULL);
+    *pid_out = c.pid;
+    *sent_out = sent;
+    pf_run_free(&r);
+    child_cleanup(&c);
+    free(out);
+    pf_tempdir_remove(dir);
+}
+
+Test(reports, sigstorm_plain_and_preloaded_agree)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("sigstorm"), "300000", NULL};
+    struct pf_run plain, pre;
+    pf_compare_runs(argv, NULL, NULL, NULL, NULL, &plain, &pre);
+    cr_assert(strstr(plain.out, ", 0 bad blocks\n") != NULL, "%s", plain.out);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+Test(reports, storm_json_reports_all_parse, .timeout = 200)
+{
+    char *text, checksum[128];
+    pid_t pid;
+    unsigned long sent;
+    storm(1, &text, &pid, &sent, checksum);
+    char *sum = json_summary(NULL, text);
+    char want[64];
+    snprintf(want, sizeof want, "report %d sigstorm signal ", (int)pid);
+    size_t signals = count_lines_starting(sum, want);
+    snprintf(want, sizeof want, "report %d sigstorm exit ", (int)pid);
+    size_t exits = count_lines_starting(sum, want);
+    size_t reports = count_lines_starting(sum, "report ");
+    size_t skipped = count_lines_starting(sum, "skipped ");
+    cr_assert(exits == 1, "%zu exit reports", exits);
+    cr_assert(reports == signals + exits, "reports from elsewhere in the file:\n%s", pf_tail(sum, strlen(sum), 2000));
+    cr_assert(signals >= 10 && signals <= sent, "%zu signal reports for %lu signals", signals, sent);
+    cr_assert(count_lines_starting(text, "{") == reports + skipped);
+    free(sum);
+    free(text);
+}
+
+Test(reports, storm_text_reports_all_whole, .timeout = 200)
+{
+    char *text, checksum[128];
+    pid_t pid;
+    unsigned long sent;
+    storm(0, &text, &pid, &sent, checksum);
+    char head[128], notice[128];
+    snprintf(head, sizeof head, PF_REPORT_MARK "%d (sigstorm), reason ", (int)pid);
+    snprintf(notice, sizeof notice, "pfalloc: pid %d: signal skipped, another report in progress", (int)pid);
+    const char *end = "==== end of pfalloc report ====";
+    size_t signals = 0, exits = 0, lineno = 0;
+    int inside = 0;
+    for (char *p = text; *p;) {
+        char *eol = strchr(p, '\n');
+        cr_assert(eol != NULL, "the file ends in the middle of a line: %.200s", p);
+        *eol = '\0';
+        lineno++;
+        if (!inside) {
+            if (strncmp(p, head, strlen(head)) == 0) {
+                inside = 1;
+                const char *why = p + strlen(head);
+                signals += strncmp(why, "signal,", 7) == 0;
+                exits += strncmp(why, "exit,", 5) == 0;
+                cr_assert(strncmp(why, "signal,", 7) == 0 || strncmp(why, "exit,", 5) == 0, "line %zu: %s",
+                          lineno, p);
+            } else {
+                cr_assert(strcmp(p, notice) == 0, "line %zu outside any report: %s", lineno, p);
+            }
+        } else {
+            cr_assert(strncmp(p, PF_REPORT_MARK, strlen(PF_REPORT_MARK)) != 0,
+                      "line %zu: a report starts inside another one", lineno);
+            cr_assert(strncmp(p, "pfalloc: pid", 12) != 0, "line %zu: a notice inside a report", lineno);
+            if (strcmp(p, end) == 0)
+                inside = 0;
+        }
+        p = eol + 1;
+    }
+    cr_assert(!inside, "the last report is cut short");
+    cr_assert(exits == 1, "%zu exit reports", exits);
+    cr_assert(signals >= 10 && signals <= sent, "%zu signal reports for %lu signals", signals, sent);
+    free(text);
+}
+
+/* ---- interval reports ----------------------------------------------------------- */
+
+Test(reports, interval_reports, .timeout = 120)
+{
+    struct child c;
+    const char *const env[] = {"PFALLOC_INTERVAL=0.2", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
+    start_daemonish(&c, "1.5", env);
+    struct pf_run r;
+    child_wait(&c, 60, &r);
+    pf_assert_ok(&r, "daemonish");
+    char *sum = json_summary(NULL, r.err);
+    char want[64];
+    snprintf(want, sizeof want, "report %d daemonish interval ", (int)c.pid);
+    size_t n = count_lines_starting(sum, want);
+    /* 1.5 s at one report per 0.2 s: 7 at most; allow for a loaded machine. */
+    cr_assert(n >= 3 && n <= 7, "%zu interval reports in 1.5 s at 0.2 s:\n%s", n, sum);
+    cr_assert(count_lines_starting(sum, "report ") == n + 1, "%s", sum);
+    /* Reports come in time order, at least ~0.2 s apart. */
+    double last = 0;
+    for (const char *p = strstr(sum, want); p; p = strstr(p + 1, want)) {
+        double t;
+        cr_assert(sscanf(p + strlen(want), "%lf", &t) == 1);
+        cr_assert(t >= last + 0.15, "interval report at %.3f s after one at %.3f s", t, last);
+        last = t;
+    }
+    free(sum);
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, interval_text_reports)
+{
+    struct child c;
+    const char *const env[] = {"PFALLOC_INTERVAL=0.15", NULL};
+    start_daemonish(&c, "0.7", env);
+    struct pf_run r;
+    child_wait(&c, 60, &r);
+    pf_assert_ok(&r, "daemonish");
+    char want[128];
+    snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason interval, ", (int)c.pid);
+    size_t n = count(r.err, want);
+    cr_assert(n >= 2 && n <= 5, "%zu interval reports:\n%s", n, r.err);
+    cr_assert(count(r.err, PF_REPORT_MARK) == count(r.err, "==== end of pfalloc report ====\n"));
+    cr_assert(pf_has_report(r.err, "daemonish"));
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+/* ---- formats and destinations -------------------------------------------------- */
+
+static void run_leaky(const char *const *env, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("leaky"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+}
+
+Test(reports, text_is_the_default_format)
+{
+    struct pf_run r;
+    const char *const env[] = {NULL};
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(strncmp(r.err, PF_REPORT_MARK, strlen(PF_REPORT_MARK)) == 0, "%s", r.err);
+    cr_assert(strstr(r.err, "), reason exit, ") != NULL);
+    const char *end = "==== end of pfalloc report ====\n";
+    cr_assert(r.err_len > strlen(end) && strcmp(r.err + r.err_len - strlen(end), end) == 0, "%s", r.err);
+    cr_assert(strstr(r.err, "\ntotals\n") && strstr(r.err, "\nfamily ") && strstr(r.err, "\nleaks: "));
+    /* Sites are off unless asked for. */
+    cr_assert(strstr(r.err, "(call sites off: PFALLOC_SITES=1)") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(reports, json_is_one_line_per_report)
+{
+    struct pf_run r;
+    const char *const env[] = {"PFALLOC_FORMAT=json", NULL};
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(count(r.err, "\n") == 1 && r.err[r.err_len - 1] == '\n', "%s", r.err);
+    char *sum = json_summary(NULL, r.err);
+    cr_assert(strstr(sum, " leaky exit ") != NULL, "%s", sum);
+    char line[256];
+    cr_assert(line_starting(sum, "leaks ", line, sizeof line));
+    cr_assert(strstr(line, " no ") != NULL, "sites_recorded without PFALLOC_SITES: %s", line);
+    free(sum);
+    pf_run_free(&r);
+}
+
+Test(reports, out_file_with_pid)
+{
+    struct child c;
+    char *dir = pf_tempdir("outpid");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s/leaky-%%p.txt", dir);
+    const char *const env[] = {var, NULL};
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("leaky"), NULL};
+    child_start(&c, argv, env, PF_PRELOAD);
+    struct pf_run r;
+    child_wait(&c, 60, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(r.err_len == 0, "%s", r.err);
+    char path[700];
+    snprintf(path, sizeof path, "%s/leaky-%d.txt", dir, (int)c.pid);
+    char *text = pf_read_file(path, NULL);
+    cr_assert(pf_has_report(text, "leaky"), "no report in %s: %s", path, text);
+    struct stat st;
+    cr_assert(stat(path, &st) == 0 && (st.st_mode & 0077) == 0, "the report file is readable by others");
+    free(text);
+    pf_run_free(&r);
+    child_cleanup(&c);
+    pf_tempdir_remove(dir);
+}
+
+Test(reports, out_file_appends)
+{
+    char *dir = pf_tempdir("outappend");
+    char *path = pf_path(dir, "all.txt");
+    pf_write_file(path, "kept line\n", 10);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", path);
+    const char *const env[] = {var, NULL};
+    struct pf_run r;
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    pf_run_free(&r);
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    pf_run_free(&r);
+    char *text = pf_read_file(path, NULL);
+    cr_assert(strncmp(text, "kept line\n" PF_REPORT_MARK, 10 + strlen(PF_REPORT_MARK)) == 0, "%.300s", text);
+    cr_assert(count(text, PF_REPORT_MARK) == 2, "two runs, two reports");
+    free(text);
+    free(path);
+    pf_tempdir_remove(dir);
+}
+
+Test(reports, out_symlink_is_refused)
+{
+    char *dir = pf_tempdir("outlink");
+    char *target = pf_path(dir, "target");
+    char *link = pf_path(dir, "link");
+    cr_assert(symlink(target, link) == 0);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", link);
+    const char *const env[] = {var, NULL};
+    struct pf_run r;
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    /* One warning line, then the report where it would go by default. */
+    cr_assert(count_lines_starting(r.err, "pfalloc: ") == 1, "%s", r.err);
+    char line[256];
+    cr_assert(line_starting(r.err, "pfalloc: ", line, sizeof line));
+    cr_assert(strstr(line, "PFALLOC_OUT") != NULL, "%s", line);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    struct stat st;
+    cr_assert(lstat(target, &st) != 0 && errno == ENOENT, "the symlink was followed");
+    cr_assert(lstat(link, &st) == 0 && S_ISLNK(st.st_mode));
+    pf_run_free(&r);
+    free(target);
+    free(link);
+    pf_tempdir_remove(dir);
+}
+
+Test(reports, out_stderr_keyword)
+{
+    struct pf_run r;
+    const char *const env[] = {"PFALLOC_OUT=stderr", NULL};
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    cr_assert(strstr(r.err, "ignoring") == NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(reports, stderr_reused_by_the_program_is_left_alone)
+{
+    /* The program closes stderr and its data file takes descriptor 2: the
+     * exit report goes to the stderr the process started with. */
+    PF_REQUIRE_PRELOAD();
+    struct child c;
+    char *dir = pf_tempdir("reuse");
+    char *data = pf_path(dir, "data");
+    const char *const argv[] = {PROG("stderr_reuse"), data, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    child_start(&c, argv, env, PF_PRELOAD);
+    struct pf_run r;
+    child_wait(&c, 60, &r);
+    pf_assert_ok(&r, "stderr_reuse");
+    cr_assert(strstr(r.out, "on descriptor 2") != NULL, "%s", r.out);
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.400s", text);
+    cr_assert(pf_has_report(r.err, "stderr_reuse"), "the report is not on the original stderr:\n%s", r.err);
+    free(text);
+    pf_run_free(&r);
+    child_cleanup(&c);
+    free(data);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- PFALLOC_REPORT and PFALLOC_SIGNAL -------------------------------------------- */
+
+Test(reports, report_off_writes_nothing)
+{
+    struct pf_run r;
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    /* Nor is the signal caught: its default action ends the process. */
+    struct child c;
+    start_daemonish(&c, "20", env);
+    cr_assert(!catches(c.pid, SIGUSR1));
+    kill(c.pid, SIGUSR1);
+    child_wait(&c, 30, &r);
+    cr_assert(r.signo == SIGUSR1, "%s", pf_run_how(&r));
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, report_exit_does_not_catch_the_signal)
+{
+    struct child c;
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    start_daemonish(&c, "20", env);
+    cr_assert(!catches(c.pid, SIGUSR1));
+    kill(c.pid, SIGUSR1);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(r.signo == SIGUSR1, "%s", pf_run_how(&r));
+    /* Killed by a signal, it never reached exit: no report at all. */
+    cr_assert(strstr(r.err, PF_REPORT_MARK) == NULL, "%s", r.err);
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, report_signal_has_no_exit_report)
+{
+    struct child c;
+    const char *const env[] = {"PFALLOC_REPORT=signal", NULL};
+    start_daemonish(&c, "0.6", env);
+    cr_assert(catches(c.pid, SIGUSR1));
+    kill(c.pid, SIGUSR1);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    pf_assert_ok(&r, "daemonish");
+    char want[128];
+    snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)c.pid);
+    cr_assert(count(r.err, want) == 1, "%s", r.err);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "\nleaks: ") == NULL, "a signal report has no leak section");
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, signal_usr2_leaves_usr1_alone)
+{
+    struct child c;
+    const char *const env[] = {"PFALLOC_SIGNAL=USR2", NULL};
+    start_daemonish(&c, "20", env);
+    cr_assert(catches(c.pid, SIGUSR2));
+    cr_assert(!catches(c.pid, SIGUSR1));
+    kill(c.pid, SIGUSR2);
+    char want[128];
+    snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)c.pid);
+    cr_assert(wait_for_text(c.err_path, "==== end of pfalloc report ====\n", 10000), "no report on SIGUSR2");
+    kill(c.pid, SIGUSR1);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(r.signo == SIGUSR1, "SIGUSR1 should take its default action: %s", pf_run_how(&r));
+    cr_assert(count(r.err, want) == 1 && count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, signal_by_number_and_none)
+{
+    struct child c;
+    char var[64];
+    snprintf(var, sizeof var, "PFALLOC_SIGNAL=%d", SIGUSR2);
+    const char *const by_number[] = {var, NULL};
+    start_daemonish(&c, "0.3", by_number);
+    cr_assert(catches(c.pid, SIGUSR2) && !catches(c.pid, SIGUSR1));
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    pf_assert_ok(&r, "daemonish");
+    cr_assert(strstr(r.err, "ignoring") == NULL, "%s", r.err);
+    pf_run_free(&r);
+    child_cleanup(&c);
+
+    const char *const none[] = {"PFALLOC_SIGNAL=none", NULL};
+    start_daemonish(&c, "0.3", none);
+    cr_assert(!catches(c.pid, SIGUSR1) && !catches(c.pid, SIGUSR2));
+    child_wait(&c, 30, &r);
+    pf_assert_ok(&r, "daemonish");
+    cr_assert(pf_has_report(r.err, "daemonish"), "the exit report stays on:\n%s", r.err);
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, program_handler_wins)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("ownsignal"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "ownsignal");
+    cr_assert(strcmp(r.out, "ownsignal: handler ran 3 times\n") == 0, "%s", r.out);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && pf_has_report(r.err, "ownsignal"),
+              "only the exit report, none for the program's signals:\n%s", r.err);
+    cr_assert(strstr(r.err, "reason signal") == NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+/* ---- PFALLOC_LEAK_EXIT_CODE, PFALLOC_SITES, PFALLOC_CACHE --------------------------- */
+
+Test(reports, leak_exit_code)
+{
+    struct pf_run r;
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", "PFALLOC_REPORT=off", NULL};
+    run_leaky(env, &r);
+    cr_assert(r.exited && r.code == 7, "leaky: %s, want exit 7\n%s", pf_run_how(&r), r.err);
+    cr_assert(strstr(r.out, ", 10 objects kept\n") != NULL, "stdout is flushed first: %s", r.out);
+    pf_run_free(&r);
+
+    const char *const argv_free[] = {PROG("leaky"), "free", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv_free, &o, &r);
+    cr_assert(r.exited && r.code == 0, "leaky free: %s, want 0\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+
+    const char *t = pf_which("true");
+    cr_assert(t != NULL);
+    char *true_path = strdup(t);
+    const char *const argv_true[] = {true_path, NULL};
+    pf_spawn(argv_true, &o, &r);
+    cr_assert(r.exited && r.code == 0, "true: %s, want 0\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    free(true_path);
+}
+
+Test(reports, leak_exit_code_records_sites)
+{
+    struct pf_run r;
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=9", NULL};
+    run_leaky(env, &r);
+    cr_assert(r.exited && r.code == 9, "%s", pf_run_how(&r));
+    unsigned long o_, b_;
+    char fam[128];
+    cr_assert(text_leak_row(r.err, "  allocated by the program:", "leak_small", &o_, &b_, fam, sizeof fam),
+              "%s", r.err);
+    cr_assert(o_ == 5 && b_ == 500);
+    pf_run_free(&r);
+}
+
+static unsigned long cached_at_exit(const char *cache)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("sigstorm"), "100000", NULL};
+    char var[64];
+    snprintf(var, sizeof var, "PFALLOC_CACHE=%s", cache);
+    const char *const env[] = {"PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "sigstorm");
+    const char *json = strchr(r.err, '{');
+    cr_assert(json != NULL, "%s", r.err);
+    char *sum = json_summary(NULL, json);
+    char line[256];
+    cr_assert(line_starting(sum, "report ", line, sizeof line));
+    const char *last = strrchr(line, ' ');
+    unsigned long cached = strtoul(last + 1, NULL, 10);
+    free(sum);
+    pf_run_free(&r);
+    return cached;
+}
+
+Test(reports, cache_bounds_cached_bytes)
+{
+    cr_assert(cached_at_exit("0") == 0);
+    unsigned long mb = cached_at_exit("1M");
+    cr_assert(mb <= 1024 * 1024, "%lu bytes cached with PFALLOC_CACHE=1M", mb);
+}
+
+/* ---- bad values ---------------------------------------------------------------- */
+
+/* Runs `argv` preloaded with NAME=VALUE (and `more`), asserts exactly one
+ * warning naming it, in the documented shape, and a normal exit. */
+static void run_bad(const char *const argv[], const char *name, const char *value, const char *more, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    char var[256];
+    snprintf(var, sizeof var, "%s=%s", name, value);
+    const char *const env[] = {var, more, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+    pf_assert_ok(r, argv[0]);
+    char want[320], line[512];
+    snprintf(want, sizeof want, "pfalloc: ignoring %s=%s: expected ", name, value);
+    cr_assert(count_lines_starting(r->err, "pfalloc: ignoring ") == 1, "want one warning:\n%s", r->err);
+    cr_assert(line_starting(r->err, want, line, sizeof line), "want \"%s...\" in\n%s", want, r->err);
+    const char *tail = "; using the default";
+    cr_assert(strlen(line) > strlen(tail) && strcmp(line + strlen(line) - strlen(tail), tail) == 0, "%s", line);
+}
+
+static const char *const leaky_argv[] = {PROG("leaky"), NULL};
+
+Test(reports, bad_report_keeps_both)
+{
+    struct pf_run r;
+    run_bad(leaky_argv, "PFALLOC_REPORT", "sometimes", NULL, &r);
+    cr_assert(strstr(r.out, ", 10 objects kept\n") != NULL);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(reports, bad_signal_keeps_usr1)
+{
+    static const char *const bad[] = {"USR9", "KILL", "9", "SIGSEGV", "0x10"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct pf_run r;
+        run_bad(leaky_argv, "PFALLOC_SIGNAL", bad[i], NULL, &r);
+        pf_run_free(&r);
+    }
+    struct child c;
+    const char *const env[] = {"PFALLOC_SIGNAL=USR9", NULL};
+    start_daemonish(&c, "20", env);
+    cr_assert(catches(c.pid, SIGUSR1));
+    kill(c.pid, SIGUSR1);
+    cr_assert(wait_for_text(c.err_path, "reason signal", 10000), "no report on SIGUSR1");
+    kill(c.pid, SIGTERM);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(r.signo == SIGTERM, "%s", pf_run_how(&r));
+    pf_run_free(&r);
+    child_cleanup(&c);
+}
+
+Test(reports, bad_interval_means_none)
+{
+    static const char *const bad[] = {"soon", "-1", "0.0001", "1e3", ""};
+    const char *const argv[] = {PROG("daemonish"), "0.4", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct pf_run r;
+        run_bad(argv, "PFALLOC_INTERVAL", bad[i], "PFALLOC_REPORT=both", &r);
+        cr_assert(strstr(r.err, "reason interval") == NULL, "%s", r.err);
+        cr_assert(pf_has_report(r.err, "daemonish"));
+        pf_run_free(&r);
+    }
+}
+
+Test(reports, bad_out_uses_stderr)
+{
+    struct pf_run r;
+    run_bad(leaky_argv, "PFALLOC_OUT", "", NULL, &r);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(reports, bad_format_uses_text)
+{
+    struct pf_run r;
+    run_bad(leaky_argv, "PFALLOC_FORMAT", "xml", NULL, &r);
+    cr_assert(pf_has_report(r.err, "leaky") && strstr(r.err, "{\"pid\"") == NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(reports, bad_sites_keeps_them_off)
+{
+    struct pf_run r;
+    run_bad(leaky_argv, "PFALLOC_SITES", "maybe", NULL, &r);
+    cr_assert(strstr(r.err, "(call sites off: PFALLOC_SITES=1)") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(reports, bad_leak_exit_code_keeps_status)
+{
+    static const char *const bad[] = {"300", "seven", "-1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct pf_run r;
+        run_bad(leaky_argv, "PFALLOC_LEAK_EXIT_CODE", bad[i], NULL, &r); /* asserts exit 0 */
+        pf_run_free(&r);
+    }
+}
+
+Test(reports, bad_cache_keeps_the_default)
+{
+    struct pf_run r;
+    run_bad(leaky_argv, "PFALLOC_CACHE", "lots", NULL, &r);
+    pf_run_free(&r);
+    run_bad(leaky_argv, "PFALLOC_CACHE", "12Q", NULL, &r);
+    pf_run_free(&r);
+    /* The default keeps some empty spans (a bad value is not read as 0). */
+    cr_assert(cached_at_exit("lots") > 0);
+}
+
+Test(reports, good_values_give_no_warning)
+{
+    const char *const env[] = {"PFALLOC_REPORT=both", "PFALLOC_SIGNAL=SIGUSR1", "PFALLOC_INTERVAL=30",
+                               "PFALLOC_OUT=stderr", "PFALLOC_FORMAT=TEXT", "PFALLOC_SITES=1",
+                               "PFALLOC_LEAK_EXIT_CODE=0", "PFALLOC_CACHE=4M", NULL};
+    struct pf_run r;
+    run_leaky(env, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(strstr(r.err, "pfalloc: ignoring") == NULL, "%s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"));
+    pf_run_free(&r);
+}

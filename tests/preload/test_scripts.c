@@ -1,0 +1,602 @@
+/*
+ * The report scripts (scripts/pfalloc-*) against real programs:
+ *  - pfalloc-run passes the program's exit status and fatal signal through
+ *    and turns its options into PFALLOC_* variables and LD_PRELOAD;
+ *  - pfalloc-dump gets one whole report from a running daemonish, from its
+ *    report file or from its stderr file, and refuses a process without
+ *    the preload;
+ *  - pfalloc-view turns a stream of interval and exit reports into an HTML
+ *    page whose SVG parses as XML;
+ *  - pfalloc-sites resolves leaky's leak sites to leaky.c:<line>.
+ * The test runner is never preloaded: pfalloc-run sets LD_PRELOAD for the
+ * program it runs, and every other child gets it in its own environment.
+ */
+#include "spawn.h"
+
+#include <sys/prctl.h>
+
+#include <ctype.h>
+#include <dirent.h>
+
+TestSuite(scripts);
+
+#define SCRIPT(name) PF_SOURCE_DIR "/scripts/" name
+#define PROG(name) PF_PROGS_DIR "/" name
+
+static void need_python(void)
+{
+    PF_REQUIRE_PROGRAM("python3");
+}
+
+/* ---- a child that runs while the test talks to it --------------------------- */
+
+struct child {
+    pid_t pid;
+    char *dir, *out_path, *err_path;
+};
+
+static void child_start(struct child *c, const char *const argv[], const char *const *env, enum pf_mode mode)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = pf_tempdir("scripts");
+    c->out_path = pf_path(c->dir, "stdout");
+    c->err_path = pf_path(c->dir, "stderr");
+    struct pf_spawn_opts o = {.mode = mode, .env = env};
+    char **envp = pf_build_env(&o);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        /* Gone with the test: a test that times out must not leave it running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    free(envp);
+    c->pid = pid;
+}
+
+/* Ends the child (SIGTERM) if it still runs, reaps it, removes its files. */
+static void child_stop(struct child *c)
+{
+    int status;
+    kill(c->pid, SIGTERM);
+    for (int i = 0; i < 2000 && waitpid(c->pid, &status, WNOHANG) == 0; i++)
+        pf_sleep_ms(5);
+    kill(-c->pid, SIGKILL);
+    waitpid(c->pid, &status, 0);
+    free(c->out_path);
+    free(c->err_path);
+    pf_tempdir_remove(c->dir);
+    memset(c, 0, sizeof *c);
+}
+
+static int wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        char *s = pf_read_file(path, NULL);
+        int hit = strstr(s, needle) != NULL;
+        free(s);
+        if (hit)
+            return 1;
+        pf_sleep_ms(10);
+    }
+    return 0;
+}
+
+static void start_daemonish(struct child *c, const char *const *env, enum pf_mode mode)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("daemonish"), "30", NULL};
+    child_start(c, argv, env, mode);
+    cr_assert(wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void run(const char *const argv[], const char *const *env, struct pf_run *r)
+{
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .env = env, .timeout_s = 120};
+    pf_spawn(argv, &o, r);
+}
+
+/* ---- pfalloc-run ----------------------------------------------------------------- */
+
+Test(scripts, run_passes_the_exit_status)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sh");
+    PF_REQUIRE_PROGRAM("bash");
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
+                                "--report", "exit", "--", "sh", "-c", "exit 3", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code == 3, "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    /* bash leaves through exit() (dash through _exit, which skips the exit
+     * report): the report shows the shell ran preloaded. */
+    const char *const argv_bash[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
+                                     "--report", "exit", "--", "bash", "-c", "exit 4", NULL};
+    run(argv_bash, NULL, &r);
+    cr_assert(r.exited && r.code == 4, "%s\n%s", pf_run_how(&r), r.err);
+    cr_assert(pf_has_report(r.err, "bash"), "%s", r.err);
+    pf_run_free(&r);
+
+    /* Without "--", the first argument that is not an option is the program. */
+    const char *const argv2[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir=" PF_BUILD_DIR,
+                                 "--report=off", "sh", "-c", "exit 5", "--report", NULL};
+    run(argv2, NULL, &r);
+    cr_assert(r.exited && r.code == 5, "%s\n%s", pf_run_how(&r), r.err);
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(scripts, run_passes_a_fatal_signal)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sh");
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--",
+                                "sh", "-c", "kill -TERM $$", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(!r.exited && r.signo == SIGTERM, "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+}
+
+Test(scripts, run_options_become_variables)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("printenv");
+    char *dir = pf_tempdir("runvars");
+    char out[600];
+    snprintf(out, sizeof out, "%s/report.%%p", dir);
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
+                                "--report", "exit", "--signal", "USR2", "--interval=30", "--out", out,
+                                "--json", "--sites", "--cache", "1M", "--",
+                                "printenv", "PFALLOC_REPORT", "PFALLOC_SIGNAL", "PFALLOC_INTERVAL",
+                                "PFALLOC_OUT", "PFALLOC_FORMAT", "PFALLOC_SITES", "PFALLOC_CACHE",
+                                "LD_PRELOAD", NULL};
+    /* An LD_PRELOAD already set stays, after ours. */
+    const char *const env[] = {"LD_PRELOAD=libm.so.6", NULL};
+    struct pf_run r;
+    run(argv, env, &r);
+    pf_assert_ok(&r, "pfalloc-run printenv");
+    char want[2048];
+    snprintf(want, sizeof want, "exit\nUSR2\n30\n%s\njson\n1\n1M\n%s/libpfalloc.so:libm.so.6\n", out, PF_BUILD_DIR);
+    cr_assert(strcmp(r.out, want) == 0, "got:\n%s\nwant:\n%s", r.out, want);
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    /* The variables reached the library: one JSON report, in the file. */
+    char *text = NULL;
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "report.", 7) != 0)
+            continue;
+        files++;
+        char *p = pf_path(dir, e->d_name);
+        text = pf_read_file(p, NULL);
+        free(p);
+    }
+    closedir(d);
+    cr_assert(files == 1 && text != NULL, "%d report files", files);
+    cr_assert(strncmp(text, "{\"pid\":", 7) == 0 && count(text, "\n") == 1, "%s", text);
+    cr_assert(strstr(text, "\"reason\":\"exit\"") && strstr(text, "\"sites_recorded\":true"), "%.400s", text);
+    free(text);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, run_leak_exit_code)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
+                                "--leak-exit-code", "7", "--report", "off", PROG("leaky"), NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code == 7, "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    const char *const argv2[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
+                                 "--leak-exit-code", "7", "--report", "off", PROG("leaky"), "free", NULL};
+    run(argv2, NULL, &r);
+    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+}
+
+Test(scripts, run_refuses_bad_usage)
+{
+    const char *const unknown[] = {SCRIPT("pfalloc-run"), "--no-build", "--bogus", "true", NULL};
+    struct pf_run r;
+    run(unknown, NULL, &r);
+    cr_assert(r.exited && r.code == 2 && strstr(r.err, "--bogus"), "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    const char *const none[] = {SCRIPT("pfalloc-run"), "--no-build", "--sites", NULL};
+    run(none, NULL, &r);
+    cr_assert(r.exited && r.code == 2 && strstr(r.err, "usage:"), "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    const char *const missing[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", "/nonexistent/build",
+                                   "true", NULL};
+    run(missing, NULL, &r);
+    cr_assert(r.exited && r.code == 2 && strstr(r.err, "libpfalloc.so"), "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    const char *const help[] = {SCRIPT("pfalloc-run"), "--help", NULL};
+    run(help, NULL, &r);
+    cr_assert(r.exited && r.code == 0 && strstr(r.out, "--leak-exit-code"), "%s", r.out);
+    pf_run_free(&r);
+}
+
+/* ---- pfalloc-dump ------------------------------------------------------------------ */
+
+/* Checks `out` is exactly one whole text signal report from pid. */
+static void assert_one_text_report(const char *out, pid_t pid)
+{
+    char head[128];
+    snprintf(head, sizeof head, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)pid);
+    const char *end = "==== end of pfalloc report ====\n";
+    size_t n = strlen(out);
+    cr_assert(strncmp(out, head, strlen(head)) == 0, "does not start with \"%s\":\n%.300s", head, out);
+    cr_assert(n > strlen(end) && strcmp(out + n - strlen(end), end) == 0, "does not end with the end line:\n%s",
+              pf_tail(out, n, 300));
+    cr_assert(count(out, PF_REPORT_MARK) == 1 && count(out, end) == 1, "more than one report:\n%s", out);
+    cr_assert(strstr(out, "\ntotals\n") && strstr(out, "\nfamily "), "%s", out);
+}
+
+Test(scripts, dump_from_the_report_file)
+{
+    need_python();
+    struct child c;
+    char *dir = pf_tempdir("dumpfile");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s/reports.%%p", dir);
+    const char *const env[] = {var, NULL};
+    start_daemonish(&c, env, PF_PRELOAD);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const argv[] = {SCRIPT("pfalloc-dump"), pid, "--timeout", "20", NULL};
+    struct pf_run r1, r2;
+    run(argv, NULL, &r1);
+    pf_assert_ok(&r1, "pfalloc-dump");
+    assert_one_text_report(r1.out, c.pid);
+    /* A second dump prints the next report, not the first one again. */
+    run(argv, NULL, &r2);
+    pf_assert_ok(&r2, "pfalloc-dump");
+    assert_one_text_report(r2.out, c.pid);
+    cr_assert(strcmp(r1.out, r2.out) != 0, "the same report twice");
+    char path[700];
+    snprintf(path, sizeof path, "%s/reports.%d", dir, (int)c.pid);
+    char *file = pf_read_file(path, NULL);
+    cr_assert(count(file, PF_REPORT_MARK) == 2 && strstr(file, r1.out) && strstr(file, r2.out),
+              "the dumps are not the file's reports:\n%s", file);
+    free(file);
+    pf_run_free(&r1);
+    pf_run_free(&r2);
+    child_stop(&c);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, dump_json_from_a_stderr_file)
+{
+    need_python();
+    struct child c;
+    const char *const env[] = {"PFALLOC_FORMAT=json", "PFALLOC_SIGNAL=USR2", NULL};
+    start_daemonish(&c, env, PF_PRELOAD); /* its stderr is a regular file */
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const argv[] = {SCRIPT("pfalloc-dump"), pid, NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-dump");
+    cr_assert(count(r.out, "\n") == 1 && r.out[r.out_len - 1] == '\n', "want one line:\n%s", r.out);
+    /* It parses, and is the signal report of that process. */
+    char code[256];
+    snprintf(code, sizeof code,
+             "import json,sys; d=json.loads(sys.stdin.read()); "
+             "assert d['pid']==%d and d['reason']=='signal' and d['program']=='daemonish', d; print('ok')",
+             (int)c.pid);
+    char *tmp = pf_path(c.dir, "dump.json");
+    pf_write_file(tmp, r.out, r.out_len);
+    const char *const py[] = {"python3", "-c", code, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = tmp, .timeout_s = 60};
+    struct pf_run p;
+    pf_spawn(py, &o, &p);
+    cr_assert(p.exited && p.code == 0 && strcmp(p.out, "ok\n") == 0, "%s%s", p.out, p.err);
+    pf_run_free(&p);
+    free(tmp);
+    pf_run_free(&r);
+    child_stop(&c);
+}
+
+Test(scripts, dump_refuses_a_process_without_the_preload)
+{
+    need_python();
+    struct child c;
+    start_daemonish(&c, NULL, PF_PLAIN);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const argv[] = {SCRIPT("pfalloc-dump"), pid, "--timeout", "2", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code != 0, "%s", pf_run_how(&r));
+    cr_assert(strstr(r.err, "libpfalloc.so is not loaded") != NULL, "%s", r.err);
+    /* It sent nothing: SIGUSR1 would have killed daemonish. */
+    cr_assert(waitpid(c.pid, NULL, WNOHANG) == 0, "daemonish died");
+    pf_run_free(&r);
+    child_stop(&c);
+}
+
+Test(scripts, dump_times_out_without_a_report)
+{
+    need_python();
+    /* The report file is a planted symlink: the library refuses it and
+     * writes to stderr, so nothing ever appears where the dump looks. */
+    struct child c;
+    char *dir = pf_tempdir("dumptimeout");
+    char *link = pf_path(dir, "reports");
+    char *target = pf_path(dir, "elsewhere");
+    cr_assert(symlink(target, link) == 0);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", link);
+    const char *const env[] = {var, NULL};
+    start_daemonish(&c, env, PF_PRELOAD);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const argv[] = {SCRIPT("pfalloc-dump"), pid, "--timeout", "0.5", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code == 1, "%s\n%s", pf_run_how(&r), r.err);
+    cr_assert(strstr(r.err, "no report") != NULL, "%s", r.err);
+    cr_assert(r.out_len == 0, "%s", r.out);
+    pf_run_free(&r);
+    child_stop(&c);
+    free(link);
+    free(target);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- pfalloc-view ---------------------------------------------------------------------- */
+
+/* Checks an HTML page: it parses (html.parser, every element closed), and
+ * each <svg> element parses as XML with lines drawn in it. Prints
+ * "svg N polylines N circles N tables N" and the page's text. */
+static const char check_html_py[] =
+    "import sys, re, html.parser, xml.etree.ElementTree as ET\n"
+    "page = open(sys.argv[1], encoding='utf-8').read()\n"
+    "VOID = {'meta', 'br', 'img', 'hr', 'input', 'link'}\n"
+    "class P(html.parser.HTMLParser):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.stack, self.tables, self.text = [], 0, []\n"
+    "    def handle_starttag(self, tag, attrs):\n"
+    "        if tag == 'table': self.tables += 1\n"
+    "        if tag not in VOID: self.stack.append(tag)\n"
+    "    def handle_startendtag(self, tag, attrs):\n"
+    "        pass\n"
+    "    def handle_endtag(self, tag):\n"
+    "        assert self.stack and self.stack[-1] == tag, 'unbalanced </%s> in %s' % (tag, self.stack[-3:])\n"
+    "        self.stack.pop()\n"
+    "    def handle_data(self, d):\n"
+    "        self.text.append(d)\n"
+    "p = P(); p.feed(page); p.close()\n"
+    "assert not p.stack, 'unclosed: %s' % p.stack\n"
+    "assert page.startswith('<!DOCTYPE html>')\n"
+    "assert 'http' not in page.replace('http://www.w3.org/2000/svg', ''), 'fetches something'\n"
+    "assert '<script' not in page\n"
+    "svgs = re.findall(r'<svg\\b.*?</svg>', page, re.S)\n"
+    "poly = circ = 0\n"
+    "for s in svgs:\n"
+    "    root = ET.fromstring(s)\n"
+    "    ns = '{http://www.w3.org/2000/svg}'\n"
+    "    assert root.tag == ns + 'svg'\n"
+    "    poly += len(root.findall(ns + 'polyline'))\n"
+    "    circ += len(root.findall(ns + 'circle'))\n"
+    "print('svg', len(svgs), 'polylines', poly, 'circles', circ, 'tables', p.tables)\n"
+    "print(' '.join(' '.join(p.text).split()))\n";
+
+static void check_html(const char *path, unsigned *svgs, unsigned *polylines, unsigned *circles, unsigned *tables,
+                       char **text)
+{
+    const char *const argv[] = {"python3", "-c", check_html_py, path, NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code == 0, "the page does not check out:\n%s%s", r.out, r.err);
+    cr_assert(sscanf(r.out, "svg %u polylines %u circles %u tables %u", svgs, polylines, circles, tables) == 4,
+              "%s", r.out);
+    *text = strdup(strchr(r.out, '\n') + 1);
+    pf_run_free(&r);
+}
+
+Test(scripts, view_renders_interval_and_exit_reports, .timeout = 150)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("view");
+    char *stream = pf_path(dir, "reports.jsonl");
+    char *html = pf_path(dir, "page.html");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", stream);
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_INTERVAL=0.2", NULL};
+    const char *const dargv[] = {PROG("daemonish"), "1.0", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(dargv, &o, &r);
+    pf_assert_ok(&r, "daemonish");
+    pf_run_free(&r);
+    /* And leaky's exit report, with sites, in the same stream. */
+    const char *const lenv[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", NULL};
+    const char *const largv[] = {PROG("leaky"), NULL};
+    struct pf_spawn_opts lo = {.mode = PF_PRELOAD, .env = lenv, .timeout_s = 60};
+    pf_spawn(largv, &lo, &r);
+    pf_assert_ok(&r, "leaky");
+    pf_run_free(&r);
+    char *data = pf_read_file(stream, NULL);
+    size_t intervals = count(data, "\"reason\":\"interval\"");
+    cr_assert(intervals >= 2 && count(data, "\"reason\":\"exit\"") == 2, "%.300s", data);
+    free(data);
+
+    const char *const argv[] = {SCRIPT("pfalloc-view"), "-o", html, stream, NULL};
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-view");
+    cr_assert(r.err_len == 0, "%s", r.err);
+    cr_assert(r.out_len == 0, "with -o nothing goes to stdout");
+    pf_run_free(&r);
+    unsigned svgs, polylines, circles, tables;
+    char *text;
+    check_html(html, &svgs, &polylines, &circles, &tables, &text);
+    /* Two processes, two charts each; daemonish's have a line per series. */
+    cr_assert(svgs == 4, "%u charts", svgs);
+    cr_assert(polylines >= 3 && circles >= intervals + 1, "%u lines, %u points", polylines, circles);
+    cr_assert(tables >= 3, "%u tables", tables);
+    cr_assert(strstr(text, "daemonish, pid ") && strstr(text, "leaky, pid "), "%s", text);
+    /* leaky's leak table, sites by name. */
+    cr_assert(strstr(text, "leak_small+0x") && strstr(text, "leak_big+0x"), "%s", text);
+    free(text);
+    free(stream);
+    free(html);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, view_copes_with_one_report_and_bad_lines)
+{
+    need_python();
+    char *dir = pf_tempdir("viewbad");
+    char *stream = pf_path(dir, "in.jsonl");
+    char *html = pf_path(dir, "out.html");
+    /* One signal report (no exit report), between lines that are not reports. */
+    static const char input[] =
+        "not json at all\n"
+        "{\"pid\":42,\"program\":\"demo<&>\",\"reason\":\"signal\",\"time_s\":1.5,"
+        "\"totals\":{\"live_bytes\":4096,\"mapped_bytes\":65536,\"cached_bytes\":0},"
+        "\"families\":[{\"name\":\"struct a<b>\",\"kind\":\"typed\",\"slot_size\":32,\"live_objects\":128,"
+        "\"live_bytes\":4096,\"mapped_bytes\":65536,\"spans\":1,\"peak_live_bytes\":4096,\"allocs\":128,"
+        "\"frees\":0}]}\n"
+        "{\"truncated\n"
+        "[1, 2, 3]\n";
+    pf_write_file(stream, input, sizeof input - 1);
+    const char *const argv[] = {SCRIPT("pfalloc-view"), stream, NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-view");
+    cr_assert(count(r.err, "pfalloc-view: ") == 3, "want a warning per bad line:\n%s", r.err);
+    cr_assert(strstr(r.err, ":1:") && strstr(r.err, ":3:") && strstr(r.err, ":4:"), "%s", r.err);
+    pf_write_file(html, r.out, r.out_len);
+    pf_run_free(&r);
+    unsigned svgs, polylines, circles, tables;
+    char *text;
+    check_html(html, &svgs, &polylines, &circles, &tables, &text);
+    cr_assert(svgs == 2 && circles >= 2, "%u charts, %u points", svgs, circles);
+    cr_assert(strstr(text, "No exit report") != NULL, "%s", text);
+    cr_assert(strstr(text, "struct a<b>") && strstr(text, "demo<&>"), "names are escaped and shown: %s", text);
+    free(text);
+    free(stream);
+    free(html);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- pfalloc-sites ------------------------------------------------------------------------ */
+
+/* The line of leaky.c that holds `needle` (1-based). */
+static int source_line(const char *needle)
+{
+    char *src = pf_read_file(PF_SOURCE_DIR "/tests/progs/leaky.c", NULL);
+    const char *hit = strstr(src, needle);
+    cr_assert(hit != NULL, "%s not in leaky.c", needle);
+    int line = 1;
+    for (const char *p = src; p < hit; p++)
+        line += *p == '\n';
+    free(src);
+    return line;
+}
+
+/* The output line for site function `func`, or NULL. */
+static const char *row_for(const char *out, const char *func)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, " %s+0x", func);
+    return strstr(out, pat);
+}
+
+static void assert_resolved(const char *out, const char *func, const char *needle)
+{
+    const char *row = row_for(out, func);
+    cr_assert(row != NULL, "no row for %s:\n%s", func, out);
+    const char *eol = strchr(row, '\n');
+    char want[64];
+    snprintf(want, sizeof want, "leaky.c:%d", source_line(needle));
+    const char *hit = strstr(row, want);
+    cr_assert(hit && (!eol || hit < eol) && !isdigit((unsigned char)hit[strlen(want)]),
+              "%s should resolve to %s:\n%s", func, want, out);
+}
+
+static void sites_for(const char *format, char **out)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("sites");
+    char *report = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "PFALLOC_FORMAT=%s", format);
+    const char *const env[] = {var, fmt, "PFALLOC_SITES=1", NULL};
+    const char *const largv[] = {PROG("leaky"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(largv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    pf_run_free(&r);
+    const char *const argv[] = {SCRIPT("pfalloc-sites"), "--exe", PROG("leaky"), report, NULL};
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-sites");
+    *out = r.out;
+    free(r.err);
+    free(report);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, sites_resolve_json_report)
+{
+    char *out;
+    sites_for("json", &out);
+    assert_resolved(out, "leak_small", "char *p = malloc(100);");
+    assert_resolved(out, "leak_strings", "keep(strdup(text))");
+    assert_resolved(out, "leak_big", "keep(calloc(1, 300000));");
+    assert_resolved(out, "leak_realloc", "char *q = realloc(p, n);");
+    /* objects, bytes and family come first on the line. */
+    const char *row = row_for(out, "leak_small");
+    const char *bol = row;
+    while (bol > out && bol[-1] != '\n')
+        bol--;
+    unsigned long objects, bytes;
+    cr_assert(sscanf(bol, "%lu %lu malloc-", &objects, &bytes) == 2 && objects == 5 && bytes == 500, "%s", out);
+    free(out);
+}
+
+Test(scripts, sites_resolve_text_report)
+{
+    char *out;
+    sites_for("text", &out);
+    assert_resolved(out, "leak_small", "char *p = malloc(100);");
+    assert_resolved(out, "leak_big", "keep(calloc(1, 300000));");
+    free(out);
+}
