@@ -71,8 +71,19 @@ static int open_out(void)
     path[n] = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) {
-        static const char msg[] = "pfalloc: cannot open PFALLOC_OUT; reports go to stderr\n";
-        pf_os_write_all(2, msg, sizeof(msg) - 1);
+        int e = errno;
+        const char *why = e == ELOOP ? "it is a symbolic link"
+                          : e == EACCES ? "permission denied"
+                          : e == ENOENT ? "no such directory"
+                          : e == EISDIR ? "it is a directory"
+                          : e == EROFS ? "read-only file system" : "cannot be opened";
+        char msg[sizeof(path) + 96];
+        size_t m = 0;
+        const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, ": ", why, "; reports go to stderr\n"};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+            for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
+                msg[m++] = *c;
+        pf_os_write_all(stderr_fd(), msg, m);
     }
     return fd < 0 ? stderr_fd() : fd;
 }

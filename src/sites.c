@@ -233,10 +233,14 @@ static void write_text(struct pf_fmt *f)
     pf_fmt_u64(f, total.objects);
     pf_fmt_str(f, " objects, ");
     pf_fmt_size(f, total.bytes);
-    pf_fmt_str(f, " still live at exit; the program's own: ");
-    pf_fmt_u64(f, total.program_objects);
-    pf_fmt_str(f, " objects, ");
-    pf_fmt_size(f, total.program_bytes);
+    if (pf_sites_on) {
+        pf_fmt_str(f, " still live at exit; the program's own: ");
+        pf_fmt_u64(f, total.program_objects);
+        pf_fmt_str(f, " objects, ");
+        pf_fmt_size(f, total.program_bytes);
+    } else {
+        pf_fmt_str(f, " still live at exit (PFALLOC_SITES=1 tells the program's own from the runtime's)");
+    }
     pf_fmt_char(f, '\n');
     if (!total.objects)
         return;
@@ -314,7 +318,10 @@ static void write_json(struct pf_fmt *f)
         } else {
             pf_fmt_str(f, "null,\"module\":null,\"address\":null,\"module_offset\":null");
         }
-        pf_fmt_str(f, ",\"family\":");
+        pf_fmt_str(f, ",\"kind\":\"");
+        pf_fmt_str(f, !l->site ? "unrecorded" : l->site == OTHER_ID ? "other_sites"
+                                 : l->site == EARLY_ID ? "before_start" : "site");
+        pf_fmt_str(f, "\",\"family\":");
         pf_fmt_json_str(f, family_name(l->family));
         pf_fmt_str(f, ",\"objects\":");
         pf_fmt_u64(f, l->objects);

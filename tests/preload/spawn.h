@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -218,6 +219,8 @@ static inline void pf_spawn(const char *const argv[], const struct pf_spawn_opts
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
     if (pid == 0) {
         setpgid(0, 0);
+        /* A runner killed by Criterion's timeout takes its child with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int in = open(o->stdin_path ? o->stdin_path : "/dev/null", O_RDONLY);
         int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         int err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
