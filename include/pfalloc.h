@@ -47,7 +47,8 @@ PF_API size_t pf_trim(void);
 typedef struct pf_family pf_family_t;
 
 /* The family named `name` holding objects of `size` bytes, created on first
- * use. A name already registered with a different size gets NULL, EINVAL.
+ * use. A name already registered with a different size, or one of pfalloc's
+ * own ("malloc-<n>", "large"), gets NULL, EINVAL.
  * Families live as long as the process. */
 PF_API pf_family_t *pf_family_get(const char *name, size_t size);
 

@@ -109,6 +109,20 @@ static char *put_dec(char *d, size_t v, char *end)
     return d;
 }
 
+/* "malloc-<digits>" and "large" belong to pfalloc's own families, whether
+ * or not they are registered yet. */
+static int reserved_name(const char *name)
+{
+    if (strcmp(name, "large") == 0)
+        return 1;
+    if (strncmp(name, "malloc-", 7) != 0 || !name[7])
+        return 0;
+    for (const char *c = name + 7; *c; c++)
+        if (*c < '0' || *c > '9')
+            return 0;
+    return 1;
+}
+
 static void ensure_registered(struct pf_family *f)
 {
     if (PF_LIKELY(f->id != UINT32_MAX && f->name[0]))
@@ -439,7 +453,7 @@ static int reg_reserve(void)
 
 pf_family_t *pf_family_get(const char *name, size_t size)
 {
-    if (!name || !*name || size == 0) {
+    if (!name || !*name || size == 0 || reserved_name(name)) {
         errno = EINVAL;
         return NULL;
     }
@@ -494,7 +508,7 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
     char alt[PF_NAME_MAX];
     pf_lock(&reg_lock);
     struct pf_family *f = find_locked(key);
-    if (f && (f->kind != PF_KIND_TYPED || f->obj_size != size)) {
+    if (reserved_name(key) || (f && (f->kind != PF_KIND_TYPED || f->obj_size != size))) {
         char *d = put_str(alt, key, alt + PF_NAME_MAX - 24);
         *d++ = '/';
         *put_dec(d, size, alt + PF_NAME_MAX - 1) = 0;
