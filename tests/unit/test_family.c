@@ -1,0 +1,378 @@
+/*
+ * test_family.c — the registry and the per-family slow paths: class
+ * families named "malloc-<slot>" on first use, the large family, typed
+ * families by key pointer and by name ("<name>/<size>" when a name comes
+ * back with another size), span listings with their figures, refill/flush
+ * keeping out_bytes exact and one empty span per class, the locked path's
+ * counters, and trim.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "family.h"
+#include "tcache.h"
+
+static struct pf_family *class_family_named(unsigned cls)
+{
+    char name[32];
+    snprintf(name, sizeof name, "malloc-%u", pf_class_size[cls]);
+    return pf_family_find(name);
+}
+
+Test(family, class_families_are_named_malloc_slot_after_first_use)
+{
+    uint32_t n0 = pf_family_count();
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        cr_assert_null(class_family_named(c), "class %u registered before any use", c);
+        void *p = pf_malloc(pf_class_size[c]);
+        cr_assert_not_null(p);
+        struct pf_family *f = class_family_named(c);
+        cr_assert_not_null(f, "class %u: no family named malloc-%u", c, pf_class_size[c]);
+        cr_assert_eq(f, pf_family_class(c));
+        cr_assert_eq(f->kind, PF_KIND_CLASS);
+        cr_assert_eq(f->obj_size, pf_class_size[c]);
+        cr_assert_eq(pf_family_count(), n0 + c + 1, "registry grows by one per new family");
+        cr_assert_eq(pf_family_at(f->id), f);
+        pf_free(p);
+        pf_free(pf_malloc(pf_class_size[c]));
+        cr_assert_eq(pf_family_count(), n0 + c + 1, "a family is registered once");
+    }
+    for (uint32_t i = 0; i < pf_family_count(); i++)
+        cr_assert_eq(pf_family_at(i)->id, i);
+}
+
+Test(family, large_family)
+{
+    uint32_t n0 = pf_family_count();
+    struct pf_family *f = pf_family_large();
+    cr_assert_str_eq(f->name, "large");
+    cr_assert_eq(f->kind, PF_KIND_LARGE);
+    cr_assert_eq(pf_family_find("large"), f);
+    cr_assert_eq(pf_family_large(), f);
+    cr_assert_eq(pf_family_count(), n0 + 1);
+}
+
+Test(family, typed_by_key_pointer_and_by_name)
+{
+    static const char key1[] = "struct order";
+    char key2[] = "struct order"; /* same name, another address */
+    uint32_t n0 = pf_family_count();
+    cr_assert_null(pf_family_find("struct order"));
+
+    struct pf_family *f1 = pf_family_typed(key1, 48, 8);
+    cr_assert_not_null(f1);
+    cr_assert_str_eq(f1->name, "struct order");
+    cr_assert_eq(f1->kind, PF_KIND_TYPED);
+    cr_assert_eq(f1->obj_size, 48);
+    cr_assert_geq(f1->obj_align, 16);
+    cr_assert_eq(pf_family_find("struct order"), f1);
+    cr_assert_eq(pf_family_count(), n0 + 1);
+
+    cr_assert_eq(pf_family_typed(key1, 48, 8), f1, "same key pointer, same family");
+    cr_assert_eq(pf_family_typed(key2, 48, 8), f1, "same name from another site, same family");
+    cr_assert_eq(pf_family_count(), n0 + 1);
+    cr_assert_eq((pf_family_t *)pf_family_get("struct order", 48), f1);
+
+    /* The same name with another size: a family of its own. */
+    struct pf_family *f2 = pf_family_typed(key1, 64, 8);
+    cr_assert_not_null(f2);
+    cr_assert_neq(f2, f1);
+    cr_assert_str_eq(f2->name, "struct order/64");
+    cr_assert_eq(f2->kind, PF_KIND_TYPED);
+    cr_assert_eq(f2->obj_size, 64);
+    cr_assert_eq(pf_family_find("struct order/64"), f2);
+    cr_assert_eq(pf_family_find("struct order"), f1);
+    cr_assert_eq(pf_family_count(), n0 + 2);
+    cr_assert_eq(pf_family_typed(key2, 64, 8), f2);
+    cr_assert_eq(pf_family_typed(key1, 64, 8), f2);
+    cr_assert_eq(pf_family_typed(key1, 48, 8), f1);
+    cr_assert_eq(pf_family_count(), n0 + 2);
+
+    errno = 0;
+    cr_assert_null(pf_family_get("struct order", 50));
+    cr_assert_eq(errno, EINVAL);
+
+    /* A type's alignment is kept when it exceeds 16. */
+    struct pf_family *f3 = pf_family_typed("struct wide", 128, 64);
+    cr_assert_eq(f3->obj_align, 64);
+    cr_assert_neq(f3, f1);
+}
+
+Test(family, typed_name_never_lands_in_a_class_family)
+{
+    pf_free(pf_malloc(64));
+    struct pf_family *cls = pf_family_find("malloc-64");
+    cr_assert_not_null(cls);
+    struct pf_family *t = pf_family_typed("malloc-64", 64, 16);
+    cr_assert_not_null(t);
+    cr_assert_neq(t, cls);
+    cr_assert_eq(t->kind, PF_KIND_TYPED);
+    cr_assert_str_eq(t->name, "malloc-64/64");
+    cr_assert_eq(pf_family_find("malloc-64"), cls);
+    cr_assert_null(pf_family_get("malloc-64", 64), "a class family is not a typed one");
+}
+
+/* ---- spans of a family ---------------------------------------------------------- */
+static void free_locked(void *p)
+{
+    struct pf_span *s = pf_pagemap_get(p);
+    uint32_t idx = pf_span_index(s, (uintptr_t)p - s->start);
+    uint32_t st = s->state[idx];
+    cr_assert_geq(st, PF_SLOT_LIVE);
+    s->state[idx] = PF_SLOT_DIRTY;
+    pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
+}
+
+Test(family, spans_lists_a_known_family_and_refuses_an_unknown_one)
+{
+    struct pf_span_info info[4];
+    struct pf_family_stats st;
+    cr_assert_eq(pf_family_spans("no such family", &st, info, 4), -1);
+    cr_assert_eq(pf_family_spans(NULL, &st, info, 4), -1);
+
+    const char *name = "struct probe";
+    struct pf_family *f = pf_family_typed(name, 64, 16);
+    unsigned cls = pf_size_class(64);
+    size_t span_bytes = pf_class_span_bytes(cls);
+    uint32_t slots = (uint32_t)(span_bytes / 64);
+    cr_assert_eq(pf_family_spans(name, &st, info, 4), 0);
+    cr_assert_eq(st.allocs, 0);
+
+    static void *p[2048];
+    for (int i = 0; i < 100; i++) {
+        int clean = 0;
+        p[i] = pf_family_alloc_locked(f, cls, 60, &clean);
+        cr_assert_not_null(p[i]);
+        cr_assert(clean, "first use of a fresh span is clean");
+    }
+    memset(info, 0xEE, sizeof info);
+    cr_assert_eq(pf_family_spans(name, &st, info, 4), 1);
+    struct pf_span *s = pf_pagemap_get(p[0]);
+    cr_assert_eq(s->family, f);
+    cr_assert_eq(info[0].first, s->start);
+    cr_assert_eq(info[0].bytes, span_bytes);
+    cr_assert_eq(info[0].slot_size, 64);
+    cr_assert_eq(info[0].slots, slots);
+    cr_assert_eq(info[0].used, 100);
+    cr_assert_eq(info[0].largest_free_run, slots - 100);
+    cr_assert_str_eq(st.name, name);
+    cr_assert_eq(st.kind, PF_KIND_TYPED);
+    cr_assert_eq(st.slot_size, 64);
+    cr_assert_eq(st.allocs, 100);
+    cr_assert_eq(st.frees, 0);
+    cr_assert_eq(st.live_objects, 100);
+    cr_assert_eq(st.live_bytes, 100 * 64);
+    cr_assert_eq(st.live_requested, 100 * 60);
+    cr_assert_eq(st.spans, 1);
+    cr_assert_eq(st.mapped_bytes, span_bytes);
+    cr_assert_eq(st.peak_live_bytes, 100 * 64);
+
+    /* Free a run of ten in the middle. */
+    for (int i = 10; i < 20; i++)
+        free_locked(p[i]);
+    cr_assert_eq(pf_family_spans(name, &st, info, 4), 1);
+    cr_assert_eq(info[0].used, 90);
+    cr_assert_eq(info[0].largest_free_run, slots - 100);
+    cr_assert_eq(st.frees, 10);
+    cr_assert_eq(st.live_objects, 90);
+    cr_assert_eq(st.live_bytes, 90 * 64);
+    cr_assert_eq(st.live_requested, 90 * 60);
+    cr_assert_eq(st.peak_live_bytes, 100 * 64, "the peak stays");
+
+    /* Fill past one span: the family holds two; cap limits what is copied. */
+    for (int i = 100; i < 100 + (int)slots; i++)
+        p[i] = pf_family_alloc_locked(f, cls, 64, &(int){0});
+    memset(info, 0xEE, sizeof info);
+    cr_assert_eq(pf_family_spans(name, &st, info, 1), 2);
+    cr_assert_eq(info[1].slots, 0xEEEEEEEEu, "nothing is written beyond cap");
+    cr_assert_eq(pf_family_spans(name, NULL, NULL, 0), 2);
+    cr_assert_eq(pf_family_spans(name, &st, info, 4), 2);
+    cr_assert_eq(info[0].used + info[1].used, 90 + slots);
+    cr_assert_eq(st.spans, 2);
+    cr_assert_eq(st.mapped_bytes, 2 * span_bytes);
+    cr_assert_eq(st.live_objects, 90 + slots);
+    cr_assert(info[0].first != info[1].first);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(info[i].first % PF_CHUNK, 0);
+}
+
+Test(family, freeing_everything_keeps_one_empty_span_per_class)
+{
+    struct pf_family *f = pf_family_typed("struct pair", 16, 16);
+    unsigned cls = pf_size_class(16);
+    uint32_t slots = (uint32_t)(pf_class_span_bytes(cls) / 16);
+    static void *p[3 * 4096];
+    uint32_t n = 3 * slots;
+    for (uint32_t i = 0; i < n; i++)
+        p[i] = pf_family_alloc_locked(f, cls, 16, &(int){0});
+    cr_assert_eq(f->spans, 3);
+    for (uint32_t i = 0; i < n; i++)
+        free_locked(p[i]);
+    cr_assert_eq(f->spans, 1, "one empty span stays for ping-pong, the rest go to the pool");
+    cr_assert_eq(f->mapped, pf_class_span_bytes(cls));
+    cr_assert_eq(pf_span_cached_bytes(), 2 * pf_class_span_bytes(cls));
+    cr_assert_eq(f->live_bytes, 0);
+    cr_assert_eq(f->allocs, n);
+    cr_assert_eq(f->frees, n);
+    cr_assert_eq(f->req_in, f->req_out);
+    pf_family_trim();
+    cr_assert_eq(f->spans, 0, "trim releases the kept empty span");
+    cr_assert_eq(f->mapped, 0);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * pf_class_span_bytes(cls));
+}
+
+/* ---- refill and flush ------------------------------------------------------------ */
+Test(family, refill_and_flush_move_slots_and_keep_out_bytes)
+{
+    unsigned cls = pf_size_class(64);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached buf[64];
+    struct pf_span *cur = NULL; /* the span this "cache" refills from */
+    int n = pf_family_refill(f, cls, buf, 64, &cur);
+    cr_assert_eq(n, 64);
+    cr_assert_not_null(pf_family_find("malloc-64"), "refill registers the family");
+    cr_assert_eq(f->out_bytes, 64 * 64);
+    struct pf_span *s = pf_pagemap_get(buf[0].p);
+    cr_assert_eq(cur, s, "the cache owns the span it refilled from");
+    cr_assert_eq(s->family, f);
+    cr_assert_eq(s->used, 64);
+    cr_assert_not(s->listed, "an owned span is off the partial list");
+    for (int i = 0; i < n; i++) {
+        struct pf_span *si = pf_pagemap_get(buf[i].p);
+        cr_assert_eq(si, s);
+        uint32_t idx = pf_span_index(s, (uintptr_t)buf[i].p - s->start);
+        cr_assert_eq((uintptr_t)idx * 64, (uintptr_t)buf[i].p - s->start);
+        cr_assert_eq(buf[i].state, &s->state[idx], "each slot comes with its state entry");
+        cr_assert_lt(*buf[i].state, PF_SLOT_LIVE, "a cached slot is not live");
+        for (int j = 0; j < i; j++)
+            cr_assert_neq(buf[i].p, buf[j].p);
+    }
+    pf_family_flush(f, cls, buf, 20);
+    cr_assert_eq(f->out_bytes, 44 * 64);
+    cr_assert_eq(s->used, 44);
+    pf_family_flush(f, cls, buf + 20, 44);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(s->used, 0);
+    cr_assert_eq(f->peak, 64 * 64);
+    cr_assert_eq(f->spans, 1);
+    cr_assert_eq(cur, s, "an owned span stays owned when it empties");
+    /* The flushed slots come back on the next refill, from the same span. */
+    n = pf_family_refill(f, cls, buf, 10, &cur);
+    cr_assert_eq(n, 10);
+    cr_assert_eq(pf_pagemap_get(buf[0].p), s);
+    cr_assert_eq(f->out_bytes, 10 * 64);
+    cr_assert_eq(f->spans, 1);
+    /* Disowned, the span goes back to the family's partial list. */
+    pf_family_disown(f, &cur);
+    cr_assert_null(cur);
+    cr_assert(s->listed);
+    cr_assert_eq(f->spans, 1);
+    pf_family_flush(f, cls, buf, 10);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(f->spans, 1, "the last empty span of a class is kept");
+}
+
+Test(family, two_caches_refill_from_spans_of_their_own)
+{
+    unsigned cls = pf_size_class(32);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached a[16], b[16];
+    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
+    cr_assert_eq(pf_family_refill(f, cls, b, 16, &cur_b), 16);
+    cr_assert_not_null(cur_a);
+    cr_assert_not_null(cur_b);
+    cr_assert_neq(cur_a, cur_b, "no two caches share a span to refill from");
+    for (int i = 0; i < 16; i++) {
+        cr_assert_eq(pf_pagemap_get(a[i].p), cur_a);
+        cr_assert_eq(pf_pagemap_get(b[i].p), cur_b);
+    }
+    cr_assert_eq(f->spans, 2);
+    cr_assert_eq(f->out_bytes, 32 * 32);
+    /* Slots may be flushed by the other cache (a cross-thread free). */
+    pf_family_flush(f, cls, a, 16);
+    pf_family_flush(f, cls, b, 16);
+    cr_assert_eq(cur_a->used, 0);
+    cr_assert_eq(cur_b->used, 0);
+    cr_assert_eq(f->out_bytes, 0);
+    pf_family_disown(f, &cur_a);
+    pf_family_disown(f, &cur_b);
+    cr_assert_eq(f->spans, 1, "one empty span is kept, the other goes to the pool");
+    cr_assert_eq(pf_span_cached_bytes(), pf_class_span_bytes(cls));
+}
+
+Test(family, refill_across_spans_and_flush_back)
+{
+    unsigned cls = PF_NCLASSES - 1;
+    struct pf_family *f = pf_family_class(cls);
+    size_t span_bytes = pf_class_span_bytes(cls);
+    uint32_t per_span = (uint32_t)(span_bytes / pf_class_size[cls]);
+    static struct pf_cached buf[64];
+    struct pf_span *cur = NULL;
+    int want = (int)(2 * per_span + per_span / 2);
+    int n = pf_family_refill(f, cls, buf, want, &cur);
+    cr_assert_eq(n, want);
+    cr_assert_eq(f->spans, 3);
+    cr_assert_eq(f->mapped, 3 * span_bytes);
+    cr_assert_eq(f->out_bytes, (uint64_t)want * pf_class_size[cls]);
+    cr_assert_eq(cur, pf_pagemap_get(buf[n - 1].p), "the cache owns the span it ended in");
+    cr_assert_eq(cur->used, per_span / 2);
+    for (int i = 0; i < n; i++) {
+        struct pf_span *s = pf_pagemap_get(buf[i].p);
+        if (s != cur)
+            cr_assert_eq(s->used, per_span, "spans used up on the way are full");
+    }
+    struct pf_span_info info[4];
+    cr_assert_eq(pf_family_spans(f->name, NULL, info, 4), 3);
+    uint32_t used = 0;
+    for (int i = 0; i < 3; i++)
+        used += info[i].used;
+    cr_assert_eq(used, (uint32_t)want);
+
+    /* Refill again: only from the owned span and new ones, never a full one. */
+    static struct pf_cached more[8];
+    int m = pf_family_refill(f, cls, more, (int)per_span, &cur);
+    cr_assert_eq(m, (int)per_span);
+    cr_assert_eq(f->spans, 4);
+    pf_family_flush(f, cls, more, m);
+
+    pf_family_flush(f, cls, buf, n);
+    pf_family_disown(f, &cur);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(f->spans, 1, "one empty span per class is kept");
+    cr_assert_eq(f->mapped, span_bytes);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * span_bytes);
+    pf_family_trim();
+    cr_assert_eq(f->spans, 0);
+    cr_assert_eq(pf_span_cached_bytes(), 4 * span_bytes);
+}
+
+Test(family, locked_path_counts_a_class_family)
+{
+    unsigned cls = pf_size_class(100);
+    struct pf_family *f = pf_family_class(cls);
+    static void *p[50];
+    for (int i = 0; i < 50; i++)
+        p[i] = pf_family_alloc_locked(f, cls, 100, &(int){0});
+    cr_assert_eq(f->allocs, 50);
+    cr_assert_eq(f->out_bytes, 50 * (uint64_t)pf_class_size[cls]);
+    cr_assert_eq(pf_family_find(f->name), f);
+    for (int i = 0; i < 50; i++) {
+        struct pf_span *s = pf_pagemap_get(p[i]);
+        uint32_t idx = pf_span_index(s, (uintptr_t)p[i] - s->start);
+        cr_assert_eq(s->state[idx], PF_SLOT_LIVE + pf_class_size[cls] - 100,
+                     "a live slot records its waste");
+    }
+    for (int i = 0; i < 25; i++)
+        free_locked(p[i]);
+    struct pf_family_stats st;
+    cr_assert_eq(pf_family_spans(f->name, &st, NULL, 0), 1);
+    cr_assert_eq(st.allocs, 50);
+    cr_assert_eq(st.frees, 25);
+    cr_assert_eq(st.live_objects, 25);
+    cr_assert_eq(st.live_bytes, 25 * (uint64_t)pf_class_size[cls]);
+    cr_assert_eq(st.live_requested, 25 * 100);
+    cr_assert_eq(f->out_bytes, 25 * (uint64_t)pf_class_size[cls]);
+}

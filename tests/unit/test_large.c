@@ -1,0 +1,319 @@
+/*
+ * test_large.c — large blocks: page-aligned (or aligned as asked) zeroed
+ * mappings counted in their family, published in the pagemap and
+ * tombstoned when freed; the cache of freed blocks (reuse without mmap for a
+ * nearly equal size, zeroed again when asked, not for a much smaller one,
+ * bounded per block and in all); realloc with mremap keeping the contents
+ * and the family's figures; trim unmapping everything cached.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "large.h"
+
+#define MiB ((size_t)1 << 20)
+
+static struct pf_os_counts counts(void)
+{
+    struct pf_os_counts oc;
+    pf_os_counts(&oc);
+    return oc;
+}
+
+/* Bytes mapped for blocks and spans: metadata (pagemap leaves, span
+ * structs) may grow by itself when a block lands somewhere new. */
+static uint64_t data_bytes(void)
+{
+    struct pf_os_counts oc = counts();
+    return oc.mapped_bytes - oc.metadata_bytes;
+}
+
+static int all_zero(const void *p, size_t n)
+{
+    const uint64_t *w = p;
+    for (size_t i = 0; i < n / 8; i++)
+        if (w[i])
+            return 0;
+    const unsigned char *c = p;
+    for (size_t i = n / 8 * 8; i < n; i++)
+        if (c[i])
+            return 0;
+    return 1;
+}
+
+static struct pf_span *span_of(void *p)
+{
+    struct pf_span *s = pf_pagemap_get(p);
+    cr_assert_not_null(s);
+    cr_assert_eq(s->kind, PF_SPAN_LARGE);
+    cr_assert_eq(s->start, (uintptr_t)p);
+    return s;
+}
+
+Test(large, alloc_is_page_aligned_zeroed_and_counted)
+{
+    struct pf_family *f = pf_family_large();
+    size_t ps = pf_os_page_size();
+    size_t sizes[] = {PF_SMALL_MAX + 1, 200000, MiB, 3 * MiB + 5, 40 * MiB};
+    size_t total = 0;
+    struct pf_os_counts c0 = counts();
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        char *p = pf_large_alloc(f, n, 0, 0);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % ps, 0, "%zu bytes at %p", n, p);
+        cr_assert(all_zero(p, n), "%zu bytes: a fresh block reads as zero", n);
+        memset(p, 0x77, n); /* and is writable to the end */
+        struct pf_span *s = span_of(p);
+        cr_assert_eq(s->family, f);
+        cr_assert_eq(s->req, n);
+        cr_assert_geq(s->bytes, n);
+        cr_assert_lt(s->bytes - n, ps, "rounded to whole pages only");
+        cr_assert_eq(s->bytes % ps, 0);
+        cr_assert_geq(pf_large_usable(s), n);
+        total += s->bytes;
+        cr_assert_eq(f->allocs, i + 1);
+        cr_assert_eq(f->live_bytes, total);
+        cr_assert_eq(f->spans, i + 1);
+        cr_assert_eq(f->mapped, total);
+    }
+    cr_assert_geq(counts().mapped_bytes - c0.mapped_bytes, total);
+    struct pf_family_stats st;
+    struct pf_span_info info[8];
+    cr_assert_eq(pf_family_spans("large", &st, info, 8), 5);
+    cr_assert_eq(st.kind, PF_KIND_LARGE);
+    cr_assert_eq(st.live_objects, 5);
+    cr_assert_eq(st.live_bytes, total);
+    uint64_t req = 0;
+    for (size_t i = 0; i < 5; i++)
+        req += sizes[i];
+    cr_assert_eq(st.live_requested, req);
+}
+
+Test(large, alloc_honours_big_alignments)
+{
+    struct pf_family *f = pf_family_large();
+    for (size_t align = 2 * pf_os_page_size(); align <= ((size_t)1 << 28); align <<= 1) {
+        void *p = pf_large_alloc(f, PF_SMALL_MAX + 100, align, 0);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % align, 0, "alignment %zu: %p", align, p);
+        cr_assert_eq(span_of(p)->family, f);
+        pf_large_free(span_of(p));
+    }
+}
+
+Test(large, blocks_count_in_the_family_they_are_given)
+{
+    struct pf_family *t = pf_family_typed("struct huge", 1000, 16);
+    void *p = pf_large_alloc(t, 500 * 1000, 0, 1);
+    cr_assert_not_null(p);
+    cr_assert_eq(span_of(p)->family, t);
+    cr_assert_eq(t->allocs, 1);
+    cr_assert_eq(t->spans, 1);
+    cr_assert_eq(pf_family_large()->allocs, 0);
+    pf_large_free(span_of(p));
+    cr_assert_eq(t->frees, 1);
+    cr_assert_eq(t->spans, 0);
+    cr_assert_eq(t->live_bytes, 0);
+    cr_assert_eq(t->req_in, t->req_out);
+}
+
+Test(large, free_tombstones_and_caches_the_mapping)
+{
+    struct pf_family *f = pf_family_large();
+    void *hold = pf_large_alloc(f, 8 * MiB, 0, 0); /* live large bytes: the cache may keep some */
+    char *p = pf_large_alloc(f, MiB, 0, 0);
+    size_t bytes = span_of(p)->bytes;
+    struct pf_os_counts c0 = counts();
+    pf_large_free(span_of(p));
+    cr_assert_eq(pf_pagemap_get(p), PF_PM_FREED_LARGE, "a freed block's entry is a tombstone");
+    cr_assert_eq(pf_large_cached_bytes(), bytes);
+    cr_assert_eq(counts().munmap_calls, c0.munmap_calls, "a cached block is not unmapped");
+    cr_assert_eq(f->frees, 1);
+    cr_assert_eq(f->live_bytes, span_of(hold)->bytes);
+    cr_assert_eq(f->spans, 1);
+    cr_assert_eq(f->mapped, span_of(hold)->bytes);
+    cr_assert_eq(f->req_in - f->req_out, 8 * MiB);
+
+    /* Same size again: the cached mapping, no mmap; calloc-style reuse is zero. */
+    memset(p, 0xCD, bytes); /* the cache holds it mapped; dirty it as a stale pointer would */
+    char *q = pf_large_alloc(f, MiB, 0, 1);
+    cr_assert_eq(q, p, "the cached mapping is reused");
+    cr_assert_eq(counts().mmap_calls, c0.mmap_calls, "reuse makes no mmap");
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    cr_assert(all_zero(q, MiB), "zero=1 on a reused block clears it");
+    cr_assert_eq(span_of(q)->bytes, bytes);
+    cr_assert_eq(span_of(q)->req, MiB);
+    memset(q, 0xEF, MiB);
+    pf_large_free(span_of(q));
+
+    /* A little smaller: the same mapping, whole, zeroed as far as asked. */
+    char *r = pf_large_alloc(f, MiB - 50000, 0, 1);
+    cr_assert_eq(r, p);
+    cr_assert_eq(counts().mmap_calls, c0.mmap_calls);
+    cr_assert(all_zero(r, MiB - 50000));
+    cr_assert_geq(span_of(r)->bytes, MiB - 50000);
+    cr_assert_eq(f->live_bytes, span_of(hold)->bytes + span_of(r)->bytes);
+    pf_large_free(span_of(r));
+    pf_large_free(span_of(hold));
+}
+
+Test(large, a_cached_block_serves_another_size_without_mmap)
+{
+    struct pf_family *f = pf_family_large();
+    void *hold = pf_large_alloc(f, 16 * MiB, 0, 0);
+    char *p = pf_large_alloc(f, 4 * MiB, 0, 0);
+    memset(p, 0x99, 4 * MiB);
+    pf_large_free(span_of(p));
+    cr_assert_eq(pf_large_cached_bytes(), 4 * MiB);
+    struct pf_os_counts c0 = counts();
+    char *q = pf_large_alloc(f, MiB, 0, 1); /* much smaller */
+    cr_assert_not_null(q);
+    cr_assert_eq(counts().mmap_calls, c0.mmap_calls, "no new mapping");
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    cr_assert(all_zero(q, MiB));
+    cr_assert_geq(span_of(q)->bytes, MiB);
+    cr_assert_eq(f->mapped, span_of(hold)->bytes + span_of(q)->bytes);
+    cr_assert_eq(data_bytes() + (4 * MiB - span_of(q)->bytes), c0.mapped_bytes - c0.metadata_bytes,
+                 "a tail that is not handed out is given back");
+    memset(q, 0x98, MiB);
+    pf_large_free(span_of(q));
+
+    char *r = pf_large_alloc(f, 3 * MiB, 0, 1); /* bigger than anything cached */
+    cr_assert_not_null(r);
+    cr_assert_eq(counts().mmap_calls, c0.mmap_calls, "grown from the cache, not mapped afresh");
+    cr_assert(all_zero(r, 3 * MiB), "reused and grown, it still reads as zero");
+    cr_assert_eq(span_of(r)->bytes, 3 * MiB);
+    cr_assert_eq(f->live_bytes, span_of(hold)->bytes + 3 * MiB);
+    pf_large_free(span_of(r));
+    pf_large_free(span_of(hold));
+}
+
+Test(large, cache_is_bounded)
+{
+    struct pf_family *f = pf_family_large();
+    /* Nothing else live: a freed block is not kept resident. */
+    void *alone = pf_large_alloc(f, 2 * MiB, 0, 0);
+    uint64_t before = data_bytes();
+    pf_large_free(span_of(alone));
+    cr_assert_eq(pf_large_cached_bytes(), 0, "with no large block live, nothing is cached");
+    cr_assert_eq(before - data_bytes(), 2 * MiB);
+
+    void *hold = pf_large_alloc(f, 200 * MiB, 0, 0);
+    void *big = pf_large_alloc(f, 40 * MiB, 0, 0);
+    before = data_bytes();
+    pf_large_free(span_of(big));
+    cr_assert_eq(pf_large_cached_bytes(), 0, "a block above 32 MiB is not kept");
+    cr_assert_eq(before - data_bytes(), 40 * MiB, "and is unmapped at once");
+
+    void *b[3];
+    for (int i = 0; i < 3; i++)
+        b[i] = pf_large_alloc(f, 30 * MiB, 0, 0);
+    before = data_bytes();
+    for (int i = 0; i < 3; i++)
+        pf_large_free(span_of(b[i]));
+    cr_assert_eq(pf_large_cached_bytes(), 60 * MiB, "two fit in 64 MiB");
+    cr_assert_eq(before - data_bytes(), 30 * MiB, "the third is unmapped");
+    cr_assert_eq(pf_large_trim(), 60 * MiB);
+
+    /* Many small blocks: the number of cached blocks is bounded too. */
+    void *s[40];
+    for (int i = 0; i < 40; i++)
+        s[i] = pf_large_alloc(f, 200000, 0, 0);
+    size_t each = span_of(s[0])->bytes;
+    for (int i = 0; i < 40; i++)
+        pf_large_free(span_of(s[i]));
+    cr_assert_gt(pf_large_cached_bytes(), 0);
+    cr_assert_lt(pf_large_cached_bytes(), 40 * each, "not every block is kept");
+    cr_assert_eq(pf_large_cached_bytes() % each, 0);
+    pf_large_free(span_of(hold));
+}
+
+Test(large, realloc_grows_and_shrinks_with_mremap)
+{
+    struct pf_family *f = pf_family_large();
+    size_t n0 = 256 << 10;
+    unsigned char *p = pf_large_alloc(f, n0, 0, 0);
+    for (size_t i = 0; i < n0; i++)
+        p[i] = (unsigned char)(i * 31 + 7);
+    struct pf_span *s = span_of(p);
+    struct pf_os_counts c0 = counts();
+
+    size_t n1 = 64 * MiB;
+    unsigned char *q = pf_large_realloc(s, n1);
+    cr_assert_not_null(q);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mremap_calls, c0.mremap_calls + 1, "grown with one mremap");
+    cr_assert_eq(c1.mmap_calls, c0.mmap_calls, "no new mapping and no copy");
+    for (size_t i = 0; i < n0; i++)
+        if (q[i] != (unsigned char)(i * 31 + 7))
+            cr_assert_fail("byte %zu lost in the move", i);
+    cr_assert(all_zero(q + n0, n1 - n0), "the grown part reads as zero");
+    cr_assert_eq(span_of(q), s);
+    cr_assert_eq(s->bytes, n1);
+    cr_assert_eq(s->req, n1);
+    cr_assert_eq((c1.mapped_bytes - c1.metadata_bytes) - (c0.mapped_bytes - c0.metadata_bytes),
+                 n1 - n0);
+    cr_assert_eq(f->mapped, n1);
+    cr_assert_eq(f->live_bytes, n1);
+    cr_assert_eq(f->req_in - f->req_out, n1);
+    cr_assert_eq(f->allocs, 1);
+    if (q != p) {
+        struct pf_span *old = pf_pagemap_get(p);
+        cr_assert(old == NULL || old == PF_PM_FREED_LARGE, "the old start no longer names the block");
+    }
+    memset(q + n1 - 4096, 0x42, 4096);
+
+    /* Shrink: the prefix stays, the figures follow. */
+    size_t n2 = 200000;
+    unsigned char *r = pf_large_realloc(s, n2);
+    cr_assert_eq(r, q, "shrinking never moves");
+    cr_assert_eq(counts().mremap_calls, c1.mremap_calls + 1);
+    for (size_t i = 0; i < n0 && i < n2; i++)
+        if (r[i] != (unsigned char)(i * 31 + 7))
+            cr_assert_fail("byte %zu lost in the shrink", i);
+    cr_assert_eq(s->req, n2);
+    cr_assert_eq(f->mapped, s->bytes);
+    cr_assert_eq(f->live_bytes, s->bytes);
+    cr_assert_eq(f->req_in - f->req_out, n2);
+    cr_assert_eq(data_bytes(), (c1.mapped_bytes - c1.metadata_bytes) - (n1 - s->bytes));
+
+    /* Same rounded size: no syscall at all. */
+    uint64_t mr = counts().mremap_calls;
+    cr_assert_eq(pf_large_realloc(s, n2 + 1), r);
+    cr_assert_eq(counts().mremap_calls, mr);
+    cr_assert_eq(f->req_in - f->req_out, n2 + 1);
+    pf_large_free(s);
+    cr_assert_eq(f->live_bytes, 0);
+    cr_assert_eq(f->req_in, f->req_out);
+}
+
+Test(large, trim_empties_the_cache)
+{
+    struct pf_family *f = pf_family_large();
+    void *hold = pf_large_alloc(f, 32 * MiB, 0, 0);
+    cr_assert_not_null(hold);
+    void *p[4];
+    size_t sizes[4] = {MiB, 2 * MiB, 300000, 5 * MiB};
+    size_t cached = 0;
+    for (int i = 0; i < 4; i++)
+        p[i] = pf_large_alloc(f, sizes[i], 0, 0);
+    for (int i = 0; i < 4; i++) {
+        cached += span_of(p[i])->bytes;
+        pf_large_free(span_of(p[i]));
+    }
+    cr_assert_eq(pf_large_cached_bytes(), cached);
+    struct pf_os_counts c0 = counts();
+    cr_assert_eq(pf_large_trim(), cached);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    cr_assert_eq(c1.munmap_calls - c0.munmap_calls, 4);
+    cr_assert_eq(c0.mapped_bytes - c1.mapped_bytes, cached);
+    cr_assert_eq(pf_large_trim(), 0, "nothing left");
+    /* After trim a request maps afresh. */
+    void *q = pf_large_alloc(f, MiB, 0, 1);
+    cr_assert_not_null(q);
+    cr_assert_eq(counts().mmap_calls, c1.mmap_calls + 1);
+    cr_assert(all_zero(q, MiB));
+}

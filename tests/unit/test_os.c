@@ -1,0 +1,335 @@
+/*
+ * test_os.c — the kernel seam: aligned mappings from 64 KiB to 1 GiB with
+ * exact accounting (no over-mapping left behind), metadata counted apart,
+ * decommit making pages read as zero, remap growing and refusing to move
+ * when told not to, write_all delivering everything through a pipe even when
+ * signals interrupt it, and the fatal one-line path.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "os.h"
+
+static struct pf_os_counts counts(void)
+{
+    struct pf_os_counts oc;
+    pf_os_counts(&oc);
+    return oc;
+}
+
+static int all_bytes(const void *p, size_t n, unsigned char v)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != v)
+            return 0;
+    return 1;
+}
+
+/* Pages of address space the process has mapped (VmSize), read without
+ * allocating so the reading itself maps nothing. */
+static long vm_pages(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    cr_assert_geq(fd, 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    cr_assert_gt(n, 0);
+    buf[n] = 0;
+    long v = 0;
+    for (char *c = buf; *c >= '0' && *c <= '9'; c++)
+        v = v * 10 + (*c - '0');
+    return v;
+}
+
+/* 1 when [p, p + n) is mapped in this process. */
+static int is_mapped(const void *p, size_t n)
+{
+    unsigned char vec[1];
+    size_t ps = pf_os_page_size();
+    for (size_t off = 0; off < n; off += ps)
+        if (mincore((char *)p + off, ps, vec) != 0)
+            return 0;
+    return 1;
+}
+
+Test(os, page_size_and_secure_flag)
+{
+    cr_assert_eq(pf_os_page_size(), (size_t)sysconf(_SC_PAGESIZE));
+    cr_assert_eq(pf_os_secure(), 0, "a test run is not a setuid process");
+}
+
+Test(os, map_aligns_from_64k_to_1g_and_trims_the_rest)
+{
+    size_t ps = pf_os_page_size();
+    for (size_t align = (size_t)64 << 10; align <= ((size_t)1 << 30); align <<= 1) {
+        size_t size = (size_t)64 << 10;
+        struct pf_os_counts c0 = counts();
+        long vm0 = vm_pages();
+        char *p = pf_os_map(size, align);
+        long vm1 = vm_pages();
+        struct pf_os_counts c1 = counts();
+        cr_assert_not_null(p, "alignment %zu", align);
+        cr_assert_eq((uintptr_t)p % align, 0, "alignment %zu: %p", align, p);
+        cr_assert_eq(c1.mmap_calls, c0.mmap_calls + 1);
+        cr_assert_eq(c1.mapped_bytes - c0.mapped_bytes, size, "only the block stays counted");
+        cr_assert_geq(c1.peak_mapped_bytes, c1.mapped_bytes);
+        cr_assert(all_bytes(p, size, 0), "fresh memory is zero");
+        memset(p, 0x11, size);
+        /* The over-mapping around the block was given back. */
+        cr_assert_eq(vm1 - vm0, (long)(size / ps), "alignment %zu: address space grew by %ld pages",
+                     align, vm1 - vm0);
+        cr_assert(is_mapped(p, size));
+        pf_os_unmap(p, size);
+        struct pf_os_counts c2 = counts();
+        cr_assert_eq(c2.mapped_bytes, c0.mapped_bytes);
+        cr_assert_gt(c2.munmap_calls, c1.munmap_calls);
+        cr_assert_not(is_mapped(p, ps));
+    }
+}
+
+Test(os, map_small_alignments_are_page_aligned_and_huge_sizes_fail)
+{
+    size_t ps = pf_os_page_size();
+    for (size_t align = 0; align <= ps; align = align ? align * 2 : 1) {
+        char *p = pf_os_map(3 * ps, align);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % ps, 0);
+        pf_os_unmap(p, 3 * ps);
+    }
+    struct pf_os_counts c0 = counts();
+    cr_assert_null(pf_os_map(SIZE_MAX - ps, (size_t)1 << 20), "size + alignment overflows");
+    cr_assert_null(pf_os_map((size_t)1 << 62, 0), "the kernel refuses");
+    cr_assert_eq(counts().mapped_bytes, c0.mapped_bytes, "failures are not counted as mapped");
+}
+
+Test(os, peak_follows_the_high_water_mark)
+{
+    struct pf_os_counts c0 = counts();
+    char *a = pf_os_map((size_t)8 << 20, 0);
+    struct pf_os_counts c1 = counts();
+    cr_assert_geq(c1.peak_mapped_bytes, c0.mapped_bytes + ((size_t)8 << 20));
+    pf_os_unmap(a, (size_t)8 << 20);
+    struct pf_os_counts c2 = counts();
+    cr_assert_eq(c2.peak_mapped_bytes, c1.peak_mapped_bytes, "the peak does not fall");
+    cr_assert_lt(c2.mapped_bytes, c2.peak_mapped_bytes);
+}
+
+Test(os, metadata_mappings_are_counted_apart)
+{
+    struct pf_os_counts c0 = counts();
+    void *m = pf_os_map_meta((size_t)1 << 20);
+    cr_assert_not_null(m);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.metadata_bytes - c0.metadata_bytes, (size_t)1 << 20);
+    cr_assert_eq(c1.mapped_bytes - c0.mapped_bytes, (size_t)1 << 20, "metadata is mapped too");
+    void *d = pf_os_map((size_t)1 << 20, 0);
+    cr_assert_eq(counts().metadata_bytes, c1.metadata_bytes, "data mappings are not metadata");
+    pf_os_unmap_meta(m, (size_t)1 << 20);
+    pf_os_unmap(d, (size_t)1 << 20);
+    struct pf_os_counts c2 = counts();
+    cr_assert_eq(c2.metadata_bytes, c0.metadata_bytes);
+    cr_assert_eq(c2.mapped_bytes, c0.mapped_bytes);
+}
+
+Test(os, decommit_makes_pages_read_as_zero)
+{
+    size_t ps = pf_os_page_size();
+    size_t n = 64 * ps;
+    unsigned char *p = pf_os_map(n, 0);
+    memset(p, 0xAB, n);
+    struct pf_os_counts c0 = counts();
+    pf_os_decommit(p + 16 * ps, 32 * ps);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.madvise_calls, c0.madvise_calls + 1);
+    cr_assert_eq(c1.mapped_bytes, c0.mapped_bytes, "decommitted pages stay mapped");
+    cr_assert(all_bytes(p, 16 * ps, 0xAB), "pages before the range keep their contents");
+    cr_assert(all_bytes(p + 16 * ps, 32 * ps, 0), "decommitted pages read as zero");
+    cr_assert(all_bytes(p + 48 * ps, 16 * ps, 0xAB), "pages after the range keep their contents");
+    memset(p + 16 * ps, 0x5C, 32 * ps); /* still writable */
+    cr_assert(all_bytes(p + 16 * ps, 32 * ps, 0x5C));
+    pf_os_unmap(p, n);
+}
+
+Test(os, remap_grows_keeps_contents_and_may_refuse_to_move)
+{
+    size_t ps = pf_os_page_size();
+    size_t n = 32 * ps;
+    unsigned char *p = pf_os_map(n, 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(i * 7);
+    /* A mapping right after the block (ours, or one already there): it
+     * cannot grow in place. */
+    void *guard = mmap(p + n, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (guard != MAP_FAILED && guard != (void *)(p + n)) {
+        if (guard != MAP_FAILED)
+        munmap(guard, ps); /* a kernel that took the address as a hint */
+        guard = MAP_FAILED;
+    }
+    cr_assert(is_mapped(p + n, ps), "no mapping after the block");
+    struct pf_os_counts c0 = counts();
+    cr_assert_null(pf_os_remap(p, n, 4 * n, 0), "no room, not allowed to move");
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mapped_bytes, c0.mapped_bytes, "a failed remap changes nothing");
+    cr_assert_eq(c1.mremap_calls, c0.mremap_calls + 1);
+    unsigned char *q = pf_os_remap(p, n, 4 * n, 1);
+    cr_assert_not_null(q);
+    cr_assert_neq(q, p, "it had to move");
+    struct pf_os_counts c2 = counts();
+    cr_assert_eq(c2.mapped_bytes - c1.mapped_bytes, 3 * n);
+    for (size_t i = 0; i < n; i++)
+        if (q[i] != (unsigned char)(i * 7))
+            cr_assert_fail("byte %zu lost", i);
+    cr_assert(all_bytes(q + n, 3 * n, 0));
+    /* Shrink in place. */
+    unsigned char *r = pf_os_remap(q, 4 * n, n / 2, 0);
+    cr_assert_eq(r, q);
+    cr_assert_eq(c2.mapped_bytes - counts().mapped_bytes, 4 * n - n / 2);
+    cr_assert_eq(r[n / 2 - 1], (unsigned char)((n / 2 - 1) * 7));
+    pf_os_unmap(r, n / 2);
+    if (guard != MAP_FAILED)
+        munmap(guard, ps);
+}
+
+/* ---- write_all --------------------------------------------------------------------- */
+#define BIG ((size_t)4 << 20)
+
+struct drain {
+    int fd;
+    unsigned char *buf;
+    size_t got;
+    int slow; /* pause between reads, so the pipe stays full and writes block */
+};
+
+static void *reader(void *arg)
+{
+    struct drain *d = arg;
+    for (;;) {
+        /* Small reads, so the writer keeps blocking on a full pipe. */
+        size_t room = BIG + 1 - d->got;
+        ssize_t r = read(d->fd, d->buf + d->got, room < 3000 ? room : 3000);
+        if (r > 0) {
+            d->got += (size_t)r;
+            if (d->slow) {
+                struct timespec ts = {0, 30000};
+                nanosleep(&ts, NULL);
+            }
+        } else if (r == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+static void write_through_pipe(int interrupt)
+{
+    static unsigned char src[BIG], dst[BIG + 1];
+    for (size_t i = 0; i < BIG; i++)
+        src[i] = (unsigned char)(i * 131 + (i >> 12));
+    memset(dst, 0, sizeof dst);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    struct drain d = {fds[0], dst, 0, interrupt};
+    /* The reader runs with SIGALRM blocked, so the timer interrupts the writer. */
+    sigset_t alrm, old;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alrm, &old);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, reader, &d), 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (interrupt) {
+        /* Timer signals without SA_RESTART: write returns short or EINTR. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval it = {{0, 200}, {0, 200}};
+        setitimer(ITIMER_REAL, &it, NULL);
+    }
+    int rc = pf_os_write_all(fds[1], src, BIG);
+    if (interrupt) {
+        struct itimerval off = {{0, 0}, {0, 0}};
+        setitimer(ITIMER_REAL, &off, NULL);
+    }
+    close(fds[1]);
+    pthread_join(t, NULL);
+    close(fds[0]);
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(d.got, BIG, "%zu of %zu bytes arrived", d.got, BIG);
+    cr_assert(memcmp(src, dst, BIG) == 0, "the bytes arrived in order");
+    if (interrupt)
+        cr_assert_gt(alarms, 0, "the writer was never interrupted");
+}
+
+Test(os, write_all_delivers_everything_through_a_pipe)
+{
+    write_through_pipe(0);
+}
+
+Test(os, write_all_survives_interrupting_signals)
+{
+    write_through_pipe(1);
+}
+
+Test(os, write_all_reports_errors)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    close(fds[0]);
+    errno = 0;
+    cr_assert_eq(pf_os_write_all(fds[1], "x", 1), -1);
+    cr_assert_eq(errno, EPIPE);
+    close(fds[1]);
+    errno = 0;
+    cr_assert_eq(pf_os_write_all(fds[1], "x", 1), -1);
+    cr_assert_eq(errno, EBADF);
+    cr_assert_eq(pf_os_write_all(fds[1], "", 0), 0, "nothing to write is not an error");
+}
+
+Test(os, die_writes_its_line_and_aborts)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        signal(SIGABRT, SIG_DFL);
+        static const char msg[] = "pfalloc: test message\n";
+        pf_os_die(msg, sizeof msg - 1);
+    }
+    close(fds[1]);
+    char buf[256];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = 0;
+    close(fds[0]);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status 0x%x", status);
+    cr_assert_str_eq(buf, "pfalloc: test message\n");
+}

@@ -1,0 +1,270 @@
+/*
+ * test_pagemap.c — pointer -> span: round trips over many chunks and leaves,
+ * chunk granularity (every byte of a chunk, never its neighbours), NULL for
+ * what was never set and for addresses above the 47-bit user space (no
+ * aliasing), leaves mapped once on first use, and lock-free readers that
+ * only ever see NULL or the right span while writers create leaves.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "pagemap.h"
+#include "span.h"
+
+#define LEAF_SPAN ((uintptr_t)PF_CHUNK << PF_PM_LEAF_BITS) /* bytes one leaf covers: 4 GiB */
+
+static struct pf_span fake[64];
+
+static uint64_t meta_bytes(void)
+{
+    struct pf_os_counts oc;
+    pf_os_counts(&oc);
+    return oc.metadata_bytes;
+}
+
+Test(pagemap, round_trip_over_many_chunks_and_leaves)
+{
+    /* 40 leaves, 25 chunks each at scattered places, then every chunk read back. */
+    uintptr_t base = (uintptr_t)0x100000000000;
+    for (uintptr_t l = 0; l < 40; l++)
+        for (uintptr_t k = 0; k < 25; k++) {
+            uintptr_t a = base + l * 3 * LEAF_SPAN + (k * 2617 % (1u << PF_PM_LEAF_BITS)) * PF_CHUNK;
+            cr_assert_eq(pf_pagemap_set((void *)a, PF_CHUNK, &fake[(l + k) % 64]), 0);
+        }
+    for (uintptr_t l = 0; l < 40; l++)
+        for (uintptr_t k = 0; k < 25; k++) {
+            uintptr_t a = base + l * 3 * LEAF_SPAN + (k * 2617 % (1u << PF_PM_LEAF_BITS)) * PF_CHUNK;
+            struct pf_span *want = &fake[(l + k) % 64];
+            cr_assert_eq(pf_pagemap_get((void *)a), want, "leaf %lu chunk %lu", (unsigned long)l,
+                         (unsigned long)k);
+            cr_assert_eq(pf_pagemap_get((void *)(a + PF_CHUNK / 2)), want);
+            cr_assert_eq(pf_pagemap_get((void *)(a + PF_CHUNK - 1)), want);
+            /* A neighbour chunk in the same (existing) leaf was never set. */
+            cr_assert_null(pf_pagemap_get((void *)(a + LEAF_SPAN / 2 + 7 * PF_CHUNK)));
+        }
+    /* Leaves in between were never created. */
+    cr_assert_null(pf_pagemap_get((void *)(base + LEAF_SPAN)));
+    cr_assert_null(pf_pagemap_get((void *)(base + 2 * LEAF_SPAN + 12345)));
+}
+
+Test(pagemap, ranges_set_every_chunk_they_touch_and_no_other)
+{
+    uintptr_t base = (uintptr_t)0x200000000000 + 100 * PF_CHUNK;
+    /* 16 chunks exactly. */
+    cr_assert_eq(pf_pagemap_set((void *)base, 16 * PF_CHUNK, &fake[1]), 0);
+    cr_assert_null(pf_pagemap_get((void *)(base - 1)));
+    for (uintptr_t a = base; a < base + 16 * PF_CHUNK; a += 4096)
+        cr_assert_eq(pf_pagemap_get((void *)a), &fake[1]);
+    cr_assert_eq(pf_pagemap_get((void *)(base + 16 * PF_CHUNK - 1)), &fake[1]);
+    cr_assert_null(pf_pagemap_get((void *)(base + 16 * PF_CHUNK)));
+
+    /* Two bytes straddling a chunk boundary touch both chunks. */
+    uintptr_t b = base + 40 * PF_CHUNK - 1;
+    cr_assert_eq(pf_pagemap_set((void *)b, 2, &fake[2]), 0);
+    cr_assert_eq(pf_pagemap_get((void *)(b - 100)), &fake[2]);
+    cr_assert_eq(pf_pagemap_get((void *)(b + 1)), &fake[2]);
+    cr_assert_null(pf_pagemap_get((void *)(b + 1 + PF_CHUNK)));
+    cr_assert_null(pf_pagemap_get((void *)(b - PF_CHUNK)));
+
+    /* A range across a leaf boundary. */
+    uintptr_t leaf_end = (base | (LEAF_SPAN - 1)) + 1;
+    cr_assert_eq(pf_pagemap_set((void *)(leaf_end - 2 * PF_CHUNK), 4 * PF_CHUNK, &fake[3]), 0);
+    for (int i = -2; i < 2; i++)
+        cr_assert_eq(pf_pagemap_get((void *)(leaf_end + (intptr_t)i * (intptr_t)PF_CHUNK + 5)),
+                     &fake[3], "chunk %d", i);
+    cr_assert_null(pf_pagemap_get((void *)(leaf_end + 2 * PF_CHUNK)));
+    cr_assert_null(pf_pagemap_get((void *)(leaf_end - 3 * PF_CHUNK)));
+
+    /* Overwrite, then clear. */
+    cr_assert_eq(pf_pagemap_set((void *)(base + 3 * PF_CHUNK), PF_CHUNK, &fake[4]), 0);
+    cr_assert_eq(pf_pagemap_get((void *)(base + 3 * PF_CHUNK + 9)), &fake[4]);
+    cr_assert_eq(pf_pagemap_get((void *)(base + 2 * PF_CHUNK + 9)), &fake[1]);
+    cr_assert_eq(pf_pagemap_set((void *)base, 16 * PF_CHUNK, NULL), 0);
+    for (uintptr_t a = base; a < base + 16 * PF_CHUNK; a += PF_CHUNK)
+        cr_assert_null(pf_pagemap_get((void *)a));
+}
+
+Test(pagemap, never_set_and_out_of_range_addresses_are_null)
+{
+    cr_assert_null(pf_pagemap_get(NULL));
+    cr_assert_null(pf_pagemap_get((void *)(uintptr_t)0x123456789000));
+    cr_assert_null(pf_pagemap_get((void *)((uintptr_t)1 << 47)));
+    cr_assert_null(pf_pagemap_get((void *)(((uintptr_t)1 << 47) + 5 * PF_CHUNK)));
+    cr_assert_null(pf_pagemap_get((void *)(uintptr_t)0xffff800000000000));
+    cr_assert_null(pf_pagemap_get((void *)UINTPTR_MAX));
+
+    /* Set the first, a middle and the last chunk of the user space; the same
+     * chunk numbers above 2^47 must not alias them. */
+    uintptr_t lo[] = {0, (uintptr_t)0x3fff12340000, ((uintptr_t)1 << 47) - PF_CHUNK};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(pf_pagemap_set((void *)lo[i], PF_CHUNK, &fake[10 + i]), 0);
+        cr_assert_eq(pf_pagemap_get((void *)(lo[i] + 77)), &fake[10 + i]);
+        for (int hi = 47; hi < 64; hi++)
+            cr_assert_null(pf_pagemap_get((void *)(lo[i] | ((uintptr_t)1 << hi))),
+                           "0x%lx with bit %d", (unsigned long)lo[i], hi);
+    }
+    /* Setting above the user space fails and leaves nothing behind. */
+    cr_assert_eq(pf_pagemap_set((void *)((uintptr_t)1 << 47), PF_CHUNK, &fake[20]), -1);
+    cr_assert_null(pf_pagemap_get((void *)((uintptr_t)1 << 47)));
+    cr_assert_eq(pf_pagemap_get((void *)0), &fake[10], "chunk 0 was not overwritten");
+    cr_assert_eq(pf_pagemap_set((void *)(((uintptr_t)1 << 47) - PF_CHUNK), 2 * PF_CHUNK, &fake[21]),
+                 -1);
+}
+
+Test(pagemap, leaves_are_mapped_once_on_first_use)
+{
+    uintptr_t base = (uintptr_t)0x300000000000;
+    uint64_t m0 = meta_bytes();
+    cr_assert_eq(pf_pagemap_set((void *)base, PF_CHUNK, &fake[0]), 0);
+    uint64_t m1 = meta_bytes();
+    cr_assert_eq(m1 - m0, sizeof(pf_pm_leaf), "first set in a leaf maps %lu bytes",
+                 (unsigned long)(m1 - m0));
+    /* More entries in the same leaf map nothing. */
+    for (uintptr_t k = 1; k < 1000; k++)
+        cr_assert_eq(pf_pagemap_set((void *)(base + k * 37 * PF_CHUNK), PF_CHUNK, &fake[1]), 0);
+    cr_assert_eq(meta_bytes(), m1);
+    /* Reads of a leaf that does not exist do not create it. */
+    for (uintptr_t k = 1; k < 100; k++)
+        cr_assert_null(pf_pagemap_get((void *)(base + k * LEAF_SPAN)));
+    cr_assert_eq(meta_bytes(), m1);
+    /* A range over three leaves maps two more. */
+    cr_assert_eq(pf_pagemap_set((void *)(base + LEAF_SPAN - PF_CHUNK), LEAF_SPAN + 2 * PF_CHUNK,
+                                &fake[2]),
+                 0);
+    cr_assert_eq(meta_bytes() - m1, 2 * sizeof(pf_pm_leaf));
+}
+
+/* ---- concurrency ------------------------------------------------------------ */
+#define CONC_LEAVES 192
+#define CONC_BASE ((uintptr_t)0x400000000000)
+
+static _Atomic uintptr_t published; /* entries [0, published) are set */
+static atomic_int stop;
+
+static uintptr_t conc_addr(uintptr_t i)
+{
+    /* One chunk per leaf, at a different place in each. */
+    return CONC_BASE + i * LEAF_SPAN + (i * 811 % (1u << PF_PM_LEAF_BITS)) * PF_CHUNK;
+}
+
+static void *writer(void *arg)
+{
+    (void)arg;
+    for (uintptr_t i = 0; i < CONC_LEAVES; i++) {
+        if (pf_pagemap_set((void *)conc_addr(i), PF_CHUNK, &fake[i % 64]) != 0)
+            return (void *)1;
+        atomic_store_explicit(&published, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    (void)arg;
+    uintptr_t bad = 0;
+    int last;
+    do { /* at least one whole pass after the writer has finished */
+        last = atomic_load_explicit(&stop, memory_order_acquire);
+        uintptr_t done = atomic_load_explicit(&published, memory_order_acquire);
+        for (uintptr_t i = 0; i < CONC_LEAVES; i++) {
+            struct pf_span *s = pf_pagemap_get((void *)(conc_addr(i) + 4096));
+            if (i < done ? s != &fake[i % 64] : (s != NULL && s != &fake[i % 64]))
+                bad++;
+            /* The chunk after it was never set, leaf or no leaf. */
+            if (pf_pagemap_get((void *)(conc_addr(i) + PF_CHUNK)) != NULL)
+                bad++;
+        }
+    } while (!last);
+    return (void *)bad;
+}
+
+Test(pagemap, readers_see_null_or_the_span_while_a_writer_creates_leaves)
+{
+    uint64_t m0 = meta_bytes();
+    pthread_t w, r[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&r[i], NULL, reader, NULL), 0);
+    cr_assert_eq(pthread_create(&w, NULL, writer, NULL), 0);
+    void *wres;
+    pthread_join(w, &wres);
+    atomic_store_explicit(&stop, 1, memory_order_release);
+    cr_assert_null(wres, "pf_pagemap_set failed");
+    for (int i = 0; i < 2; i++) {
+        void *bad;
+        pthread_join(r[i], &bad);
+        cr_assert_eq((uintptr_t)bad, 0, "reader %d saw %lu wrong entries", i,
+                     (unsigned long)(uintptr_t)bad);
+    }
+    for (uintptr_t i = 0; i < CONC_LEAVES; i++)
+        cr_assert_eq(pf_pagemap_get((void *)conc_addr(i)), &fake[i % 64]);
+    cr_assert_eq(meta_bytes() - m0, CONC_LEAVES * sizeof(pf_pm_leaf));
+}
+
+/* Several writers race to create the same leaves: one leaf wins per slot of
+ * the top level, nobody's entries are lost, the losers' leaves are unmapped. */
+#define RACE_WRITERS 2
+#define RACE_LEAVES 256
+#define RACE_BASE ((uintptr_t)0x500000000000)
+
+static atomic_uint race_arrived;
+
+/* All writers meet before each leaf, so they reach its creation together. */
+static void race_meet(unsigned round)
+{
+    atomic_fetch_add(&race_arrived, 1);
+    /* Spin hot (a yield would let one run ahead), yield only if starved. */
+    for (unsigned spin = 0; atomic_load(&race_arrived) < (round + 1) * RACE_WRITERS; spin++)
+        if (spin > 100000)
+            sched_yield();
+}
+
+static void *race_writer(void *arg)
+{
+    uintptr_t w = (uintptr_t)arg;
+    /* Writers on different CPUs (when there are several), so they truly
+     * run at once rather than take turns on one. */
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1) {
+        int nth = (int)(w % (uintptr_t)CPU_COUNT(&allowed)), cpu = 0;
+        for (int seen = -1; cpu < CPU_SETSIZE; cpu++)
+            if (CPU_ISSET(cpu, &allowed) && ++seen == nth)
+                break;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        sched_setaffinity(0, sizeof one, &one);
+    }
+    for (uintptr_t l = 0; l < RACE_LEAVES; l++) {
+        race_meet((unsigned)l);
+        for (uintptr_t k = 0; k < 8; k++) {
+            uintptr_t a = RACE_BASE + l * LEAF_SPAN + (w * 8 + k) * PF_CHUNK;
+            if (pf_pagemap_set((void *)a, PF_CHUNK, &fake[w]) != 0)
+                return (void *)1;
+        }
+    }
+    return NULL;
+}
+
+Test(pagemap, writers_racing_for_a_leaf_keep_every_entry)
+{
+    uint64_t m0 = meta_bytes();
+    pthread_t t[RACE_WRITERS];
+    for (uintptr_t w = 0; w < RACE_WRITERS; w++)
+        cr_assert_eq(pthread_create(&t[w], NULL, race_writer, (void *)w), 0);
+    for (int w = 0; w < RACE_WRITERS; w++) {
+        void *res;
+        pthread_join(t[w], &res);
+        cr_assert_null(res);
+    }
+    for (uintptr_t l = 0; l < RACE_LEAVES; l++)
+        for (uintptr_t w = 0; w < RACE_WRITERS; w++)
+            for (uintptr_t k = 0; k < 8; k++) {
+                uintptr_t a = RACE_BASE + l * LEAF_SPAN + (w * 8 + k) * PF_CHUNK;
+                cr_assert_eq(pf_pagemap_get((void *)a), &fake[w], "leaf %lu writer %lu",
+                             (unsigned long)l, (unsigned long)w);
+            }
+    cr_assert_eq(meta_bytes() - m0, RACE_LEAVES * sizeof(pf_pm_leaf),
+                 "metadata grew by %lu bytes", (unsigned long)(meta_bytes() - m0));
+}

@@ -1,0 +1,447 @@
+/*
+ * test_span.c — spans and the pool: the magic-number slot index against
+ * plain division, span geometry and pagemap entries, the take/give
+ * invariant (used + nfree + (nslots - bump) == nslots) under random
+ * traffic, clean/dirty slots (fresh spans read as zero, pooled ones do not
+ * claim to, decommitted ones are fresh again), pool reuse and splitting, the
+ * cache bound, trim giving regions back, the longest free run, and the
+ * metadata allocator.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "span.h"
+
+static struct pf_os_counts counts(void)
+{
+    struct pf_os_counts oc;
+    pf_os_counts(&oc);
+    return oc;
+}
+
+static uint32_t popcount_bits(const struct pf_span *s)
+{
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < (s->nslots + 63) / 64; w++)
+        n += (uint32_t)__builtin_popcountll(s->freebits[w]);
+    return n;
+}
+
+static void check_span(const struct pf_span *s)
+{
+    cr_assert_eq(s->used + s->nfree + (s->nslots - s->bump), s->nslots,
+                 "used %u + nfree %u + untouched %u != nslots %u", s->used, s->nfree,
+                 s->nslots - s->bump, s->nslots);
+    cr_assert_eq(popcount_bits(s), s->nfree);
+    cr_assert_leq(s->bump, s->nslots);
+}
+
+static uint32_t slot_of(const struct pf_span *s, void *p)
+{
+    uintptr_t off = (uintptr_t)p - s->start;
+    cr_assert_lt(off, (uintptr_t)s->nslots * s->slot_size, "slot %p outside its span", p);
+    cr_assert_eq(off % s->slot_size, 0, "slot %p not on a slot boundary", p);
+    return (uint32_t)(off / s->slot_size);
+}
+
+static int all_zero(const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i])
+            return 0;
+    return 1;
+}
+
+Test(span, index_is_exact_below_one_megabyte_for_every_class)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        struct pf_span *s = pf_span_get(c);
+        cr_assert_not_null(s);
+        uint32_t slot = s->slot_size;
+        uintptr_t limit = (uintptr_t)1 << 20;
+        for (uintptr_t idx = 0; idx * slot < limit; idx++) {
+            uintptr_t base = idx * slot;
+            if (pf_span_index(s, base) != idx)
+                cr_assert_fail("class %u: slot start %lu gives index %u, not %lu", c,
+                         (unsigned long)base, pf_span_index(s, base), (unsigned long)idx);
+            for (uintptr_t r = 1; r < slot && base + r < limit; r++)
+                if (pf_span_index(s, base + r) != idx)
+                    cr_assert_fail("class %u: offset %lu gives index %u, not %lu", c,
+                             (unsigned long)(base + r), pf_span_index(s, base + r),
+                             (unsigned long)idx);
+        }
+    }
+}
+
+Test(span, get_gives_an_aligned_span_of_the_class_in_the_pagemap)
+{
+    struct pf_span *sp[PF_NCLASSES];
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        struct pf_span *s = sp[c] = pf_span_get(c);
+        cr_assert_not_null(s);
+        cr_assert_eq(s->kind, PF_SPAN_SMALL);
+        cr_assert_eq(s->cls, c);
+        cr_assert_eq(s->slot_size, pf_class_size[c]);
+        cr_assert_eq(s->bytes, pf_class_span_bytes(c));
+        cr_assert_eq(s->nchunks, s->bytes / PF_CHUNK);
+        cr_assert_eq(s->nslots, s->bytes / s->slot_size, "class %u", c);
+        cr_assert_eq(s->start % PF_CHUNK, 0);
+        cr_assert_eq(s->used, 0);
+        cr_assert_eq(s->bump, 0);
+        cr_assert(s->fresh, "a span from a new region is fresh");
+        for (uintptr_t a = s->start; a < s->start + s->bytes; a += PF_CHUNK / 2)
+            cr_assert_eq(pf_pagemap_get((void *)a), s);
+        cr_assert_eq(pf_pagemap_get((void *)(s->start + s->bytes - 1)), s);
+        check_span(s);
+    }
+    for (unsigned a = 0; a < PF_NCLASSES; a++)
+        for (unsigned b = a + 1; b < PF_NCLASSES; b++)
+            cr_assert(sp[a]->start + sp[a]->bytes <= sp[b]->start ||
+                          sp[b]->start + sp[b]->bytes <= sp[a]->start,
+                      "spans of classes %u and %u overlap", a, b);
+    /* Slots handed out are inside the span and 16-byte aligned. */
+    for (unsigned c = 0; c < PF_NCLASSES; c += 5) {
+        struct pf_span *s = sp[c];
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            int clean;
+            void *p = pf_span_take(s, &clean);
+            cr_assert_eq((uintptr_t)p % 16, 0);
+            cr_assert_eq(slot_of(s, p), i);
+        }
+        cr_assert_eq(s->used, s->nslots);
+        check_span(s);
+    }
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void random_traffic(unsigned cls, int ops)
+{
+    struct pf_span *s = pf_span_get(cls);
+    cr_assert_not_null(s);
+    static uint32_t out[PF_MAX_SLOTS];
+    static unsigned char is_out[PF_MAX_SLOTS], ever[PF_MAX_SLOTS];
+    uint32_t nout = 0;
+    memset(is_out, 0, sizeof is_out);
+    memset(ever, 0, sizeof ever);
+    for (int op = 0; op < ops; op++) {
+        int take = nout == 0 || (nout < s->nslots && next_rand() % 100 < 55);
+        if (take) {
+            int clean = -1;
+            void *p = pf_span_take(s, &clean);
+            uint32_t idx = slot_of(s, p);
+            cr_assert_not(is_out[idx], "class %u: slot %u handed out twice", cls, idx);
+            cr_assert_eq(clean, !ever[idx], "class %u: slot %u clean=%d, used before=%d", cls,
+                         idx, clean, ever[idx]);
+            is_out[idx] = ever[idx] = 1;
+            out[nout++] = idx;
+        } else {
+            uint32_t k = (uint32_t)(next_rand() % nout);
+            uint32_t idx = out[k];
+            out[k] = out[--nout];
+            is_out[idx] = 0;
+            s->state[idx] = PF_SLOT_DIRTY; /* what free does before giving back */
+            pf_span_give(s, idx);
+        }
+        cr_assert_eq(s->used, nout);
+        check_span(s);
+    }
+}
+
+Test(span, take_and_give_keep_the_invariant_and_never_hand_out_a_slot_twice)
+{
+    random_traffic(0, 20000);   /* 4096 slots of 16 bytes */
+    random_traffic(19, 5000);   /* 64 slots of 1024 bytes */
+    random_traffic(PF_NCLASSES - 1, 500); /* 8 slots of 128 KiB */
+}
+
+Test(span, fresh_span_slots_read_as_zero)
+{
+    unsigned cls[] = {0, 7, 19, 30, PF_NCLASSES - 1};
+    for (unsigned i = 0; i < sizeof cls / sizeof cls[0]; i++) {
+        struct pf_span *s = pf_span_get(cls[i]);
+        cr_assert_not_null(s);
+        for (uint32_t k = 0; k < s->nslots; k++) {
+            int clean = 0;
+            void *p = pf_span_take(s, &clean);
+            cr_assert(clean, "class %u slot %u not clean", cls[i], k);
+            cr_assert_eq(s->state[k], PF_SLOT_CLEAN);
+            cr_assert(all_zero(p, s->slot_size), "class %u slot %u not zero", cls[i], k);
+        }
+    }
+}
+
+/* Empties s (slots 0..n-1 out, written) and puts it in the pool. */
+static void dirty_and_put(struct pf_span *s, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        int clean;
+        void *p = pf_span_take(s, &clean);
+        memset(p, 0xAB, s->slot_size);
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        s->state[k] = PF_SLOT_DIRTY;
+        pf_span_give(s, k);
+    }
+    cr_assert_eq(s->used, 0);
+    pf_span_put(s);
+}
+
+Test(span, put_then_get_reuses_the_span_and_does_not_claim_it_clean)
+{
+    struct pf_span *s = pf_span_get(5);
+    uintptr_t start = s->start;
+    size_t bytes = s->bytes;
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    dirty_and_put(s, 10);
+    cr_assert_eq(pf_span_cached_bytes(), bytes);
+    uint64_t maps = counts().mmap_calls;
+    struct pf_span *t = pf_span_get(5);
+    cr_assert_eq(t->start, start, "the pooled span is reused");
+    cr_assert_eq(counts().mmap_calls, maps, "no new mapping for a pooled span");
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    cr_assert_eq(t->used, 0);
+    cr_assert_eq(t->bump, 0);
+    cr_assert_eq(t->nfree, 0);
+    check_span(t);
+    cr_assert_not(t->fresh, "a pooled span with resident pages is not fresh");
+    for (uint32_t k = 0; k < 10; k++) {
+        int clean = 1;
+        void *p = pf_span_take(t, &clean);
+        cr_assert_not(clean, "slot %u was written before; it must not be called clean", k);
+        cr_assert_eq(((unsigned char *)p)[0], 0xAB, "pages stay resident while pooled");
+    }
+}
+
+Test(span, decommitted_pooled_span_is_fresh_again)
+{
+    struct pf_span *keep = pf_span_get(0); /* holds the region */
+    int clean;
+    pf_span_take(keep, &clean);
+    struct pf_span *s = pf_span_get(3);
+    uintptr_t start = s->start;
+    dirty_and_put(s, 50);
+    uint64_t madv = counts().madvise_calls;
+    size_t released = pf_span_trim();
+    cr_assert_geq(released, s->bytes);
+    cr_assert_gt(counts().madvise_calls, madv);
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    cr_assert_eq(pf_pagemap_get((void *)keep->start), keep, "a region in use stays mapped");
+    struct pf_span *t = pf_span_get(3);
+    cr_assert_eq(t->start, start);
+    cr_assert(t->fresh);
+    for (uint32_t k = 0; k < t->nslots; k++) {
+        void *p = pf_span_take(t, &clean);
+        cr_assert(clean);
+        cr_assert(all_zero(p, t->slot_size), "slot %u of a decommitted span is not zero", k);
+    }
+}
+
+Test(span, pool_splits_a_bigger_span_and_maps_the_rest)
+{
+    unsigned big = PF_NCLASSES - 1;
+    size_t big_chunks = pf_class_span_bytes(big) / PF_CHUNK;
+    cr_assert_gt(big_chunks, 1);
+    struct pf_span *s = pf_span_get(big);
+    uintptr_t start = s->start;
+    dirty_and_put(s, 1);
+    uint64_t maps = counts().mmap_calls;
+    struct pf_span *t = pf_span_get(0); /* one chunk, split off the pooled run */
+    cr_assert_eq(counts().mmap_calls, maps);
+    cr_assert_eq(t->start, start);
+    cr_assert_eq(t->bytes, PF_CHUNK);
+    cr_assert_eq(t->nslots, PF_CHUNK / 16);
+    cr_assert_eq(pf_pagemap_get((void *)t->start), t);
+    struct pf_span *rest = pf_pagemap_get((void *)(start + PF_CHUNK));
+    cr_assert_not_null(rest);
+    cr_assert_neq(rest, t);
+    cr_assert_eq(rest->kind, PF_SPAN_FREE);
+    cr_assert_eq(rest->start, start + PF_CHUNK);
+    cr_assert_eq(rest->bytes, (big_chunks - 1) * PF_CHUNK);
+    cr_assert_eq(pf_pagemap_get((void *)(start + big_chunks * PF_CHUNK - 1)), rest);
+    cr_assert_eq(pf_span_cached_bytes(), rest->bytes);
+    /* The tail serves the next request of its size. */
+    struct pf_span *u = pf_span_get(0);
+    cr_assert_eq(u->start, start + PF_CHUNK);
+    struct pf_span *tail = pf_pagemap_get((void *)(start + 2 * PF_CHUNK));
+    cr_assert_eq(tail->kind, PF_SPAN_FREE);
+    cr_assert_eq(pf_pagemap_get((void *)(start + big_chunks * PF_CHUNK - 1)), tail);
+    check_span(t);
+    check_span(u);
+}
+
+Test(span, pool_keeps_at_most_the_cache_limit_resident)
+{
+    struct pf_span *keep = pf_span_get(0);
+    int clean;
+    pf_span_take(keep, &clean);
+    struct pf_span *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = pf_span_get(1); /* one chunk each */
+    pf_span_set_cache_limit(2 * PF_CHUNK);
+    uint64_t madv = counts().madvise_calls;
+    dirty_and_put(s[0], 4);
+    dirty_and_put(s[1], 4);
+    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK);
+    cr_assert_eq(counts().madvise_calls, madv, "within the limit nothing is given back");
+    dirty_and_put(s[2], 4);
+    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK);
+    cr_assert_eq(counts().madvise_calls, madv + 1);
+
+    pf_span_set_cache_limit(0);
+    struct pf_span *t = pf_span_get(2);
+    dirty_and_put(t, 4);
+    cr_assert_eq(pf_span_cached_bytes(), 0, "limit 0 keeps nothing resident");
+    /* Every pooled span is now decommitted: the next ones are fresh. */
+    for (int i = 0; i < 4; i++) {
+        struct pf_span *f = pf_span_get(0);
+        cr_assert(f->fresh, "span %d", i);
+        void *p = pf_span_take(f, &clean);
+        cr_assert(clean);
+        cr_assert(all_zero(p, 16));
+    }
+}
+
+Test(span, trim_unmaps_regions_with_nothing_in_use)
+{
+    struct pf_span *s = pf_span_get(4);
+    uintptr_t start = s->start;
+    dirty_and_put(s, 3);
+    struct pf_os_counts before = counts();
+    size_t released = pf_span_trim();
+    struct pf_os_counts after = counts();
+    cr_assert_geq(released, PF_REGION_BYTES);
+    cr_assert_geq(before.mapped_bytes - after.mapped_bytes, PF_REGION_BYTES,
+                  "mapped bytes dropped by %lu",
+                  (unsigned long)(before.mapped_bytes - after.mapped_bytes));
+    cr_assert_gt(after.munmap_calls, before.munmap_calls);
+    cr_assert_null(pf_pagemap_get((void *)start), "the region's chunks leave the pagemap");
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    /* Nothing more to give back. */
+    cr_assert_eq(pf_span_trim(), 0);
+    cr_assert_eq(counts().mapped_bytes, after.mapped_bytes);
+    /* And spans can still be had afterwards. */
+    struct pf_span *t = pf_span_get(4);
+    cr_assert_not_null(t);
+    cr_assert(t->fresh);
+    cr_assert_eq(pf_pagemap_get((void *)t->start), t);
+}
+
+/* ---- longest free run ------------------------------------------------------- */
+static uint32_t model_run(const unsigned char *is_free, uint32_t n)
+{
+    uint32_t best = 0, run = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        run = is_free[i] ? run + 1 : 0;
+        best = run > best ? run : best;
+    }
+    return best;
+}
+
+static void give_range(struct pf_span *s, unsigned char *is_free, uint32_t a, uint32_t b)
+{
+    for (uint32_t i = a; i < b; i++) {
+        s->state[i] = PF_SLOT_DIRTY;
+        pf_span_give(s, i);
+        is_free[i] = 1;
+    }
+}
+
+Test(span, largest_free_run_on_hand_made_patterns)
+{
+    struct pf_span *s = pf_span_get(0);
+    uint32_t n = s->nslots;
+    int clean;
+    cr_assert_eq(pf_span_largest_free_run(s), n, "an untouched span is one free run");
+    for (uint32_t i = 0; i < 100; i++)
+        pf_span_take(s, &clean);
+    cr_assert_eq(pf_span_largest_free_run(s), n - 100, "slots never handed out count as free");
+    static unsigned char is_free[PF_MAX_SLOTS];
+    give_range(s, is_free, 99, 100);
+    cr_assert_eq(pf_span_largest_free_run(s), n - 99, "a freed slot joins the untouched tail");
+    while (s->used < n)
+        pf_span_take(s, &clean);
+    memset(is_free, 0, sizeof is_free);
+    cr_assert_eq(pf_span_largest_free_run(s), 0, "a full span has no free run");
+
+    give_range(s, is_free, 10, 20);
+    cr_assert_eq(pf_span_largest_free_run(s), 10);
+    give_range(s, is_free, 60, 131); /* crosses two word boundaries */
+    cr_assert_eq(pf_span_largest_free_run(s), 71);
+    give_range(s, is_free, n - 96, n); /* the end of the span */
+    cr_assert_eq(pf_span_largest_free_run(s), 96);
+    give_range(s, is_free, 131, 200); /* joins [60,131) */
+    cr_assert_eq(pf_span_largest_free_run(s), 140);
+    give_range(s, is_free, 0, 1);
+    cr_assert_eq(pf_span_largest_free_run(s), 140);
+    check_span(s);
+
+    /* Random patterns against a model. */
+    for (int trial = 0; trial < 60; trial++) {
+        while (s->used < n)
+            pf_span_take(s, &clean);
+        memset(is_free, 0, sizeof is_free);
+        uint32_t pos = (uint32_t)(next_rand() % 64);
+        while (pos < n) {
+            uint32_t len = (uint32_t)(next_rand() % (trial < 30 ? 8 : 300)) + 1;
+            if (pos + len > n)
+                len = n - pos;
+            give_range(s, is_free, pos, pos + len);
+            pos += len + 1 + (uint32_t)(next_rand() % 40);
+        }
+        cr_assert_eq(pf_span_largest_free_run(s), model_run(is_free, n), "trial %d", trial);
+        check_span(s);
+    }
+}
+
+/* ---- metadata memory ------------------------------------------------------------ */
+Test(span, meta_alloc_is_zeroed_aligned_and_disjoint)
+{
+    struct { char *p; size_t n; } got[64];
+    uint64_t meta0 = counts().metadata_bytes;
+    for (int i = 0; i < 64; i++) {
+        size_t n = (size_t)(i * 97 % 3000) + 1;
+        char *p = pf_meta_alloc(n);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % 16, 0);
+        cr_assert(all_zero(p, n));
+        memset(p, 0x5A, n);
+        got[i].p = p;
+        got[i].n = n;
+    }
+    for (int i = 0; i < 64; i++)
+        for (int j = i + 1; j < 64; j++)
+            cr_assert(got[i].p + got[i].n <= got[j].p || got[j].p + got[j].n <= got[i].p,
+                      "metadata blocks %d and %d overlap", i, j);
+    cr_assert_gt(counts().metadata_bytes, meta0);
+    /* A big request gets memory of its own, zeroed. */
+    char *big = pf_meta_alloc((size_t)3 << 20);
+    cr_assert_not_null(big);
+    cr_assert(all_zero(big, (size_t)3 << 20));
+    cr_assert_geq(counts().metadata_bytes - meta0, (size_t)3 << 20);
+}
+
+Test(span, large_span_structs_are_recycled_zeroed)
+{
+    struct pf_span *a = pf_span_meta_new();
+    cr_assert_not_null(a);
+    cr_assert(all_zero(a, sizeof *a));
+    a->start = 12345;
+    a->bytes = 999;
+    a->kind = PF_SPAN_LARGE;
+    pf_span_meta_free(a);
+    struct pf_span *b = pf_span_meta_new();
+    cr_assert_eq(b, a, "a freed struct is reused");
+    cr_assert(all_zero(b, sizeof *b), "and comes back zeroed");
+    struct pf_span *c = pf_span_meta_new();
+    cr_assert_neq(c, b);
+}

@@ -1,0 +1,364 @@
+/*
+ * test_tcache.c — per-thread caches: made on a thread's first malloc, LIFO
+ * bins that never exceed their cap, family out_bytes equal to the slots held
+ * by the program plus those parked in bins, a thread's exit handing its
+ * cache back (flushed, in_use cleared) for the next thread to adopt with its
+ * counters, so stats stay exact; drain empties only the calling thread's
+ * bins; a thread past its exit hook allocates on the locked path.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "family.h"
+#include "tcache.h"
+
+static struct pf_stats stats;
+
+/* The stats entry of family `name`, or NULL. */
+static const struct pf_family_stats *fam_stats(const char *name)
+{
+    cr_assert_eq(pf_stats_get(&stats), 0);
+    for (uint32_t i = 0; i < stats.nfamilies; i++)
+        if (strcmp(stats.fam[i].name, name) == 0)
+            return &stats.fam[i];
+    return NULL;
+}
+
+static void check_bins(const struct pf_tcache *tc)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        const struct pf_bin *b = &tc->bins[c];
+        cr_assert_geq(b->cap, 2, "class %u", c);
+        cr_assert_leq(b->cap, PF_TC_MAX, "class %u", c);
+        if (b->count > b->cap)
+            cr_assert_fail("class %u: %u slots cached, cap %u", c, b->count, b->cap);
+    }
+}
+
+/* ---- a thread's first malloc ---------------------------------------------------- */
+struct first_use {
+    struct pf_tcache *before, *after;
+    int in_use;
+    uint64_t allocs;
+    uint32_t count_after_malloc, count_after_free;
+    void *p, *top, *again;
+};
+
+static void *first_use_thread(void *arg)
+{
+    struct first_use *r = arg;
+    unsigned cls = pf_size_class(32);
+    r->before = pf_tc;
+    r->p = pf_malloc(32);
+    r->after = pf_tc;
+    if (!r->after)
+        return NULL;
+    r->in_use = atomic_load(&r->after->in_use);
+    r->allocs = r->after->bins[cls].allocs;
+    r->count_after_malloc = r->after->bins[cls].count;
+    pf_free(r->p);
+    r->count_after_free = r->after->bins[cls].count;
+    r->top = r->after->bins[cls].slots[r->count_after_free - 1].p;
+    r->again = pf_malloc(32);
+    pf_free(r->again);
+    return NULL;
+}
+
+Test(tcache, first_malloc_on_a_thread_makes_its_cache)
+{
+    struct first_use r;
+    memset(&r, 0, sizeof r);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, first_use_thread, &r), 0);
+    pthread_join(t, NULL);
+    cr_assert_null(r.before, "no cache before the first malloc");
+    cr_assert_not_null(r.after, "a cache after it");
+    cr_assert_not_null(r.p);
+    cr_assert_eq(r.in_use, 1);
+    cr_assert_eq(r.allocs, 1);
+    cr_assert_gt(r.count_after_malloc, 0, "a refill brings a batch");
+    cr_assert_eq(r.count_after_free, r.count_after_malloc + 1, "free pushes on the bin");
+    cr_assert_eq(r.top, r.p);
+    cr_assert_eq(r.again, r.p, "the bin is LIFO: the slot just freed comes back first");
+    cr_assert_eq(atomic_load(&r.after->in_use), 0, "the cache is handed back at exit");
+}
+
+/* ---- bins, caps and exact figures ---------------------------------------------------- */
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Per class: out_bytes == (objects the program holds + slots in the bin) * slot. */
+static void check_out_bytes(const struct pf_tcache *tc, const uint32_t *held)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        struct pf_family *f = pf_family_class(c);
+        uint64_t want = (uint64_t)(held[c] + tc->bins[c].count) * pf_class_size[c];
+        if (f->out_bytes != want)
+            cr_assert_fail("class %u: out_bytes %lu, expected %lu (%u held, %u cached)", c,
+                     (unsigned long)f->out_bytes, (unsigned long)want, held[c],
+                     tc->bins[c].count);
+    }
+}
+
+Test(tcache, bins_stay_within_cap_and_figures_stay_exact)
+{
+    enum { NPTR = 3000 };
+    static void *p[NPTR];
+    static size_t sz[NPTR];
+    static uint32_t held[PF_NCLASSES];
+    pf_free(pf_malloc(1));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    for (int op = 0; op < 40000; op++) {
+        int i = (int)(next_rand() % NPTR);
+        if (p[i]) {
+            pf_free(p[i]);
+            held[pf_size_class(sz[i])]--;
+            p[i] = NULL;
+        } else {
+            /* Mostly small sizes, some up to the largest class. */
+            uint64_t r = next_rand();
+            sz[i] = (r & 7) ? (size_t)(r >> 8) % 600 : (size_t)(r >> 8) % (PF_SMALL_MAX + 1);
+            p[i] = pf_malloc(sz[i]);
+            cr_assert_not_null(p[i]);
+            memset(p[i], 0x33, sz[i] < 64 ? sz[i] : 64);
+            held[pf_size_class(sz[i])]++;
+        }
+        check_bins(tc);
+        if (op % 97 == 0)
+            check_out_bytes(tc, held);
+    }
+    check_out_bytes(tc, held);
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        char name[32];
+        snprintf(name, sizeof name, "malloc-%u", pf_class_size[c]);
+        const struct pf_family_stats *fs = fam_stats(name);
+        if (!fs) {
+            cr_assert_eq(held[c], 0, "%s holds objects but has no stats", name);
+            continue;
+        }
+        cr_assert_eq(fs->live_objects, held[c], "%s", name);
+        cr_assert_eq(fs->live_objects, fs->allocs - fs->frees, "%s", name);
+        cr_assert_eq(fs->live_bytes, (uint64_t)held[c] * pf_class_size[c], "%s", name);
+    }
+    for (int i = 0; i < NPTR; i++)
+        pf_free(p[i]);
+}
+
+Test(tcache, a_full_bin_flushes_and_never_overflows)
+{
+    unsigned cls = pf_size_class(256);
+    static void *p[1024];
+    pf_free(pf_malloc(256));
+    struct pf_tcache *tc = pf_tc;
+    uint32_t cap = tc->bins[cls].cap;
+    uint32_t n = 4 * cap;
+    cr_assert_leq(n, 1024);
+    for (uint32_t i = 0; i < n; i++)
+        p[i] = pf_malloc(256);
+    uint32_t most = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        pf_free(p[i]);
+        uint32_t c = tc->bins[cls].count;
+        cr_assert_leq(c, cap, "after free %u: %u cached, cap %u", i, c, cap);
+        most = c > most ? c : most;
+    }
+    cr_assert_eq(most, cap, "the bin fills up to its cap before it flushes");
+    struct pf_family *f = pf_family_class(cls);
+    cr_assert_eq(f->out_bytes, (uint64_t)tc->bins[cls].count * 256);
+    const struct pf_family_stats *fs = fam_stats("malloc-256");
+    cr_assert_eq(fs->live_objects, 0);
+    cr_assert_eq(fs->allocs, n + 1);
+}
+
+/* ---- thread exit and adoption ------------------------------------------------------- */
+struct exiter {
+    struct pf_tcache *tc;
+    int in_use_inside;
+    uint64_t allocs_inside;
+    void *keep[40];
+    void *extra;
+};
+
+static void *exiter_a(void *arg)
+{
+    struct exiter *e = arg;
+    void *p[100];
+    for (int i = 0; i < 100; i++)
+        p[i] = pf_malloc(48);
+    for (int i = 0; i < 60; i++)
+        pf_free(p[i]);
+    memcpy(e->keep, p + 60, sizeof e->keep);
+    e->tc = pf_tc;
+    e->in_use_inside = atomic_load(&pf_tc->in_use);
+    return NULL;
+}
+
+static void *exiter_b(void *arg)
+{
+    struct exiter *e = arg;
+    e->extra = pf_malloc(48);
+    e->tc = pf_tc;
+    e->in_use_inside = atomic_load(&pf_tc->in_use);
+    e->allocs_inside = pf_tc->bins[pf_size_class(48)].allocs;
+    /* Frees of objects another thread allocated. */
+    for (int i = 0; i < 40; i++)
+        pf_free(e->keep[i]);
+    pf_free(e->extra);
+    return NULL;
+}
+
+Test(tcache, an_exiting_thread_hands_its_cache_to_the_next)
+{
+    pf_free(pf_malloc(8)); /* the main thread owns a cache of its own */
+    struct pf_tcache *mine = pf_tc;
+    unsigned cls = pf_size_class(48);
+    struct pf_family *f = pf_family_class(cls);
+
+    struct exiter a, b;
+    memset(&a, 0, sizeof a);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, exiter_a, &a), 0);
+    pthread_join(t, NULL);
+    cr_assert_not_null(a.tc);
+    cr_assert_neq(a.tc, mine);
+    cr_assert_eq(a.in_use_inside, 1);
+    cr_assert_eq(atomic_load(&a.tc->in_use), 0, "in_use cleared at exit");
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        cr_assert_eq(a.tc->bins[c].count, 0, "class %u: bin flushed at exit", c);
+        cr_assert_null(a.tc->cur[c], "class %u: owned span given back at exit", c);
+    }
+    cr_assert_eq(f->out_bytes, 40 * 48, "only the 40 live objects are out of the spans");
+    const struct pf_family_stats *fs = fam_stats("malloc-48");
+    cr_assert_not_null(fs);
+    cr_assert_eq(fs->allocs, 100);
+    cr_assert_eq(fs->frees, 60);
+    cr_assert_eq(fs->live_objects, 40, "counters survive the thread");
+    cr_assert_eq(stats.totals.threads, 1);
+
+    memset(&b, 0, sizeof b);
+    memcpy(b.keep, a.keep, sizeof b.keep);
+    cr_assert_eq(pthread_create(&t, NULL, exiter_b, &b), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(b.tc, a.tc, "the new thread adopts the cache the old one left");
+    cr_assert_eq(b.in_use_inside, 1);
+    cr_assert_eq(b.allocs_inside, 101, "with its counters");
+    cr_assert_eq(atomic_load(&b.tc->in_use), 0);
+    fs = fam_stats("malloc-48");
+    cr_assert_eq(fs->allocs, 101);
+    cr_assert_eq(fs->frees, 101);
+    cr_assert_eq(fs->live_objects, 0);
+    cr_assert_eq(fs->live_bytes, 0);
+    cr_assert_eq(fs->live_requested, 0);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(stats.totals.threads, 1);
+    cr_assert_eq(pf_tc, mine);
+}
+
+/* ---- drain ---------------------------------------------------------------------------- */
+static pthread_barrier_t bar;
+static struct pf_tcache *other_tc;
+static uint32_t other_count;
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    void *p[10];
+    for (int i = 0; i < 10; i++)
+        p[i] = pf_malloc(32);
+    for (int i = 0; i < 10; i++)
+        pf_free(p[i]);
+    other_tc = pf_tc;
+    other_count = pf_tc->bins[pf_size_class(32)].count;
+    pthread_barrier_wait(&bar); /* main drains now */
+    pthread_barrier_wait(&bar);
+    return NULL;
+}
+
+Test(tcache, drain_empties_only_the_calling_threads_bins)
+{
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, other_thread, NULL), 0);
+    pthread_barrier_wait(&bar);
+
+    size_t sizes[] = {16, 32, 100, 1000, 5000, 70000};
+    static void *p[6][20];
+    for (int k = 0; k < 6; k++)
+        for (int i = 0; i < 20; i++)
+            p[k][i] = pf_malloc(sizes[k]);
+    for (int k = 0; k < 6; k++)
+        for (int i = 0; i < 20; i++)
+            pf_free(p[k][i]);
+    struct pf_tcache *tc = pf_tc;
+    for (int k = 0; k < 6; k++)
+        cr_assert_gt(tc->bins[pf_size_class(sizes[k])].count, 0);
+    pf_tcache_drain();
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        cr_assert_eq(tc->bins[c].count, 0, "class %u", c);
+        cr_assert_null(tc->cur[c], "class %u: owned span given back", c);
+    }
+    for (int k = 0; k < 6; k++)
+        if (sizes[k] != 32)
+            cr_assert_eq(pf_family_class(pf_size_class(sizes[k]))->out_bytes, 0);
+    cr_assert_eq(pf_family_class(pf_size_class(32))->out_bytes, (uint64_t)other_count * 32,
+                 "the other thread's parked slots are still out");
+    cr_assert_eq(other_tc->bins[pf_size_class(32)].count, other_count,
+                 "drain leaves other threads' bins alone");
+    cr_assert_gt(other_count, 0);
+    pthread_barrier_wait(&bar);
+    pthread_join(t, NULL);
+    cr_assert_eq(pf_family_class(pf_size_class(32))->out_bytes, 0);
+    pthread_barrier_destroy(&bar);
+}
+
+/* ---- a thread past its exit hook ---------------------------------------------------- */
+static pthread_key_t late_key;
+static struct pf_tcache *late_tc = (struct pf_tcache *)1;
+static void *late_p;
+
+static void late_destructor(void *arg)
+{
+    (void)arg;
+    late_tc = pf_tc;
+    late_p = pf_malloc(200);
+    if (late_p)
+        memset(late_p, 1, 200);
+    pf_free(late_p);
+}
+
+static void *late_thread(void *arg)
+{
+    (void)arg;
+    pf_free(pf_malloc(16));
+    pthread_setspecific(late_key, (void *)1);
+    return NULL;
+}
+
+Test(tcache, a_thread_past_its_exit_hook_uses_the_locked_path)
+{
+    pf_free(pf_malloc(16)); /* creates pfalloc's exit key before ours */
+    cr_assert_eq(pthread_key_create(&late_key, late_destructor), 0);
+    unsigned cls = pf_size_class(200);
+    struct pf_family *f = pf_family_class(cls);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, late_thread, NULL), 0);
+    pthread_join(t, NULL);
+    cr_assert_null(late_tc, "after its exit hook a thread has no cache");
+    cr_assert_not_null(late_p);
+    cr_assert_eq(f->allocs, 1, "counted on the locked path");
+    cr_assert_eq(f->frees, 1);
+    cr_assert_eq(f->out_bytes, 0);
+    const struct pf_family_stats *fs = fam_stats(f->name);
+    cr_assert_not_null(fs);
+    cr_assert_eq(fs->live_objects, 0);
+    cr_assert_eq(stats.totals.threads, 1, "no cache stays claimed by the dead thread");
+}
