@@ -227,6 +227,20 @@ void *pf_pvalloc(size_t size)
 }
 
 /* ---- free -------------------------------------------------------------------------- */
+/* The slot index of p in small span s, with its state in *st; fatal (one
+ * line, abort) unless p is a live slot's start. */
+static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st)
+{
+    if (!s || s->kind != PF_SPAN_SMALL)
+        pf_alloc_bad_pointer(p);
+    uintptr_t off = (uintptr_t)p - s->start;
+    uint32_t idx = pf_span_index(s, off);
+    *st = s->state[idx];
+    if ((uintptr_t)idx * s->slot_size != off || *st < PF_SLOT_LIVE)
+        pf_alloc_bad_pointer(p);
+    return idx;
+}
+
 /* Every free that is not small-cached-on-a-thread-with-a-cache: large
  * blocks, typed families, call-site recording, exiting threads, and bad
  * pointers (named and fatal). */
@@ -236,14 +250,8 @@ void pf_free_general(void *p, struct pf_span *s)
         pf_large_free(s);
         return;
     }
-    if (!s || s->kind != PF_SPAN_SMALL)
-        pf_alloc_bad_pointer(p);
-    uintptr_t off = (uintptr_t)p - s->start;
-    uint32_t idx = pf_span_index(s, off);
-    uint32_t st = s->state[idx];
-    uint32_t slot = s->slot_size;
-    if ((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE)
-        pf_alloc_bad_pointer(p);
+    uint32_t st;
+    uint32_t idx = live_slot(p, s, &st);
     s->state[idx] = PF_SLOT_DIRTY;
     if (s->sites) /* recording call sites: forget this one */
         s->sites[idx] = 0;
@@ -306,14 +314,9 @@ void *pf_realloc(void *p, size_t n)
         }
         return q;
     }
-    if (!s || s->kind != PF_SPAN_SMALL)
-        pf_alloc_bad_pointer(p);
-    uintptr_t off = (uintptr_t)p - s->start;
-    uint32_t idx = pf_span_index(s, off);
-    uint32_t st = s->state[idx];
+    uint32_t st;
+    uint32_t idx = live_slot(p, s, &st);
     uint32_t slot = s->slot_size;
-    if ((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE)
-        pf_alloc_bad_pointer(p);
     size_t old_req = slot - (st - PF_SLOT_LIVE);
     if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
         /* In place: only the requested-bytes figure changes. */

@@ -107,25 +107,32 @@ static int family_used(const struct fam_view *v)
 
 /* ---- Halloc ------------------------------------------------------------- */
 
-void halloc_print_saved_page_items(void)
+/* One line per typed family, "<prefix><name> object size N bytes".
+ * Returns how many were shown. */
+static uint32_t print_typed(struct printer *pr, const char *prefix)
 {
-    struct printer pr;
     uint32_t shown = 0;
-
-    print_begin(&pr);
-    pf_fmt_str(&pr.f, "halloc: types with a family\n");
     for (uint32_t i = 0, n = pf_family_count(); i < n; i++) {
         const struct pf_family *fam = pf_family_at(i);
         if (fam->kind != PF_KIND_TYPED)
             continue;
-        pf_fmt_str(&pr.f, "  ");
-        pf_fmt_str_w(&pr.f, fam->name, -32);
-        pf_fmt_str(&pr.f, " object size ");
-        pf_fmt_u64(&pr.f, fam->obj_size);
-        pf_fmt_str(&pr.f, " bytes\n");
+        pf_fmt_str(&pr->f, prefix);
+        pf_fmt_str_w(&pr->f, fam->name, -32);
+        pf_fmt_str(&pr->f, " object size ");
+        pf_fmt_u64(&pr->f, fam->obj_size);
+        pf_fmt_str(&pr->f, " bytes\n");
         shown++;
     }
-    if (!shown)
+    return shown;
+}
+
+void halloc_print_saved_page_items(void)
+{
+    struct printer pr;
+
+    print_begin(&pr);
+    pf_fmt_str(&pr.f, "halloc: types with a family\n");
+    if (!print_typed(&pr, "  "))
         pf_fmt_str(&pr.f, "  (none)\n");
     print_end(&pr);
 }
@@ -266,16 +273,7 @@ void mm_print_registered_page_families(void)
     struct printer pr;
 
     print_begin(&pr);
-    for (uint32_t i = 0, n = pf_family_count(); i < n; i++) {
-        const struct pf_family *fam = pf_family_at(i);
-        if (fam->kind != PF_KIND_TYPED)
-            continue;
-        pf_fmt_str(&pr.f, "page family ");
-        pf_fmt_str_w(&pr.f, fam->name, -32);
-        pf_fmt_str(&pr.f, " object size ");
-        pf_fmt_u64(&pr.f, fam->obj_size);
-        pf_fmt_str(&pr.f, " bytes\n");
-    }
+    print_typed(&pr, "page family ");
     print_end(&pr);
 }
 
