@@ -45,6 +45,10 @@ static struct range owned[MAX_OWNED];
 static int nowned;
 static int ready; /* ranges are known */
 static __thread int busy __attribute__((tls_model("initial-exec")));
+/* The last site this thread saw outside the runtime, and its id: a loop
+ * that allocates from one place skips the range search and the table. */
+static __thread uintptr_t memo_addr __attribute__((tls_model("initial-exec")));
+static __thread uint32_t memo_id __attribute__((tls_model("initial-exec")));
 
 static int starts(const char *s, const char *prefix)
 {
@@ -143,13 +147,19 @@ static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
 void pf_callsite_record(const void *p, const void *ret)
 {
     uintptr_t a = (uintptr_t)ret;
+    if (a == memo_addr && memo_id) {
+        pf_sites_store(p, memo_id);
+        return;
+    }
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
         pf_sites_note(p, a, 1);
         return;
     }
     int w = where(a);
     if (w == 0) {
-        pf_sites_note(p, a, 0);
+        memo_id = pf_sites_intern(a, 0);
+        memo_addr = a;
+        pf_sites_store(p, memo_id);
         return;
     }
     if (w == 2 || busy) { /* the loader's own, or an allocation made while unwinding */

@@ -229,7 +229,7 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
         return f->partial[cls];
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
-    s->fast = s->cached && !s->sites;
+    s->fast = s->cached;
     all_push(f, s);
     list_push(f, s);
     return s;

@@ -67,6 +67,8 @@ PF_INLINE void pf_fast_free(void *p)
     if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
         pf_alloc_bad_pointer(p);
     *stp = PF_SLOT_DIRTY;
+    if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
+        s->sites[idx] = 0;
     struct pf_bin *b = &tc->bins[s->cls];
     b->frees++;
     b->req += (uint64_t)st - b->live_base;

@@ -56,7 +56,7 @@ void pf_sites_enable(void)
     pf_sites_on = 1;
 }
 
-static uint32_t intern(uintptr_t addr, int runtime)
+uint32_t pf_sites_intern(uintptr_t addr, int runtime)
 {
     uint32_t h = (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 48);
     for (uint32_t i = 0; i < 64; i++) {
@@ -75,10 +75,14 @@ static uint32_t intern(uintptr_t addr, int runtime)
 
 void pf_sites_note(const void *p, uintptr_t addr, int runtime)
 {
+    pf_sites_store(p, pf_sites_intern(addr, runtime));
+}
+
+void pf_sites_store(const void *p, uint32_t id)
+{
     struct pf_span *s = pf_pagemap_get(p);
     if (!s)
         return;
-    uint32_t id = intern(addr, runtime);
     if (s->kind == PF_SPAN_LARGE)
         s->site = id;
     else if (s->kind == PF_SPAN_SMALL && s->sites)

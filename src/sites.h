@@ -19,6 +19,9 @@ PF_HIDDEN extern int pf_sites_on;
 /* Remembers that p was allocated at `addr` (`runtime`: no frame outside the
  * runtime was found). Lock-free; allocates only the table, once. */
 PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
+/* The same in two steps, for callers that remember ids: */
+PF_HIDDEN uint32_t pf_sites_intern(uintptr_t addr, int runtime);
+PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
 
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */

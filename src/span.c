@@ -353,7 +353,7 @@ void pf_span_enable_sites(void)
         pf_lock(&pool_lock);
         r->sites = m;
         for (uint32_t i = 0; i < PF_REGION_CHUNKS; i++)
-            r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS, r->spans[i].fast = 0;
+            r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS;
         pf_unlock(&pool_lock);
     }
 }

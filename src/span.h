@@ -61,7 +61,7 @@ struct pf_span {
     uint8_t kind;             /* enum pf_span_kind */
     uint8_t fresh;            /* 1: slots >= bump read as zero */
     uint8_t cached;           /* 1: slots pass through thread caches */
-    uint8_t fast;             /* 1: small, cached, no call sites: free's fast path applies */
+    uint8_t fast;             /* 1: small and cached: free's fast path applies */
     uint8_t listed;           /* on the family's partial list */
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t align_off;       /* large: offset of the block inside its mapping */
