@@ -56,6 +56,7 @@ static int reg_add(struct pf_family *f)
         return -1; /* caller maps reg_dyn before taking the lock */
     f->id = n;
     *reg_slot(n) = f;
+    __atomic_store_n(&f->registered, 1, __ATOMIC_RELEASE);
     uint32_t b = hash_str(f->name) % NAME_BUCKETS;
     f->hnext = by_name[b];
     by_name[b] = f;
@@ -123,9 +124,12 @@ static int reserved_name(const char *name)
     return 1;
 }
 
+/* pfalloc's own families (size classes, large) join the registry on first
+ * use, once: `registered` is set under the registry lock and read with
+ * acquire, so two threads racing here never add a family twice. */
 static void ensure_registered(struct pf_family *f)
 {
-    if (PF_LIKELY(f->id != UINT32_MAX && f->name[0]))
+    if (PF_LIKELY(__atomic_load_n(&f->registered, __ATOMIC_ACQUIRE)))
         return;
     pf_lock(&reg_lock);
     if (!f->name[0]) {
@@ -139,7 +143,7 @@ static void ensure_registered(struct pf_family *f)
             f->kind = PF_KIND_CLASS;
         }
     }
-    if (f->id == UINT32_MAX || *reg_slot(f->id) != f)
+    if (!f->registered)
         reg_add(f);
     pf_unlock(&reg_lock);
 }
@@ -147,20 +151,17 @@ static void ensure_registered(struct pf_family *f)
 struct pf_family *pf_family_class(unsigned cls)
 {
     struct pf_family *f = &class_fam[cls];
-    if (PF_UNLIKELY(f->obj_size == 0)) {
+    if (PF_UNLIKELY(f->obj_size == 0)) { /* racing threads store the same values */
         f->obj_size = pf_class_size[cls];
         f->obj_align = 16;
-        f->id = UINT32_MAX;
     }
     return f;
 }
 
 struct pf_family *pf_family_large(void)
 {
-    if (PF_UNLIKELY(large_fam.obj_align == 0)) {
+    if (!large_fam.obj_align)
         large_fam.obj_align = 16;
-        large_fam.id = UINT32_MAX;
-    }
     ensure_registered(&large_fam);
     return &large_fam;
 }
@@ -581,14 +582,14 @@ void pf_family_fork_lock(void)
         pf_lock(&pf_family_at(i)->lock);
     /* Class families not yet registered still have locks a thread may hold. */
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (class_fam[c].obj_size && class_fam[c].id == UINT32_MAX)
+        if (class_fam[c].obj_size && !class_fam[c].registered)
             pf_lock(&class_fam[c].lock);
 }
 
 void pf_family_fork_unlock(int child)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (class_fam[c].obj_size && class_fam[c].id == UINT32_MAX)
+        if (class_fam[c].obj_size && !class_fam[c].registered)
             child ? pf_lock_reset(&class_fam[c].lock) : pf_unlock(&class_fam[c].lock);
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++)

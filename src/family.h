@@ -26,7 +26,8 @@
 
 struct pf_family {
     char name[PF_NAME_MAX];
-    uint32_t id;             /* index in the registry, or UINT32_MAX before registration */
+    uint32_t id;             /* index in the registry, once registered */
+    uint8_t registered;      /* 1 once in the registry (set under its lock, read with acquire) */
     uint32_t kind;           /* enum pf_family_kind */
     size_t obj_size;         /* typed: bytes per object; class: slot bytes */
     size_t obj_align;        /* typed: alignment of the type */
