@@ -7,6 +7,7 @@
  * loader runs after the program's atexit handlers and destructors.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "callsite.h"
 #include "config.h"
 #include "emit.h"
+#include "preload.h"
 #include "report.h"
 #include "sites.h"
 
@@ -66,10 +68,19 @@ static void start_interval(uint64_t ms)
         interval_on = 1;
 }
 
+/* A thread of the parent may have been inside a report or mallinfo when the
+ * process forked; in the child nobody is. */
+static void fork_child(void)
+{
+    pf_report_fork_child();
+    pf_introspect_fork_child();
+}
+
 __attribute__((constructor(101))) static void preload_start(void)
 {
     int saved = errno;
     pf_alloc_init();
+    pthread_atfork(NULL, NULL, fork_child);
     pf_report_init();
     pf_config_load();
     if (pf_config.report)

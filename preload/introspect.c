@@ -17,12 +17,18 @@
 #include "../include/pfalloc.h"
 #include "fmt.h"
 #include "lock.h"
+#include "preload.h"
 #include "span.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
 static pf_lock_t snap_lock = PF_LOCK_INIT;
 static struct pf_stats snap; /* guarded by snap_lock */
+
+void pf_introspect_fork_child(void)
+{
+    pf_lock_reset(&snap_lock);
+}
 
 static struct mallinfo2 info_locked(void)
 {

@@ -315,6 +315,13 @@ static void give_busy(void)
     atomic_flag_clear_explicit(&busy, memory_order_release);
 }
 
+void pf_report_fork_child(void)
+{
+    /* A report another thread was writing when the process forked is not
+     * going on in the child; its buffer is free. */
+    atomic_flag_clear_explicit(&busy, memory_order_relaxed);
+}
+
 /* The notice written when the static buffer is taken: one short line from a
    small stack buffer, in the report's own format. Returns -1, EAGAIN. */
 static int busy_notice(int fd, int json, const char *what)

@@ -37,6 +37,9 @@ PF_HIDDEN int pf_report_write(int fd, int json, const char *reason);
 PF_HIDDEN int pf_report_write_ex(int fd, int json, const char *reason,
                                  pf_report_extra_fn extra, void *ctx);
 
+/* Fork child: a report under way in another thread of the parent is not. */
+PF_HIDDEN void pf_report_fork_child(void);
+
 /* Pieces of the report, for writers that add their own sections. */
 PF_HIDDEN const char *pf_report_kind_name(uint32_t kind); /* "class", "typed", "large" */
 /* One "name value" line per field of *t. */
