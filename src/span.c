@@ -59,7 +59,10 @@ struct pf_region {
 
 static pf_lock_t pool_lock = PF_LOCK_INIT;
 static struct pf_region *regions;     /* newest first; the head is carved from */
-static struct pf_span *pool[PF_SPAN_MAX_CHUNKS + 1]; /* empty spans by chunk count */
+/* Empty spans by chunk count: warm ones (pages resident) and cold ones
+ * (pages given back, reading as zero). Reuse prefers warm. */
+static struct pf_span *warm[PF_SPAN_MAX_CHUNKS + 1];
+static struct pf_span *cold[PF_SPAN_MAX_CHUNKS + 1];
 static size_t pool_committed;         /* bytes of pooled spans still resident */
 static size_t pool_limit = (size_t)8 << 20;
 static struct pf_span *large_free;    /* recycled large-span structs */
@@ -74,24 +77,20 @@ size_t pf_span_cached_bytes(void)
     return __atomic_load_n(&pool_committed, __ATOMIC_RELAXED);
 }
 
+static struct pf_span **pool_head(const struct pf_span *s)
+{
+    return s->committed ? &warm[s->nchunks] : &cold[s->nchunks];
+}
+
 static void pool_push(struct pf_span *s)
 {
-    struct pf_span **head = &pool[s->nchunks];
+    struct pf_span **head = pool_head(s);
     s->kind = PF_SPAN_FREE;
     s->prev = NULL;
-    if (s->committed || !*head) {
-        s->next = *head;
-        if (*head)
-            (*head)->prev = s;
-        *head = s;
-    } else { /* decommitted spans queue behind the warm ones */
-        struct pf_span *t = *head;
-        while (t->next)
-            t = t->next;
-        t->next = s;
-        s->prev = t;
-        s->next = NULL;
-    }
+    s->next = *head;
+    if (*head)
+        (*head)->prev = s;
+    *head = s;
     if (s->committed)
         pool_committed += s->bytes;
 }
@@ -101,7 +100,7 @@ static void pool_unlink(struct pf_span *s)
     if (s->prev)
         s->prev->next = s->next;
     else
-        pool[s->nchunks] = s->next;
+        *pool_head(s) = s->next;
     if (s->next)
         s->next->prev = s->prev;
     s->next = s->prev = NULL;
@@ -126,7 +125,7 @@ static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nch
 static struct pf_span *pool_take(uint32_t n)
 {
     for (uint32_t k = n; k <= PF_SPAN_MAX_CHUNKS; k++) {
-        struct pf_span *s = pool[k];
+        struct pf_span *s = warm[k] ? warm[k] : cold[k];
         if (!s)
             continue;
         pool_unlink(s);
@@ -213,21 +212,21 @@ struct pf_span *pf_span_get(unsigned cls)
 
 void pf_span_put(struct pf_span *s)
 {
-    s->committed = 1;
     pf_lock(&pool_lock);
     s->region->in_use -= s->nchunks;
+    s->committed = 1;
     pool_push(s);
-    /* Beyond the cache bound, give the pages of the coldest spans back. */
+    /* Beyond the cache bound, pages go back to the OS, biggest spans first
+     * (a look at 16 list heads, never a walk). A span being decommitted is
+     * on no list, so nobody takes it meanwhile. */
     while (pool_committed > pool_limit) {
         struct pf_span *victim = NULL;
         for (uint32_t k = PF_SPAN_MAX_CHUNKS; k >= 1 && !victim; k--)
-            for (struct pf_span *t = pool[k]; t; t = t->next)
-                if (t->committed)
-                    victim = t;
+            victim = warm[k];
         if (!victim)
             break;
         pool_unlink(victim);
-        victim->kind = PF_SPAN_SMALL; /* held: nobody takes it while unlocked */
+        victim->kind = PF_SPAN_SMALL;
         pf_unlock(&pool_lock);
         pf_os_decommit((void *)victim->start, victim->bytes);
         pf_lock(&pool_lock);
@@ -285,23 +284,17 @@ size_t pf_span_trim(void)
     size_t released = 0;
     pf_lock(&pool_lock);
     /* 1. Give back the pages of every pooled span. */
-    for (;;) {
-        struct pf_span *victim = NULL;
-        for (uint32_t k = 1; k <= PF_SPAN_MAX_CHUNKS && !victim; k++)
-            for (struct pf_span *t = pool[k]; t && !victim; t = t->next)
-                if (t->committed)
-                    victim = t;
-        if (!victim)
-            break;
-        pool_unlink(victim);
-        victim->kind = PF_SPAN_SMALL;
-        pf_unlock(&pool_lock);
-        pf_os_decommit((void *)victim->start, victim->bytes);
-        released += victim->bytes;
-        pf_lock(&pool_lock);
-        victim->committed = 0;
-        pool_push(victim);
-    }
+    for (uint32_t k = 1; k <= PF_SPAN_MAX_CHUNKS; k++)
+        while (warm[k]) {
+            struct pf_span *victim = warm[k];
+            pool_unlink(victim);
+            pf_unlock(&pool_lock);
+            pf_os_decommit((void *)victim->start, victim->bytes);
+            released += victim->bytes;
+            pf_lock(&pool_lock);
+            victim->committed = 0;
+            pool_push(victim);
+        }
     /* 2. Unmap regions none of whose chunks are in use. */
     struct pf_region *dead = NULL;
     for (struct pf_region **rp = &regions; *rp;) {
@@ -311,11 +304,12 @@ size_t pf_span_trim(void)
             continue;
         }
         for (uint32_t k = 1; k <= PF_SPAN_MAX_CHUNKS; k++)
-            for (struct pf_span *t = pool[k], *nx; t; t = nx) {
-                nx = t->next;
-                if (t->region == r)
-                    pool_unlink(t);
-            }
+            for (int w = 0; w < 2; w++)
+                for (struct pf_span *t = w ? warm[k] : cold[k], *nx; t; t = nx) {
+                    nx = t->next;
+                    if (t->region == r)
+                        pool_unlink(t);
+                }
         pf_pagemap_set((void *)r->base, PF_REGION_BYTES, NULL);
         *rp = r->next;
         r->next = dead;
