@@ -346,6 +346,75 @@ static inline char *pf_path(const char *dir, const char *name)
 
 /* ---- the usual comparison -------------------------------------------------- */
 
+/* ---- a child that runs while the test talks to it ----------------------------
+ * Started in its own process group, stdin from /dev/null, stdout and stderr
+ * into files of a temp directory of its own; it dies with the test runner. */
+struct pf_child {
+    pid_t pid;
+    char *dir;      /* temp directory for the captures */
+    char *out_path; /* the child's stdout */
+    char *err_path; /* the child's stderr */
+};
+
+static inline void pf_child_start(struct pf_child *c, const char *tag, const char *const argv[],
+                                  const char *const *env, enum pf_mode mode)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = pf_tempdir(tag);
+    c->out_path = pf_path(c->dir, "stdout");
+    c->err_path = pf_path(c->dir, "stderr");
+    struct pf_spawn_opts o = {.mode = mode, .env = env};
+    char **envp = pf_build_env(&o);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        setpgid(0, 0);
+        /* Gone with the test: a test that times out must not leave it running. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        /* Ignored signals stay ignored across exec: give the program defaults. */
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    free(envp);
+    c->pid = pid;
+}
+
+/* Frees the paths and removes the directory (the caller has reaped the child). */
+static inline void pf_child_free(struct pf_child *c)
+{
+    free(c->out_path);
+    free(c->err_path);
+    pf_tempdir_remove(c->dir);
+    memset(c, 0, sizeof *c);
+}
+
+/* Waits until `path` contains `needle`; returns whether it did in time. */
+static inline int pf_wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        char *s = pf_read_file(path, NULL);
+        int hit = strstr(s, needle) != NULL;
+        free(s);
+        if (hit)
+            return 1;
+        pf_sleep_ms(10);
+    }
+    return 0;
+}
+
 /* Asserts the run ended with exit code 0. */
 static inline void pf_assert_ok(const struct pf_run *r, const char *what)
 {

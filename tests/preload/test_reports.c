@@ -22,52 +22,8 @@ TestSuite(reports);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-/* ---- a child that runs while the test talks to it --------------------------- */
-
-struct child {
-    pid_t pid;
-    char *dir;      /* temp directory for the captures (and anything else) */
-    char *out_path; /* the child's stdout */
-    char *err_path; /* the child's stderr */
-};
-
-static void child_start(struct child *c, const char *const argv[], const char *const *env, enum pf_mode mode)
-{
-    memset(c, 0, sizeof *c);
-    c->dir = pf_tempdir("reports");
-    c->out_path = pf_path(c->dir, "stdout");
-    c->err_path = pf_path(c->dir, "stderr");
-    struct pf_spawn_opts o = {.mode = mode, .env = env};
-    char **envp = pf_build_env(&o);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-        setpgid(0, 0);
-        /* Gone with the test: a test that times out must not leave it running. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-            _exit(126);
-        /* Ignored signals stay ignored across exec: give the program defaults. */
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(argv[0], (char *const *)argv, envp);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    free(envp);
-    c->pid = pid;
-}
-
 /* Waits for the child (killing its group after timeout_s) and fills *r. */
-static void child_wait(struct child *c, int timeout_s, struct pf_run *r)
+static void child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
 {
     memset(r, 0, sizeof *r);
     int status = 0;
@@ -93,14 +49,6 @@ static void child_wait(struct child *c, int timeout_s, struct pf_run *r)
     r->err = pf_read_file(c->err_path, &r->err_len);
 }
 
-static void child_cleanup(struct child *c)
-{
-    free(c->out_path);
-    free(c->err_path);
-    pf_tempdir_remove(c->dir);
-    memset(c, 0, sizeof *c);
-}
-
 /* Whether the process has a handler installed for signo (SigCgt). */
 static int catches(pid_t pid, int signo)
 {
@@ -113,29 +61,14 @@ static int catches(pid_t pid, int signo)
     free(s);
     return ok && (mask >> (signo - 1)) & 1;
 }
-
-/* Waits until `path` contains `needle`; returns whether it did in time. */
-static int wait_for_text(const char *path, const char *needle, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        char *s = pf_read_file(path, NULL);
-        int hit = strstr(s, needle) != NULL;
-        free(s);
-        if (hit)
-            return 1;
-        pf_sleep_ms(10);
-    }
-    return 0;
-}
-
 /* Starts daemonish for `seconds` and waits until its main runs (so the
  * preload's constructor, which installs the handlers, is done). */
-static void start_daemonish(struct child *c, const char *seconds, const char *const *env)
+static void start_daemonish(struct pf_child *c, const char *seconds, const char *const *env)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("daemonish"), seconds, NULL};
-    child_start(c, argv, env, PF_PRELOAD);
-    cr_assert(wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
+    pf_child_start(c, "reports", argv, env, PF_PRELOAD);
+    cr_assert(pf_wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
 }
 
 /* ---- reading reports -------------------------------------------------------- */
@@ -396,14 +329,14 @@ Test(reports, leaky_text_leak_table)
 Test(reports, leaky_json_leak_section)
 {
     PF_REQUIRE_PRELOAD();
-    struct child c;
+    struct pf_child c;
     const char *const argv[] = {PROG("leaky"), NULL};
     char *dir = pf_tempdir("leakyjson");
     char *out = pf_path(dir, "report.json");
     char outvar[600];
     snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
     const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
-    child_start(&c, argv, env, PF_PRELOAD);
+    pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     struct pf_run r;
     child_wait(&c, 60, &r);
     pf_assert_ok(&r, "leaky");
@@ -441,7 +374,7 @@ Test(reports, leaky_json_leak_section)
     cr_assert(rows == 4 + runtime_rows, "sites other than leaky's four are not all the runtime's:\n%s", sum);
     free(sum);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
     free(out);
     pf_tempdir_remove(dir);
 }
@@ -535,13 +468,13 @@ static void storm(int json, char **file_text, pid_t *pid_out, unsigned long *sen
     snprintf(checksum, 128, "%s", quiet.out);
     pf_run_free(&quiet);
 
-    struct child c;
+    struct pf_child c;
     char *dir = pf_tempdir("storm");
     char *out = pf_path(dir, "reports.%p");
     char outvar[600];
     snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
     const char *const env[] = {outvar, json ? "PFALLOC_FORMAT=json" : "PFALLOC_FORMAT=text", NULL};
-    child_start(&c, argv, env, PF_PRELOAD);
+    pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     /* Sending before the constructor installed the handler would kill it. */
     int ready = 0;
     for (int i = 0; i < 2000 && !(ready = catches(c.pid, SIGUSR1)); i++)
@@ -588,7 +521,7 @@ static void storm(int json, char **file_text, pid_t *pid_out, unsigned long *sen
     *pid_out = c.pid;
     *sent_out = sent;
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
     free(out);
     pf_tempdir_remove(dir);
 }
@@ -673,7 +606,7 @@ Test(reports, storm_text_reports_all_whole, .timeout = 200)
 
 Test(reports, interval_reports, .timeout = 120)
 {
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_INTERVAL=0.2", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
     start_daemonish(&c, "1.5", env);
     struct pf_run r;
@@ -696,12 +629,12 @@ Test(reports, interval_reports, .timeout = 120)
     }
     free(sum);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, interval_text_reports)
 {
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_INTERVAL=0.15", NULL};
     start_daemonish(&c, "0.7", env);
     struct pf_run r;
@@ -714,7 +647,7 @@ Test(reports, interval_text_reports)
     cr_assert(count(r.err, PF_REPORT_MARK) == count(r.err, "==== end of pfalloc report ====\n"));
     cr_assert(pf_has_report(r.err, "daemonish"));
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 /* ---- formats and destinations -------------------------------------------------- */
@@ -761,14 +694,14 @@ Test(reports, json_is_one_line_per_report)
 
 Test(reports, out_file_with_pid)
 {
-    struct child c;
+    struct pf_child c;
     char *dir = pf_tempdir("outpid");
     char var[600];
     snprintf(var, sizeof var, "PFALLOC_OUT=%s/leaky-%%p.txt", dir);
     const char *const env[] = {var, NULL};
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("leaky"), NULL};
-    child_start(&c, argv, env, PF_PRELOAD);
+    pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     struct pf_run r;
     child_wait(&c, 60, &r);
     pf_assert_ok(&r, "leaky");
@@ -781,7 +714,7 @@ Test(reports, out_file_with_pid)
     cr_assert(stat(path, &st) == 0 && (st.st_mode & 0077) == 0, "the report file is readable by others");
     free(text);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
     pf_tempdir_remove(dir);
 }
 
@@ -851,12 +784,12 @@ Test(reports, stderr_reused_by_the_program_is_left_alone)
     /* The program closes stderr and its data file takes descriptor 2: the
      * exit report goes to the stderr the process started with. */
     PF_REQUIRE_PRELOAD();
-    struct child c;
+    struct pf_child c;
     char *dir = pf_tempdir("reuse");
     char *data = pf_path(dir, "data");
     const char *const argv[] = {PROG("stderr_reuse"), data, NULL};
     const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
-    child_start(&c, argv, env, PF_PRELOAD);
+    pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     struct pf_run r;
     child_wait(&c, 60, &r);
     pf_assert_ok(&r, "stderr_reuse");
@@ -866,7 +799,7 @@ Test(reports, stderr_reused_by_the_program_is_left_alone)
     cr_assert(pf_has_report(r.err, "stderr_reuse"), "the report is not on the original stderr:\n%s", r.err);
     free(text);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
     free(data);
     pf_tempdir_remove(dir);
 }
@@ -882,7 +815,7 @@ Test(reports, report_off_writes_nothing)
     cr_assert(r.err_len == 0, "%s", r.err);
     pf_run_free(&r);
     /* Nor is the signal caught: its default action ends the process. */
-    struct child c;
+    struct pf_child c;
     start_daemonish(&c, "20", env);
     cr_assert(!catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
@@ -890,12 +823,12 @@ Test(reports, report_off_writes_nothing)
     cr_assert(r.signo == SIGUSR1, "%s", pf_run_how(&r));
     cr_assert(r.err_len == 0, "%s", r.err);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, report_exit_does_not_catch_the_signal)
 {
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
     start_daemonish(&c, "20", env);
     cr_assert(!catches(c.pid, SIGUSR1));
@@ -906,12 +839,12 @@ Test(reports, report_exit_does_not_catch_the_signal)
     /* Killed by a signal, it never reached exit: no report at all. */
     cr_assert(strstr(r.err, PF_REPORT_MARK) == NULL, "%s", r.err);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, report_signal_has_no_exit_report)
 {
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_REPORT=signal", NULL};
     start_daemonish(&c, "0.6", env);
     cr_assert(catches(c.pid, SIGUSR1));
@@ -925,12 +858,12 @@ Test(reports, report_signal_has_no_exit_report)
     cr_assert(count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
     cr_assert(strstr(r.err, "\nleaks: ") == NULL, "a signal report has no leak section");
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, signal_usr2_leaves_usr1_alone)
 {
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_SIGNAL=USR2", NULL};
     start_daemonish(&c, "20", env);
     cr_assert(catches(c.pid, SIGUSR2));
@@ -938,19 +871,19 @@ Test(reports, signal_usr2_leaves_usr1_alone)
     kill(c.pid, SIGUSR2);
     char want[128];
     snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)c.pid);
-    cr_assert(wait_for_text(c.err_path, "==== end of pfalloc report ====\n", 10000), "no report on SIGUSR2");
+    cr_assert(pf_wait_for_text(c.err_path, "==== end of pfalloc report ====\n", 10000), "no report on SIGUSR2");
     kill(c.pid, SIGUSR1);
     struct pf_run r;
     child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGUSR1, "SIGUSR1 should take its default action: %s", pf_run_how(&r));
     cr_assert(count(r.err, want) == 1 && count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, signal_by_number_and_none)
 {
-    struct child c;
+    struct pf_child c;
     char var[64];
     snprintf(var, sizeof var, "PFALLOC_SIGNAL=%d", SIGUSR2);
     const char *const by_number[] = {var, NULL};
@@ -961,7 +894,7 @@ Test(reports, signal_by_number_and_none)
     pf_assert_ok(&r, "daemonish");
     cr_assert(strstr(r.err, "ignoring") == NULL, "%s", r.err);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 
     const char *const none[] = {"PFALLOC_SIGNAL=none", NULL};
     start_daemonish(&c, "0.3", none);
@@ -970,7 +903,7 @@ Test(reports, signal_by_number_and_none)
     pf_assert_ok(&r, "daemonish");
     cr_assert(pf_has_report(r.err, "daemonish"), "the exit report stays on:\n%s", r.err);
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, program_handler_wins)
@@ -1099,18 +1032,18 @@ Test(reports, bad_signal_keeps_usr1)
         run_bad(leaky_argv, "PFALLOC_SIGNAL", bad[i], NULL, &r);
         pf_run_free(&r);
     }
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_SIGNAL=USR9", NULL};
     start_daemonish(&c, "20", env);
     cr_assert(catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
-    cr_assert(wait_for_text(c.err_path, "reason signal", 10000), "no report on SIGUSR1");
+    cr_assert(pf_wait_for_text(c.err_path, "reason signal", 10000), "no report on SIGUSR1");
     kill(c.pid, SIGTERM);
     struct pf_run r;
     child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGTERM, "%s", pf_run_how(&r));
     pf_run_free(&r);
-    child_cleanup(&c);
+    pf_child_free(&c);
 }
 
 Test(reports, bad_interval_means_none)

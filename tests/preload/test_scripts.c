@@ -28,49 +28,8 @@ static void need_python(void)
     PF_REQUIRE_PROGRAM("python3");
 }
 
-/* ---- a child that runs while the test talks to it --------------------------- */
-
-struct child {
-    pid_t pid;
-    char *dir, *out_path, *err_path;
-};
-
-static void child_start(struct child *c, const char *const argv[], const char *const *env, enum pf_mode mode)
-{
-    memset(c, 0, sizeof *c);
-    c->dir = pf_tempdir("scripts");
-    c->out_path = pf_path(c->dir, "stdout");
-    c->err_path = pf_path(c->dir, "stderr");
-    struct pf_spawn_opts o = {.mode = mode, .env = env};
-    char **envp = pf_build_env(&o);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        setpgid(0, 0);
-        /* Gone with the test: a test that times out must not leave it running. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-            _exit(126);
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(argv[0], (char *const *)argv, envp);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    free(envp);
-    c->pid = pid;
-}
-
 /* Ends the child (SIGTERM) if it still runs, reaps it, removes its files. */
-static void child_stop(struct child *c)
+static void child_stop(struct pf_child *c)
 {
     int status;
     kill(c->pid, SIGTERM);
@@ -78,31 +37,15 @@ static void child_stop(struct child *c)
         pf_sleep_ms(5);
     kill(-c->pid, SIGKILL);
     waitpid(c->pid, &status, 0);
-    free(c->out_path);
-    free(c->err_path);
-    pf_tempdir_remove(c->dir);
-    memset(c, 0, sizeof *c);
+    pf_child_free(c);
 }
 
-static int wait_for_text(const char *path, const char *needle, int timeout_ms)
-{
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-        char *s = pf_read_file(path, NULL);
-        int hit = strstr(s, needle) != NULL;
-        free(s);
-        if (hit)
-            return 1;
-        pf_sleep_ms(10);
-    }
-    return 0;
-}
-
-static void start_daemonish(struct child *c, const char *const *env, enum pf_mode mode)
+static void start_daemonish(struct pf_child *c, const char *const *env, enum pf_mode mode)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("daemonish"), "30", NULL};
-    child_start(c, argv, env, mode);
-    cr_assert(wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
+    pf_child_start(c, "scripts", argv, env, mode);
+    cr_assert(pf_wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -264,7 +207,7 @@ static void assert_one_text_report(const char *out, pid_t pid)
 Test(scripts, dump_from_the_report_file)
 {
     need_python();
-    struct child c;
+    struct pf_child c;
     char *dir = pf_tempdir("dumpfile");
     char var[600];
     snprintf(var, sizeof var, "PFALLOC_OUT=%s/reports.%%p", dir);
@@ -297,7 +240,7 @@ Test(scripts, dump_from_the_report_file)
 Test(scripts, dump_json_from_a_stderr_file)
 {
     need_python();
-    struct child c;
+    struct pf_child c;
     const char *const env[] = {"PFALLOC_FORMAT=json", "PFALLOC_SIGNAL=USR2", NULL};
     start_daemonish(&c, env, PF_PRELOAD); /* its stderr is a regular file */
     char pid[32];
@@ -329,7 +272,7 @@ Test(scripts, dump_json_from_a_stderr_file)
 Test(scripts, dump_refuses_a_process_without_the_preload)
 {
     need_python();
-    struct child c;
+    struct pf_child c;
     start_daemonish(&c, NULL, PF_PLAIN);
     char pid[32];
     snprintf(pid, sizeof pid, "%d", (int)c.pid);
@@ -349,7 +292,7 @@ Test(scripts, dump_times_out_without_a_report)
     need_python();
     /* The report file is a planted symlink: the library refuses it and
      * writes to stderr, so nothing ever appears where the dump looks. */
-    struct child c;
+    struct pf_child c;
     char *dir = pf_tempdir("dumptimeout");
     char *link = pf_path(dir, "reports");
     char *target = pf_path(dir, "elsewhere");
