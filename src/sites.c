@@ -29,6 +29,39 @@ struct site {
 int pf_sites_on;
 static struct site *sites; /* SITE_SLOTS + 2 entries */
 
+/* Calls fn for every live object of every family, under that family's
+ * lock: `site` is where its call-site id is kept (NULL when its span keeps
+ * none), `bytes` what the program asked for. */
+static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes))
+{
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++) {
+        struct pf_family *f = pf_family_at(i);
+        pf_lock(&f->lock);
+        for (struct pf_span *s = f->all; s; s = s->anext) {
+            if (s->kind == PF_SPAN_LARGE) {
+                fn(f, &s->site, s->req);
+                continue;
+            }
+            for (uint32_t k = 0; k < s->bump; k++) {
+                uint16_t st = s->state[k];
+                if (st >= PF_SLOT_LIVE)
+                    fn(f, s->sites ? &s->sites[k] : NULL,
+                       s->slot_size - (uint32_t)(st - PF_SLOT_LIVE));
+            }
+        }
+        pf_unlock(&f->lock);
+    }
+}
+
+static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes)
+{
+    (void)f;
+    (void)bytes;
+    if (site)
+        *site = EARLY_ID;
+}
+
 void pf_sites_enable(void)
 {
     if (!sites)
@@ -38,21 +71,7 @@ void pf_sites_enable(void)
     sites[EARLY_ID - 1].runtime = 1;
     pf_span_enable_sites();
     /* What is live now was allocated before the program's code ran. */
-    uint32_t n = pf_family_count();
-    for (uint32_t i = 0; i < n; i++) {
-        struct pf_family *f = pf_family_at(i);
-        pf_lock(&f->lock);
-        for (struct pf_span *s = f->all; s; s = s->anext) {
-            if (s->kind == PF_SPAN_LARGE) {
-                s->site = EARLY_ID;
-                continue;
-            }
-            for (uint32_t k = 0; k < s->bump && s->sites; k++)
-                if (s->state[k] >= PF_SLOT_LIVE)
-                    s->sites[k] = EARLY_ID;
-        }
-        pf_unlock(&f->lock);
-    }
+    for_each_live(mark_early);
     pf_sites_on = 1;
 }
 
@@ -128,6 +147,11 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
     }
 }
 
+static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes)
+{
+    add(site ? *site : 0, f->id + 1, bytes);
+}
+
 void pf_leaks_collect(struct pf_leaks *sum)
 {
     if (!leaks) {
@@ -138,24 +162,7 @@ void pf_leaks_collect(struct pf_leaks *sum)
     if (leaks) {
         memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
         nleaks = 0;
-        uint32_t n = pf_family_count();
-        for (uint32_t i = 0; i < n; i++) {
-            struct pf_family *f = pf_family_at(i);
-            pf_lock(&f->lock);
-            for (struct pf_span *s = f->all; s; s = s->anext) {
-                if (s->kind == PF_SPAN_LARGE) {
-                    add(s->site, f->id + 1, s->req);
-                    continue;
-                }
-                for (uint32_t k = 0; k < s->bump; k++) {
-                    uint16_t st = s->state[k];
-                    if (st >= PF_SLOT_LIVE)
-                        add(s->sites ? s->sites[k] : 0, f->id + 1,
-                            s->slot_size - (uint32_t)(st - PF_SLOT_LIVE));
-                }
-            }
-            pf_unlock(&f->lock);
-        }
+        for_each_live(add_live);
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = 0;
         for (uint32_t i = 0; i < LEAK_SLOTS && order; i++)
