@@ -1,88 +1,187 @@
 /*
- * large.c — large blocks. Every block is a fresh mapping, so it reads as
- * zero; realloc grows and shrinks with mremap, which moves page tables
- * instead of copying bytes. The span struct is unpublished (pagemap entry
- * set to the freed-large tombstone) before the mapping goes away, so a
- * second free of the same pointer is named a double free.
+ * large.c — large blocks. A block is a mapping of its own, or a piece of a
+ * freed one: freed blocks stay mapped in a bounded cache of address ranges,
+ * where neighbours coalesce, a request takes the smallest range that holds
+ * it (the rest stays cached) and, when none does, the biggest range grows
+ * with mremap, so only its new pages fault. realloc grows and shrinks with
+ * mremap, which moves page tables instead of copying bytes. The span struct
+ * is unpublished (pagemap entry set to the freed-large tombstone) before
+ * the range is cached or unmapped, so a second free of the same pointer is
+ * named a double free.
  */
 #include "large.h"
 
 #include <errno.h>
 #include <string.h>
 
-#define CACHE_SLOTS 16
-#define CACHE_BLOCK_MAX ((size_t)32 << 20)
-#define CACHE_TOTAL_MAX ((size_t)64 << 20)
+#define CACHE_SLOTS PF_LARGE_CACHE_RANGES
+#define CACHE_TOTAL_MAX PF_LARGE_CACHE_MAX
+#define CACHE_DECAY_SECONDS PF_LARGE_DECAY_SECONDS
+#define DROP_MAX 8
 
 struct cached {
-    void *p;
-    size_t bytes;
+    uintptr_t p;
+    size_t bytes;  /* 0: empty slot */
+    uint64_t when; /* seconds (monotonic) the range was last given back */
 };
 
 static pf_lock_t cache_lock = PF_LOCK_INIT;
-static struct cached cache[CACHE_SLOTS]; /* p == NULL: empty */
+static struct cached cache[CACHE_SLOTS];
 static size_t cache_bytes;
+static uint64_t last_decay;
+/* Bytes of large blocks live, and their high-water mark (all families). */
+static _Atomic size_t large_live, large_peak;
 
-/* A cached mapping resized to `bytes`, or NULL. The smallest one at least
- * that big is taken whole (its tail given back with mremap when it is more
- * than twice the size); failing that, the biggest smaller one grows with mremap, so only
- * its new pages fault. */
+/* A cached range of `bytes`, or NULL; *got is what the block may use. The
+ * smallest range that holds it is taken, split when the rest is at least a
+ * chunk (so that no two blocks start in one chunk); failing that, the biggest
+ * smaller one grows with mremap, so only its new pages fault. */
 static void *cache_take(size_t bytes, size_t *got)
 {
     pf_lock(&cache_lock);
     int ge = -1, lt = -1;
     for (int i = 0; i < CACHE_SLOTS; i++) {
-        if (!cache[i].p)
+        size_t b = cache[i].bytes;
+        if (b == 0)
             continue;
-        if (cache[i].bytes >= bytes) {
-            if (ge < 0 || cache[i].bytes < cache[ge].bytes)
+        if (b >= bytes) {
+            if (ge < 0 || b < cache[ge].bytes)
                 ge = i;
-        } else if (lt < 0 || cache[i].bytes > cache[lt].bytes) {
+        } else if (lt < 0 || b > cache[lt].bytes) {
             lt = i;
         }
     }
-    int pick = ge >= 0 ? ge : lt;
-    struct cached c = {NULL, 0};
-    if (pick >= 0) {
-        c = cache[pick];
+    if (ge >= 0) {
+        struct cached *c = &cache[ge];
+        uintptr_t p = c->p;
+        if (c->bytes - bytes >= PF_CHUNK) {
+            c->p += bytes;
+            c->bytes -= bytes;
+            *got = bytes;
+        } else {
+            *got = c->bytes;
+            c->bytes = 0;
+        }
+        cache_bytes -= *got;
+        pf_unlock(&cache_lock);
+        return (void *)p;
+    }
+    struct cached c = {0, 0, 0};
+    if (lt >= 0) {
+        c = cache[lt];
+        cache[lt].bytes = 0;
         cache_bytes -= c.bytes;
-        cache[pick].p = NULL;
     }
     pf_unlock(&cache_lock);
-    if (!c.p)
+    if (c.bytes == 0)
         return NULL;
-    if (c.bytes >= bytes && c.bytes / 2 <= bytes) {
-        *got = c.bytes; /* up to twice the size: handed out whole, no syscall */
-        return c.p;
-    }
-    void *p = pf_os_remap(c.p, c.bytes, bytes, c.bytes < bytes);
+    /* The range may span mappings that the kernel keeps apart; mremap then
+     * refuses it and the range is given back. */
+    void *p = pf_os_remap((void *)c.p, c.bytes, bytes, 1);
     if (!p)
-        pf_os_unmap(c.p, c.bytes);
+        pf_os_unmap((void *)c.p, c.bytes);
     *got = bytes;
     return p;
 }
 
-/* Keeps a freed block when the cache stays within CACHE_TOTAL_MAX and within
- * the bytes of large blocks still live: a program that churns large blocks
- * gets them back without page faults, one that used a few once and moved on
- * does not keep them resident. */
-static int cache_put(void *p, size_t bytes, size_t live)
+static void live_add(size_t bytes)
 {
-    if (bytes > CACHE_BLOCK_MAX)
-        return 0;
-    size_t limit = live < CACHE_TOTAL_MAX ? live : CACHE_TOTAL_MAX;
-    int kept = 0;
+    size_t now = atomic_fetch_add_explicit(&large_live, bytes, memory_order_relaxed) + bytes;
+    size_t peak = atomic_load_explicit(&large_peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(&large_peak, &peak, now, memory_order_relaxed,
+                                                                memory_order_relaxed)) {
+    }
+}
+
+static void live_sub(size_t bytes)
+{
+    atomic_fetch_sub_explicit(&large_live, bytes, memory_order_relaxed);
+}
+
+/* The bytes the cache may hold: live and cached large bytes together stay
+ * within 1.25 x the high-water mark of live ones, so a program that churns
+ * large blocks gets them back without page faults while its footprint stays
+ * near its peak; never more than CACHE_TOTAL_MAX. */
+static size_t cache_limit(void)
+{
+    size_t live = atomic_load_explicit(&large_live, memory_order_relaxed);
+    size_t peak = atomic_load_explicit(&large_peak, memory_order_relaxed);
+    size_t bound = peak + peak / 4;
+    size_t room = bound > live ? bound - live : 0;
+    return room < CACHE_TOTAL_MAX ? room : CACHE_TOTAL_MAX;
+}
+
+/* Caches [p, p + bytes), coalesced with its cached neighbours. Ranges
+ * nobody took for CACHE_DECAY_SECONDS go first; beyond the limit, tails of
+ * the biggest ranges go; all are unmapped outside the lock. */
+static void cache_put(uintptr_t p, size_t bytes)
+{
+    size_t limit = cache_limit();
+    if (bytes > limit) {
+        pf_os_unmap((void *)p, bytes);
+        return;
+    }
+    uint64_t now = pf_os_seconds();
+    size_t added = bytes;
+    struct cached drop[DROP_MAX + 1];
+    int ndrop = 0;
     pf_lock(&cache_lock);
-    if (cache_bytes + bytes <= limit)
-        for (int i = 0; i < CACHE_SLOTS && !kept; i++)
-            if (!cache[i].p) {
-                cache[i].p = p;
-                cache[i].bytes = bytes;
-                cache_bytes += bytes;
-                kept = 1;
+    if (now != last_decay) { /* at most once a second */
+        last_decay = now;
+        for (int i = 0; i < CACHE_SLOTS && ndrop < DROP_MAX; i++)
+            if (cache[i].bytes && now - cache[i].when >= CACHE_DECAY_SECONDS) {
+                drop[ndrop++] = cache[i];
+                cache_bytes -= cache[i].bytes;
+                cache[i].bytes = 0;
             }
+    }
+    int empty = -1, merged = -1;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        struct cached *c = &cache[i];
+        if (c->bytes == 0) {
+            if (empty < 0)
+                empty = i;
+            continue;
+        }
+        if (c->p + c->bytes == p) { /* the left neighbour takes the block in */
+            c->bytes += bytes;
+            p = c->p;
+        } else if (p + bytes == c->p) { /* the block takes the right one in */
+            c->p = p;
+            c->bytes += bytes;
+        } else {
+            continue;
+        }
+        bytes = c->bytes;
+        c->when = now;
+        if (merged >= 0) /* joined two cached ranges: one slot goes */
+            cache[merged].bytes = 0;
+        merged = i;
+    }
+    if (merged >= 0 || empty >= 0) {
+        if (merged < 0)
+            cache[empty] = (struct cached){p, bytes, now};
+        cache_bytes += added;
+    } else { /* every slot taken: the block goes back */
+        drop[ndrop++] = (struct cached){p, bytes, 0};
+    }
+    size_t ps = pf_os_page_size();
+    while (cache_bytes > limit && ndrop < DROP_MAX) {
+        int big = 0;
+        for (int i = 1; i < CACHE_SLOTS; i++)
+            if (cache[i].bytes > cache[big].bytes)
+                big = i;
+        struct cached *c = &cache[big];
+        size_t cut = (cache_bytes - limit + ps - 1) & ~(ps - 1);
+        if (cut >= c->bytes || c->bytes - cut < PF_CHUNK)
+            cut = c->bytes; /* what would stay is too small to serve a block */
+        c->bytes -= cut;
+        cache_bytes -= cut;
+        drop[ndrop++] = (struct cached){c->p + c->bytes, cut, 0};
+    }
     pf_unlock(&cache_lock);
-    return kept;
+    for (int i = 0; i < ndrop; i++)
+        pf_os_unmap((void *)drop[i].p, drop[i].bytes);
 }
 
 size_t pf_large_trim(void)
@@ -91,15 +190,15 @@ size_t pf_large_trim(void)
     int n = 0;
     pf_lock(&cache_lock);
     for (int i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i].p) {
+        if (cache[i].bytes) {
             out[n++] = cache[i];
-            cache[i].p = NULL;
+            cache[i].bytes = 0;
         }
     cache_bytes = 0;
     pf_unlock(&cache_lock);
     size_t released = 0;
     for (int i = 0; i < n; i++) {
-        pf_os_unmap(out[i].p, out[i].bytes);
+        pf_os_unmap((void *)out[i].p, out[i].bytes);
         released += out[i].bytes;
     }
     return released;
@@ -159,6 +258,7 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     s->slot_size = 0;
     s->nslots = 1;
     s->used = 1;
+    live_add(bytes);
     pf_family_add_large(f, s);
     return p;
 }
@@ -169,8 +269,8 @@ void pf_large_free(struct pf_span *s)
     void *p = (void *)s->start;
     pf_family_remove_large(s->family, s);
     pf_pagemap_set(p, 1, PF_PM_FREED_LARGE);
-    if (!cache_put(p, s->bytes, PF_RELAXED_GET(pf_family_large()->live_bytes)))
-        pf_os_unmap(p, s->bytes);
+    live_sub(s->bytes);
+    cache_put((uintptr_t)p, s->bytes);
     pf_span_meta_free(s);
     errno = saved;
 }
@@ -186,15 +286,29 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
     void *old = (void *)s->start;
     if (bytes != old_bytes) {
         void *p = pf_os_remap(old, old_bytes, bytes, 1);
+        int copy = 0;
+        if (!p && bytes > old_bytes) {
+            /* A block carved from coalesced cached ranges may span mappings
+             * that mremap will not move as one: copy it instead. */
+            p = pf_os_map(bytes, 0);
+            copy = 1;
+        }
         if (!p) {
             errno = ENOMEM;
             return NULL;
         }
         if (p != old) {
             if (pf_pagemap_set(p, 1, s) != 0) { /* leaf unavailable: undo */
-                pf_os_remap(p, bytes, old_bytes, 1);
+                if (copy)
+                    pf_os_unmap(p, bytes);
+                else
+                    pf_os_remap(p, bytes, old_bytes, 1);
                 errno = ENOMEM;
                 return NULL;
+            }
+            if (copy) {
+                memcpy(p, old, old_req);
+                pf_os_unmap(old, old_bytes);
             }
             /* Only clear the old entry if no other block now starts there. */
             if (((uintptr_t)old >> PF_CHUNK_SHIFT) != ((uintptr_t)p >> PF_CHUNK_SHIFT) &&
@@ -203,6 +317,8 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
         }
         s->start = (uintptr_t)p;
         s->bytes = bytes;
+        live_add(bytes);
+        live_sub(old_bytes);
     }
     s->req = req;
     pf_family_resize_large(s->family, s, old_bytes, old_req);

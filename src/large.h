@@ -4,10 +4,14 @@
  * holding its first byte. At most one large block starts in any 64 KiB
  * chunk (each is longer than a chunk and mappings never overlap), so that
  * entry is unambiguous whatever the block's alignment.
- * Freed blocks up to 32 MiB are kept in a small cache (at most 64 MiB, and
- * no more than the large bytes still live) and reused, resized with mremap,
- * for the next large request, sparing the munmap/mmap pair and the page
- * faults of a fresh mapping.
+ * Freed blocks stay mapped in a cache of address ranges (neighbours
+ * coalesce) and serve the next large requests: the smallest range that
+ * holds a request is split, or the biggest grows with mremap, sparing the
+ * munmap/mmap pair and the page faults of a fresh mapping. Live and cached
+ * large bytes stay within 1.25 x the high-water mark of live ones; at most
+ * PF_LARGE_CACHE_MAX is cached, in at most PF_LARGE_CACHE_RANGES ranges,
+ * and a range nobody takes for PF_LARGE_DECAY_SECONDS is unmapped at the
+ * next free of a large block. pf_trim unmaps them all.
  */
 #ifndef PF_LARGE_H
 #define PF_LARGE_H
@@ -15,6 +19,10 @@
 #include <stddef.h>
 
 #include "family.h"
+
+#define PF_LARGE_CACHE_MAX ((size_t)256 << 20)
+#define PF_LARGE_CACHE_RANGES 64
+#define PF_LARGE_DECAY_SECONDS 5
 
 /* A block of req bytes aligned to align (power of two), counted in f;
  * zeroed when `zero` (fresh mappings are; a reused one is cleared). */

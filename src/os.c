@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static _Atomic uint64_t n_mmap, n_munmap, n_madvise, n_mremap;
@@ -103,6 +104,14 @@ void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
     else
         atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
     return q;
+}
+
+uint64_t pf_os_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec;
 }
 
 int pf_os_write_all(int fd, const void *buf, size_t len)

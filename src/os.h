@@ -27,6 +27,8 @@ PF_HIDDEN size_t pf_os_page_size(void);
 /* Fresh zeroed read-write anonymous memory, or NULL. `align` a power of two,
  * at most 1 GiB; alignments above the page size cost an over-map and trim. */
 PF_HIDDEN void *pf_os_map(size_t size, size_t align);
+/* Whole seconds of a coarse monotonic clock (cheap: no syscall). */
+PF_HIDDEN uint64_t pf_os_seconds(void);
 PF_HIDDEN void pf_os_unmap(void *p, size_t size);
 /* Metadata mappings: counted apart in metadata_bytes as well. */
 PF_HIDDEN void *pf_os_map_meta(size_t size);

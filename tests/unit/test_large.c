@@ -1,14 +1,18 @@
 /*
  * test_large.c — large blocks: page-aligned (or aligned as asked) zeroed
  * mappings counted in their family, published in the pagemap and
- * tombstoned when freed; the cache of freed blocks (reuse without mmap for a
- * nearly equal size, zeroed again when asked, not for a much smaller one,
- * bounded per block and in all); realloc with mremap keeping the contents
- * and the family's figures; trim unmapping everything cached.
+ * tombstoned when freed; the cache of freed ranges (reuse without mmap,
+ * zeroed again when asked, split for a smaller request and grown with
+ * mremap for a bigger one, neighbours coalesced, bounded by the peak of live
+ * bytes, in bytes and in ranges, decaying when unused); realloc with mremap
+ * keeping the contents and the family's figures; trim unmapping everything
+ * cached.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "large.h"
 
@@ -159,7 +163,7 @@ Test(large, free_tombstones_and_caches_the_mapping)
     pf_large_free(span_of(hold));
 }
 
-Test(large, a_cached_block_serves_another_size_without_mmap)
+Test(large, a_cached_range_is_split_and_grown_without_mmap)
 {
     struct pf_family *f = pf_family_large();
     void *hold = pf_large_alloc(f, 16 * MiB, 0, 0);
@@ -168,66 +172,121 @@ Test(large, a_cached_block_serves_another_size_without_mmap)
     pf_large_free(span_of(p));
     cr_assert_eq(pf_large_cached_bytes(), 4 * MiB);
     struct pf_os_counts c0 = counts();
-    char *q = pf_large_alloc(f, MiB, 0, 1); /* much smaller */
-    cr_assert_not_null(q);
-    cr_assert_eq(counts().mmap_calls, c0.mmap_calls, "no new mapping");
-    cr_assert_eq(pf_large_cached_bytes(), 0);
+    char *q = pf_large_alloc(f, MiB, 0, 1); /* much smaller: the front of the range */
+    cr_assert_eq(q, p);
+    cr_assert_eq(span_of(q)->bytes, MiB);
+    cr_assert_eq(pf_large_cached_bytes(), 3 * MiB, "the rest stays cached");
     cr_assert(all_zero(q, MiB));
-    cr_assert_geq(span_of(q)->bytes, MiB);
-    cr_assert_eq(f->mapped, span_of(hold)->bytes + span_of(q)->bytes);
-    cr_assert_eq(data_bytes() + (4 * MiB - span_of(q)->bytes), c0.mapped_bytes - c0.metadata_bytes,
-                 "a tail that is not handed out is given back");
+    cr_assert_eq(f->mapped, span_of(hold)->bytes + MiB);
     memset(q, 0x98, MiB);
     pf_large_free(span_of(q));
+    cr_assert_eq(pf_large_cached_bytes(), 4 * MiB, "the block rejoins its neighbour");
 
-    char *r = pf_large_alloc(f, 3 * MiB, 0, 1); /* bigger than anything cached */
-    cr_assert_not_null(r);
-    cr_assert_eq(counts().mmap_calls, c0.mmap_calls, "grown from the cache, not mapped afresh");
-    cr_assert(all_zero(r, 3 * MiB), "reused and grown, it still reads as zero");
-    cr_assert_eq(span_of(r)->bytes, 3 * MiB);
-    cr_assert_eq(f->live_bytes, span_of(hold)->bytes + 3 * MiB);
+    char *r = pf_large_alloc(f, 3 * MiB, 0, 0); /* served from the coalesced range */
+    cr_assert_eq(r, p);
+    cr_assert_eq(pf_large_cached_bytes(), MiB);
+    char *g = pf_large_alloc(f, 6 * MiB, 0, 1); /* bigger than anything cached */
+    cr_assert_not_null(g);
+    cr_assert_eq(pf_large_cached_bytes(), 0, "the cached range was grown");
+    cr_assert(all_zero(g, 6 * MiB), "reused and grown, it still reads as zero");
+    cr_assert_eq(span_of(g)->bytes, 6 * MiB);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mmap_calls, c0.mmap_calls, "no new mapping");
+    cr_assert_eq(c1.munmap_calls, c0.munmap_calls, "nothing unmapped");
+    cr_assert_eq(c1.mremap_calls, c0.mremap_calls + 1, "one mremap for the growth");
+    cr_assert_eq(f->live_bytes, span_of(hold)->bytes + 3 * MiB + 6 * MiB);
+    pf_large_free(span_of(g));
     pf_large_free(span_of(r));
     pf_large_free(span_of(hold));
 }
 
-Test(large, cache_is_bounded)
+Test(large, neighbours_coalesce_in_any_order)
 {
     struct pf_family *f = pf_family_large();
-    /* Nothing else live: a freed block is not kept resident. */
-    void *alone = pf_large_alloc(f, 2 * MiB, 0, 0);
+    char *whole = pf_large_alloc(f, 8 * MiB, 0, 0);
+    pf_large_free(span_of(whole));
+    cr_assert_eq(pf_large_cached_bytes(), 8 * MiB);
+    char *b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = pf_large_alloc(f, 2 * MiB, 0, 0);
+        cr_assert_eq(b[i], whole + (size_t)i * 2 * MiB, "block %d is the next piece of the range", i);
+    }
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    static const int order[4] = {1, 3, 0, 2};
+    for (int i = 0; i < 4; i++)
+        pf_large_free(span_of(b[order[i]]));
+    cr_assert_eq(pf_large_cached_bytes(), 8 * MiB);
+    struct pf_os_counts c0 = counts();
+    char *again = pf_large_alloc(f, 8 * MiB, 0, 0);
+    cr_assert_eq(again, whole, "the four pieces are one range again");
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mmap_calls + c1.mremap_calls, c0.mmap_calls + c0.mremap_calls, "and no syscall serves it");
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    pf_large_free(span_of(again));
+}
+
+Test(large, cache_is_bounded_by_the_peak)
+{
+    struct pf_family *f = pf_family_large();
+    /* A (8), B (4), C (8), D (4) MiB: the peak of live large bytes is 24 MiB. */
+    void *a = pf_large_alloc(f, 8 * MiB, 0, 0);
+    void *b = pf_large_alloc(f, 4 * MiB, 0, 0);
+    void *c = pf_large_alloc(f, 8 * MiB, 0, 0);
+    void *d = pf_large_alloc(f, 4 * MiB, 0, 0);
+    pf_large_free(span_of(a));
+    pf_large_free(span_of(c)); /* B lies between them: two ranges of 8 MiB */
+    cr_assert_eq(pf_large_cached_bytes(), 16 * MiB);
+    /* 16 MiB: no range holds it, so one grows; live becomes 24 MiB again. */
+    void *e = pf_large_alloc(f, 16 * MiB, 0, 0);
+    cr_assert_eq(pf_large_cached_bytes(), 8 * MiB);
     uint64_t before = data_bytes();
-    pf_large_free(span_of(alone));
-    cr_assert_eq(pf_large_cached_bytes(), 0, "with no large block live, nothing is cached");
-    cr_assert_eq(before - data_bytes(), 2 * MiB);
+    pf_large_free(span_of(e));
+    /* Live 8 MiB; live and cached stay within 1.25 x 24 = 30 MiB. */
+    cr_assert_eq(pf_large_cached_bytes(), 22 * MiB);
+    cr_assert_eq(before - data_bytes(), 2 * MiB, "the excess is unmapped at once");
+    pf_large_free(span_of(b));
+    pf_large_free(span_of(d));
+    cr_assert_leq(pf_large_cached_bytes(), 30 * MiB);
+}
 
-    void *hold = pf_large_alloc(f, 200 * MiB, 0, 0);
-    void *big = pf_large_alloc(f, 40 * MiB, 0, 0);
-    before = data_bytes();
+Test(large, cache_is_bounded_in_bytes_and_ranges)
+{
+    struct pf_family *f = pf_family_large();
+    void *hold = pf_large_alloc(f, PF_LARGE_CACHE_MAX, 0, 0);
+    void *big = pf_large_alloc(f, PF_LARGE_CACHE_MAX + MiB, 0, 0);
+    uint64_t before = data_bytes();
     pf_large_free(span_of(big));
-    cr_assert_eq(pf_large_cached_bytes(), 0, "a block above 32 MiB is not kept");
-    cr_assert_eq(before - data_bytes(), 40 * MiB, "and is unmapped at once");
+    cr_assert_eq(pf_large_cached_bytes(), 0, "a block above the cache's size is not kept");
+    cr_assert_eq(before - data_bytes(), PF_LARGE_CACHE_MAX + MiB, "and is unmapped at once");
 
-    void *b[3];
-    for (int i = 0; i < 3; i++)
-        b[i] = pf_large_alloc(f, 30 * MiB, 0, 0);
-    before = data_bytes();
-    for (int i = 0; i < 3; i++)
-        pf_large_free(span_of(b[i]));
-    cr_assert_eq(pf_large_cached_bytes(), 60 * MiB, "two fit in 64 MiB");
-    cr_assert_eq(before - data_bytes(), 30 * MiB, "the third is unmapped");
-    cr_assert_eq(pf_large_trim(), 60 * MiB);
-
-    /* Many small blocks: the number of cached blocks is bounded too. */
-    void *s[40];
-    for (int i = 0; i < 40; i++)
+    /* Every other block freed: no two are neighbours, each takes a range. */
+    enum { N = 2 * PF_LARGE_CACHE_RANGES + 20 };
+    static void *s[N];
+    for (int i = 0; i < N; i++)
         s[i] = pf_large_alloc(f, 200000, 0, 0);
     size_t each = span_of(s[0])->bytes;
-    for (int i = 0; i < 40; i++)
+    for (int i = 0; i < N; i += 2)
         pf_large_free(span_of(s[i]));
-    cr_assert_gt(pf_large_cached_bytes(), 0);
-    cr_assert_lt(pf_large_cached_bytes(), 40 * each, "not every block is kept");
-    cr_assert_eq(pf_large_cached_bytes() % each, 0);
+    cr_assert_eq(pf_large_cached_bytes(), PF_LARGE_CACHE_RANGES * each, "one range a slot, the rest unmapped");
+    for (int i = 1; i < N; i += 2)
+        pf_large_free(span_of(s[i]));
     pf_large_free(span_of(hold));
+}
+
+Test(large, unused_ranges_decay, .timeout = 30)
+{
+    struct pf_family *f = pf_family_large();
+    void *old = pf_large_alloc(f, 4 * MiB, 0, 0);
+    void *gap = pf_large_alloc(f, MiB, 0, 0); /* keeps the two freed blocks apart */
+    void *young = pf_large_alloc(f, 2 * MiB, 0, 0);
+    pf_large_free(span_of(old));
+    cr_assert_eq(pf_large_cached_bytes(), 4 * MiB);
+    sleep(PF_LARGE_DECAY_SECONDS + 1);
+    uint64_t before = data_bytes();
+    pf_large_free(span_of(young));
+    cr_assert_eq(pf_large_cached_bytes(), 2 * MiB, "the range unused for long is unmapped");
+    cr_assert_eq(before - data_bytes(), 4 * MiB);
+    pf_large_free(span_of(gap));
 }
 
 Test(large, realloc_grows_and_shrinks_with_mremap)
@@ -289,6 +348,37 @@ Test(large, realloc_grows_and_shrinks_with_mremap)
     cr_assert_eq(f->req_in, f->req_out);
 }
 
+Test(large, realloc_copies_a_block_that_spans_two_mappings)
+{
+    /* A block carved from coalesced ranges can span mappings the kernel
+     * keeps apart; mremap refuses to move such a block as one. Make one:
+     * the second half mapped again with other flags. */
+    struct pf_family *f = pf_family_large();
+    unsigned char *p = pf_large_alloc(f, 8 * MiB, 0, 0);
+    for (size_t i = 0; i < 4 * MiB; i++)
+        p[i] = (unsigned char)(i * 13 + 1);
+    void *half = mmap(p + 4 * MiB, 4 * MiB, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    cr_assert_eq(half, (void *)(p + 4 * MiB));
+    memset(half, 0x5A, 4 * MiB);
+    struct pf_os_counts c0 = counts();
+    unsigned char *q = pf_large_realloc(span_of(p), 16 * MiB);
+    cr_assert_not_null(q, "realloc must not fail where a copy can serve");
+    cr_assert_eq(counts().mmap_calls, c0.mmap_calls + 1, "a new mapping, copied into");
+    for (size_t i = 0; i < 4 * MiB; i++)
+        if (q[i] != (unsigned char)(i * 13 + 1))
+            cr_assert_fail("byte %zu lost in the copy", i);
+    for (size_t i = 4 * MiB; i < 8 * MiB; i++)
+        if (q[i] != 0x5A)
+            cr_assert_fail("byte %zu lost in the copy", i);
+    cr_assert(all_zero(q + 8 * MiB, 8 * MiB));
+    cr_assert_eq(span_of(q)->bytes, 16 * MiB);
+    cr_assert_eq(f->live_bytes, 16 * MiB);
+    struct pf_span *old = pf_pagemap_get(p);
+    cr_assert(old == NULL || old == PF_PM_FREED_LARGE, "the old start no longer names the block");
+    pf_large_free(span_of(q));
+}
+
 Test(large, trim_empties_the_cache)
 {
     struct pf_family *f = pf_family_large();
@@ -308,7 +398,8 @@ Test(large, trim_empties_the_cache)
     cr_assert_eq(pf_large_trim(), cached);
     struct pf_os_counts c1 = counts();
     cr_assert_eq(pf_large_cached_bytes(), 0);
-    cr_assert_eq(c1.munmap_calls - c0.munmap_calls, 4);
+    cr_assert_geq(c1.munmap_calls - c0.munmap_calls, 1);
+    cr_assert_leq(c1.munmap_calls - c0.munmap_calls, 4, "one call a range (neighbours may have joined)");
     cr_assert_eq(c0.mapped_bytes - c1.mapped_bytes, cached);
     cr_assert_eq(pf_large_trim(), 0, "nothing left");
     /* After trim a request maps afresh. */
