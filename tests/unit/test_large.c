@@ -225,34 +225,50 @@ Test(large, neighbours_coalesce_in_any_order)
     pf_large_free(span_of(again));
 }
 
+/* n blocks of `bytes` each, carved in address order from one cached range,
+ * so which of them are neighbours does not depend on where mmap puts things. */
+static void carve(void **out, const size_t *bytes, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += bytes[i];
+    char *whole = pf_large_alloc(pf_family_large(), total, 0, 0);
+    cr_assert_not_null(whole);
+    pf_large_free(span_of(whole));
+    for (int i = 0; i < n; i++) {
+        out[i] = pf_large_alloc(pf_family_large(), bytes[i], 0, 0);
+        cr_assert_eq(out[i], whole, "block %d is the next piece of the range", i);
+        whole += bytes[i];
+    }
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+}
+
 Test(large, cache_is_bounded_by_the_peak)
 {
-    struct pf_family *f = pf_family_large();
-    /* A (8), B (4), C (8), D (4) MiB: the peak of live large bytes is 24 MiB. */
-    void *a = pf_large_alloc(f, 8 * MiB, 0, 0);
-    void *b = pf_large_alloc(f, 4 * MiB, 0, 0);
-    void *c = pf_large_alloc(f, 8 * MiB, 0, 0);
-    void *d = pf_large_alloc(f, 4 * MiB, 0, 0);
-    pf_large_free(span_of(a));
-    pf_large_free(span_of(c)); /* B lies between them: two ranges of 8 MiB */
+    /* A (8), B (4), C (8), D (4) MiB side by side: the peak of live large
+     * bytes is 24 MiB. */
+    void *blk[4];
+    static const size_t sz[4] = {8 * MiB, 4 * MiB, 8 * MiB, 4 * MiB};
+    carve(blk, sz, 4);
+    pf_large_free(span_of(blk[0]));
+    pf_large_free(span_of(blk[2])); /* B lies between them: two ranges of 8 MiB */
     cr_assert_eq(pf_large_cached_bytes(), 16 * MiB);
     /* 16 MiB: no range holds it, so one grows; live becomes 24 MiB again. */
-    void *e = pf_large_alloc(f, 16 * MiB, 0, 0);
+    void *e = pf_large_alloc(pf_family_large(), 16 * MiB, 0, 0);
     cr_assert_eq(pf_large_cached_bytes(), 8 * MiB);
     uint64_t before = data_bytes();
     pf_large_free(span_of(e));
     /* Live 8 MiB; live and cached stay within 1.25 x 24 = 30 MiB. */
     cr_assert_eq(pf_large_cached_bytes(), 22 * MiB);
     cr_assert_eq(before - data_bytes(), 2 * MiB, "the excess is unmapped at once");
-    pf_large_free(span_of(b));
-    pf_large_free(span_of(d));
+    pf_large_free(span_of(blk[1]));
+    pf_large_free(span_of(blk[3]));
     cr_assert_leq(pf_large_cached_bytes(), 30 * MiB);
 }
 
 Test(large, cache_is_bounded_in_bytes_and_ranges)
 {
     struct pf_family *f = pf_family_large();
-    void *hold = pf_large_alloc(f, PF_LARGE_CACHE_MAX, 0, 0);
     void *big = pf_large_alloc(f, PF_LARGE_CACHE_MAX + MiB, 0, 0);
     uint64_t before = data_bytes();
     pf_large_free(span_of(big));
@@ -262,15 +278,15 @@ Test(large, cache_is_bounded_in_bytes_and_ranges)
     /* Every other block freed: no two are neighbours, each takes a range. */
     enum { N = 2 * PF_LARGE_CACHE_RANGES + 20 };
     static void *s[N];
+    static size_t sz[N];
     for (int i = 0; i < N; i++)
-        s[i] = pf_large_alloc(f, 200000, 0, 0);
-    size_t each = span_of(s[0])->bytes;
+        sz[i] = 50 * pf_os_page_size();
+    carve(s, sz, N);
     for (int i = 0; i < N; i += 2)
         pf_large_free(span_of(s[i]));
-    cr_assert_eq(pf_large_cached_bytes(), PF_LARGE_CACHE_RANGES * each, "one range a slot, the rest unmapped");
+    cr_assert_eq(pf_large_cached_bytes(), PF_LARGE_CACHE_RANGES * sz[0], "one range a slot, the rest unmapped");
     for (int i = 1; i < N; i += 2)
         pf_large_free(span_of(s[i]));
-    pf_large_free(span_of(hold));
 }
 
 Test(large, unused_ranges_decay, .timeout = 30)
