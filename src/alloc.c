@@ -255,9 +255,11 @@ void pf_free_general(void *p, struct pf_span *s)
     s->state[idx] = PF_SLOT_DIRTY;
     if (s->sites) /* recording call sites: forget this one */
         s->sites[idx] = 0;
-    struct pf_tcache *tc = pf_tc;
     int saved = errno;
-    if (s->cached && tc) {
+    /* A thread that only frees (a consumer) gets a cache too, so its frees
+     * go back in batches instead of one by one under the family lock. */
+    struct pf_tcache *tc = s->cached ? (pf_tc ? pf_tc : pf_tcache_get()) : NULL;
+    if (tc) {
         struct pf_bin *b = &tc->bins[s->cls];
         b->frees++;
         b->req += (uint64_t)st - b->live_base;

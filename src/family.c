@@ -1,6 +1,7 @@
 /*
  * family.c — the registry and the per-family slow paths.
- * Lock order: registry lock -> family lock -> pool lock (span.c). A family
+ * Lock order: registry lock -> family lock -> transfer lock -> pool lock
+ * (span.c); a transfer lock is only ever held alone in practice. A family
  * lock is never held across a syscall: span creation (which may map a
  * region) happens with the family unlocked.
  * Families are never freed: handles stay valid for the life of the process,
@@ -32,6 +33,67 @@ struct key_slot {
     struct pf_family *fam;
 };
 static struct key_slot key_cache[KEY_SLOTS];
+
+/* Transfer caches: per size class, a few whole batches of free slots that a
+ * thread cache flushed, handed as they are to the next thread cache that
+ * refills. A slot that moves from a consumer thread to a producer thread
+ * this way never touches its span's metadata, and the two threads meet on
+ * a lock held for one copy of a batch instead of on the family lock. */
+#define XFER_BATCHES 4
+#define XFER_BATCH_MAX (PF_TC_MAX / 2)
+struct xfer {
+    pf_lock_t lock;
+    _Atomic uint32_t n; /* batches held */
+    uint32_t len[XFER_BATCHES];
+    struct pf_cached slot[XFER_BATCHES][XFER_BATCH_MAX];
+} __attribute__((aligned(64)));
+static struct xfer xfers[PF_NCLASSES];
+
+static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
+{
+    struct xfer *x = &xfers[cls];
+    if (n <= 0 || n > XFER_BATCH_MAX ||
+        atomic_load_explicit(&x->n, memory_order_relaxed) >= XFER_BATCHES)
+        return 0;
+    pf_lock(&x->lock);
+    uint32_t k = atomic_load_explicit(&x->n, memory_order_relaxed);
+    int ok = k < XFER_BATCHES;
+    if (ok) {
+        memcpy(x->slot[k], in, (size_t)n * sizeof *in);
+        x->len[k] = (uint32_t)n;
+        atomic_store_explicit(&x->n, k + 1, memory_order_relaxed);
+    }
+    pf_unlock(&x->lock);
+    return ok;
+}
+
+uint32_t pf_family_transfer_slots(unsigned cls)
+{
+    struct xfer *x = &xfers[cls];
+    pf_lock(&x->lock);
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < atomic_load_explicit(&x->n, memory_order_relaxed); k++)
+        n += x->len[k];
+    pf_unlock(&x->lock);
+    return n;
+}
+
+static int xfer_get(unsigned cls, struct pf_cached *out, int want)
+{
+    struct xfer *x = &xfers[cls];
+    if (atomic_load_explicit(&x->n, memory_order_relaxed) == 0)
+        return 0;
+    int n = 0;
+    pf_lock(&x->lock);
+    uint32_t k = atomic_load_explicit(&x->n, memory_order_relaxed);
+    if (k > 0 && (int)x->len[k - 1] <= want) {
+        n = (int)x->len[k - 1];
+        memcpy(out, x->slot[k - 1], (size_t)n * sizeof *out);
+        atomic_store_explicit(&x->n, k - 1, memory_order_relaxed);
+    }
+    pf_unlock(&x->lock);
+    return n;
+}
 
 static uint32_t hash_str(const char *s)
 {
@@ -266,8 +328,10 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
 int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                      struct pf_span **cur)
 {
+    int n = xfer_get(cls, out, want);
+    if (n > 0)
+        return n;
     ensure_registered(f);
-    int n = 0;
     struct pf_span *empty = NULL;
     pf_lock(&f->lock);
     while (n < want) {
@@ -315,8 +379,10 @@ void pf_family_disown(struct pf_family *f, struct pf_span **cur)
         pf_span_put(empty);
 }
 
-void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n)
+void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n, int transfer)
 {
+    if (transfer && xfer_put(cls, in, n))
+        return;
     struct pf_span *empty = NULL;
     pf_lock(&f->lock);
     for (int i = 0; i < n; i++) {
@@ -550,6 +616,12 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
 /* ---- trim and fork ------------------------------------------------------------ */
 void pf_family_trim(void)
 {
+    struct pf_cached batch[XFER_BATCH_MAX];
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        int k;
+        while ((k = xfer_get(c, batch, XFER_BATCH_MAX)) > 0)
+            pf_family_flush(pf_family_class(c), c, batch, k, 0);
+    }
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
@@ -584,10 +656,14 @@ void pf_family_fork_lock(void)
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         if (class_fam[c].obj_size && !class_fam[c].registered)
             pf_lock(&class_fam[c].lock);
+    for (unsigned c = 0; c < PF_NCLASSES; c++)
+        pf_lock(&xfers[c].lock);
 }
 
 void pf_family_fork_unlock(int child)
 {
+    for (unsigned c = 0; c < PF_NCLASSES; c++)
+        child ? pf_lock_reset(&xfers[c].lock) : pf_unlock(&xfers[c].lock);
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         if (class_fam[c].obj_size && !class_fam[c].registered)
             child ? pf_lock_reset(&class_fam[c].lock) : pf_unlock(&class_fam[c].lock);

@@ -68,13 +68,19 @@ PF_HIDDEN struct pf_family *pf_family_find(const char *name);
  * to want slots and returns how many, taking them from the span the cache
  * owns for this class (*cur), or claiming another: a thread allocates from
  * spans of its own, so its objects and their state entries share no cache
- * line with another thread's. flush returns n slots of class cls; disown
- * gives *cur back to the family (thread exit, trim, fork child). */
+ * line with another thread's. flush returns n slots of class cls (with
+ * `transfer`, as a whole batch to the class's transfer cache when it has
+ * room, which the next refill of any thread takes first); disown gives *cur
+ * back to the family (thread exit, trim, fork child). */
 struct pf_cached;
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                                struct pf_span **cur);
+/* Free slots of class cls waiting in its transfer cache (counted out of
+ * their spans, like slots in thread caches). */
+PF_HIDDEN uint32_t pf_family_transfer_slots(unsigned cls);
 PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_span **cur);
-PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n);
+PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
+                               int transfer);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in
  * f; its state is set live. *clean tells whether it reads as zero. */

@@ -32,7 +32,7 @@ static void flush_all(struct pf_tcache *tc)
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         struct pf_bin *b = &tc->bins[c];
         if (b->count) {
-            pf_family_flush(pf_family_class(c), c, b->slots, (int)b->count);
+            pf_family_flush(pf_family_class(c), c, b->slots, (int)b->count, 0);
             b->count = 0;
         }
         if (tc->cur[c])
@@ -120,7 +120,7 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
     uint32_t n = b->count / 2;
     if (n == 0)
         n = b->count;
-    pf_family_flush(pf_family_class(cls), cls, b->slots, (int)n);
+    pf_family_flush(pf_family_class(cls), cls, b->slots, (int)n, 1);
     for (uint32_t i = n; i < b->count; i++)
         b->slots[i - n] = b->slots[i];
     b->count -= n;

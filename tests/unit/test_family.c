@@ -249,10 +249,10 @@ Test(family, refill_and_flush_move_slots_and_keep_out_bytes)
         for (int j = 0; j < i; j++)
             cr_assert_neq(buf[i].p, buf[j].p);
     }
-    pf_family_flush(f, cls, buf, 20);
+    pf_family_flush(f, cls, buf, 20, 0);
     cr_assert_eq(f->out_bytes, 44 * 64);
     cr_assert_eq(s->used, 44);
-    pf_family_flush(f, cls, buf + 20, 44);
+    pf_family_flush(f, cls, buf + 20, 44, 0);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(s->used, 0);
     cr_assert_eq(f->peak, 64 * 64);
@@ -269,9 +269,50 @@ Test(family, refill_and_flush_move_slots_and_keep_out_bytes)
     cr_assert_null(cur);
     cr_assert(s->listed);
     cr_assert_eq(f->spans, 1);
-    pf_family_flush(f, cls, buf, 10);
+    pf_family_flush(f, cls, buf, 10, 0);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(f->spans, 1, "the last empty span of a class is kept");
+}
+
+Test(family, a_flushed_batch_goes_whole_to_the_next_refill)
+{
+    unsigned cls = pf_size_class(48);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached a[16], got[16], b[1][8];
+    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
+    struct pf_span *s = cur_a;
+    /* Another cache flushes 8 of them (a cross-thread free), as a batch. */
+    pf_family_flush(f, cls, a, 8, 1);
+    cr_assert_eq(s->used, 16, "a transferred batch does not go back to its span");
+    cr_assert_eq(f->out_bytes, 16 * 48, "its slots stay out of the span");
+    /* A third cache refills: it gets that batch, as it was, before any span. */
+    cr_assert_eq(pf_family_refill(f, cls, got, 16, &cur_b), 8);
+    cr_assert_null(cur_b, "no span was claimed");
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(got[i].p, a[i].p);
+        cr_assert_eq(got[i].state, a[i].state);
+    }
+    /* A batch bigger than the refill asks for stays where it is. */
+    pf_family_flush(f, cls, got, 8, 1);
+    cr_assert_eq(pf_family_refill(f, cls, got, 4, &cur_b), 4);
+    cr_assert_not_null(cur_b, "served from a span of its own instead");
+    pf_family_flush(f, cls, got, 4, 0);
+
+    /* The transfer cache holds a few batches; the rest go back to spans. */
+    static struct pf_cached many[40];
+    cr_assert_eq(pf_family_refill(f, cls, many, 40, &cur_b), 8, "the batch held is taken first");
+    cr_assert_eq(pf_family_refill(f, cls, many + 8, 32, &cur_b), 32);
+    uint64_t out = f->out_bytes;
+    cr_assert_eq(out, (8 + 40) * 48);
+    for (int i = 0; i < 5; i++)
+        pf_family_flush(f, cls, many + 8 * i, 8, 1);
+    cr_assert_eq(f->out_bytes, out - 8 * 48, "four batches are held, the fifth goes to its span");
+    /* Trim gives every transferred slot back to its span. */
+    pf_family_trim();
+    cr_assert_eq(f->out_bytes, 8 * 48, "only the 8 still held by the first cache are out");
+    cr_assert_eq(pf_family_refill(f, cls, b[0], 8, &cur_b), 8);
+    cr_assert_eq(f->out_bytes, 16 * 48, "and the next refill comes from a span");
 }
 
 Test(family, two_caches_refill_from_spans_of_their_own)
@@ -292,8 +333,8 @@ Test(family, two_caches_refill_from_spans_of_their_own)
     cr_assert_eq(f->spans, 2);
     cr_assert_eq(f->out_bytes, 32 * 32);
     /* Slots may be flushed by the other cache (a cross-thread free). */
-    pf_family_flush(f, cls, a, 16);
-    pf_family_flush(f, cls, b, 16);
+    pf_family_flush(f, cls, a, 16, 0);
+    pf_family_flush(f, cls, b, 16, 0);
     cr_assert_eq(cur_a->used, 0);
     cr_assert_eq(cur_b->used, 0);
     cr_assert_eq(f->out_bytes, 0);
@@ -336,9 +377,9 @@ Test(family, refill_across_spans_and_flush_back)
     int m = pf_family_refill(f, cls, more, (int)per_span, &cur);
     cr_assert_eq(m, (int)per_span);
     cr_assert_eq(f->spans, 4);
-    pf_family_flush(f, cls, more, m);
+    pf_family_flush(f, cls, more, m, 0);
 
-    pf_family_flush(f, cls, buf, n);
+    pf_family_flush(f, cls, buf, n, 0);
     pf_family_disown(f, &cur);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(f->spans, 1, "one empty span per class is kept");

@@ -1,9 +1,9 @@
 /*
- * test_tcache.c — per-thread caches: made on a thread's first malloc, LIFO
- * bins that never exceed their cap, family out_bytes equal to the slots held
- * by the program plus those parked in bins, a thread's exit handing its
- * cache back (flushed, in_use cleared) for the next thread to adopt with its
- * counters, so stats stay exact; drain empties only the calling thread's
+ * test_tcache.c — per-thread caches: made on a thread's first malloc or
+ * free, LIFO bins that never exceed their cap, family out_bytes equal to the
+ * slots held by the program plus those parked in bins and transfer caches,
+ * a thread's exit handing its cache back (flushed, in_use cleared) for the
+ * next thread to adopt with its counters, so stats stay exact; drain empties only the calling thread's
  * bins; a thread past its exit hook allocates on the locked path.
  */
 #include <criterion/criterion.h>
@@ -85,6 +85,45 @@ Test(tcache, first_malloc_on_a_thread_makes_its_cache)
     cr_assert_eq(atomic_load(&r.after->in_use), 0, "the cache is handed back at exit");
 }
 
+/* ---- a thread that only frees ---------------------------------------------------- */
+struct free_only {
+    void *p[10];
+    struct pf_tcache *before, *after;
+    uint32_t count;
+    uint64_t frees;
+};
+
+static void *free_only_thread(void *arg)
+{
+    struct free_only *r = arg;
+    r->before = pf_tc;
+    for (int i = 0; i < 10; i++)
+        pf_free(r->p[i]);
+    r->after = pf_tc;
+    if (r->after) {
+        r->count = r->after->bins[pf_size_class(48)].count;
+        r->frees = r->after->bins[pf_size_class(48)].frees;
+    }
+    return NULL;
+}
+
+Test(tcache, a_thread_that_only_frees_gets_a_cache)
+{
+    static struct free_only r;
+    for (int i = 0; i < 10; i++)
+        r.p[i] = pf_malloc(48);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, free_only_thread, &r), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_null(r.before);
+    cr_assert_not_null(r.after, "its first free made the cache");
+    cr_assert_eq(r.count, 10, "its frees went to its bin, not one by one to the spans");
+    cr_assert_eq(r.frees, 10);
+    const struct pf_family_stats *fs = fam_stats("malloc-48");
+    cr_assert_eq(fs->live_objects, 0);
+    cr_assert_eq(fs->frees, 10);
+}
+
 /* ---- bins, caps and exact figures ---------------------------------------------------- */
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint64_t next_rand(void)
@@ -95,12 +134,13 @@ static uint64_t next_rand(void)
     return rng;
 }
 
-/* Per class: out_bytes == (objects the program holds + slots in the bin) * slot. */
+/* Per class: out_bytes == (objects the program holds + slots in the bin +
+ * slots in the class's transfer cache) * slot. */
 static void check_out_bytes(const struct pf_tcache *tc, const uint32_t *held)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         struct pf_family *f = pf_family_class(c);
-        uint64_t want = (uint64_t)(held[c] + tc->bins[c].count) * pf_class_size[c];
+        uint64_t want = (uint64_t)(held[c] + tc->bins[c].count + pf_family_transfer_slots(c)) * pf_class_size[c];
         if (f->out_bytes != want)
             cr_assert_fail("class %u: out_bytes %lu, expected %lu (%u held, %u cached)", c,
                      (unsigned long)f->out_bytes, (unsigned long)want, held[c],
@@ -173,7 +213,8 @@ Test(tcache, a_full_bin_flushes_and_never_overflows)
     }
     cr_assert_eq(most, cap, "the bin fills up to its cap before it flushes");
     struct pf_family *f = pf_family_class(cls);
-    cr_assert_eq(f->out_bytes, (uint64_t)tc->bins[cls].count * 256);
+    cr_assert_gt(pf_family_transfer_slots(cls), 0, "flushed batches wait in the transfer cache");
+    cr_assert_eq(f->out_bytes, (uint64_t)(tc->bins[cls].count + pf_family_transfer_slots(cls)) * 256);
     const struct pf_family_stats *fs = fam_stats("malloc-256");
     cr_assert_eq(fs->live_objects, 0);
     cr_assert_eq(fs->allocs, n + 1);
@@ -306,9 +347,12 @@ Test(tcache, drain_empties_only_the_calling_threads_bins)
         cr_assert_eq(tc->bins[c].count, 0, "class %u", c);
         cr_assert_null(tc->cur[c], "class %u: owned span given back", c);
     }
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 6; k++) {
+        unsigned c = pf_size_class(sizes[k]);
         if (sizes[k] != 32)
-            cr_assert_eq(pf_family_class(pf_size_class(sizes[k]))->out_bytes, 0);
+            cr_assert_eq(pf_family_class(c)->out_bytes, (uint64_t)pf_family_transfer_slots(c) * pf_class_size[c],
+                         "only slots in the transfer cache are still out");
+    }
     cr_assert_eq(pf_family_class(pf_size_class(32))->out_bytes, (uint64_t)other_count * 32,
                  "the other thread's parked slots are still out");
     cr_assert_eq(other_tc->bins[pf_size_class(32)].count, other_count,
