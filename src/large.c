@@ -31,6 +31,7 @@ static size_t cache_bytes;
 static uint64_t last_decay;
 /* Bytes of large blocks live, and their high-water mark (all families). */
 static _Atomic size_t large_live, large_peak;
+static _Atomic uint64_t large_allocs; /* large blocks allocated so far */
 
 /* A cached range of `bytes`, or NULL; *got is what the block may use. The
  * smallest range that holds it is taken, split when the rest is at least a
@@ -98,22 +99,59 @@ static void live_sub(size_t bytes)
     atomic_fetch_sub_explicit(&large_live, bytes, memory_order_relaxed);
 }
 
-/* The bytes the cache may hold: live and cached large bytes together stay
- * within 1.25 x the high-water mark of live ones, so a program that churns
- * large blocks gets them back without page faults while its footprint stays
- * near its peak; never more than CACHE_TOTAL_MAX. */
+/* The bytes the cache may hold. A program that churns large blocks (it has
+ * allocated PF_LARGE_CHURN or more) keeps live and cached large bytes
+ * together within 1.25 x the high-water mark of live ones, so it gets
+ * blocks back without page faults while its footprint stays near its peak;
+ * one that has allocated only a few keeps no more cached than it has live
+ * (a buffer used once and freed is not held). Never more than
+ * CACHE_TOTAL_MAX. */
 static size_t cache_limit(void)
 {
     size_t live = atomic_load_explicit(&large_live, memory_order_relaxed);
-    size_t peak = atomic_load_explicit(&large_peak, memory_order_relaxed);
-    size_t bound = peak + peak / 4;
-    size_t room = bound > live ? bound - live : 0;
+    size_t room = live;
+    if (atomic_load_explicit(&large_allocs, memory_order_relaxed) >= PF_LARGE_CHURN) {
+        size_t peak = atomic_load_explicit(&large_peak, memory_order_relaxed);
+        size_t bound = peak + peak / 4;
+        room = bound > live ? bound - live : 0;
+    }
     return room < CACHE_TOTAL_MAX ? room : CACHE_TOTAL_MAX;
 }
 
-/* Caches [p, p + bytes), coalesced with its cached neighbours. Ranges
- * nobody took for CACHE_DECAY_SECONDS go first; beyond the limit, tails of
- * the biggest ranges go; all are unmapped outside the lock. */
+/* Under cache_lock, at most once a second: ranges nobody took for
+ * CACHE_DECAY_SECONDS leave the cache, into drop[]. */
+static void decay_locked(uint64_t now, struct cached *drop, int *ndrop)
+{
+    if (now == last_decay)
+        return;
+    last_decay = now;
+    for (int i = 0; i < CACHE_SLOTS && *ndrop < DROP_MAX; i++)
+        if (cache[i].bytes && now - cache[i].when >= CACHE_DECAY_SECONDS) {
+            drop[(*ndrop)++] = cache[i];
+            cache_bytes -= cache[i].bytes;
+            cache[i].bytes = 0;
+        }
+}
+
+void pf_large_tick(void)
+{
+    if (__atomic_load_n(&cache_bytes, __ATOMIC_RELAXED) == 0)
+        return;
+    uint64_t now = pf_os_seconds();
+    if (now == __atomic_load_n(&last_decay, __ATOMIC_RELAXED))
+        return;
+    struct cached drop[DROP_MAX];
+    int ndrop = 0;
+    pf_lock(&cache_lock);
+    decay_locked(now, drop, &ndrop);
+    pf_unlock(&cache_lock);
+    for (int i = 0; i < ndrop; i++)
+        pf_os_unmap((void *)drop[i].p, drop[i].bytes);
+}
+
+/* Caches [p, p + bytes), coalesced with its cached neighbours. Decayed
+ * ranges go first; beyond the limit, tails of the biggest ranges go; all
+ * are unmapped outside the lock. */
 static void cache_put(uintptr_t p, size_t bytes)
 {
     size_t limit = cache_limit();
@@ -126,15 +164,7 @@ static void cache_put(uintptr_t p, size_t bytes)
     struct cached drop[DROP_MAX + 1];
     int ndrop = 0;
     pf_lock(&cache_lock);
-    if (now != last_decay) { /* at most once a second */
-        last_decay = now;
-        for (int i = 0; i < CACHE_SLOTS && ndrop < DROP_MAX; i++)
-            if (cache[i].bytes && now - cache[i].when >= CACHE_DECAY_SECONDS) {
-                drop[ndrop++] = cache[i];
-                cache_bytes -= cache[i].bytes;
-                cache[i].bytes = 0;
-            }
-    }
+    decay_locked(now, drop, &ndrop);
     int empty = -1, merged = -1;
     for (int i = 0; i < CACHE_SLOTS; i++) {
         struct cached *c = &cache[i];
@@ -259,6 +289,7 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     s->nslots = 1;
     s->used = 1;
     live_add(bytes);
+    atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
     pf_family_add_large(f, s);
     return p;
 }

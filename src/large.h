@@ -7,11 +7,13 @@
  * Freed blocks stay mapped in a cache of address ranges (neighbours
  * coalesce) and serve the next large requests: the smallest range that
  * holds a request is split, or the biggest grows with mremap, sparing the
- * munmap/mmap pair and the page faults of a fresh mapping. Live and cached
- * large bytes stay within 1.25 x the high-water mark of live ones; at most
- * PF_LARGE_CACHE_MAX is cached, in at most PF_LARGE_CACHE_RANGES ranges,
- * and a range nobody takes for PF_LARGE_DECAY_SECONDS is unmapped at the
- * next free of a large block. pf_trim unmaps them all.
+ * munmap/mmap pair and the page faults of a fresh mapping. Once a program
+ * has allocated PF_LARGE_CHURN large blocks, live and cached large bytes
+ * stay within 1.25 x the high-water mark of live ones (before that, no more
+ * is cached than is live); at most PF_LARGE_CACHE_MAX is cached, in at most
+ * PF_LARGE_CACHE_RANGES ranges, and a range nobody takes for
+ * PF_LARGE_DECAY_SECONDS is unmapped at the next large free or thread-cache
+ * refill (pf_large_tick). pf_trim unmaps them all.
  */
 #ifndef PF_LARGE_H
 #define PF_LARGE_H
@@ -22,7 +24,8 @@
 
 #define PF_LARGE_CACHE_MAX ((size_t)256 << 20)
 #define PF_LARGE_CACHE_RANGES 64
-#define PF_LARGE_DECAY_SECONDS 5
+#define PF_LARGE_DECAY_SECONDS 2
+#define PF_LARGE_CHURN 8
 
 /* A block of req bytes aligned to align (power of two), counted in f;
  * zeroed when `zero` (fresh mappings are; a reused one is cleared). */
@@ -30,6 +33,9 @@ PF_HIDDEN void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, in
 /* Unmaps the cached blocks. Returns the bytes released. */
 PF_HIDDEN size_t pf_large_trim(void);
 PF_HIDDEN size_t pf_large_cached_bytes(void);
+/* Unmaps cached ranges that have decayed; cheap when there is nothing to do
+ * (one load, or a coarse clock read at most). */
+PF_HIDDEN void pf_large_tick(void);
 PF_HIDDEN void pf_large_fork_lock(void);
 PF_HIDDEN void pf_large_fork_unlock(int child);
 PF_HIDDEN void pf_large_free(struct pf_span *s);

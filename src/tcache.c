@@ -5,6 +5,8 @@
  */
 #include "tcache.h"
 
+#include "large.h"
+
 #include <pthread.h>
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
@@ -106,6 +108,7 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     int want = (int)(b->cap / 2);
     if (want < 1)
         want = 1;
+    pf_large_tick(); /* allocation activity lets unused large ranges decay */
     int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want, &tc->cur[cls]);
     b->count += (uint32_t)n;
     if (!b->count)

@@ -3,8 +3,9 @@
  * mappings counted in their family, published in the pagemap and
  * tombstoned when freed; the cache of freed ranges (reuse without mmap,
  * zeroed again when asked, split for a smaller request and grown with
- * mremap for a bigger one, neighbours coalesced, bounded by the peak of live
- * bytes, in bytes and in ranges, decaying when unused); realloc with mremap
+ * mremap for a bigger one, neighbours coalesced, bounded by the live bytes
+ * until the program churns large blocks and by the peak of live bytes
+ * after, in bytes and in ranges, decaying when unused); realloc with mremap
  * keeping the contents and the family's figures; trim unmapping everything
  * cached.
  */
@@ -53,6 +54,34 @@ static struct pf_span *span_of(void *p)
     cr_assert_eq(s->kind, PF_SPAN_LARGE);
     cr_assert_eq(s->start, (uintptr_t)p);
     return s;
+}
+
+/* Makes the process one that churns large blocks (PF_LARGE_CHURN of them
+ * allocated), with nothing live and nothing cached. */
+static void churn(void)
+{
+    for (int i = 0; i < PF_LARGE_CHURN; i++)
+        pf_large_free(span_of(pf_large_alloc(pf_family_large(), 2 * PF_CHUNK, 0, 0)));
+    pf_large_trim();
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+}
+
+/* n blocks of `bytes` each, carved in address order from one cached range,
+ * so which of them are neighbours does not depend on where mmap puts things. */
+static void carve(void **out, const size_t *bytes, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += bytes[i];
+    char *whole = pf_large_alloc(pf_family_large(), total, 0, 0);
+    cr_assert_not_null(whole);
+    pf_large_free(span_of(whole));
+    for (int i = 0; i < n; i++) {
+        out[i] = pf_large_alloc(pf_family_large(), bytes[i], 0, 0);
+        cr_assert_eq(out[i], whole, "block %d is the next piece of the range", i);
+        whole += bytes[i];
+    }
+    cr_assert_eq(pf_large_cached_bytes(), 0);
 }
 
 Test(large, alloc_is_page_aligned_zeroed_and_counted)
@@ -203,6 +232,7 @@ Test(large, a_cached_range_is_split_and_grown_without_mmap)
 Test(large, neighbours_coalesce_in_any_order)
 {
     struct pf_family *f = pf_family_large();
+    churn();
     char *whole = pf_large_alloc(f, 8 * MiB, 0, 0);
     pf_large_free(span_of(whole));
     cr_assert_eq(pf_large_cached_bytes(), 8 * MiB);
@@ -225,28 +255,11 @@ Test(large, neighbours_coalesce_in_any_order)
     pf_large_free(span_of(again));
 }
 
-/* n blocks of `bytes` each, carved in address order from one cached range,
- * so which of them are neighbours does not depend on where mmap puts things. */
-static void carve(void **out, const size_t *bytes, int n)
-{
-    size_t total = 0;
-    for (int i = 0; i < n; i++)
-        total += bytes[i];
-    char *whole = pf_large_alloc(pf_family_large(), total, 0, 0);
-    cr_assert_not_null(whole);
-    pf_large_free(span_of(whole));
-    for (int i = 0; i < n; i++) {
-        out[i] = pf_large_alloc(pf_family_large(), bytes[i], 0, 0);
-        cr_assert_eq(out[i], whole, "block %d is the next piece of the range", i);
-        whole += bytes[i];
-    }
-    cr_assert_eq(pf_large_cached_bytes(), 0);
-}
-
 Test(large, cache_is_bounded_by_the_peak)
 {
     /* A (8), B (4), C (8), D (4) MiB side by side: the peak of live large
      * bytes is 24 MiB. */
+    churn();
     void *blk[4];
     static const size_t sz[4] = {8 * MiB, 4 * MiB, 8 * MiB, 4 * MiB};
     carve(blk, sz, 4);
@@ -269,6 +282,7 @@ Test(large, cache_is_bounded_by_the_peak)
 Test(large, cache_is_bounded_in_bytes_and_ranges)
 {
     struct pf_family *f = pf_family_large();
+    churn();
     void *big = pf_large_alloc(f, PF_LARGE_CACHE_MAX + MiB, 0, 0);
     uint64_t before = data_bytes();
     pf_large_free(span_of(big));
@@ -289,20 +303,48 @@ Test(large, cache_is_bounded_in_bytes_and_ranges)
         pf_large_free(span_of(s[i]));
 }
 
+Test(large, a_block_used_once_is_not_held)
+{
+    struct pf_family *f = pf_family_large();
+    void *hold = pf_large_alloc(f, 2 * MiB, 0, 0);
+    void *once = pf_large_alloc(f, 16 * MiB, 0, 0);
+    uint64_t before = data_bytes();
+    pf_large_free(span_of(once));
+    cr_assert_eq(pf_large_cached_bytes(), 0, "few large blocks so far: no more is cached than is live");
+    cr_assert_eq(before - data_bytes(), 16 * MiB);
+    void *small = pf_large_alloc(f, MiB, 0, 0);
+    pf_large_free(span_of(small));
+    cr_assert_eq(pf_large_cached_bytes(), MiB, "a block within the live bytes is kept");
+    pf_large_free(span_of(hold));
+}
+
 Test(large, unused_ranges_decay, .timeout = 30)
 {
     struct pf_family *f = pf_family_large();
+    churn();
     void *old = pf_large_alloc(f, 4 * MiB, 0, 0);
-    void *gap = pf_large_alloc(f, MiB, 0, 0); /* keeps the two freed blocks apart */
+    void *gap = pf_large_alloc(f, MiB, 0, 0); /* keeps the freed blocks apart */
     void *young = pf_large_alloc(f, 2 * MiB, 0, 0);
+    void *later = pf_large_alloc(f, 3 * MiB, 0, 0);
     pf_large_free(span_of(old));
     cr_assert_eq(pf_large_cached_bytes(), 4 * MiB);
     sleep(PF_LARGE_DECAY_SECONDS + 1);
     uint64_t before = data_bytes();
     pf_large_free(span_of(young));
-    cr_assert_eq(pf_large_cached_bytes(), 2 * MiB, "the range unused for long is unmapped");
+    cr_assert_eq(pf_large_cached_bytes(), 2 * MiB, "a free unmaps the range unused for long");
     cr_assert_eq(before - data_bytes(), 4 * MiB);
+
+    /* With no large free at all, allocation activity (a thread cache's
+     * refill calls the tick) lets the cache decay too. */
+    pf_large_tick();
+    cr_assert_eq(pf_large_cached_bytes(), 2 * MiB, "the young range stays");
+    sleep(PF_LARGE_DECAY_SECONDS + 1);
+    before = data_bytes();
+    pf_large_tick();
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    cr_assert_eq(before - data_bytes(), 2 * MiB);
     pf_large_free(span_of(gap));
+    pf_large_free(span_of(later));
 }
 
 Test(large, realloc_grows_and_shrinks_with_mremap)
