@@ -2,7 +2,8 @@
  * test_sizeclass.c — the class table and the size -> class lookup: every
  * request up to PF_SMALL_MAX lands in the smallest class that holds it, the
  * table is 16-byte granular and strictly increasing with four classes per
- * power of two above 128, no slot wastes a quarter of itself above 64 bytes,
+ * power of two from 128 to 1024 and eight above, no slot wastes a quarter of
+ * itself above 64 bytes nor an eighth above 1024,
  * and every class's span holds at least eight slots within 1 MiB.
  */
 #include <criterion/criterion.h>
@@ -41,26 +42,28 @@ Test(sizeclass, table_is_16_byte_granular_and_strictly_increasing)
     }
 }
 
-Test(sizeclass, steps_of_16_to_128_then_four_classes_per_power_of_two)
+Test(sizeclass, steps_of_16_to_128_then_four_then_eight_classes_per_power_of_two)
 {
     for (unsigned c = 0; c < PF_NCLASSES && pf_class_size[c] <= 128; c++)
         cr_assert_eq(pf_class_size[c], 16 * (c + 1), "class %u", c);
     /* Above 128: each power-of-two interval (2^k, 2^(k+1)] holds exactly
-     * four classes, spaced 2^k / 4 apart. */
+     * four classes, spaced 2^k / 4 apart, up to 1024; eight, spaced 2^k / 8
+     * apart, above. */
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         uint32_t s = pf_class_size[c];
         if (s <= 128)
             continue;
         uint32_t low = s - 1;
         unsigned k = 31u - (unsigned)__builtin_clz(low); /* 2^k < s <= 2^(k+1) */
-        uint32_t step = ((uint32_t)1 << k) / 4;
+        unsigned per = s > 1024 ? 8 : 4;
+        uint32_t step = ((uint32_t)1 << k) / per;
         cr_assert_eq(s - pf_class_size[c - 1], step, "class %u (%u bytes): step %u, expected %u",
                      c, s, s - pf_class_size[c - 1], step);
         unsigned in_interval = 0;
         for (unsigned d = 0; d < PF_NCLASSES; d++)
             if (pf_class_size[d] > ((uint32_t)1 << k) && pf_class_size[d] <= ((uint32_t)2 << k))
                 in_interval++;
-        cr_assert_eq(in_interval, 4, "interval (2^%u, 2^%u]: %u classes", k, k + 1, in_interval);
+        cr_assert_eq(in_interval, per, "interval (2^%u, 2^%u]: %u classes", k, k + 1, in_interval);
     }
 }
 
@@ -70,6 +73,8 @@ Test(sizeclass, no_slot_wastes_a_quarter_of_itself_above_64_bytes)
         uint32_t slot = pf_class_size[pf_size_class(n)];
         if ((slot - n) * 4 >= slot)
             cr_assert_fail("size %zu: slot %u wastes %zu bytes", n, slot, slot - n);
+        if (n > 1024 && (slot - n) * 8 >= slot)
+            cr_assert_fail("size %zu: slot %u wastes %zu bytes, an eighth", n, slot, slot - n);
     }
     /* Every waste fits the 16-bit slot state (state == 2 + waste). */
     for (size_t n = 1; n <= PF_SMALL_MAX; n++)
