@@ -261,9 +261,9 @@ void pf_free_general(void *p, struct pf_span *s)
         struct pf_bin *b = &tc->bins[s->cls];
         b->frees++;
         b->req += (uint64_t)st - b->live_base;
-        if (b->count == b->cap)
+        if (b->top == b->limit)
             pf_tcache_flush(tc, s->cls);
-        b->slots[b->count++] = (struct pf_cached){p, &s->state[idx]};
+        *b->top++ = (struct pf_cached){p, &s->state[idx]};
     } else {
         pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
     }
@@ -278,7 +278,7 @@ void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, vo
     int saved = errno;
     pf_tcache_flush(tc, cls);
     errno = saved;
-    b->slots[b->count++] = (struct pf_cached){p, stp};
+    *b->top++ = (struct pf_cached){p, stp};
 }
 
 void pf_free(void *p)

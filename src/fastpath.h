@@ -30,8 +30,8 @@ PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
     struct pf_tcache *tc = pf_tc;
     if (PF_LIKELY(tc != NULL)) {
         struct pf_bin *b = &tc->bins[cls];
-        if (PF_LIKELY(b->count)) {
-            struct pf_cached c = b->slots[--b->count];
+        if (PF_LIKELY(b->top != b->base)) {
+            struct pf_cached c = *--b->top;
             pf_slot_mark_live(c.state, b->live_base, req, clean);
             b->allocs++;
             b->req += req;
@@ -72,11 +72,11 @@ PF_INLINE void pf_fast_free(void *p)
     struct pf_bin *b = &tc->bins[s->cls];
     b->frees++;
     b->req += (uint64_t)st - b->live_base;
-    if (PF_UNLIKELY(b->count == b->cap)) {
+    if (PF_UNLIKELY(b->top == b->limit)) {
         pf_free_flush_push(tc, b, s->cls, p, stp);
         return;
     }
-    b->slots[b->count++] = (struct pf_cached){p, stp};
+    *b->top++ = (struct pf_cached){p, stp};
 }
 
 #endif

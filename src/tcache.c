@@ -31,9 +31,9 @@ static void flush_all(struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         struct pf_bin *b = &tc->bins[c];
-        if (b->count) {
-            pf_family_flush(pf_family_class(c), c, b->slots, (int)b->count);
-            b->count = 0;
+        if (b->top != b->base) {
+            pf_family_flush(pf_family_class(c), c, b->base, (int)pf_bin_count(b));
+            b->top = b->base;
         }
         if (tc->cur[c])
             pf_family_disown(pf_family_class(c), &tc->cur[c]);
@@ -71,9 +71,10 @@ struct pf_tcache *pf_tcache_get(void)
         if (!tc)
             return NULL;
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
-            tc->bins[c].cap = bin_cap(c);
-            tc->bins[c].live_base = pf_class_size[c] + PF_SLOT_LIVE;
-            tc->bins[c].slots = tc->store[c];
+            struct pf_bin *b = &tc->bins[c];
+            b->base = b->top = tc->store[c];
+            b->limit = b->base + bin_cap(c);
+            b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
         atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
         struct pf_tcache *head = atomic_load_explicit(&all_caches, memory_order_relaxed);
@@ -103,27 +104,28 @@ struct pf_tcache *pf_tcache_get(void)
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
-    int want = (int)(b->cap / 2);
+    int want = (int)(pf_bin_cap(b) / 2);
     if (want < 1)
         want = 1;
-    int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want, &tc->cur[cls]);
-    b->count += (uint32_t)n;
-    if (!b->count)
+    int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, &tc->cur[cls]);
+    b->top += n;
+    if (b->top == b->base)
         return (struct pf_cached){NULL, NULL};
-    return b->slots[--b->count];
+    return *--b->top;
 }
 
 void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
     /* Give back the older half (bottom of the stack); keep the warm top. */
-    uint32_t n = b->count / 2;
+    uint32_t count = pf_bin_count(b);
+    uint32_t n = count / 2;
     if (n == 0)
-        n = b->count;
-    pf_family_flush(pf_family_class(cls), cls, b->slots, (int)n);
-    for (uint32_t i = n; i < b->count; i++)
-        b->slots[i - n] = b->slots[i];
-    b->count -= n;
+        n = count;
+    pf_family_flush(pf_family_class(cls), cls, b->base, (int)n);
+    for (uint32_t i = n; i < count; i++)
+        b->base[i - n] = b->base[i];
+    b->top -= n;
 }
 
 void pf_tcache_drain(void)

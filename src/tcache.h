@@ -24,21 +24,28 @@ struct pf_cached {
     uint16_t *state;
 };
 
-/* One cache line per bin. The counters are written by the owning thread
- * only, with plain stores (so an increment is one instruction); other
- * threads read them with relaxed atomic loads of aligned 64-bit words, which
- * never tear on the platforms pfalloc supports. */
+/* One cache line per bin: a stack of cached slots, [base, top), at most
+ * limit - base of them; pushing and popping move one pointer.
+ *   top == base: empty;  top == limit: full.
+ * The counters are written by the owning thread only, with plain stores (so
+ * an increment is one instruction); other threads read them with relaxed
+ * atomic loads of aligned 64-bit words, which never tear on the platforms
+ * pfalloc supports. */
 struct pf_bin {
-    uint32_t count;           /* slots cached */
-    uint32_t cap;             /* most slots this bin holds */
+    struct pf_cached *top;    /* one past the newest cached slot */
+    struct pf_cached *base;   /* the bin's store: cached slots are [base, top) */
+    struct pf_cached *limit;  /* base + cap */
     uint32_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested */
     uint32_t unused;
-    struct pf_cached *slots;  /* slots[0..count) */
     uint64_t allocs;          /* allocations served by this thread */
     uint64_t frees;           /* frees made by this thread */
     uint64_t req;             /* requested bytes allocated minus freed (mod 2^64) */
-    uint64_t pad[2];
+    uint64_t pad;
 } __attribute__((aligned(64)));
+
+/* Slots cached in b, and the most it holds. */
+PF_INLINE uint32_t pf_bin_count(const struct pf_bin *b) { return (uint32_t)(b->top - b->base); }
+PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->limit - b->base); }
 
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES];
