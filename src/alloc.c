@@ -134,6 +134,13 @@ void *pf_alloc_large(size_t n, size_t align, int zero)
     return p;
 }
 
+void *pf_malloc_slow(size_t n)
+{
+    if (PF_LIKELY(n <= PF_SMALL_MAX))
+        return pf_small_alloc(n, pf_size_class(n), NULL);
+    return pf_alloc_large(n, 0, 0);
+}
+
 void *pf_malloc(size_t n)
 {
     return pf_fast_malloc(n);

@@ -8,10 +8,13 @@
 #ifndef PF_FASTPATH_H
 #define PF_FASTPATH_H
 
+#include "sites.h"
 #include "tcache.h"
 
 PF_HIDDEN PF_NOINLINE void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean);
 PF_HIDDEN PF_NOINLINE void *pf_alloc_large(size_t n, size_t align, int zero);
+/* malloc beyond the direct case: any size, an empty bin, no cache yet. */
+PF_HIDDEN PF_NOINLINE void *pf_malloc_slow(size_t n);
 PF_HIDDEN PF_NOINLINE void pf_free_general(void *p, struct pf_span *s);
 PF_HIDDEN PF_NOINLINE void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
                                   uint16_t *stp);
@@ -24,28 +27,47 @@ PF_INLINE void pf_slot_mark_live(uint16_t *st, uint32_t live_base, size_t req, i
     *st = (uint16_t)(live_base - req);
 }
 
+/* Pops a slot off b (not empty) for a request of req bytes: marks it live
+ * and counts it. req <= the slot and slot - req <= WASTE_MAX. */
+PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
+{
+    struct pf_cached c = *--b->top;
+    pf_slot_mark_live(c.state, b->live_base, req, clean);
+    b->allocs++;
+    b->req += req;
+    return c.p;
+}
+
 /* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
 PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
 {
-    struct pf_tcache *tc = pf_tc;
-    if (PF_LIKELY(tc != NULL)) {
-        struct pf_bin *b = &tc->bins[cls];
-        if (PF_LIKELY(b->top != b->base)) {
-            struct pf_cached c = *--b->top;
-            pf_slot_mark_live(c.state, b->live_base, req, clean);
-            b->allocs++;
-            b->req += req;
-            return c.p;
-        }
-    }
+    struct pf_bin *b = &pf_tc_fast->bins[cls];
+    if (PF_LIKELY(b->top != b->base))
+        return pf_bin_take(b, req, clean);
     return pf_alloc_small_slow(req, cls, clean);
+}
+
+/* The common malloc: n <= PF_DIRECT_MAX and its bin has a slot (and, when
+ * `sites` is set, no call sites are being recorded). Returns 0 otherwise,
+ * having changed nothing, so the caller can tail-call its slow path and
+ * keep no stack frame. */
+PF_INLINE int pf_malloc_direct(size_t n, void **out, int sites)
+{
+    if (PF_UNLIKELY(n > PF_DIRECT_MAX) || (sites && PF_UNLIKELY(pf_sites_on)))
+        return 0;
+    struct pf_bin *b = pf_tc_fast->direct[(n + 15) >> 4];
+    if (PF_UNLIKELY(b->top == b->base))
+        return 0;
+    *out = pf_bin_take(b, n, NULL);
+    return 1;
 }
 
 PF_INLINE void *pf_fast_malloc(size_t n)
 {
-    if (PF_LIKELY(n <= PF_SMALL_MAX))
-        return pf_small_alloc(n, pf_size_class(n), NULL);
-    return pf_alloc_large(n, 0, 0);
+    void *p;
+    if (PF_LIKELY(pf_malloc_direct(n, &p, 0)))
+        return p;
+    return pf_malloc_slow(n);
 }
 
 PF_INLINE void pf_fast_free(void *p)

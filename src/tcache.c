@@ -8,6 +8,16 @@
 #include <pthread.h>
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
+
+#define NONE_BIN ((struct pf_bin *)&pf_tc_none.bins[0])
+#define NONE4 NONE_BIN, NONE_BIN, NONE_BIN, NONE_BIN
+#define NONE16 NONE4, NONE4, NONE4, NONE4
+const struct pf_tcache pf_tc_none = {.direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
+_Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
+/* The TLS image holds the address: a thread reads it before any code of
+ * ours has run in it. */
+__thread struct pf_tcache *pf_tc_fast __attribute__((tls_model("initial-exec"))) =
+    (struct pf_tcache *)&pf_tc_none;
 /* 1 once this thread's key destructor ran: stay on the locked path. */
 static __thread int tc_dead __attribute__((tls_model("initial-exec")));
 
@@ -44,6 +54,7 @@ static void thread_exit(void *arg)
 {
     struct pf_tcache *tc = arg;
     pf_tc = NULL;
+    pf_tc_fast = (struct pf_tcache *)&pf_tc_none;
     tc_dead = 1;
     flush_all(tc);
     atomic_store_explicit(&tc->in_use, 0, memory_order_release);
@@ -65,17 +76,21 @@ struct pf_tcache *pf_tcache_get(void)
         }
     }
     if (!tc) {
-        tc = pf_meta_alloc(sizeof(*tc) + 64);
+        /* The cache, then each bin's store of PF_TC_MAX slots. */
+        tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * PF_NCLASSES * PF_TC_MAX);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
         if (!tc)
             return NULL;
+        struct pf_cached *store = (struct pf_cached *)(tc + 1);
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
-            b->base = b->top = tc->store[c];
+            b->base = b->top = store + (size_t)c * PF_TC_MAX;
             b->limit = b->base + bin_cap(c);
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
+        for (unsigned i = 0; i < PF_DIRECT_N; i++)
+            tc->direct[i] = &tc->bins[pf_class_small[i]];
         atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
         struct pf_tcache *head = atomic_load_explicit(&all_caches, memory_order_relaxed);
         do
@@ -98,6 +113,7 @@ struct pf_tcache *pf_tcache_get(void)
     }
     pthread_setspecific(exit_key, tc);
     pf_tc = tc;
+    pf_tc_fast = tc;
     return tc;
 }
 

@@ -47,16 +47,27 @@ struct pf_bin {
 PF_INLINE uint32_t pf_bin_count(const struct pf_bin *b) { return (uint32_t)(b->top - b->base); }
 PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->limit - b->base); }
 
+/* Requests up to this many bytes find their bin in one load (direct[]). */
+#define PF_DIRECT_MAX 1024
+#define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
+
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES];
-    struct pf_span *cur[PF_NCLASSES]; /* the span each class refills from (owned) */
+    struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
+    struct pf_span *cur[PF_NCLASSES];   /* the span each class refills from (owned) */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
-    struct pf_cached store[PF_NCLASSES][PF_TC_MAX];
 };
 
 /* The calling thread's cache; NULL before pf_tcache_get and after exit. */
 PF_HIDDEN extern __thread struct pf_tcache *pf_tc;
+/* The same for the fast paths, but never NULL: until the thread has a cache
+ * of its own (and after its exit) it is pf_tc_none, whose bins are all empty
+ * and all full (top == base == limit), so the test for a cache is the test
+ * for a slot or for room that the fast paths make anyway. */
+PF_HIDDEN extern __thread struct pf_tcache *pf_tc_fast;
+/* Read-only: the fast paths never write to a bin before its test. */
+PF_HIDDEN extern const struct pf_tcache pf_tc_none;
 /* Creates (or adopts) the calling thread's cache; NULL when the thread is
  * exiting or memory is short (callers then take the locked path). */
 PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
