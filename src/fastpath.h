@@ -8,7 +8,6 @@
 #ifndef PF_FASTPATH_H
 #define PF_FASTPATH_H
 
-#include "sites.h"
 #include "tcache.h"
 
 PF_HIDDEN PF_NOINLINE void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean);
@@ -48,12 +47,12 @@ PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
 }
 
 /* The common malloc: n <= PF_DIRECT_MAX and its bin has a slot (and, when
- * `sites` is set, no call sites are being recorded). Returns 0 otherwise,
- * having changed nothing, so the caller can tail-call its slow path and
- * keep no stack frame. */
+ * `sites` is set, no call sites are being recorded: pf_direct_below).
+ * Returns 0 otherwise, having changed nothing, so the caller can tail-call
+ * its slow path and keep no stack frame. */
 PF_INLINE int pf_malloc_direct(size_t n, void **out, int sites)
 {
-    if (PF_UNLIKELY(n > PF_DIRECT_MAX) || (sites && PF_UNLIKELY(pf_sites_on)))
+    if (sites ? PF_UNLIKELY(n >= pf_direct_below) : PF_UNLIKELY(n > PF_DIRECT_MAX))
         return 0;
     struct pf_bin *b = pf_tc_fast->direct[(n + 15) >> 4];
     if (PF_UNLIKELY(b->top == b->base))

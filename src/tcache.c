@@ -14,6 +14,8 @@ __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
 #define NONE16 NONE4, NONE4, NONE4, NONE4
 const struct pf_tcache pf_tc_none = {.direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
 _Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
+size_t pf_direct_below = PF_DIRECT_MAX + 1;
+
 /* The TLS image holds the address: a thread reads it before any code of
  * ours has run in it. */
 __thread struct pf_tcache *pf_tc_fast __attribute__((tls_model("initial-exec"))) =

@@ -68,6 +68,10 @@ PF_HIDDEN extern __thread struct pf_tcache *pf_tc;
 PF_HIDDEN extern __thread struct pf_tcache *pf_tc_fast;
 /* Read-only: the fast paths never write to a bin before its test. */
 PF_HIDDEN extern const struct pf_tcache pf_tc_none;
+/* The preload's malloc takes the direct path for n < pf_direct_below:
+ * PF_DIRECT_MAX + 1, or 0 while call sites are recorded (the slow path
+ * records them), so one compare covers both. */
+PF_HIDDEN extern size_t pf_direct_below;
 /* Creates (or adopts) the calling thread's cache; NULL when the thread is
  * exiting or memory is short (callers then take the locked path). */
 PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
