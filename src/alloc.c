@@ -248,11 +248,14 @@ static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st)
     return idx;
 }
 
-/* Every free that is not small-cached-on-a-thread-with-a-cache: large
- * blocks, typed families, call-site recording, exiting threads, and bad
- * pointers (named and fatal). */
-void pf_free_general(void *p, struct pf_span *s)
+/* Every free that is not a live slot of a cached span into a bin with
+ * room: NULL, large blocks, typed families, a full bin, a thread without a
+ * cache, and bad pointers (named and fatal). */
+void pf_free_slow(void *p)
 {
+    if (!p)
+        return;
+    struct pf_span *s = pf_pagemap_get(p);
     if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
         pf_large_free(s);
         return;
@@ -275,17 +278,6 @@ void pf_free_general(void *p, struct pf_span *s)
         pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
     }
     errno = saved;
-}
-
-/* The bin is full: give half back, then push. A tail call from pf_free, so
- * the fast path keeps no registers across it. */
-void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
-                        uint16_t *stp)
-{
-    int saved = errno;
-    pf_tcache_flush(tc, cls);
-    errno = saved;
-    *b->top++ = (struct pf_cached){p, stp};
 }
 
 void pf_free(void *p)

@@ -14,9 +14,10 @@ PF_HIDDEN PF_NOINLINE void *pf_alloc_small_slow(size_t req, unsigned cls, int *c
 PF_HIDDEN PF_NOINLINE void *pf_alloc_large(size_t n, size_t align, int zero);
 /* malloc beyond the direct case: any size, an empty bin, no cache yet. */
 PF_HIDDEN PF_NOINLINE void *pf_malloc_slow(size_t n);
-PF_HIDDEN PF_NOINLINE void pf_free_general(void *p, struct pf_span *s);
-PF_HIDDEN PF_NOINLINE void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
-                                  uint16_t *stp);
+/* free of anything but a live slot of a cached span into a bin with room:
+ * NULL, large blocks, typed families, a full bin, a thread without a cache,
+ * and bad pointers (named and fatal). */
+PF_HIDDEN PF_NOINLINE void pf_free_slow(void *p);
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 
 PF_INLINE void pf_slot_mark_live(uint16_t *st, uint32_t live_base, size_t req, int *clean)
@@ -71,33 +72,38 @@ PF_INLINE void *pf_fast_malloc(size_t n)
 
 PF_INLINE void pf_fast_free(void *p)
 {
-    if (PF_UNLIKELY(p == NULL))
-        return;
-    struct pf_span *s = pf_pagemap_get(p);
-    struct pf_tcache *tc = pf_tc;
-    if (PF_UNLIKELY(!s || !s->fast || !tc)) {
-        pf_free_general(p, s);
+    /* NULL finds no span: chunk 0 is never pfalloc's. */
+    struct pf_span *s = pf_pagemap_find(p);
+    if (PF_UNLIKELY(s == NULL)) {
+        pf_free_slow(p);
         return;
     }
-    /* Verify pointer -> span -> slot -> state before trusting anything. */
+    /* Verify pointer -> span -> slot -> state before trusting anything; the
+     * state is read only once p is known to be a slot boundary, so it is in
+     * the state array. */
     uintptr_t off = (uintptr_t)p - s->start;
     uint32_t idx = pf_span_index(s, off);
+    if (PF_UNLIKELY((uintptr_t)idx * s->slot_size != off)) {
+        pf_free_slow(p);
+        return;
+    }
     uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
-    uint32_t slot = s->slot_size;
-    if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
-        pf_alloc_bad_pointer(p);
+    /* Spans whose frees skip the caches, and threads without one, find a
+     * bin with no room. */
+    struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
+    struct pf_cached *t = b->top;
+    if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
+        pf_free_slow(p);
+        return;
+    }
     *stp = PF_SLOT_DIRTY;
     if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
         s->sites[idx] = 0;
-    struct pf_bin *b = &tc->bins[s->cls];
     b->frees++;
     b->req += (uint64_t)st - b->live_base;
-    if (PF_UNLIKELY(b->top == b->limit)) {
-        pf_free_flush_push(tc, b, s->cls, p, stp);
-        return;
-    }
-    *b->top++ = (struct pf_cached){p, stp};
+    *t = (struct pf_cached){p, stp};
+    b->top = t + 1;
 }
 
 #endif

@@ -41,6 +41,21 @@ PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
     return atomic_load_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], memory_order_relaxed);
 }
 
+/* pf_pagemap_get without the bound test, for free's fast path: the top
+ * index is masked, so a pointer beyond the 47-bit user range finds the span
+ * (or NULL) of the chunk it aliases. Such a pointer lies at least 2^47 bytes
+ * past that span's start, so it never passes the caller's check that it is
+ * a slot boundary within the first MiB (offset == index * slot size). */
+PF_INLINE struct pf_span *pf_pagemap_find(const void *p)
+{
+    uintptr_t c = (uintptr_t)p >> PF_CHUNK_SHIFT;
+    uintptr_t top = (c >> PF_PM_LEAF_BITS) & ((1u << PF_PM_TOP_BITS) - 1);
+    pf_pm_leaf *leaf = atomic_load_explicit(&pf_pagemap_top[top], memory_order_acquire);
+    if (PF_UNLIKELY(leaf == NULL))
+        return NULL;
+    return atomic_load_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], memory_order_relaxed);
+}
+
 /* Sets the entries of every chunk in [p, p + bytes). Returns 0, or -1 when a
  * leaf could not be mapped. */
 PF_HIDDEN int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s);

@@ -12,6 +12,7 @@
 #define PF_TCACHE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "family.h"
@@ -52,12 +53,15 @@ PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->lim
 #define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
 
 struct pf_tcache {
-    struct pf_bin bins[PF_NCLASSES];
+    struct pf_bin bins[PF_NCLASSES + 1]; /* the last, all NULL, is PF_BIN_NONE: always full */
     struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
     struct pf_span *cur[PF_NCLASSES];   /* the span each class refills from (owned) */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
 };
+
+_Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");
+_Static_assert(offsetof(struct pf_tcache, bins) == 0, "span.h: bin offsets");
 
 /* The calling thread's cache; NULL before pf_tcache_get and after exit. */
 PF_HIDDEN extern __thread struct pf_tcache *pf_tc;
