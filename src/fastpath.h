@@ -101,7 +101,7 @@ PF_INLINE void pf_fast_free(void *p)
     if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
         s->sites[idx] = 0;
     b->frees++;
-    b->req += (uint64_t)st - b->live_base;
+    b->req -= b->live_base - st; /* the bytes requested: st <= live_base */
     *t = (struct pf_cached){p, stp};
     b->top = t + 1;
 }
