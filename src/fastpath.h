@@ -20,7 +20,7 @@ PF_HIDDEN PF_NOINLINE void *pf_malloc_slow(size_t n);
 PF_HIDDEN PF_NOINLINE void pf_free_slow(void *p);
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 
-PF_INLINE void pf_slot_mark_live(uint16_t *st, uint32_t live_base, size_t req, int *clean)
+PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, int *clean)
 {
     if (clean)
         *clean = *st == PF_SLOT_CLEAN;
@@ -101,7 +101,11 @@ PF_INLINE void pf_fast_free(void *p)
     if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
         s->sites[idx] = 0;
     b->frees++;
-    b->req -= b->live_base - st; /* the bytes requested: st <= live_base */
+    /* Minus the bytes requested (mod 2^64), kept whole so the compiler does
+     * not reassociate it into a load, two additions and a store. */
+    uint64_t minus_req = st - b->live_base;
+    __asm__("" : "+r"(minus_req));
+    b->req += minus_req;
     *t = (struct pf_cached){p, stp};
     b->top = t + 1;
 }

@@ -36,8 +36,8 @@ struct pf_bin {
     struct pf_cached *top;    /* one past the newest cached slot */
     struct pf_cached *base;   /* the bin's store: cached slots are [base, top) */
     struct pf_cached *limit;  /* base + cap */
-    uint32_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested */
-    uint32_t unused;
+    uint64_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested
+                                 (64 bits: free subtracts it straight from memory) */
     uint64_t allocs;          /* allocations served by this thread */
     uint64_t frees;           /* frees made by this thread */
     uint64_t req;             /* requested bytes allocated minus freed (mod 2^64) */
