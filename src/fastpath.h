@@ -31,11 +31,11 @@ PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, i
  * and counts it. req <= the slot and slot - req <= WASTE_MAX. */
 PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
 {
-    struct pf_cached c = *--b->top;
-    pf_slot_mark_live(c.state, b->live_base, req, clean);
+    struct pf_cached *t = --b->top;
+    pf_slot_mark_live(t->state, b->live_base, req, clean);
     b->allocs++;
     b->req += req;
-    return c.p;
+    return t->p;
 }
 
 /* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
