@@ -48,16 +48,6 @@ PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
 PF_HIDDEN extern struct pf_span pf_span_gone;
 #define PF_PM_FREED_LARGE (&pf_span_gone)
 
-PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
-{
-    uintptr_t c = (uintptr_t)p >> PF_CHUNK_SHIFT;
-    uintptr_t top = c >> PF_PM_LEAF_BITS;
-    if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
-        return NULL;
-    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
-    return atomic_load_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], memory_order_relaxed);
-}
-
 /* pf_pagemap_get without the bound test, for free's fast path: the top
  * index is masked, so a pointer beyond the 47-bit user range finds the span
  * (or NULL) of the chunk it aliases. Such a pointer lies at least 2^47 bytes
@@ -69,6 +59,13 @@ PF_INLINE struct pf_span *pf_pagemap_find(const void *p)
     uintptr_t top = (c >> PF_PM_LEAF_BITS) & ((1u << PF_PM_TOP_BITS) - 1);
     pf_pm_leaf *leaf = pf_pagemap_leaf(top);
     return atomic_load_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], memory_order_relaxed);
+}
+
+PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
+{
+    if (PF_UNLIKELY((uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS + PF_PM_TOP_BITS)))
+        return NULL;
+    return pf_pagemap_find(p);
 }
 
 /* Sets the entries of every chunk in [p, p + bytes). Returns 0, or -1 when a
