@@ -11,10 +11,12 @@ PF_HIDDEN void pf_callsite_init(void);
 PF_HIDDEN void pf_callsite_record(const void *p, const void *ret);
 
 /* In an exported entry point: remember who asked for p, when recording. */
-#define PF_SITE(p)                                                          \
+#define PF_SITE(p) PF_SITE_AT((p), __builtin_return_address(0))
+/* The same in a function the entry point tail-called, given its return address. */
+#define PF_SITE_AT(p, ret)                                                  \
     do {                                                                    \
         if (PF_UNLIKELY(pf_sites_on) && (p))                                \
-            pf_callsite_record((p), __builtin_return_address(0));           \
+            pf_callsite_record((p), (ret));                                 \
     } while (0)
 
 #endif

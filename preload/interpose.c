@@ -22,11 +22,21 @@
 #define EXPORT __attribute__((visibility("default")))
 
 /* ---- the malloc family --------------------------------------------------- */
+/* Everything but the direct case, tail-called with malloc's return address
+ * so malloc itself needs no stack frame. */
+__attribute__((noinline)) static void *malloc_slow(size_t n, const void *ret)
+{
+    void *p = pf_malloc_slow(n);
+    PF_SITE_AT(p, ret);
+    return p;
+}
+
 EXPORT void *malloc(size_t n)
 {
-    void *p = pf_fast_malloc(n);
-    PF_SITE(p);
-    return p;
+    void *p;
+    if (PF_LIKELY(pf_malloc_direct(n, &p, 1)))
+        return p;
+    return malloc_slow(n, __builtin_return_address(0));
 }
 EXPORT void free(void *p) { pf_fast_free(p); }
 EXPORT void *calloc(size_t n, size_t s)
@@ -140,10 +150,13 @@ __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, 
     }
 }
 
-static inline void *cxx_new(size_t n)
+__attribute__((noinline)) static void *cxx_new_slow(size_t n, const void *ret)
 {
-    void *p = pf_fast_malloc(n);
-    return p ? p : new_failed(n, 0, 0);
+    void *p = pf_malloc_slow(n);
+    if (!p)
+        p = new_failed(n, 0, 0);
+    PF_SITE_AT(p, ret);
+    return p;
 }
 
 static inline void *cxx_new_nothrow(size_t n)
@@ -162,15 +175,17 @@ typedef struct nothrow_tag nothrow_t; /* std::nothrow_t: never looked at */
 
 DECL(void *, _Znwm, (size_t n))
 {
-    void *p = cxx_new(n);
-    PF_SITE(p);
-    return p;
+    void *p;
+    if (PF_LIKELY(pf_malloc_direct(n, &p, 1)))
+        return p;
+    return cxx_new_slow(n, __builtin_return_address(0));
 }
 DECL(void *, _Znam, (size_t n))
 {
-    void *p = cxx_new(n);
-    PF_SITE(p);
-    return p;
+    void *p;
+    if (PF_LIKELY(pf_malloc_direct(n, &p, 1)))
+        return p;
+    return cxx_new_slow(n, __builtin_return_address(0));
 }
 DECL(void *, _ZnwmRKSt9nothrow_t, (size_t n, const nothrow_t *t))
 {

@@ -134,6 +134,13 @@ void *pf_alloc_large(size_t n, size_t align, int zero)
     return p;
 }
 
+void *pf_malloc_slow(size_t n)
+{
+    if (PF_LIKELY(n <= PF_SMALL_MAX))
+        return pf_small_alloc(n, pf_size_class(n), NULL);
+    return pf_alloc_large(n, 0, 0);
+}
+
 void *pf_malloc(size_t n)
 {
     return pf_fast_malloc(n);
@@ -241,11 +248,14 @@ static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st)
     return idx;
 }
 
-/* Every free that is not small-cached-on-a-thread-with-a-cache: large
- * blocks, typed families, call-site recording, exiting threads, and bad
- * pointers (named and fatal). */
-void pf_free_general(void *p, struct pf_span *s)
+/* Every free that is not a live slot of a cached span into a bin with
+ * room: NULL, large blocks, typed families, a full bin, a thread without a
+ * cache, and bad pointers (named and fatal). */
+void pf_free_slow(void *p)
 {
+    if (!p)
+        return;
+    struct pf_span *s = pf_pagemap_get(p);
     if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
         pf_large_free(s);
         return;
@@ -263,24 +273,13 @@ void pf_free_general(void *p, struct pf_span *s)
         struct pf_bin *b = &tc->bins[s->cls];
         b->frees++;
         b->req += (uint64_t)st - b->live_base;
-        if (b->count == b->cap)
+        if (b->top == b->limit)
             pf_tcache_flush(tc, s->cls);
-        b->slots[b->count++] = (struct pf_cached){p, &s->state[idx]};
+        *b->top++ = (struct pf_cached){p, &s->state[idx]};
     } else {
         pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
     }
     errno = saved;
-}
-
-/* The bin is full: give half back, then push. A tail call from pf_free, so
- * the fast path keeps no registers across it. */
-void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
-                        uint16_t *stp)
-{
-    int saved = errno;
-    pf_tcache_flush(tc, cls);
-    errno = saved;
-    b->slots[b->count++] = (struct pf_cached){p, stp};
 }
 
 void pf_free(void *p)

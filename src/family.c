@@ -292,7 +292,7 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
         return f->partial[cls];
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
-    s->fast = s->cached;
+    s->bin = s->cached ? cls * PF_BIN_BYTES : PF_BIN_NONE;
     all_push(f, s);
     list_push(f, s);
     return s;

@@ -12,71 +12,102 @@
 
 PF_HIDDEN PF_NOINLINE void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean);
 PF_HIDDEN PF_NOINLINE void *pf_alloc_large(size_t n, size_t align, int zero);
-PF_HIDDEN PF_NOINLINE void pf_free_general(void *p, struct pf_span *s);
-PF_HIDDEN PF_NOINLINE void pf_free_flush_push(struct pf_tcache *tc, struct pf_bin *b, unsigned cls, void *p,
-                                  uint16_t *stp);
+/* malloc beyond the direct case: any size, an empty bin, no cache yet. */
+PF_HIDDEN PF_NOINLINE void *pf_malloc_slow(size_t n);
+/* free of anything but a live slot of a cached span into a bin with room:
+ * NULL, large blocks, typed families, a full bin, a thread without a cache,
+ * and bad pointers (named and fatal). */
+PF_HIDDEN PF_NOINLINE void pf_free_slow(void *p);
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 
-PF_INLINE void pf_slot_mark_live(uint16_t *st, uint32_t live_base, size_t req, int *clean)
+PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, int *clean)
 {
     if (clean)
         *clean = *st == PF_SLOT_CLEAN;
     *st = (uint16_t)(live_base - req);
 }
 
+/* Pops a slot off b (not empty) for a request of req bytes: marks it live
+ * and counts it. req <= the slot and slot - req <= WASTE_MAX. */
+PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
+{
+    struct pf_cached *t = --b->top;
+    pf_slot_mark_live(t->state, b->live_base, req, clean);
+    b->allocs++;
+    b->req += req;
+    return t->p;
+}
+
 /* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
 PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
 {
-    struct pf_tcache *tc = pf_tc;
-    if (PF_LIKELY(tc != NULL)) {
-        struct pf_bin *b = &tc->bins[cls];
-        if (PF_LIKELY(b->count)) {
-            struct pf_cached c = b->slots[--b->count];
-            pf_slot_mark_live(c.state, b->live_base, req, clean);
-            b->allocs++;
-            b->req += req;
-            return c.p;
-        }
-    }
+    struct pf_bin *b = &pf_tc_fast->bins[cls];
+    if (PF_LIKELY(b->top != b->base))
+        return pf_bin_take(b, req, clean);
     return pf_alloc_small_slow(req, cls, clean);
+}
+
+/* The common malloc: n <= PF_DIRECT_MAX and its bin has a slot (and, when
+ * `sites` is set, no call sites are being recorded: pf_direct_below).
+ * Returns 0 otherwise, having changed nothing, so the caller can tail-call
+ * its slow path and keep no stack frame. */
+PF_INLINE int pf_malloc_direct(size_t n, void **out, int sites)
+{
+    if (sites ? PF_UNLIKELY(n >= pf_direct_below) : PF_UNLIKELY(n > PF_DIRECT_MAX))
+        return 0;
+    struct pf_bin *b = pf_tc_fast->direct[(n + 15) >> 4];
+    if (PF_UNLIKELY(b->top == b->base))
+        return 0;
+    *out = pf_bin_take(b, n, NULL);
+    return 1;
 }
 
 PF_INLINE void *pf_fast_malloc(size_t n)
 {
-    if (PF_LIKELY(n <= PF_SMALL_MAX))
-        return pf_small_alloc(n, pf_size_class(n), NULL);
-    return pf_alloc_large(n, 0, 0);
+    void *p;
+    if (PF_LIKELY(pf_malloc_direct(n, &p, 0)))
+        return p;
+    return pf_malloc_slow(n);
 }
 
 PF_INLINE void pf_fast_free(void *p)
 {
-    if (PF_UNLIKELY(p == NULL))
-        return;
-    struct pf_span *s = pf_pagemap_get(p);
-    struct pf_tcache *tc = pf_tc;
-    if (PF_UNLIKELY(!s || !s->fast || !tc)) {
-        pf_free_general(p, s);
+    /* NULL finds no span: chunk 0 is never pfalloc's. */
+    struct pf_span *s = pf_pagemap_find(p);
+    if (PF_UNLIKELY(s == NULL)) {
+        pf_free_slow(p);
         return;
     }
-    /* Verify pointer -> span -> slot -> state before trusting anything. */
+    /* Verify pointer -> span -> slot -> state before trusting anything; the
+     * state is read only once p is known to be a slot boundary, so it is in
+     * the state array. */
     uintptr_t off = (uintptr_t)p - s->start;
     uint32_t idx = pf_span_index(s, off);
+    if (PF_UNLIKELY((uintptr_t)idx * s->slot_size != off)) {
+        pf_free_slow(p);
+        return;
+    }
     uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
-    uint32_t slot = s->slot_size;
-    if (PF_UNLIKELY((uintptr_t)idx * slot != off || st < PF_SLOT_LIVE))
-        pf_alloc_bad_pointer(p);
+    /* Spans whose frees skip the caches, and threads without one, find a
+     * bin with no room. */
+    struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
+    struct pf_cached *t = b->top;
+    if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
+        pf_free_slow(p);
+        return;
+    }
     *stp = PF_SLOT_DIRTY;
     if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
         s->sites[idx] = 0;
-    struct pf_bin *b = &tc->bins[s->cls];
     b->frees++;
-    b->req += (uint64_t)st - b->live_base;
-    if (PF_UNLIKELY(b->count == b->cap)) {
-        pf_free_flush_push(tc, b, s->cls, p, stp);
-        return;
-    }
-    b->slots[b->count++] = (struct pf_cached){p, stp};
+    /* Minus the bytes requested (mod 2^64), kept whole so the compiler does
+     * not reassociate it into a load, two additions and a store. */
+    uint64_t minus_req = st - b->live_base;
+    __asm__("" : "+r"(minus_req));
+    b->req += minus_req;
+    *t = (struct pf_cached){p, stp};
+    b->top = t + 1;
 }
 
 #endif

@@ -4,22 +4,23 @@
  */
 #include "pagemap.h"
 
-pf_pm_leaf *_Atomic pf_pagemap_top[1u << PF_PM_TOP_BITS];
+struct pf_pagemap pf_pagemap;
 
 static pf_pm_leaf *leaf_for(uintptr_t top)
 {
-    pf_pm_leaf *leaf = atomic_load_explicit(&pf_pagemap_top[top], memory_order_acquire);
-    if (leaf)
-        return leaf;
+    uintptr_t empty = (uintptr_t)&pf_pagemap.empty;
+    uintptr_t rel = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
+    if (rel)
+        return (pf_pm_leaf *)(empty + rel);
     pf_pm_leaf *fresh = pf_os_map_meta(sizeof(pf_pm_leaf));
     if (!fresh)
         return NULL;
-    pf_pm_leaf *expect = NULL;
-    if (atomic_compare_exchange_strong_explicit(&pf_pagemap_top[top], &expect, fresh,
+    uintptr_t expect = 0;
+    if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uintptr_t)fresh - empty,
                                                 memory_order_acq_rel, memory_order_acquire))
         return fresh;
     pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
-    return expect;
+    return (pf_pm_leaf *)(empty + expect);
 }
 
 int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)

@@ -15,6 +15,7 @@
 
 #include "family.h"
 #include "report.h"
+#include "tcache.h"
 
 #define SITE_SLOTS (1u << 16)
 #define LEAK_SLOTS (1u << 14)
@@ -73,6 +74,7 @@ void pf_sites_enable(void)
     /* What is live now was allocated before the program's code ran. */
     for_each_live(mark_early);
     pf_sites_on = 1;
+    pf_direct_below = 0;
 }
 
 uint32_t pf_sites_intern(uintptr_t addr, int runtime)

@@ -10,7 +10,8 @@
 
 #include "lock.h"
 
-struct pf_span pf_span_gone = {.kind = PF_SPAN_GONE};
+const uint16_t pf_state_none[1];
+struct pf_span pf_span_gone = {.kind = PF_SPAN_GONE, .state = (uint16_t *)pf_state_none, .bin = PF_BIN_NONE};
 
 /* ---- metadata memory ------------------------------------------------------ */
 #define META_CHUNK ((size_t)1 << 20)
@@ -86,6 +87,7 @@ static void pool_push(struct pf_span *s)
 {
     struct pf_span **head = pool_head(s);
     s->kind = PF_SPAN_FREE;
+    s->bin = PF_BIN_NONE;
     s->prev = NULL;
     s->next = *head;
     if (*head)
@@ -199,7 +201,7 @@ struct pf_span *pf_span_get(unsigned cls)
     s->magic = (((uint64_t)1 << PF_MAGIC_SHIFT) + slot - 1) / slot;
     s->used = s->nfree = s->bump = s->hint = 0;
     s->fresh = !s->committed;
-    s->fast = 0; /* the family sets it */
+    s->bin = PF_BIN_NONE; /* the family sets it */
     s->owner = NULL;
     s->committed = 0;
     s->listed = 0;
@@ -363,6 +365,10 @@ struct pf_span *pf_span_meta_new(void)
         s = pf_meta_alloc(sizeof(*s));
     else
         memset(s, 0, sizeof(*s));
+    if (s) { /* free's fast path reads a state before it looks at the kind */
+        s->state = (uint16_t *)pf_state_none;
+        s->bin = PF_BIN_NONE;
+    }
     return s;
 }
 

@@ -35,22 +35,35 @@ enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };
 struct pf_family;
 struct pf_region;
 
+/* Frees of a span's slots go to the bin at byte offset s->bin of the
+ * freeing thread's cache (bin i at i * PF_BIN_BYTES, see tcache.h).
+ * PF_BIN_NONE is a bin that is always full: spans whose frees never go
+ * through a cache (typed, large, pooled) name it, so free's fast path finds
+ * them with the room test it makes anyway. */
+#define PF_BIN_BYTES 64
+#define PF_BIN_NONE ((uint32_t)PF_NCLASSES * PF_BIN_BYTES)
+
+/* Every span free's fast path can find through the pagemap has a state
+ * array (large and tombstone spans: pf_state_none, one clean entry, with
+ * magic == 0 so every offset maps to index 0). The fields free reads come
+ * first. */
 struct pf_span {
     uintptr_t start;          /* first slot (or the large block) */
     uint64_t magic;           /* slot index == (offset * magic) >> 40 for offset < 1 MiB */
+    uint16_t *state;          /* per-slot state, see above */
+    uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off) */
+    uint32_t slot_size;       /* bytes per slot */
+    uint32_t bin;             /* byte offset of the thread-cache bin for its frees, or PF_BIN_NONE */
     struct pf_family *family; /* owner; kept after release to name the family in errors */
     struct pf_span *next;     /* family's partial list, or the pool */
     struct pf_span *prev;
     struct pf_span *anext;    /* all spans of the family (leak walk, detail report) */
     struct pf_span *aprev;
-    uint16_t *state;          /* per-slot state, see above */
     uint64_t *freebits;       /* free slots below bump */
-    uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off) */
     void *owner;              /* the thread cache refilling from it (off the partial list), or NULL */
     struct pf_region *region; /* NULL for large spans */
     size_t bytes;             /* span bytes, or the large mapping's bytes */
     size_t req;               /* large: bytes requested */
-    uint32_t slot_size;       /* bytes per slot */
     uint32_t nslots;          /* slots in the span */
     uint32_t used;            /* slots out of the span: live or in a thread cache */
     uint32_t nfree;           /* bits set in freebits */
@@ -61,12 +74,14 @@ struct pf_span {
     uint8_t kind;             /* enum pf_span_kind */
     uint8_t fresh;            /* 1: slots >= bump read as zero */
     uint8_t cached;           /* 1: slots pass through thread caches */
-    uint8_t fast;             /* 1: small and cached: free's fast path applies */
     uint8_t listed;           /* on the family's partial list */
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t align_off;       /* large: offset of the block inside its mapping */
     uint32_t site;            /* large: call-site id */
 };
+
+/* The state array of spans without slots. */
+PF_HIDDEN extern const uint16_t pf_state_none[1];
 
 /* Slot index of `off` bytes into the span; exact for off < 1 MiB. */
 PF_INLINE uint32_t pf_span_index(const struct pf_span *s, uintptr_t off)

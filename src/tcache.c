@@ -10,6 +10,18 @@
 #include <pthread.h>
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
+
+#define NONE_BIN ((struct pf_bin *)&pf_tc_none.bins[0])
+#define NONE4 NONE_BIN, NONE_BIN, NONE_BIN, NONE_BIN
+#define NONE16 NONE4, NONE4, NONE4, NONE4
+const struct pf_tcache pf_tc_none = {.direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
+_Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
+size_t pf_direct_below = PF_DIRECT_MAX + 1;
+
+/* The TLS image holds the address: a thread reads it before any code of
+ * ours has run in it. */
+__thread struct pf_tcache *pf_tc_fast __attribute__((tls_model("initial-exec"))) =
+    (struct pf_tcache *)&pf_tc_none;
 /* 1 once this thread's key destructor ran: stay on the locked path. */
 static __thread int tc_dead __attribute__((tls_model("initial-exec")));
 
@@ -33,9 +45,9 @@ static void flush_all(struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         struct pf_bin *b = &tc->bins[c];
-        if (b->count) {
-            pf_family_flush(pf_family_class(c), c, b->slots, (int)b->count, 0);
-            b->count = 0;
+        if (b->top != b->base) {
+            pf_family_flush(pf_family_class(c), c, b->base, (int)pf_bin_count(b), 0);
+            b->top = b->base;
         }
         if (tc->cur[c])
             pf_family_disown(pf_family_class(c), &tc->cur[c]);
@@ -46,6 +58,7 @@ static void thread_exit(void *arg)
 {
     struct pf_tcache *tc = arg;
     pf_tc = NULL;
+    pf_tc_fast = (struct pf_tcache *)&pf_tc_none;
     tc_dead = 1;
     flush_all(tc);
     atomic_store_explicit(&tc->in_use, 0, memory_order_release);
@@ -67,16 +80,21 @@ struct pf_tcache *pf_tcache_get(void)
         }
     }
     if (!tc) {
-        tc = pf_meta_alloc(sizeof(*tc) + 64);
+        /* The cache, then each bin's store of PF_TC_MAX slots. */
+        tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * PF_NCLASSES * PF_TC_MAX);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
         if (!tc)
             return NULL;
+        struct pf_cached *store = (struct pf_cached *)(tc + 1);
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
-            tc->bins[c].cap = bin_cap(c);
-            tc->bins[c].live_base = pf_class_size[c] + PF_SLOT_LIVE;
-            tc->bins[c].slots = tc->store[c];
+            struct pf_bin *b = &tc->bins[c];
+            b->base = b->top = store + (size_t)c * PF_TC_MAX;
+            b->limit = b->base + bin_cap(c);
+            b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
+        for (unsigned i = 0; i < PF_DIRECT_N; i++)
+            tc->direct[i] = &tc->bins[pf_class_small[i]];
         atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
         struct pf_tcache *head = atomic_load_explicit(&all_caches, memory_order_relaxed);
         do
@@ -99,34 +117,36 @@ struct pf_tcache *pf_tcache_get(void)
     }
     pthread_setspecific(exit_key, tc);
     pf_tc = tc;
+    pf_tc_fast = tc;
     return tc;
 }
 
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
-    int want = (int)(b->cap / 2);
+    int want = (int)(pf_bin_cap(b) / 2);
     if (want < 1)
         want = 1;
     pf_large_tick(); /* allocation activity lets unused large ranges decay */
-    int n = pf_family_refill(pf_family_class(cls), cls, b->slots + b->count, want, &tc->cur[cls]);
-    b->count += (uint32_t)n;
-    if (!b->count)
+    int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, &tc->cur[cls]);
+    b->top += n;
+    if (b->top == b->base)
         return (struct pf_cached){NULL, NULL};
-    return b->slots[--b->count];
+    return *--b->top;
 }
 
 void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
     /* Give back the older half (bottom of the stack); keep the warm top. */
-    uint32_t n = b->count / 2;
+    uint32_t count = pf_bin_count(b);
+    uint32_t n = count / 2;
     if (n == 0)
-        n = b->count;
-    pf_family_flush(pf_family_class(cls), cls, b->slots, (int)n, 1);
-    for (uint32_t i = n; i < b->count; i++)
-        b->slots[i - n] = b->slots[i];
-    b->count -= n;
+        n = count;
+    pf_family_flush(pf_family_class(cls), cls, b->base, (int)n, 1);
+    for (uint32_t i = n; i < count; i++)
+        b->base[i - n] = b->base[i];
+    b->top -= n;
 }
 
 void pf_tcache_drain(void)

@@ -12,6 +12,7 @@
 #define PF_TCACHE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "family.h"
@@ -24,32 +25,57 @@ struct pf_cached {
     uint16_t *state;
 };
 
-/* One cache line per bin. The counters are written by the owning thread
- * only, with plain stores (so an increment is one instruction); other
- * threads read them with relaxed atomic loads of aligned 64-bit words, which
- * never tear on the platforms pfalloc supports. */
+/* One cache line per bin: a stack of cached slots, [base, top), at most
+ * limit - base of them; pushing and popping move one pointer.
+ *   top == base: empty;  top == limit: full.
+ * The counters are written by the owning thread only, with plain stores (so
+ * an increment is one instruction); other threads read them with relaxed
+ * atomic loads of aligned 64-bit words, which never tear on the platforms
+ * pfalloc supports. */
 struct pf_bin {
-    uint32_t count;           /* slots cached */
-    uint32_t cap;             /* most slots this bin holds */
-    uint32_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested */
-    uint32_t unused;
-    struct pf_cached *slots;  /* slots[0..count) */
+    struct pf_cached *top;    /* one past the newest cached slot */
+    struct pf_cached *base;   /* the bin's store: cached slots are [base, top) */
+    struct pf_cached *limit;  /* base + cap */
+    uint64_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested
+                                 (64 bits: free subtracts it straight from memory) */
     uint64_t allocs;          /* allocations served by this thread */
     uint64_t frees;           /* frees made by this thread */
     uint64_t req;             /* requested bytes allocated minus freed (mod 2^64) */
-    uint64_t pad[2];
+    uint64_t pad;
 } __attribute__((aligned(64)));
 
+/* Slots cached in b, and the most it holds. */
+PF_INLINE uint32_t pf_bin_count(const struct pf_bin *b) { return (uint32_t)(b->top - b->base); }
+PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->limit - b->base); }
+
+/* Requests up to this many bytes find their bin in one load (direct[]). */
+#define PF_DIRECT_MAX 1024
+#define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
+
 struct pf_tcache {
-    struct pf_bin bins[PF_NCLASSES];
-    struct pf_span *cur[PF_NCLASSES]; /* the span each class refills from (owned) */
+    struct pf_bin bins[PF_NCLASSES + 1]; /* the last, all NULL, is PF_BIN_NONE: always full */
+    struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
+    struct pf_span *cur[PF_NCLASSES];   /* the span each class refills from (owned) */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
-    struct pf_cached store[PF_NCLASSES][PF_TC_MAX];
 };
+
+_Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");
+_Static_assert(offsetof(struct pf_tcache, bins) == 0, "span.h: bin offsets");
 
 /* The calling thread's cache; NULL before pf_tcache_get and after exit. */
 PF_HIDDEN extern __thread struct pf_tcache *pf_tc;
+/* The same for the fast paths, but never NULL: until the thread has a cache
+ * of its own (and after its exit) it is pf_tc_none, whose bins are all empty
+ * and all full (top == base == limit), so the test for a cache is the test
+ * for a slot or for room that the fast paths make anyway. */
+PF_HIDDEN extern __thread struct pf_tcache *pf_tc_fast;
+/* Read-only: the fast paths never write to a bin before its test. */
+PF_HIDDEN extern const struct pf_tcache pf_tc_none;
+/* The preload's malloc takes the direct path for n < pf_direct_below:
+ * PF_DIRECT_MAX + 1, or 0 while call sites are recorded (the slow path
+ * records them), so one compare covers both. */
+PF_HIDDEN extern size_t pf_direct_below;
 /* Creates (or adopts) the calling thread's cache; NULL when the thread is
  * exiting or memory is short (callers then take the locked path). */
 PF_HIDDEN struct pf_tcache *pf_tcache_get(void);

@@ -430,18 +430,31 @@ Test(span, meta_alloc_is_zeroed_aligned_and_disjoint)
     cr_assert_geq(counts().metadata_bytes - meta0, (size_t)3 << 20);
 }
 
+/* Zero but for what free's fast path reads before the kind: a state array
+ * (one clean entry) and the bin that is always full. */
+static int new_large_span(const struct pf_span *s)
+{
+    struct pf_span c;
+    memcpy(&c, s, sizeof c);
+    if (c.state != pf_state_none || c.bin != PF_BIN_NONE)
+        return 0;
+    c.state = NULL;
+    c.bin = 0;
+    return all_zero(&c, sizeof c);
+}
+
 Test(span, large_span_structs_are_recycled_zeroed)
 {
     struct pf_span *a = pf_span_meta_new();
     cr_assert_not_null(a);
-    cr_assert(all_zero(a, sizeof *a));
+    cr_assert(new_large_span(a));
     a->start = 12345;
     a->bytes = 999;
     a->kind = PF_SPAN_LARGE;
     pf_span_meta_free(a);
     struct pf_span *b = pf_span_meta_new();
     cr_assert_eq(b, a, "a freed struct is reused");
-    cr_assert(all_zero(b, sizeof *b), "and comes back zeroed");
+    cr_assert(new_large_span(b), "and comes back zeroed");
     struct pf_span *c = pf_span_meta_new();
     cr_assert_neq(c, b);
 }

@@ -30,10 +30,10 @@ static void check_bins(const struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         const struct pf_bin *b = &tc->bins[c];
-        cr_assert_geq(b->cap, 2, "class %u", c);
-        cr_assert_leq(b->cap, PF_TC_MAX, "class %u", c);
-        if (b->count > b->cap)
-            cr_assert_fail("class %u: %u slots cached, cap %u", c, b->count, b->cap);
+        cr_assert_geq(pf_bin_cap(b), 2, "class %u", c);
+        cr_assert_leq(pf_bin_cap(b), PF_TC_MAX, "class %u", c);
+        if (pf_bin_count(b) > pf_bin_cap(b))
+            cr_assert_fail("class %u: %u slots cached, cap %u", c, pf_bin_count(b), pf_bin_cap(b));
     }
 }
 
@@ -57,10 +57,10 @@ static void *first_use_thread(void *arg)
         return NULL;
     r->in_use = atomic_load(&r->after->in_use);
     r->allocs = r->after->bins[cls].allocs;
-    r->count_after_malloc = r->after->bins[cls].count;
+    r->count_after_malloc = pf_bin_count(&r->after->bins[cls]);
     pf_free(r->p);
-    r->count_after_free = r->after->bins[cls].count;
-    r->top = r->after->bins[cls].slots[r->count_after_free - 1].p;
+    r->count_after_free = pf_bin_count(&r->after->bins[cls]);
+    r->top = r->after->bins[cls].base[r->count_after_free - 1].p;
     r->again = pf_malloc(32);
     pf_free(r->again);
     return NULL;
@@ -101,7 +101,7 @@ static void *free_only_thread(void *arg)
         pf_free(r->p[i]);
     r->after = pf_tc;
     if (r->after) {
-        r->count = r->after->bins[pf_size_class(48)].count;
+        r->count = pf_bin_count(&r->after->bins[pf_size_class(48)]);
         r->frees = r->after->bins[pf_size_class(48)].frees;
     }
     return NULL;
@@ -140,11 +140,11 @@ static void check_out_bytes(const struct pf_tcache *tc, const uint32_t *held)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         struct pf_family *f = pf_family_class(c);
-        uint64_t want = (uint64_t)(held[c] + tc->bins[c].count + pf_family_transfer_slots(c)) * pf_class_size[c];
+        uint64_t want = (uint64_t)(held[c] + pf_bin_count(&tc->bins[c]) + pf_family_transfer_slots(c)) * pf_class_size[c];
         if (f->out_bytes != want)
             cr_assert_fail("class %u: out_bytes %lu, expected %lu (%u held, %u cached)", c,
                      (unsigned long)f->out_bytes, (unsigned long)want, held[c],
-                     tc->bins[c].count);
+                     pf_bin_count(&tc->bins[c]));
     }
 }
 
@@ -199,7 +199,7 @@ Test(tcache, a_full_bin_flushes_and_never_overflows)
     static void *p[1024];
     pf_free(pf_malloc(256));
     struct pf_tcache *tc = pf_tc;
-    uint32_t cap = tc->bins[cls].cap;
+    uint32_t cap = pf_bin_cap(&tc->bins[cls]);
     uint32_t n = 4 * cap;
     cr_assert_leq(n, 1024);
     for (uint32_t i = 0; i < n; i++)
@@ -207,14 +207,14 @@ Test(tcache, a_full_bin_flushes_and_never_overflows)
     uint32_t most = 0;
     for (uint32_t i = 0; i < n; i++) {
         pf_free(p[i]);
-        uint32_t c = tc->bins[cls].count;
+        uint32_t c = pf_bin_count(&tc->bins[cls]);
         cr_assert_leq(c, cap, "after free %u: %u cached, cap %u", i, c, cap);
         most = c > most ? c : most;
     }
     cr_assert_eq(most, cap, "the bin fills up to its cap before it flushes");
     struct pf_family *f = pf_family_class(cls);
     cr_assert_gt(pf_family_transfer_slots(cls), 0, "flushed batches wait in the transfer cache");
-    cr_assert_eq(f->out_bytes, (uint64_t)(tc->bins[cls].count + pf_family_transfer_slots(cls)) * 256);
+    cr_assert_eq(f->out_bytes, (uint64_t)(pf_bin_count(&tc->bins[cls]) + pf_family_transfer_slots(cls)) * 256);
     const struct pf_family_stats *fs = fam_stats("malloc-256");
     cr_assert_eq(fs->live_objects, 0);
     cr_assert_eq(fs->allocs, n + 1);
@@ -274,7 +274,7 @@ Test(tcache, an_exiting_thread_hands_its_cache_to_the_next)
     cr_assert_eq(a.in_use_inside, 1);
     cr_assert_eq(atomic_load(&a.tc->in_use), 0, "in_use cleared at exit");
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
-        cr_assert_eq(a.tc->bins[c].count, 0, "class %u: bin flushed at exit", c);
+        cr_assert_eq(pf_bin_count(&a.tc->bins[c]), 0, "class %u: bin flushed at exit", c);
         cr_assert_null(a.tc->cur[c], "class %u: owned span given back at exit", c);
     }
     cr_assert_eq(f->out_bytes, 40 * 48, "only the 40 live objects are out of the spans");
@@ -318,7 +318,7 @@ static void *other_thread(void *arg)
     for (int i = 0; i < 10; i++)
         pf_free(p[i]);
     other_tc = pf_tc;
-    other_count = pf_tc->bins[pf_size_class(32)].count;
+    other_count = pf_bin_count(&pf_tc->bins[pf_size_class(32)]);
     pthread_barrier_wait(&bar); /* main drains now */
     pthread_barrier_wait(&bar);
     return NULL;
@@ -341,10 +341,10 @@ Test(tcache, drain_empties_only_the_calling_threads_bins)
             pf_free(p[k][i]);
     struct pf_tcache *tc = pf_tc;
     for (int k = 0; k < 6; k++)
-        cr_assert_gt(tc->bins[pf_size_class(sizes[k])].count, 0);
+        cr_assert_gt(pf_bin_count(&tc->bins[pf_size_class(sizes[k])]), 0);
     pf_tcache_drain();
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
-        cr_assert_eq(tc->bins[c].count, 0, "class %u", c);
+        cr_assert_eq(pf_bin_count(&tc->bins[c]), 0, "class %u", c);
         cr_assert_null(tc->cur[c], "class %u: owned span given back", c);
     }
     for (int k = 0; k < 6; k++) {
@@ -355,7 +355,7 @@ Test(tcache, drain_empties_only_the_calling_threads_bins)
     }
     cr_assert_eq(pf_family_class(pf_size_class(32))->out_bytes, (uint64_t)other_count * 32,
                  "the other thread's parked slots are still out");
-    cr_assert_eq(other_tc->bins[pf_size_class(32)].count, other_count,
+    cr_assert_eq(pf_bin_count(&other_tc->bins[pf_size_class(32)]), other_count,
                  "drain leaves other threads' bins alone");
     cr_assert_gt(other_count, 0);
     pthread_barrier_wait(&bar);
