@@ -66,6 +66,8 @@ static struct pf_span *warm[PF_SPAN_MAX_CHUNKS + 1];
 static struct pf_span *cold[PF_SPAN_MAX_CHUNKS + 1];
 static size_t pool_committed;         /* bytes of pooled spans still resident */
 static size_t pool_limit = (size_t)8 << 20;
+static size_t chunks_in_use, chunks_peak; /* chunks held by live spans, and their high-water mark */
+static uint64_t last_tick;
 static struct pf_span *large_free;    /* recycled large-span structs */
 static int sites_on;                  /* new regions get call-site arrays */
 
@@ -123,6 +125,25 @@ static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nch
     return s;
 }
 
+static void note_in_use(uint32_t n)
+{
+    chunks_in_use += n;
+    if (chunks_in_use > chunks_peak)
+        chunks_peak = chunks_in_use;
+}
+
+/* Resident bytes of empty spans the pool may hold right now: PFALLOC_CACHE
+ * for as long as they are not needed and, while PFALLOC_CACHE is not 0, up
+ * to the peak bytes of live spans for PF_POOL_DECAY_SECONDS (a program whose
+ * objects come and go in waves reuses warm pages instead of giving them
+ * back and faulting them in again, and one that frees everything at its
+ * end makes no madvise for it). */
+static size_t pool_bound(void)
+{
+    size_t soft = chunks_peak * PF_CHUNK;
+    return pool_limit == 0 || soft < pool_limit ? pool_limit : soft;
+}
+
 /* Under the pool lock: an empty run of `n` chunks, or NULL. */
 static struct pf_span *pool_take(uint32_t n)
 {
@@ -143,6 +164,7 @@ static struct pf_span *pool_take(uint32_t n)
             s->bytes = (size_t)n * PF_CHUNK;
         }
         s->region->in_use += n;
+        note_in_use(n);
         return s;
     }
     struct pf_region *r = regions;
@@ -151,6 +173,7 @@ static struct pf_span *pool_take(uint32_t n)
         s->committed = 0; /* never touched: reads as zero */
         r->carved += n;
         r->in_use += n;
+        note_in_use(n);
         return s;
     }
     return NULL;
@@ -212,16 +235,33 @@ struct pf_span *pf_span_get(unsigned cls)
     return s;
 }
 
+/* Decommits victims[0..n) (unlinked, outside the lock) and pools them cold. */
+static void decommit(struct pf_span **victims, int n)
+{
+    pf_unlock(&pool_lock);
+    for (int i = 0; i < n; i++)
+        pf_os_decommit((void *)victims[i]->start, victims[i]->bytes);
+    pf_lock(&pool_lock);
+    for (int i = 0; i < n; i++) {
+        victims[i]->committed = 0;
+        pool_push(victims[i]);
+    }
+}
+
 void pf_span_put(struct pf_span *s)
 {
+    uint64_t now = pf_os_seconds();
     pf_lock(&pool_lock);
     s->region->in_use -= s->nchunks;
+    chunks_in_use -= s->nchunks;
     s->committed = 1;
+    s->pooled_at = (uint32_t)now;
     pool_push(s);
-    /* Beyond the cache bound, pages go back to the OS, biggest spans first
-     * (a look at 16 list heads, never a walk). A span being decommitted is
-     * on no list, so nobody takes it meanwhile. */
-    while (pool_committed > pool_limit) {
+    /* Beyond the bound, pages go back to the OS, biggest spans first (a
+     * look at 16 list heads, never a walk). A span being decommitted is on
+     * no list, so nobody takes it meanwhile. */
+    size_t bound = pool_bound();
+    while (pool_committed > bound) {
         struct pf_span *victim = NULL;
         for (uint32_t k = PF_SPAN_MAX_CHUNKS; k >= 1 && !victim; k--)
             victim = warm[k];
@@ -229,12 +269,34 @@ void pf_span_put(struct pf_span *s)
             break;
         pool_unlink(victim);
         victim->kind = PF_SPAN_SMALL;
-        pf_unlock(&pool_lock);
-        pf_os_decommit((void *)victim->start, victim->bytes);
-        pf_lock(&pool_lock);
-        victim->committed = 0;
-        pool_push(victim);
+        decommit(&victim, 1);
     }
+    pf_unlock(&pool_lock);
+}
+
+void pf_span_tick(void)
+{
+    if (__atomic_load_n(&pool_committed, __ATOMIC_RELAXED) <= pool_limit)
+        return;
+    uint64_t now = pf_os_seconds();
+    if (now == __atomic_load_n(&last_tick, __ATOMIC_RELAXED))
+        return;
+    struct pf_span *victims[64];
+    int n = 0;
+    pf_lock(&pool_lock);
+    last_tick = now;
+    /* Spans pooled long enough ago go until the pool is back to PFALLOC_CACHE. */
+    for (uint32_t k = PF_SPAN_MAX_CHUNKS; k >= 1 && n < 64; k--)
+        for (struct pf_span *t = warm[k], *nx; t && n < 64 && pool_committed > pool_limit; t = nx) {
+            nx = t->next;
+            if (now - t->pooled_at >= PF_POOL_DECAY_SECONDS) {
+                pool_unlink(t);
+                t->kind = PF_SPAN_SMALL;
+                victims[n++] = t;
+            }
+        }
+    if (n)
+        decommit(victims, n);
     pf_unlock(&pool_lock);
 }
 

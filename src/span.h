@@ -78,6 +78,7 @@ struct pf_span {
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t align_off;       /* large: offset of the block inside its mapping */
     uint32_t site;            /* large: call-site id */
+    uint32_t pooled_at;       /* pooled: seconds (monotonic) it went back to the pool */
 };
 
 /* The state array of spans without slots. */
@@ -106,6 +107,13 @@ PF_HIDDEN size_t pf_span_trim(void);
 /* Bytes of pooled spans whose pages are still resident. */
 PF_HIDDEN size_t pf_span_cached_bytes(void);
 PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
+/* Empty spans beyond PFALLOC_CACHE stay resident (up to the peak bytes of
+ * live spans) for this long before their pages go back. */
+#define PF_POOL_DECAY_SECONDS 2
+/* Gives back the pages of spans pooled for PF_POOL_DECAY_SECONDS beyond
+ * PFALLOC_CACHE; one load when there is nothing to do, a coarse clock read
+ * and at most one pass a second otherwise. */
+PF_HIDDEN void pf_span_tick(void);
 /* Regions made from now on carry per-slot call-site arrays. */
 PF_HIDDEN void pf_span_enable_sites(void);
 

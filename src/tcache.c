@@ -127,7 +127,8 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     int want = (int)(pf_bin_cap(b) / 2);
     if (want < 1)
         want = 1;
-    pf_large_tick(); /* allocation activity lets unused large ranges decay */
+    pf_large_tick(); /* allocation activity lets unused memory decay */
+    pf_span_tick();
     int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, &tc->cur[cls]);
     b->top += n;
     if (b->top == b->base)

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "span.h"
 
@@ -279,7 +280,7 @@ Test(span, pool_splits_a_bigger_span_and_maps_the_rest)
     check_span(u);
 }
 
-Test(span, pool_keeps_at_most_the_cache_limit_resident)
+Test(span, pool_keeps_the_cache_limit_resident_and_more_for_a_while, .timeout = 30)
 {
     struct pf_span *keep = pf_span_get(0);
     int clean;
@@ -291,11 +292,20 @@ Test(span, pool_keeps_at_most_the_cache_limit_resident)
     uint64_t madv = counts().madvise_calls;
     dirty_and_put(s[0], 4);
     dirty_and_put(s[1], 4);
-    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK);
-    cr_assert_eq(counts().madvise_calls, madv, "within the limit nothing is given back");
     dirty_and_put(s[2], 4);
-    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK, "beyond the limit, spans stay warm a while");
+    cr_assert_eq(counts().madvise_calls, madv, "nothing is given back at once");
+    pf_span_tick();
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK, "nor by a tick before they decay");
+    sleep(PF_POOL_DECAY_SECONDS + 1);
+    pf_span_tick();
+    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK, "decayed: back to the limit");
     cr_assert_eq(counts().madvise_calls, madv + 1);
+    /* The decayed span reads as zero when it comes back. */
+    struct pf_span *back = NULL;
+    for (int i = 0; i < 3 && !(back && back->fresh); i++)
+        back = pf_span_get(1);
+    cr_assert(back->fresh, "one of the three pooled spans was decommitted");
 
     pf_span_set_cache_limit(0);
     struct pf_span *t = pf_span_get(2);
