@@ -125,6 +125,8 @@ static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nch
     return s;
 }
 
+static void shrink_warm(size_t bound);
+
 static void note_in_use(uint32_t n)
 {
     chunks_in_use += n;
@@ -231,6 +233,11 @@ struct pf_span *pf_span_get(unsigned cls)
     s->next = s->prev = NULL;
     memset(s->freebits, 0, ((s->nslots + 63) / 64) * sizeof(uint64_t));
     pf_pagemap_set((void *)s->start, s->bytes, s);
+    /* The warm pool held nothing of this size: pages are being faulted in
+     * anew, so warm spans beyond PFALLOC_CACHE (of other sizes, as pooled
+     * spans are not joined) give theirs back now instead of at their decay. */
+    if (s->fresh && pool_committed > pool_limit)
+        shrink_warm(pool_limit);
     pf_unlock(&pool_lock);
     return s;
 }
@@ -248,19 +255,11 @@ static void decommit(struct pf_span **victims, int n)
     }
 }
 
-void pf_span_put(struct pf_span *s)
+/* Under the pool lock: decommits warm spans, biggest first (a look at 16
+ * list heads, never a walk), until at most `bound` bytes stay resident. A
+ * span being decommitted is on no list, so nobody takes it meanwhile. */
+static void shrink_warm(size_t bound)
 {
-    uint64_t now = pf_os_seconds();
-    pf_lock(&pool_lock);
-    s->region->in_use -= s->nchunks;
-    chunks_in_use -= s->nchunks;
-    s->committed = 1;
-    s->pooled_at = (uint32_t)now;
-    pool_push(s);
-    /* Beyond the bound, pages go back to the OS, biggest spans first (a
-     * look at 16 list heads, never a walk). A span being decommitted is on
-     * no list, so nobody takes it meanwhile. */
-    size_t bound = pool_bound();
     while (pool_committed > bound) {
         struct pf_span *victim = NULL;
         for (uint32_t k = PF_SPAN_MAX_CHUNKS; k >= 1 && !victim; k--)
@@ -271,6 +270,18 @@ void pf_span_put(struct pf_span *s)
         victim->kind = PF_SPAN_SMALL;
         decommit(&victim, 1);
     }
+}
+
+void pf_span_put(struct pf_span *s)
+{
+    uint64_t now = pf_os_seconds();
+    pf_lock(&pool_lock);
+    s->region->in_use -= s->nchunks;
+    chunks_in_use -= s->nchunks;
+    s->committed = 1;
+    s->pooled_at = (uint32_t)now;
+    pool_push(s);
+    shrink_warm(pool_bound());
     pf_unlock(&pool_lock);
 }
 

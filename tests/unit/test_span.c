@@ -321,6 +321,36 @@ Test(span, pool_keeps_the_cache_limit_resident_and_more_for_a_while, .timeout = 
     }
 }
 
+Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
+{
+    struct pf_span *keep = pf_span_get(0);
+    int clean;
+    pf_span_take(keep, &clean);
+    unsigned two = 0; /* a class whose spans are two chunks */
+    while (two < PF_NCLASSES && pf_class_span_bytes(two) != 2 * PF_CHUNK)
+        two++;
+    cr_assert_lt(two, PF_NCLASSES);
+    struct pf_span *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = pf_span_get(1); /* one chunk each */
+    pf_span_set_cache_limit(PF_CHUNK);
+    for (int i = 0; i < 3; i++)
+        dirty_and_put(s[i], 4);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+    uint64_t madv = counts().madvise_calls;
+    /* No warm span of two chunks: this one is faulted in anew, so the warm
+     * one-chunk spans beyond the limit give their pages back now. */
+    struct pf_span *t = pf_span_get(two);
+    cr_assert(t->fresh);
+    cr_assert_eq(pf_span_cached_bytes(), PF_CHUNK);
+    cr_assert_eq(counts().madvise_calls, madv + 2);
+    /* A request the warm pool serves leaves it alone. */
+    struct pf_span *u = pf_span_get(1);
+    cr_assert_not(u->fresh);
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    cr_assert_eq(counts().madvise_calls, madv + 2);
+}
+
 Test(span, trim_unmaps_regions_with_nothing_in_use)
 {
     struct pf_span *s = pf_span_get(4);
