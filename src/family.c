@@ -292,7 +292,9 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
         return f->partial[cls];
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
-    s->bin = s->cached ? cls * PF_BIN_BYTES : PF_BIN_NONE;
+    /* Spans that record call sites send their frees to the slow path, which
+     * forgets the site; the fast path need not look. */
+    s->bin = s->cached && !s->sites ? cls * PF_BIN_BYTES : PF_BIN_NONE;
     all_push(f, s);
     list_push(f, s);
     return s;

@@ -89,8 +89,8 @@ PF_INLINE void pf_fast_free(void *p)
     }
     uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
-    /* Spans whose frees skip the caches, and threads without one, find a
-     * bin with no room. */
+    /* Spans whose frees skip the caches or record call sites, and threads
+     * without a cache, find a bin with no room. */
     struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
     struct pf_cached *t = b->top;
     if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
@@ -98,8 +98,6 @@ PF_INLINE void pf_fast_free(void *p)
         return;
     }
     *stp = PF_SLOT_DIRTY;
-    if (PF_UNLIKELY(s->sites != NULL)) /* recording call sites: forget this one */
-        s->sites[idx] = 0;
     b->frees++;
     /* Minus the bytes requested (mod 2^64), kept whole so the compiler does
      * not reassociate it into a load, two additions and a store. */
