@@ -266,9 +266,10 @@ void pf_free_slow(void *p)
     if (s->sites) /* recording call sites: forget this one */
         s->sites[idx] = 0;
     int saved = errno;
-    /* A thread that only frees (a consumer) gets a cache too, so its frees
-     * go back in batches instead of one by one under the family lock. */
-    struct pf_tcache *tc = s->cached ? (pf_tc ? pf_tc : pf_tcache_get()) : NULL;
+    /* A thread that only frees (a consumer) gets a cache too, after a few
+     * frees, so they go back in batches instead of one by one under the
+     * family lock. */
+    struct pf_tcache *tc = s->cached ? pf_tcache_for_free() : NULL;
     if (tc) {
         struct pf_bin *b = &tc->bins[s->cls];
         b->frees++;

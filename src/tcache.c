@@ -25,6 +25,9 @@ __thread struct pf_tcache *pf_tc_fast __attribute__((tls_model("initial-exec")))
 /* 1 once this thread's key destructor ran: stay on the locked path. */
 static __thread int tc_dead __attribute__((tls_model("initial-exec")));
 
+/* Frees this cacheless thread made on the locked path (pf_tcache_for_free). */
+static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec")));
+
 static struct pf_tcache *_Atomic all_caches;
 static pthread_key_t exit_key;
 static atomic_int key_state; /* 0 none, 1 creating, 2 ready */
@@ -45,9 +48,15 @@ static void flush_all(struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         struct pf_bin *b = &tc->bins[c];
-        if (b->top != b->base) {
-            pf_family_flush(pf_family_class(c), c, b->base, (int)pf_bin_count(b), 0);
+        uint32_t n = pf_bin_count(b);
+        if (n) {
+            /* Out of the bin before into the spans (see pf_tcache_flush). */
+            struct pf_cached out[PF_TC_MAX];
+            for (uint32_t i = 0; i < n; i++)
+                out[i] = b->base[i];
             b->top = b->base;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            pf_family_flush(pf_family_class(c), c, out, (int)n, 0);
         }
         if (tc->cur[c])
             pf_family_disown(pf_family_class(c), &tc->cur[c]);
@@ -121,6 +130,22 @@ struct pf_tcache *pf_tcache_get(void)
     return tc;
 }
 
+struct pf_tcache *pf_tcache_for_free(void)
+{
+    if (pf_tc)
+        return pf_tc;
+    /* A thread that has not allocated makes its first frees on the locked
+     * path. Frees made after the thread's key destructors ran (glibc frees
+     * its per-thread buffers then) would otherwise create a cache no
+     * destructor ever gives back; a consumer thread pays the lock only for
+     * its first PF_FREE_ONLY_LOCKED frees. */
+    if (tc_slow_frees < PF_FREE_ONLY_LOCKED) {
+        tc_slow_frees++;
+        return NULL;
+    }
+    return pf_tcache_get();
+}
+
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
@@ -144,10 +169,18 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
     uint32_t n = count / 2;
     if (n == 0)
         n = count;
-    pf_family_flush(pf_family_class(cls), cls, b->base, (int)n, 1);
+    /* The slots leave the bin before they reach the spans: a fork between
+     * the two steps must not leave a child whose drain of this (then dead)
+     * thread's cache hands them back a second time. At worst the child
+     * loses them. */
+    struct pf_cached out[PF_TC_MAX];
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = b->base[i];
     for (uint32_t i = n; i < count; i++)
         b->base[i - n] = b->base[i];
     b->top -= n;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    pf_family_flush(pf_family_class(cls), cls, out, (int)n, 1);
 }
 
 void pf_tcache_drain(void)

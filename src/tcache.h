@@ -79,6 +79,11 @@ PF_HIDDEN extern size_t pf_direct_below;
 /* Creates (or adopts) the calling thread's cache; NULL when the thread is
  * exiting or memory is short (callers then take the locked path). */
 PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
+/* The cache a free on the slow path should use: the thread's own, or for
+ * a thread without one a new cache once it has made PF_FREE_ONLY_LOCKED
+ * frees on the locked path (NULL until then). */
+#define PF_FREE_ONLY_LOCKED 64
+PF_HIDDEN struct pf_tcache *pf_tcache_for_free(void);
 /* Refills the bin and pops one slot (its p is NULL when memory is out). */
 PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);

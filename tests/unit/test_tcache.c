@@ -1,12 +1,15 @@
 /*
  * test_tcache.c — per-thread caches: made on a thread's first malloc or
- * free, LIFO bins that never exceed their cap, family out_bytes equal to the
+ * after its first few frees (never by frees made after its key destructors
+ * ran), LIFO bins that never exceed their cap, family out_bytes equal to the
  * slots held by the program plus those parked in bins and transfer caches,
  * a thread's exit handing its cache back (flushed, in_use cleared) for the
- * next thread to adopt with its counters, so stats stay exact; drain empties only the calling thread's
- * bins; a thread past its exit hook allocates on the locked path.
+ * next thread to adopt with its counters, so stats stay exact; drain empties
+ * only the calling thread's bins; a thread past its exit hook allocates on
+ * the locked path.
  */
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,9 +89,10 @@ Test(tcache, first_malloc_on_a_thread_makes_its_cache)
 }
 
 /* ---- a thread that only frees ---------------------------------------------------- */
+#define FREE_ONLY_N (PF_FREE_ONLY_LOCKED + 10)
 struct free_only {
-    void *p[10];
-    struct pf_tcache *before, *after;
+    void *p[FREE_ONLY_N];
+    struct pf_tcache *before, *at_threshold, *after;
     uint32_t count;
     uint64_t frees;
 };
@@ -97,8 +101,11 @@ static void *free_only_thread(void *arg)
 {
     struct free_only *r = arg;
     r->before = pf_tc;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < FREE_ONLY_N; i++) {
         pf_free(r->p[i]);
+        if (i == PF_FREE_ONLY_LOCKED - 1)
+            r->at_threshold = pf_tc;
+    }
     r->after = pf_tc;
     if (r->after) {
         r->count = pf_bin_count(&r->after->bins[pf_size_class(48)]);
@@ -107,21 +114,71 @@ static void *free_only_thread(void *arg)
     return NULL;
 }
 
-Test(tcache, a_thread_that_only_frees_gets_a_cache)
+Test(tcache, a_thread_that_only_frees_gets_a_cache_after_its_first_frees)
 {
     static struct free_only r;
-    for (int i = 0; i < 10; i++)
+    for (int i = 0; i < FREE_ONLY_N; i++)
         r.p[i] = pf_malloc(48);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, free_only_thread, &r), 0);
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_null(r.before);
-    cr_assert_not_null(r.after, "its first free made the cache");
-    cr_assert_eq(r.count, 10, "its frees went to its bin, not one by one to the spans");
+    cr_assert_null(r.at_threshold, "its first frees take the locked path");
+    cr_assert_not_null(r.after, "later frees made the cache");
+    cr_assert_eq(r.count, 10, "those went to its bin, not one by one to the spans");
     cr_assert_eq(r.frees, 10);
     const struct pf_family_stats *fs = fam_stats("malloc-48");
     cr_assert_eq(fs->live_objects, 0);
-    cr_assert_eq(fs->frees, 10);
+    cr_assert_eq(fs->frees, FREE_ONLY_N);
+}
+
+/* A thread that never allocated frees in the last round of key destructors,
+ * after pfalloc's own destructor could run (as glibc frees its per-thread
+ * buffers after every destructor): no cache is made that nothing would
+ * give back. */
+struct late_free {
+    void *p[10];
+    struct pf_tcache *tc;
+    int rounds;
+};
+static pthread_key_t late_free_key;
+
+static void late_free_destructor(void *arg)
+{
+    struct late_free *l = arg;
+    if (++l->rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(late_free_key, l); /* run again next round */
+        return;
+    }
+    for (int i = 0; i < 10; i++)
+        pf_free(l->p[i]);
+    l->tc = pf_tc;
+}
+
+static void *late_free_thread(void *arg)
+{
+    pthread_setspecific(late_free_key, arg);
+    return NULL;
+}
+
+Test(tcache, frees_after_the_last_key_destructor_make_no_cache)
+{
+    static struct late_free l;
+    cr_assert_eq(pthread_key_create(&late_free_key, late_free_destructor), 0);
+    for (int i = 0; i < 10; i++)
+        l.p[i] = pf_malloc(48);
+    const struct pf_family_stats *fs = fam_stats("malloc-48");
+    uint64_t live = fs->live_objects;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, late_free_thread, &l), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(l.rounds, PTHREAD_DESTRUCTOR_ITERATIONS);
+    cr_assert_null(l.tc, "the late frees made no cache");
+    fs = fam_stats("malloc-48");
+    cr_assert_eq(fs->live_objects, live - 10, "and were counted");
+    for (struct pf_tcache *c = pf_tcache_first(); c; c = c->next_all)
+        if (atomic_load(&c->in_use))
+            cr_assert_eq(c, pf_tc, "no cache but the main thread's is owned");
 }
 
 /* ---- bins, caps and exact figures ---------------------------------------------------- */
