@@ -159,6 +159,7 @@ static struct pf_span *pool_take(uint32_t n)
             uint32_t chunk = (uint32_t)((s->start - r->base) / PF_CHUNK);
             struct pf_span *rest = span_at(r, chunk + n, k - n);
             rest->committed = s->committed;
+            rest->pooled_at = s->pooled_at;
             rest->family = s->family;
             pool_push(rest);
             pf_pagemap_set((void *)rest->start, rest->bytes, rest);
@@ -242,14 +243,19 @@ struct pf_span *pf_span_get(unsigned cls)
     return s;
 }
 
-/* Decommits victims[0..n) (unlinked, outside the lock) and pools them cold. */
+/* Under the pool lock: decommits victims[0..n) (unlinked) outside the lock
+ * and pools them cold. Meanwhile each counts as in use, so a trim running
+ * in another thread does not unmap its region under the madvise. */
 static void decommit(struct pf_span **victims, int n)
 {
+    for (int i = 0; i < n; i++)
+        victims[i]->region->in_use += victims[i]->nchunks;
     pf_unlock(&pool_lock);
     for (int i = 0; i < n; i++)
         pf_os_decommit((void *)victims[i]->start, victims[i]->bytes);
     pf_lock(&pool_lock);
     for (int i = 0; i < n; i++) {
+        victims[i]->region->in_use -= victims[i]->nchunks;
         victims[i]->committed = 0;
         pool_push(victims[i]);
     }
@@ -363,12 +369,8 @@ size_t pf_span_trim(void)
         while (warm[k]) {
             struct pf_span *victim = warm[k];
             pool_unlink(victim);
-            pf_unlock(&pool_lock);
-            pf_os_decommit((void *)victim->start, victim->bytes);
             released += victim->bytes;
-            pf_lock(&pool_lock);
-            victim->committed = 0;
-            pool_push(victim);
+            decommit(&victim, 1);
         }
     /* 2. Unmap regions none of whose chunks are in use. */
     struct pf_region *dead = NULL;
