@@ -306,6 +306,8 @@ void pf_large_free(struct pf_span *s)
     errno = saved;
 }
 
+#define UNDO_FAILED "pfalloc: out of address space while undoing a failed realloc\n"
+
 void *pf_large_realloc(struct pf_span *s, size_t req)
 {
     size_t bytes = round_pages(req < PF_CHUNK ? PF_CHUNK : req);
@@ -329,22 +331,23 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
             return NULL;
         }
         if (p != old) {
-            if (pf_pagemap_set(p, 1, s) != 0) { /* leaf unavailable: undo */
+            if (pf_pagemap_set(p, 1, s) != 0) { /* no pagemap leaf for p: undo */
                 if (copy)
                     pf_os_unmap(p, bytes);
-                else
-                    pf_os_remap(p, bytes, old_bytes, 1);
+                else if (!pf_os_remap_to(p, bytes, old_bytes, old)) /* back where it was */
+                    pf_os_die(UNDO_FAILED, sizeof(UNDO_FAILED) - 1);
                 errno = ENOMEM;
                 return NULL;
             }
             if (copy) {
-                memcpy(p, old, old_req);
+                /* The whole usable size: the program may have used it. */
+                memcpy(p, old, old_bytes);
                 pf_os_unmap(old, old_bytes);
             }
-            /* Only clear the old entry if no other block now starts there. */
-            if (((uintptr_t)old >> PF_CHUNK_SHIFT) != ((uintptr_t)p >> PF_CHUNK_SHIFT) &&
-                pf_pagemap_get(old) == s)
-                pf_pagemap_set(old, 1, PF_PM_FREED_LARGE);
+            /* The old range is unmapped now, and a block of another thread
+             * may already start in its chunk: clear the entry only if it
+             * still names this block. */
+            pf_pagemap_replace(old, s, PF_PM_FREED_LARGE);
         }
         s->start = (uintptr_t)p;
         s->bytes = bytes;

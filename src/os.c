@@ -106,6 +106,31 @@ void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
     return q;
 }
 
+void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
+{
+    /* Claim the target first: MREMAP_FIXED would replace whatever another
+     * thread mapped there meanwhile; MAP_FIXED_NOREPLACE refuses to. */
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    void *r = mmap(to, new_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (r == MAP_FAILED)
+        return NULL;
+    if (r != to) { /* a kernel without MAP_FIXED_NOREPLACE took it as a hint */
+        munmap(r, new_size);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&n_mremap, 1, memory_order_relaxed);
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    if (q == MAP_FAILED) {
+        munmap(to, new_size);
+        return NULL;
+    }
+    if (new_size > old_size)
+        account_map(new_size - old_size);
+    else
+        atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
+    return q;
+}
+
 uint64_t pf_os_seconds(void)
 {
     struct timespec ts;

@@ -38,3 +38,14 @@ int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)
     }
     return 0;
 }
+
+void pf_pagemap_replace(const void *p, struct pf_span *from, struct pf_span *to)
+{
+    uintptr_t c = (uintptr_t)p >> PF_CHUNK_SHIFT;
+    uintptr_t top = c >> PF_PM_LEAF_BITS;
+    if (top >= (1u << PF_PM_TOP_BITS) || !atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire))
+        return;
+    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
+    atomic_compare_exchange_strong_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], &from, to,
+                                            memory_order_acq_rel, memory_order_relaxed);
+}

@@ -71,5 +71,8 @@ PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
 /* Sets the entries of every chunk in [p, p + bytes). Returns 0, or -1 when a
  * leaf could not be mapped. */
 PF_HIDDEN int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s);
+/* Sets the entry of p's chunk to `to` only if it still holds `from` (one
+ * compare-exchange; a chunk without a leaf holds NULL). */
+PF_HIDDEN void pf_pagemap_replace(const void *p, struct pf_span *from, struct pf_span *to);
 
 #endif
