@@ -8,7 +8,8 @@
  * them). For a size-class family the figures are these plus the sums of the
  * thread caches' counters:
  *   live_objects == allocs - frees
- *   out_bytes    == slot bytes held outside spans (live, or in a thread cache)
+ *   out_bytes    == slot bytes held outside spans (live, or in a thread or
+ *                   transfer cache)
  */
 #ifndef PF_FAMILY_H
 #define PF_FAMILY_H
@@ -43,7 +44,7 @@ struct pf_family {
     uint64_t req_out;        /* bytes requested of freed objects (and realloc shrink) */
     uint64_t spans;          /* spans + large blocks held */
     uint64_t mapped;         /* bytes of those */
-    uint64_t out_bytes;      /* slot bytes outside spans (live or in thread caches) */
+    uint64_t out_bytes;      /* slot bytes outside spans (live, in thread or transfer caches) */
     uint64_t peak;           /* largest out_bytes (class) or live_bytes (typed, large) */
 };
 
