@@ -276,7 +276,10 @@ void pf_free_slow(void *p)
         b->req += (uint64_t)st - b->live_base;
         if (b->top == b->limit)
             pf_tcache_flush(tc, s->cls);
-        *b->top++ = (struct pf_cached){p, &s->state[idx]};
+        struct pf_cached *t = b->top;
+        *t = (struct pf_cached){p, &s->state[idx]};
+        __atomic_signal_fence(__ATOMIC_SEQ_CST); /* entry, then top: see pf_fast_free */
+        b->top = t + 1;
     } else {
         pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
     }

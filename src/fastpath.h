@@ -105,6 +105,11 @@ PF_INLINE void pf_fast_free(void *p)
     __asm__("" : "+r"(minus_req));
     b->req += minus_req;
     *t = (struct pf_cached){p, stp};
+    /* The entry before the top that exposes it: a fork from another thread
+     * between the two stores must not leave the child a bin whose top
+     * covers a stale entry (a copy of a slot already below). A compiler
+     * barrier only; x86-64 makes stores visible in program order. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     b->top = t + 1;
 }
 

@@ -172,13 +172,19 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
     /* The slots leave the bin before they reach the spans: a fork between
      * the two steps must not leave a child whose drain of this (then dead)
      * thread's cache hands them back a second time. At worst the child
-     * loses them. */
-    struct pf_cached out[PF_TC_MAX];
+     * loses them. The kept slots move down with the bin empty, so no fork
+     * sees one of them twice in it either. */
+    struct pf_cached out[PF_TC_MAX], keep[PF_TC_MAX];
     for (uint32_t i = 0; i < n; i++)
         out[i] = b->base[i];
     for (uint32_t i = n; i < count; i++)
-        b->base[i - n] = b->base[i];
-    b->top -= n;
+        keep[i - n] = b->base[i];
+    b->top = b->base;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (uint32_t i = 0; i < count - n; i++)
+        b->base[i] = keep[i];
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    b->top = b->base + (count - n);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     pf_family_flush(pf_family_class(cls), cls, out, (int)n, 1);
 }

@@ -4,14 +4,20 @@
  * up as damage. Objects also travel between threads (allocated in one, freed
  * in another). At the end the counters must balance: every family has as
  * many frees as allocations made during the test, and nothing is left live.
+ * A process that forks while its threads flush their caches gives each child
+ * a heap that never hands one slot out twice.
  */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "pfalloc.h"
 
@@ -422,4 +428,152 @@ Test(threads, freed_by_another_thread)
     cr_assert_not_null(ma, "no family \"struct msg\"");
     cr_assert_eq(ma->kind, PF_KIND_TYPED);
     cr_assert_gt(ma->allocs - msg_allocs_before, 0);
+}
+
+/* ---- 3: fork while other threads flush their caches ---------------------- */
+
+/* Flushers allocate a batch bigger than a thread cache's bin and free it
+ * again, so their bins empty and overflow all the time. The sizes are small
+ * ones with small bins (32 to 64 slots), so every 16 to 32 frees a flush
+ * hands half a bin to the transfer cache or the spans. The main thread
+ * forks meanwhile, at whatever point of a flush the flushers are. A child
+ * drains the caches of the threads it lacks back into the spans: a slot
+ * that a flusher's bin held at the fork and that had already gone back to
+ * its span or the transfer cache, or that the bin held twice, would be
+ * handed out twice there. Each child takes many more objects of every
+ * flushed size than the flushers ever hold, and checks that no two share
+ * a slot. */
+enum { FLUSHERS = 3, FORKS = 300, FLUSH_BATCH = 300, CHILD_OBJS = 5000 };
+
+static const size_t flush_sizes[] = {512, 768, 1024};
+#define NFLUSH_SIZES (sizeof flush_sizes / sizeof flush_sizes[0])
+
+struct flusher {
+    pthread_t tid;
+    unsigned id;
+    uint64_t rounds;
+    uint64_t allocs, frees;
+    uint64_t damaged; /* objects whose tag changed while live */
+    uint64_t failed;  /* NULL returns */
+};
+
+static atomic_int flushers_stop;
+
+static void *flush_churn(void *arg)
+{
+    struct flusher *fl = arg;
+    uint64_t *held[FLUSH_BATCH];
+    uint64_t serial = (uint64_t)(fl->id + 1) << 48;
+    while (!atomic_load_explicit(&flushers_stop, memory_order_relaxed)) {
+        size_t n = flush_sizes[(fl->rounds + fl->id) % NFLUSH_SIZES];
+        for (unsigned i = 0; i < FLUSH_BATCH; i++) {
+            held[i] = pf_malloc(n);
+            if (!held[i]) {
+                fl->failed++;
+                continue;
+            }
+            fl->allocs++;
+            held[i][0] = serial + i;
+        }
+        for (unsigned i = 0; i < FLUSH_BATCH; i++) {
+            if (!held[i])
+                continue;
+            if (held[i][0] != serial + i)
+                fl->damaged++;
+            pf_free(held[i]);
+            fl->frees++;
+        }
+        serial += FLUSH_BATCH;
+        fl->rounds++;
+    }
+    return NULL;
+}
+
+/* Child exit statuses. */
+enum { CHILD_OK = 0, CHILD_SHARED = 1, CHILD_NO_MEMORY = 2 };
+
+static uint64_t *child_obj[CHILD_OBJS];
+
+static uint64_t child_tag(unsigned k, unsigned i)
+{
+    return ((uint64_t)(k + 1) << 32 | i) * 0x9E3779B97F4A7C15ULL;
+}
+
+/* In the forked child of a multithreaded process: only pf_malloc (made
+ * fork-safe by the library's own fork handlers), plain memory and _exit;
+ * no stdio. Every object gets a tag of its own; two objects sharing a slot
+ * show up as one holding the other's tag. */
+static int child_run(void)
+{
+    alarm(5); /* a heap damaged badly enough to hang the child fails it too */
+    for (unsigned k = 0; k < NFLUSH_SIZES; k++) {
+        for (unsigned i = 0; i < CHILD_OBJS; i++) {
+            uint64_t *p = pf_malloc(flush_sizes[k]);
+            if (!p)
+                return CHILD_NO_MEMORY;
+            p[0] = child_tag(k, i);
+            child_obj[i] = p;
+        }
+        for (unsigned i = 0; i < CHILD_OBJS; i++)
+            if (child_obj[i][0] != child_tag(k, i))
+                return CHILD_SHARED;
+    }
+    return CHILD_OK;
+}
+
+Test(threads, fork_during_flushes_never_hands_a_slot_out_twice_in_the_child, .timeout = 120)
+{
+    static struct flusher fl[FLUSHERS];
+    memset(fl, 0, sizeof fl);
+    atomic_store(&flushers_stop, 0);
+    cr_assert_eq(pf_stats_get(&before), 0);
+    for (unsigned t = 0; t < FLUSHERS; t++) {
+        fl[t].id = t;
+        cr_assert_eq(pthread_create(&fl[t].tid, NULL, flush_churn, &fl[t]), 0);
+    }
+    unsigned shared = 0, no_memory = 0, died = 0, other = 0, forked = 0;
+    int first_bad = -1;
+    for (unsigned k = 0; k < FORKS; k++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(child_run());
+        if (pid < 0)
+            break;
+        forked++;
+        int st;
+        while (waitpid(pid, &st, 0) < 0)
+            cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
+        if (WIFEXITED(st) && WEXITSTATUS(st) == CHILD_OK)
+            continue;
+        if (first_bad < 0)
+            first_bad = st;
+        if (WIFSIGNALED(st))
+            died++;
+        else if (WEXITSTATUS(st) == CHILD_SHARED)
+            shared++;
+        else if (WEXITSTATUS(st) == CHILD_NO_MEMORY)
+            no_memory++;
+        else
+            other++;
+    }
+    atomic_store(&flushers_stop, 1);
+    uint64_t rounds = 0;
+    for (unsigned t = 0; t < FLUSHERS; t++) {
+        cr_assert_eq(pthread_join(fl[t].tid, NULL), 0);
+        cr_assert_eq(fl[t].failed, 0, "flusher %u: %lu allocations failed", t,
+                     (unsigned long)fl[t].failed);
+        cr_assert_eq(fl[t].damaged, 0, "flusher %u: %lu objects damaged", t,
+                     (unsigned long)fl[t].damaged);
+        cr_assert_eq(fl[t].allocs, fl[t].frees);
+        rounds += fl[t].rounds;
+    }
+    cr_assert_eq(forked, FORKS, "fork failed after %u children", forked);
+    cr_assert_eq(shared + no_memory + died + other, 0,
+                 "of %u children, %u were handed one slot twice, %u ran out of memory, %u died "
+                 "of a signal, %u exited otherwise (first: %s %d)",
+                 forked, shared, no_memory, died, other,
+                 WIFSIGNALED(first_bad) ? "signal" : "exit status",
+                 WIFSIGNALED(first_bad) ? WTERMSIG(first_bad) : WEXITSTATUS(first_bad));
+    cr_assert_gt(rounds, FORKS, "the flushers made only %lu rounds", (unsigned long)rounds);
+    check_balanced();
 }

@@ -4,14 +4,19 @@
  * invariant (used + nfree + (nslots - bump) == nslots) under random
  * traffic, clean/dirty slots (fresh spans read as zero, pooled ones do not
  * claim to, decommitted ones are fresh again), pool reuse and splitting, the
- * cache bound, trim giving regions back, the longest free run, and the
- * metadata allocator.
+ * cache bound, trim giving regions back, trim in one thread while others
+ * decommit spans (no region is unmapped under a decommit, counters stay
+ * exact), the longest free run, and the metadata allocator.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "pfalloc.h"
 #include "span.h"
 
 static struct pf_os_counts counts(void)
@@ -374,6 +379,219 @@ Test(span, trim_unmaps_regions_with_nothing_in_use)
     cr_assert_not_null(t);
     cr_assert(t->fresh);
     cr_assert_eq(pf_pagemap_get((void *)t->start), t);
+}
+
+/* ---- trim racing with decommits in other threads ----------------------------- */
+
+/* Workers fill whole regions with objects of several classes through
+ * pf_malloc, free them all and trim, as a program calling malloc_trim after
+ * each phase does. With the cache limit at 0 every span that empties is
+ * decommitted as it goes back to the pool, the pool lock dropped around the
+ * madvise, and the last span of a region to go back leaves the region with
+ * nothing else in use. Meanwhile another thread trims in a loop, unmapping
+ * every region with nothing in use: a region must not go while one of its
+ * spans is being decommitted (the span would then be pooled from unmapped
+ * metadata, and its pages handed out from a region that is gone). */
+enum { TRIM_WORKERS = 2, TRIM_RUN_MS = 2000, TRIM_MAX_OBJS = 64 * 1024 };
+
+/* Sizes of several classes, one-, two- and three-chunk spans among them;
+ * each gets about 2 MiB a round, so a worker's round covers 12 MiB. */
+static const size_t trim_sizes[] = {48, 256, 1000, 3000, 12000, 20000};
+#define TRIM_NSIZES (sizeof trim_sizes / sizeof trim_sizes[0])
+#define TRIM_BYTES_PER_SIZE ((size_t)2 << 20)
+
+struct trim_worker {
+    pthread_t tid;
+    unsigned id;
+    uint64_t rounds;
+    uint64_t allocs, frees;
+    uint64_t damaged; /* objects whose tags changed while live */
+    uint64_t failed;  /* NULL returns */
+    void *obj[TRIM_MAX_OBJS];
+    size_t size[TRIM_MAX_OBJS];
+};
+
+static atomic_int trim_stop;
+
+/* A tag on every page the object covers, so its pages are dirty and a
+ * decommit has work to do. */
+static void trim_tag(unsigned char *p, size_t n, uint64_t tag)
+{
+    for (size_t off = 0; off + sizeof tag <= n; off += 4096)
+        memcpy(p + off, &tag, sizeof tag);
+}
+
+static int trim_tag_ok(const unsigned char *p, size_t n, uint64_t tag)
+{
+    for (size_t off = 0; off + sizeof tag <= n; off += 4096) {
+        uint64_t t;
+        memcpy(&t, p + off, sizeof t);
+        if (t != tag)
+            return 0;
+    }
+    return 1;
+}
+
+/* One round: allocate about 2 MiB of each size, interleaved, tag them,
+ * check and free them all. Returns the objects allocated. */
+static size_t trim_round(struct trim_worker *w, uint64_t serial)
+{
+    size_t want[TRIM_NSIZES], n = 0;
+    for (unsigned k = 0; k < TRIM_NSIZES; k++)
+        want[k] = TRIM_BYTES_PER_SIZE / trim_sizes[k];
+    for (int more = 1; more;) {
+        more = 0;
+        for (unsigned k = 0; k < TRIM_NSIZES; k++) {
+            if (!want[k])
+                continue;
+            want[k]--;
+            more = 1;
+            if (n == TRIM_MAX_OBJS)
+                continue; /* not reached: a round is about 55000 objects */
+            unsigned char *p = pf_malloc(trim_sizes[k]);
+            if (!p) {
+                w->failed++;
+                continue;
+            }
+            w->allocs++;
+            trim_tag(p, trim_sizes[k], serial + n);
+            w->obj[n] = p;
+            w->size[n++] = trim_sizes[k];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!trim_tag_ok(w->obj[i], w->size[i], serial + i))
+            w->damaged++;
+        pf_free(w->obj[i]);
+        w->frees++;
+    }
+    return n;
+}
+
+static void *trim_work(void *arg)
+{
+    struct trim_worker *w = arg;
+    uint64_t serial = (uint64_t)(w->id + 1) << 48;
+    while (!atomic_load_explicit(&trim_stop, memory_order_relaxed)) {
+        serial += trim_round(w, serial);
+        w->rounds++;
+        /* As a program calling malloc_trim after each phase: this thread's
+         * cache and the families' kept empty spans go back to the pool
+         * (decommitted there) while the other trimmer unmaps regions. */
+        pf_trim();
+    }
+    return NULL;
+}
+
+static void *trim_loop(void *arg)
+{
+    uint64_t *trims = arg;
+    while (!atomic_load_explicit(&trim_stop, memory_order_relaxed)) {
+        pf_trim();
+        (*trims)++;
+    }
+    return NULL;
+}
+
+static int trim_ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+static void trim_check_balanced(const struct pf_stats *before, const char *when)
+{
+    static struct pf_stats after;
+    cr_assert_eq(pf_stats_get(&after), 0);
+    cr_assert_eq(after.truncated, 0);
+    for (uint32_t i = 0; i < after.nfamilies; i++) {
+        const struct pf_family_stats *a = &after.fam[i];
+        const struct pf_family_stats *b = NULL;
+        for (uint32_t j = 0; j < before->nfamilies && !b; j++)
+            if (strcmp(before->fam[j].name, a->name) == 0)
+                b = &before->fam[j];
+        uint64_t ba = b ? b->allocs : 0, bf = b ? b->frees : 0, bl = b ? b->live_objects : 0;
+        uint64_t bb = b ? b->live_bytes : 0;
+        cr_assert_eq(a->allocs - ba, a->frees - bf, "%s: %s: %lu allocs but %lu frees", when,
+                     a->name, (unsigned long)(a->allocs - ba), (unsigned long)(a->frees - bf));
+        cr_assert_eq(a->live_objects, bl, "%s: %s: live %lu, was %lu", when, a->name,
+                     (unsigned long)a->live_objects, (unsigned long)bl);
+        cr_assert_eq(a->live_bytes, bb, "%s: %s: live_bytes %lu, was %lu", when, a->name,
+                     (unsigned long)a->live_bytes, (unsigned long)bb);
+    }
+    cr_assert_eq(after.totals.live_objects, before->totals.live_objects,
+                 "%s: live objects %lu, was %lu", when, (unsigned long)after.totals.live_objects,
+                 (unsigned long)before->totals.live_objects);
+}
+
+Test(span, trim_in_a_loop_never_unmaps_a_region_under_a_decommit, .timeout = 60)
+{
+    static struct trim_worker w[TRIM_WORKERS];
+    static struct pf_stats before;
+    pf_span_set_cache_limit(0); /* every span that empties is decommitted at once */
+    cr_assert_eq(pf_stats_get(&before), 0);
+    uint64_t madv0 = counts().madvise_calls, unmap0 = counts().munmap_calls;
+    uint64_t trims = 0;
+    pthread_t trimmer;
+    atomic_store(&trim_stop, 0);
+    for (unsigned t = 0; t < TRIM_WORKERS; t++) {
+        w[t].id = t;
+        cr_assert_eq(pthread_create(&w[t].tid, NULL, trim_work, &w[t]), 0);
+    }
+    cr_assert_eq(pthread_create(&trimmer, NULL, trim_loop, &trims), 0);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (trim_ms_since(&t0) < TRIM_RUN_MS)
+        usleep(20 * 1000);
+    atomic_store(&trim_stop, 1);
+    cr_assert_eq(pthread_join(trimmer, NULL), 0);
+    uint64_t rounds = 0, allocs = 0, frees = 0;
+    for (unsigned t = 0; t < TRIM_WORKERS; t++) {
+        cr_assert_eq(pthread_join(w[t].tid, NULL), 0);
+        cr_assert_eq(w[t].failed, 0, "worker %u: %lu allocations failed", t,
+                     (unsigned long)w[t].failed);
+        cr_assert_eq(w[t].damaged, 0, "worker %u: %lu objects changed while live", t,
+                     (unsigned long)w[t].damaged);
+        rounds += w[t].rounds;
+        allocs += w[t].allocs;
+        frees += w[t].frees;
+    }
+    cr_assert_eq(allocs, frees);
+    /* The race was really run: spans were decommitted and regions unmapped
+     * while the workers went round. */
+    cr_assert_geq(rounds, 2 * TRIM_WORKERS, "only %lu rounds in %d ms", (unsigned long)rounds,
+                  TRIM_RUN_MS);
+    cr_assert_gt(trims, 100, "only %lu trims", (unsigned long)trims);
+    cr_assert_gt(counts().madvise_calls - madv0, 1000, "only %lu decommits",
+                 (unsigned long)(counts().madvise_calls - madv0));
+    cr_assert_gt(counts().munmap_calls - unmap0, 10, "only %lu unmaps",
+                 (unsigned long)(counts().munmap_calls - unmap0));
+    trim_check_balanced(&before, "after the race");
+
+    /* The pool is sound: trim gives everything back, and memory can be had
+     * and written again, every object in a span of its size in the pagemap. */
+    pf_trim();
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    struct trim_worker *m = &w[0];
+    memset(m, 0, sizeof *m);
+    size_t n = trim_round(m, (uint64_t)7 << 56);
+    cr_assert_eq(m->failed, 0, "%lu allocations failed after the race", (unsigned long)m->failed);
+    cr_assert_eq(m->damaged, 0, "%lu objects changed while live after the race",
+                 (unsigned long)m->damaged);
+    cr_assert_gt(n, 0);
+    for (unsigned k = 0; k < TRIM_NSIZES; k++) {
+        unsigned char *p = pf_malloc(trim_sizes[k]);
+        cr_assert_not_null(p);
+        struct pf_span *s = pf_pagemap_get(p);
+        cr_assert_not_null(s, "size %lu: %p not in the pagemap", (unsigned long)trim_sizes[k], p);
+        cr_assert_eq(s->kind, PF_SPAN_SMALL);
+        cr_assert_geq(s->slot_size, trim_sizes[k]);
+        cr_assert((uintptr_t)p >= s->start && (uintptr_t)p + s->slot_size <= s->start + s->bytes);
+        memset(p, 0xA5, trim_sizes[k]);
+        pf_free(p);
+    }
+    trim_check_balanced(&before, "after the check");
 }
 
 /* ---- longest free run ------------------------------------------------------- */
