@@ -93,16 +93,21 @@ void pf_os_decommit(void *p, size_t size)
     madvise(p, size, MADV_DONTNEED);
 }
 
+static void account_remap(size_t old_size, size_t new_size)
+{
+    if (new_size > old_size)
+        account_map(new_size - old_size);
+    else
+        atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
+}
+
 void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
 {
     atomic_fetch_add_explicit(&n_mremap, 1, memory_order_relaxed);
     void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
     if (q == MAP_FAILED)
         return NULL;
-    if (new_size > old_size)
-        account_map(new_size - old_size);
-    else
-        atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
+    account_remap(old_size, new_size);
     return q;
 }
 
@@ -124,10 +129,7 @@ void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
         munmap(to, new_size);
         return NULL;
     }
-    if (new_size > old_size)
-        account_map(new_size - old_size);
-    else
-        atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
+    account_remap(old_size, new_size);
     return q;
 }
 
