@@ -174,15 +174,13 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
      * thread's cache hands them back a second time. At worst the child
      * loses them. The kept slots move down with the bin empty, so no fork
      * sees one of them twice in it either. */
-    struct pf_cached out[PF_TC_MAX], keep[PF_TC_MAX];
-    for (uint32_t i = 0; i < n; i++)
+    struct pf_cached out[PF_TC_MAX]; /* [0, n) go, [n, count) stay */
+    for (uint32_t i = 0; i < count; i++)
         out[i] = b->base[i];
-    for (uint32_t i = n; i < count; i++)
-        keep[i - n] = b->base[i];
     b->top = b->base;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    for (uint32_t i = 0; i < count - n; i++)
-        b->base[i] = keep[i];
+    for (uint32_t i = n; i < count; i++)
+        b->base[i - n] = out[i];
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     b->top = b->base + (count - n);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
