@@ -43,6 +43,29 @@ static uint32_t bin_cap(unsigned cls)
     return cap;
 }
 
+/* Moves the n oldest slots of b (the bottom of the stack) into out[0, n)
+ * and the rest down to the bottom. The slots leave the bin before the
+ * caller gives them to the spans: a fork between the two steps must not
+ * leave a child whose drain of this (then dead) thread's cache hands them
+ * back a second time; at worst the child loses them. The kept slots move
+ * down with the bin empty, so no fork sees one of them twice in it either.
+ * out has room for the whole bin. */
+static void bin_take_bottom(struct pf_bin *b, uint32_t n, struct pf_cached *out)
+{
+    uint32_t count = pf_bin_count(b);
+    for (uint32_t i = 0; i < count; i++)
+        out[i] = b->base[i];
+    b->top = b->base;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (n < count) {
+        for (uint32_t i = n; i < count; i++)
+            b->base[i - n] = out[i];
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        b->top = b->base + (count - n);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
+}
+
 /* Every cached slot back to its span, and every owned span to its family. */
 static void flush_all(struct pf_tcache *tc)
 {
@@ -50,12 +73,8 @@ static void flush_all(struct pf_tcache *tc)
         struct pf_bin *b = &tc->bins[c];
         uint32_t n = pf_bin_count(b);
         if (n) {
-            /* Out of the bin before into the spans (see pf_tcache_flush). */
             struct pf_cached out[PF_TC_MAX];
-            for (uint32_t i = 0; i < n; i++)
-                out[i] = b->base[i];
-            b->top = b->base;
-            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            bin_take_bottom(b, n, out);
             pf_family_flush(pf_family_class(c), c, out, (int)n, 0);
         }
         if (tc->cur[c])
@@ -169,21 +188,8 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
     uint32_t n = count / 2;
     if (n == 0)
         n = count;
-    /* The slots leave the bin before they reach the spans: a fork between
-     * the two steps must not leave a child whose drain of this (then dead)
-     * thread's cache hands them back a second time. At worst the child
-     * loses them. The kept slots move down with the bin empty, so no fork
-     * sees one of them twice in it either. */
-    struct pf_cached out[PF_TC_MAX]; /* [0, n) go, [n, count) stay */
-    for (uint32_t i = 0; i < count; i++)
-        out[i] = b->base[i];
-    b->top = b->base;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    for (uint32_t i = n; i < count; i++)
-        b->base[i - n] = out[i];
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    b->top = b->base + (count - n);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    struct pf_cached out[PF_TC_MAX];
+    bin_take_bottom(b, n, out);
     pf_family_flush(pf_family_class(cls), cls, out, (int)n, 1);
 }
 
