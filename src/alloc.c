@@ -169,11 +169,11 @@ static void *aligned(size_t align, size_t n)
         return pf_malloc(n);
     if (n <= PF_SMALL_MAX && align <= PF_CHUNK) {
         unsigned cls = aligned_class(n < align ? align : n, align);
-        if (cls < PF_NCLASSES) {
-            if (pf_class_size[cls] - n > WASTE_MAX)
-                n = pf_class_size[cls] - WASTE_MAX; /* counted as asked-for; rare */
+        /* A slot whose waste the 16-bit state cannot hold (a few bytes at
+         * 64 KiB alignment) would misstate the bytes asked for: such a
+         * block takes the large path, which records them exactly. */
+        if (cls < PF_NCLASSES && pf_class_size[cls] - n <= WASTE_MAX)
             return pf_small_alloc(n, cls, NULL);
-        }
     }
     if (align > ((size_t)1 << 30)) {
         errno = EINVAL;
@@ -393,12 +393,9 @@ static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
     void *p;
     if (bytes <= PF_SMALL_MAX && align <= PF_CHUNK) {
         unsigned cls = aligned_class(bytes < align ? align : bytes, align);
-        if (cls < PF_NCLASSES) {
-            size_t req = bytes;
-            if (pf_class_size[cls] - req > WASTE_MAX)
-                req = pf_class_size[cls] - WASTE_MAX;
+        if (cls < PF_NCLASSES && pf_class_size[cls] - bytes <= WASTE_MAX) { /* see aligned() */
             int clean;
-            p = pf_family_alloc_locked(f, cls, req, &clean);
+            p = pf_family_alloc_locked(f, cls, bytes, &clean);
             if (!p) {
                 errno = ENOMEM;
                 return NULL;

@@ -429,3 +429,31 @@ Test(stats, printers_name_the_families)
     close(fds[0]);
     close(fds[1]);
 }
+
+/* A block whose slot is far bigger than the bytes asked for (a few bytes at
+ * 64 KiB alignment, in any family) still counts exactly what was asked. */
+Test(stats, requested_bytes_exact_for_tiny_blocks_at_high_alignment)
+{
+    static const size_t aligns[] = {4096, 32768, 65536};
+    for (size_t a = 0; a < sizeof(aligns) / sizeof(aligns[0]); a++) {
+        for (size_t n = 0; n < 8; n++) {
+            uint64_t r0 = totals().live_requested;
+            void *p = pf_memalign(aligns[a], n);
+            cr_assert_not_null(p);
+            cr_assert_eq((uintptr_t)p % aligns[a], 0);
+            cr_assert_eq(totals().live_requested - r0, n, "memalign(%zu, %zu) counted %lu bytes",
+                         aligns[a], n, (unsigned long)(totals().live_requested - r0));
+            pf_free(p);
+            cr_assert_eq(totals().live_requested, r0);
+        }
+    }
+    struct big {
+        _Alignas(65536) char c;
+    };
+    uint64_t r0 = totals().live_requested;
+    struct big *b = PF_NEW(struct big, 1);
+    cr_assert_not_null(b);
+    cr_assert_eq((uintptr_t)b % 65536, 0);
+    cr_assert_eq(totals().live_requested - r0, sizeof(struct big));
+    pf_free(b);
+}
