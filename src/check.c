@@ -212,6 +212,14 @@ static size_t verify_canary(uintptr_t p, size_t n, size_t end, const char *famil
     return (size_t)1 << (b - CANARY_BASE + 4);
 }
 
+static void put_align(struct msg *m, size_t align)
+{
+    if (align <= 16)
+        put(m, "default");
+    else
+        put_u64(m, align);
+}
+
 /* The caller's claims (C++ sized and aligned delete) against the block. */
 static void verify_claim(uintptr_t p, size_t n, size_t got_align, size_t size, size_t align,
                          const char *family, uint32_t site)
@@ -229,10 +237,9 @@ static void verify_claim(uintptr_t p, size_t n, size_t got_align, size_t size, s
     if (align && align_log(align) != align_log(got_align)) {
         start(&m, "aligned delete of ", p);
         put(&m, " says alignment ");
-        put_u64(&m, align <= 16 ? 0 : align);
+        put_align(&m, align);
         put(&m, ", but it was allocated with alignment ");
-        put_u64(&m, got_align <= 16 ? 0 : got_align);
-        put(&m, " (0: the default)");
+        put_align(&m, got_align);
         fail(&m, family, site);
     }
 }
