@@ -6,17 +6,16 @@
  *  - canary: the bytes from the requested size to the end of the slot (at
  *    least CANARY_MIN) all hold one byte, which also records the alignment
  *    asked for; verified at free, realloc and exit.
- *  - large blocks end at a PROT_NONE guard page (the block is placed at the
- *    end of its pages, the canary filling the gap).
+ *  - large blocks end at a PROT_NONE guard page (guard.c).
  *  - freed blocks are filled with FREE_BYTE (small) or made PROT_NONE
  *    (large) and wait in a bounded FIFO, the quarantine, before they are
  *    really freed; a small block's fill is verified when it leaves. A
  *    second free while it waits finds a free slot state: a double free.
- *  - zero-byte requests get distinct 16-byte cells of a PROT_NONE reserve.
+ *  - zero-byte requests get distinct cells of a PROT_NONE reserve (guard.c).
  * Every error is one line naming the block's family and, when call sites
  * are recorded, the site that allocated it; then abort.
- * check_lock guards the quarantine, the large-block table and the zero
- * reserve's bitmap; under it no other lock is taken and no syscall made.
+ * check_lock guards the quarantine; under it no other lock is taken and no
+ * syscall made.
  */
 #include "check.h"
 
@@ -27,6 +26,7 @@
 
 #include "alloc.h"
 #include "family.h"
+#include "guard.h"
 #include "large.h"
 #include "sites.h"
 #include "tcache.h"
@@ -38,27 +38,9 @@
 #define Q_SLOTS 8192              /* blocks waiting in the quarantine at most */
 #define Q_BYTES ((size_t)32 << 20) /* and their bytes */
 #define Q_OUT 8                   /* blocks released by one free at most */
-#define BIG_SLOTS (1u << 16)      /* table of large blocks (open addressing) */
-#define BIG_MAX (BIG_SLOTS / 4 * 3)
-#define ZERO_CELLS (1u << 20)
-#define ZERO_BYTES ((size_t)ZERO_CELLS * 16)
 
 int pf_check_on;
 static pf_lock_t check_lock = PF_LOCK_INIT;
-
-/* A large block of the checking mode: [s->start, s->start + room) holds
- * the block at p and its canary; the guard page follows. */
-struct big {
-    uintptr_t p;       /* what the program got; 0: empty entry */
-    struct pf_span *s; /* the large span */
-    size_t n;          /* bytes requested */
-    size_t room;       /* bytes before the guard page */
-    uint32_t site;     /* call-site id */
-    uint8_t guarded;   /* the guard page is PROT_NONE */
-    uint8_t freed;     /* in the quarantine */
-};
-static struct big *bigs;
-static uint32_t nbigs; /* entries in use (and reserved for blocks being made) */
 
 /* A block in the quarantine. */
 struct qent {
@@ -68,16 +50,10 @@ struct qent {
     uint32_t waste; /* small: slot size - requested */
     size_t bytes;   /* small: slot bytes filled; large: room */
     uint8_t large;
-    uint8_t sealed; /* large: made PROT_NONE while it waits */
 };
 static struct qent *quar;
 static uint32_t qhead, qcount; /* oldest entry, entries */
 static size_t qbytes;
-
-static uintptr_t zero_base;  /* ZERO_BYTES of PROT_NONE */
-static uint64_t *zero_bits;  /* bit set: cell live */
-static uint32_t *zero_sites; /* call-site id per cell */
-static uint32_t zero_next;   /* next cell to try: freed cells are reused late */
 
 /* ---- messages -------------------------------------------------------------- */
 struct msg {
@@ -244,163 +220,14 @@ static void verify_claim(uintptr_t p, size_t n, size_t got_align, size_t size, s
     }
 }
 
-/* ---- the large-block table ---------------------------------------------------- */
-static uint32_t big_hash(uintptr_t p)
-{
-    return (uint32_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> 48) & (BIG_SLOTS - 1);
-}
-
-/* Under check_lock. */
-static struct big *big_find(uintptr_t p)
-{
-    for (uint32_t i = big_hash(p);; i = (i + 1) & (BIG_SLOTS - 1)) {
-        if (bigs[i].p == p)
-            return &bigs[i];
-        if (bigs[i].p == 0)
-            return NULL;
-    }
-}
-
-/* Under check_lock; a place was reserved in nbigs. */
-static void big_insert(const struct big *b)
-{
-    uint32_t i = big_hash(b->p);
-    while (bigs[i].p)
-        i = (i + 1) & (BIG_SLOTS - 1);
-    bigs[i] = *b;
-}
-
-/* Under check_lock: removes e, moving later entries of its probe run back. */
-static void big_remove(struct big *e)
-{
-    uint32_t i = (uint32_t)(e - bigs);
-    for (uint32_t j = i;;) {
-        j = (j + 1) & (BIG_SLOTS - 1);
-        if (bigs[j].p == 0)
-            break;
-        uint32_t h = big_hash(bigs[j].p);
-        if (i <= j ? (i < h && h <= j) : (i < h || h <= j))
-            continue; /* still reachable from its home */
-        bigs[i] = bigs[j];
-        i = j;
-    }
-    bigs[i].p = 0;
-    nbigs--;
-}
-
-static size_t page_round(size_t n)
-{
-    size_t ps = pf_os_page_size();
-    return (n + ps - 1) & ~(ps - 1);
-}
-
-/* A large block ending at a guard page: [start, start + room) then the
- * guard, the block placed as late in room as its alignment allows. */
-static void *big_alloc(size_t n, size_t align, int zero, struct pf_family *f)
-{
-    size_t ps = pf_os_page_size();
-    size_t body = (n + CANARY_MIN + 15) & ~(size_t)15;
-    size_t room = page_round(body);
-    if (body < n || room < body || room + ps < room || align > ((size_t)1 << 30)) {
-        errno = align > ((size_t)1 << 30) ? EINVAL : ENOMEM;
-        return NULL;
-    }
-    if (!f)
-        f = pf_family_large();
-    pf_lock(&check_lock);
-    int table = nbigs < BIG_MAX;
-    nbigs += (uint32_t)table;
-    pf_unlock(&check_lock);
-    if (!table) /* table full: a plain block (its canary is never checked) */
-        return pf_large_alloc(f, n, align, zero);
-    void *m = pf_large_alloc(f, room + ps, align, zero);
-    struct pf_span *s = m ? pf_pagemap_get(m) : NULL;
-    if (!s) {
-        pf_lock(&check_lock);
-        nbigs--;
-        pf_unlock(&check_lock);
-        return NULL;
-    }
-    struct big b = {0, s, n, room, 0, 0, 0};
-    b.p = s->start + ((room - body) & ~(uintptr_t)(align - 1));
-    memset((void *)(b.p + n), canary_byte(align), s->start + room - b.p - n);
-    b.guarded = pf_os_protect((void *)(s->start + room), ps, 0) == 0;
-    /* Counted as what the program asked for, not the padded block. */
-    size_t total = s->req;
-    s->req = n;
-    pf_family_resize_large(f, s, s->bytes, total);
-    pf_lock(&check_lock);
-    big_insert(&b);
-    pf_unlock(&check_lock);
-    return (void *)b.p;
-}
-
-/* Really frees a large block of the table (not locked; no lock held). */
-static void big_release(uintptr_t p, struct pf_span *s, size_t room)
-{
-    pf_os_protect((void *)s->start, room + pf_os_page_size(), 1);
-    pf_lock(&check_lock);
-    struct big *e = big_find(p);
-    if (e)
-        big_remove(e);
-    pf_unlock(&check_lock);
-    pf_large_free(s);
-}
-
-/* ---- zero-size blocks ----------------------------------------------------------- */
-static void *zero_take(void)
-{
-    void *r = NULL;
-    pf_lock(&check_lock);
-    uint32_t w0 = zero_next / 64, nw = ZERO_CELLS / 64;
-    for (uint32_t k = 0; k < nw; k++) {
-        uint32_t w = (w0 + k) % nw;
-        if (zero_bits[w] != ~0ull) {
-            unsigned bit = (unsigned)__builtin_ctzll(~zero_bits[w]);
-            zero_bits[w] |= 1ull << bit;
-            uint32_t cell = w * 64 + bit;
-            zero_sites[cell] = 0;
-            zero_next = (cell + 1) % ZERO_CELLS;
-            r = (void *)(zero_base + (uintptr_t)cell * 16);
-            break;
-        }
-    }
-    pf_unlock(&check_lock);
-    return r;
-}
-
-static int is_zero(uintptr_t p)
-{
-    return zero_base && p - zero_base < ZERO_BYTES;
-}
-
-static void zero_free(uintptr_t p, size_t size, size_t align)
-{
-    uint32_t cell = (uint32_t)((p - zero_base) / 16);
-    struct msg m;
-    pf_lock(&check_lock);
-    int live = (p & 15) == 0 && (zero_bits[cell / 64] >> (cell % 64) & 1);
-    uint32_t site = zero_sites[cell];
-    if (live) {
-        pf_unlock(&check_lock);
-        verify_claim(p, 0, 16, size, align, "zero-size", site);
-        pf_lock(&check_lock);
-        zero_bits[cell / 64] &= ~(1ull << (cell % 64));
-    }
-    pf_unlock(&check_lock);
-    if (!live) {
-        start(&m, (p & 15) ? "free of interior pointer " : "double free of ", p);
-        fail(&m, "zero-size", site);
-    }
-}
-
 /* ---- the quarantine --------------------------------------------------------------- */
 /* Verifies and really frees a block that leaves the quarantine. */
 static void release(const struct qent *q)
 {
     struct pf_span *s = q->s;
     if (q->large) {
-        big_release(q->p, s, q->bytes);
+        struct pf_guarded g = {q->p, s, 0, q->bytes, 0, 1};
+        pf_guard_release(&g);
         return;
     }
     size_t bad = first_not((const uint8_t *)q->p, q->bytes, FREE_BYTE);
@@ -440,28 +267,40 @@ static void quarantine(const struct qent *q)
 }
 
 /* ---- free ------------------------------------------------------------------------- */
-static void big_free(struct big *e, size_t size, size_t align)
+static void big_free(const struct pf_guarded *b, size_t size, size_t align)
 {
-    /* Under check_lock, taken by the caller. */
-    struct big b = *e;
-    if (b.freed) {
-        pf_unlock(&check_lock);
+    const char *fam = b->s->family->name;
+    if (b->freed) {
         struct msg m;
-        start(&m, "double free of ", b.p);
-        fail(&m, b.s->family->name, b.site);
+        start(&m, "double free of ", b->p);
+        fail(&m, fam, b->site);
     }
-    e->freed = 1;
-    pf_unlock(&check_lock);
-    const char *fam = b.s->family->name;
-    size_t got = verify_canary(b.p, b.n, b.s->start + b.room - b.p, fam, b.site);
-    verify_claim(b.p, b.n, got, size, align, fam, b.site);
-    if (b.room > Q_BYTES / 4) { /* too big to hold back */
-        big_release(b.p, b.s, b.room);
+    size_t got = verify_canary(b->p, b->n, b->s->start + b->room - b->p, fam, b->site);
+    verify_claim(b->p, b->n, got, size, align, fam, b->site);
+    if (b->room > Q_BYTES / 4) { /* too big to hold back */
+        pf_guard_release(b);
         return;
     }
-    struct qent q = {b.p, b.s, 0, 0, b.room, 1, 0};
-    q.sealed = pf_os_protect((void *)b.s->start, b.room, 0) == 0;
+    /* Any access while it waits faults (unless the kernel refused). */
+    pf_guard_seal(b);
+    struct qent q = {b->p, b->s, 0, 0, b->room, 1};
     quarantine(&q);
+}
+
+static void zero_free(uintptr_t p, size_t size, size_t align)
+{
+    uint32_t site;
+    if (!pf_guard_zero_live(p, &site, 0)) {
+        struct msg m;
+        start(&m, (p & 15) ? "free of interior pointer " : "double free of ", p);
+        fail(&m, "zero-size", site);
+    }
+    verify_claim(p, 0, 16, size, align, "zero-size", site);
+    if (!pf_guard_zero_live(p, &site, 1)) { /* freed meanwhile by another thread */
+        struct msg m;
+        start(&m, "double free of ", p);
+        fail(&m, "zero-size", site);
+    }
 }
 
 /* Is small slot p (not live) waiting in the quarantine? */
@@ -513,7 +352,7 @@ static void small_free(uintptr_t p, struct pf_span *s, uint32_t idx, size_t size
     size_t got = verify_canary(p, n, s->slot_size, s->family->name, site);
     verify_claim(p, n, got, size, align, s->family->name, site);
     memset((void *)p, FREE_BYTE, s->slot_size);
-    struct qent q = {p, s, idx, waste, s->slot_size, 0, 0};
+    struct qent q = {p, s, idx, waste, s->slot_size, 0};
     quarantine(&q);
 }
 
@@ -521,22 +360,14 @@ void pf_check_free(void *ptr, size_t size, size_t align)
 {
     int saved = errno;
     uintptr_t p = (uintptr_t)ptr;
-    if (is_zero(p)) {
-        zero_free(p, size, align);
-        errno = saved;
-        return;
-    }
-    pf_lock(&check_lock);
-    struct big *e = big_find(p);
-    if (e) {
-        big_free(e, size, align); /* unlocks */
-        errno = saved;
-        return;
-    }
-    pf_unlock(&check_lock);
+    struct pf_guarded g;
     struct pf_span *s;
-    int64_t idx = slot_of(p, &s);
-    if (idx >= 0)
+    int64_t idx;
+    if (pf_guard_is_zero(p))
+        zero_free(p, size, align);
+    else if (pf_guard_find(p, &g, 1))
+        big_free(&g, size, align);
+    else if ((idx = slot_of(p, &s)) >= 0)
         small_free(p, s, (uint32_t)idx, size, align);
     else if (s && s->kind == PF_SPAN_LARGE && s->start == p) /* made before the mode was on */
         pf_large_free(s);
@@ -552,7 +383,7 @@ void *pf_check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
     if (align < 16)
         align = 16;
     if (n == 0 && align == 16 && !f) {
-        void *z = zero_take();
+        void *z = pf_guard_zero_take();
         if (z)
             return z;
     }
@@ -575,7 +406,7 @@ void *pf_check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
             return p;
         }
     }
-    void *p = big_alloc(n, align, zero, f);
+    void *p = pf_guard_alloc(n, align, zero, f, CANARY_MIN, canary_byte(align));
     if (p)
         errno = saved;
     return p;
@@ -586,21 +417,17 @@ void *pf_check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
 static int live_block(uintptr_t p, size_t *n, struct pf_family **fam)
 {
     *fam = NULL;
-    if (is_zero(p)) {
-        uint32_t cell = (uint32_t)((p - zero_base) / 16);
+    if (pf_guard_is_zero(p)) {
+        uint32_t site;
         *n = 0;
-        return (p & 15) == 0 && (__atomic_load_n(&zero_bits[cell / 64], __ATOMIC_RELAXED) >> (cell % 64) & 1);
+        return pf_guard_zero_live(p, &site, 0);
     }
-    pf_lock(&check_lock);
-    struct big *e = big_find(p);
-    int live = e && !e->freed;
-    if (e) {
-        *n = e->n;
-        *fam = e->s->family;
+    struct pf_guarded g;
+    if (pf_guard_find(p, &g, 0)) {
+        *n = g.n;
+        *fam = g.s->family;
+        return !g.freed;
     }
-    pf_unlock(&check_lock);
-    if (e)
-        return live;
     struct pf_span *s;
     int64_t idx = slot_of(p, &s);
     if (idx >= 0) {
@@ -657,23 +484,9 @@ size_t pf_check_usable(const void *p)
     return p && live_block((uintptr_t)p, &n, &f) ? n : 0;
 }
 
-int pf_check_site(const void *ptr, uint32_t id)
+int pf_check_site(const void *p, uint32_t id)
 {
-    uintptr_t p = (uintptr_t)ptr;
-    int done = 0;
-    pf_lock(&check_lock);
-    if (is_zero(p)) {
-        zero_sites[(p - zero_base) / 16] = id;
-        done = 1;
-    } else {
-        struct big *e = big_find(p);
-        if (e) {
-            e->site = id;
-            done = 1;
-        }
-    }
-    pf_unlock(&check_lock);
-    return done;
+    return pf_guard_set_site((uintptr_t)p, id);
 }
 
 /* ---- on, and at exit ---------------------------------------------------------------- */
@@ -709,6 +522,11 @@ static void verify_slot(struct pf_span *s, uint32_t idx, size_t n)
     verify_canary(p, n, s->slot_size, s->family->name, s->sites ? s->sites[idx] : 0);
 }
 
+static void verify_big(const struct pf_guarded *g)
+{
+    verify_canary(g->p, g->n, g->s->start + g->room - g->p, g->s->family->name, g->site);
+}
+
 static void fork_prepare(void)
 {
     pf_lock(&check_lock);
@@ -728,14 +546,9 @@ int pf_check_enable(void)
 {
     if (pf_check_on)
         return 0;
-    bigs = pf_os_map_meta(sizeof(struct big) * BIG_SLOTS);
     quar = pf_os_map_meta(sizeof(struct qent) * Q_SLOTS);
-    zero_bits = pf_os_map_meta(ZERO_CELLS / 8 + sizeof(uint32_t) * ZERO_CELLS);
-    void *z = pf_os_reserve(ZERO_BYTES);
-    if (!bigs || !quar || !zero_bits || !z)
+    if (!quar || pf_guard_init() != 0)
         return -1;
-    zero_sites = (uint32_t *)((char *)zero_bits + ZERO_CELLS / 8);
-    zero_base = (uintptr_t)z;
     /* From here on no thread takes the fast paths: this one gives its
      * cached slots back, and none makes a cache (the checked paths never
      * ask for one). */
@@ -766,14 +579,5 @@ void pf_check_exit(void)
         release(&q);
     }
     each_live_slot(verify_slot);
-    pf_lock(&check_lock);
-    for (uint32_t i = 0; i < BIG_SLOTS; i++) {
-        struct big b = bigs[i];
-        if (b.p && !b.freed) {
-            pf_unlock(&check_lock);
-            verify_canary(b.p, b.n, b.s->start + b.room - b.p, b.s->family->name, b.site);
-            pf_lock(&check_lock);
-        }
-    }
-    pf_unlock(&check_lock);
+    pf_guard_each_live(verify_big);
 }
