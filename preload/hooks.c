@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "callsite.h"
+#include "check.h"
 #include "config.h"
 #include "emit.h"
 #include "preload.h"
@@ -91,6 +92,10 @@ __attribute__((constructor(101))) static void preload_start(void)
         pf_sites_enable();
         pf_callsite_init();
     }
+    if (pf_config.check && pf_check_enable() != 0) {
+        static const char msg[] = "pfalloc: PFALLOC_CHECK: no memory for the checking mode; it stays off\n";
+        pf_os_write_all(2, msg, sizeof(msg) - 1);
+    }
     if ((pf_config.report & PF_REPORT_SIGNAL) && pf_config.signo)
         install(pf_config.signo);
     if (pf_config.interval_ms)
@@ -105,6 +110,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
         timer_delete(interval_timer);
         interval_on = 0;
     }
+    pf_check_exit(); /* before the leak walk: the quarantine is emptied */
     struct pf_leaks leaks = {0, 0, 0, 0};
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
         pf_leaks_collect(&leaks);

@@ -17,6 +17,7 @@
 #include "../include/pfalloc.h"
 #include "alloc.h"
 #include "callsite.h"
+#include "check.h"
 #include "fastpath.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -229,23 +230,23 @@ DECL(void *, _ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const noth
 }
 DECL(void, _ZdlPv, (void *p)) { pf_fast_free(p); }
 DECL(void, _ZdaPv, (void *p)) { pf_fast_free(p); }
-DECL(void, _ZdlPvm, (void *p, size_t n)) { (void)n; pf_fast_free(p); }
-DECL(void, _ZdaPvm, (void *p, size_t n)) { (void)n; pf_fast_free(p); }
-DECL(void, _ZdlPvSt11align_val_t, (void *p, size_t a)) { (void)a; pf_free(p); }
-DECL(void, _ZdaPvSt11align_val_t, (void *p, size_t a)) { (void)a; pf_free(p); }
-DECL(void, _ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a)) { (void)n; (void)a; pf_free(p); }
-DECL(void, _ZdaPvmSt11align_val_t, (void *p, size_t n, size_t a)) { (void)n; (void)a; pf_free(p); }
+/* Sized and aligned deletes pass what the program says it allocated; the
+ * checking mode (PFALLOC_CHECK) compares it with the block. */
+DECL(void, _ZdlPvm, (void *p, size_t n)) { pf_fast_free_sized(p, n, 1); }
+DECL(void, _ZdaPvm, (void *p, size_t n)) { pf_fast_free_sized(p, n, 1); }
+DECL(void, _ZdlPvSt11align_val_t, (void *p, size_t a)) { pf_fast_free_sized(p, PF_CHECK_ANY_SIZE, a); }
+DECL(void, _ZdaPvSt11align_val_t, (void *p, size_t a)) { pf_fast_free_sized(p, PF_CHECK_ANY_SIZE, a); }
+DECL(void, _ZdlPvmSt11align_val_t, (void *p, size_t n, size_t a)) { pf_fast_free_sized(p, n, a); }
+DECL(void, _ZdaPvmSt11align_val_t, (void *p, size_t n, size_t a)) { pf_fast_free_sized(p, n, a); }
 DECL(void, _ZdlPvRKSt9nothrow_t, (void *p, const nothrow_t *t)) { (void)t; pf_free(p); }
 DECL(void, _ZdaPvRKSt9nothrow_t, (void *p, const nothrow_t *t)) { (void)t; pf_free(p); }
 DECL(void, _ZdlPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t a, const nothrow_t *t))
 {
-    (void)a;
     (void)t;
-    pf_free(p);
+    pf_fast_free_sized(p, PF_CHECK_ANY_SIZE, a);
 }
 DECL(void, _ZdaPvSt11align_val_tRKSt9nothrow_t, (void *p, size_t a, const nothrow_t *t))
 {
-    (void)a;
     (void)t;
-    pf_free(p);
+    pf_fast_free_sized(p, PF_CHECK_ANY_SIZE, a);
 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "check.h"
 #include "family.h"
 #include "large.h"
 #include "sites.h"
@@ -136,6 +137,8 @@ void *pf_alloc_large(size_t n, size_t align, int zero)
 
 void *pf_malloc_slow(size_t n)
 {
+    if (PF_UNLIKELY(pf_check_on))
+        return pf_check_alloc(n, 16, 0, NULL);
     if (PF_LIKELY(n <= PF_SMALL_MAX))
         return pf_small_alloc(n, pf_size_class(n), NULL);
     return pf_alloc_large(n, 0, 0);
@@ -153,6 +156,8 @@ void *pf_calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    if (PF_UNLIKELY(pf_check_on))
+        return pf_check_alloc(bytes, 16, 1, NULL);
     if (PF_LIKELY(bytes <= PF_SMALL_MAX)) {
         int clean;
         void *p = pf_small_alloc(bytes, pf_size_class(bytes), &clean);
@@ -165,6 +170,8 @@ void *pf_calloc(size_t n, size_t size)
 
 static void *aligned(size_t align, size_t n)
 {
+    if (PF_UNLIKELY(pf_check_on))
+        return pf_check_alloc(n, align, 0, NULL);
     if (align <= 16)
         return pf_malloc(n);
     if (n <= PF_SMALL_MAX && align <= PF_CHUNK) {
@@ -255,6 +262,10 @@ void pf_free_slow(void *p)
 {
     if (!p)
         return;
+    if (PF_UNLIKELY(pf_check_on)) {
+        pf_check_free(p, PF_CHECK_ANY_SIZE, 0);
+        return;
+    }
     struct pf_span *s = pf_pagemap_get(p);
     if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
         pf_large_free(s);
@@ -286,6 +297,16 @@ void pf_free_slow(void *p)
     errno = saved;
 }
 
+/* C++ sized and aligned delete: only the checking mode looks at the claim. */
+void pf_free_slow_sized(void *p, size_t n, size_t align)
+{
+    if (PF_UNLIKELY(pf_check_on) && p) {
+        pf_check_free(p, n, align);
+        return;
+    }
+    pf_free_slow(p);
+}
+
 void pf_free(void *p)
 {
     pf_fast_free(p);
@@ -296,6 +317,8 @@ static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align);
 
 void *pf_realloc(void *p, size_t n)
 {
+    if (PF_UNLIKELY(pf_check_on))
+        return pf_check_realloc(p, n);
     if (!p)
         return pf_malloc(n);
     if (n == 0) {
@@ -360,6 +383,8 @@ void *pf_reallocarray(void *p, size_t n, size_t size)
 
 size_t pf_malloc_usable_size(const void *p)
 {
+    if (PF_UNLIKELY(pf_check_on))
+        return pf_check_usable(p);
     if (!p)
         return 0;
     struct pf_span *s = pf_pagemap_get(p);
@@ -389,6 +414,8 @@ size_t pf_trim(void)
 /* ---- typed allocation ------------------------------------------------------------------ */
 static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
 {
+    if (PF_UNLIKELY(pf_check_on))
+        return pf_check_alloc(bytes, align, 1, f);
     int saved = errno;
     void *p;
     if (bytes <= PF_SMALL_MAX && align <= PF_CHUNK) {

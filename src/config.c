@@ -191,6 +191,8 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
     }
     if (eq(name, "PFALLOC_CACHE"))
         return parse_size(v, &c->cache_bytes);
+    if (eq(name, "PFALLOC_CHECK"))
+        return parse_bool(v, &c->check);
     return -1;
 }
 
@@ -206,6 +208,7 @@ static const struct {
     {"PFALLOC_SITES", "1 or 0"},
     {"PFALLOC_LEAK_EXIT_CODE", "an exit status from 0 to 255"},
     {"PFALLOC_CACHE", "a size in bytes, with an optional K, M or G"},
+    {"PFALLOC_CHECK", "1 or 0"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

@@ -18,6 +18,9 @@ PF_HIDDEN PF_NOINLINE void *pf_malloc_slow(size_t n);
  * NULL, large blocks, typed families, a full bin, a thread without a cache,
  * and bad pointers (named and fatal). */
 PF_HIDDEN PF_NOINLINE void pf_free_slow(void *p);
+/* The same for a C++ delete that says the size (or PF_CHECK_ANY_SIZE) and
+ * the alignment (1 for an unaligned one) the block was allocated with. */
+PF_HIDDEN PF_NOINLINE void pf_free_slow_sized(void *p, size_t n, size_t align);
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 
 PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, int *clean)
@@ -70,12 +73,16 @@ PF_INLINE void *pf_fast_malloc(size_t n)
     return pf_malloc_slow(n);
 }
 
-PF_INLINE void pf_fast_free(void *p)
+/* Every case the fast free cannot take; `sized` is a constant, so free's
+ * own code is the same with or without the sized variant. */
+#define PF_FREE_SLOW(p, n, a, sized) ((sized) ? pf_free_slow_sized((p), (n), (a)) : pf_free_slow(p))
+
+PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
 {
     /* NULL finds no span: chunk 0 is never pfalloc's. */
     struct pf_span *s = pf_pagemap_find(p);
     if (PF_UNLIKELY(s == NULL)) {
-        pf_free_slow(p);
+        PF_FREE_SLOW(p, n, a, sized);
         return;
     }
     /* Verify pointer -> span -> slot -> state before trusting anything; the
@@ -84,7 +91,7 @@ PF_INLINE void pf_fast_free(void *p)
     uintptr_t off = (uintptr_t)p - s->start;
     uint32_t idx = pf_span_index(s, off);
     if (PF_UNLIKELY((uintptr_t)idx * s->slot_size != off)) {
-        pf_free_slow(p);
+        PF_FREE_SLOW(p, n, a, sized);
         return;
     }
     uint16_t *stp = &s->state[idx];
@@ -94,7 +101,7 @@ PF_INLINE void pf_fast_free(void *p)
     struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
     struct pf_cached *t = b->top;
     if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
-        pf_free_slow(p);
+        PF_FREE_SLOW(p, n, a, sized);
         return;
     }
     *stp = PF_SLOT_DIRTY;
@@ -111,6 +118,18 @@ PF_INLINE void pf_fast_free(void *p)
      * barrier only; x86-64 makes stores visible in program order. */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     b->top = t + 1;
+}
+
+PF_INLINE void pf_fast_free(void *p)
+{
+    pf_free_inline(p, 0, 0, 0);
+}
+
+/* C++ sized and aligned delete: the same fast path; the checking mode
+ * verifies the claim on the slow path. */
+PF_INLINE void pf_fast_free_sized(void *p, size_t n, size_t align)
+{
+    pf_free_inline(p, n, align, 1);
 }
 
 #endif

@@ -133,6 +133,18 @@ void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
     return q;
 }
 
+void *pf_os_reserve(size_t size)
+{
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    void *m = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
+int pf_os_protect(void *p, size_t size, int access)
+{
+    return mprotect(p, size, access ? PROT_READ | PROT_WRITE : PROT_NONE);
+}
+
 uint64_t pf_os_seconds(void)
 {
     struct timespec ts;

@@ -40,6 +40,10 @@ PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_m
 /* Moves [p, p + old_size) to exactly `to` with new_size bytes; NULL when
  * the range at `to` is not free or the move fails. */
 PF_HIDDEN void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to);
+/* Address space that faults when touched (never counted as mapped), or NULL. */
+PF_HIDDEN void *pf_os_reserve(size_t size);
+/* Page-aligned range made inaccessible (access 0) or read-write (1); 0 or -1. */
+PF_HIDDEN int pf_os_protect(void *p, size_t size, int access);
 /* write(2) until done or a real error; retries EINTR. 0 or -1 (errno kept from write). */
 PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */

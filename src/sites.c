@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <string.h>
 
+#include "check.h"
 #include "family.h"
 #include "report.h"
 #include "tcache.h"
@@ -101,6 +102,8 @@ void pf_sites_note(const void *p, uintptr_t addr, int runtime)
 
 void pf_sites_store(const void *p, uint32_t id)
 {
+    if (PF_UNLIKELY(pf_check_on) && pf_check_site(p, id))
+        return;
     struct pf_span *s = pf_pagemap_get(p);
     if (!s)
         return;
@@ -238,6 +241,11 @@ static uintptr_t site_addr(uint32_t site)
     return site && sites && site <= EARLY_ID
                ? atomic_load_explicit(&sites[site - 1].addr, memory_order_relaxed)
                : 0;
+}
+
+uintptr_t pf_sites_addr(uint32_t id)
+{
+    return site_addr(id);
 }
 
 static void write_text(struct pf_fmt *f)

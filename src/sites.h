@@ -23,6 +23,9 @@ PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
 PF_HIDDEN uint32_t pf_sites_intern(uintptr_t addr, int runtime);
 PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
 
+/* The address a site id stands for, or 0 (unknown, shared or early ids). */
+PF_HIDDEN uintptr_t pf_sites_addr(uint32_t id);
+
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
     uint64_t program_objects, program_bytes; /* those not allocated by the runtime */

@@ -114,17 +114,17 @@ Test(scripts, run_options_become_variables)
     snprintf(out, sizeof out, "%s/report.%%p", dir);
     const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
                                 "--report", "exit", "--signal", "USR2", "--interval=30", "--out", out,
-                                "--json", "--sites", "--cache", "1M", "--",
+                                "--json", "--sites", "--cache", "1M", "--check", "--",
                                 "printenv", "PFALLOC_REPORT", "PFALLOC_SIGNAL", "PFALLOC_INTERVAL",
                                 "PFALLOC_OUT", "PFALLOC_FORMAT", "PFALLOC_SITES", "PFALLOC_CACHE",
-                                "LD_PRELOAD", NULL};
+                                "PFALLOC_CHECK", "LD_PRELOAD", NULL};
     /* An LD_PRELOAD already set stays, after ours. */
     const char *const env[] = {"LD_PRELOAD=libm.so.6", NULL};
     struct pf_run r;
     run(argv, env, &r);
     pf_assert_ok(&r, "pfalloc-run printenv");
     char want[2048];
-    snprintf(want, sizeof want, "exit\nUSR2\n30\n%s\njson\n1\n1M\n%s/libpfalloc.so:libm.so.6\n", out, PF_BUILD_DIR);
+    snprintf(want, sizeof want, "exit\nUSR2\n30\n%s\njson\n1\n1M\n1\n%s/libpfalloc.so:libm.so.6\n", out, PF_BUILD_DIR);
     cr_assert(strcmp(r.out, want) == 0, "got:\n%s\nwant:\n%s", r.out, want);
     cr_assert(r.err_len == 0, "%s", r.err);
     pf_run_free(&r);

@@ -17,6 +17,7 @@
 static const char *const all_vars[] = {
     "PFALLOC_REPORT", "PFALLOC_SIGNAL", "PFALLOC_INTERVAL", "PFALLOC_OUT",
     "PFALLOC_FORMAT", "PFALLOC_SITES",  "PFALLOC_LEAK_EXIT_CODE", "PFALLOC_CACHE",
+    "PFALLOC_CHECK",
 };
 
 static void clear_env(void)
@@ -155,6 +156,15 @@ Test(config, sites)
     BAD("PFALLOC_SITES", "maybe");
     BAD("PFALLOC_SITES", "2");
     BAD("PFALLOC_SITES", "");
+}
+
+Test(config, check)
+{
+    GOOD("PFALLOC_CHECK", "1", check, 1);
+    GOOD("PFALLOC_CHECK", "0", check, 0);
+    GOOD("PFALLOC_CHECK", "on", check, 1);
+    BAD("PFALLOC_CHECK", "full");
+    BAD("PFALLOC_CHECK", "");
 }
 
 Test(config, leak_exit_code)

@@ -1,0 +1,220 @@
+/*
+ * The checking mode (PFALLOC_CHECK=1) on the heap errors of tests/progs/
+ * badheap.c: each error it detects stops the program with SIGABRT and one
+ * line naming the pointer, what happened and the block's family (and, with
+ * PFALLOC_SITES=1, where it was allocated), or, for touching memory that
+ * must not be touched (past a large block, a freed large block, a
+ * zero-size block), with SIGSEGV before the next instruction. The default
+ * mode's detections are asserted too. Correct programs, including the
+ * project's stress programs, run unchanged in the checking mode.
+ */
+#include "spawn.h"
+
+#include <regex.h>
+
+TestSuite(check);
+
+#define BADHEAP PF_PROGS_DIR "/badheap"
+
+static void run(const char *act, const char *check, const char *sites, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {BADHEAP, act, NULL};
+    const char *env[4] = {"PFALLOC_REPORT=off", NULL, NULL, NULL};
+    size_t k = 1;
+    if (check)
+        env[k++] = check;
+    if (sites)
+        env[k++] = sites;
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+    cr_assert(strstr(r->out, "no _Z") == NULL, "%s", r->out);
+}
+
+static unsigned long long pointer_of(const struct pf_run *r)
+{
+    unsigned long long p = 0;
+    const char *s = strstr(r->out, "pointer ");
+    cr_assert(s && sscanf(s, "pointer %llx", &p) == 1, "stdout: %s", r->out);
+    return p;
+}
+
+/* The run ended in SIGABRT with exactly one stderr line matching
+ * `pattern`, whose first capture is the pointer the program printed. */
+static void expect_abort(const char *act, const char *check, const char *sites, const char *pattern)
+{
+    struct pf_run r;
+    run(act, check, sites, &r);
+    cr_assert(!r.exited && r.signo == SIGABRT, "%s (%s): %s, want SIGABRT; stdout:\n%s\nstderr:\n%s",
+              act, check ? check : "default mode", pf_run_how(&r), r.out, r.err);
+    size_t nl = 0;
+    for (size_t i = 0; i < r.err_len; i++)
+        nl += r.err[i] == '\n';
+    cr_assert(nl == 1 && r.err[r.err_len - 1] == '\n', "%s: want one line on stderr, got:\n%s", act,
+              r.err);
+    r.err[r.err_len - 1] = '\0';
+    regex_t re;
+    regmatch_t m[2];
+    cr_assert(regcomp(&re, pattern, REG_EXTENDED) == 0, "bad pattern %s", pattern);
+    int rc = regexec(&re, r.err, 2, m, 0);
+    regfree(&re);
+    cr_assert(rc == 0, "%s: the line\n  %s\ndoes not match\n  %s", act, r.err, pattern);
+    cr_assert(m[1].rm_so >= 0);
+    unsigned long long named = strtoull(r.err + m[1].rm_so, NULL, 16);
+    cr_assert_eq(named, pointer_of(&r), "%s: the line names 0x%llx, the program used 0x%llx", act,
+                 named, pointer_of(&r));
+    pf_run_free(&r);
+}
+
+static void expect_fault(const char *act)
+{
+    struct pf_run r;
+    run(act, "PFALLOC_CHECK=1", NULL, &r);
+    cr_assert(!r.exited && r.signo == SIGSEGV, "%s: %s, want SIGSEGV; stdout:\n%s\nstderr:\n%s", act,
+              pf_run_how(&r), r.out, r.err);
+    cr_assert(strstr(r.out, "survived") == NULL);
+    pf_run_free(&r);
+}
+
+#define CHECK "PFALLOC_CHECK=1"
+#define HEX "0x([0-9a-f]+)"
+#define OVERFLOW(fam) "^pfalloc: heap overflow: block " HEX " of [0-9]+ bytes was written past its end .* \\(family " fam "\\)$"
+
+Test(check, overflow_by_1_and_8_bytes)
+{
+    expect_abort("overflow-1", CHECK, NULL, OVERFLOW("malloc-32"));
+    expect_abort("overflow-8", CHECK, NULL, OVERFLOW("malloc-32"));
+    expect_abort("large-overflow-1", CHECK, NULL, OVERFLOW("large"));
+}
+
+Test(check, overflow_found_at_exit_in_a_block_never_freed)
+{
+    expect_abort("overflow-at-exit", CHECK, NULL, OVERFLOW("malloc-32"));
+}
+
+Test(check, large_overflow_hits_the_guard_page)
+{
+    expect_fault("large-overflow-far");
+}
+
+Test(check, write_after_free)
+{
+    expect_abort("uaf-write", CHECK, NULL,
+                 "^pfalloc: write after free to block " HEX " of 24 bytes .*\\(family malloc-32\\)$");
+    expect_fault("large-uaf-write");
+    expect_fault("large-uaf-read");
+}
+
+Test(check, double_free_while_the_slot_is_held_back)
+{
+    const char *df = "^pfalloc: double free of " HEX " \\(family %s\\)$";
+    char pat[256];
+    snprintf(pat, sizeof pat, df, "malloc-32");
+    expect_abort("double-free", CHECK, NULL, pat);
+    /* The default mode hands the slot to the next malloc: the second free
+     * frees the new owner. Held back, it is a double free. */
+    expect_abort("double-free-later", CHECK, NULL, pat);
+    snprintf(pat, sizeof pat, df, "large");
+    expect_abort("large-double-free", CHECK, NULL, pat);
+    expect_abort("realloc-freed", CHECK, NULL,
+                 "^pfalloc: realloc of freed block " HEX " \\(family malloc-32\\)$");
+}
+
+Test(check, invalid_frees)
+{
+    expect_abort("free-stack", CHECK, NULL, "^pfalloc: free of " HEX ", a pointer pfalloc never returned$");
+    expect_abort("free-static", CHECK, NULL, "^pfalloc: free of " HEX ", a pointer pfalloc never returned$");
+    expect_abort("free-interior", CHECK, NULL,
+                 "^pfalloc: free of interior pointer 0x[0-9a-f]+ \\(family malloc-[0-9]+, object at " HEX "\\)$");
+}
+
+Test(check, cxx_sized_and_aligned_delete_mismatch)
+{
+    expect_abort("sized-delete", CHECK, NULL,
+                 "^pfalloc: sized delete of " HEX " says 24 bytes, but 40 were allocated \\(family malloc-48\\)$");
+    expect_abort("aligned-delete", CHECK, NULL,
+                 "^pfalloc: aligned delete of " HEX " says alignment 256, but it was allocated with "
+                 "alignment 64 \\(family malloc-[0-9]+\\)$");
+    expect_abort("unaligned-delete", CHECK, NULL,
+                 "^pfalloc: aligned delete of " HEX " says alignment default, but it was allocated "
+                 "with alignment 128 \\(family malloc-[0-9]+\\)$");
+}
+
+Test(check, zero_size_blocks_fault_when_touched)
+{
+    expect_fault("zero-read");
+    expect_fault("zero-write");
+}
+
+Test(check, messages_name_the_allocating_site)
+{
+    const char *sites = "PFALLOC_SITES=1";
+    const char *at = ", allocated at [^ ]+ in badheap\\)$";
+    char pat[512];
+    snprintf(pat, sizeof pat, "^pfalloc: heap overflow: block " HEX " .*\\(family malloc-32%s", at);
+    expect_abort("overflow-1", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: heap overflow: block " HEX " .*\\(family large%s", at);
+    expect_abort("large-overflow-1", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: write after free to block " HEX " .*\\(family malloc-32%s", at);
+    expect_abort("uaf-write", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: double free of " HEX " \\(family large%s", at);
+    expect_abort("large-double-free", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: sized delete of " HEX " .*\\(family malloc-48%s", at);
+    expect_abort("sized-delete", CHECK, sites, pat);
+}
+
+/* What the default mode detects of the same acts (see docs/REPORTS.md). */
+Test(check, default_mode_detections)
+{
+    expect_abort("double-free", NULL, NULL, "^pfalloc: double free of " HEX " \\(family malloc-32\\)$");
+    expect_abort("large-double-free", NULL, NULL, "^pfalloc: double free of " HEX " \\(family large\\)$");
+    expect_abort("free-stack", NULL, NULL, "^pfalloc: free of " HEX ", a pointer pfalloc never returned$");
+    expect_abort("free-static", NULL, NULL, "^pfalloc: free of " HEX ", a pointer pfalloc never returned$");
+    expect_abort("free-interior", NULL, NULL,
+                 "^pfalloc: free of interior pointer 0x[0-9a-f]+ \\(family malloc-[0-9]+, object at " HEX "\\)$");
+    expect_abort("realloc-freed", NULL, NULL, "^pfalloc: double free of " HEX " \\(family malloc-32\\)$");
+}
+
+static void expect_output(const char *act, const char *check, const char *want)
+{
+    struct pf_run r;
+    run(act, check, NULL, &r);
+    pf_assert_ok(&r, act);
+    cr_assert(strstr(r.out, want) != NULL, "%s: want \"%s\" in stdout:\n%s", act, want, r.out);
+    pf_run_free(&r);
+}
+
+Test(check, correct_programs_pass)
+{
+    /* malloc_usable_size says what was asked for, so a program that uses
+     * all of it stays inside the canary. */
+    expect_output("usable", CHECK, "usable 24\n");
+    expect_output("usable", NULL, "usable 32\n");
+    expect_output("zero-ok", CHECK, "zero-size blocks alike: 0\n");
+    expect_output("cxx-ok", CHECK, "survived\n");
+    expect_output("reuse", CHECK, "reused at once: no\n");
+}
+
+static void stress_prog(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", PF_PROGS_DIR, name);
+    const char *const argv[] = {path, NULL};
+    const char *const env[] = {CHECK, NULL};
+    struct pf_run plain, pre;
+    pf_compare_runs(argv, env, NULL, NULL, NULL, &plain, &pre);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+Test(check, stress_programs_run_unchanged)
+{
+    PF_REQUIRE_PRELOAD();
+    stress_prog("realloc");
+    stress_prog("aligned");
+    stress_prog("threads");
+    stress_prog("fork");
+    stress_prog("lifecycle");
+    stress_prog("libc_users");
+    stress_prog("cxx_threads");
+}
