@@ -661,3 +661,40 @@ Test(scripts, sites_find_the_module_from_the_report)
     free(report);
     pf_tempdir_remove(dir);
 }
+
+Test(scripts, view_shows_file_and_line_of_leak_sites)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("viewlines");
+    char *stream = pf_path(dir, "in.jsonl");
+    char *html = pf_path(dir, "out.html");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", stream);
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", "PFALLOC_REPORT=exit", NULL};
+    const char *const pargv[] = {PROG("symbols"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(pargv, &o, &r);
+    pf_assert_ok(&r, "symbols");
+    pf_run_free(&r);
+    const char *const argv[] = {SCRIPT("pfalloc-view"), "-o", html, stream, NULL};
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-view");
+    pf_run_free(&r);
+    unsigned svgs, polylines, circles, tables;
+    char *text;
+    check_html(html, &svgs, &polylines, &circles, &tables, &text);
+    char want[256];
+    snprintf(want, sizeof want, "symbols.c:%d", line_in("symbols.c", "/* symbols: leak_static_b's"));
+    cr_assert(strstr(text, want) != NULL, "want %s in\n%s", want, text);
+    snprintf(want, sizeof want, "symbols.c:%d in xalloc, inlined into leak_inlined at symbols.c:%d",
+             line_in("symbols.c", "/* symbols: the inlined allocation"),
+             line_in("symbols.c", "/* symbols: the call of the inlined wrapper"));
+    cr_assert(strstr(text, want) != NULL, "want %s in\n%s", want, text);
+    free(text);
+    free(stream);
+    free(html);
+    pf_tempdir_remove(dir);
+}
