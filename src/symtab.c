@@ -23,6 +23,9 @@
 #define MAX_MODULES 1024
 #define ARENA_CHUNK (64u * 1024)
 #define DEBUG_DIR "/usr/lib/debug"
+/* A symbol without a size (hand-written assembly) covers at most this much:
+ * no name is better than a distant wrong one. */
+#define UNSIZED_REACH 4096
 
 /* A function symbol: [lo, lo + size) in the file's addresses. */
 struct fn {
@@ -37,6 +40,7 @@ struct table {
     uint32_t n;
     const char *str; /* string table; str[strsize - 1] == 0 */
     size_t strsize;
+    size_t mapped; /* bytes mapped for fns */
 };
 
 struct module {
@@ -230,7 +234,9 @@ static int load_table(const struct elf *e, uint32_t type, struct table *t)
         if (pass == 0) {
             if (!count)
                 return 0;
-            t->fns = pf_os_map_meta(count * sizeof(struct fn));
+            size_t ps = pf_os_page_size();
+            t->mapped = (count * sizeof(struct fn) + ps - 1) & ~(ps - 1);
+            t->fns = pf_os_map_meta(t->mapped);
             if (!t->fns)
                 return 0;
             count = 0;
@@ -260,7 +266,7 @@ static const char *table_find(const struct table *t, uintptr_t a, uintptr_t *off
             hi = mid;
     }
     const struct fn *f = &t->fns[lo];
-    if (f->size && a - f->lo >= f->size)
+    if (a - f->lo >= (f->size ? f->size : UNSIZED_REACH))
         return NULL; /* between functions */
     *off = a - f->lo;
     return t->str + f->name;
@@ -381,8 +387,7 @@ const char *pf_sym_in_file(const void *file, size_t size, uintptr_t fileaddr, ui
         return NULL;
     const char *name = table_find(&t, fileaddr, symoff);
     /* Tests call this in a loop: give the table back. */
-    pf_os_unmap_meta(t.fns, ((size_t)(t.n ? t.n : 1) * sizeof(struct fn) + pf_os_page_size() - 1) &
-                                ~(pf_os_page_size() - 1));
+    pf_os_unmap_meta(t.fns, t.mapped);
     return name;
 }
 
