@@ -10,7 +10,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -183,6 +185,39 @@ void pf_os_counts(struct pf_os_counts *out)
     out->mapped_bytes = atomic_load_explicit(&mapped, memory_order_relaxed);
     out->peak_mapped_bytes = atomic_load_explicit(&peak_mapped, memory_order_relaxed);
     out->metadata_bytes = atomic_load_explicit(&meta_mapped, memory_order_relaxed);
+}
+
+const void *pf_os_map_file(const char *path, size_t *size)
+{
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uint64_t)st.st_size <= (uint64_t)SIZE_MAX) {
+        atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    }
+    close(fd);
+    if (m == MAP_FAILED)
+        return NULL;
+    *size = (size_t)st.st_size;
+    return m;
+}
+
+long pf_os_readlink(const char *path, char *buf, size_t cap)
+{
+    if (cap < 2)
+        return -1;
+    ssize_t n = readlink(path, buf, cap - 1);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return (long)n;
 }
 
 void pf_os_die(const char *msg, size_t len)

@@ -49,6 +49,13 @@ PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
+/* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
+ * for reading symbol tables; *size is its length. NULL when it cannot be
+ * opened, is not a regular file, or is empty. Stays mapped: callers keep
+ * pointers into it. Not counted in mapped_bytes (file pages, not memory). */
+PF_HIDDEN const void *pf_os_map_file(const char *path, size_t *size);
+/* readlink(2) with a terminating NUL; the length, or -1. */
+PF_HIDDEN long pf_os_readlink(const char *path, char *buf, size_t cap);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

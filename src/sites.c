@@ -10,12 +10,12 @@
  */
 #include "sites.h"
 
-#include <dlfcn.h>
 #include <string.h>
 
 #include "check.h"
 #include "family.h"
 #include "report.h"
+#include "symtab.h"
 #include "tcache.h"
 
 #define SITE_SLOTS (1u << 16)
@@ -184,34 +184,28 @@ void pf_leaks_collect(struct pf_leaks *sum)
     }
     if (sum)
         *sum = total;
+    /* Not in a signal handler: the report that follows may demangle. */
+    pf_sym_allow_demangle(1);
 }
 
 /* ---- naming a site ------------------------------------------------------------- */
 struct named {
-    const char *func;   /* symbol, or NULL */
+    const char *func;   /* symbol (mangled), or NULL */
     const char *module; /* basename of the object file */
+    const char *path;   /* the object file */
     uintptr_t off;      /* from func, or from the module base when func is NULL */
-    uintptr_t modoff;   /* from the module base (for addr2line) */
+    uintptr_t modoff;   /* the address in the module's file (for addr2line) */
 };
 
 static void name_site(uintptr_t addr, struct named *n)
 {
-    Dl_info info;
-    memset(n, 0, sizeof(*n));
-    n->module = "?";
-    if (!addr || !dladdr((void *)addr, &info))
-        return;
-    if (info.dli_fname && *info.dli_fname) {
-        const char *b = strrchr(info.dli_fname, '/');
-        n->module = b ? b + 1 : info.dli_fname;
-    }
-    n->modoff = addr - (uintptr_t)info.dli_fbase;
-    if (info.dli_sname && info.dli_saddr) {
-        n->func = info.dli_sname;
-        n->off = addr - (uintptr_t)info.dli_saddr;
-    } else {
-        n->off = n->modoff;
-    }
+    struct pf_sym s;
+    pf_sym_name(addr, &s);
+    n->func = s.name;
+    n->module = s.module;
+    n->path = s.path;
+    n->modoff = s.modoff;
+    n->off = s.name ? s.symoff : s.modoff;
 }
 
 static const char *family_name(uint32_t id1)
@@ -219,10 +213,12 @@ static const char *family_name(uint32_t id1)
     return id1 && id1 - 1 < pf_family_count() ? pf_family_at(id1 - 1)->name : "?";
 }
 
-static void site_text(struct pf_fmt *f, const struct named *n)
+/* `demangle`: C++ names as written (text), else as the linker sees them. */
+static void site_text(struct pf_fmt *f, const struct named *n, int demangle)
 {
     if (n->func) {
-        pf_fmt_str(f, n->func);
+        char buf[256];
+        pf_fmt_str(f, demangle ? pf_sym_demangle(n->func, buf, sizeof buf) : n->func);
         pf_fmt_char(f, '+');
     } else {
         pf_fmt_str(f, n->module);
@@ -292,9 +288,12 @@ static void write_text(struct pf_fmt *f)
             } else {
                 struct named n;
                 name_site(site_addr(l->site), &n);
-                site_text(f, &n);
+                site_text(f, &n, 1);
+                /* The file and the address in it: enough to find the line later. */
                 pf_fmt_str(f, " (");
-                pf_fmt_str(f, n.module);
+                pf_fmt_str(f, n.path);
+                pf_fmt_char(f, '+');
+                pf_fmt_hex(f, n.modoff);
                 pf_fmt_char(f, ')');
             }
             pf_fmt_char(f, '\n');
@@ -327,17 +326,19 @@ static void write_json(struct pf_fmt *f)
             char buf[320];
             struct pf_fmt t;
             pf_fmt_init(&t, buf, sizeof(buf), -1);
-            site_text(&t, &n);
+            site_text(&t, &n, 0);
             pf_fmt_json_str(f, pf_fmt_cstr(&t));
             pf_fmt_str(f, ",\"module\":");
             pf_fmt_json_str(f, n.module);
+            pf_fmt_str(f, ",\"path\":");
+            pf_fmt_json_str(f, n.path);
             pf_fmt_str(f, ",\"address\":\"");
             pf_fmt_hex(f, addr);
             pf_fmt_str(f, "\",\"module_offset\":\"");
             pf_fmt_hex(f, n.modoff);
             pf_fmt_char(f, '"');
         } else {
-            pf_fmt_str(f, "null,\"module\":null,\"address\":null,\"module_offset\":null");
+            pf_fmt_str(f, "null,\"module\":null,\"path\":null,\"address\":null,\"module_offset\":null");
         }
         pf_fmt_str(f, ",\"kind\":\"");
         pf_fmt_str(f, !l->site ? "unrecorded" : l->site == OTHER_ID ? "other_sites"
@@ -362,4 +363,5 @@ void pf_leaks_write(struct pf_fmt *f, int json, void *ctx)
         write_json(f);
     else
         write_text(f);
+    pf_sym_allow_demangle(0);
 }

@@ -543,3 +543,158 @@ Test(scripts, sites_resolve_text_report)
     assert_resolved(out, "leak_big", "keep(calloc(1, 300000));");
     free(out);
 }
+
+/* ---- file:line in the report pfalloc-run --sites shows ----------------------------------- */
+
+/* The line of tests/progs/`file` holding `needle` (1-based). */
+static int line_in(const char *file, const char *needle)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/progs/%s", PF_SOURCE_DIR, file);
+    char *src = pf_read_file(path, NULL);
+    const char *hit = strstr(src, needle);
+    cr_assert(hit != NULL, "%s not in %s", needle, file);
+    int line = 1;
+    for (const char *p = src; p < hit; p++)
+        line += *p == '\n';
+    free(src);
+    return line;
+}
+
+/* Every report row for site `func` shows `want` (and the row exists). */
+static void assert_row_shows(const char *err, const char *func, const char *want)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, " %s+0x", func);
+    int rows = 0;
+    for (const char *row = strstr(err, pat); row; row = strstr(row + 1, pat)) {
+        const char *eol = strchr(row, '\n');
+        const char *hit = strstr(row, want);
+        cr_assert(hit && (!eol || hit < eol) && !isdigit((unsigned char)hit[strlen(want)]),
+                  "%s should show %s:\n%s", func, want, err);
+        rows++;
+    }
+    cr_assert(rows > 0, "no row for %s:\n%s", func, err);
+}
+
+Test(scripts, run_sites_shows_file_and_line)
+{
+    PF_REQUIRE_PRELOAD();
+    need_python();
+    PF_REQUIRE_PROGRAM("addr2line");
+    /* -O2 -g, nothing exported: names from the symbol table, lines from DWARF. */
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--sites",
+                                "--report", "exit", "--", PF_BUILD_DIR "/progs/symbols", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-run --sites symbols");
+    cr_assert(strstr(r.out, "symbols: 10 objects kept") != NULL, "%s", r.out);
+    char want[256];
+    snprintf(want, sizeof want, "(symbols.c:%d)", line_in("symbols.c", "/* symbols: leak_static_a's"));
+    assert_row_shows(r.err, "leak_static_a", want);
+    snprintf(want, sizeof want, "(symbols.c:%d)", line_in("symbols.c", "/* symbols: leak_static_b's"));
+    assert_row_shows(r.err, "leak_static_b", want);
+    snprintf(want, sizeof want, "(symbols.c:%d)", line_in("symbols.c", "/* symbols: leak_dup's"));
+    assert_row_shows(r.err, "leak_dup", want);
+    /* The wrapper inlined into its caller: both lines, innermost first. */
+    snprintf(want, sizeof want, "(symbols.c:%d in xalloc, inlined into leak_inlined at symbols.c:%d)",
+             line_in("symbols.c", "/* symbols: the inlined allocation"),
+             line_in("symbols.c", "/* symbols: the call of the inlined wrapper"));
+    assert_row_shows(r.err, "leak_inlined", want);
+    /* The report is whole, once. */
+    cr_assert(strstr(r.err, "==== end of pfalloc report ====\n") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(scripts, run_sites_keeps_status_and_signal)
+{
+    PF_REQUIRE_PRELOAD();
+    need_python();
+    PF_REQUIRE_PROGRAM("addr2line");
+    PF_REQUIRE_PROGRAM("sh");
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--sites",
+                                "--", "sh", "-c", "exit 3", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code == 3, "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+    const char *const argv2[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--sites",
+                                 "--", "sh", "-c", "kill -TERM $$", NULL};
+    run(argv2, NULL, &r);
+    cr_assert(!r.exited && r.signo == SIGTERM, "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+}
+
+Test(scripts, sites_find_the_module_from_the_report)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("sitespath");
+    char *report = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", NULL};
+    const char *const largv[] = {PROG("leaky"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(largv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    pf_run_free(&r);
+    /* No --exe: the report names the program's file. */
+    const char *const argv[] = {SCRIPT("pfalloc-sites"), report, NULL};
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-sites");
+    assert_resolved(r.out, "leak_small", "char *p = malloc(100);");
+    assert_resolved(r.out, "leak_big", "keep(calloc(1, 300000));");
+    pf_run_free(&r);
+    /* A report whose modules are gone: a clear failure, not "??". */
+    static const char gone[] =
+        "{\"pid\":1,\"program\":\"gone\",\"reason\":\"exit\",\"leaks\":{\"sites\":[{\"site\":\"f+0x1\","
+        "\"module\":\"gone\",\"path\":\"/nonexistent/gone\",\"module_offset\":\"0x1234\",\"family\":\"malloc-16\","
+        "\"objects\":1,\"bytes\":8,\"runtime\":false}]}}\n";
+    pf_write_file(report, gone, sizeof gone - 1);
+    run(argv, NULL, &r);
+    cr_assert(r.exited && r.code == 1, "%s\n%s%s", pf_run_how(&r), r.out, r.err);
+    cr_assert(strstr(r.err, "cannot find module /nonexistent/gone") != NULL, "%s", r.err);
+    pf_run_free(&r);
+    free(report);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, view_shows_file_and_line_of_leak_sites)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("viewlines");
+    char *stream = pf_path(dir, "in.jsonl");
+    char *html = pf_path(dir, "out.html");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", stream);
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", "PFALLOC_REPORT=exit", NULL};
+    const char *const pargv[] = {PROG("symbols"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(pargv, &o, &r);
+    pf_assert_ok(&r, "symbols");
+    pf_run_free(&r);
+    const char *const argv[] = {SCRIPT("pfalloc-view"), "-o", html, stream, NULL};
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-view");
+    pf_run_free(&r);
+    unsigned svgs, polylines, circles, tables;
+    char *text;
+    check_html(html, &svgs, &polylines, &circles, &tables, &text);
+    char want[256];
+    snprintf(want, sizeof want, "symbols.c:%d", line_in("symbols.c", "/* symbols: leak_static_b's"));
+    cr_assert(strstr(text, want) != NULL, "want %s in\n%s", want, text);
+    snprintf(want, sizeof want, "symbols.c:%d in xalloc, inlined into leak_inlined at symbols.c:%d",
+             line_in("symbols.c", "/* symbols: the inlined allocation"),
+             line_in("symbols.c", "/* symbols: the call of the inlined wrapper"));
+    cr_assert(strstr(text, want) != NULL, "want %s in\n%s", want, text);
+    free(text);
+    free(stream);
+    free(html);
+    pf_tempdir_remove(dir);
+}

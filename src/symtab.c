@@ -1,0 +1,559 @@
+/*
+ * symtab.c — code address -> module, file address, function.
+ * The module comes from the loader (_dl_find_object: lock-free and
+ * async-signal-safe; older C libraries: dl_iterate_phdr, not signal-safe).
+ * Its file is mapped whole, read-only, and its function symbols (FUNC and
+ * IFUNC, defined) sorted into a table in pfalloc's metadata, once per module:
+ * .symtab when the file has one (static functions too), else the one of its
+ * separate debug file (/usr/lib/debug by build-id, or .gnu_debuglink), else
+ * .dynsym. Every read of a file is checked against its size, so a truncated
+ * or corrupt file gives no names, never a fault. Names point into the mapped
+ * string tables, which stay mapped. One builder at a time (a try-flag): a
+ * lookup that finds it taken answers with the module only.
+ */
+#include "symtab.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MODULES 1024
+#define ARENA_CHUNK (64u * 1024)
+#define DEBUG_DIR "/usr/lib/debug"
+/* A symbol without a size (hand-written assembly) covers at most this much:
+ * no name is better than a distant wrong one. */
+#define UNSIZED_REACH 4096
+
+/* A function symbol: [lo, lo + size) in the file's addresses. */
+struct fn {
+    uintptr_t lo;
+    uint32_t size;     /* 0: unknown (assembly); taken to reach the next symbol */
+    uint32_t name : 30; /* offset in the string table */
+    uint32_t rank : 2;  /* among aliases at one address, the lowest is kept */
+};
+
+struct table {
+    struct fn *fns; /* sorted by lo, one entry per address */
+    uint32_t n;
+    const char *str; /* string table; str[strsize - 1] == 0 */
+    size_t strsize;
+    size_t mapped; /* bytes mapped for fns */
+};
+
+struct module {
+    uintptr_t bias;      /* load bias: run-time address - file address */
+    const void *key;     /* the loader's handle (link map), with bias telling reloads apart */
+    const char *path;    /* in the arena */
+    const char *base;    /* the base name of path */
+    _Atomic int state;   /* 0: table not built, 1: built (possibly empty) */
+    struct table t;
+};
+
+static struct module *mods; /* MAX_MODULES entries */
+static _Atomic uint32_t nmods;
+static atomic_flag busy = ATOMIC_FLAG_INIT; /* one builder: adds modules, builds tables */
+static char *arena;
+static size_t arena_left;
+static char scratch[4096]; /* debug file paths; used under busy */
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static char *arena_copy(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (n > ARENA_CHUNK)
+        return NULL;
+    if (n > arena_left) {
+        arena = pf_os_map_meta(ARENA_CHUNK);
+        arena_left = arena ? ARENA_CHUNK : 0;
+        if (!arena)
+            return NULL;
+    }
+    char *p = arena;
+    memcpy(p, s, n);
+    arena += n;
+    arena_left -= n;
+    return p;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* Appends s to buf (holding *len bytes of cap); 0 when it does not fit. */
+static int append(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+    if (*len + n + 1 > cap)
+        return 0;
+    memcpy(buf + *len, s, n);
+    *len += n;
+    buf[*len] = 0;
+    return 1;
+}
+
+/* [off, off + len) lies inside a file of `size` bytes. */
+static int inside(size_t size, uint64_t off, uint64_t len)
+{
+    return off <= size && len <= size - off;
+}
+
+/* ---- the ELF file -------------------------------------------------------------- */
+
+struct elf {
+    const unsigned char *p;
+    size_t size;
+    const ElfW(Shdr) *sh; /* section headers, all inside the file */
+    uint32_t shnum;
+};
+
+static int elf_open(struct elf *e, const void *p, size_t size)
+{
+    e->p = p;
+    e->size = size;
+    e->sh = NULL;
+    e->shnum = 0;
+    if (size < sizeof(ElfW(Ehdr)))
+        return 0;
+    ElfW(Ehdr) eh;
+    memcpy(&eh, p, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32))
+        return 0;
+    if (eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shoff % sizeof(uintptr_t))
+        return 0;
+    uint64_t n = eh.e_shnum;
+    if (n == 0 && eh.e_shoff) { /* extended numbering: the count is in section 0 */
+        if (!inside(size, eh.e_shoff, sizeof(ElfW(Shdr))))
+            return 0;
+        n = ((const ElfW(Shdr) *)(e->p + eh.e_shoff))->sh_size;
+    }
+    if (n == 0 || n > 1u << 20 || !inside(size, eh.e_shoff, n * sizeof(ElfW(Shdr))))
+        return 0;
+    e->sh = (const ElfW(Shdr) *)(e->p + eh.e_shoff);
+    e->shnum = (uint32_t)n;
+    return 1;
+}
+
+/* Section i's contents, or NULL when it has none in the file. */
+static const unsigned char *sec_data(const struct elf *e, uint32_t i, size_t *len)
+{
+    if (i >= e->shnum)
+        return NULL;
+    const ElfW(Shdr) *s = &e->sh[i];
+    if (s->sh_type == SHT_NOBITS || !inside(e->size, s->sh_offset, s->sh_size))
+        return NULL;
+    *len = s->sh_size;
+    return e->p + s->sh_offset;
+}
+
+static const ElfW(Shdr) *find_type(const struct elf *e, uint32_t type, uint32_t *idx)
+{
+    for (uint32_t i = 1; i < e->shnum; i++)
+        if (e->sh[i].sh_type == type) {
+            *idx = i;
+            return &e->sh[i];
+        }
+    return NULL;
+}
+
+/* Sorts by (lo, rank): heap sort, in place, O(n log n), no allocation. */
+static int before(const struct fn *a, const struct fn *b)
+{
+    return a->lo < b->lo || (a->lo == b->lo && a->rank < b->rank);
+}
+
+static void sift(struct fn *v, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && before(&v[c], &v[c + 1]))
+            c++;
+        if (!before(&v[i], &v[c]))
+            return;
+        struct fn t = v[i];
+        v[i] = v[c];
+        v[c] = t;
+        i = c;
+    }
+}
+
+static void sort_fns(struct fn *v, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift(v, i, n);
+    for (size_t k = n; k > 1; k--) {
+        struct fn t = v[0];
+        v[0] = v[k - 1];
+        v[k - 1] = t;
+        sift(v, 0, k - 1);
+    }
+}
+
+/* Builds t from the section of type `type` (SHT_SYMTAB or SHT_DYNSYM). */
+static int load_table(const struct elf *e, uint32_t type, struct table *t)
+{
+    uint32_t si;
+    const ElfW(Shdr) *ss = find_type(e, type, &si);
+    size_t symlen, strsize;
+    if (!ss || ss->sh_entsize != sizeof(ElfW(Sym)))
+        return 0;
+    const unsigned char *syms = sec_data(e, si, &symlen);
+    if (!syms || ss->sh_link >= e->shnum || e->sh[ss->sh_link].sh_type != SHT_STRTAB)
+        return 0;
+    const char *str = (const char *)sec_data(e, ss->sh_link, &strsize);
+    /* Every name must end inside the table: cut it after its last NUL. */
+    while (str && strsize && str[strsize - 1])
+        strsize--;
+    if (!str || !strsize)
+        return 0;
+    size_t nsym = symlen / sizeof(ElfW(Sym)), count = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < nsym; i++) {
+            ElfW(Sym) s;
+            memcpy(&s, syms + i * sizeof s, sizeof s);
+            int typ = ELF64_ST_TYPE(s.st_info), bind = ELF64_ST_BIND(s.st_info);
+            if ((typ != STT_FUNC && typ != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF || !s.st_value ||
+                !s.st_name || s.st_name >= strsize || s.st_name >= 1u << 30)
+                continue;
+            if (pass == 1) {
+                struct fn *f = &t->fns[count];
+                f->lo = s.st_value;
+                f->size = s.st_size > UINT32_MAX ? UINT32_MAX : (uint32_t)s.st_size;
+                f->name = (uint32_t)s.st_name;
+                /* Prefer a symbol with a size, then a global one. */
+                f->rank = (uint32_t)((s.st_size == 0) * 2 + (bind != STB_GLOBAL));
+            }
+            count++;
+        }
+        if (pass == 0) {
+            if (!count)
+                return 0;
+            size_t ps = pf_os_page_size();
+            t->mapped = (count * sizeof(struct fn) + ps - 1) & ~(ps - 1);
+            t->fns = pf_os_map_meta(t->mapped);
+            if (!t->fns)
+                return 0;
+            count = 0;
+        }
+    }
+    sort_fns(t->fns, count);
+    uint32_t m = 0;
+    for (size_t i = 0; i < count; i++)
+        if (m == 0 || t->fns[m - 1].lo != t->fns[i].lo)
+            t->fns[m++] = t->fns[i];
+    t->n = m;
+    t->str = str;
+    t->strsize = strsize;
+    return 1;
+}
+
+static const char *table_find(const struct table *t, uintptr_t a, uintptr_t *off)
+{
+    if (!t->n || a < t->fns[0].lo)
+        return NULL;
+    uint32_t lo = 0, hi = t->n; /* the last entry with fns[i].lo <= a is in [lo, hi) */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t->fns[mid].lo <= a)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const struct fn *f = &t->fns[lo];
+    if (a - f->lo >= (f->size ? f->size : UNSIZED_REACH))
+        return NULL; /* between functions */
+    *off = a - f->lo;
+    return t->str + f->name;
+}
+
+/* The build-id note's bytes, or NULL. */
+static const unsigned char *build_id(const struct elf *e, size_t *len)
+{
+    for (uint32_t i = 1; i < e->shnum; i++) {
+        size_t n;
+        const unsigned char *d;
+        if (e->sh[i].sh_type != SHT_NOTE || !(d = sec_data(e, i, &n)))
+            continue;
+        size_t at = 0;
+        while (n - at >= 12) {
+            uint32_t nh[3];
+            memcpy(nh, d + at, sizeof nh);
+            uint64_t name = (nh[0] + 3ull) & ~3ull, desc = (nh[1] + 3ull) & ~3ull;
+            if (name + desc > n - at - 12)
+                break;
+            if (nh[2] == NT_GNU_BUILD_ID && nh[0] == 4 && memcmp(d + at + 12, "GNU", 4) == 0 && nh[1] &&
+                nh[1] <= 64) {
+                *len = nh[1];
+                return d + at + 12 + name;
+            }
+            at += 12 + name + desc;
+        }
+    }
+    return NULL;
+}
+
+/* The file named by .gnu_debuglink, or NULL. */
+static const char *debuglink(const struct elf *e)
+{
+    ElfW(Ehdr) eh;
+    memcpy(&eh, e->p, sizeof eh);
+    size_t nlen, dlen;
+    const char *names = (const char *)sec_data(e, eh.e_shstrndx, &nlen);
+    if (!names || e->sh[eh.e_shstrndx].sh_type != SHT_STRTAB)
+        return NULL;
+    for (uint32_t i = 1; i < e->shnum; i++) {
+        uint32_t at = e->sh[i].sh_name;
+        if (at >= nlen || nlen - at < sizeof ".gnu_debuglink" ||
+            memcmp(names + at, ".gnu_debuglink", sizeof ".gnu_debuglink") != 0)
+            continue;
+        const char *d = (const char *)sec_data(e, i, &dlen);
+        if (d && dlen && memchr(d, 0, dlen) && *d && !strchr(d, '/'))
+            return d;
+    }
+    return NULL;
+}
+
+/* Tries the debug file at scratch: its .symtab into t. */
+static int try_debug_file(struct table *t)
+{
+    size_t size;
+    const void *p = pf_os_map_file(scratch, &size);
+    struct elf e;
+    return p && elf_open(&e, p, size) && load_table(&e, SHT_SYMTAB, t);
+}
+
+/* The separate debug file's .symtab for module `path`, if one is installed. */
+static int load_debug(const struct elf *e, const char *path, struct table *t)
+{
+    size_t idlen, len = 0;
+    const unsigned char *id = build_id(e, &idlen);
+    if (id && idlen >= 2) {
+        static const char hex[] = "0123456789abcdef";
+        append(scratch, sizeof scratch, &len, DEBUG_DIR "/.build-id/", sizeof DEBUG_DIR "/.build-id/" - 1);
+        for (size_t i = 0; i < idlen; i++) {
+            char h[2] = {hex[id[i] >> 4], hex[id[i] & 15]};
+            append(scratch, sizeof scratch, &len, h, 2);
+            if (i == 0)
+                append(scratch, sizeof scratch, &len, "/", 1);
+        }
+        if (append(scratch, sizeof scratch, &len, ".debug", 6) && try_debug_file(t))
+            return 1;
+    }
+    const char *link = debuglink(e);
+    const char *slash = strrchr(path, '/');
+    if (!link || !slash)
+        return 0;
+    size_t dir = (size_t)(slash - path);
+    static const char *const forms[] = {"/", "/.debug/", DEBUG_DIR};
+    for (int k = 0; k < 3; k++) {
+        len = 0;
+        if (k == 2 && !append(scratch, sizeof scratch, &len, DEBUG_DIR, sizeof DEBUG_DIR - 1))
+            continue;
+        if (!append(scratch, sizeof scratch, &len, path, dir) ||
+            !append(scratch, sizeof scratch, &len, k == 2 ? "/" : forms[k], strlen(k == 2 ? "/" : forms[k])) ||
+            !append(scratch, sizeof scratch, &len, link, strlen(link)))
+            continue;
+        if (strcmp(scratch, path) != 0 && try_debug_file(t))
+            return 1;
+    }
+    return 0;
+}
+
+/* Builds a table for the ELF image at p: .symtab, else the debug file's,
+ * else .dynsym (path: the module's file, for finding its debug file; NULL
+ * to skip that step). */
+static int build(const void *p, size_t size, const char *path, struct table *t)
+{
+    struct elf e;
+    if (!elf_open(&e, p, size))
+        return 0;
+    if (load_table(&e, SHT_SYMTAB, t))
+        return 1;
+    if (path && load_debug(&e, path, t))
+        return 1;
+    return load_table(&e, SHT_DYNSYM, t);
+}
+
+const char *pf_sym_in_file(const void *file, size_t size, uintptr_t fileaddr, uintptr_t *symoff)
+{
+    struct table t = {0};
+    if (!build(file, size, NULL, &t))
+        return NULL;
+    const char *name = table_find(&t, fileaddr, symoff);
+    /* Tests call this in a loop: give the table back. */
+    pf_os_unmap_meta(t.fns, t.mapped);
+    return name;
+}
+
+/* ---- modules -------------------------------------------------------------------- */
+
+/* The loader's view of addr: its handle, load bias and file name. */
+struct found {
+    const void *key;
+    uintptr_t bias;
+    const char *name; /* "" for the executable */
+};
+
+#ifdef DLFO_STRUCT_HAS_EH_DBASE
+static int locate(uintptr_t addr, struct found *out)
+{
+    struct dl_find_object r;
+    if (_dl_find_object((void *)addr, &r) != 0 || !r.dlfo_link_map)
+        return 0;
+    out->key = r.dlfo_link_map;
+    out->bias = r.dlfo_link_map->l_addr;
+    out->name = r.dlfo_link_map->l_name ? r.dlfo_link_map->l_name : "";
+    return 1;
+}
+#else
+struct search {
+    uintptr_t addr;
+    struct found *out;
+    int hit;
+};
+
+static int visit(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct search *s = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && s->addr >= lo && s->addr - lo < ph->p_memsz) {
+            s->out->key = info->dlpi_phdr;
+            s->out->bias = info->dlpi_addr;
+            s->out->name = info->dlpi_name ? info->dlpi_name : "";
+            s->hit = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Without _dl_find_object the module list is walked: not signal-safe. */
+static int locate(uintptr_t addr, struct found *out)
+{
+    struct search s = {addr, out, 0};
+    dl_iterate_phdr(visit, &s);
+    return s.hit;
+}
+#endif
+
+static struct module *cached(const struct found *fo)
+{
+    uint32_t n = atomic_load_explicit(&nmods, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++)
+        if (mods[i].key == fo->key && mods[i].bias == fo->bias)
+            return &mods[i];
+    return NULL;
+}
+
+/* Adds the module; called under busy. */
+static struct module *add_module(const struct found *fo)
+{
+    if (!mods && !(mods = pf_os_map_meta(sizeof(struct module) * MAX_MODULES)))
+        return NULL;
+    uint32_t n = atomic_load_explicit(&nmods, memory_order_relaxed);
+    if (n >= MAX_MODULES)
+        return NULL;
+    const char *name = fo->name;
+    if (!*name) { /* the executable: the loader keeps no name for it */
+        if (pf_os_readlink("/proc/self/exe", scratch, sizeof scratch) <= 0)
+            return NULL;
+        name = scratch;
+    }
+    char *path = arena_copy(name);
+    if (!path)
+        return NULL;
+    struct module *m = &mods[n];
+    m->key = fo->key;
+    m->bias = fo->bias;
+    m->path = path;
+    m->base = base_name(path);
+    atomic_store_explicit(&m->state, 0, memory_order_relaxed);
+    atomic_store_explicit(&nmods, n + 1, memory_order_release);
+    return m;
+}
+
+int pf_sym_name(uintptr_t addr, struct pf_sym *out)
+{
+    out->path = out->module = "?";
+    out->modoff = 0;
+    out->name = NULL;
+    out->symoff = 0;
+    struct found fo;
+    if (!addr || !locate(addr, &fo))
+        return 0;
+    out->modoff = addr - fo.bias;
+    if (*fo.name) {
+        out->path = fo.name;
+        out->module = base_name(fo.name);
+    }
+    struct module *m = mods ? cached(&fo) : NULL;
+    if (!m || !atomic_load_explicit(&m->state, memory_order_acquire)) {
+        if (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire))
+            return 1; /* someone else is building: the module only */
+        if (!m && !(m = mods ? cached(&fo) : NULL))
+            m = add_module(&fo);
+        if (m && !atomic_load_explicit(&m->state, memory_order_relaxed)) {
+            size_t size;
+            const void *p = pf_os_map_file(m->path, &size);
+            if (!p || !build(p, size, m->path, &m->t))
+                memset(&m->t, 0, sizeof m->t);
+            atomic_store_explicit(&m->state, 1, memory_order_release);
+        }
+        atomic_flag_clear_explicit(&busy, memory_order_release);
+        if (!m)
+            return 1;
+    }
+    out->path = m->path;
+    out->module = m->base;
+    out->name = table_find(&m->t, out->modoff, &out->symoff);
+    return 1;
+}
+
+/* ---- C++ names ------------------------------------------------------------------- */
+
+typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
+static demangle_fn demangler;
+static int demangle_looked, demangle_on;
+
+void pf_sym_allow_demangle(int on)
+{
+    /* Looked up when first allowed, never at start-up (dlsym may allocate).
+     * Found only when the C++ runtime is loaded, which is when there are
+     * C++ names to demangle. */
+    if (on && !demangle_looked) {
+        demangler = (demangle_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+        demangle_looked = 1;
+    }
+    demangle_on = on;
+}
+
+const char *pf_sym_demangle(const char *name, char *buf, size_t cap)
+{
+    if (!name || !demangle_on || !demangler || name[0] != '_' || name[1] != 'Z' || cap < 2)
+        return name;
+    int status = -1;
+    char *d = demangler(name, NULL, NULL, &status);
+    if (!d)
+        return name;
+    const char *r = name;
+    if (status == 0) {
+        size_t n = strlen(d);
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(buf, d, n);
+        buf[n] = 0;
+        r = buf;
+    }
+    /* The runtime allocated it with malloc: give it back the same way. */
+    free(d);
+    return r;
+}

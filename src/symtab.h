@@ -1,0 +1,42 @@
+/*
+ * symtab.h — names for code addresses, from the modules' own symbol tables.
+ * For an address: the module (executable or shared library) holding it, the
+ * address in the module's file, and the function around it, static ones
+ * included (.symtab, or the separate debug file under /usr/lib/debug, or
+ * .dynsym). Async-signal-safe: reads files with open/mmap/close, keeps its
+ * tables in pfalloc's own mappings, takes no lock (a lookup that finds a
+ * table being built by someone else answers without a name).
+ */
+#ifndef PF_SYMTAB_H
+#define PF_SYMTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+
+struct pf_sym {
+    const char *path;   /* the module's file, "?" when no module holds the address */
+    const char *module; /* the base name of path */
+    uintptr_t modoff;   /* address - the module's load bias: the address in the file (addr2line's) */
+    const char *name;   /* the function as the linker sees it (mangled), or NULL */
+    uintptr_t symoff;   /* address - the function's start (valid with name) */
+};
+
+/* Fills *out for `addr`; 1 when a module holds it, else 0 (out still valid). */
+PF_HIDDEN int pf_sym_name(uintptr_t addr, struct pf_sym *out);
+
+/* The same lookup against one ELF file mapped in memory at `file`
+ * (`size` bytes), for a file address: the function name or NULL. For tests
+ * of corrupt files; every read is bounds-checked. */
+PF_HIDDEN const char *pf_sym_in_file(const void *file, size_t size, uintptr_t fileaddr, uintptr_t *symoff);
+
+/* C++ names: `name` demangled into buf (at most cap bytes) when demangling
+ * is allowed and the name is a mangled one, else `name` itself. */
+PF_HIDDEN const char *pf_sym_demangle(const char *name, char *buf, size_t cap);
+/* Allows demangling (on) or forbids it (off). It calls the C++ runtime's
+ * __cxa_demangle, which allocates: allowed only outside signal handlers,
+ * around the writing of the exit report. */
+PF_HIDDEN void pf_sym_allow_demangle(int on);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * test_symtab.c — names for code addresses: a static function of this test
+ * program (nothing exported) by name and offset, a C library function, the
+ * executable's path, an address no module holds; and the ELF reader given
+ * corrupt copies of this program (every truncation length near the
+ * headers, random bytes written over headers and tables), which must give
+ * no name or a name inside the copy, never a fault.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "symtab.h"
+
+__attribute__((noinline)) static int local_function(int x)
+{
+    /* Enough code that an offset inside it is not its start. */
+    volatile int y = x;
+    for (int i = 0; i < 3; i++)
+        y += i * x;
+    return y;
+}
+
+static char *read_self(size_t *len)
+{
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    cr_assert(n > 0);
+    path[n] = 0;
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)size);
+    cr_assert(buf && fread(buf, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+Test(symtab, static_function_of_the_program)
+{
+    cr_assert(local_function(2) > 0);
+    struct pf_sym s;
+    uintptr_t a = (uintptr_t)&local_function + 5;
+    cr_assert(pf_sym_name(a, &s) == 1);
+    cr_assert(s.name && strcmp(s.name, "local_function") == 0, "%s", s.name ? s.name : "(none)");
+    cr_assert(s.symoff == 5);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n] = 0;
+    cr_assert(strcmp(s.path, self) == 0, "%s vs %s", s.path, self);
+    cr_assert(strcmp(s.module, strrchr(self, '/') + 1) == 0);
+    /* Asked again: the cached table gives the same answer. */
+    struct pf_sym t;
+    cr_assert(pf_sym_name(a, &t) == 1 && t.name == s.name && t.modoff == s.modoff);
+}
+
+Test(symtab, library_function)
+{
+    struct pf_sym s;
+    cr_assert(pf_sym_name((uintptr_t)&getppid + 1, &s) == 1);
+    cr_assert(strstr(s.module, "libc") == s.module, "%s", s.module);
+    cr_assert(s.path[0] == '/', "%s", s.path);
+    cr_assert(s.name && strstr(s.name, "getppid"), "%s", s.name ? s.name : "(none)");
+}
+
+Test(symtab, address_outside_every_module)
+{
+    struct pf_sym s;
+    cr_assert(pf_sym_name(16, &s) == 0);
+    cr_assert(s.name == NULL && strcmp(s.module, "?") == 0);
+    cr_assert(pf_sym_name(0, &s) == 0);
+}
+
+Test(symtab, reads_the_file_it_is_given)
+{
+    size_t len;
+    char *img = read_self(&len);
+    struct pf_sym s;
+    cr_assert(pf_sym_name((uintptr_t)&local_function + 3, &s) == 1);
+    uintptr_t off;
+    const char *name = pf_sym_in_file(img, len, s.modoff, &off);
+    cr_assert(name && strcmp(name, "local_function") == 0 && off == 3);
+    free(img);
+}
+
+/* The name, when there is one, lies inside the image and ends there. */
+static void check_inside(const char *name, const char *img, size_t len)
+{
+    if (!name)
+        return;
+    cr_assert(name >= img && name < img + len);
+    cr_assert(memchr(name, 0, (size_t)(img + len - name)) != NULL);
+}
+
+Test(symtab, truncated_copies_never_fault)
+{
+    size_t len;
+    char *img = read_self(&len);
+    struct pf_sym s;
+    pf_sym_name((uintptr_t)&local_function, &s);
+    uintptr_t off;
+    /* Every length up to 4 KiB, then lengths across the whole file. */
+    for (size_t n = 0; n < len; n += n < 4096 ? 1 : 997) {
+        char *cut = malloc(n ? n : 1);
+        memcpy(cut, img, n);
+        check_inside(pf_sym_in_file(cut, n, s.modoff, &off), cut, n);
+        free(cut);
+    }
+    free(img);
+}
+
+Test(symtab, scribbled_copies_never_fault)
+{
+    size_t len;
+    char *img = read_self(&len);
+    char *copy = malloc(len);
+    struct pf_sym s;
+    pf_sym_name((uintptr_t)&local_function, &s);
+    uint64_t shoff;
+    memcpy(&shoff, img + 0x28, 8); /* e_shoff of an ELF64 header */
+    srand(1234);
+    uintptr_t off;
+    for (int round = 0; round < 3000; round++) {
+        memcpy(copy, img, len);
+        for (int k = 0; k < 8; k++) {
+            /* Half the damage in the ELF header, half in the section headers. */
+            size_t at = (round + k) % 2 ? (size_t)rand() % 64 : (size_t)(shoff + (uint64_t)rand() % (len - shoff));
+            if (at < len)
+                copy[at] = (char)rand();
+        }
+        check_inside(pf_sym_in_file(copy, len, s.modoff, &off), copy, len);
+    }
+    free(copy);
+    free(img);
+}
