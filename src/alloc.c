@@ -294,6 +294,11 @@ void pf_free(void *p)
 /* ---- realloc ------------------------------------------------------------------------- */
 static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align);
 
+/* One path for every block: resized where it is when it can be (a slot with
+ * room, a large block by mremap), otherwise moved, copying min(new size, old
+ * usable size). The old block holds no more than its usable size whatever
+ * the new size is: an aligned request of 100 bytes may sit in a 64 KiB
+ * mapping, and a new size of a small class is no bound on it. */
 void *pf_realloc(void *p, size_t n)
 {
     if (!p)
@@ -303,47 +308,43 @@ void *pf_realloc(void *p, size_t n)
         return NULL;
     }
     struct pf_span *s = pf_pagemap_get(p);
+    size_t usable;
     if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
-        if (n > PF_SMALL_MAX) {
+        usable = pf_large_usable(s);
+        /* mremap may move the block to any page boundary: only for blocks
+         * whose family asks no more than that. */
+        if (n > PF_SMALL_MAX && s->family->obj_align <= pf_os_page_size()) {
             int saved = errno;
             void *q = pf_large_realloc(s, n);
             if (q)
                 errno = saved;
             return q;
         }
-        struct pf_family *f = s->family;
-        void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, f->obj_align) : pf_malloc(n);
-        if (q) {
-            memcpy(q, p, n);
-            pf_large_free(s);
+    } else {
+        uint32_t st;
+        uint32_t idx = live_slot(p, s, &st);
+        uint32_t slot = s->slot_size;
+        size_t old_req = slot - (st - PF_SLOT_LIVE);
+        if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
+            /* In place: only the requested-bytes figure changes. */
+            s->state[idx] = (uint16_t)(PF_SLOT_LIVE + slot - n);
+            struct pf_tcache *tc = pf_tc;
+            if (s->cached && tc) {
+                struct pf_bin *b = &tc->bins[s->cls];
+                b->req += (uint64_t)n - old_req;
+            } else {
+                pf_family_requested(s->family, n > old_req ? n - old_req : 0,
+                                    n > old_req ? 0 : old_req - n);
+            }
+            return p;
         }
-        return q;
+        usable = slot;
     }
-    uint32_t st;
-    uint32_t idx = live_slot(p, s, &st);
-    uint32_t slot = s->slot_size;
-    size_t old_req = slot - (st - PF_SLOT_LIVE);
-    if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
-        /* In place: only the requested-bytes figure changes. */
-        s->state[idx] = (uint16_t)(PF_SLOT_LIVE + slot - n);
-        struct pf_tcache *tc = pf_tc;
-        if (s->cached && tc) {
-            struct pf_bin *b = &tc->bins[s->cls];
-            b->req += (uint64_t)n - old_req;
-        } else {
-            pf_family_requested(s->family, n > old_req ? n - old_req : 0,
-                                n > old_req ? 0 : old_req - n);
-        }
-        return p;
-    }
-    void *q;
-    if (s->family->kind == PF_KIND_TYPED)
-        q = typed_bytes(s->family, n, s->family->obj_align);
-    else
-        q = pf_malloc(n);
+    struct pf_family *f = s->family;
+    void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, f->obj_align) : pf_malloc(n);
     if (!q)
         return NULL;
-    memcpy(q, p, n < slot ? n : slot);
+    memcpy(q, p, n < usable ? n : usable);
     pf_free(p);
     return q;
 }

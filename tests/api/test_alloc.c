@@ -396,6 +396,54 @@ Test(alloc, realloc_preserves_contents_every_direction)
     pf_free(p);
 }
 
+/* An aligned block of `from` bytes resized to `to`: the first min(from, to)
+ * bytes are kept, and realloc never reads beyond the old block (a copy of
+ * the new size from a block smaller than it would fault or read garbage). */
+static void aligned_realloc_keeps(size_t align, size_t from, size_t to, size_t tag)
+{
+    void *out = NULL;
+    cr_assert_eq(pf_posix_memalign(&out, align, from), 0, "posix_memalign(%zu, %zu)", align, from);
+    unsigned char *p = out;
+    fill(p, from, tag);
+    unsigned char *q = pf_realloc(p, to);
+    cr_assert_not_null(q, "realloc of memalign(%zu, %zu) to %zu", align, from, to);
+    cr_assert_geq(pf_malloc_usable_size(q), to);
+    size_t keep = from < to ? from : to;
+    size_t bad = check(q, keep, tag);
+    cr_assert_eq(bad, keep, "memalign(%zu, %zu) -> %zu lost byte %zu", align, from, to, bad);
+    memset(q + keep, 0x5a, to - keep);
+    pf_free(q);
+}
+
+Test(alloc, realloc_of_aligned_blocks_copies_only_the_old_block)
+{
+    /* A 128 KiB-aligned 100-byte block lives in a 64 KiB mapping; growing
+     * it to 120000 bytes (a small class) must copy what it holds, not
+     * 120000 bytes. */
+    aligned_realloc_keeps((size_t)1 << 17, 100, 120000, 1);
+    aligned_realloc_keeps((size_t)1 << 17, 100, 100000, 2);
+    aligned_realloc_keeps((size_t)1 << 17, 100, 50, 3);
+    aligned_realloc_keeps((size_t)1 << 17, 100, 300000, 4);    /* aligned large -> large */
+    aligned_realloc_keeps((size_t)1 << 20, 70000, 131072, 5);  /* -> the largest class */
+    aligned_realloc_keeps((size_t)1 << 20, 200000, 120000, 6); /* shrink into a class */
+    aligned_realloc_keeps((size_t)1 << 21, 3 * MIB, 5 * MIB, 7);
+    aligned_realloc_keeps(4096, 100, 120000, 8);               /* aligned small -> small */
+    aligned_realloc_keeps(4096, 5000, 64, 9);
+    aligned_realloc_keeps(64 * KIB, 100, 130000, 10);
+    aligned_realloc_keeps(64 * KIB, 100, 1 * MIB, 11);
+
+    /* the usable size of the old block is kept whole: a program may use it */
+    void *out = NULL;
+    cr_assert_eq(pf_posix_memalign(&out, (size_t)1 << 17, 100), 0);
+    size_t u = pf_malloc_usable_size(out);
+    cr_assert_geq(u, 100);
+    fill(out, u, 12);
+    unsigned char *q = pf_realloc(out, u + 5000);
+    cr_assert_not_null(q);
+    cr_assert_eq(check(q, u, 12), u);
+    pf_free(q);
+}
+
 Test(alloc, posix_memalign_rejects_bad_alignment)
 {
     static const size_t bad[] = {0, 1, 2, 3, 4, 12, 24, 48, 100, 4097, (size_t)3 << 20};
