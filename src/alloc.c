@@ -175,10 +175,8 @@ static void *aligned(size_t align, size_t n)
             return pf_small_alloc(n, cls, NULL);
         }
     }
-    if (align > ((size_t)1 << 30)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    /* Any power of two is a valid alignment: one no mapping can have is
+     * ENOMEM (the large path checks size + alignment for overflow). */
     return pf_alloc_large(n, align, 0);
 }
 
@@ -188,10 +186,13 @@ int pf_posix_memalign(void **out, size_t align, size_t size)
         return EINVAL;
     int saved = errno;
     void *p = aligned(align, size);
-    int err = p ? 0 : errno;
+    if (!p) {
+        /* errno too, as glibc's posix_memalign leaves it (programs and
+         * glibc's own tests read it). */
+        errno = ENOMEM;
+        return ENOMEM;
+    }
     errno = saved;
-    if (!p)
-        return err == EINVAL ? EINVAL : ENOMEM;
     *out = p;
     return 0;
 }
@@ -208,7 +209,7 @@ void *pf_aligned_alloc(size_t align, size_t size)
 void *pf_memalign(size_t align, size_t size)
 {
     if (align & (align - 1)) { /* as glibc: round up to a power of two */
-        if (align > ((size_t)1 << 62)) {
+        if (align > ((size_t)1 << 63)) { /* none to round up to */
             errno = EINVAL;
             return NULL;
         }

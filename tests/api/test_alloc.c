@@ -477,6 +477,77 @@ Test(alloc, posix_memalign_all_alignments)
     }
 }
 
+/* Every power-of-two alignment a size_t holds is valid: above 1 GiB the
+ * answer is a block or ENOMEM, never EINVAL. A failed posix_memalign leaves
+ * errno at ENOMEM too (glibc does, and its tests rely on it); a successful
+ * one leaves errno alone. */
+Test(alloc, huge_alignments_are_valid)
+{
+    for (size_t a = (size_t)1 << 30; a != 0; a <<= 1) {
+        void *out = (void *)0x1234;
+        errno = 777;
+        int rc = pf_posix_memalign(&out, a, 100);
+        cr_assert(rc == 0 || rc == ENOMEM, "posix_memalign(align %#zx) returned %d", a, rc);
+        if (rc == 0) {
+            cr_assert_eq(errno, 777, "posix_memalign changed errno on success");
+            cr_assert(aligned_to(out, a), "align %#zx: %p", a, out);
+            cr_assert_geq(pf_malloc_usable_size(out), 100);
+            memset(out, 0x11, 100);
+            pf_free(out);
+        } else {
+            cr_assert_eq(errno, ENOMEM, "posix_memalign(align %#zx) failed with errno %d", a, errno);
+            cr_assert_eq(out, (void *)0x1234, "posix_memalign changed *out on failure");
+        }
+        void *fns[2] = {NULL, NULL};
+        errno = 777;
+        fns[0] = pf_memalign(a, 10);
+        cr_assert(fns[0] || errno == ENOMEM, "memalign(%#zx, 10): errno %d", a, errno);
+        errno = 777;
+        fns[1] = pf_aligned_alloc(a, 10);
+        cr_assert(fns[1] || errno == ENOMEM, "aligned_alloc(%#zx, 10): errno %d", a, errno);
+        for (int k = 0; k < 2; k++)
+            if (fns[k]) {
+                cr_assert(aligned_to(fns[k], a));
+                pf_free(fns[k]);
+            }
+    }
+    /* 2 GiB of alignment fits anywhere a 64-bit process has room */
+    void *out = NULL;
+    cr_assert_eq(pf_posix_memalign(&out, (size_t)1 << 31, 100), 0);
+    cr_assert(aligned_to(out, (size_t)1 << 31));
+    pf_free(out);
+    /* memalign rounds an alignment up to a power of two, as glibc does;
+     * beyond the largest one there is none to round to */
+    errno = 0;
+    cr_assert_null(pf_memalign(((size_t)1 << 63) + 1, 10));
+    cr_assert_eq(errno, EINVAL);
+}
+
+/* glibc's tst-malloc-too-large: sizes no process can have, with every
+ * alignment, fail with ENOMEM (errno too, for posix_memalign). */
+Test(alloc, too_large_with_any_alignment_is_enomem)
+{
+    static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4095, SIZE_MAX >> 1,
+                                   (SIZE_MAX >> 1) + 1, (size_t)PTRDIFF_MAX + 4096};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (size_t a = 1; a != 0; a <<= 1) {
+            size_t n = sizes[k];
+            if (a >= sizeof(void *)) {
+                void *out = (void *)42;
+                errno = 0;
+                cr_assert_eq(pf_posix_memalign(&out, a, n), ENOMEM, "align %#zx size %#zx", a, n);
+                cr_assert_eq(errno, ENOMEM, "posix_memalign(%#zx, %#zx): errno %d", a, n, errno);
+                cr_assert_eq(out, (void *)42);
+            }
+            errno = 0;
+            cr_assert_null(pf_aligned_alloc(a, n));
+            cr_assert_eq(errno, ENOMEM, "aligned_alloc(%#zx, %#zx): errno %d", a, n, errno);
+            errno = 0;
+            cr_assert_null(pf_memalign(a, n));
+            cr_assert_eq(errno, ENOMEM, "memalign(%#zx, %#zx): errno %d", a, n, errno);
+        }
+}
+
 Test(alloc, aligned_alloc_and_memalign_all_powers_of_two)
 {
     static const size_t sizes[] = {1, 16, 100, 4096, 70000, 2 * MIB};
