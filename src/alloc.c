@@ -294,6 +294,7 @@ void pf_free(void *p)
 
 /* ---- realloc ------------------------------------------------------------------------- */
 static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align);
+static size_t family_align(const struct pf_family *f);
 
 /* One path for every block: resized where it is when it can be (a slot with
  * room, a large block by mremap), otherwise moved, copying min(new size, old
@@ -314,7 +315,7 @@ void *pf_realloc(void *p, size_t n)
         usable = pf_large_usable(s);
         /* mremap may move the block to any page boundary: only for blocks
          * whose family asks no more than that. */
-        if (n > PF_SMALL_MAX && s->family->obj_align <= pf_os_page_size()) {
+        if (n > PF_SMALL_MAX && family_align(s->family) <= pf_os_page_size()) {
             int saved = errno;
             void *q = pf_large_realloc(s, n);
             if (q)
@@ -342,7 +343,7 @@ void *pf_realloc(void *p, size_t n)
         usable = slot;
     }
     struct pf_family *f = s->family;
-    void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, f->obj_align) : pf_malloc(n);
+    void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, family_align(f)) : pf_malloc(n);
     if (!q)
         return NULL;
     memcpy(q, p, n < usable ? n : usable);
@@ -389,6 +390,24 @@ size_t pf_trim(void)
 }
 
 /* ---- typed allocation ------------------------------------------------------------------ */
+/* The alignment a family's objects get: the largest any call asked of it.
+ * A family made by name (which knows only the size) and used later by a
+ * typed call that knows the type's alignment keeps that alignment for
+ * every door from then on. */
+static size_t family_align(const struct pf_family *f)
+{
+    return __atomic_load_n(&f->obj_align, __ATOMIC_RELAXED);
+}
+
+static size_t family_align_at_least(struct pf_family *f, size_t align)
+{
+    size_t cur = family_align(f);
+    while (cur < align && !__atomic_compare_exchange_n(&f->obj_align, &cur, align, 1, __ATOMIC_RELAXED,
+                                                       __ATOMIC_RELAXED)) {
+    }
+    return cur < align ? align : cur;
+}
+
 static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
 {
     int saved = errno;
@@ -428,7 +447,7 @@ void *pf_family_alloc(pf_family_t *f, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = typed_bytes(f, bytes, f->obj_align);
+    void *p = typed_bytes(f, bytes, family_align(f));
     if (PF_UNLIKELY(pf_sites_on) && p)
         pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
     return p;
@@ -450,7 +469,7 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = typed_bytes(f, bytes, f->obj_align);
+    void *p = typed_bytes(f, bytes, family_align_at_least(f, align));
     if (PF_UNLIKELY(pf_sites_on) && p)
         pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
     return p;

@@ -531,3 +531,60 @@ Test(typed, long_names_are_one_family_each)
     pf_free(w2);
     pf_free(w3);
 }
+
+struct align_64k {
+    _Alignas(65536) unsigned char bytes[64];
+};
+struct align_128k {
+    _Alignas(131072) unsigned char bytes[64];
+};
+struct align_4k_later {
+    _Alignas(4096) unsigned char bytes[64];
+};
+
+/* A family made by handle first (which knows no alignment) and used by
+ * PF_NEW afterwards gives PF_NEW's objects their type's alignment; from
+ * then on the handle door gives it too (the family keeps the largest
+ * alignment asked of it). */
+Test(typed, handle_first_then_pf_new_keeps_the_alignment)
+{
+    pf_family_t *f = pf_family_get("struct align_128k", sizeof(struct align_128k));
+    pf_family_t *g = pf_family_get("struct align_64k", sizeof(struct align_64k));
+    pf_family_t *h = pf_family_get("struct align_4k_later", sizeof(struct align_4k_later));
+    cr_assert(f && g && h);
+    for (int i = 0; i < 8; i++) {
+        struct align_128k *a = PF_NEW(struct align_128k, (size_t)i % 3 + 1);
+        struct align_64k *b = PF_NEW(struct align_64k, (size_t)i % 3 + 1);
+        struct align_4k_later *c = PF_NEW(struct align_4k_later, (size_t)i % 3 + 1);
+        cr_assert(a && b && c);
+        cr_assert_eq((uintptr_t)a % 131072, 0, "struct align_128k at %p", (void *)a);
+        cr_assert_eq((uintptr_t)b % 65536, 0, "struct align_64k at %p", (void *)b);
+        cr_assert_eq((uintptr_t)c % 4096, 0, "struct align_4k_later at %p", (void *)c);
+        cr_assert_eq(first_nonzero(a, sizeof *a), sizeof *a);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *a = pf_family_alloc(f, 1), *b = pf_family_alloc(g, 2), *c = pf_family_alloc(h, 1);
+        cr_assert(a && b && c);
+        cr_assert_eq((uintptr_t)a % 131072, 0, "handle door at %p", a);
+        cr_assert_eq((uintptr_t)b % 65536, 0, "handle door at %p", b);
+        cr_assert_eq((uintptr_t)c % 4096, 0, "handle door at %p", c);
+    }
+}
+
+struct align_128k_first {
+    _Alignas(131072) unsigned char bytes[64];
+};
+
+Test(typed, pf_new_first_then_handle_keeps_the_alignment)
+{
+    struct align_128k_first *a = PF_NEW(struct align_128k_first, 1);
+    cr_assert_not_null(a);
+    cr_assert_eq((uintptr_t)a % 131072, 0);
+    pf_family_t *f = pf_family_get("struct align_128k_first", sizeof *a);
+    cr_assert_not_null(f);
+    for (int i = 0; i < 8; i++) {
+        void *p = pf_family_alloc(f, (size_t)i % 2 + 1);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % 131072, 0, "handle door at %p", p);
+    }
+}
