@@ -41,13 +41,17 @@ static char *put_hex(char *d, uintptr_t v, const char *end)
     return d;
 }
 
-__attribute__((noreturn, cold)) static void die(const char *head, const void *p, const char *tail,
+/* "pfalloc: <a><b><c>0x<p><tail>[ (family F[, object at 0x<obj>])]" */
+__attribute__((noreturn, cold)) static void die(const char *a, const char *b, const char *c,
+                                                 const void *p, const char *tail,
                                                  const struct pf_family *f, const void *obj)
 {
     char buf[256];
     const char *end = buf + sizeof(buf) - 1;
     char *d = put(buf, "pfalloc: ", end);
-    d = put(d, head, end);
+    d = put(d, a, end);
+    d = put(d, b, end);
+    d = put(d, c, end);
     d = put_hex(d, (uintptr_t)p, end);
     d = put(d, tail, end);
     if (f) {
@@ -63,31 +67,47 @@ __attribute__((noreturn, cold)) static void die(const char *head, const void *p,
     pf_os_die(buf, (size_t)(d - buf));
 }
 
-/* p failed the fast check (or is not in a small span): name what is wrong. */
-void pf_alloc_bad_pointer(const void *p)
+#define NEVER_RETURNED ", a pointer pfalloc never returned"
+
+/* p, handed to `op` ("free" for free and realloc, which frees the block),
+ * is not a live block's start: name what it is and stop. */
+__attribute__((noreturn, cold)) static void bad_pointer(const void *p, const char *op)
 {
+    int frees = op[0] == 'f';
     struct pf_span *s = pf_pagemap_get(p);
     if (!s || s == PF_PM_FREED_LARGE) {
-        if (s)
-            die("double free of ", p, "", pf_family_large(), NULL);
-        die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+        if (s) {
+            if (frees)
+                die("double ", op, " of ", p, "", pf_family_large(), NULL);
+            die(op, " of freed pointer ", "", p, "", pf_family_large(), NULL);
+        }
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
     }
     uintptr_t off = (uintptr_t)p - s->start;
     if (s->kind == PF_SPAN_LARGE) /* inside the block's first chunk, not its start */
-        die("free of interior pointer ", p, "", s->family, (void *)s->start);
+        die(op, " of interior pointer ", "", p, "", s->family, (void *)s->start);
     if (s->kind == PF_SPAN_SMALL) {
         uint32_t idx = pf_span_index(s, off);
         if (idx >= s->nslots)
-            die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+            die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
         if ((uintptr_t)idx * s->slot_size != off)
-            die("free of interior pointer ", p, "", s->family,
+            die(op, " of interior pointer ", "", p, "", s->family,
                 (void *)(s->start + (uintptr_t)idx * s->slot_size));
     }
     /* A slot-aligned address whose slot is free, or in a span that went
      * back to the pool after its last object was freed. */
-    if (off % 16 == 0 && s->family)
-        die("double free of ", p, "", s->family, NULL);
-    die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+    if (off % 16 == 0 && s->family) {
+        if (frees)
+            die("double ", op, " of ", p, "", s->family, NULL);
+        die(op, " of freed pointer ", "", p, "", s->family, NULL);
+    }
+    die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+}
+
+/* p failed the fast check (or is not in a small span): name what is wrong. */
+void pf_alloc_bad_pointer(const void *p)
+{
+    bad_pointer(p, "free");
 }
 
 /* ---- small allocations --------------------------------------------------------- */
@@ -237,15 +257,15 @@ void *pf_pvalloc(size_t size)
 /* ---- free -------------------------------------------------------------------------- */
 /* The slot index of p in small span s, with its state in *st; fatal (one
  * line, abort) unless p is a live slot's start. */
-static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st)
+static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st, const char *op)
 {
     if (!s || s->kind != PF_SPAN_SMALL)
-        pf_alloc_bad_pointer(p);
+        bad_pointer(p, op);
     uintptr_t off = (uintptr_t)p - s->start;
     uint32_t idx = pf_span_index(s, off);
+    if ((uintptr_t)idx * s->slot_size != off || idx >= s->nslots || s->state[idx] < PF_SLOT_LIVE)
+        bad_pointer(p, op);
     *st = s->state[idx];
-    if ((uintptr_t)idx * s->slot_size != off || *st < PF_SLOT_LIVE)
-        pf_alloc_bad_pointer(p);
     return idx;
 }
 
@@ -262,7 +282,7 @@ void pf_free_slow(void *p)
         return;
     }
     uint32_t st;
-    uint32_t idx = live_slot(p, s, &st);
+    uint32_t idx = live_slot(p, s, &st, "free");
     s->state[idx] = PF_SLOT_DIRTY;
     if (s->sites) /* recording call sites: forget this one */
         s->sites[idx] = 0;
@@ -324,7 +344,7 @@ void *pf_realloc(void *p, size_t n)
         }
     } else {
         uint32_t st;
-        uint32_t idx = live_slot(p, s, &st);
+        uint32_t idx = live_slot(p, s, &st, "free");
         uint32_t slot = s->slot_size;
         size_t old_req = slot - (st - PF_SLOT_LIVE);
         if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
@@ -361,21 +381,18 @@ void *pf_reallocarray(void *p, size_t n, size_t size)
     return pf_realloc(p, bytes);
 }
 
+/* A pointer that free would refuse is refused here too, with the same
+ * kind of line: a program asking the size of what it does not own is as
+ * broken as one freeing it. */
 size_t pf_malloc_usable_size(const void *p)
 {
     if (!p)
         return 0;
     struct pf_span *s = pf_pagemap_get(p);
-    if (!s)
-        return 0;
-    if (s->kind == PF_SPAN_LARGE)
-        return s->start == (uintptr_t)p ? pf_large_usable(s) : 0;
-    if (s->kind != PF_SPAN_SMALL)
-        return 0;
-    uintptr_t off = (uintptr_t)p - s->start;
-    uint32_t idx = pf_span_index(s, off);
-    if ((uintptr_t)idx * s->slot_size != off || s->state[idx] < PF_SLOT_LIVE)
-        return 0;
+    if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p)
+        return pf_large_usable(s);
+    uint32_t st;
+    live_slot(p, s, &st, "malloc_usable_size");
     return s->slot_size;
 }
 

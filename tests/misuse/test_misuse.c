@@ -6,10 +6,13 @@
  *
  * Line formats (%P: the address as 0x<hex>, compared by value; %s: an exact
  * family name; %F: any family name):
- *   pfalloc: double <op> of %P (family %s)
+ *   pfalloc: double free of %P (family %s)
+ *   pfalloc: <op> of freed pointer %P (family %s)
  *   pfalloc: <op> of %P, a pointer pfalloc never returned
  *   pfalloc: <op> of interior pointer %P (family %s, object at %P)
- * where <op> is "free" or "realloc".
+ * where <op> is "free" (for free and realloc: realloc frees the block) or
+ * "malloc_usable_size" (which frees nothing, so it names a freed pointer,
+ * not a double free).
  */
 #include <criterion/criterion.h>
 
@@ -357,6 +360,94 @@ Test(misuse, realloc_of_interior_pointer, .signal = SIGABRT)
     expect_fatal(realloc_once, "pfalloc: free of interior pointer %P (family %s, object at %P)",
                  (uintptr_t)target, family_name, (uintptr_t)object);
     realloc_once();
+}
+
+/* ---- malloc_usable_size of bad pointers: named and fatal, like free --------- */
+
+static void usable_once(void)
+{
+    size_t n = pf_malloc_usable_size(target);
+    fprintf(stderr, "malloc_usable_size returned %zu\n", n);
+}
+
+static void free_then_usable(void)
+{
+    pf_free(target);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_stack_address, .signal = SIGABRT)
+{
+    long local[4] = {1, 2, 3, 4};
+    target = &local[1];
+    expect_fatal(usable_once, "pfalloc: malloc_usable_size of %P, a pointer pfalloc never returned",
+                 (uintptr_t)target);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_libc_pointer, .signal = SIGABRT)
+{
+    target = malloc(64);
+    cr_assert_not_null(target);
+    expect_fatal(usable_once, "pfalloc: malloc_usable_size of %P, a pointer pfalloc never returned",
+                 (uintptr_t)target);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_freed_pointer, .signal = SIGABRT)
+{
+    target = pf_malloc(64);
+    cr_assert_not_null(target);
+    set_class_name(target);
+    expect_fatal(free_then_usable, "pfalloc: malloc_usable_size of freed pointer %P (family %s)",
+                 (uintptr_t)target, family_name);
+    free_then_usable();
+}
+
+Test(misuse, usable_size_of_freed_large_pointer, .signal = SIGABRT)
+{
+    target = pf_malloc(64 * MIB);
+    cr_assert_not_null(target);
+    expect_fatal(free_then_usable, "pfalloc: malloc_usable_size of freed pointer %P (family %s)",
+                 (uintptr_t)target, "large");
+    free_then_usable();
+}
+
+Test(misuse, usable_size_of_freed_typed_pointer, .signal = SIGABRT)
+{
+    target = PF_NEW(struct misuse_node, 1);
+    cr_assert_not_null(target);
+    expect_fatal(free_then_usable, "pfalloc: malloc_usable_size of freed pointer %P (family %s)",
+                 (uintptr_t)target, "struct misuse_node");
+    free_then_usable();
+}
+
+Test(misuse, usable_size_of_interior_pointer, .signal = SIGABRT)
+{
+    object = pf_malloc(64);
+    cr_assert_not_null(object);
+    set_class_name(object);
+    target = (char *)object + 16;
+    expect_fatal(usable_once,
+                 "pfalloc: malloc_usable_size of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, family_name, (uintptr_t)object);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_interior_pointer_large, .signal = SIGABRT)
+{
+    object = pf_malloc(64 * MIB);
+    cr_assert_not_null(object);
+    target = (char *)object + 4096;
+    expect_fatal(usable_once,
+                 "pfalloc: malloc_usable_size of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, "large", (uintptr_t)object);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_null_is_zero)
+{
+    cr_assert_eq(pf_malloc_usable_size(NULL), 0);
 }
 
 /* ---- the checker itself --------------------------------------------------- */
