@@ -69,38 +69,65 @@ __attribute__((noreturn, cold)) static void die(const char *a, const char *b, co
 
 #define NEVER_RETURNED ", a pointer pfalloc never returned"
 
+/* The freed-pointer line: "double free" when the operation frees (free,
+ * realloc), "<op> of freed pointer" otherwise. */
+__attribute__((noreturn, cold)) static void die_freed(const void *p, const char *op,
+                                                       const struct pf_family *f)
+{
+    if (op[0] == 'f')
+        die("double ", op, " of ", p, "", f, NULL);
+    die(op, " of freed pointer ", "", p, "", f, NULL);
+}
+
+/* p is in small span s (live, or pooled whole after its last object went):
+ * an interior pointer, a slot freed before (a double free, or an interior
+ * pointer that lands on a freed slot's start: not told apart), or a slot
+ * never allocated since the span was made (state 0 or beyond the bump:
+ * no double free, whatever the pointer was meant to be). */
+__attribute__((noreturn, cold)) static void bad_small(const void *p, const char *op, struct pf_span *s)
+{
+    uintptr_t off = (uintptr_t)p - s->start;
+    /* A pooled span keeps the fields of its last use, but one split off a
+     * bigger pooled run has none that describe its slots. */
+    if (!s->slot_size || s->nslots > PF_MAX_SLOTS || (size_t)s->nslots * s->slot_size > s->bytes ||
+        off >= s->bytes)
+        die(op, " of ", "", p, ", where no object is live", s->family, NULL);
+    uint32_t idx = pf_span_index(s, off);
+    if (idx >= s->nslots)
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    uintptr_t slot = s->start + (uintptr_t)idx * s->slot_size;
+    if (slot != (uintptr_t)p)
+        die(op, " of interior pointer ", "", p, "", s->family, (void *)slot);
+    if (idx >= s->bump || s->state[idx] == PF_SLOT_CLEAN)
+        die(op, " of ", "", p, ", a slot never allocated", s->family, NULL);
+    die_freed(p, op, s->family);
+}
+
 /* p, handed to `op` ("free" for free and realloc, which frees the block),
  * is not a live block's start: name what it is and stop. */
 __attribute__((noreturn, cold)) static void bad_pointer(const void *p, const char *op)
 {
-    int frees = op[0] == 'f';
     struct pf_span *s = pf_pagemap_get(p);
-    if (!s || s == PF_PM_FREED_LARGE) {
-        if (s) {
-            if (frees)
-                die("double ", op, " of ", p, "", pf_family_large(), NULL);
-            die(op, " of freed pointer ", "", p, "", pf_family_large(), NULL);
-        }
+    /* The pagemap knows a large block by its first chunk only: a pointer
+     * further in finds nothing (or a stale tombstone), so look for the block
+     * that holds it. */
+    if (!s || s == PF_PM_FREED_LARGE || (s->kind == PF_SPAN_LARGE && s->start != (uintptr_t)p)) {
+        struct pf_span *b = pf_large_find(p);
+        if (b && b->start != (uintptr_t)p)
+            die(op, " of interior pointer ", "", p, "", b->family, (void *)b->start);
+    }
+    if (!s)
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    if (s == PF_PM_FREED_LARGE) {
+        /* The chunk where a freed block started; blocks start on pages. */
+        if (((uintptr_t)p & (pf_os_page_size() - 1)) == 0)
+            die_freed(p, op, pf_family_large());
         die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
     }
-    uintptr_t off = (uintptr_t)p - s->start;
-    if (s->kind == PF_SPAN_LARGE) /* inside the block's first chunk, not its start */
-        die(op, " of interior pointer ", "", p, "", s->family, (void *)s->start);
-    if (s->kind == PF_SPAN_SMALL) {
-        uint32_t idx = pf_span_index(s, off);
-        if (idx >= s->nslots)
-            die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
-        if ((uintptr_t)idx * s->slot_size != off)
-            die(op, " of interior pointer ", "", p, "", s->family,
-                (void *)(s->start + (uintptr_t)idx * s->slot_size));
-    }
-    /* A slot-aligned address whose slot is free, or in a span that went
-     * back to the pool after its last object was freed. */
-    if (off % 16 == 0 && s->family) {
-        if (frees)
-            die("double ", op, " of ", p, "", s->family, NULL);
-        die(op, " of freed pointer ", "", p, "", s->family, NULL);
-    }
+    if (s->kind == PF_SPAN_LARGE) /* below the block that starts in this chunk */
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    if (s->kind == PF_SPAN_SMALL || (s->kind == PF_SPAN_FREE && s->family))
+        bad_small(p, op, s);
     die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
 }
 

@@ -182,3 +182,19 @@ Test(misuse, usable_size_of_freed_pointer)
     cr_assert_eq(hex(cap[0]), m.pointer);
     pf_run_free(&m.r);
 }
+
+/* 200000 bytes into a 1 MiB block: beyond the block's first 64 KiB, still
+ * named as its interior. */
+Test(misuse, free_of_interior_pointer_deep_in_large_block)
+{
+    struct misuse_run m;
+    run_act("interior-large", &m);
+    char cap[3][128];
+    match(m.line,
+          "^pfalloc: free of interior pointer 0x([0-9a-f]+) \\(family (large), "
+          "object at 0x([0-9a-f]+)\\)$",
+          3, cap);
+    cr_assert_eq(hex(cap[0]), m.pointer + 200000);
+    cr_assert_eq(hex(cap[2]), m.pointer);
+    pf_run_free(&m.r);
+}

@@ -6,7 +6,8 @@
  * calls whatever operator new and delete the process has.
  *
  * usage: misuse free|realloc|delete|delete-array|delete-sized|large|
- *               foreign|realloc-foreign|interior|usable-foreign|usable-freed
+ *               foreign|realloc-foreign|interior|interior-large|usable-foreign|
+ *               usable-freed
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -108,6 +109,11 @@ int main(int argc, char **argv)
         memset(p, 1, 64);
         show(p);
         free(hide(p + 16));
+    } else if (strcmp(act, "interior-large") == 0) {
+        char *p = hide(malloc(1u << 20));
+        memset(p, 1, 1u << 20);
+        show(p);
+        free(hide(p + 200000));
     } else if (strcmp(act, "usable-foreign") == 0) {
         void *p = hide(not_from_malloc + 64);
         show(p);
