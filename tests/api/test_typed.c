@@ -587,4 +587,14 @@ Test(typed, pf_new_first_then_handle_keeps_the_alignment)
         cr_assert_not_null(p);
         cr_assert_eq((uintptr_t)p % 131072, 0, "handle door at %p", p);
     }
+    /* realloc of a typed object keeps its type's alignment and contents */
+    memset(a, 0x5c, sizeof *a);
+    for (size_t n = 2; n <= 40; n += 7) {
+        a = pf_realloc(a, n * sizeof *a);
+        cr_assert_not_null(a);
+        cr_assert_eq((uintptr_t)a % 131072, 0, "realloc to %zu objects at %p", n, (void *)a);
+        cr_assert_eq(a->bytes[0], 0x5c);
+        cr_assert_eq(a->bytes[63], 0x5c);
+    }
+    pf_free(a);
 }
