@@ -11,6 +11,7 @@
  *   pfalloc: <op> of %P, a pointer pfalloc never returned
  *   pfalloc: <op> of interior pointer %P (family %s, object at %P)
  *   pfalloc: <op> of %P, a slot never allocated (family %s)
+ *   pfalloc: <op> of %P, where no object is live (family %s)   (a pooled span)
  * where <op> is "free" (for free and realloc: realloc frees the block) or
  * "malloc_usable_size" (which frees nothing, so it names a freed pointer,
  * not a double free).
