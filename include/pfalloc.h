@@ -49,7 +49,9 @@ typedef struct pf_family pf_family_t;
 /* The family named `name` holding objects of `size` bytes, created on first
  * use. A name already registered with a different size, or one of pfalloc's
  * own ("malloc-<n>", "large"), gets NULL, EINVAL.
- * Families live as long as the process. */
+ * A name is compared whole, however long: two names that differ anywhere
+ * are two families, though reports show only their first PF_NAME_MAX - 1
+ * characters. Families live as long as the process. */
 PF_API pf_family_t *pf_family_get(const char *name, size_t size);
 
 /* n zeroed objects of the family's type (one contiguous array).

@@ -11,7 +11,9 @@
  * (XCALLOC creates the family on first use), registering twice is harmless,
  * objects may be larger than a page, n * size is checked for overflow (a
  * negative or too-large count gets NULL), XFREE(NULL) is a no-op, every block
- * is 16-byte aligned, and every call is thread-safe.
+ * is aligned for its type (16 bytes at least; a family keeps the largest
+ * alignment XCALLOC asked of it, so xcalloc and a family registered before
+ * its first XCALLOC get it too), and every call is thread-safe.
  */
 #ifndef PFALLOC_UAPI_MM_H
 #define PFALLOC_UAPI_MM_H

@@ -130,6 +130,14 @@ DECL(int, __posix_memalign, (void **out, size_t a, size_t n)) { return pf_posix_
  * the C++ runtime, which any program calling operator new has loaded. */
 typedef void (*new_handler_fn)(void);
 
+/* One try of operator new: the first and every retry after the new-handler
+ * are this same call, so a retry can never be a different (e.g. rounded and
+ * overflowed) request. align 0: no alignment asked. */
+static void *new_try(size_t n, size_t align)
+{
+    return align ? pf_memalign(align, n) : pf_malloc_slow(n);
+}
+
 __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, int nothrow)
 {
     for (;;) {
@@ -145,7 +153,7 @@ __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, 
             pf_os_die(msg, sizeof(msg) - 1);
         }
         h();
-        void *p = align > 16 ? pf_aligned_alloc(align, (n + align - 1) & ~(align - 1)) : pf_malloc(n);
+        void *p = new_try(n, align);
         if (p)
             return p;
     }
@@ -153,7 +161,7 @@ __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, 
 
 __attribute__((noinline)) static void *cxx_new_slow(size_t n, const void *ret)
 {
-    void *p = pf_malloc_slow(n);
+    void *p = new_try(n, 0);
     if (!p)
         p = new_failed(n, 0, 0);
     PF_SITE_AT(p, ret);
@@ -162,13 +170,13 @@ __attribute__((noinline)) static void *cxx_new_slow(size_t n, const void *ret)
 
 static inline void *cxx_new_nothrow(size_t n)
 {
-    void *p = pf_malloc(n);
+    void *p = new_try(n, 0);
     return p ? p : new_failed(n, 0, 1);
 }
 
 static inline void *cxx_new_aligned(size_t n, size_t a, int nothrow)
 {
-    void *p = pf_memalign(a, n);
+    void *p = new_try(n, a);
     return p ? p : new_failed(n, a, nothrow);
 }
 

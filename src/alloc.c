@@ -42,13 +42,17 @@ static char *put_hex(char *d, uintptr_t v, const char *end)
     return d;
 }
 
-__attribute__((noreturn, cold)) static void die(const char *head, const void *p, const char *tail,
+/* "pfalloc: <a><b><c>0x<p><tail>[ (family F[, object at 0x<obj>])]" */
+__attribute__((noreturn, cold)) static void die(const char *a, const char *b, const char *c,
+                                                 const void *p, const char *tail,
                                                  const struct pf_family *f, const void *obj)
 {
     char buf[256];
     const char *end = buf + sizeof(buf) - 1;
     char *d = put(buf, "pfalloc: ", end);
-    d = put(d, head, end);
+    d = put(d, a, end);
+    d = put(d, b, end);
+    d = put(d, c, end);
     d = put_hex(d, (uintptr_t)p, end);
     d = put(d, tail, end);
     if (f) {
@@ -64,31 +68,74 @@ __attribute__((noreturn, cold)) static void die(const char *head, const void *p,
     pf_os_die(buf, (size_t)(d - buf));
 }
 
+#define NEVER_RETURNED ", a pointer pfalloc never returned"
+
+/* The freed-pointer line: "double free" when the operation frees (free,
+ * realloc), "<op> of freed pointer" otherwise. */
+__attribute__((noreturn, cold)) static void die_freed(const void *p, const char *op,
+                                                       const struct pf_family *f)
+{
+    if (op[0] == 'f')
+        die("double ", op, " of ", p, "", f, NULL);
+    die(op, " of freed pointer ", "", p, "", f, NULL);
+}
+
+/* p is in small span s (live, or pooled whole after its last object went):
+ * an interior pointer, a slot freed before (a double free, or an interior
+ * pointer that lands on a freed slot's start: not told apart), or a slot
+ * never allocated since the span was made (state 0 or beyond the bump:
+ * no double free, whatever the pointer was meant to be). */
+__attribute__((noreturn, cold)) static void bad_small(const void *p, const char *op, struct pf_span *s)
+{
+    uintptr_t off = (uintptr_t)p - s->start;
+    /* A pooled span keeps the fields of its last use, but one split off a
+     * bigger pooled run has none that describe its slots. */
+    if (!s->slot_size || s->nslots > PF_MAX_SLOTS || (size_t)s->nslots * s->slot_size > s->bytes ||
+        off >= s->bytes)
+        die(op, " of ", "", p, ", where no object is live", s->family, NULL);
+    uint32_t idx = pf_span_index(s, off);
+    if (idx >= s->nslots)
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    uintptr_t slot = s->start + (uintptr_t)idx * s->slot_size;
+    if (slot != (uintptr_t)p)
+        die(op, " of interior pointer ", "", p, "", s->family, (void *)slot);
+    if (idx >= s->bump || s->state[idx] == PF_SLOT_CLEAN)
+        die(op, " of ", "", p, ", a slot never allocated", s->family, NULL);
+    die_freed(p, op, s->family);
+}
+
+/* p, handed to `op` ("free" for free and realloc, which frees the block),
+ * is not a live block's start: name what it is and stop. */
+__attribute__((noreturn, cold)) static void bad_pointer(const void *p, const char *op)
+{
+    struct pf_span *s = pf_pagemap_get(p);
+    /* The pagemap knows a large block by its first chunk only: a pointer
+     * further in finds nothing (or a stale tombstone), so look for the block
+     * that holds it. */
+    if (!s || s == PF_PM_FREED_LARGE || (s->kind == PF_SPAN_LARGE && s->start != (uintptr_t)p)) {
+        struct pf_span *b = pf_large_find(p);
+        if (b && b->start != (uintptr_t)p)
+            die(op, " of interior pointer ", "", p, "", b->family, (void *)b->start);
+    }
+    if (!s)
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    if (s == PF_PM_FREED_LARGE) {
+        /* The chunk where a freed block started; blocks start on pages. */
+        if (((uintptr_t)p & (pf_os_page_size() - 1)) == 0)
+            die_freed(p, op, pf_family_large());
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    }
+    if (s->kind == PF_SPAN_LARGE) /* below the block that starts in this chunk */
+        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+    if (s->kind == PF_SPAN_SMALL || (s->kind == PF_SPAN_FREE && s->family))
+        bad_small(p, op, s);
+    die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
+}
+
 /* p failed the fast check (or is not in a small span): name what is wrong. */
 void pf_alloc_bad_pointer(const void *p)
 {
-    struct pf_span *s = pf_pagemap_get(p);
-    if (!s || s == PF_PM_FREED_LARGE) {
-        if (s)
-            die("double free of ", p, "", pf_family_large(), NULL);
-        die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
-    }
-    uintptr_t off = (uintptr_t)p - s->start;
-    if (s->kind == PF_SPAN_LARGE) /* inside the block's first chunk, not its start */
-        die("free of interior pointer ", p, "", s->family, (void *)s->start);
-    if (s->kind == PF_SPAN_SMALL) {
-        uint32_t idx = pf_span_index(s, off);
-        if (idx >= s->nslots)
-            die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
-        if ((uintptr_t)idx * s->slot_size != off)
-            die("free of interior pointer ", p, "", s->family,
-                (void *)(s->start + (uintptr_t)idx * s->slot_size));
-    }
-    /* A slot-aligned address whose slot is free, or in a span that went
-     * back to the pool after its last object was freed. */
-    if (off % 16 == 0 && s->family)
-        die("double free of ", p, "", s->family, NULL);
-    die("free of ", p, ", a pointer pfalloc never returned", NULL, NULL);
+    bad_pointer(p, "free");
 }
 
 /* ---- small allocations --------------------------------------------------------- */
@@ -182,10 +229,8 @@ static void *aligned(size_t align, size_t n)
         if (cls < PF_NCLASSES && pf_class_size[cls] - n <= WASTE_MAX)
             return pf_small_alloc(n, cls, NULL);
     }
-    if (align > ((size_t)1 << 30)) {
-        errno = EINVAL;
-        return NULL;
-    }
+    /* Any power of two is a valid alignment: one no mapping can have is
+     * ENOMEM (the large path checks size + alignment for overflow). */
     return pf_alloc_large(n, align, 0);
 }
 
@@ -195,10 +240,13 @@ int pf_posix_memalign(void **out, size_t align, size_t size)
         return EINVAL;
     int saved = errno;
     void *p = aligned(align, size);
-    int err = p ? 0 : errno;
+    if (!p) {
+        /* errno too, as glibc's posix_memalign leaves it (programs and
+         * glibc's own tests read it). */
+        errno = ENOMEM;
+        return ENOMEM;
+    }
     errno = saved;
-    if (!p)
-        return err == EINVAL ? EINVAL : ENOMEM;
     *out = p;
     return 0;
 }
@@ -215,7 +263,7 @@ void *pf_aligned_alloc(size_t align, size_t size)
 void *pf_memalign(size_t align, size_t size)
 {
     if (align & (align - 1)) { /* as glibc: round up to a power of two */
-        if (align > ((size_t)1 << 62)) {
+        if (align > ((size_t)1 << 63)) { /* none to round up to */
             errno = EINVAL;
             return NULL;
         }
@@ -243,15 +291,15 @@ void *pf_pvalloc(size_t size)
 /* ---- free -------------------------------------------------------------------------- */
 /* The slot index of p in small span s, with its state in *st; fatal (one
  * line, abort) unless p is a live slot's start. */
-static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st)
+static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st, const char *op)
 {
     if (!s || s->kind != PF_SPAN_SMALL)
-        pf_alloc_bad_pointer(p);
+        bad_pointer(p, op);
     uintptr_t off = (uintptr_t)p - s->start;
     uint32_t idx = pf_span_index(s, off);
+    if ((uintptr_t)idx * s->slot_size != off || idx >= s->nslots || s->state[idx] < PF_SLOT_LIVE)
+        bad_pointer(p, op);
     *st = s->state[idx];
-    if ((uintptr_t)idx * s->slot_size != off || *st < PF_SLOT_LIVE)
-        pf_alloc_bad_pointer(p);
     return idx;
 }
 
@@ -272,7 +320,7 @@ void pf_free_slow(void *p)
         return;
     }
     uint32_t st;
-    uint32_t idx = live_slot(p, s, &st);
+    uint32_t idx = live_slot(p, s, &st, "free");
     s->state[idx] = PF_SLOT_DIRTY;
     if (s->sites) /* recording call sites: forget this one */
         s->sites[idx] = 0;
@@ -314,7 +362,13 @@ void pf_free(void *p)
 
 /* ---- realloc ------------------------------------------------------------------------- */
 static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align);
+static size_t family_align(const struct pf_family *f);
 
+/* One path for every block: resized where it is when it can be (a slot with
+ * room, a large block by mremap), otherwise moved, copying min(new size, old
+ * usable size). The old block holds no more than its usable size whatever
+ * the new size is: an aligned request of 100 bytes may sit in a 64 KiB
+ * mapping, and a new size of a small class is no bound on it. */
 void *pf_realloc(void *p, size_t n)
 {
     if (PF_UNLIKELY(pf_check_on))
@@ -326,47 +380,43 @@ void *pf_realloc(void *p, size_t n)
         return NULL;
     }
     struct pf_span *s = pf_pagemap_get(p);
+    size_t usable;
     if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p) {
-        if (n > PF_SMALL_MAX) {
+        usable = pf_large_usable(s);
+        /* mremap may move the block to any page boundary: only for blocks
+         * whose family asks no more than that. */
+        if (n > PF_SMALL_MAX && family_align(s->family) <= pf_os_page_size()) {
             int saved = errno;
             void *q = pf_large_realloc(s, n);
             if (q)
                 errno = saved;
             return q;
         }
-        struct pf_family *f = s->family;
-        void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, f->obj_align) : pf_malloc(n);
-        if (q) {
-            memcpy(q, p, n);
-            pf_large_free(s);
+    } else {
+        uint32_t st;
+        uint32_t idx = live_slot(p, s, &st, "free");
+        uint32_t slot = s->slot_size;
+        size_t old_req = slot - (st - PF_SLOT_LIVE);
+        if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
+            /* In place: only the requested-bytes figure changes. */
+            s->state[idx] = (uint16_t)(PF_SLOT_LIVE + slot - n);
+            struct pf_tcache *tc = pf_tc;
+            if (s->cached && tc) {
+                struct pf_bin *b = &tc->bins[s->cls];
+                b->req += (uint64_t)n - old_req;
+            } else {
+                pf_family_requested(s->family, n > old_req ? n - old_req : 0,
+                                    n > old_req ? 0 : old_req - n);
+            }
+            return p;
         }
-        return q;
+        usable = slot;
     }
-    uint32_t st;
-    uint32_t idx = live_slot(p, s, &st);
-    uint32_t slot = s->slot_size;
-    size_t old_req = slot - (st - PF_SLOT_LIVE);
-    if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
-        /* In place: only the requested-bytes figure changes. */
-        s->state[idx] = (uint16_t)(PF_SLOT_LIVE + slot - n);
-        struct pf_tcache *tc = pf_tc;
-        if (s->cached && tc) {
-            struct pf_bin *b = &tc->bins[s->cls];
-            b->req += (uint64_t)n - old_req;
-        } else {
-            pf_family_requested(s->family, n > old_req ? n - old_req : 0,
-                                n > old_req ? 0 : old_req - n);
-        }
-        return p;
-    }
-    void *q;
-    if (s->family->kind == PF_KIND_TYPED)
-        q = typed_bytes(s->family, n, s->family->obj_align);
-    else
-        q = pf_malloc(n);
+    struct pf_family *f = s->family;
+    void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, family_align(f)) : pf_malloc(n);
     if (!q)
         return NULL;
-    memcpy(q, p, n < slot ? n : slot);
+    memcpy(q, p, n < usable ? n : usable);
     pf_free(p);
     return q;
 }
@@ -381,6 +431,9 @@ void *pf_reallocarray(void *p, size_t n, size_t size)
     return pf_realloc(p, bytes);
 }
 
+/* A pointer that free would refuse is refused here too, with the same
+ * kind of line: a program asking the size of what it does not own is as
+ * broken as one freeing it. */
 size_t pf_malloc_usable_size(const void *p)
 {
     if (PF_UNLIKELY(pf_check_on))
@@ -388,16 +441,10 @@ size_t pf_malloc_usable_size(const void *p)
     if (!p)
         return 0;
     struct pf_span *s = pf_pagemap_get(p);
-    if (!s)
-        return 0;
-    if (s->kind == PF_SPAN_LARGE)
-        return s->start == (uintptr_t)p ? pf_large_usable(s) : 0;
-    if (s->kind != PF_SPAN_SMALL)
-        return 0;
-    uintptr_t off = (uintptr_t)p - s->start;
-    uint32_t idx = pf_span_index(s, off);
-    if ((uintptr_t)idx * s->slot_size != off || s->state[idx] < PF_SLOT_LIVE)
-        return 0;
+    if (s && s->kind == PF_SPAN_LARGE && s->start == (uintptr_t)p)
+        return pf_large_usable(s);
+    uint32_t st;
+    live_slot(p, s, &st, "malloc_usable_size");
     return s->slot_size;
 }
 
@@ -412,6 +459,24 @@ size_t pf_trim(void)
 }
 
 /* ---- typed allocation ------------------------------------------------------------------ */
+/* The alignment a family's objects get: the largest any call asked of it.
+ * A family made by name (which knows only the size) and used later by a
+ * typed call that knows the type's alignment keeps that alignment for
+ * every door from then on. */
+static size_t family_align(const struct pf_family *f)
+{
+    return __atomic_load_n(&f->obj_align, __ATOMIC_RELAXED);
+}
+
+static size_t family_align_at_least(struct pf_family *f, size_t align)
+{
+    size_t cur = family_align(f);
+    while (cur < align && !__atomic_compare_exchange_n(&f->obj_align, &cur, align, 1, __ATOMIC_RELAXED,
+                                                       __ATOMIC_RELAXED)) {
+    }
+    return cur < align ? align : cur;
+}
+
 static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
 {
     if (PF_UNLIKELY(pf_check_on))
@@ -450,7 +515,7 @@ void *pf_family_alloc(pf_family_t *f, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = typed_bytes(f, bytes, f->obj_align);
+    void *p = typed_bytes(f, bytes, family_align(f));
     if (PF_UNLIKELY(pf_sites_on) && p)
         pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
     return p;
@@ -472,7 +537,7 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = typed_bytes(f, bytes, f->obj_align);
+    void *p = typed_bytes(f, bytes, family_align_at_least(f, align));
     if (PF_UNLIKELY(pf_sites_on) && p)
         pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
     return p;

@@ -161,7 +161,7 @@ void halloc_print_total_memory_usage(void)
     pf_fmt_str(&pr.f, "halloc: memory usage by type\n");
     for (uint32_t i = 0, n = pf_family_count(); i < n; i++) {
         const struct pf_family *fam = pf_family_at(i);
-        if (fam->kind != PF_KIND_TYPED || view_family(&pr, fam->name, &v) != 0)
+        if (fam->kind != PF_KIND_TYPED || view_family(&pr, pf_family_name(fam), &v) != 0)
             continue;
         halloc_usage_line(&pr.f, v.st.name, v.blocks, v.free_blocks, v.st.live_bytes);
         pf_fmt_char(&pr.f, '\n');
@@ -291,10 +291,10 @@ void mm_print_memory_usage(const char *struct_name)
     pf_fmt_str(&pr.f, " bytes\n");
     for (uint32_t i = 0, n = pf_family_count(); i < n; i++) {
         const struct pf_family *fam = pf_family_at(i);
-        if (struct_name && !name_has_prefix(fam->name, struct_name))
+        if (struct_name && !name_has_prefix(pf_family_name(fam), struct_name))
             continue;
         /* Untyped families only once used: there are dozens of classes. */
-        if (view_family(&pr, fam->name, &v) != 0 || (fam->kind != PF_KIND_TYPED && !family_used(&v)))
+        if (view_family(&pr, pf_family_name(fam), &v) != 0 || (fam->kind != PF_KIND_TYPED && !family_used(&v)))
             continue;
         shown++;
         pf_fmt_str(&pr.f, "page family ");
@@ -360,7 +360,7 @@ void mm_print_block_usage(void)
     print_begin(&pr);
     for (uint32_t i = 0, n = pf_family_count(); i < n; i++) {
         const struct pf_family *fam = pf_family_at(i);
-        if (view_family(&pr, fam->name, &v) != 0 || (fam->kind != PF_KIND_TYPED && !family_used(&v)))
+        if (view_family(&pr, pf_family_name(fam), &v) != 0 || (fam->kind != PF_KIND_TYPED && !family_used(&v)))
             continue;
         pf_fmt_str_w(&pr.f, v.st.name, -32);
         pf_fmt_str(&pr.f, " total blocks ");

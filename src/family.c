@@ -95,12 +95,24 @@ static int xfer_get(unsigned cls, struct pf_cached *out, int want)
     return n;
 }
 
-static uint32_t hash_str(const char *s)
+/* Names are hashed and compared whole, however long: a name longer than
+ * name[] keeps its whole text in long_name. A name is given in two parts
+ * (b may be ""), so "<type>/<size>" is looked up without a buffer. */
+static uint32_t hash_name(const char *a, const char *b)
 {
     uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * 16777619u;
+    for (; *b; b++)
+        h = (h ^ (unsigned char)*b) * 16777619u;
     return h;
+}
+
+static int name_is(const struct pf_family *f, const char *a, const char *b)
+{
+    const char *full = pf_family_name(f);
+    size_t n = strlen(a);
+    return strncmp(full, a, n) == 0 && strcmp(full + n, b) == 0;
 }
 
 static struct pf_family **reg_slot(uint32_t i)
@@ -119,7 +131,7 @@ static int reg_add(struct pf_family *f)
     f->id = n;
     *reg_slot(n) = f;
     __atomic_store_n(&f->registered, 1, __ATOMIC_RELEASE);
-    uint32_t b = hash_str(f->name) % NAME_BUCKETS;
+    uint32_t b = hash_name(pf_family_name(f), "") % NAME_BUCKETS;
     f->hnext = by_name[b];
     by_name[b] = f;
     atomic_store_explicit(&reg_count, n + 1, memory_order_release);
@@ -136,11 +148,11 @@ struct pf_family *pf_family_at(uint32_t i)
     return *reg_slot(i);
 }
 
-/* Under reg_lock. */
-static struct pf_family *find_locked(const char *name)
+/* Under reg_lock: the family named a followed by b. */
+static struct pf_family *find_locked(const char *a, const char *b)
 {
-    for (struct pf_family *f = by_name[hash_str(name) % NAME_BUCKETS]; f; f = f->hnext)
-        if (strncmp(f->name, name, PF_NAME_MAX - 1) == 0)
+    for (struct pf_family *f = by_name[hash_name(a, b) % NAME_BUCKETS]; f; f = f->hnext)
+        if (name_is(f, a, b))
             return f;
     return NULL;
 }
@@ -148,7 +160,7 @@ static struct pf_family *find_locked(const char *name)
 struct pf_family *pf_family_find(const char *name)
 {
     pf_lock(&reg_lock);
-    struct pf_family *f = find_locked(name);
+    struct pf_family *f = find_locked(name, "");
     pf_unlock(&reg_lock);
     return f;
 }
@@ -489,12 +501,25 @@ void pf_family_resize_large(struct pf_family *f, struct pf_span *s, size_t old_b
 }
 
 /* ---- typed families ----------------------------------------------------------- */
-static struct pf_family *typed_new(const char *name, size_t size, size_t align)
+/* A family named a followed by b (not yet registered); NULL when out of
+ * memory. */
+static struct pf_family *typed_new(const char *a, const char *b, size_t size, size_t align)
 {
+    size_t na = strlen(a), len = na + strlen(b);
     struct pf_family *f = pf_meta_alloc(sizeof(*f));
     if (!f)
         return NULL;
-    put_str(f->name, name, f->name + PF_NAME_MAX - 1);
+    if (len >= PF_NAME_MAX) {
+        char *whole = pf_meta_alloc(len + 1);
+        if (!whole)
+            return NULL; /* f stays in metadata memory: rare, small */
+        memcpy(whole, a, na);
+        memcpy(whole + na, b, len - na + 1);
+        f->long_name = whole;
+    }
+    /* name[] shows a cut short enough to keep b ("/<size>") visible */
+    char *end = f->name + PF_NAME_MAX - 1;
+    put_str(put_str(f->name, a, end - (len - na)), b, end);
     f->kind = PF_KIND_TYPED;
     f->obj_size = size;
     f->obj_align = align < 16 ? 16 : align;
@@ -527,7 +552,7 @@ pf_family_t *pf_family_get(const char *name, size_t size)
         return NULL;
     }
     pf_lock(&reg_lock);
-    struct pf_family *f = find_locked(name);
+    struct pf_family *f = find_locked(name, "");
     pf_unlock(&reg_lock);
     if (f) {
         if (f->kind != PF_KIND_TYPED || f->obj_size != size) {
@@ -536,12 +561,12 @@ pf_family_t *pf_family_get(const char *name, size_t size)
         }
         return f;
     }
-    if (reg_reserve() != 0 || !(f = typed_new(name, size, 16))) {
+    if (reg_reserve() != 0 || !(f = typed_new(name, "", size, 16))) {
         errno = ENOMEM;
         return NULL;
     }
     pf_lock(&reg_lock);
-    struct pf_family *had = find_locked(name);
+    struct pf_family *had = find_locked(name, "");
     if (!had && reg_add(f) != 0)
         had = NULL, f = NULL;
     pf_unlock(&reg_lock);
@@ -574,24 +599,21 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
      * named "<name>/<size>". */
     if (reg_reserve() != 0)
         return NULL;
-    char alt[PF_NAME_MAX];
+    char suffix[24] = "";
     pf_lock(&reg_lock);
-    struct pf_family *f = find_locked(key);
+    struct pf_family *f = find_locked(key, "");
     if (reserved_name(key) || (f && (f->kind != PF_KIND_TYPED || f->obj_size != size))) {
-        char *d = put_str(alt, key, alt + PF_NAME_MAX - 24);
-        *d++ = '/';
-        *put_dec(d, size, alt + PF_NAME_MAX - 1) = 0;
-        f = find_locked(alt);
-    } else {
-        put_str(alt, key, alt + PF_NAME_MAX - 1)[0] = 0;
+        suffix[0] = '/';
+        *put_dec(suffix + 1, size, suffix + sizeof suffix - 1) = 0;
+        f = find_locked(key, suffix);
     }
     pf_unlock(&reg_lock);
     if (!f) {
-        struct pf_family *nf = typed_new(alt, size, align);
+        struct pf_family *nf = typed_new(key, suffix, size, align);
         if (!nf)
             return NULL;
         pf_lock(&reg_lock);
-        f = find_locked(alt);
+        f = find_locked(key, suffix);
         if (!f && reg_add(nf) == 0)
             f = nf;
         pf_unlock(&reg_lock);

@@ -26,7 +26,8 @@
 #define PF_RELAXED_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 struct pf_family {
-    char name[PF_NAME_MAX];
+    char name[PF_NAME_MAX];  /* the name, cut to PF_NAME_MAX - 1 characters (reports show this) */
+    const char *long_name;   /* the whole name when it is longer (metadata memory), else NULL */
     uint32_t id;             /* index in the registry, once registered */
     uint8_t registered;      /* 1 once in the registry (set under its lock, read with acquire) */
     uint32_t kind;           /* enum pf_family_kind */
@@ -56,6 +57,12 @@ struct pf_span_info {
     uint32_t used;             /* slots out of the span (live, or parked in a thread cache) */
     uint32_t largest_free_run; /* longest run of consecutive free slots */
 };
+
+/* The whole name of f: what lookups by name compare. */
+PF_INLINE const char *pf_family_name(const struct pf_family *f)
+{
+    return f->long_name ? f->long_name : f->name;
+}
 
 /* The family of size class cls (registered on first use). */
 PF_HIDDEN struct pf_family *pf_family_class(unsigned cls);

@@ -32,6 +32,37 @@ static uint64_t last_decay;
 /* Bytes of large blocks live, and their high-water mark (all families). */
 static _Atomic size_t large_live, large_peak;
 static _Atomic uint64_t large_allocs; /* large blocks allocated so far */
+/* Bytes of the biggest large block there has been: no block holding a
+ * pointer starts further below it (bounds pf_large_find's walk). */
+static _Atomic size_t large_max;
+
+static void note_block(size_t bytes)
+{
+    size_t m = atomic_load_explicit(&large_max, memory_order_relaxed);
+    while (bytes > m && !atomic_compare_exchange_weak_explicit(&large_max, &m, bytes, memory_order_relaxed,
+                                                               memory_order_relaxed)) {
+    }
+}
+
+struct pf_span *pf_large_find(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    size_t max = atomic_load_explicit(&large_max, memory_order_relaxed);
+    uintptr_t lowest = a > max ? a - max : 0;
+    for (uintptr_t c = a >> PF_CHUNK_SHIFT;; c--) {
+        struct pf_span *s = pf_pagemap_get((void *)(c << PF_CHUNK_SHIFT));
+        /* Tombstones may be stale (a later block mapped over a freed one's
+         * chunk): look past them. */
+        if (s && s != PF_PM_FREED_LARGE) {
+            if (s->kind != PF_SPAN_LARGE)
+                return NULL; /* a region's chunk: no large block covers it, nor p above it */
+            if (s->start <= a)
+                return a - s->start < s->bytes ? s : NULL; /* blocks never overlap */
+        }
+        if ((c << PF_CHUNK_SHIFT) <= lowest || c == 0)
+            return NULL;
+    }
+}
 
 /* A cached range of `bytes`, or NULL; *got is what the block may use. The
  * smallest range that holds it is taken, split when the rest is at least a
@@ -289,6 +320,7 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     s->nslots = 1;
     s->used = 1;
     live_add(bytes);
+    note_block(bytes);
     atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
     pf_family_add_large(f, s);
     return p;
@@ -349,6 +381,7 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
              * still names this block. */
             pf_pagemap_replace(old, s, PF_PM_FREED_LARGE);
         }
+        note_block(bytes);
         s->start = (uintptr_t)p;
         s->bytes = bytes;
         live_add(bytes);

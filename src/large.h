@@ -41,6 +41,11 @@ PF_HIDDEN void pf_large_fork_unlock(int child);
 PF_HIDDEN void pf_large_free(struct pf_span *s);
 /* Resizes in place or moves with mremap; NULL (block untouched) on failure. */
 PF_HIDDEN void *pf_large_realloc(struct pf_span *s, size_t req);
+/* The live large block whose bytes hold p (not necessarily at its start),
+ * or NULL: a walk down the pagemap from p's chunk, over at most the size of
+ * the biggest block there has been. For naming a bad pointer: lock-free,
+ * and a block freed meanwhile may be seen. */
+PF_HIDDEN struct pf_span *pf_large_find(const void *p);
 PF_INLINE size_t pf_large_usable(const struct pf_span *s)
 {
     return s->bytes - s->align_off;

@@ -396,6 +396,54 @@ Test(alloc, realloc_preserves_contents_every_direction)
     pf_free(p);
 }
 
+/* An aligned block of `from` bytes resized to `to`: the first min(from, to)
+ * bytes are kept, and realloc never reads beyond the old block (a copy of
+ * the new size from a block smaller than it would fault or read garbage). */
+static void aligned_realloc_keeps(size_t align, size_t from, size_t to, size_t tag)
+{
+    void *out = NULL;
+    cr_assert_eq(pf_posix_memalign(&out, align, from), 0, "posix_memalign(%zu, %zu)", align, from);
+    unsigned char *p = out;
+    fill(p, from, tag);
+    unsigned char *q = pf_realloc(p, to);
+    cr_assert_not_null(q, "realloc of memalign(%zu, %zu) to %zu", align, from, to);
+    cr_assert_geq(pf_malloc_usable_size(q), to);
+    size_t keep = from < to ? from : to;
+    size_t bad = check(q, keep, tag);
+    cr_assert_eq(bad, keep, "memalign(%zu, %zu) -> %zu lost byte %zu", align, from, to, bad);
+    memset(q + keep, 0x5a, to - keep);
+    pf_free(q);
+}
+
+Test(alloc, realloc_of_aligned_blocks_copies_only_the_old_block)
+{
+    /* A 128 KiB-aligned 100-byte block lives in a 64 KiB mapping; growing
+     * it to 120000 bytes (a small class) must copy what it holds, not
+     * 120000 bytes. */
+    aligned_realloc_keeps((size_t)1 << 17, 100, 120000, 1);
+    aligned_realloc_keeps((size_t)1 << 17, 100, 100000, 2);
+    aligned_realloc_keeps((size_t)1 << 17, 100, 50, 3);
+    aligned_realloc_keeps((size_t)1 << 17, 100, 300000, 4);    /* aligned large -> large */
+    aligned_realloc_keeps((size_t)1 << 20, 70000, 131072, 5);  /* -> the largest class */
+    aligned_realloc_keeps((size_t)1 << 20, 200000, 120000, 6); /* shrink into a class */
+    aligned_realloc_keeps((size_t)1 << 21, 3 * MIB, 5 * MIB, 7);
+    aligned_realloc_keeps(4096, 100, 120000, 8);               /* aligned small -> small */
+    aligned_realloc_keeps(4096, 5000, 64, 9);
+    aligned_realloc_keeps(64 * KIB, 100, 130000, 10);
+    aligned_realloc_keeps(64 * KIB, 100, 1 * MIB, 11);
+
+    /* the usable size of the old block is kept whole: a program may use it */
+    void *out = NULL;
+    cr_assert_eq(pf_posix_memalign(&out, (size_t)1 << 17, 100), 0);
+    size_t u = pf_malloc_usable_size(out);
+    cr_assert_geq(u, 100);
+    fill(out, u, 12);
+    unsigned char *q = pf_realloc(out, u + 5000);
+    cr_assert_not_null(q);
+    cr_assert_eq(check(q, u, 12), u);
+    pf_free(q);
+}
+
 Test(alloc, posix_memalign_rejects_bad_alignment)
 {
     static const size_t bad[] = {0, 1, 2, 3, 4, 12, 24, 48, 100, 4097, (size_t)3 << 20};
@@ -427,6 +475,77 @@ Test(alloc, posix_memalign_all_alignments)
             pf_free(out);
         }
     }
+}
+
+/* Every power-of-two alignment a size_t holds is valid: above 1 GiB the
+ * answer is a block or ENOMEM, never EINVAL. A failed posix_memalign leaves
+ * errno at ENOMEM too (glibc does, and its tests rely on it); a successful
+ * one leaves errno alone. */
+Test(alloc, huge_alignments_are_valid)
+{
+    for (size_t a = (size_t)1 << 30; a != 0; a <<= 1) {
+        void *out = (void *)0x1234;
+        errno = 777;
+        int rc = pf_posix_memalign(&out, a, 100);
+        cr_assert(rc == 0 || rc == ENOMEM, "posix_memalign(align %#zx) returned %d", a, rc);
+        if (rc == 0) {
+            cr_assert_eq(errno, 777, "posix_memalign changed errno on success");
+            cr_assert(aligned_to(out, a), "align %#zx: %p", a, out);
+            cr_assert_geq(pf_malloc_usable_size(out), 100);
+            memset(out, 0x11, 100);
+            pf_free(out);
+        } else {
+            cr_assert_eq(errno, ENOMEM, "posix_memalign(align %#zx) failed with errno %d", a, errno);
+            cr_assert_eq(out, (void *)0x1234, "posix_memalign changed *out on failure");
+        }
+        void *fns[2] = {NULL, NULL};
+        errno = 777;
+        fns[0] = pf_memalign(a, 10);
+        cr_assert(fns[0] || errno == ENOMEM, "memalign(%#zx, 10): errno %d", a, errno);
+        errno = 777;
+        fns[1] = pf_aligned_alloc(a, 10);
+        cr_assert(fns[1] || errno == ENOMEM, "aligned_alloc(%#zx, 10): errno %d", a, errno);
+        for (int k = 0; k < 2; k++)
+            if (fns[k]) {
+                cr_assert(aligned_to(fns[k], a));
+                pf_free(fns[k]);
+            }
+    }
+    /* 2 GiB of alignment fits anywhere a 64-bit process has room */
+    void *out = NULL;
+    cr_assert_eq(pf_posix_memalign(&out, (size_t)1 << 31, 100), 0);
+    cr_assert(aligned_to(out, (size_t)1 << 31));
+    pf_free(out);
+    /* memalign rounds an alignment up to a power of two, as glibc does;
+     * beyond the largest one there is none to round to */
+    errno = 0;
+    cr_assert_null(pf_memalign(((size_t)1 << 63) + 1, 10));
+    cr_assert_eq(errno, EINVAL);
+}
+
+/* glibc's tst-malloc-too-large: sizes no process can have, with every
+ * alignment, fail with ENOMEM (errno too, for posix_memalign). */
+Test(alloc, too_large_with_any_alignment_is_enomem)
+{
+    static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4095, SIZE_MAX >> 1,
+                                   (SIZE_MAX >> 1) + 1, (size_t)PTRDIFF_MAX + 4096};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (size_t a = 1; a != 0; a <<= 1) {
+            size_t n = sizes[k];
+            if (a >= sizeof(void *)) {
+                void *out = (void *)42;
+                errno = 0;
+                cr_assert_eq(pf_posix_memalign(&out, a, n), ENOMEM, "align %#zx size %#zx", a, n);
+                cr_assert_eq(errno, ENOMEM, "posix_memalign(%#zx, %#zx): errno %d", a, n, errno);
+                cr_assert_eq(out, (void *)42);
+            }
+            errno = 0;
+            cr_assert_null(pf_aligned_alloc(a, n));
+            cr_assert_eq(errno, ENOMEM, "aligned_alloc(%#zx, %#zx): errno %d", a, n, errno);
+            errno = 0;
+            cr_assert_null(pf_memalign(a, n));
+            cr_assert_eq(errno, ENOMEM, "memalign(%#zx, %#zx): errno %d", a, n, errno);
+        }
 }
 
 Test(alloc, aligned_alloc_and_memalign_all_powers_of_two)

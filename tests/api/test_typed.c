@@ -437,3 +437,164 @@ Test(typed, many_families_distinct_and_found_again)
     for (int i = 0; i < N; i++)
         pf_free(p[i]);
 }
+
+/* Rows of the stats whose name is `name` (names longer than the stats
+ * field show their first PF_NAME_MAX - 1 characters). */
+static int rows_named(const char *name, uint64_t *live)
+{
+    cr_assert_eq(pf_stats_get(&snap), 0);
+    cr_assert_eq(snap.truncated, 0);
+    int n = 0;
+    for (uint32_t k = 0; k < snap.nfamilies; k++)
+        if (strncmp(snap.fam[k].name, name, PF_NAME_MAX - 1) == 0 &&
+            strlen(snap.fam[k].name) == strnlen(name, PF_NAME_MAX - 1)) {
+            n++;
+            if (live)
+                *live = snap.fam[k].live_objects;
+        }
+    return n;
+}
+
+/* A name longer than the stats field is still one family: looked up again
+ * it is found, whether through a handle or the typed door. Two long names
+ * that differ only after the characters the stats show are two families
+ * (pfalloc keeps each whole name); the reports show both under the same
+ * shortened name. */
+Test(typed, long_names_are_one_family_each)
+{
+    char a[200], b[200];
+    memset(a, 'L', sizeof a - 1);
+    a[sizeof a - 1] = '\0';
+    memcpy(a, "long_type_name_", 15);
+    memcpy(b, a, sizeof b);
+    b[150] = 'M'; /* same first 150 characters */
+    cr_assert_gt(strlen(a), PF_NAME_MAX);
+
+    pf_family_t *f = pf_family_get(a, 24);
+    cr_assert_not_null(f);
+    cr_assert_eq(pf_stats_get(&snap), 0);
+    uint64_t families = snap.totals.families;
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(pf_family_get(a, 24), f, "the long name made a new family on call %d", i);
+    char copy[200];
+    memcpy(copy, a, sizeof copy);
+    cr_assert_eq(pf_family_get(copy, 24), f, "the same long name in another buffer");
+    cr_assert_eq(pf_stats_get(&snap), 0);
+    cr_assert_eq(snap.totals.families, families, "looking the name up registered families");
+    errno = 0;
+    cr_assert_null(pf_family_get(a, 32), "same long name, another size");
+    cr_assert_eq(errno, EINVAL);
+
+    pf_family_t *g = pf_family_get(b, 40);
+    cr_assert_not_null(g, "a long name differing after the shown part is a family of its own");
+    cr_assert_neq(g, f);
+    cr_assert_eq(pf_family_get(b, 40), g);
+    cr_assert_eq(pf_family_get(a, 24), f);
+
+    void *p = pf_family_alloc(f, 1), *q = pf_family_alloc(g, 1);
+    cr_assert_not_null(p);
+    cr_assert_not_null(q);
+    uint64_t live = 0;
+    cr_assert_eq(rows_named(a, &live), 2, "both families shown under the shortened name");
+    pf_free(p);
+    pf_free(q);
+
+    /* the typed door with a long key: two buffers with the same text (the
+     * key cache goes by address) reach one family */
+    char k1[120], k2[120];
+    memset(k1, 'k', sizeof k1 - 1);
+    k1[sizeof k1 - 1] = '\0';
+    memcpy(k1, "typed_long_key_", 15);
+    memcpy(k2, k1, sizeof k2);
+    void *x = pf_typed_alloc(k1, 48, 16, 1);
+    void *y = pf_typed_alloc(k2, 48, 16, 1);
+    void *z = pf_typed_alloc(k1, 48, 16, 1);
+    cr_assert(x && y && z);
+    live = 0;
+    cr_assert_eq(rows_named(k1, &live), 1, "one family for one long type name");
+    cr_assert_eq(live, 3);
+    /* the same long name with another size gets its "<name>/<size>" family, once */
+    cr_assert_eq(pf_stats_get(&snap), 0);
+    uint64_t before = snap.totals.families;
+    void *w1 = pf_typed_alloc(k2, 56, 16, 1);
+    void *w2 = pf_typed_alloc(k1, 56, 16, 1);
+    char k3[120];
+    memcpy(k3, k1, sizeof k3);
+    void *w3 = pf_typed_alloc(k3, 56, 16, 1);
+    cr_assert(w1 && w2 && w3);
+    cr_assert_eq(pf_stats_get(&snap), 0);
+    cr_assert_eq(snap.totals.families, before + 1);
+    pf_free(x);
+    pf_free(y);
+    pf_free(z);
+    pf_free(w1);
+    pf_free(w2);
+    pf_free(w3);
+}
+
+struct align_64k {
+    _Alignas(65536) unsigned char bytes[64];
+};
+struct align_128k {
+    _Alignas(131072) unsigned char bytes[64];
+};
+struct align_4k_later {
+    _Alignas(4096) unsigned char bytes[64];
+};
+
+/* A family made by handle first (which knows no alignment) and used by
+ * PF_NEW afterwards gives PF_NEW's objects their type's alignment; from
+ * then on the handle door gives it too (the family keeps the largest
+ * alignment asked of it). */
+Test(typed, handle_first_then_pf_new_keeps_the_alignment)
+{
+    pf_family_t *f = pf_family_get("struct align_128k", sizeof(struct align_128k));
+    pf_family_t *g = pf_family_get("struct align_64k", sizeof(struct align_64k));
+    pf_family_t *h = pf_family_get("struct align_4k_later", sizeof(struct align_4k_later));
+    cr_assert(f && g && h);
+    for (int i = 0; i < 8; i++) {
+        struct align_128k *a = PF_NEW(struct align_128k, (size_t)i % 3 + 1);
+        struct align_64k *b = PF_NEW(struct align_64k, (size_t)i % 3 + 1);
+        struct align_4k_later *c = PF_NEW(struct align_4k_later, (size_t)i % 3 + 1);
+        cr_assert(a && b && c);
+        cr_assert_eq((uintptr_t)a % 131072, 0, "struct align_128k at %p", (void *)a);
+        cr_assert_eq((uintptr_t)b % 65536, 0, "struct align_64k at %p", (void *)b);
+        cr_assert_eq((uintptr_t)c % 4096, 0, "struct align_4k_later at %p", (void *)c);
+        cr_assert_eq(first_nonzero(a, sizeof *a), sizeof *a);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *a = pf_family_alloc(f, 1), *b = pf_family_alloc(g, 2), *c = pf_family_alloc(h, 1);
+        cr_assert(a && b && c);
+        cr_assert_eq((uintptr_t)a % 131072, 0, "handle door at %p", a);
+        cr_assert_eq((uintptr_t)b % 65536, 0, "handle door at %p", b);
+        cr_assert_eq((uintptr_t)c % 4096, 0, "handle door at %p", c);
+    }
+}
+
+struct align_128k_first {
+    _Alignas(131072) unsigned char bytes[64];
+};
+
+Test(typed, pf_new_first_then_handle_keeps_the_alignment)
+{
+    struct align_128k_first *a = PF_NEW(struct align_128k_first, 1);
+    cr_assert_not_null(a);
+    cr_assert_eq((uintptr_t)a % 131072, 0);
+    pf_family_t *f = pf_family_get("struct align_128k_first", sizeof *a);
+    cr_assert_not_null(f);
+    for (int i = 0; i < 8; i++) {
+        void *p = pf_family_alloc(f, (size_t)i % 2 + 1);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % 131072, 0, "handle door at %p", p);
+    }
+    /* realloc of a typed object keeps its type's alignment and contents */
+    memset(a, 0x5c, sizeof *a);
+    for (size_t n = 2; n <= 40; n += 7) {
+        a = pf_realloc(a, n * sizeof *a);
+        cr_assert_not_null(a);
+        cr_assert_eq((uintptr_t)a % 131072, 0, "realloc to %zu objects at %p", n, (void *)a);
+        cr_assert_eq(a->bytes[0], 0x5c);
+        cr_assert_eq(a->bytes[63], 0x5c);
+    }
+    pf_free(a);
+}

@@ -569,3 +569,52 @@ Test(mm_header, compiles_alone_in_c11_and_cxx, .timeout = 120, .fini = remove_sc
              PF_SOURCE_DIR, dir);
     cr_assert_eq(run(cmd), 0, "C++: %s", cmd);
 }
+
+/* ---- alignment whichever call comes first ---------------------------------------- */
+
+typedef struct {
+    _Alignas(131072) unsigned char bytes[100];
+} frame_128k_t;
+
+typedef struct {
+    _Alignas(131072) unsigned char bytes[100];
+} frame_128k_late_t;
+
+/* MM_REG_STRUCT knows only the size; XCALLOC knows the alignment too. A
+ * family registered first must still give XCALLOC's objects their type's
+ * alignment. */
+Test(mm, registering_first_keeps_the_alignment)
+{
+    MM_REG_STRUCT(frame_128k_t);
+    frame_128k_t *o[8];
+    for (int i = 0; i < 8; i++) {
+        o[i] = XCALLOC(1, frame_128k_t);
+        cr_assert_not_null(o[i]);
+        cr_assert_eq((uintptr_t)o[i] % 131072, 0, "object %d at %p", i, (void *)o[i]);
+        o[i]->bytes[99] = 1;
+    }
+    /* the by-name door reaches the same family, aligned as the type wants */
+    frame_128k_t *b = xcalloc("frame_128k_t", 2);
+    cr_assert_not_null(b);
+    cr_assert_eq((uintptr_t)b % 131072, 0, "xcalloc at %p", (void *)b);
+    xfree(b);
+    for (int i = 0; i < 8; i++)
+        XFREE(o[i]);
+}
+
+Test(mm, allocating_first_keeps_the_alignment)
+{
+    frame_128k_late_t *a = XCALLOC(1, frame_128k_late_t);
+    cr_assert_not_null(a);
+    cr_assert_eq((uintptr_t)a % 131072, 0);
+    MM_REG_STRUCT(frame_128k_late_t);
+    frame_128k_late_t *b = xcalloc("frame_128k_late_t", 3);
+    cr_assert_not_null(b);
+    cr_assert_eq((uintptr_t)b % 131072, 0, "xcalloc at %p", (void *)b);
+    frame_128k_late_t *c = XCALLOC(2, frame_128k_late_t);
+    cr_assert_not_null(c);
+    cr_assert_eq((uintptr_t)c % 131072, 0);
+    XFREE(a);
+    xfree(b);
+    XFREE(c);
+}

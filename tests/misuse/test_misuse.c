@@ -6,10 +6,15 @@
  *
  * Line formats (%P: the address as 0x<hex>, compared by value; %s: an exact
  * family name; %F: any family name):
- *   pfalloc: double <op> of %P (family %s)
+ *   pfalloc: double free of %P (family %s)
+ *   pfalloc: <op> of freed pointer %P (family %s)
  *   pfalloc: <op> of %P, a pointer pfalloc never returned
  *   pfalloc: <op> of interior pointer %P (family %s, object at %P)
- * where <op> is "free" or "realloc".
+ *   pfalloc: <op> of %P, a slot never allocated (family %s)
+ *   pfalloc: <op> of %P, where no object is live (family %s)   (a pooled span)
+ * where <op> is "free" (for free and realloc: realloc frees the block) or
+ * "malloc_usable_size" (which frees nothing, so it names a freed pointer,
+ * not a double free).
  */
 #include <criterion/criterion.h>
 
@@ -318,6 +323,70 @@ Test(misuse, free_of_interior_pointer_typed, .signal = SIGABRT)
     free_once();
 }
 
+/* Deep inside a large block (beyond its first 64 KiB): still its interior. */
+Test(misuse, free_of_interior_pointer_deep_in_large_block, .signal = SIGABRT)
+{
+    object = pf_malloc(1 * MIB);
+    cr_assert_not_null(object);
+    target = (char *)object + 200000;
+    expect_fatal(free_once, "pfalloc: free of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, "large", (uintptr_t)object);
+    target = (char *)object + MIB - 16;
+    expect_fatal(free_once, "pfalloc: free of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, "large", (uintptr_t)object);
+    target = (char *)object + 200000;
+    free_once();
+}
+
+Test(misuse, free_of_interior_pointer_deep_in_typed_large_block, .signal = SIGABRT)
+{
+    struct misuse_node *arr = PF_NEW(struct misuse_node, 100000);
+    cr_assert_not_null(arr);
+    object = arr;
+    target = &arr[50000];
+    expect_fatal(free_once, "pfalloc: free of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, "struct misuse_node", (uintptr_t)object);
+    free_once();
+}
+
+/* p + 48 of a 48-byte block is the next slot's start: that slot was never
+ * allocated, so this is no double free. */
+Test(misuse, free_of_next_slot_never_allocated_is_no_double_free, .signal = SIGABRT)
+{
+    object = pf_malloc(48);
+    cr_assert_not_null(object);
+    cr_assert_eq(pf_malloc_usable_size(object), 48);
+    set_class_name(object);
+    target = (char *)object + 48;
+    expect_fatal(free_once, "pfalloc: free of %P, a slot never allocated (family %s)",
+                 (uintptr_t)target, family_name);
+    free_once();
+}
+
+/* ... while the start of a slot that was allocated and freed is one. */
+Test(misuse, free_of_next_slot_freed_is_a_double_free, .signal = SIGABRT)
+{
+    char *b[16];
+    for (int i = 0; i < 16; i++) {
+        b[i] = pf_malloc(48);
+        cr_assert_not_null(b[i]);
+    }
+    set_class_name(b[0]);
+    int x = -1, y = -1;
+    for (int i = 0; i < 16 && x < 0; i++)
+        for (int j = 0; j < 16; j++)
+            if (b[j] == b[i] + 48) {
+                x = i;
+                y = j;
+                break;
+            }
+    cr_assert_geq(x, 0, "no two neighbouring slots among 16 blocks");
+    pf_free(b[y]);
+    target = b[x] + 48;
+    expect_fatal(free_once, "pfalloc: double free of %P (family %s)", (uintptr_t)target, family_name);
+    free_once();
+}
+
 /* ---- realloc of bad pointers: the same line as free names them ---------- */
 
 Test(misuse, realloc_of_freed_pointer, .signal = SIGABRT)
@@ -357,6 +426,94 @@ Test(misuse, realloc_of_interior_pointer, .signal = SIGABRT)
     expect_fatal(realloc_once, "pfalloc: free of interior pointer %P (family %s, object at %P)",
                  (uintptr_t)target, family_name, (uintptr_t)object);
     realloc_once();
+}
+
+/* ---- malloc_usable_size of bad pointers: named and fatal, like free --------- */
+
+static void usable_once(void)
+{
+    size_t n = pf_malloc_usable_size(target);
+    fprintf(stderr, "malloc_usable_size returned %zu\n", n);
+}
+
+static void free_then_usable(void)
+{
+    pf_free(target);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_stack_address, .signal = SIGABRT)
+{
+    long local[4] = {1, 2, 3, 4};
+    target = &local[1];
+    expect_fatal(usable_once, "pfalloc: malloc_usable_size of %P, a pointer pfalloc never returned",
+                 (uintptr_t)target);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_libc_pointer, .signal = SIGABRT)
+{
+    target = malloc(64);
+    cr_assert_not_null(target);
+    expect_fatal(usable_once, "pfalloc: malloc_usable_size of %P, a pointer pfalloc never returned",
+                 (uintptr_t)target);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_freed_pointer, .signal = SIGABRT)
+{
+    target = pf_malloc(64);
+    cr_assert_not_null(target);
+    set_class_name(target);
+    expect_fatal(free_then_usable, "pfalloc: malloc_usable_size of freed pointer %P (family %s)",
+                 (uintptr_t)target, family_name);
+    free_then_usable();
+}
+
+Test(misuse, usable_size_of_freed_large_pointer, .signal = SIGABRT)
+{
+    target = pf_malloc(64 * MIB);
+    cr_assert_not_null(target);
+    expect_fatal(free_then_usable, "pfalloc: malloc_usable_size of freed pointer %P (family %s)",
+                 (uintptr_t)target, "large");
+    free_then_usable();
+}
+
+Test(misuse, usable_size_of_freed_typed_pointer, .signal = SIGABRT)
+{
+    target = PF_NEW(struct misuse_node, 1);
+    cr_assert_not_null(target);
+    expect_fatal(free_then_usable, "pfalloc: malloc_usable_size of freed pointer %P (family %s)",
+                 (uintptr_t)target, "struct misuse_node");
+    free_then_usable();
+}
+
+Test(misuse, usable_size_of_interior_pointer, .signal = SIGABRT)
+{
+    object = pf_malloc(64);
+    cr_assert_not_null(object);
+    set_class_name(object);
+    target = (char *)object + 16;
+    expect_fatal(usable_once,
+                 "pfalloc: malloc_usable_size of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, family_name, (uintptr_t)object);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_interior_pointer_large, .signal = SIGABRT)
+{
+    object = pf_malloc(64 * MIB);
+    cr_assert_not_null(object);
+    target = (char *)object + 4096;
+    expect_fatal(usable_once,
+                 "pfalloc: malloc_usable_size of interior pointer %P (family %s, object at %P)",
+                 (uintptr_t)target, "large", (uintptr_t)object);
+    usable_once();
+}
+
+Test(misuse, usable_size_of_null_is_zero)
+{
+    cr_assert_eq(pf_malloc_usable_size(NULL), 0);
 }
 
 /* ---- the checker itself --------------------------------------------------- */

@@ -159,3 +159,42 @@ Test(misuse, free_of_interior_pointer)
     cr_assert_eq(hex(cap[2]), m.pointer);
     pf_run_free(&m.r);
 }
+
+/* malloc_usable_size of what free would refuse stops the process the same way. */
+Test(misuse, usable_size_of_foreign_pointer)
+{
+    struct misuse_run m;
+    run_act("usable-foreign", &m);
+    char cap[1][128];
+    match(m.line, "^pfalloc: malloc_usable_size of 0x([0-9a-f]+), a pointer pfalloc never returned$",
+          1, cap);
+    cr_assert_eq(hex(cap[0]), m.pointer);
+    pf_run_free(&m.r);
+}
+
+Test(misuse, usable_size_of_freed_pointer)
+{
+    struct misuse_run m;
+    run_act("usable-freed", &m);
+    char cap[2][128];
+    match(m.line, "^pfalloc: malloc_usable_size of freed pointer 0x([0-9a-f]+) \\(family (malloc-[0-9]+)\\)$",
+          2, cap);
+    cr_assert_eq(hex(cap[0]), m.pointer);
+    pf_run_free(&m.r);
+}
+
+/* 200000 bytes into a 1 MiB block: beyond the block's first 64 KiB, still
+ * named as its interior. */
+Test(misuse, free_of_interior_pointer_deep_in_large_block)
+{
+    struct misuse_run m;
+    run_act("interior-large", &m);
+    char cap[3][128];
+    match(m.line,
+          "^pfalloc: free of interior pointer 0x([0-9a-f]+) \\(family (large), "
+          "object at 0x([0-9a-f]+)\\)$",
+          3, cap);
+    cr_assert_eq(hex(cap[0]), m.pointer + 200000);
+    cr_assert_eq(hex(cap[2]), m.pointer);
+    pf_run_free(&m.r);
+}

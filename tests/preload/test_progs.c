@@ -128,3 +128,25 @@ Test(progs, cxx_operators_come_from_pfalloc)
     pf_run_free(&plain);
     pf_run_free(&pre);
 }
+
+/* operator new of a size no process can have ends in std::bad_alloc (NULL
+ * for nothrow) after the new-handler's calls, in every form, aligned ones
+ * included: the retry after the handler is the same request as the first
+ * try. Preloaded only: libstdc++'s own aligned new rounds the size up
+ * without an overflow check. */
+Test(progs, cxx_new_handler_retry_throws_bad_alloc)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/cxx_new_handler", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "cxx_new_handler, preloaded run");
+    cr_assert(strstr(r.out, "aligned new (align 64), with handler: bad_alloc after 3 handler calls: ok\n"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "aligned new[] (align 64), no handler: bad_alloc after 0 handler calls: ok\n"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "WRONG") == NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "failures: 0\n") != NULL, "%s", r.out);
+    pf_run_free(&r);
+}

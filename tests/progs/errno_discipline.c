@@ -110,6 +110,19 @@ static void failures_say_enomem(void)
     int rc = posix_memalign(&q, 64, hide_size(SIZE_MAX - 100));
     expect(rc == ENOMEM && q == (void *)&failures,
            "posix_memalign(huge) returns ENOMEM, result untouched");
+    errno = 0;
+    rc = posix_memalign(&q, 64, hide_size(SIZE_MAX - 100));
+    expect(rc == ENOMEM && errno == ENOMEM, "a failed posix_memalign leaves errno at ENOMEM");
+    errno = 0;
+    rc = posix_memalign(&q, hide_size((size_t)1 << 31), 100);
+    expect(rc == 0 || (rc == ENOMEM && errno == ENOMEM),
+           "posix_memalign(2 GiB alignment) is a block or ENOMEM");
+    if (rc == 0)
+        free(q);
+    errno = 0;
+    p = memalign(hide_size((size_t)1 << 40), 10);
+    expect(p != NULL || errno == ENOMEM, "memalign(1 TiB alignment, 10) is a block or ENOMEM");
+    free(p);
 }
 
 int main(void)

@@ -6,9 +6,11 @@
  * calls whatever operator new and delete the process has.
  *
  * usage: misuse free|realloc|delete|delete-array|delete-sized|large|
- *               foreign|realloc-foreign|interior
+ *               foreign|realloc-foreign|interior|interior-large|usable-foreign|
+ *               usable-freed
  */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +109,22 @@ int main(int argc, char **argv)
         memset(p, 1, 64);
         show(p);
         free(hide(p + 16));
+    } else if (strcmp(act, "interior-large") == 0) {
+        char *p = hide(malloc(1u << 20));
+        memset(p, 1, 1u << 20);
+        show(p);
+        free(hide(p + 200000));
+    } else if (strcmp(act, "usable-foreign") == 0) {
+        void *p = hide(not_from_malloc + 64);
+        show(p);
+        printf("malloc_usable_size returned %zu\n", malloc_usable_size(p));
+    } else if (strcmp(act, "usable-freed") == 0) {
+        void *p = hide(malloc(40));
+        memset(p, 1, 40);
+        show(p);
+        void *again = hide(p);
+        free(p);
+        printf("malloc_usable_size returned %zu\n", malloc_usable_size(again));
     } else {
         fprintf(stderr, "misuse: unknown act %s\n", act);
         return 2;

@@ -1,0 +1,87 @@
+/*
+ * cxx_new_handler — operator new when memory cannot be had: each form of
+ * the operator (plain, array, aligned, aligned array, and their nothrow
+ * forms) asked for SIZE_MAX - 10 bytes, with a new-handler installed that
+ * returns three times and then removes itself, and with none. Every throwing
+ * form must end in std::bad_alloc (nothrow: NULL) after exactly the handler
+ * calls, never with a block: a retry after the handler must be the same
+ * request as the first try, overflow check included. Prints one line per
+ * case and "failures: N"; exits 1 if any case went wrong.
+ */
+#include <cstdint>
+#include <cstdio>
+#include <new>
+#include <string_view>
+
+static int calls;
+static unsigned long failures;
+
+static void handler()
+{
+    if (++calls >= 3)
+        std::set_new_handler(nullptr);
+}
+
+/* Keeps the compiler from folding the size into the expression. */
+static size_t hide(size_t n)
+{
+    __asm__ volatile("" : "+r"(n));
+    return n;
+}
+
+enum form { PLAIN, ARRAY, ALIGNED, ALIGNED_ARRAY, NOTHROW, ALIGNED_NOTHROW };
+static const char *const form_name[] = {"new",          "new[]",           "aligned new",
+                                        "aligned new[]", "nothrow new",     "aligned nothrow new"};
+
+static void *attempt(form f, size_t n, size_t align)
+{
+    std::align_val_t a = std::align_val_t(align);
+    switch (f) {
+    case PLAIN:
+        return ::operator new(n);
+    case ARRAY:
+        return new char[n];
+    case ALIGNED:
+        return ::operator new(n, a);
+    case ALIGNED_ARRAY:
+        return new (a) char[n];
+    case NOTHROW:
+        return ::operator new(n, std::nothrow);
+    case ALIGNED_NOTHROW:
+        return ::operator new(n, a, std::nothrow);
+    }
+    return nullptr;
+}
+
+static void one(form f, size_t align, bool with_handler)
+{
+    calls = 0;
+    std::set_new_handler(with_handler ? handler : nullptr);
+    const char *how = "?";
+    try {
+        void *p = attempt(f, hide(SIZE_MAX - 10), align);
+        how = p ? "a block" : "NULL";
+    } catch (const std::bad_alloc &) {
+        how = "bad_alloc";
+    }
+    std::set_new_handler(nullptr);
+    bool nothrow = f == NOTHROW || f == ALIGNED_NOTHROW;
+    bool ok = std::string_view(how) == (nothrow ? "NULL" : "bad_alloc") &&
+              calls == (with_handler ? 3 : 0);
+    failures += !ok;
+    std::printf("%s (align %zu), %s handler: %s after %d handler calls: %s\n", form_name[f], align,
+                with_handler ? "with" : "no", how, calls, ok ? "ok" : "WRONG");
+}
+
+int main()
+{
+    for (int f = PLAIN; f <= ALIGNED_NOTHROW; f++)
+        for (size_t align : {(size_t)16, (size_t)64, (size_t)4096, (size_t)1 << 17}) {
+            if ((f == PLAIN || f == ARRAY || f == NOTHROW) && align != 16)
+                continue;
+            one(form(f), align, true);
+            one(form(f), align, false);
+        }
+    std::printf("failures: %lu\n", failures);
+    return failures ? 1 : 0;
+}
