@@ -121,3 +121,57 @@ Test(report_safety, big_reports_of_several_processes_stay_whole, .timeout = 300)
     free(path);
     pf_tempdir_remove(dir);
 }
+
+/* ---- malloc_info ------------------------------------------------------------------ */
+
+/* stdin: the program's stdout, malloc_info's XML followed by one line of its
+ * own. Parses the XML and prints the number of <family> elements whose name
+ * is one of the program's. */
+static const char xml_py[] =
+    "import sys, xml.dom.minidom\n"
+    "data = sys.stdin.read()\n"
+    "end = data.find('</malloc>\\n')\n"
+    "if end < 0:\n"
+    "    print('BAD no </malloc>: %r' % data[-300:])\n"
+    "    sys.exit(1)\n"
+    "doc = xml.dom.minidom.parseString(data[:end + 10])\n"
+    "names = set(f.getAttribute('name') for f in doc.getElementsByTagName('family'))\n"
+    "n = int(sys.argv[1])\n"
+    "want = set('family with a long name for big reports, padded to limit %04d' % i for i in range(n))\n"
+    "print('%d of %d families' % (len(want & names), n))\n";
+
+Test(report_safety, malloc_info_with_400_families_is_whole_xml)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("info");
+    char *out = pf_path(dir, "out");
+    const char *const argv[] = {PROG("families"), "400", "info", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "families");
+    cr_assert(strstr(r.out, "families: 400 made\n") != NULL, "%s", pf_tail(r.out, r.out_len, 300));
+    pf_write_file(out, r.out, r.out_len);
+    char *sum = python(xml_py, "400", out);
+    cr_assert(strcmp(sum, "400 of 400 families\n") == 0, "%s", sum);
+    free(sum);
+    pf_run_free(&r);
+    free(out);
+    pf_tempdir_remove(dir);
+}
+
+Test(report_safety, malloc_info_holds_no_lock_while_it_writes)
+{
+    /* The stream's writer calls mallinfo2: a lock held across the write
+     * would never be given back. */
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("families"), "50", "cookie", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 20};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "families");
+    cr_assert(strstr(r.out, " bytes of XML through the cookie\n") != NULL, "%s", r.out);
+    pf_run_free(&r);
+}
