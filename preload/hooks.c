@@ -68,6 +68,19 @@ static void start_interval(uint64_t ms)
         interval_on = 1;
 }
 
+/* glibc's exit() runs the exiting thread's thread_local destructors before
+ * the atexit handlers; one registered for the main thread is how the exit
+ * report learns that the exit has begun while fd 2 is still open. Weak: a
+ * libc without it simply gives no copy. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso) __attribute__((weak));
+extern void *__dso_handle;
+
+static void exit_begins(void *unused)
+{
+    (void)unused;
+    pf_emit_exit_begins();
+}
+
 /* A thread of the parent may have been inside a report or mallinfo when the
  * process forked; in the child nobody is. */
 static void fork_child(void)
@@ -83,8 +96,9 @@ __attribute__((constructor(101))) static void preload_start(void)
     pthread_atfork(NULL, NULL, fork_child);
     pf_report_init();
     pf_config_load();
-    if (pf_config.report)
-        pf_emit_init();
+    pf_emit_init();
+    if ((pf_config.report & PF_REPORT_EXIT) && __cxa_thread_atexit_impl)
+        __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);
     /* The leak status needs sites to tell the program's objects from the
      * runtime's, so it turns recording on too. */
     if (pf_config.sites || pf_config.leak_exit_code) {
@@ -110,6 +124,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
         pf_leaks_collect(&leaks);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report("exit", 1);
+    pf_emit_exit_done();
     if (pf_config.leak_exit_code && leaks.program_objects) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);

@@ -1,7 +1,7 @@
 /*
  * emit.c — opening the report destination and writing a report to it.
  * Only async-signal-safe calls: getpid, open (O_NOFOLLOW: a symlink planted
- * at the report path is refused, not followed), write, close.
+ * at the report path is refused, not followed), fstat, fcntl, write, close.
  */
 #include "emit.h"
 
@@ -17,33 +17,54 @@
 
 static int warned;
 
-/* A copy of the stderr the process started with: programs built on gnulib's
- * closeout (sort, ls, ...) close fd 2 in an atexit handler, before the exit
- * report. It is only used while it is still that file (device and inode
- * recorded), so a program that closed it and reused the number never gets
- * our text. */
-static int err_copy = -1;
+/* The stderr the process started with, by device and inode. Reports go to
+ * descriptor 2 only while it is still that file: a program started with 2
+ * closed, or one that closed it and opened a file of its own that took the
+ * number, never gets our text in its file. No copy of it is kept during the
+ * program's life (the descriptor table is the program's own); the exit path
+ * takes one (exit_copy) before the program's atexit handlers run, since
+ * programs built on gnulib's closeout (sort, ls, ...) close fd 2 in one. */
+static int err_open;  /* 1: fd 2 was open at start */
 static dev_t err_dev;
 static ino_t err_ino;
+static int exit_copy = -1; /* fd 2's copy for the exit report, or -1 */
 
 void pf_emit_init(void)
 {
     struct stat st;
-    if (err_copy >= 0 || fstat(2, &st) != 0)
+    if (err_open || fstat(2, &st) != 0)
         return;
-    err_copy = fcntl(2, F_DUPFD_CLOEXEC, 200);
     err_dev = st.st_dev;
     err_ino = st.st_ino;
+    err_open = 1;
 }
 
-static int stderr_fd(void)
+static int is_start_stderr(int fd)
 {
     struct stat st;
-    if (err_copy < 0 || (fstat(2, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino))
-        return 2;
-    if (fstat(err_copy, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino)
-        return err_copy;
-    return 2;
+    return err_open && fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino;
+}
+
+void pf_emit_exit_begins(void)
+{
+    if (exit_copy < 0 && is_start_stderr(2))
+        exit_copy = fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
+void pf_emit_exit_done(void)
+{
+    if (exit_copy >= 0) {
+        close(exit_copy);
+        exit_copy = -1;
+    }
+}
+
+/* The descriptor that is the starting stderr, or -1 when there is none. */
+static int stderr_fd(void)
+{
+    if (is_start_stderr(exit_copy))
+        return exit_copy;
+    return is_start_stderr(2) ? 2 : -1;
 }
 
 static int open_out(void)
@@ -83,7 +104,9 @@ static int open_out(void)
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
             for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
                 msg[m++] = *c;
-        pf_os_write_all(stderr_fd(), msg, m);
+        int err = stderr_fd();
+        if (err >= 0)
+            pf_os_write_all(err, msg, m);
     }
     return fd < 0 ? stderr_fd() : fd;
 }
@@ -92,6 +115,10 @@ int pf_emit_report(const char *reason, int with_leaks)
 {
     int saved = errno;
     int fd = open_out();
+    if (fd < 0) {
+        errno = saved;
+        return 0; /* no stderr of the process's own and no file: nowhere to write */
+    }
     int rc = pf_report_write_ex(fd, pf_config.json, reason, with_leaks ? pf_leaks_write : NULL, NULL);
     /* The exit report is not skipped for a signal report that happens to be
      * under way in another thread: wait for it (up to a second). */
@@ -100,7 +127,7 @@ int pf_emit_report(const char *reason, int with_leaks)
         nanosleep(&ts, NULL);
         rc = pf_report_write_ex(fd, pf_config.json, reason, pf_leaks_write, NULL);
     }
-    if (pf_config.out[0] && fd != 2 && fd != err_copy)
+    if (pf_config.out[0] && fd != 2 && fd != exit_copy)
         close(fd);
     errno = saved;
     return rc;

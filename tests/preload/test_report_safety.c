@@ -15,6 +15,8 @@
  */
 #include "spawn.h"
 
+#include <sys/prctl.h>
+
 TestSuite(report_safety);
 
 #define PROG(name) PF_PROGS_DIR "/" name
@@ -174,4 +176,153 @@ Test(report_safety, malloc_info_holds_no_lock_while_it_writes)
     pf_assert_ok(&r, "families");
     cr_assert(strstr(r.out, " bytes of XML through the cookie\n") != NULL, "%s", r.out);
     pf_run_free(&r);
+}
+
+/* ---- stderr: only the one the process started with --------------------------------- */
+
+/* How the child's stderr is set up before exec. */
+enum err_setup { ERR_FILE, ERR_CLOSED, ERR_PIPE_NO_READER };
+
+/* Runs argv under the preload with stdout and stderr in files of a temp
+ * directory (stderr closed, or a pipe whose read end is closed, on
+ * request), waits for it (timeout_s), fills *r. */
+static void run_with_stderr(const char *const argv[], const char *const *env, enum err_setup how,
+                            int timeout_s, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    struct pf_child c;
+    memset(&c, 0, sizeof c);
+    c.dir = pf_tempdir("stderr");
+    c.out_path = pf_path(c.dir, "stdout");
+    c.err_path = pf_path(c.dir, "stderr");
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env};
+    char **envp = pf_build_env(&o);
+    int p[2] = {-1, -1};
+    if (how == ERR_PIPE_NO_READER)
+        cr_assert(pipe(p) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(c.out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(c.err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        close(in);
+        close(out);
+        close(err);
+        if (how == ERR_CLOSED)
+            close(2);
+        if (how == ERR_PIPE_NO_READER) {
+            if (dup2(p[1], 2) < 0)
+                _exit(126);
+            close(p[0]);
+            close(p[1]);
+        }
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    if (p[0] >= 0) {
+        close(p[0]); /* the reader is gone before the program writes anything */
+        close(p[1]);
+    }
+    free(envp);
+    c.pid = pid;
+    child_wait(&c, timeout_s, r);
+    pf_child_free(&c);
+}
+
+Test(report_safety, stderr_closed_at_start_gets_no_report)
+{
+    /* Started with fd 2 closed, the program's data file takes descriptor 2. */
+    char *dir = pf_tempdir("closed");
+    char *data = pf_path(dir, "data");
+    const char *const argv[] = {PROG("stderr_reuse"), data, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_CLOSED, 60, &r);
+    pf_assert_ok(&r, "stderr_reuse");
+    cr_assert(strstr(r.out, "on descriptor 2") != NULL, "%s", r.out);
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.400s", text);
+    free(text);
+    pf_run_free(&r);
+    free(data);
+    pf_tempdir_remove(dir);
+}
+
+Test(report_safety, stderr_closed_at_start_reports_to_out_file)
+{
+    char *dir = pf_tempdir("closedout");
+    char *data = pf_path(dir, "data");
+    char *rep = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", rep);
+    const char *const argv[] = {PROG("stderr_reuse"), data, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", var, NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_CLOSED, 60, &r);
+    pf_assert_ok(&r, "stderr_reuse");
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.400s", text);
+    free(text);
+    text = pf_read_file(rep, NULL);
+    cr_assert(pf_has_report(text, "stderr_reuse"), "%s", text);
+    free(text);
+    pf_run_free(&r);
+    free(data);
+    free(rep);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- the descriptor table is the program's ------------------------------------------ */
+
+Test(report_safety, descriptor_table_is_the_programs)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("fdlist"), NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_run plain, pre;
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, &plain);
+    o.mode = PF_PRELOAD;
+    pf_spawn(argv, &o, &pre);
+    pf_assert_ok(&plain, "fdlist");
+    pf_assert_ok(&pre, "fdlist");
+    pf_assert_preloaded(&pre, "fdlist");
+    cr_assert(strcmp(plain.out, pre.out) == 0, "plain: %s preloaded: %s", plain.out, pre.out);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+Test(report_safety, sort_closing_stderr_at_exit_still_reports)
+{
+    /* sort closes stdout and stderr in an atexit handler (gnulib's
+     * closeout): the exit report, written after it, still arrives. */
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sort");
+    char *dir = pf_tempdir("sort");
+    char *in = pf_path(dir, "in");
+    pf_write_file(in, "b\na\n", 4);
+    const char *const argv[] = {"sort", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .stdin_path = in, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "sort");
+    cr_assert(strcmp(r.out, "a\nb\n") == 0, "%s", r.out);
+    pf_assert_preloaded(&r, "sort");
+    pf_run_free(&r);
+    free(in);
+    pf_tempdir_remove(dir);
 }
