@@ -1,12 +1,15 @@
 /*
  * emit.c — opening the report destination and writing a report to it.
  * Only async-signal-safe calls: getpid, open (O_NOFOLLOW: a symlink planted
- * at the report path is refused, not followed), fstat, fcntl, write, close.
+ * at the report path is refused, not followed), fstat, fcntl, write, close,
+ * pthread_sigmask, sigpending, sigtimedwait (zero timeout).
  */
 #include "emit.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +19,8 @@
 #include "sites.h"
 
 static int warned;
+
+static int emit(const char *reason, int with_leaks);
 
 /* The stderr the process started with, by device and inode. Reports go to
  * descriptor 2 only while it is still that file: a program started with 2
@@ -111,14 +116,52 @@ static int open_out(void)
     return fd < 0 ? stderr_fd() : fd;
 }
 
+/* A write to a pipe whose reader has gone raises SIGPIPE, whose default
+ * action ends the program: reports block it around their writes and take
+ * back the one a write of theirs raised, leaving one that was pending
+ * before (the program's own) where it was. */
+struct pipe_guard {
+    sigset_t old;    /* the thread's mask before */
+    int was_pending; /* SIGPIPE was pending before the report */
+};
+
+static void guard_pipe(struct pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+static void unguard_pipe(struct pipe_guard *g, int got_epipe)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    if (got_epipe && !g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 int pf_emit_report(const char *reason, int with_leaks)
 {
     int saved = errno;
+    struct pipe_guard guard;
+    guard_pipe(&guard);
+    int rc = emit(reason, with_leaks);
+    unguard_pipe(&guard, rc != 0 && errno == EPIPE);
+    errno = saved;
+    return rc;
+}
+
+static int emit(const char *reason, int with_leaks)
+{
     int fd = open_out();
-    if (fd < 0) {
-        errno = saved;
+    if (fd < 0)
         return 0; /* no stderr of the process's own and no file: nowhere to write */
-    }
     int rc = pf_report_write_ex(fd, pf_config.json, reason, with_leaks ? pf_leaks_write : NULL, NULL);
     /* The exit report is not skipped for a signal report that happens to be
      * under way in another thread: wait for it (up to a second). */
@@ -127,9 +170,10 @@ int pf_emit_report(const char *reason, int with_leaks)
         nanosleep(&ts, NULL);
         rc = pf_report_write_ex(fd, pf_config.json, reason, pf_leaks_write, NULL);
     }
+    int e = errno;
     if (pf_config.out[0] && fd != 2 && fd != exit_copy)
         close(fd);
-    errno = saved;
+    errno = e;
     return rc;
 }
 

@@ -326,3 +326,17 @@ Test(report_safety, sort_closing_stderr_at_exit_still_reports)
     free(in);
     pf_tempdir_remove(dir);
 }
+
+/* ---- a report never raises a signal --------------------------------------------------- */
+
+Test(report_safety, stderr_pipe_without_reader_keeps_the_exit_status)
+{
+    /* leaky writes nothing on stderr itself: only the exit report meets
+     * the pipe whose reader has gone. */
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_PIPE_NO_READER, 60, &r);
+    cr_assert(r.exited && r.code == 0, "leaky: %s", pf_run_how(&r));
+    pf_run_free(&r);
+}
