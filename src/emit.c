@@ -72,6 +72,20 @@ static int stderr_fd(void)
     return is_start_stderr(2) ? 2 : -1;
 }
 
+/* One line on the starting stderr (when there is one), made of `parts`. */
+static void warn(const char *const *parts, size_t nparts)
+{
+    char msg[sizeof(pf_config.out) + 160];
+    size_t m = 0;
+    for (size_t i = 0; i < nparts; i++)
+        for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
+            msg[m++] = *c;
+    msg[m - 1] = '\n';
+    int err = stderr_fd();
+    if (err >= 0)
+        pf_os_write_all(err, msg, m);
+}
+
 static int open_out(void)
 {
     const char *src = pf_config.out;
@@ -95,25 +109,45 @@ static int open_out(void)
         }
     }
     path[n] = 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of
+     * hanging the program, and a full one is waited on only for a bounded
+     * time by pf_os_write_all; regular files ignore it. */
+    int fd = -1, e = ENAMETOOLONG;
+    if (!*src) {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+        e = errno;
+    }
     if (fd < 0 && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) {
-        int e = errno;
         const char *why = e == ELOOP ? "it is a symbolic link"
                           : e == EACCES ? "permission denied"
                           : e == ENOENT ? "no such directory"
                           : e == EISDIR ? "it is a directory"
+                          : e == ENXIO ? "no process is reading it"
+                          : e == ENAMETOOLONG ? "the path is too long once %p is replaced"
                           : e == EROFS ? "read-only file system" : "cannot be opened";
-        char msg[sizeof(path) + 96];
-        size_t m = 0;
-        const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, ": ", why, "; reports go to stderr\n"};
-        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-            for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
-                msg[m++] = *c;
-        int err = stderr_fd();
-        if (err >= 0)
-            pf_os_write_all(err, msg, m);
+        const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, *src ? "..." : "", ": ", why,
+                               "; reports go to stderr\n"};
+        warn(parts, sizeof(parts) / sizeof(parts[0]));
     }
     return fd < 0 ? stderr_fd() : fd;
+}
+
+/* A report that could not be written: one line, once per process, on the
+ * starting stderr unless that is where the writing failed. */
+static void warn_write(int fd, int e)
+{
+    static int write_warned;
+    if (fd == stderr_fd() || __atomic_exchange_n(&write_warned, 1, __ATOMIC_RELAXED))
+        return;
+    const char *why = e == ENOSPC ? "no space left on the device"
+                      : e == EDQUOT ? "disk quota exceeded"
+                      : e == EFBIG ? "the file is too big"
+                      : e == EPIPE ? "the reader has gone"
+                      : e == ETIMEDOUT ? "the reader did not read it in time"
+                      : e == EIO ? "input/output error" : "write error";
+    const char *parts[] = {"pfalloc: a report could not be written to PFALLOC_OUT ", pf_config.out, ": ",
+                           why, "; it is lost\n"};
+    warn(parts, sizeof(parts) / sizeof(parts[0]));
 }
 
 /* A write to a pipe whose reader has gone raises SIGPIPE, whose default
@@ -171,6 +205,8 @@ static int emit(const char *reason, int with_leaks)
         rc = pf_report_write_ex(fd, pf_config.json, reason, pf_leaks_write, NULL);
     }
     int e = errno;
+    if (rc != 0 && e != EAGAIN)
+        warn_write(fd, e);
     if (pf_config.out[0] && fd != 2 && fd != exit_copy)
         close(fd);
     errno = e;

@@ -17,6 +17,8 @@
 
 #include <sys/prctl.h>
 
+#include <dirent.h>
+
 TestSuite(report_safety);
 
 #define PROG(name) PF_PROGS_DIR "/" name
@@ -339,4 +341,129 @@ Test(report_safety, stderr_pipe_without_reader_keeps_the_exit_status)
     run_with_stderr(argv, env, ERR_PIPE_NO_READER, 60, &r);
     cr_assert(r.exited && r.code == 0, "leaky: %s", pf_run_how(&r));
     pf_run_free(&r);
+}
+
+/* ---- a report never blocks ------------------------------------------------------------ */
+
+static size_t count_lines_starting(const char *text, const char *prefix)
+{
+    size_t n = 0, len = strlen(prefix);
+    for (const char *p = text; *p;) {
+        if (strncmp(p, prefix, len) == 0)
+            n++;
+        const char *eol = strchr(p, '\n');
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+    return n;
+}
+
+Test(report_safety, out_fifo_without_reader_does_not_block)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("fifo");
+    char *fifo = pf_path(dir, "fifo");
+    cr_assert(mkfifo(fifo, 0600) == 0);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", fifo);
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 20};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    /* One warning, then the report where it goes by default. */
+    cr_assert(count_lines_starting(r.err, "pfalloc: PFALLOC_OUT ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "no process is reading it") != NULL, "%s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    pf_run_free(&r);
+    free(fifo);
+    pf_tempdir_remove(dir);
+}
+
+Test(report_safety, out_fifo_whose_reader_stopped_does_not_block, .timeout = 120)
+{
+    /* The reader opened the FIFO and never reads: a report bigger than the
+     * pipe's buffer cannot go out whole. The program waits a bounded time,
+     * then goes on and ends as it would. */
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("fifo");
+    char *fifo = pf_path(dir, "fifo");
+    cr_assert(mkfifo(fifo, 0600) == 0);
+    int reader = open(fifo, O_RDONLY | O_NONBLOCK);
+    cr_assert(reader >= 0);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", fifo);
+    const char *const argv[] = {PROG("families"), "510", "wide", NULL};
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 30};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    close(reader);
+    pf_assert_ok(&r, "families");
+    cr_assert(count_lines_starting(r.err, "pfalloc: ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "did not read it in time") != NULL, "%s", r.err);
+    pf_run_free(&r);
+    free(fifo);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- write errors are told ------------------------------------------------------------- */
+
+Test(report_safety, out_full_device_warns_once)
+{
+    PF_REQUIRE_PRELOAD();
+    struct stat st;
+    if (stat("/dev/full", &st) != 0)
+        cr_skip_test("no /dev/full");
+    /* daemonish is asked for two signal reports, then ends: two failed
+     * writes, one warning. */
+    const char *const argv[] = {PROG("daemonish"), "1", NULL};
+    const char *const env[] = {"PFALLOC_OUT=/dev/full", "PFALLOC_INTERVAL=0.3", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "daemonish");
+    cr_assert(count_lines_starting(r.err, "pfalloc: ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "/dev/full") != NULL && strstr(r.err, "no space left") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(report_safety, out_path_too_long_after_pid_is_told)
+{
+    /* A path under 512 bytes that %p makes longer than pfalloc can hold:
+     * the report must not go to a file whose name was silently cut. */
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("longpath");
+    char deep[600];
+    snprintf(deep, sizeof deep, "%s/", dir);
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(deep);
+        memset(deep + n, 'd', 100);
+        deep[n + 100] = '/';
+        deep[n + 101] = 0;
+        cr_assert(mkdir(deep, 0700) == 0, "%s", strerror(errno));
+    }
+    char var[700];
+    int k = snprintf(var, sizeof var, "PFALLOC_OUT=%sr", deep);
+    while ((size_t)k - 12 + 2 < 510)
+        k += snprintf(var + k, sizeof var - (size_t)k, "%%p");
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(count_lines_starting(r.err, "pfalloc: PFALLOC_OUT ") == 1, "%s", pf_tail(r.err, r.err_len, 2000));
+    cr_assert(strstr(r.err, "too long") != NULL, "%.600s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    DIR *d = opendir(deep);
+    cr_assert(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        cr_assert(e->d_name[0] == '.', "a report file with a cut name: %s", e->d_name);
+    closedir(d);
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
 }
