@@ -42,8 +42,11 @@ static void install(int signo)
     struct sigaction old, sa;
     if (sigaction(signo, NULL, &old) != 0)
         return;
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL)
-        return; /* ignored or handled before we ran: leave it */
+    /* Only a signal whose action is still the default is ours: one ignored
+     * or handled (with sa_handler or an SA_SIGINFO sa_sigaction) by a
+     * library whose constructor ran first stays as it is. */
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+        return;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;

@@ -467,3 +467,31 @@ Test(report_safety, out_path_too_long_after_pid_is_told)
     pf_run_free(&r);
     pf_tempdir_remove(dir);
 }
+
+/* ---- the report signal only while it has its default action ------------------------------ */
+
+static void run_siglib(const char *const argv[], const char *prog)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const env[] = {NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, prog);
+    cr_assert(strstr(r.out, "the library's handler ran 3 times\n") != NULL, "%s", r.out);
+    cr_assert(strstr(r.err, "reason signal") == NULL, "pfalloc took the signal:\n%.500s", r.err);
+    cr_assert(pf_has_report(r.err, prog), "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(report_safety, library_siginfo_handler_installed_before_ours_is_kept)
+{
+    const char *const argv[] = {PROG("siglib_user"), NULL};
+    run_siglib(argv, "siglib_user");
+}
+
+Test(report_safety, library_siginfo_handler_installed_after_ours_wins)
+{
+    const char *const argv[] = {PROG("siglib_late"), PF_PROGS_DIR "/libsiglib.so", NULL};
+    run_siglib(argv, "siglib_late");
+}
