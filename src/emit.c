@@ -20,7 +20,7 @@
 
 static int warned;
 
-static int emit(const char *reason, int with_leaks);
+static int emit(const char *reason, pf_report_extra_fn extra);
 
 /* The stderr the process started with, by device and inode. Reports go to
  * descriptor 2 only while it is still that file: a program started with 2
@@ -182,27 +182,33 @@ static void unguard_pipe(struct pipe_guard *g, int got_epipe)
 
 int pf_emit_report(const char *reason, int with_leaks)
 {
+    return pf_emit_report_with(reason, with_leaks ? pf_leaks_write : NULL);
+}
+
+int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
+{
     int saved = errno;
     struct pipe_guard guard;
     guard_pipe(&guard);
-    int rc = emit(reason, with_leaks);
+    int rc = emit(reason, extra);
     unguard_pipe(&guard, rc != 0 && errno == EPIPE);
     errno = saved;
     return rc;
 }
 
-static int emit(const char *reason, int with_leaks)
+static int emit(const char *reason, pf_report_extra_fn extra)
 {
     int fd = open_out();
     if (fd < 0)
         return 0; /* no stderr of the process's own and no file: nowhere to write */
-    int rc = pf_report_write_ex(fd, pf_config.json, reason, with_leaks ? pf_leaks_write : NULL, NULL);
-    /* The exit report is not skipped for a signal report that happens to be
-     * under way in another thread: wait for it (up to a second). */
-    for (int tries = 0; with_leaks && rc != 0 && errno == EAGAIN && tries < 100; tries++) {
+    int rc = pf_report_write_ex(fd, pf_config.json, reason, extra, NULL);
+    /* The exit report (the one with a last section) is not skipped for a
+     * signal report that happens to be under way in another thread: wait
+     * for it (up to a second). */
+    for (int tries = 0; extra && rc != 0 && errno == EAGAIN && tries < 100; tries++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        rc = pf_report_write_ex(fd, pf_config.json, reason, pf_leaks_write, NULL);
+        rc = pf_report_write_ex(fd, pf_config.json, reason, extra, NULL);
     }
     int e = errno;
     if (rc != 0 && e != EAGAIN)

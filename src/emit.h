@@ -7,6 +7,7 @@
 #define PF_EMIT_H
 
 #include "os.h"
+#include "report.h"
 
 /* Writes a full report (reason "signal", "interval", "exit", "request") in
  * the configured format; with_leaks appends the leak section collected by
@@ -19,5 +20,7 @@ PF_HIDDEN void pf_emit_init(void);
 PF_HIDDEN void pf_emit_exit_begins(void);
 PF_HIDDEN void pf_emit_exit_done(void);
 PF_HIDDEN int pf_emit_report(const char *reason, int with_leaks);
+/* The same with `extra` (may be NULL) writing the report's last section. */
+PF_HIDDEN int pf_emit_report_with(const char *reason, pf_report_extra_fn extra);
 
 #endif

@@ -50,7 +50,7 @@ static void child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
     r->err = pf_read_file(c->err_path, &r->err_len);
 }
 
-static __attribute__((unused)) size_t count(const char *hay, const char *needle)
+static size_t count(const char *hay, const char *needle)
 {
     size_t n = 0;
     for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
@@ -494,4 +494,149 @@ Test(report_safety, library_siginfo_handler_installed_after_ours_wins)
 {
     const char *const argv[] = {PROG("siglib_late"), PF_PROGS_DIR "/libsiglib.so", NULL};
     run_siglib(argv, "siglib_late");
+}
+
+/* ---- every ending: terminating signals --------------------------------------------------- */
+
+/* Whether the process has a handler installed for signo (SigCgt). */
+static int catches(pid_t pid, int signo)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *s = pf_read_file(path, NULL);
+    const char *p = strstr(s, "SigCgt:");
+    unsigned long long mask = 0;
+    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
+    free(s);
+    return ok && (mask >> (signo - 1)) & 1;
+}
+
+/* Starts argv under the preload and waits until its handler for signo is in
+ * place (the preload's constructor has run) or 20 s passed. */
+static void start_caught(struct pf_child *c, const char *const argv[], const char *const *env, int signo)
+{
+    PF_REQUIRE_PRELOAD();
+    pf_child_start(c, "term", argv, env, PF_PRELOAD);
+    for (int waited = 0; waited < 20000 && !catches(c->pid, signo); waited += 5)
+        pf_sleep_ms(5);
+}
+
+static void killed_with_exit_report(int signo)
+{
+    struct pf_child c;
+    const char *const argv[] = {PROG("daemonish"), "30", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    start_caught(&c, argv, env, signo);
+    cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000));
+    kill(c.pid, signo);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(!r.exited && r.signo == signo, "daemonish: %s, expected signal %d", pf_run_how(&r), signo);
+    cr_assert(pf_has_report(r.err, "daemonish"), "no exit report:\n%s", r.err);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && count(r.err, "==== end of pfalloc report ====\n") == 1,
+              "%s", r.err);
+    /* Its kept blocks are live: the leak section counts them. */
+    const char *leaks = strstr(r.err, "\nleaks: ");
+    cr_assert(leaks != NULL && strtoul(leaks + 8, NULL, 10) >= 1, "%s", pf_tail(r.err, r.err_len, 1500));
+    pf_run_free(&r);
+    pf_child_free(&c);
+}
+
+Test(report_safety, sigterm_writes_the_exit_report_and_still_kills)
+{
+    killed_with_exit_report(SIGTERM);
+}
+
+Test(report_safety, sigint_writes_the_exit_report_and_still_kills)
+{
+    killed_with_exit_report(SIGINT);
+}
+
+Test(report_safety, sighup_writes_the_exit_report_and_still_kills)
+{
+    killed_with_exit_report(SIGHUP);
+}
+
+Test(report_safety, term_report_off_leaves_sigterm_alone)
+{
+    struct pf_child c;
+    const char *const argv[] = {PROG("daemonish"), "30", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", "PFALLOC_TERM_REPORT=0", NULL};
+    PF_REQUIRE_PRELOAD();
+    pf_child_start(&c, "term", argv, env, PF_PRELOAD);
+    cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000));
+    cr_assert(!catches(c.pid, SIGTERM));
+    kill(c.pid, SIGTERM);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(r.signo == SIGTERM, "%s", pf_run_how(&r));
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    pf_child_free(&c);
+}
+
+Test(report_safety, program_sigterm_handler_is_left_alone)
+{
+    /* ownsignal installs its own SIGTERM handler and raises the signal
+     * three times: its handler runs each time, and the one exit report is
+     * written at its normal exit. */
+    PF_REQUIRE_PRELOAD();
+    char num[8];
+    snprintf(num, sizeof num, "%d", SIGTERM);
+    const char *const argv[] = {PROG("ownsignal"), num, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "ownsignal");
+    cr_assert(strstr(r.out, "handler ran 3 times") != NULL, "%s", r.out);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(report_safety, python_still_sees_the_default_sigint_action)
+{
+    /* CPython installs its KeyboardInterrupt handler only where SIGINT's
+     * action is the default: it must still see the default. */
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    const char *const argv[] = {"python3", "-c",
+                                "import os, signal, time\n"
+                                "try:\n"
+                                "    os.kill(os.getpid(), signal.SIGINT)\n"
+                                "    time.sleep(5)\n"
+                                "except KeyboardInterrupt:\n"
+                                "    print('KeyboardInterrupt')\n"
+                                "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n",
+                                NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "python3");
+    cr_assert(strcmp(r.out, "KeyboardInterrupt\nTrue\n") == 0, "%s", r.out);
+    pf_run_free(&r);
+}
+
+Test(report_safety, sigterm_during_allocation_storm_never_hangs, .timeout = 300)
+{
+    /* The signal lands wherever the threads are, in malloc and free
+     * included: the process always dies of it, with an exit report (with
+     * its leak section, or a note where a lock could not be had). */
+    for (int i = 0; i < 10; i++) {
+        struct pf_child c;
+        const char *const argv[] = {PROG("sigstorm"), "100000000", NULL};
+        const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+        start_caught(&c, argv, env, SIGTERM);
+        pf_sleep_ms(50 + 30 * i);
+        kill(c.pid, SIGTERM);
+        struct pf_run r;
+        child_wait(&c, 60, &r);
+        cr_assert(!r.timed_out && r.signo == SIGTERM, "run %d: %s", i, pf_run_how(&r));
+        cr_assert(pf_has_report(r.err, "sigstorm"), "run %d: %s", i, r.err);
+        cr_assert(strstr(r.err, "==== end of pfalloc report ====\n") != NULL, "run %d: %s", i, r.err);
+        cr_assert(strstr(r.err, "\nleaks: ") != NULL, "run %d: %s", i, r.err);
+        pf_run_free(&r);
+        pf_child_free(&c);
+    }
 }
