@@ -123,7 +123,8 @@ static int open_out(void)
                           : e == ENOENT ? "no such directory"
                           : e == EISDIR ? "it is a directory"
                           : e == ENXIO ? "no process is reading it"
-                          : e == ENAMETOOLONG ? "the path is too long once %p is replaced"
+                          : *src ? "the path is too long once %p is replaced"
+                          : e == ENAMETOOLONG ? "the path is too long"
                           : e == EROFS ? "read-only file system" : "cannot be opened";
         const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, *src ? "..." : "", ": ", why,
                                "; reports go to stderr\n"};
