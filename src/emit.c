@@ -202,14 +202,19 @@ static int emit(const char *reason, pf_report_extra_fn extra)
     int fd = open_out();
     if (fd < 0)
         return 0; /* no stderr of the process's own and no file: nowhere to write */
-    int rc = pf_report_write_ex(fd, pf_config.json, reason, extra, NULL);
     /* The exit report (the one with a last section) is not skipped for a
      * signal report that happens to be under way in another thread: wait
-     * for it (up to a second). */
-    for (int tries = 0; extra && rc != 0 && errno == EAGAIN && tries < 100; tries++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+     * for it, up to a second (a report the exit signal interrupted in this
+     * very thread never ends: then one "skipped" notice is all). */
+    int rc, tries = 0;
+    for (;;) {
+        for (; extra && tries < 100 && pf_report_busy(); tries++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
         rc = pf_report_write_ex(fd, pf_config.json, reason, extra, NULL);
+        if (!extra || rc == 0 || errno != EAGAIN || ++tries >= 100)
+            break;
     }
     int e = errno;
     if (rc != 0 && e != EAGAIN)

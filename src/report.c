@@ -320,6 +320,14 @@ static void give_busy(void)
     atomic_flag_clear_explicit(&busy, memory_order_release);
 }
 
+int pf_report_busy(void)
+{
+    if (!take_busy())
+        return 1;
+    give_busy();
+    return 0;
+}
+
 void pf_report_fork_child(void)
 {
     /* A report another thread was writing when the process forked is not
