@@ -19,6 +19,8 @@
 #include "check.h"
 #include "config.h"
 #include "emit.h"
+#include "family.h"
+#include "lock.h"
 #include "preload.h"
 #include "report.h"
 #include "sites.h"
@@ -29,6 +31,16 @@
 static timer_t interval_timer;
 static int interval_on;
 
+/* Set by whoever starts the exit report: the destructor, or the handler of
+ * a terminating signal; the other then leaves it alone. */
+static int exit_started;
+
+/* The signals that end a process by default and that people send to stop
+ * it (systemd and docker send SIGTERM, a terminal SIGINT and SIGHUP): the
+ * exit report is written before the process dies of them. SIGQUIT is left
+ * alone: it asks for a core dump of the process as it is. */
+static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
+
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
@@ -38,18 +50,29 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
-static void install(int signo)
+static void install_handler(int signo, void (*fn)(int, siginfo_t *, void *), const sigset_t *mask)
 {
     struct sigaction old, sa;
     if (sigaction(signo, NULL, &old) != 0)
         return;
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL)
-        return; /* ignored or handled before we ran: leave it */
+    /* Only a signal whose action is still the default is ours: one ignored
+     * or handled (with sa_handler or an SA_SIGINFO sa_sigaction) by a
+     * library whose constructor ran first stays as it is. */
+    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+        return;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_signal;
+    sa.sa_sigaction = fn;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigemptyset(&sa.sa_mask);
+    if (mask)
+        sa.sa_mask = *mask;
+    else
+        sigemptyset(&sa.sa_mask);
     sigaction(signo, &sa, NULL);
+}
+
+static void install(int signo)
+{
+    install_handler(signo, on_signal, NULL);
 }
 
 static void start_interval(uint64_t ms)
@@ -69,6 +92,117 @@ static void start_interval(uint64_t ms)
         interval_on = 1;
 }
 
+/* The text and JSON of an exit report whose leak section could not be
+ * collected. */
+static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
+{
+    (void)ctx;
+    if (json)
+        pf_fmt_str(f, ",\"leaks_skipped\":\"the signal interrupted the allocator\"");
+    else
+        pf_fmt_str(f, "leaks: not collected (the signal interrupted the allocator)\n");
+}
+
+/* The exit report, leaks included unless !with_leaks; fills *leaks. The
+ * destructor and the handler of a terminating signal both write it here. */
+static void exit_report(struct pf_leaks *leaks, int with_leaks)
+{
+    if (with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code))
+        pf_leaks_collect(leaks);
+    if (pf_config.report & PF_REPORT_EXIT)
+        pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
+}
+
+/* Whether no family lock is held, waiting up to 200 ms for each one that
+ * is: a thread that holds one gives it back soon, unless it is the thread
+ * the signal interrupted, which cannot until the handler returns. */
+static int family_locks_free(void)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++) {
+        struct pf_family *f = pf_family_at(i);
+        while (atomic_load_explicit(&f->lock.held, memory_order_acquire)) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 200)
+                return 0;
+            sched_yield();
+        }
+    }
+    return 1;
+}
+
+/* A terminating signal whose action was the default: the exit report, then
+ * the default action, so the process dies of that very signal. A second
+ * one arriving in another thread meanwhile ends the process at once. */
+static void on_term(int sig, siginfo_t *si, void *uc)
+{
+    (void)si;
+    (void)uc;
+    int saved = errno;
+    if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
+        struct pf_leaks leaks = {0, 0, 0, 0};
+        exit_report(&leaks, family_locks_free());
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    /* Blocked while this handler runs: delivered, with its default action,
+     * as soon as the handler returns. */
+    raise(sig);
+    errno = saved;
+}
+
+/* glibc's own entry point, which its weak `sigaction` aliases. */
+extern int __sigaction(int signo, const struct sigaction *act, struct sigaction *old);
+
+/* The handler pfalloc puts on a terminating signal is not the program's
+ * business: asked for the action, the program sees the default it would
+ * see without pfalloc (CPython, for one, installs its KeyboardInterrupt
+ * handler for SIGINT only when the action is the default). Setting an
+ * action replaces pfalloc's as usual. */
+__attribute__((visibility("default"))) int sigaction(int signo, const struct sigaction *act,
+                                                     struct sigaction *old)
+{
+    int rc = __sigaction(signo, act, old);
+    if (rc == 0 && old && (old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term) {
+        memset(old, 0, sizeof(*old));
+        old->sa_handler = SIG_DFL;
+        sigemptyset(&old->sa_mask);
+    }
+    return rc;
+}
+
+static void install_term(void)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (size_t i = 0; i < sizeof(term_signals) / sizeof(term_signals[0]); i++)
+        sigaddset(&mask, term_signals[i]);
+    /* No periodic or asked-for report in the middle of the exit report. */
+    sigaddset(&mask, INTERVAL_SIGNAL);
+    if (pf_config.signo)
+        sigaddset(&mask, pf_config.signo);
+    for (size_t i = 0; i < sizeof(term_signals) / sizeof(term_signals[0]); i++)
+        install_handler(term_signals[i], on_term, &mask);
+}
+
+/* glibc's exit() runs the exiting thread's thread_local destructors before
+ * the atexit handlers; one registered for the main thread is how the exit
+ * report learns that the exit has begun while fd 2 is still open. Weak: a
+ * libc without it simply gives no copy. */
+extern int __cxa_thread_atexit_impl(void (*fn)(void *), void *obj, void *dso) __attribute__((weak));
+extern void *__dso_handle;
+
+static void exit_begins(void *unused)
+{
+    (void)unused;
+    pf_emit_exit_begins();
+}
+
 /* A thread of the parent may have been inside a report or mallinfo when the
  * process forked; in the child nobody is. */
 static void fork_child(void)
@@ -84,8 +218,9 @@ __attribute__((constructor(101))) static void preload_start(void)
     pthread_atfork(NULL, NULL, fork_child);
     pf_report_init();
     pf_config_load();
-    if (pf_config.report)
-        pf_emit_init();
+    pf_emit_init();
+    if ((pf_config.report & PF_REPORT_EXIT) && __cxa_thread_atexit_impl)
+        __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);
     /* The leak status needs sites to tell the program's objects from the
      * runtime's, so it turns recording on too. */
     if (pf_config.sites || pf_config.leak_exit_code) {
@@ -100,6 +235,9 @@ __attribute__((constructor(101))) static void preload_start(void)
         install(pf_config.signo);
     if (pf_config.interval_ms)
         start_interval(pf_config.interval_ms);
+    /* After the report signal: PFALLOC_SIGNAL=HUP keeps HUP a report signal. */
+    if ((pf_config.report & PF_REPORT_EXIT) && pf_config.term_report)
+        install_term();
     errno = saved;
 }
 
@@ -110,12 +248,14 @@ __attribute__((destructor(101))) static void preload_exit(void)
         timer_delete(interval_timer);
         interval_on = 0;
     }
+    if (__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
+        errno = saved;
+        return;
+    }
     pf_check_exit(); /* before the leak walk: the quarantine is emptied */
     struct pf_leaks leaks = {0, 0, 0, 0};
-    if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
-        pf_leaks_collect(&leaks);
-    if (pf_config.report & PF_REPORT_EXIT)
-        pf_emit_report("exit", 1);
+    exit_report(&leaks, 1);
+    pf_emit_exit_done();
     if (pf_config.leak_exit_code && leaks.program_objects) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);

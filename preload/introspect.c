@@ -30,13 +30,13 @@ void pf_introspect_fork_child(void)
     pf_lock_reset(&snap_lock);
 }
 
-static struct mallinfo2 info_locked(void)
+/* The mallinfo figures of a snapshot. */
+static struct mallinfo2 info_of(const struct pf_stats *st)
 {
     struct mallinfo2 m;
     memset(&m, 0, sizeof(m));
-    pf_stats_get(&snap);
-    for (uint32_t i = 0; i < snap.nfamilies; i++) {
-        const struct pf_family_stats *f = &snap.fam[i];
+    for (uint32_t i = 0; i < st->nfamilies; i++) {
+        const struct pf_family_stats *f = &st->fam[i];
         if (f->kind == PF_KIND_LARGE) {
             m.hblks += f->live_objects;
             m.hblkhd += f->mapped_bytes;
@@ -47,15 +47,16 @@ static struct mallinfo2 info_locked(void)
         m.ordblks++;
     }
     m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
-    m.usmblks = snap.totals.peak_mapped_bytes;
-    m.keepcost = snap.totals.cached_bytes;
+    m.usmblks = st->totals.peak_mapped_bytes;
+    m.keepcost = st->totals.cached_bytes;
     return m;
 }
 
 EXPORT struct mallinfo2 mallinfo2(void)
 {
     pf_lock(&snap_lock);
-    struct mallinfo2 m = info_locked();
+    pf_stats_get(&snap);
+    struct mallinfo2 m = info_of(&snap);
     pf_unlock(&snap_lock);
     return m;
 }
@@ -132,15 +133,24 @@ EXPORT int malloc_info(int options, FILE *fp)
         errno = EINVAL;
         return -1;
     }
-    static char buf[64 * 1024]; /* guarded by snap_lock */
+    /* The snapshot and the XML live in mappings of this call's own, so no
+     * lock is held while the caller's stream is written (a thread holding
+     * the FILE's lock may be waiting in malloc), and the XML grows to
+     * whatever the families need. */
+    struct pf_stats *st = pf_os_map_meta(sizeof(*st));
+    if (!st) {
+        errno = ENOMEM;
+        return -1;
+    }
+    pf_stats_get(st);
+    struct mallinfo2 m = info_of(st);
+    char first[4096];
     struct pf_fmt f;
-    pf_lock(&snap_lock);
-    struct mallinfo2 m = info_locked();
-    pf_fmt_init(&f, buf, sizeof(buf), -1);
+    pf_fmt_init_grow(&f, first, sizeof(first), 0, -1);
     pf_fmt_str(&f, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
     uint64_t free_count = 0;
-    for (uint32_t i = 0; i < snap.nfamilies; i++) {
-        const struct pf_family_stats *s = &snap.fam[i];
+    for (uint32_t i = 0; i < st->nfamilies; i++) {
+        const struct pf_family_stats *s = &st->fam[i];
         if (s->kind != PF_KIND_CLASS || s->slot_size == 0)
             continue;
         uint64_t free_slots = s->mapped_bytes / s->slot_size;
@@ -157,16 +167,16 @@ EXPORT int malloc_info(int options, FILE *fp)
     attr(&f, "count", free_count);
     attr(&f, "size", m.fordblks);
     pf_fmt_str(&f, "/>\n<system type=\"current\"");
-    attr(&f, "size", snap.totals.mapped_bytes);
+    attr(&f, "size", st->totals.mapped_bytes);
     pf_fmt_str(&f, "/>\n<system type=\"max\"");
-    attr(&f, "size", snap.totals.peak_mapped_bytes);
+    attr(&f, "size", st->totals.peak_mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"total\"");
-    attr(&f, "size", snap.totals.mapped_bytes);
+    attr(&f, "size", st->totals.mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"mprotect\"");
-    attr(&f, "size", snap.totals.mapped_bytes);
+    attr(&f, "size", st->totals.mapped_bytes);
     pf_fmt_str(&f, "/>\n<pfalloc>\n");
-    for (uint32_t i = 0; i < snap.nfamilies; i++) {
-        const struct pf_family_stats *s = &snap.fam[i];
+    for (uint32_t i = 0; i < st->nfamilies; i++) {
+        const struct pf_family_stats *s = &st->fam[i];
         static const char *const kinds[] = {"class", "typed", "large"};
         pf_fmt_str(&f, "  <family name=\"");
         xml_name(&f, s->name);
@@ -190,17 +200,21 @@ EXPORT int malloc_info(int options, FILE *fp)
     attr(&f, "count", m.hblks);
     attr(&f, "size", m.hblkhd);
     pf_fmt_str(&f, "/>\n<system type=\"current\"");
-    attr(&f, "size", snap.totals.mapped_bytes);
+    attr(&f, "size", st->totals.mapped_bytes);
     pf_fmt_str(&f, "/>\n<system type=\"max\"");
-    attr(&f, "size", snap.totals.peak_mapped_bytes);
+    attr(&f, "size", st->totals.peak_mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"total\"");
-    attr(&f, "size", snap.totals.mapped_bytes);
+    attr(&f, "size", st->totals.mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"mprotect\"");
-    attr(&f, "size", snap.totals.mapped_bytes);
+    attr(&f, "size", st->totals.mapped_bytes);
     pf_fmt_str(&f, "/>\n</malloc>\n");
-    /* The caller's stream may allocate its buffer: fine, malloc never takes
-     * snap_lock. */
-    int rc = fwrite(buf, 1, f.len, fp) == f.len ? 0 : -1;
-    pf_unlock(&snap_lock);
+    pf_os_unmap_meta(st, sizeof(*st));
+    int rc = -1;
+    if (f.truncated)
+        errno = ENOMEM; /* no mapping for the rest: no XML rather than a cut one */
+    else
+        rc = fwrite(f.buf, 1, f.len, fp) == f.len ? 0 : -1;
+    if (f.mapped)
+        pf_os_unmap_meta(f.buf, f.cap);
     return rc;
 }

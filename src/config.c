@@ -15,6 +15,7 @@
 struct pf_config pf_config = {
     .report = PF_REPORT_EXIT | PF_REPORT_SIGNAL,
     .signo = SIGUSR1,
+    .term_report = 1,
 };
 
 void pf_config_defaults(struct pf_config *c)
@@ -22,6 +23,7 @@ void pf_config_defaults(struct pf_config *c)
     memset(c, 0, sizeof(*c));
     c->report = PF_REPORT_EXIT | PF_REPORT_SIGNAL;
     c->signo = SIGUSR1;
+    c->term_report = 1;
     c->cache_bytes = (size_t)8 << 20;
 }
 
@@ -193,6 +195,8 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
         return parse_size(v, &c->cache_bytes);
     if (eq(name, "PFALLOC_CHECK"))
         return parse_bool(v, &c->check);
+    if (eq(name, "PFALLOC_TERM_REPORT"))
+        return parse_bool(v, &c->term_report);
     return -1;
 }
 
@@ -209,6 +213,7 @@ static const struct {
     {"PFALLOC_LEAK_EXIT_CODE", "an exit status from 0 to 255"},
     {"PFALLOC_CACHE", "a size in bytes, with an optional K, M or G"},
     {"PFALLOC_CHECK", "1 or 0"},
+    {"PFALLOC_TERM_REPORT", "1 or 0"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

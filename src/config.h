@@ -24,6 +24,7 @@ struct pf_config {
     int leak_exit_code;   /* PFALLOC_LEAK_EXIT_CODE: status on leaks, 0 for unchanged */
     size_t cache_bytes;   /* PFALLOC_CACHE: bound on empty-span pages kept resident */
     int check;            /* PFALLOC_CHECK: the checking mode (canaries, quarantine, guards) */
+    int term_report;      /* PFALLOC_TERM_REPORT: exit report on SIGTERM/SIGINT/SIGHUP (default 1) */
 };
 
 PF_HIDDEN extern struct pf_config pf_config;

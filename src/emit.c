@@ -1,12 +1,15 @@
 /*
  * emit.c — opening the report destination and writing a report to it.
  * Only async-signal-safe calls: getpid, open (O_NOFOLLOW: a symlink planted
- * at the report path is refused, not followed), write, close.
+ * at the report path is refused, not followed), fstat, fcntl, write, close,
+ * pthread_sigmask, sigpending, sigtimedwait (zero timeout).
  */
 #include "emit.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,33 +20,70 @@
 
 static int warned;
 
-/* A copy of the stderr the process started with: programs built on gnulib's
- * closeout (sort, ls, ...) close fd 2 in an atexit handler, before the exit
- * report. It is only used while it is still that file (device and inode
- * recorded), so a program that closed it and reused the number never gets
- * our text. */
-static int err_copy = -1;
+static int emit(const char *reason, pf_report_extra_fn extra);
+
+/* The stderr the process started with, by device and inode. Reports go to
+ * descriptor 2 only while it is still that file: a program started with 2
+ * closed, or one that closed it and opened a file of its own that took the
+ * number, never gets our text in its file. No copy of it is kept during the
+ * program's life (the descriptor table is the program's own); the exit path
+ * takes one (exit_copy) before the program's atexit handlers run, since
+ * programs built on gnulib's closeout (sort, ls, ...) close fd 2 in one. */
+static int err_open;  /* 1: fd 2 was open at start */
 static dev_t err_dev;
 static ino_t err_ino;
+static int exit_copy = -1; /* fd 2's copy for the exit report, or -1 */
 
 void pf_emit_init(void)
 {
     struct stat st;
-    if (err_copy >= 0 || fstat(2, &st) != 0)
+    if (err_open || fstat(2, &st) != 0)
         return;
-    err_copy = fcntl(2, F_DUPFD_CLOEXEC, 200);
     err_dev = st.st_dev;
     err_ino = st.st_ino;
+    err_open = 1;
 }
 
-static int stderr_fd(void)
+static int is_start_stderr(int fd)
 {
     struct stat st;
-    if (err_copy < 0 || (fstat(2, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino))
-        return 2;
-    if (fstat(err_copy, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino)
-        return err_copy;
-    return 2;
+    return err_open && fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == err_dev && st.st_ino == err_ino;
+}
+
+void pf_emit_exit_begins(void)
+{
+    if (exit_copy < 0 && is_start_stderr(2))
+        exit_copy = fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
+void pf_emit_exit_done(void)
+{
+    if (exit_copy >= 0) {
+        close(exit_copy);
+        exit_copy = -1;
+    }
+}
+
+/* The descriptor that is the starting stderr, or -1 when there is none. */
+static int stderr_fd(void)
+{
+    if (is_start_stderr(exit_copy))
+        return exit_copy;
+    return is_start_stderr(2) ? 2 : -1;
+}
+
+/* One line on the starting stderr (when there is one), made of `parts`. */
+static void warn(const char *const *parts, size_t nparts)
+{
+    char msg[sizeof(pf_config.out) + 160];
+    size_t m = 0;
+    for (size_t i = 0; i < nparts; i++)
+        for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
+            msg[m++] = *c;
+    msg[m - 1] = '\n';
+    int err = stderr_fd();
+    if (err >= 0)
+        pf_os_write_all(err, msg, m);
 }
 
 static int open_out(void)
@@ -69,40 +109,119 @@ static int open_out(void)
         }
     }
     path[n] = 0;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    /* O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of
+     * hanging the program, and a full one is waited on only for a bounded
+     * time by pf_os_write_all; regular files ignore it. */
+    int fd = -1, e = ENAMETOOLONG;
+    if (!*src) {
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+        e = errno;
+    }
     if (fd < 0 && !__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED)) {
-        int e = errno;
         const char *why = e == ELOOP ? "it is a symbolic link"
                           : e == EACCES ? "permission denied"
                           : e == ENOENT ? "no such directory"
                           : e == EISDIR ? "it is a directory"
+                          : e == ENXIO ? "no process is reading it"
+                          : *src ? "the path is too long once %p is replaced"
+                          : e == ENAMETOOLONG ? "the path is too long"
                           : e == EROFS ? "read-only file system" : "cannot be opened";
-        char msg[sizeof(path) + 96];
-        size_t m = 0;
-        const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, ": ", why, "; reports go to stderr\n"};
-        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-            for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
-                msg[m++] = *c;
-        pf_os_write_all(stderr_fd(), msg, m);
+        const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, *src ? "..." : "", ": ", why,
+                               "; reports go to stderr\n"};
+        warn(parts, sizeof(parts) / sizeof(parts[0]));
     }
     return fd < 0 ? stderr_fd() : fd;
 }
 
+/* A report that could not be written: one line, once per process, on the
+ * starting stderr unless that is where the writing failed. */
+static void warn_write(int fd, int e)
+{
+    static int write_warned;
+    if (fd == stderr_fd() || __atomic_exchange_n(&write_warned, 1, __ATOMIC_RELAXED))
+        return;
+    const char *why = e == ENOSPC ? "no space left on the device"
+                      : e == EDQUOT ? "disk quota exceeded"
+                      : e == EFBIG ? "the file is too big"
+                      : e == EPIPE ? "the reader has gone"
+                      : e == ETIMEDOUT ? "the reader did not read it in time"
+                      : e == EIO ? "input/output error" : "write error";
+    const char *parts[] = {"pfalloc: a report could not be written to PFALLOC_OUT ", pf_config.out, ": ",
+                           why, "; it is lost\n"};
+    warn(parts, sizeof(parts) / sizeof(parts[0]));
+}
+
+/* A write to a pipe whose reader has gone raises SIGPIPE, whose default
+ * action ends the program: reports block it around their writes and take
+ * back the one a write of theirs raised, leaving one that was pending
+ * before (the program's own) where it was. */
+struct pipe_guard {
+    sigset_t old;    /* the thread's mask before */
+    int was_pending; /* SIGPIPE was pending before the report */
+};
+
+static void guard_pipe(struct pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+static void unguard_pipe(struct pipe_guard *g, int got_epipe)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    if (got_epipe && !g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 int pf_emit_report(const char *reason, int with_leaks)
 {
+    return pf_emit_report_with(reason, with_leaks ? pf_leaks_write : NULL);
+}
+
+int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
+{
     int saved = errno;
-    int fd = open_out();
-    int rc = pf_report_write_ex(fd, pf_config.json, reason, with_leaks ? pf_leaks_write : NULL, NULL);
-    /* The exit report is not skipped for a signal report that happens to be
-     * under way in another thread: wait for it (up to a second). */
-    for (int tries = 0; with_leaks && rc != 0 && errno == EAGAIN && tries < 100; tries++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-        rc = pf_report_write_ex(fd, pf_config.json, reason, pf_leaks_write, NULL);
-    }
-    if (pf_config.out[0] && fd != 2 && fd != err_copy)
-        close(fd);
+    struct pipe_guard guard;
+    guard_pipe(&guard);
+    int rc = emit(reason, extra);
+    unguard_pipe(&guard, rc != 0 && errno == EPIPE);
     errno = saved;
+    return rc;
+}
+
+static int emit(const char *reason, pf_report_extra_fn extra)
+{
+    int fd = open_out();
+    if (fd < 0)
+        return 0; /* no stderr of the process's own and no file: nowhere to write */
+    /* The exit report (the one with a last section) is not skipped for a
+     * signal report that happens to be under way in another thread: wait
+     * for it, up to a second (a report the exit signal interrupted in this
+     * very thread never ends: then one "skipped" notice is all). */
+    int rc, tries = 0;
+    for (;;) {
+        for (; extra && tries < 100 && pf_report_busy(); tries++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        rc = pf_report_write_ex(fd, pf_config.json, reason, extra, NULL);
+        if (!extra || rc == 0 || errno != EAGAIN || ++tries >= 100)
+            break;
+    }
+    int e = errno;
+    if (rc != 0 && e != EAGAIN)
+        warn_write(fd, e);
+    if (pf_config.out[0] && fd != 2 && fd != exit_copy)
+        close(fd);
+    errno = e;
     return rc;
 }
 

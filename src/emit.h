@@ -7,12 +7,20 @@
 #define PF_EMIT_H
 
 #include "os.h"
+#include "report.h"
 
 /* Writes a full report (reason "signal", "interval", "exit", "request") in
  * the configured format; with_leaks appends the leak section collected by
  * pf_leaks_collect. Async-signal-safe when with_leaks is 0. */
-/* Keeps a copy of the starting stderr (from the preload's constructor). */
+/* Records which file the starting stderr is (from the preload's constructor). */
 PF_HIDDEN void pf_emit_init(void);
+/* The exit is under way and the program's atexit handlers have not run yet:
+ * keeps a copy of fd 2, while it is still the starting stderr, for the exit
+ * report. pf_emit_exit_done closes it after the report. */
+PF_HIDDEN void pf_emit_exit_begins(void);
+PF_HIDDEN void pf_emit_exit_done(void);
 PF_HIDDEN int pf_emit_report(const char *reason, int with_leaks);
+/* The same with `extra` (may be NULL) writing the report's last section. */
+PF_HIDDEN int pf_emit_report_with(const char *reason, pf_report_extra_fn extra);
 
 #endif

@@ -19,8 +19,40 @@ void pf_fmt_init(struct pf_fmt *f, char *buf, size_t cap, int fd)
     f->err = 0;
     f->truncated = 0;
     f->written = 0;
+    f->grow = 0;
+    f->mapped = 0;
     if (cap > 0)
         buf[0] = '\0';
+}
+
+void pf_fmt_init_grow(struct pf_fmt *f, char *buf, size_t cap, int buf_mapped, int fd)
+{
+    pf_fmt_init(f, buf, cap, fd);
+    f->grow = 1;
+    f->mapped = buf_mapped;
+}
+
+/* Grow mode: doubles the buffer. 0, or -1 when no mapping could be had (the
+   formatter then stops growing and behaves as a plain one). */
+static int enlarge(struct pf_fmt *f)
+{
+    size_t ps = pf_os_page_size();
+    size_t cap = f->cap < ps ? ps : (f->cap * 2 + ps - 1) & ~(ps - 1);
+    char *nb;
+    if (cap <= f->cap)
+        nb = NULL;
+    else if (f->mapped)
+        nb = pf_os_remap_meta(f->buf, f->cap, cap);
+    else if ((nb = pf_os_map_meta(cap)) != NULL)
+        memcpy(nb, f->buf, f->len);
+    if (!nb) {
+        f->grow = 0;
+        return -1;
+    }
+    f->buf = nb;
+    f->cap = cap;
+    f->mapped = 1;
+    return 0;
 }
 
 /* fd mode: hands the buffered text to the fd and empties the buffer. */
@@ -59,6 +91,8 @@ void pf_fmt_mem(struct pf_fmt *f, const char *s, size_t n)
             return;
         size_t room = f->cap - 1 - f->len;
         if (room == 0) {
+            if (f->grow && enlarge(f) == 0)
+                continue;
             if (f->fd < 0) {
                 f->truncated = 1;
                 return;

@@ -3,7 +3,8 @@
  * into a buffer the caller owns; with an fd it writes the buffer out through
  * pf_os_write_all whenever it fills, without one (fd == -1) it keeps what
  * fits and remembers that the rest was dropped. It never allocates, locks or
- * uses floating point, and its only syscall is write(2) on a flush.
+ * uses floating point, and its only syscalls are write(2) on a flush and, in
+ * grow mode, mmap/mremap of its own buffer.
  * Invariant: len < cap, so buf[len] can always hold the terminating NUL.
  */
 #ifndef PF_FMT_H
@@ -22,10 +23,20 @@ struct pf_fmt {
     int err;          /* errno of the first failed write; output stops after it */
     int truncated;    /* memory mode: 1 once some text did not fit */
     uint64_t written; /* bytes already handed to fd; total text == written + len */
+    int grow;         /* 1: a full buffer moves to a bigger mapping instead of being cut or written out */
+    int mapped;       /* 1: buf is a pfalloc mapping of cap bytes (grow mode moved it there) */
 };
 
 /* cap must be at least 2 (one byte of text plus the NUL). */
 PF_HIDDEN void pf_fmt_init(struct pf_fmt *f, char *buf, size_t cap, int fd);
+/* Grow mode: when buf fills, the text moves to a mapping of pfalloc's own,
+   twice as big each time (mremap once buf is one; buf_mapped says whether the
+   caller's buf already is), so a flush hands the whole text to fd in one
+   write and memory mode keeps it all. Only when a mapping fails does it fall
+   back to the plain behaviour (write out, or cut). The caller takes f->buf,
+   f->cap and f->mapped back afterwards to reuse the grown buffer.
+   Async-signal-safe: mmap and mremap are plain syscalls. */
+PF_HIDDEN void pf_fmt_init_grow(struct pf_fmt *f, char *buf, size_t cap, int buf_mapped, int fd);
 /* fd mode: writes out what is buffered. Returns 0, or -1 with errno set to the
    first write error seen. Memory mode: returns 0 and keeps the text. */
 PF_HIDDEN int pf_fmt_flush(struct pf_fmt *f);

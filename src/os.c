@@ -7,6 +7,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
@@ -113,6 +114,14 @@ void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
     return q;
 }
 
+void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
+{
+    void *q = pf_os_remap(p, old_size, new_size, 1);
+    if (q)
+        atomic_fetch_add_explicit(&meta_mapped, new_size - old_size, memory_order_relaxed);
+    return q;
+}
+
 void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
 {
     /* Claim the target first: MREMAP_FIXED would replace whatever another
@@ -155,15 +164,36 @@ uint64_t pf_os_seconds(void)
     return (uint64_t)ts.tv_sec;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int pf_os_write_all(int fd, const void *buf, size_t len)
 {
     const char *s = buf;
+    uint64_t deadline = 0;
     while (len) {
         ssize_t n = write(fd, s, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return -1;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -1;
+            /* A non-blocking descriptor that is full (a FIFO whose reader
+             * is slow or stopped): wait for room, but never for long. */
+            uint64_t now = now_ms();
+            if (!deadline)
+                deadline = now + PF_OS_WRITE_WAIT_MS;
+            if (now >= deadline) {
+                errno = ETIMEDOUT;
+                return -1;
+            }
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            poll(&p, 1, (int)(deadline - now));
+            continue;
         }
         s += n;
         len -= (size_t)n;

@@ -37,6 +37,8 @@ PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
 PF_HIDDEN void pf_os_decommit(void *p, size_t size);
 /* mremap without moving the start unless `may_move`; NULL on failure. */
 PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
+/* A metadata mapping grown to new_size (> old_size), moved if need be. */
+PF_HIDDEN void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size);
 /* Moves [p, p + old_size) to exactly `to` with new_size bytes; NULL when
  * the range at `to` is not free or the move fails. */
 PF_HIDDEN void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to);
@@ -44,7 +46,10 @@ PF_HIDDEN void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *
 PF_HIDDEN void *pf_os_reserve(size_t size);
 /* Page-aligned range made inaccessible (access 0) or read-write (1); 0 or -1. */
 PF_HIDDEN int pf_os_protect(void *p, size_t size, int access);
-/* write(2) until done or a real error; retries EINTR. 0 or -1 (errno kept from write). */
+/* write(2) until done or a real error; retries EINTR. 0 or -1 (errno kept from write).
+ * A non-blocking fd that stays full is waited on (poll) for at most
+ * PF_OS_WRITE_WAIT_MS in all, then the call fails with ETIMEDOUT. */
+#define PF_OS_WRITE_WAIT_MS 1000
 PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);

@@ -20,15 +20,20 @@
 
 #include "family.h"
 
-/* Big enough for 512 families in JSON plus a leak section; a report that
-   outgrows it is still written whole, in more than one write. */
-#define REPORT_BUF_SIZE (256 * 1024)
+/* Where a report starts; one that outgrows it moves to a mapping of
+   pfalloc's own that grows as needed (and is kept for the next report), so
+   every report reaches its fd in one write(2): with O_APPEND, reports of
+   several processes sharing one file never interleave. */
+#define REPORT_BUF_SIZE (64 * 1024)
 /* Spans listed by pf_print_family before "... and N more". */
 #define FAMILY_SPANS_SHOWN 64
 
 static atomic_flag busy = ATOMIC_FLAG_INIT; /* owns snap and out while set */
 static struct pf_stats snap;                /* ~70 KiB: too big for a signal stack */
-static char out[REPORT_BUF_SIZE];
+static char out0[REPORT_BUF_SIZE];
+static char *out = out0;                    /* out0, or the grown mapping */
+static size_t out_cap = sizeof out0;
+static int out_mapped;                      /* 1 once out is a mapping */
 static _Atomic uint64_t start_ns;           /* 0 until pf_report_init */
 
 static uint64_t now_ns(void)
@@ -315,6 +320,14 @@ static void give_busy(void)
     atomic_flag_clear_explicit(&busy, memory_order_release);
 }
 
+int pf_report_busy(void)
+{
+    if (!take_busy())
+        return 1;
+    give_busy();
+    return 0;
+}
+
 void pf_report_fork_child(void)
 {
     /* A report another thread was writing when the process forked is not
@@ -351,10 +364,24 @@ static int busy_notice(int fd, int json, const char *what)
     return -1;
 }
 
-/* Writes out the formatter; restores errno on success. */
+/* The report buffer for the owner of `busy`. */
+static void open_out(struct pf_fmt *f, int fd)
+{
+    pf_fmt_init_grow(f, out, out_cap, out_mapped, fd);
+}
+
+/* Writes out the formatter and keeps its buffer for the next report (only
+   the owner of `busy` calls it with the report buffer); restores errno on
+   success. */
 static int finish(struct pf_fmt *f, int saved_errno)
 {
-    if (pf_fmt_flush(f) != 0)
+    int rc = pf_fmt_flush(f);
+    if (f->grow || f->mapped) {
+        out = f->buf;
+        out_cap = f->cap;
+        out_mapped = f->mapped;
+    }
+    if (rc != 0)
         return -1;
     errno = saved_errno;
     return 0;
@@ -370,7 +397,7 @@ int pf_report_write_ex(int fd, int json, const char *reason, pf_report_extra_fn 
     pf_stats_get(&snap);
     uint64_t ms = pf_report_uptime_ms();
     struct pf_fmt f;
-    pf_fmt_init(&f, out, sizeof out, fd);
+    open_out(&f, fd);
     if (json) {
         pf_fmt_str(&f, "{\"pid\":");
         pf_fmt_u64(&f, (uint64_t)getpid());
@@ -423,7 +450,7 @@ int pf_print_families(int fd)
         return busy_notice(fd, 0, "pf_print_families");
     pf_stats_get(&snap);
     struct pf_fmt f;
-    pf_fmt_init(&f, out, sizeof out, fd);
+    open_out(&f, fd);
     pf_report_text_families(&f, &snap);
     int rc = finish(&f, saved);
     give_busy();
@@ -437,7 +464,7 @@ int pf_print_totals(int fd)
         return busy_notice(fd, 0, "pf_print_totals");
     pf_stats_get(&snap);
     struct pf_fmt f;
-    pf_fmt_init(&f, out, sizeof out, fd);
+    open_out(&f, fd);
     pf_fmt_str(&f, "pfalloc totals\n");
     pf_report_text_totals(&f, &snap.totals);
     int rc = finish(&f, saved);

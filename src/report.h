@@ -37,6 +37,10 @@ PF_HIDDEN int pf_report_write(int fd, int json, const char *reason);
 PF_HIDDEN int pf_report_write_ex(int fd, int json, const char *reason,
                                  pf_report_extra_fn extra, void *ctx);
 
+/* Whether a report is being built right now (by any thread, or by the code
+   a signal interrupted). A hint for waiting: it may change at once. */
+PF_HIDDEN int pf_report_busy(void);
+
 /* Fork child: a report under way in another thread of the parent is not. */
 PF_HIDDEN void pf_report_fork_child(void);
 

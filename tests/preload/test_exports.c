@@ -45,6 +45,8 @@ static const char *const interposed[] = {
     "malloc_info",
     "malloc_trim",
     "mallopt",
+    /* shows the default action where pfalloc's terminating-signal handler is */
+    "sigaction",
     /* operator new: plain, nothrow, aligned, aligned nothrow; scalar and array */
     "_Znwm",
     "_Znam",

@@ -18,6 +18,7 @@ static const char *const all_vars[] = {
     "PFALLOC_REPORT", "PFALLOC_SIGNAL", "PFALLOC_INTERVAL", "PFALLOC_OUT",
     "PFALLOC_FORMAT", "PFALLOC_SITES",  "PFALLOC_LEAK_EXIT_CODE", "PFALLOC_CACHE",
     "PFALLOC_CHECK",
+    "PFALLOC_TERM_REPORT",
 };
 
 static void clear_env(void)
@@ -177,6 +178,16 @@ Test(config, leak_exit_code)
     BAD("PFALLOC_LEAK_EXIT_CODE", "7x");
     BAD("PFALLOC_LEAK_EXIT_CODE", "");
     BAD("PFALLOC_LEAK_EXIT_CODE", "18446744073709551623");
+}
+
+Test(config, term_report)
+{
+    cr_assert(fresh().term_report == 1, "on by default");
+    GOOD("PFALLOC_TERM_REPORT", "0", term_report, 0);
+    GOOD("PFALLOC_TERM_REPORT", "1", term_report, 1);
+    GOOD("PFALLOC_TERM_REPORT", "off", term_report, 0);
+    BAD("PFALLOC_TERM_REPORT", "later");
+    BAD("PFALLOC_TERM_REPORT", "");
 }
 
 Test(config, cache)

@@ -231,3 +231,45 @@ Test(fmt, json_escaping_parses)
     unlink(path);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "python rejected %s", out);
 }
+
+Test(fmt, grow_mode_keeps_everything_and_writes_once)
+{
+    /* Memory mode: 1 MiB of text through a 64-byte first buffer, kept whole. */
+    char first[64];
+    struct pf_fmt f;
+    pf_fmt_init_grow(&f, first, sizeof first, 0, -1);
+    for (int i = 0; i < 65536; i++)
+        pf_fmt_str(&f, "0123456789abcdef");
+    cr_assert(!f.truncated);
+    cr_assert_eq(f.len, (size_t)1 << 20);
+    cr_assert(f.mapped && f.buf != first && f.cap > f.len);
+    for (size_t i = 0; i < f.len; i += 16)
+        cr_assert(memcmp(f.buf + i, "0123456789abcdef", 16) == 0, "at %zu", i);
+    /* Reused as a mapping: it grows again with mremap. */
+    char *buf = f.buf;
+    size_t cap = f.cap;
+    pf_fmt_init_grow(&f, buf, cap, 1, -1);
+    pf_fmt_repeat(&f, 'x', cap + 100);
+    cr_assert(!f.truncated && f.len == cap + 100 && f.cap > cap);
+    pf_os_unmap_meta(f.buf, f.cap);
+
+    /* fd mode: nothing is written before the flush, then all of it at once. */
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+    pf_fmt_init_grow(&f, first, sizeof first, 0, p[1]);
+    pf_fmt_repeat(&f, 'y', 100000);
+    cr_assert_eq(f.written, 0);
+    cr_assert(pf_fmt_flush(&f) == 0);
+    cr_assert_eq(f.written, 100000);
+    close(p[1]);
+    static char back[200000];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(p[0], back + got, sizeof back - got)) > 0)
+        got += (size_t)n;
+    close(p[0]);
+    cr_assert_eq(got, 100000);
+    if (f.mapped)
+        pf_os_unmap_meta(f.buf, f.cap);
+}

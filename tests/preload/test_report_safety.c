@@ -1,0 +1,642 @@
+/*
+ * Reports never harm the program, seen from outside: real programs
+ * (tests/progs) run under LD_PRELOAD with hostile report destinations and
+ * endings, and what they wrote, how they ended and what reached the report
+ * destination are checked:
+ *  - a report far bigger than the first report buffer reaches a shared
+ *    PFALLOC_OUT whole, while other processes append theirs;
+ *  - malloc_info with hundreds of families is well-formed XML;
+ *  - stderr closed at start, stderr a pipe nobody reads, PFALLOC_OUT a FIFO
+ *    nobody reads, a full device, an over-long path;
+ *  - the program's descriptor table is its own;
+ *  - a library's own SA_SIGINFO handler for the report signal is kept;
+ *  - a program ended by SIGTERM, SIGINT or SIGHUP still writes its exit
+ *    report, and still dies of that signal.
+ */
+#include "spawn.h"
+
+#include <sys/prctl.h>
+
+#include <dirent.h>
+
+TestSuite(report_safety);
+
+#define PROG(name) PF_PROGS_DIR "/" name
+
+/* Waits for the child (killing its group after timeout_s) and fills *r. */
+static void child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
+{
+    memset(r, 0, sizeof *r);
+    int status = 0;
+    long waited = 0;
+    for (;;) {
+        pid_t w = waitpid(c->pid, &status, WNOHANG);
+        if (w == c->pid)
+            break;
+        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (waited >= timeout_s * 1000L && !r->timed_out) {
+            r->timed_out = 1;
+            kill(-c->pid, SIGKILL);
+        }
+        pf_sleep_ms(5);
+        waited += 5;
+    }
+    kill(-c->pid, SIGKILL);
+    r->status = status;
+    r->exited = WIFEXITED(status);
+    r->code = r->exited ? WEXITSTATUS(status) : -1;
+    r->signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r->out = pf_read_file(c->out_path, &r->out_len);
+    r->err = pf_read_file(c->err_path, &r->err_len);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Runs python3 -c `script` with `arg`, stdin from `input_path`; asserts it
+ * exits 0 and returns its stdout (malloc'd). */
+static char *python(const char *script, const char *arg, const char *input_path)
+{
+    PF_REQUIRE_PROGRAM("python3");
+    const char *const argv[] = {"python3", "-c", script, arg, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = input_path, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "python check failed (%s):\n%s%s", pf_run_how(&r),
+              pf_tail(r.out, r.out_len, 2000), pf_tail(r.err, r.err_len, 2000));
+    free(r.err);
+    return r.out;
+}
+
+/* ---- a report bigger than the first buffer, whole ----------------------------- */
+
+/* Every line of stdin a JSON object; prints "N reports from M processes". */
+static const char lines_py[] =
+    "import json, sys\n"
+    "pids = set()\n"
+    "n = 0\n"
+    "for i, line in enumerate(sys.stdin, 1):\n"
+    "    try:\n"
+    "        d = json.loads(line)\n"
+    "    except ValueError as e:\n"
+    "        print('BAD line %d: %s: %r' % (i, e, line[:200]))\n"
+    "        sys.exit(1)\n"
+    "    pids.add(d['pid'])\n"
+    "    n += 1\n"
+    "print('%d reports from %d processes' % (n, len(pids)))\n";
+
+#define SHARERS 8
+
+Test(report_safety, big_reports_of_several_processes_stay_whole, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("bigshare");
+    char *path = pf_path(dir, "all.jsonl");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", path);
+    /* 510 families with names escaped to 6 bytes a character: ~500 KiB of
+     * JSON per report, with leak sites. */
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", "PFALLOC_REPORT=exit", NULL};
+    const char *const argv[] = {PROG("families"), "510", "wide", NULL};
+    struct pf_child c[SHARERS];
+    for (int i = 0; i < SHARERS; i++)
+        pf_child_start(&c[i], "bigshare", argv, env, PF_PRELOAD);
+    for (int i = 0; i < SHARERS; i++) {
+        struct pf_run r;
+        child_wait(&c[i], 120, &r);
+        pf_assert_ok(&r, "families");
+        pf_run_free(&r);
+        pf_child_free(&c[i]);
+    }
+    struct stat st;
+    cr_assert(stat(path, &st) == 0);
+    cr_assert(st.st_size > SHARERS * 400 * 1024, "reports of %lld bytes in all: not big enough to test",
+              (long long)st.st_size);
+    char *sum = python(lines_py, "-", path);
+    char want[64];
+    snprintf(want, sizeof want, "%d reports from %d processes\n", SHARERS, SHARERS);
+    cr_assert(strcmp(sum, want) == 0, "%s", sum);
+    free(sum);
+    free(path);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- malloc_info ------------------------------------------------------------------ */
+
+/* stdin: the program's stdout, malloc_info's XML followed by one line of its
+ * own. Parses the XML and prints the number of <family> elements whose name
+ * is one of the program's. */
+static const char xml_py[] =
+    "import sys, xml.dom.minidom\n"
+    "data = sys.stdin.read()\n"
+    "end = data.find('</malloc>\\n')\n"
+    "if end < 0:\n"
+    "    print('BAD no </malloc>: %r' % data[-300:])\n"
+    "    sys.exit(1)\n"
+    "doc = xml.dom.minidom.parseString(data[:end + 10])\n"
+    "names = set(f.getAttribute('name') for f in doc.getElementsByTagName('family'))\n"
+    "n = int(sys.argv[1])\n"
+    "want = set('family with a long name for big reports, padded to limit %04d' % i for i in range(n))\n"
+    "print('%d of %d families' % (len(want & names), n))\n";
+
+Test(report_safety, malloc_info_with_400_families_is_whole_xml)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("info");
+    char *out = pf_path(dir, "out");
+    const char *const argv[] = {PROG("families"), "400", "info", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "families");
+    cr_assert(strstr(r.out, "families: 400 made\n") != NULL, "%s", pf_tail(r.out, r.out_len, 300));
+    pf_write_file(out, r.out, r.out_len);
+    char *sum = python(xml_py, "400", out);
+    cr_assert(strcmp(sum, "400 of 400 families\n") == 0, "%s", sum);
+    free(sum);
+    pf_run_free(&r);
+    free(out);
+    pf_tempdir_remove(dir);
+}
+
+Test(report_safety, malloc_info_holds_no_lock_while_it_writes)
+{
+    /* The stream's writer calls mallinfo2: a lock held across the write
+     * would never be given back. */
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("families"), "50", "cookie", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 20};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "families");
+    cr_assert(strstr(r.out, " bytes of XML through the cookie\n") != NULL, "%s", r.out);
+    pf_run_free(&r);
+}
+
+/* ---- stderr: only the one the process started with --------------------------------- */
+
+/* How the child's stderr is set up before exec. */
+enum err_setup { ERR_FILE, ERR_CLOSED, ERR_PIPE_NO_READER };
+
+/* Runs argv under the preload with stdout and stderr in files of a temp
+ * directory (stderr closed, or a pipe whose read end is closed, on
+ * request), waits for it (timeout_s), fills *r. */
+static void run_with_stderr(const char *const argv[], const char *const *env, enum err_setup how,
+                            int timeout_s, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    struct pf_child c;
+    memset(&c, 0, sizeof c);
+    c.dir = pf_tempdir("stderr");
+    c.out_path = pf_path(c.dir, "stdout");
+    c.err_path = pf_path(c.dir, "stderr");
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env};
+    char **envp = pf_build_env(&o);
+    int p[2] = {-1, -1};
+    if (how == ERR_PIPE_NO_READER)
+        cr_assert(pipe(p) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(c.out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int err = open(c.err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(126);
+        close(in);
+        close(out);
+        close(err);
+        if (how == ERR_CLOSED)
+            close(2);
+        if (how == ERR_PIPE_NO_READER) {
+            if (dup2(p[1], 2) < 0)
+                _exit(126);
+            close(p[0]);
+            close(p[1]);
+        }
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    if (p[0] >= 0) {
+        close(p[0]); /* the reader is gone before the program writes anything */
+        close(p[1]);
+    }
+    free(envp);
+    c.pid = pid;
+    child_wait(&c, timeout_s, r);
+    pf_child_free(&c);
+}
+
+Test(report_safety, stderr_closed_at_start_gets_no_report)
+{
+    /* Started with fd 2 closed, the program's data file takes descriptor 2. */
+    char *dir = pf_tempdir("closed");
+    char *data = pf_path(dir, "data");
+    const char *const argv[] = {PROG("stderr_reuse"), data, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_CLOSED, 60, &r);
+    pf_assert_ok(&r, "stderr_reuse");
+    cr_assert(strstr(r.out, "on descriptor 2") != NULL, "%s", r.out);
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.400s", text);
+    free(text);
+    pf_run_free(&r);
+    free(data);
+    pf_tempdir_remove(dir);
+}
+
+Test(report_safety, stderr_closed_at_start_reports_to_out_file)
+{
+    char *dir = pf_tempdir("closedout");
+    char *data = pf_path(dir, "data");
+    char *rep = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", rep);
+    const char *const argv[] = {PROG("stderr_reuse"), data, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", var, NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_CLOSED, 60, &r);
+    pf_assert_ok(&r, "stderr_reuse");
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.400s", text);
+    free(text);
+    text = pf_read_file(rep, NULL);
+    cr_assert(pf_has_report(text, "stderr_reuse"), "%s", text);
+    free(text);
+    pf_run_free(&r);
+    free(data);
+    free(rep);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- the descriptor table is the program's ------------------------------------------ */
+
+Test(report_safety, descriptor_table_is_the_programs)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("fdlist"), NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_run plain, pre;
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, &plain);
+    o.mode = PF_PRELOAD;
+    pf_spawn(argv, &o, &pre);
+    pf_assert_ok(&plain, "fdlist");
+    pf_assert_ok(&pre, "fdlist");
+    pf_assert_preloaded(&pre, "fdlist");
+    cr_assert(strcmp(plain.out, pre.out) == 0, "plain: %s preloaded: %s", plain.out, pre.out);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+Test(report_safety, sort_closing_stderr_at_exit_still_reports)
+{
+    /* sort closes stdout and stderr in an atexit handler (gnulib's
+     * closeout): the exit report, written after it, still arrives. */
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sort");
+    char *dir = pf_tempdir("sort");
+    char *in = pf_path(dir, "in");
+    pf_write_file(in, "b\na\n", 4);
+    const char *const argv[] = {"sort", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .stdin_path = in, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "sort");
+    cr_assert(strcmp(r.out, "a\nb\n") == 0, "%s", r.out);
+    pf_assert_preloaded(&r, "sort");
+    pf_run_free(&r);
+    free(in);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- a report never raises a signal --------------------------------------------------- */
+
+Test(report_safety, stderr_pipe_without_reader_keeps_the_exit_status)
+{
+    /* leaky writes nothing on stderr itself: only the exit report meets
+     * the pipe whose reader has gone. */
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_PIPE_NO_READER, 60, &r);
+    cr_assert(r.exited && r.code == 0, "leaky: %s", pf_run_how(&r));
+    pf_run_free(&r);
+}
+
+/* ---- a report never blocks ------------------------------------------------------------ */
+
+static size_t count_lines_starting(const char *text, const char *prefix)
+{
+    size_t n = 0, len = strlen(prefix);
+    for (const char *p = text; *p;) {
+        if (strncmp(p, prefix, len) == 0)
+            n++;
+        const char *eol = strchr(p, '\n');
+        if (!eol)
+            break;
+        p = eol + 1;
+    }
+    return n;
+}
+
+Test(report_safety, out_fifo_without_reader_does_not_block)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("fifo");
+    char *fifo = pf_path(dir, "fifo");
+    cr_assert(mkfifo(fifo, 0600) == 0);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", fifo);
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 20};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    /* One warning, then the report where it goes by default. */
+    cr_assert(count_lines_starting(r.err, "pfalloc: PFALLOC_OUT ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "no process is reading it") != NULL, "%s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    pf_run_free(&r);
+    free(fifo);
+    pf_tempdir_remove(dir);
+}
+
+Test(report_safety, out_fifo_whose_reader_stopped_does_not_block, .timeout = 120)
+{
+    /* The reader opened the FIFO and never reads: a report bigger than the
+     * pipe's buffer cannot go out whole. The program waits a bounded time,
+     * then goes on and ends as it would. */
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("fifo");
+    char *fifo = pf_path(dir, "fifo");
+    cr_assert(mkfifo(fifo, 0600) == 0);
+    int reader = open(fifo, O_RDONLY | O_NONBLOCK);
+    cr_assert(reader >= 0);
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", fifo);
+    const char *const argv[] = {PROG("families"), "510", "wide", NULL};
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 30};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    close(reader);
+    pf_assert_ok(&r, "families");
+    cr_assert(count_lines_starting(r.err, "pfalloc: ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "did not read it in time") != NULL, "%s", r.err);
+    pf_run_free(&r);
+    free(fifo);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- write errors are told ------------------------------------------------------------- */
+
+Test(report_safety, out_full_device_warns_once)
+{
+    PF_REQUIRE_PRELOAD();
+    struct stat st;
+    if (stat("/dev/full", &st) != 0)
+        cr_skip_test("no /dev/full");
+    /* daemonish is asked for two signal reports, then ends: two failed
+     * writes, one warning. */
+    const char *const argv[] = {PROG("daemonish"), "1", NULL};
+    const char *const env[] = {"PFALLOC_OUT=/dev/full", "PFALLOC_INTERVAL=0.3", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "daemonish");
+    cr_assert(count_lines_starting(r.err, "pfalloc: ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "/dev/full") != NULL && strstr(r.err, "no space left") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(report_safety, out_path_too_long_after_pid_is_told)
+{
+    /* A path under 512 bytes that %p makes longer than pfalloc can hold:
+     * the report must not go to a file whose name was silently cut. */
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("longpath");
+    char deep[600];
+    snprintf(deep, sizeof deep, "%s/", dir);
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(deep);
+        memset(deep + n, 'd', 100);
+        deep[n + 100] = '/';
+        deep[n + 101] = 0;
+        cr_assert(mkdir(deep, 0700) == 0, "%s", strerror(errno));
+    }
+    char var[700];
+    int k = snprintf(var, sizeof var, "PFALLOC_OUT=%sr", deep);
+    while ((size_t)k - 12 + 2 < 510)
+        k += snprintf(var + k, sizeof var - (size_t)k, "%%p");
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(count_lines_starting(r.err, "pfalloc: PFALLOC_OUT ") == 1, "%s", pf_tail(r.err, r.err_len, 2000));
+    cr_assert(strstr(r.err, "too long") != NULL, "%.600s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    DIR *d = opendir(deep);
+    cr_assert(d != NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        cr_assert(e->d_name[0] == '.', "a report file with a cut name: %s", e->d_name);
+    closedir(d);
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
+}
+
+/* ---- the report signal only while it has its default action ------------------------------ */
+
+static void run_siglib(const char *const argv[], const char *prog)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const env[] = {NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, prog);
+    cr_assert(strstr(r.out, "the library's handler ran 3 times\n") != NULL, "%s", r.out);
+    cr_assert(strstr(r.err, "reason signal") == NULL, "pfalloc took the signal:\n%.500s", r.err);
+    cr_assert(pf_has_report(r.err, prog), "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(report_safety, library_siginfo_handler_installed_before_ours_is_kept)
+{
+    const char *const argv[] = {PROG("siglib_user"), NULL};
+    run_siglib(argv, "siglib_user");
+}
+
+Test(report_safety, library_siginfo_handler_installed_after_ours_wins)
+{
+    const char *const argv[] = {PROG("siglib_late"), PF_PROGS_DIR "/libsiglib.so", NULL};
+    run_siglib(argv, "siglib_late");
+}
+
+/* ---- every ending: terminating signals --------------------------------------------------- */
+
+/* Whether the process has a handler installed for signo (SigCgt). */
+static int catches(pid_t pid, int signo)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *s = pf_read_file(path, NULL);
+    const char *p = strstr(s, "SigCgt:");
+    unsigned long long mask = 0;
+    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
+    free(s);
+    return ok && (mask >> (signo - 1)) & 1;
+}
+
+/* Starts argv under the preload and waits until its handler for signo is in
+ * place (the preload's constructor has run) or 20 s passed. */
+static void start_caught(struct pf_child *c, const char *const argv[], const char *const *env, int signo)
+{
+    PF_REQUIRE_PRELOAD();
+    pf_child_start(c, "term", argv, env, PF_PRELOAD);
+    for (int waited = 0; waited < 20000 && !catches(c->pid, signo); waited += 5)
+        pf_sleep_ms(5);
+}
+
+static void killed_with_exit_report(int signo)
+{
+    struct pf_child c;
+    const char *const argv[] = {PROG("daemonish"), "30", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    start_caught(&c, argv, env, signo);
+    cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000));
+    kill(c.pid, signo);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(!r.exited && r.signo == signo, "daemonish: %s, expected signal %d", pf_run_how(&r), signo);
+    cr_assert(pf_has_report(r.err, "daemonish"), "no exit report:\n%s", r.err);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && count(r.err, "==== end of pfalloc report ====\n") == 1,
+              "%s", r.err);
+    /* Its kept blocks are live: the leak section counts them. */
+    const char *leaks = strstr(r.err, "\nleaks: ");
+    cr_assert(leaks != NULL && strtoul(leaks + 8, NULL, 10) >= 1, "%s", pf_tail(r.err, r.err_len, 1500));
+    pf_run_free(&r);
+    pf_child_free(&c);
+}
+
+Test(report_safety, sigterm_writes_the_exit_report_and_still_kills)
+{
+    killed_with_exit_report(SIGTERM);
+}
+
+Test(report_safety, sigint_writes_the_exit_report_and_still_kills)
+{
+    killed_with_exit_report(SIGINT);
+}
+
+Test(report_safety, sighup_writes_the_exit_report_and_still_kills)
+{
+    killed_with_exit_report(SIGHUP);
+}
+
+Test(report_safety, term_report_off_leaves_sigterm_alone)
+{
+    struct pf_child c;
+    const char *const argv[] = {PROG("daemonish"), "30", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", "PFALLOC_TERM_REPORT=0", NULL};
+    PF_REQUIRE_PRELOAD();
+    pf_child_start(&c, "term", argv, env, PF_PRELOAD);
+    cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000));
+    cr_assert(!catches(c.pid, SIGTERM));
+    kill(c.pid, SIGTERM);
+    struct pf_run r;
+    child_wait(&c, 30, &r);
+    cr_assert(r.signo == SIGTERM, "%s", pf_run_how(&r));
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    pf_child_free(&c);
+}
+
+Test(report_safety, program_sigterm_handler_is_left_alone)
+{
+    /* ownsignal installs its own SIGTERM handler and raises the signal
+     * three times: its handler runs each time, and the one exit report is
+     * written at its normal exit. */
+    PF_REQUIRE_PRELOAD();
+    char num[8];
+    snprintf(num, sizeof num, "%d", SIGTERM);
+    const char *const argv[] = {PROG("ownsignal"), num, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "ownsignal");
+    cr_assert(strstr(r.out, "handler ran 3 times") != NULL, "%s", r.out);
+    cr_assert(count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(report_safety, python_still_sees_the_default_sigint_action)
+{
+    /* CPython installs its KeyboardInterrupt handler only where SIGINT's
+     * action is the default: it must still see the default. */
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    const char *const argv[] = {"python3", "-c",
+                                "import os, signal, time\n"
+                                "try:\n"
+                                "    os.kill(os.getpid(), signal.SIGINT)\n"
+                                "    time.sleep(5)\n"
+                                "except KeyboardInterrupt:\n"
+                                "    print('KeyboardInterrupt')\n"
+                                "print(signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n",
+                                NULL};
+    const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "python3");
+    cr_assert(strcmp(r.out, "KeyboardInterrupt\nTrue\n") == 0, "%s", r.out);
+    pf_run_free(&r);
+}
+
+Test(report_safety, sigterm_during_allocation_storm_never_hangs, .timeout = 300)
+{
+    /* The signal lands wherever the threads are, in malloc and free
+     * included: the process always dies of it, with an exit report (with
+     * its leak section, or a note where a lock could not be had). */
+    for (int i = 0; i < 10; i++) {
+        struct pf_child c;
+        const char *const argv[] = {PROG("sigstorm"), "100000000", NULL};
+        const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
+        start_caught(&c, argv, env, SIGTERM);
+        pf_sleep_ms(50 + 30 * i);
+        kill(c.pid, SIGTERM);
+        struct pf_run r;
+        child_wait(&c, 60, &r);
+        cr_assert(!r.timed_out && r.signo == SIGTERM, "run %d: %s", i, pf_run_how(&r));
+        cr_assert(pf_has_report(r.err, "sigstorm"), "run %d: %s", i, r.err);
+        cr_assert(strstr(r.err, "==== end of pfalloc report ====\n") != NULL, "run %d: %s", i, r.err);
+        cr_assert(strstr(r.err, "\nleaks: ") != NULL, "run %d: %s", i, r.err);
+        pf_run_free(&r);
+        pf_child_free(&c);
+    }
+}
