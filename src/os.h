@@ -33,8 +33,9 @@ PF_HIDDEN void pf_os_unmap(void *p, size_t size);
 /* Metadata mappings: counted apart in metadata_bytes as well. */
 PF_HIDDEN void *pf_os_map_meta(size_t size);
 PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
-/* Gives the pages back; their contents read as zero afterwards. */
-PF_HIDDEN void pf_os_decommit(void *p, size_t size);
+/* Gives the pages back; their contents read as zero afterwards. 0, or -1
+ * when the kernel refused (the pages then keep their contents). */
+PF_HIDDEN int pf_os_decommit(void *p, size_t size);
 /* mremap without moving the start unless `may_move`; NULL on failure. */
 PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
 /* Moves [p, p + old_size) to exactly `to` with new_size bytes; NULL when

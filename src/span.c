@@ -245,25 +245,31 @@ struct pf_span *pf_span_get(unsigned cls)
 
 /* Under the pool lock: decommits victims[0..n) (unlinked) outside the lock
  * and pools them cold. Meanwhile each counts as in use, so a trim running
- * in another thread does not unmap its region under the madvise. */
-static void decommit(struct pf_span **victims, int n)
+ * in another thread does not unmap its region under the madvise. A span
+ * whose madvise failed keeps its pages and goes back warm: it must never
+ * pass for zero. Returns how many failed. */
+static int decommit(struct pf_span **victims, int n)
 {
+    int ok[64], failed = 0;
     for (int i = 0; i < n; i++)
         victims[i]->region->in_use += victims[i]->nchunks;
     pf_unlock(&pool_lock);
     for (int i = 0; i < n; i++)
-        pf_os_decommit((void *)victims[i]->start, victims[i]->bytes);
+        ok[i] = pf_os_decommit((void *)victims[i]->start, victims[i]->bytes) == 0;
     pf_lock(&pool_lock);
     for (int i = 0; i < n; i++) {
         victims[i]->region->in_use -= victims[i]->nchunks;
-        victims[i]->committed = 0;
+        victims[i]->committed = !ok[i];
+        failed += !ok[i];
         pool_push(victims[i]);
     }
+    return failed;
 }
 
 /* Under the pool lock: decommits warm spans, biggest first (a look at 16
  * list heads, never a walk), until at most `bound` bytes stay resident. A
- * span being decommitted is on no list, so nobody takes it meanwhile. */
+ * span being decommitted is on no list, so nobody takes it meanwhile. Stops
+ * at the first refusal (the span is back at the head of its list). */
 static void shrink_warm(size_t bound)
 {
     while (pool_committed > bound) {
@@ -274,7 +280,8 @@ static void shrink_warm(size_t bound)
             break;
         pool_unlink(victim);
         victim->kind = PF_SPAN_SMALL;
-        decommit(&victim, 1);
+        if (decommit(&victim, 1))
+            break;
     }
 }
 
@@ -369,8 +376,9 @@ size_t pf_span_trim(void)
         while (warm[k]) {
             struct pf_span *victim = warm[k];
             pool_unlink(victim);
+            if (decommit(&victim, 1))
+                break; /* refused: it stays warm, at the head */
             released += victim->bytes;
-            decommit(&victim, 1);
         }
     /* 2. Unmap regions none of whose chunks are in use. */
     struct pf_region *dead = NULL;
