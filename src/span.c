@@ -14,27 +14,32 @@ const uint16_t pf_state_none[1];
 struct pf_span pf_span_gone = {.kind = PF_SPAN_GONE, .state = (uint16_t *)pf_state_none, .bin = PF_BIN_NONE};
 
 /* ---- metadata memory ------------------------------------------------------ */
+/* The first chunk is small, so a program that allocates little maps
+ * little; later ones are bigger, so many threads' caches share mappings. */
+#define META_FIRST ((size_t)64 << 10)
 #define META_CHUNK ((size_t)1 << 20)
 static pf_lock_t meta_lock = PF_LOCK_INIT;
 static char *meta_cur, *meta_end;
+static int meta_grown; /* a chunk has been mapped: later ones are META_CHUNK */
 
 void *pf_meta_alloc(size_t bytes)
 {
     bytes = (bytes + 15) & ~(size_t)15;
     pf_lock(&meta_lock);
     if ((size_t)(meta_end - meta_cur) < bytes) {
+        size_t chunk = meta_grown ? META_CHUNK : META_FIRST;
         pf_unlock(&meta_lock);
-        size_t want = bytes > META_CHUNK ? bytes : META_CHUNK;
-        char *m = pf_os_map_meta(want);
+        if (bytes > chunk / 2)
+            return pf_os_map_meta(bytes); /* big ones get a mapping to themselves */
+        char *m = pf_os_map_meta(chunk);
         if (!m)
             return NULL;
-        if (bytes > META_CHUNK / 2)
-            return m; /* big ones get a mapping to themselves */
         pf_lock(&meta_lock);
-        /* The remainder of the old chunk is dropped; chunks are 1 MiB and
-         * requests small, so little is lost. */
+        /* The remainder of the old chunk is dropped; requests are small
+         * next to a chunk, so little is lost. */
         meta_cur = m;
-        meta_end = m + want;
+        meta_end = m + chunk;
+        meta_grown = 1;
     }
     void *p = meta_cur;
     meta_cur += bytes;
@@ -48,14 +53,17 @@ struct slotmeta {
     uint64_t bits[PF_MAX_SLOTS / 64];
 };
 
+/* A region's metadata is one mapping: this header, then spans[nchunks],
+ * then meta[nchunks]. */
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
     struct pf_region *next;  /* all regions */
+    uint32_t nchunks;        /* chunks in the region */
     uint32_t carved;         /* chunks [0, carved) have been made into spans */
     uint32_t in_use;         /* chunks held by live (non-pooled) spans */
     uint32_t *sites;         /* PF_MAX_SLOTS call-site ids per chunk, or NULL */
-    struct pf_span spans[PF_REGION_CHUNKS];  /* span of the run starting at chunk i */
-    struct slotmeta meta[PF_REGION_CHUNKS];  /* slot metadata of the span at chunk i */
+    struct pf_span *spans;   /* span of the run starting at chunk i */
+    struct slotmeta *meta;   /* slot metadata of the span at chunk i */
 };
 
 static pf_lock_t pool_lock = PF_LOCK_INIT;
@@ -70,8 +78,25 @@ static size_t chunks_in_use, chunks_peak; /* chunks held by live spans, and thei
 static uint64_t last_tick;
 static struct pf_span *large_free;    /* recycled large-span structs */
 static int sites_on;                  /* new regions get call-site arrays */
+/* Chunks of the next region: regions start small and double up to
+ * PF_REGION_CHUNKS, so the first allocation maps a few hundred KiB and a
+ * big heap still takes few mappings. */
+static uint32_t next_chunks = PF_REGION_MIN_CHUNKS;
 
-#define SITES_BYTES (PF_REGION_CHUNKS * PF_MAX_SLOTS * sizeof(uint32_t))
+static size_t sites_bytes(const struct pf_region *r)
+{
+    return (size_t)r->nchunks * PF_MAX_SLOTS * sizeof(uint32_t);
+}
+
+static size_t region_meta_bytes(uint32_t nchunks)
+{
+    return sizeof(struct pf_region) + nchunks * (sizeof(struct pf_span) + sizeof(struct slotmeta));
+}
+
+static size_t region_bytes(const struct pf_region *r)
+{
+    return (size_t)r->nchunks * PF_CHUNK;
+}
 
 void pf_span_set_cache_limit(size_t bytes) { pool_limit = bytes; }
 
@@ -171,7 +196,7 @@ static struct pf_span *pool_take(uint32_t n)
         return s;
     }
     struct pf_region *r = regions;
-    if (r && r->carved + n <= PF_REGION_CHUNKS) {
+    if (r && r->carved + n <= r->nchunks) {
         struct pf_span *s = span_at(r, r->carved, n);
         s->committed = 0; /* never touched: reads as zero */
         r->carved += n;
@@ -182,24 +207,52 @@ static struct pf_span *pool_take(uint32_t n)
     return NULL;
 }
 
-static struct pf_region *region_new(void)
+/* A region of at least `min` chunks (the next size in the doubling). */
+static struct pf_region *region_new(uint32_t min)
 {
-    struct pf_region *r = pf_os_map_meta(sizeof(struct pf_region));
+    uint32_t n = __atomic_load_n(&next_chunks, __ATOMIC_RELAXED);
+    if (n < min)
+        n = min;
+    size_t meta = region_meta_bytes(n), bytes = (size_t)n * PF_CHUNK;
+    struct pf_region *r = pf_os_map_meta(meta);
     if (!r)
         return NULL;
-    void *base = pf_os_map(PF_REGION_BYTES, PF_CHUNK);
+    void *base = pf_os_map(bytes, PF_CHUNK);
     /* Make the pagemap leaves exist now, so setting entries under the pool
      * lock never maps. */
-    if (!base || pf_pagemap_set(base, PF_REGION_BYTES, NULL) != 0) {
+    if (!base || pf_pagemap_set(base, bytes, NULL) != 0) {
         if (base)
-            pf_os_unmap(base, PF_REGION_BYTES);
-        pf_os_unmap_meta(r, sizeof(struct pf_region));
+            pf_os_unmap(base, bytes);
+        pf_os_unmap_meta(r, meta);
         return NULL;
     }
     r->base = (uintptr_t)base;
+    r->nchunks = n;
+    r->spans = (struct pf_span *)(r + 1);
+    r->meta = (struct slotmeta *)(r->spans + n);
     if (sites_on)
-        r->sites = pf_os_map_meta(SITES_BYTES); /* NULL: this region records none */
+        r->sites = pf_os_map_meta(sites_bytes(r)); /* NULL: this region records none */
+    if (n * 2 <= PF_REGION_CHUNKS && n * 2 > next_chunks)
+        __atomic_store_n(&next_chunks, n * 2, __ATOMIC_RELAXED);
     return r;
+}
+
+/* Under the pool lock: the uncarved tail of the head region goes to the
+ * pool as cold spans (never touched, reading as zero) before a new head
+ * takes its place, so small regions waste nothing. */
+static void pool_tail(struct pf_region *r)
+{
+    while (r->carved < r->nchunks) {
+        uint32_t k = r->nchunks - r->carved;
+        if (k > PF_SPAN_MAX_CHUNKS)
+            k = PF_SPAN_MAX_CHUNKS;
+        struct pf_span *s = span_at(r, r->carved, k);
+        s->committed = 0;
+        s->family = NULL;
+        r->carved += k;
+        pool_push(s);
+        pf_pagemap_set((void *)s->start, s->bytes, s);
+    }
 }
 
 struct pf_span *pf_span_get(unsigned cls)
@@ -209,12 +262,12 @@ struct pf_span *pf_span_get(unsigned cls)
     struct pf_span *s = pool_take(n);
     while (!s) {
         pf_unlock(&pool_lock);
-        struct pf_region *r = region_new();
+        struct pf_region *r = region_new(n);
         if (!r)
             return NULL;
         pf_lock(&pool_lock);
-        /* The head's uncarved tail is left for the pool to never see; a
-         * region is only retired when every carved chunk is free. */
+        if (regions)
+            pool_tail(regions);
         r->next = regions;
         regions = r;
         s = pool_take(n);
@@ -395,7 +448,7 @@ size_t pf_span_trim(void)
                     if (t->region == r)
                         pool_unlink(t);
                 }
-        pf_pagemap_set((void *)r->base, PF_REGION_BYTES, NULL);
+        pf_pagemap_set((void *)r->base, region_bytes(r), NULL);
         *rp = r->next;
         r->next = dead;
         dead = r;
@@ -404,11 +457,12 @@ size_t pf_span_trim(void)
     while (dead) {
         struct pf_region *r = dead;
         dead = r->next;
-        pf_os_unmap((void *)r->base, PF_REGION_BYTES);
+        size_t bytes = region_bytes(r);
+        pf_os_unmap((void *)r->base, bytes);
         if (r->sites)
-            pf_os_unmap_meta(r->sites, SITES_BYTES);
-        pf_os_unmap_meta(r, sizeof(struct pf_region));
-        released += PF_REGION_BYTES;
+            pf_os_unmap_meta(r->sites, sites_bytes(r));
+        pf_os_unmap_meta(r, region_meta_bytes(r->nchunks));
+        released += bytes;
     }
     return released;
 }
@@ -426,12 +480,12 @@ void pf_span_enable_sites(void)
         pf_unlock(&pool_lock);
         if (!r)
             return;
-        uint32_t *m = pf_os_map_meta(SITES_BYTES);
+        uint32_t *m = pf_os_map_meta(sites_bytes(r));
         if (!m)
             return;
         pf_lock(&pool_lock);
         r->sites = m;
-        for (uint32_t i = 0; i < PF_REGION_CHUNKS; i++)
+        for (uint32_t i = 0; i < r->nchunks; i++)
             r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS;
         pf_unlock(&pool_lock);
     }

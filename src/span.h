@@ -1,7 +1,8 @@
 /*
  * span.h — spans and the regions they are carved from.
  *
- * A region is a 16 MiB mapping split into 64 KiB chunks; a small span is a
+ * A region is a mapping of 256 KiB (the first) doubling up to 16 MiB, split
+ * into 64 KiB chunks; a small span is a
  * run of 1..16 chunks carved into equal slots of one class. All span
  * metadata is out of line, in the region's metadata mapping:
  *   state[i]  per slot: 0 free and known zero, 1 free (dirty), >= 2 live,
@@ -23,8 +24,9 @@
 #include "pagemap.h"
 #include "sizeclass.h"
 
-#define PF_REGION_BYTES ((size_t)16 << 20)
+#define PF_REGION_BYTES ((size_t)16 << 20) /* the biggest region */
 #define PF_REGION_CHUNKS (PF_REGION_BYTES / PF_CHUNK)
+#define PF_REGION_MIN_CHUNKS 4              /* the first region: 256 KiB */
 #define PF_SPAN_MAX_CHUNKS 16
 #define PF_MAX_SLOTS (PF_CHUNK / 16) /* 4096: a span never has more slots */
 #define PF_MAGIC_SHIFT 40

@@ -14,7 +14,7 @@
 
 TestSuite(faults, .timeout = 900);
 
-#define WALK_RUNS_MAX 30
+#define WALK_RUNS_MAX 20
 
 static void run_walk(const char *mode, const char *fault, const char *sites, struct pf_run *r)
 {
