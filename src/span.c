@@ -82,6 +82,19 @@ static int sites_on;                  /* new regions get call-site arrays */
  * PF_REGION_CHUNKS, so the first allocation maps a few hundred KiB and a
  * big heap still takes few mappings. */
 static uint32_t next_chunks = PF_REGION_MIN_CHUNKS;
+/* Gives back what the layers above cache, when the OS refuses a mapping. */
+static void (*reclaim)(void);
+
+void pf_span_set_reclaim(void (*fn)(void)) { __atomic_store_n(&reclaim, fn, __ATOMIC_RELEASE); }
+
+void pf_span_reclaim(void)
+{
+    void (*fn)(void) = __atomic_load_n(&reclaim, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn();
+    else
+        pf_span_trim();
+}
 
 static size_t sites_bytes(const struct pf_region *r)
 {
@@ -260,9 +273,19 @@ struct pf_span *pf_span_get(unsigned cls)
     uint32_t n = (uint32_t)(pf_class_span_bytes(cls) / PF_CHUNK);
     pf_lock(&pool_lock);
     struct pf_span *s = pool_take(n);
+    int retried = 0;
     while (!s) {
         pf_unlock(&pool_lock);
         struct pf_region *r = region_new(n);
+        if (!r && !retried) {
+            /* Out of address space: what is cached (empty spans, large
+             * ranges, wholly free regions) goes back, and one more try. */
+            retried = 1;
+            pf_span_reclaim();
+            pf_lock(&pool_lock);
+            s = pool_take(n);
+            continue;
+        }
         if (!r)
             return NULL;
         pf_lock(&pool_lock);

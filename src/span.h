@@ -116,6 +116,12 @@ PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
  * PFALLOC_CACHE; one load when there is nothing to do, a coarse clock read
  * and at most one pass a second otherwise. */
 PF_HIDDEN void pf_span_tick(void);
+/* The function that gives back everything cached (empty spans, large
+ * ranges, wholly free regions) when a mapping fails; set once by a layer
+ * above. pf_span_reclaim runs it (pf_span_trim when none is set); the
+ * caller holds no lock. */
+PF_HIDDEN void pf_span_set_reclaim(void (*fn)(void));
+PF_HIDDEN void pf_span_reclaim(void);
 /* Regions made from now on carry per-slot call-site arrays. */
 PF_HIDDEN void pf_span_enable_sites(void);
 
