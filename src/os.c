@@ -129,18 +129,40 @@ void pf_os_unmap(void *p, size_t size)
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
 }
 
+/* Metadata mappings sit between two PROT_NONE guard pages: a user block
+ * mapped next to one (large blocks and regions go where the kernel puts
+ * them) cannot overflow into it, nor can metadata overflow into a block.
+ * The guards cost address space only (no memory) and one mprotect. */
 void *pf_os_map_meta(size_t size)
 {
-    void *p = pf_os_map(size, 0);
-    if (p)
-        atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
-    return p;
+    size_t ps = pf_os_page_size();
+    size = (size + ps - 1) & ~(ps - 1);
+    size_t whole = size + 2 * ps;
+    if (whole < size || fault_now())
+        return NULL;
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    char *m = mmap(NULL, whole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (mprotect(m + ps, size, PROT_READ | PROT_WRITE) != 0) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, whole);
+        return NULL;
+    }
+    account_map(size);
+    atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
+    return m + ps;
 }
 
 void pf_os_unmap_meta(void *p, size_t size)
 {
-    pf_os_unmap(p, size);
-    atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
+    size_t ps = pf_os_page_size();
+    size = (size + ps - 1) & ~(ps - 1);
+    atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+    if (munmap((char *)p - ps, size + 2 * ps) == 0) {
+        atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
+    }
 }
 
 int pf_os_decommit(void *p, size_t size)

@@ -87,7 +87,7 @@ Test(faults, each_single_mapping_fails)
 
 Test(faults, every_mapping_fails_from_n_on_with_sites)
 {
-    walk("plain", "PFALLOC_SITES=1", 0, 1000);
+    walk("plain", "PFALLOC_SITES=1", 0, WALK_RUNS_MAX);
 }
 
 Test(faults, each_single_mapping_fails_with_sites)
