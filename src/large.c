@@ -286,6 +286,18 @@ static size_t round_pages(size_t n)
     return (n + ps - 1) & ~(ps - 1);
 }
 
+void pf_large_reclaim(void)
+{
+    pf_family_trim();
+    pf_span_trim();
+    pf_large_trim();
+}
+
+__attribute__((constructor)) static void large_init(void)
+{
+    pf_span_set_reclaim(pf_large_reclaim);
+}
+
 void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
 {
     /* At least a chunk, so no two blocks start in the same chunk. */
@@ -304,6 +316,10 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
         memset(p, 0, req);
     if (!p)
         p = pf_os_map(bytes, align);
+    if (!p) { /* out of address space: give back what is cached, once more */
+        pf_span_reclaim();
+        p = pf_os_map(bytes, align);
+    }
     if (!p || pf_pagemap_set(p, 1, s) != 0) {
         if (p)
             pf_os_unmap(p, bytes);
@@ -357,6 +373,16 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
              * that mremap will not move as one: copy it instead. */
             p = pf_os_map(bytes, 0);
             copy = 1;
+        }
+        if (!p && bytes > old_bytes) {
+            /* Out of address space: give back what is cached, once more. */
+            pf_span_reclaim();
+            p = pf_os_remap(old, old_bytes, bytes, 1);
+            copy = 0;
+            if (!p) {
+                p = pf_os_map(bytes, 0);
+                copy = 1;
+            }
         }
         if (!p) {
             errno = ENOMEM;

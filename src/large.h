@@ -30,6 +30,10 @@
 /* A block of req bytes aligned to align (power of two), counted in f;
  * zeroed when `zero` (fresh mappings are; a reused one is cleared). */
 PF_HIDDEN void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero);
+/* Gives back everything cached when a mapping fails: the transfer caches
+ * and empty spans of the families, the pool's pages and wholly free
+ * regions, the cached large ranges. Caller holds no lock. */
+PF_HIDDEN void pf_large_reclaim(void);
 /* Unmaps the cached blocks. Returns the bytes released. */
 PF_HIDDEN size_t pf_large_trim(void);
 PF_HIDDEN size_t pf_large_cached_bytes(void);

@@ -21,6 +21,60 @@ static _Atomic uint64_t n_mmap, n_munmap, n_madvise, n_mremap;
 static _Atomic uint64_t mapped, peak_mapped, meta_mapped;
 static size_t page_size;
 
+/* ---- fault injection (tests only) ------------------------------------------
+ * PFALLOC_FAULT=N makes the Nth mapping call (mmap, mremap and madvise
+ * counted together, from the process's first) fail with ENOMEM as if the
+ * kernel had said no; N:K makes K calls from the Nth on fail (K == 0: every
+ * one). It exists so tests can walk a failure over every mapping a workload
+ * makes. Read with getenv at the first mapping call that sees an
+ * environment (never allocates), ignored under secure execution. The
+ * default build pays one relaxed load per mapping syscall, a slow path. */
+static _Atomic uint64_t fault_calls;   /* mapping calls seen so far */
+static uint64_t fault_first, fault_last; /* calls [first, last] fail; first == 0: off */
+static _Atomic int fault_state;          /* 0: not read yet, 1: read */
+
+static const char *parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *start = s;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return NULL;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return s == start ? NULL : s;
+}
+
+static void fault_read(void)
+{
+    extern char **environ;
+    if (!environ) /* too early in start-up to tell: ask again next time */
+        return;
+    const char *v = pf_os_secure() ? NULL : getenv("PFALLOC_FAULT");
+    uint64_t n = 0, k = 1;
+    const char *end = v ? parse_u64(v, &n) : NULL;
+    if (end && *end == ':')
+        end = parse_u64(end + 1, &k);
+    if (end && *end == 0 && n > 0) {
+        fault_first = n;
+        fault_last = k == 0 || k - 1 > UINT64_MAX - n ? UINT64_MAX : n + k - 1;
+    }
+    atomic_store_explicit(&fault_state, 1, memory_order_release);
+}
+
+/* Nonzero when this mapping call is to fail (errno set to ENOMEM). */
+static int fault_now(void)
+{
+    if (PF_UNLIKELY(!atomic_load_explicit(&fault_state, memory_order_acquire)))
+        fault_read();
+    uint64_t n = atomic_fetch_add_explicit(&fault_calls, 1, memory_order_relaxed) + 1;
+    if (PF_LIKELY(fault_first == 0 || n < fault_first || n > fault_last))
+        return 0;
+    errno = ENOMEM;
+    return 1;
+}
+
 size_t pf_os_page_size(void)
 {
     if (PF_UNLIKELY(page_size == 0)) {
@@ -47,6 +101,8 @@ void *pf_os_map(size_t size, size_t align)
         align = ps;
     size_t over = size + align - ps;
     if (over < size)
+        return NULL;
+    if (fault_now())
         return NULL;
     atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
     void *m = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -76,24 +132,48 @@ void pf_os_unmap(void *p, size_t size)
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
 }
 
+/* Metadata mappings sit between two PROT_NONE guard pages: a user block
+ * mapped next to one (large blocks and regions go where the kernel puts
+ * them) cannot overflow into it, nor can metadata overflow into a block.
+ * The guards cost address space only (no memory) and one mprotect. */
 void *pf_os_map_meta(size_t size)
 {
-    void *p = pf_os_map(size, 0);
-    if (p)
-        atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
-    return p;
+    size_t ps = pf_os_page_size();
+    size = (size + ps - 1) & ~(ps - 1);
+    size_t whole = size + 2 * ps;
+    if (whole < size || fault_now())
+        return NULL;
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    char *m = mmap(NULL, whole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (mprotect(m + ps, size, PROT_READ | PROT_WRITE) != 0) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, whole);
+        return NULL;
+    }
+    account_map(size);
+    atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
+    return m + ps;
 }
 
 void pf_os_unmap_meta(void *p, size_t size)
 {
-    pf_os_unmap(p, size);
-    atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
+    size_t ps = pf_os_page_size();
+    size = (size + ps - 1) & ~(ps - 1);
+    atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+    if (munmap((char *)p - ps, size + 2 * ps) == 0) {
+        atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
+    }
 }
 
-void pf_os_decommit(void *p, size_t size)
+int pf_os_decommit(void *p, size_t size)
 {
+    if (fault_now())
+        return -1;
     atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
-    madvise(p, size, MADV_DONTNEED);
+    return madvise(p, size, MADV_DONTNEED);
 }
 
 static void account_remap(size_t old_size, size_t new_size)
@@ -106,6 +186,8 @@ static void account_remap(size_t old_size, size_t new_size)
 
 void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
 {
+    if (fault_now())
+        return NULL;
     atomic_fetch_add_explicit(&n_mremap, 1, memory_order_relaxed);
     void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
     if (q == MAP_FAILED)
@@ -124,6 +206,8 @@ void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
 
 void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
 {
+    /* Not subject to fault injection: it undoes a move, back into the
+     * range the block has just left. */
     /* Claim the target first: MREMAP_FIXED would replace whatever another
      * thread mapped there meanwhile; MAP_FIXED_NOREPLACE refuses to. */
     atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);

@@ -30,11 +30,14 @@ PF_HIDDEN void *pf_os_map(size_t size, size_t align);
 /* Whole seconds of a coarse monotonic clock (cheap: no syscall). */
 PF_HIDDEN uint64_t pf_os_seconds(void);
 PF_HIDDEN void pf_os_unmap(void *p, size_t size);
-/* Metadata mappings: counted apart in metadata_bytes as well. */
+/* Metadata mappings: counted apart in metadata_bytes as well, each between
+ * two PROT_NONE guard pages so no linear overflow from a neighbouring
+ * mapping reaches it. Released only with pf_os_unmap_meta. */
 PF_HIDDEN void *pf_os_map_meta(size_t size);
 PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
-/* Gives the pages back; their contents read as zero afterwards. */
-PF_HIDDEN void pf_os_decommit(void *p, size_t size);
+/* Gives the pages back; their contents read as zero afterwards. 0, or -1
+ * when the kernel refused (the pages then keep their contents). */
+PF_HIDDEN int pf_os_decommit(void *p, size_t size);
 /* mremap without moving the start unless `may_move`; NULL on failure. */
 PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
 /* A metadata mapping grown to new_size (> old_size), moved if need be. */

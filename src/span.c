@@ -14,27 +14,32 @@ const uint16_t pf_state_none[1];
 struct pf_span pf_span_gone = {.kind = PF_SPAN_GONE, .state = (uint16_t *)pf_state_none, .bin = PF_BIN_NONE};
 
 /* ---- metadata memory ------------------------------------------------------ */
+/* The first chunk is small, so a program that allocates little maps
+ * little; later ones are bigger, so many threads' caches share mappings. */
+#define META_FIRST ((size_t)64 << 10)
 #define META_CHUNK ((size_t)1 << 20)
 static pf_lock_t meta_lock = PF_LOCK_INIT;
 static char *meta_cur, *meta_end;
+static int meta_grown; /* a chunk has been mapped: later ones are META_CHUNK */
 
 void *pf_meta_alloc(size_t bytes)
 {
     bytes = (bytes + 15) & ~(size_t)15;
     pf_lock(&meta_lock);
     if ((size_t)(meta_end - meta_cur) < bytes) {
+        size_t chunk = meta_grown ? META_CHUNK : META_FIRST;
         pf_unlock(&meta_lock);
-        size_t want = bytes > META_CHUNK ? bytes : META_CHUNK;
-        char *m = pf_os_map_meta(want);
+        if (bytes > chunk / 2)
+            return pf_os_map_meta(bytes); /* big ones get a mapping to themselves */
+        char *m = pf_os_map_meta(chunk);
         if (!m)
             return NULL;
-        if (bytes > META_CHUNK / 2)
-            return m; /* big ones get a mapping to themselves */
         pf_lock(&meta_lock);
-        /* The remainder of the old chunk is dropped; chunks are 1 MiB and
-         * requests small, so little is lost. */
+        /* The remainder of the old chunk is dropped; requests are small
+         * next to a chunk, so little is lost. */
         meta_cur = m;
-        meta_end = m + want;
+        meta_end = m + chunk;
+        meta_grown = 1;
     }
     void *p = meta_cur;
     meta_cur += bytes;
@@ -48,14 +53,17 @@ struct slotmeta {
     uint64_t bits[PF_MAX_SLOTS / 64];
 };
 
+/* A region's metadata is one mapping: this header, then spans[nchunks],
+ * then meta[nchunks]. */
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
     struct pf_region *next;  /* all regions */
+    uint32_t nchunks;        /* chunks in the region */
     uint32_t carved;         /* chunks [0, carved) have been made into spans */
     uint32_t in_use;         /* chunks held by live (non-pooled) spans */
     uint32_t *sites;         /* PF_MAX_SLOTS call-site ids per chunk, or NULL */
-    struct pf_span spans[PF_REGION_CHUNKS];  /* span of the run starting at chunk i */
-    struct slotmeta meta[PF_REGION_CHUNKS];  /* slot metadata of the span at chunk i */
+    struct pf_span *spans;   /* span of the run starting at chunk i */
+    struct slotmeta *meta;   /* slot metadata of the span at chunk i */
 };
 
 static pf_lock_t pool_lock = PF_LOCK_INIT;
@@ -70,8 +78,38 @@ static size_t chunks_in_use, chunks_peak; /* chunks held by live spans, and thei
 static uint64_t last_tick;
 static struct pf_span *large_free;    /* recycled large-span structs */
 static int sites_on;                  /* new regions get call-site arrays */
+/* Chunks of the next region: regions start small and double up to
+ * PF_REGION_CHUNKS, so the first allocation maps a few hundred KiB and a
+ * big heap still takes few mappings. */
+static uint32_t next_chunks = PF_REGION_MIN_CHUNKS;
+/* Gives back what the layers above cache, when the OS refuses a mapping. */
+static void (*reclaim)(void);
 
-#define SITES_BYTES (PF_REGION_CHUNKS * PF_MAX_SLOTS * sizeof(uint32_t))
+void pf_span_set_reclaim(void (*fn)(void)) { __atomic_store_n(&reclaim, fn, __ATOMIC_RELEASE); }
+
+void pf_span_reclaim(void)
+{
+    void (*fn)(void) = __atomic_load_n(&reclaim, __ATOMIC_ACQUIRE);
+    if (fn)
+        fn();
+    else
+        pf_span_trim();
+}
+
+static size_t sites_bytes(const struct pf_region *r)
+{
+    return (size_t)r->nchunks * PF_MAX_SLOTS * sizeof(uint32_t);
+}
+
+static size_t region_meta_bytes(uint32_t nchunks)
+{
+    return sizeof(struct pf_region) + nchunks * (sizeof(struct pf_span) + sizeof(struct slotmeta));
+}
+
+static size_t region_bytes(const struct pf_region *r)
+{
+    return (size_t)r->nchunks * PF_CHUNK;
+}
 
 void pf_span_set_cache_limit(size_t bytes) { pool_limit = bytes; }
 
@@ -171,7 +209,7 @@ static struct pf_span *pool_take(uint32_t n)
         return s;
     }
     struct pf_region *r = regions;
-    if (r && r->carved + n <= PF_REGION_CHUNKS) {
+    if (r && r->carved + n <= r->nchunks) {
         struct pf_span *s = span_at(r, r->carved, n);
         s->committed = 0; /* never touched: reads as zero */
         r->carved += n;
@@ -182,24 +220,52 @@ static struct pf_span *pool_take(uint32_t n)
     return NULL;
 }
 
-static struct pf_region *region_new(void)
+/* A region of at least `min` chunks (the next size in the doubling). */
+static struct pf_region *region_new(uint32_t min)
 {
-    struct pf_region *r = pf_os_map_meta(sizeof(struct pf_region));
+    uint32_t n = __atomic_load_n(&next_chunks, __ATOMIC_RELAXED);
+    if (n < min)
+        n = min;
+    size_t meta = region_meta_bytes(n), bytes = (size_t)n * PF_CHUNK;
+    struct pf_region *r = pf_os_map_meta(meta);
     if (!r)
         return NULL;
-    void *base = pf_os_map(PF_REGION_BYTES, PF_CHUNK);
+    void *base = pf_os_map(bytes, PF_CHUNK);
     /* Make the pagemap leaves exist now, so setting entries under the pool
      * lock never maps. */
-    if (!base || pf_pagemap_set(base, PF_REGION_BYTES, NULL) != 0) {
+    if (!base || pf_pagemap_set(base, bytes, NULL) != 0) {
         if (base)
-            pf_os_unmap(base, PF_REGION_BYTES);
-        pf_os_unmap_meta(r, sizeof(struct pf_region));
+            pf_os_unmap(base, bytes);
+        pf_os_unmap_meta(r, meta);
         return NULL;
     }
     r->base = (uintptr_t)base;
+    r->nchunks = n;
+    r->spans = (struct pf_span *)(r + 1);
+    r->meta = (struct slotmeta *)(r->spans + n);
     if (sites_on)
-        r->sites = pf_os_map_meta(SITES_BYTES); /* NULL: this region records none */
+        r->sites = pf_os_map_meta(sites_bytes(r)); /* NULL: this region records none */
+    if (n * 2 <= PF_REGION_CHUNKS && n * 2 > next_chunks)
+        __atomic_store_n(&next_chunks, n * 2, __ATOMIC_RELAXED);
     return r;
+}
+
+/* Under the pool lock: the uncarved tail of the head region goes to the
+ * pool as cold spans (never touched, reading as zero) before a new head
+ * takes its place, so small regions waste nothing. */
+static void pool_tail(struct pf_region *r)
+{
+    while (r->carved < r->nchunks) {
+        uint32_t k = r->nchunks - r->carved;
+        if (k > PF_SPAN_MAX_CHUNKS)
+            k = PF_SPAN_MAX_CHUNKS;
+        struct pf_span *s = span_at(r, r->carved, k);
+        s->committed = 0;
+        s->family = NULL;
+        r->carved += k;
+        pool_push(s);
+        pf_pagemap_set((void *)s->start, s->bytes, s);
+    }
 }
 
 struct pf_span *pf_span_get(unsigned cls)
@@ -207,14 +273,24 @@ struct pf_span *pf_span_get(unsigned cls)
     uint32_t n = (uint32_t)(pf_class_span_bytes(cls) / PF_CHUNK);
     pf_lock(&pool_lock);
     struct pf_span *s = pool_take(n);
+    int retried = 0;
     while (!s) {
         pf_unlock(&pool_lock);
-        struct pf_region *r = region_new();
+        struct pf_region *r = region_new(n);
+        if (!r && !retried) {
+            /* Out of address space: what is cached (empty spans, large
+             * ranges, wholly free regions) goes back, and one more try. */
+            retried = 1;
+            pf_span_reclaim();
+            pf_lock(&pool_lock);
+            s = pool_take(n);
+            continue;
+        }
         if (!r)
             return NULL;
         pf_lock(&pool_lock);
-        /* The head's uncarved tail is left for the pool to never see; a
-         * region is only retired when every carved chunk is free. */
+        if (regions)
+            pool_tail(regions);
         r->next = regions;
         regions = r;
         s = pool_take(n);
@@ -245,25 +321,31 @@ struct pf_span *pf_span_get(unsigned cls)
 
 /* Under the pool lock: decommits victims[0..n) (unlinked) outside the lock
  * and pools them cold. Meanwhile each counts as in use, so a trim running
- * in another thread does not unmap its region under the madvise. */
-static void decommit(struct pf_span **victims, int n)
+ * in another thread does not unmap its region under the madvise. A span
+ * whose madvise failed keeps its pages and goes back warm: it must never
+ * pass for zero. Returns how many failed. */
+static int decommit(struct pf_span **victims, int n)
 {
+    int ok[64], failed = 0;
     for (int i = 0; i < n; i++)
         victims[i]->region->in_use += victims[i]->nchunks;
     pf_unlock(&pool_lock);
     for (int i = 0; i < n; i++)
-        pf_os_decommit((void *)victims[i]->start, victims[i]->bytes);
+        ok[i] = pf_os_decommit((void *)victims[i]->start, victims[i]->bytes) == 0;
     pf_lock(&pool_lock);
     for (int i = 0; i < n; i++) {
         victims[i]->region->in_use -= victims[i]->nchunks;
-        victims[i]->committed = 0;
+        victims[i]->committed = !ok[i];
+        failed += !ok[i];
         pool_push(victims[i]);
     }
+    return failed;
 }
 
 /* Under the pool lock: decommits warm spans, biggest first (a look at 16
  * list heads, never a walk), until at most `bound` bytes stay resident. A
- * span being decommitted is on no list, so nobody takes it meanwhile. */
+ * span being decommitted is on no list, so nobody takes it meanwhile. Stops
+ * at the first refusal (the span is back at the head of its list). */
 static void shrink_warm(size_t bound)
 {
     while (pool_committed > bound) {
@@ -274,7 +356,8 @@ static void shrink_warm(size_t bound)
             break;
         pool_unlink(victim);
         victim->kind = PF_SPAN_SMALL;
-        decommit(&victim, 1);
+        if (decommit(&victim, 1))
+            break;
     }
 }
 
@@ -369,8 +452,9 @@ size_t pf_span_trim(void)
         while (warm[k]) {
             struct pf_span *victim = warm[k];
             pool_unlink(victim);
+            if (decommit(&victim, 1))
+                break; /* refused: it stays warm, at the head */
             released += victim->bytes;
-            decommit(&victim, 1);
         }
     /* 2. Unmap regions none of whose chunks are in use. */
     struct pf_region *dead = NULL;
@@ -387,7 +471,7 @@ size_t pf_span_trim(void)
                     if (t->region == r)
                         pool_unlink(t);
                 }
-        pf_pagemap_set((void *)r->base, PF_REGION_BYTES, NULL);
+        pf_pagemap_set((void *)r->base, region_bytes(r), NULL);
         *rp = r->next;
         r->next = dead;
         dead = r;
@@ -396,11 +480,12 @@ size_t pf_span_trim(void)
     while (dead) {
         struct pf_region *r = dead;
         dead = r->next;
-        pf_os_unmap((void *)r->base, PF_REGION_BYTES);
+        size_t bytes = region_bytes(r);
+        pf_os_unmap((void *)r->base, bytes);
         if (r->sites)
-            pf_os_unmap_meta(r->sites, SITES_BYTES);
-        pf_os_unmap_meta(r, sizeof(struct pf_region));
-        released += PF_REGION_BYTES;
+            pf_os_unmap_meta(r->sites, sites_bytes(r));
+        pf_os_unmap_meta(r, region_meta_bytes(r->nchunks));
+        released += bytes;
     }
     return released;
 }
@@ -418,12 +503,12 @@ void pf_span_enable_sites(void)
         pf_unlock(&pool_lock);
         if (!r)
             return;
-        uint32_t *m = pf_os_map_meta(SITES_BYTES);
+        uint32_t *m = pf_os_map_meta(sites_bytes(r));
         if (!m)
             return;
         pf_lock(&pool_lock);
         r->sites = m;
-        for (uint32_t i = 0; i < PF_REGION_CHUNKS; i++)
+        for (uint32_t i = 0; i < r->nchunks; i++)
             r->spans[i].sites = m + (size_t)i * PF_MAX_SLOTS;
         pf_unlock(&pool_lock);
     }

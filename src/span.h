@@ -1,7 +1,8 @@
 /*
  * span.h — spans and the regions they are carved from.
  *
- * A region is a 16 MiB mapping split into 64 KiB chunks; a small span is a
+ * A region is a mapping of 256 KiB (the first) doubling up to 16 MiB, split
+ * into 64 KiB chunks; a small span is a
  * run of 1..16 chunks carved into equal slots of one class. All span
  * metadata is out of line, in the region's metadata mapping:
  *   state[i]  per slot: 0 free and known zero, 1 free (dirty), >= 2 live,
@@ -23,8 +24,9 @@
 #include "pagemap.h"
 #include "sizeclass.h"
 
-#define PF_REGION_BYTES ((size_t)16 << 20)
+#define PF_REGION_BYTES ((size_t)16 << 20) /* the biggest region */
 #define PF_REGION_CHUNKS (PF_REGION_BYTES / PF_CHUNK)
+#define PF_REGION_MIN_CHUNKS 4              /* the first region: 256 KiB */
 #define PF_SPAN_MAX_CHUNKS 16
 #define PF_MAX_SLOTS (PF_CHUNK / 16) /* 4096: a span never has more slots */
 #define PF_MAGIC_SHIFT 40
@@ -114,6 +116,12 @@ PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
  * PFALLOC_CACHE; one load when there is nothing to do, a coarse clock read
  * and at most one pass a second otherwise. */
 PF_HIDDEN void pf_span_tick(void);
+/* The function that gives back everything cached (empty spans, large
+ * ranges, wholly free regions) when a mapping fails; set once by a layer
+ * above. pf_span_reclaim runs it (pf_span_trim when none is set); the
+ * caller holds no lock. */
+PF_HIDDEN void pf_span_set_reclaim(void (*fn)(void));
+PF_HIDDEN void pf_span_reclaim(void);
 /* Regions made from now on carry per-slot call-site arrays. */
 PF_HIDDEN void pf_span_enable_sites(void);
 

@@ -1,0 +1,70 @@
+/*
+ * Start-up footprint: one malloc(100) under the preload costs about what it
+ * costs under glibc. The footprint program runs plainly and preloaded, side
+ * by side: under `ulimit -v 8192` both must work, address space (VmSize) may
+ * differ by at most 4 MiB (the library's own code and static tables
+ * included), and after mlockall(MCL_FUTURE) the locked memory (VmLck) by at
+ * most 2 MiB.
+ */
+#include "spawn.h"
+
+TestSuite(footprint);
+
+#define FOOTPRINT PF_PROGS_DIR "/footprint"
+
+struct fp {
+    long size, rss, lck;
+};
+
+static long field(const char *out, const char *name)
+{
+    const char *p = strstr(out, name);
+    cr_assert(p != NULL, "no %s in:\n%s", name, out);
+    return strtol(p + strlen(name), NULL, 10);
+}
+
+static struct fp measure(enum pf_mode mode, const char *arg)
+{
+    const char *const argv[] = {FOOTPRINT, arg, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = mode, .env = env};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "footprint %s (%s): %s\n%s", arg ? arg : "",
+              mode == PF_PRELOAD ? "preloaded" : "plain", pf_run_how(&r), r.err);
+    struct fp f = {field(r.out, "VmSize "), field(r.out, "VmRSS "), field(r.out, "VmLck ")};
+    pf_run_free(&r);
+    return f;
+}
+
+Test(footprint, address_space_and_resident_near_glibc)
+{
+    PF_REQUIRE_PRELOAD();
+    struct fp g = measure(PF_PLAIN, NULL), p = measure(PF_PRELOAD, NULL);
+    cr_log_info("VmSize %ld vs %ld KiB, VmRSS %ld vs %ld KiB", g.size, p.size, g.rss, p.rss);
+    cr_assert_leq(p.size, g.size + 4096, "VmSize %ld KiB preloaded, %ld KiB plain", p.size, g.size);
+    cr_assert_leq(p.rss, g.rss + 2048, "VmRSS %ld KiB preloaded, %ld KiB plain", p.rss, g.rss);
+}
+
+Test(footprint, mlockall_locks_little_more_than_glibc)
+{
+    PF_REQUIRE_PRELOAD();
+    struct fp g = measure(PF_PLAIN, "lock"), p = measure(PF_PRELOAD, "lock");
+    cr_log_info("VmLck %ld vs %ld KiB", g.lck, p.lck);
+    cr_assert_leq(p.lck, g.lck + 2048, "VmLck %ld KiB preloaded, %ld KiB plain", p.lck, g.lck);
+}
+
+Test(footprint, runs_under_a_small_address_space_limit)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {"/bin/sh", "-c", "ulimit -v 8192 && exec \"$0\"", FOOTPRINT, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    for (int mode = PF_PLAIN; mode <= PF_PRELOAD; mode++) {
+        struct pf_spawn_opts o = {.mode = (enum pf_mode)mode, .env = env};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        cr_assert(r.exited && r.code == 0, "footprint under ulimit -v 8192 (%s): %s\n%s",
+                  mode == PF_PRELOAD ? "preloaded" : "plain", pf_run_how(&r), r.err);
+        pf_run_free(&r);
+    }
+}

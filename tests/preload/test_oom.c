@@ -1,0 +1,58 @@
+/*
+ * Out of address space, memory freed serves other sizes: the oomreuse
+ * program limits its own address space (what it has plus 192 MiB) and
+ * fills it with one size, frees it, then asks for another. Run plainly
+ * (glibc) and preloaded in the same test, pfalloc must serve the second
+ * size too: all 10000 small blocks after 1 MiB blocks were freed, and at
+ * least 90 % of the 1 MiB blocks glibc fits after 16-byte blocks were
+ * freed.
+ */
+#include "spawn.h"
+
+TestSuite(oom);
+
+static char *run(enum pf_mode mode, const char *what)
+{
+    const char *const argv[] = {PF_PROGS_DIR "/oomreuse", what, NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = mode, .env = env, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "oomreuse %s (%s): %s\n%s", what,
+              mode == PF_PRELOAD ? "preloaded" : "plain", pf_run_how(&r), r.err);
+    free(r.err);
+    return r.out;
+}
+
+static long number(const char *out, const char *name)
+{
+    const char *p = strstr(out, name);
+    cr_assert(p != NULL, "no %s in:\n%s", name, out);
+    return strtol(p + strlen(name), NULL, 10);
+}
+
+Test(oom, small_blocks_fit_after_large_ones_are_freed)
+{
+    PF_REQUIRE_PRELOAD();
+    char *g = run(PF_PLAIN, "large"), *p = run(PF_PRELOAD, "large");
+    cr_log_info("glibc: %s pfalloc: %s", g, p);
+    cr_assert(strstr(g, "small ok\n"), "glibc:\n%s", g);
+    cr_assert(strstr(p, "small ok\n"), "pfalloc:\n%s", p);
+    long gb = number(g, "big "), pb = number(p, "big ");
+    cr_assert_geq(pb * 10, gb * 9, "1 MiB blocks: pfalloc %ld, glibc %ld", pb, gb);
+    free(g);
+    free(p);
+}
+
+Test(oom, large_blocks_fit_after_small_ones_are_freed)
+{
+    PF_REQUIRE_PRELOAD();
+    char *g = run(PF_PLAIN, "small"), *p = run(PF_PRELOAD, "small");
+    cr_log_info("glibc: %s pfalloc: %s", g, p);
+    long gb = number(g, "big "), pb = number(p, "big ");
+    cr_assert_gt(number(p, "small "), 1000000, "pfalloc:\n%s", p);
+    cr_assert_geq(pb * 10, gb * 9, "1 MiB blocks after freeing small ones: pfalloc %ld, glibc %ld", pb,
+                  gb);
+    free(g);
+    free(p);
+}

@@ -1,0 +1,96 @@
+/*
+ * test_guard.c — allocator metadata sits between PROT_NONE guard pages, so
+ * no linear overflow from a user mapping (a large block or a region the
+ * kernel put just below) can reach it: metadata chunks (families, thread
+ * caches, large-span structs), a region's span structs and slot states,
+ * pagemap leaves and call-site arrays, each found in /proc/self/maps with
+ * an inaccessible page right before and right after its mapping.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "large.h"
+#include "os.h"
+#include "pagemap.h"
+#include "span.h"
+
+struct vma {
+    uintptr_t lo, hi;
+    char perms[5];
+};
+
+/* The mapping holding `a` (perms "" when none). */
+static struct vma vma_of(uintptr_t a)
+{
+    struct vma v = {0, 0, ""};
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert(f != NULL);
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3)
+            continue;
+        if (a >= lo && a < hi) {
+            v.lo = lo;
+            v.hi = hi;
+            memcpy(v.perms, perms, 5);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static void assert_guarded(const void *p, const char *what)
+{
+    struct vma v = vma_of((uintptr_t)p);
+    cr_assert(v.hi != 0, "%s at %p is not mapped", what, p);
+    cr_assert(v.perms[0] == 'r' && v.perms[1] == 'w', "%s: %s", what, v.perms);
+    struct vma below = vma_of(v.lo - 1), above = vma_of(v.hi);
+    cr_assert(strncmp(below.perms, "---", 3) == 0, "%s [%#lx, %#lx): the page below is '%s', not a guard", what,
+              (unsigned long)v.lo, (unsigned long)v.hi, below.perms);
+    cr_assert(strncmp(above.perms, "---", 3) == 0, "%s [%#lx, %#lx): the page above is '%s', not a guard", what,
+              (unsigned long)v.lo, (unsigned long)v.hi, above.perms);
+}
+
+Test(guard, metadata_chunks_have_guards)
+{
+    assert_guarded(pf_meta_alloc(64), "metadata chunk");
+    assert_guarded(pf_meta_alloc(600 << 10), "big metadata block");
+    struct pf_span *s = pf_span_meta_new();
+    assert_guarded(s, "large span struct");
+}
+
+Test(guard, region_metadata_and_pagemap_leaves_have_guards)
+{
+    pf_span_enable_sites();
+    for (unsigned cls = 0; cls < 40; cls += 7) {
+        struct pf_span *s = pf_span_get(cls);
+        cr_assert_not_null(s);
+        assert_guarded(s, "span struct");
+        assert_guarded(s->state, "slot states");
+        assert_guarded(s->freebits, "free bits");
+        if (s->sites)
+            assert_guarded(s->sites, "call-site array");
+        uintptr_t top = (s->start >> PF_CHUNK_SHIFT) >> PF_PM_LEAF_BITS;
+        assert_guarded(pf_pagemap_leaf(top), "pagemap leaf");
+    }
+}
+
+Test(guard, a_large_block_below_metadata_overflows_into_a_guard)
+{
+    /* Metadata mapped, then a data mapping: the kernel usually puts the
+     * second right below the first. Whatever it does, the byte after the
+     * data mapping is never metadata. */
+    for (int i = 0; i < 8; i++) {
+        void *meta = pf_os_map_meta(64 << 10);
+        char *data = pf_os_map(256 << 10, 0);
+        cr_assert(meta && data);
+        struct vma next = vma_of((uintptr_t)data + (256 << 10));
+        struct vma m = vma_of((uintptr_t)meta);
+        cr_assert(next.lo != m.lo, "the byte after a data mapping is metadata");
+    }
+}
