@@ -219,8 +219,18 @@ __attribute__((constructor(101))) static void preload_start(void)
     pf_report_init();
     pf_config_load();
     pf_emit_init();
-    if ((pf_config.report & PF_REPORT_EXIT) && __cxa_thread_atexit_impl)
-        __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);
+    if ((pf_config.report & PF_REPORT_EXIT) && __cxa_thread_atexit_impl) {
+        /* glibc keeps the record in a calloc'ed block of four pointers and
+         * stops the process when that calloc fails: register only once a
+         * block of that size has been had (and freed, so the next calloc
+         * of its class reuses it without a mapping). Out of memory this
+         * early, the exit report simply makes no copy of fd 2. */
+        void *probe = pf_calloc(1, 4 * sizeof(void *));
+        if (probe) {
+            pf_free(probe);
+            __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);
+        }
+    }
     /* The leak status needs sites to tell the program's objects from the
      * runtime's, so it turns recording on too. */
     if (pf_config.sites || pf_config.leak_exit_code) {
