@@ -22,10 +22,14 @@
 #define OTHER_ID (SITE_SLOTS + 1) /* shared by sites that found the table full; entry SITE_SLOTS */
 #define EARLY_ID (SITE_SLOTS + 2) /* live before recording began: the loader's and libc's */
 
+/* One word per site, claimed whole by one compare-exchange: the address
+ * and the runtime flag are published together, so no reader (or racing
+ * claimer) ever sees an entry with another site's flag. A site address
+ * met with both classes gets two entries. */
 struct site {
-    _Atomic uintptr_t addr; /* 0: empty */
-    uint8_t runtime;        /* no frame outside the runtime was found */
+    _Atomic uintptr_t key; /* address | SITE_RUNTIME, 0: empty */
 };
+#define SITE_RUNTIME ((uintptr_t)1 << 63) /* no frame outside the runtime was found */
 
 int pf_sites_on;
 static struct site *sites; /* SITE_SLOTS + 2 entries */
@@ -69,7 +73,7 @@ void pf_sites_enable(void)
         sites = pf_os_map_meta(sizeof(struct site) * (SITE_SLOTS + 2));
     if (!sites)
         return;
-    sites[EARLY_ID - 1].runtime = 1;
+    atomic_store_explicit(&sites[EARLY_ID - 1].key, SITE_RUNTIME, memory_order_release);
     pf_span_enable_sites();
     /* What is live now was allocated before the program's code ran. */
     for_each_live(mark_early);
@@ -79,17 +83,15 @@ void pf_sites_enable(void)
 
 uint32_t pf_sites_intern(uintptr_t addr, int runtime)
 {
+    uintptr_t key = addr | (runtime ? SITE_RUNTIME : 0);
     uint32_t h = (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 48);
     for (uint32_t i = 0; i < 64; i++) {
         struct site *s = &sites[(h + i) & (SITE_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);
-        if (cur == addr)
+        uintptr_t cur = atomic_load_explicit(&s->key, memory_order_acquire);
+        if (cur == 0 && (atomic_compare_exchange_strong(&s->key, &cur, key) || cur == key))
             return ((h + i) & (SITE_SLOTS - 1)) + 1;
-        if (cur == 0) {
-            s->runtime = (uint8_t)runtime;
-            if (atomic_compare_exchange_strong(&s->addr, &cur, addr) || cur == addr)
-                return ((h + i) & (SITE_SLOTS - 1)) + 1;
-        }
+        if (cur == key)
+            return ((h + i) & (SITE_SLOTS - 1)) + 1;
     }
     return OTHER_ID;
 }
@@ -142,8 +144,7 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
     }
     total.objects++;
     total.bytes += bytes;
-    int runtime = site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
-    if (!runtime) {
+    if (!pf_sites_runtime(site)) {
         total.program_objects++;
         total.program_bytes += bytes;
     }
@@ -228,15 +229,17 @@ static void site_text(struct pf_fmt *f, const struct named *n)
     pf_fmt_hex(f, n->off);
 }
 
-static int site_runtime(uint32_t site)
+int pf_sites_runtime(uint32_t site)
 {
-    return site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
+    return site && sites && site <= EARLY_ID
+               ? (atomic_load_explicit(&sites[site - 1].key, memory_order_relaxed) & SITE_RUNTIME) != 0
+               : 0;
 }
 
 static uintptr_t site_addr(uint32_t site)
 {
     return site && sites && site <= EARLY_ID
-               ? atomic_load_explicit(&sites[site - 1].addr, memory_order_relaxed)
+               ? atomic_load_explicit(&sites[site - 1].key, memory_order_relaxed) & ~SITE_RUNTIME
                : 0;
 }
 
@@ -261,7 +264,7 @@ static void write_text(struct pf_fmt *f)
         int header = 0;
         for (uint32_t i = 0; i < nleaks; i++) {
             const struct leak *l = order[i];
-            if (site_runtime(l->site) != pass)
+            if (pf_sites_runtime(l->site) != pass)
                 continue;
             if (!header) {
                 pf_fmt_str(f, pass ? "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n"
@@ -341,7 +344,7 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_str(f, ",\"bytes\":");
         pf_fmt_u64(f, l->bytes);
         pf_fmt_str(f, ",\"runtime\":");
-        pf_fmt_str(f, !l->site ? "null" : site_runtime(l->site) ? "true" : "false");
+        pf_fmt_str(f, !l->site ? "null" : pf_sites_runtime(l->site) ? "true" : "false");
         pf_fmt_char(f, '}');
     }
     pf_fmt_str(f, "]}");

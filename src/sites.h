@@ -22,6 +22,8 @@ PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
 /* The same in two steps, for callers that remember ids: */
 PF_HIDDEN uint32_t pf_sites_intern(uintptr_t addr, int runtime);
 PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
+/* 1 when site `id` was interned as the runtime's. */
+PF_HIDDEN int pf_sites_runtime(uint32_t id);
 
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
