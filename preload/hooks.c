@@ -91,6 +91,8 @@ __attribute__((constructor(101))) static void preload_start(void)
         pf_sites_enable();
         pf_callsite_init();
     }
+    if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
+        pf_leaks_reserve();
     if ((pf_config.report & PF_REPORT_SIGNAL) && pf_config.signo)
         install(pf_config.signo);
     if (pf_config.interval_ms)

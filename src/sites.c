@@ -123,11 +123,12 @@ static struct leak *leaks;  /* LEAK_SLOTS entries */
 static struct leak **order; /* sorted view */
 static uint32_t nleaks;
 static struct pf_leaks total;
+static int grouped; /* the last walk had its tables (else: totals only) */
 
 static void add(uint32_t site, uint32_t fam, uint64_t bytes)
 {
     uint32_t h = (site * 2654435761u ^ fam * 40503u) & (LEAK_SLOTS - 1);
-    for (uint32_t i = 0; i < LEAK_SLOTS; i++) {
+    for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
         struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
         if (l->family == 0) {
             if (nleaks + 1 >= LEAK_SLOTS)
@@ -155,23 +156,34 @@ static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes)
     add(site ? *site : 0, f->id + 1, bytes);
 }
 
+void pf_leaks_reserve(void)
+{
+    if (!leaks)
+        leaks = pf_os_map_meta(sizeof(*leaks) * LEAK_SLOTS);
+    if (!order)
+        order = pf_os_map_meta(sizeof(*order) * LEAK_SLOTS);
+}
+
 void pf_leaks_collect(struct pf_leaks *sum)
 {
-    if (!leaks) {
-        leaks = pf_os_map_meta(sizeof(*leaks) * LEAK_SLOTS);
-        order = pf_os_map_meta(sizeof(*order) * LEAK_SLOTS);
-    }
+    /* Reserved at start-up when leaks are reported; this late try is for a
+     * caller that did not reserve. Without the tables the walk still counts
+     * every object (totals and the program's share are exact), it only
+     * cannot group them. */
+    pf_leaks_reserve();
     memset(&total, 0, sizeof(total));
-    if (leaks) {
+    grouped = leaks && order;
+    nleaks = 0;
+    if (grouped)
         memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
-        nleaks = 0;
-        for_each_live(add_live);
+    for_each_live(add_live);
+    if (grouped) {
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = 0;
-        for (uint32_t i = 0; i < LEAK_SLOTS && order; i++)
+        for (uint32_t i = 0; i < LEAK_SLOTS; i++)
             if (leaks[i].family)
                 order[m++] = &leaks[i];
-        nleaks = order ? m : 0;
+        nleaks = m;
         for (uint32_t gap = m / 2; gap; gap /= 2)
             for (uint32_t i = gap; i < m; i++)
                 for (uint32_t j = i; j >= gap && order[j - gap]->bytes < order[j]->bytes; j -= gap) {
@@ -260,6 +272,8 @@ static void write_text(struct pf_fmt *f)
     pf_fmt_char(f, '\n');
     if (!total.objects)
         return;
+    if (!grouped)
+        pf_fmt_str(f, "  (out of memory: no room to group them by site; the counts are exact)\n");
     for (int pass = 0; pass < 2; pass++) {
         int header = 0;
         for (uint32_t i = 0; i < nleaks; i++) {
@@ -309,6 +323,8 @@ static void write_json(struct pf_fmt *f)
     pf_fmt_u64(f, total.program_bytes);
     pf_fmt_str(f, ",\"sites_recorded\":");
     pf_fmt_str(f, pf_sites_on ? "true" : "false");
+    pf_fmt_str(f, ",\"grouped\":");
+    pf_fmt_str(f, grouped ? "true" : "false");
     pf_fmt_str(f, ",\"sites\":[");
     for (uint32_t i = 0; i < nleaks; i++) {
         const struct leak *l = order[i];

@@ -29,6 +29,9 @@ struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
     uint64_t program_objects, program_bytes; /* those not allocated by the runtime */
 };
+/* Maps the leak walk's tables now, so an exit in a process that has run
+ * out of memory still groups its leaks. */
+PF_HIDDEN void pf_leaks_reserve(void);
 /* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
 PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
 /* pf_report_extra_fn: writes the leak section collected last. */
