@@ -74,6 +74,7 @@ static void fork_child(void)
 {
     pf_report_fork_child();
     pf_introspect_fork_child();
+    pf_sites_fork_child();
 }
 
 __attribute__((constructor(101))) static void preload_start(void)
@@ -107,12 +108,16 @@ __attribute__((destructor(101))) static void preload_exit(void)
         timer_delete(interval_timer);
         interval_on = 0;
     }
-    struct pf_leaks leaks = {0, 0, 0, 0};
+    struct pf_leaks leaks = {0, 0, 0, 0, 0, 0};
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
         pf_leaks_collect(&leaks);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report("exit", 1);
-    if (pf_config.leak_exit_code && leaks.program_objects) {
+    /* A process forked without exec is a part of its parent's program (a
+     * subshell, a worker): its exit status is read by that program's own
+     * logic, so the leak status is the image's first process's to give.
+     * Its report still shows its own leaks apart from the inherited. */
+    if (pf_config.leak_exit_code && leaks.program_objects && !pf_sites_forked()) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);
     }

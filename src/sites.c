@@ -31,8 +31,18 @@ struct site {
 };
 #define SITE_RUNTIME ((uintptr_t)1 << 63) /* no frame outside the runtime was found */
 
+/* What a slot keeps: the site id in the low bits, and above them the fork
+ * generation of the process that allocated the object (how many forks
+ * without exec lie between this image's start and that process). An
+ * object whose generation is below the process's own was inherited
+ * through fork: the child did not allocate it. Saturates at GEN_MAX. */
+#define ID_BITS 24
+#define ID_MASK ((1u << ID_BITS) - 1)
+#define GEN_MAX 255u
+
 int pf_sites_on;
 static struct site *sites; /* SITE_SLOTS + 2 entries */
+static uint32_t gen;       /* this process's fork generation */
 
 /* Calls fn for every live object of every family, under that family's
  * lock: `site` is where its call-site id is kept (NULL when its span keeps
@@ -101,8 +111,20 @@ void pf_sites_note(const void *p, uintptr_t addr, int runtime)
     pf_sites_store(p, pf_sites_intern(addr, runtime));
 }
 
+void pf_sites_fork_child(void)
+{
+    if (gen < GEN_MAX)
+        gen++;
+}
+
+int pf_sites_forked(void)
+{
+    return gen != 0;
+}
+
 void pf_sites_store(const void *p, uint32_t id)
 {
+    id |= gen << ID_BITS;
     struct pf_span *s = pf_pagemap_get(p);
     if (!s)
         return;
@@ -114,8 +136,9 @@ void pf_sites_store(const void *p, uint32_t id)
 
 /* ---- the leak walk ------------------------------------------------------------- */
 struct leak {
-    uint32_t site;   /* site id, 0 unknown */
-    uint32_t family; /* family id + 1, 0 empty */
+    uint32_t site;      /* site id, 0 unknown */
+    uint32_t family;    /* family id + 1, 0 empty */
+    uint32_t inherited; /* allocated before the fork that made this process */
     uint64_t objects, bytes;
 };
 
@@ -125,9 +148,11 @@ static uint32_t nleaks;
 static struct pf_leaks total;
 static int grouped; /* the last walk had its tables (else: totals only) */
 
-static void add(uint32_t site, uint32_t fam, uint64_t bytes)
+static void add(uint32_t word, uint32_t fam, uint64_t bytes)
 {
-    uint32_t h = (site * 2654435761u ^ fam * 40503u) & (LEAK_SLOTS - 1);
+    uint32_t site = word & ID_MASK;
+    uint32_t inherited = word && (word >> ID_BITS) < gen;
+    uint32_t h = (site * 2654435761u ^ fam * 40503u ^ inherited) & (LEAK_SLOTS - 1);
     for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
         struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
         if (l->family == 0) {
@@ -135,9 +160,10 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
                 break; /* full: count it only in the totals */
             l->site = site;
             l->family = fam;
+            l->inherited = inherited;
             nleaks++;
         }
-        if (l->site == site && l->family == fam) {
+        if (l->site == site && l->family == fam && l->inherited == inherited) {
             l->objects++;
             l->bytes += bytes;
             break;
@@ -145,7 +171,10 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
     }
     total.objects++;
     total.bytes += bytes;
-    if (!pf_sites_runtime(site)) {
+    if (inherited) {
+        total.inherited_objects++;
+        total.inherited_bytes += bytes;
+    } else if (!pf_sites_runtime(site)) {
         total.program_objects++;
         total.program_bytes += bytes;
     }
@@ -269,20 +298,30 @@ static void write_text(struct pf_fmt *f)
     } else {
         pf_fmt_str(f, " still live at exit (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
+    if (total.inherited_objects) {
+        pf_fmt_str(f, "; inherited from the parent: ");
+        pf_fmt_u64(f, total.inherited_objects);
+        pf_fmt_str(f, " objects, ");
+        pf_fmt_size(f, total.inherited_bytes);
+    }
     pf_fmt_char(f, '\n');
     if (!total.objects)
         return;
     if (!grouped)
         pf_fmt_str(f, "  (out of memory: no room to group them by site; the counts are exact)\n");
-    for (int pass = 0; pass < 2; pass++) {
+    static const char *const headers[] = {
+        "  allocated by the program:\n",
+        "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n",
+        "  inherited from the parent (allocated before the fork that made this process; not its leaks):\n",
+    };
+    for (int pass = 0; pass < 3; pass++) {
         int header = 0;
         for (uint32_t i = 0; i < nleaks; i++) {
             const struct leak *l = order[i];
-            if (pf_sites_runtime(l->site) != pass)
+            if ((l->inherited ? 2 : pf_sites_runtime(l->site)) != pass)
                 continue;
             if (!header) {
-                pf_fmt_str(f, pass ? "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n"
-                                   : "  allocated by the program:\n");
+                pf_fmt_str(f, headers[pass]);
                 pf_fmt_str(f, "     objects        bytes  family                 site\n");
                 header = 1;
             }
@@ -321,6 +360,10 @@ static void write_json(struct pf_fmt *f)
     pf_fmt_u64(f, total.program_objects);
     pf_fmt_str(f, ",\"program_bytes\":");
     pf_fmt_u64(f, total.program_bytes);
+    pf_fmt_str(f, ",\"inherited_objects\":");
+    pf_fmt_u64(f, total.inherited_objects);
+    pf_fmt_str(f, ",\"inherited_bytes\":");
+    pf_fmt_u64(f, total.inherited_bytes);
     pf_fmt_str(f, ",\"sites_recorded\":");
     pf_fmt_str(f, pf_sites_on ? "true" : "false");
     pf_fmt_str(f, ",\"grouped\":");
@@ -361,6 +404,8 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_u64(f, l->bytes);
         pf_fmt_str(f, ",\"runtime\":");
         pf_fmt_str(f, !l->site ? "null" : pf_sites_runtime(l->site) ? "true" : "false");
+        pf_fmt_str(f, ",\"inherited\":");
+        pf_fmt_str(f, l->inherited ? "true" : "false");
         pf_fmt_char(f, '}');
     }
     pf_fmt_str(f, "]}");

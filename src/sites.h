@@ -27,8 +27,13 @@ PF_HIDDEN int pf_sites_runtime(uint32_t id);
 
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
-    uint64_t program_objects, program_bytes; /* those not allocated by the runtime */
+    uint64_t program_objects, program_bytes; /* allocated here, not by the runtime for itself */
+    uint64_t inherited_objects, inherited_bytes; /* allocated before the fork that made this process */
 };
+/* In a fork child: objects allocated from now on are the child's own. */
+PF_HIDDEN void pf_sites_fork_child(void);
+/* 1 in a process forked (without exec) from the one this image started in. */
+PF_HIDDEN int pf_sites_forked(void);
 /* Maps the leak walk's tables now, so an exit in a process that has run
  * out of memory still groups its leaks. */
 PF_HIDDEN void pf_leaks_reserve(void);

@@ -2,6 +2,9 @@
  * The leak report and PFALLOC_LEAK_EXIT_CODE in hard cases, from outside:
  *  - a process that has run out of address space still reports its leaks
  *    exactly and gets the leak exit code;
+ *  - a child forked without exec counts only what it allocated itself as its
+ *    leaks, lists what it inherited apart, and its exit status (a subshell's
+ *    in bash) is left alone by PFALLOC_LEAK_EXIT_CODE;
  */
 #include "spawn.h"
 
@@ -35,5 +38,66 @@ Test(sites, out_of_address_space_exit_report_and_code)
     cr_assert(own == held, "the program's own: %lu objects, it holds %lu\n%s", own, held, r.err);
     cr_assert(all >= own);
     cr_assert(r.exited && r.code == 7, "want exit code 7, got %s", pf_run_how(&r));
+    pf_run_free(&r);
+}
+
+/* The exit report of process `pid` inside err (NULL when there is none). */
+static const char *report_of(const char *err, long pid)
+{
+    char mark[64];
+    snprintf(mark, sizeof mark, PF_REPORT_MARK "%ld ", pid);
+    return strstr(err, mark);
+}
+
+Test(sites, fork_child_judged_on_its_own_objects)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("fork_leaks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_LEAK_EXIT_CODE=3", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(strstr(r.out, "fork_leaks: child status 0\n") != NULL, "stdout: %s\nstderr: %s", r.out, r.err);
+    /* Two reports: the child's comes first (the parent waits for it). */
+    long child = 0;
+    const char *c = strstr(r.err, PF_REPORT_MARK);
+    cr_assert(c && sscanf(c, PF_REPORT_MARK "%ld", &child) == 1, "%s", r.err);
+    c = report_of(r.err, child);
+    const char *end = strstr(c, "==== end of pfalloc report");
+    cr_assert(end != NULL);
+    char *rep = strndup(c, (size_t)(end - c));
+    unsigned long all, own, inh = 0;
+    leak_counts(rep, &all, &own);
+    cr_assert(own == 5, "the child's own: %lu objects, want 5\n%s", own, rep);
+    const char *i = strstr(rep, "inherited from the parent: ");
+    cr_assert(i && sscanf(i, "inherited from the parent: %lu objects", &inh) == 1, "%s", rep);
+    cr_assert(inh >= 100, "inherited: %lu objects, want at least 100\n%s", inh, rep);
+    /* The 100 are listed apart, under their site in the parent. */
+    const char *sec = strstr(rep, "  inherited from the parent (");
+    cr_assert(sec != NULL, "%s", rep);
+    const char *row = strstr(sec, "parent_objects+");
+    cr_assert(row != NULL, "%s", rep);
+    while (row > sec && row[-1] != '\n')
+        row--;
+    unsigned long objs = 0;
+    cr_assert(sscanf(row, "%lu", &objs) == 1 && objs == 100, "%s", rep);
+    /* child_objects' 5 are the child's own. */
+    const char *p = strstr(rep, "  allocated by the program:");
+    cr_assert(p && strstr(p, "child_objects+") && strstr(p, "child_objects+") < sec, "%s", rep);
+    free(rep);
+    cr_assert(r.exited && r.code == 0, "parent: %s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+}
+
+Test(sites, bash_subshell_status_kept)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("bash");
+    const char *const argv[] = {"bash", "-c", "(exit 0); echo $?; if (true); then echo taken; fi", NULL};
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=3", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert_str_eq(r.out, "0\ntaken\n", "stdout: %s\nstderr: %s", r.out, r.err);
     pf_run_free(&r);
 }
