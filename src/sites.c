@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "family.h"
+#include "module.h"
 #include "report.h"
 #include "tcache.h"
 
@@ -42,6 +43,9 @@ struct site {
 
 int pf_sites_on;
 static struct site *sites; /* SITE_SLOTS + 2 entries */
+/* Per site: the module that held its address when it was first seen,
+ * written once by the thread that claimed the entry (read at exit). */
+static uint16_t *site_module;
 static uint32_t gen;       /* this process's fork generation */
 
 /* Calls fn for every live object of every family, under that family's
@@ -81,8 +85,11 @@ void pf_sites_enable(void)
 {
     if (!sites)
         sites = pf_os_map_meta(sizeof(struct site) * (SITE_SLOTS + 2));
+    if (!site_module)
+        site_module = pf_os_map_meta(sizeof(*site_module) * (SITE_SLOTS + 2));
     if (!sites)
         return;
+    pf_module_init();
     atomic_store_explicit(&sites[EARLY_ID - 1].key, SITE_RUNTIME, memory_order_release);
     pf_span_enable_sites();
     /* What is live now was allocated before the program's code ran. */
@@ -98,8 +105,12 @@ uint32_t pf_sites_intern(uintptr_t addr, int runtime)
     for (uint32_t i = 0; i < 64; i++) {
         struct site *s = &sites[(h + i) & (SITE_SLOTS - 1)];
         uintptr_t cur = atomic_load_explicit(&s->key, memory_order_acquire);
-        if (cur == 0 && (atomic_compare_exchange_strong(&s->key, &cur, key) || cur == key))
-            return ((h + i) & (SITE_SLOTS - 1)) + 1;
+        if (cur == 0 && atomic_compare_exchange_strong(&s->key, &cur, key)) {
+            uint32_t idx = (h + i) & (SITE_SLOTS - 1);
+            if (site_module)
+                site_module[idx] = (uint16_t)pf_module_of(addr);
+            return idx + 1;
+        }
         if (cur == key)
             return ((h + i) & (SITE_SLOTS - 1)) + 1;
     }
@@ -225,32 +236,49 @@ void pf_leaks_collect(struct pf_leaks *sum)
         *sum = total;
 }
 
-/* ---- naming a site ------------------------------------------------------------- */
+/* ---- naming a frame ------------------------------------------------------------ */
+/* What a report says about one code address. */
 struct named {
     const char *func;   /* symbol, or NULL */
-    const char *module; /* basename of the object file */
+    const char *path;   /* the module's path, or "?" */
+    const char *module; /* its base name */
     uintptr_t off;      /* from func, or from the module base when func is NULL */
     uintptr_t modoff;   /* from the module base (for addr2line) */
+    int unloaded;       /* the module was unloaded since (no symbol: the address is another's now) */
 };
 
-static void name_site(uintptr_t addr, struct named *n)
+/* Names addr, seen in module `mod` (a pf_module id, 0: not recorded, then
+ * whatever is mapped there now). */
+static void name_frame(uintptr_t addr, uint32_t mod, struct named *n)
 {
-    Dl_info info;
     memset(n, 0, sizeof(*n));
-    n->module = "?";
+    n->path = n->module = "?";
+    const struct pf_module *m = pf_module_get(mod);
+    if (m) {
+        n->path = m->path;
+        n->module = pf_module_basename(m->path);
+        n->modoff = n->off = addr - m->start;
+        n->unloaded = !pf_module_loaded(mod, addr);
+        if (n->unloaded)
+            return;
+    }
+    Dl_info info;
     if (!addr || !dladdr((void *)addr, &info))
         return;
-    if (info.dli_fname && *info.dli_fname) {
-        const char *b = strrchr(info.dli_fname, '/');
-        n->module = b ? b + 1 : info.dli_fname;
+    if (!m) {
+        if (info.dli_fname && *info.dli_fname)
+            n->path = info.dli_fname, n->module = pf_module_basename(info.dli_fname);
+        n->modoff = n->off = addr - (uintptr_t)info.dli_fbase;
     }
-    n->modoff = addr - (uintptr_t)info.dli_fbase;
     if (info.dli_sname && info.dli_saddr) {
         n->func = info.dli_sname;
         n->off = addr - (uintptr_t)info.dli_saddr;
-    } else {
-        n->off = n->modoff;
     }
+}
+
+static uint32_t site_module_of(uint32_t site)
+{
+    return site && site_module && site <= EARLY_ID ? site_module[site - 1] : 0;
 }
 
 static const char *family_name(uint32_t id1)
@@ -339,11 +367,11 @@ static void write_text(struct pf_fmt *f)
                 pf_fmt_str(f, "(before start-up: the loader and libc)");
             } else {
                 struct named n;
-                name_site(site_addr(l->site), &n);
+                name_frame(site_addr(l->site), site_module_of(l->site), &n);
                 site_text(f, &n);
                 pf_fmt_str(f, " (");
                 pf_fmt_str(f, n.module);
-                pf_fmt_char(f, ')');
+                pf_fmt_str(f, n.unloaded ? ", unloaded)" : ")");
             }
             pf_fmt_char(f, '\n');
         }
@@ -377,7 +405,7 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_str(f, "{\"site\":");
         if (addr) {
             struct named n;
-            name_site(addr, &n);
+            name_frame(addr, site_module_of(l->site), &n);
             char buf[320];
             struct pf_fmt t;
             pf_fmt_init(&t, buf, sizeof(buf), -1);
@@ -389,9 +417,13 @@ static void write_json(struct pf_fmt *f)
             pf_fmt_hex(f, addr);
             pf_fmt_str(f, "\",\"module_offset\":\"");
             pf_fmt_hex(f, n.modoff);
-            pf_fmt_char(f, '"');
+            pf_fmt_str(f, "\",\"module_path\":");
+            pf_fmt_json_str(f, n.path);
+            pf_fmt_str(f, ",\"module_unloaded\":");
+            pf_fmt_str(f, n.unloaded ? "true" : "false");
         } else {
-            pf_fmt_str(f, "null,\"module\":null,\"address\":null,\"module_offset\":null");
+            pf_fmt_str(f, "null,\"module\":null,\"address\":null,\"module_offset\":null,"
+                          "\"module_path\":null,\"module_unloaded\":null");
         }
         pf_fmt_str(f, ",\"kind\":\"");
         pf_fmt_str(f, !l->site ? "unrecorded" : l->site == OTHER_ID ? "other_sites"

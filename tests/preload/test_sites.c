@@ -5,6 +5,8 @@
  *  - a child forked without exec counts only what it allocated itself as its
  *    leaks, lists what it inherited apart, and its exit status (a subshell's
  *    in bash) is left alone by PFALLOC_LEAK_EXIT_CODE;
+ *  - leaks of a library unloaded with dlclose keep its name (marked
+ *    unloaded), even when another library is loaded at its address.
  */
 #include "spawn.h"
 
@@ -99,5 +101,42 @@ Test(sites, bash_subshell_status_kept)
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     cr_assert_str_eq(r.out, "0\ntaken\n", "stdout: %s\nstderr: %s", r.out, r.err);
+    pf_run_free(&r);
+}
+
+Test(sites, unloaded_library_keeps_its_name)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dlclose_leaks");
+    cr_assert(strstr(r.out, "dlclose_leaks: same address ") != NULL, "stdout: %s\nstderr: %s", r.out, r.err);
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    const char *row = strstr(l, "(libdlleak_a.so, unloaded)");
+    cr_assert(row != NULL, "the leaks of libdlleak_a.so are not named after it:\n%s", l);
+    while (row > l && row[-1] != '\n')
+        row--;
+    unsigned long objs = 0, bytes = 0;
+    cr_assert(sscanf(row, "%lu %lu", &objs, &bytes) == 2 && objs == 3 && bytes == 3 * 72, "%s", l);
+    cr_assert(strstr(l, "dlleak_b") == NULL, "a leak named after the library loaded later:\n%s", l);
+    pf_run_free(&r);
+}
+
+Test(sites, unloaded_library_json)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dlclose_leaks");
+    cr_assert(strstr(r.err, "\"module\":\"libdlleak_a.so\"") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "\"module_unloaded\":true") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "dlleak_b") == NULL, "%s", r.err);
     pf_run_free(&r);
 }
