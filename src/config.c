@@ -23,6 +23,7 @@ void pf_config_defaults(struct pf_config *c)
     c->report = PF_REPORT_EXIT | PF_REPORT_SIGNAL;
     c->signo = SIGUSR1;
     c->cache_bytes = (size_t)8 << 20;
+    c->stack_depth = PF_STACK_DEFAULT;
 }
 
 static int eq(const char *a, const char *b)
@@ -191,6 +192,12 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
     }
     if (eq(name, "PFALLOC_CACHE"))
         return parse_size(v, &c->cache_bytes);
+    if (eq(name, "PFALLOC_STACK_DEPTH")) {
+        if (parse_uint(v, &u) != 0 || u < 1 || u > PF_STACK_MAX)
+            return -1;
+        c->stack_depth = (int)u;
+        return 0;
+    }
     return -1;
 }
 
@@ -206,6 +213,7 @@ static const struct {
     {"PFALLOC_SITES", "1 or 0"},
     {"PFALLOC_LEAK_EXIT_CODE", "an exit status from 0 to 255"},
     {"PFALLOC_CACHE", "a size in bytes, with an optional K, M or G"},
+    {"PFALLOC_STACK_DEPTH", "a number of frames from 1 to 32"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

@@ -1,18 +1,25 @@
 /*
- * sites.c — the call-site table and the leak walk.
- * Site table: open addressing on the site address, ids are slot indices + 1
- * (0 means "not recorded"), entries are claimed with a compare-exchange and
- * never removed, so readers need no lock. When it is full, new sites share
- * the id of an "other sites" entry.
+ * sites.c — the stack table and the leak walk.
+ * Stack table: an allocation's stack (the return addresses from the first
+ * frame outside pfalloc outwards, a few runtime frames then up to the
+ * configured depth) is interned by open addressing on a hash of its frames;
+ * ids are slot indices + 1 (0 means "not recorded"). An entry is claimed
+ * with a compare-exchange to BUSY, filled, then published by a release
+ * store of its key, which carries the runtime flag: readers never see a
+ * half-written stack or another stack's flag. A reader meeting a BUSY entry
+ * waits a little, then probes on (at worst one stack gets two entries).
+ * Entries are never removed. When the table is full, new stacks share the
+ * id of an "other sites" entry.
  * Leak walk: under each family's lock, every live slot (state >= 2) and large
- * block is added to a (site, family) table; the report then sorts it by
- * bytes. Memory for both tables comes from pfalloc's own mappings.
+ * block is added to a (stack, family, inherited) table; the report then sorts
+ * it by bytes. Memory for both tables comes from pfalloc's own mappings.
  */
 #include "sites.h"
 
 #include <dlfcn.h>
 #include <string.h>
 
+#include "config.h"
 #include "family.h"
 #include "module.h"
 #include "report.h"
@@ -20,17 +27,24 @@
 
 #define SITE_SLOTS (1u << 16)
 #define LEAK_SLOTS (1u << 14)
-#define OTHER_ID (SITE_SLOTS + 1) /* shared by sites that found the table full; entry SITE_SLOTS */
+#define OTHER_ID (SITE_SLOTS + 1) /* shared by stacks that found the table full; entry SITE_SLOTS */
 #define EARLY_ID (SITE_SLOTS + 2) /* live before recording began: the loader's and libc's */
+#define PROBES 64
 
-/* One word per site, claimed whole by one compare-exchange: the address
- * and the runtime flag are published together, so no reader (or racing
- * claimer) ever sees an entry with another site's flag. A site address
- * met with both classes gets two entries. */
+/* Entry key: 0 empty, KEY_BUSY being filled, else hash bits | 2 | runtime. */
+#define KEY_BUSY ((uint64_t)1)
+#define KEY_RUNTIME ((uint64_t)1) /* in a published key: no frame outside the runtime was found */
+
+/* Frames kept per stack: the configured depth plus up to RUNTIME_KEPT
+ * runtime frames in front of the first frame outside the runtime
+ * (strdup, std::string's constructor: the call the program made). */
+#define RUNTIME_KEPT PF_SITES_RUNTIME_KEPT
+
 struct site {
-    _Atomic uintptr_t key; /* address | SITE_RUNTIME, 0: empty */
+    _Atomic uint64_t key;
+    uint8_t depth; /* frames kept */
+    uint8_t first; /* index of the first frame outside the runtime (the site) */
 };
-#define SITE_RUNTIME ((uintptr_t)1 << 63) /* no frame outside the runtime was found */
 
 /* What a slot keeps: the site id in the low bits, and above them the fork
  * generation of the process that allocated the object (how many forks
@@ -42,10 +56,12 @@ struct site {
 #define GEN_MAX 255u
 
 int pf_sites_on;
-static struct site *sites; /* SITE_SLOTS + 2 entries */
-/* Per site: the module that held its address when it was first seen,
- * written once by the thread that claimed the entry (read at exit). */
-static uint16_t *site_module;
+static struct site *sites;  /* SITE_SLOTS + 2 entries */
+static uint32_t cap;         /* frames kept per entry */
+static uintptr_t *frames;    /* cap per entry */
+/* Per frame: the module that held its address when the stack was first
+ * seen, written by the thread that claimed the entry (read at exit). */
+static uint16_t *modules;    /* cap per entry */
 static uint32_t gen;       /* this process's fork generation */
 
 /* Calls fn for every live object of every family, under that family's
@@ -83,14 +99,17 @@ static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes
 
 void pf_sites_enable(void)
 {
-    if (!sites)
+    int depth = pf_config.stack_depth > 0 ? pf_config.stack_depth : PF_STACK_DEFAULT;
+    if (!sites) {
+        cap = (uint32_t)depth + RUNTIME_KEPT;
         sites = pf_os_map_meta(sizeof(struct site) * (SITE_SLOTS + 2));
-    if (!site_module)
-        site_module = pf_os_map_meta(sizeof(*site_module) * (SITE_SLOTS + 2));
-    if (!sites)
+        frames = pf_os_map_meta(sizeof(*frames) * (size_t)cap * (SITE_SLOTS + 2));
+        modules = pf_os_map_meta(sizeof(*modules) * (size_t)cap * (SITE_SLOTS + 2));
+    }
+    if (!sites || !frames || !modules)
         return;
     pf_module_init();
-    atomic_store_explicit(&sites[EARLY_ID - 1].key, SITE_RUNTIME, memory_order_release);
+    atomic_store_explicit(&sites[EARLY_ID - 1].key, 2 | KEY_RUNTIME, memory_order_release);
     pf_span_enable_sites();
     /* What is live now was allocated before the program's code ran. */
     for_each_live(mark_early);
@@ -98,23 +117,66 @@ void pf_sites_enable(void)
     pf_direct_below = 0;
 }
 
-uint32_t pf_sites_intern(uintptr_t addr, int runtime)
+uint32_t pf_sites_depth(void)
 {
-    uintptr_t key = addr | (runtime ? SITE_RUNTIME : 0);
-    uint32_t h = (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 48);
-    for (uint32_t i = 0; i < 64; i++) {
-        struct site *s = &sites[(h + i) & (SITE_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&s->key, memory_order_acquire);
-        if (cur == 0 && atomic_compare_exchange_strong(&s->key, &cur, key)) {
-            uint32_t idx = (h + i) & (SITE_SLOTS - 1);
-            if (site_module)
-                site_module[idx] = (uint16_t)pf_module_of(addr);
-            return idx + 1;
+    return cap > RUNTIME_KEPT ? cap - RUNTIME_KEPT : 1;
+}
+
+static int same_frames(const struct site *s, const uintptr_t *f, const uintptr_t *pcs, int n)
+{
+    if (s->depth != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (f[i] != pcs[i])
+            return 0;
+    return 1;
+}
+
+uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runtime)
+{
+    if (!sites || n < 1)
+        return OTHER_ID;
+    if ((uint32_t)n > cap)
+        n = (int)cap;
+    if (first >= n)
+        first = n - 1;
+    /* For one frame this is the address times the golden ratio: neighbouring
+     * sites spread over the table. */
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = (x ^ pcs[i]) * 0x9E3779B97F4A7C15ull;
+    uint64_t key = (x & ~(uint64_t)3) | 2 | (runtime ? KEY_RUNTIME : 0);
+    uint32_t h = (uint32_t)(x >> 48);
+    for (uint32_t i = 0; i < PROBES; i++) {
+        uint32_t idx = (h + i) & (SITE_SLOTS - 1);
+        struct site *s = &sites[idx];
+        uintptr_t *f = &frames[(size_t)idx * cap];
+        uint64_t cur = atomic_load_explicit(&s->key, memory_order_acquire);
+        if (cur == 0) {
+            if (atomic_compare_exchange_strong(&s->key, &cur, KEY_BUSY)) {
+                for (int k = 0; k < n; k++) {
+                    f[k] = pcs[k];
+                    modules[(size_t)idx * cap + (size_t)k] = (uint16_t)pf_module_of(pcs[k]);
+                }
+                s->depth = (uint8_t)n;
+                s->first = (uint8_t)first;
+                atomic_store_explicit(&s->key, key, memory_order_release);
+                return idx + 1;
+            }
         }
-        if (cur == key)
-            return ((h + i) & (SITE_SLOTS - 1)) + 1;
+        for (int spin = 0; cur == KEY_BUSY && spin < 1000; spin++) {
+            pf_cpu_relax();
+            cur = atomic_load_explicit(&s->key, memory_order_acquire);
+        }
+        if (cur == key && same_frames(s, f, pcs, n))
+            return idx + 1;
     }
     return OTHER_ID;
+}
+
+uint32_t pf_sites_intern(uintptr_t addr, int runtime)
+{
+    return pf_sites_intern_stack(&addr, 1, 0, runtime);
 }
 
 void pf_sites_note(const void *p, uintptr_t addr, int runtime)
@@ -276,9 +338,24 @@ static void name_frame(uintptr_t addr, uint32_t mod, struct named *n)
     }
 }
 
-static uint32_t site_module_of(uint32_t site)
+/* The frames of stack `id` (NULL for the shared and early entries). */
+static const uintptr_t *stack_of(uint32_t id, int *n, int *first)
 {
-    return site && site_module && site <= EARLY_ID ? site_module[site - 1] : 0;
+    *n = *first = 0;
+    if (!id || !sites || id > SITE_SLOTS)
+        return NULL;
+    const struct site *s = &sites[id - 1];
+    uint64_t key = atomic_load_explicit(&s->key, memory_order_acquire);
+    if (key == 0 || key == KEY_BUSY)
+        return NULL;
+    *n = s->depth;
+    *first = s->first;
+    return &frames[(size_t)(id - 1) * cap];
+}
+
+static uint32_t frame_module(uint32_t id, int i)
+{
+    return modules[(size_t)(id - 1) * cap + (size_t)i];
 }
 
 static const char *family_name(uint32_t id1)
@@ -300,16 +377,30 @@ static void site_text(struct pf_fmt *f, const struct named *n)
 
 int pf_sites_runtime(uint32_t site)
 {
-    return site && sites && site <= EARLY_ID
-               ? (atomic_load_explicit(&sites[site - 1].key, memory_order_relaxed) & SITE_RUNTIME) != 0
-               : 0;
+    if (!site || !sites || site > EARLY_ID)
+        return 0;
+    uint64_t key = atomic_load_explicit(&sites[site - 1].key, memory_order_acquire);
+    return (key & 3) == (2 | KEY_RUNTIME);
 }
 
-static uintptr_t site_addr(uint32_t site)
+/* The site of stack `id`: its first frame outside the runtime; 0 if none. */
+static uintptr_t site_addr(uint32_t id, uint32_t *mod)
 {
-    return site && sites && site <= EARLY_ID
-               ? atomic_load_explicit(&sites[site - 1].key, memory_order_relaxed) & ~SITE_RUNTIME
-               : 0;
+    int n, first;
+    const uintptr_t *f = stack_of(id, &n, &first);
+    *mod = f ? frame_module(id, first) : 0;
+    return f ? f[first] : 0;
+}
+
+/* "func+0x12 (module)" or "module+0x1234 (module, unloaded)". */
+static void frame_text(struct pf_fmt *f, uintptr_t addr, uint32_t mod)
+{
+    struct named n;
+    name_frame(addr, mod, &n);
+    site_text(f, &n);
+    pf_fmt_str(f, " (");
+    pf_fmt_str(f, n.module);
+    pf_fmt_str(f, n.unloaded ? ", unloaded)" : ")");
 }
 
 static void write_text(struct pf_fmt *f)
@@ -366,16 +457,53 @@ static void write_text(struct pf_fmt *f)
             } else if (l->site == EARLY_ID) {
                 pf_fmt_str(f, "(before start-up: the loader and libc)");
             } else {
-                struct named n;
-                name_frame(site_addr(l->site), site_module_of(l->site), &n);
-                site_text(f, &n);
-                pf_fmt_str(f, " (");
-                pf_fmt_str(f, n.module);
-                pf_fmt_str(f, n.unloaded ? ", unloaded)" : ")");
+                /* The site, then its callers one per line. */
+                int n, first;
+                const uintptr_t *fr = stack_of(l->site, &n, &first);
+                for (int k = first; fr && k < n; k++) {
+                    if (k > first)
+                        pf_fmt_str(f, "\n                                                  by ");
+                    frame_text(f, fr[k], frame_module(l->site, k));
+                }
             }
             pf_fmt_char(f, '\n');
         }
     }
+}
+
+/* "stack":[{frame},...], every frame kept, innermost first; "first": the
+ * index of the site (the first frame outside the runtime). */
+static void write_stack_json(struct pf_fmt *f, uint32_t id)
+{
+    int n, first;
+    const uintptr_t *fr = stack_of(id, &n, &first);
+    pf_fmt_str(f, ",\"first\":");
+    pf_fmt_u64(f, (uint64_t)first);
+    pf_fmt_str(f, ",\"stack\":[");
+    for (int k = 0; fr && k < n; k++) {
+        struct named nm;
+        name_frame(fr[k], frame_module(id, k), &nm);
+        pf_fmt_str(f, k ? ",{\"address\":\"" : "{\"address\":\"");
+        pf_fmt_hex(f, fr[k]);
+        pf_fmt_str(f, "\",\"module\":");
+        pf_fmt_json_str(f, nm.module);
+        pf_fmt_str(f, ",\"module_offset\":\"");
+        pf_fmt_hex(f, nm.modoff);
+        pf_fmt_str(f, "\",\"symbol\":");
+        if (nm.func) {
+            char buf[320];
+            struct pf_fmt t;
+            pf_fmt_init(&t, buf, sizeof(buf), -1);
+            site_text(&t, &nm);
+            pf_fmt_json_str(f, pf_fmt_cstr(&t));
+        } else {
+            pf_fmt_str(f, "null");
+        }
+        pf_fmt_str(f, ",\"unloaded\":");
+        pf_fmt_str(f, nm.unloaded ? "true" : "false");
+        pf_fmt_char(f, '}');
+    }
+    pf_fmt_char(f, ']');
 }
 
 static void write_json(struct pf_fmt *f)
@@ -401,11 +529,12 @@ static void write_json(struct pf_fmt *f)
         const struct leak *l = order[i];
         if (i)
             pf_fmt_char(f, ',');
-        uintptr_t addr = site_addr(l->site);
+        uint32_t mod;
+        uintptr_t addr = site_addr(l->site, &mod);
         pf_fmt_str(f, "{\"site\":");
         if (addr) {
             struct named n;
-            name_frame(addr, site_module_of(l->site), &n);
+            name_frame(addr, mod, &n);
             char buf[320];
             struct pf_fmt t;
             pf_fmt_init(&t, buf, sizeof(buf), -1);
@@ -438,6 +567,7 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_str(f, !l->site ? "null" : pf_sites_runtime(l->site) ? "true" : "false");
         pf_fmt_str(f, ",\"inherited\":");
         pf_fmt_str(f, l->inherited ? "true" : "false");
+        write_stack_json(f, l->site);
         pf_fmt_char(f, '}');
     }
     pf_fmt_str(f, "]}");

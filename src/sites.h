@@ -21,6 +21,13 @@ PF_HIDDEN extern int pf_sites_on;
 PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
 /* The same in two steps, for callers that remember ids: */
 PF_HIDDEN uint32_t pf_sites_intern(uintptr_t addr, int runtime);
+/* Interns a stack: pcs[0..n) innermost first, pcs[first] the first frame
+ * outside the runtime (the site). Lock-free, never allocates. */
+PF_HIDDEN uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runtime);
+/* Frames kept from the site outwards (PFALLOC_STACK_DEPTH). */
+PF_HIDDEN uint32_t pf_sites_depth(void);
+/* Runtime frames kept in front of the site. */
+#define PF_SITES_RUNTIME_KEPT 2
 PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
 /* 1 when site `id` was interned as the runtime's. */
 PF_HIDDEN int pf_sites_runtime(uint32_t id);

@@ -45,6 +45,8 @@ static const char *const interposed[] = {
     "malloc_info",
     "malloc_trim",
     "mallopt",
+    /* unloading code: the stack walker forgets its cached rules */
+    "dlclose",
     /* operator new: plain, nothrow, aligned, aligned nothrow; scalar and array */
     "_Znwm",
     "_Znam",

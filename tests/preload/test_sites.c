@@ -6,7 +6,11 @@
  *    leaks, lists what it inherited apart, and its exit status (a subshell's
  *    in bash) is left alone by PFALLOC_LEAK_EXIT_CODE;
  *  - leaks of a library unloaded with dlclose keep its name (marked
- *    unloaded), even when another library is loaded at its address.
+ *    unloaded), even when another library is loaded at its address;
+ *  - stacks: leaks through one wrapper from two callers are two groups, each
+ *    frame's module offset lies in the function nm names for it (no
+ *    exported symbol needed), strdup's frame is kept in front of its caller;
+ *    an allocation from code without unwind tables still gets its site.
  */
 #include "spawn.h"
 
@@ -138,5 +142,109 @@ Test(sites, unloaded_library_json)
     cr_assert(strstr(r.err, "\"module\":\"libdlleak_a.so\"") != NULL, "%s", r.err);
     cr_assert(strstr(r.err, "\"module_unloaded\":true") != NULL, "%s", r.err);
     cr_assert(strstr(r.err, "dlleak_b") == NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+/* Checks stacks' JSON exit report (stdin) against nm's symbol table of the
+ * program (argv[1]): prints "ok" or what is wrong. */
+static const char stacks_py[] =
+    "import json, subprocess, sys\n"
+    "syms = {}\n"
+    "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n"
+    "    f = l.split()\n"
+    "    if len(f) == 4:\n"
+    "        syms[f[3]] = (int(f[0], 16), int(f[1], 16))\n"
+    "def inside(fr, name):\n"
+    "    a, n = syms[name]\n"
+    "    off = int(fr['module_offset'], 16)\n"
+    "    return fr['module'] == 'stacks' and a < off <= a + n\n"
+    "L = None\n"
+    "for line in sys.stdin:\n"
+    "    if line.startswith('{'):\n"
+    "        L = json.loads(line)['leaks']\n"
+    "if L is None: sys.exit('no report')\n"
+    "if L['program_objects'] != 8: sys.exit('program objects %d' % L['program_objects'])\n"
+    "def group(objs, fam):\n"
+    "    g = [s for s in L['sites'] if s['objects'] == objs and s['family'] == fam and not s['runtime']]\n"
+    "    if len(g) != 1: sys.exit('%d groups of %d objects in %s' % (len(g), objs, fam))\n"
+    "    s = g[0]\n"
+    "    return s['stack'], s['first']\n"
+    "for objs, caller in ((3, 'caller_one'), (4, 'caller_two')):\n"
+    "    st, f = group(objs, 'malloc-48')\n"
+    "    want = ['xalloc', caller, 'main']\n"
+    "    for k, name in enumerate(want):\n"
+    "        if f + k >= len(st) or not inside(st[f + k], name):\n"
+    "            sys.exit('%s: frame %d is not in %s: %s' % (caller, k, name, st))\n"
+    "st, f = group(1, 'malloc-16')\n"
+    "if not (inside(st[f], 'dup_text') and inside(st[f + 1], 'main')): sys.exit('strdup: %s' % st)\n"
+    "if f < 1 or not st[f - 1]['module'].startswith('libc.so'): sys.exit('strdup frame: %s' % st)\n"
+    "print('ok')\n";
+
+Test(sites, stacks_keep_callers_apart)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    char *dir = pf_tempdir("sites");
+    char *out = pf_path(dir, "report.json");
+    char outvar[4200];
+    snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
+    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "stacks");
+    pf_run_free(&r);
+    const char *const check[] = {"python3", "-c", stacks_py, PROG("stacks"), NULL};
+    struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
+    pf_spawn(check, &po, &r);
+    cr_assert(r.exited && r.code == 0 && strcmp(r.out, "ok\n") == 0, "%s%s\n%s", r.out, r.err,
+              pf_read_file(out, NULL));
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
+    free(out);
+}
+
+Test(sites, stacks_text_one_frame_per_line)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "stacks");
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    /* The wrapper's two callers: two rows of malloc-48, 4 and 3 objects,
+     * each followed by its callers, one per line. */
+    const char *four = strstr(l, "           4          160  malloc-48 ");
+    const char *three = strstr(l, "           3          120  malloc-48 ");
+    cr_assert(four && three, "%s", l);
+    for (const char *row = four; row; row = row == four ? three : NULL) {
+        const char *next = strchr(row, '\n');
+        cr_assert(next && strncmp(next + 1, "                                                  by ", 53) == 0,
+                  "no caller line under the row:\n%s", l);
+        const char *main_line = strstr(next + 1, "by main+");
+        cr_assert(main_line != NULL, "%s", l);
+    }
+    pf_run_free(&r);
+}
+
+Test(sites, stack_depth_one_keeps_sites)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_STACK_DEPTH=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "stacks");
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    /* One frame: the wrapper's callers fall together, and no caller lines. */
+    cr_assert(strstr(l, "           7          280  malloc-48 ") != NULL, "%s", l);
+    cr_assert(strstr(l, "  by ") == NULL, "%s", l);
     pf_run_free(&r);
 }
