@@ -248,3 +248,20 @@ Test(sites, stack_depth_one_keeps_sites)
     cr_assert(strstr(l, "  by ") == NULL, "%s", l);
     pf_run_free(&r);
 }
+
+Test(sites, stack_walk_stops_without_unwind_tables)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("nocfi"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "nocfi");
+    cr_assert(strstr(r.out, "nocfi: 8 objects kept\n") != NULL, "%s", r.out);
+    unsigned long all, own;
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 8, "the program's own: %lu, want 8\n%s", own, r.err);
+    cr_assert(strstr(r.err, "           6          336  malloc-64 ") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}
