@@ -3,7 +3,9 @@
  *  - concurrent first uses of sites whose slots collide, half of them the
  *    runtime's and half the program's: every object keeps the class its
  *    site was interned with, and the leak walk's program count is exact,
- *    rep after rep.
+ *    rep after rep;
+ *  - concurrent first uses of the same multi-frame stacks: every thread's
+ *    id reads back with the class the stack was interned with.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -85,5 +87,50 @@ Test(sites, concurrent_first_uses_keep_their_class)
         for (int i = 0; i < THREADS; i++)
             for (int k = 0; k < OBJECTS; k++)
                 pf_free(u[i].objs[k]);
+    }
+}
+
+#define STACKS 4
+#define STACK_FRAMES 6
+
+struct stack_use {
+    pthread_barrier_t *go;
+    uintptr_t (*pcs)[STACK_FRAMES];
+    uint32_t ids[STACKS];
+};
+
+static void *stack_thread(void *arg)
+{
+    struct stack_use *u = arg;
+    pthread_barrier_wait(u->go);
+    for (int k = 0; k < STACKS; k++)
+        u->ids[k] = pf_sites_intern_stack(u->pcs[k], STACK_FRAMES, 1, k & 1);
+    return NULL;
+}
+
+Test(sites, concurrent_stacks_keep_their_class)
+{
+    pf_sites_enable();
+    for (int rep = 0; rep < 200; rep++) {
+        uintptr_t pcs[STACKS][STACK_FRAMES];
+        for (int k = 0; k < STACKS; k++)
+            for (int f = 0; f < STACK_FRAMES; f++)
+                pcs[k][f] = 0x20000000 + (uintptr_t)rep * 0x10000 + (uintptr_t)k * 0x100 + (uintptr_t)f * 8;
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, THREADS);
+        struct stack_use u[THREADS];
+        pthread_t t[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            u[i] = (struct stack_use){.go = &go, .pcs = pcs};
+            pthread_create(&t[i], NULL, stack_thread, &u[i]);
+        }
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < THREADS; i++)
+            for (int k = 0; k < STACKS; k++) {
+                cr_assert(u[i].ids[k] != 0);
+                cr_assert_eq(pf_sites_runtime(u[i].ids[k]), k & 1, "rep %d thread %d stack %d", rep, i, k);
+            }
     }
 }
