@@ -18,9 +18,10 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
-#include <unwind.h>
 
+#include "config.h"
 #include "sites.h"
+#include "unwind.h"
 
 #define MAX_RANGES 64
 
@@ -104,6 +105,7 @@ void pf_callsite_init(void)
         owned[nowned].hi = owned[nowned].lo + sym->st_size;
         nowned++;
     }
+    pf_unwind_init((const void *)pf_callsite_init);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 }
 
@@ -124,59 +126,95 @@ static int for_its_caller(uintptr_t a)
     return 0;
 }
 
-struct walk {
-    uintptr_t found; /* first frame outside the runtime */
-    uintptr_t last;  /* the runtime frame just before it */
-    int depth;
-};
+/* The last stack this thread interned, and its id: a loop that allocates
+ * from one place skips the hash and the table. */
+static __thread uintptr_t memo_pcs[PF_STACK_MAX + PF_SITES_RUNTIME_KEPT]
+    __attribute__((tls_model("initial-exec")));
+static __thread int memo_n __attribute__((tls_model("initial-exec")));
+static __thread uint32_t memo_stack __attribute__((tls_model("initial-exec")));
 
-static _Unwind_Reason_Code step(struct _Unwind_Context *ctx, void *arg)
+/* Frames unwound at most: runtime frames in front of the site, then the depth. */
+#define MAX_WALK (PF_STACK_MAX + 16)
+
+static uint32_t intern(const uintptr_t *pcs, int n, int first, int runtime)
 {
-    struct walk *w = arg;
-    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
-    if (!ip || ++w->depth > 64)
-        return _URC_END_OF_STACK;
-    if (where(ip) == 0) {
-        w->found = ip;
-        return _URC_END_OF_STACK;
+    if (!runtime && n == memo_n && memo_stack) {
+        int k = 0;
+        while (k < n && memo_pcs[k] == pcs[k])
+            k++;
+        if (k == n)
+            return memo_stack;
     }
-    w->last = ip;
-    return _URC_NO_REASON;
+    uint32_t id = pf_sites_intern_stack(pcs, n, first, runtime);
+    if (!runtime) {
+        memcpy(memo_pcs, pcs, sizeof(*pcs) * (size_t)n);
+        memo_n = n;
+        memo_stack = id;
+    }
+    return id;
 }
 
 void pf_callsite_record(const void *p, const void *ret)
 {
     uintptr_t a = (uintptr_t)ret;
-    if (a == memo_addr && memo_id) {
-        pf_sites_store(p, memo_id);
-        return;
-    }
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
         pf_sites_note(p, a, 1);
         return;
     }
     int w = where(a);
-    if (w == 0) {
-        memo_id = pf_sites_intern(a, 0);
-        memo_addr = a;
-        pf_sites_store(p, memo_id);
-        return;
-    }
     if (w == 2 || busy) { /* the loader's own, or an allocation made while unwinding */
         pf_sites_note(p, a, 1);
         return;
     }
+    int depth = (int)pf_sites_depth();
+    if (depth == 1 && w == 0) { /* one frame: the return address is the site */
+        if (a != memo_addr || !memo_id) {
+            memo_id = pf_sites_intern(a, 0);
+            memo_addr = a;
+        }
+        pf_sites_store(p, memo_id);
+        return;
+    }
     busy = 1;
-    struct walk wk = {0, 0, 0};
-    _Unwind_Backtrace(step, &wk);
+    uintptr_t pcs[MAX_WALK];
+    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0));
     busy = 0;
-    if (!wk.found) {
-        pf_sites_note(p, a, 1);
+    if (n == 0 || pcs[0] != a) { /* no unwind information here: one frame */
+        pf_sites_note(p, a, w != 0);
         return;
     }
     /* The return address is one past the call: ip - 1 is inside the caller. */
+    int first = 0;
+    while (first < n && where(pcs[first] - 1) != 0)
+        first++;
+    if (first == n) { /* the runtime's own all the way */
+        pf_sites_store(p, pf_sites_intern_stack(pcs, n < depth ? n : depth, 0, 1));
+        return;
+    }
     /* libc allocated (a is in libc) and the program did not call one of the
      * functions that hand their result over (the last runtime frame). */
-    int libc_own = w == 3 && !(where(wk.last - 1) == 3 && for_its_caller(wk.last - 1));
-    pf_sites_note(p, wk.found, libc_own);
+    int libc_own = w == 3 && first > 0 &&
+                   !(where(pcs[first - 1] - 1) == 3 && for_its_caller(pcs[first - 1] - 1));
+    int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
+    int start = first - keep;
+    int count = n - start < keep + depth ? n - start : keep + depth;
+    pf_sites_store(p, intern(pcs + start, count, keep, libc_own));
+}
+
+/* dlclose may unmap code whose unwind rules are cached, and another object
+ * may later be mapped at its addresses: every cached rule is forgotten after
+ * an unload. The real dlclose is looked up on first use, never at start-up. */
+__attribute__((visibility("default"))) int dlclose(void *handle)
+{
+    static int (*real)(void *);
+    int (*fn)(void *) = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+    if (!fn) {
+        fn = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+        if (!fn)
+            return -1;
+        __atomic_store_n(&real, fn, __ATOMIC_RELEASE);
+    }
+    int rc = fn(handle);
+    pf_unwind_forget();
+    return rc;
 }

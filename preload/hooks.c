@@ -142,7 +142,7 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     (void)uc;
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
-        struct pf_leaks leaks = {0, 0, 0, 0};
+        struct pf_leaks leaks = {0};
         exit_report(&leaks, family_locks_free());
     }
     struct sigaction dfl;
@@ -209,6 +209,7 @@ static void fork_child(void)
 {
     pf_report_fork_child();
     pf_introspect_fork_child();
+    pf_sites_fork_child();
 }
 
 __attribute__((constructor(101))) static void preload_start(void)
@@ -241,6 +242,8 @@ __attribute__((constructor(101))) static void preload_start(void)
         static const char msg[] = "pfalloc: PFALLOC_CHECK: no memory for the checking mode; it stays off\n";
         pf_os_write_all(2, msg, sizeof(msg) - 1);
     }
+    if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
+        pf_leaks_reserve();
     if ((pf_config.report & PF_REPORT_SIGNAL) && pf_config.signo)
         install(pf_config.signo);
     if (pf_config.interval_ms)
@@ -263,10 +266,14 @@ __attribute__((destructor(101))) static void preload_exit(void)
         return;
     }
     pf_check_exit(); /* before the leak walk: the quarantine is emptied */
-    struct pf_leaks leaks = {0, 0, 0, 0};
+    struct pf_leaks leaks = {0};
     exit_report(&leaks, 1);
     pf_emit_exit_done();
-    if (pf_config.leak_exit_code && leaks.program_objects) {
+    /* A process forked without exec is a part of its parent's program (a
+     * subshell, a worker): its exit status is read by that program's own
+     * logic, so the leak status is the image's first process's to give.
+     * Its report still shows its own leaks apart from the inherited. */
+    if (pf_config.leak_exit_code && leaks.program_objects && !pf_sites_forked()) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);
     }

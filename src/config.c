@@ -25,6 +25,7 @@ void pf_config_defaults(struct pf_config *c)
     c->signo = SIGUSR1;
     c->term_report = 1;
     c->cache_bytes = (size_t)8 << 20;
+    c->stack_depth = PF_STACK_DEFAULT;
 }
 
 static int eq(const char *a, const char *b)
@@ -197,6 +198,12 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
         return parse_bool(v, &c->check);
     if (eq(name, "PFALLOC_TERM_REPORT"))
         return parse_bool(v, &c->term_report);
+    if (eq(name, "PFALLOC_STACK_DEPTH")) {
+        if (parse_uint(v, &u) != 0 || u < 1 || u > PF_STACK_MAX)
+            return -1;
+        c->stack_depth = (int)u;
+        return 0;
+    }
     return -1;
 }
 
@@ -214,6 +221,7 @@ static const struct {
     {"PFALLOC_CACHE", "a size in bytes, with an optional K, M or G"},
     {"PFALLOC_CHECK", "1 or 0"},
     {"PFALLOC_TERM_REPORT", "1 or 0"},
+    {"PFALLOC_STACK_DEPTH", "a number of frames from 1 to 32"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

@@ -13,6 +13,8 @@
 #include "os.h"
 
 enum { PF_REPORT_EXIT = 1, PF_REPORT_SIGNAL = 2 };
+#define PF_STACK_DEFAULT 8
+#define PF_STACK_MAX 32
 
 struct pf_config {
     int report;           /* PFALLOC_REPORT: bit set of PF_REPORT_* (default both) */
@@ -22,6 +24,7 @@ struct pf_config {
     int json;             /* PFALLOC_FORMAT: 1 for json, 0 for text */
     int sites;            /* PFALLOC_SITES: record call sites */
     int leak_exit_code;   /* PFALLOC_LEAK_EXIT_CODE: status on leaks, 0 for unchanged */
+    int stack_depth;      /* PFALLOC_STACK_DEPTH: frames kept per allocation (1..PF_STACK_MAX, default 8) */
     size_t cache_bytes;   /* PFALLOC_CACHE: bound on empty-span pages kept resident */
     int check;            /* PFALLOC_CHECK: the checking mode (canaries, quarantine, guards) */
     int term_report;      /* PFALLOC_TERM_REPORT: exit report on SIGTERM/SIGINT/SIGHUP (default 1) */

@@ -1,35 +1,69 @@
 /*
- * sites.c — the call-site table and the leak walk.
- * Site table: open addressing on the site address, ids are slot indices + 1
- * (0 means "not recorded"), entries are claimed with a compare-exchange and
- * never removed, so readers need no lock. When it is full, new sites share
- * the id of an "other sites" entry.
+ * sites.c — the stack table and the leak walk.
+ * Stack table: an allocation's stack (the return addresses from the first
+ * frame outside pfalloc outwards, a few runtime frames then up to the
+ * configured depth) is interned by open addressing on a hash of its frames;
+ * ids are slot indices + 1 (0 means "not recorded"). An entry is claimed
+ * with a compare-exchange to BUSY, filled, then published by a release
+ * store of its key, which carries the runtime flag: readers never see a
+ * half-written stack or another stack's flag. A reader meeting a BUSY entry
+ * waits a little, then probes on (at worst one stack gets two entries).
+ * Entries are never removed. When the table is full, new stacks share the
+ * id of an "other sites" entry.
  * Leak walk: under each family's lock, every live slot (state >= 2) and large
- * block is added to a (site, family) table; the report then sorts it by
- * bytes. Memory for both tables comes from pfalloc's own mappings.
+ * block is added to a (stack, family, inherited) table; the report then sorts
+ * it by bytes. Memory for both tables comes from pfalloc's own mappings.
  */
 #include "sites.h"
 
 #include <string.h>
 
 #include "check.h"
+#include "config.h"
 #include "family.h"
+#include "module.h"
 #include "report.h"
 #include "symtab.h"
 #include "tcache.h"
 
 #define SITE_SLOTS (1u << 16)
 #define LEAK_SLOTS (1u << 14)
-#define OTHER_ID (SITE_SLOTS + 1) /* shared by sites that found the table full; entry SITE_SLOTS */
+#define OTHER_ID (SITE_SLOTS + 1) /* shared by stacks that found the table full; entry SITE_SLOTS */
 #define EARLY_ID (SITE_SLOTS + 2) /* live before recording began: the loader's and libc's */
+#define PROBES 64
+
+/* Entry key: 0 empty, KEY_BUSY being filled, else hash bits | 2 | runtime. */
+#define KEY_BUSY ((uint64_t)1)
+#define KEY_RUNTIME ((uint64_t)1) /* in a published key: no frame outside the runtime was found */
+
+/* Frames kept per stack: the configured depth plus up to RUNTIME_KEPT
+ * runtime frames in front of the first frame outside the runtime
+ * (strdup, std::string's constructor: the call the program made). */
+#define RUNTIME_KEPT PF_SITES_RUNTIME_KEPT
 
 struct site {
-    _Atomic uintptr_t addr; /* 0: empty */
-    uint8_t runtime;        /* no frame outside the runtime was found */
+    _Atomic uint64_t key;
+    uint8_t depth; /* frames kept */
+    uint8_t first; /* index of the first frame outside the runtime (the site) */
 };
 
+/* What a slot keeps: the site id in the low bits, and above them the fork
+ * generation of the process that allocated the object (how many forks
+ * without exec lie between this image's start and that process). An
+ * object whose generation is below the process's own was inherited
+ * through fork: the child did not allocate it. Saturates at GEN_MAX. */
+#define ID_BITS 24
+#define ID_MASK ((1u << ID_BITS) - 1)
+#define GEN_MAX 255u
+
 int pf_sites_on;
-static struct site *sites; /* SITE_SLOTS + 2 entries */
+static struct site *sites;  /* SITE_SLOTS + 2 entries */
+static uint32_t cap;         /* frames kept per entry */
+static uintptr_t *frames;    /* cap per entry */
+/* Per frame: the module that held its address when the stack was first
+ * seen, written by the thread that claimed the entry (read at exit). */
+static uint16_t *modules;    /* cap per entry */
+static uint32_t gen;       /* this process's fork generation */
 
 /* Calls fn for every live object of every family, under that family's
  * lock: `site` is where its call-site id is kept (NULL when its span keeps
@@ -66,11 +100,17 @@ static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes
 
 void pf_sites_enable(void)
 {
-    if (!sites)
+    int depth = pf_config.stack_depth > 0 ? pf_config.stack_depth : PF_STACK_DEFAULT;
+    if (!sites) {
+        cap = (uint32_t)depth + RUNTIME_KEPT;
         sites = pf_os_map_meta(sizeof(struct site) * (SITE_SLOTS + 2));
-    if (!sites)
+        frames = pf_os_map_meta(sizeof(*frames) * (size_t)cap * (SITE_SLOTS + 2));
+        modules = pf_os_map_meta(sizeof(*modules) * (size_t)cap * (SITE_SLOTS + 2));
+    }
+    if (!sites || !frames || !modules)
         return;
-    sites[EARLY_ID - 1].runtime = 1;
+    pf_module_init();
+    atomic_store_explicit(&sites[EARLY_ID - 1].key, 2 | KEY_RUNTIME, memory_order_release);
     pf_span_enable_sites();
     /* What is live now was allocated before the program's code ran. */
     for_each_live(mark_early);
@@ -78,21 +118,66 @@ void pf_sites_enable(void)
     pf_direct_below = 0;
 }
 
-uint32_t pf_sites_intern(uintptr_t addr, int runtime)
+uint32_t pf_sites_depth(void)
 {
-    uint32_t h = (uint32_t)((addr * 0x9E3779B97F4A7C15ull) >> 48);
-    for (uint32_t i = 0; i < 64; i++) {
-        struct site *s = &sites[(h + i) & (SITE_SLOTS - 1)];
-        uintptr_t cur = atomic_load_explicit(&s->addr, memory_order_acquire);
-        if (cur == addr)
-            return ((h + i) & (SITE_SLOTS - 1)) + 1;
+    return cap > RUNTIME_KEPT ? cap - RUNTIME_KEPT : 1;
+}
+
+static int same_frames(const struct site *s, const uintptr_t *f, const uintptr_t *pcs, int n)
+{
+    if (s->depth != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (f[i] != pcs[i])
+            return 0;
+    return 1;
+}
+
+uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runtime)
+{
+    if (!sites || n < 1)
+        return OTHER_ID;
+    if ((uint32_t)n > cap)
+        n = (int)cap;
+    if (first >= n)
+        first = n - 1;
+    /* For one frame this is the address times the golden ratio: neighbouring
+     * sites spread over the table. */
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = (x ^ pcs[i]) * 0x9E3779B97F4A7C15ull;
+    uint64_t key = (x & ~(uint64_t)3) | 2 | (runtime ? KEY_RUNTIME : 0);
+    uint32_t h = (uint32_t)(x >> 48);
+    for (uint32_t i = 0; i < PROBES; i++) {
+        uint32_t idx = (h + i) & (SITE_SLOTS - 1);
+        struct site *s = &sites[idx];
+        uintptr_t *f = &frames[(size_t)idx * cap];
+        uint64_t cur = atomic_load_explicit(&s->key, memory_order_acquire);
         if (cur == 0) {
-            s->runtime = (uint8_t)runtime;
-            if (atomic_compare_exchange_strong(&s->addr, &cur, addr) || cur == addr)
-                return ((h + i) & (SITE_SLOTS - 1)) + 1;
+            if (atomic_compare_exchange_strong(&s->key, &cur, KEY_BUSY)) {
+                for (int k = 0; k < n; k++) {
+                    f[k] = pcs[k];
+                    modules[(size_t)idx * cap + (size_t)k] = (uint16_t)pf_module_of(pcs[k]);
+                }
+                s->depth = (uint8_t)n;
+                s->first = (uint8_t)first;
+                atomic_store_explicit(&s->key, key, memory_order_release);
+                return idx + 1;
+            }
         }
+        for (int spin = 0; cur == KEY_BUSY && spin < 1000; spin++) {
+            pf_cpu_relax();
+            cur = atomic_load_explicit(&s->key, memory_order_acquire);
+        }
+        if (cur == key && same_frames(s, f, pcs, n))
+            return idx + 1;
     }
     return OTHER_ID;
+}
+
+uint32_t pf_sites_intern(uintptr_t addr, int runtime)
+{
+    return pf_sites_intern_stack(&addr, 1, 0, runtime);
 }
 
 void pf_sites_note(const void *p, uintptr_t addr, int runtime)
@@ -100,10 +185,22 @@ void pf_sites_note(const void *p, uintptr_t addr, int runtime)
     pf_sites_store(p, pf_sites_intern(addr, runtime));
 }
 
+void pf_sites_fork_child(void)
+{
+    if (gen < GEN_MAX)
+        gen++;
+}
+
+int pf_sites_forked(void)
+{
+    return gen != 0;
+}
+
 void pf_sites_store(const void *p, uint32_t id)
 {
     if (PF_UNLIKELY(pf_check_on) && pf_check_site(p, id))
         return;
+    id |= gen << ID_BITS;
     struct pf_span *s = pf_pagemap_get(p);
     if (!s)
         return;
@@ -115,8 +212,9 @@ void pf_sites_store(const void *p, uint32_t id)
 
 /* ---- the leak walk ------------------------------------------------------------- */
 struct leak {
-    uint32_t site;   /* site id, 0 unknown */
-    uint32_t family; /* family id + 1, 0 empty */
+    uint32_t site;      /* site id, 0 unknown */
+    uint32_t family;    /* family id + 1, 0 empty */
+    uint32_t inherited; /* allocated before the fork that made this process */
     uint64_t objects, bytes;
 };
 
@@ -124,20 +222,24 @@ static struct leak *leaks;  /* LEAK_SLOTS entries */
 static struct leak **order; /* sorted view */
 static uint32_t nleaks;
 static struct pf_leaks total;
+static int grouped; /* the last walk had its tables (else: totals only) */
 
-static void add(uint32_t site, uint32_t fam, uint64_t bytes)
+static void add(uint32_t word, uint32_t fam, uint64_t bytes)
 {
-    uint32_t h = (site * 2654435761u ^ fam * 40503u) & (LEAK_SLOTS - 1);
-    for (uint32_t i = 0; i < LEAK_SLOTS; i++) {
+    uint32_t site = word & ID_MASK;
+    uint32_t inherited = word && (word >> ID_BITS) < gen;
+    uint32_t h = (site * 2654435761u ^ fam * 40503u ^ inherited) & (LEAK_SLOTS - 1);
+    for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
         struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
         if (l->family == 0) {
             if (nleaks + 1 >= LEAK_SLOTS)
                 break; /* full: count it only in the totals */
             l->site = site;
             l->family = fam;
+            l->inherited = inherited;
             nleaks++;
         }
-        if (l->site == site && l->family == fam) {
+        if (l->site == site && l->family == fam && l->inherited == inherited) {
             l->objects++;
             l->bytes += bytes;
             break;
@@ -145,8 +247,10 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
     }
     total.objects++;
     total.bytes += bytes;
-    int runtime = site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
-    if (!runtime) {
+    if (inherited) {
+        total.inherited_objects++;
+        total.inherited_bytes += bytes;
+    } else if (!pf_sites_runtime(site)) {
         total.program_objects++;
         total.program_bytes += bytes;
     }
@@ -157,23 +261,34 @@ static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes)
     add(site ? *site : 0, f->id + 1, bytes);
 }
 
+void pf_leaks_reserve(void)
+{
+    if (!leaks)
+        leaks = pf_os_map_meta(sizeof(*leaks) * LEAK_SLOTS);
+    if (!order)
+        order = pf_os_map_meta(sizeof(*order) * LEAK_SLOTS);
+}
+
 void pf_leaks_collect(struct pf_leaks *sum)
 {
-    if (!leaks) {
-        leaks = pf_os_map_meta(sizeof(*leaks) * LEAK_SLOTS);
-        order = pf_os_map_meta(sizeof(*order) * LEAK_SLOTS);
-    }
+    /* Reserved at start-up when leaks are reported; this late try is for a
+     * caller that did not reserve. Without the tables the walk still counts
+     * every object (totals and the program's share are exact), it only
+     * cannot group them. */
+    pf_leaks_reserve();
     memset(&total, 0, sizeof(total));
-    if (leaks) {
+    grouped = leaks && order;
+    nleaks = 0;
+    if (grouped)
         memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
-        nleaks = 0;
-        for_each_live(add_live);
+    for_each_live(add_live);
+    if (grouped) {
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = 0;
-        for (uint32_t i = 0; i < LEAK_SLOTS && order; i++)
+        for (uint32_t i = 0; i < LEAK_SLOTS; i++)
             if (leaks[i].family)
                 order[m++] = &leaks[i];
-        nleaks = order ? m : 0;
+        nleaks = m;
         for (uint32_t gap = m / 2; gap; gap /= 2)
             for (uint32_t i = gap; i < m; i++)
                 for (uint32_t j = i; j >= gap && order[j - gap]->bytes < order[j]->bytes; j -= gap) {
@@ -188,24 +303,62 @@ void pf_leaks_collect(struct pf_leaks *sum)
     pf_sym_allow_demangle(1);
 }
 
-/* ---- naming a site ------------------------------------------------------------- */
+/* ---- naming a frame ------------------------------------------------------------ */
+/* What a report says about one code address. */
 struct named {
-    const char *func;   /* symbol (mangled), or NULL */
-    const char *module; /* basename of the object file */
-    const char *path;   /* the object file */
+    const char *func;   /* symbol, or NULL */
+    const char *path;   /* the module's path, or "?" */
+    const char *module; /* its base name */
     uintptr_t off;      /* from func, or from the module base when func is NULL */
     uintptr_t modoff;   /* the address in the module's file (for addr2line) */
+    int unloaded;       /* the module was unloaded since (no symbol: the address is another's now) */
 };
 
-static void name_site(uintptr_t addr, struct named *n)
+/* Names addr, seen in module `mod` (a pf_module id, 0: not recorded, then
+ * whatever is mapped there now). */
+static void name_frame(uintptr_t addr, uint32_t mod, struct named *n)
 {
+    memset(n, 0, sizeof(*n));
+    n->path = n->module = "?";
+    const struct pf_module *m = pf_module_get(mod);
+    if (m) {
+        n->path = m->path;
+        n->module = pf_module_basename(m->path);
+        n->modoff = n->off = addr - m->start;
+        n->unloaded = !pf_module_loaded(mod, addr);
+        if (n->unloaded) /* whatever is mapped there now is another module */
+            return;
+    }
     struct pf_sym s;
-    pf_sym_name(addr, &s);
+    if (!addr || !pf_sym_name(addr, &s))
+        return;
     n->func = s.name;
-    n->module = s.module;
-    n->path = s.path;
+    if (s.path && *s.path)
+        n->path = s.path;
+    if (s.module && *s.module)
+        n->module = s.module;
     n->modoff = s.modoff;
     n->off = s.name ? s.symoff : s.modoff;
+}
+
+/* The frames of stack `id` (NULL for the shared and early entries). */
+static const uintptr_t *stack_of(uint32_t id, int *n, int *first)
+{
+    *n = *first = 0;
+    if (!id || !sites || id > SITE_SLOTS)
+        return NULL;
+    const struct site *s = &sites[id - 1];
+    uint64_t key = atomic_load_explicit(&s->key, memory_order_acquire);
+    if (key == 0 || key == KEY_BUSY)
+        return NULL;
+    *n = s->depth;
+    *first = s->first;
+    return &frames[(size_t)(id - 1) * cap];
+}
+
+static uint32_t frame_module(uint32_t id, int i)
+{
+    return modules[(size_t)(id - 1) * cap + (size_t)i];
 }
 
 static const char *family_name(uint32_t id1)
@@ -227,21 +380,47 @@ static void site_text(struct pf_fmt *f, const struct named *n, int demangle)
     pf_fmt_hex(f, n->off);
 }
 
-static int site_runtime(uint32_t site)
+int pf_sites_runtime(uint32_t site)
 {
-    return site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
+    if (!site || !sites || site > EARLY_ID)
+        return 0;
+    uint64_t key = atomic_load_explicit(&sites[site - 1].key, memory_order_acquire);
+    return (key & 3) == (2 | KEY_RUNTIME);
 }
 
-static uintptr_t site_addr(uint32_t site)
+/* The site of stack `id`: its first frame outside the runtime; 0 if none. */
+static uintptr_t site_addr(uint32_t id, uint32_t *mod)
 {
-    return site && sites && site <= EARLY_ID
-               ? atomic_load_explicit(&sites[site - 1].addr, memory_order_relaxed)
-               : 0;
+    int n, first;
+    const uintptr_t *f = stack_of(id, &n, &first);
+    *mod = f ? frame_module(id, first) : 0;
+    return f ? f[first] : 0;
+}
+
+/* "func+0x12 (/path/module+0xaddress)" or "module+0x1234 (module, unloaded)". */
+static void frame_text(struct pf_fmt *f, uintptr_t addr, uint32_t mod)
+{
+    struct named n;
+    name_frame(addr, mod, &n);
+    site_text(f, &n, 1);
+    if (n.unloaded) {
+        pf_fmt_str(f, " (");
+        pf_fmt_str(f, n.module);
+        pf_fmt_str(f, ", unloaded)");
+        return;
+    }
+    /* The file and the address in it: enough to find the line later. */
+    pf_fmt_str(f, " (");
+    pf_fmt_str(f, n.path);
+    pf_fmt_char(f, '+');
+    pf_fmt_hex(f, n.modoff);
+    pf_fmt_char(f, ')');
 }
 
 uintptr_t pf_sites_addr(uint32_t id)
 {
-    return site_addr(id);
+    uint32_t mod;
+    return site_addr(id & ID_MASK, &mod);
 }
 
 static void write_text(struct pf_fmt *f)
@@ -258,18 +437,30 @@ static void write_text(struct pf_fmt *f)
     } else {
         pf_fmt_str(f, " still live at exit (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
+    if (total.inherited_objects) {
+        pf_fmt_str(f, "; inherited from the parent: ");
+        pf_fmt_u64(f, total.inherited_objects);
+        pf_fmt_str(f, " objects, ");
+        pf_fmt_size(f, total.inherited_bytes);
+    }
     pf_fmt_char(f, '\n');
     if (!total.objects)
         return;
-    for (int pass = 0; pass < 2; pass++) {
+    if (!grouped)
+        pf_fmt_str(f, "  (out of memory: no room to group them by site; the counts are exact)\n");
+    static const char *const headers[] = {
+        "  allocated by the program:\n",
+        "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n",
+        "  inherited from the parent (allocated before the fork that made this process; not its leaks):\n",
+    };
+    for (int pass = 0; pass < 3; pass++) {
         int header = 0;
         for (uint32_t i = 0; i < nleaks; i++) {
             const struct leak *l = order[i];
-            if (site_runtime(l->site) != pass)
+            if ((l->inherited ? 2 : pf_sites_runtime(l->site)) != pass)
                 continue;
             if (!header) {
-                pf_fmt_str(f, pass ? "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n"
-                                   : "  allocated by the program:\n");
+                pf_fmt_str(f, headers[pass]);
                 pf_fmt_str(f, "     objects        bytes  family                 site\n");
                 header = 1;
             }
@@ -286,19 +477,53 @@ static void write_text(struct pf_fmt *f)
             } else if (l->site == EARLY_ID) {
                 pf_fmt_str(f, "(before start-up: the loader and libc)");
             } else {
-                struct named n;
-                name_site(site_addr(l->site), &n);
-                site_text(f, &n, 1);
-                /* The file and the address in it: enough to find the line later. */
-                pf_fmt_str(f, " (");
-                pf_fmt_str(f, n.path);
-                pf_fmt_char(f, '+');
-                pf_fmt_hex(f, n.modoff);
-                pf_fmt_char(f, ')');
+                /* The site, then its callers one per line. */
+                int n, first;
+                const uintptr_t *fr = stack_of(l->site, &n, &first);
+                for (int k = first; fr && k < n; k++) {
+                    if (k > first)
+                        pf_fmt_str(f, "\n                                                  by ");
+                    frame_text(f, fr[k], frame_module(l->site, k));
+                }
             }
             pf_fmt_char(f, '\n');
         }
     }
+}
+
+/* "stack":[{frame},...], every frame kept, innermost first; "first": the
+ * index of the site (the first frame outside the runtime). */
+static void write_stack_json(struct pf_fmt *f, uint32_t id)
+{
+    int n, first;
+    const uintptr_t *fr = stack_of(id, &n, &first);
+    pf_fmt_str(f, ",\"first\":");
+    pf_fmt_u64(f, (uint64_t)first);
+    pf_fmt_str(f, ",\"stack\":[");
+    for (int k = 0; fr && k < n; k++) {
+        struct named nm;
+        name_frame(fr[k], frame_module(id, k), &nm);
+        pf_fmt_str(f, k ? ",{\"address\":\"" : "{\"address\":\"");
+        pf_fmt_hex(f, fr[k]);
+        pf_fmt_str(f, "\",\"module\":");
+        pf_fmt_json_str(f, nm.module);
+        pf_fmt_str(f, ",\"module_offset\":\"");
+        pf_fmt_hex(f, nm.modoff);
+        pf_fmt_str(f, "\",\"symbol\":");
+        if (nm.func) {
+            char buf[320];
+            struct pf_fmt t;
+            pf_fmt_init(&t, buf, sizeof(buf), -1);
+            site_text(&t, &nm, 0);
+            pf_fmt_json_str(f, pf_fmt_cstr(&t));
+        } else {
+            pf_fmt_str(f, "null");
+        }
+        pf_fmt_str(f, ",\"unloaded\":");
+        pf_fmt_str(f, nm.unloaded ? "true" : "false");
+        pf_fmt_char(f, '}');
+    }
+    pf_fmt_char(f, ']');
 }
 
 static void write_json(struct pf_fmt *f)
@@ -311,18 +536,25 @@ static void write_json(struct pf_fmt *f)
     pf_fmt_u64(f, total.program_objects);
     pf_fmt_str(f, ",\"program_bytes\":");
     pf_fmt_u64(f, total.program_bytes);
+    pf_fmt_str(f, ",\"inherited_objects\":");
+    pf_fmt_u64(f, total.inherited_objects);
+    pf_fmt_str(f, ",\"inherited_bytes\":");
+    pf_fmt_u64(f, total.inherited_bytes);
     pf_fmt_str(f, ",\"sites_recorded\":");
     pf_fmt_str(f, pf_sites_on ? "true" : "false");
+    pf_fmt_str(f, ",\"grouped\":");
+    pf_fmt_str(f, grouped ? "true" : "false");
     pf_fmt_str(f, ",\"sites\":[");
     for (uint32_t i = 0; i < nleaks; i++) {
         const struct leak *l = order[i];
         if (i)
             pf_fmt_char(f, ',');
-        uintptr_t addr = site_addr(l->site);
+        uint32_t mod;
+        uintptr_t addr = site_addr(l->site, &mod);
         pf_fmt_str(f, "{\"site\":");
         if (addr) {
             struct named n;
-            name_site(addr, &n);
+            name_frame(addr, mod, &n);
             char buf[320];
             struct pf_fmt t;
             pf_fmt_init(&t, buf, sizeof(buf), -1);
@@ -336,9 +568,13 @@ static void write_json(struct pf_fmt *f)
             pf_fmt_hex(f, addr);
             pf_fmt_str(f, "\",\"module_offset\":\"");
             pf_fmt_hex(f, n.modoff);
-            pf_fmt_char(f, '"');
+            pf_fmt_str(f, "\",\"module_path\":");
+            pf_fmt_json_str(f, n.path);
+            pf_fmt_str(f, ",\"module_unloaded\":");
+            pf_fmt_str(f, n.unloaded ? "true" : "false");
         } else {
-            pf_fmt_str(f, "null,\"module\":null,\"path\":null,\"address\":null,\"module_offset\":null");
+            pf_fmt_str(f, "null,\"module\":null,\"path\":null,\"address\":null,\"module_offset\":null,"
+                          "\"module_path\":null,\"module_unloaded\":null");
         }
         pf_fmt_str(f, ",\"kind\":\"");
         pf_fmt_str(f, !l->site ? "unrecorded" : l->site == OTHER_ID ? "other_sites"
@@ -350,7 +586,10 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_str(f, ",\"bytes\":");
         pf_fmt_u64(f, l->bytes);
         pf_fmt_str(f, ",\"runtime\":");
-        pf_fmt_str(f, !l->site ? "null" : site_runtime(l->site) ? "true" : "false");
+        pf_fmt_str(f, !l->site ? "null" : pf_sites_runtime(l->site) ? "true" : "false");
+        pf_fmt_str(f, ",\"inherited\":");
+        pf_fmt_str(f, l->inherited ? "true" : "false");
+        write_stack_json(f, l->site);
         pf_fmt_char(f, '}');
     }
     pf_fmt_str(f, "]}");

@@ -21,15 +21,32 @@ PF_HIDDEN extern int pf_sites_on;
 PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
 /* The same in two steps, for callers that remember ids: */
 PF_HIDDEN uint32_t pf_sites_intern(uintptr_t addr, int runtime);
+/* Interns a stack: pcs[0..n) innermost first, pcs[first] the first frame
+ * outside the runtime (the site). Lock-free, never allocates. */
+PF_HIDDEN uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runtime);
+/* Frames kept from the site outwards (PFALLOC_STACK_DEPTH). */
+PF_HIDDEN uint32_t pf_sites_depth(void);
+/* Runtime frames kept in front of the site. */
+#define PF_SITES_RUNTIME_KEPT 2
 PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
+/* 1 when site `id` was interned as the runtime's. */
+PF_HIDDEN int pf_sites_runtime(uint32_t id);
 
 /* The address a site id stands for, or 0 (unknown, shared or early ids). */
 PF_HIDDEN uintptr_t pf_sites_addr(uint32_t id);
 
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
-    uint64_t program_objects, program_bytes; /* those not allocated by the runtime */
+    uint64_t program_objects, program_bytes; /* allocated here, not by the runtime for itself */
+    uint64_t inherited_objects, inherited_bytes; /* allocated before the fork that made this process */
 };
+/* In a fork child: objects allocated from now on are the child's own. */
+PF_HIDDEN void pf_sites_fork_child(void);
+/* 1 in a process forked (without exec) from the one this image started in. */
+PF_HIDDEN int pf_sites_forked(void);
+/* Maps the leak walk's tables now, so an exit in a process that has run
+ * out of memory still groups its leaks. */
+PF_HIDDEN void pf_leaks_reserve(void);
 /* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
 PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
 /* pf_report_extra_fn: writes the leak section collected last. */

@@ -47,6 +47,8 @@ static const char *const interposed[] = {
     "mallopt",
     /* shows the default action where pfalloc's terminating-signal handler is */
     "sigaction",
+    /* unloading code: the stack walker forgets its cached rules */
+    "dlclose",
     /* operator new: plain, nothrow, aligned, aligned nothrow; scalar and array */
     "_Znwm",
     "_Znam",

@@ -1,0 +1,430 @@
+/*
+ * unwind.c — walking the stack of an allocation without frame pointers, by
+ * the unwind tables (.eh_frame) every x86-64 object carries. Per return
+ * address, the rule giving the caller's frame (CFA = rsp or rbp + offset,
+ * return address at CFA - 8, rbp saved at CFA + k or unchanged) is worked out
+ * once — the object found with the loader's lock-free _dl_find_object, its
+ * FDE by binary search of .eh_frame_hdr, the CFA program run up to the
+ * address — and kept in a direct-mapped cache, so a walk is a few loads per
+ * frame. Never allocates, takes no lock, async-signal-safe: the cache is
+ * written with a sequence check and every rule carries a tag of its address
+ * and the unload epoch (dlclose forgets them all).
+ * Safety: every table read stays inside the object's mapping; the walk
+ * stops at an address without an FDE, at a rule it does not handle (CFA
+ * expressions, signal frames), at a return address marked undefined (the
+ * outermost frame), and when a CFA does not move up the stack by a sane step.
+ */
+#include "unwind.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define CACHE_BITS 14
+#define CACHE_SLOTS (1u << CACHE_BITS)
+#define MAX_FRAME ((uintptr_t)1 << 22) /* a frame larger than 4 MiB ends the walk */
+#define MAX_STEPS 64
+
+/* A rule in one word: */
+#define R_CFA_OFF(r) ((int64_t)((r) << 40) >> 40) /* bits 0-23, signed */
+#define R_CFA_RBP ((uint64_t)1 << 24)             /* CFA from rbp (else rsp) */
+#define R_RBP_SAVED ((uint64_t)1 << 25)           /* rbp saved at CFA + R_RBP_OFF */
+#define R_END ((uint64_t)1 << 26)                 /* stop here */
+#define R_VALID ((uint64_t)1 << 27)
+#define R_RBP_OFF(r) ((int64_t)((r) << 24) >> 52) /* bits 28-39, signed */
+#define R_TAG_SHIFT 40                            /* bits 40-55: address bits above the index */
+#define R_EPOCH_SHIFT 56                          /* bits 56-63 */
+
+struct entry {
+    _Atomic uintptr_t pc;
+    _Atomic uint64_t rule;
+};
+
+static struct entry *cache; /* CACHE_SLOTS entries */
+static _Atomic uint32_t epoch;
+static uintptr_t self_lo, self_hi; /* pfalloc's own object */
+
+void pf_unwind_init(const void *self)
+{
+    if (!cache)
+        cache = pf_os_map_meta(sizeof(*cache) * CACHE_SLOTS);
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)self, &fo) == 0) {
+        self_lo = (uintptr_t)fo.dlfo_map_start;
+        self_hi = (uintptr_t)fo.dlfo_map_end;
+    }
+}
+
+void pf_unwind_forget(void)
+{
+    atomic_fetch_add_explicit(&epoch, 1, memory_order_release);
+}
+
+/* ---- reading the tables, bounded by the object's mapping -------------------- */
+struct cur {
+    const uint8_t *p, *end;
+    int bad;
+};
+
+static uint8_t u8(struct cur *c)
+{
+    if (c->p >= c->end) {
+        c->bad = 1;
+        return 0;
+    }
+    return *c->p++;
+}
+
+static uint64_t fixed(struct cur *c, int n)
+{
+    if (c->end - c->p < n) {
+        c->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    memcpy(&v, c->p, (size_t)n); /* little-endian */
+    c->p += n;
+    return v;
+}
+
+static uint64_t uleb(struct cur *c)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        uint8_t b = u8(c);
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    c->bad = 1;
+    return 0;
+}
+
+static int64_t sleb(struct cur *c)
+{
+    int64_t v = 0;
+    int shift = 0;
+    uint8_t b;
+    do {
+        b = u8(c);
+        v |= (int64_t)(b & 0x7f) << shift;
+        shift += 7;
+    } while ((b & 0x80) && shift < 64);
+    if (shift < 64 && (b & 0x40))
+        v |= -((int64_t)1 << shift);
+    return v;
+}
+
+/* A pointer in DWARF EH encoding `enc`; `data` is the datarel base. */
+static uintptr_t encoded(struct cur *c, uint8_t enc, uintptr_t data)
+{
+    if (enc == 0xff)
+        return 0;
+    uintptr_t at = (uintptr_t)c->p, v;
+    switch (enc & 0x0f) {
+    case 0x00: v = (uintptr_t)fixed(c, 8); break;
+    case 0x01: v = (uintptr_t)uleb(c); break;
+    case 0x02: v = (uintptr_t)fixed(c, 2); break;
+    case 0x03: v = (uintptr_t)fixed(c, 4); break;
+    case 0x04: v = (uintptr_t)fixed(c, 8); break;
+    case 0x09: v = (uintptr_t)sleb(c); break;
+    case 0x0a: v = (uintptr_t)(int64_t)(int16_t)fixed(c, 2); break;
+    case 0x0b: v = (uintptr_t)(int64_t)(int32_t)fixed(c, 4); break;
+    case 0x0c: v = (uintptr_t)fixed(c, 8); break;
+    default: c->bad = 1; return 0;
+    }
+    switch (enc & 0x70) {
+    case 0x00: break;
+    case 0x10: v += at; break;
+    case 0x30: v += data; break;
+    default: c->bad = 1; return 0;
+    }
+    return v; /* indirect (0x80): personality pointers only, never followed here */
+}
+
+/* ---- running the CFA program -------------------------------------------------- */
+enum { REG_RBP = 6, REG_RSP = 7, REG_RA = 16 };
+enum { SAME = 0, AT_OFFSET = 1, UNHANDLED = 2, UNDEFINED = 3 };
+
+struct row {
+    int cfa_reg, cfa_ok;
+    int64_t cfa_off;
+    int rbp, ra; /* SAME, AT_OFFSET, UNHANDLED, UNDEFINED */
+    int64_t rbp_off, ra_off;
+};
+
+struct cie {
+    uint64_t code_align;
+    int64_t data_align;
+    uint64_t ra_reg;
+    uint8_t fde_enc;
+    int has_z, signal;
+    const uint8_t *insns, *end;
+};
+
+static void set_reg(struct row *r, uint64_t reg, int how, int64_t off)
+{
+    if (reg == REG_RBP) {
+        r->rbp = how;
+        r->rbp_off = off;
+    } else if (reg == REG_RA) {
+        r->ra = how;
+        r->ra_off = off;
+    }
+}
+
+/* Runs insns until the location passes `target`; 0 on an instruction it
+ * does not know. */
+static int run(struct cur *c, const struct cie *ci, uintptr_t loc, uintptr_t target, struct row *r,
+               const struct row *initial)
+{
+    struct row saved[4];
+    int nsaved = 0;
+    while (c->p < c->end && !c->bad) {
+        uint8_t op = u8(c);
+        uint64_t reg, delta = 0;
+        switch (op >> 6) {
+        case 1: delta = (op & 0x3f) * ci->code_align; goto advance;
+        case 2: set_reg(r, op & 0x3f, AT_OFFSET, (int64_t)uleb(c) * ci->data_align); continue;
+        case 3:
+            reg = op & 0x3f;
+            set_reg(r, reg, reg == REG_RBP ? initial->rbp : initial->ra,
+                    reg == REG_RBP ? initial->rbp_off : initial->ra_off);
+            continue;
+        }
+        switch (op) {
+        case 0x00: break;
+        case 0x01: loc = encoded(c, ci->fde_enc, 0); if (loc > target) return 1; break;
+        case 0x02: delta = fixed(c, 1) * ci->code_align; goto advance;
+        case 0x03: delta = fixed(c, 2) * ci->code_align; goto advance;
+        case 0x04: delta = fixed(c, 4) * ci->code_align; goto advance;
+        case 0x05: reg = uleb(c); set_reg(r, reg, AT_OFFSET, (int64_t)uleb(c) * ci->data_align); break;
+        case 0x06:
+            reg = uleb(c);
+            set_reg(r, reg, reg == REG_RBP ? initial->rbp : initial->ra,
+                    reg == REG_RBP ? initial->rbp_off : initial->ra_off);
+            break;
+        case 0x07: set_reg(r, uleb(c), UNDEFINED, 0); break;
+        case 0x08: set_reg(r, uleb(c), SAME, 0); break;
+        case 0x09: reg = uleb(c); uleb(c); set_reg(r, reg, UNHANDLED, 0); break;
+        case 0x0a:
+            if (nsaved == 4)
+                return 0;
+            saved[nsaved++] = *r;
+            break;
+        case 0x0b:
+            if (!nsaved)
+                return 0;
+            *r = saved[--nsaved]; /* the whole row, CFA included */
+            break;
+        case 0x0c: r->cfa_reg = (int)uleb(c); r->cfa_off = (int64_t)uleb(c); r->cfa_ok = 1; break;
+        case 0x0d: r->cfa_reg = (int)uleb(c); break;
+        case 0x0e: r->cfa_off = (int64_t)uleb(c); break;
+        case 0x0f: c->p += uleb(c); r->cfa_ok = 0; break;
+        case 0x10: reg = uleb(c); c->p += uleb(c); set_reg(r, reg, UNHANDLED, 0); break;
+        case 0x11: reg = uleb(c); set_reg(r, reg, AT_OFFSET, sleb(c) * ci->data_align); break;
+        case 0x12: r->cfa_reg = (int)uleb(c); r->cfa_off = sleb(c) * ci->data_align; r->cfa_ok = 1; break;
+        case 0x13: r->cfa_off = sleb(c) * ci->data_align; break;
+        case 0x14: reg = uleb(c); uleb(c); set_reg(r, reg, UNHANDLED, 0); break;
+        case 0x15: reg = uleb(c); sleb(c); set_reg(r, reg, UNHANDLED, 0); break;
+        case 0x16: reg = uleb(c); c->p += uleb(c); set_reg(r, reg, UNHANDLED, 0); break;
+        case 0x2e: uleb(c); break;
+        case 0x2f: reg = uleb(c); set_reg(r, reg, AT_OFFSET, -(int64_t)uleb(c) * ci->data_align); break;
+        default: return 0;
+        }
+        continue;
+    advance:
+        loc += delta;
+        if (loc > target)
+            return 1;
+    }
+    return !c->bad;
+}
+
+static int parse_cie(const uint8_t *p, uintptr_t lo, uintptr_t hi, struct cie *ci)
+{
+    struct cur c = {p, (const uint8_t *)hi, 0};
+    if ((uintptr_t)p < lo)
+        return 0;
+    uint32_t len = (uint32_t)fixed(&c, 4);
+    if (len == 0 || len == 0xffffffffu || (uintptr_t)(hi - (uintptr_t)c.p) < len)
+        return 0;
+    c.end = c.p + len;
+    if (fixed(&c, 4) != 0) /* CIE id */
+        return 0;
+    uint8_t version = u8(&c);
+    const char *aug = (const char *)c.p;
+    while (u8(&c) && !c.bad) {
+    }
+    if (aug[0] && aug[0] != 'z')
+        return 0;
+    ci->code_align = uleb(&c);
+    ci->data_align = sleb(&c);
+    ci->ra_reg = version == 1 ? u8(&c) : uleb(&c);
+    ci->fde_enc = 0;
+    ci->has_z = aug[0] == 'z';
+    ci->signal = 0;
+    if (ci->has_z) {
+        uint64_t alen = uleb(&c);
+        const uint8_t *after = c.p + alen;
+        for (const char *a = aug + 1; *a && !c.bad; a++) {
+            if (*a == 'R')
+                ci->fde_enc = u8(&c);
+            else if (*a == 'P') {
+                uint8_t e = u8(&c);
+                encoded(&c, e & 0x7f, 0);
+            } else if (*a == 'L')
+                u8(&c);
+            else if (*a == 'S')
+                ci->signal = 1;
+            else
+                break; /* unknown: the length lets us skip the rest */
+        }
+        c.p = after;
+    }
+    ci->insns = c.p;
+    ci->end = c.end;
+    return !c.bad && ci->insns <= ci->end && ci->ra_reg == REG_RA;
+}
+
+/* The rule for code address `look` (a return address minus one, or the
+ * walk's own first address). */
+static uint64_t compute(uintptr_t look)
+{
+    const uint64_t stop = R_VALID | R_END;
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)look, &fo) != 0 || !fo.dlfo_eh_frame)
+        return stop;
+    uintptr_t lo = (uintptr_t)fo.dlfo_map_start, hi = (uintptr_t)fo.dlfo_map_end;
+    const uint8_t *hdr = fo.dlfo_eh_frame;
+    if ((uintptr_t)hdr < lo || (uintptr_t)hdr + 12 > hi || hdr[0] != 1)
+        return stop;
+    struct cur c = {hdr + 4, (const uint8_t *)hi, 0};
+    encoded(&c, hdr[1], (uintptr_t)hdr); /* .eh_frame's address: not needed */
+    if (c.bad || hdr[2] != 0x03 || hdr[3] != 0x3b) /* udata4 count, datarel sdata4 table */
+        return stop;
+    uint32_t n = (uint32_t)fixed(&c, 4);
+    const uint8_t *tab = c.p;
+    if (c.bad || !n || (uintptr_t)(hi - (uintptr_t)tab) / 8 < n)
+        return stop;
+    /* The last entry whose start is <= look. */
+    uint32_t a = 0, b = n;
+    while (b - a > 1) {
+        uint32_t m = (a + b) / 2;
+        int32_t start;
+        memcpy(&start, tab + 8 * m, 4);
+        if ((uintptr_t)hdr + (intptr_t)start <= look)
+            a = m;
+        else
+            b = m;
+    }
+    int32_t start, off;
+    memcpy(&start, tab + 8 * a, 4);
+    memcpy(&off, tab + 8 * a + 4, 4);
+    if ((uintptr_t)hdr + (intptr_t)start > look)
+        return stop;
+    const uint8_t *fde = hdr + off;
+    if ((uintptr_t)fde < lo || (uintptr_t)fde + 8 > hi)
+        return stop;
+    struct cur f = {fde, (const uint8_t *)hi, 0};
+    uint32_t len = (uint32_t)fixed(&f, 4);
+    if (len == 0 || len == 0xffffffffu || (uintptr_t)(hi - (uintptr_t)f.p) < len)
+        return stop;
+    f.end = f.p + len;
+    const uint8_t *idp = f.p;
+    uint32_t cie_off = (uint32_t)fixed(&f, 4);
+    struct cie ci;
+    if (!cie_off || !parse_cie(idp - cie_off, lo, hi, &ci) || ci.signal)
+        return stop;
+    uintptr_t begin = encoded(&f, ci.fde_enc, 0);
+    uintptr_t range = encoded(&f, ci.fde_enc & 0x0f, 0);
+    if (f.bad || look < begin || look - begin >= range)
+        return stop;
+    if (ci.has_z)
+        f.p += uleb(&f);
+    if (f.bad || f.p > f.end)
+        return stop;
+    struct row r = {REG_RSP, 0, 0, SAME, UNHANDLED, 0, 0};
+    struct cur ic = {ci.insns, ci.end, 0};
+    if (!run(&ic, &ci, begin, (uintptr_t)-1, &r, &r))
+        return stop;
+    struct row initial = r;
+    if (!run(&f, &ci, begin, look, &r, &initial))
+        return stop;
+    if (r.ra == UNDEFINED || !r.cfa_ok || (r.cfa_reg != REG_RSP && r.cfa_reg != REG_RBP) ||
+        r.ra != AT_OFFSET || r.ra_off != -8 || r.rbp == UNHANDLED || r.rbp == UNDEFINED ||
+        r.cfa_off < 8 || r.cfa_off >= ((int64_t)1 << 23) ||
+        (r.rbp == AT_OFFSET && (r.rbp_off < -2048 || r.rbp_off >= 0)))
+        return stop;
+    uint64_t rule = R_VALID | ((uint64_t)r.cfa_off & 0xffffff);
+    if (r.cfa_reg == REG_RBP)
+        rule |= R_CFA_RBP;
+    if (r.rbp == AT_OFFSET)
+        rule |= R_RBP_SAVED | (((uint64_t)r.rbp_off & 0xfff) << 28);
+    return rule;
+}
+
+static uint64_t tag_of(uintptr_t look, uint32_t ep)
+{
+    return (((uint64_t)(look >> CACHE_BITS) & 0xffff) << R_TAG_SHIFT) | ((uint64_t)(ep & 0xff) << R_EPOCH_SHIFT);
+}
+
+static uint64_t rule_of(uintptr_t look)
+{
+    uint32_t ep = atomic_load_explicit(&epoch, memory_order_acquire);
+    uint64_t tag = tag_of(look, ep);
+    struct entry *e = &cache[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - CACHE_BITS))];
+    if (atomic_load_explicit(&e->pc, memory_order_acquire) == look) {
+        uint64_t r = atomic_load_explicit(&e->rule, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->pc, memory_order_relaxed) == look && (r & ~(uint64_t)0xffffffffff) == tag)
+            return r;
+    }
+    uint64_t r = compute(look) | tag;
+    atomic_store_explicit(&e->pc, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->rule, r, memory_order_relaxed);
+    atomic_store_explicit(&e->pc, look, memory_order_release);
+    return r;
+}
+
+__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max)
+{
+#if !defined(__x86_64__)
+    (void)pcs;
+    (void)max;
+    return 0; /* the rules above are x86-64's: elsewhere sites keep one frame */
+#else
+    if (!cache)
+        return 0;
+    uintptr_t pc, sp, fp;
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(fp));
+    int n = 0, inside = 1;
+    for (int step = 0; step < MAX_STEPS && n < max; step++) {
+        /* A return address is one past its call: the call is at pc - 1. */
+        uint64_t r = rule_of(step ? pc - 1 : pc);
+        if (r & R_END)
+            break;
+        uintptr_t cfa = ((r & R_CFA_RBP) ? fp : sp) + (uintptr_t)R_CFA_OFF(r);
+        if (cfa <= sp || cfa - sp > MAX_FRAME || (cfa & 7))
+            break;
+        uintptr_t ra = *(const uintptr_t *)(cfa - 8);
+        if (r & R_RBP_SAVED) {
+            uintptr_t at = cfa + (uintptr_t)R_RBP_OFF(r);
+            if (at < sp)
+                break;
+            fp = *(const uintptr_t *)at;
+        }
+        sp = cfa;
+        pc = ra;
+        if (pc < 4096)
+            break;
+        if (inside && pc >= self_lo && pc < self_hi)
+            continue; /* still in pfalloc */
+        inside = 0;
+        pcs[n++] = pc;
+    }
+    return n;
+#endif
+}

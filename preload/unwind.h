@@ -1,0 +1,22 @@
+/*
+ * unwind.h — the preload's stack walker (see unwind.c).
+ */
+#ifndef PF_UNWIND_H
+#define PF_UNWIND_H
+
+#include <stdint.h>
+
+#include "os.h"
+
+/* Maps the rule cache; `self` is any address inside pfalloc's own code,
+ * whose frames the walk skips. */
+PF_HIDDEN void pf_unwind_init(const void *self);
+/* Return addresses of the caller's stack, from the first frame outside
+ * pfalloc outwards, into pcs[0..max); returns how many. Lock-free, never
+ * allocates, async-signal-safe; stops at the first frame without usable
+ * unwind information. */
+PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max);
+/* Code may have been unmapped (dlclose): forget every cached rule. */
+PF_HIDDEN void pf_unwind_forget(void);
+
+#endif

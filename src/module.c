@@ -1,0 +1,107 @@
+/*
+ * module.c — records of the loaded objects that code addresses belong to.
+ * An object is found with the loader's lock-free _dl_find_object; its record
+ * (range, loader handle, path) is appended to a table in pfalloc's own
+ * memory and never changed or removed, so a record outlives the object.
+ * Appending claims an index with one atomic add and publishes the record
+ * with a release store of its `ready` flag; readers skip records not ready
+ * (at worst an object gets two equal records). Never allocates.
+ */
+#include "module.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define MAX_MODULES 1024
+
+struct slot {
+    struct pf_module m;
+    _Atomic int ready;
+};
+
+static struct slot *table; /* MAX_MODULES entries */
+static _Atomic uint32_t count;
+
+void pf_module_init(void)
+{
+    if (!table)
+        table = pf_os_map_meta(sizeof(*table) * MAX_MODULES);
+}
+
+const char *pf_module_basename(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* The object holding addr now: range and handle; 0 when none. */
+static int find(uintptr_t addr, uintptr_t *start, uintptr_t *end, struct link_map **map)
+{
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)addr, &fo) != 0)
+        return 0;
+    *start = (uintptr_t)fo.dlfo_map_start;
+    *end = (uintptr_t)fo.dlfo_map_end;
+    *map = fo.dlfo_link_map;
+    return 1;
+}
+
+static const char *path_of(const struct link_map *map)
+{
+    if (map && map->l_name && map->l_name[0])
+        return map->l_name;
+    return program_invocation_name ? program_invocation_name : "";
+}
+
+static int same(const struct pf_module *m, uintptr_t start, uintptr_t end, const struct link_map *map)
+{
+    return m->start == start && m->end == end && m->map == map &&
+           strncmp(m->path, path_of(map), sizeof(m->path) - 1) == 0;
+}
+
+uint32_t pf_module_of(uintptr_t addr)
+{
+    uintptr_t start, end;
+    struct link_map *map;
+    if (!table || !find(addr, &start, &end, &map))
+        return 0;
+    uint32_t n = atomic_load_explicit(&count, memory_order_acquire);
+    if (n > MAX_MODULES)
+        n = MAX_MODULES;
+    for (uint32_t i = n; i-- > 0;)
+        if (atomic_load_explicit(&table[i].ready, memory_order_acquire) && same(&table[i].m, start, end, map))
+            return i + 1;
+    uint32_t i = atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
+    if (i >= MAX_MODULES)
+        return 0;
+    struct pf_module *m = &table[i].m;
+    m->start = start;
+    m->end = end;
+    m->map = map;
+    const char *p = path_of(map);
+    size_t len = strlen(p);
+    if (len > sizeof(m->path) - 1)
+        len = sizeof(m->path) - 1;
+    memcpy(m->path, p, len);
+    m->path[len] = 0;
+    atomic_store_explicit(&table[i].ready, 1, memory_order_release);
+    return i + 1;
+}
+
+const struct pf_module *pf_module_get(uint32_t id)
+{
+    if (!table || !id || id > MAX_MODULES || !atomic_load_explicit(&table[id - 1].ready, memory_order_acquire))
+        return NULL;
+    return &table[id - 1].m;
+}
+
+int pf_module_loaded(uint32_t id, uintptr_t addr)
+{
+    const struct pf_module *m = pf_module_get(id);
+    uintptr_t start, end;
+    struct link_map *map;
+    return m && find(addr, &start, &end, &map) && same(m, start, end, map);
+}

@@ -1,0 +1,32 @@
+/*
+ * module.h — which loaded object (executable or shared library) holds a
+ * code address, remembered at the time it was seen: the object's path is
+ * copied into pfalloc's own memory, so a site keeps its module's name after
+ * the module is unloaded and another is mapped at the same address.
+ */
+#ifndef PF_MODULE_H
+#define PF_MODULE_H
+
+#include <stdint.h>
+
+#include "os.h"
+
+struct pf_module {
+    uintptr_t start, end; /* the object's mapping when it was recorded */
+    const void *map;      /* its loader handle then (may be reused after unload) */
+    char path[240];       /* full path as the loader named it (the program's for the executable) */
+};
+
+/* Maps the table (once; nothing is recorded without it). */
+PF_HIDDEN void pf_module_init(void);
+/* The record of the object holding addr (made on first sight; lock-free,
+ * no allocation): its id (>= 1), or 0 when no object holds addr or the
+ * table is full or missing. */
+PF_HIDDEN uint32_t pf_module_of(uintptr_t addr);
+PF_HIDDEN const struct pf_module *pf_module_get(uint32_t id);
+/* 1 when module `id` is still the object mapped at addr. */
+PF_HIDDEN int pf_module_loaded(uint32_t id, uintptr_t addr);
+/* The base name of a path. */
+PF_HIDDEN const char *pf_module_basename(const char *path);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * The leak report and PFALLOC_LEAK_EXIT_CODE in hard cases, from outside:
+ *  - a process that has run out of address space still reports its leaks
+ *    exactly and gets the leak exit code;
+ *  - a child forked without exec counts only what it allocated itself as its
+ *    leaks, lists what it inherited apart, and its exit status (a subshell's
+ *    in bash) is left alone by PFALLOC_LEAK_EXIT_CODE;
+ *  - leaks of a library unloaded with dlclose keep its name (marked
+ *    unloaded), even when another library is loaded at its address;
+ *  - stacks: leaks through one wrapper from two callers are two groups, each
+ *    frame's module offset lies in the function nm names for it (no
+ *    exported symbol needed), strdup's frame is kept in front of its caller;
+ *    an allocation from code without unwind tables still gets its site.
+ */
+#include "spawn.h"
+
+TestSuite(sites);
+
+#define PROG(name) PF_PROGS_DIR "/" name
+
+/* "leaks: N objects" and "the program's own: M objects" of the text exit report. */
+static void leak_counts(const char *err, unsigned long *all, unsigned long *own)
+{
+    const char *l = strstr(err, "\nleaks: ");
+    cr_assert(l != NULL, "no leaks line:\n%s", err);
+    cr_assert(sscanf(l, "\nleaks: %lu objects,", all) == 1, "%s", l);
+    const char *o = strstr(l, "the program's own: ");
+    cr_assert(o && sscanf(o, "the program's own: %lu objects", own) == 1, "%s", l);
+}
+
+Test(sites, out_of_address_space_exit_report_and_code)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("oom_leaks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_LEAK_EXIT_CODE=7", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    unsigned long held = 0, all = 0, own = 0;
+    cr_assert(sscanf(r.out, "oom_leaks: %lu objects held", &held) == 1, "stdout: %s\nstderr: %s", r.out,
+              r.err);
+    cr_assert(held > 94);
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == held, "the program's own: %lu objects, it holds %lu\n%s", own, held, r.err);
+    cr_assert(all >= own);
+    cr_assert(r.exited && r.code == 7, "want exit code 7, got %s", pf_run_how(&r));
+    pf_run_free(&r);
+}
+
+/* The exit report of process `pid` inside err (NULL when there is none). */
+static const char *report_of(const char *err, long pid)
+{
+    char mark[64];
+    snprintf(mark, sizeof mark, PF_REPORT_MARK "%ld ", pid);
+    return strstr(err, mark);
+}
+
+Test(sites, fork_child_judged_on_its_own_objects)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("fork_leaks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_LEAK_EXIT_CODE=3", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(strstr(r.out, "fork_leaks: child status 0\n") != NULL, "stdout: %s\nstderr: %s", r.out, r.err);
+    /* Two reports: the child's comes first (the parent waits for it). */
+    long child = 0;
+    const char *c = strstr(r.err, PF_REPORT_MARK);
+    cr_assert(c && sscanf(c, PF_REPORT_MARK "%ld", &child) == 1, "%s", r.err);
+    c = report_of(r.err, child);
+    const char *end = strstr(c, "==== end of pfalloc report");
+    cr_assert(end != NULL);
+    char *rep = strndup(c, (size_t)(end - c));
+    unsigned long all, own, inh = 0;
+    leak_counts(rep, &all, &own);
+    cr_assert(own == 5, "the child's own: %lu objects, want 5\n%s", own, rep);
+    const char *i = strstr(rep, "inherited from the parent: ");
+    cr_assert(i && sscanf(i, "inherited from the parent: %lu objects", &inh) == 1, "%s", rep);
+    cr_assert(inh >= 100, "inherited: %lu objects, want at least 100\n%s", inh, rep);
+    /* The 100 are listed apart, under their site in the parent. */
+    const char *sec = strstr(rep, "  inherited from the parent (");
+    cr_assert(sec != NULL, "%s", rep);
+    const char *row = strstr(sec, "parent_objects+");
+    cr_assert(row != NULL, "%s", rep);
+    while (row > sec && row[-1] != '\n')
+        row--;
+    unsigned long objs = 0;
+    cr_assert(sscanf(row, "%lu", &objs) == 1 && objs == 100, "%s", rep);
+    /* child_objects' 5 are the child's own. */
+    const char *p = strstr(rep, "  allocated by the program:");
+    cr_assert(p && strstr(p, "child_objects+") && strstr(p, "child_objects+") < sec, "%s", rep);
+    free(rep);
+    cr_assert(r.exited && r.code == 0, "parent: %s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
+}
+
+Test(sites, bash_subshell_status_kept)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("bash");
+    const char *const argv[] = {"bash", "-c", "(exit 0); echo $?; if (true); then echo taken; fi", NULL};
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=3", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert_str_eq(r.out, "0\ntaken\n", "stdout: %s\nstderr: %s", r.out, r.err);
+    pf_run_free(&r);
+}
+
+Test(sites, unloaded_library_keeps_its_name)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dlclose_leaks");
+    cr_assert(strstr(r.out, "dlclose_leaks: same address ") != NULL, "stdout: %s\nstderr: %s", r.out, r.err);
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    const char *row = strstr(l, "(libdlleak_a.so, unloaded)");
+    cr_assert(row != NULL, "the leaks of libdlleak_a.so are not named after it:\n%s", l);
+    while (row > l && row[-1] != '\n')
+        row--;
+    unsigned long objs = 0, bytes = 0;
+    cr_assert(sscanf(row, "%lu %lu", &objs, &bytes) == 2 && objs == 3 && bytes == 3 * 72, "%s", l);
+    cr_assert(strstr(l, "dlleak_b") == NULL, "a leak named after the library loaded later:\n%s", l);
+    pf_run_free(&r);
+}
+
+Test(sites, unloaded_library_json)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dlclose_leaks");
+    cr_assert(strstr(r.err, "\"module\":\"libdlleak_a.so\"") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "\"module_unloaded\":true") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "dlleak_b") == NULL, "%s", r.err);
+    pf_run_free(&r);
+}
+
+/* Checks stacks' JSON exit report (stdin) against nm's symbol table of the
+ * program (argv[1]): prints "ok" or what is wrong. */
+static const char stacks_py[] =
+    "import json, subprocess, sys\n"
+    "syms = {}\n"
+    "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n"
+    "    f = l.split()\n"
+    "    if len(f) == 4:\n"
+    "        syms[f[3]] = (int(f[0], 16), int(f[1], 16))\n"
+    "def inside(fr, name):\n"
+    "    a, n = syms[name]\n"
+    "    off = int(fr['module_offset'], 16)\n"
+    "    return fr['module'] == 'stacks' and a < off <= a + n\n"
+    "L = None\n"
+    "for line in sys.stdin:\n"
+    "    if line.startswith('{'):\n"
+    "        L = json.loads(line)['leaks']\n"
+    "if L is None: sys.exit('no report')\n"
+    "if L['program_objects'] != 8: sys.exit('program objects %d' % L['program_objects'])\n"
+    "def group(objs, fam):\n"
+    "    g = [s for s in L['sites'] if s['objects'] == objs and s['family'] == fam and not s['runtime']]\n"
+    "    if len(g) != 1: sys.exit('%d groups of %d objects in %s' % (len(g), objs, fam))\n"
+    "    s = g[0]\n"
+    "    return s['stack'], s['first']\n"
+    "for objs, caller in ((3, 'caller_one'), (4, 'caller_two')):\n"
+    "    st, f = group(objs, 'malloc-48')\n"
+    "    want = ['xalloc', caller, 'main']\n"
+    "    for k, name in enumerate(want):\n"
+    "        if f + k >= len(st) or not inside(st[f + k], name):\n"
+    "            sys.exit('%s: frame %d is not in %s: %s' % (caller, k, name, st))\n"
+    "st, f = group(1, 'malloc-16')\n"
+    "if not (inside(st[f], 'dup_text') and inside(st[f + 1], 'main')): sys.exit('strdup: %s' % st)\n"
+    "if f < 1 or not st[f - 1]['module'].startswith('libc.so'): sys.exit('strdup frame: %s' % st)\n"
+    "print('ok')\n";
+
+Test(sites, stacks_keep_callers_apart)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    char *dir = pf_tempdir("sites");
+    char *out = pf_path(dir, "report.json");
+    char outvar[4200];
+    snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
+    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "stacks");
+    pf_run_free(&r);
+    const char *const check[] = {"python3", "-c", stacks_py, PROG("stacks"), NULL};
+    struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
+    pf_spawn(check, &po, &r);
+    cr_assert(r.exited && r.code == 0 && strcmp(r.out, "ok\n") == 0, "%s%s\n%s", r.out, r.err,
+              pf_read_file(out, NULL));
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
+    free(out);
+}
+
+Test(sites, stacks_text_one_frame_per_line)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "stacks");
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    /* The wrapper's two callers: two rows of malloc-48, 4 and 3 objects,
+     * each followed by its callers, one per line. */
+    const char *four = strstr(l, "           4          160  malloc-48 ");
+    const char *three = strstr(l, "           3          120  malloc-48 ");
+    cr_assert(four && three, "%s", l);
+    for (const char *row = four; row; row = row == four ? three : NULL) {
+        const char *next = strchr(row, '\n');
+        cr_assert(next && strncmp(next + 1, "                                                  by ", 53) == 0,
+                  "no caller line under the row:\n%s", l);
+        const char *main_line = strstr(next + 1, "by main+");
+        cr_assert(main_line != NULL, "%s", l);
+    }
+    pf_run_free(&r);
+}
+
+Test(sites, stack_depth_one_keeps_sites)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_STACK_DEPTH=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "stacks");
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    /* One frame: the wrapper's callers fall together, and no caller lines. */
+    cr_assert(strstr(l, "           7          280  malloc-48 ") != NULL, "%s", l);
+    cr_assert(strstr(l, "  by ") == NULL, "%s", l);
+    pf_run_free(&r);
+}
+
+Test(sites, stack_walk_stops_without_unwind_tables)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("nocfi"), NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "nocfi");
+    cr_assert(strstr(r.out, "nocfi: 8 objects kept\n") != NULL, "%s", r.out);
+    unsigned long all, own;
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 8, "the program's own: %lu, want 8\n%s", own, r.err);
+    cr_assert(strstr(r.err, "           6          336  malloc-64 ") != NULL, "%s", r.err);
+    pf_run_free(&r);
+}

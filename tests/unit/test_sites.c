@@ -1,0 +1,136 @@
+/*
+ * test_sites.c — the call-site table and the leak walk, white-box:
+ *  - concurrent first uses of sites whose slots collide, half of them the
+ *    runtime's and half the program's: every object keeps the class its
+ *    site was interned with, and the leak walk's program count is exact,
+ *    rep after rep;
+ *  - concurrent first uses of the same multi-frame stacks: every thread's
+ *    id reads back with the class the stack was interned with.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pfalloc.h"
+#include "sites.h"
+
+#define THREADS 8
+#define OBJECTS 200
+#define REPS 300
+
+/* The table's hash of a site address (the slot its probe starts at). */
+static uint32_t slot_hash(uintptr_t a)
+{
+    return (uint32_t)((a * 0x9E3779B97F4A7C15ull) >> 48);
+}
+
+/* THREADS addresses whose probes all start at slot h. */
+static void colliding(uint32_t h, uintptr_t *out)
+{
+    int n = 0;
+    for (uintptr_t a = 0x10000000; n < THREADS; a += 16)
+        if (slot_hash(a) == h)
+            out[n++] = a;
+}
+
+struct first_use {
+    pthread_barrier_t *go;
+    uintptr_t addr;
+    int runtime;
+    void *objs[OBJECTS];
+    uint32_t id;
+};
+
+static void *first_use_thread(void *arg)
+{
+    struct first_use *u = arg;
+    for (int i = 0; i < OBJECTS; i++)
+        u->objs[i] = pf_malloc(48);
+    pthread_barrier_wait(u->go);
+    u->id = pf_sites_intern(u->addr, u->runtime);
+    for (int i = 0; i < OBJECTS; i++)
+        pf_sites_store(u->objs[i], u->id);
+    return NULL;
+}
+
+Test(sites, concurrent_first_uses_keep_their_class)
+{
+    pf_sites_enable();
+    cr_assert(pf_sites_on);
+    struct pf_leaks base;
+    pf_leaks_collect(&base);
+    for (int rep = 0; rep < REPS; rep++) {
+        uintptr_t addrs[THREADS];
+        colliding((uint32_t)(rep * 200 + 7), addrs);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, THREADS);
+        struct first_use u[THREADS];
+        pthread_t t[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            u[i] = (struct first_use){.go = &go, .addr = addrs[i], .runtime = i & 1};
+            pthread_create(&t[i], NULL, first_use_thread, &u[i]);
+        }
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < THREADS; i++)
+            cr_assert_eq(pf_sites_runtime(u[i].id), u[i].runtime,
+                         "rep %d: site %d interned as %s, reads back as %s", rep, i,
+                         u[i].runtime ? "runtime" : "program", u[i].runtime ? "program" : "runtime");
+        struct pf_leaks now;
+        pf_leaks_collect(&now);
+        cr_assert_eq(now.program_objects - base.program_objects, (uint64_t)(THREADS / 2) * OBJECTS,
+                     "rep %d: %llu program objects, want %d", rep,
+                     (unsigned long long)(now.program_objects - base.program_objects), THREADS / 2 * OBJECTS);
+        cr_assert_eq(now.objects - base.objects, (uint64_t)THREADS * OBJECTS);
+        for (int i = 0; i < THREADS; i++)
+            for (int k = 0; k < OBJECTS; k++)
+                pf_free(u[i].objs[k]);
+    }
+}
+
+#define STACKS 4
+#define STACK_FRAMES 6
+
+struct stack_use {
+    pthread_barrier_t *go;
+    uintptr_t (*pcs)[STACK_FRAMES];
+    uint32_t ids[STACKS];
+};
+
+static void *stack_thread(void *arg)
+{
+    struct stack_use *u = arg;
+    pthread_barrier_wait(u->go);
+    for (int k = 0; k < STACKS; k++)
+        u->ids[k] = pf_sites_intern_stack(u->pcs[k], STACK_FRAMES, 1, k & 1);
+    return NULL;
+}
+
+Test(sites, concurrent_stacks_keep_their_class)
+{
+    pf_sites_enable();
+    for (int rep = 0; rep < 200; rep++) {
+        uintptr_t pcs[STACKS][STACK_FRAMES];
+        for (int k = 0; k < STACKS; k++)
+            for (int f = 0; f < STACK_FRAMES; f++)
+                pcs[k][f] = 0x20000000 + (uintptr_t)rep * 0x10000 + (uintptr_t)k * 0x100 + (uintptr_t)f * 8;
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, THREADS);
+        struct stack_use u[THREADS];
+        pthread_t t[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+            u[i] = (struct stack_use){.go = &go, .pcs = pcs};
+            pthread_create(&t[i], NULL, stack_thread, &u[i]);
+        }
+        for (int i = 0; i < THREADS; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < THREADS; i++)
+            for (int k = 0; k < STACKS; k++) {
+                cr_assert(u[i].ids[k] != 0);
+                cr_assert_eq(pf_sites_runtime(u[i].ids[k]), k & 1, "rep %d thread %d stack %d", rep, i, k);
+            }
+    }
+}
