@@ -7,10 +7,12 @@
 #include "os.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -171,6 +173,22 @@ void pf_os_counts(struct pf_os_counts *out)
     out->mapped_bytes = atomic_load_explicit(&mapped, memory_order_relaxed);
     out->peak_mapped_bytes = atomic_load_explicit(&peak_mapped, memory_order_relaxed);
     out->metadata_bytes = atomic_load_explicit(&meta_mapped, memory_order_relaxed);
+}
+
+/* Not counted: the lock word's own traffic, not memory traffic. errno is
+ * kept, since a lock may be taken on paths (free) that must not change it. */
+void pf_os_futex_wait(atomic_int *word, int val)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+    errno = saved;
+}
+
+void pf_os_futex_wake(atomic_int *word, int n)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    errno = saved;
 }
 
 void pf_os_die(const char *msg, size_t len)

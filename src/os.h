@@ -6,6 +6,7 @@
 #ifndef PF_OS_H
 #define PF_OS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
+/* Sleeps while *word == val (returns at once when it differs, on a signal,
+ * or spuriously); wakes up to n sleepers. Process-private futexes. */
+PF_HIDDEN void pf_os_futex_wait(atomic_int *word, int val);
+PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 
