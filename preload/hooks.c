@@ -69,9 +69,12 @@ static void start_interval(uint64_t ms)
 }
 
 /* A thread of the parent may have been inside a report or mallinfo when the
- * process forked; in the child nobody is. */
+ * process forked; in the child nobody is. A process with one thread keeps
+ * them: only its own interrupted code can be inside, and it goes on. */
 static void fork_child(void)
 {
+    if (!pf_alloc_fork_locked())
+        return;
     pf_report_fork_child();
     pf_introspect_fork_child();
 }

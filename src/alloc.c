@@ -12,6 +12,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#endif
 
 #include "family.h"
 #include "large.h"
@@ -455,15 +458,42 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */
+/* 1 while the fork under way took the locks; the parent and child handlers
+ * undo only what the prepare handler did. Written by the forking thread
+ * with every lock held, or in a process with one thread. */
+static int fork_locked;
+
+/* Whether the process has (or had) more than one thread. glibc takes no
+ * malloc lock in fork while it has one, so that a fork from a signal handler
+ * works even when the handler interrupted malloc, free or a fork handler on
+ * that thread, holding a lock the fork would wait for forever. With one
+ * thread nobody else can hold a lock for the child to inherit, and the
+ * interrupted code finishes (and unlocks) in both processes. */
+static int threaded(void)
+{
+#if __has_include(<sys/single_threaded.h>)
+    return !__libc_single_threaded;
+#else
+    return 1;
+#endif
+}
+
 static void fork_prepare(void)
 {
+    if (!threaded()) {
+        fork_locked = 0;
+        return;
+    }
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
+    fork_locked = 1;
 }
 
 static void fork_parent(void)
 {
+    if (!fork_locked)
+        return;
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
@@ -471,10 +501,17 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    if (!fork_locked)
+        return;
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
     pf_family_fork_unlock(1);
     pf_tcache_fork_child();
+}
+
+int pf_alloc_fork_locked(void)
+{
+    return fork_locked;
 }
 
 void pf_alloc_init(void)

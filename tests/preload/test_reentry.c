@@ -2,6 +2,8 @@
  * Signal handlers that re-enter the allocator on the thread they
  * interrupted (tests/progs/sigreenter.c under the preload, a timer firing
  * every 50 microseconds into a loop of small and large allocations):
+ *  - a fork from the handler of a single-threaded process works, as with
+ *    glibc, whatever lock of the allocator the interrupted code held;
  *  - a malloc from the handler (undefined behaviour) stops the process with
  *    one line naming what happened, instead of waiting for itself forever.
  * A hang shows as the spawn's timeout.
@@ -17,6 +19,18 @@ static void run(const char *mode, const char *count, struct pf_run *r)
     static const char *const env[] = {"PFALLOC_REPORT=off", NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     pf_spawn(argv, &o, r);
+}
+
+Test(reentry, fork_from_handler_in_single_threaded_process)
+{
+    for (int i = 0; i < 3; i++) {
+        struct pf_run r;
+        run("fork", "400", &r);
+        cr_assert(!r.timed_out, "run %d hung (fork from a signal handler)", i);
+        pf_assert_ok(&r, "fork from a signal handler");
+        cr_assert(strstr(r.out, "forks 400 ok") != NULL, "stdout: %s", r.out);
+        pf_run_free(&r);
+    }
 }
 
 Test(reentry, malloc_from_handler_stops_with_one_line)
