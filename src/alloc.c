@@ -478,12 +478,26 @@ static int threaded(void)
 #endif
 }
 
+/* libc's lock on its list of open streams (glibc exports it; weak, so
+ * other libcs link). It is recursive: glibc's fork takes it again on the
+ * same thread after the prepare handlers, and resets it in the child. */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
 static void fork_prepare(void)
 {
     if (!threaded()) {
         fork_locked = 0;
         return;
     }
+    /* libc's fork takes the stream list's lock after the prepare handlers,
+     * and a thread holding it (fflush(NULL)) may wait for a stream's lock
+     * whose holder waits in malloc for ours: taking our locks first would
+     * close that cycle. libc's own order — stream list, then malloc — is
+     * kept by taking the list lock before any of ours. */
+    if (_IO_list_lock)
+        _IO_list_lock();
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
@@ -497,6 +511,8 @@ static void fork_parent(void)
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
+    if (_IO_list_unlock)
+        _IO_list_unlock();
 }
 
 static void fork_child(void)
@@ -506,6 +522,11 @@ static void fork_child(void)
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
     pf_family_fork_unlock(1);
+    /* glibc resets the list lock in the child of a threaded process (before
+     * the child handlers run), which drops our hold with its own; resetting
+     * again is harmless and covers a libc that did not. */
+    if (_IO_list_resetlock)
+        _IO_list_resetlock();
     pf_tcache_fork_child();
 }
 
