@@ -68,15 +68,14 @@ static void start_interval(uint64_t ms)
         interval_on = 1;
 }
 
-/* A thread of the parent may have been inside a report or mallinfo when the
- * process forked; in the child nobody is. A process with one thread keeps
- * them: only its own interrupted code can be inside, and it goes on. */
+/* A thread of the parent may have been inside mallinfo when the process
+ * forked; in the child nobody is. A process with one thread keeps the lock:
+ * only its own interrupted code can hold it, and it goes on. (The report's
+ * own flag is reset by report.c, for the static library too.) */
 static void fork_child(void)
 {
-    if (!pf_alloc_fork_locked())
-        return;
-    pf_report_fork_child();
-    pf_introspect_fork_child();
+    if (pf_alloc_fork_locked())
+        pf_introspect_fork_child();
 }
 
 __attribute__((constructor(101))) static void preload_start(void)
