@@ -539,8 +539,10 @@ void pf_alloc_init(void)
 {
     static atomic_int done;
     int zero = 0;
-    if (atomic_compare_exchange_strong(&done, &zero, 1))
+    if (atomic_compare_exchange_strong(&done, &zero, 1)) {
+        pf_tcache_init();
         pthread_atfork(fork_prepare, fork_parent, fork_child);
+    }
 }
 
 __attribute__((constructor)) static void alloc_ctor(void)

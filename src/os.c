@@ -175,6 +175,11 @@ void pf_os_counts(struct pf_os_counts *out)
     out->metadata_bytes = atomic_load_explicit(&meta_mapped, memory_order_relaxed);
 }
 
+int pf_os_initial_thread(void)
+{
+    return syscall(SYS_gettid) == getpid();
+}
+
 /* Not counted: the lock word's own traffic, not memory traffic. errno is
  * kept, since a lock may be taken on paths (free) that must not change it. */
 void pf_os_futex_wait(atomic_int *word, int val)

@@ -46,6 +46,8 @@ PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
+/* Nonzero in the process's initial thread (its thread id is the pid). */
+PF_HIDDEN int pf_os_initial_thread(void);
 /* Sleeps while *word == val (returns at once when it differs, on a signal,
  * or spuriously); wakes up to n sleepers. Process-private futexes. */
 PF_HIDDEN void pf_os_futex_wait(atomic_int *word, int val);
