@@ -123,7 +123,9 @@ static int family_locks_free(void)
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
-        while (atomic_load_explicit(&f->lock.held, memory_order_acquire)) {
+        while (atomic_load_explicit(&f->lock.state, memory_order_acquire)) {
+            if (atomic_load_explicit(&f->lock.owner, memory_order_relaxed) == pf_lock_self())
+                return 0; /* the interrupted code of this very thread holds it */
             clock_gettime(CLOCK_MONOTONIC, &now);
             if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 200)
                 return 0;
@@ -203,13 +205,15 @@ static void exit_begins(void *unused)
     pf_emit_exit_begins();
 }
 
-/* A thread of the parent may have been inside a report or mallinfo when the
- * process forked; in the child nobody is. */
+/* A thread of the parent may have been inside mallinfo when the process
+ * forked; in the child nobody is. A process with one thread keeps the lock:
+ * only its own interrupted code can hold it, and it goes on. (The report's
+ * own flag is reset by report.c, for the static library too.) */
 static void fork_child(void)
 {
-    pf_report_fork_child();
-    pf_introspect_fork_child();
-    pf_sites_fork_child();
+    if (pf_alloc_fork_locked())
+        pf_introspect_fork_child();
+    pf_sites_fork_child(); /* objects from now on are the child's own */
 }
 
 __attribute__((constructor(101))) static void preload_start(void)

@@ -12,6 +12,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#endif
 
 #include "check.h"
 #include "family.h"
@@ -544,34 +547,91 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */
+/* 1 while the fork under way took the locks; the parent and child handlers
+ * undo only what the prepare handler did. Written by the forking thread
+ * with every lock held, or in a process with one thread. */
+static int fork_locked;
+
+/* Whether the process has (or had) more than one thread. glibc takes no
+ * malloc lock in fork while it has one, so that a fork from a signal handler
+ * works even when the handler interrupted malloc, free or a fork handler on
+ * that thread, holding a lock the fork would wait for forever. With one
+ * thread nobody else can hold a lock for the child to inherit, and the
+ * interrupted code finishes (and unlocks) in both processes. */
+static int threaded(void)
+{
+#if __has_include(<sys/single_threaded.h>)
+    return !__libc_single_threaded;
+#else
+    return 1;
+#endif
+}
+
+/* libc's lock on its list of open streams (glibc exports it; weak, so
+ * other libcs link). It is recursive: glibc's fork takes it again on the
+ * same thread after the prepare handlers, and resets it in the child. */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
 static void fork_prepare(void)
 {
+    if (!threaded()) {
+        fork_locked = 0;
+        return;
+    }
+    /* libc's fork takes the stream list's lock after the prepare handlers,
+     * and a thread holding it (fflush(NULL)) may wait for a stream's lock
+     * whose holder waits in malloc for ours: taking our locks first would
+     * close that cycle. libc's own order — stream list, then malloc — is
+     * kept by taking the list lock before any of ours. */
+    if (_IO_list_lock)
+        _IO_list_lock();
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
+    fork_locked = 1;
 }
 
 static void fork_parent(void)
 {
+    if (!fork_locked)
+        return;
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
+    if (_IO_list_unlock)
+        _IO_list_unlock();
 }
 
 static void fork_child(void)
 {
+    if (!fork_locked)
+        return;
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
     pf_family_fork_unlock(1);
+    /* glibc resets the list lock in the child of a threaded process (before
+     * the child handlers run), which drops our hold with its own; resetting
+     * again is harmless and covers a libc that did not. */
+    if (_IO_list_resetlock)
+        _IO_list_resetlock();
     pf_tcache_fork_child();
+}
+
+int pf_alloc_fork_locked(void)
+{
+    return fork_locked;
 }
 
 void pf_alloc_init(void)
 {
     static atomic_int done;
     int zero = 0;
-    if (atomic_compare_exchange_strong(&done, &zero, 1))
+    if (atomic_compare_exchange_strong(&done, &zero, 1)) {
+        pf_tcache_init();
         pthread_atfork(fork_prepare, fork_parent, fork_child);
+    }
 }
 
 __attribute__((constructor)) static void alloc_ctor(void)

@@ -10,6 +10,11 @@
 
 /* Registers the fork handlers (once). Called by constructors. */
 PF_HIDDEN void pf_alloc_init(void);
+/* In fork handlers: 1 when the fork under way took pfalloc's locks (the
+ * process has threads), so the child must reset what other threads held;
+ * 0 when it took nothing (one thread: whatever is held, this thread's own
+ * interrupted code holds, and finishes). */
+PF_HIDDEN int pf_alloc_fork_locked(void);
 /* Aborts with the one-line message for a bad pointer handed to free/realloc. */
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 

@@ -1,15 +1,22 @@
 /*
- * lock.h — a small spin-then-yield lock. Chosen over pthread mutexes because
- * it needs no initialisation call (works from the first malloc of the
- * process), holds no hidden state that fork could tear, and is reset in the
- * fork child by a plain store. Critical sections in pfalloc are short and
- * never make syscalls, so spinning briefly is the right trade.
+ * lock.h — a small futex lock. Chosen over pthread mutexes because it needs
+ * no initialisation call (works from the first malloc of the process), holds
+ * no hidden state that fork could tear, and is reset in the fork child by a
+ * plain store. A waiter spins briefly (critical sections are short and make
+ * no syscalls), then sleeps in the kernel: with more threads than cores the
+ * holder may be descheduled, and spinning or yielding then only burns the
+ * core it needs.
+ *   state: 0 free, 1 held, 2 held and a waiter may sleep on it.
+ * The holder is recorded (a per-thread address), so a thread that asks for a
+ * lock it already holds — a signal handler that interrupted malloc and calls
+ * malloc again — stops with one line instead of waiting for itself forever.
  */
 #ifndef PF_LOCK_H
 #define PF_LOCK_H
 
-#include <sched.h>
 #include <stdatomic.h>
+
+#include "os.h"
 
 static inline void pf_cpu_relax(void)
 {
@@ -21,34 +28,49 @@ static inline void pf_cpu_relax(void)
 }
 
 typedef struct {
-    atomic_int held; /* 0 free, 1 held */
+    atomic_int state;           /* 0 free, 1 held, 2 held with possible sleepers */
+    _Atomic(const void *) owner; /* pf_lock_self() of the holder, NULL when free */
 } pf_lock_t;
 
-#define PF_LOCK_INIT {0}
+#define PF_LOCK_INIT {0, NULL}
+
+/* One byte per thread; its address names the thread (initial-exec TLS, so
+ * taking it is one add to the thread pointer). */
+PF_HIDDEN extern __thread char pf_lock_me __attribute__((tls_model("initial-exec")));
+
+static inline const void *pf_lock_self(void)
+{
+    return &pf_lock_me;
+}
+
+/* The contended path: the self-deadlock check, the spin, the sleep. */
+PF_HIDDEN void pf_lock_wait(pf_lock_t *l);
+/* Wakes one sleeper (the lock was released from state 2). */
+PF_HIDDEN void pf_lock_wake(pf_lock_t *l);
 
 static inline void pf_lock(pf_lock_t *l)
 {
-    for (;;) {
-        if (!atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
-            return;
-        for (int spin = 0; atomic_load_explicit(&l->held, memory_order_relaxed); spin++) {
-            if (spin < 64)
-                pf_cpu_relax();
-            else
-                sched_yield();
-        }
-    }
+    int free_ = 0;
+    if (PF_UNLIKELY(!atomic_compare_exchange_strong_explicit(&l->state, &free_, 1,
+                                                             memory_order_acquire,
+                                                             memory_order_relaxed)))
+        pf_lock_wait(l);
+    atomic_store_explicit(&l->owner, pf_lock_self(), memory_order_relaxed);
 }
 
 static inline void pf_unlock(pf_lock_t *l)
 {
-    atomic_store_explicit(&l->held, 0, memory_order_release);
+    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
+    if (PF_UNLIKELY(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2))
+        pf_lock_wake(l);
 }
 
-/* Fork child: the only thread left; whoever held the lock is gone. */
+/* Fork child: the only thread left; whoever held the lock is gone (or is
+ * the forking thread itself, which took it in the prepare handler). */
 static inline void pf_lock_reset(pf_lock_t *l)
 {
-    atomic_store_explicit(&l->held, 0, memory_order_relaxed);
+    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
+    atomic_store_explicit(&l->state, 0, memory_order_relaxed);
 }
 
 #endif

@@ -8,12 +8,14 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -332,6 +334,27 @@ long pf_os_readlink(const char *path, char *buf, size_t cap)
         return -1;
     buf[n] = 0;
     return (long)n;
+}
+
+int pf_os_initial_thread(void)
+{
+    return syscall(SYS_gettid) == getpid();
+}
+
+/* Not counted: the lock word's own traffic, not memory traffic. errno is
+ * kept, since a lock may be taken on paths (free) that must not change it. */
+void pf_os_futex_wait(atomic_int *word, int val)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+    errno = saved;
+}
+
+void pf_os_futex_wake(atomic_int *word, int n)
+{
+    int saved = errno;
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    errno = saved;
 }
 
 void pf_os_die(const char *msg, size_t len)

@@ -6,6 +6,7 @@
 #ifndef PF_OS_H
 #define PF_OS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +65,12 @@ PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
 PF_HIDDEN const void *pf_os_map_file(const char *path, size_t *size);
 /* readlink(2) with a terminating NUL; the length, or -1. */
 PF_HIDDEN long pf_os_readlink(const char *path, char *buf, size_t cap);
+/* Nonzero in the process's initial thread (its thread id is the pid). */
+PF_HIDDEN int pf_os_initial_thread(void);
+/* Sleeps while *word == val (returns at once when it differs, on a signal,
+ * or spuriously); wakes up to n sleepers. Process-private futexes. */
+PF_HIDDEN void pf_os_futex_wait(atomic_int *word, int val);
+PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

@@ -13,11 +13,13 @@
 #include "report.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "family.h"
 
 /* Where a report starts; one that outgrows it moves to a mapping of
@@ -333,6 +335,21 @@ void pf_report_fork_child(void)
     /* A report another thread was writing when the process forked is not
      * going on in the child; its buffer is free. */
     atomic_flag_clear_explicit(&busy, memory_order_relaxed);
+}
+
+/* A child of a process with one thread keeps the flag: only that thread's
+ * own interrupted report can hold it, and it goes on in the child. */
+static void fork_child(void)
+{
+    if (pf_alloc_fork_locked())
+        pf_report_fork_child();
+}
+
+/* Registered here, with the code it resets, so a program linking the static
+ * library forks as one running under the preload does. */
+__attribute__((constructor)) static void report_ctor(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
 }
 
 /* The notice written when the static buffer is taken: one short line from a

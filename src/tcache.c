@@ -29,8 +29,7 @@ static __thread int tc_dead __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec")));
 
 static struct pf_tcache *_Atomic all_caches;
-static pthread_key_t exit_key;
-static atomic_int key_state; /* 0 none, 1 creating, 2 ready */
+
 
 static uint32_t bin_cap(unsigned cls)
 {
@@ -92,10 +91,47 @@ static void thread_exit(void *arg)
     atomic_store_explicit(&tc->in_use, 0, memory_order_release);
 }
 
+static pthread_key_t exit_key; /* valid only in KEY_READY */
+enum { KEY_NONE, KEY_CREATING, KEY_READY, KEY_FAILED };
+static atomic_int key_state;
+
+/* The thread-exit key, made once: at start-up (pf_tcache_init, from the
+ * constructors) or by the first cache, whichever comes first, so that a
+ * program using up the keys later cannot take it from pfalloc. When even
+ * that fails (the keys were gone before pfalloc ran), there is no key:
+ * pfalloc never stores into one it did not make. */
+static int key_make(void)
+{
+    int st = atomic_load_explicit(&key_state, memory_order_acquire);
+    if (st == KEY_NONE) {
+        int none = KEY_NONE;
+        if (atomic_compare_exchange_strong(&key_state, &none, KEY_CREATING)) {
+            st = pthread_key_create(&exit_key, thread_exit) == 0 ? KEY_READY : KEY_FAILED;
+            atomic_store_explicit(&key_state, st, memory_order_release);
+            return st;
+        }
+    }
+    while ((st = atomic_load_explicit(&key_state, memory_order_acquire)) == KEY_CREATING)
+        pf_cpu_relax();
+    return st;
+}
+
+void pf_tcache_init(void)
+{
+    key_make();
+}
+
 struct pf_tcache *pf_tcache_get(void)
 {
     if (tc_dead)
         return NULL;
+    /* Without a key a thread's exit cannot give its cache back, so only the
+     * initial thread (which lives as long as the process, as a rule) gets
+     * one; the others take the locked path. */
+    if (PF_UNLIKELY(key_make() != KEY_READY) && !pf_os_initial_thread()) {
+        tc_dead = 1;
+        return NULL;
+    }
     struct pf_tcache *tc = NULL;
     /* Adopt a cache an exited thread left behind, counters and all. */
     for (struct pf_tcache *t = atomic_load_explicit(&all_caches, memory_order_acquire); t;
@@ -130,20 +166,9 @@ struct pf_tcache *pf_tcache_get(void)
         while (!atomic_compare_exchange_weak_explicit(&all_caches, &head, tc, memory_order_release,
                                                       memory_order_relaxed));
     }
-    /* Register the exit hook. pthread_key_create and pthread_setspecific on a
-     * low key index allocate nothing. */
-    int st = atomic_load_explicit(&key_state, memory_order_acquire);
-    if (st != 2) {
-        int zero = 0;
-        if (st == 0 && atomic_compare_exchange_strong(&key_state, &zero, 1)) {
-            pthread_key_create(&exit_key, thread_exit);
-            atomic_store_explicit(&key_state, 2, memory_order_release);
-        } else {
-            while (atomic_load_explicit(&key_state, memory_order_acquire) != 2)
-                ;
-        }
-    }
-    pthread_setspecific(exit_key, tc);
+    /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
+    if (atomic_load_explicit(&key_state, memory_order_acquire) == KEY_READY)
+        pthread_setspecific(exit_key, tc);
     pf_tc = tc;
     pf_tc_fast = tc;
     return tc;

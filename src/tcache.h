@@ -76,6 +76,9 @@ PF_HIDDEN extern const struct pf_tcache pf_tc_none;
  * PF_DIRECT_MAX + 1, or 0 while call sites are recorded (the slow path
  * records them), so one compare covers both. */
 PF_HIDDEN extern size_t pf_direct_below;
+/* Makes the thread-exit key (once; from start-up, before the program can
+ * use up the keys). */
+PF_HIDDEN void pf_tcache_init(void);
 /* Creates (or adopts) the calling thread's cache; NULL when the thread is
  * exiting or memory is short (callers then take the locked path). */
 PF_HIDDEN struct pf_tcache *pf_tcache_get(void);

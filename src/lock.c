@@ -1,0 +1,58 @@
+/*
+ * lock.c — the contended side of pf_lock: a short spin, then a sleep on the
+ * lock word (futex), and the check that stops a thread asking for a lock it
+ * already holds. Allocates nothing; the sleep and the wake are the only
+ * syscalls, made with no pfalloc lock held by the caller's critical section.
+ */
+#include "lock.h"
+
+#include "fmt.h"
+
+__thread char pf_lock_me __attribute__((tls_model("initial-exec")));
+
+/* Polls of the lock word before sleeping: about the length of a short
+ * critical section, so a holder that is running lets go before we sleep. */
+#define SPIN 100
+
+__attribute__((noreturn, cold)) static void self_deadlock(pf_lock_t *l)
+{
+    char buf[256];
+    struct pf_fmt f;
+    pf_fmt_init(&f, buf, sizeof buf, -1);
+    pf_fmt_str(&f, "pfalloc: malloc called from a signal handler that interrupted malloc on the "
+                   "same thread (lock ");
+    pf_fmt_hex(&f, (uint64_t)(uintptr_t)l);
+    pf_fmt_str(&f, " is already held by this thread)\n");
+    pf_os_die(pf_fmt_cstr(&f), f.len);
+}
+
+void pf_lock_wait(pf_lock_t *l)
+{
+    /* Only this thread stores its own address here, and it clears it before
+     * it releases: seeing it means this thread holds the lock, further up
+     * its own stack, and waiting would never end. */
+    if (PF_UNLIKELY(atomic_load_explicit(&l->owner, memory_order_relaxed) == pf_lock_self()))
+        self_deadlock(l);
+    for (int i = 0; i < SPIN; i++) {
+        int s = atomic_load_explicit(&l->state, memory_order_relaxed);
+        if (s == 0) {
+            int free_ = 0;
+            if (atomic_compare_exchange_weak_explicit(&l->state, &free_, 1, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+        } else if (s == 2) {
+            break; /* others sleep already: join them rather than compete */
+        }
+        pf_cpu_relax();
+    }
+    /* Taking the lock in state 2 is conservative: the release after ours
+     * makes one wake that may find nobody, which costs a syscall, never a
+     * lost wake-up. */
+    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
+        pf_os_futex_wait(&l->state, 2);
+}
+
+void pf_lock_wake(pf_lock_t *l)
+{
+    pf_os_futex_wake(&l->state, 1);
+}

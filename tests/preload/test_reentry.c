@@ -1,0 +1,52 @@
+/*
+ * Signal handlers that re-enter the allocator on the thread they
+ * interrupted (tests/progs/sigreenter.c under the preload, a timer firing
+ * every 50 microseconds into a loop of small and large allocations):
+ *  - a fork from the handler of a single-threaded process works, as with
+ *    glibc, whatever lock of the allocator the interrupted code held;
+ *  - a malloc from the handler (undefined behaviour) stops the process with
+ *    one line naming what happened, instead of waiting for itself forever.
+ * A hang shows as the spawn's timeout.
+ */
+#include "spawn.h"
+
+TestSuite(reentry);
+
+static void run(const char *mode, const char *count, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/sigreenter", mode, count, NULL};
+    static const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+}
+
+Test(reentry, fork_from_handler_in_single_threaded_process)
+{
+    for (int i = 0; i < 3; i++) {
+        struct pf_run r;
+        run("fork", "400", &r);
+        cr_assert(!r.timed_out, "run %d hung (fork from a signal handler)", i);
+        pf_assert_ok(&r, "fork from a signal handler");
+        cr_assert(strstr(r.out, "forks 400 ok") != NULL, "stdout: %s", r.out);
+        pf_run_free(&r);
+    }
+}
+
+Test(reentry, malloc_from_handler_stops_with_one_line)
+{
+    struct pf_run r;
+    /* Far more signals than it takes: the run ends on the first collision. */
+    run("malloc", "100000000", &r);
+    cr_assert(!r.timed_out, "malloc from a signal handler that interrupted malloc hung");
+    cr_assert(!r.exited && r.signo == SIGABRT, "%s, want SIGABRT; stdout: %s\nstderr: %s",
+              pf_run_how(&r), r.out, r.err);
+    cr_assert(strstr(r.err, "pfalloc: malloc called from a signal handler that interrupted malloc "
+                            "on the same thread") != NULL,
+              "stderr: %s", r.err);
+    size_t nl = 0;
+    for (size_t i = 0; i < r.err_len; i++)
+        nl += r.err[i] == '\n';
+    cr_assert(nl == 1, "want one line on stderr, got:\n%s", r.err);
+    pf_run_free(&r);
+}
