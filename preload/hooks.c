@@ -105,12 +105,14 @@ __attribute__((destructor(101))) static void preload_exit(void)
         timer_delete(interval_timer);
         interval_on = 0;
     }
-    struct pf_leaks leaks = {0, 0, 0, 0};
+    struct pf_leaks leaks = {0};
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
         pf_leaks_collect(&leaks);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report("exit", 1);
-    if (pf_config.leak_exit_code && leaks.program_objects) {
+    /* Only lost objects are the program's leaks: still reachable and
+     * indirectly lost ones (freed with their lost owner) do not count. */
+    if (pf_config.leak_exit_code && leaks.program_lost) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);
     }

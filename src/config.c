@@ -15,6 +15,7 @@
 struct pf_config pf_config = {
     .report = PF_REPORT_EXIT | PF_REPORT_SIGNAL,
     .signo = SIGUSR1,
+    .reach = 1,
 };
 
 void pf_config_defaults(struct pf_config *c)
@@ -23,6 +24,7 @@ void pf_config_defaults(struct pf_config *c)
     c->report = PF_REPORT_EXIT | PF_REPORT_SIGNAL;
     c->signo = SIGUSR1;
     c->cache_bytes = (size_t)8 << 20;
+    c->reach = 1;
 }
 
 static int eq(const char *a, const char *b)
@@ -191,6 +193,8 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
     }
     if (eq(name, "PFALLOC_CACHE"))
         return parse_size(v, &c->cache_bytes);
+    if (eq(name, "PFALLOC_REACH"))
+        return parse_bool(v, &c->reach);
     return -1;
 }
 
@@ -206,6 +210,7 @@ static const struct {
     {"PFALLOC_SITES", "1 or 0"},
     {"PFALLOC_LEAK_EXIT_CODE", "an exit status from 0 to 255"},
     {"PFALLOC_CACHE", "a size in bytes, with an optional K, M or G"},
+    {"PFALLOC_REACH", "1 or 0"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

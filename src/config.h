@@ -23,6 +23,7 @@ struct pf_config {
     int sites;            /* PFALLOC_SITES: record call sites */
     int leak_exit_code;   /* PFALLOC_LEAK_EXIT_CODE: status on leaks, 0 for unchanged */
     size_t cache_bytes;   /* PFALLOC_CACHE: bound on empty-span pages kept resident */
+    int reach;            /* PFALLOC_REACH: classify leaks by reachability (default 1) */
 };
 
 PF_HIDDEN extern struct pf_config pf_config;

@@ -42,6 +42,15 @@ PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_m
 PF_HIDDEN void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to);
 /* write(2) until done or a real error; retries EINTR. 0 or -1 (errno kept from write). */
 PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
+/* Reads the whole of a file that has no size up front (/proc) into a
+ * mapping of its own: *buf, *cap bytes, which the caller gives back with
+ * pf_os_unmap. Returns the bytes read, or -1 (nothing to give back). */
+PF_HIDDEN long pf_os_read_file(const char *path, char **buf, size_t *cap);
+/* Calls fn for every entry of directory `path` named by a decimal number
+ * (/proc/self/task). 0, or -1 when it cannot be read. */
+PF_HIDDEN int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx);
+/* The calling thread's kernel id. */
+PF_HIDDEN long pf_os_tid(void);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);

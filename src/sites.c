@@ -4,16 +4,19 @@
  * (0 means "not recorded"), entries are claimed with a compare-exchange and
  * never removed, so readers need no lock. When it is full, new sites share
  * the id of an "other sites" entry.
- * Leak walk: under each family's lock, every live slot (state >= 2) and large
- * block is added to a (site, family) table; the report then sorts it by
- * bytes. Memory for both tables comes from pfalloc's own mappings.
+ * Leak walk: the reachability pass first (reach.c), then under each
+ * family's lock every live slot (state >= 2) and large block is added to a
+ * (site, family, reachability) table; the report then sorts it, lost ones
+ * first, then by bytes. Memory for both tables comes from pfalloc's own mappings.
  */
 #include "sites.h"
 
 #include <dlfcn.h>
 #include <string.h>
 
+#include "config.h"
 #include "family.h"
+#include "reach.h"
 #include "report.h"
 #include "tcache.h"
 
@@ -32,8 +35,8 @@ static struct site *sites; /* SITE_SLOTS + 2 entries */
 
 /* Calls fn for every live object of every family, under that family's
  * lock: `site` is where its call-site id is kept (NULL when its span keeps
- * none), `bytes` what the program asked for. */
-static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes))
+ * none), `bytes` what the program asked for, `p` its address. */
+static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p))
 {
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
@@ -41,24 +44,25 @@ static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, 
         pf_lock(&f->lock);
         for (struct pf_span *s = f->all; s; s = s->anext) {
             if (s->kind == PF_SPAN_LARGE) {
-                fn(f, &s->site, s->req);
+                fn(f, &s->site, s->req, s->start);
                 continue;
             }
             for (uint32_t k = 0; k < s->bump; k++) {
                 uint16_t st = s->state[k];
                 if (st >= PF_SLOT_LIVE)
                     fn(f, s->sites ? &s->sites[k] : NULL,
-                       s->slot_size - (uint32_t)(st - PF_SLOT_LIVE));
+                       s->slot_size - (uint32_t)(st - PF_SLOT_LIVE), s->start + (uintptr_t)k * s->slot_size);
             }
         }
         pf_unlock(&f->lock);
     }
 }
 
-static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes)
+static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p)
 {
     (void)f;
     (void)bytes;
+    (void)p;
     if (site)
         *site = EARLY_ID;
 }
@@ -114,6 +118,7 @@ void pf_sites_store(const void *p, uint32_t id)
 struct leak {
     uint32_t site;   /* site id, 0 unknown */
     uint32_t family; /* family id + 1, 0 empty */
+    uint32_t reach;  /* enum pf_reach_kind */
     uint64_t objects, bytes;
 };
 
@@ -121,10 +126,13 @@ static struct leak *leaks;  /* LEAK_SLOTS entries */
 static struct leak **order; /* sorted view */
 static uint32_t nleaks;
 static struct pf_leaks total;
+static const char *reach_note; /* why objects are unclassified, NULL when none is */
 
-static void add(uint32_t site, uint32_t fam, uint64_t bytes)
+static int site_runtime(uint32_t site);
+
+static void add(uint32_t site, uint32_t fam, uint64_t bytes, uint32_t reach)
 {
-    uint32_t h = (site * 2654435761u ^ fam * 40503u) & (LEAK_SLOTS - 1);
+    uint32_t h = (site * 2654435761u ^ fam * 40503u ^ reach * 97u) & (LEAK_SLOTS - 1);
     for (uint32_t i = 0; i < LEAK_SLOTS; i++) {
         struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
         if (l->family == 0) {
@@ -132,9 +140,10 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
                 break; /* full: count it only in the totals */
             l->site = site;
             l->family = fam;
+            l->reach = reach;
             nleaks++;
         }
-        if (l->site == site && l->family == fam) {
+        if (l->site == site && l->family == fam && l->reach == reach) {
             l->objects++;
             l->bytes += bytes;
             break;
@@ -142,16 +151,35 @@ static void add(uint32_t site, uint32_t fam, uint64_t bytes)
     }
     total.objects++;
     total.bytes += bytes;
-    int runtime = site && sites && site <= EARLY_ID ? sites[site - 1].runtime : 0;
-    if (!runtime) {
+    total.kind_objects[reach]++;
+    total.kind_bytes[reach] += bytes;
+    if (!site_runtime(site)) {
         total.program_objects++;
         total.program_bytes += bytes;
+        total.program_kind_objects[reach]++;
+        total.program_kind_bytes[reach] += bytes;
+        if (reach == PF_REACH_DEFINITE || reach == PF_REACH_POSSIBLE || reach == PF_REACH_UNCLASSIFIED)
+            total.program_lost++;
     }
 }
 
-static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes)
+static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p)
 {
-    add(site ? *site : 0, f->id + 1, bytes);
+    add(site ? *site : 0, f->id + 1, bytes, pf_reach_of(p));
+}
+
+/* What the runtime and the loader allocated for themselves holds roots of
+ * theirs (dynamic TLS blocks, key data): their contents count as roots. */
+static int runtime_object(const struct pf_span *s, uint32_t idx, void *ctx)
+{
+    (void)ctx;
+    return site_runtime(s->kind == PF_SPAN_LARGE ? s->site : s->sites ? s->sites[idx] : 0);
+}
+
+/* Lost ones first, then the biggest. */
+static int before(const struct leak *a, const struct leak *b)
+{
+    return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
 }
 
 void pf_leaks_collect(struct pf_leaks *sum)
@@ -164,7 +192,14 @@ void pf_leaks_collect(struct pf_leaks *sum)
     if (leaks) {
         memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
         nleaks = 0;
+        reach_note = "off (PFALLOC_REACH=0)";
+        if (pf_config.reach) {
+            struct pf_reach_opts ro = {.root_object = runtime_object};
+            pf_reach_run(&ro);
+            reach_note = pf_reach_note();
+        }
         for_each_live(add_live);
+        pf_reach_release();
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = 0;
         for (uint32_t i = 0; i < LEAK_SLOTS && order; i++)
@@ -173,7 +208,7 @@ void pf_leaks_collect(struct pf_leaks *sum)
         nleaks = order ? m : 0;
         for (uint32_t gap = m / 2; gap; gap /= 2)
             for (uint32_t i = gap; i < m; i++)
-                for (uint32_t j = i; j >= gap && order[j - gap]->bytes < order[j]->bytes; j -= gap) {
+                for (uint32_t j = i; j >= gap && before(order[j], order[j - gap]); j -= gap) {
                     struct leak *t = order[j];
                     order[j] = order[j - gap];
                     order[j - gap] = t;
@@ -240,6 +275,31 @@ static uintptr_t site_addr(uint32_t site)
                : 0;
 }
 
+/* The totals by reachability, lost ones first: the program's own objects
+ * when sites tell them apart, else every object. */
+static void write_reach_text(struct pf_fmt *f)
+{
+    const uint64_t *objs = pf_sites_on ? total.program_kind_objects : total.kind_objects;
+    const uint64_t *bytes = pf_sites_on ? total.program_kind_bytes : total.kind_bytes;
+    pf_fmt_str(f, pf_sites_on ? "  the program's own by reachability:\n" : "  by reachability:\n");
+    for (int k = 0; k < PF_REACH_KINDS; k++) {
+        if (k == PF_REACH_UNCLASSIFIED && !objs[k])
+            continue;
+        pf_fmt_str(f, "    ");
+        pf_fmt_str(f, pf_reach_text((enum pf_reach_kind)k));
+        pf_fmt_char(f, ':');
+        pf_fmt_u64_w(f, objs[k], 28 - (int)strlen(pf_reach_text((enum pf_reach_kind)k)));
+        pf_fmt_str(f, " objects, ");
+        pf_fmt_size(f, bytes[k]);
+        if (k == PF_REACH_UNCLASSIFIED && reach_note) {
+            pf_fmt_str(f, " (reachability ");
+            pf_fmt_str(f, reach_note);
+            pf_fmt_char(f, ')');
+        }
+        pf_fmt_char(f, '\n');
+    }
+}
+
 static void write_text(struct pf_fmt *f)
 {
     pf_fmt_str(f, "\nleaks: ");
@@ -257,6 +317,7 @@ static void write_text(struct pf_fmt *f)
     pf_fmt_char(f, '\n');
     if (!total.objects)
         return;
+    write_reach_text(f);
     for (int pass = 0; pass < 2; pass++) {
         int header = 0;
         for (uint32_t i = 0; i < nleaks; i++) {
@@ -266,7 +327,7 @@ static void write_text(struct pf_fmt *f)
             if (!header) {
                 pf_fmt_str(f, pass ? "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n"
                                    : "  allocated by the program:\n");
-                pf_fmt_str(f, "     objects        bytes  family                 site\n");
+                pf_fmt_str(f, "     objects        bytes  family                 reachability     site\n");
                 header = 1;
             }
             pf_fmt_u64_w(f, l->objects, 12);
@@ -274,6 +335,8 @@ static void write_text(struct pf_fmt *f)
             pf_fmt_u64_w(f, l->bytes, 12);
             pf_fmt_str(f, "  ");
             pf_fmt_str_w(f, family_name(l->family), -22);
+            pf_fmt_char(f, ' ');
+            pf_fmt_str_w(f, pf_reach_text(l->reach), -16);
             pf_fmt_char(f, ' ');
             if (!l->site) {
                 pf_fmt_str(f, pf_sites_on ? "(not recorded)" : "(call sites off: PFALLOC_SITES=1)");
@@ -306,6 +369,24 @@ static void write_json(struct pf_fmt *f)
     pf_fmt_u64(f, total.program_bytes);
     pf_fmt_str(f, ",\"sites_recorded\":");
     pf_fmt_str(f, pf_sites_on ? "true" : "false");
+    pf_fmt_str(f, ",\"reachability\":");
+    if (reach_note)
+        pf_fmt_json_str(f, reach_note);
+    else
+        pf_fmt_str(f, "\"classified\"");
+    for (int k = 0; k < PF_REACH_KINDS; k++) {
+        pf_fmt_str(f, ",\"");
+        pf_fmt_str(f, pf_reach_key((enum pf_reach_kind)k));
+        pf_fmt_str(f, "\":{\"objects\":");
+        pf_fmt_u64(f, total.kind_objects[k]);
+        pf_fmt_str(f, ",\"bytes\":");
+        pf_fmt_u64(f, total.kind_bytes[k]);
+        pf_fmt_str(f, ",\"program_objects\":");
+        pf_fmt_u64(f, total.program_kind_objects[k]);
+        pf_fmt_str(f, ",\"program_bytes\":");
+        pf_fmt_u64(f, total.program_kind_bytes[k]);
+        pf_fmt_char(f, '}');
+    }
     pf_fmt_str(f, ",\"sites\":[");
     for (uint32_t i = 0; i < nleaks; i++) {
         const struct leak *l = order[i];
@@ -342,6 +423,9 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_u64(f, l->bytes);
         pf_fmt_str(f, ",\"runtime\":");
         pf_fmt_str(f, !l->site ? "null" : site_runtime(l->site) ? "true" : "false");
+        pf_fmt_str(f, ",\"reachability\":\"");
+        pf_fmt_str(f, pf_reach_key((enum pf_reach_kind)l->reach));
+        pf_fmt_char(f, '"');
         pf_fmt_char(f, '}');
     }
     pf_fmt_str(f, "]}");

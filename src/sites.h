@@ -12,6 +12,7 @@
 
 #include "fmt.h"
 #include "os.h"
+#include "reach.h"
 
 /* Turns recording on (before the program's own code runs). */
 PF_HIDDEN void pf_sites_enable(void);
@@ -26,6 +27,13 @@ PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
     uint64_t program_objects, program_bytes; /* those not allocated by the runtime */
+    /* By enum pf_reach_kind: objects == sum of kind_objects, and the same
+     * for the program's own; all unclassified when no pass ran. */
+    uint64_t kind_objects[PF_REACH_KINDS], kind_bytes[PF_REACH_KINDS];
+    uint64_t program_kind_objects[PF_REACH_KINDS], program_kind_bytes[PF_REACH_KINDS];
+    /* The program's objects definitely or possibly lost, or unclassified:
+     * what PFALLOC_LEAK_EXIT_CODE looks at. */
+    uint64_t program_lost;
 };
 /* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
 PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
