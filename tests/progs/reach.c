@@ -13,12 +13,19 @@
  *             reachable
  *   wrapper   a wrapper called from two functions: one drops 2 blocks
  *             (definitely lost), the other keeps 3 (still reachable)
+ * and, apart from "all":
+ *   tls       a block kept only in a thread-local variable: still reachable
+ *   key       a block kept only as a thread-specific value: still reachable
+ *   thread    a block kept only on the stack of another thread, blocked
+ *             while the process exits: still reachable
  * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
  * that are dropped go through volatile globals and are cleared, and the
  * stack below main is scrubbed, so no stale copy keeps them reachable.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct tnode {
     struct tnode *left, *right;
@@ -144,6 +151,44 @@ __attribute__((noinline)) static void wrapper_keeps(void)
         g_kept[i] = xmalloc(64);
 }
 
+static __thread void *volatile t_kept;
+
+__attribute__((noinline)) static void make_tls(void)
+{
+    t_kept = must(malloc(24));
+}
+
+__attribute__((noinline)) static void make_key(void)
+{
+    static pthread_key_t key;
+    if (pthread_key_create(&key, NULL) != 0 || pthread_setspecific(key, must(malloc(56))) != 0)
+        abort();
+}
+
+static int ready[2], never[2];
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    void *volatile kept = must(malloc(40));
+    char c = 0;
+    if (write(ready[1], &c, 1) != 1)
+        abort();
+    /* Blocks until the process is gone: nobody writes to `never`. */
+    while (read(never[0], &c, 1) != 0)
+        ;
+    return kept;
+}
+
+__attribute__((noinline)) static void make_thread(void)
+{
+    pthread_t t;
+    char c;
+    if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, holder, NULL) != 0 ||
+        read(ready[0], &c, 1) != 1)
+        abort();
+}
+
 /* Clears the stack below main, where the builders' frames were. */
 __attribute__((noinline)) static void scrub(void)
 {
@@ -172,6 +217,12 @@ int main(int argc, char **argv)
         wrapper_drops();
         wrapper_keeps();
     }
+    if (strcmp(what, "tls") == 0)
+        make_tls();
+    if (strcmp(what, "key") == 0)
+        make_key();
+    if (strcmp(what, "thread") == 0)
+        make_thread();
     scrub();
     return 0;
 }
