@@ -17,6 +17,7 @@
 static const char *const all_vars[] = {
     "PFALLOC_REPORT", "PFALLOC_SIGNAL", "PFALLOC_INTERVAL", "PFALLOC_OUT",
     "PFALLOC_FORMAT", "PFALLOC_SITES",  "PFALLOC_LEAK_EXIT_CODE", "PFALLOC_CACHE",
+    "PFALLOC_REACH",
 };
 
 static void clear_env(void)
@@ -62,6 +63,7 @@ Test(config, defaults)
     cr_assert_eq(c.sites, 0);
     cr_assert_eq(c.leak_exit_code, 0);
     cr_assert_eq(c.cache_bytes, (size_t)8 << 20);
+    cr_assert_eq(c.reach, 1);
 }
 
 Test(config, report)
@@ -155,6 +157,10 @@ Test(config, sites)
     BAD("PFALLOC_SITES", "maybe");
     BAD("PFALLOC_SITES", "2");
     BAD("PFALLOC_SITES", "");
+    GOOD("PFALLOC_REACH", "0", reach, 0);
+    GOOD("PFALLOC_REACH", "off", reach, 0);
+    GOOD("PFALLOC_REACH", "1", reach, 1);
+    BAD("PFALLOC_REACH", "some");
 }
 
 Test(config, leak_exit_code)
