@@ -33,7 +33,16 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     (void)sig;
     (void)uc;
     int saved = errno;
-    pf_emit_report(si && si->si_code == SI_TIMER ? "interval" : "signal", 0);
+    const char *reason = si && si->si_code == SI_TIMER ? "interval" : "signal";
+    /* On request, the leak section too, classified by reachability: what
+     * a daemon holds while it runs. Given up when the allocator is busy
+     * where the signal landed. */
+    if (pf_config.reach_signal && pf_leaks_collect_signal(NULL) == 0) {
+        pf_emit_report(reason, PF_EMIT_LEAKS_NOW);
+        pf_leaks_done();
+    } else {
+        pf_emit_report(reason, 0);
+    }
     errno = saved;
 }
 
@@ -109,7 +118,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
         pf_leaks_collect(&leaks);
     if (pf_config.report & PF_REPORT_EXIT)
-        pf_emit_report("exit", 1);
+        pf_emit_report("exit", PF_EMIT_LEAKS_EXIT);
     /* Only lost objects are the program's leaks: still reachable and
      * indirectly lost ones (freed with their lost owner) do not count. */
     if (pf_config.leak_exit_code && leaks.program_lost) {

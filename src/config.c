@@ -195,6 +195,8 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
         return parse_size(v, &c->cache_bytes);
     if (eq(name, "PFALLOC_REACH"))
         return parse_bool(v, &c->reach);
+    if (eq(name, "PFALLOC_REACH_SIGNAL"))
+        return parse_bool(v, &c->reach_signal);
     return -1;
 }
 
@@ -211,6 +213,7 @@ static const struct {
     {"PFALLOC_LEAK_EXIT_CODE", "an exit status from 0 to 255"},
     {"PFALLOC_CACHE", "a size in bytes, with an optional K, M or G"},
     {"PFALLOC_REACH", "1 or 0"},
+    {"PFALLOC_REACH_SIGNAL", "1 or 0"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

@@ -24,6 +24,7 @@ struct pf_config {
     int leak_exit_code;   /* PFALLOC_LEAK_EXIT_CODE: status on leaks, 0 for unchanged */
     size_t cache_bytes;   /* PFALLOC_CACHE: bound on empty-span pages kept resident */
     int reach;            /* PFALLOC_REACH: classify leaks by reachability (default 1) */
+    int reach_signal;     /* PFALLOC_REACH_SIGNAL: the signal report carries the classified leaks */
 };
 
 PF_HIDDEN extern struct pf_config pf_config;

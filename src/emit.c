@@ -95,7 +95,7 @@ int pf_emit_report(const char *reason, int with_leaks)
     int rc = pf_report_write_ex(fd, pf_config.json, reason, with_leaks ? pf_leaks_write : NULL, NULL);
     /* The exit report is not skipped for a signal report that happens to be
      * under way in another thread: wait for it (up to a second). */
-    for (int tries = 0; with_leaks && rc != 0 && errno == EAGAIN && tries < 100; tries++) {
+    for (int tries = 0; with_leaks == PF_EMIT_LEAKS_EXIT && rc != 0 && errno == EAGAIN && tries < 100; tries++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
         rc = pf_report_write_ex(fd, pf_config.json, reason, pf_leaks_write, NULL);

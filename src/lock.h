@@ -40,6 +40,20 @@ static inline void pf_lock(pf_lock_t *l)
     }
 }
 
+/* Takes the lock unless it stays held through `tries` yields, for code in
+ * a signal handler: the interrupted code may hold it and never give it
+ * back while the handler waits. 1 when taken. */
+static inline int pf_lock_try(pf_lock_t *l, int tries)
+{
+    for (int i = 0;; i++) {
+        if (!atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+            return 1;
+        if (i >= tries)
+            return 0;
+        sched_yield();
+    }
+}
+
 static inline void pf_unlock(pf_lock_t *l)
 {
     atomic_store_explicit(&l->held, 0, memory_order_release);

@@ -19,9 +19,11 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "family.h"
+#include "lock.h"
 #include "span.h"
 
 /* Per-object marks. */
@@ -40,6 +42,8 @@ struct ent {
 struct map {
     uintptr_t a, b;
     uint8_t w;     /* writable */
+    uint8_t file;  /* a file's pages (private, writable: a module's data) */
+    uint64_t inode; /* of that file */
     uint8_t anon;  /* no file behind it */
     uint8_t guard; /* an inaccessible mapping right below it: a thread stack's guard */
     uint8_t taken; /* scanned as some thread's stack, or inaccessible: not to scan again */
@@ -205,8 +209,11 @@ static void read_maps(void)
             m->w = p[0] == 'r' && p[1] == 'w';
             p = skip_field(skip_field(skip_field(p, eol), eol), eol); /* perms, offset, dev */
             int inode0 = p < eol && *p == '0' && (p + 1 == eol || p[1] == ' ');
+            for (const char *d = p; d < eol && *d >= '0' && *d <= '9'; d++)
+                m->inode = m->inode * 10 + (uint64_t)(*d - '0');
             p = skip_field(p, eol);
             m->anon = inode0 && (p >= eol || *p == '[');
+            m->file = !inode0 && p < eol && *p == '/';
             m->guard = prev_noaccess && prev_end == m->a;
             m->taken = noaccess; /* never scanned */
             prev_noaccess = noaccess;
@@ -318,6 +325,35 @@ static void each_thread(long tid, void *ctx)
     }
 }
 
+/* Without the loader: a module's data is a writable private mapping of its
+ * file, and its .bss the anonymous mapping right after the last of them.
+ * pfalloc's own (the mappings around its own data) are left out. */
+static void modules_from_maps(void)
+{
+    /* pfalloc's own data: the file mapping that holds `r`, or the one right
+     * below the .bss that does; none when pfalloc is linked into the
+     * program (same file as the program's headers). */
+    struct map *self = map_of((uintptr_t)&r), *self_file = NULL;
+    if (self && self->file)
+        self_file = self;
+    else if (self && self > r.maps && self[-1].file && self[-1].b == self->a)
+        self_file = self - 1;
+    struct map *exe = map_of((uintptr_t)getauxval(AT_PHDR));
+    if (!self_file || (exe && exe->inode == self_file->inode))
+        self = self_file = NULL;
+    for (uint32_t i = 0; i < r.nmaps; i++) {
+        struct map *m = &r.maps[i];
+        int bss = m->anon && m->w && i && r.maps[i - 1].file && r.maps[i - 1].w && r.maps[i - 1].b == m->a;
+        if (!m->w || (!m->file && !bss) || m->taken || m == self || m == self_file)
+            continue;
+        if (self_file && bss && &r.maps[i - 1] == self_file)
+            continue;
+        if (self_file && m->file && m->inode == self_file->inode)
+            continue;
+        add_range(m->a, m->b);
+    }
+}
+
 extern void *__libc_stack_end;
 
 static void gather_roots(const struct pf_reach_opts *o, uintptr_t *stack_top)
@@ -328,7 +364,12 @@ static void gather_roots(const struct pf_reach_opts *o, uintptr_t *stack_top)
     if (o && o->only_ranges)
         return;
     read_maps();
-    dl_iterate_phdr(each_module, NULL);
+    if (o && o->in_signal) {
+        if (r.maps)
+            modules_from_maps();
+    } else {
+        dl_iterate_phdr(each_module, NULL);
+    }
     uintptr_t here = (uintptr_t)&here;
     struct map *m = r.maps ? map_of(here) : NULL;
     if (m) {
@@ -378,10 +419,31 @@ static uint32_t ent_of_span(const struct pf_span *s)
     }
 }
 
-static void lock_all(uint32_t nfam)
+/* How long a signal handler waits for a lock: a few thousand yields, so a
+ * lock that another thread holds for a moment is had, and one that the
+ * interrupted code holds is given up on. */
+#define SIGNAL_TRIES 2000
+
+static int try_locks; /* in a signal handler */
+
+static int lock_one(pf_lock_t *l)
+{
+    if (try_locks)
+        return pf_lock_try(l, SIGNAL_TRIES);
+    pf_lock(l);
+    return 1;
+}
+
+static void unlock_all(uint32_t nfam);
+
+static int lock_all(uint32_t nfam)
 {
     for (uint32_t i = 0; i < nfam; i++)
-        pf_lock(&pf_family_at(i)->lock);
+        if (!lock_one(&pf_family_at(i)->lock)) {
+            unlock_all(i);
+            return -1;
+        }
+    return 0;
 }
 
 static void unlock_all(uint32_t nfam)
@@ -391,18 +453,20 @@ static void unlock_all(uint32_t nfam)
 }
 
 /* Counts spans and slots, family by family (each under its lock). */
-static void count(uint32_t nfam, uint64_t *spans, uint64_t *objs)
+static int count(uint32_t nfam, uint64_t *spans, uint64_t *objs)
 {
     *spans = *objs = 0;
     for (uint32_t i = 0; i < nfam; i++) {
         struct pf_family *f = pf_family_at(i);
-        pf_lock(&f->lock);
+        if (!lock_one(&f->lock))
+            return -1;
         for (struct pf_span *s = f->all; s; s = s->anext) {
             (*spans)++;
             *objs += s->kind == PF_SPAN_LARGE ? 1 : s->bump;
         }
         pf_unlock(&f->lock);
     }
+    return 0;
 }
 
 /* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
@@ -621,11 +685,16 @@ int pf_reach_run(const struct pf_reach_opts *o)
         return -1;
     }
     uintptr_t stack_top;
+    try_locks = o && o->in_signal;
     gather_roots(o, &stack_top);
 
     uint32_t nfam = pf_family_count();
     uint64_t spans, objs;
-    count(nfam, &spans, &objs);
+    if (count(nfam, &spans, &objs) != 0) {
+        r.note = "the allocator was busy (a lock held where the signal landed)";
+        pf_reach_release();
+        return -1;
+    }
     /* Room for what other threads may add before the locks are all held. */
     spans += spans / 8 + 64;
     objs += objs / 8 + 4096;
@@ -649,7 +718,11 @@ int pf_reach_run(const struct pf_reach_opts *o)
         return -1;
     }
 
-    lock_all(nfam);
+    if (lock_all(nfam) != 0) {
+        r.note = "the allocator was busy (a lock held where the signal landed)";
+        pf_reach_release();
+        return -1;
+    }
     if (snapshot(nfam, spans, objs) != 0) {
         unlock_all(nfam);
         r.note = "the heap grew while it was counted";

@@ -38,11 +38,17 @@ struct pf_reach_opts {
     size_t nranges;
     /* 1: only `ranges` (and root_object) are roots: no modules, stacks, TLS. */
     int only_ranges;
+    /* 1: called from a signal handler: gives up (-1) rather than wait on a
+     * lock the interrupted code may hold, and finds the modules' segments
+     * in /proc/self/maps instead of asking the loader (dl_iterate_phdr
+     * takes the loader's lock). */
+    int in_signal;
 };
 
 /* Classifies every live object. Takes every family's lock while it scans
- * (no syscall under them); not signal-safe (dl_iterate_phdr). Returns 0, or
- * -1 when it could not (no memory): every object is then unclassified. */
+ * (no syscall under them). Returns 0, or -1 when it could not (no memory,
+ * or a lock stayed held in a signal handler): every object is then
+ * unclassified. Only async-signal-safe calls with in_signal. */
 PF_HIDDEN int pf_reach_run(const struct pf_reach_opts *opts);
 /* The category of the live object that starts at p, from the last run. */
 PF_HIDDEN enum pf_reach_kind pf_reach_of(uintptr_t p);

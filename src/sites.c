@@ -12,6 +12,7 @@
 #include "sites.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <string.h>
 
 #include "config.h"
@@ -33,15 +34,23 @@ struct site {
 int pf_sites_on;
 static struct site *sites; /* SITE_SLOTS + 2 entries */
 
+static int walk_in_signal; /* for_each_live gives up rather than wait on a lock */
+
 /* Calls fn for every live object of every family, under that family's
  * lock: `site` is where its call-site id is kept (NULL when its span keeps
- * none), `bytes` what the program asked for, `p` its address. */
-static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p))
+ * none), `bytes` what the program asked for, `p` its address. 0, or -1 when
+ * a lock stayed held in a signal handler (the walk stops there). */
+static int for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p))
 {
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
-        pf_lock(&f->lock);
+        if (walk_in_signal) {
+            if (!pf_lock_try(&f->lock, 2000))
+                return -1;
+        } else {
+            pf_lock(&f->lock);
+        }
         for (struct pf_span *s = f->all; s; s = s->anext) {
             if (s->kind == PF_SPAN_LARGE) {
                 fn(f, &s->site, s->req, s->start);
@@ -56,6 +65,7 @@ static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, 
         }
         pf_unlock(&f->lock);
     }
+    return 0;
 }
 
 static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p)
@@ -127,6 +137,10 @@ static struct leak **order; /* sorted view */
 static uint32_t nleaks;
 static struct pf_leaks total;
 static const char *reach_note; /* why objects are unclassified, NULL when none is */
+static int collected_at_exit;  /* the tables hold the exit's walk, not a signal's */
+/* The tables are being filled or written: taken by a collect, given back
+ * by pf_leaks_done (never after the exit's, which is the last). */
+static _Atomic int walking;
 
 static int site_runtime(uint32_t site);
 
@@ -182,7 +196,7 @@ static int before(const struct leak *a, const struct leak *b)
     return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
 }
 
-void pf_leaks_collect(struct pf_leaks *sum)
+static int collect(struct pf_leaks *sum, int in_signal)
 {
     if (!leaks) {
         leaks = pf_os_map_meta(sizeof(*leaks) * LEAK_SLOTS);
@@ -194,12 +208,16 @@ void pf_leaks_collect(struct pf_leaks *sum)
         nleaks = 0;
         reach_note = "off (PFALLOC_REACH=0)";
         if (pf_config.reach) {
-            struct pf_reach_opts ro = {.root_object = runtime_object};
+            struct pf_reach_opts ro = {.root_object = runtime_object, .in_signal = in_signal};
             pf_reach_run(&ro);
             reach_note = pf_reach_note();
         }
-        for_each_live(add_live);
+        walk_in_signal = in_signal;
+        int rc = for_each_live(add_live);
+        walk_in_signal = 0;
         pf_reach_release();
+        if (rc != 0)
+            return -1;
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = 0;
         for (uint32_t i = 0; i < LEAK_SLOTS && order; i++)
@@ -214,9 +232,39 @@ void pf_leaks_collect(struct pf_leaks *sum)
                     order[j - gap] = t;
                 }
     }
+    collected_at_exit = !in_signal;
     if (sum)
         *sum = total;
+    return 0;
 }
+
+void pf_leaks_collect(struct pf_leaks *sum)
+{
+    /* A signal handler's walk in another thread ends without waiting on
+     * anything; one in this thread cannot be under way. */
+    while (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
+        sched_yield();
+    collect(sum, 0);
+}
+
+int pf_leaks_collect_signal(struct pf_leaks *sum)
+{
+    if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
+        return -1;
+    if (collect(sum, 1) != 0) {
+        atomic_store_explicit(&walking, 0, memory_order_release);
+        return -1;
+    }
+    return 0;
+}
+
+void pf_leaks_done(void)
+{
+    if (!collected_at_exit)
+        atomic_store_explicit(&walking, 0, memory_order_release);
+}
+
+
 
 /* ---- naming a site ------------------------------------------------------------- */
 struct named {
@@ -306,13 +354,14 @@ static void write_text(struct pf_fmt *f)
     pf_fmt_u64(f, total.objects);
     pf_fmt_str(f, " objects, ");
     pf_fmt_size(f, total.bytes);
+    pf_fmt_str(f, collected_at_exit ? " still live at exit" : " live now");
     if (pf_sites_on) {
-        pf_fmt_str(f, " still live at exit; the program's own: ");
+        pf_fmt_str(f, "; the program's own: ");
         pf_fmt_u64(f, total.program_objects);
         pf_fmt_str(f, " objects, ");
         pf_fmt_size(f, total.program_bytes);
     } else {
-        pf_fmt_str(f, " still live at exit (PFALLOC_SITES=1 tells the program's own from the runtime's)");
+        pf_fmt_str(f, " (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
     pf_fmt_char(f, '\n');
     if (!total.objects)

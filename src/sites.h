@@ -37,6 +37,11 @@ struct pf_leaks {
 };
 /* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
 PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
+/* The same from a signal handler: gives up (-1) rather than wait on a lock
+ * or on a walk under way. On 0, the caller writes the report, then calls
+ * pf_leaks_done. Names sites with dladdr (see docs/REPORTS.md). */
+PF_HIDDEN int pf_leaks_collect_signal(struct pf_leaks *sum);
+PF_HIDDEN void pf_leaks_done(void);
 /* pf_report_extra_fn: writes the leak section collected last. */
 PF_HIDDEN void pf_leaks_write(struct pf_fmt *f, int json, void *ctx);
 

@@ -18,11 +18,14 @@
  *   key       a block kept only as a thread-specific value: still reachable
  *   thread    a block kept only on the stack of another thread, blocked
  *             while the process exits: still reachable
+ * With a second argument "raise", it ends with raise(SIGUSR1) (the signal
+ * report) before returning.
  * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
  * that are dropped go through volatile globals and are cleared, and the
  * stack below main is scrubbed, so no stale copy keeps them reachable.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -200,6 +203,7 @@ __attribute__((noinline)) static void scrub(void)
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "all";
+    int sig = argc > 2 && strcmp(argv[2], "raise") == 0;
     int all = strcmp(what, "all") == 0;
     if (all || strcmp(what, "table") == 0)
         make_table();
@@ -224,5 +228,7 @@ int main(int argc, char **argv)
     if (strcmp(what, "thread") == 0)
         make_thread();
     scrub();
+    if (sig)
+        raise(SIGUSR1);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../include/pfalloc.h"
+#include "family.h"
 #include "reach.h"
 #include "span.h"
 
@@ -229,6 +230,34 @@ Test(reach, real_roots)
     pf_reach_release();
     cr_assert(pf_reach_run(NULL) == 0);
     KIND(g, PF_REACH_STILL);
+    pf_reach_release();
+}
+
+/* From a signal handler: a family lock held where the signal landed is
+ * given up on (-1, every object unclassified), never waited for; with the
+ * locks free, the same classification as outside a handler. */
+Test(reach, in_signal_gives_up_on_a_held_lock)
+{
+    void **a = obj(64);
+    void *roots[1] = {a};
+    uintptr_t range[1][2] = {{(uintptr_t)roots, (uintptr_t)(roots + 1)}};
+    struct pf_reach_opts o = {.ranges = (const uintptr_t (*)[2])range, .nranges = 1, .only_ranges = 1,
+                              .in_signal = 1};
+    struct pf_family *f = pf_family_at(pf_family_count() - 1);
+    pf_lock(&f->lock);
+    cr_assert(pf_reach_run(&o) == -1);
+    cr_assert(pf_reach_note() && strstr(pf_reach_note(), "busy"), "%s", pf_reach_note());
+    KIND(a, PF_REACH_UNCLASSIFIED);
+    pf_unlock(&f->lock);
+    cr_assert(pf_reach_run(&o) == 0);
+    KIND(a, PF_REACH_STILL);
+    pf_reach_release();
+    /* the process's own roots, found without the loader */
+    struct pf_reach_opts own = {.in_signal = 1};
+    static void *volatile kept;
+    kept = obj(64);
+    cr_assert(pf_reach_run(&own) == 0);
+    KIND(kept, PF_REACH_STILL);
     pf_reach_release();
 }
 
