@@ -198,6 +198,27 @@ long pf_os_read_file(const char *path, char **buf, size_t *cap)
     return (long)len;
 }
 
+long pf_os_read_into(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0)
+                len = (size_t)-1;
+            break;
+        }
+        len += (size_t)n;
+    }
+    close(fd);
+    return (long)len;
+}
+
 int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -70,6 +70,8 @@ static struct {
     uint32_t nranges;
     struct map *maps;
     size_t maps_bytes;
+    char *maps_text; /* /proc/self/maps, kept mapped until the scan is over */
+    size_t maps_text_bytes;
     uint32_t nmaps;
     uint32_t threads, threads_sp;
     int failed;
@@ -114,6 +116,7 @@ void pf_reach_release(void)
     unmap(r.mark, &r.mark_bytes);
     unmap(r.work, &r.work_bytes);
     unmap(r.maps, &r.maps_bytes);
+    unmap(r.maps_text, &r.maps_text_bytes);
     if (r.ranges)
         pf_os_unmap(r.ranges, sizeof(*r.ranges) * MAX_RANGES);
     uint32_t threads = r.threads, threads_sp = r.threads_sp;
@@ -175,21 +178,30 @@ static const char *skip_field(const char *p, const char *eol)
     return p;
 }
 
-/* /proc/self/maps into r.maps (sorted by address, as the kernel lists them). */
+/* /proc/self/maps into r.maps (sorted by address, as the kernel lists them).
+ * The text is read into a buffer mapped before the read and kept until the
+ * scan is over: the list then shows every mapping of ours as it will be
+ * while roots are scanned (an anonymous mapping of ours may have merged
+ * with a neighbour that holds roots; unmapping it later would leave a hole
+ * in a root range). */
 static void read_maps(void)
 {
     char *buf;
     size_t cap;
-    long len = pf_os_read_file("/proc/self/maps", &buf, &cap);
-    if (len <= 0) {
-        if (len == 0)
-            pf_os_unmap(buf, cap);
+    long len = pf_os_read_file("/proc/self/maps", &buf, &cap); /* its size, roughly */
+    if (len < 0)
         return;
-    }
-    uint32_t lines = 0;
-    for (long i = 0; i < len; i++)
-        lines += buf[i] == '\n';
-    r.maps = map_zeroed(&r.maps_bytes, sizeof(struct map) * (lines + 1));
+    pf_os_unmap(buf, cap);
+    size_t room = (size_t)len * 2 + 64 * 1024;
+    r.maps_text = map_zeroed(&r.maps_text_bytes, room);
+    r.maps = map_zeroed(&r.maps_bytes, sizeof(struct map) * (room / 24 + 1));
+    if (!r.maps_text || !r.maps)
+        return;
+    buf = r.maps_text;
+    len = pf_os_read_into("/proc/self/maps", buf, room);
+    if (len <= 0 || (size_t)len >= room)
+        return; /* unreadable, or grown past the room: no list */
+    uint32_t lines = (uint32_t)(room / 24);
     int prev_noaccess = 0;
     uintptr_t prev_end = 0;
     /* start-end perms offset dev inode [path] */
@@ -222,7 +234,6 @@ static void read_maps(void)
         }
         p = eol + 1;
     }
-    pf_os_unmap(buf, cap);
 }
 
 static struct map *map_of(uintptr_t p)
@@ -281,10 +292,9 @@ static uintptr_t thread_sp(long tid)
     while (k)
         path[n++] = digits[--k];
     memcpy(path + n, "/syscall", 9);
-    char *buf;
-    size_t cap;
-    long len = pf_os_read_file(path, &buf, &cap);
-    if (len < 0)
+    char buf[512];
+    long len = pf_os_read_into(path, buf, sizeof(buf));
+    if (len <= 0 || (size_t)len >= sizeof(buf))
         return 0;
     uintptr_t tok[2] = {0, 0};
     int ntok = 0;
@@ -301,7 +311,6 @@ static uintptr_t thread_sp(long tid)
         while (p < end && *p != ' ' && *p != '\n')
             p++;
     }
-    pf_os_unmap(buf, cap);
     return ntok >= 2 ? tok[0] : 0;
 }
 
@@ -754,6 +763,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     unlock_all(nfam);
     unmap(r.work, &r.work_bytes);
     unmap(r.maps, &r.maps_bytes);
+    unmap(r.maps_text, &r.maps_text_bytes);
     pf_os_unmap(r.ranges, sizeof(*r.ranges) * MAX_RANGES);
     r.ranges = NULL;
     if (r.failed) {
