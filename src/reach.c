@@ -61,7 +61,7 @@ static struct {
     uint8_t *mark;
     size_t mark_bytes;
     uint32_t nobj;
-    uint64_t *work; /* (ent << 32 | slot) */
+    uint32_t *work; /* mark indexes of objects to scan */
     size_t work_bytes;
     uint32_t nwork, capwork;
     uintptr_t lo, hi;             /* every object lies in [lo, hi) */
@@ -596,10 +596,10 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 static void push(uint32_t e, uint32_t k)
 {
     if (r.nwork >= r.capwork) {
-        r.failed = 1; /* cannot happen: each object is pushed at most three times */
+        r.failed = 1; /* cannot happen: pass 1 pushes an object at most twice, pass 2 once */
         return;
     }
-    r.work[r.nwork++] = (uint64_t)e << 32 | k;
+    r.work[r.nwork++] = r.ents[e].base + k;
 }
 
 /* Pass 1: w was found in a root (definite) or a reached object. */
@@ -659,8 +659,17 @@ static void scan_object(uint32_t e, uint32_t k, int pass, uint32_t leader)
 static void drain(int pass, uint32_t leader)
 {
     while (r.nwork) {
-        uint64_t v = r.work[--r.nwork];
-        scan_object((uint32_t)(v >> 32), (uint32_t)v, pass, leader);
+        uint32_t id = r.work[--r.nwork];
+        /* The span entry holding mark index id: the last with base <= id. */
+        uint32_t lo = 0, hi = r.nents;
+        while (hi - lo > 1) {
+            uint32_t mid = (lo + hi) / 2;
+            if (r.ents[mid].base <= id)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        scan_object(lo, id - r.ents[lo].base, pass, leader);
     }
 }
 
@@ -718,8 +727,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
     r.ents = map_zeroed(&r.ents_bytes, sizeof(struct ent) * spans);
     r.hash = map_zeroed(&r.hash_bytes, sizeof(uint32_t) * hsize);
     r.mark = map_zeroed(&r.mark_bytes, objs);
-    r.capwork = (uint32_t)(objs * 3 + 64);
-    r.work = map_zeroed(&r.work_bytes, sizeof(uint64_t) * r.capwork);
+    r.capwork = (uint32_t)(objs * 2 + 64);
+    r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
     r.hmask = (uint32_t)hsize - 1;
     if (!r.ents || !r.hash || !r.mark || !r.work) {
         r.note = "out of memory";
