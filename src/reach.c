@@ -9,21 +9,18 @@
  *   2. every object still unreached, in address order, leads a clique: the
  *      unreached objects it reaches become indirectly lost (an earlier
  *      leader among them too); leaders left at the end are definitely lost.
- * No recursion (an explicit stack), no malloc: all memory is mapped here and
- * given back by pf_reach_release. Out of memory leaves everything
+ * Roots come from roots.c. No recursion (an explicit stack), no malloc: all
+ * memory is mapped here and given back by pf_reach_release. Out of memory leaves everything
  * unclassified, never a wrong category.
  */
 #include "reach.h"
 
-#include <link.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <string.h>
-#include <sys/auxv.h>
-#include <unistd.h>
 
 #include "family.h"
 #include "lock.h"
+#include "roots.h"
 #include "span.h"
 
 /* Per-object marks. */
@@ -38,18 +35,6 @@ struct ent {
     uint32_t base;   /* mark index of slot 0 */
     uint32_t n;      /* slots in the snapshot: bump (small), 1 (large) */
 };
-
-struct map {
-    uintptr_t a, b;
-    uint8_t w;     /* writable */
-    uint8_t file;  /* a file's pages (private, writable: a module's data) */
-    uint64_t inode; /* of that file */
-    uint8_t anon;  /* no file behind it */
-    uint8_t guard; /* an inaccessible mapping right below it: a thread stack's guard */
-    uint8_t taken; /* scanned as some thread's stack, or inaccessible: not to scan again */
-};
-
-#define MAX_RANGES 16384
 
 static struct {
     struct ent *ents;
@@ -66,14 +51,7 @@ static struct {
     uint32_t nwork, capwork;
     uintptr_t lo, hi;             /* every object lies in [lo, hi) */
     uintptr_t large_lo, large_hi; /* every large block lies in [large_lo, large_hi) */
-    uintptr_t (*ranges)[2];       /* roots */
-    uint32_t nranges;
-    struct map *maps;
-    size_t maps_bytes;
-    char *maps_text; /* /proc/self/maps, kept mapped until the scan is over */
-    size_t maps_text_bytes;
-    uint32_t nmaps;
-    uint32_t threads, threads_sp;
+    struct pf_roots roots;
     int failed;
     const char *note;
 } r = {.note = "not run"};
@@ -115,15 +93,12 @@ void pf_reach_release(void)
     unmap(r.hash, &r.hash_bytes);
     unmap(r.mark, &r.mark_bytes);
     unmap(r.work, &r.work_bytes);
-    unmap(r.maps, &r.maps_bytes);
-    unmap(r.maps_text, &r.maps_text_bytes);
-    if (r.ranges)
-        pf_os_unmap(r.ranges, sizeof(*r.ranges) * MAX_RANGES);
-    uint32_t threads = r.threads, threads_sp = r.threads_sp;
+    pf_roots_release(&r.roots);
+    uint32_t threads = r.roots.threads, threads_sp = r.roots.threads_sp;
     const char *note = r.note;
     memset(&r, 0, sizeof(r));
-    r.threads = threads;
-    r.threads_sp = threads_sp;
+    r.roots.threads = threads;
+    r.roots.threads_sp = threads_sp;
     r.note = note;
 }
 
@@ -134,283 +109,8 @@ const char *pf_reach_note(void)
 
 void pf_reach_coverage(uint32_t *threads, uint32_t *threads_sp)
 {
-    *threads = r.threads;
-    *threads_sp = r.threads_sp;
-}
-
-/* ---- roots ------------------------------------------------------------------ */
-static void add_range(uintptr_t a, uintptr_t b)
-{
-    if (a < b && r.nranges < MAX_RANGES) {
-        r.ranges[r.nranges][0] = a;
-        r.ranges[r.nranges][1] = b;
-        r.nranges++;
-    }
-}
-
-static uintptr_t hex(const char **s)
-{
-    uintptr_t v = 0;
-    const char *p = *s;
-    if (p[0] == '0' && p[1] == 'x')
-        p += 2;
-    for (;; p++) {
-        unsigned d = (unsigned)*p;
-        if (d >= '0' && d <= '9')
-            d -= '0';
-        else if ((d | 32) >= 'a' && (d | 32) <= 'f')
-            d = (d | 32) - 'a' + 10;
-        else
-            break;
-        v = v * 16 + d;
-    }
-    *s = p;
-    return v;
-}
-
-/* Skips one field of a maps line and the blanks after it. */
-static const char *skip_field(const char *p, const char *eol)
-{
-    while (p < eol && *p != ' ')
-        p++;
-    while (p < eol && *p == ' ')
-        p++;
-    return p;
-}
-
-/* /proc/self/maps into r.maps (sorted by address, as the kernel lists them).
- * The text is read into a buffer mapped before the read and kept until the
- * scan is over: the list then shows every mapping of ours as it will be
- * while roots are scanned (an anonymous mapping of ours may have merged
- * with a neighbour that holds roots; unmapping it later would leave a hole
- * in a root range). */
-static void read_maps(void)
-{
-    char *buf;
-    size_t cap;
-    long len = pf_os_read_file("/proc/self/maps", &buf, &cap); /* its size, roughly */
-    if (len < 0)
-        return;
-    pf_os_unmap(buf, cap);
-    size_t room = (size_t)len * 2 + 64 * 1024;
-    r.maps_text = map_zeroed(&r.maps_text_bytes, room);
-    r.maps = map_zeroed(&r.maps_bytes, sizeof(struct map) * (room / 24 + 1));
-    if (!r.maps_text || !r.maps)
-        return;
-    buf = r.maps_text;
-    len = pf_os_read_into("/proc/self/maps", buf, room);
-    if (len <= 0 || (size_t)len >= room)
-        return; /* unreadable, or grown past the room: no list */
-    uint32_t lines = (uint32_t)(room / 24);
-    int prev_noaccess = 0;
-    uintptr_t prev_end = 0;
-    /* start-end perms offset dev inode [path] */
-    for (const char *p = buf, *end = buf + len; r.maps && p < end && r.nmaps <= lines;) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        struct map *m = &r.maps[r.nmaps];
-        m->a = hex(&p);
-        if (p < eol && *p == '-')
-            p++;
-        m->b = hex(&p);
-        while (p < eol && *p == ' ')
-            p++;
-        if (p + 4 <= eol && m->a < m->b) {
-            int noaccess = p[0] == '-' && p[1] == '-';
-            m->w = p[0] == 'r' && p[1] == 'w';
-            p = skip_field(skip_field(skip_field(p, eol), eol), eol); /* perms, offset, dev */
-            int inode0 = p < eol && *p == '0' && (p + 1 == eol || p[1] == ' ');
-            for (const char *d = p; d < eol && *d >= '0' && *d <= '9'; d++)
-                m->inode = m->inode * 10 + (uint64_t)(*d - '0');
-            p = skip_field(p, eol);
-            m->anon = inode0 && (p >= eol || *p == '[');
-            m->file = !inode0 && p < eol && *p == '/';
-            m->guard = prev_noaccess && prev_end == m->a;
-            m->taken = noaccess; /* never scanned */
-            prev_noaccess = noaccess;
-            prev_end = m->b;
-            r.nmaps++;
-        }
-        p = eol + 1;
-    }
-}
-
-static struct map *map_of(uintptr_t p)
-{
-    uint32_t lo = 0, hi = r.nmaps;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (r.maps[mid].b <= p)
-            lo = mid + 1;
-        else if (r.maps[mid].a > p)
-            hi = mid;
-        else
-            return &r.maps[mid];
-    }
-    return NULL;
-}
-
-/* Writable segments and the caller's TLS blocks of every module but
- * pfalloc's own (its data names only its metadata). */
-static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
-{
-    (void)size;
-    (void)ctx;
-    int self = 0;
-    if (info->dlpi_name && info->dlpi_name[0])
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-            const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-            uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-            if (ph->p_type == PT_LOAD && (uintptr_t)&r >= a && (uintptr_t)&r < a + ph->p_memsz)
-                self = 1;
-        }
-    if (self)
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
-            add_range(a, a + ph->p_memsz);
-        else if (ph->p_type == PT_TLS && info->dlpi_tls_data)
-            add_range((uintptr_t)info->dlpi_tls_data, (uintptr_t)info->dlpi_tls_data + ph->p_memsz);
-    }
-    return 0;
-}
-
-/* /proc/self/task/<tid>/syscall ends with the thread's stack pointer and
- * program counter while it is blocked ("running" otherwise). */
-static uintptr_t thread_sp(long tid)
-{
-    char path[64] = "/proc/self/task/";
-    size_t n = strlen(path);
-    char digits[24];
-    int k = 0;
-    do
-        digits[k++] = (char)('0' + tid % 10);
-    while ((tid /= 10) != 0);
-    while (k)
-        path[n++] = digits[--k];
-    memcpy(path + n, "/syscall", 9);
-    char buf[512];
-    long len = pf_os_read_into(path, buf, sizeof(buf));
-    if (len <= 0 || (size_t)len >= sizeof(buf))
-        return 0;
-    uintptr_t tok[2] = {0, 0};
-    int ntok = 0;
-    for (const char *p = buf, *end = buf + len; p < end;) {
-        while (p < end && (*p == ' ' || *p == '\n'))
-            p++;
-        if (p >= end)
-            break;
-        if (p[0] == '0' && p + 1 < end && p[1] == 'x') {
-            tok[0] = tok[1];
-            tok[1] = hex(&p);
-            ntok++;
-        }
-        while (p < end && *p != ' ' && *p != '\n')
-            p++;
-    }
-    return ntok >= 2 ? tok[0] : 0;
-}
-
-static long self_tid;
-
-static void each_thread(long tid, void *ctx)
-{
-    (void)ctx;
-    if (tid == self_tid)
-        return;
-    r.threads++;
-    uintptr_t sp = thread_sp(tid);
-    struct map *m = sp ? map_of(sp) : NULL;
-    if (m && m->w) {
-        /* From its stack pointer to the top of its stack mapping, which for
-         * the C library's threads also holds the thread's descriptor and
-         * static TLS. */
-        add_range(sp, m->b);
-        m->taken = 1;
-        r.threads_sp++;
-    }
-}
-
-/* Without the loader: a module's data is a writable private mapping of its
- * file, and its .bss the anonymous mapping right after the last of them.
- * pfalloc's own (the mappings around its own data) are left out. */
-static void modules_from_maps(void)
-{
-    /* pfalloc's own data: the file mapping that holds `r`, or the one right
-     * below the .bss that does; none when pfalloc is linked into the
-     * program (same file as the program's headers). */
-    struct map *self = map_of((uintptr_t)&r), *self_file = NULL;
-    if (self && self->file)
-        self_file = self;
-    else if (self && self > r.maps && self[-1].file && self[-1].b == self->a)
-        self_file = self - 1;
-    struct map *exe = map_of((uintptr_t)getauxval(AT_PHDR));
-    if (!self_file || (exe && exe->inode == self_file->inode))
-        self = self_file = NULL;
-    for (uint32_t i = 0; i < r.nmaps; i++) {
-        struct map *m = &r.maps[i];
-        int bss = m->anon && m->w && i && r.maps[i - 1].file && r.maps[i - 1].w && r.maps[i - 1].b == m->a;
-        if (!m->w || (!m->file && !bss) || m->taken || m == self || m == self_file)
-            continue;
-        if (self_file && bss && &r.maps[i - 1] == self_file)
-            continue;
-        if (self_file && m->file && m->inode == self_file->inode)
-            continue;
-        add_range(m->a, m->b);
-    }
-}
-
-extern void *__libc_stack_end;
-
-static void gather_roots(const struct pf_reach_opts *o, uintptr_t *stack_top)
-{
-    for (size_t i = 0; o && i < o->nranges; i++)
-        add_range(o->ranges[i][0], o->ranges[i][1]);
-    *stack_top = 0;
-    if (o && o->only_ranges)
-        return;
-    read_maps();
-    if (o && o->in_signal) {
-        if (r.maps)
-            modules_from_maps();
-    } else {
-        dl_iterate_phdr(each_module, NULL);
-    }
-    uintptr_t here = (uintptr_t)&here;
-    struct map *m = r.maps ? map_of(here) : NULL;
-    if (m) {
-        *stack_top = m->b;
-        m->taken = 1;
-    } else if (pf_os_tid() == (long)getpid()) {
-        *stack_top = (uintptr_t)__libc_stack_end;
-    }
-    /* The thread descriptor (keys' values, the DTV of dynamic TLS): it sits
-     * at the thread pointer, beside the static TLS, in the main thread's
-     * case in memory of the loader's that no module's segment covers. */
-    uintptr_t tp = (uintptr_t)pthread_self();
-    struct map *t = r.maps ? map_of(tp) : NULL;
-    if (t && !t->taken) {
-        uintptr_t a = tp - 4096 > t->a && tp > 4096 ? tp - 4096 : t->a;
-        uintptr_t b = tp + 4096 < t->b ? tp + 4096 : t->b;
-        add_range(a, b);
-    }
-    if (!r.maps)
-        return;
-    self_tid = pf_os_tid();
-    r.threads = r.threads_sp = 0;
-    pf_os_each_number("/proc/self/task", each_thread, NULL);
-    /* A thread that was running has no stack pointer to read: every mapping
-     * that looks like a thread stack (writable, anonymous, above a guard)
-     * and is not taken yet is scanned whole. */
-    if (r.threads > r.threads_sp)
-        for (uint32_t i = 0; i < r.nmaps; i++) {
-            struct map *x = &r.maps[i];
-            if (x->w && x->anon && x->guard && !x->taken && !pf_pagemap_get((void *)x->a))
-                add_range(x->a, x->b);
-        }
+    *threads = r.roots.threads;
+    *threads_sp = r.roots.threads_sp;
 }
 
 /* ---- the snapshot ------------------------------------------------------------- */
@@ -697,14 +397,14 @@ int pf_reach_run(const struct pf_reach_opts *o)
 {
     pf_reach_release();
     r.note = NULL;
-    r.ranges = pf_os_map(sizeof(*r.ranges) * MAX_RANGES, 0);
-    if (!r.ranges) {
+    try_locks = o && o->in_signal;
+    if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, o && o->only_ranges,
+                        o && o->in_signal) != 0) {
         r.note = "out of memory";
+        pf_reach_release();
         return -1;
     }
-    uintptr_t stack_top;
-    try_locks = o && o->in_signal;
-    gather_roots(o, &stack_top);
+    uintptr_t stack_top = r.roots.stack_top;
 
     uint32_t nfam = pf_family_count();
     uint64_t spans, objs;
@@ -748,8 +448,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
         return -1;
     }
     if (r.nobj) {
-        for (uint32_t i = 0; i < r.nranges; i++)
-            scan(r.ranges[i][0], r.ranges[i][1], 1, 1, 0);
+        for (uint32_t i = 0; i < r.roots.n; i++)
+            scan(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0);
         if (stack_top)
             scan_current_thread(stack_top);
         if (o && o->root_object)
@@ -771,10 +471,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     }
     unlock_all(nfam);
     unmap(r.work, &r.work_bytes);
-    unmap(r.maps, &r.maps_bytes);
-    unmap(r.maps_text, &r.maps_text_bytes);
-    pf_os_unmap(r.ranges, sizeof(*r.ranges) * MAX_RANGES);
-    r.ranges = NULL;
+    pf_roots_release(&r.roots);
     if (r.failed) {
         r.note = "out of room";
         pf_reach_release();

@@ -264,8 +264,6 @@ void pf_leaks_done(void)
         atomic_store_explicit(&walking, 0, memory_order_release);
 }
 
-
-
 /* ---- naming a site ------------------------------------------------------------- */
 struct named {
     const char *func;   /* symbol, or NULL */
