@@ -12,8 +12,8 @@
 #include "sites.h"
 
 #include <dlfcn.h>
-#include <sched.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "family.h"
@@ -240,10 +240,14 @@ static int collect(struct pf_leaks *sum, int in_signal)
 
 void pf_leaks_collect(struct pf_leaks *sum)
 {
-    /* A signal handler's walk in another thread ends without waiting on
-     * anything; one in this thread cannot be under way. */
-    while (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
-        sched_yield();
+    /* A signal handler's walk in another thread waits on no lock, but its
+     * report may wait on a full pipe: after two seconds the exit's walk goes
+     * ahead anyway (that report may then read a table being refilled; its
+     * indexes are all checked). One in this thread cannot be under way. */
+    for (int i = 0; i < 2000 && atomic_exchange_explicit(&walking, 1, memory_order_acquire); i++) {
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
     collect(sum, 0);
 }
 
