@@ -18,6 +18,8 @@
  *   key       a block kept only as a thread-specific value: still reachable
  *   thread    a block kept only on the stack of another thread, blocked
  *             while the process exits: still reachable
+ *   busy      the same with a thread that runs (spins) while the process
+ *             exits: still reachable
  * With a second argument "raise", it ends with raise(SIGUSR1) (the signal
  * report) before returning.
  * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
@@ -183,6 +185,28 @@ static void *holder(void *arg)
     return kept;
 }
 
+static volatile int spun;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    void *volatile kept = must(malloc(40));
+    char c = 0;
+    if (write(ready[1], &c, 1) != 1)
+        abort();
+    for (;;)
+        spun++;
+    return kept;
+}
+
+__attribute__((noinline)) static void make_busy_thread(void)
+{
+    pthread_t t;
+    char c;
+    if (pipe(ready) != 0 || pthread_create(&t, NULL, spinner, NULL) != 0 || read(ready[0], &c, 1) != 1)
+        abort();
+}
+
 __attribute__((noinline)) static void make_thread(void)
 {
     pthread_t t;
@@ -227,6 +251,8 @@ int main(int argc, char **argv)
         make_key();
     if (strcmp(what, "thread") == 0)
         make_thread();
+    if (strcmp(what, "busy") == 0)
+        make_busy_thread();
     scrub();
     if (sig)
         raise(SIGUSR1);
