@@ -46,7 +46,16 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     (void)sig;
     (void)uc;
     int saved = errno;
-    pf_emit_report(si && si->si_code == SI_TIMER ? "interval" : "signal", 0);
+    const char *reason = si && si->si_code == SI_TIMER ? "interval" : "signal";
+    /* On request, the leak section too, classified by reachability: what
+     * a daemon holds while it runs. Given up when the allocator is busy
+     * where the signal landed. */
+    if (pf_config.reach_signal && pf_leaks_collect_signal(NULL) == 0) {
+        pf_emit_report(reason, PF_EMIT_LEAKS_NOW);
+        pf_leaks_done();
+    } else {
+        pf_emit_report(reason, 0);
+    }
     errno = saved;
 }
 
@@ -277,7 +286,9 @@ __attribute__((destructor(101))) static void preload_exit(void)
      * subshell, a worker): its exit status is read by that program's own
      * logic, so the leak status is the image's first process's to give.
      * Its report still shows its own leaks apart from the inherited. */
-    if (pf_config.leak_exit_code && leaks.program_objects && !pf_sites_forked()) {
+    /* Only lost objects are the program's leaks: still reachable and
+     * indirectly lost ones (freed with their lost owner) do not count. */
+    if (pf_config.leak_exit_code && leaks.program_lost && !pf_sites_forked()) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);
     }

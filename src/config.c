@@ -16,6 +16,7 @@ struct pf_config pf_config = {
     .report = PF_REPORT_EXIT | PF_REPORT_SIGNAL,
     .signo = SIGUSR1,
     .term_report = 1,
+    .reach = 1,
 };
 
 void pf_config_defaults(struct pf_config *c)
@@ -26,6 +27,7 @@ void pf_config_defaults(struct pf_config *c)
     c->term_report = 1;
     c->cache_bytes = (size_t)8 << 20;
     c->stack_depth = PF_STACK_DEFAULT;
+    c->reach = 1;
 }
 
 static int eq(const char *a, const char *b)
@@ -204,6 +206,10 @@ int pf_config_parse(struct pf_config *c, const char *name, const char *v)
         c->stack_depth = (int)u;
         return 0;
     }
+    if (eq(name, "PFALLOC_REACH"))
+        return parse_bool(v, &c->reach);
+    if (eq(name, "PFALLOC_REACH_SIGNAL"))
+        return parse_bool(v, &c->reach_signal);
     return -1;
 }
 
@@ -222,6 +228,8 @@ static const struct {
     {"PFALLOC_CHECK", "1 or 0"},
     {"PFALLOC_TERM_REPORT", "1 or 0"},
     {"PFALLOC_STACK_DEPTH", "a number of frames from 1 to 32"},
+    {"PFALLOC_REACH", "1 or 0"},
+    {"PFALLOC_REACH_SIGNAL", "1 or 0"},
 };
 
 static void warn(const char *name, const char *value, const char *expect)

@@ -28,6 +28,8 @@ struct pf_config {
     size_t cache_bytes;   /* PFALLOC_CACHE: bound on empty-span pages kept resident */
     int check;            /* PFALLOC_CHECK: the checking mode (canaries, quarantine, guards) */
     int term_report;      /* PFALLOC_TERM_REPORT: exit report on SIGTERM/SIGINT/SIGHUP (default 1) */
+    int reach;            /* PFALLOC_REACH: classify leaks by reachability (default 1) */
+    int reach_signal;     /* PFALLOC_REACH_SIGNAL: the signal report carries the classified leaks */
 };
 
 PF_HIDDEN extern struct pf_config pf_config;

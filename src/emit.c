@@ -20,7 +20,7 @@
 
 static int warned;
 
-static int emit(const char *reason, pf_report_extra_fn extra);
+static int emit(const char *reason, pf_report_extra_fn extra, int wait);
 
 /* The stderr the process started with, by device and inode. Reports go to
  * descriptor 2 only while it is still that file: a program started with 2
@@ -181,23 +181,30 @@ static void unguard_pipe(struct pipe_guard *g, int got_epipe)
     pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
-int pf_emit_report(const char *reason, int with_leaks)
-{
-    return pf_emit_report_with(reason, with_leaks ? pf_leaks_write : NULL);
-}
-
-int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
+static int emit_guarded(const char *reason, pf_report_extra_fn extra, int wait)
 {
     int saved = errno;
     struct pipe_guard guard;
     guard_pipe(&guard);
-    int rc = emit(reason, extra);
+    int rc = emit(reason, extra, wait);
     unguard_pipe(&guard, rc != 0 && errno == EPIPE);
     errno = saved;
     return rc;
 }
 
-static int emit(const char *reason, pf_report_extra_fn extra)
+int pf_emit_report(const char *reason, int with_leaks)
+{
+    /* A signal report with leaks (PF_EMIT_LEAKS_NOW) never waits: it runs
+     * in a handler, and the report under way may be the one it interrupted. */
+    return emit_guarded(reason, with_leaks ? pf_leaks_write : NULL, with_leaks == PF_EMIT_LEAKS_EXIT);
+}
+
+int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
+{
+    return emit_guarded(reason, extra, extra != NULL);
+}
+
+static int emit(const char *reason, pf_report_extra_fn extra, int wait)
 {
     int fd = open_out();
     if (fd < 0)
@@ -208,12 +215,12 @@ static int emit(const char *reason, pf_report_extra_fn extra)
      * very thread never ends: then one "skipped" notice is all). */
     int rc, tries = 0;
     for (;;) {
-        for (; extra && tries < 100 && pf_report_busy(); tries++) {
+        for (; wait && tries < 100 && pf_report_busy(); tries++) {
             struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
         rc = pf_report_write_ex(fd, pf_config.json, reason, extra, NULL);
-        if (!extra || rc == 0 || errno != EAGAIN || ++tries >= 100)
+        if (!wait || rc == 0 || errno != EAGAIN || ++tries >= 100)
             break;
     }
     int e = errno;

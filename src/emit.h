@@ -11,7 +11,10 @@
 
 /* Writes a full report (reason "signal", "interval", "exit", "request") in
  * the configured format; with_leaks appends the leak section collected by
- * pf_leaks_collect. Async-signal-safe when with_leaks is 0. */
+ * pf_leaks_collect (PF_EMIT_LEAKS_EXIT: waits for a report under way in
+ * another thread) or pf_leaks_collect_signal (PF_EMIT_LEAKS_NOW: does not
+ * wait). Async-signal-safe when with_leaks is 0. */
+enum { PF_EMIT_LEAKS_EXIT = 1, PF_EMIT_LEAKS_NOW = 2 };
 /* Records which file the starting stderr is (from the preload's constructor). */
 PF_HIDDEN void pf_emit_init(void);
 /* The exit is under way and the program's atexit handlers have not run yet:

@@ -14,6 +14,7 @@
 #ifndef PF_LOCK_H
 #define PF_LOCK_H
 
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "os.h"
@@ -56,6 +57,26 @@ static inline void pf_lock(pf_lock_t *l)
                                                              memory_order_relaxed)))
         pf_lock_wait(l);
     atomic_store_explicit(&l->owner, pf_lock_self(), memory_order_relaxed);
+}
+
+/* Takes the lock unless it stays held through `tries` yields, for code in
+ * a signal handler: the interrupted code may hold it and never give it
+ * back while the handler waits. 1 when taken. */
+static inline int pf_lock_try(pf_lock_t *l, int tries)
+{
+    for (int i = 0;; i++) {
+        int free_ = 0;
+        if (atomic_compare_exchange_strong_explicit(&l->state, &free_, 1, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            atomic_store_explicit(&l->owner, pf_lock_self(), memory_order_relaxed);
+            return 1;
+        }
+        /* Held by this very thread: the interrupted code, which cannot give
+         * it back while the handler waits. */
+        if (i >= tries || atomic_load_explicit(&l->owner, memory_order_relaxed) == pf_lock_self())
+            return 0;
+        sched_yield();
+    }
 }
 
 static inline void pf_unlock(pf_lock_t *l)

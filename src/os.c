@@ -9,10 +9,11 @@
 #include <errno.h>
 #include <poll.h>
 #include <linux/futex.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -285,6 +286,98 @@ int pf_os_write_all(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+long pf_os_read_file(const char *path, char **buf, size_t *cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t size = 64 * 1024, len = 0;
+    char *b = pf_os_map(size, 0);
+    while (b) {
+        if (len == size) { /* full: twice the room, the text so far copied over */
+            char *nb = pf_os_map(size * 2, 0);
+            if (nb)
+                for (size_t i = 0; i < len; i++)
+                    nb[i] = b[i];
+            pf_os_unmap(b, size);
+            b = nb;
+            size *= 2;
+            continue;
+        }
+        ssize_t n = read(fd, b + len, size - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0) {
+                pf_os_unmap(b, size);
+                b = NULL;
+            }
+            break;
+        }
+        len += (size_t)n;
+    }
+    close(fd);
+    if (!b)
+        return -1;
+    *buf = b;
+    *cap = size;
+    return (long)len;
+}
+
+long pf_os_read_into(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n < 0)
+                len = (size_t)-1;
+            break;
+        }
+        len += (size_t)n;
+    }
+    close(fd);
+    return (long)len;
+}
+
+int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name. */
+    _Alignas(8) char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        for (long at = 0; at < n;) {
+            unsigned short reclen;
+            memcpy(&reclen, buf + at + 16, sizeof(reclen));
+            const char *name = buf + at + 19;
+            long v = 0;
+            int digits = 0;
+            for (; *name >= '0' && *name <= '9' && digits < 18; name++, digits++)
+                v = v * 10 + (*name - '0');
+            if (digits && !*name)
+                fn(v, ctx);
+            at += reclen;
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+long pf_os_tid(void)
+{
+    return syscall(SYS_gettid);
 }
 
 int pf_os_secure(void)

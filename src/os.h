@@ -55,6 +55,18 @@ PF_HIDDEN int pf_os_protect(void *p, size_t size, int access);
  * PF_OS_WRITE_WAIT_MS in all, then the call fails with ETIMEDOUT. */
 #define PF_OS_WRITE_WAIT_MS 1000
 PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
+/* Reads the whole of a file that has no size up front (/proc) into a
+ * mapping of its own: *buf, *cap bytes, which the caller gives back with
+ * pf_os_unmap. Returns the bytes read, or -1 (nothing to give back). */
+PF_HIDDEN long pf_os_read_file(const char *path, char **buf, size_t *cap);
+/* Reads up to cap bytes of the file at `path` into buf. Returns the bytes
+ * read, or -1. No mapping is made or removed. */
+PF_HIDDEN long pf_os_read_into(const char *path, char *buf, size_t cap);
+/* Calls fn for every entry of directory `path` named by a decimal number
+ * (/proc/self/task). 0, or -1 when it cannot be read. */
+PF_HIDDEN int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx);
+/* The calling thread's kernel id. */
+PF_HIDDEN long pf_os_tid(void);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);

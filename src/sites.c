@@ -11,17 +11,20 @@
  * Entries are never removed. When the table is full, new stacks share the
  * id of an "other sites" entry.
  * Leak walk: under each family's lock, every live slot (state >= 2) and large
- * block is added to a (stack, family, inherited) table; the report then sorts
- * it by bytes. Memory for both tables comes from pfalloc's own mappings.
+ * block is added to a (stack, family, inherited, reachability) table, after the
+ * reachability pass (reach.c); the report then sorts it, lost ones first, then
+ * by bytes. Memory for both tables comes from pfalloc's own mappings.
  */
 #include "sites.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "config.h"
 #include "family.h"
 #include "module.h"
+#include "reach.h"
 #include "report.h"
 #include "symtab.h"
 #include "tcache.h"
@@ -65,35 +68,45 @@ static uintptr_t *frames;    /* cap per entry */
 static uint16_t *modules;    /* cap per entry */
 static uint32_t gen;       /* this process's fork generation */
 
+static int walk_in_signal; /* for_each_live gives up rather than wait on a lock */
+
 /* Calls fn for every live object of every family, under that family's
  * lock: `site` is where its call-site id is kept (NULL when its span keeps
- * none), `bytes` what the program asked for. */
-static void for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes))
+ * none), `bytes` what the program asked for, `p` its address. 0, or -1 when
+ * a lock stayed held in a signal handler (the walk stops there). */
+static int for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p))
 {
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
-        pf_lock(&f->lock);
+        if (walk_in_signal) {
+            if (!pf_lock_try(&f->lock, 2000))
+                return -1;
+        } else {
+            pf_lock(&f->lock);
+        }
         for (struct pf_span *s = f->all; s; s = s->anext) {
             if (s->kind == PF_SPAN_LARGE) {
-                fn(f, &s->site, s->req);
+                fn(f, &s->site, s->req, s->start);
                 continue;
             }
             for (uint32_t k = 0; k < s->bump; k++) {
                 uint16_t st = s->state[k];
                 if (st >= PF_SLOT_LIVE)
                     fn(f, s->sites ? &s->sites[k] : NULL,
-                       s->slot_size - (uint32_t)(st - PF_SLOT_LIVE));
+                       s->slot_size - (uint32_t)(st - PF_SLOT_LIVE), s->start + (uintptr_t)k * s->slot_size);
             }
         }
         pf_unlock(&f->lock);
     }
+    return 0;
 }
 
-static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes)
+static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p)
 {
     (void)f;
     (void)bytes;
+    (void)p;
     if (site)
         *site = EARLY_ID;
 }
@@ -215,6 +228,7 @@ struct leak {
     uint32_t site;      /* site id, 0 unknown */
     uint32_t family;    /* family id + 1, 0 empty */
     uint32_t inherited; /* allocated before the fork that made this process */
+    uint32_t reach;     /* enum pf_reach_kind */
     uint64_t objects, bytes;
 };
 
@@ -223,12 +237,17 @@ static struct leak **order; /* sorted view */
 static uint32_t nleaks;
 static struct pf_leaks total;
 static int grouped; /* the last walk had its tables (else: totals only) */
+static const char *reach_note; /* why objects are unclassified, NULL when none is */
+static int collected_at_exit;  /* the tables hold the exit's walk, not a signal's */
+/* The tables are being filled or written: taken by a collect, given back
+ * by pf_leaks_done (never after the exit's, which is the last). */
+static _Atomic int walking;
 
-static void add(uint32_t word, uint32_t fam, uint64_t bytes)
+static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
 {
     uint32_t site = word & ID_MASK;
     uint32_t inherited = word && (word >> ID_BITS) < gen;
-    uint32_t h = (site * 2654435761u ^ fam * 40503u ^ inherited) & (LEAK_SLOTS - 1);
+    uint32_t h = (site * 2654435761u ^ fam * 40503u ^ inherited ^ reach * 97u) & (LEAK_SLOTS - 1);
     for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
         struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
         if (l->family == 0) {
@@ -237,9 +256,10 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes)
             l->site = site;
             l->family = fam;
             l->inherited = inherited;
+            l->reach = reach;
             nleaks++;
         }
-        if (l->site == site && l->family == fam && l->inherited == inherited) {
+        if (l->site == site && l->family == fam && l->inherited == inherited && l->reach == reach) {
             l->objects++;
             l->bytes += bytes;
             break;
@@ -247,18 +267,24 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes)
     }
     total.objects++;
     total.bytes += bytes;
+    total.kind_objects[reach]++;
+    total.kind_bytes[reach] += bytes;
     if (inherited) {
         total.inherited_objects++;
         total.inherited_bytes += bytes;
     } else if (!pf_sites_runtime(site)) {
         total.program_objects++;
         total.program_bytes += bytes;
+        total.program_kind_objects[reach]++;
+        total.program_kind_bytes[reach] += bytes;
+        if (reach == PF_REACH_DEFINITE || reach == PF_REACH_POSSIBLE || reach == PF_REACH_UNCLASSIFIED)
+            total.program_lost++;
     }
 }
 
-static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes)
+static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p)
 {
-    add(site ? *site : 0, f->id + 1, bytes);
+    add(site ? *site : 0, f->id + 1, bytes, pf_reach_of(p));
 }
 
 void pf_leaks_reserve(void)
@@ -269,7 +295,22 @@ void pf_leaks_reserve(void)
         order = pf_os_map_meta(sizeof(*order) * LEAK_SLOTS);
 }
 
-void pf_leaks_collect(struct pf_leaks *sum)
+/* What the runtime and the loader allocated for themselves holds roots of
+ * theirs (dynamic TLS blocks, key data): their contents count as roots. */
+static int runtime_object(const struct pf_span *s, uint32_t idx, void *ctx)
+{
+    (void)ctx;
+    uint32_t word = s->kind == PF_SPAN_LARGE ? s->site : s->sites ? s->sites[idx] : 0;
+    return pf_sites_runtime(word & ID_MASK);
+}
+
+/* Lost ones first, then the biggest. */
+static int before(const struct leak *a, const struct leak *b)
+{
+    return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
+}
+
+static int collect(struct pf_leaks *sum, int in_signal)
 {
     /* Reserved at start-up when leaks are reported; this late try is for a
      * caller that did not reserve. Without the tables the walk still counts
@@ -281,7 +322,18 @@ void pf_leaks_collect(struct pf_leaks *sum)
     nleaks = 0;
     if (grouped)
         memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
-    for_each_live(add_live);
+    reach_note = "off (PFALLOC_REACH=0)";
+    if (pf_config.reach) {
+        struct pf_reach_opts ro = {.root_object = runtime_object, .in_signal = in_signal};
+        pf_reach_run(&ro);
+        reach_note = pf_reach_note();
+    }
+    walk_in_signal = in_signal;
+    int rc = for_each_live(add_live);
+    walk_in_signal = 0;
+    pf_reach_release();
+    if (rc != 0)
+        return -1;
     if (grouped) {
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = 0;
@@ -291,16 +343,49 @@ void pf_leaks_collect(struct pf_leaks *sum)
         nleaks = m;
         for (uint32_t gap = m / 2; gap; gap /= 2)
             for (uint32_t i = gap; i < m; i++)
-                for (uint32_t j = i; j >= gap && order[j - gap]->bytes < order[j]->bytes; j -= gap) {
+                for (uint32_t j = i; j >= gap && before(order[j], order[j - gap]); j -= gap) {
                     struct leak *t = order[j];
                     order[j] = order[j - gap];
                     order[j - gap] = t;
                 }
     }
+    collected_at_exit = !in_signal;
     if (sum)
         *sum = total;
     /* Not in a signal handler: the report that follows may demangle. */
-    pf_sym_allow_demangle(1);
+    if (!in_signal)
+        pf_sym_allow_demangle(1);
+    return 0;
+}
+
+void pf_leaks_collect(struct pf_leaks *sum)
+{
+    /* A signal handler's walk in another thread waits on no lock, but its
+     * report may wait on a full pipe: after two seconds the exit's walk goes
+     * ahead anyway (that report may then read a table being refilled; its
+     * indexes are all checked). One in this thread cannot be under way. */
+    for (int i = 0; i < 2000 && atomic_exchange_explicit(&walking, 1, memory_order_acquire); i++) {
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+    collect(sum, 0);
+}
+
+int pf_leaks_collect_signal(struct pf_leaks *sum)
+{
+    if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
+        return -1;
+    if (collect(sum, 1) != 0) {
+        atomic_store_explicit(&walking, 0, memory_order_release);
+        return -1;
+    }
+    return 0;
+}
+
+void pf_leaks_done(void)
+{
+    if (!collected_at_exit)
+        atomic_store_explicit(&walking, 0, memory_order_release);
 }
 
 /* ---- naming a frame ------------------------------------------------------------ */
@@ -423,19 +508,45 @@ uintptr_t pf_sites_addr(uint32_t id)
     return site_addr(id & ID_MASK, &mod);
 }
 
+/* The totals by reachability, lost ones first: the program's own objects
+ * when sites tell them apart, else every object. */
+static void write_reach_text(struct pf_fmt *f)
+{
+    const uint64_t *objs = pf_sites_on ? total.program_kind_objects : total.kind_objects;
+    const uint64_t *bytes = pf_sites_on ? total.program_kind_bytes : total.kind_bytes;
+    pf_fmt_str(f, pf_sites_on ? "  the program's own by reachability:\n" : "  by reachability:\n");
+    for (int k = 0; k < PF_REACH_KINDS; k++) {
+        if (k == PF_REACH_UNCLASSIFIED && !objs[k])
+            continue;
+        pf_fmt_str(f, "    ");
+        pf_fmt_str(f, pf_reach_text((enum pf_reach_kind)k));
+        pf_fmt_char(f, ':');
+        pf_fmt_u64_w(f, objs[k], 28 - (int)strlen(pf_reach_text((enum pf_reach_kind)k)));
+        pf_fmt_str(f, " objects, ");
+        pf_fmt_size(f, bytes[k]);
+        if (k == PF_REACH_UNCLASSIFIED && reach_note) {
+            pf_fmt_str(f, " (reachability ");
+            pf_fmt_str(f, reach_note);
+            pf_fmt_char(f, ')');
+        }
+        pf_fmt_char(f, '\n');
+    }
+}
+
 static void write_text(struct pf_fmt *f)
 {
     pf_fmt_str(f, "\nleaks: ");
     pf_fmt_u64(f, total.objects);
     pf_fmt_str(f, " objects, ");
     pf_fmt_size(f, total.bytes);
+    pf_fmt_str(f, collected_at_exit ? " still live at exit" : " live now");
     if (pf_sites_on) {
-        pf_fmt_str(f, " still live at exit; the program's own: ");
+        pf_fmt_str(f, "; the program's own: ");
         pf_fmt_u64(f, total.program_objects);
         pf_fmt_str(f, " objects, ");
         pf_fmt_size(f, total.program_bytes);
     } else {
-        pf_fmt_str(f, " still live at exit (PFALLOC_SITES=1 tells the program's own from the runtime's)");
+        pf_fmt_str(f, " (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
     if (total.inherited_objects) {
         pf_fmt_str(f, "; inherited from the parent: ");
@@ -448,6 +559,7 @@ static void write_text(struct pf_fmt *f)
         return;
     if (!grouped)
         pf_fmt_str(f, "  (out of memory: no room to group them by site; the counts are exact)\n");
+    write_reach_text(f);
     static const char *const headers[] = {
         "  allocated by the program:\n",
         "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n",
@@ -461,7 +573,7 @@ static void write_text(struct pf_fmt *f)
                 continue;
             if (!header) {
                 pf_fmt_str(f, headers[pass]);
-                pf_fmt_str(f, "     objects        bytes  family                 site\n");
+                pf_fmt_str(f, "     objects        bytes  family                 reachability     site\n");
                 header = 1;
             }
             pf_fmt_u64_w(f, l->objects, 12);
@@ -469,6 +581,8 @@ static void write_text(struct pf_fmt *f)
             pf_fmt_u64_w(f, l->bytes, 12);
             pf_fmt_str(f, "  ");
             pf_fmt_str_w(f, family_name(l->family), -22);
+            pf_fmt_char(f, ' ');
+            pf_fmt_str_w(f, pf_reach_text(l->reach), -16);
             pf_fmt_char(f, ' ');
             if (!l->site) {
                 pf_fmt_str(f, pf_sites_on ? "(not recorded)" : "(call sites off: PFALLOC_SITES=1)");
@@ -482,7 +596,7 @@ static void write_text(struct pf_fmt *f)
                 const uintptr_t *fr = stack_of(l->site, &n, &first);
                 for (int k = first; fr && k < n; k++) {
                     if (k > first)
-                        pf_fmt_str(f, "\n                                                  by ");
+                        pf_fmt_str(f, "\n                                                                   by ");
                     frame_text(f, fr[k], frame_module(l->site, k));
                 }
             }
@@ -544,6 +658,24 @@ static void write_json(struct pf_fmt *f)
     pf_fmt_str(f, pf_sites_on ? "true" : "false");
     pf_fmt_str(f, ",\"grouped\":");
     pf_fmt_str(f, grouped ? "true" : "false");
+    pf_fmt_str(f, ",\"reachability\":");
+    if (reach_note)
+        pf_fmt_json_str(f, reach_note);
+    else
+        pf_fmt_str(f, "\"classified\"");
+    for (int k = 0; k < PF_REACH_KINDS; k++) {
+        pf_fmt_str(f, ",\"");
+        pf_fmt_str(f, pf_reach_key((enum pf_reach_kind)k));
+        pf_fmt_str(f, "\":{\"objects\":");
+        pf_fmt_u64(f, total.kind_objects[k]);
+        pf_fmt_str(f, ",\"bytes\":");
+        pf_fmt_u64(f, total.kind_bytes[k]);
+        pf_fmt_str(f, ",\"program_objects\":");
+        pf_fmt_u64(f, total.program_kind_objects[k]);
+        pf_fmt_str(f, ",\"program_bytes\":");
+        pf_fmt_u64(f, total.program_kind_bytes[k]);
+        pf_fmt_char(f, '}');
+    }
     pf_fmt_str(f, ",\"sites\":[");
     for (uint32_t i = 0; i < nleaks; i++) {
         const struct leak *l = order[i];
@@ -589,6 +721,9 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_str(f, !l->site ? "null" : pf_sites_runtime(l->site) ? "true" : "false");
         pf_fmt_str(f, ",\"inherited\":");
         pf_fmt_str(f, l->inherited ? "true" : "false");
+        pf_fmt_str(f, ",\"reachability\":\"");
+        pf_fmt_str(f, pf_reach_key((enum pf_reach_kind)l->reach));
+        pf_fmt_char(f, '"');
         write_stack_json(f, l->site);
         pf_fmt_char(f, '}');
     }

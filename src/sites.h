@@ -12,6 +12,7 @@
 
 #include "fmt.h"
 #include "os.h"
+#include "reach.h"
 
 /* Turns recording on (before the program's own code runs). */
 PF_HIDDEN void pf_sites_enable(void);
@@ -39,6 +40,13 @@ struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */
     uint64_t program_objects, program_bytes; /* allocated here, not by the runtime for itself */
     uint64_t inherited_objects, inherited_bytes; /* allocated before the fork that made this process */
+    /* By enum pf_reach_kind: objects == sum of kind_objects, and the same
+     * for the program's own; all unclassified when no pass ran. */
+    uint64_t kind_objects[PF_REACH_KINDS], kind_bytes[PF_REACH_KINDS];
+    uint64_t program_kind_objects[PF_REACH_KINDS], program_kind_bytes[PF_REACH_KINDS];
+    /* The program's objects definitely or possibly lost, or unclassified:
+     * what PFALLOC_LEAK_EXIT_CODE looks at. */
+    uint64_t program_lost;
 };
 /* In a fork child: objects allocated from now on are the child's own. */
 PF_HIDDEN void pf_sites_fork_child(void);
@@ -49,6 +57,11 @@ PF_HIDDEN int pf_sites_forked(void);
 PF_HIDDEN void pf_leaks_reserve(void);
 /* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
 PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
+/* The same from a signal handler: gives up (-1) rather than wait on a lock
+ * or on a walk under way. On 0, the caller writes the report, then calls
+ * pf_leaks_done. Names sites with dladdr (see docs/REPORTS.md). */
+PF_HIDDEN int pf_leaks_collect_signal(struct pf_leaks *sum);
+PF_HIDDEN void pf_leaks_done(void);
 /* pf_report_extra_fn: writes the leak section collected last. */
 PF_HIDDEN void pf_leaks_write(struct pf_fmt *f, int json, void *ctx);
 

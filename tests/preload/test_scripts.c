@@ -154,7 +154,7 @@ Test(scripts, run_leak_exit_code)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
-                                "--leak-exit-code", "7", "--report", "off", PROG("leaky"), NULL};
+                                "--leak-exit-code", "7", "--report", "off", PROG("leaky"), "lose", NULL};
     struct pf_run r;
     run(argv, NULL, &r);
     cr_assert(r.exited && r.code == 7, "%s\n%s", pf_run_how(&r), r.err);

@@ -5,9 +5,10 @@
  *   leak_strings  3 x strdup of an 11-character string (12 bytes each)
  *   leak_big      1 x calloc(1, 300000)
  *   leak_realloc  1 block grown by realloc to 5000 bytes
- * and frees everything else it allocates. With the argument "free" it frees
- * the leaks too, so the program's own objects at exit are none. Its output
- * never depends on addresses.
+ * and frees everything else it allocates. The leaks stay reachable from a
+ * global. With the argument "free" it frees the leaks too, so the program's
+ * own objects at exit are none; with "lose" it drops every pointer to them,
+ * so they are all definitely lost. Its output never depends on addresses.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,9 +108,18 @@ __attribute__((noinline)) static unsigned long churn(void)
     return sum;
 }
 
+/* Clears the stack below main, where stale copies of the pointers were. */
+__attribute__((noinline)) static void scrub(void)
+{
+    char buf[64 * 1024];
+    explicit_bzero(buf, sizeof buf);
+    __asm__ __volatile__("" : : "r"(buf) : "memory");
+}
+
 int main(int argc, char **argv)
 {
     int free_all = argc > 1 && strcmp(argv[1], "free") == 0;
+    int lose = argc > 1 && strcmp(argv[1], "lose") == 0;
     unsigned long sum = churn();
     leak_small();
     leak_strings();
@@ -120,6 +130,11 @@ int main(int argc, char **argv)
         for (int i = 0; i < nsink; i++)
             free(leaky_sink[i]);
         printf("leaky: all freed\n");
+    }
+    if (lose) {
+        for (int i = 0; i < nsink; i++)
+            leaky_sink[i] = NULL;
+        scrub();
     }
     return 0;
 }

@@ -19,6 +19,7 @@ static const char *const all_vars[] = {
     "PFALLOC_FORMAT", "PFALLOC_SITES",  "PFALLOC_LEAK_EXIT_CODE", "PFALLOC_CACHE",
     "PFALLOC_CHECK",
     "PFALLOC_TERM_REPORT",
+    "PFALLOC_REACH", "PFALLOC_REACH_SIGNAL",
 };
 
 static void clear_env(void)
@@ -64,6 +65,8 @@ Test(config, defaults)
     cr_assert_eq(c.sites, 0);
     cr_assert_eq(c.leak_exit_code, 0);
     cr_assert_eq(c.cache_bytes, (size_t)8 << 20);
+    cr_assert_eq(c.reach, 1);
+    cr_assert_eq(c.reach_signal, 0);
 }
 
 Test(config, report)
@@ -157,6 +160,12 @@ Test(config, sites)
     BAD("PFALLOC_SITES", "maybe");
     BAD("PFALLOC_SITES", "2");
     BAD("PFALLOC_SITES", "");
+    GOOD("PFALLOC_REACH", "0", reach, 0);
+    GOOD("PFALLOC_REACH", "off", reach, 0);
+    GOOD("PFALLOC_REACH", "1", reach, 1);
+    BAD("PFALLOC_REACH", "some");
+    GOOD("PFALLOC_REACH_SIGNAL", "1", reach_signal, 1);
+    BAD("PFALLOC_REACH_SIGNAL", "x");
 }
 
 Test(config, check)

@@ -1,0 +1,516 @@
+/*
+ * reach.c — the reachability pass: a snapshot of every live object (spans
+ * sorted by address, one mark byte per slot), roots gathered before any lock
+ * is taken, then, under every family's lock, valgrind memcheck's two passes:
+ *   1. from the roots: a pointer to an object's start from a root or from a
+ *      reachable object makes it reachable; any other pointer into it (an
+ *      interior pointer, or any pointer from a possibly reached object)
+ *      makes it possibly reached. Reached objects are scanned in turn.
+ *   2. every object still unreached, in address order, leads a clique: the
+ *      unreached objects it reaches become indirectly lost (an earlier
+ *      leader among them too); leaders left at the end are definitely lost.
+ * Roots come from roots.c. No recursion (an explicit stack), no malloc: all
+ * memory is mapped here and given back by pf_reach_release. Out of memory leaves everything
+ * unclassified, never a wrong category.
+ */
+#include "reach.h"
+
+#include <setjmp.h>
+#include <string.h>
+
+#include "family.h"
+#include "lock.h"
+#include "roots.h"
+#include "span.h"
+
+/* Per-object marks. */
+enum { M_NONE = 0, M_UNREACHED, M_POSSIBLE, M_REACHABLE, M_INDIRECT };
+
+typedef uintptr_t __attribute__((may_alias)) word_t;
+
+struct ent {
+    struct pf_span *s;
+    uintptr_t start; /* first slot, or the large block */
+    uintptr_t end;   /* past the last slot handed out (small), past the block (large) */
+    uint32_t base;   /* mark index of slot 0 */
+    uint32_t n;      /* slots in the snapshot: bump (small), 1 (large) */
+};
+
+static struct {
+    struct ent *ents;
+    size_t ents_bytes;
+    uint32_t nents;
+    uint32_t *hash; /* span -> ent index + 1, open addressing */
+    size_t hash_bytes;
+    uint32_t hmask;
+    uint8_t *mark;
+    size_t mark_bytes;
+    uint32_t nobj;
+    uint32_t *work; /* mark indexes of objects to scan */
+    size_t work_bytes;
+    uint32_t nwork, capwork;
+    uintptr_t lo, hi;             /* every object lies in [lo, hi) */
+    uintptr_t large_lo, large_hi; /* every large block lies in [large_lo, large_hi) */
+    struct pf_roots roots;
+    int failed;
+    const char *note;
+} r = {.note = "not run"};
+
+const char *pf_reach_key(enum pf_reach_kind k)
+{
+    static const char *const keys[] = {"definitely_lost", "indirectly_lost", "possibly_lost",
+                                       "still_reachable", "unclassified"};
+    return (unsigned)k < PF_REACH_KINDS ? keys[k] : keys[PF_REACH_UNCLASSIFIED];
+}
+
+const char *pf_reach_text(enum pf_reach_kind k)
+{
+    static const char *const texts[] = {"definitely lost", "indirectly lost", "possibly lost",
+                                        "still reachable", "unclassified"};
+    return (unsigned)k < PF_REACH_KINDS ? texts[k] : texts[PF_REACH_UNCLASSIFIED];
+}
+
+static void *map_zeroed(size_t *bytes, size_t want)
+{
+    size_t ps = pf_os_page_size();
+    *bytes = (want + ps - 1) & ~(ps - 1);
+    void *p = pf_os_map(*bytes, 0);
+    if (!p)
+        *bytes = 0;
+    return p;
+}
+
+static void unmap(void *p, size_t *bytes)
+{
+    if (p && *bytes)
+        pf_os_unmap(p, *bytes);
+    *bytes = 0;
+}
+
+void pf_reach_release(void)
+{
+    unmap(r.ents, &r.ents_bytes);
+    unmap(r.hash, &r.hash_bytes);
+    unmap(r.mark, &r.mark_bytes);
+    unmap(r.work, &r.work_bytes);
+    pf_roots_release(&r.roots);
+    uint32_t threads = r.roots.threads, threads_sp = r.roots.threads_sp;
+    const char *note = r.note;
+    memset(&r, 0, sizeof(r));
+    r.roots.threads = threads;
+    r.roots.threads_sp = threads_sp;
+    r.note = note;
+}
+
+const char *pf_reach_note(void)
+{
+    return r.note;
+}
+
+void pf_reach_coverage(uint32_t *threads, uint32_t *threads_sp)
+{
+    *threads = r.roots.threads;
+    *threads_sp = r.roots.threads_sp;
+}
+
+/* ---- the snapshot ------------------------------------------------------------- */
+static uint32_t hash_slot(const struct pf_span *s)
+{
+    return (uint32_t)((((uintptr_t)s >> 4) * 0x9E3779B97F4A7C15ull) >> 32) & r.hmask;
+}
+
+static uint32_t ent_of_span(const struct pf_span *s)
+{
+    for (uint32_t h = hash_slot(s);; h = (h + 1) & r.hmask) {
+        uint32_t e = r.hash[h];
+        if (!e || r.ents[e - 1].s == s)
+            return e; /* index + 1, 0: not in the snapshot */
+    }
+}
+
+/* How long a signal handler waits for a lock: a few thousand yields, so a
+ * lock that another thread holds for a moment is had, and one that the
+ * interrupted code holds is given up on. */
+#define SIGNAL_TRIES 2000
+
+static int try_locks; /* in a signal handler */
+
+static int lock_one(pf_lock_t *l)
+{
+    if (try_locks)
+        return pf_lock_try(l, SIGNAL_TRIES);
+    pf_lock(l);
+    return 1;
+}
+
+static void unlock_all(uint32_t nfam);
+
+static int lock_all(uint32_t nfam)
+{
+    for (uint32_t i = 0; i < nfam; i++)
+        if (!lock_one(&pf_family_at(i)->lock)) {
+            unlock_all(i);
+            return -1;
+        }
+    return 0;
+}
+
+static void unlock_all(uint32_t nfam)
+{
+    for (uint32_t i = nfam; i-- > 0;)
+        pf_unlock(&pf_family_at(i)->lock);
+}
+
+/* Counts spans and slots, family by family (each under its lock). */
+static int count(uint32_t nfam, uint64_t *spans, uint64_t *objs)
+{
+    *spans = *objs = 0;
+    for (uint32_t i = 0; i < nfam; i++) {
+        struct pf_family *f = pf_family_at(i);
+        if (!lock_one(&f->lock))
+            return -1;
+        for (struct pf_span *s = f->all; s; s = s->anext) {
+            (*spans)++;
+            *objs += s->kind == PF_SPAN_LARGE ? 1 : s->bump;
+        }
+        pf_unlock(&f->lock);
+    }
+    return 0;
+}
+
+/* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
+ * the room counted for it. */
+static int snapshot(uint32_t nfam, uint64_t maxspans, uint64_t maxobjs)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < nfam; i++)
+        for (struct pf_span *s = pf_family_at(i)->all; s; s = s->anext) {
+            if (s->kind != PF_SPAN_LARGE && s->kind != PF_SPAN_SMALL)
+                continue;
+            if (n >= maxspans)
+                return -1;
+            struct ent *e = &r.ents[n++];
+            e->s = s;
+            e->start = s->start;
+            e->n = s->kind == PF_SPAN_LARGE ? 1 : s->bump;
+            e->end = s->kind == PF_SPAN_LARGE ? s->start + (s->req ? s->req : 1)
+                                               : s->start + (uintptr_t)s->bump * s->slot_size;
+        }
+    r.nents = n;
+    /* Shell sort by address (no qsort: it may allocate). */
+    for (uint32_t gap = n / 2; gap; gap /= 2)
+        for (uint32_t i = gap; i < n; i++)
+            for (uint32_t j = i; j >= gap && r.ents[j - gap].start > r.ents[j].start; j -= gap) {
+                struct ent t = r.ents[j];
+                r.ents[j] = r.ents[j - gap];
+                r.ents[j - gap] = t;
+            }
+    uint64_t base = 0;
+    r.lo = UINTPTR_MAX;
+    r.hi = 0;
+    r.large_lo = UINTPTR_MAX;
+    r.large_hi = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct ent *e = &r.ents[i];
+        if (base + e->n > maxobjs)
+            return -1;
+        e->base = (uint32_t)base;
+        if (e->n && e->start < r.lo)
+            r.lo = e->start;
+        if (e->n && e->end > r.hi)
+            r.hi = e->end;
+        if (e->s->kind == PF_SPAN_LARGE) {
+            r.mark[base] = M_UNREACHED;
+            if (e->start < r.large_lo)
+                r.large_lo = e->start;
+            if (e->end > r.large_hi)
+                r.large_hi = e->end;
+        } else {
+            for (uint32_t k = 0; k < e->n; k++)
+                r.mark[base + k] = e->s->state[k] >= PF_SLOT_LIVE ? M_UNREACHED : M_NONE;
+        }
+        base += e->n;
+        uint32_t h = hash_slot(e->s);
+        while (r.hash[h])
+            h = (h + 1) & r.hmask;
+        r.hash[h] = i + 1;
+    }
+    r.nobj = (uint32_t)base;
+    return 0;
+}
+
+/* ---- finding an object from any pointer into it ---------------------------- */
+static uint64_t obj_bytes(const struct ent *e, uint32_t k)
+{
+    if (e->s->kind == PF_SPAN_LARGE)
+        return e->s->req;
+    uint16_t st = e->s->state[k];
+    return st >= PF_SLOT_LIVE ? e->s->slot_size - (uint32_t)(st - PF_SLOT_LIVE) : 0;
+}
+
+/* The object w points into: *ent, *slot; *start when w is its first byte.
+ * A pointer to the first byte of an empty object counts. */
+static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
+{
+    struct pf_span *s = pf_pagemap_get((const void *)w);
+    uint32_t e, k;
+    if (s && s->kind == PF_SPAN_SMALL) {
+        if (w < s->start || !(e = ent_of_span(s)))
+            return 0;
+        e--;
+        k = pf_span_index(s, w - s->start);
+        if (k >= r.ents[e].n || r.mark[r.ents[e].base + k] == M_NONE)
+            return 0;
+        uintptr_t in = w - s->start - (uintptr_t)k * s->slot_size;
+        uint64_t bytes = obj_bytes(&r.ents[e], k);
+        if (in >= (bytes ? bytes : 1) || s->state[k] < PF_SLOT_LIVE)
+            return 0;
+        *start = in == 0;
+    } else {
+        /* A large block's pagemap entry is only at its first chunk: any
+         * other pointer below large_hi is looked up by address. */
+        if (w < r.large_lo || w >= r.large_hi)
+            return 0;
+        uint32_t lo = 0, hi = r.nents;
+        while (lo < hi) {
+            uint32_t mid = (lo + hi) / 2;
+            if (r.ents[mid].start <= w)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (!lo)
+            return 0;
+        e = lo - 1;
+        if (r.ents[e].s->kind != PF_SPAN_LARGE || w >= r.ents[e].end)
+            return 0;
+        k = 0;
+        *start = w == r.ents[e].start;
+    }
+    *ent = e;
+    *slot = k;
+    return 1;
+}
+
+/* ---- marking -------------------------------------------------------------- */
+static void push(uint32_t e, uint32_t k)
+{
+    if (r.nwork >= r.capwork) {
+        r.failed = 1; /* cannot happen: pass 1 pushes an object at most twice, pass 2 once */
+        return;
+    }
+    r.work[r.nwork++] = r.ents[e].base + k;
+}
+
+/* Pass 1: w was found in a root (definite) or a reached object. */
+static void reach_word(uintptr_t w, int definite)
+{
+    uint32_t e, k;
+    int start;
+    if (w - r.lo >= r.hi - r.lo || !find(w, &e, &k, &start))
+        return;
+    uint8_t *m = &r.mark[r.ents[e].base + k];
+    if (start && definite && *m != M_REACHABLE) {
+        *m = M_REACHABLE;
+        push(e, k);
+    } else if (*m == M_UNREACHED) {
+        *m = M_POSSIBLE;
+        push(e, k);
+    }
+}
+
+/* Pass 2: w was found in an object of the clique led by `leader`. */
+static void lose_word(uintptr_t w, uint32_t leader)
+{
+    uint32_t e, k;
+    int start;
+    if (w - r.lo >= r.hi - r.lo || !find(w, &e, &k, &start))
+        return;
+    uint32_t id = r.ents[e].base + k;
+    if (r.mark[id] == M_UNREACHED && id != leader) {
+        r.mark[id] = M_INDIRECT;
+        push(e, k);
+    }
+}
+
+static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t leader)
+{
+    a = (a + sizeof(word_t) - 1) & ~(uintptr_t)(sizeof(word_t) - 1);
+    for (; a + sizeof(word_t) <= b && a + sizeof(word_t) > a; a += sizeof(word_t)) {
+        uintptr_t w = *(const word_t *)a;
+        if (w - r.lo >= r.hi - r.lo)
+            continue;
+        if (pass == 1)
+            reach_word(w, definite);
+        else
+            lose_word(w, leader);
+    }
+}
+
+static void scan_object(uint32_t e, uint32_t k, int pass, uint32_t leader)
+{
+    const struct ent *x = &r.ents[e];
+    uintptr_t a = x->start + (uintptr_t)k * x->s->slot_size;
+    if (x->s->kind == PF_SPAN_LARGE)
+        a = x->start;
+    scan(a, a + obj_bytes(x, k), pass, r.mark[x->base + k] == M_REACHABLE, leader);
+}
+
+static void drain(int pass, uint32_t leader)
+{
+    while (r.nwork) {
+        uint32_t id = r.work[--r.nwork];
+        /* The span entry holding mark index id: the last with base <= id. */
+        uint32_t lo = 0, hi = r.nents;
+        while (hi - lo > 1) {
+            uint32_t mid = (lo + hi) / 2;
+            if (r.ents[mid].base <= id)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        scan_object(lo, id - r.ents[lo].base, pass, leader);
+    }
+}
+
+/* The caller's stack, from below the registers spilled by the two frames
+ * above to `top`. Never inlined, so this frame lies below theirs. */
+static PF_NOINLINE void scan_stack_below(uintptr_t top)
+{
+    volatile uintptr_t here = 0;
+    scan((uintptr_t)&here, top, 1, 1, 0);
+}
+
+static PF_NOINLINE void scan_current_thread(uintptr_t top)
+{
+    /* Every callee-saved register into this frame (the prologue saves them
+     * all), and the rest into a jmp_buf: a pointer held only in a register
+     * is seen. */
+    __builtin_unwind_init();
+    jmp_buf regs;
+    setjmp(regs);
+    scan_stack_below(top);
+    __asm__ __volatile__("" : : "r"(&regs) : "memory");
+}
+
+int pf_reach_run(const struct pf_reach_opts *o)
+{
+    pf_reach_release();
+    r.note = NULL;
+    try_locks = o && o->in_signal;
+    if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, o && o->only_ranges,
+                        o && o->in_signal) != 0) {
+        r.note = "out of memory";
+        pf_reach_release();
+        return -1;
+    }
+    uintptr_t stack_top = r.roots.stack_top;
+
+    uint32_t nfam = pf_family_count();
+    uint64_t spans, objs;
+    if (count(nfam, &spans, &objs) != 0) {
+        r.note = "the allocator was busy (a lock held where the signal landed)";
+        pf_reach_release();
+        return -1;
+    }
+    /* Room for what other threads may add before the locks are all held. */
+    spans += spans / 8 + 64;
+    objs += objs / 8 + 4096;
+    uint64_t hsize = 64;
+    while (hsize < spans * 2)
+        hsize *= 2;
+    if (objs >= UINT32_MAX / 4 || spans >= UINT32_MAX / 4) {
+        r.note = "too many objects";
+        pf_reach_release();
+        return -1;
+    }
+    r.ents = map_zeroed(&r.ents_bytes, sizeof(struct ent) * spans);
+    r.hash = map_zeroed(&r.hash_bytes, sizeof(uint32_t) * hsize);
+    r.mark = map_zeroed(&r.mark_bytes, objs);
+    r.capwork = (uint32_t)(objs * 2 + 64);
+    r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
+    r.hmask = (uint32_t)hsize - 1;
+    if (!r.ents || !r.hash || !r.mark || !r.work) {
+        r.note = "out of memory";
+        pf_reach_release();
+        return -1;
+    }
+
+    if (lock_all(nfam) != 0) {
+        r.note = "the allocator was busy (a lock held where the signal landed)";
+        pf_reach_release();
+        return -1;
+    }
+    if (snapshot(nfam, spans, objs) != 0) {
+        unlock_all(nfam);
+        r.note = "the heap grew while it was counted";
+        pf_reach_release();
+        return -1;
+    }
+    if (r.nobj) {
+        for (uint32_t i = 0; i < r.roots.n; i++)
+            scan(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0);
+        if (stack_top)
+            scan_current_thread(stack_top);
+        if (o && o->root_object)
+            for (uint32_t e = 0; e < r.nents; e++)
+                for (uint32_t k = 0; k < r.ents[e].n; k++)
+                    if (r.mark[r.ents[e].base + k] != M_NONE && o->root_object(r.ents[e].s, k, o->ctx)) {
+                        const struct ent *x = &r.ents[e];
+                        uintptr_t a = x->s->kind == PF_SPAN_LARGE ? x->start
+                                                                  : x->start + (uintptr_t)k * x->s->slot_size;
+                        scan(a, a + obj_bytes(x, k), 1, 1, 0);
+                    }
+        drain(1, 0);
+        for (uint32_t e = 0; e < r.nents; e++)
+            for (uint32_t k = 0; k < r.ents[e].n; k++)
+                if (r.mark[r.ents[e].base + k] == M_UNREACHED) {
+                    push(e, k);
+                    drain(2, r.ents[e].base + k);
+                }
+    }
+    unlock_all(nfam);
+    unmap(r.work, &r.work_bytes);
+    pf_roots_release(&r.roots);
+    if (r.failed) {
+        r.note = "out of room";
+        pf_reach_release();
+        return -1;
+    }
+    if (!stack_top && !(o && o->only_ranges))
+        r.note = "the current stack was not found";
+    return 0;
+}
+
+enum pf_reach_kind pf_reach_of(uintptr_t p)
+{
+    if (!r.mark)
+        return PF_REACH_UNCLASSIFIED;
+    struct pf_span *s = pf_pagemap_get((const void *)p);
+    uint32_t e;
+    if (!s || (s->kind != PF_SPAN_SMALL && s->kind != PF_SPAN_LARGE) || !(e = ent_of_span(s)))
+        return PF_REACH_UNCLASSIFIED;
+    const struct ent *x = &r.ents[e - 1];
+    uint32_t k = 0;
+    if (s->kind == PF_SPAN_SMALL) {
+        if (p < x->start)
+            return PF_REACH_UNCLASSIFIED;
+        k = pf_span_index(s, p - x->start);
+        if (k >= x->n || x->start + (uintptr_t)k * s->slot_size != p)
+            return PF_REACH_UNCLASSIFIED;
+    } else if (p != x->start) {
+        return PF_REACH_UNCLASSIFIED;
+    }
+    switch (r.mark[x->base + k]) {
+    case M_UNREACHED:
+        return PF_REACH_DEFINITE;
+    case M_INDIRECT:
+        return PF_REACH_INDIRECT;
+    case M_POSSIBLE:
+        return PF_REACH_POSSIBLE;
+    case M_REACHABLE:
+        return PF_REACH_STILL;
+    default:
+        return PF_REACH_UNCLASSIFIED;
+    }
+}

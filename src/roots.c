@@ -1,0 +1,339 @@
+/*
+ * roots.c — where the reachability pass starts: ranges of memory that hold
+ * the program's own pointers. The writable segments of every module (from
+ * the loader, or from /proc/self/maps in a signal handler), the caller's TLS
+ * blocks and thread descriptor, the caller's stack up to its top, and the
+ * stacks of the other threads from the stack pointer the kernel shows for a
+ * blocked one (or whole, for one that runs). Only async-signal-safe calls
+ * (and dl_iterate_phdr outside a handler); all memory mapped here stays
+ * mapped until pf_roots_release, so no hole opens in a root range.
+ */
+#include "roots.h"
+
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "pagemap.h"
+
+/* One line of /proc/self/maps. */
+struct map {
+    uintptr_t a, b;  /* [a, b) */
+    uint64_t inode;  /* of the file behind it */
+    uint8_t w;       /* writable */
+    uint8_t file;    /* a file's pages (private, writable: a module's data) */
+    uint8_t anon;    /* no file behind it */
+    uint8_t guard;   /* an inaccessible mapping right below it: a thread stack's guard */
+    uint8_t taken;   /* scanned as some thread's stack, or inaccessible: not to scan again */
+};
+
+static struct pf_roots *R; /* the one being gathered */
+
+static void *map_zeroed(size_t *bytes, size_t want)
+{
+    size_t ps = pf_os_page_size();
+    *bytes = (want + ps - 1) & ~(ps - 1);
+    void *p = pf_os_map(*bytes, 0);
+    if (!p)
+        *bytes = 0;
+    return p;
+}
+
+static void add_range(uintptr_t a, uintptr_t b)
+{
+    if (a < b && R->n < PF_ROOTS_MAX) {
+        R->ranges[R->n][0] = a;
+        R->ranges[R->n][1] = b;
+        R->n++;
+    }
+}
+
+static uintptr_t hex(const char **s)
+{
+    uintptr_t v = 0;
+    const char *p = *s;
+    if (p[0] == '0' && p[1] == 'x')
+        p += 2;
+    for (;; p++) {
+        unsigned d = (unsigned)*p;
+        if (d >= '0' && d <= '9')
+            d -= '0';
+        else if ((d | 32) >= 'a' && (d | 32) <= 'f')
+            d = (d | 32) - 'a' + 10;
+        else
+            break;
+        v = v * 16 + d;
+    }
+    *s = p;
+    return v;
+}
+
+/* Skips one field of a maps line and the blanks after it. */
+static const char *skip_field(const char *p, const char *eol)
+{
+    while (p < eol && *p != ' ')
+        p++;
+    while (p < eol && *p == ' ')
+        p++;
+    return p;
+}
+
+/* /proc/self/maps into R->maps (sorted by address, as the kernel lists them).
+ * The text is read into a buffer mapped before the read and kept until the
+ * scan is over: the list then shows every mapping of ours as it will be
+ * while roots are scanned (an anonymous mapping of ours may have merged
+ * with a neighbour that holds roots; unmapping it later would leave a hole
+ * in a root range). */
+static void read_maps(void)
+{
+    char *buf;
+    size_t cap;
+    long len = pf_os_read_file("/proc/self/maps", &buf, &cap); /* its size, roughly */
+    if (len < 0)
+        return;
+    pf_os_unmap(buf, cap);
+    size_t room = (size_t)len * 2 + 64 * 1024;
+    R->text = map_zeroed(&R->text_bytes, room);
+    R->maps = map_zeroed(&R->maps_bytes, sizeof(struct map) * (room / 24 + 1));
+    if (!R->text || !R->maps)
+        return;
+    buf = R->text;
+    len = pf_os_read_into("/proc/self/maps", buf, room);
+    if (len <= 0 || (size_t)len >= room)
+        return; /* unreadable, or grown past the room: no list */
+    uint32_t lines = (uint32_t)(room / 24);
+    int prev_noaccess = 0;
+    uintptr_t prev_end = 0;
+    /* start-end perms offset dev inode [path] */
+    for (const char *p = buf, *end = buf + len; R->maps && p < end && R->nmaps <= lines;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        struct map *m = &R->maps[R->nmaps];
+        m->a = hex(&p);
+        if (p < eol && *p == '-')
+            p++;
+        m->b = hex(&p);
+        while (p < eol && *p == ' ')
+            p++;
+        if (p + 4 <= eol && m->a < m->b) {
+            int noaccess = p[0] == '-' && p[1] == '-';
+            m->w = p[0] == 'r' && p[1] == 'w';
+            p = skip_field(skip_field(skip_field(p, eol), eol), eol); /* perms, offset, dev */
+            int inode0 = p < eol && *p == '0' && (p + 1 == eol || p[1] == ' ');
+            for (const char *d = p; d < eol && *d >= '0' && *d <= '9'; d++)
+                m->inode = m->inode * 10 + (uint64_t)(*d - '0');
+            p = skip_field(p, eol);
+            m->anon = inode0 && (p >= eol || *p == '[');
+            m->file = !inode0 && p < eol && *p == '/';
+            m->guard = prev_noaccess && prev_end == m->a;
+            m->taken = noaccess; /* never scanned */
+            prev_noaccess = noaccess;
+            prev_end = m->b;
+            R->nmaps++;
+        }
+        p = eol + 1;
+    }
+}
+
+static struct map *map_of(uintptr_t p)
+{
+    uint32_t lo = 0, hi = R->nmaps;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (R->maps[mid].b <= p)
+            lo = mid + 1;
+        else if (R->maps[mid].a > p)
+            hi = mid;
+        else
+            return &R->maps[mid];
+    }
+    return NULL;
+}
+
+/* Writable segments and the caller's TLS blocks of every module but
+ * pfalloc's own (its data names only its metadata). */
+static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    (void)ctx;
+    int self = 0;
+    if (info->dlpi_name && info->dlpi_name[0])
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+            const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+            uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+            if (ph->p_type == PT_LOAD && (uintptr_t)&R >= a && (uintptr_t)&R < a + ph->p_memsz)
+                self = 1;
+        }
+    if (self)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
+            add_range(a, a + ph->p_memsz);
+        else if (ph->p_type == PT_TLS && info->dlpi_tls_data)
+            add_range((uintptr_t)info->dlpi_tls_data, (uintptr_t)info->dlpi_tls_data + ph->p_memsz);
+    }
+    return 0;
+}
+
+/* /proc/self/task/<tid>/syscall ends with the thread's stack pointer and
+ * program counter while it is blocked ("running" otherwise). */
+static uintptr_t thread_sp(long tid)
+{
+    char path[64] = "/proc/self/task/";
+    size_t n = strlen(path);
+    char digits[24];
+    int k = 0;
+    do
+        digits[k++] = (char)('0' + tid % 10);
+    while ((tid /= 10) != 0);
+    while (k)
+        path[n++] = digits[--k];
+    memcpy(path + n, "/syscall", 9);
+    char buf[512];
+    long len = pf_os_read_into(path, buf, sizeof(buf));
+    if (len <= 0 || (size_t)len >= sizeof(buf))
+        return 0;
+    uintptr_t tok[2] = {0, 0};
+    int ntok = 0;
+    for (const char *p = buf, *end = buf + len; p < end;) {
+        while (p < end && (*p == ' ' || *p == '\n'))
+            p++;
+        if (p >= end)
+            break;
+        if (p[0] == '0' && p + 1 < end && p[1] == 'x') {
+            tok[0] = tok[1];
+            tok[1] = hex(&p);
+            ntok++;
+        }
+        while (p < end && *p != ' ' && *p != '\n')
+            p++;
+    }
+    return ntok >= 2 ? tok[0] : 0;
+}
+
+static long self_tid;
+
+static void each_thread(long tid, void *ctx)
+{
+    (void)ctx;
+    if (tid == self_tid)
+        return;
+    R->threads++;
+    uintptr_t sp = thread_sp(tid);
+    struct map *m = sp ? map_of(sp) : NULL;
+    if (m && m->w) {
+        /* From its stack pointer to the top of its stack mapping, which for
+         * the C library's threads also holds the thread's descriptor and
+         * static TLS. */
+        add_range(sp, m->b);
+        m->taken = 1;
+        R->threads_sp++;
+    }
+}
+
+/* Without the loader: a module's data is a writable private mapping of its
+ * file, and its .bss the anonymous mapping right after the last of them.
+ * pfalloc's own (the mappings around its own data) are left out. */
+static void modules_from_maps(void)
+{
+    /* pfalloc's own data: the file mapping that holds `R`, or the one right
+     * below the .bss that does; none when pfalloc is linked into the
+     * program (same file as the program's headers). */
+    struct map *self = map_of((uintptr_t)&R), *self_file = NULL;
+    if (self && self->file)
+        self_file = self;
+    else if (self && self > R->maps && self[-1].file && self[-1].b == self->a)
+        self_file = self - 1;
+    struct map *exe = map_of((uintptr_t)getauxval(AT_PHDR));
+    if (!self_file || (exe && exe->inode == self_file->inode))
+        self = self_file = NULL;
+    for (uint32_t i = 0; i < R->nmaps; i++) {
+        struct map *m = &R->maps[i];
+        int bss = m->anon && m->w && i && R->maps[i - 1].file && R->maps[i - 1].w && R->maps[i - 1].b == m->a;
+        if (!m->w || (!m->file && !bss) || m->taken || m == self || m == self_file)
+            continue;
+        if (self_file && bss && &R->maps[i - 1] == self_file)
+            continue;
+        if (self_file && m->file && m->inode == self_file->inode)
+            continue;
+        add_range(m->a, m->b);
+    }
+}
+
+extern void *__libc_stack_end;
+
+int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
+                    int in_signal)
+{
+    memset(rt, 0, sizeof(*rt));
+    R = rt;
+    rt->ranges = map_zeroed(&rt->ranges_bytes, sizeof(*rt->ranges) * PF_ROOTS_MAX);
+    if (!rt->ranges)
+        return -1;
+    for (size_t i = 0; i < nextra; i++)
+        add_range(extra[i][0], extra[i][1]);
+    if (only_extra)
+        return 0;
+    read_maps();
+    if (in_signal) {
+        if (R->maps)
+            modules_from_maps();
+    } else {
+        dl_iterate_phdr(each_module, NULL);
+    }
+    uintptr_t here = (uintptr_t)&here;
+    struct map *m = R->maps ? map_of(here) : NULL;
+    if (m) {
+        rt->stack_top = m->b;
+        m->taken = 1;
+    } else if (pf_os_tid() == (long)getpid()) {
+        rt->stack_top = (uintptr_t)__libc_stack_end;
+    }
+    /* The thread descriptor (keys' values, the DTV of dynamic TLS): it sits
+     * at the thread pointer, beside the static TLS, in the main thread's
+     * case in memory of the loader's that no module's segment covers. */
+    uintptr_t tp = (uintptr_t)pthread_self();
+    struct map *t = R->maps ? map_of(tp) : NULL;
+    if (t && !t->taken) {
+        uintptr_t a = tp - 4096 > t->a && tp > 4096 ? tp - 4096 : t->a;
+        uintptr_t b = tp + 4096 < t->b ? tp + 4096 : t->b;
+        add_range(a, b);
+    }
+    if (!R->maps)
+        return 0;
+    self_tid = pf_os_tid();
+    pf_os_each_number("/proc/self/task", each_thread, NULL);
+    /* A thread that was running has no stack pointer to read: every mapping
+     * that looks like a thread stack (writable, anonymous, above a guard)
+     * and is not taken yet is scanned whole. */
+    if (rt->threads > rt->threads_sp)
+        for (uint32_t i = 0; i < R->nmaps; i++) {
+            struct map *x = &R->maps[i];
+            if (x->w && x->anon && x->guard && !x->taken && !pf_pagemap_get((void *)x->a))
+                add_range(x->a, x->b);
+        }
+    return 0;
+}
+
+static void unmap(void *p, size_t bytes)
+{
+    if (p && bytes)
+        pf_os_unmap(p, bytes);
+}
+
+void pf_roots_release(struct pf_roots *rt)
+{
+    unmap(rt->ranges, rt->ranges_bytes);
+    unmap(rt->maps, rt->maps_bytes);
+    unmap(rt->text, rt->text_bytes);
+    rt->ranges = NULL;
+    rt->maps = NULL;
+    rt->text = NULL;
+    rt->ranges_bytes = rt->maps_bytes = rt->text_bytes = 0;
+    rt->n = rt->nmaps = 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * roots.h — the memory the reachability pass starts from (see roots.c).
+ */
+#ifndef PF_ROOTS_H
+#define PF_ROOTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os.h"
+
+#define PF_ROOTS_MAX 16384 /* root ranges kept; beyond, the rest are not scanned */
+
+struct map;
+
+struct pf_roots {
+    uintptr_t (*ranges)[2]; /* [ranges[i][0], ranges[i][1]) hold roots */
+    uint32_t n;             /* ranges filled */
+    uintptr_t stack_top;    /* the caller's stack ends here (scanned by the caller, from its own
+                               frame with the registers spilled); 0: not found */
+    uint32_t threads;       /* threads other than the caller */
+    uint32_t threads_sp;    /* of them, those whose stack was taken from their stack pointer */
+    /* /proc/self/maps as a list and as text, kept mapped until release */
+    struct map *maps;
+    uint32_t nmaps;
+    char *text;
+    size_t ranges_bytes, maps_bytes, text_bytes;
+};
+
+/* Fills *rt: `extra` ranges first, then (unless only_extra) the process's
+ * own roots. in_signal: only async-signal-safe calls (no dl_iterate_phdr).
+ * 0, or -1 when no memory could be mapped for the list. */
+PF_HIDDEN int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
+                              int in_signal);
+/* Gives back what pf_roots_gather mapped; the ranges are gone with it. */
+PF_HIDDEN void pf_roots_release(struct pf_roots *rt);
+
+#endif

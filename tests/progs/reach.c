@@ -1,0 +1,260 @@
+/*
+ * reach — objects in every reachability category, for comparing the leak
+ * report's classification with valgrind memcheck's. One argument picks what
+ * is built (the whole set with "all"):
+ *   table     a table of 10 strings kept in a global: 11 still reachable
+ *   tree      a tree of 15 nodes whose root pointer is dropped:
+ *             1 definitely lost, 14 indirectly lost
+ *   list      a list of 8 nodes whose head is dropped: 1 + 7
+ *   cycle     a ring of 4 nodes, dropped: 1 definitely lost, 3 indirectly
+ *   interior  a block kept only through a pointer 40 bytes into it:
+ *             1 possibly lost
+ *   strdup    3 strdup copies dropped, 1 kept: 3 definitely lost, 1 still
+ *             reachable
+ *   wrapper   a wrapper called from two functions: one drops 2 blocks
+ *             (definitely lost), the other keeps 3 (still reachable)
+ * and, apart from "all":
+ *   tls       a block kept only in a thread-local variable: still reachable
+ *   key       a block kept only as a thread-specific value: still reachable
+ *   thread    a block kept only on the stack of another thread, blocked
+ *             while the process exits: still reachable
+ *   busy      the same with a thread that runs (spins) while the process
+ *             exits: still reachable
+ * With a second argument "raise", it ends with raise(SIGUSR1) (the signal
+ * report) before returning.
+ * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
+ * that are dropped go through volatile globals and are cleared, and the
+ * stack below main is scrubbed, so no stale copy keeps them reachable.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct tnode {
+    struct tnode *left, *right;
+    long value;
+    long pad;
+};
+
+struct lnode {
+    struct lnode *next;
+    char payload[40];
+};
+
+static void *volatile g_table;
+static void *volatile g_drop;
+static char *volatile g_interior;
+static char *volatile g_kept_string;
+static void *volatile g_kept[3];
+
+static void *must(void *p)
+{
+    if (!p)
+        abort();
+    return p;
+}
+
+__attribute__((noinline)) static void make_table(void)
+{
+    char **t = must(malloc(10 * sizeof(char *)));
+    for (int i = 0; i < 10; i++) {
+        t[i] = must(malloc(32));
+        memset(t[i], 'a' + i, 31);
+        t[i][31] = 0;
+    }
+    g_table = t;
+}
+
+__attribute__((noinline)) static struct tnode *tree(int depth, long v)
+{
+    if (!depth)
+        return NULL;
+    struct tnode *n = must(malloc(sizeof *n));
+    n->value = v;
+    n->pad = 0;
+    n->left = tree(depth - 1, 2 * v);
+    n->right = tree(depth - 1, 2 * v + 1);
+    return n;
+}
+
+__attribute__((noinline)) static void make_tree(void)
+{
+    g_drop = tree(4, 1);
+    g_drop = NULL;
+}
+
+__attribute__((noinline)) static void make_list(void)
+{
+    struct lnode *head = NULL;
+    for (int i = 0; i < 8; i++) {
+        struct lnode *n = must(malloc(sizeof *n));
+        n->next = head;
+        n->payload[0] = (char)i;
+        head = n;
+    }
+    g_drop = head;
+    g_drop = NULL;
+}
+
+__attribute__((noinline)) static void make_cycle(void)
+{
+    struct lnode *first = must(malloc(sizeof *first)), *last = first;
+    for (int i = 1; i < 4; i++) {
+        struct lnode *n = must(malloc(sizeof *n));
+        n->next = last;
+        last = n;
+    }
+    first->next = last;
+    g_drop = first;
+    g_drop = NULL;
+}
+
+__attribute__((noinline)) static void make_interior(void)
+{
+    char *p = must(malloc(100));
+    memset(p, 0, 100);
+    g_interior = p + 40;
+}
+
+__attribute__((noinline)) static void make_strdup(void)
+{
+    /* Built at run time so the compiler cannot turn strdup into malloc. */
+    char text[32];
+    volatile char seed = 'k';
+    memset(text, seed, sizeof text - 1);
+    text[sizeof text - 1] = 0;
+    for (int i = 0; i < 3; i++) {
+        g_drop = must(strdup(text));
+        g_drop = NULL;
+    }
+    g_kept_string = must(strdup(text));
+}
+
+/* A project's own allocation wrapper, as xmalloc is. */
+__attribute__((noinline)) static void *xmalloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        abort();
+    memset(p, 0, n);
+    return p;
+}
+
+__attribute__((noinline)) static void wrapper_drops(void)
+{
+    for (int i = 0; i < 2; i++) {
+        g_drop = xmalloc(64);
+        g_drop = NULL;
+    }
+}
+
+__attribute__((noinline)) static void wrapper_keeps(void)
+{
+    for (int i = 0; i < 3; i++)
+        g_kept[i] = xmalloc(64);
+}
+
+static __thread void *volatile t_kept;
+
+__attribute__((noinline)) static void make_tls(void)
+{
+    t_kept = must(malloc(24));
+}
+
+__attribute__((noinline)) static void make_key(void)
+{
+    static pthread_key_t key;
+    if (pthread_key_create(&key, NULL) != 0 || pthread_setspecific(key, must(malloc(56))) != 0)
+        abort();
+}
+
+static int ready[2], never[2];
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    void *volatile kept = must(malloc(40));
+    char c = 0;
+    if (write(ready[1], &c, 1) != 1)
+        abort();
+    /* Blocks until the process is gone: nobody writes to `never`. */
+    while (read(never[0], &c, 1) != 0)
+        ;
+    return kept;
+}
+
+static volatile int spun;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    void *volatile kept = must(malloc(40));
+    char c = 0;
+    if (write(ready[1], &c, 1) != 1)
+        abort();
+    for (;;)
+        spun++;
+    return kept;
+}
+
+__attribute__((noinline)) static void make_busy_thread(void)
+{
+    pthread_t t;
+    char c;
+    if (pipe(ready) != 0 || pthread_create(&t, NULL, spinner, NULL) != 0 || read(ready[0], &c, 1) != 1)
+        abort();
+}
+
+__attribute__((noinline)) static void make_thread(void)
+{
+    pthread_t t;
+    char c;
+    if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, holder, NULL) != 0 ||
+        read(ready[0], &c, 1) != 1)
+        abort();
+}
+
+/* Clears the stack below main, where the builders' frames were. */
+__attribute__((noinline)) static void scrub(void)
+{
+    char buf[64 * 1024];
+    explicit_bzero(buf, sizeof buf);
+    __asm__ __volatile__("" : : "r"(buf) : "memory");
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "all";
+    int sig = argc > 2 && strcmp(argv[2], "raise") == 0;
+    int all = strcmp(what, "all") == 0;
+    if (all || strcmp(what, "table") == 0)
+        make_table();
+    if (all || strcmp(what, "tree") == 0)
+        make_tree();
+    if (all || strcmp(what, "list") == 0)
+        make_list();
+    if (all || strcmp(what, "cycle") == 0)
+        make_cycle();
+    if (all || strcmp(what, "interior") == 0)
+        make_interior();
+    if (all || strcmp(what, "strdup") == 0)
+        make_strdup();
+    if (all || strcmp(what, "wrapper") == 0) {
+        wrapper_drops();
+        wrapper_keeps();
+    }
+    if (strcmp(what, "tls") == 0)
+        make_tls();
+    if (strcmp(what, "key") == 0)
+        make_key();
+    if (strcmp(what, "thread") == 0)
+        make_thread();
+    if (strcmp(what, "busy") == 0)
+        make_busy_thread();
+    scrub();
+    if (sig)
+        raise(SIGUSR1);
+    return 0;
+}
