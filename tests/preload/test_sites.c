@@ -224,7 +224,7 @@ Test(sites, stacks_text_one_frame_per_line)
     cr_assert(four && three, "%s", l);
     for (const char *row = four; row; row = row == four ? three : NULL) {
         const char *next = strchr(row, '\n');
-        cr_assert(next && strncmp(next + 1, "                                                  by ", 53) == 0,
+        cr_assert(next && strncmp(next + 1, "                                                                   by ", 70) == 0,
                   "no caller line under the row:\n%s", l);
         const char *main_line = strstr(next + 1, "by main+");
         cr_assert(main_line != NULL, "%s", l);
