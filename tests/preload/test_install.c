@@ -291,6 +291,12 @@ Test(install, documented_link_lines_work)
     cr_assert(strcmp(r.out, "typed 9\n") == 0, "%s", r.out);
     cr_assert(pf_has_report(r.err, "typed"), "%s", r.err);
     pf_run_free(&r);
+    /* What the README warns of: plain -lpfalloc picks the shared library,
+     * and without an rpath the program does not start. */
+    snprintf(link, sizeof link, "-I'%s/include' -L'%s' -lpfalloc", p.root, libdir);
+    link_and_run(&p, link, NULL, &r);
+    cr_assert(r.exited && r.code == 127 && strstr(r.err, "libpfalloc.so"), "%s\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
     uninstall(&p);
 }
 
