@@ -799,3 +799,31 @@ Test(scripts, run_signal_report_reaches_stderr)
     cr_assert(strstr(r.err, "(bash), reason signal, ") && strstr(r.err, "(bash), reason exit, "), "%s", r.err);
     pf_run_free(&r);
 }
+
+Test(scripts, run_out_relative_to_where_it_was_typed)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("bash");
+    char *dir = pf_tempdir("outrel");
+    char *sub = pf_path(dir, "sub");
+    cr_assert(mkdir(sub, 0700) == 0);
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--report", "exit",
+                                "--out", "reports.%p", "--", "bash", "-c", "cd sub && echo \"$$ $PFALLOC_OUT\"",
+                                NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .cwd = dir, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "pfalloc-run --out reports.%p");
+    int pid = 0;
+    char out[700];
+    cr_assert(sscanf(r.out, "%d %699s", &pid, out) == 2, "%s", r.out);
+    char want[700];
+    snprintf(want, sizeof want, "%s/reports.%%p", dir);
+    cr_assert(strcmp(out, want) == 0, "PFALLOC_OUT=%s, want %s", out, want);
+    int files;
+    cr_assert(reports_in(dir, "reports.", &files) == 1 && files == 1, "no report in %s", dir);
+    cr_assert(reports_in(sub, "reports.", &files) == 0 && files == 0, "a report in %s", sub);
+    pf_run_free(&r);
+    free(sub);
+    pf_tempdir_remove(dir);
+}
