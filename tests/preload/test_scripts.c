@@ -827,3 +827,28 @@ Test(scripts, run_out_relative_to_where_it_was_typed)
     free(sub);
     pf_tempdir_remove(dir);
 }
+
+Test(scripts, dump_through_the_pid_of_pfalloc_run)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    /* pfalloc-run runs the program as its child: the pid a user has from
+     * `pfalloc-run prog &` is the script's, and still gets the report. */
+    struct pf_child c;
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--",
+                                PROG("daemonish"), "30", NULL};
+    pf_child_start(&c, "dumprun", argv, NULL, PF_PLAIN);
+    cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000), "daemonish did not start");
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const dargv[] = {SCRIPT("pfalloc-dump"), pid, "--timeout", "20", NULL};
+    struct pf_run r;
+    run(dargv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-dump");
+    int program = 0;
+    cr_assert(sscanf(r.err, "pfalloc-dump: process %*d is pfalloc-run; asking the program it runs, process %d",
+                     &program) == 1 && program != c.pid, "%s", r.err);
+    assert_one_text_report(r.out, program);
+    pf_run_free(&r);
+    child_stop(&c);
+}
