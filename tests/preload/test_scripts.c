@@ -698,3 +698,157 @@ Test(scripts, view_shows_file_and_line_of_leak_sites)
     free(html);
     pf_tempdir_remove(dir);
 }
+
+/* ---- one program, one report -------------------------------------------------------------- */
+
+/* The report heads in `err`, counted; the pid of the first in *pid. */
+static size_t report_heads(const char *err, int *pid)
+{
+    size_t n = 0;
+    for (const char *p = strstr(err, PF_REPORT_MARK); p; p = strstr(p + 1, PF_REPORT_MARK)) {
+        if (n == 0 && pid)
+            *pid = atoi(p + strlen(PF_REPORT_MARK));
+        n++;
+    }
+    return n;
+}
+
+/* The reports of every file in `dir` whose name starts with `prefix`, counted. */
+static size_t reports_in(const char *dir, const char *prefix, int *files)
+{
+    size_t n = 0;
+    *files = 0;
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL, "%s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        char *p = pf_path(dir, e->d_name);
+        char *text = pf_read_file(p, NULL);
+        n += count(text, PF_REPORT_MARK);
+        (*files)++;
+        free(text);
+        free(p);
+    }
+    closedir(d);
+    return n;
+}
+
+Test(scripts, run_shows_the_program_report_only)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("bash");
+    /* bash forks two subshells that exit (through exit(), so each writes
+     * an exit report), then prints its own pid. */
+    char *dir = pf_tempdir("oneprog");
+    char tmpdir[600];
+    snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", dir);
+    const char *const env[] = {tmpdir, NULL};
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--report", "exit",
+                                "--", "bash", "-c", "x=$(echo hi; exit 0); (exit 0); echo $$ $x", NULL};
+    struct pf_run r;
+    run(argv, env, &r);
+    pf_assert_ok(&r, "pfalloc-run bash");
+    int pid = 0, head = -1;
+    cr_assert(sscanf(r.out, "%d hi", &pid) == 1, "%s", r.out);
+    cr_assert(report_heads(r.err, &head) == 1 && head == pid, "want only the report of pid %d:\n%s", pid, r.err);
+    cr_assert(pf_has_report(r.err, "bash"), "%s", r.err);
+    /* One line says where the others are, and they are there. */
+    const char *line = strstr(r.err, "pfalloc-run: 2 more report files, from processes the program started, in ");
+    cr_assert(line != NULL, "%s", r.err);
+    char kept[700];
+    cr_assert(sscanf(line + strlen("pfalloc-run: 2 more report files, from processes the program started, in "),
+                     "%699s", kept) == 1);
+    cr_assert(strncmp(kept, dir, strlen(dir)) == 0, "%s", kept);
+    int files;
+    cr_assert(reports_in(kept, "report.", &files) == 2 && files == 2, "%d files in %s", files, kept);
+    pf_run_free(&r);
+
+    /* --all: every process's report on stderr, nothing kept. */
+    const char *const all[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--report", "exit",
+                               "--all", "--", "bash", "-c", "x=$(echo hi; exit 0); (exit 0); echo $$ $x", NULL};
+    run(all, env, &r);
+    pf_assert_ok(&r, "pfalloc-run --all bash");
+    cr_assert(report_heads(r.err, NULL) == 3, "%s", r.err);
+    cr_assert(strstr(r.err, "pfalloc-run:") == NULL, "%s", r.err);
+    pf_run_free(&r);
+
+    /* --sites --all: the same, annotated. */
+    const char *const sites[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--report", "exit",
+                                 "--sites", "--follow-children", "--", "bash", "-c",
+                                 "x=$(echo hi; exit 0); (exit 0); echo $$ $x", NULL};
+    run(sites, env, &r);
+    pf_assert_ok(&r, "pfalloc-run --sites --follow-children bash");
+    cr_assert(report_heads(r.err, NULL) == 3, "%s", r.err);
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, run_signal_report_reaches_stderr)
+{
+    PF_REQUIRE_PRELOAD();
+    need_python();
+    /* The program's own reports still come as they are written: a signal
+     * report asked for while it runs, then its exit report. */
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--",
+                                "bash", "-c", "kill -USR1 $$; sleep 0.3; exit 0", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-run bash");
+    cr_assert(strstr(r.err, "(bash), reason signal, ") && strstr(r.err, "(bash), reason exit, "), "%s", r.err);
+    pf_run_free(&r);
+}
+
+Test(scripts, run_out_relative_to_where_it_was_typed)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("bash");
+    char *dir = pf_tempdir("outrel");
+    char *sub = pf_path(dir, "sub");
+    cr_assert(mkdir(sub, 0700) == 0);
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--report", "exit",
+                                "--out", "reports.%p", "--", "bash", "-c", "cd sub && echo \"$$ $PFALLOC_OUT\"",
+                                NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .cwd = dir, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "pfalloc-run --out reports.%p");
+    int pid = 0;
+    char out[700];
+    cr_assert(sscanf(r.out, "%d %699s", &pid, out) == 2, "%s", r.out);
+    char want[700];
+    snprintf(want, sizeof want, "%s/reports.%%p", dir);
+    cr_assert(strcmp(out, want) == 0, "PFALLOC_OUT=%s, want %s", out, want);
+    int files;
+    cr_assert(reports_in(dir, "reports.", &files) == 1 && files == 1, "no report in %s", dir);
+    cr_assert(reports_in(sub, "reports.", &files) == 0 && files == 0, "a report in %s", sub);
+    pf_run_free(&r);
+    free(sub);
+    pf_tempdir_remove(dir);
+}
+
+Test(scripts, dump_through_the_pid_of_pfalloc_run)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    /* pfalloc-run runs the program as its child: the pid a user has from
+     * `pfalloc-run prog &` is the script's, and still gets the report. */
+    struct pf_child c;
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--",
+                                PROG("daemonish"), "30", NULL};
+    pf_child_start(&c, "dumprun", argv, NULL, PF_PLAIN);
+    cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000), "daemonish did not start");
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const dargv[] = {SCRIPT("pfalloc-dump"), pid, "--timeout", "20", NULL};
+    struct pf_run r;
+    run(dargv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-dump");
+    int program = 0;
+    cr_assert(sscanf(r.err, "pfalloc-dump: process %*d is pfalloc-run; asking the program it runs, process %d",
+                     &program) == 1 && program != c.pid, "%s", r.err);
+    assert_one_text_report(r.out, program);
+    pf_run_free(&r);
+    child_stop(&c);
+}
