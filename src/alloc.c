@@ -558,7 +558,7 @@ static int fork_locked;
  * that thread, holding a lock the fork would wait for forever. With one
  * thread nobody else can hold a lock for the child to inherit, and the
  * interrupted code finishes (and unlocks) in both processes. */
-static int threaded(void)
+int pf_alloc_threaded(void)
 {
 #if __has_include(<sys/single_threaded.h>)
     return !__libc_single_threaded;
@@ -576,7 +576,7 @@ extern void _IO_list_resetlock(void) __attribute__((weak));
 
 static void fork_prepare(void)
 {
-    if (!threaded()) {
+    if (!pf_alloc_threaded()) {
         fork_locked = 0;
         return;
     }

@@ -527,19 +527,34 @@ static void verify_big(const struct pf_guarded *g)
     verify_canary(g->p, g->n, g->s->start + g->room - g->p, g->s->family->name, g->site);
 }
 
+/* As pfalloc's own fork handlers: the lock is taken only in a process that
+ * has (or had) threads. With one thread, a fork from a signal handler that
+ * interrupted this thread while it held the lock must not wait for itself;
+ * nobody else can hold it, and the interrupted code unlocks it in both
+ * processes. Registered after pfalloc's, this prepare handler runs before
+ * pfalloc's decides anything, so these handlers keep their own record. */
+static int fork_locked;
+
 static void fork_prepare(void)
 {
+    if (!pf_alloc_threaded()) {
+        fork_locked = 0;
+        return;
+    }
     pf_lock(&check_lock);
+    fork_locked = 1; /* written with the lock held: forks of other threads wait */
 }
 
 static void fork_parent(void)
 {
-    pf_unlock(&check_lock);
+    if (fork_locked)
+        pf_unlock(&check_lock);
 }
 
 static void fork_child(void)
 {
-    pf_lock_reset(&check_lock);
+    if (fork_locked)
+        pf_lock_reset(&check_lock);
 }
 
 int pf_check_enable(void)

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "family.h"
 #include "large.h"
 #include "lock.h"
@@ -229,19 +230,34 @@ int pf_guard_set_site(uintptr_t p, uint32_t id)
 }
 
 /* ---- set-up ------------------------------------------------------------------------ */
+/* As pfalloc's own fork handlers: the lock is taken only in a process that
+ * has (or had) threads. With one thread, a fork from a signal handler that
+ * interrupted this thread while it held the lock must not wait for itself;
+ * nobody else can hold it, and the interrupted code unlocks it in both
+ * processes. Registered after pfalloc's, this prepare handler runs before
+ * pfalloc's decides anything, so these handlers keep their own record. */
+static int fork_locked;
+
 static void fork_prepare(void)
 {
+    if (!pf_alloc_threaded()) {
+        fork_locked = 0;
+        return;
+    }
     pf_lock(&guard_lock);
+    fork_locked = 1; /* written with the lock held: forks of other threads wait */
 }
 
 static void fork_parent(void)
 {
-    pf_unlock(&guard_lock);
+    if (fork_locked)
+        pf_unlock(&guard_lock);
 }
 
 static void fork_child(void)
 {
-    pf_lock_reset(&guard_lock);
+    if (fork_locked)
+        pf_lock_reset(&guard_lock);
 }
 
 int pf_guard_init(void)

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -378,6 +379,41 @@ int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx
 long pf_os_tid(void)
 {
     return syscall(SYS_gettid);
+}
+
+long pf_os_pid(void)
+{
+    return getpid();
+}
+
+long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len)
+{
+    /* One iovec per page: the kernel stops at the first piece it cannot
+     * read, so the count returned says which page was missing, whatever a
+     * kernel does with a piece it could read only in part. */
+    size_t ps = pf_os_page_size();
+    struct iovec remote[PF_OS_READ_PAGES];
+    int n = 0;
+    size_t total = 0;
+    for (uintptr_t a = src; total < len && n < PF_OS_READ_PAGES; n++) {
+        size_t piece = ps - (a & (ps - 1));
+        if (piece > len - total)
+            piece = len - total;
+        remote[n].iov_base = (void *)a;
+        remote[n].iov_len = piece;
+        a += piece;
+        total += piece;
+    }
+    if (!total)
+        return 0;
+    struct iovec local = {dst, total};
+    int saved = errno;
+    long got = syscall(SYS_process_vm_readv, (pid_t)pid, &local, 1UL, remote, (unsigned long)n, 0UL);
+    long rc = got >= 0 ? got : -(long)errno;
+    if (got == 0)
+        rc = -EFAULT;
+    errno = saved;
+    return rc;
 }
 
 int pf_os_secure(void)

@@ -67,6 +67,17 @@ PF_HIDDEN long pf_os_read_into(const char *path, char *buf, size_t cap);
 PF_HIDDEN int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx);
 /* The calling thread's kernel id. */
 PF_HIDDEN long pf_os_tid(void);
+/* The process's id (not cached: a fork child has its own). */
+PF_HIDDEN long pf_os_pid(void);
+/* Copies len bytes of this process's memory at src into dst without ever
+ * faulting (process_vm_readv on its own pid `pid`, one piece per page).
+ * Returns the bytes copied up to the first page that cannot be read
+ * (unmapped or inaccessible), or -EFAULT when that is the first; -errno of
+ * any other kind when the call itself is refused (ENOSYS or EPERM where a
+ * seccomp filter forbids it). At most PF_OS_READ_PAGES pages are read
+ * (len is cut to that). errno is kept. */
+#define PF_OS_READ_PAGES 64
+PF_HIDDEN long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);

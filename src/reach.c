@@ -12,19 +12,33 @@
  * Roots come from roots.c. No recursion (an explicit stack), no malloc: all
  * memory is mapped here and given back by pf_reach_release. Out of memory leaves everything
  * unclassified, never a wrong category.
+ * Memory that may vanish under the scan — root ranges (another thread's
+ * stack is unmapped when it exits, a module's segments when it is closed)
+ * and large blocks (moved by a realloc, which takes no family lock, or
+ * sealed by the checking mode's quarantine) — is never read in place: it is
+ * copied through a bounce buffer with pf_os_read_mem, and a page that
+ * cannot be read is skipped. Only small slots (their spans stay while the
+ * family locks are held) and the caller's own stack are read in place.
  */
 #include "reach.h"
 
+#include <errno.h>
 #include <setjmp.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "check.h"
 #include "family.h"
 #include "lock.h"
 #include "roots.h"
 #include "span.h"
 
-/* Per-object marks. */
-enum { M_NONE = 0, M_UNREACHED, M_POSSIBLE, M_REACHABLE, M_INDIRECT };
+/* Per-object marks. M_UNKNOWN: live, but the scan was partial and found no
+ * chain to its start, so no category can be told. */
+enum { M_NONE = 0, M_UNREACHED, M_POSSIBLE, M_REACHABLE, M_INDIRECT, M_UNKNOWN };
+
+/* Pages copied per read of memory the pass does not own. */
+#define BOUNCE_PAGES 32
 
 typedef uintptr_t __attribute__((may_alias)) word_t;
 
@@ -52,6 +66,12 @@ static struct {
     uintptr_t lo, hi;             /* every object lies in [lo, hi) */
     uintptr_t large_lo, large_hi; /* every large block lies in [large_lo, large_hi) */
     struct pf_roots roots;
+    uint8_t *bounce; /* BOUNCE_PAGES pages that memory not owned is copied into */
+    size_t bounce_bytes;
+    long pid;         /* for pf_os_read_mem */
+    int vm;           /* 1: pf_os_read_mem works; 0: refused (seccomp) */
+    int solo;         /* 1: no other thread can change memory during the scan */
+    const char *partial; /* why some memory was left unread; NULL: none was */
     int failed;
     const char *note;
 } r = {.note = "not run"};
@@ -93,6 +113,7 @@ void pf_reach_release(void)
     unmap(r.hash, &r.hash_bytes);
     unmap(r.mark, &r.mark_bytes);
     unmap(r.work, &r.work_bytes);
+    unmap(r.bounce, &r.bounce_bytes);
     pf_roots_release(&r.roots);
     uint32_t threads = r.roots.threads, threads_sp = r.roots.threads_sp;
     const char *note = r.note;
@@ -333,6 +354,7 @@ static void lose_word(uintptr_t w, uint32_t leader)
     }
 }
 
+/* Reads [a, b) in place: only memory that cannot vanish meanwhile. */
 static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t leader)
 {
     a = (a + sizeof(word_t) - 1) & ~(uintptr_t)(sizeof(word_t) - 1);
@@ -347,13 +369,55 @@ static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t lead
     }
 }
 
-static void scan_object(uint32_t e, uint32_t k, int pass, uint32_t leader)
+#define NOTE_NO_READ "partial (process_vm_readv refused: only this thread's stack and small objects were read)"
+
+/* Memory the pass does not own: a root range, or a large block (`large`).
+ * Copied piece by piece; a page that cannot be read (gone since the roots
+ * were gathered, or inaccessible) is skipped. Without process_vm_readv it
+ * is read in place only when nothing can change it (one thread, and no
+ * sealed block: the checking mode seals quarantined large blocks);
+ * otherwise it is left out and the result is partial. */
+static void scan_foreign(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t leader, int large)
+{
+    if (!r.vm) {
+        if (r.solo && !(large && pf_check_on))
+            scan(a, b, pass, definite, leader);
+        else if (a < b)
+            r.partial = NOTE_NO_READ;
+        return;
+    }
+    uintptr_t ps = pf_os_page_size();
+    a = (a + sizeof(word_t) - 1) & ~(uintptr_t)(sizeof(word_t) - 1);
+    while (a + sizeof(word_t) <= b && a + sizeof(word_t) > a) {
+        /* Up to the end of the bounce buffer's worth of pages from a's page. */
+        uintptr_t end = (a & ~(ps - 1)) + r.bounce_bytes;
+        if (end > b || end < a)
+            end = b;
+        long n = pf_os_read_mem(r.pid, r.bounce, a, end - a);
+        if (n < 0 && n != -EFAULT) {
+            /* Refused now though it worked before: read nothing more. */
+            r.vm = 0;
+            r.partial = NOTE_NO_READ;
+            return;
+        }
+        if (n > 0)
+            scan((uintptr_t)r.bounce, (uintptr_t)r.bounce + (uintptr_t)n, pass, definite, leader);
+        if (n == (long)(end - a))
+            a = end;
+        else /* the page at a + n could not be read: on past it */
+            a = ((a + (uintptr_t)(n > 0 ? n : 0)) & ~(ps - 1)) + ps;
+    }
+}
+
+static void scan_object(uint32_t e, uint32_t k, int pass, int definite, uint32_t leader)
 {
     const struct ent *x = &r.ents[e];
+    if (x->s->kind == PF_SPAN_LARGE) {
+        scan_foreign(x->start, x->start + obj_bytes(x, k), pass, definite, leader, 1);
+        return;
+    }
     uintptr_t a = x->start + (uintptr_t)k * x->s->slot_size;
-    if (x->s->kind == PF_SPAN_LARGE)
-        a = x->start;
-    scan(a, a + obj_bytes(x, k), pass, r.mark[x->base + k] == M_REACHABLE, leader);
+    scan(a, a + obj_bytes(x, k), pass, definite, leader);
 }
 
 static void drain(int pass, uint32_t leader)
@@ -369,7 +433,7 @@ static void drain(int pass, uint32_t leader)
             else
                 hi = mid;
         }
-        scan_object(lo, id - r.ents[lo].base, pass, leader);
+        scan_object(lo, id - r.ents[lo].base, pass, r.mark[id] == M_REACHABLE, leader);
     }
 }
 
@@ -429,13 +493,20 @@ int pf_reach_run(const struct pf_reach_opts *o)
     r.mark = map_zeroed(&r.mark_bytes, objs);
     r.capwork = (uint32_t)(objs * 2 + 64);
     r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
+    r.bounce = map_zeroed(&r.bounce_bytes, pf_os_page_size() * BOUNCE_PAGES);
     r.hmask = (uint32_t)hsize - 1;
-    if (!r.ents || !r.hash || !r.mark || !r.work) {
+    if (!r.ents || !r.hash || !r.mark || !r.work || !r.bounce) {
         r.note = "out of memory";
         pf_reach_release();
         return -1;
     }
 
+    /* Whether memory can be read without faulting: asked once, of a word
+     * that is surely there. */
+    r.pid = pf_os_pid();
+    r.vm = pf_os_read_mem(r.pid, r.bounce, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
+    r.solo = r.roots.solo || !pf_alloc_threaded();
+    r.partial = NULL;
     if (lock_all(nfam) != 0) {
         r.note = "the allocator was busy (a lock held where the signal landed)";
         pf_reach_release();
@@ -449,28 +520,32 @@ int pf_reach_run(const struct pf_reach_opts *o)
     }
     if (r.nobj) {
         for (uint32_t i = 0; i < r.roots.n; i++)
-            scan(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0);
+            scan_foreign(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0, 0);
         if (stack_top)
             scan_current_thread(stack_top);
         if (o && o->root_object)
             for (uint32_t e = 0; e < r.nents; e++)
                 for (uint32_t k = 0; k < r.ents[e].n; k++)
-                    if (r.mark[r.ents[e].base + k] != M_NONE && o->root_object(r.ents[e].s, k, o->ctx)) {
-                        const struct ent *x = &r.ents[e];
-                        uintptr_t a = x->s->kind == PF_SPAN_LARGE ? x->start
-                                                                  : x->start + (uintptr_t)k * x->s->slot_size;
-                        scan(a, a + obj_bytes(x, k), 1, 1, 0);
-                    }
+                    if (r.mark[r.ents[e].base + k] != M_NONE && o->root_object(r.ents[e].s, k, o->ctx))
+                        scan_object(e, k, 1, 1, 0);
         drain(1, 0);
-        for (uint32_t e = 0; e < r.nents; e++)
+        for (uint32_t e = 0; e < r.nents && !r.partial; e++)
             for (uint32_t k = 0; k < r.ents[e].n; k++)
                 if (r.mark[r.ents[e].base + k] == M_UNREACHED) {
                     push(e, k);
                     drain(2, r.ents[e].base + k);
                 }
+        /* Memory was left unread: an object not reached through its start
+         * may be reached through what was not read, and what was lost
+         * cannot be told. */
+        if (r.partial)
+            for (uint32_t i = 0; i < r.nobj; i++)
+                if (r.mark[i] != M_NONE && r.mark[i] != M_REACHABLE)
+                    r.mark[i] = M_UNKNOWN;
     }
     unlock_all(nfam);
     unmap(r.work, &r.work_bytes);
+    unmap(r.bounce, &r.bounce_bytes);
     pf_roots_release(&r.roots);
     if (r.failed) {
         r.note = "out of room";
@@ -479,6 +554,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
     }
     if (!stack_top && !(o && o->only_ranges))
         r.note = "the current stack was not found";
+    if (r.partial)
+        r.note = r.partial;
     return 0;
 }
 

@@ -307,7 +307,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     if (!R->maps)
         return 0;
     self_tid = pf_os_tid();
-    pf_os_each_number("/proc/self/task", each_thread, NULL);
+    rt->solo = pf_os_each_number("/proc/self/task", each_thread, NULL) == 0 && rt->threads == 0;
     /* A thread that was running has no stack pointer to read: every mapping
      * that looks like a thread stack (writable, anonymous, above a guard)
      * and is not taken yet is scanned whole. */

@@ -20,6 +20,8 @@ struct pf_roots {
                                frame with the registers spilled); 0: not found */
     uint32_t threads;       /* threads other than the caller */
     uint32_t threads_sp;    /* of them, those whose stack was taken from their stack pointer */
+    int solo;               /* 1: the caller was seen to be the process's only thread, so no
+                               other can start, exit or unmap anything during the scan */
     /* /proc/self/maps as a list and as text, kept mapped until release */
     struct map *maps;
     uint32_t nmaps;

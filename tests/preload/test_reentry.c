@@ -3,7 +3,8 @@
  * interrupted (tests/progs/sigreenter.c under the preload, a timer firing
  * every 50 microseconds into a loop of small and large allocations):
  *  - a fork from the handler of a single-threaded process works, as with
- *    glibc, whatever lock of the allocator the interrupted code held;
+ *    glibc, whatever lock of the allocator the interrupted code held, in
+ *    the checking mode too;
  *  - a malloc from the handler (undefined behaviour) stops the process with
  *    one line naming what happened, instead of waiting for itself forever.
  * A hang shows as the spawn's timeout.
@@ -12,13 +13,18 @@
 
 TestSuite(reentry);
 
-static void run(const char *mode, const char *count, struct pf_run *r)
+static void run_env(const char *mode, const char *count, const char *const *env, struct pf_run *r)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PF_PROGS_DIR "/sigreenter", mode, count, NULL};
-    static const char *const env[] = {"PFALLOC_REPORT=off", NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     pf_spawn(argv, &o, r);
+}
+
+static void run(const char *mode, const char *count, struct pf_run *r)
+{
+    static const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    run_env(mode, count, env, r);
 }
 
 Test(reentry, fork_from_handler_in_single_threaded_process)
@@ -28,6 +34,21 @@ Test(reentry, fork_from_handler_in_single_threaded_process)
         run("fork", "400", &r);
         cr_assert(!r.timed_out, "run %d hung (fork from a signal handler)", i);
         pf_assert_ok(&r, "fork from a signal handler");
+        cr_assert(strstr(r.out, "forks 400 ok") != NULL, "stdout: %s", r.out);
+        pf_run_free(&r);
+    }
+}
+
+/* The checking mode's own locks (quarantine, guarded blocks) follow the same
+ * rule: its fork handlers take nothing in a single-threaded process. */
+Test(reentry, fork_from_handler_in_checking_mode)
+{
+    static const char *const env[] = {"PFALLOC_REPORT=off", "PFALLOC_CHECK=1", NULL};
+    for (int i = 0; i < 3; i++) {
+        struct pf_run r;
+        run_env("fork", "400", env, &r);
+        cr_assert(!r.timed_out, "run %d hung (fork from a signal handler, checking mode)", i);
+        pf_assert_ok(&r, "fork from a signal handler, checking mode");
         cr_assert(strstr(r.out, "forks 400 ok") != NULL, "stdout: %s", r.out);
         pf_run_free(&r);
     }

@@ -333,3 +333,26 @@ Test(os, die_writes_its_line_and_aborts)
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status 0x%x", status);
     cr_assert_str_eq(buf, "pfalloc: test message\n");
 }
+
+/* Reads that cannot fault: up to the first page that is missing or
+ * inaccessible, -EFAULT when that is the first, errno untouched. */
+Test(os, read_mem_stops_at_a_missing_page)
+{
+    size_t ps = pf_os_page_size();
+    unsigned char *m = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    memset(m, 0x5a, 4 * ps);
+    cr_assert(munmap(m + 2 * ps, ps) == 0);
+    cr_assert(mprotect(m + 3 * ps, ps, PROT_NONE) == 0);
+    static unsigned char buf[4 * 65536];
+    long pid = pf_os_pid();
+    errno = 1234;
+    cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m + 8, 4 * ps - 8), (long)(2 * ps - 8));
+    cr_assert(all_bytes(buf, 2 * ps - 8, 0x5a));
+    cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m + 2 * ps, ps), -EFAULT);
+    cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m + 3 * ps + 16, 64), -EFAULT);
+    cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m, 0), 0);
+    cr_assert_eq(errno, 1234);
+    munmap(m, 2 * ps);
+    munmap(m + 3 * ps, ps);
+}

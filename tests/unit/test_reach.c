@@ -5,12 +5,15 @@
  * and from reached objects, lost trees, cycles led by one definitely lost
  * object whatever the address order, large blocks found from a pointer into
  * any of their chunks, zero-size objects, freed slots that are no targets,
- * the runtime's objects as roots; then the real roots: a global, a local on
- * the stack, a thread-local variable.
+ * the runtime's objects as roots, unreadable pages in roots and blocks; then
+ * the real roots: a global, a local on the stack, a thread-local variable.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "../include/pfalloc.h"
 #include "family.h"
@@ -172,6 +175,55 @@ Test(reach, large_blocks_from_any_chunk)
     run_with(past, 1);
     KIND(big2, PF_REACH_DEFINITE);
     pf_reach_release();
+}
+
+/* Memory that vanishes under the pass (a thread's stack unmapped when it
+ * exits, a module closed, a large block moved or sealed) is skipped page
+ * by page, never read in place: a root range with a page unmapped and one
+ * inaccessible in its middle, and a large block with inaccessible pages,
+ * are scanned around the holes, and everything is still classified. */
+Test(reach, unreadable_pages_are_skipped)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    static uintptr_t probe[1];
+    long got = pf_os_read_mem(pf_os_pid(), probe, (uintptr_t)&ps, sizeof(ps));
+    if (got < 0 && got != -EFAULT)
+        cr_skip_test("process_vm_readv is refused here (%ld)", got);
+    char *m = mmap(NULL, 5 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    void **a = obj(64), **b = obj(64), **c = obj(64), **d = obj(64);
+    memcpy(m + 8, &a, sizeof(void *));
+    memcpy(m + 2 * ps + 16, &b, sizeof(void *));
+    memcpy(m + 5 * ps - 8, &c, sizeof(void *));
+    cr_assert(munmap(m + ps, ps) == 0);
+    cr_assert(mprotect(m + 3 * ps, ps, PROT_NONE) == 0);
+    uintptr_t range[1][2] = {{(uintptr_t)m, (uintptr_t)(m + 5 * ps)}};
+    struct pf_reach_opts o = {.ranges = (const uintptr_t (*)[2])range, .nranges = 1, .only_ranges = 1};
+    cr_assert(pf_reach_run(&o) == 0, "%s", pf_reach_note() ? pf_reach_note() : "");
+    cr_assert_null(pf_reach_note(), "%s", pf_reach_note());
+    KIND(a, PF_REACH_STILL);
+    KIND(b, PF_REACH_STILL);
+    KIND(c, PF_REACH_STILL);
+    KIND(d, PF_REACH_DEFINITE);
+    pf_reach_release();
+
+    /* A large block reached from the roots, its second MiB inaccessible: the
+     * pointer in its third is still seen. */
+    char *big = pf_calloc(1, 3 * MiB);
+    cr_assert(big != NULL);
+    void **in_big = obj(64);
+    memcpy(big + 2 * MiB + 8, &in_big, sizeof(void *));
+    uintptr_t hole = ((uintptr_t)big + MiB + ps - 1) & ~(uintptr_t)(ps - 1);
+    cr_assert(mprotect((void *)hole, MiB, PROT_NONE) == 0);
+    memcpy(m + 16, &big, sizeof(void *));
+    cr_assert(pf_reach_run(&o) == 0, "%s", pf_reach_note() ? pf_reach_note() : "");
+    KIND(big, PF_REACH_STILL);
+    KIND(in_big, PF_REACH_STILL);
+    KIND(d, PF_REACH_DEFINITE);
+    pf_reach_release();
+    cr_assert(mprotect((void *)hole, MiB, PROT_READ | PROT_WRITE) == 0);
+    pf_free(big);
+    munmap(m, 5 * ps);
 }
 
 Test(reach, zero_size_and_freed_slots)
