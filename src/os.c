@@ -202,9 +202,15 @@ void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
 
 void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
 {
-    void *q = pf_os_remap(p, old_size, new_size, 1);
-    if (q)
-        atomic_fetch_add_explicit(&meta_mapped, new_size - old_size, memory_order_relaxed);
+    /* Not mremap: the guard pages around a metadata mapping are mappings of
+     * their own, so the inner part could only move away from them, and
+     * pf_os_unmap_meta would then unmap a page on each side of the new
+     * place, which is someone else's. A fresh guarded mapping and a copy. */
+    void *q = pf_os_map_meta(new_size);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_size < new_size ? old_size : new_size);
+    pf_os_unmap_meta(p, old_size);
     return q;
 }
 

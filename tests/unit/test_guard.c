@@ -94,3 +94,31 @@ Test(guard, a_large_block_below_metadata_overflows_into_a_guard)
         cr_assert(next.lo != m.lo, "the byte after a data mapping is metadata");
     }
 }
+
+/* A metadata mapping that grows (a report buffer) keeps a guard on each
+ * side, and giving it back unmaps only what was its own. */
+Test(guard, grown_metadata_mapping_keeps_its_guards)
+{
+    size_t ps = pf_os_page_size();
+    char *p = pf_os_map_meta(ps);
+    cr_assert_not_null(p);
+    memset(p, 'a', ps);
+    size_t size = ps;
+    for (int i = 0; i < 6; i++) {
+        char *q = pf_os_remap_meta(p, size, size * 4);
+        cr_assert_not_null(q);
+        for (size_t k = 0; k < size; k++)
+            cr_assert_eq(q[k], 'a', "byte %zu lost in the move", k);
+        size *= 4;
+        memset(q, 'a', size);
+        assert_guarded(q, "grown metadata mapping");
+        p = q;
+    }
+    /* A neighbour just below the lower guard stays mapped after the unmap. */
+    struct vma v = vma_of((uintptr_t)p);
+    struct vma below = vma_of(v.lo - ps - 1);
+    pf_os_unmap_meta(p, size);
+    if (below.hi)
+        cr_assert(vma_of(below.hi - 1).hi != 0, "the mapping below was unmapped too");
+    cr_assert_eq(vma_of((uintptr_t)p).hi == 0 || vma_of((uintptr_t)p).perms[0] != 'r', 1);
+}
