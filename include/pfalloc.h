@@ -68,7 +68,7 @@ PF_API void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n
 #define PF_DELETE(p) pf_free(p)
 
 /* ---- statistics --------------------------------------------------------- */
-#define PF_STATS_VERSION 1
+#define PF_STATS_VERSION 2
 #define PF_NAME_MAX 64
 #define PF_STATS_FAMILIES_MAX 512
 
@@ -99,9 +99,10 @@ struct pf_totals {
     uint64_t live_requested;    /* sum over families */
     uint64_t allocs;            /* sum over families */
     uint64_t frees;             /* sum over families */
-    uint64_t mapped_bytes;      /* every byte pfalloc has mapped now, metadata included */
+    uint64_t mapped_bytes;      /* address space pfalloc has mapped read-write now (reserved,
+                                   not memory: see resident_bytes), metadata included */
     uint64_t peak_mapped_bytes; /* largest mapped_bytes seen */
-    uint64_t metadata_bytes;    /* part of mapped_bytes holding pfalloc's own bookkeeping */
+    uint64_t metadata_bytes;    /* part of mapped_bytes reserved for pfalloc's own bookkeeping */
     uint64_t cached_bytes;      /* empty spans and large blocks kept for reuse */
     uint64_t mmap_calls;        /* syscalls made so far */
     uint64_t munmap_calls;
@@ -109,6 +110,9 @@ struct pf_totals {
     uint64_t mremap_calls;
     uint64_t families;          /* families registered */
     uint64_t threads;           /* threads holding a thread cache now */
+    /* Since version 2. */
+    uint64_t resident_bytes;          /* pages of mapped_bytes in memory now (mincore) */
+    uint64_t metadata_resident_bytes; /* part of resident_bytes holding bookkeeping */
 };
 
 struct pf_stats {

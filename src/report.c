@@ -148,6 +148,8 @@ void pf_report_text_totals(struct pf_fmt *f, const struct pf_totals *t)
     bytes_line(f, "  mapped bytes", t->mapped_bytes);
     bytes_line(f, "  peak mapped bytes", t->peak_mapped_bytes);
     bytes_line(f, "  metadata bytes", t->metadata_bytes);
+    bytes_line(f, "  resident bytes", t->resident_bytes);
+    bytes_line(f, "  metadata resident", t->metadata_resident_bytes);
     bytes_line(f, "  cached bytes", t->cached_bytes);
     count_line(f, "  mmap calls", t->mmap_calls);
     count_line(f, "  munmap calls", t->munmap_calls);
@@ -264,6 +266,8 @@ void pf_report_json_totals(struct pf_fmt *f, const struct pf_totals *t)
     member_u64(f, "mapped_bytes", t->mapped_bytes, 0);
     member_u64(f, "peak_mapped_bytes", t->peak_mapped_bytes, 0);
     member_u64(f, "metadata_bytes", t->metadata_bytes, 0);
+    member_u64(f, "resident_bytes", t->resident_bytes, 0);
+    member_u64(f, "metadata_resident_bytes", t->metadata_resident_bytes, 0);
     member_u64(f, "cached_bytes", t->cached_bytes, 0);
     member_u64(f, "mmap_calls", t->mmap_calls, 0);
     member_u64(f, "munmap_calls", t->munmap_calls, 0);

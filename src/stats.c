@@ -100,6 +100,7 @@ int pf_stats_get(struct pf_stats *out)
     t->munmap_calls = oc.munmap_calls;
     t->madvise_calls = oc.madvise_calls;
     t->mremap_calls = oc.mremap_calls;
+    pf_os_resident(&t->resident_bytes, &t->metadata_resident_bytes);
     t->cached_bytes = pf_span_cached_bytes() + pf_large_cached_bytes();
     t->families = n;
     for (struct pf_tcache *c = pf_tcache_first(); c; c = c->next_all)
