@@ -83,14 +83,23 @@ struct pf_family_stats {
     uint32_t kind;            /* enum pf_family_kind */
     uint32_t id;              /* registration order, stable for the process */
     uint64_t slot_size;       /* class: slot bytes; typed: object bytes; large: 0 */
-    uint64_t live_objects;    /* == allocs - frees */
-    uint64_t live_bytes;      /* slot (or mapping) bytes held by live objects */
-    uint64_t live_requested;  /* bytes the program asked for, of the live objects */
+    uint64_t live_objects;    /* live allocations, == allocs - frees (typed: arrays) */
+    uint64_t live_bytes;      /* slot (or mapping) bytes held by live allocations */
+    uint64_t live_requested;  /* bytes the program asked for, of the live allocations */
     uint64_t spans;           /* spans (large: mappings) the family holds */
     uint64_t mapped_bytes;    /* bytes of those spans */
-    uint64_t peak_live_bytes; /* largest live_bytes seen (see README: measured at span level) */
+    /* Peak held: the largest bytes of slots out of the family's spans at
+     * once. For a class family that is live bytes plus free slots parked
+     * in thread caches (the fast path counts per thread, so no exact
+     * family-wide live figure exists at each malloc); for typed and large
+     * families, whose frees never go through a thread cache, it is the
+     * exact peak of live_bytes. Never below live_bytes. */
+    uint64_t peak_live_bytes;
     uint64_t allocs;          /* allocations ever */
     uint64_t frees;           /* frees ever */
+    /* Since version 2. */
+    uint64_t live_elements;   /* typed: objects of the type live (an array of n counts n,
+                                 == live_requested / slot_size); others: == live_objects */
 };
 
 struct pf_totals {

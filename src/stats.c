@@ -56,6 +56,9 @@ void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES]
                                              : PF_RELAXED_GET(f->live_bytes);
     o->spans = PF_RELAXED_GET(f->spans);
     o->mapped_bytes = PF_RELAXED_GET(f->mapped);
+    /* A typed array of n objects requests exactly n * size bytes. */
+    o->live_elements = f->kind == PF_KIND_TYPED && f->obj_size ? o->live_requested / f->obj_size
+                                                                : o->live_objects;
     o->peak_live_bytes = PF_RELAXED_GET(f->peak);
     if (o->peak_live_bytes < o->live_bytes)
         o->peak_live_bytes = o->live_bytes;
