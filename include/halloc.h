@@ -43,9 +43,11 @@ extern "C" {
 
 /* The types that have a family, with their object sizes. */
 PF_API void halloc_print_saved_page_items(void);
-/* One line per type: blocks (slots in its spans), free blocks, used bytes. */
+/* One line per type: arrays (live halloc calls) and used bytes; under it one
+ * line per block size its arrays took: blocks of that size, free blocks. */
 PF_API void halloc_print_total_memory_usage(void);
-/* The spans of one type. The call site passes the type itself, not a string. */
+/* The spans of one type, then its lines as above. The call site passes the
+ * type itself, not a string. */
 PF_API void (halloc_print_type_memory_usage)(const char *type_name);
 #define halloc_print_type_memory_usage(type) (halloc_print_type_memory_usage)(#type)
 

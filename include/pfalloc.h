@@ -68,7 +68,7 @@ PF_API void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n
 #define PF_DELETE(p) pf_free(p)
 
 /* ---- statistics --------------------------------------------------------- */
-#define PF_STATS_VERSION 1
+#define PF_STATS_VERSION 2
 #define PF_NAME_MAX 64
 #define PF_STATS_FAMILIES_MAX 512
 
@@ -83,14 +83,23 @@ struct pf_family_stats {
     uint32_t kind;            /* enum pf_family_kind */
     uint32_t id;              /* registration order, stable for the process */
     uint64_t slot_size;       /* class: slot bytes; typed: object bytes; large: 0 */
-    uint64_t live_objects;    /* == allocs - frees */
-    uint64_t live_bytes;      /* slot (or mapping) bytes held by live objects */
-    uint64_t live_requested;  /* bytes the program asked for, of the live objects */
+    uint64_t live_objects;    /* live allocations, == allocs - frees (typed: arrays) */
+    uint64_t live_bytes;      /* slot (or mapping) bytes held by live allocations */
+    uint64_t live_requested;  /* bytes the program asked for, of the live allocations */
     uint64_t spans;           /* spans (large: mappings) the family holds */
     uint64_t mapped_bytes;    /* bytes of those spans */
-    uint64_t peak_live_bytes; /* largest live_bytes seen (see README: measured at span level) */
+    /* Peak held: the largest bytes of slots out of the family's spans at
+     * once. For a class family that is live bytes plus free slots parked
+     * in thread caches (the fast path counts per thread, so no exact
+     * family-wide live figure exists at each malloc); for typed and large
+     * families, whose frees never go through a thread cache, it is the
+     * exact peak of live_bytes. Never below live_bytes. */
+    uint64_t peak_live_bytes;
     uint64_t allocs;          /* allocations ever */
     uint64_t frees;           /* frees ever */
+    /* Since version 2. */
+    uint64_t live_elements;   /* typed: objects of the type live (an array of n counts n,
+                                 == live_requested / slot_size); others: == live_objects */
 };
 
 struct pf_totals {
@@ -99,9 +108,10 @@ struct pf_totals {
     uint64_t live_requested;    /* sum over families */
     uint64_t allocs;            /* sum over families */
     uint64_t frees;             /* sum over families */
-    uint64_t mapped_bytes;      /* every byte pfalloc has mapped now, metadata included */
+    uint64_t mapped_bytes;      /* address space pfalloc has mapped read-write now (reserved,
+                                   not memory: see resident_bytes), metadata included */
     uint64_t peak_mapped_bytes; /* largest mapped_bytes seen */
-    uint64_t metadata_bytes;    /* part of mapped_bytes holding pfalloc's own bookkeeping */
+    uint64_t metadata_bytes;    /* part of mapped_bytes reserved for pfalloc's own bookkeeping */
     uint64_t cached_bytes;      /* empty spans and large blocks kept for reuse */
     uint64_t mmap_calls;        /* syscalls made so far */
     uint64_t munmap_calls;
@@ -109,6 +119,9 @@ struct pf_totals {
     uint64_t mremap_calls;
     uint64_t families;          /* families registered */
     uint64_t threads;           /* threads holding a thread cache now */
+    /* Since version 2. */
+    uint64_t resident_bytes;          /* pages of mapped_bytes in memory now (mincore) */
+    uint64_t metadata_resident_bytes; /* part of resident_bytes holding bookkeeping */
 };
 
 struct pf_stats {

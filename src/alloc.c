@@ -617,6 +617,7 @@ static void fork_child(void)
     if (_IO_list_resetlock)
         _IO_list_resetlock();
     pf_tcache_fork_child();
+    pf_os_fork_child();
 }
 
 int pf_alloc_fork_locked(void)

@@ -137,25 +137,53 @@ void halloc_print_saved_page_items(void)
     print_end(&pr);
 }
 
-/* "  <name>  blocks B  free blocks F  used bytes U" */
-static void halloc_usage_line(struct pf_fmt *f, const char *name, uint64_t blocks,
-                              uint64_t free_blocks, uint64_t used)
+/* "  <name>  arrays A  used bytes U": a type's figures that add up. */
+static void halloc_usage_line(struct pf_fmt *f, const char *name, uint64_t arrays, uint64_t used)
 {
     pf_fmt_str(f, "  ");
     pf_fmt_str_w(f, name, -32);
-    pf_fmt_str(f, " blocks ");
-    pf_fmt_u64_w(f, blocks, -8);
-    pf_fmt_str(f, " free blocks ");
-    pf_fmt_u64_w(f, free_blocks, -8);
+    pf_fmt_str(f, " arrays ");
+    pf_fmt_u64_w(f, arrays, -8);
     pf_fmt_str(f, " used bytes ");
     pf_fmt_u64(f, used);
+    pf_fmt_char(f, '\n');
+}
+
+/* "    block size S  blocks B  free blocks F", one line per block size of
+ * the type's spans (an array of n objects takes one block of the size that
+ * fits it, so a type holds blocks of several sizes: counts of different
+ * sizes are never added together). Sizes in increasing order. */
+static void halloc_block_lines(struct pf_fmt *f, const struct fam_view *v)
+{
+    uint64_t last = 0;
+    for (;;) {
+        uint64_t size = UINT64_MAX, blocks = 0, taken = 0;
+        for (size_t i = 0; i < v->nspans; i++)
+            if (v->span[i].slot_size > last && v->span[i].slot_size < size)
+                size = v->span[i].slot_size;
+        if (size == UINT64_MAX)
+            return;
+        for (size_t i = 0; i < v->nspans; i++)
+            if (v->span[i].slot_size == size) {
+                blocks += v->span[i].slots;
+                taken += v->span[i].used;
+            }
+        pf_fmt_str(f, "    block size ");
+        pf_fmt_u64_w(f, size, -8);
+        pf_fmt_str(f, " blocks ");
+        pf_fmt_u64_w(f, blocks, -8);
+        pf_fmt_str(f, " free blocks ");
+        pf_fmt_u64(f, blocks > taken ? blocks - taken : 0);
+        pf_fmt_char(f, '\n');
+        last = size;
+    }
 }
 
 void halloc_print_total_memory_usage(void)
 {
     struct printer pr;
     struct fam_view v;
-    uint64_t blocks = 0, free_blocks = 0, used = 0, mapped = 0;
+    uint64_t arrays = 0, used = 0, mapped = 0;
 
     print_begin(&pr);
     pf_fmt_str(&pr.f, "halloc: memory usage by type\n");
@@ -163,14 +191,18 @@ void halloc_print_total_memory_usage(void)
         const struct pf_family *fam = pf_family_at(i);
         if (fam->kind != PF_KIND_TYPED || view_family(&pr, pf_family_name(fam), &v) != 0)
             continue;
-        halloc_usage_line(&pr.f, v.st.name, v.blocks, v.free_blocks, v.st.live_bytes);
-        pf_fmt_char(&pr.f, '\n');
-        blocks += v.blocks;
-        free_blocks += v.free_blocks;
+        halloc_usage_line(&pr.f, v.st.name, v.st.live_objects, v.st.live_bytes);
+        halloc_block_lines(&pr.f, &v);
+        arrays += v.st.live_objects;
         used += v.st.live_bytes;
         mapped += v.st.mapped_bytes;
     }
-    halloc_usage_line(&pr.f, "(all types)", blocks, free_blocks, used);
+    pf_fmt_str(&pr.f, "  ");
+    pf_fmt_str_w(&pr.f, "(all types)", -32);
+    pf_fmt_str(&pr.f, " arrays ");
+    pf_fmt_u64_w(&pr.f, arrays, -8);
+    pf_fmt_str(&pr.f, " used bytes ");
+    pf_fmt_u64(&pr.f, used);
     pf_fmt_str(&pr.f, "  mapped bytes ");
     pf_fmt_u64(&pr.f, mapped);
     pf_fmt_char(&pr.f, '\n');
@@ -212,10 +244,8 @@ void (halloc_print_type_memory_usage)(const char *type_name)
         pf_fmt_u64(&pr.f, s->largest_free_run);
         pf_fmt_char(&pr.f, '\n');
     }
-    halloc_usage_line(&pr.f, v.st.name, v.blocks, v.free_blocks, v.st.live_bytes);
-    pf_fmt_str(&pr.f, "  live allocations ");
-    pf_fmt_u64(&pr.f, v.st.live_objects);
-    pf_fmt_char(&pr.f, '\n');
+    halloc_usage_line(&pr.f, v.st.name, v.st.live_objects, v.st.live_bytes);
+    halloc_block_lines(&pr.f, &v);
     print_end(&pr);
 }
 

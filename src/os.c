@@ -25,6 +25,158 @@ static _Atomic uint64_t n_mmap, n_munmap, n_madvise, n_mremap;
 static _Atomic uint64_t mapped, peak_mapped, meta_mapped;
 static size_t page_size;
 
+/* ---- the table of mappings ---------------------------------------------------
+ * Every range pfalloc maps read-write is recorded here, so a report can ask
+ * the kernel (mincore) which of its pages are resident: mapped_bytes is
+ * address space, resident bytes are memory. Writers are slow paths after
+ * their syscall; they take `tab_busy` (a spin flag, never held across a
+ * syscall) and give up after a bounded spin, as does a report's own
+ * mapping made in a signal handler that interrupted a writer: the range is
+ * then counted in `untracked` and taken as wholly resident (an upper
+ * bound). Readers take nothing: a range read while it changes gives mincore
+ * a stale range, which at worst fails (counted as 0) or counts a page twice.
+ * An unmap may cover part of a recorded range (large blocks are split and
+ * joined as address ranges), so removal trims or splits entries.
+ * Entry start has bit 0 set for metadata mappings. */
+#define TAB_SLOTS 4096
+struct tab_entry {
+    _Atomic uintptr_t start; /* page aligned | 1 for metadata; 0: empty */
+    _Atomic size_t bytes;
+};
+static struct tab_entry tab[TAB_SLOTS];
+static _Atomic uint32_t tab_hi;          /* entries [0, tab_hi) may be in use */
+static atomic_flag tab_busy = ATOMIC_FLAG_INIT;
+static _Atomic uint64_t untracked, untracked_meta; /* bytes mapped but not in tab */
+
+static int tab_lock(void)
+{
+    for (int i = 0; i < 1 << 16; i++) {
+        if (!atomic_flag_test_and_set_explicit(&tab_busy, memory_order_acquire))
+            return 1;
+        __builtin_ia32_pause();
+    }
+    return 0;
+}
+
+static void tab_unlock(void)
+{
+    atomic_flag_clear_explicit(&tab_busy, memory_order_release);
+}
+
+/* Under tab_busy. 0, or -1 when the table is full. */
+static int tab_put(uintptr_t start, size_t bytes, int meta)
+{
+    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
+    uint32_t i = 0;
+    while (i < hi && atomic_load_explicit(&tab[i].start, memory_order_relaxed))
+        i++;
+    if (i == TAB_SLOTS)
+        return -1;
+    atomic_store_explicit(&tab[i].bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&tab[i].start, start | (uintptr_t)(meta != 0), memory_order_release);
+    if (i == hi)
+        atomic_store_explicit(&tab_hi, hi + 1, memory_order_release);
+    return 0;
+}
+
+static void track(const void *p, size_t bytes, int meta)
+{
+    if (tab_lock()) {
+        int ok = tab_put((uintptr_t)p, bytes, meta) == 0;
+        tab_unlock();
+        if (ok)
+            return;
+    }
+    atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, bytes, memory_order_relaxed);
+}
+
+static void sub_floor(_Atomic uint64_t *v, uint64_t n)
+{
+    uint64_t old = atomic_load_explicit(v, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(v, &old, old > n ? old - n : 0,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+/* Takes [p, p + bytes) out of the table; what no entry covered comes off
+ * the untracked count. */
+static void untrack(const void *p, size_t bytes, int meta)
+{
+    uintptr_t a = (uintptr_t)p, b = a + bytes;
+    size_t found = 0;
+    if (tab_lock()) {
+        uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
+        for (uint32_t i = 0; i < hi; i++) {
+            uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_relaxed);
+            int m = (int)(s & 1);
+            s &= ~(uintptr_t)1;
+            uintptr_t e = s + atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+            if (!s || e <= a || s >= b)
+                continue;
+            found += (e < b ? e : b) - (s > a ? s : a);
+            if (s >= a && e <= b) { /* wholly gone */
+                atomic_store_explicit(&tab[i].start, 0, memory_order_release);
+            } else if (s < a) { /* keeps its head, and its tail past b if any */
+                atomic_store_explicit(&tab[i].bytes, a - s, memory_order_release);
+                if (e > b && tab_put(b, e - b, m) != 0)
+                    atomic_fetch_add_explicit(m ? &untracked_meta : &untracked, e - b,
+                                              memory_order_relaxed);
+            } else { /* keeps its tail */
+                atomic_store_explicit(&tab[i].bytes, e - b, memory_order_relaxed);
+                atomic_store_explicit(&tab[i].start, b | (uintptr_t)m, memory_order_release);
+            }
+        }
+        tab_unlock();
+    } else {
+        return; /* a stale entry reads as not resident once unmapped */
+    }
+    if (found < bytes)
+        sub_floor(meta ? &untracked_meta : &untracked, bytes - found);
+}
+
+/* Bytes of [start, start + bytes) that are resident (mincore), in pieces
+ * whose page vector fits on the stack. A range that fails counts 0. */
+static uint64_t resident_of(uintptr_t start, size_t bytes, size_t ps)
+{
+    unsigned char vec[1024];
+    uint64_t n = 0;
+    while (bytes) {
+        size_t len = bytes < sizeof(vec) * ps ? bytes : sizeof(vec) * ps;
+        if (mincore((void *)start, len, vec) == 0)
+            for (size_t i = 0; i < (len + ps - 1) / ps; i++)
+                n += vec[i] & 1;
+        start += len;
+        bytes -= len;
+    }
+    return n * ps;
+}
+
+void pf_os_resident(uint64_t *all, uint64_t *meta)
+{
+    size_t ps = pf_os_page_size();
+    uint64_t r = 0, rm = 0;
+    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
+    for (uint32_t i = 0; i < hi; i++) {
+        uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire);
+        size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+        if (!s || !bytes)
+            continue;
+        uint64_t n = resident_of(s & ~(uintptr_t)1, bytes, ps);
+        r += n;
+        if (s & 1)
+            rm += n;
+    }
+    uint64_t um = atomic_load_explicit(&untracked_meta, memory_order_relaxed);
+    *all = r + um + atomic_load_explicit(&untracked, memory_order_relaxed);
+    *meta = rm + um;
+}
+
+void pf_os_fork_child(void)
+{
+    /* A thread that held the flag at fork does not exist here. */
+    atomic_flag_clear_explicit(&tab_busy, memory_order_relaxed);
+}
+
 /* ---- fault injection (tests only) ------------------------------------------
  * PFALLOC_FAULT=N makes the Nth mapping call (mmap, mremap and madvise
  * counted together, from the process's first) fail with ENOMEM as if the
@@ -126,14 +278,17 @@ void *pf_os_map(size_t size, size_t align)
         munmap((void *)(start + size), tail);
     }
     account_map(size);
+    track((void *)start, size, 0);
     return (void *)start;
 }
 
 void pf_os_unmap(void *p, size_t size)
 {
     atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
-    if (munmap(p, size) == 0)
+    if (munmap(p, size) == 0) {
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
+        untrack(p, size, 0);
+    }
 }
 
 /* Metadata mappings sit between two PROT_NONE guard pages: a user block
@@ -158,6 +313,7 @@ void *pf_os_map_meta(size_t size)
     }
     account_map(size);
     atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
+    track(m + ps, size, 1);
     return m + ps;
 }
 
@@ -169,6 +325,7 @@ void pf_os_unmap_meta(void *p, size_t size)
     if (munmap((char *)p - ps, size + 2 * ps) == 0) {
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
         atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
+        untrack(p, size, 1);
     }
 }
 
@@ -180,15 +337,17 @@ int pf_os_decommit(void *p, size_t size)
     return madvise(p, size, MADV_DONTNEED);
 }
 
-static void account_remap(size_t old_size, size_t new_size)
+static void account_remap(void *p, size_t old_size, void *q, size_t new_size, int meta)
 {
+    untrack(p, old_size, meta);
+    track(q, new_size, meta);
     if (new_size > old_size)
         account_map(new_size - old_size);
     else
         atomic_fetch_sub_explicit(&mapped, old_size - new_size, memory_order_relaxed);
 }
 
-void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
+static void *remap(void *p, size_t old_size, size_t new_size, int may_move, int meta)
 {
     if (fault_now())
         return NULL;
@@ -196,8 +355,13 @@ void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
     void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
     if (q == MAP_FAILED)
         return NULL;
-    account_remap(old_size, new_size);
+    account_remap(p, old_size, q, new_size, meta);
     return q;
+}
+
+void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
+{
+    return remap(p, old_size, new_size, may_move, 0);
 }
 
 void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
@@ -234,7 +398,7 @@ void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
         munmap(to, new_size);
         return NULL;
     }
-    account_remap(old_size, new_size);
+    account_remap(p, old_size, q, new_size, 0);
     return q;
 }
 

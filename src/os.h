@@ -81,6 +81,12 @@ PF_HIDDEN long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
+/* Bytes of pfalloc's read-write mappings that are resident now (mincore
+ * over each recorded mapping; no lock, async-signal-safe), and the part of
+ * them holding metadata. Ranges the table could not record count whole. */
+PF_HIDDEN void pf_os_resident(uint64_t *all, uint64_t *meta);
+/* In a fork child: forgets a table writer that was in another thread. */
+PF_HIDDEN void pf_os_fork_child(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
  * for reading symbol tables; *size is its length. NULL when it cannot be
  * opened, is not a regular file, or is empty. Stays mapped: callers keep

@@ -148,6 +148,8 @@ void pf_report_text_totals(struct pf_fmt *f, const struct pf_totals *t)
     bytes_line(f, "  mapped bytes", t->mapped_bytes);
     bytes_line(f, "  peak mapped bytes", t->peak_mapped_bytes);
     bytes_line(f, "  metadata bytes", t->metadata_bytes);
+    bytes_line(f, "  resident bytes", t->resident_bytes);
+    bytes_line(f, "  metadata resident", t->metadata_resident_bytes);
     bytes_line(f, "  cached bytes", t->cached_bytes);
     count_line(f, "  mmap calls", t->mmap_calls);
     count_line(f, "  munmap calls", t->munmap_calls);
@@ -160,18 +162,25 @@ void pf_report_text_totals(struct pf_fmt *f, const struct pf_totals *t)
 /* Column widths of the families table after the name column. */
 enum { W_KIND = 6, W_SLOT = 8, W_OBJ = 11, W_SIZE = 11, W_SPANS = 7, W_UTIL = 7, W_OPS = 12 };
 
+/* Columns: `size` is a class's slot or a type's object; `objects` are
+ * objects live (a typed array of n counts n), `blocks` the allocations
+ * holding them (typed: arrays; otherwise one object each); `requested` the
+ * bytes asked for, `held` the slot bytes they occupy; `peak held` see
+ * pf_family_stats.peak_live_bytes. */
 static void table_head(struct pf_fmt *f, int wname)
 {
     pf_fmt_str_w(f, "family", -wname);
     pf_fmt_char(f, ' ');
     pf_fmt_str_w(f, "kind", -W_KIND);
-    pf_fmt_str_w(f, "slot", W_SLOT);
+    pf_fmt_str_w(f, "size", W_SLOT);
     pf_fmt_str_w(f, "objects", W_OBJ);
-    pf_fmt_str_w(f, "live", W_SIZE);
+    pf_fmt_str_w(f, "blocks", W_OBJ);
+    pf_fmt_str_w(f, "requested", W_SIZE);
+    pf_fmt_str_w(f, "held", W_SIZE);
     pf_fmt_str_w(f, "spans", W_SPANS);
     pf_fmt_str_w(f, "mapped", W_SIZE);
     pf_fmt_str_w(f, "util", W_UTIL);
-    pf_fmt_str_w(f, "peak", W_SIZE);
+    pf_fmt_str_w(f, "peak held", W_SIZE);
     pf_fmt_str_w(f, "allocs", W_OPS);
     pf_fmt_str_w(f, "frees", W_OPS);
     pf_fmt_char(f, '\n');
@@ -186,7 +195,9 @@ static void table_row(struct pf_fmt *f, int wname, const struct pf_family_stats 
         pf_fmt_str_w(f, "-", W_SLOT);
     else
         pf_fmt_u64_w(f, fs->slot_size, W_SLOT);
+    pf_fmt_u64_w(f, fs->live_elements, W_OBJ);
     pf_fmt_u64_w(f, fs->live_objects, W_OBJ);
+    pf_fmt_size_w(f, fs->live_requested, W_SIZE);
     pf_fmt_size_w(f, fs->live_bytes, W_SIZE);
     pf_fmt_u64_w(f, fs->spans, W_SPANS);
     pf_fmt_size_w(f, fs->mapped_bytes, W_SIZE);
@@ -213,7 +224,9 @@ void pf_report_text_families(struct pf_fmt *f, const struct pf_stats *st)
     for (size_t i = 0; i < n; i++) {
         const struct pf_family_stats *fs = &st->fam[idx[i]];
         table_row(f, wname, fs);
+        sum.live_elements += fs->live_elements;
         sum.live_objects += fs->live_objects;
+        sum.live_requested += fs->live_requested;
         sum.live_bytes += fs->live_bytes;
         sum.spans += fs->spans;
         sum.mapped_bytes += fs->mapped_bytes;
@@ -225,7 +238,9 @@ void pf_report_text_families(struct pf_fmt *f, const struct pf_stats *st)
     pf_fmt_char(f, ' ');
     pf_fmt_repeat(f, ' ', W_KIND);
     pf_fmt_str_w(f, "-", W_SLOT);
+    pf_fmt_u64_w(f, sum.live_elements, W_OBJ);
     pf_fmt_u64_w(f, sum.live_objects, W_OBJ);
+    pf_fmt_size_w(f, sum.live_requested, W_SIZE);
     pf_fmt_size_w(f, sum.live_bytes, W_SIZE);
     pf_fmt_u64_w(f, sum.spans, W_SPANS);
     pf_fmt_size_w(f, sum.mapped_bytes, W_SIZE);
@@ -264,6 +279,8 @@ void pf_report_json_totals(struct pf_fmt *f, const struct pf_totals *t)
     member_u64(f, "mapped_bytes", t->mapped_bytes, 0);
     member_u64(f, "peak_mapped_bytes", t->peak_mapped_bytes, 0);
     member_u64(f, "metadata_bytes", t->metadata_bytes, 0);
+    member_u64(f, "resident_bytes", t->resident_bytes, 0);
+    member_u64(f, "metadata_resident_bytes", t->metadata_resident_bytes, 0);
     member_u64(f, "cached_bytes", t->cached_bytes, 0);
     member_u64(f, "mmap_calls", t->mmap_calls, 0);
     member_u64(f, "munmap_calls", t->munmap_calls, 0);
@@ -291,9 +308,11 @@ void pf_report_json_family(struct pf_fmt *f, const struct pf_family_stats *fs)
     member_u64(f, "live_requested", fs->live_requested, 0);
     member_u64(f, "spans", fs->spans, 0);
     member_u64(f, "mapped_bytes", fs->mapped_bytes, 0);
-    member_u64(f, "peak_live_bytes", fs->peak_live_bytes, 0);
+    member_u64(f, "peak_live_bytes", fs->peak_live_bytes, 0); /* the old name of peak_held_bytes */
+    member_u64(f, "peak_held_bytes", fs->peak_live_bytes, 0);
     member_u64(f, "allocs", fs->allocs, 0);
     member_u64(f, "frees", fs->frees, 0);
+    member_u64(f, "live_elements", fs->live_elements, 0);
     pf_fmt_char(f, '}');
 }
 
@@ -520,12 +539,18 @@ int pf_print_family(int fd, const char *name)
         pf_fmt_str(&f, " B");
     }
     pf_fmt_str(&f, ")\n  live ");
-    pf_fmt_u64(&f, fs.live_objects);
-    pf_fmt_str(&f, " objects, ");
-    pf_fmt_size(&f, fs.live_bytes);
-    pf_fmt_str(&f, " (requested ");
+    pf_fmt_u64(&f, fs.live_elements);
+    pf_fmt_str(&f, " objects");
+    if (fs.kind == PF_KIND_TYPED) {
+        pf_fmt_str(&f, " in ");
+        pf_fmt_u64(&f, fs.live_objects);
+        pf_fmt_str(&f, " arrays");
+    }
+    pf_fmt_str(&f, ", requested ");
     pf_fmt_size(&f, fs.live_requested);
-    pf_fmt_str(&f, "), peak ");
+    pf_fmt_str(&f, ", held ");
+    pf_fmt_size(&f, fs.live_bytes);
+    pf_fmt_str(&f, ", peak held ");
     pf_fmt_size(&f, fs.peak_live_bytes);
     pf_fmt_str(&f, "\n  spans ");
     pf_fmt_u64(&f, fs.spans);

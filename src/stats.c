@@ -56,6 +56,9 @@ void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES]
                                              : PF_RELAXED_GET(f->live_bytes);
     o->spans = PF_RELAXED_GET(f->spans);
     o->mapped_bytes = PF_RELAXED_GET(f->mapped);
+    /* A typed array of n objects requests exactly n * size bytes. */
+    o->live_elements = f->kind == PF_KIND_TYPED && f->obj_size ? o->live_requested / f->obj_size
+                                                                : o->live_objects;
     o->peak_live_bytes = PF_RELAXED_GET(f->peak);
     if (o->peak_live_bytes < o->live_bytes)
         o->peak_live_bytes = o->live_bytes;
@@ -100,6 +103,7 @@ int pf_stats_get(struct pf_stats *out)
     t->munmap_calls = oc.munmap_calls;
     t->madvise_calls = oc.madvise_calls;
     t->mremap_calls = oc.mremap_calls;
+    pf_os_resident(&t->resident_bytes, &t->metadata_resident_bytes);
     t->cached_bytes = pf_span_cached_bytes() + pf_large_cached_bytes();
     t->families = n;
     for (struct pf_tcache *c = pf_tcache_first(); c; c = c->next_all)

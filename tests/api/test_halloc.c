@@ -60,6 +60,38 @@ static const char *line_of(const char *text, const char *name, char *out, size_t
     return NULL;
 }
 
+/* The "block size <size>" line that follows the line of `type` in text. */
+static const char *block_line(const char *text, const char *type, size_t size, char *out,
+                              size_t cap)
+{
+    char want[64];
+    if (!line_of(text, type, out, cap))
+        return NULL;
+    const char *at = strstr(text, out);
+    snprintf(want, sizeof want, "size %zu", size);
+    for (const char *l = strchr(at, '\n'); l && l[1]; l = strchr(l + 1, '\n')) {
+        const char *w = l + 1;
+        while (*w == ' ')
+            w++;
+        if (strncmp(w, "block size ", 11) != 0)
+            return NULL; /* past the type's block lines */
+        if (strncmp(w + 6, want, strlen(want)) == 0 && w[6 + strlen(want)] == ' ') {
+            size_t n = strcspn(w, "\n");
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, w, n);
+            out[n] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+static void print_tiny(void *arg)
+{
+    (void)arg;
+    halloc_print_type_memory_usage(tiny_t);
+}
 
 static void print_items(void *arg)
 {
@@ -241,30 +273,36 @@ Test(halloc_print, total_memory_usage_counts_blocks)
         p[i] = halloc(typeX, 1);
         cr_assert_not_null(p[i]);
     }
+    size_t bs = pf_malloc_usable_size(p[0]);
     char line[512];
     char *text = capture(print_total, NULL);
     cr_assert_not_null(line_of(text, "typeX", line, sizeof line), "no typeX in:\n%s", text);
+    cr_assert_eq(field(line, "arrays"), 3, "%s", line);
+    cr_assert_eq(field(line, "used bytes"), (long long)family("typeX").live_bytes, "%s", line);
+    cr_assert_not_null(block_line(text, "typeX", bs, line, sizeof line), "no block size %zu:\n%s",
+                       bs, text);
     long long blocks = field(line, " blocks"), freeb = field(line, "free blocks");
     cr_assert_geq(blocks, 3, "%s", line);
     cr_assert_eq(blocks - freeb, 3, "three live blocks expected: %s", line);
-    cr_assert_eq(field(line, "used bytes"), (long long)family("typeX").live_bytes, "%s", line);
     free(text);
 
     hfree(p[1]);
     text = capture(print_total, NULL);
     cr_assert_not_null(line_of(text, "typeX", line, sizeof line), "no typeX in:\n%s", text);
+    cr_assert_eq(field(line, "used bytes"), (long long)family("typeX").live_bytes, "%s", line);
+    cr_assert_not_null(block_line(text, "typeX", bs, line, sizeof line), "%s", text);
     blocks = field(line, " blocks");
     freeb = field(line, "free blocks");
     cr_assert_eq(blocks - freeb, 2, "two live blocks expected: %s", line);
-    cr_assert_eq(field(line, "used bytes"), (long long)family("typeX").live_bytes, "%s", line);
     free(text);
 
     hfree(p[0]);
     hfree(p[2]);
     text = capture(print_total, NULL);
     if (line_of(text, "typeX", line, sizeof line)) {
-        cr_assert_eq(field(line, " blocks"), field(line, "free blocks"), "all free: %s", line);
         cr_assert_eq(field(line, "used bytes"), 0, "%s", line);
+        if (block_line(text, "typeX", bs, line, sizeof line))
+            cr_assert_eq(field(line, " blocks"), field(line, "free blocks"), "all free: %s", line);
     }
     free(text);
 }
@@ -283,9 +321,11 @@ Test(halloc_print, type_memory_usage_shows_one_type)
     cr_assert_null(strstr(text, "vec3_t"), "another type shown:\n%s", text);
     cr_assert_not_null(strstr(text, "span 0x"), "no span listed:\n%s", text);
     cr_assert_not_null(line_of(text, "typeX", line, sizeof line), "%s", text);
-    cr_assert_eq(field(line, "live allocations"), 3, "%s", line);
-    cr_assert_eq(field(line, " blocks") - field(line, "free blocks"), 3, "%s", line);
+    cr_assert_eq(field(line, "arrays"), 3, "%s", line);
     cr_assert_eq(field(line, "used bytes"), (long long)family("typeX").live_bytes, "%s", line);
+    cr_assert_not_null(block_line(text, "typeX", pf_malloc_usable_size(p[0]), line, sizeof line),
+                       "%s", text);
+    cr_assert_eq(field(line, " blocks") - field(line, "free blocks"), 3, "%s", line);
     free(text);
 
     text = capture(print_unused, NULL);
@@ -296,6 +336,33 @@ Test(halloc_print, type_memory_usage_shows_one_type)
     hfree(p[1]);
     hfree(p[3]);
     hfree(v);
+}
+
+/* A type whose arrays took blocks of two sizes shows each size on its own
+ * line: a 16-byte block and a 1600-byte one are not two "blocks" of one
+ * kind. */
+Test(halloc_print, each_block_size_on_its_own)
+{
+    tiny_t *one = halloc(tiny_t, 1), *many = halloc(tiny_t, 1600);
+    cr_assert(one && many);
+    size_t small = pf_malloc_usable_size(one), big = pf_malloc_usable_size(many);
+    cr_assert_neq(small, big);
+    char line[512];
+    void (*printers[2])(void *) = {print_total, print_tiny};
+    for (int k = 0; k < 2; k++) {
+        char *text = capture(printers[k], NULL);
+        cr_assert_not_null(line_of(text, "tiny_t", line, sizeof line), "%s", text);
+        cr_assert_eq(field(line, "arrays"), 2, "%s", line);
+        cr_assert_not_null(block_line(text, "tiny_t", small, line, sizeof line),
+                           "no line for %zu-byte blocks:\n%s", small, text);
+        cr_assert_eq(field(line, " blocks") - field(line, "free blocks"), 1, "%s", line);
+        cr_assert_not_null(block_line(text, "tiny_t", big, line, sizeof line),
+                           "no line for %zu-byte blocks:\n%s", big, text);
+        cr_assert_eq(field(line, " blocks") - field(line, "free blocks"), 1, "%s", line);
+        free(text);
+    }
+    hfree(one);
+    hfree(many);
 }
 
 /* ---- Halloc's README, built as its users build it ---------------------------- */
@@ -336,7 +403,7 @@ static void build_and_check(const char *src, const char *dir)
     const char *total1 = strstr(text, "halloc: memory usage by type");
     cr_assert_not_null(total1, "%s", text);
     cr_assert_not_null(line_of(total1, "typeX", line, sizeof line), "%s", text);
-    cr_assert_eq(field(line, " blocks") - field(line, "free blocks"), 1, "%s", line);
+    cr_assert_eq(field(line, "arrays"), 1, "%s", line);
     cr_assert_geq(field(line, "used bytes"), (long long)(10 * sizeof(typeX)), "%s", line);
 
     /* the type's own view */
@@ -344,15 +411,13 @@ static void build_and_check(const char *src, const char *dir)
     cr_assert_not_null(one, "%s", text);
     cr_assert_not_null(strstr(one, "span 0x"), "%s", text);
     cr_assert_not_null(line_of(one, "typeX", line, sizeof line), "%s", text);
-    cr_assert_eq(field(line, "live allocations"), 1, "%s", line);
+    cr_assert_eq(field(line, "arrays"), 1, "%s", line);
 
     /* after hfree: a second total in which nothing of typeX is in use */
     const char *total2 = strstr(total1 + 1, "halloc: memory usage by type");
     cr_assert_not_null(total2, "no second total in:\n%s", text);
-    if (line_of(total2, "typeX", line, sizeof line)) {
-        cr_assert_eq(field(line, " blocks"), field(line, "free blocks"), "%s", line);
+    if (line_of(total2, "typeX", line, sizeof line))
         cr_assert_eq(field(line, "used bytes"), 0, "%s", line);
-    }
 }
 
 Test(halloc_readme, example_builds_with_readme_command_and_runs, .timeout = 120, .fini = remove_scratch)

@@ -457,3 +457,56 @@ Test(stats, requested_bytes_exact_for_tiny_blocks_at_high_alignment)
     cr_assert_eq(totals().live_requested - r0, sizeof(struct big));
     pf_free(b);
 }
+
+/* resident_bytes is memory, mapped_bytes address space: after 64 MiB are
+ * allocated and touched (half in small blocks, half in large ones), the
+ * growth of pfalloc's resident figure equals the growth of the process's
+ * RSS, and after they are freed and trimmed both fall back. Margin: 10% of
+ * the change plus 2 MiB, for what else the process touches between two
+ * readings (stdio, the test runner) and for page tables; pfalloc's own
+ * figure is exact to the page (mincore over its mappings). */
+static void resident_tracks_rss(size_t before_rss, uint64_t before_res, const char *when)
+{
+    struct pf_totals t = totals();
+    size_t rss = rss_bytes();
+    int64_t d_rss = (int64_t)rss - (int64_t)before_rss;
+    int64_t d_res = (int64_t)t.resident_bytes - (int64_t)before_res;
+    int64_t diff = d_res > d_rss ? d_res - d_rss : d_rss - d_res;
+    int64_t mag = d_rss < 0 ? -d_rss : d_rss;
+    cr_assert_leq(diff, mag / 10 + (int64_t)(2 * MIB),
+                  "%s: RSS changed by %ld KiB, resident_bytes by %ld KiB", when,
+                  (long)(d_rss / 1024), (long)(d_res / 1024));
+    cr_assert_leq(t.resident_bytes, t.mapped_bytes);
+    cr_assert_leq(t.metadata_resident_bytes, t.metadata_bytes);
+    cr_assert_leq(t.metadata_resident_bytes, t.resident_bytes);
+}
+
+Test(stats, resident_tracks_rss)
+{
+    enum { NSMALL = 32 * 1024, NLARGE = 32 };
+    static void *small[NSMALL], *large[NLARGE];
+    pf_trim();
+    struct pf_totals t0 = totals();
+    size_t rss0 = rss_bytes();
+    cr_assert_leq(t0.resident_bytes, t0.mapped_bytes);
+    for (size_t i = 0; i < NSMALL; i++) {
+        small[i] = pf_malloc(i % 2 ? 512 : 1536); /* 32 MiB in two classes */
+        cr_assert_not_null(small[i]);
+        memset(small[i], 1, i % 2 ? 512 : 1536);
+    }
+    for (size_t i = 0; i < NLARGE; i++) {
+        large[i] = pf_malloc(MIB);
+        cr_assert_not_null(large[i]);
+        memset(large[i], 1, MIB);
+    }
+    resident_tracks_rss(rss0, t0.resident_bytes, "after 64 MiB touched");
+    struct pf_totals t1 = snap.totals;
+    cr_assert_geq(t1.resident_bytes - t0.resident_bytes, 64 * MIB);
+    for (size_t i = 0; i < NSMALL; i++)
+        pf_free(small[i]);
+    for (size_t i = 0; i < NLARGE; i++)
+        pf_free(large[i]);
+    pf_trim();
+    resident_tracks_rss(rss0, t0.resident_bytes, "after free and trim");
+    cr_assert_lt(totals().resident_bytes, t0.resident_bytes + 4 * MIB);
+}

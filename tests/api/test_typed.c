@@ -598,3 +598,76 @@ Test(typed, pf_new_first_then_handle_keeps_the_alignment)
     }
     pf_free(a);
 }
+
+struct ticket {
+    uint64_t id;
+    uint32_t seat;
+}; /* 16 bytes, used by this test only */
+
+/* Everything written into a pipe by print(fd), NUL-terminated. */
+static char *printed(int (*print)(int), const char *name)
+{
+    static char buf[1 << 16];
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    int rc = name ? pf_print_family(fds[1], name) : print(fds[1]);
+    cr_assert_eq(rc, 0);
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], buf + len, sizeof buf - 1 - len)) > 0)
+        len += (size_t)n;
+    close(fds[0]);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* A typed family's row says objects (elements), blocks (arrays), bytes
+ * requested and bytes held, each in its own column: PF_NEW(struct ticket,
+ * 10) and PF_NEW(struct ticket, 3) are 13 objects in 2 arrays, 208 bytes
+ * requested, held in slots that fit 160 and 48 bytes. */
+Test(typed, elements_arrays_requested_and_held_apart)
+{
+    struct ticket *a = PF_NEW(struct ticket, 10), *b = PF_NEW(struct ticket, 3);
+    cr_assert(a && b);
+    uint64_t held = pf_malloc_usable_size(a) + pf_malloc_usable_size(b);
+    struct pf_family_stats f = family("struct ticket");
+    cr_assert_eq(f.slot_size, sizeof(struct ticket));
+    cr_assert_eq(f.live_objects, 2, "two arrays");
+    cr_assert_eq(f.live_elements, 13, "thirteen objects");
+    cr_assert_eq(f.live_requested, 13 * sizeof(struct ticket));
+    cr_assert_eq(f.live_bytes, held);
+
+    const char *text = printed(pf_print_families, NULL);
+    const char *head = strstr(text, "family ");
+    cr_assert_not_null(head, "%s", text);
+    cr_assert_not_null(strstr(head, " size "), "%s", text);
+    const char *cols[] = {"objects", "blocks", "requested", "held", "peak held"};
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; i++)
+        cr_assert_not_null(strstr(head, cols[i]), "no column %s in:\n%s", cols[i], text);
+    const char *row = strstr(text, "\nstruct ticket ");
+    cr_assert_not_null(row, "%s", text);
+    const char *kind = strstr(row, "typed");
+    cr_assert_not_null(kind);
+    unsigned long size = 0, objects = 0, blocks = 0, req = 0, hb = 0;
+    char ru[8], hu[8];
+    cr_assert_eq(sscanf(kind + 5, "%lu %lu %lu %lu %7s %lu %7s", &size, &objects, &blocks, &req, ru,
+                        &hb, hu),
+                 7, "%.200s", row);
+    cr_assert_eq(size, sizeof(struct ticket), "%.200s", row);
+    cr_assert_eq(objects, 13, "%.200s", row);
+    cr_assert_eq(blocks, 2, "%.200s", row);
+    cr_assert_eq(req, 13 * sizeof(struct ticket), "%.200s", row);
+    cr_assert_str_eq(ru, "B");
+    cr_assert_eq(hb, held, "%.200s", row);
+
+    text = printed(NULL, "struct ticket");
+    char want[128];
+    snprintf(want, sizeof want, "live 13 objects in 2 arrays, requested %zu B, held %lu B",
+             13 * sizeof(struct ticket), (unsigned long)held);
+    cr_assert_not_null(strstr(text, want), "no \"%s\" in:\n%s", want, text);
+    PF_DELETE(a);
+    PF_DELETE(b);
+    f = family("struct ticket");
+    cr_assert_eq(f.live_elements, 0);
+}

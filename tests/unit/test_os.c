@@ -356,3 +356,46 @@ Test(os, read_mem_stops_at_a_missing_page)
     munmap(m, 2 * ps);
     munmap(m + 3 * ps, ps);
 }
+
+static uint64_t resident(uint64_t *meta)
+{
+    uint64_t all, m;
+    pf_os_resident(&all, &m);
+    if (meta)
+        *meta = m;
+    return all;
+}
+
+/* Resident bytes are pages touched, not address space: an untouched
+ * mapping adds none, touched pages add exactly themselves, and a range
+ * unmapped from the middle of a mapping (large blocks are split as
+ * address ranges) or moved by mremap leaves the rest counted. */
+Test(os, resident_counts_touched_pages)
+{
+    size_t ps = pf_os_page_size();
+    uint64_t m0, r0 = resident(&m0);
+    char *a = pf_os_map(16 * ps, 0);
+    cr_assert_not_null(a);
+    cr_assert_eq(resident(NULL), r0, "untouched pages are not memory");
+    memset(a, 1, 16 * ps);
+    cr_assert_eq(resident(NULL) - r0, 16 * ps);
+    pf_os_unmap(a + 4 * ps, 4 * ps);
+    cr_assert_eq(resident(NULL) - r0, 12 * ps, "the head and tail stay counted");
+    char *t = pf_os_remap(a + 8 * ps, 8 * ps, 64 * ps, 1);
+    cr_assert_not_null(t);
+    cr_assert_eq(resident(NULL) - r0, 12 * ps, "a move keeps its pages");
+    memset(t + 8 * ps, 1, 8 * ps);
+    cr_assert_eq(resident(NULL) - r0, 20 * ps);
+    pf_os_unmap(t, 64 * ps);
+    pf_os_unmap(a, 4 * ps);
+    uint64_t m1, r1 = resident(&m1);
+    cr_assert_eq(r1, r0);
+    char *m = pf_os_map_meta(8 * ps);
+    memset(m, 1, 2 * ps);
+    uint64_t m2, r2 = resident(&m2);
+    cr_assert_eq(m2 - m1, 2 * ps);
+    cr_assert_eq(r2 - r1, 2 * ps);
+    pf_os_unmap_meta(m, 8 * ps);
+    cr_assert_eq(resident(&m2), r0);
+    cr_assert_eq(m2, m0);
+}
