@@ -365,6 +365,10 @@ void pf_leaks_collect(struct pf_leaks *sum)
      * ahead anyway (that report may then read a table being refilled; its
      * indexes are all checked). One in this thread cannot be under way. */
     for (int i = 0; i < 2000 && atomic_exchange_explicit(&walking, 1, memory_order_acquire); i++) {
+        /* Held by an earlier exit walk (it keeps the tables for good, so
+         * no signal walk has started since): nothing to wait for. */
+        if (collected_at_exit)
+            break;
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
