@@ -393,7 +393,7 @@ static uint64_t rule_of(uintptr_t look)
  * end. `fp_known` 0: rbp is not known at this frame (the walk began at the
  * caller's frame, and rbp has not been reloaded from the stack since): a
  * rule that needs it gives -1. */
-static inline int step(uintptr_t look, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int *fp_known)
+static inline __attribute__((always_inline)) int step(uintptr_t look, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int *fp_known)
 {
     uint64_t r = rule_of(look);
     if (r & R_END)
