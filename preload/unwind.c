@@ -290,7 +290,7 @@ static int parse_cie(const uint8_t *p, uintptr_t lo, uintptr_t hi, struct cie *c
 
 /* The rule for code address `look` (a return address minus one, or the
  * walk's own first address). */
-static uint64_t compute(uintptr_t look)
+static __attribute__((noinline)) uint64_t compute(uintptr_t look)
 {
     const uint64_t stop = R_VALID | R_END;
     struct dl_find_object fo;
@@ -370,7 +370,7 @@ static uint64_t tag_of(uintptr_t look, uint32_t ep)
     return (((uint64_t)(look >> CACHE_BITS) & 0xffff) << R_TAG_SHIFT) | ((uint64_t)(ep & 0xff) << R_EPOCH_SHIFT);
 }
 
-static uint64_t rule_of(uintptr_t look)
+static inline __attribute__((always_inline)) uint64_t rule_of(uintptr_t look)
 {
     uint32_t ep = atomic_load_explicit(&epoch, memory_order_acquire);
     uint64_t tag = tag_of(look, ep);
