@@ -6,7 +6,10 @@
  * once — the object found with the loader's lock-free _dl_find_object, its
  * FDE by binary search of .eh_frame_hdr, the CFA program run up to the
  * address — and kept in a direct-mapped cache, so a walk is a few loads per
- * frame. Never allocates, takes no lock, async-signal-safe: the cache is
+ * frame. The walk starts at the caller's frame, given by the exported entry
+ * point, so pfalloc's own frames cost nothing; it goes through them only
+ * when that start does not check out or the caller's rbp is needed. Never
+ * allocates, takes no lock, async-signal-safe: the cache is
  * written with a sequence check and every rule carries a tag of its address
  * and the unload epoch (dlclose forgets them all).
  * Safety: every table read stays inside the object's mapping; the walk
