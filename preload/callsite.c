@@ -154,7 +154,7 @@ static uint32_t intern(const uintptr_t *pcs, int n, int first, int runtime)
     return id;
 }
 
-void pf_callsite_record(const void *p, const void *ret)
+void pf_callsite_record(const void *p, const void *ret, const void *cfa)
 {
     uintptr_t a = (uintptr_t)ret;
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
@@ -177,7 +177,7 @@ void pf_callsite_record(const void *p, const void *ret)
     }
     busy = 1;
     uintptr_t pcs[MAX_WALK];
-    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0));
+    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa);
     busy = 0;
     if (n == 0 || pcs[0] != a) { /* no unwind information here: one frame */
         pf_sites_note(p, a, w != 0);

@@ -8,15 +8,26 @@
 #include "sites.h"
 
 PF_HIDDEN void pf_callsite_init(void);
-PF_HIDDEN void pf_callsite_record(const void *p, const void *ret);
+/* `cfa` is the caller's stack pointer after the call (where `ret` was
+ * pushed, plus 8), or NULL when unknown: the walk then starts from the
+ * caller's frame instead of unwinding through pfalloc's own. */
+PF_HIDDEN void pf_callsite_record(const void *p, const void *ret, const void *cfa);
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define PF_CALLER_SP() __builtin_dwarf_cfa()
+#else
+#define PF_CALLER_SP() ((void *)0)
+#endif
 
 /* In an exported entry point: remember who asked for p, when recording. */
 #define PF_SITE(p) PF_SITE_AT((p), __builtin_return_address(0))
-/* The same in a function the entry point tail-called, given its return address. */
+/* The same in a function the entry point tail-called, given its return
+ * address: a tail call leaves the return address where it was, so this
+ * function's CFA is still the caller's sp (checked before it is trusted). */
 #define PF_SITE_AT(p, ret)                                                  \
     do {                                                                    \
         if (PF_UNLIKELY(pf_sites_on) && (p))                                \
-            pf_callsite_record((p), (ret));                                 \
+            pf_callsite_record((p), (ret), PF_CALLER_SP());                 \
     } while (0)
 
 #endif

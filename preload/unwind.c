@@ -6,7 +6,10 @@
  * once — the object found with the loader's lock-free _dl_find_object, its
  * FDE by binary search of .eh_frame_hdr, the CFA program run up to the
  * address — and kept in a direct-mapped cache, so a walk is a few loads per
- * frame. Never allocates, takes no lock, async-signal-safe: the cache is
+ * frame. The walk starts at the caller's frame, given by the exported entry
+ * point, so pfalloc's own frames cost nothing; it goes through them only
+ * when that start does not check out or the caller's rbp is needed. Never
+ * allocates, takes no lock, async-signal-safe: the cache is
  * written with a sequence check and every rule carries a tag of its address
  * and the unload epoch (dlclose forgets them all).
  * Safety: every table read stays inside the object's mapping; the walk
@@ -290,7 +293,7 @@ static int parse_cie(const uint8_t *p, uintptr_t lo, uintptr_t hi, struct cie *c
 
 /* The rule for code address `look` (a return address minus one, or the
  * walk's own first address). */
-static uint64_t compute(uintptr_t look)
+static __attribute__((noinline)) uint64_t compute(uintptr_t look)
 {
     const uint64_t stop = R_VALID | R_END;
     struct dl_find_object fo;
@@ -370,7 +373,7 @@ static uint64_t tag_of(uintptr_t look, uint32_t ep)
     return (((uint64_t)(look >> CACHE_BITS) & 0xffff) << R_TAG_SHIFT) | ((uint64_t)(ep & 0xff) << R_EPOCH_SHIFT);
 }
 
-static uint64_t rule_of(uintptr_t look)
+static inline __attribute__((always_inline)) uint64_t rule_of(uintptr_t look)
 {
     uint32_t ep = atomic_load_explicit(&epoch, memory_order_acquire);
     uint64_t tag = tag_of(look, ep);
@@ -389,36 +392,78 @@ static uint64_t rule_of(uintptr_t look)
     return r;
 }
 
-__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max)
+/* One step of the walk from (pc, sp, fp): the caller's state, or 0 at the
+ * end. `fp_known` 0: rbp is not known at this frame (the walk began at the
+ * caller's frame, and rbp has not been reloaded from the stack since): a
+ * rule that needs it gives -1. */
+static inline __attribute__((always_inline)) int step(uintptr_t look, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int *fp_known)
+{
+    uint64_t r = rule_of(look);
+    if (r & R_END)
+        return 0;
+    if ((r & R_CFA_RBP) && !*fp_known)
+        return -1;
+    uintptr_t cfa = ((r & R_CFA_RBP) ? *fp : *sp) + (uintptr_t)R_CFA_OFF(r);
+    if (cfa <= *sp || cfa - *sp > MAX_FRAME || (cfa & 7))
+        return 0;
+    uintptr_t ra = *(const uintptr_t *)(cfa - 8);
+    if (r & R_RBP_SAVED) {
+        uintptr_t at = cfa + (uintptr_t)R_RBP_OFF(r);
+        if (at < *sp)
+            return 0;
+        *fp = *(const uintptr_t *)at;
+        *fp_known = 1;
+    }
+    *sp = cfa;
+    *pc = ra;
+    return ra >= 4096;
+}
+
+/* From the caller's frame: its return address is pcs[0]; no frame of
+ * pfalloc is looked at. -1 when the start cannot be used. */
+static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
+{
+    uintptr_t fp = 0;
+    int fp_known = 0, n = 0;
+    pcs[n++] = pc;
+    for (int k = 1; k < MAX_STEPS && n < max; k++) {
+        int s = step(pc - 1, &pc, &sp, &fp, &fp_known);
+        if (s < 0)
+            return -1;
+        if (s == 0)
+            break;
+        pcs[n++] = pc;
+    }
+    return n;
+}
+
+__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start)
 {
 #if !defined(__x86_64__)
     (void)pcs;
     (void)max;
+    (void)ret;
+    (void)start;
     return 0; /* the rules above are x86-64's: elsewhere sites keep one frame */
 #else
-    if (!cache)
+    if (!cache || max < 1)
         return 0;
     uintptr_t pc, sp, fp;
     __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(fp));
-    int n = 0, inside = 1;
-    for (int step = 0; step < MAX_STEPS && n < max; step++) {
+    /* The start is used when it is what it claims: above this frame, 8-byte
+     * aligned, holding `ret` just below it, and `ret` outside pfalloc. Its
+     * rbp is not known (pfalloc's frames may use rbp as they like): the
+     * first rule that needs it sends the walk back to the full one. */
+    if (start && ret >= 4096 && !(ret >= self_lo && ret < self_hi) && start > sp &&
+        start - sp <= MAX_FRAME && !(start & 7) && *(const uintptr_t *)(start - 8) == ret) {
+        int n = from_caller(pcs, max, ret, start);
+        if (n >= 0)
+            return n;
+    }
+    int n = 0, inside = 1, fp_known = 1;
+    for (int k = 0; k < MAX_STEPS && n < max; k++) {
         /* A return address is one past its call: the call is at pc - 1. */
-        uint64_t r = rule_of(step ? pc - 1 : pc);
-        if (r & R_END)
-            break;
-        uintptr_t cfa = ((r & R_CFA_RBP) ? fp : sp) + (uintptr_t)R_CFA_OFF(r);
-        if (cfa <= sp || cfa - sp > MAX_FRAME || (cfa & 7))
-            break;
-        uintptr_t ra = *(const uintptr_t *)(cfa - 8);
-        if (r & R_RBP_SAVED) {
-            uintptr_t at = cfa + (uintptr_t)R_RBP_OFF(r);
-            if (at < sp)
-                break;
-            fp = *(const uintptr_t *)at;
-        }
-        sp = cfa;
-        pc = ra;
-        if (pc < 4096)
+        if (step(k ? pc - 1 : pc, &pc, &sp, &fp, &fp_known) <= 0)
             break;
         if (inside && pc >= self_lo && pc < self_hi)
             continue; /* still in pfalloc */

@@ -14,8 +14,10 @@ PF_HIDDEN void pf_unwind_init(const void *self);
 /* Return addresses of the caller's stack, from the first frame outside
  * pfalloc outwards, into pcs[0..max); returns how many. Lock-free, never
  * allocates, async-signal-safe; stops at the first frame without usable
- * unwind information. */
-PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max);
+ * unwind information. When `ret` and `sp` (the caller's return address and
+ * its stack pointer after the call) are given, the walk starts there; it
+ * goes through pfalloc's own frames only when that start cannot be used. */
+PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp);
 /* Code may have been unmapped (dlclose): forget every cached rule. */
 PF_HIDDEN void pf_unwind_forget(void);
 

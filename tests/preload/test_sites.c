@@ -148,7 +148,7 @@ Test(sites, unloaded_library_json)
 /* Checks stacks' JSON exit report (stdin) against nm's symbol table of the
  * program (argv[1]): prints "ok" or what is wrong. */
 static const char stacks_py[] =
-    "import json, subprocess, sys\n"
+    "import json, os, subprocess, sys\n"
     "syms = {}\n"
     "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n"
     "    f = l.split()\n"
@@ -157,7 +157,7 @@ static const char stacks_py[] =
     "def inside(fr, name):\n"
     "    a, n = syms[name]\n"
     "    off = int(fr['module_offset'], 16)\n"
-    "    return fr['module'] == 'stacks' and a < off <= a + n\n"
+    "    return fr['module'] == os.path.basename(sys.argv[1]) and a < off <= a + n\n"
     "L = None\n"
     "for line in sys.stdin:\n"
     "    if line.startswith('{'):\n"
@@ -180,23 +180,20 @@ static const char stacks_py[] =
     "if f < 1 or not st[f - 1]['module'].startswith('libc.so'): sys.exit('strdup frame: %s' % st)\n"
     "print('ok')\n";
 
-Test(sites, stacks_keep_callers_apart)
+static void check_stacks(const char *prog)
 {
-    PF_REQUIRE_PRELOAD();
-    PF_REQUIRE_PROGRAM("python3");
-    PF_REQUIRE_PROGRAM("nm");
     char *dir = pf_tempdir("sites");
     char *out = pf_path(dir, "report.json");
     char outvar[4200];
     snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
-    const char *const argv[] = {PROG("stacks"), NULL};
+    const char *const argv[] = {prog, NULL};
     const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
     pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "stacks");
+    pf_assert_ok(&r, prog);
     pf_run_free(&r);
-    const char *const check[] = {"python3", "-c", stacks_py, PROG("stacks"), NULL};
+    const char *const check[] = {"python3", "-c", stacks_py, prog, NULL};
     struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
     pf_spawn(check, &po, &r);
     cr_assert(r.exited && r.code == 0 && strcmp(r.out, "ok\n") == 0, "%s%s\n%s", r.out, r.err,
@@ -204,6 +201,24 @@ Test(sites, stacks_keep_callers_apart)
     pf_run_free(&r);
     pf_tempdir_remove(dir);
     free(out);
+}
+
+Test(sites, stacks_keep_callers_apart)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    check_stacks(PROG("stacks"));
+}
+
+/* The same program with frame pointers: CFAs from rbp, which the walk from
+ * the caller's frame does not know, so it takes the full walk. */
+Test(sites, stacks_with_frame_pointers)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    check_stacks(PROG("stacks_fp"));
 }
 
 Test(sites, stacks_text_one_frame_per_line)
