@@ -393,6 +393,33 @@ static inline void pf_child_start(struct pf_child *c, const char *tag, const cha
 }
 
 /* Frees the paths and removes the directory (the caller has reaped the child). */
+/* Waits for the child (killing its group after timeout_s) and fills *r. */
+static inline void pf_child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
+{
+    memset(r, 0, sizeof *r);
+    int status = 0;
+    long waited = 0;
+    for (;;) {
+        pid_t w = waitpid(c->pid, &status, WNOHANG);
+        if (w == c->pid)
+            break;
+        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+        if (waited >= timeout_s * 1000L && !r->timed_out) {
+            r->timed_out = 1;
+            kill(-c->pid, SIGKILL);
+        }
+        pf_sleep_ms(5);
+        waited += 5;
+    }
+    kill(-c->pid, SIGKILL);
+    r->status = status;
+    r->exited = WIFEXITED(status);
+    r->code = r->exited ? WEXITSTATUS(status) : -1;
+    r->signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r->out = pf_read_file(c->out_path, &r->out_len);
+    r->err = pf_read_file(c->err_path, &r->err_len);
+}
+
 static inline void pf_child_free(struct pf_child *c)
 {
     free(c->out_path);

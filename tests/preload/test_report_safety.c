@@ -23,33 +23,6 @@ TestSuite(report_safety);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-/* Waits for the child (killing its group after timeout_s) and fills *r. */
-static void child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
-{
-    memset(r, 0, sizeof *r);
-    int status = 0;
-    long waited = 0;
-    for (;;) {
-        pid_t w = waitpid(c->pid, &status, WNOHANG);
-        if (w == c->pid)
-            break;
-        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (waited >= timeout_s * 1000L && !r->timed_out) {
-            r->timed_out = 1;
-            kill(-c->pid, SIGKILL);
-        }
-        pf_sleep_ms(5);
-        waited += 5;
-    }
-    kill(-c->pid, SIGKILL);
-    r->status = status;
-    r->exited = WIFEXITED(status);
-    r->code = r->exited ? WEXITSTATUS(status) : -1;
-    r->signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    r->out = pf_read_file(c->out_path, &r->out_len);
-    r->err = pf_read_file(c->err_path, &r->err_len);
-}
-
 static size_t count(const char *hay, const char *needle)
 {
     size_t n = 0;
@@ -108,7 +81,7 @@ Test(report_safety, big_reports_of_several_processes_stay_whole, .timeout = 300)
         pf_child_start(&c[i], "bigshare", argv, env, PF_PRELOAD);
     for (int i = 0; i < SHARERS; i++) {
         struct pf_run r;
-        child_wait(&c[i], 120, &r);
+        pf_child_wait(&c[i], 120, &r);
         pf_assert_ok(&r, "families");
         pf_run_free(&r);
         pf_child_free(&c[i]);
@@ -240,7 +213,7 @@ static void run_with_stderr(const char *const argv[], const char *const *env, en
     }
     free(envp);
     c.pid = pid;
-    child_wait(&c, timeout_s, r);
+    pf_child_wait(&c, timeout_s, r);
     pf_child_free(&c);
 }
 
@@ -530,7 +503,7 @@ static void killed_with_exit_report(int signo)
     cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000));
     kill(c.pid, signo);
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     cr_assert(!r.exited && r.signo == signo, "daemonish: %s, expected signal %d", pf_run_how(&r), signo);
     cr_assert(pf_has_report(r.err, "daemonish"), "no exit report:\n%s", r.err);
     cr_assert(count(r.err, PF_REPORT_MARK) == 1 && count(r.err, "==== end of pfalloc report ====\n") == 1,
@@ -568,7 +541,7 @@ Test(report_safety, term_report_off_leaves_sigterm_alone)
     cr_assert(!catches(c.pid, SIGTERM));
     kill(c.pid, SIGTERM);
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGTERM, "%s", pf_run_how(&r));
     cr_assert(r.err_len == 0, "%s", r.err);
     pf_run_free(&r);
@@ -631,7 +604,7 @@ Test(report_safety, sigterm_during_allocation_storm_never_hangs, .timeout = 300)
         pf_sleep_ms(50 + 30 * i);
         kill(c.pid, SIGTERM);
         struct pf_run r;
-        child_wait(&c, 60, &r);
+        pf_child_wait(&c, 60, &r);
         cr_assert(!r.timed_out && r.signo == SIGTERM, "run %d: %s", i, pf_run_how(&r));
         cr_assert(pf_has_report(r.err, "sigstorm"), "run %d: %s", i, r.err);
         cr_assert(strstr(r.err, "==== end of pfalloc report ====\n") != NULL, "run %d: %s", i, r.err);

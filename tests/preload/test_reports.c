@@ -22,33 +22,6 @@ TestSuite(reports);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-/* Waits for the child (killing its group after timeout_s) and fills *r. */
-static void child_wait(struct pf_child *c, int timeout_s, struct pf_run *r)
-{
-    memset(r, 0, sizeof *r);
-    int status = 0;
-    long waited = 0;
-    for (;;) {
-        pid_t w = waitpid(c->pid, &status, WNOHANG);
-        if (w == c->pid)
-            break;
-        cr_assert(w == 0 || errno == EINTR, "waitpid: %s", strerror(errno));
-        if (waited >= timeout_s * 1000L && !r->timed_out) {
-            r->timed_out = 1;
-            kill(-c->pid, SIGKILL);
-        }
-        pf_sleep_ms(5);
-        waited += 5;
-    }
-    kill(-c->pid, SIGKILL);
-    r->status = status;
-    r->exited = WIFEXITED(status);
-    r->code = r->exited ? WEXITSTATUS(status) : -1;
-    r->signo = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    r->out = pf_read_file(c->out_path, &r->out_len);
-    r->err = pf_read_file(c->err_path, &r->err_len);
-}
-
 /* Whether the process has a handler installed for signo (SigCgt). */
 static int catches(pid_t pid, int signo)
 {
@@ -338,7 +311,7 @@ Test(reports, leaky_json_leak_section)
     const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
     pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     struct pf_run r;
-    child_wait(&c, 60, &r);
+    pf_child_wait(&c, 60, &r);
     pf_assert_ok(&r, "leaky");
     cr_assert(r.err_len == 0, "stderr should be empty, the report goes to the file:\n%s", r.err);
 
@@ -508,7 +481,7 @@ static void storm(int json, char **file_text, pid_t *pid_out, unsigned long *sen
         r.out = pf_read_file(c.out_path, &r.out_len);
         r.err = pf_read_file(c.err_path, &r.err_len);
     } else {
-        child_wait(&c, 60, &r);
+        pf_child_wait(&c, 60, &r);
     }
     pf_assert_ok(&r, "sigstorm under a signal storm");
     cr_assert(strcmp(r.out, checksum) == 0, "checksum under the storm:\n%s\nquiet:\n%s", r.out, checksum);
@@ -610,7 +583,7 @@ Test(reports, interval_reports, .timeout = 120)
     const char *const env[] = {"PFALLOC_INTERVAL=0.2", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
     start_daemonish(&c, "1.5", env);
     struct pf_run r;
-    child_wait(&c, 60, &r);
+    pf_child_wait(&c, 60, &r);
     pf_assert_ok(&r, "daemonish");
     char *sum = json_summary(NULL, r.err);
     char want[64];
@@ -638,7 +611,7 @@ Test(reports, interval_text_reports)
     const char *const env[] = {"PFALLOC_INTERVAL=0.15", NULL};
     start_daemonish(&c, "0.7", env);
     struct pf_run r;
-    child_wait(&c, 60, &r);
+    pf_child_wait(&c, 60, &r);
     pf_assert_ok(&r, "daemonish");
     char want[128];
     snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason interval, ", (int)c.pid);
@@ -703,7 +676,7 @@ Test(reports, out_file_with_pid)
     const char *const argv[] = {PROG("leaky"), NULL};
     pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     struct pf_run r;
-    child_wait(&c, 60, &r);
+    pf_child_wait(&c, 60, &r);
     pf_assert_ok(&r, "leaky");
     cr_assert(r.err_len == 0, "%s", r.err);
     char path[700];
@@ -793,7 +766,7 @@ Test(reports, stderr_reused_by_the_program_is_left_alone)
     const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
     pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     struct pf_run r;
-    child_wait(&c, 60, &r);
+    pf_child_wait(&c, 60, &r);
     pf_assert_ok(&r, "stderr_reuse");
     cr_assert(strstr(r.out, "on descriptor 2") != NULL, "%s", r.out);
     char *text = pf_read_file(data, NULL);
@@ -821,7 +794,7 @@ Test(reports, report_off_writes_nothing)
     start_daemonish(&c, "20", env);
     cr_assert(!catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGUSR1, "%s", pf_run_how(&r));
     cr_assert(r.err_len == 0, "%s", r.err);
     pf_run_free(&r);
@@ -836,7 +809,7 @@ Test(reports, report_exit_does_not_catch_the_signal)
     cr_assert(!catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGUSR1, "%s", pf_run_how(&r));
     /* Killed by a signal, it never reached exit: no report at all. */
     cr_assert(strstr(r.err, PF_REPORT_MARK) == NULL, "%s", r.err);
@@ -852,7 +825,7 @@ Test(reports, report_signal_has_no_exit_report)
     cr_assert(catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     pf_assert_ok(&r, "daemonish");
     char want[128];
     snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)c.pid);
@@ -876,7 +849,7 @@ Test(reports, signal_usr2_leaves_usr1_alone)
     cr_assert(pf_wait_for_text(c.err_path, "==== end of pfalloc report ====\n", 10000), "no report on SIGUSR2");
     kill(c.pid, SIGUSR1);
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGUSR1, "SIGUSR1 should take its default action: %s", pf_run_how(&r));
     cr_assert(count(r.err, want) == 1 && count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
     pf_run_free(&r);
@@ -892,7 +865,7 @@ Test(reports, signal_by_number_and_none)
     start_daemonish(&c, "0.3", by_number);
     cr_assert(catches(c.pid, SIGUSR2) && !catches(c.pid, SIGUSR1));
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     pf_assert_ok(&r, "daemonish");
     cr_assert(strstr(r.err, "ignoring") == NULL, "%s", r.err);
     pf_run_free(&r);
@@ -901,7 +874,7 @@ Test(reports, signal_by_number_and_none)
     const char *const none[] = {"PFALLOC_SIGNAL=none", NULL};
     start_daemonish(&c, "0.3", none);
     cr_assert(!catches(c.pid, SIGUSR1) && !catches(c.pid, SIGUSR2));
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     pf_assert_ok(&r, "daemonish");
     cr_assert(pf_has_report(r.err, "daemonish"), "the exit report stays on:\n%s", r.err);
     pf_run_free(&r);
@@ -1053,7 +1026,7 @@ Test(reports, bad_signal_keeps_usr1)
     cr_assert(pf_wait_for_text(c.err_path, "reason signal", 10000), "no report on SIGUSR1");
     kill(c.pid, SIGTERM);
     struct pf_run r;
-    child_wait(&c, 30, &r);
+    pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGTERM, "%s", pf_run_how(&r));
     pf_run_free(&r);
     pf_child_free(&c);
