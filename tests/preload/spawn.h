@@ -420,6 +420,19 @@ static inline void pf_child_wait(struct pf_child *c, int timeout_s, struct pf_ru
     r->err = pf_read_file(c->err_path, &r->err_len);
 }
 
+/* Whether process pid has a handler installed for signo (SigCgt). */
+static inline int pf_catches(pid_t pid, int signo)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *s = pf_read_file(path, NULL);
+    const char *p = strstr(s, "SigCgt:");
+    unsigned long long mask = 0;
+    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
+    free(s);
+    return ok && (mask >> (signo - 1)) & 1;
+}
+
 static inline void pf_child_free(struct pf_child *c)
 {
     free(c->out_path);

@@ -324,18 +324,6 @@ Test(reach, signal_report_classifies_on_request)
     pf_run_free(&r);
 }
 
-static int catches(pid_t pid, int signo)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *s = pf_read_file(path, NULL);
-    const char *p = strstr(s, "SigCgt:");
-    unsigned long long mask = 0;
-    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
-    free(s);
-    return ok && (mask >> (signo - 1)) & 1;
-}
-
 /* Report signals with classification, while four threads allocate and free
  * at full speed: wherever a signal lands (a family lock held, a thread
  * cache half updated), the process neither hangs nor crashes nor loses a
@@ -358,7 +346,7 @@ Test(reach, signal_storm_with_classification, .timeout = 600)
     struct pf_child c;
     pf_child_start(&c, "reach", argv, env, PF_PRELOAD);
     int ready = 0;
-    for (int i = 0; i < 2000 && !(ready = catches(c.pid, SIGUSR1)); i++)
+    for (int i = 0; i < 2000 && !(ready = pf_catches(c.pid, SIGUSR1)); i++)
         pf_sleep_ms(1);
     cr_assert(ready, "sigstorm never caught SIGUSR1");
     int status = 0, sent = 0;

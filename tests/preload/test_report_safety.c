@@ -471,26 +471,13 @@ Test(report_safety, library_siginfo_handler_installed_after_ours_wins)
 
 /* ---- every ending: terminating signals --------------------------------------------------- */
 
-/* Whether the process has a handler installed for signo (SigCgt). */
-static int catches(pid_t pid, int signo)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *s = pf_read_file(path, NULL);
-    const char *p = strstr(s, "SigCgt:");
-    unsigned long long mask = 0;
-    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
-    free(s);
-    return ok && (mask >> (signo - 1)) & 1;
-}
-
 /* Starts argv under the preload and waits until its handler for signo is in
  * place (the preload's constructor has run) or 20 s passed. */
 static void start_caught(struct pf_child *c, const char *const argv[], const char *const *env, int signo)
 {
     PF_REQUIRE_PRELOAD();
     pf_child_start(c, "term", argv, env, PF_PRELOAD);
-    for (int waited = 0; waited < 20000 && !catches(c->pid, signo); waited += 5)
+    for (int waited = 0; waited < 20000 && !pf_catches(c->pid, signo); waited += 5)
         pf_sleep_ms(5);
 }
 
@@ -538,7 +525,7 @@ Test(report_safety, term_report_off_leaves_sigterm_alone)
     PF_REQUIRE_PRELOAD();
     pf_child_start(&c, "term", argv, env, PF_PRELOAD);
     cr_assert(pf_wait_for_text(c.out_path, "daemonish: started\n", 20000));
-    cr_assert(!catches(c.pid, SIGTERM));
+    cr_assert(!pf_catches(c.pid, SIGTERM));
     kill(c.pid, SIGTERM);
     struct pf_run r;
     pf_child_wait(&c, 30, &r);

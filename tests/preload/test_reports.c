@@ -22,18 +22,6 @@ TestSuite(reports);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-/* Whether the process has a handler installed for signo (SigCgt). */
-static int catches(pid_t pid, int signo)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *s = pf_read_file(path, NULL);
-    const char *p = strstr(s, "SigCgt:");
-    unsigned long long mask = 0;
-    int ok = p && sscanf(p + 7, "%llx", &mask) == 1;
-    free(s);
-    return ok && (mask >> (signo - 1)) & 1;
-}
 /* Starts daemonish for `seconds` and waits until its main runs (so the
  * preload's constructor, which installs the handlers, is done). */
 static void start_daemonish(struct pf_child *c, const char *seconds, const char *const *env)
@@ -450,7 +438,7 @@ static void storm(int json, char **file_text, pid_t *pid_out, unsigned long *sen
     pf_child_start(&c, "reports", argv, env, PF_PRELOAD);
     /* Sending before the constructor installed the handler would kill it. */
     int ready = 0;
-    for (int i = 0; i < 2000 && !(ready = catches(c.pid, SIGUSR1)); i++)
+    for (int i = 0; i < 2000 && !(ready = pf_catches(c.pid, SIGUSR1)); i++)
         pf_sleep_ms(1);
     cr_assert(ready, "sigstorm never caught SIGUSR1");
     unsigned long sent = 0;
@@ -792,7 +780,7 @@ Test(reports, report_off_writes_nothing)
     /* Nor is the signal caught: its default action ends the process. */
     struct pf_child c;
     start_daemonish(&c, "20", env);
-    cr_assert(!catches(c.pid, SIGUSR1));
+    cr_assert(!pf_catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
     pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGUSR1, "%s", pf_run_how(&r));
@@ -806,7 +794,7 @@ Test(reports, report_exit_does_not_catch_the_signal)
     struct pf_child c;
     const char *const env[] = {"PFALLOC_REPORT=exit", NULL};
     start_daemonish(&c, "20", env);
-    cr_assert(!catches(c.pid, SIGUSR1));
+    cr_assert(!pf_catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
     struct pf_run r;
     pf_child_wait(&c, 30, &r);
@@ -822,7 +810,7 @@ Test(reports, report_signal_has_no_exit_report)
     struct pf_child c;
     const char *const env[] = {"PFALLOC_REPORT=signal", NULL};
     start_daemonish(&c, "0.6", env);
-    cr_assert(catches(c.pid, SIGUSR1));
+    cr_assert(pf_catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
     struct pf_run r;
     pf_child_wait(&c, 30, &r);
@@ -841,8 +829,8 @@ Test(reports, signal_usr2_leaves_usr1_alone)
     struct pf_child c;
     const char *const env[] = {"PFALLOC_SIGNAL=USR2", NULL};
     start_daemonish(&c, "20", env);
-    cr_assert(catches(c.pid, SIGUSR2));
-    cr_assert(!catches(c.pid, SIGUSR1));
+    cr_assert(pf_catches(c.pid, SIGUSR2));
+    cr_assert(!pf_catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR2);
     char want[128];
     snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)c.pid);
@@ -863,7 +851,7 @@ Test(reports, signal_by_number_and_none)
     snprintf(var, sizeof var, "PFALLOC_SIGNAL=%d", SIGUSR2);
     const char *const by_number[] = {var, NULL};
     start_daemonish(&c, "0.3", by_number);
-    cr_assert(catches(c.pid, SIGUSR2) && !catches(c.pid, SIGUSR1));
+    cr_assert(pf_catches(c.pid, SIGUSR2) && !pf_catches(c.pid, SIGUSR1));
     struct pf_run r;
     pf_child_wait(&c, 30, &r);
     pf_assert_ok(&r, "daemonish");
@@ -873,7 +861,7 @@ Test(reports, signal_by_number_and_none)
 
     const char *const none[] = {"PFALLOC_SIGNAL=none", NULL};
     start_daemonish(&c, "0.3", none);
-    cr_assert(!catches(c.pid, SIGUSR1) && !catches(c.pid, SIGUSR2));
+    cr_assert(!pf_catches(c.pid, SIGUSR1) && !pf_catches(c.pid, SIGUSR2));
     pf_child_wait(&c, 30, &r);
     pf_assert_ok(&r, "daemonish");
     cr_assert(pf_has_report(r.err, "daemonish"), "the exit report stays on:\n%s", r.err);
@@ -1021,7 +1009,7 @@ Test(reports, bad_signal_keeps_usr1)
     struct pf_child c;
     const char *const env[] = {"PFALLOC_SIGNAL=USR9", NULL};
     start_daemonish(&c, "20", env);
-    cr_assert(catches(c.pid, SIGUSR1));
+    cr_assert(pf_catches(c.pid, SIGUSR1));
     kill(c.pid, SIGUSR1);
     cr_assert(pf_wait_for_text(c.err_path, "reason signal", 10000), "no report on SIGUSR1");
     kill(c.pid, SIGTERM);
