@@ -19,7 +19,6 @@
  */
 #include "check.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include "guard.h"
 #include "large.h"
 #include "sites.h"
+#include "symtab.h"
 #include "tcache.h"
 
 #define CANARY_MIN 8
@@ -97,20 +97,20 @@ static void put_owner(struct msg *m, const char *family, uint32_t site)
     put(m, family && *family ? family : "?");
     uintptr_t addr = site ? pf_sites_addr(site) : 0;
     if (addr) {
-        Dl_info info;
+        /* Named as the leak report names frames: the module's own symbol
+         * tables, static functions included. */
+        struct pf_sym sym;
         put(m, ", allocated at ");
-        if (dladdr((void *)addr, &info) && info.dli_fbase) {
-            const char *mod = info.dli_fname ? strrchr(info.dli_fname, '/') : NULL;
-            mod = mod ? mod + 1 : info.dli_fname ? info.dli_fname : "?";
-            if (info.dli_sname && info.dli_saddr) {
-                put(m, info.dli_sname);
+        if (pf_sym_name(addr, &sym)) {
+            if (sym.name) {
+                put(m, sym.name);
                 put(m, "+");
-                put_hex(m, addr - (uintptr_t)info.dli_saddr);
+                put_hex(m, sym.symoff);
             } else {
-                put_hex(m, addr - (uintptr_t)info.dli_fbase);
+                put_hex(m, sym.modoff);
             }
             put(m, " in ");
-            put(m, mod);
+            put(m, sym.module);
         } else {
             put_hex(m, addr);
         }
