@@ -362,7 +362,14 @@ Test(large, realloc_grows_and_shrinks_with_mremap)
     cr_assert_not_null(q);
     struct pf_os_counts c1 = counts();
     cr_assert_eq(c1.mremap_calls, c0.mremap_calls + 1, "grown with one mremap");
-    cr_assert_eq(c1.mmap_calls, c0.mmap_calls, "no new mapping and no copy");
+    /* No mapping for the block itself: the only mmap allowed is a pagemap
+     * leaf for the chunks mremap moved the block to, which is metadata
+     * (where the kernel puts the block varies from run to run). */
+    cr_assert(c1.mmap_calls == c0.mmap_calls ||
+                  (c1.mmap_calls == c0.mmap_calls + 1 && c1.metadata_bytes > c0.metadata_bytes),
+              "no new mapping and no copy: %zu mmap calls, metadata %zu -> %zu",
+              (size_t)(c1.mmap_calls - c0.mmap_calls), (size_t)c0.metadata_bytes,
+              (size_t)c1.metadata_bytes);
     for (size_t i = 0; i < n0; i++)
         if (q[i] != (unsigned char)(i * 31 + 7))
             cr_assert_fail("byte %zu lost in the move", i);
