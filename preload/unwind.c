@@ -360,6 +360,14 @@ static __attribute__((noinline)) uint64_t compute(uintptr_t look)
         r.cfa_off < 8 || r.cfa_off >= ((int64_t)1 << 23) ||
         (r.rbp == AT_OFFSET && (r.rbp_off < -2048 || r.rbp_off >= 0)))
         return stop;
+    /* A CFA from rsp moves the walk up by cfa_off, which the walk would
+     * check at every step: check it here once. The stack is 8-aligned at
+     * every instruction, so the offset is a multiple of 8, at most a frame,
+     * and a saved rbp lies between the old and the new stack pointer. */
+    if (r.cfa_reg == REG_RSP &&
+        ((r.cfa_off & 7) || (uint64_t)r.cfa_off > MAX_FRAME ||
+         (r.rbp == AT_OFFSET && r.cfa_off + r.rbp_off < 0)))
+        return stop;
     uint64_t rule = R_VALID | ((uint64_t)r.cfa_off & 0xffffff);
     if (r.cfa_reg == REG_RBP)
         rule |= R_CFA_RBP;
@@ -368,15 +376,23 @@ static __attribute__((noinline)) uint64_t compute(uintptr_t look)
     return rule;
 }
 
-static uint64_t tag_of(uintptr_t look, uint32_t ep)
+/* The bits of a cached rule that say whose it is: the low 16 bits of the
+ * address and the unload epoch. With the address compared whole too, they
+ * make a rule torn between two writers of one slot (each writing the
+ * address, then the rule) tell itself apart. */
+static inline __attribute__((always_inline)) uint64_t tag_of(uintptr_t look, uint64_t ep_bits)
 {
-    return (((uint64_t)(look >> CACHE_BITS) & 0xffff) << R_TAG_SHIFT) | ((uint64_t)(ep & 0xff) << R_EPOCH_SHIFT);
+    return ((uint64_t)(look & 0xffff) << R_TAG_SHIFT) | ep_bits;
 }
 
-static inline __attribute__((always_inline)) uint64_t rule_of(uintptr_t look)
+static inline uint64_t epoch_bits(void)
 {
-    uint32_t ep = atomic_load_explicit(&epoch, memory_order_acquire);
-    uint64_t tag = tag_of(look, ep);
+    return (uint64_t)(atomic_load_explicit(&epoch, memory_order_acquire) & 0xff) << R_EPOCH_SHIFT;
+}
+
+static inline __attribute__((always_inline)) uint64_t rule_of(uintptr_t look, uint64_t ep_bits)
+{
+    uint64_t tag = tag_of(look, ep_bits);
     struct entry *e = &cache[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - CACHE_BITS))];
     if (atomic_load_explicit(&e->pc, memory_order_acquire) == look) {
         uint64_t r = atomic_load_explicit(&e->rule, memory_order_relaxed);
@@ -395,21 +411,26 @@ static inline __attribute__((always_inline)) uint64_t rule_of(uintptr_t look)
 /* One step of the walk from (pc, sp, fp): the caller's state, or 0 at the
  * end. `fp_known` 0: rbp is not known at this frame (the walk began at the
  * caller's frame, and rbp has not been reloaded from the stack since): a
- * rule that needs it gives -1. */
-static inline __attribute__((always_inline)) int step(uintptr_t look, uintptr_t *pc, uintptr_t *sp, uintptr_t *fp, int *fp_known)
+ * rule that needs it gives -1. Rules with a CFA from rsp were checked when
+ * they were made (compute): only a CFA from rbp needs checking here. */
+static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t ep_bits, uintptr_t *pc,
+                                                      uintptr_t *sp, uintptr_t *fp, int *fp_known)
 {
-    uint64_t r = rule_of(look);
+    uint64_t r = rule_of(look, ep_bits);
     if (r & R_END)
         return 0;
-    if ((r & R_CFA_RBP) && !*fp_known)
-        return -1;
-    uintptr_t cfa = ((r & R_CFA_RBP) ? *fp : *sp) + (uintptr_t)R_CFA_OFF(r);
-    if (cfa <= *sp || cfa - *sp > MAX_FRAME || (cfa & 7))
-        return 0;
+    uintptr_t cfa = *sp + (uintptr_t)R_CFA_OFF(r);
+    if (PF_UNLIKELY(r & R_CFA_RBP)) {
+        if (!*fp_known)
+            return -1;
+        cfa = *fp + (uintptr_t)R_CFA_OFF(r);
+        if (cfa <= *sp || cfa - *sp > MAX_FRAME || (cfa & 7))
+            return 0;
+    }
     uintptr_t ra = *(const uintptr_t *)(cfa - 8);
     if (r & R_RBP_SAVED) {
         uintptr_t at = cfa + (uintptr_t)R_RBP_OFF(r);
-        if (at < *sp)
+        if (PF_UNLIKELY(at < *sp))
             return 0;
         *fp = *(const uintptr_t *)at;
         *fp_known = 1;
@@ -420,18 +441,20 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uintptr_t 
 }
 
 /* From the caller's frame: its return address is pcs[0]; no frame of
- * pfalloc is looked at. -1 when the start cannot be used. */
+ * pfalloc is looked at. -1 when the start cannot be used. max <= MAX_STEPS. */
 static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
 {
+    uint64_t ep_bits = epoch_bits();
     uintptr_t fp = 0;
     int fp_known = 0, n = 0;
     pcs[n++] = pc;
-    for (int k = 1; k < MAX_STEPS && n < max; k++) {
-        int s = step(pc - 1, &pc, &sp, &fp, &fp_known);
-        if (s < 0)
-            return -1;
-        if (s == 0)
+    while (n < max) {
+        int s = step(pc - 1, ep_bits, &pc, &sp, &fp, &fp_known);
+        if (PF_UNLIKELY(s <= 0)) {
+            if (s < 0)
+                return -1;
             break;
+        }
         pcs[n++] = pc;
     }
     return n;
@@ -448,6 +471,8 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
 #else
     if (!cache || max < 1)
         return 0;
+    if (max > MAX_STEPS)
+        max = MAX_STEPS;
     uintptr_t pc, sp, fp;
     __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(fp));
     /* The start is used when it is what it claims: above this frame, 8-byte
@@ -460,10 +485,11 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
         if (n >= 0)
             return n;
     }
+    uint64_t ep_bits = epoch_bits();
     int n = 0, inside = 1, fp_known = 1;
     for (int k = 0; k < MAX_STEPS && n < max; k++) {
         /* A return address is one past its call: the call is at pc - 1. */
-        if (step(k ? pc - 1 : pc, &pc, &sp, &fp, &fp_known) <= 0)
+        if (step(k ? pc - 1 : pc, ep_bits, &pc, &sp, &fp, &fp_known) <= 0)
             break;
         if (inside && pc >= self_lo && pc < self_hi)
             continue; /* still in pfalloc */
