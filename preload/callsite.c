@@ -32,6 +32,7 @@ struct range {
 
 static struct range ranges[MAX_RANGES];
 static int nranges;
+static uintptr_t ranges_lo = UINTPTR_MAX, ranges_hi; /* the span of them all */
 
 /* libc functions whose allocations belong to their caller. */
 static const char *const for_caller[] = {
@@ -87,6 +88,10 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
         ranges[nranges].lo = info->dlpi_addr + ph->p_vaddr;
         ranges[nranges].hi = ranges[nranges].lo + ph->p_memsz;
         ranges[nranges].kind = kind;
+        if (ranges[nranges].lo < ranges_lo)
+            ranges_lo = ranges[nranges].lo;
+        if (ranges[nranges].hi > ranges_hi)
+            ranges_hi = ranges[nranges].hi;
         nranges++;
     }
     return 0;
@@ -112,6 +117,9 @@ void pf_callsite_init(void)
 /* 0: outside the runtime; else the kind of the range holding a. */
 static int where(uintptr_t a)
 {
+    /* Most frames are the program's, usually far from the runtime's objects. */
+    if (a < ranges_lo || a >= ranges_hi)
+        return 0;
     for (int i = 0; i < nranges; i++)
         if (a >= ranges[i].lo && a < ranges[i].hi)
             return ranges[i].kind;
