@@ -348,6 +348,33 @@ void pf_free_slow(void *p)
     errno = saved;
 }
 
+void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, size_t n, size_t align)
+{
+    /* A span recording call sites sends its frees here (its bin is the
+     * full PF_BIN_NONE) so that the freed slot's site is forgotten: a slot
+     * handed out again by a path that records none must not show the old
+     * one. The rest is the fast path's push into the thread's bin. */
+    struct pf_tcache *tc = pf_tc;
+    if (PF_UNLIKELY(pf_check_on) || st < PF_SLOT_LIVE || !s->sites || !s->cached || !tc) {
+        pf_free_slow_sized(p, n, align);
+        return;
+    }
+    s->sites[idx] = 0;
+    s->state[idx] = PF_SLOT_DIRTY;
+    struct pf_bin *b = &tc->bins[s->cls];
+    b->frees++;
+    b->req += (uint64_t)st - b->live_base;
+    if (b->top == b->limit) {
+        int saved = errno;
+        pf_tcache_flush(tc, s->cls);
+        errno = saved;
+    }
+    struct pf_cached *t = b->top;
+    *t = (struct pf_cached){p, &s->state[idx]};
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* entry, then top: see pf_fast_free */
+    b->top = t + 1;
+}
+
 /* C++ sized and aligned delete: only the checking mode looks at the claim. */
 void pf_free_slow_sized(void *p, size_t n, size_t align)
 {

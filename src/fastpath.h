@@ -22,6 +22,13 @@ PF_HIDDEN PF_NOINLINE void pf_free_slow(void *p);
  * the alignment (1 for an unaligned one) the block was allocated with. */
 PF_HIDDEN PF_NOINLINE void pf_free_slow_sized(void *p, size_t n, size_t align);
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
+/* A free whose pointer the fast path verified as far as the state (p is
+ * slot idx of small span s, whose state is st) but could not cache: a span
+ * that records call sites, a full bin, a thread without a cache, or a state
+ * that is not live. n and align as for pf_free_slow_sized (PF_CHECK_ANY_SIZE
+ * and 0 for free). */
+PF_HIDDEN PF_NOINLINE void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st,
+                                             size_t n, size_t align);
 
 PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, int *clean)
 {
@@ -101,7 +108,7 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
     struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
     struct pf_cached *t = b->top;
     if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
-        PF_FREE_SLOW(p, n, a, sized);
+        pf_free_slot_slow(p, s, idx, st, (sized) ? n : (size_t)-1, (sized) ? a : 0);
         return;
     }
     *stp = PF_SLOT_DIRTY;
