@@ -441,20 +441,37 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t e
 }
 
 /* From the caller's frame: its return address is pcs[0]; no frame of
- * pfalloc is looked at. -1 when the start cannot be used. max <= MAX_STEPS. */
+ * pfalloc is looked at. -1 when the start cannot be used. max <= MAX_STEPS.
+ * The step of the full walk, written out with rbp unknown until a frame
+ * restores it (0: no frame has; a restored 0 ends a walk that needs it),
+ * so that the loop keeps its state in registers. */
 static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
 {
     uint64_t ep_bits = epoch_bits();
     uintptr_t fp = 0;
-    int fp_known = 0, n = 0;
+    int n = 0;
     pcs[n++] = pc;
     while (n < max) {
-        int s = step(pc - 1, ep_bits, &pc, &sp, &fp, &fp_known);
-        if (PF_UNLIKELY(s <= 0)) {
-            if (s < 0)
+        uint64_t r = rule_of(pc - 1, ep_bits);
+        if (PF_UNLIKELY(r & (R_END | R_CFA_RBP))) {
+            if (r & R_END)
+                break;
+            if (!fp)
                 return -1;
-            break;
+            uintptr_t cfa = fp + (uintptr_t)R_CFA_OFF(r);
+            if (cfa <= sp || cfa - sp > MAX_FRAME || (cfa & 7))
+                break;
+            if ((r & R_RBP_SAVED) && cfa + (uintptr_t)R_RBP_OFF(r) < sp)
+                break;
+            sp = cfa;
+        } else {
+            sp += (uintptr_t)R_CFA_OFF(r);
         }
+        pc = *(const uintptr_t *)(sp - 8);
+        if (r & R_RBP_SAVED)
+            fp = *(const uintptr_t *)(sp + (uintptr_t)R_RBP_OFF(r));
+        if (PF_UNLIKELY(pc < 4096))
+            break;
         pcs[n++] = pc;
     }
     return n;
