@@ -440,6 +440,27 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t e
     return ra >= 4096;
 }
 
+/* The rules this thread used last, by address: the frames of a program's
+ * allocations repeat (the outer ones above all), and this small table stays
+ * in the thread's first-level cache where the shared one would miss. Only
+ * this thread writes it; a rule is kept with the epoch it was made in. */
+#define NEAR_BITS 6
+static __thread struct near {
+    uintptr_t pc;
+    uint64_t rule;
+} near[1u << NEAR_BITS] __attribute__((tls_model("initial-exec")));
+
+static inline __attribute__((always_inline)) uint64_t near_rule_of(uintptr_t look, uint64_t ep_bits)
+{
+    struct near *e = &near[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - NEAR_BITS))];
+    if (PF_LIKELY(e->pc == look && (e->rule & ((uint64_t)0xff << R_EPOCH_SHIFT)) == ep_bits))
+        return e->rule;
+    uint64_t r = rule_of(look, ep_bits);
+    e->pc = look;
+    e->rule = r;
+    return r;
+}
+
 /* From the caller's frame: its return address is pcs[0]; no frame of
  * pfalloc is looked at. -1 when the start cannot be used. max <= MAX_STEPS.
  * The step of the full walk, written out with rbp unknown until a frame
@@ -452,7 +473,7 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
     int n = 0;
     pcs[n++] = pc;
     while (n < max) {
-        uint64_t r = rule_of(pc - 1, ep_bits);
+        uint64_t r = near_rule_of(pc - 1, ep_bits);
         if (PF_UNLIKELY(r & (R_END | R_CFA_RBP))) {
             if (r & R_END)
                 break;
