@@ -119,10 +119,31 @@ DECL(void *, __libc_realloc, (void *old, size_t n))
     return p;
 }
 DECL(void, __libc_free, (void *p)) { pf_free(p); }
-DECL(void *, __libc_memalign, (size_t a, size_t n)) { return pf_memalign(a, n); }
-DECL(void *, __libc_valloc, (size_t n)) { return pf_valloc(n); }
-DECL(void *, __libc_pvalloc, (size_t n)) { return pf_pvalloc(n); }
-DECL(int, __posix_memalign, (void **out, size_t a, size_t n)) { return pf_posix_memalign(out, a, n); }
+DECL(void *, __libc_memalign, (size_t a, size_t n))
+{
+    void *p = pf_memalign(a, n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, __libc_valloc, (size_t n))
+{
+    void *p = pf_valloc(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(void *, __libc_pvalloc, (size_t n))
+{
+    void *p = pf_pvalloc(n);
+    PF_SITE(p);
+    return p;
+}
+DECL(int, __posix_memalign, (void **out, size_t a, size_t n))
+{
+    int rc = pf_posix_memalign(out, a, n);
+    if (rc == 0)
+        PF_SITE(*out);
+    return rc;
+}
 
 /* ---- C++ operators ----------------------------------------------------------------
  * operator new must not return NULL: it calls the installed new-handler and

@@ -221,6 +221,63 @@ Test(sites, stacks_with_frame_pointers)
     check_stacks(PROG("stacks_fp"));
 }
 
+/* glibc's internal names record their caller like malloc does, also in
+ * slots another site had before (its site forgotten at the free). */
+static const char aliases_py[] =
+    "import json, os, subprocess, sys\n"
+    "syms = {}\n"
+    "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n"
+    "    f = l.split()\n"
+    "    if len(f) == 4:\n"
+    "        syms[f[3]] = (int(f[0], 16), int(f[1], 16))\n"
+    "def inside(fr, name):\n"
+    "    a, n = syms[name]\n"
+    "    off = int(fr['module_offset'], 16)\n"
+    "    return fr['module'] == os.path.basename(sys.argv[1]) and a < off <= a + n\n"
+    "L = None\n"
+    "for line in sys.stdin:\n"
+    "    if line.startswith('{'):\n"
+    "        L = json.loads(line)['leaks']\n"
+    "if L is None: sys.exit('no report')\n"
+    "if L['program_objects'] != 4: sys.exit('program objects %d' % L['program_objects'])\n"
+    "found = {}\n"
+    "for s in L['sites']:\n"
+    "    if s['runtime'] or 'stack' not in s: continue\n"
+    "    st = s['stack'][s['first']:]\n"
+    "    for name in ('via_memalign', 'via_valloc', 'via_pvalloc', 'churn'):\n"
+    "        if st and inside(st[0], name):\n"
+    "            found[name] = found.get(name, 0) + s['objects']\n"
+    "want = {'via_memalign': 2, 'via_valloc': 1, 'via_pvalloc': 1}\n"
+    "if found != want: sys.exit('sites %s, want %s: %s' % (found, want, json.dumps(L['sites'])))\n"
+    "print('ok')\n";
+
+Test(sites, glibc_internal_names_record_their_caller)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    const char *prog = PROG("aliases");
+    char *dir = pf_tempdir("sites");
+    char *out = pf_path(dir, "report.json");
+    char outvar[4200];
+    snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
+    const char *const argv[] = {prog, NULL};
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, prog);
+    pf_run_free(&r);
+    const char *const check[] = {"python3", "-c", aliases_py, prog, NULL};
+    struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
+    pf_spawn(check, &po, &r);
+    cr_assert(r.exited && r.code == 0 && strcmp(r.out, "ok\n") == 0, "%s%s\n%s", r.out, r.err,
+              pf_read_file(out, NULL));
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
+    free(out);
+}
+
 Test(sites, stacks_text_one_frame_per_line)
 {
     PF_REQUIRE_PRELOAD();
