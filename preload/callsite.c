@@ -155,7 +155,8 @@ static uint32_t intern(const uintptr_t *pcs, int n, int first, int runtime)
     }
     uint32_t id = pf_sites_intern_stack(pcs, n, first, runtime);
     if (!runtime) {
-        memcpy(memo_pcs, pcs, sizeof(*pcs) * (size_t)n);
+        for (int k = 0; k < n; k++) /* a few words: no call */
+            memo_pcs[k] = pcs[k];
         memo_n = n;
         memo_stack = id;
     }

@@ -27,7 +27,10 @@
  * so malloc itself needs no stack frame. */
 __attribute__((noinline)) static void *malloc_slow(size_t n, const void *ret)
 {
-    void *p = pf_malloc_slow(n);
+    void *p;
+    /* Recording call sites sends every malloc here: the bin first. */
+    if (!pf_malloc_direct(n, &p, 0))
+        p = pf_malloc_slow(n);
     PF_SITE_AT(p, ret);
     return p;
 }
