@@ -16,15 +16,20 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
     pf_pm_leaf *leaf = pf_pagemap_leaf(top);
     if (leaf)
         return leaf;
-    pf_pm_leaf *fresh = pf_os_map_meta(sizeof(pf_pm_leaf));
+    pf_pm_leaf *fresh = pf_os_map_meta_aligned(sizeof(pf_pm_leaf), (size_t)1 << PF_PM_LEAF_ALIGN_SHIFT);
     if (!fresh)
         return NULL;
-    uintptr_t expect = 0;
-    if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uintptr_t)fresh,
+    uintptr_t e = (uintptr_t)fresh >> PF_PM_LEAF_ALIGN_SHIFT;
+    if (e > UINT32_MAX) { /* beyond what an entry holds: not below 2^48 */
+        pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
+        return NULL;
+    }
+    uint32_t expect = 0;
+    if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uint32_t)e,
                                                 memory_order_acq_rel, memory_order_acquire))
         return fresh;
     pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
-    return (pf_pm_leaf *)expect;
+    return (pf_pm_leaf *)((uintptr_t)expect << PF_PM_LEAF_ALIGN_SHIFT);
 }
 
 int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)

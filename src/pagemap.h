@@ -26,6 +26,10 @@
 
 struct pf_span;
 
+/* Leaves start on 64 KiB boundaries, so level 1 holds 32-bit entries (128
+ * KiB for the 47-bit space) and turning one into an address is one shift. */
+#define PF_PM_LEAF_ALIGN_SHIFT 16
+
 typedef _Atomic uintptr_t pf_pm_leaf[1u << PF_PM_LEAF_BITS]; /* span - &pf_pagemap.none */
 
 /* What free's fast path reads of a span, laid out as struct pf_span begins
@@ -36,7 +40,7 @@ struct pf_span_head {
 };
 
 struct pf_pagemap {
-    _Atomic uintptr_t top[1u << PF_PM_TOP_BITS]; /* leaf address, 0: none */
+    _Atomic uint32_t top[1u << PF_PM_TOP_BITS]; /* leaf address >> PF_PM_LEAF_ALIGN_SHIFT, 0: none */
     struct pf_span_head none;                     /* chunks nobody set: magic 0 passes no pointer */
     uint64_t pad[6];                              /* the whole of a span's leading fields */
 };
@@ -50,7 +54,8 @@ PF_HIDDEN extern struct pf_span pf_span_gone;
 /* The leaf of level-1 index `top`, or NULL. */
 PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
 {
-    return (pf_pm_leaf *)atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
+    uintptr_t e = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
+    return (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
 }
 
 /* For free's fast path: p's span, or the pagemap's `none` (magic 0) for a
@@ -67,9 +72,10 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
      * is another object (see pf_pagemap_get). */
     char *base = (char *)&pf_pagemap;
     __asm__("" : "+r"(base));
-    pf_pm_leaf *leaf = (pf_pm_leaf *)atomic_load_explicit(
-        (_Atomic uintptr_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uintptr_t)),
+    uintptr_t e = atomic_load_explicit(
+        (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
         memory_order_acquire);
+    pf_pm_leaf *leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
     if (PF_UNLIKELY(leaf == NULL))
         return 0;
     /* The low 32 bits, shifted: the chunk's index in its leaf in two
