@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "../include/pfalloc.h"
@@ -23,7 +24,10 @@
 #define EXPORT __attribute__((visibility("default")))
 
 static pf_lock_t snap_lock = PF_LOCK_INIT;
-static struct pf_stats snap; /* guarded by snap_lock */
+/* mallinfo's snapshot (about 76 KiB), guarded by snap_lock: mapped by the
+ * first call and kept, so a process that never asks costs no address
+ * space for it. */
+static struct pf_stats *_Atomic snap;
 
 void pf_introspect_fork_child(void)
 {
@@ -54,9 +58,23 @@ static struct mallinfo2 info_of(const struct pf_stats *st)
 
 EXPORT struct mallinfo2 mallinfo2(void)
 {
+    struct mallinfo2 m;
+    struct pf_stats *st = atomic_load_explicit(&snap, memory_order_acquire);
+    if (!st) { /* mapped outside the lock; a thread that loses the race unmaps its own */
+        struct pf_stats *fresh = pf_os_map_meta(sizeof(*fresh));
+        if (!fresh) { /* out of memory: nothing to count with, as glibc's before its first arena */
+            memset(&m, 0, sizeof(m));
+            return m;
+        }
+        if (atomic_compare_exchange_strong_explicit(&snap, &st, fresh, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            st = fresh;
+        else
+            pf_os_unmap_meta(fresh, sizeof(*fresh));
+    }
     pf_lock(&snap_lock);
-    pf_stats_get(&snap);
-    struct mallinfo2 m = info_of(&snap);
+    pf_stats_get(st);
+    m = info_of(st);
     pf_unlock(&snap_lock);
     return m;
 }

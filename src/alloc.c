@@ -151,10 +151,7 @@ void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
         struct pf_cached c = pf_tcache_refill(tc, cls);
         p = c.p;
         if (p) {
-            struct pf_bin *b = &tc->bins[cls];
-            pf_slot_mark_live(c.state, b->live_base, req, clean);
-            b->allocs++;
-            b->req += req;
+            pf_slot_mark_live(&tc->bins[cls], c.state, req, clean);
         }
     } else { /* a thread past its exit hook: the shared, locked path */
         int c;
@@ -335,7 +332,7 @@ void pf_free_slow(void *p)
     if (tc) {
         struct pf_bin *b = &tc->bins[s->cls];
         b->frees++;
-        b->req += (uint64_t)st - b->live_base;
+        b->states -= st;
         if (b->top == b->limit)
             pf_tcache_flush(tc, s->cls);
         struct pf_cached *t = b->top;
@@ -433,7 +430,7 @@ void *pf_realloc(void *p, size_t n)
             struct pf_tcache *tc = pf_tc;
             if (s->cached && tc) {
                 struct pf_bin *b = &tc->bins[s->cls];
-                b->req += (uint64_t)n - old_req;
+                b->states -= (uint64_t)n - old_req; /* the state went down by that much */
             } else {
                 pf_family_requested(s->family, n > old_req ? n - old_req : 0,
                                     n > old_req ? 0 : old_req - n);

@@ -30,11 +30,15 @@ PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 PF_HIDDEN PF_NOINLINE void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st,
                                              size_t n, size_t align);
 
-PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, int *clean)
+/* Marks the slot at st live for req bytes and counts it in b. */
+PF_INLINE void pf_slot_mark_live(struct pf_bin *b, uint16_t *st, size_t req, int *clean)
 {
     if (clean)
         *clean = *st == PF_SLOT_CLEAN;
-    *st = (uint16_t)(live_base - req);
+    uint64_t live = b->live_base - req;
+    *st = (uint16_t)live;
+    b->allocs++;
+    b->states += live;
 }
 
 /* Pops a slot off b (not empty) for a request of req bytes: marks it live
@@ -42,9 +46,7 @@ PF_INLINE void pf_slot_mark_live(uint16_t *st, uint64_t live_base, size_t req, i
 PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
 {
     struct pf_cached *t = --b->top;
-    pf_slot_mark_live(t->state, b->live_base, req, clean);
-    b->allocs++;
-    b->req += req;
+    pf_slot_mark_live(b, t->state, req, clean);
     return t->p;
 }
 
@@ -86,22 +88,24 @@ PF_INLINE void *pf_fast_malloc(size_t n)
 
 PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
 {
-    /* NULL finds no span: chunk 0 is never pfalloc's. */
-    struct pf_span *s = pf_pagemap_find(p);
-    if (PF_UNLIKELY(s == NULL)) {
+    /* NULL and pointers above the user range find no leaf; a chunk that is
+     * not pfalloc's finds the pagemap's `none`, whose magic passes nothing. */
+    struct pf_span *s;
+    if (PF_UNLIKELY(!pf_pagemap_find(p, &s))) {
         PF_FREE_SLOW(p, n, a, sized);
         return;
     }
-    /* Verify pointer -> span -> slot -> state before trusting anything; the
-     * state is read only once p is known to be a slot boundary, so it is in
-     * the state array. */
-    uintptr_t off = (uintptr_t)p - s->start;
-    uint32_t idx = pf_span_index(s, off);
-    if (PF_UNLIKELY((uintptr_t)idx * s->slot_size != off)) {
+    /* Verify pointer -> span -> slot -> state before trusting anything: one
+     * multiplication gives the slot index (high half) and whether p is a
+     * slot boundary (low half below the magic; exact as p is below 2^47 and
+     * in the span's chunks). The state is read only once p is known to be
+     * a slot boundary, so it is in the state array. */
+    unsigned __int128 m = (unsigned __int128)((uintptr_t)p - s->start) * s->magic;
+    if (PF_UNLIKELY((uint64_t)m >= s->magic)) {
         PF_FREE_SLOW(p, n, a, sized);
         return;
     }
-    uint16_t *stp = &s->state[idx];
+    uint16_t *stp = &s->state[(uint64_t)(m >> 64)];
     uint32_t st = *stp;
     /* Spans whose frees skip the caches or record call sites, and threads
      * without a cache, find a bin with no room. */
@@ -111,13 +115,11 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
         pf_free_slot_slow(p, s, idx, st, (sized) ? n : (size_t)-1, (sized) ? a : 0);
         return;
     }
-    *stp = PF_SLOT_DIRTY;
+    /* A 16-bit store of an immediate in one instruction (the compiler
+     * otherwise goes through a register). */
+    __asm__("movw %1, %0" : "=m"(*stp) : "i"(PF_SLOT_DIRTY));
     b->frees++;
-    /* Minus the bytes requested (mod 2^64), kept whole so the compiler does
-     * not reassociate it into a load, two additions and a store. */
-    uint64_t minus_req = st - b->live_base;
-    __asm__("" : "+r"(minus_req));
-    b->req += minus_req;
+    b->states -= st;
     *t = (struct pf_cached){p, stp};
     /* The entry before the top that exposes it: a fork from another thread
      * between the two stores must not leave the child a bin whose top

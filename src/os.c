@@ -297,15 +297,35 @@ void pf_os_unmap(void *p, size_t size)
  * The guards cost address space only (no memory) and one mprotect. */
 void *pf_os_map_meta(size_t size)
 {
+    return pf_os_map_meta_aligned(size, 0);
+}
+
+void *pf_os_map_meta_aligned(size_t size, size_t align)
+{
     size_t ps = pf_os_page_size();
     size = (size + ps - 1) & ~(ps - 1);
-    size_t whole = size + 2 * ps;
+    size_t extra = align > ps ? align - ps : 0; /* room to move the start to a boundary */
+    size_t whole = size + 2 * ps + extra;
     if (whole < size || fault_now())
         return NULL;
     atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
     char *m = mmap(NULL, whole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
+    if (extra) { /* keep one guard page on each side of the aligned start, unmap the rest */
+        char *start = (char *)(((uintptr_t)m + ps + align - 1) & ~(uintptr_t)(align - 1));
+        char *end = start + size + ps;
+        if (start - ps > m) {
+            atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+            munmap(m, (size_t)(start - ps - m));
+        }
+        if (end < m + whole) {
+            atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+            munmap(end, (size_t)(m + whole - end));
+        }
+        m = start - ps;
+        whole = size + 2 * ps;
+    }
     if (mprotect(m + ps, size, PROT_READ | PROT_WRITE) != 0) {
         atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
         munmap(m, whole);

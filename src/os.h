@@ -35,6 +35,8 @@ PF_HIDDEN void pf_os_unmap(void *p, size_t size);
  * two PROT_NONE guard pages so no linear overflow from a neighbouring
  * mapping reaches it. Released only with pf_os_unmap_meta. */
 PF_HIDDEN void *pf_os_map_meta(size_t size);
+/* The same, starting on a multiple of align (a power of two; 0: a page). */
+PF_HIDDEN void *pf_os_map_meta_aligned(size_t size, size_t align);
 PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
 /* Gives the pages back; their contents read as zero afterwards. 0, or -1
  * when the kernel refused (the pages then keep their contents). */

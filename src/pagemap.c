@@ -6,21 +6,30 @@
 
 struct pf_pagemap pf_pagemap;
 
+static uintptr_t rel_of(struct pf_span *s)
+{
+    return s ? (uintptr_t)s - (uintptr_t)&pf_pagemap.none : 0;
+}
+
 static pf_pm_leaf *leaf_for(uintptr_t top)
 {
-    uintptr_t empty = (uintptr_t)&pf_pagemap.empty;
-    uintptr_t rel = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
-    if (rel)
-        return (pf_pm_leaf *)(empty + rel);
-    pf_pm_leaf *fresh = pf_os_map_meta(sizeof(pf_pm_leaf));
+    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
+    if (leaf)
+        return leaf;
+    pf_pm_leaf *fresh = pf_os_map_meta_aligned(sizeof(pf_pm_leaf), (size_t)1 << PF_PM_LEAF_ALIGN_SHIFT);
     if (!fresh)
         return NULL;
-    uintptr_t expect = 0;
-    if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uintptr_t)fresh - empty,
+    uintptr_t e = (uintptr_t)fresh >> PF_PM_LEAF_ALIGN_SHIFT;
+    if (e > UINT32_MAX) { /* beyond what an entry holds: not below 2^48 */
+        pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
+        return NULL;
+    }
+    uint32_t expect = 0;
+    if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uint32_t)e,
                                                 memory_order_acq_rel, memory_order_acquire))
         return fresh;
     pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
-    return (pf_pm_leaf *)(empty + expect);
+    return (pf_pm_leaf *)((uintptr_t)expect << PF_PM_LEAF_ALIGN_SHIFT);
 }
 
 int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)
@@ -34,7 +43,7 @@ int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)
         pf_pm_leaf *leaf = leaf_for(top);
         if (!leaf)
             return -1;
-        atomic_store_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], s, memory_order_release);
+        atomic_store_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], rel_of(s), memory_order_release);
     }
     return 0;
 }
@@ -43,9 +52,12 @@ void pf_pagemap_replace(const void *p, struct pf_span *from, struct pf_span *to)
 {
     uintptr_t c = (uintptr_t)p >> PF_CHUNK_SHIFT;
     uintptr_t top = c >> PF_PM_LEAF_BITS;
-    if (top >= (1u << PF_PM_TOP_BITS) || !atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire))
+    if (top >= (1u << PF_PM_TOP_BITS))
         return;
     pf_pm_leaf *leaf = pf_pagemap_leaf(top);
-    atomic_compare_exchange_strong_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], &from, to,
+    if (!leaf)
+        return;
+    uintptr_t expect = rel_of(from);
+    atomic_compare_exchange_strong_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], &expect, rel_of(to),
                                             memory_order_acq_rel, memory_order_relaxed);
 }

@@ -1,11 +1,12 @@
 /*
  * pagemap.h — pointer -> span in O(1): a two-level radix over 64 KiB chunks
  * of the 47-bit user address space. Level 1 is static (zero pages cost
- * nothing until touched); leaves are mapped on first use and never freed, so
- * a lookup needs no lock: a reader sees the empty leaf or a valid one.
- * Level 1 holds each leaf's address relative to the empty leaf (a static
- * leaf of NULL entries, never written), so 0 means "no leaf" and a lookup
- * reads through it instead of testing for it.
+ * nothing until touched); a leaf is mapped when pfalloc first maps memory in
+ * the 4 GiB it covers and is never freed, so a lookup needs no lock: a
+ * reader sees no leaf or a valid one.
+ * A leaf entry holds its span's address relative to the pagemap's `none`,
+ * a span no pointer passes: 0 (a fresh leaf) is that span, so free's fast
+ * path reads through it without a test.
  * Invariant: entry(c) == s  for every chunk c that a live small span s covers,
  *            and for the chunk holding the first byte of a large block.
  */
@@ -18,54 +19,88 @@
 #include "os.h"
 #include <stddef.h>
 
-struct pf_span;
-
 #define PF_CHUNK_SHIFT 16
 #define PF_CHUNK ((size_t)1 << PF_CHUNK_SHIFT)
 #define PF_PM_LEAF_BITS 16
 #define PF_PM_TOP_BITS (47 - PF_CHUNK_SHIFT - PF_PM_LEAF_BITS)
 
-typedef struct pf_span *_Atomic pf_pm_leaf[1u << PF_PM_LEAF_BITS];
+struct pf_span;
+
+/* Leaves start on 64 KiB boundaries, so level 1 holds 32-bit entries (128
+ * KiB for the 47-bit space) and turning one into an address is one shift. */
+#define PF_PM_LEAF_ALIGN_SHIFT 16
+
+typedef _Atomic uintptr_t pf_pm_leaf[1u << PF_PM_LEAF_BITS]; /* span - &pf_pagemap.none */
+
+/* What free's fast path reads of a span, laid out as struct pf_span begins
+ * (span.h checks it). */
+struct pf_span_head {
+    uintptr_t start;
+    uint64_t magic;
+};
+
 struct pf_pagemap {
-    _Atomic uintptr_t top[1u << PF_PM_TOP_BITS]; /* leaf address - (uintptr_t)&empty; 0: none */
-    pf_pm_leaf empty;                             /* every entry NULL, never written */
+    _Atomic uint32_t top[1u << PF_PM_TOP_BITS]; /* leaf address >> PF_PM_LEAF_ALIGN_SHIFT, 0: none */
+    struct pf_span_head none;                     /* chunks nobody set: magic 0 passes no pointer */
+    uint64_t pad[6];                              /* the whole of a span's leading fields */
 };
 PF_HIDDEN extern struct pf_pagemap pf_pagemap;
-
-/* The leaf of level-1 index `top` (the empty leaf when it has none). */
-PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
-{
-    uintptr_t rel = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
-    /* One base register for both levels: the compiler is kept from folding
-     * the constant offset of `empty` into the index arithmetic. */
-    char *x = (char *)&pf_pagemap + rel;
-    __asm__("" : "+r"(x));
-    return (pf_pm_leaf *)(x + offsetof(struct pf_pagemap, empty));
-}
 
 /* Tombstone: the chunk held a large block that has been freed (a static
  * span of kind PF_SPAN_GONE, so lookups need no extra test). */
 PF_HIDDEN extern struct pf_span pf_span_gone;
 #define PF_PM_FREED_LARGE (&pf_span_gone)
 
-/* pf_pagemap_get without the bound test, for free's fast path: the top
- * index is masked, so a pointer beyond the 47-bit user range finds the span
- * (or NULL) of the chunk it aliases. Such a pointer lies at least 2^47 bytes
- * past that span's start, so it never passes the caller's check that it is
- * a slot boundary within the first MiB (offset == index * slot size). */
-PF_INLINE struct pf_span *pf_pagemap_find(const void *p)
+/* The leaf of level-1 index `top`, or NULL. */
+PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
 {
-    uintptr_t c = (uintptr_t)p >> PF_CHUNK_SHIFT;
-    uintptr_t top = (c >> PF_PM_LEAF_BITS) & ((1u << PF_PM_TOP_BITS) - 1);
-    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
-    return atomic_load_explicit(&(*leaf)[c & ((1u << PF_PM_LEAF_BITS) - 1)], memory_order_relaxed);
+    uintptr_t e = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
+    return (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
 }
 
+/* For free's fast path: p's span, or the pagemap's `none` (magic 0) for a
+ * chunk that is not pfalloc's; returns 0 for p above the 47-bit user range
+ * or in 4 GiB without a leaf. A small span's pointers are then below 2^47
+ * and at most 1 MiB past its start, which the slot check's arithmetic
+ * needs. */
+PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
+{
+    uintptr_t top = (uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+    if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
+        return 0;
+    /* One register for level 1 and `none`; laundered, as the span found
+     * is another object (see pf_pagemap_get). */
+    char *base = (char *)&pf_pagemap;
+    __asm__("" : "+r"(base));
+    uintptr_t e = atomic_load_explicit(
+        (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
+        memory_order_acquire);
+    pf_pm_leaf *leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
+    if (PF_UNLIKELY(leaf == NULL))
+        return 0;
+    /* The low 32 bits, shifted: the chunk's index in its leaf in two
+     * instructions, no mask. */
+    uintptr_t rel = atomic_load_explicit(&(*leaf)[(uint32_t)(uintptr_t)p >> PF_CHUNK_SHIFT], memory_order_relaxed);
+    *out = (struct pf_span *)(base + offsetof(struct pf_pagemap, none) + rel);
+    return 1;
+}
+
+/* p's span, or NULL when p is in no chunk pfalloc set. */
 PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
 {
-    if (PF_UNLIKELY((uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS + PF_PM_TOP_BITS)))
+    uintptr_t top = (uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+    if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
         return NULL;
-    return pf_pagemap_find(p);
+    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
+    if (!leaf)
+        return NULL;
+    uintptr_t rel = atomic_load_explicit(&(*leaf)[(uint32_t)(uintptr_t)p >> PF_CHUNK_SHIFT], memory_order_relaxed);
+    /* Laundered: the span is another object than the pagemap, and the
+     * compiler must not conclude from where the address came from that it
+     * differs from any other span's (the freed-large tombstone's). */
+    char *base = (char *)&pf_pagemap.none;
+    __asm__("" : "+r"(base));
+    return rel ? (struct pf_span *)(base + rel) : NULL;
 }
 
 /* Sets the entries of every chunk in [p, p + bytes). Returns 0, or -1 when a

@@ -300,7 +300,7 @@ struct pf_span *pf_span_get(unsigned cls)
     s->cls = (uint8_t)cls;
     s->slot_size = slot;
     s->nslots = (uint32_t)(s->bytes / slot);
-    s->magic = (((uint64_t)1 << PF_MAGIC_SHIFT) + slot - 1) / slot;
+    s->magic = PF_SPAN_MAGIC(slot);
     s->used = s->nfree = s->bump = s->hint = 0;
     s->fresh = !s->committed;
     s->bin = PF_BIN_NONE; /* the family sets it */

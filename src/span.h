@@ -29,7 +29,6 @@
 #define PF_REGION_MIN_CHUNKS 4              /* the first region: 256 KiB */
 #define PF_SPAN_MAX_CHUNKS 16
 #define PF_MAX_SLOTS (PF_CHUNK / 16) /* 4096: a span never has more slots */
-#define PF_MAGIC_SHIFT 40
 
 enum pf_span_kind { PF_SPAN_FREE = 0, PF_SPAN_SMALL = 1, PF_SPAN_LARGE = 2, PF_SPAN_GONE = 3 };
 enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };
@@ -47,11 +46,13 @@ struct pf_region;
 
 /* Every span free's fast path can find through the pagemap has a state
  * array (large and tombstone spans: pf_state_none, one clean entry, with
- * magic == 0 so every offset maps to index 0). The fields free reads come
- * first. */
+ * magic == 0 so every offset maps to index 0 and none is a slot boundary).
+ * The fields free reads come first. */
 struct pf_span {
     uintptr_t start;          /* first slot (or the large block) */
-    uint64_t magic;           /* slot index == (offset * magic) >> 40 for offset < 1 MiB */
+    uint64_t magic;           /* 2^64 / slot size rounded up (0: no pointer passes): for
+                                 offset < 2^47, index == high half of offset * magic, and
+                                 offset is a slot boundary iff the low half < magic */
     uint16_t *state;          /* per-slot state, see above */
     uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off) */
     uint32_t slot_size;       /* bytes per slot */
@@ -86,10 +87,18 @@ struct pf_span {
 /* The state array of spans without slots. */
 PF_HIDDEN extern const uint16_t pf_state_none[1];
 
-/* Slot index of `off` bytes into the span; exact for off < 1 MiB. */
+_Static_assert(offsetof(struct pf_span, start) == offsetof(struct pf_span_head, start) &&
+                   offsetof(struct pf_span, magic) == offsetof(struct pf_span_head, magic) &&
+                   sizeof(struct pf_span_head) + sizeof pf_pagemap.pad >= offsetof(struct pf_span, family),
+               "pagemap.h: the none span covers what free reads");
+
+/* The magic of a slot size (>= 2): ceil(2^64 / slot). */
+#define PF_SPAN_MAGIC(slot) (UINT64_MAX / (uint64_t)(slot) + 1)
+
+/* Slot index of `off` bytes into the span (off < 2^47); 0 when magic is 0. */
 PF_INLINE uint32_t pf_span_index(const struct pf_span *s, uintptr_t off)
 {
-    return (uint32_t)((off * s->magic) >> PF_MAGIC_SHIFT);
+    return (uint32_t)(((unsigned __int128)off * s->magic) >> 64);
 }
 
 /* A span of `cls` from the pool or a new region; NULL when the OS says no.

@@ -20,9 +20,11 @@ void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][3])
     for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             const struct pf_bin *b = &t->bins[c];
-            sums[c][0] += PF_RELAXED_GET(b->allocs);
-            sums[c][1] += PF_RELAXED_GET(b->frees);
-            sums[c][2] += PF_RELAXED_GET(b->req); /* net: wraps, sums right */
+            uint64_t a = PF_RELAXED_GET(b->allocs), f = PF_RELAXED_GET(b->frees);
+            sums[c][0] += a;
+            sums[c][1] += f;
+            /* net: wraps, sums right */
+            sums[c][2] += pf_bin_req(b->live_base, a, f, PF_RELAXED_GET(b->states));
         }
 }
 

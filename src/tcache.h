@@ -40,9 +40,17 @@ struct pf_bin {
                                  (64 bits: free subtracts it straight from memory) */
     uint64_t allocs;          /* allocations served by this thread */
     uint64_t frees;           /* frees made by this thread */
-    uint64_t req;             /* requested bytes allocated minus freed (mod 2^64) */
+    uint64_t states;          /* live states written by allocations minus those found by
+                                 frees (mod 2^64), so a free adds one word to it:
+                                 requested bytes live == live_base * (allocs - frees) - states */
     uint64_t pad;
 } __attribute__((aligned(64)));
+
+/* Requested bytes allocated minus freed through b (mod 2^64). */
+PF_INLINE uint64_t pf_bin_req(uint64_t live_base, uint64_t allocs, uint64_t frees, uint64_t states)
+{
+    return live_base * (allocs - frees) - states;
+}
 
 /* Slots cached in b, and the most it holds. */
 PF_INLINE uint32_t pf_bin_count(const struct pf_bin *b) { return (uint32_t)(b->top - b->base); }

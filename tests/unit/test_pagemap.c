@@ -114,6 +114,26 @@ Test(pagemap, never_set_and_out_of_range_addresses_are_null)
                  -1);
 }
 
+/* Free's lookup: 0 above the user range and where no leaf exists, the
+ * pagemap's `none` (a magic that passes no pointer) for a chunk never set
+ * in a leaf that exists, the span for one that is set. */
+Test(pagemap, fast_find_gives_none_or_the_span)
+{
+    static struct pf_span real = {.start = 1};
+    uintptr_t base = (uintptr_t)0x280000000000;
+    struct pf_span *s = NULL;
+    cr_assert_eq(pf_pagemap_find((void *)(base + 5), &s), 0, "no leaf yet");
+    cr_assert_eq(pf_pagemap_set((void *)base, PF_CHUNK, &real), 0);
+    cr_assert_eq(pf_pagemap_find((void *)(base + 5), &s), 1);
+    cr_assert_eq(s, &real);
+    cr_assert_eq(pf_pagemap_find((void *)(base + PF_CHUNK), &s), 1);
+    cr_assert_eq(s->magic, 0, "an unset chunk finds a span no pointer passes");
+    cr_assert_null(pf_pagemap_get((void *)(base + PF_CHUNK)));
+    for (int hi = 47; hi < 64; hi++)
+        cr_assert_eq(pf_pagemap_find((void *)(base | ((uintptr_t)1 << hi)), &s), 0, "bit %d", hi);
+    cr_assert_eq(pf_pagemap_find(NULL, &s) && s->magic, 0);
+}
+
 Test(pagemap, leaves_are_mapped_once_on_first_use)
 {
     uintptr_t base = (uintptr_t)0x300000000000;

@@ -51,6 +51,12 @@ static uint32_t slot_of(const struct pf_span *s, void *p)
     return (uint32_t)(off / s->slot_size);
 }
 
+/* The fast free's test that off is a slot boundary of s. */
+static int boundary(const struct pf_span *s, uintptr_t off)
+{
+    return (uint64_t)((unsigned __int128)off * s->magic) < s->magic;
+}
+
 static int all_zero(const void *p, size_t n)
 {
     const unsigned char *c = p;
@@ -72,11 +78,44 @@ Test(span, index_is_exact_below_one_megabyte_for_every_class)
             if (pf_span_index(s, base) != idx)
                 cr_assert_fail("class %u: slot start %lu gives index %u, not %lu", c,
                          (unsigned long)base, pf_span_index(s, base), (unsigned long)idx);
-            for (uintptr_t r = 1; r < slot && base + r < limit; r++)
+            if (!boundary(s, base))
+                cr_assert_fail("class %u: slot start %lu not taken for a boundary", c, (unsigned long)base);
+            for (uintptr_t r = 1; r < slot && base + r < limit; r++) {
                 if (pf_span_index(s, base + r) != idx)
                     cr_assert_fail("class %u: offset %lu gives index %u, not %lu", c,
                              (unsigned long)(base + r), pf_span_index(s, base + r),
                              (unsigned long)idx);
+                if (boundary(s, base + r))
+                    cr_assert_fail("class %u: offset %lu taken for a slot boundary", c,
+                                   (unsigned long)(base + r));
+            }
+        }
+    }
+}
+
+/* Free's fast path: the slot index and the boundary test from one
+ * multiplication stay exact for every offset below 2^47 (a pointer in the
+ * user range, at any distance from the span's start), and a magic of 0
+ * passes nothing. */
+Test(span, boundary_test_is_exact_below_2_to_the_47_for_every_class)
+{
+    struct pf_span z = {.magic = 0};
+    for (uintptr_t off = 0; off < ((uintptr_t)1 << 47); off = off * 3 + 1)
+        cr_assert(!boundary(&z, off));
+    uint64_t rng = 88172645463325252ull;
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        uint32_t slot = pf_class_size[c];
+        struct pf_span s = {.magic = PF_SPAN_MAGIC(slot), .slot_size = slot};
+        for (int i = 0; i < 200000; i++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            uintptr_t off = rng & (((uintptr_t)1 << 47) - 1);
+            if (i & 1)
+                off -= off % slot; /* a boundary half the time */
+            if (i % 7 == 0)
+                off = ((uintptr_t)1 << 47) - 1 - (off & 0xfffff); /* near the top */
+            uint64_t idx = (uint64_t)(((unsigned __int128)off * s.magic) >> 64);
+            if (boundary(&s, off) != (off % slot == 0) || idx != off / slot)
+                cr_assert_fail("class %u (slot %u): offset %lu", c, slot, (unsigned long)off);
         }
     }
 }
