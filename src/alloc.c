@@ -360,7 +360,7 @@ void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, si
     s->state[idx] = PF_SLOT_DIRTY;
     struct pf_bin *b = &tc->bins[s->cls];
     b->frees++;
-    b->req += (uint64_t)st - b->live_base;
+    b->states -= st;
     if (b->top == b->limit) {
         int saved = errno;
         pf_tcache_flush(tc, s->cls);

@@ -105,7 +105,8 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
         PF_FREE_SLOW(p, n, a, sized);
         return;
     }
-    uint16_t *stp = &s->state[(uint64_t)(m >> 64)];
+    uint32_t idx = (uint32_t)(m >> 64);
+    uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
     /* Spans whose frees skip the caches or record call sites, and threads
      * without a cache, find a bin with no room. */
