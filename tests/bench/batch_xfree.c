@@ -1,0 +1,216 @@
+/*
+ * batch_xfree — threads that allocate small blocks in batches and free most
+ * of them in another thread. Each of `threads` workers runs `rounds` rounds;
+ * a round allocates a batch of `batch` blocks of varying sizes (1..max,
+ * skewed small), stamps them, frees a share of them itself — newest first
+ * on even rounds, oldest first on odd ones — and mails the rest (with the
+ * batch's own array) to the next worker, which checks and frees them. So
+ * every thread both frees its own blocks in either order and frees blocks
+ * other threads allocated, in bulk: the pattern of the classic sh6bench and
+ * sh8bench programs.
+ *
+ * A worker that finds its neighbour's mailbox full empties its own while it
+ * waits, so the ring never deadlocks and the blocks in flight stay bounded.
+ * Every freed block's stamp is checked; counts and bytes of both sides must
+ * agree at the end.
+ */
+#include "bench.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+struct batch {
+    struct batch *next;
+    uint32_t count;
+    uint32_t from;   /* worker that allocated it */
+    uint64_t tag0;   /* block i has tag tag0 + i */
+    void *block[];
+};
+
+struct mailbox {
+    pthread_mutex_t lock;
+    struct batch *head, *tail;
+    unsigned count;
+} __attribute__((aligned(64)));
+
+struct worker {
+    pthread_t thread;
+    unsigned id;
+    uint64_t made, made_bytes;     /* out: blocks allocated, their bytes */
+    uint64_t freed, freed_bytes;   /* out: blocks freed by this thread */
+} __attribute__((aligned(64)));
+
+static unsigned nthreads, keep_pct, depth;
+static uint64_t rounds;
+static size_t batch_len, max_size;
+static struct mailbox *box;
+static struct worker *workers;
+static atomic_uint finished;
+
+/* The size of a block follows from its tag, so the thread that frees it
+ * can check it without being told. */
+static size_t size_of(uint64_t tag)
+{
+    uint64_t s = bench_seed(tag);
+    size_t n = bench_small_size(bench_rand(&s), max_size);
+    return n;
+}
+
+static void check_free(struct worker *w, void *p, uint64_t tag)
+{
+    size_t n = size_of(tag);
+    if (!bench_stamp_ok(p, n, tag))
+        bench_fail("worker %u: block %p (%zu bytes, tag %llx) changed while live", w->id, p, n,
+                   (unsigned long long)tag);
+    w->freed++;
+    w->freed_bytes += n;
+    free(p);
+}
+
+static struct batch *take_all(struct mailbox *m)
+{
+    pthread_mutex_lock(&m->lock);
+    struct batch *b = m->head;
+    m->head = m->tail = NULL;
+    m->count = 0;
+    pthread_mutex_unlock(&m->lock);
+    return b;
+}
+
+/* Frees every block mailed to w, then the batch arrays. */
+static int drain(struct worker *w)
+{
+    struct batch *b = take_all(&box[w->id]);
+    int any = b != NULL;
+    while (b) {
+        struct batch *next = b->next;
+        for (uint32_t i = 0; i < b->count; i++)
+            if (b->block[i])
+                check_free(w, b->block[i], b->tag0 + i);
+        free(b);
+        b = next;
+    }
+    return any;
+}
+
+static int try_mail(struct mailbox *m, struct batch *b)
+{
+    pthread_mutex_lock(&m->lock);
+    int ok = m->count < depth;
+    if (ok) {
+        b->next = NULL;
+        if (m->tail)
+            m->tail->next = b;
+        else
+            m->head = b;
+        m->tail = b;
+        m->count++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return ok;
+}
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    unsigned to = (w->id + 1) % nthreads;
+    uint64_t seed = bench_seed(31 + w->id);
+    for (uint64_t r = 0; r < rounds; r++) {
+        struct batch *b = malloc(sizeof *b + batch_len * sizeof(void *));
+        if (b == NULL)
+            bench_fail("malloc of a batch array returned NULL");
+        b->count = (uint32_t)batch_len;
+        b->from = w->id;
+        b->tag0 = ((uint64_t)w->id << 48) | (r * batch_len);
+        for (size_t i = 0; i < batch_len; i++) {
+            uint64_t tag = b->tag0 + i;
+            size_t n = size_of(tag);
+            void *p = malloc(n);
+            if (p == NULL)
+                bench_fail("malloc(%zu) returned NULL", n);
+            bench_check_align(p, n);
+            bench_stamp(p, n, tag);
+            b->block[i] = p;
+            w->made++;
+            w->made_bytes += n;
+        }
+        /* This thread frees keep_pct % of the batch itself, picked at
+         * random, in LIFO order on even rounds and FIFO order on odd ones. */
+        if (r & 1) {
+            for (size_t i = 0; i < batch_len; i++)
+                if (bench_rand(&seed) % 100 < keep_pct) {
+                    check_free(w, b->block[i], b->tag0 + i);
+                    b->block[i] = NULL;
+                }
+        } else {
+            for (size_t i = batch_len; i-- > 0;)
+                if (bench_rand(&seed) % 100 < keep_pct) {
+                    check_free(w, b->block[i], b->tag0 + i);
+                    b->block[i] = NULL;
+                }
+        }
+        while (!try_mail(&box[to], b))
+            if (!drain(w))
+                sched_yield();
+        drain(w);
+    }
+    atomic_fetch_add(&finished, 1);
+    /* Others may still mail to this worker until they have all finished. */
+    for (;;) {
+        int all = atomic_load(&finished) == nthreads;
+        if (!drain(w) && !all)
+            sched_yield();
+        if (all) {
+            drain(w);
+            break;
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const keys[] = {"threads", "rounds", "batch", "max", "keep", "depth", NULL};
+    struct bench_args a = bench_parse(argc, argv, keys);
+    nthreads = (unsigned)bench_opt(&a, "threads", 4, 4);
+    rounds = bench_opt(&a, "rounds", 8000, 200);
+    batch_len = (size_t)bench_opt(&a, "batch", 400, 400);
+    max_size = (size_t)bench_opt(&a, "max", 1000, 1000);
+    keep_pct = (unsigned)bench_opt(&a, "keep", 25, 25);
+    depth = (unsigned)bench_opt(&a, "depth", 8, 8);
+    if (nthreads < 2 || nthreads > 256 || batch_len == 0 || max_size == 0 || keep_pct > 100 || depth == 0)
+        bench_fail("need 2 <= threads <= 256, batch, max, depth > 0, keep <= 100");
+
+    box = calloc(nthreads, sizeof *box);
+    workers = calloc(nthreads, sizeof *workers);
+    if (box == NULL || workers == NULL)
+        bench_fail("out of memory");
+    for (unsigned t = 0; t < nthreads; t++) {
+        pthread_mutex_init(&box[t].lock, NULL);
+        workers[t].id = t;
+    }
+    for (unsigned t = 0; t < nthreads; t++)
+        if (pthread_create(&workers[t].thread, NULL, work, &workers[t]) != 0)
+            bench_fail("pthread_create failed");
+    uint64_t made = 0, made_bytes = 0, freed = 0, freed_bytes = 0;
+    for (unsigned t = 0; t < nthreads; t++) {
+        pthread_join(workers[t].thread, NULL);
+        made += workers[t].made;
+        made_bytes += workers[t].made_bytes;
+        freed += workers[t].freed;
+        freed_bytes += workers[t].freed_bytes;
+    }
+    for (unsigned t = 0; t < nthreads; t++)
+        if (box[t].head != NULL)
+            bench_fail("mailbox %u not empty at the end", t);
+    if (made != (uint64_t)nthreads * rounds * batch_len || freed != made || freed_bytes != made_bytes)
+        bench_fail("allocated %llu blocks (%llu bytes), freed %llu (%llu bytes)", (unsigned long long)made,
+                   (unsigned long long)made_bytes, (unsigned long long)freed, (unsigned long long)freed_bytes);
+    printf("batch_xfree: %u threads x %llu batches of %zu blocks (%llu bytes), %u%% freed by the "
+           "allocating thread: ok\n",
+           nthreads, (unsigned long long)rounds, batch_len, (unsigned long long)made_bytes, keep_pct);
+    free(box);
+    free(workers);
+    return 0;
+}
