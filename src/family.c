@@ -363,11 +363,11 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
             s->owner = cur;
             *cur = s;
         }
-        int clean;
-        while (n < want && s->used < s->nslots) {
-            void *p = pf_span_take(s, &clean);
-            out[n].p = p;
-            out[n++].state = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
+        uint32_t idx[PF_TC_MAX], ask = (uint32_t)(want - n);
+        uint32_t k = pf_span_take_many(s, idx, ask < PF_TC_MAX ? ask : PF_TC_MAX);
+        for (uint32_t i = 0; i < k; i++, n++) {
+            out[n].p = (void *)(s->start + (uintptr_t)idx[i] * s->slot_size);
+            out[n].state = &s->state[idx[i]];
         }
     }
     note_out(f, (int64_t)n * pf_class_size[cls]);
@@ -397,23 +397,34 @@ void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *
 {
     if (transfer && xfer_put(cls, in, n))
         return;
-    struct pf_span *empty = NULL;
+    struct pf_span *empty = NULL, *s = NULL;
     pf_lock(&f->lock);
+    /* A batch holds runs of slots of one span (a cache refills from one
+     * span at a time): the span is looked up, and its lists updated, once
+     * per run. A span emptied by a run has no slot left in the batch. */
     for (int i = 0; i < n; i++) {
-        struct pf_span *s = pf_pagemap_get(in[i].p);
-        pf_span_give(s, (uint32_t)(in[i].state - s->state));
-        struct pf_span *e = after_give(f, s);
-        if (e) {
-            e->next = empty;
-            empty = e;
+        uint16_t *st = in[i].state;
+        if (!s || (uintptr_t)st - (uintptr_t)s->state >= (uintptr_t)s->nslots * sizeof *st) {
+            struct pf_span *e = s ? after_give(f, s) : NULL;
+            if (e) {
+                e->next = empty;
+                empty = e;
+            }
+            s = pf_pagemap_get(in[i].p);
         }
+        pf_span_give(s, (uint32_t)(((uintptr_t)st - (uintptr_t)s->state) / sizeof *st));
+    }
+    struct pf_span *e = s ? after_give(f, s) : NULL;
+    if (e) {
+        e->next = empty;
+        empty = e;
     }
     note_out(f, -(int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
     while (empty) {
-        struct pf_span *s = empty;
-        empty = s->next;
-        pf_span_put(s);
+        struct pf_span *t = empty;
+        empty = t->next;
+        pf_span_put(t);
     }
 }
 

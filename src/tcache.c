@@ -8,6 +8,7 @@
 #include "large.h"
 
 #include <pthread.h>
+#include <string.h>
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
 
@@ -48,17 +49,15 @@ static uint32_t bin_cap(unsigned cls)
  * leave a child whose drain of this (then dead) thread's cache hands them
  * back a second time; at worst the child loses them. The kept slots move
  * down with the bin empty, so no fork sees one of them twice in it either.
- * out has room for the whole bin. */
+ * Each entry is copied once: the n given back to out, the rest down. */
 static void bin_take_bottom(struct pf_bin *b, uint32_t n, struct pf_cached *out)
 {
     uint32_t count = pf_bin_count(b);
-    for (uint32_t i = 0; i < count; i++)
-        out[i] = b->base[i];
     b->top = b->base;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    memcpy(out, b->base, (size_t)n * sizeof *out);
     if (n < count) {
-        for (uint32_t i = n; i < count; i++)
-            b->base[i - n] = out[i];
+        memmove(b->base, b->base + n, (size_t)(count - n) * sizeof *out);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         b->top = b->base + (count - n);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);

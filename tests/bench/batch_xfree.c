@@ -1,13 +1,17 @@
 /*
  * batch_xfree — threads that allocate small blocks in batches and free most
  * of them in another thread. Each of `threads` workers runs `rounds` rounds;
- * a round allocates a batch of `batch` blocks of varying sizes (1..max,
- * skewed small), stamps them, frees a share of them itself — newest first
- * on even rounds, oldest first on odd ones — and mails the rest (with the
+ * a round allocates a batch of `batch` blocks and stamps them. Sizes sweep
+ * from 1 byte up to `max`, each step half again the last, and each step
+ * also goes down by halves; a size is asked for many times in a row, small
+ * ones most often (250 times under 100 bytes, 50 under 1000, 10 above), so a
+ * batch holds long runs of one size class. The worker then frees a share of
+ * the batch itself — the oldest `keep` % first to last on even rounds, the
+ * newest `keep` % last to first on odd ones — and mails the rest (with the
  * batch's own array) to the next worker, which checks and frees them. So
- * every thread both frees its own blocks in either order and frees blocks
- * other threads allocated, in bulk: the pattern of the classic sh6bench and
- * sh8bench programs.
+ * every thread frees its own blocks in either order and, in bulk, blocks
+ * other threads allocated: the pattern of the classic sh6bench and sh8bench
+ * programs.
  *
  * A worker that finds its neighbour's mailbox full empties its own while it
  * waits, so the ring never deadlocks and the blocks in flight stay bounded.
@@ -25,6 +29,7 @@ struct batch {
     uint32_t count;
     uint32_t from;   /* worker that allocated it */
     uint64_t tag0;   /* block i has tag tag0 + i */
+    uint32_t *size;  /* size[i]: bytes of block i (after block[]) */
     void *block[];
 };
 
@@ -48,18 +53,31 @@ static struct mailbox *box;
 static struct worker *workers;
 static atomic_uint finished;
 
-/* The size of a block follows from its tag, so the thread that frees it
- * can check it without being told. */
-static size_t size_of(uint64_t tag)
+/* The sweep of sizes: base grows by half, size halves from base down to
+ * 1, and each size is repeated `left` times. */
+struct sweep {
+    size_t base, size;
+    unsigned left;
+};
+
+static size_t next_size(struct sweep *sw)
 {
-    uint64_t s = bench_seed(tag);
-    size_t n = bench_small_size(bench_rand(&s), max_size);
-    return n;
+    if (sw->left == 0) {
+        sw->size /= 2;
+        if (sw->size == 0) {
+            sw->base = sw->base * 3 / 2 + 1;
+            if (sw->base > max_size)
+                sw->base = 1;
+            sw->size = sw->base;
+        }
+        sw->left = sw->size < 100 ? 250 : sw->size < 1000 ? 50 : 10;
+    }
+    sw->left--;
+    return sw->size;
 }
 
-static void check_free(struct worker *w, void *p, uint64_t tag)
+static void check_free(struct worker *w, void *p, size_t n, uint64_t tag)
 {
-    size_t n = size_of(tag);
     if (!bench_stamp_ok(p, n, tag))
         bench_fail("worker %u: block %p (%zu bytes, tag %llx) changed while live", w->id, p, n,
                    (unsigned long long)tag);
@@ -87,7 +105,7 @@ static int drain(struct worker *w)
         struct batch *next = b->next;
         for (uint32_t i = 0; i < b->count; i++)
             if (b->block[i])
-                check_free(w, b->block[i], b->tag0 + i);
+                check_free(w, b->block[i], b->size[i], b->tag0 + i);
         free(b);
         b = next;
     }
@@ -115,40 +133,41 @@ static void *work(void *arg)
 {
     struct worker *w = arg;
     unsigned to = (w->id + 1) % nthreads;
-    uint64_t seed = bench_seed(31 + w->id);
+    struct sweep sw = {1 + w->id % 7, 1 + w->id % 7, 0};
+    size_t own = batch_len * keep_pct / 100;
     for (uint64_t r = 0; r < rounds; r++) {
-        struct batch *b = malloc(sizeof *b + batch_len * sizeof(void *));
+        struct batch *b = malloc(sizeof *b + batch_len * (sizeof(void *) + sizeof(uint32_t)));
         if (b == NULL)
             bench_fail("malloc of a batch array returned NULL");
         b->count = (uint32_t)batch_len;
         b->from = w->id;
         b->tag0 = ((uint64_t)w->id << 48) | (r * batch_len);
+        b->size = (uint32_t *)(b->block + batch_len);
         for (size_t i = 0; i < batch_len; i++) {
             uint64_t tag = b->tag0 + i;
-            size_t n = size_of(tag);
+            size_t n = next_size(&sw);
             void *p = malloc(n);
             if (p == NULL)
                 bench_fail("malloc(%zu) returned NULL", n);
             bench_check_align(p, n);
             bench_stamp(p, n, tag);
             b->block[i] = p;
+            b->size[i] = (uint32_t)n;
             w->made++;
             w->made_bytes += n;
         }
-        /* This thread frees keep_pct % of the batch itself, picked at
-         * random, in LIFO order on even rounds and FIFO order on odd ones. */
+        /* This thread frees its share itself: the oldest blocks first to
+         * last on even rounds, the newest last to first on odd ones. */
         if (r & 1) {
-            for (size_t i = 0; i < batch_len; i++)
-                if (bench_rand(&seed) % 100 < keep_pct) {
-                    check_free(w, b->block[i], b->tag0 + i);
-                    b->block[i] = NULL;
-                }
+            for (size_t i = batch_len; i-- > batch_len - own;) {
+                check_free(w, b->block[i], b->size[i], b->tag0 + i);
+                b->block[i] = NULL;
+            }
         } else {
-            for (size_t i = batch_len; i-- > 0;)
-                if (bench_rand(&seed) % 100 < keep_pct) {
-                    check_free(w, b->block[i], b->tag0 + i);
-                    b->block[i] = NULL;
-                }
+            for (size_t i = 0; i < own; i++) {
+                check_free(w, b->block[i], b->size[i], b->tag0 + i);
+                b->block[i] = NULL;
+            }
         }
         while (!try_mail(&box[to], b))
             if (!drain(w))
