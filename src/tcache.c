@@ -32,7 +32,7 @@ static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec"))
 static struct pf_tcache *_Atomic all_caches;
 
 
-static uint32_t bin_cap(unsigned cls)
+uint32_t pf_tcache_bin_cap(unsigned cls)
 {
     uint32_t slot = pf_class_size[cls];
     uint32_t cap = (uint32_t)(32768 / slot);
@@ -153,7 +153,7 @@ struct pf_tcache *pf_tcache_get(void)
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
             b->base = b->top = store + (size_t)c * PF_TC_MAX;
-            b->limit = b->base + bin_cap(c);
+            b->limit = b->base + pf_tcache_bin_cap(c);
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
         for (unsigned i = 0; i < PF_DIRECT_N; i++)

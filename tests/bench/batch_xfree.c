@@ -193,10 +193,10 @@ int main(int argc, char **argv)
     static const char *const keys[] = {"threads", "rounds", "batch", "max", "keep", "depth", NULL};
     struct bench_args a = bench_parse(argc, argv, keys);
     nthreads = (unsigned)bench_opt(&a, "threads", 4, 4);
-    rounds = bench_opt(&a, "rounds", 8000, 200);
-    batch_len = (size_t)bench_opt(&a, "batch", 400, 400);
+    rounds = bench_opt(&a, "rounds", 6000, 200);
+    batch_len = (size_t)bench_opt(&a, "batch", 1000, 1000);
     max_size = (size_t)bench_opt(&a, "max", 1000, 1000);
-    keep_pct = (unsigned)bench_opt(&a, "keep", 25, 25);
+    keep_pct = (unsigned)bench_opt(&a, "keep", 50, 50);
     depth = (unsigned)bench_opt(&a, "depth", 8, 8);
     if (nthreads < 2 || nthreads > 256 || batch_len == 0 || max_size == 0 || keep_pct > 100 || depth == 0)
         bench_fail("need 2 <= threads <= 256, batch, max, depth > 0, keep <= 100");
