@@ -355,6 +355,46 @@ Test(family, two_caches_refill_from_spans_of_their_own)
     cr_assert_eq(pf_span_cached_bytes(), pf_class_span_bytes(cls));
 }
 
+Test(family, a_batch_mixing_spans_goes_back_to_each_span)
+{
+    unsigned cls = pf_size_class(96);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached a[16], b[16], mix[32];
+    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
+    cr_assert_eq(pf_family_refill(f, cls, b, 16, &cur_b), 16);
+    struct pf_span *sa = cur_a, *sb = cur_b;
+    cr_assert_neq(sa, sb);
+    uint64_t spans = f->spans;
+    /* Runs of one span and single slots, alternating: A A A B A B B B ... */
+    int n = 0, ia = 0, ib = 0;
+    for (int r = 0; ia < 16 || ib < 16; r++)
+        for (int k = 0; k < 1 + r % 3; k++) {
+            if (r % 2 == 0 && ia < 16)
+                mix[n++] = a[ia++];
+            else if (ib < 16)
+                mix[n++] = b[ib++];
+            else if (ia < 16)
+                mix[n++] = a[ia++];
+        }
+    cr_assert_eq(n, 32);
+    pf_family_flush(f, cls, mix, 12, 0);
+    uint32_t a_back = 0, b_back = 0;
+    for (int i = 0; i < 12; i++)
+        *(pf_pagemap_get(mix[i].p) == sa ? &a_back : &b_back) += 1;
+    cr_assert_eq(sa->used, 16 - a_back);
+    cr_assert_eq(sb->used, 16 - b_back);
+    cr_assert_eq(sa->nfree, a_back);
+    cr_assert_eq(sb->nfree, b_back);
+    /* Disowned and emptied by the rest: one span is kept, one pooled. */
+    pf_family_disown(f, &cur_a);
+    pf_family_disown(f, &cur_b);
+    pf_family_flush(f, cls, mix + 12, 20, 0);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(f->spans, spans - 1, "one empty span is kept, the other goes to the pool");
+    cr_assert_eq(f->partial[cls] ? f->partial[cls]->used : 1, 0);
+}
+
 Test(family, refill_across_spans_and_flush_back)
 {
     unsigned cls = PF_NCLASSES - 1;
