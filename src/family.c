@@ -91,7 +91,8 @@ static void xfer_setup(struct xfer *x, unsigned cls)
 static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
 {
     struct xfer *x = &xfers[cls];
-    if (n <= 0 || atomic_load_explicit(&x->n, memory_order_relaxed) >= XFER_BATCHES)
+    if (n <= 0 || n > XFER_BATCH_MAX ||
+        atomic_load_explicit(&x->n, memory_order_relaxed) >= XFER_BATCHES)
         return 0;
     pf_lock(&x->lock);
     if (PF_UNLIKELY(!x->store))
