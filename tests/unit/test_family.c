@@ -326,6 +326,23 @@ Test(family, a_flushed_batch_goes_whole_to_the_next_refill)
     cr_assert_eq(f->out_bytes, 16 * 48, "and the next refill comes from a span");
 }
 
+Test(family, a_batch_bigger_than_half_a_bin_goes_to_its_spans)
+{
+    /* Trim takes batches back through a buffer of half a bin: a bigger one
+     * must never be held, or it would stay in the transfer cache for good. */
+    unsigned cls = pf_size_class(112);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached big[100];
+    struct pf_span *cur = NULL;
+    cr_assert_eq(pf_family_refill(f, cls, big, 100, &cur), 100);
+    uint64_t out = f->out_bytes;
+    uint32_t held = pf_family_transfer_slots(cls);
+    pf_family_flush(f, cls, big, 100, 1);
+    cr_assert_eq(pf_family_transfer_slots(cls), held, "not held");
+    cr_assert_eq(f->out_bytes, out - 100 * 112, "back in their spans");
+    pf_family_disown(f, &cur);
+}
+
 Test(family, two_caches_refill_from_spans_of_their_own)
 {
     unsigned cls = pf_size_class(32);
