@@ -34,20 +34,59 @@ struct key_slot {
 };
 static struct key_slot key_cache[KEY_SLOTS];
 
-/* Transfer caches: per size class, a few whole batches of free slots that a
+/* Transfer caches: per size class, whole batches of free slots that a
  * thread cache flushed, handed as they are to the next thread cache that
  * refills. A slot that moves from a consumer thread to a producer thread
  * this way never touches its span's metadata, and the two threads meet on
- * a lock held for one copy of a batch instead of on the family lock. */
-#define XFER_BATCHES 4
+ * a lock held for one copy of a batch instead of on the family lock.
+ * A class holds up to XFER_BATCHES batches and XFER_BYTES of slots (but
+ * always room for 4 batches): small classes, whose batches are cheap in
+ * memory and come in long runs (a program freeing a thousand nodes), keep
+ * more of them off the spans. The batches of a class are a stack in one
+ * stretch of a shared store, each class's stretch fixed on first use. */
+#define XFER_BATCHES 16
+#define XFER_MIN_BATCHES 4
+#define XFER_BYTES ((size_t)64 << 10)
 #define XFER_BATCH_MAX (PF_TC_MAX / 2)
+#define XFER_STORE 10240 /* entries for every class (9 463 with today's table) */
 struct xfer {
     pf_lock_t lock;
-    _Atomic uint32_t n; /* batches held */
+    _Atomic uint32_t n;       /* batches held */
+    uint32_t fill;            /* entries held: store[0, fill) */
+    uint32_t cap;             /* entries the class may hold */
+    struct pf_cached *store;  /* the class's stretch, NULL before first use */
     uint32_t len[XFER_BATCHES];
-    struct pf_cached slot[XFER_BATCHES][XFER_BATCH_MAX];
 } __attribute__((aligned(64)));
 static struct xfer xfers[PF_NCLASSES];
+static struct pf_cached xfer_store[XFER_STORE];
+
+/* Entries class cls may hold: a batch is half of a full bin. */
+static uint32_t xfer_cap(unsigned cls)
+{
+    uint32_t batch = pf_tcache_bin_cap(cls) / 2;
+    if (batch < 1)
+        batch = 1;
+    uint32_t by_bytes = (uint32_t)(XFER_BYTES / pf_class_size[cls]);
+    uint32_t cap = batch * XFER_BATCHES;
+    if (cap > by_bytes)
+        cap = by_bytes;
+    if (cap < batch * XFER_MIN_BATCHES)
+        cap = batch * XFER_MIN_BATCHES;
+    return cap;
+}
+
+/* Under x->lock: the class's stretch of the store, after every lower
+ * class's (the same for every thread, so no lock orders the classes). */
+static void xfer_setup(struct xfer *x, unsigned cls)
+{
+    uint32_t base = 0;
+    for (unsigned c = 0; c < cls; c++)
+        base += xfer_cap(c);
+    x->cap = xfer_cap(cls);
+    if (base + x->cap > XFER_STORE) /* a class table bigger than the store: no transfer */
+        x->cap = 0;
+    x->store = xfer_store + base;
+}
 
 static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
 {
@@ -56,10 +95,13 @@ static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
         atomic_load_explicit(&x->n, memory_order_relaxed) >= XFER_BATCHES)
         return 0;
     pf_lock(&x->lock);
+    if (PF_UNLIKELY(!x->store))
+        xfer_setup(x, cls);
     uint32_t k = atomic_load_explicit(&x->n, memory_order_relaxed);
-    int ok = k < XFER_BATCHES;
+    int ok = k < XFER_BATCHES && x->fill + (uint32_t)n <= x->cap;
     if (ok) {
-        memcpy(x->slot[k], in, (size_t)n * sizeof *in);
+        memcpy(x->store + x->fill, in, (size_t)n * sizeof *in);
+        x->fill += (uint32_t)n;
         x->len[k] = (uint32_t)n;
         atomic_store_explicit(&x->n, k + 1, memory_order_relaxed);
     }
@@ -71,9 +113,7 @@ uint32_t pf_family_transfer_slots(unsigned cls)
 {
     struct xfer *x = &xfers[cls];
     pf_lock(&x->lock);
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < atomic_load_explicit(&x->n, memory_order_relaxed); k++)
-        n += x->len[k];
+    uint32_t n = x->fill;
     pf_unlock(&x->lock);
     return n;
 }
@@ -88,7 +128,8 @@ static int xfer_get(unsigned cls, struct pf_cached *out, int want)
     uint32_t k = atomic_load_explicit(&x->n, memory_order_relaxed);
     if (k > 0 && (int)x->len[k - 1] <= want) {
         n = (int)x->len[k - 1];
-        memcpy(out, x->slot[k - 1], (size_t)n * sizeof *out);
+        x->fill -= (uint32_t)n;
+        memcpy(out, x->store + x->fill, (size_t)n * sizeof *out);
         atomic_store_explicit(&x->n, k - 1, memory_order_relaxed);
     }
     pf_unlock(&x->lock);
@@ -363,11 +404,11 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
             s->owner = cur;
             *cur = s;
         }
-        int clean;
-        while (n < want && s->used < s->nslots) {
-            void *p = pf_span_take(s, &clean);
-            out[n].p = p;
-            out[n++].state = &s->state[pf_span_index(s, (uintptr_t)p - s->start)];
+        uint32_t idx[PF_TC_MAX], ask = (uint32_t)(want - n);
+        uint32_t k = pf_span_take_many(s, idx, ask < PF_TC_MAX ? ask : PF_TC_MAX);
+        for (uint32_t i = 0; i < k; i++, n++) {
+            out[n].p = (void *)(s->start + (uintptr_t)idx[i] * s->slot_size);
+            out[n].state = &s->state[idx[i]];
         }
     }
     note_out(f, (int64_t)n * pf_class_size[cls]);
@@ -397,23 +438,34 @@ void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *
 {
     if (transfer && xfer_put(cls, in, n))
         return;
-    struct pf_span *empty = NULL;
+    struct pf_span *empty = NULL, *s = NULL;
     pf_lock(&f->lock);
+    /* A batch holds runs of slots of one span (a cache refills from one
+     * span at a time): the span is looked up, and its lists updated, once
+     * per run. A span emptied by a run has no slot left in the batch. */
     for (int i = 0; i < n; i++) {
-        struct pf_span *s = pf_pagemap_get(in[i].p);
-        pf_span_give(s, (uint32_t)(in[i].state - s->state));
-        struct pf_span *e = after_give(f, s);
-        if (e) {
-            e->next = empty;
-            empty = e;
+        uint16_t *st = in[i].state;
+        if (!s || (uintptr_t)st - (uintptr_t)s->state >= (uintptr_t)s->nslots * sizeof *st) {
+            struct pf_span *e = s ? after_give(f, s) : NULL;
+            if (e) {
+                e->next = empty;
+                empty = e;
+            }
+            s = pf_pagemap_get(in[i].p);
         }
+        pf_span_give(s, (uint32_t)(((uintptr_t)st - (uintptr_t)s->state) / sizeof *st));
+    }
+    struct pf_span *e = s ? after_give(f, s) : NULL;
+    if (e) {
+        e->next = empty;
+        empty = e;
     }
     note_out(f, -(int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
     while (empty) {
-        struct pf_span *s = empty;
-        empty = s->next;
-        pf_span_put(s);
+        struct pf_span *t = empty;
+        empty = t->next;
+        pf_span_put(t);
     }
 }
 

@@ -422,6 +422,42 @@ void *pf_span_take(struct pf_span *s, int *clean)
     return (void *)(s->start + (uintptr_t)idx * s->slot_size);
 }
 
+uint32_t pf_span_take_many(struct pf_span *s, uint32_t *idx, uint32_t want)
+{
+    uint32_t n = 0, room = s->nslots - s->used;
+    if (want > room)
+        want = room;
+    /* Free slots word by word: one load and store of each bitmap word. */
+    if (s->nfree) {
+        uint32_t w = s->hint, nfree = s->nfree;
+        while (n < want && nfree) {
+            uint64_t bits = s->freebits[w];
+            while (bits && n < want) {
+                idx[n++] = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                nfree--;
+            }
+            s->freebits[w] = bits;
+            if (!bits)
+                w++;
+        }
+        s->nfree = nfree;
+        s->hint = w;
+    }
+    /* Then slots never handed out since the span was made. */
+    if (n < want) {
+        uint16_t st = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
+        uint32_t b = s->bump;
+        while (n < want) {
+            s->state[b] = st;
+            idx[n++] = b++;
+        }
+        s->bump = b;
+    }
+    s->used += n;
+    return n;
+}
+
 void pf_span_give(struct pf_span *s, uint32_t idx)
 {
     s->freebits[idx >> 6] |= (uint64_t)1 << (idx & 63);

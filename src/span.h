@@ -109,6 +109,11 @@ PF_HIDDEN void pf_span_put(struct pf_span *s);
 /* Takes one slot out of s (s->used < nslots); sets *clean when it reads as
  * zero. Caller holds the owning family's lock. */
 PF_HIDDEN void *pf_span_take(struct pf_span *s, int *clean);
+/* Takes up to `want` slots out of s at once (free ones below bump first,
+ * then fresh ones), writing their indices to idx[]; returns how many. The
+ * states stay as they are (fresh slots get CLEAN or DIRTY), so a later
+ * malloc still tells a zeroed slot. Caller holds the owning family's lock. */
+PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, uint32_t *idx, uint32_t want);
 /* Returns slot `idx` to s. Caller holds the owning family's lock. */
 PF_HIDDEN void pf_span_give(struct pf_span *s, uint32_t idx);
 /* Longest run of free slots (for reports). Caller holds the family's lock. */

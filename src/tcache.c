@@ -8,6 +8,7 @@
 #include "large.h"
 
 #include <pthread.h>
+#include <string.h>
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
 
@@ -31,7 +32,7 @@ static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec"))
 static struct pf_tcache *_Atomic all_caches;
 
 
-static uint32_t bin_cap(unsigned cls)
+uint32_t pf_tcache_bin_cap(unsigned cls)
 {
     uint32_t slot = pf_class_size[cls];
     uint32_t cap = (uint32_t)(32768 / slot);
@@ -48,17 +49,15 @@ static uint32_t bin_cap(unsigned cls)
  * leave a child whose drain of this (then dead) thread's cache hands them
  * back a second time; at worst the child loses them. The kept slots move
  * down with the bin empty, so no fork sees one of them twice in it either.
- * out has room for the whole bin. */
+ * Each entry is copied once: the n given back to out, the rest down. */
 static void bin_take_bottom(struct pf_bin *b, uint32_t n, struct pf_cached *out)
 {
     uint32_t count = pf_bin_count(b);
-    for (uint32_t i = 0; i < count; i++)
-        out[i] = b->base[i];
     b->top = b->base;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    memcpy(out, b->base, (size_t)n * sizeof *out);
     if (n < count) {
-        for (uint32_t i = n; i < count; i++)
-            b->base[i - n] = out[i];
+        memmove(b->base, b->base + n, (size_t)(count - n) * sizeof *out);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         b->top = b->base + (count - n);
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -149,7 +148,7 @@ struct pf_tcache *pf_tcache_get(void)
          * for every thread). */
         size_t slots = 0;
         for (unsigned c = 0; c < PF_NCLASSES; c++)
-            slots += bin_cap(c);
+            slots += pf_tcache_bin_cap(c);
         tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
@@ -159,7 +158,7 @@ struct pf_tcache *pf_tcache_get(void)
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
             b->base = b->top = store;
-            b->limit = b->base + bin_cap(c);
+            b->limit = b->base + pf_tcache_bin_cap(c);
             store = b->limit;
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }

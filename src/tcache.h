@@ -95,6 +95,8 @@ PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
  * frees on the locked path (NULL until then). */
 #define PF_FREE_ONLY_LOCKED 64
 PF_HIDDEN struct pf_tcache *pf_tcache_for_free(void);
+/* The most slots the bin of class cls holds. */
+PF_HIDDEN uint32_t pf_tcache_bin_cap(unsigned cls);
 /* Refills the bin and pops one slot (its p is NULL when memory is out). */
 PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);

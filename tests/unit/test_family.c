@@ -299,20 +299,48 @@ Test(family, a_flushed_batch_goes_whole_to_the_next_refill)
     cr_assert_not_null(cur_b, "served from a span of its own instead");
     pf_family_flush(f, cls, got, 4, 0);
 
-    /* The transfer cache holds a few batches; the rest go back to spans. */
-    static struct pf_cached many[40];
+    /* The transfer cache holds a bounded number of batches (at least four,
+     * at most sixteen); the rest go back to spans. */
+    static struct pf_cached many[8 * 25];
     cr_assert_eq(pf_family_refill(f, cls, many, 40, &cur_b), 8, "the batch held is taken first");
-    cr_assert_eq(pf_family_refill(f, cls, many + 8, 32, &cur_b), 32);
+    for (int i = 8; i < 8 * 25; i += 32)
+        cr_assert_eq(pf_family_refill(f, cls, many + i, 32, &cur_b), 32);
     uint64_t out = f->out_bytes;
-    cr_assert_eq(out, (8 + 40) * 48);
-    for (int i = 0; i < 5; i++)
-        pf_family_flush(f, cls, many + 8 * i, 8, 1);
-    cr_assert_eq(f->out_bytes, out - 8 * 48, "four batches are held, the fifth goes to its span");
+    cr_assert_eq(out, (8 + 8 * 25) * 48);
+    int held = 0;
+    while (held < 24) {
+        pf_family_flush(f, cls, many + 8 * held, 8, 1);
+        if (f->out_bytes != out)
+            break;
+        held++;
+    }
+    cr_assert(held >= 4 && held <= 16, "%d batches held", held);
+    cr_assert_eq(f->out_bytes, out - 8 * 48, "the batch that does not fit goes to its span");
+    cr_assert_eq(pf_family_transfer_slots(cls), (uint32_t)held * 8);
+    for (int i = held + 1; i < 25; i++)
+        pf_family_flush(f, cls, many + 8 * i, 8, 0);
     /* Trim gives every transferred slot back to its span. */
     pf_family_trim();
     cr_assert_eq(f->out_bytes, 8 * 48, "only the 8 still held by the first cache are out");
     cr_assert_eq(pf_family_refill(f, cls, b[0], 8, &cur_b), 8);
     cr_assert_eq(f->out_bytes, 16 * 48, "and the next refill comes from a span");
+}
+
+Test(family, a_batch_bigger_than_half_a_bin_goes_to_its_spans)
+{
+    /* Trim takes batches back through a buffer of half a bin: a bigger one
+     * must never be held, or it would stay in the transfer cache for good. */
+    unsigned cls = pf_size_class(112);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached big[100];
+    struct pf_span *cur = NULL;
+    cr_assert_eq(pf_family_refill(f, cls, big, 100, &cur), 100);
+    uint64_t out = f->out_bytes;
+    uint32_t held = pf_family_transfer_slots(cls);
+    pf_family_flush(f, cls, big, 100, 1);
+    cr_assert_eq(pf_family_transfer_slots(cls), held, "not held");
+    cr_assert_eq(f->out_bytes, out - 100 * 112, "back in their spans");
+    pf_family_disown(f, &cur);
 }
 
 Test(family, two_caches_refill_from_spans_of_their_own)
@@ -342,6 +370,46 @@ Test(family, two_caches_refill_from_spans_of_their_own)
     pf_family_disown(f, &cur_b);
     cr_assert_eq(f->spans, 1, "one empty span is kept, the other goes to the pool");
     cr_assert_eq(pf_span_cached_bytes(), pf_class_span_bytes(cls));
+}
+
+Test(family, a_batch_mixing_spans_goes_back_to_each_span)
+{
+    unsigned cls = pf_size_class(96);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached a[16], b[16], mix[32];
+    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
+    cr_assert_eq(pf_family_refill(f, cls, b, 16, &cur_b), 16);
+    struct pf_span *sa = cur_a, *sb = cur_b;
+    cr_assert_neq(sa, sb);
+    uint64_t spans = f->spans;
+    /* Runs of one span and single slots, alternating: A A A B A B B B ... */
+    int n = 0, ia = 0, ib = 0;
+    for (int r = 0; ia < 16 || ib < 16; r++)
+        for (int k = 0; k < 1 + r % 3; k++) {
+            if (r % 2 == 0 && ia < 16)
+                mix[n++] = a[ia++];
+            else if (ib < 16)
+                mix[n++] = b[ib++];
+            else if (ia < 16)
+                mix[n++] = a[ia++];
+        }
+    cr_assert_eq(n, 32);
+    pf_family_flush(f, cls, mix, 12, 0);
+    uint32_t a_back = 0, b_back = 0;
+    for (int i = 0; i < 12; i++)
+        *(pf_pagemap_get(mix[i].p) == sa ? &a_back : &b_back) += 1;
+    cr_assert_eq(sa->used, 16 - a_back);
+    cr_assert_eq(sb->used, 16 - b_back);
+    cr_assert_eq(sa->nfree, a_back);
+    cr_assert_eq(sb->nfree, b_back);
+    /* Disowned and emptied by the rest: one span is kept, one pooled. */
+    pf_family_disown(f, &cur_a);
+    pf_family_disown(f, &cur_b);
+    pf_family_flush(f, cls, mix + 12, 20, 0);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(f->spans, spans - 1, "one empty span is kept, the other goes to the pool");
+    cr_assert_eq(f->partial[cls] ? f->partial[cls]->used : 1, 0);
 }
 
 Test(family, refill_across_spans_and_flush_back)

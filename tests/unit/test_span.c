@@ -209,6 +209,56 @@ Test(span, take_and_give_keep_the_invariant_and_never_hand_out_a_slot_twice)
     random_traffic(PF_NCLASSES - 1, 500); /* 8 slots of 128 KiB */
 }
 
+/* The same traffic with slots taken in bunches (what a refill does): each
+ * bunch holds distinct slots not out already, free ones below bump first,
+ * and a slot's state says whether it was ever handed out. */
+static void random_bunches(unsigned cls, int ops)
+{
+    struct pf_span *s = pf_span_get(cls);
+    cr_assert_not_null(s);
+    static uint32_t out[PF_MAX_SLOTS], got[PF_MAX_SLOTS];
+    static unsigned char is_out[PF_MAX_SLOTS], ever[PF_MAX_SLOTS];
+    uint32_t nout = 0;
+    memset(is_out, 0, sizeof is_out);
+    memset(ever, 0, sizeof ever);
+    for (int op = 0; op < ops; op++) {
+        if (nout == 0 || (nout < s->nslots && next_rand() % 100 < 50)) {
+            uint32_t want = 1 + (uint32_t)(next_rand() % 70);
+            uint32_t room = s->nslots - nout, nfree = s->nfree, bump = s->bump;
+            uint32_t n = pf_span_take_many(s, got, want);
+            cr_assert_eq(n, want < room ? want : room);
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t idx = got[i];
+                cr_assert_lt(idx, s->nslots);
+                cr_assert_not(is_out[idx], "class %u: slot %u handed out twice", cls, idx);
+                cr_assert_eq(idx < bump, i < nfree, "class %u: free slots below bump come first", cls);
+                cr_assert_eq(s->state[idx], ever[idx] ? PF_SLOT_DIRTY : PF_SLOT_CLEAN,
+                             "class %u: slot %u state %u, used before=%d", cls, idx, s->state[idx], ever[idx]);
+                is_out[idx] = ever[idx] = 1;
+                out[nout++] = idx;
+            }
+        } else {
+            for (uint32_t g = 1 + (uint32_t)(next_rand() % 70); g && nout; g--) {
+                uint32_t k = (uint32_t)(next_rand() % nout);
+                uint32_t idx = out[k];
+                out[k] = out[--nout];
+                is_out[idx] = 0;
+                s->state[idx] = PF_SLOT_DIRTY;
+                pf_span_give(s, idx);
+            }
+        }
+        cr_assert_eq(s->used, nout);
+        check_span(s);
+    }
+}
+
+Test(span, taking_slots_in_bunches_keeps_the_invariant_and_never_hands_out_a_slot_twice)
+{
+    random_bunches(0, 5000);
+    random_bunches(19, 2000);
+    random_bunches(PF_NCLASSES - 1, 300);
+}
+
 Test(span, fresh_span_slots_read_as_zero)
 {
     unsigned cls[] = {0, 7, 19, 30, PF_NCLASSES - 1};
