@@ -18,6 +18,7 @@
 
 #include "check.h"
 #include "family.h"
+#include "fmt.h"
 #include "large.h"
 #include "sites.h"
 #include "tcache.h"
@@ -25,50 +26,32 @@
 #define WASTE_MAX (65535u - PF_SLOT_LIVE)
 
 /* ---- the fatal path ---------------------------------------------------------- */
-static char *put(char *d, const char *s, const char *end)
-{
-    while (*s && d < end)
-        *d++ = *s++;
-    return d;
-}
-
-static char *put_hex(char *d, uintptr_t v, const char *end)
-{
-    char tmp[2 + 16];
-    int n = 0;
-    do
-        tmp[n++] = "0123456789abcdef"[v & 15];
-    while ((v >>= 4) != 0);
-    d = put(d, "0x", end);
-    while (n && d < end)
-        *d++ = tmp[--n];
-    return d;
-}
-
 /* "pfalloc: <a><b><c>0x<p><tail>[ (family F[, object at 0x<obj>])]" */
 __attribute__((noreturn, cold)) static void die(const char *a, const char *b, const char *c,
                                                  const void *p, const char *tail,
                                                  const struct pf_family *f, const void *obj)
 {
     char buf[256];
-    const char *end = buf + sizeof(buf) - 1;
-    char *d = put(buf, "pfalloc: ", end);
-    d = put(d, a, end);
-    d = put(d, b, end);
-    d = put(d, c, end);
-    d = put_hex(d, (uintptr_t)p, end);
-    d = put(d, tail, end);
+    struct pf_fmt m;
+    /* fmt keeps len < cap, so buf[len] is free for the newline. */
+    pf_fmt_init(&m, buf, sizeof(buf), -1);
+    pf_fmt_str(&m, "pfalloc: ");
+    pf_fmt_str(&m, a);
+    pf_fmt_str(&m, b);
+    pf_fmt_str(&m, c);
+    pf_fmt_hex(&m, (uintptr_t)p);
+    pf_fmt_str(&m, tail);
     if (f) {
-        d = put(d, " (family ", end);
-        d = put(d, f->name[0] ? f->name : "?", end);
+        pf_fmt_str(&m, " (family ");
+        pf_fmt_str(&m, f->name[0] ? f->name : "?");
         if (obj) {
-            d = put(d, ", object at ", end);
-            d = put_hex(d, (uintptr_t)obj, end);
+            pf_fmt_str(&m, ", object at ");
+            pf_fmt_hex(&m, (uintptr_t)obj);
         }
-        d = put(d, ")", end);
+        pf_fmt_str(&m, ")");
     }
-    *d++ = '\n';
-    pf_os_die(buf, (size_t)(d - buf));
+    buf[m.len++] = '\n';
+    pf_os_die(buf, m.len);
 }
 
 #define NEVER_RETURNED ", a pointer pfalloc never returned"

@@ -9,6 +9,7 @@
  */
 #include "family.h"
 
+#include "fmt.h"
 #include "tcache.h"
 
 #include <errno.h>
@@ -165,25 +166,6 @@ struct pf_family *pf_family_find(const char *name)
     return f;
 }
 
-static char *put_str(char *d, const char *s, char *end)
-{
-    while (*s && d < end)
-        *d++ = *s++;
-    return d;
-}
-
-static char *put_dec(char *d, size_t v, char *end)
-{
-    char tmp[24];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n && d < end)
-        *d++ = tmp[--n];
-    return d;
-}
-
 /* "malloc-<digits>" and "large" belong to pfalloc's own families, whether
  * or not they are registered yet. */
 static int reserved_name(const char *name)
@@ -207,15 +189,17 @@ static void ensure_registered(struct pf_family *f)
         return;
     pf_lock(&reg_lock);
     if (!f->name[0]) {
-        char *end = f->name + PF_NAME_MAX - 1;
+        struct pf_fmt n;
+        pf_fmt_init(&n, f->name, PF_NAME_MAX, -1);
         if (f == &large_fam) {
-            put_str(f->name, "large", end);
+            pf_fmt_str(&n, "large");
             f->kind = PF_KIND_LARGE;
         } else {
-            char *d = put_str(f->name, "malloc-", end);
-            put_dec(d, f->obj_size, end);
+            pf_fmt_str(&n, "malloc-");
+            pf_fmt_u64(&n, f->obj_size);
             f->kind = PF_KIND_CLASS;
         }
+        pf_fmt_cstr(&n);
     }
     if (!f->registered)
         reg_add(f);
@@ -518,8 +502,12 @@ static struct pf_family *typed_new(const char *a, const char *b, size_t size, si
         f->long_name = whole;
     }
     /* name[] shows a cut short enough to keep b ("/<size>") visible */
-    char *end = f->name + PF_NAME_MAX - 1;
-    put_str(put_str(f->name, a, end - (len - na)), b, end);
+    struct pf_fmt n;
+    size_t keep = PF_NAME_MAX - 1 - (len - na); /* b is short: "/<size>" */
+    pf_fmt_init(&n, f->name, PF_NAME_MAX, -1);
+    pf_fmt_mem(&n, a, na < keep ? na : keep);
+    pf_fmt_str(&n, b);
+    pf_fmt_cstr(&n);
     f->kind = PF_KIND_TYPED;
     f->obj_size = size;
     f->obj_align = align < 16 ? 16 : align;
@@ -603,8 +591,11 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
     pf_lock(&reg_lock);
     struct pf_family *f = find_locked(key, "");
     if (reserved_name(key) || (f && (f->kind != PF_KIND_TYPED || f->obj_size != size))) {
-        suffix[0] = '/';
-        *put_dec(suffix + 1, size, suffix + sizeof suffix - 1) = 0;
+        struct pf_fmt n;
+        pf_fmt_init(&n, suffix, sizeof suffix, -1);
+        pf_fmt_char(&n, '/');
+        pf_fmt_u64(&n, size);
+        pf_fmt_cstr(&n);
         f = find_locked(key, suffix);
     }
     pf_unlock(&reg_lock);
