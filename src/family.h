@@ -84,7 +84,9 @@ struct pf_cached;
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                                struct pf_span **cur);
 /* Free slots of class cls waiting in its transfer cache (counted out of
- * their spans, like slots in thread caches). */
+ * their spans, like slots in thread caches). Only the tests call it: the
+ * check that every slot is live, cached or in its span cannot see these
+ * slots any other way. */
 PF_HIDDEN uint32_t pf_family_transfer_slots(unsigned cls);
 PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_span **cur);
 PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,

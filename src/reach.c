@@ -115,23 +115,14 @@ void pf_reach_release(void)
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
     pf_roots_release(&r.roots);
-    uint32_t threads = r.roots.threads, threads_sp = r.roots.threads_sp;
     const char *note = r.note;
     memset(&r, 0, sizeof(r));
-    r.roots.threads = threads;
-    r.roots.threads_sp = threads_sp;
     r.note = note;
 }
 
 const char *pf_reach_note(void)
 {
     return r.note;
-}
-
-void pf_reach_coverage(uint32_t *threads, uint32_t *threads_sp)
-{
-    *threads = r.roots.threads;
-    *threads_sp = r.roots.threads_sp;
 }
 
 /* ---- the snapshot ------------------------------------------------------------- */

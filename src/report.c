@@ -1,6 +1,6 @@
 /*
  * report.c — renders stats as text tables or JSON Lines and writes them with
- * pf_os_write_all. Everything reachable from pf_report_write,
+ * pf_os_write_all. Everything reachable from pf_report_write_ex,
  * pf_print_families and pf_print_totals is async-signal-safe: one static
  * snapshot and one static output buffer, owned by whoever wins the try-flag
  * `busy`; a caller that loses (another thread, or a signal landing inside a
@@ -472,11 +472,6 @@ int pf_report_write_ex(int fd, int json, const char *reason, pf_report_extra_fn 
     int rc = finish(&f, saved);
     give_busy();
     return rc;
-}
-
-int pf_report_write(int fd, int json, const char *reason)
-{
-    return pf_report_write_ex(fd, json, reason, NULL, NULL);
 }
 
 int pf_print_families(int fd)
