@@ -23,6 +23,12 @@
 #include "sites.h"
 #include "tcache.h"
 
+/* The fork handlers keep glibc's own lock order (its stream-list lock,
+ * __libc_single_threaded): another libc would need its own ordering. */
+#if !defined(__GLIBC__) || !defined(__linux__)
+#error "pfalloc supports Linux with glibc only: its fork handlers follow glibc's fork"
+#endif
+
 #define WASTE_MAX (65535u - PF_SLOT_LIVE)
 
 /* ---- the fatal path ---------------------------------------------------------- */

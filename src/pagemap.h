@@ -18,6 +18,13 @@
 #include "os.h"
 #include <stddef.h>
 
+/* Level 1 spans 47 bits: the user address space of x86-64 Linux, where
+ * mmap never returns more without a hint above it. Elsewhere pointers would
+ * alias each other's chunks. */
+#if !defined(__x86_64__) || !defined(__LP64__) || !defined(__linux__)
+#error "pfalloc supports x86-64 Linux only: the pagemap covers its 47-bit user address space"
+#endif
+
 struct pf_span;
 
 #define PF_CHUNK_SHIFT 16
