@@ -10,6 +10,7 @@
 #include "family.h"
 
 #include "fmt.h"
+#include "list.h"
 #include "tcache.h"
 
 #include <errno.h>
@@ -227,47 +228,26 @@ struct pf_family *pf_family_large(void)
 /* ---- spans of a family ----------------------------------------------------- */
 static void list_push(struct pf_family *f, struct pf_span *s)
 {
-    struct pf_span **head = &f->partial[s->cls];
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
+    PF_LIST_PUSH(&f->partial[s->cls], s, next, prev);
     s->listed = 1;
 }
 
 static void list_unlink(struct pf_family *f, struct pf_span *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        f->partial[s->cls] = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    PF_LIST_UNLINK(&f->partial[s->cls], s, next, prev);
     s->listed = 0;
 }
 
 static void all_push(struct pf_family *f, struct pf_span *s)
 {
-    s->aprev = NULL;
-    s->anext = f->all;
-    if (f->all)
-        f->all->aprev = s;
-    f->all = s;
+    PF_LIST_PUSH(&f->all, s, anext, aprev);
     PF_RELAXED_ADD(f->spans, 1);
     PF_RELAXED_ADD(f->mapped, s->bytes);
 }
 
 static void all_unlink(struct pf_family *f, struct pf_span *s)
 {
-    if (s->aprev)
-        s->aprev->anext = s->anext;
-    else
-        f->all = s->anext;
-    if (s->anext)
-        s->anext->aprev = s->aprev;
-    s->anext = s->aprev = NULL;
+    PF_LIST_UNLINK(&f->all, s, anext, aprev);
     PF_RELAXED_ADD(f->spans, (uint64_t)-1);
     PF_RELAXED_ADD(f->mapped, -(uint64_t)s->bytes);
 }
