@@ -12,9 +12,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#endif
 
 #include "check.h"
 #include "family.h"
@@ -536,26 +533,6 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */
-/* 1 while the fork under way took the locks; the parent and child handlers
- * undo only what the prepare handler did. Written by the forking thread
- * with every lock held, or in a process with one thread. */
-static int fork_locked;
-
-/* Whether the process has (or had) more than one thread. glibc takes no
- * malloc lock in fork while it has one, so that a fork from a signal handler
- * works even when the handler interrupted malloc, free or a fork handler on
- * that thread, holding a lock the fork would wait for forever. With one
- * thread nobody else can hold a lock for the child to inherit, and the
- * interrupted code finishes (and unlocks) in both processes. */
-int pf_alloc_threaded(void)
-{
-#if __has_include(<sys/single_threaded.h>)
-    return !__libc_single_threaded;
-#else
-    return 1;
-#endif
-}
-
 /* libc's lock on its list of open streams (glibc exports it; weak, so
  * other libcs link). It is recursive: glibc's fork takes it again on the
  * same thread after the prepare handlers, and resets it in the child. */
@@ -565,8 +542,8 @@ extern void _IO_list_resetlock(void) __attribute__((weak));
 
 static void fork_prepare(void)
 {
-    if (!pf_alloc_threaded()) {
-        fork_locked = 0;
+    if (!pf_lock_threaded()) {
+        pf_lock_fork_taken_set(0);
         return;
     }
     /* libc's fork takes the stream list's lock after the prepare handlers,
@@ -579,12 +556,12 @@ static void fork_prepare(void)
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
-    fork_locked = 1;
+    pf_lock_fork_taken_set(1);
 }
 
 static void fork_parent(void)
 {
-    if (!fork_locked)
+    if (!pf_lock_fork_taken())
         return;
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
@@ -595,7 +572,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    if (!fork_locked)
+    if (!pf_lock_fork_taken())
         return;
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
@@ -607,11 +584,6 @@ static void fork_child(void)
         _IO_list_resetlock();
     pf_tcache_fork_child();
     pf_os_fork_child();
-}
-
-int pf_alloc_fork_locked(void)
-{
-    return fork_locked;
 }
 
 void pf_alloc_init(void)

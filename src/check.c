@@ -509,7 +509,7 @@ static int fork_locked;
 
 static void fork_prepare(void)
 {
-    if (!pf_alloc_threaded()) {
+    if (!pf_lock_threaded()) {
         fork_locked = 0;
         return;
     }

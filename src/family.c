@@ -11,7 +11,6 @@
 
 #include "fmt.h"
 #include "list.h"
-#include "tcache.h"
 
 #include <errno.h>
 #include <string.h>

@@ -80,7 +80,12 @@ PF_HIDDEN struct pf_family *pf_family_find(const char *name);
  * `transfer`, as a whole batch to the class's transfer cache when it has
  * room, which the next refill of any thread takes first); disown gives *cur
  * back to the family (thread exit, trim, fork child). */
-struct pf_cached;
+#define PF_TC_MAX 128 /* slots a thread cache holds per class at most */
+/* A cached slot with its state entry, so malloc needs no pagemap lookup. */
+struct pf_cached {
+    void *p;
+    uint16_t *state;
+};
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                                struct pf_span **cur);
 /* Free slots of class cls waiting in its transfer cache (counted out of

@@ -26,7 +26,6 @@
 #include <setjmp.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "check.h"
 #include "family.h"
 #include "lock.h"
@@ -496,7 +495,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * that is surely there. */
     r.pid = pf_os_pid();
     r.vm = pf_os_read_mem(r.pid, r.bounce, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
-    r.solo = r.roots.solo || !pf_alloc_threaded();
+    r.solo = r.roots.solo || !pf_lock_threaded();
     r.partial = NULL;
     if (lock_all(nfam) != 0) {
         r.note = "the allocator was busy (a lock held where the signal landed)";

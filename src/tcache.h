@@ -17,13 +17,8 @@
 
 #include "family.h"
 
-#define PF_TC_MAX 128
-
-/* A cached slot with its state entry, so malloc needs no pagemap lookup. */
-struct pf_cached {
-    void *p;
-    uint16_t *state;
-};
+/* PF_TC_MAX and struct pf_cached, what a cache trades with its family in
+ * refills and flushes, are in family.h. */
 
 /* One cache line per bin: a stack of cached slots, [base, top), at most
  * limit - base of them; pushing and popping move one pointer.
