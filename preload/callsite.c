@@ -65,9 +65,9 @@ static int runtime_kind(const char *path)
         return 2;
     if (starts(b, "libc.so") || starts(b, "libc-2."))
         return 3;
-    static const char *const names[] = {"libc.so", "libstdc++.so", "libgcc_s.so", "libm.so",
-                                        "libpthread.so", "libdl.so", "librt.so", "libc++.so",
-                                        "libc++abi.so", "libpfalloc.so", "libc-2."};
+    static const char *const names[] = {"libstdc++.so", "libgcc_s.so", "libm.so",  "libpthread.so",
+                                        "libdl.so",     "librt.so",    "libc++.so", "libc++abi.so",
+                                        "libpfalloc.so"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (starts(b, names[i]))
             return 1;

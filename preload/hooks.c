@@ -220,7 +220,7 @@ static void exit_begins(void *unused)
  * own flag is reset by report.c, for the static library too.) */
 static void fork_child(void)
 {
-    if (pf_alloc_fork_locked())
+    if (pf_lock_fork_taken())
         pf_introspect_fork_child();
     pf_sites_fork_child(); /* objects from now on are the child's own */
 }

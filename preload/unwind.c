@@ -19,6 +19,11 @@
  */
 #include "unwind.h"
 
+/* The rules, the register names (rsp, rbp, rip) and the asm are x86-64's. */
+#if !defined(__x86_64__) || !defined(__LP64__)
+#error "pfalloc's stack walker supports x86-64 only"
+#endif
+
 #include <dlfcn.h>
 #include <link.h>
 #include <stdatomic.h>
@@ -500,13 +505,6 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
 
 __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start)
 {
-#if !defined(__x86_64__)
-    (void)pcs;
-    (void)max;
-    (void)ret;
-    (void)start;
-    return 0; /* the rules above are x86-64's: elsewhere sites keep one frame */
-#else
     if (!cache || max < 1)
         return 0;
     if (max > MAX_STEPS)
@@ -535,5 +533,4 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
         pcs[n++] = pc;
     }
     return n;
-#endif
 }

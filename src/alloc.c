@@ -12,63 +12,49 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#endif
 
 #include "check.h"
 #include "family.h"
+#include "fmt.h"
 #include "large.h"
 #include "sites.h"
 #include "tcache.h"
 
+/* The fork handlers keep glibc's own lock order (its stream-list lock,
+ * __libc_single_threaded): another libc would need its own ordering. */
+#if !defined(__GLIBC__) || !defined(__linux__)
+#error "pfalloc supports Linux with glibc only: its fork handlers follow glibc's fork"
+#endif
+
 #define WASTE_MAX (65535u - PF_SLOT_LIVE)
 
 /* ---- the fatal path ---------------------------------------------------------- */
-static char *put(char *d, const char *s, const char *end)
-{
-    while (*s && d < end)
-        *d++ = *s++;
-    return d;
-}
-
-static char *put_hex(char *d, uintptr_t v, const char *end)
-{
-    char tmp[2 + 16];
-    int n = 0;
-    do
-        tmp[n++] = "0123456789abcdef"[v & 15];
-    while ((v >>= 4) != 0);
-    d = put(d, "0x", end);
-    while (n && d < end)
-        *d++ = tmp[--n];
-    return d;
-}
-
 /* "pfalloc: <a><b><c>0x<p><tail>[ (family F[, object at 0x<obj>])]" */
 __attribute__((noreturn, cold)) static void die(const char *a, const char *b, const char *c,
                                                  const void *p, const char *tail,
                                                  const struct pf_family *f, const void *obj)
 {
     char buf[256];
-    const char *end = buf + sizeof(buf) - 1;
-    char *d = put(buf, "pfalloc: ", end);
-    d = put(d, a, end);
-    d = put(d, b, end);
-    d = put(d, c, end);
-    d = put_hex(d, (uintptr_t)p, end);
-    d = put(d, tail, end);
+    struct pf_fmt m;
+    /* fmt keeps len < cap, so buf[len] is free for the newline. */
+    pf_fmt_init(&m, buf, sizeof(buf), -1);
+    pf_fmt_str(&m, "pfalloc: ");
+    pf_fmt_str(&m, a);
+    pf_fmt_str(&m, b);
+    pf_fmt_str(&m, c);
+    pf_fmt_hex(&m, (uintptr_t)p);
+    pf_fmt_str(&m, tail);
     if (f) {
-        d = put(d, " (family ", end);
-        d = put(d, f->name[0] ? f->name : "?", end);
+        pf_fmt_str(&m, " (family ");
+        pf_fmt_str(&m, f->name[0] ? f->name : "?");
         if (obj) {
-            d = put(d, ", object at ", end);
-            d = put_hex(d, (uintptr_t)obj, end);
+            pf_fmt_str(&m, ", object at ");
+            pf_fmt_hex(&m, (uintptr_t)obj);
         }
-        d = put(d, ")", end);
+        pf_fmt_str(&m, ")");
     }
-    *d++ = '\n';
-    pf_os_die(buf, (size_t)(d - buf));
+    buf[m.len++] = '\n';
+    pf_os_die(buf, m.len);
 }
 
 #define NEVER_RETURNED ", a pointer pfalloc never returned"
@@ -571,26 +557,6 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */
-/* 1 while the fork under way took the locks; the parent and child handlers
- * undo only what the prepare handler did. Written by the forking thread
- * with every lock held, or in a process with one thread. */
-static int fork_locked;
-
-/* Whether the process has (or had) more than one thread. glibc takes no
- * malloc lock in fork while it has one, so that a fork from a signal handler
- * works even when the handler interrupted malloc, free or a fork handler on
- * that thread, holding a lock the fork would wait for forever. With one
- * thread nobody else can hold a lock for the child to inherit, and the
- * interrupted code finishes (and unlocks) in both processes. */
-int pf_alloc_threaded(void)
-{
-#if __has_include(<sys/single_threaded.h>)
-    return !__libc_single_threaded;
-#else
-    return 1;
-#endif
-}
-
 /* libc's lock on its list of open streams (glibc exports it; weak, so
  * other libcs link). It is recursive: glibc's fork takes it again on the
  * same thread after the prepare handlers, and resets it in the child. */
@@ -600,8 +566,8 @@ extern void _IO_list_resetlock(void) __attribute__((weak));
 
 static void fork_prepare(void)
 {
-    if (!pf_alloc_threaded()) {
-        fork_locked = 0;
+    if (!pf_lock_threaded()) {
+        pf_lock_fork_taken_set(0);
         return;
     }
     /* libc's fork takes the stream list's lock after the prepare handlers,
@@ -614,12 +580,12 @@ static void fork_prepare(void)
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
-    fork_locked = 1;
+    pf_lock_fork_taken_set(1);
 }
 
 static void fork_parent(void)
 {
-    if (!fork_locked)
+    if (!pf_lock_fork_taken())
         return;
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
@@ -630,7 +596,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-    if (!fork_locked)
+    if (!pf_lock_fork_taken())
         return;
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
@@ -642,11 +608,6 @@ static void fork_child(void)
         _IO_list_resetlock();
     pf_tcache_fork_child();
     pf_os_fork_child();
-}
-
-int pf_alloc_fork_locked(void)
-{
-    return fork_locked;
 }
 
 void pf_alloc_init(void)

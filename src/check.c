@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "family.h"
+#include "fmt.h"
 #include "guard.h"
 #include "large.h"
 #include "sites.h"
@@ -57,81 +58,52 @@ static size_t qbytes;
 
 /* ---- messages -------------------------------------------------------------- */
 struct msg {
+    struct pf_fmt f; /* text into buf; len < cap leaves room for the newline */
     char buf[512];
-    size_t n;
 };
-
-static void put(struct msg *m, const char *s)
-{
-    while (*s && m->n < sizeof(m->buf) - 2)
-        m->buf[m->n++] = *s++;
-}
-
-static void put_hex(struct msg *m, uintptr_t v)
-{
-    char tmp[16];
-    int k = 0;
-    do
-        tmp[k++] = "0123456789abcdef"[v & 15];
-    while ((v >>= 4) != 0);
-    put(m, "0x");
-    while (k && m->n < sizeof(m->buf) - 2)
-        m->buf[m->n++] = tmp[--k];
-}
-
-static void put_u64(struct msg *m, uint64_t v)
-{
-    char tmp[20];
-    int k = 0;
-    do
-        tmp[k++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (k && m->n < sizeof(m->buf) - 2)
-        m->buf[m->n++] = tmp[--k];
-}
 
 /* "(family F, allocated at func+0x1c in prog)": the site only when known. */
 static void put_owner(struct msg *m, const char *family, uint32_t site)
 {
-    put(m, " (family ");
-    put(m, family && *family ? family : "?");
+    pf_fmt_str(&m->f, " (family ");
+    pf_fmt_str(&m->f, family && *family ? family : "?");
     uintptr_t addr = site ? pf_sites_addr(site) : 0;
     if (addr) {
         /* Named as the leak report names frames: the module's own symbol
          * tables, static functions included. */
         struct pf_sym sym;
-        put(m, ", allocated at ");
+        pf_fmt_str(&m->f, ", allocated at ");
         if (pf_sym_name(addr, &sym)) {
             if (sym.name) {
-                put(m, sym.name);
-                put(m, "+");
-                put_hex(m, sym.symoff);
+                pf_fmt_str(&m->f, sym.name);
+                pf_fmt_str(&m->f, "+");
+                pf_fmt_hex(&m->f, sym.symoff);
             } else {
-                put_hex(m, sym.modoff);
+                pf_fmt_hex(&m->f, sym.modoff);
             }
-            put(m, " in ");
-            put(m, sym.module);
+            pf_fmt_str(&m->f, " in ");
+            pf_fmt_str(&m->f, sym.module);
         } else {
-            put_hex(m, addr);
+            pf_fmt_hex(&m->f, addr);
         }
     }
-    put(m, ")");
+    pf_fmt_str(&m->f, ")");
 }
 
 __attribute__((noreturn, cold)) static void fail(struct msg *m, const char *family, uint32_t site)
 {
     put_owner(m, family, site);
-    m->buf[m->n++] = '\n';
-    pf_os_die(m->buf, m->n);
+    m->buf[m->f.len++] = '\n';
+    pf_os_die(m->buf, m->f.len);
 }
 
 /* "pfalloc: <what> 0x<p>" */
 static void start(struct msg *m, const char *what, uintptr_t p)
 {
-    m->n = 0;
-    put(m, "pfalloc: ");
-    put(m, what);
-    put_hex(m, p);
+    pf_fmt_init(&m->f, m->buf, sizeof(m->buf) - 1, -1);
+    pf_fmt_str(&m->f, "pfalloc: ");
+    pf_fmt_str(&m->f, what);
+    pf_fmt_hex(&m->f, p);
 }
 
 /* ---- canaries ---------------------------------------------------------------- */
@@ -178,11 +150,11 @@ static size_t verify_canary(uintptr_t p, size_t n, size_t end, const char *famil
     if (bad < end - n) {
         struct msg m;
         start(&m, "heap overflow: block ", p);
-        put(&m, " of ");
-        put_u64(&m, n);
-        put(&m, " bytes was written past its end (byte +");
-        put_u64(&m, n + bad);
-        put(&m, " changed)");
+        pf_fmt_str(&m.f, " of ");
+        pf_fmt_u64(&m.f, n);
+        pf_fmt_str(&m.f, " bytes was written past its end (byte +");
+        pf_fmt_u64(&m.f, n + bad);
+        pf_fmt_str(&m.f, " changed)");
         fail(&m, family, site);
     }
     return (size_t)1 << (b - CANARY_BASE + 4);
@@ -191,9 +163,9 @@ static size_t verify_canary(uintptr_t p, size_t n, size_t end, const char *famil
 static void put_align(struct msg *m, size_t align)
 {
     if (align <= 16)
-        put(m, "default");
+        pf_fmt_str(&m->f, "default");
     else
-        put_u64(m, align);
+        pf_fmt_u64(&m->f, align);
 }
 
 /* The caller's claims (C++ sized and aligned delete) against the block. */
@@ -203,18 +175,18 @@ static void verify_claim(uintptr_t p, size_t n, size_t got_align, size_t size, s
     struct msg m;
     if (size != PF_CHECK_ANY_SIZE && size != n) {
         start(&m, "sized delete of ", p);
-        put(&m, " says ");
-        put_u64(&m, size);
-        put(&m, " bytes, but ");
-        put_u64(&m, n);
-        put(&m, " were allocated");
+        pf_fmt_str(&m.f, " says ");
+        pf_fmt_u64(&m.f, size);
+        pf_fmt_str(&m.f, " bytes, but ");
+        pf_fmt_u64(&m.f, n);
+        pf_fmt_str(&m.f, " were allocated");
         fail(&m, family, site);
     }
     if (align && align_log(align) != align_log(got_align)) {
         start(&m, "aligned delete of ", p);
-        put(&m, " says alignment ");
+        pf_fmt_str(&m.f, " says alignment ");
         put_align(&m, align);
-        put(&m, ", but it was allocated with alignment ");
+        pf_fmt_str(&m.f, ", but it was allocated with alignment ");
         put_align(&m, got_align);
         fail(&m, family, site);
     }
@@ -234,11 +206,11 @@ static void release(const struct qent *q)
     if (bad < q->bytes) {
         struct msg m;
         start(&m, "write after free to block ", q->p);
-        put(&m, " of ");
-        put_u64(&m, s->slot_size - q->waste);
-        put(&m, " bytes (byte +");
-        put_u64(&m, bad);
-        put(&m, " changed)");
+        pf_fmt_str(&m.f, " of ");
+        pf_fmt_u64(&m.f, s->slot_size - q->waste);
+        pf_fmt_str(&m.f, " bytes (byte +");
+        pf_fmt_u64(&m.f, bad);
+        pf_fmt_str(&m.f, " changed)");
         fail(&m, s->family->name, s->sites ? s->sites[q->idx] : 0);
     }
     if (s->sites)
@@ -537,7 +509,7 @@ static int fork_locked;
 
 static void fork_prepare(void)
 {
-    if (!pf_alloc_threaded()) {
+    if (!pf_lock_threaded()) {
         fork_locked = 0;
         return;
     }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "span.h"
 
 struct pf_config pf_config = {
@@ -235,15 +236,20 @@ static const struct {
 static void warn(const char *name, const char *value, const char *expect)
 {
     char buf[768];
-    size_t n = 0;
-    const char *parts[] = {"pfalloc: ignoring ", name, "=", value, ": expected ", expect,
-                           "; using the default\n"};
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
-        for (const char *s = parts[i]; *s && n < sizeof(buf) - 2; s++)
-            buf[n++] = (i == 3 && (*s == '\n' || *s == '\r')) ? ' ' : *s;
-    if (buf[n - 1] != '\n')
-        buf[n++] = '\n';
-    pf_os_write_all(2, buf, n);
+    struct pf_fmt f;
+    /* fmt keeps len < cap, so buf[len] is free for a newline a cut line lost. */
+    pf_fmt_init(&f, buf, sizeof(buf) - 1, -1);
+    pf_fmt_str(&f, "pfalloc: ignoring ");
+    pf_fmt_str(&f, name);
+    pf_fmt_char(&f, '=');
+    for (const char *s = value; *s; s++) /* the value stays on one line */
+        pf_fmt_char(&f, *s == '\n' || *s == '\r' ? ' ' : *s);
+    pf_fmt_str(&f, ": expected ");
+    pf_fmt_str(&f, expect);
+    pf_fmt_str(&f, "; using the default\n");
+    if (buf[f.len - 1] != '\n')
+        buf[f.len++] = '\n';
+    pf_os_write_all(2, buf, f.len);
 }
 
 void pf_config_load(void)

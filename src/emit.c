@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fmt.h"
 #include "report.h"
 #include "sites.h"
 
@@ -76,14 +77,14 @@ static int stderr_fd(void)
 static void warn(const char *const *parts, size_t nparts)
 {
     char msg[sizeof(pf_config.out) + 160];
-    size_t m = 0;
+    struct pf_fmt f;
+    pf_fmt_init(&f, msg, sizeof(msg), -1);
     for (size_t i = 0; i < nparts; i++)
-        for (const char *c = parts[i]; *c && m < sizeof(msg) - 1; c++)
-            msg[m++] = *c;
-    msg[m - 1] = '\n';
+        pf_fmt_str(&f, parts[i]);
+    msg[f.len - 1] = '\n'; /* the last part's, or the one a cut line lost */
     int err = stderr_fd();
     if (err >= 0)
-        pf_os_write_all(err, msg, m);
+        pf_os_write_all(err, msg, f.len);
 }
 
 static int open_out(void)
@@ -92,23 +93,18 @@ static int open_out(void)
     if (!src[0])
         return stderr_fd();
     char path[sizeof(pf_config.out) + 24];
-    size_t n = 0;
-    for (; *src && n < sizeof(path) - 24; src++) {
+    struct pf_fmt p;
+    pf_fmt_init(&p, path, sizeof(path), -1);
+    /* Below sizeof(path) - 24 before each step, so a pid always fits. */
+    for (; *src && p.len < sizeof(path) - 24; src++) {
         if (src[0] == '%' && src[1] == 'p') {
-            char digits[24];
-            int k = 0;
-            unsigned long pid = (unsigned long)getpid();
-            do
-                digits[k++] = (char)('0' + pid % 10);
-            while ((pid /= 10) != 0);
-            while (k)
-                path[n++] = digits[--k];
+            pf_fmt_u64(&p, (uint64_t)getpid());
             src++;
         } else {
-            path[n++] = *src;
+            pf_fmt_char(&p, *src);
         }
     }
-    path[n] = 0;
+    pf_fmt_cstr(&p);
     /* O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of
      * hanging the program, and a full one is waited on only for a bounded
      * time by pf_os_write_all; regular files ignore it. */

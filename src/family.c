@@ -9,7 +9,8 @@
  */
 #include "family.h"
 
-#include "tcache.h"
+#include "fmt.h"
+#include "list.h"
 
 #include <errno.h>
 #include <string.h>
@@ -60,10 +61,21 @@ struct xfer {
 static struct xfer xfers[PF_NCLASSES];
 static struct pf_cached xfer_store[XFER_STORE];
 
+uint32_t pf_bin_cap_of(unsigned cls)
+{
+    uint32_t slot = pf_class_size[cls];
+    uint32_t cap = (uint32_t)(32768 / slot);
+    if (cap > PF_TC_MAX)
+        cap = PF_TC_MAX;
+    if (cap < 2)
+        cap = 2;
+    return cap;
+}
+
 /* Entries class cls may hold: a batch is half of a full bin. */
 static uint32_t xfer_cap(unsigned cls)
 {
-    uint32_t batch = pf_tcache_bin_cap(cls) / 2;
+    uint32_t batch = pf_bin_cap_of(cls) / 2;
     if (batch < 1)
         batch = 1;
     uint32_t by_bytes = (uint32_t)(XFER_BYTES / pf_class_size[cls]);
@@ -206,25 +218,6 @@ struct pf_family *pf_family_find(const char *name)
     return f;
 }
 
-static char *put_str(char *d, const char *s, char *end)
-{
-    while (*s && d < end)
-        *d++ = *s++;
-    return d;
-}
-
-static char *put_dec(char *d, size_t v, char *end)
-{
-    char tmp[24];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n && d < end)
-        *d++ = tmp[--n];
-    return d;
-}
-
 /* "malloc-<digits>" and "large" belong to pfalloc's own families, whether
  * or not they are registered yet. */
 static int reserved_name(const char *name)
@@ -248,15 +241,17 @@ static void ensure_registered(struct pf_family *f)
         return;
     pf_lock(&reg_lock);
     if (!f->name[0]) {
-        char *end = f->name + PF_NAME_MAX - 1;
+        struct pf_fmt n;
+        pf_fmt_init(&n, f->name, PF_NAME_MAX, -1);
         if (f == &large_fam) {
-            put_str(f->name, "large", end);
+            pf_fmt_str(&n, "large");
             f->kind = PF_KIND_LARGE;
         } else {
-            char *d = put_str(f->name, "malloc-", end);
-            put_dec(d, f->obj_size, end);
+            pf_fmt_str(&n, "malloc-");
+            pf_fmt_u64(&n, f->obj_size);
             f->kind = PF_KIND_CLASS;
         }
+        pf_fmt_cstr(&n);
     }
     if (!f->registered)
         reg_add(f);
@@ -284,47 +279,26 @@ struct pf_family *pf_family_large(void)
 /* ---- spans of a family ----------------------------------------------------- */
 static void list_push(struct pf_family *f, struct pf_span *s)
 {
-    struct pf_span **head = &f->partial[s->cls];
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
+    PF_LIST_PUSH(&f->partial[s->cls], s, next, prev);
     s->listed = 1;
 }
 
 static void list_unlink(struct pf_family *f, struct pf_span *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        f->partial[s->cls] = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    PF_LIST_UNLINK(&f->partial[s->cls], s, next, prev);
     s->listed = 0;
 }
 
 static void all_push(struct pf_family *f, struct pf_span *s)
 {
-    s->aprev = NULL;
-    s->anext = f->all;
-    if (f->all)
-        f->all->aprev = s;
-    f->all = s;
+    PF_LIST_PUSH(&f->all, s, anext, aprev);
     PF_RELAXED_ADD(f->spans, 1);
     PF_RELAXED_ADD(f->mapped, s->bytes);
 }
 
 static void all_unlink(struct pf_family *f, struct pf_span *s)
 {
-    if (s->aprev)
-        s->aprev->anext = s->anext;
-    else
-        f->all = s->anext;
-    if (s->anext)
-        s->anext->aprev = s->aprev;
-    s->anext = s->aprev = NULL;
+    PF_LIST_UNLINK(&f->all, s, anext, aprev);
     PF_RELAXED_ADD(f->spans, (uint64_t)-1);
     PF_RELAXED_ADD(f->mapped, -(uint64_t)s->bytes);
 }
@@ -570,8 +544,12 @@ static struct pf_family *typed_new(const char *a, const char *b, size_t size, si
         f->long_name = whole;
     }
     /* name[] shows a cut short enough to keep b ("/<size>") visible */
-    char *end = f->name + PF_NAME_MAX - 1;
-    put_str(put_str(f->name, a, end - (len - na)), b, end);
+    struct pf_fmt n;
+    size_t keep = PF_NAME_MAX - 1 - (len - na); /* b is short: "/<size>" */
+    pf_fmt_init(&n, f->name, PF_NAME_MAX, -1);
+    pf_fmt_mem(&n, a, na < keep ? na : keep);
+    pf_fmt_str(&n, b);
+    pf_fmt_cstr(&n);
     f->kind = PF_KIND_TYPED;
     f->obj_size = size;
     f->obj_align = align < 16 ? 16 : align;
@@ -655,8 +633,11 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
     pf_lock(&reg_lock);
     struct pf_family *f = find_locked(key, "");
     if (reserved_name(key) || (f && (f->kind != PF_KIND_TYPED || f->obj_size != size))) {
-        suffix[0] = '/';
-        *put_dec(suffix + 1, size, suffix + sizeof suffix - 1) = 0;
+        struct pf_fmt n;
+        pf_fmt_init(&n, suffix, sizeof suffix, -1);
+        pf_fmt_char(&n, '/');
+        pf_fmt_u64(&n, size);
+        pf_fmt_cstr(&n);
         f = find_locked(key, suffix);
     }
     pf_unlock(&reg_lock);

@@ -80,11 +80,21 @@ PF_HIDDEN struct pf_family *pf_family_find(const char *name);
  * `transfer`, as a whole batch to the class's transfer cache when it has
  * room, which the next refill of any thread takes first); disown gives *cur
  * back to the family (thread exit, trim, fork child). */
-struct pf_cached;
+#define PF_TC_MAX 128 /* slots a thread cache holds per class at most */
+/* The slots a thread cache holds of class cls (about 32 KiB of slots, at
+ * most PF_TC_MAX); a transfer batch is half of it. */
+PF_HIDDEN uint32_t pf_bin_cap_of(unsigned cls);
+/* A cached slot with its state entry, so malloc needs no pagemap lookup. */
+struct pf_cached {
+    void *p;
+    uint16_t *state;
+};
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                                struct pf_span **cur);
 /* Free slots of class cls waiting in its transfer cache (counted out of
- * their spans, like slots in thread caches). */
+ * their spans, like slots in thread caches). Only the tests call it: the
+ * check that every slot is live, cached or in its span cannot see these
+ * slots any other way. */
 PF_HIDDEN uint32_t pf_family_transfer_slots(unsigned cls);
 PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_span **cur);
 PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,

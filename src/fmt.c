@@ -174,6 +174,17 @@ void pf_fmt_hex(struct pf_fmt *f, uint64_t v)
     pf_fmt_mem(f, d + i, sizeof d - i);
 }
 
+void pf_fmt_xdigits(struct pf_fmt *f, uint64_t v, unsigned ndigits)
+{
+    static const char hex[] = "0123456789abcdef";
+    char d[16];
+    if (ndigits > sizeof d)
+        ndigits = sizeof d;
+    for (unsigned i = ndigits; i > 0; i--, v >>= 4)
+        d[i - 1] = hex[v & 0xf];
+    pf_fmt_mem(f, d, ndigits);
+}
+
 void pf_fmt_fixed(struct pf_fmt *f, uint64_t v, unsigned decimals)
 {
     if (decimals > 19)

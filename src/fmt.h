@@ -51,6 +51,9 @@ PF_HIDDEN void pf_fmt_u64(struct pf_fmt *f, uint64_t v);
 PF_HIDDEN void pf_fmt_i64(struct pf_fmt *f, int64_t v);
 /* "0x" then lowercase hex digits, no leading zeros ("0x0" for zero). */
 PF_HIDDEN void pf_fmt_hex(struct pf_fmt *f, uint64_t v);
+/* The low 4 * ndigits bits of v as exactly ndigits lowercase hex digits, no
+   "0x" (pf_fmt_xdigits(f, 0x5, 2) -> "05"); ndigits at most 16. */
+PF_HIDDEN void pf_fmt_xdigits(struct pf_fmt *f, uint64_t v, unsigned ndigits);
 /* v / 10^decimals with exactly `decimals` digits after the point
    (pf_fmt_fixed(f, 1234, 3) -> "1.234"); decimals at most 19. */
 PF_HIDDEN void pf_fmt_fixed(struct pf_fmt *f, uint64_t v, unsigned decimals);

@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "family.h"
 #include "large.h"
 #include "lock.h"
@@ -240,7 +239,7 @@ static int fork_locked;
 
 static void fork_prepare(void)
 {
-    if (!pf_alloc_threaded()) {
+    if (!pf_lock_threaded()) {
         fork_locked = 0;
         return;
     }

@@ -52,7 +52,7 @@ PF_HIDDEN void *pf_large_realloc(struct pf_span *s, size_t req);
 PF_HIDDEN struct pf_span *pf_large_find(const void *p);
 PF_INLINE size_t pf_large_usable(const struct pf_span *s)
 {
-    return s->bytes - s->align_off;
+    return s->bytes;
 }
 
 #endif

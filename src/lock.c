@@ -6,9 +6,34 @@
  */
 #include "lock.h"
 
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#endif
+
 #include "fmt.h"
 
 __thread char pf_lock_me __attribute__((tls_model("initial-exec")));
+
+static int fork_taken; /* see pf_lock_fork_taken */
+
+int pf_lock_threaded(void)
+{
+#if __has_include(<sys/single_threaded.h>)
+    return !__libc_single_threaded;
+#else
+    return 1;
+#endif
+}
+
+int pf_lock_fork_taken(void)
+{
+    return fork_taken;
+}
+
+void pf_lock_fork_taken_set(int taken)
+{
+    fork_taken = taken;
+}
 
 /* Polls of the lock word before sleeping: about the length of a short
  * critical section, so a holder that is running lets go before we sleep. */

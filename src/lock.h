@@ -86,6 +86,23 @@ static inline void pf_unlock(pf_lock_t *l)
         pf_lock_wake(l);
 }
 
+/* Whether the process has (or had) more than one thread: fork handlers take
+ * and reset their locks only then. Once 1, it stays 1. glibc takes no malloc
+ * lock in fork while it has one thread, so that a fork from a signal handler
+ * works even when the handler interrupted malloc, free or a fork handler on
+ * that thread, holding a lock the fork would wait for forever. With one
+ * thread nobody else can hold a lock for the child to inherit, and the
+ * interrupted code finishes (and unlocks) in both processes. */
+PF_HIDDEN int pf_lock_threaded(void);
+/* In fork handlers: 1 when the fork under way took pfalloc's locks (the
+ * process has threads), so the child must reset what other threads held;
+ * 0 when it took nothing (one thread: whatever is held, this thread's own
+ * interrupted code holds, and finishes). Set by alloc.c's prepare handler,
+ * by the forking thread with every lock held, or in a process with one
+ * thread. */
+PF_HIDDEN int pf_lock_fork_taken(void);
+PF_HIDDEN void pf_lock_fork_taken_set(int taken);
+
 /* Fork child: the only thread left; whoever held the lock is gone (or is
  * the forking thread itself, which took it in the prepare handler). */
 static inline void pf_lock_reset(pf_lock_t *l)

@@ -19,12 +19,20 @@
 #include "os.h"
 #include <stddef.h>
 
+/* Level 1 spans 47 bits: the user address space of x86-64 Linux, where
+ * mmap never returns more without a hint above it. Elsewhere pointers would
+ * alias each other's chunks. */
+#if !defined(__x86_64__) || !defined(__LP64__) || !defined(__linux__)
+#error "pfalloc supports x86-64 Linux only: the pagemap covers its 47-bit user address space"
+#endif
+
+struct pf_span;
+
 #define PF_CHUNK_SHIFT 16
 #define PF_CHUNK ((size_t)1 << PF_CHUNK_SHIFT)
 #define PF_PM_LEAF_BITS 16
 #define PF_PM_TOP_BITS (47 - PF_CHUNK_SHIFT - PF_PM_LEAF_BITS)
 
-struct pf_span;
 
 /* Leaves start on 64 KiB boundaries, so level 1 holds 32-bit entries (128
  * KiB for the 47-bit space) and turning one into an address is one shift. */

@@ -26,7 +26,6 @@
 #include <setjmp.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "check.h"
 #include "family.h"
 #include "lock.h"
@@ -115,23 +114,14 @@ void pf_reach_release(void)
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
     pf_roots_release(&r.roots);
-    uint32_t threads = r.roots.threads, threads_sp = r.roots.threads_sp;
     const char *note = r.note;
     memset(&r, 0, sizeof(r));
-    r.roots.threads = threads;
-    r.roots.threads_sp = threads_sp;
     r.note = note;
 }
 
 const char *pf_reach_note(void)
 {
     return r.note;
-}
-
-void pf_reach_coverage(uint32_t *threads, uint32_t *threads_sp)
-{
-    *threads = r.roots.threads;
-    *threads_sp = r.roots.threads_sp;
 }
 
 /* ---- the snapshot ------------------------------------------------------------- */
@@ -505,7 +495,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * that is surely there. */
     r.pid = pf_os_pid();
     r.vm = pf_os_read_mem(r.pid, r.bounce, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
-    r.solo = r.roots.solo || !pf_alloc_threaded();
+    r.solo = r.roots.solo || !pf_lock_threaded();
     r.partial = NULL;
     if (lock_all(nfam) != 0) {
         r.note = "the allocator was busy (a lock held where the signal landed)";

@@ -57,10 +57,6 @@ PF_HIDDEN void pf_reach_release(void);
 /* Whether the last run classified anything, and why not when it did not:
  * NULL after a complete run. */
 PF_HIDDEN const char *pf_reach_note(void);
-/* What the last run covered: threads other than the caller's, and those of
- * them whose stack was scanned from its stack pointer (the rest: their
- * whole stack mapping). */
-PF_HIDDEN void pf_reach_coverage(uint32_t *threads, uint32_t *threads_sp);
 /* "definitely_lost", ... (JSON) and "definitely lost", ... (text). */
 PF_HIDDEN const char *pf_reach_key(enum pf_reach_kind k);
 PF_HIDDEN const char *pf_reach_text(enum pf_reach_kind k);

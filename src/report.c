@@ -1,6 +1,6 @@
 /*
  * report.c — renders stats as text tables or JSON Lines and writes them with
- * pf_os_write_all. Everything reachable from pf_report_write,
+ * pf_os_write_all. Everything reachable from pf_report_write_ex,
  * pf_print_families and pf_print_totals is async-signal-safe: one static
  * snapshot and one static output buffer, owned by whoever wins the try-flag
  * `busy`; a caller that loses (another thread, or a signal landing inside a
@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "alloc.h"
 #include "family.h"
 
 /* Where a report starts; one that outgrows it moves to a mapping of
@@ -357,10 +356,20 @@ void pf_report_fork_child(void)
 }
 
 /* A child of a process with one thread keeps the flag: only that thread's
- * own interrupted report can hold it, and it goes on in the child. */
+ * own interrupted report can hold it, and it goes on in the child. The
+ * prepare handler keeps the record (the child cannot ask: fork makes it
+ * single-threaded), so this works whether or not the program links the
+ * fork handlers of alloc.c. Forking threads all write the same 1. */
+static int fork_threaded;
+
+static void fork_prepare(void)
+{
+    __atomic_store_n(&fork_threaded, pf_lock_threaded(), __ATOMIC_RELAXED);
+}
+
 static void fork_child(void)
 {
-    if (pf_alloc_fork_locked())
+    if (__atomic_load_n(&fork_threaded, __ATOMIC_RELAXED))
         pf_report_fork_child();
 }
 
@@ -368,7 +377,7 @@ static void fork_child(void)
  * library forks as one running under the preload does. */
 __attribute__((constructor)) static void report_ctor(void)
 {
-    pthread_atfork(NULL, NULL, fork_child);
+    pthread_atfork(fork_prepare, NULL, fork_child);
 }
 
 /* The notice written when the static buffer is taken: one short line from a
@@ -472,11 +481,6 @@ int pf_report_write_ex(int fd, int json, const char *reason, pf_report_extra_fn 
     int rc = finish(&f, saved);
     give_busy();
     return rc;
-}
-
-int pf_report_write(int fd, int json, const char *reason)
-{
-    return pf_report_write_ex(fd, json, reason, NULL, NULL);
 }
 
 int pf_print_families(int fd)

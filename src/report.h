@@ -31,9 +31,8 @@ PF_HIDDEN uint64_t pf_report_uptime_ms(void);
    families table largest first. json != 0: exactly one line of JSON.
    reason: "signal", "interval", "exit" or "request". Async-signal-safe.
    Returns 0, or -1 with errno from write, or -1 with EAGAIN when another
-   report was being built (a one-line notice is written instead). */
-PF_HIDDEN int pf_report_write(int fd, int json, const char *reason);
-/* The same with `extra` (may be NULL) appending its own section. */
+   report was being built (a one-line notice is written instead).
+   `extra` (may be NULL) appends its own section. */
 PF_HIDDEN int pf_report_write_ex(int fd, int json, const char *reason,
                                  pf_report_extra_fn extra, void *ctx);
 

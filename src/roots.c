@@ -16,6 +16,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "pagemap.h"
 
 /* One line of /proc/self/maps. */
@@ -184,16 +185,13 @@ static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
  * program counter while it is blocked ("running" otherwise). */
 static uintptr_t thread_sp(long tid)
 {
-    char path[64] = "/proc/self/task/";
-    size_t n = strlen(path);
-    char digits[24];
-    int k = 0;
-    do
-        digits[k++] = (char)('0' + tid % 10);
-    while ((tid /= 10) != 0);
-    while (k)
-        path[n++] = digits[--k];
-    memcpy(path + n, "/syscall", 9);
+    char path[64];
+    struct pf_fmt f;
+    pf_fmt_init(&f, path, sizeof(path), -1);
+    pf_fmt_str(&f, "/proc/self/task/");
+    pf_fmt_i64(&f, tid);
+    pf_fmt_str(&f, "/syscall");
+    pf_fmt_cstr(&f);
     char buf[512];
     long len = pf_os_read_into(path, buf, sizeof(buf));
     if (len <= 0 || (size_t)len >= sizeof(buf))

@@ -4,7 +4,8 @@
  * (tests/unit/test_sizeclass.c checks every n up to PF_SMALL_MAX.)
  */
 #include "sizeclass.h"
-#include "span.h"
+
+#include "pagemap.h" /* PF_CHUNK: spans are whole chunks */
 
 #define Q(b) (b) * 5 / 4, (b) * 6 / 4, (b) * 7 / 4, (b) * 2
 #define E(b) (b) * 9 / 8, (b) * 10 / 8, (b) * 11 / 8, (b) * 12 / 8, (b) * 13 / 8, (b) * 14 / 8, (b) * 15 / 8, (b) * 2

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "list.h"
 #include "lock.h"
 
 const uint16_t pf_state_none[1];
@@ -128,24 +129,14 @@ static void pool_push(struct pf_span *s)
     struct pf_span **head = pool_head(s);
     s->kind = PF_SPAN_FREE;
     s->bin = PF_BIN_NONE;
-    s->prev = NULL;
-    s->next = *head;
-    if (*head)
-        (*head)->prev = s;
-    *head = s;
+    PF_LIST_PUSH(head, s, next, prev);
     if (s->committed)
         pool_committed += s->bytes;
 }
 
 static void pool_unlink(struct pf_span *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        *pool_head(s) = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    PF_LIST_UNLINK(pool_head(s), s, next, prev);
     if (s->committed)
         pool_committed -= s->bytes;
 }

@@ -79,7 +79,6 @@ struct pf_span {
     uint8_t cached;           /* 1: slots pass through thread caches */
     uint8_t listed;           /* on the family's partial list */
     uint8_t committed;        /* pooled span whose pages are still resident */
-    uint32_t align_off;       /* large: offset of the block inside its mapping */
     uint32_t site;            /* large: call-site id */
     uint32_t pooled_at;       /* pooled: seconds (monotonic) it went back to the pool */
 };

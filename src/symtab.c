@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
+
 #define MAX_MODULES 1024
 #define ARENA_CHUNK (64u * 1024)
 #define DEBUG_DIR "/usr/lib/debug"
@@ -83,17 +85,6 @@ static const char *base_name(const char *path)
 {
     const char *b = strrchr(path, '/');
     return b ? b + 1 : path;
-}
-
-/* Appends s to buf (holding *len bytes of cap); 0 when it does not fit. */
-static int append(char *buf, size_t cap, size_t *len, const char *s, size_t n)
-{
-    if (*len + n + 1 > cap)
-        return 0;
-    memcpy(buf + *len, s, n);
-    *len += n;
-    buf[*len] = 0;
-    return 1;
 }
 
 /* [off, off + len) lies inside a file of `size` bytes. */
@@ -331,18 +322,20 @@ static int try_debug_file(struct table *t)
 /* The separate debug file's .symtab for module `path`, if one is installed. */
 static int load_debug(const struct elf *e, const char *path, struct table *t)
 {
-    size_t idlen, len = 0;
+    size_t idlen;
+    struct pf_fmt f; /* a path into scratch; one that does not fit is not tried */
     const unsigned char *id = build_id(e, &idlen);
     if (id && idlen >= 2) {
-        static const char hex[] = "0123456789abcdef";
-        append(scratch, sizeof scratch, &len, DEBUG_DIR "/.build-id/", sizeof DEBUG_DIR "/.build-id/" - 1);
+        pf_fmt_init(&f, scratch, sizeof scratch, -1);
+        pf_fmt_str(&f, DEBUG_DIR "/.build-id/");
         for (size_t i = 0; i < idlen; i++) {
-            char h[2] = {hex[id[i] >> 4], hex[id[i] & 15]};
-            append(scratch, sizeof scratch, &len, h, 2);
+            pf_fmt_xdigits(&f, id[i], 2);
             if (i == 0)
-                append(scratch, sizeof scratch, &len, "/", 1);
+                pf_fmt_char(&f, '/');
         }
-        if (append(scratch, sizeof scratch, &len, ".debug", 6) && try_debug_file(t))
+        pf_fmt_str(&f, ".debug");
+        pf_fmt_cstr(&f);
+        if (!f.truncated && try_debug_file(t))
             return 1;
     }
     const char *link = debuglink(e);
@@ -350,16 +343,16 @@ static int load_debug(const struct elf *e, const char *path, struct table *t)
     if (!link || !slash)
         return 0;
     size_t dir = (size_t)(slash - path);
-    static const char *const forms[] = {"/", "/.debug/", DEBUG_DIR};
+    static const char *const forms[] = {"/", "/.debug/", "/"};
     for (int k = 0; k < 3; k++) {
-        len = 0;
-        if (k == 2 && !append(scratch, sizeof scratch, &len, DEBUG_DIR, sizeof DEBUG_DIR - 1))
-            continue;
-        if (!append(scratch, sizeof scratch, &len, path, dir) ||
-            !append(scratch, sizeof scratch, &len, k == 2 ? "/" : forms[k], strlen(k == 2 ? "/" : forms[k])) ||
-            !append(scratch, sizeof scratch, &len, link, strlen(link)))
-            continue;
-        if (strcmp(scratch, path) != 0 && try_debug_file(t))
+        pf_fmt_init(&f, scratch, sizeof scratch, -1);
+        if (k == 2)
+            pf_fmt_str(&f, DEBUG_DIR);
+        pf_fmt_mem(&f, path, dir);
+        pf_fmt_str(&f, forms[k]);
+        pf_fmt_str(&f, link);
+        pf_fmt_cstr(&f);
+        if (!f.truncated && strcmp(scratch, path) != 0 && try_debug_file(t))
             return 1;
     }
     return 0;

@@ -32,16 +32,6 @@ static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec"))
 static struct pf_tcache *_Atomic all_caches;
 
 
-uint32_t pf_tcache_bin_cap(unsigned cls)
-{
-    uint32_t slot = pf_class_size[cls];
-    uint32_t cap = (uint32_t)(32768 / slot);
-    if (cap > PF_TC_MAX)
-        cap = PF_TC_MAX;
-    if (cap < 2)
-        cap = 2;
-    return cap;
-}
 
 /* Moves the n oldest slots of b (the bottom of the stack) into out[0, n)
  * and the rest down to the bottom. The slots leave the bin before the
@@ -148,7 +138,7 @@ struct pf_tcache *pf_tcache_get(void)
          * for every thread). */
         size_t slots = 0;
         for (unsigned c = 0; c < PF_NCLASSES; c++)
-            slots += pf_tcache_bin_cap(c);
+            slots += pf_bin_cap_of(c);
         tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
@@ -158,7 +148,7 @@ struct pf_tcache *pf_tcache_get(void)
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
             b->base = b->top = store;
-            b->limit = b->base + pf_tcache_bin_cap(c);
+            b->limit = b->base + pf_bin_cap_of(c);
             store = b->limit;
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }

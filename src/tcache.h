@@ -17,13 +17,8 @@
 
 #include "family.h"
 
-#define PF_TC_MAX 128
-
-/* A cached slot with its state entry, so malloc needs no pagemap lookup. */
-struct pf_cached {
-    void *p;
-    uint16_t *state;
-};
+/* PF_TC_MAX and struct pf_cached, what a cache trades with its family in
+ * refills and flushes, are in family.h. */
 
 /* One cache line per bin: a stack of cached slots, [base, top), at most
  * limit - base of them; pushing and popping move one pointer.
@@ -95,8 +90,6 @@ PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
  * frees on the locked path (NULL until then). */
 #define PF_FREE_ONLY_LOCKED 64
 PF_HIDDEN struct pf_tcache *pf_tcache_for_free(void);
-/* The most slots the bin of class cls holds. */
-PF_HIDDEN uint32_t pf_tcache_bin_cap(unsigned cls);
 /* Refills the bin and pops one slot (its p is NULL when memory is out). */
 PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -344,4 +345,60 @@ Test(config, loading_again_starts_from_the_defaults)
     cr_assert_eq(load_capturing_stderr(), 0);
     struct pf_config d = fresh();
     cr_assert(memcmp(&pf_config, &d, sizeof d) == 0);
+}
+
+/* pfalloc-dump must send the signal the library chose and know whether it
+ * writes signal reports at all: its parse_signal and signal_reports_on
+ * mirror config.c, which is the source. Both read every signal name Python
+ * knows (with and without SIG, in three cases), every number around the
+ * valid range, and malformed values, including non-ASCII letters and digits
+ * that Python's own case and digit rules would take. */
+static const char parity_py[] =
+    "import importlib.machinery, importlib.util, signal, sys\n"
+    "loader = importlib.machinery.SourceFileLoader('dump', sys.argv[1])\n"
+    "m = importlib.util.module_from_spec(importlib.util.spec_from_loader('dump', loader))\n"
+    "loader.exec_module(m)\n"
+    "names = {s.name[3:] for s in signal.Signals if s.name.startswith('SIG')} | set(m.SIGNAL_NAMES)\n"
+    "vals = set()\n"
+    "for n in names | {'none', 'exit', 'signal', 'both', 'off', 'exit,signal', 'signal,exit'}:\n"
+    "    for f in (n, n.lower(), n.capitalize()):\n"
+    "        vals |= {f, 'SIG' + f, 'sig' + f, 'Sig' + f, f + ' '}\n"
+    "vals |= {str(i) for i in range(-1, 80)} | {'SIG%d' % i for i in range(0, 70)}\n"
+    "vals |= {'', 'SIG', 'USR3', '10x', ' 10', '+10', '010', '0x10', '1e1', 'SIGSIGUSR1', 'U SR1',\n"
+    "         '\\u017figusr2', 'u\\u017fr2', '\\uff35\\uff33\\uff32\\uff12', '\\uff11\\uff12', '\\u0663',\n"
+    "         'SIGK\\u0130LL', 'ex\\u0131t', '\\u017fignal', '99999999999999999999999', '18446744073709551626'}\n"
+    "for v in sorted(vals):\n"
+    "    print('x' + v.encode().hex(), int(m.parse_signal(v)), int(m.signal_reports_on(v)))\n";
+
+Test(config, dump_script_reads_signal_and_report_like_the_library)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "python3 -c \"$PF_PY\" '%s/scripts/pfalloc-dump'", PF_SOURCE_DIR);
+    setenv("PF_PY", parity_py, 1);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char line[1024];
+    int n = 0, bad = 0;
+    while (fgets(line, sizeof line, p)) {
+        char hex[600], value[300];
+        int py_signo, py_reports;
+        cr_assert_eq(sscanf(line, "%599s %d %d", hex, &py_signo, &py_reports), 3, "%s", line);
+        size_t len = strlen(hex + 1) / 2; /* "x" then the value's bytes in hex */
+        for (size_t i = 0; i < len; i++)
+            sscanf(hex + 1 + 2 * i, "%2hhx", (unsigned char *)&value[i]);
+        value[len] = 0;
+        /* The library keeps the default on a value it refuses. */
+        struct pf_config c;
+        int signo = parse(&c, "PFALLOC_SIGNAL", value) == 0 ? c.signo : SIGUSR1;
+        int reports = parse(&c, "PFALLOC_REPORT", value) == 0 ? !!(c.report & PF_REPORT_SIGNAL) : 1;
+        if (signo != py_signo || reports != py_reports) {
+            cr_log_error("'%s': library signal %d reports %d, pfalloc-dump signal %d reports %d", value,
+                         signo, reports, py_signo, py_reports);
+            bad++;
+        }
+        n++;
+    }
+    cr_assert_eq(pclose(p), 0);
+    cr_assert_gt(n, 500, "only %d values compared", n);
+    cr_assert_eq(bad, 0, "%d of %d values read differently", bad, n);
 }

@@ -53,6 +53,16 @@ Test(fmt, hex)
     cr_assert_str_eq(FMT(pf_fmt_hex(f, UINT64_MAX)), "0xffffffffffffffff");
 }
 
+Test(fmt, hex_digits_fixed_width)
+{
+    cr_assert_str_eq(FMT(pf_fmt_xdigits(f, 0x5, 2)), "05");
+    cr_assert_str_eq(FMT(pf_fmt_xdigits(f, 0xab, 2)), "ab");
+    cr_assert_str_eq(FMT(pf_fmt_xdigits(f, 0x1ab, 2)), "ab"); /* only the low digits */
+    cr_assert_str_eq(FMT(pf_fmt_xdigits(f, 0, 4)), "0000");
+    cr_assert_str_eq(FMT(pf_fmt_xdigits(f, UINT64_MAX, 16)), "ffffffffffffffff");
+    cr_assert_str_eq(FMT(pf_fmt_xdigits(f, 0x12, 0)), "");
+}
+
 Test(fmt, fixed_point)
 {
     cr_assert_str_eq(FMT(pf_fmt_fixed(f, 1234, 3)), "1.234");

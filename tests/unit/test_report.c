@@ -334,7 +334,7 @@ Test(report, text_report)
 {
     uint64_t expect = alloc64();
     int fd = cap_open();
-    cr_assert_eq(pf_report_write(fd, 0, "interval"), 0);
+    cr_assert_eq(pf_report_write_ex(fd, 0, "interval", NULL, NULL), 0);
     char *text = cap_read(fd, NULL);
     char head[128];
     snprintf(head, sizeof head, "==== pfalloc report: pid %d (%s), reason interval, ", (int)getpid(),
@@ -358,7 +358,7 @@ Test(report, json_report_parses)
     pf_report_init();
     usleep(20000);
     int fd = cap_open();
-    cr_assert_eq(pf_report_write(fd, 1, "request"), 0);
+    cr_assert_eq(pf_report_write_ex(fd, 1, "request", NULL, NULL), 0);
     size_t len;
     char *text = cap_read(fd, &len);
     set_check_arg("request", expect);
@@ -378,7 +378,7 @@ static void on_usr1(int sig)
 {
     (void)sig;
     int saved = errno;
-    sig_rc = pf_report_write(sig_fd, sig_json, "signal");
+    sig_rc = pf_report_write_ex(sig_fd, sig_json, "signal", NULL, NULL);
     sig_errno = errno;
     errno = saved;
 }
@@ -435,7 +435,7 @@ static void nested(int json)
     free(outer);
     /* The flag was released: the next report goes through. */
     fd = cap_open();
-    cr_assert_eq(pf_report_write(fd, json, "request"), 0);
+    cr_assert_eq(pf_report_write_ex(fd, json, "request", NULL, NULL), 0);
     cr_assert_gt(strlen(cap_read(fd, NULL)), 100);
 }
 
