@@ -144,8 +144,13 @@ struct pf_tcache *pf_tcache_get(void)
         }
     }
     if (!tc) {
-        /* The cache, then each bin's store of PF_TC_MAX slots. */
-        tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * PF_NCLASSES * PF_TC_MAX);
+        /* The cache, then each bin's store of its cap, packed: a thread
+         * touches the stores of the classes it uses, so stores sized to
+         * their caps (not PF_TC_MAX each) put those classes on fewer pages. */
+        size_t slots = 0;
+        for (unsigned c = 0; c < PF_NCLASSES; c++)
+            slots += bin_cap(c);
+        tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
         if (!tc)
@@ -153,8 +158,9 @@ struct pf_tcache *pf_tcache_get(void)
         struct pf_cached *store = (struct pf_cached *)(tc + 1);
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
-            b->base = b->top = store + (size_t)c * PF_TC_MAX;
+            b->base = b->top = store;
             b->limit = b->base + bin_cap(c);
+            store = b->limit;
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
