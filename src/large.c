@@ -496,8 +496,10 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
         s->bytes = bytes;
         live_add(bytes);
         live_sub(old_bytes);
-        if (bytes > old_bytes)
+        if (bytes > old_bytes) {
             cache_fit(bytes - old_bytes);
+            pf_span_shed_warm();
+        }
     }
     s->req = req;
     pf_family_resize_large(s->family, s, old_bytes, old_req);

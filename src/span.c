@@ -387,6 +387,15 @@ void pf_span_put(struct pf_span *s)
     pf_unlock(&pool_lock);
 }
 
+void pf_span_shed_warm(void)
+{
+    if (__atomic_load_n(&pool_committed, __ATOMIC_RELAXED) <= pool_limit)
+        return;
+    pf_lock(&pool_lock);
+    shrink_warm(pool_limit);
+    pf_unlock(&pool_lock);
+}
+
 void pf_span_tick(void)
 {
     if (__atomic_load_n(&pool_committed, __ATOMIC_RELAXED) <= pool_limit)

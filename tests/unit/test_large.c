@@ -500,6 +500,32 @@ Test(large, realloc_growing_elsewhere_sheds_as_much_of_the_cache)
     pf_large_free(span_of(blk[1]));
 }
 
+Test(large, realloc_growth_gives_back_warm_spans_beyond_the_pool_limit)
+{
+    /* Empty small spans beyond PFALLOC_CACHE stay warm for a while, for a
+     * wave of small objects coming back; a block growing into fresh pages
+     * meanwhile makes them give theirs back, as a fresh span does. */
+    pf_span_set_cache_limit(PF_CHUNK);
+    struct pf_span *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = pf_span_get(1); /* one chunk each */
+    for (int i = 0; i < 3; i++) {
+        int clean;
+        void *p = pf_span_take(s[i], &clean);
+        memset(p, 0xAB, s[i]->slot_size);
+        s[i]->state[0] = PF_SLOT_DIRTY;
+        pf_span_give(s[i], 0);
+        pf_span_put(s[i]);
+    }
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK, "warm beyond the limit, for now");
+    void *p = pf_large_alloc(pf_family_large(), MiB, 0, 0);
+    unsigned char *q = pf_large_realloc(span_of(p), 8 * MiB);
+    cr_assert_not_null(q);
+    memset(q, 0x55, 8 * MiB);
+    cr_assert_leq(pf_span_cached_bytes(), PF_CHUNK, "the growth made the warm excess go");
+    pf_large_free(span_of(q));
+}
+
 Test(large, trim_empties_the_cache)
 {
     struct pf_family *f = pf_family_large();
