@@ -362,7 +362,10 @@ Test(large, realloc_grows_and_shrinks_with_mremap)
     cr_assert_not_null(q);
     struct pf_os_counts c1 = counts();
     cr_assert_eq(c1.mremap_calls, c0.mremap_calls + 1, "grown with one mremap");
-    cr_assert_eq(c1.mmap_calls, c0.mmap_calls, "no new mapping and no copy");
+    /* A move to an address no pagemap leaf covers yet maps one (metadata). */
+    cr_assert(c1.mmap_calls == c0.mmap_calls ||
+                  (c1.mmap_calls == c0.mmap_calls + 1 && c1.metadata_bytes > c0.metadata_bytes),
+              "no new mapping and no copy");
     for (size_t i = 0; i < n0; i++)
         if (q[i] != (unsigned char)(i * 31 + 7))
             cr_assert_fail("byte %zu lost in the move", i);
