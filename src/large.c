@@ -4,7 +4,10 @@
  * where neighbours coalesce, a request takes the smallest range that holds
  * it (the rest stays cached) and, when none does, the biggest range grows
  * with mremap, so only its new pages fault. realloc grows and shrinks with
- * mremap, which moves page tables instead of copying bytes. The span struct
+ * mremap, which moves page tables instead of copying bytes; a growing block
+ * first takes the cached range right after it, and growth elsewhere gives
+ * back as many cached bytes, so a buffer grown after another was freed
+ * does not hold both. The span struct
  * is unpublished (pagemap entry set to the freed-large tombstone) before
  * the range is cached or unmapped, so a second free of the same pointer is
  * named a double free.
@@ -18,6 +21,7 @@
 #define CACHE_TOTAL_MAX PF_LARGE_CACHE_MAX
 #define CACHE_DECAY_SECONDS PF_LARGE_DECAY_SECONDS
 #define DROP_MAX 8
+#define COPY_PIECE ((size_t)1 << 20)
 
 struct cached {
     uintptr_t p;
@@ -180,6 +184,74 @@ void pf_large_tick(void)
         pf_os_unmap((void *)drop[i].p, drop[i].bytes);
 }
 
+/* Under cache_lock: tails of the biggest ranges leave the cache, into
+ * drop[] (which has room for `room`), until it holds no more than limit. */
+static void shed_locked(size_t limit, struct cached *drop, int *ndrop, int room)
+{
+    size_t ps = pf_os_page_size();
+    while (cache_bytes > limit && *ndrop < room) {
+        int big = 0;
+        for (int i = 1; i < CACHE_SLOTS; i++)
+            if (cache[i].bytes > cache[big].bytes)
+                big = i;
+        struct cached *c = &cache[big];
+        size_t cut = (cache_bytes - limit + ps - 1) & ~(ps - 1);
+        if (cut >= c->bytes || c->bytes - cut < PF_CHUNK)
+            cut = c->bytes; /* what would stay is too small to serve a block */
+        c->bytes -= cut;
+        cache_bytes -= cut;
+        drop[(*ndrop)++] = (struct cached){c->p + c->bytes, cut, 0};
+    }
+}
+
+/* A block has grown by `grew` bytes of fresh pages: as many cached bytes
+ * are unmapped (and whatever is beyond the limit), so live and cached
+ * bytes together do not grow while anything is cached. A freed buffer's
+ * range kept warm while the next one grows elsewhere would otherwise hold
+ * about twice the final size. */
+static void cache_fit(size_t grew)
+{
+    size_t have = __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
+    if (have == 0)
+        return;
+    struct cached drop[DROP_MAX];
+    int ndrop = 0;
+    pf_lock(&cache_lock);
+    size_t limit = cache_limit();
+    if (cache_bytes - (grew < cache_bytes ? grew : cache_bytes) < limit)
+        limit = cache_bytes - (grew < cache_bytes ? grew : cache_bytes);
+    shed_locked(limit, drop, &ndrop, DROP_MAX);
+    pf_unlock(&cache_lock);
+    for (int i = 0; i < ndrop; i++)
+        pf_os_unmap((void *)drop[i].p, drop[i].bytes);
+}
+
+/* A block ending at `end` grows by `need` bytes into the cached range
+ * that starts there, if it holds them: its front joins the block, whose
+ * pages are mapped and resident already, so growth costs no syscall and
+ * no page fault, and a range freed by the last buffer serves the next one
+ * as it grows instead of staying warm beside it. Returns the bytes taken
+ * (the whole range when what would stay is less than a chunk), or 0. */
+static size_t cache_extend(uintptr_t end, size_t need)
+{
+    size_t took = 0;
+    pf_lock(&cache_lock);
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        struct cached *c = &cache[i];
+        if (c->bytes == 0 || c->p != end)
+            continue;
+        if (c->bytes >= need) {
+            took = c->bytes - need >= PF_CHUNK ? need : c->bytes;
+            c->p += took;
+            c->bytes -= took;
+            cache_bytes -= took;
+        }
+        break; /* ranges never overlap: no other starts there */
+    }
+    pf_unlock(&cache_lock);
+    return took;
+}
+
 /* Caches [p, p + bytes), coalesced with its cached neighbours. Decayed
  * ranges go first; beyond the limit, tails of the biggest ranges go; all
  * are unmapped outside the lock. */
@@ -226,20 +298,7 @@ static void cache_put(uintptr_t p, size_t bytes)
     } else { /* every slot taken: the block goes back */
         drop[ndrop++] = (struct cached){p, bytes, 0};
     }
-    size_t ps = pf_os_page_size();
-    while (cache_bytes > limit && ndrop < DROP_MAX) {
-        int big = 0;
-        for (int i = 1; i < CACHE_SLOTS; i++)
-            if (cache[i].bytes > cache[big].bytes)
-                big = i;
-        struct cached *c = &cache[big];
-        size_t cut = (cache_bytes - limit + ps - 1) & ~(ps - 1);
-        if (cut >= c->bytes || c->bytes - cut < PF_CHUNK)
-            cut = c->bytes; /* what would stay is too small to serve a block */
-        c->bytes -= cut;
-        cache_bytes -= cut;
-        drop[ndrop++] = (struct cached){c->p + c->bytes, cut, 0};
-    }
+    shed_locked(limit, drop, &ndrop, DROP_MAX);
     pf_unlock(&cache_lock);
     for (int i = 0; i < ndrop; i++)
         pf_os_unmap((void *)drop[i].p, drop[i].bytes);
@@ -354,6 +413,18 @@ void pf_large_free(struct pf_span *s)
     errno = saved;
 }
 
+/* Copies a block into its new place a piece at a time, giving back each
+ * piece's old pages once copied: a block and its copy are never both
+ * resident, so a copy costs time, not twice the memory. */
+static void copy_out(void *to, void *from, size_t bytes)
+{
+    for (size_t off = 0; off < bytes; off += COPY_PIECE) {
+        size_t n = bytes - off < COPY_PIECE ? bytes - off : COPY_PIECE;
+        memcpy((char *)to + off, (char *)from + off, n);
+        pf_os_decommit((char *)from + off, n); /* a refusal only keeps pages until the unmap */
+    }
+}
+
 #define UNDO_FAILED "pfalloc: out of address space while undoing a failed realloc\n"
 
 void *pf_large_realloc(struct pf_span *s, size_t req)
@@ -365,6 +436,19 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
     }
     size_t old_bytes = s->bytes, old_req = s->req;
     void *old = (void *)s->start;
+    if (bytes > old_bytes) {
+        size_t took = cache_extend(s->start + old_bytes, bytes - old_bytes);
+        if (took) {
+            bytes = old_bytes + took;
+            note_block(bytes);
+            s->bytes = bytes;
+            live_add(bytes);
+            live_sub(old_bytes);
+            s->req = req;
+            pf_family_resize_large(s->family, s, old_bytes, old_req);
+            return old;
+        }
+    }
     if (bytes != old_bytes) {
         void *p = pf_os_remap(old, old_bytes, bytes, 1);
         int copy = 0;
@@ -399,7 +483,7 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
             }
             if (copy) {
                 /* The whole usable size: the program may have used it. */
-                memcpy(p, old, old_bytes);
+                copy_out(p, old, old_bytes);
                 pf_os_unmap(old, old_bytes);
             }
             /* The old range is unmapped now, and a block of another thread
@@ -412,6 +496,10 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
         s->bytes = bytes;
         live_add(bytes);
         live_sub(old_bytes);
+        if (bytes > old_bytes) {
+            cache_fit(bytes - old_bytes);
+            pf_span_shed_warm();
+        }
     }
     s->req = req;
     pf_family_resize_large(s->family, s, old_bytes, old_req);

@@ -43,7 +43,8 @@ PF_HIDDEN void pf_large_tick(void);
 PF_HIDDEN void pf_large_fork_lock(void);
 PF_HIDDEN void pf_large_fork_unlock(int child);
 PF_HIDDEN void pf_large_free(struct pf_span *s);
-/* Resizes in place or moves with mremap; NULL (block untouched) on failure. */
+/* Resizes in place (into the cached range after the block when there is
+ * one) or moves with mremap; NULL (block untouched) on failure. */
 PF_HIDDEN void *pf_large_realloc(struct pf_span *s, size_t req);
 /* The live large block whose bytes hold p (not necessarily at its start),
  * or NULL: a walk down the pagemap from p's chunk, over at most the size of

@@ -49,13 +49,17 @@ void *pf_meta_alloc(size_t bytes)
 }
 
 /* ---- regions and the pool --------------------------------------------------- */
-struct slotmeta {
-    uint16_t state[PF_MAX_SLOTS];
-    uint64_t bits[PF_MAX_SLOTS / 64];
-};
+typedef uint64_t slotbits[PF_MAX_SLOTS / 64];
+typedef uint16_t slotstates[PF_MAX_SLOTS];
 
 /* A region's metadata is one mapping: this header, then spans[nchunks],
- * then meta[nchunks]. */
+ * bits[nchunks], and from the next page boundary states[nchunks]. A span
+ * touches the free bits of its slots and the states of the slots it has
+ * used, both from the start of its arrays: with the bits of eight chunks
+ * in 4 KiB and each chunk's states starting a page, a span of up to 2048
+ * slots in use costs one page of states and a share of one page of bits,
+ * where states and bits side by side would cost it two pages, often
+ * three. */
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
     struct pf_region *next;  /* all regions */
@@ -64,7 +68,8 @@ struct pf_region {
     uint32_t in_use;         /* chunks held by live (non-pooled) spans */
     uint32_t *sites;         /* PF_MAX_SLOTS call-site ids per chunk, or NULL */
     struct pf_span *spans;   /* span of the run starting at chunk i */
-    struct slotmeta *meta;   /* slot metadata of the span at chunk i */
+    slotbits *bits;          /* free bits of the span at chunk i */
+    slotstates *states;      /* slot states of the span at chunk i (page aligned) */
 };
 
 static pf_lock_t pool_lock = PF_LOCK_INIT;
@@ -102,9 +107,16 @@ static size_t sites_bytes(const struct pf_region *r)
     return (size_t)r->nchunks * PF_MAX_SLOTS * sizeof(uint32_t);
 }
 
+static size_t states_offset(uint32_t nchunks)
+{
+    size_t ps = pf_os_page_size();
+    size_t head = sizeof(struct pf_region) + nchunks * (sizeof(struct pf_span) + sizeof(slotbits));
+    return (head + ps - 1) & ~(ps - 1);
+}
+
 static size_t region_meta_bytes(uint32_t nchunks)
 {
-    return sizeof(struct pf_region) + nchunks * (sizeof(struct pf_span) + sizeof(struct slotmeta));
+    return states_offset(nchunks) + nchunks * sizeof(slotstates);
 }
 
 static size_t region_bytes(const struct pf_region *r)
@@ -148,8 +160,8 @@ static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nch
     s->region = r;
     s->nchunks = (uint16_t)nchunks;
     s->bytes = (size_t)nchunks * PF_CHUNK;
-    s->state = r->meta[chunk].state;
-    s->freebits = r->meta[chunk].bits;
+    s->state = r->states[chunk];
+    s->freebits = r->bits[chunk];
     s->sites = r->sites ? r->sites + (size_t)chunk * PF_MAX_SLOTS : NULL;
     return s;
 }
@@ -233,7 +245,8 @@ static struct pf_region *region_new(uint32_t min)
     r->base = (uintptr_t)base;
     r->nchunks = n;
     r->spans = (struct pf_span *)(r + 1);
-    r->meta = (struct slotmeta *)(r->spans + n);
+    r->bits = (slotbits *)(r->spans + n);
+    r->states = (slotstates *)((char *)r + states_offset(n));
     if (sites_on)
         r->sites = pf_os_map_meta(sites_bytes(r)); /* NULL: this region records none */
     if (n * 2 <= PF_REGION_CHUNKS && n * 2 > next_chunks)
@@ -362,6 +375,15 @@ void pf_span_put(struct pf_span *s)
     s->pooled_at = (uint32_t)now;
     pool_push(s);
     shrink_warm(pool_bound());
+    pf_unlock(&pool_lock);
+}
+
+void pf_span_shed_warm(void)
+{
+    if (__atomic_load_n(&pool_committed, __ATOMIC_RELAXED) <= pool_limit)
+        return;
+    pf_lock(&pool_lock);
+    shrink_warm(pool_limit);
     pf_unlock(&pool_lock);
 }
 

@@ -129,6 +129,11 @@ PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
  * PFALLOC_CACHE; one load when there is nothing to do, a coarse clock read
  * and at most one pass a second otherwise. */
 PF_HIDDEN void pf_span_tick(void);
+/* Pages are being faulted in anew outside the pool (a large block grows):
+ * warm pooled spans beyond PFALLOC_CACHE give theirs back now, as they do
+ * when a fresh span is made, instead of staying resident for their 2 s
+ * beside the new ones. Caller holds no lock. */
+PF_HIDDEN void pf_span_shed_warm(void);
 /* The function that gives back everything cached (empty spans, large
  * ranges, wholly free regions) when a mapping fails; set once by a layer
  * above. pf_span_reclaim runs it (pf_span_trim when none is set); the

@@ -133,9 +133,9 @@ struct pf_tcache *pf_tcache_get(void)
         }
     }
     if (!tc) {
-        /* The cache, then each bin's store, as long as the bin's cap (38
-         * KiB in all, against 152 KiB at PF_TC_MAX each: less address space
-         * for every thread). */
+        /* The cache, then each bin's store of its cap, packed: a thread
+         * touches the stores of the classes it uses, so stores sized to
+         * their caps (not PF_TC_MAX each) put those classes on fewer pages. */
         size_t slots = 0;
         for (unsigned c = 0; c < PF_NCLASSES; c++)
             slots += pf_bin_cap_of(c);

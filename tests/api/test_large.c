@@ -164,6 +164,71 @@ Test(large, realloc_grows_without_copying)
     cr_assert_eq(lf.live_requested, lb.live_requested - from);
 }
 
+/* Bytes of pfalloc's pages in memory for blocks and spans (not its
+ * bookkeeping): freed large blocks it keeps for reuse count, as their
+ * pages stay resident; regions' address space that nothing touched does
+ * not. */
+static uint64_t data_resident(void)
+{
+    struct pf_totals t = totals();
+    return t.resident_bytes - t.metadata_resident_bytes;
+}
+
+/* One buffer grown by an eighth a step to `final`, every new byte written;
+ * returns the most data_resident() reached at any step. */
+static uint64_t grow_peak(unsigned char **out, size_t final, unsigned seed)
+{
+    unsigned char *p = NULL;
+    size_t len = 0;
+    uint64_t peak = 0;
+    while (len < final) {
+        size_t next = len < 16 ? 16 : len + (len / 8 > 4096 ? len / 8 : 4096);
+        if (next > final)
+            next = final;
+        p = pf_realloc(p, next);
+        cr_assert_not_null(p, "realloc to %zu", next);
+        cr_assert(len == 0 || (p[0] == (unsigned char)seed &&
+                               p[len - 1] == (unsigned char)(seed + (len - 1) * 13 + ((len - 1) >> 7))),
+                  "realloc to %zu lost the contents", next);
+        for (size_t i = len; i < next; i++)
+            p[i] = (unsigned char)(seed + i * 13 + (i >> 7));
+        len = next;
+        uint64_t d = data_resident();
+        if (d > peak)
+            peak = d;
+    }
+    cr_assert(stamped(p, len, seed), "the grown buffer lost bytes");
+    *out = p;
+    return peak;
+}
+
+Test(large, realloc_growth_holds_the_final_size_only)
+{
+    /* A program that churns large blocks (the cache keeps freed ranges for
+     * it), then grows a buffer, frees it and grows another, three times:
+     * while a buffer grows, pfalloc's resident pages stay within its final
+     * size plus a little. A freed buffer's range kept warm while the next
+     * one grows elsewhere would hold twice the final size. */
+    const size_t final = 64 * MIB, margin = 4 * MIB;
+    pf_trim();
+    for (int i = 0; i < 16; i++) {
+        unsigned char *b = pf_malloc(MIB);
+        cr_assert_not_null(b);
+        b[0] = 1;
+        pf_free(b);
+    }
+    pf_trim();
+    uint64_t base = data_resident();
+    for (unsigned round = 0; round < 3; round++) {
+        unsigned char *p;
+        uint64_t peak = grow_peak(&p, final, round + 1);
+        cr_assert_leq(peak, base + final + margin,
+                      "round %u: growing a buffer to %zu MiB held %lu KiB of pages beyond it", round,
+                      final >> 20, (unsigned long)((peak - base - final) >> 10));
+        pf_free(p);
+    }
+}
+
 Test(large, free_returns_memory)
 {
     pf_trim();

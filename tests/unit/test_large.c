@@ -445,6 +445,94 @@ Test(large, realloc_copies_every_usable_byte_of_a_block_that_spans_two_mappings)
     pf_large_free(span_of(q));
 }
 
+Test(large, realloc_grows_into_the_cached_range_after_it)
+{
+    /* A freed range right after a block: the block grows into it with no
+     * syscall, its pages already mapped, and it leaves the cache. */
+    struct pf_family *f = pf_family_large();
+    churn();
+    void *blk[2];
+    static const size_t sz[2] = {MiB, 16 * MiB};
+    carve(blk, sz, 2);
+    unsigned char *p = blk[0];
+    memset(p, 0x31, MiB);
+    pf_large_free(span_of(blk[1]));
+    cr_assert_eq(pf_large_cached_bytes(), 16 * MiB);
+    struct pf_os_counts c0 = counts();
+    unsigned char *q = pf_large_realloc(span_of(p), 5 * MiB);
+    cr_assert_eq(q, p, "grown where it is");
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mmap_calls + c1.mremap_calls + c1.munmap_calls,
+                 c0.mmap_calls + c0.mremap_calls + c0.munmap_calls, "no syscall");
+    cr_assert_eq(pf_large_cached_bytes(), 12 * MiB, "the growth came out of the cache");
+    cr_assert_eq(data_bytes(), c0.mapped_bytes - c0.metadata_bytes, "nothing mapped or unmapped");
+    for (size_t i = 0; i < MiB; i++)
+        if (q[i] != 0x31)
+            cr_assert_fail("byte %zu lost", i);
+    memset(q, 0x32, 5 * MiB);
+    cr_assert_eq(span_of(q)->bytes, 5 * MiB);
+    cr_assert_eq(f->live_bytes, 5 * MiB);
+    cr_assert_eq(f->mapped, 5 * MiB);
+    cr_assert_eq(f->req_in - f->req_out, 5 * MiB);
+    /* What would stay is less than a chunk: the block takes it all. */
+    q = pf_large_realloc(span_of(q), 17 * MiB - 1000 - PF_CHUNK / 2);
+    cr_assert_eq(q, p);
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    cr_assert_eq(span_of(q)->bytes, 17 * MiB);
+    cr_assert_eq(f->live_bytes, 17 * MiB);
+    memset(q, 0x33, 17 * MiB);
+    pf_large_free(span_of(q));
+}
+
+Test(large, realloc_growing_elsewhere_sheds_as_much_of_the_cache)
+{
+    /* B can grow neither in place (A follows it) nor into the cache (the
+     * cached range is not its neighbour): it moves, and its new pages are
+     * matched by cached ones given back, so live and cached bytes together
+     * do not grow. */
+    churn();
+    void *blk[3];
+    static const size_t sz[3] = {2 * MiB, MiB, 16 * MiB};
+    carve(blk, sz, 3);
+    pf_large_free(span_of(blk[2]));
+    cr_assert_eq(pf_large_cached_bytes(), 16 * MiB);
+    uint64_t before = data_bytes();
+    unsigned char *q = pf_large_realloc(span_of(blk[0]), 10 * MiB);
+    cr_assert_not_null(q);
+    cr_assert_neq(q, blk[0], "moved");
+    cr_assert_eq(pf_large_cached_bytes(), 8 * MiB, "8 MiB grown, 8 MiB of the cache given back");
+    cr_assert_eq(data_bytes(), before);
+    memset(q, 0x44, 10 * MiB);
+    pf_large_free(span_of(q));
+    pf_large_free(span_of(blk[1]));
+}
+
+Test(large, realloc_growth_gives_back_warm_spans_beyond_the_pool_limit)
+{
+    /* Empty small spans beyond PFALLOC_CACHE stay warm for a while, for a
+     * wave of small objects coming back; a block growing into fresh pages
+     * meanwhile makes them give theirs back, as a fresh span does. */
+    pf_span_set_cache_limit(PF_CHUNK);
+    struct pf_span *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = pf_span_get(1); /* one chunk each */
+    for (int i = 0; i < 3; i++) {
+        int clean;
+        void *p = pf_span_take(s[i], &clean);
+        memset(p, 0xAB, s[i]->slot_size);
+        s[i]->state[0] = PF_SLOT_DIRTY;
+        pf_span_give(s[i], 0);
+        pf_span_put(s[i]);
+    }
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK, "warm beyond the limit, for now");
+    void *p = pf_large_alloc(pf_family_large(), MiB, 0, 0);
+    unsigned char *q = pf_large_realloc(span_of(p), 8 * MiB);
+    cr_assert_not_null(q);
+    memset(q, 0x55, 8 * MiB);
+    cr_assert_leq(pf_span_cached_bytes(), PF_CHUNK, "the growth made the warm excess go");
+    pf_large_free(span_of(q));
+}
+
 Test(large, trim_empties_the_cache)
 {
     struct pf_family *f = pf_family_large();

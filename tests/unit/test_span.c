@@ -202,6 +202,33 @@ static void random_traffic(unsigned cls, int ops)
     }
 }
 
+Test(span, a_small_span_keeps_its_states_on_one_page_and_its_bits_beside_others)
+{
+    /* Each span touches its free bits and the states of the slots it has
+     * used. States start on a page of their own, so a span of up to 2048
+     * slots in use touches one page of them; the bits of neighbouring
+     * chunks share pages, instead of each span's bits taking a page of
+     * their own after its states. */
+    size_t ps = pf_os_page_size();
+    struct pf_span *a = pf_span_get(pf_size_class(256));
+    struct pf_span *b = pf_span_get(pf_size_class(256));
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    cr_assert_eq((uintptr_t)a->state % ps, 0, "states start a page");
+    cr_assert_eq((uintptr_t)b->state % ps, 0);
+    uintptr_t lo = (uintptr_t)a->freebits < (uintptr_t)b->freebits ? (uintptr_t)a->freebits
+                                                                   : (uintptr_t)b->freebits;
+    uintptr_t hi = (uintptr_t)a->freebits ^ (uintptr_t)b->freebits ^ lo;
+    cr_assert_leq(hi - lo, ((a->start > b->start ? a->start - b->start : b->start - a->start) / PF_CHUNK) *
+                               (PF_MAX_SLOTS / 8),
+                  "the bits of chunks side by side are %lu bytes apart", (unsigned long)(hi - lo));
+    cr_assert((uintptr_t)a->freebits + PF_MAX_SLOTS / 8 <= (uintptr_t)a->state ||
+                  (uintptr_t)a->freebits >= (uintptr_t)a->state + 2 * PF_MAX_SLOTS,
+              "bits and states do not overlap");
+    pf_span_put(a);
+    pf_span_put(b);
+}
+
 Test(span, take_and_give_keep_the_invariant_and_never_hand_out_a_slot_twice)
 {
     random_traffic(0, 20000);   /* 4096 slots of 16 bytes */

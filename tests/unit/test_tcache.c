@@ -250,6 +250,25 @@ Test(tcache, bins_stay_within_cap_and_figures_stay_exact)
         pf_free(p[i]);
 }
 
+Test(tcache, bin_stores_are_packed_to_their_caps)
+{
+    /* A thread touches the stores of the classes it uses: stores laid end
+     * to end, each the size of its cap, put the small classes' stores on a
+     * few pages instead of one store of PF_TC_MAX slots per class. */
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    size_t total = 0;
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        const struct pf_bin *b = &tc->bins[c];
+        if (c + 1 < PF_NCLASSES)
+            cr_assert_eq(tc->bins[c + 1].base, b->limit, "class %u's store follows class %u's", c + 1, c);
+        total += pf_bin_cap(b);
+    }
+    cr_assert_lt(total * sizeof(struct pf_cached), sizeof(struct pf_cached) * PF_NCLASSES * PF_TC_MAX / 3,
+                 "stores of %zu slots in all", total);
+}
+
 Test(tcache, a_full_bin_flushes_and_never_overflows)
 {
     unsigned cls = pf_size_class(256);
