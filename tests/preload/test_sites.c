@@ -147,22 +147,28 @@ Test(sites, unloaded_library_json)
 
 /* Checks stacks' JSON exit report (stdin) against nm's symbol table of the
  * program (argv[1]): prints "ok" or what is wrong. */
-static const char stacks_py[] =
-    "import json, os, subprocess, sys\n"
-    "syms = {}\n"
-    "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n"
-    "    f = l.split()\n"
-    "    if len(f) == 4:\n"
-    "        syms[f[3]] = (int(f[0], 16), int(f[1], 16))\n"
-    "def inside(fr, name):\n"
-    "    a, n = syms[name]\n"
-    "    off = int(fr['module_offset'], 16)\n"
-    "    return fr['module'] == os.path.basename(sys.argv[1]) and a < off <= a + n\n"
-    "L = None\n"
-    "for line in sys.stdin:\n"
-    "    if line.startswith('{'):\n"
-    "        L = json.loads(line)['leaks']\n"
+/* The start of a check of a JSON exit report on stdin (its leaks in L) of the
+ * program argv[1]: inside(frame, name) says whether a frame lies in that
+ * function of the program, by its own symbol table. */
+#define LEAKS_PY                                                                                   \
+    "import json, os, subprocess, sys\n" \
+    "syms = {}\n" \
+    "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n" \
+    "    f = l.split()\n" \
+    "    if len(f) == 4:\n" \
+    "        syms[f[3]] = (int(f[0], 16), int(f[1], 16))\n" \
+    "def inside(fr, name):\n" \
+    "    a, n = syms[name]\n" \
+    "    off = int(fr['module_offset'], 16)\n" \
+    "    return fr['module'] == os.path.basename(sys.argv[1]) and a < off <= a + n\n" \
+    "L = None\n" \
+    "for line in sys.stdin:\n" \
+    "    if line.startswith('{'):\n" \
+    "        L = json.loads(line)['leaks']\n" \
     "if L is None: sys.exit('no report')\n"
+
+static const char stacks_py[] =
+    LEAKS_PY
     "if L['program_objects'] != 8: sys.exit('program objects %d' % L['program_objects'])\n"
     "def group(objs, fam):\n"
     "    g = [s for s in L['sites'] if s['objects'] == objs and s['family'] == fam and not s['runtime']]\n"
@@ -180,7 +186,9 @@ static const char stacks_py[] =
     "if f < 1 or not st[f - 1]['module'].startswith('libc.so'): sys.exit('strdup frame: %s' % st)\n"
     "print('ok')\n";
 
-static void check_stacks(const char *prog)
+/* Runs prog under the preload with sites on and its JSON exit report in a
+ * file, then the python check `py` (given prog) on that report: it must print "ok". */
+static void check_json(const char *prog, const char *py)
 {
     char *dir = pf_tempdir("sites");
     char *out = pf_path(dir, "report.json");
@@ -193,7 +201,7 @@ static void check_stacks(const char *prog)
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, prog);
     pf_run_free(&r);
-    const char *const check[] = {"python3", "-c", stacks_py, prog, NULL};
+    const char *const check[] = {"python3", "-c", py, prog, NULL};
     struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
     pf_spawn(check, &po, &r);
     cr_assert(r.exited && r.code == 0 && strcmp(r.out, "ok\n") == 0, "%s%s\n%s", r.out, r.err,
@@ -201,6 +209,11 @@ static void check_stacks(const char *prog)
     pf_run_free(&r);
     pf_tempdir_remove(dir);
     free(out);
+}
+
+static void check_stacks(const char *prog)
+{
+    check_json(prog, stacks_py);
 }
 
 Test(sites, stacks_keep_callers_apart)
@@ -224,21 +237,7 @@ Test(sites, stacks_with_frame_pointers)
 /* glibc's internal names record their caller like malloc does, also in
  * slots another site had before (its site forgotten at the free). */
 static const char aliases_py[] =
-    "import json, os, subprocess, sys\n"
-    "syms = {}\n"
-    "for l in subprocess.run(['nm', '-S', '--defined-only', sys.argv[1]], capture_output=True, text=True).stdout.splitlines():\n"
-    "    f = l.split()\n"
-    "    if len(f) == 4:\n"
-    "        syms[f[3]] = (int(f[0], 16), int(f[1], 16))\n"
-    "def inside(fr, name):\n"
-    "    a, n = syms[name]\n"
-    "    off = int(fr['module_offset'], 16)\n"
-    "    return fr['module'] == os.path.basename(sys.argv[1]) and a < off <= a + n\n"
-    "L = None\n"
-    "for line in sys.stdin:\n"
-    "    if line.startswith('{'):\n"
-    "        L = json.loads(line)['leaks']\n"
-    "if L is None: sys.exit('no report')\n"
+    LEAKS_PY
     "if L['program_objects'] != 4: sys.exit('program objects %d' % L['program_objects'])\n"
     "found = {}\n"
     "for s in L['sites']:\n"
@@ -256,26 +255,7 @@ Test(sites, glibc_internal_names_record_their_caller)
     PF_REQUIRE_PRELOAD();
     PF_REQUIRE_PROGRAM("python3");
     PF_REQUIRE_PROGRAM("nm");
-    const char *prog = PROG("aliases");
-    char *dir = pf_tempdir("sites");
-    char *out = pf_path(dir, "report.json");
-    char outvar[4200];
-    snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
-    const char *const argv[] = {prog, NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
-    struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, prog);
-    pf_run_free(&r);
-    const char *const check[] = {"python3", "-c", aliases_py, prog, NULL};
-    struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
-    pf_spawn(check, &po, &r);
-    cr_assert(r.exited && r.code == 0 && strcmp(r.out, "ok\n") == 0, "%s%s\n%s", r.out, r.err,
-              pf_read_file(out, NULL));
-    pf_run_free(&r);
-    pf_tempdir_remove(dir);
-    free(out);
+    check_json(PROG("aliases"), aliases_py);
 }
 
 Test(sites, stacks_text_one_frame_per_line)
