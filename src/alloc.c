@@ -292,6 +292,22 @@ static uint32_t live_slot(const void *p, struct pf_span *s, uint32_t *st, const 
 /* Every free that is not a live slot of a cached span into a bin with
  * room: NULL, large blocks, typed families, a full bin, a thread without a
  * cache, and bad pointers (named and fatal). */
+/* Counts the free of slot idx of s (state st, already marked free) in the
+ * thread's bin and caches the slot there, flushing the bin first when it
+ * is full (which may change errno). */
+static void bin_push(struct pf_tcache *tc, struct pf_span *s, uint32_t idx, void *p, uint32_t st)
+{
+    struct pf_bin *b = &tc->bins[s->cls];
+    b->frees++;
+    b->states -= st;
+    if (b->top == b->limit)
+        pf_tcache_flush(tc, s->cls);
+    struct pf_cached *t = b->top;
+    *t = (struct pf_cached){p, &s->state[idx]};
+    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* entry, then top: see pf_fast_free */
+    b->top = t + 1;
+}
+
 void pf_free_slow(void *p)
 {
     if (!p)
@@ -316,15 +332,7 @@ void pf_free_slow(void *p)
      * family lock. */
     struct pf_tcache *tc = s->cached ? pf_tcache_for_free() : NULL;
     if (tc) {
-        struct pf_bin *b = &tc->bins[s->cls];
-        b->frees++;
-        b->states -= st;
-        if (b->top == b->limit)
-            pf_tcache_flush(tc, s->cls);
-        struct pf_cached *t = b->top;
-        *t = (struct pf_cached){p, &s->state[idx]};
-        __atomic_signal_fence(__ATOMIC_SEQ_CST); /* entry, then top: see pf_fast_free */
-        b->top = t + 1;
+        bin_push(tc, s, idx, p, st);
     } else {
         pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
     }
@@ -344,18 +352,9 @@ void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, si
     }
     s->sites[idx] = 0;
     s->state[idx] = PF_SLOT_DIRTY;
-    struct pf_bin *b = &tc->bins[s->cls];
-    b->frees++;
-    b->states -= st;
-    if (b->top == b->limit) {
-        int saved = errno;
-        pf_tcache_flush(tc, s->cls);
-        errno = saved;
-    }
-    struct pf_cached *t = b->top;
-    *t = (struct pf_cached){p, &s->state[idx]};
-    __atomic_signal_fence(__ATOMIC_SEQ_CST); /* entry, then top: see pf_fast_free */
-    b->top = t + 1;
+    int saved = errno;
+    bin_push(tc, s, idx, p, st);
+    errno = saved;
 }
 
 /* C++ sized and aligned delete: only the checking mode looks at the claim. */
