@@ -108,15 +108,23 @@ Test(sites, bash_subshell_status_kept)
     pf_run_free(&r);
 }
 
+/* Runs argv under the preload with call sites on, its reports on stderr
+ * unless the more variables say otherwise (up to two; NULL ends the list),
+ * and asserts it ended as it should. */
+static void run_sites(const char *const *argv, const char *more1, const char *more2, struct pf_run *r)
+{
+    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", more1, more2, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+    pf_assert_ok(r, argv[0]);
+}
+
 Test(sites, unloaded_library_keeps_its_name)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "dlclose_leaks");
+    run_sites(argv, NULL, NULL, &r);
     cr_assert(strstr(r.out, "dlclose_leaks: same address ") != NULL, "stdout: %s\nstderr: %s", r.out, r.err);
     const char *l = strstr(r.err, "\nleaks: ");
     cr_assert(l != NULL, "%s", r.err);
@@ -134,11 +142,8 @@ Test(sites, unloaded_library_json)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "dlclose_leaks");
+    run_sites(argv, "PFALLOC_FORMAT=json", NULL, &r);
     cr_assert(strstr(r.err, "\"module\":\"libdlleak_a.so\"") != NULL, "%s", r.err);
     cr_assert(strstr(r.err, "\"module_unloaded\":true") != NULL, "%s", r.err);
     cr_assert(strstr(r.err, "dlleak_b") == NULL, "%s", r.err);
@@ -195,11 +200,8 @@ static void check_json(const char *prog, const char *py)
     char outvar[4200];
     snprintf(outvar, sizeof outvar, "PFALLOC_OUT=%s", out);
     const char *const argv[] = {prog, NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", outvar, NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, prog);
+    run_sites(argv, "PFALLOC_FORMAT=json", outvar, &r);
     pf_run_free(&r);
     const char *const check[] = {"python3", "-c", py, prog, NULL};
     struct pf_spawn_opts po = {.mode = PF_PLAIN, .stdin_path = out, .timeout_s = 60};
@@ -262,11 +264,8 @@ Test(sites, stacks_text_one_frame_per_line)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("stacks"), NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "stacks");
+    run_sites(argv, NULL, NULL, &r);
     const char *l = strstr(r.err, "\nleaks: ");
     cr_assert(l != NULL, "%s", r.err);
     /* The wrapper's two callers: two rows of malloc-48, 4 and 3 objects,
@@ -288,11 +287,8 @@ Test(sites, stack_depth_one_keeps_sites)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("stacks"), NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", "PFALLOC_STACK_DEPTH=1", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "stacks");
+    run_sites(argv, "PFALLOC_STACK_DEPTH=1", NULL, &r);
     const char *l = strstr(r.err, "\nleaks: ");
     cr_assert(l != NULL, "%s", r.err);
     /* One frame: the wrapper's callers fall together, and no caller lines. */
@@ -305,11 +301,8 @@ Test(sites, stack_walk_stops_without_unwind_tables)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("nocfi"), NULL};
-    const char *const env[] = {PF_REPORT_ENV, "PFALLOC_SITES=1", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "nocfi");
+    run_sites(argv, NULL, NULL, &r);
     cr_assert(strstr(r.out, "nocfi: 8 objects kept\n") != NULL, "%s", r.out);
     unsigned long all, own;
     leak_counts(r.err, &all, &own);
