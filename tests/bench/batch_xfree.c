@@ -201,10 +201,8 @@ int main(int argc, char **argv)
     if (nthreads < 2 || nthreads > 256 || batch_len == 0 || max_size == 0 || keep_pct > 100 || depth == 0)
         bench_fail("need 2 <= threads <= 256, batch, max, depth > 0, keep <= 100");
 
-    box = calloc(nthreads, sizeof *box);
-    workers = calloc(nthreads, sizeof *workers);
-    if (box == NULL || workers == NULL)
-        bench_fail("out of memory");
+    box = bench_lines(nthreads, sizeof *box);
+    workers = bench_lines(nthreads, sizeof *workers);
     for (unsigned t = 0; t < nthreads; t++) {
         pthread_mutex_init(&box[t].lock, NULL);
         workers[t].id = t;

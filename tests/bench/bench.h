@@ -92,6 +92,19 @@ static inline uint64_t bench_opt(const struct bench_args *a, const char *key, ui
 }
 
 /* xorshift64*: fast, deterministic, good enough to pick sizes and slots. */
+/* n zeroed elements of `size` bytes (a multiple of 64: types declared
+ * aligned(64)) starting on a cache line, so per-thread records the workers
+ * write while they run share no line whatever alignment malloc gives: the
+ * workload measures the allocator's sharing, not its own. */
+static inline void *bench_lines(size_t n, size_t size)
+{
+    void *p = aligned_alloc(64, n * size);
+    if (p == NULL)
+        bench_fail("out of memory for %zu records", n);
+    memset(p, 0, n * size);
+    return p;
+}
+
 static inline uint64_t bench_rand(uint64_t *state)
 {
     uint64_t x = *state;

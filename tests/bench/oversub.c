@@ -33,7 +33,7 @@ struct worker {
     uint64_t iters;
     size_t max;
     uint64_t checked; /* out: replaced blocks whose stamp was verified */
-};
+} __attribute__((aligned(64))); /* a line each: the workers share no line of their own */
 
 static void check_and_free(uintptr_t b, unsigned id)
 {
@@ -85,8 +85,8 @@ int main(int argc, char **argv)
         bench_fail("need 0 < threads <= 1024, live > 0, max > 0");
 
     table = calloc(nslots, sizeof *table);
-    struct worker *w = calloc(nthreads, sizeof *w);
-    if (table == NULL || w == NULL)
+    struct worker *w = bench_lines(nthreads, sizeof *w);
+    if (table == NULL)
         bench_fail("out of memory");
     for (unsigned t = 0; t < nthreads; t++) {
         w[t].id = t;

@@ -17,11 +17,12 @@ struct worker {
     size_t live;
     size_t max;
     uint64_t checked; /* out: blocks whose stamp was verified */
-};
+} __attribute__((aligned(64))); /* a line each: the workers share no line of their own */
 
 static void *work(void *arg)
 {
     struct worker *w = arg;
+    uint64_t checked = 0;
     void **ptr = calloc(w->live, sizeof *ptr);
     size_t *size = calloc(w->live, sizeof *size);
     uint64_t *tag = calloc(w->live, sizeof *tag);
@@ -34,7 +35,7 @@ static void *work(void *arg)
         if (ptr[j] != NULL) {
             if (!bench_stamp_ok(ptr[j], size[j], tag[j]))
                 bench_fail("thread %u: block %p (%zu bytes) changed while live", w->id, ptr[j], size[j]);
-            w->checked++;
+            checked++;
             free(ptr[j]);
         }
         size_t n = bench_small_size(r >> 24, w->max);
@@ -52,9 +53,10 @@ static void *work(void *arg)
             continue;
         if (!bench_stamp_ok(ptr[j], size[j], tag[j]))
             bench_fail("thread %u: block %p (%zu bytes) changed while live", w->id, ptr[j], size[j]);
-        w->checked++;
+        checked++;
         free(ptr[j]);
     }
+    w->checked = checked;
     free(ptr);
     free(size);
     free(tag);
@@ -72,9 +74,7 @@ int main(int argc, char **argv)
     if (nthreads == 0 || nthreads > 256 || live == 0 || max == 0)
         bench_fail("need 0 < threads <= 256, live > 0, max > 0");
 
-    struct worker *w = calloc(nthreads, sizeof *w);
-    if (w == NULL)
-        bench_fail("out of memory");
+    struct worker *w = bench_lines(nthreads, sizeof *w);
     for (unsigned t = 0; t < nthreads; t++) {
         w[t].id = t;
         w[t].iters = iters;

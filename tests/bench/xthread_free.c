@@ -34,10 +34,11 @@ struct pair {
     size_t batch;
     size_t max;
     struct queue q;
-    uint64_t produced_bytes; /* out */
-    uint64_t consumed_bytes; /* out */
-    uint64_t consumed;       /* out */
-};
+    /* out: the producer's and the consumer's counters on lines of their own */
+    uint64_t produced_bytes __attribute__((aligned(64)));
+    uint64_t consumed_bytes __attribute__((aligned(64)));
+    uint64_t consumed;
+} __attribute__((aligned(64)));
 
 static size_t size_of(const struct pair *p, uint64_t seq)
 {
@@ -135,9 +136,7 @@ int main(int argc, char **argv)
     if (npairs == 0 || npairs > 128 || batch == 0 || depth == 0 || max == 0)
         bench_fail("need 0 < pairs <= 128 and batch, depth, max > 0");
 
-    struct pair *p = calloc(npairs, sizeof *p);
-    if (p == NULL)
-        bench_fail("out of memory");
+    struct pair *p = bench_lines(npairs, sizeof *p);
     for (unsigned i = 0; i < npairs; i++) {
         p[i].id = i;
         p[i].objects = objects;
