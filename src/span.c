@@ -53,13 +53,18 @@ typedef uint64_t slotbits[PF_MAX_SLOTS / 64];
 typedef uint16_t slotstates[PF_MAX_SLOTS];
 
 /* A region's metadata is one mapping: this header, then spans[nchunks],
- * bits[nchunks], and from the next page boundary states[nchunks]. A span
- * touches the free bits of its slots and the states of the slots it has
- * used, both from the start of its arrays: with the bits of eight chunks
- * in 4 KiB and each chunk's states starting a page, a span of up to 2048
- * slots in use costs one page of states and a share of one page of bits,
- * where states and bits side by side would cost it two pages, often
- * three. */
+ * bits[nchunks], from the next page boundary states[nchunks], then
+ * coarse[nchunks]. A span touches the free bits of its slots and the
+ * states of the slots it has used, both from the start of its arrays: with
+ * the bits of eight chunks in 4 KiB and each chunk's states starting a
+ * page, a span of up to 2048 slots in use costs one page of states and a
+ * share of one page of bits, where states and bits side by side would cost
+ * it two pages, often three. A span whose slots are PF_COARSE_SLOT bytes or
+ * more has at most PF_COARSE_STATES slots per chunk: its states go in the
+ * coarse array instead, PF_COARSE_STATES entries per chunk side by side (a
+ * span of n chunks takes the n entries of its chunks), so four chunks of
+ * such slots share one page of states instead of taking a page each. */
+typedef uint16_t coarsestates[PF_COARSE_STATES];
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
     struct pf_region *next;  /* all regions */
@@ -70,6 +75,7 @@ struct pf_region {
     struct pf_span *spans;   /* span of the run starting at chunk i */
     slotbits *bits;          /* free bits of the span at chunk i */
     slotstates *states;      /* slot states of the span at chunk i (page aligned) */
+    coarsestates *coarse;    /* slot states of a span of big slots at chunk i */
 };
 
 static pf_lock_t pool_lock = PF_LOCK_INIT;
@@ -116,7 +122,7 @@ static size_t states_offset(uint32_t nchunks)
 
 static size_t region_meta_bytes(uint32_t nchunks)
 {
-    return states_offset(nchunks) + nchunks * sizeof(slotstates);
+    return states_offset(nchunks) + nchunks * (sizeof(slotstates) + sizeof(coarsestates));
 }
 
 static size_t region_bytes(const struct pf_region *r)
@@ -247,6 +253,7 @@ static struct pf_region *region_new(uint32_t min)
     r->spans = (struct pf_span *)(r + 1);
     r->bits = (slotbits *)(r->spans + n);
     r->states = (slotstates *)((char *)r + states_offset(n));
+    r->coarse = (coarsestates *)(r->states + n);
     if (sites_on)
         r->sites = pf_os_map_meta(sites_bytes(r)); /* NULL: this region records none */
     if (n * 2 <= PF_REGION_CHUNKS && n * 2 > next_chunks)
@@ -304,6 +311,10 @@ struct pf_span *pf_span_get(unsigned cls)
     s->cls = (uint8_t)cls;
     s->slot_size = slot;
     s->nslots = (uint32_t)(s->bytes / slot);
+    uint32_t chunk = (uint32_t)((s->start - s->region->base) / PF_CHUNK);
+    /* Every state outside live spans is free, in either array, so a span
+     * may take whichever its slots fit. */
+    s->state = slot >= PF_COARSE_SLOT ? s->region->coarse[chunk] : s->region->states[chunk];
     s->magic = PF_SPAN_MAGIC(slot);
     s->used = s->nfree = s->bump = s->hint = 0;
     s->fresh = !s->committed;

@@ -29,6 +29,10 @@
 #define PF_REGION_MIN_CHUNKS 4              /* the first region: 256 KiB */
 #define PF_SPAN_MAX_CHUNKS 16
 #define PF_MAX_SLOTS (PF_CHUNK / 16) /* 4096: a span never has more slots */
+/* Spans of slots this big or bigger keep their states PF_COARSE_STATES to a
+ * chunk, side by side with their neighbours' (see span.c). */
+#define PF_COARSE_STATES 512
+#define PF_COARSE_SLOT (PF_CHUNK / PF_COARSE_STATES)
 
 enum pf_span_kind { PF_SPAN_FREE = 0, PF_SPAN_SMALL = 1, PF_SPAN_LARGE = 2, PF_SPAN_GONE = 3 };
 enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };

@@ -510,3 +510,28 @@ Test(stats, resident_tracks_rss)
     resident_tracks_rss(rss0, t0.resident_bytes, "after free and trim");
     cr_assert_lt(totals().resident_bytes, t0.resident_bytes + 4 * MIB);
 }
+
+/* Slot states are bookkeeping pfalloc keeps per slot; a chunk of big slots
+ * has few of them (32 for 2 KiB slots) and must not take a page of states
+ * of its own: 64 chunks' worth of 2 KiB blocks may add at most 3 KiB of
+ * resident metadata per chunk (free bits, span structs, region headers and
+ * the states of four chunks to a page come to about 2.2 KiB; with a page
+ * of states per chunk it was 5.2 KiB). */
+Test(stats, big_slots_share_pages_of_states)
+{
+    enum { SLOT = 2048, PER_CHUNK = 65536 / SLOT, CHUNKS = 64, N = PER_CHUNK * CHUNKS };
+    static void *p[N];
+    pf_trim();
+    uint64_t meta0 = totals().metadata_resident_bytes;
+    for (size_t i = 0; i < N; i++) {
+        p[i] = pf_malloc(SLOT);
+        cr_assert_not_null(p[i]);
+        cr_assert_eq(pf_malloc_usable_size(p[i]), SLOT);
+    }
+    uint64_t meta1 = totals().metadata_resident_bytes;
+    cr_assert_leq(meta1 - meta0, (uint64_t)CHUNKS * 3072,
+                  "%d chunks of %d-byte slots added %llu KiB of resident metadata", CHUNKS, SLOT,
+                  (unsigned long long)((meta1 - meta0) / 1024));
+    for (size_t i = 0; i < N; i++)
+        pf_free(p[i]);
+}

@@ -210,8 +210,8 @@ Test(span, a_small_span_keeps_its_states_on_one_page_and_its_bits_beside_others)
      * chunks share pages, instead of each span's bits taking a page of
      * their own after its states. */
     size_t ps = pf_os_page_size();
-    struct pf_span *a = pf_span_get(pf_size_class(256));
-    struct pf_span *b = pf_span_get(pf_size_class(256));
+    struct pf_span *a = pf_span_get(pf_size_class(64));
+    struct pf_span *b = pf_span_get(pf_size_class(64));
     cr_assert_not_null(a);
     cr_assert_not_null(b);
     cr_assert_eq((uintptr_t)a->state % ps, 0, "states start a page");
@@ -227,6 +227,29 @@ Test(span, a_small_span_keeps_its_states_on_one_page_and_its_bits_beside_others)
               "bits and states do not overlap");
     pf_span_put(a);
     pf_span_put(b);
+}
+
+Test(span, spans_of_big_slots_keep_their_states_side_by_side)
+{
+    /* A chunk of slots of PF_COARSE_SLOT bytes or more has at most
+     * PF_COARSE_STATES of them: the states of neighbouring chunks lie that
+     * many entries apart, four chunks to a page, instead of a page each. */
+    struct pf_span *a = pf_span_get(pf_size_class(PF_COARSE_SLOT));
+    struct pf_span *b = pf_span_get(pf_size_class(2048));
+    struct pf_span *c = pf_span_get(pf_size_class(PF_COARSE_SLOT / 2));
+    cr_assert_not_null(a);
+    cr_assert_not_null(b);
+    cr_assert_not_null(c);
+    cr_assert_leq(a->nslots, (uint32_t)a->nchunks * PF_COARSE_STATES);
+    cr_assert_eq(a->region, b->region, "two spans made one after the other share a region");
+    intptr_t chunks = ((intptr_t)b->start - (intptr_t)a->start) / (intptr_t)PF_CHUNK;
+    cr_assert_eq((intptr_t)b->state - (intptr_t)a->state, chunks * PF_COARSE_STATES * (intptr_t)sizeof(uint16_t),
+                 "states %ld bytes apart for chunks %ld apart", (long)((intptr_t)b->state - (intptr_t)a->state),
+                 (long)chunks);
+    cr_assert_eq((uintptr_t)c->state % pf_os_page_size(), 0, "smaller slots keep a page of states per chunk");
+    pf_span_put(a);
+    pf_span_put(b);
+    pf_span_put(c);
 }
 
 Test(span, take_and_give_keep_the_invariant_and_never_hand_out_a_slot_twice)
