@@ -1,11 +1,12 @@
 /*
  * sizeclass.h — request size -> class -> slot size.
- * Classes: 16..128 in steps of 16, four per power of two up to 1024, then
- * eight per power of two up to PF_SMALL_MAX, so no slot wastes more than a
- * quarter of itself, nor more than an eighth above 1 KiB (where a few
- * hundred bytes a block add up: page-sized buffers plus a header). Every slot
- * size is a multiple of 16, so every slot is 16-byte aligned (spans start on
- * a 64 KiB boundary).
+ * Classes: 16..128 in steps of 16, four per power of two up to 1024,
+ * sixteen per power of two up to 8192, then eight up to PF_SMALL_MAX, so no
+ * slot wastes more than a quarter of itself, nor more than a sixteenth
+ * from 1 KiB to 8 KiB (where programs allocate page-sized buffers plus a
+ * header: 1032, 4104 or 4368 bytes, in thousands at a time) and an eighth
+ * above. Every slot size is a multiple of 16, so every slot is 16-byte
+ * aligned (spans start on a 64 KiB boundary).
  */
 #ifndef PF_SIZECLASS_H
 #define PF_SIZECLASS_H
@@ -15,7 +16,7 @@
 
 #include "os.h"
 
-#define PF_NCLASSES 76
+#define PF_NCLASSES 100
 #define PF_SMALL_MAX ((size_t)128 * 1024)
 
 /* slot size of each class; a const table */
@@ -30,7 +31,9 @@ PF_INLINE unsigned pf_size_class(size_t n)
         return pf_class_small[(n + 15) >> 4];
     size_t m = n - 1;
     unsigned b = 63u - (unsigned)__builtin_clzl(m); /* 2^b <= m < 2^(b+1), b >= 10 */
-    return 20u + (b - 10u) * 8u + (unsigned)(m >> (b - 3)) - 8u;
+    if (b < 13)
+        return 20u + (b - 10u) * 16u + (unsigned)(m >> (b - 4)) - 16u;
+    return 68u + (b - 13u) * 8u + (unsigned)(m >> (b - 3)) - 8u;
 }
 
 /* Slots of one class are carved from spans of this many bytes. */

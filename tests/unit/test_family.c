@@ -485,3 +485,25 @@ Test(family, locked_path_counts_a_class_family)
     cr_assert_eq(st.live_requested, 25 * 100);
     cr_assert_eq(f->out_bytes, 25 * (uint64_t)pf_class_size[cls]);
 }
+
+Test(family, every_class_has_room_in_the_transfer_store)
+{
+    /* The classes' stretches of the shared store are laid end to end: a
+     * store too small for the class table would leave the biggest classes
+     * with no transfer cache (their batches would all go back to spans). */
+    for (unsigned cls = PF_NCLASSES; cls-- > 0;) {
+        struct pf_family *f = pf_family_class(cls);
+        int n = (int)(pf_bin_cap_of(cls) / 2);
+        if (n < 1)
+            n = 1;
+        struct pf_cached got[PF_TC_MAX];
+        struct pf_span *cur = NULL;
+        cr_assert_eq(pf_family_refill(f, cls, got, n, &cur), n, "class %u", cls);
+        pf_family_flush(f, cls, got, n, 1);
+        cr_assert_eq(pf_family_transfer_slots(cls), (uint32_t)n, "class %u (%u bytes): batch of %d not held", cls,
+                     pf_class_size[cls], n);
+        cr_assert_eq(pf_family_refill(f, cls, got, n, &cur), n);
+        pf_family_flush(f, cls, got, n, 0);
+        pf_family_disown(f, &cur);
+    }
+}

@@ -2,8 +2,9 @@
  * test_sizeclass.c — the class table and the size -> class lookup: every
  * request up to PF_SMALL_MAX lands in the smallest class that holds it, the
  * table is 16-byte granular and strictly increasing with four classes per
- * power of two from 128 to 1024 and eight above, no slot wastes a quarter of
- * itself above 64 bytes nor an eighth above 1024,
+ * power of two from 128 to 1024, sixteen to 8192 and eight above, no slot
+ * wastes a quarter of itself above 64 bytes, a sixteenth from 1024 to 8192
+ * nor an eighth above,
  * and every class's span holds at least eight slots within 1 MiB.
  */
 #include <criterion/criterion.h>
@@ -42,20 +43,20 @@ Test(sizeclass, table_is_16_byte_granular_and_strictly_increasing)
     }
 }
 
-Test(sizeclass, steps_of_16_to_128_then_four_then_eight_classes_per_power_of_two)
+Test(sizeclass, steps_of_16_to_128_then_four_sixteen_and_eight_classes_per_power_of_two)
 {
     for (unsigned c = 0; c < PF_NCLASSES && pf_class_size[c] <= 128; c++)
         cr_assert_eq(pf_class_size[c], 16 * (c + 1), "class %u", c);
     /* Above 128: each power-of-two interval (2^k, 2^(k+1)] holds exactly
-     * four classes, spaced 2^k / 4 apart, up to 1024; eight, spaced 2^k / 8
-     * apart, above. */
+     * four classes, spaced 2^k / 4 apart, up to 1024; sixteen, spaced
+     * 2^k / 16 apart, up to 8192; eight, spaced 2^k / 8 apart, above. */
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         uint32_t s = pf_class_size[c];
         if (s <= 128)
             continue;
         uint32_t low = s - 1;
         unsigned k = 31u - (unsigned)__builtin_clz(low); /* 2^k < s <= 2^(k+1) */
-        unsigned per = s > 1024 ? 8 : 4;
+        unsigned per = s > 8192 ? 8 : s > 1024 ? 16 : 4;
         uint32_t step = ((uint32_t)1 << k) / per;
         cr_assert_eq(s - pf_class_size[c - 1], step, "class %u (%u bytes): step %u, expected %u",
                      c, s, s - pf_class_size[c - 1], step);
@@ -67,7 +68,7 @@ Test(sizeclass, steps_of_16_to_128_then_four_then_eight_classes_per_power_of_two
     }
 }
 
-Test(sizeclass, no_slot_wastes_a_quarter_of_itself_above_64_bytes)
+Test(sizeclass, no_slot_wastes_a_quarter_of_itself_above_64_bytes_nor_a_sixteenth_of_a_page_or_so)
 {
     for (size_t n = 65; n <= PF_SMALL_MAX; n++) {
         uint32_t slot = pf_class_size[pf_size_class(n)];
@@ -75,6 +76,8 @@ Test(sizeclass, no_slot_wastes_a_quarter_of_itself_above_64_bytes)
             cr_assert_fail("size %zu: slot %u wastes %zu bytes", n, slot, slot - n);
         if (n > 1024 && (slot - n) * 8 >= slot)
             cr_assert_fail("size %zu: slot %u wastes %zu bytes, an eighth", n, slot, slot - n);
+        if (n > 1024 && n <= 8192 && (slot - n) * 16 >= slot)
+            cr_assert_fail("size %zu: slot %u wastes %zu bytes, a sixteenth", n, slot, slot - n);
     }
     /* Every waste fits the 16-bit slot state (state == 2 + waste). */
     for (size_t n = 1; n <= PF_SMALL_MAX; n++)
