@@ -277,15 +277,22 @@ struct pf_family *pf_family_large(void)
 }
 
 /* ---- spans of a family ----------------------------------------------------- */
+static struct pf_span *class_partial[PF_NCLASSES];
+
+struct pf_span **pf_family_partial(struct pf_family *f, unsigned cls)
+{
+    return f->partial ? &f->partial[cls] : &class_partial[cls];
+}
+
 static void list_push(struct pf_family *f, struct pf_span *s)
 {
-    PF_LIST_PUSH(&f->partial[s->cls], s, next, prev);
+    PF_LIST_PUSH(pf_family_partial(f, s->cls), s, next, prev);
     s->listed = 1;
 }
 
 static void list_unlink(struct pf_family *f, struct pf_span *s)
 {
-    PF_LIST_UNLINK(&f->partial[s->cls], s, next, prev);
+    PF_LIST_UNLINK(pf_family_partial(f, s->cls), s, next, prev);
     s->listed = 0;
 }
 
@@ -307,7 +314,7 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
  * listed span of class cls with a free slot, or NULL when the OS says no. */
 static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
 {
-    struct pf_span *s = f->partial[cls];
+    struct pf_span *s = *pf_family_partial(f, cls);
     if (s)
         return s;
     pf_unlock(&f->lock);
@@ -316,7 +323,7 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
     errno = saved;
     pf_lock(&f->lock);
     if (!s)
-        return f->partial[cls];
+        return *pf_family_partial(f, cls);
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
     /* Spans that record call sites send their frees to the slow path, which
@@ -346,7 +353,7 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
     if (!s->listed)
         list_push(f, s);
     /* Keep one empty span per class to absorb alloc/free ping-pong. */
-    if (s->used == 0 && (f->partial[s->cls] != s || s->next)) {
+    if (s->used == 0 && (*pf_family_partial(f, s->cls) != s || s->next)) {
         list_unlink(f, s);
         all_unlink(f, s);
         return s;
@@ -532,9 +539,10 @@ void pf_family_resize_large(struct pf_family *f, struct pf_span *s, size_t old_b
 static struct pf_family *typed_new(const char *a, const char *b, size_t size, size_t align)
 {
     size_t na = strlen(a), len = na + strlen(b);
-    struct pf_family *f = pf_meta_alloc(sizeof(*f));
+    struct pf_family *f = pf_meta_alloc(sizeof(*f) + PF_NCLASSES * sizeof(struct pf_span *));
     if (!f)
         return NULL;
+    f->partial = (struct pf_span **)(f + 1);
     if (len >= PF_NAME_MAX) {
         char *whole = pf_meta_alloc(len + 1);
         if (!whole)
@@ -684,8 +692,16 @@ void pf_family_trim(void)
         struct pf_family *f = pf_family_at(i);
         struct pf_span *empty = NULL;
         pf_lock(&f->lock);
-        for (unsigned c = 0; c < PF_NCLASSES; c++)
-            for (struct pf_span *s = f->partial[c], *nx; s; s = nx) {
+        /* A class family's lists are its own class's entry of the shared
+         * heads (the others belong to the other class families); the large
+         * family has none. */
+        unsigned lo = 0, hi = PF_NCLASSES;
+        if (!f->partial) {
+            lo = f->kind == PF_KIND_CLASS ? pf_size_class(f->obj_size) : PF_NCLASSES;
+            hi = lo < PF_NCLASSES ? lo + 1 : lo;
+        }
+        for (unsigned c = lo; c < hi; c++)
+            for (struct pf_span *s = *pf_family_partial(f, c), *nx; s; s = nx) {
                 nx = s->next;
                 if (s->used == 0) {
                     list_unlink(f, s);

@@ -34,7 +34,12 @@ struct pf_family {
     size_t obj_size;         /* typed: bytes per object; class: slot bytes */
     size_t obj_align;        /* typed: alignment of the type */
     pf_lock_t lock;          /* guards everything below */
-    struct pf_span *partial[PF_NCLASSES]; /* spans with a free slot, per class */
+    /* Spans with a free slot, per class (pf_family_partial): a typed family's
+     * own array of PF_NCLASSES heads; NULL for pfalloc's own families, whose
+     * spans are all of one class and whose heads are one shared array
+     * indexed by it (a hundred class families stay about 200 bytes each):
+     * a walk over a class family's lists must take its own class's only. */
+    struct pf_span **partial;
     struct pf_span *all;     /* every span and large block of the family */
     struct pf_family *hnext; /* name hash chain */
     /* counters of the locked paths (typed, large, threads without a cache) */
@@ -57,6 +62,9 @@ struct pf_span_info {
     uint32_t used;             /* slots out of the span (live, or parked in a thread cache) */
     uint32_t largest_free_run; /* longest run of consecutive free slots */
 };
+
+/* The head of f's list of spans of class cls with a free slot. */
+PF_HIDDEN struct pf_span **pf_family_partial(struct pf_family *f, unsigned cls);
 
 /* The whole name of f: what lookups by name compare. */
 PF_INLINE const char *pf_family_name(const struct pf_family *f)
