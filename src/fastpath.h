@@ -105,7 +105,9 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
         PF_FREE_SLOW(p, n, a, sized);
         return;
     }
-    uint32_t idx = (uint32_t)(m >> 64);
+    /* Below 2^32, but kept 64 bits wide: it indexes as it is and is the
+     * slow path's third argument, so it needs no copy. */
+    uintptr_t idx = (uintptr_t)(m >> 64);
     uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
     /* Spans whose frees skip the caches or record call sites, and threads
@@ -113,7 +115,7 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
     struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
     struct pf_cached *t = b->top;
     if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
-        pf_free_slot_slow(p, s, idx, st, (sized) ? n : (size_t)-1, (sized) ? a : 0);
+        pf_free_slot_slow(p, s, (uint32_t)idx, st, (sized) ? n : (size_t)-1, (sized) ? a : 0);
         return;
     }
     /* A 16-bit store of an immediate in one instruction (the compiler
