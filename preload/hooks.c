@@ -239,7 +239,7 @@ __attribute__((constructor(101))) static void preload_start(void)
          * block of that size has been had (and freed, so the next calloc
          * of its class reuses it without a mapping). Out of memory this
          * early, the exit report simply makes no copy of fd 2. */
-        void *probe = pf_calloc(1, 4 * sizeof(void *));
+        void *probe = pf_calloc_in(1, 4 * sizeof(void *));
         if (probe) {
             pf_free(probe);
             __cxa_thread_atexit_impl(exit_begins, NULL, &__dso_handle);

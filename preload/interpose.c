@@ -45,50 +45,50 @@ EXPORT void *malloc(size_t n)
 EXPORT void free(void *p) { pf_fast_free(p); }
 EXPORT void *calloc(size_t n, size_t s)
 {
-    void *p = pf_calloc(n, s);
+    void *p = pf_calloc_in(n, s);
     PF_SITE(p);
     return p;
 }
 EXPORT void *realloc(void *old, size_t n)
 {
-    void *p = pf_realloc(old, n);
+    void *p = pf_realloc_in(old, n);
     PF_SITE(p);
     return p;
 }
 EXPORT void *reallocarray(void *old, size_t n, size_t s)
 {
-    void *p = pf_reallocarray(old, n, s);
+    void *p = pf_reallocarray_in(old, n, s);
     PF_SITE(p);
     return p;
 }
 EXPORT int posix_memalign(void **out, size_t a, size_t n)
 {
-    int rc = pf_posix_memalign(out, a, n);
+    int rc = pf_posix_memalign_in(out, a, n);
     if (rc == 0)
         PF_SITE(*out);
     return rc;
 }
 EXPORT void *aligned_alloc(size_t a, size_t n)
 {
-    void *p = pf_aligned_alloc(a, n);
+    void *p = pf_aligned_alloc_in(a, n);
     PF_SITE(p);
     return p;
 }
 EXPORT void *memalign(size_t a, size_t n)
 {
-    void *p = pf_memalign(a, n);
+    void *p = pf_memalign_in(a, n);
     PF_SITE(p);
     return p;
 }
 EXPORT void *valloc(size_t n)
 {
-    void *p = pf_valloc(n);
+    void *p = pf_valloc_in(n);
     PF_SITE(p);
     return p;
 }
 EXPORT void *pvalloc(size_t n)
 {
-    void *p = pf_pvalloc(n);
+    void *p = pf_pvalloc_in(n);
     PF_SITE(p);
     return p;
 }
@@ -105,44 +105,44 @@ EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a; (void)n; 
 #define DECL(ret, name, args) EXPORT ret name args; EXPORT ret name args
 DECL(void *, __libc_malloc, (size_t n))
 {
-    void *p = pf_malloc(n);
+    void *p = pf_fast_malloc(n);
     PF_SITE(p);
     return p;
 }
 DECL(void *, __libc_calloc, (size_t n, size_t s))
 {
-    void *p = pf_calloc(n, s);
+    void *p = pf_calloc_in(n, s);
     PF_SITE(p);
     return p;
 }
 DECL(void *, __libc_realloc, (void *old, size_t n))
 {
-    void *p = pf_realloc(old, n);
+    void *p = pf_realloc_in(old, n);
     PF_SITE(p);
     return p;
 }
 DECL(void, __libc_free, (void *p)) { pf_free(p); }
 DECL(void *, __libc_memalign, (size_t a, size_t n))
 {
-    void *p = pf_memalign(a, n);
+    void *p = pf_memalign_in(a, n);
     PF_SITE(p);
     return p;
 }
 DECL(void *, __libc_valloc, (size_t n))
 {
-    void *p = pf_valloc(n);
+    void *p = pf_valloc_in(n);
     PF_SITE(p);
     return p;
 }
 DECL(void *, __libc_pvalloc, (size_t n))
 {
-    void *p = pf_pvalloc(n);
+    void *p = pf_pvalloc_in(n);
     PF_SITE(p);
     return p;
 }
 DECL(int, __posix_memalign, (void **out, size_t a, size_t n))
 {
-    int rc = pf_posix_memalign(out, a, n);
+    int rc = pf_posix_memalign_in(out, a, n);
     if (rc == 0)
         PF_SITE(*out);
     return rc;
@@ -159,7 +159,7 @@ typedef void (*new_handler_fn)(void);
  * overflowed) request. align 0: no alignment asked. */
 static void *new_try(size_t n, size_t align)
 {
-    return align ? pf_memalign(align, n) : pf_malloc_slow(n);
+    return align ? pf_memalign_in(align, n) : pf_malloc_slow(n);
 }
 
 __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, int nothrow)

@@ -177,12 +177,7 @@ void *pf_malloc_slow(size_t n)
     return pf_alloc_large(n, 0, 0);
 }
 
-void *pf_malloc(size_t n)
-{
-    return pf_fast_malloc(n);
-}
-
-void *pf_calloc(size_t n, size_t size)
+void *pf_calloc_in(size_t n, size_t size)
 {
     size_t bytes;
     if (PF_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) {
@@ -206,7 +201,7 @@ static void *aligned(size_t align, size_t n)
     if (PF_UNLIKELY(pf_check_on))
         return pf_check_alloc(n, align, 0, NULL);
     if (align <= 16)
-        return pf_malloc(n);
+        return pf_fast_malloc(n);
     if (n <= PF_SMALL_MAX && align <= PF_CHUNK) {
         unsigned cls = aligned_class(n < align ? align : n, align);
         /* A slot whose waste the 16-bit state cannot hold (a few bytes at
@@ -220,7 +215,7 @@ static void *aligned(size_t align, size_t n)
     return pf_alloc_large(n, align, 0);
 }
 
-int pf_posix_memalign(void **out, size_t align, size_t size)
+int pf_posix_memalign_in(void **out, size_t align, size_t size)
 {
     if (align < sizeof(void *) || (align & (align - 1)))
         return EINVAL;
@@ -237,7 +232,7 @@ int pf_posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
-void *pf_aligned_alloc(size_t align, size_t size)
+void *pf_aligned_alloc_in(size_t align, size_t size)
 {
     if (align == 0 || (align & (align - 1))) {
         errno = EINVAL;
@@ -246,7 +241,7 @@ void *pf_aligned_alloc(size_t align, size_t size)
     return aligned(align, size);
 }
 
-void *pf_memalign(size_t align, size_t size)
+void *pf_memalign_in(size_t align, size_t size)
 {
     if (align & (align - 1)) { /* as glibc: round up to a power of two */
         if (align > ((size_t)1 << 63)) { /* none to round up to */
@@ -258,12 +253,12 @@ void *pf_memalign(size_t align, size_t size)
     return aligned(align, size);
 }
 
-void *pf_valloc(size_t size)
+void *pf_valloc_in(size_t size)
 {
     return aligned(pf_os_page_size(), size);
 }
 
-void *pf_pvalloc(size_t size)
+void *pf_pvalloc_in(size_t size)
 {
     size_t ps = pf_os_page_size();
     size_t r = (size + ps - 1) & ~(ps - 1);
@@ -381,12 +376,12 @@ static size_t family_align(const struct pf_family *f);
  * usable size). The old block holds no more than its usable size whatever
  * the new size is: an aligned request of 100 bytes may sit in a 64 KiB
  * mapping, and a new size of a small class is no bound on it. */
-void *pf_realloc(void *p, size_t n)
+void *pf_realloc_in(void *p, size_t n)
 {
     if (PF_UNLIKELY(pf_check_on))
         return pf_check_realloc(p, n);
     if (!p)
-        return pf_malloc(n);
+        return pf_fast_malloc(n);
     if (n == 0) {
         pf_free(p);
         return NULL;
@@ -425,7 +420,7 @@ void *pf_realloc(void *p, size_t n)
         usable = slot;
     }
     struct pf_family *f = s->family;
-    void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, family_align(f)) : pf_malloc(n);
+    void *q = f->kind == PF_KIND_TYPED ? typed_bytes(f, n, family_align(f)) : pf_fast_malloc(n);
     if (!q)
         return NULL;
     memcpy(q, p, n < usable ? n : usable);
@@ -433,14 +428,14 @@ void *pf_realloc(void *p, size_t n)
     return q;
 }
 
-void *pf_reallocarray(void *p, size_t n, size_t size)
+void *pf_reallocarray_in(void *p, size_t n, size_t size)
 {
     size_t bytes;
     if (__builtin_mul_overflow(n, size, &bytes)) {
         errno = ENOMEM;
         return NULL;
     }
-    return pf_realloc(p, bytes);
+    return pf_realloc_in(p, bytes);
 }
 
 /* A pointer that free would refuse is refused here too, with the same
@@ -516,7 +511,7 @@ static void *typed_bytes(struct pf_family *f, size_t bytes, size_t align)
     return p;
 }
 
-void *pf_family_alloc(pf_family_t *f, size_t n)
+void *pf_family_alloc_in(pf_family_t *f, size_t n)
 {
     size_t bytes;
     if (!f || n == 0) {
@@ -527,10 +522,7 @@ void *pf_family_alloc(pf_family_t *f, size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = typed_bytes(f, bytes, family_align(f));
-    if (PF_UNLIKELY(pf_sites_on) && p)
-        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
-    return p;
+    return typed_bytes(f, bytes, family_align(f));
 }
 
 void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
@@ -553,6 +545,35 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
     if (PF_UNLIKELY(pf_sites_on) && p)
         pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
     return p;
+}
+
+/* ---- the public entry points ---------------------------------------------------------------- */
+/* A program that calls these directly (or through uapi_mm.h's XCALLOC_MISC)
+ * has its call site recorded when sites are on, as malloc's callers do;
+ * pfalloc's own callers, among them the preload's malloc family (which
+ * records a whole stack), use the _in forms. */
+#define PF_NOTED(call)                                                           \
+    void *p = (call);                                                            \
+    if (PF_UNLIKELY(pf_sites_on) && p)                                           \
+        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);             \
+    return p
+
+void *pf_malloc(size_t n) { PF_NOTED(pf_fast_malloc(n)); }
+void *pf_calloc(size_t n, size_t size) { PF_NOTED(pf_calloc_in(n, size)); }
+void *pf_realloc(void *old, size_t n) { PF_NOTED(pf_realloc_in(old, n)); }
+void *pf_reallocarray(void *old, size_t n, size_t size) { PF_NOTED(pf_reallocarray_in(old, n, size)); }
+void *pf_aligned_alloc(size_t align, size_t size) { PF_NOTED(pf_aligned_alloc_in(align, size)); }
+void *pf_memalign(size_t align, size_t size) { PF_NOTED(pf_memalign_in(align, size)); }
+void *pf_valloc(size_t size) { PF_NOTED(pf_valloc_in(size)); }
+void *pf_pvalloc(size_t size) { PF_NOTED(pf_pvalloc_in(size)); }
+void *pf_family_alloc(pf_family_t *f, size_t n) { PF_NOTED(pf_family_alloc_in(f, n)); }
+
+int pf_posix_memalign(void **out, size_t align, size_t size)
+{
+    int rc = pf_posix_memalign_in(out, align, size);
+    if (PF_UNLIKELY(pf_sites_on) && rc == 0)
+        pf_sites_note(*out, (uintptr_t)__builtin_return_address(0), 0);
+    return rc;
 }
 
 /* ---- fork --------------------------------------------------------------------------------- */

@@ -12,11 +12,13 @@
 #include <errno.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "family.h"
 #include "fmt.h"
 #include "halloc.h"
 #include "os.h"
 #include "pfalloc.h"
+#include "sites.h"
 #include "uapi_mm.h"
 
 #define SPAN_BUF_CAP 256
@@ -287,15 +289,22 @@ void *pf_mm_calloc_by_name(const char *struct_name, size_t units)
 {
     struct pf_family *fam;
 
+    void *p;
     /* The original's xcalloc(NULL, size) was its untyped door. */
-    if (!struct_name)
-        return pf_calloc(1, units);
-    fam = pf_family_find(struct_name);
-    if (!fam || fam->kind != PF_KIND_TYPED) {
-        errno = EINVAL;
-        return NULL;
+    if (!struct_name) {
+        p = pf_calloc_in(1, units);
+    } else {
+        fam = pf_family_find(struct_name);
+        if (!fam || fam->kind != PF_KIND_TYPED) {
+            errno = EINVAL;
+            return NULL;
+        }
+        p = pf_family_alloc_in(fam, units);
     }
-    return pf_family_alloc(fam, units);
+    /* The site is this function's caller, not this function. */
+    if (PF_UNLIKELY(pf_sites_on) && p)
+        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
+    return p;
 }
 
 void mm_print_registered_page_families(void)

@@ -260,6 +260,31 @@ Test(sites, glibc_internal_names_record_their_caller)
     check_json(PROG("aliases"), aliases_py);
 }
 
+/* pfalloc's own untyped entry points, called by a program directly, name
+ * that program's function as the site, as the typed ones and malloc do. */
+static const char papi_py[] =
+    LEAKS_PY
+    "found = {}\n"
+    "for s in L['sites']:\n"
+    "    if s['runtime'] or 'stack' not in s: continue\n"
+    "    st = s['stack'][s['first']:]\n"
+    "    for name in ('via_malloc', 'via_calloc', 'via_realloc', 'via_aligned_alloc', 'via_posix_memalign',\n"
+    "                 'via_mm_untyped'):\n"
+    "        if st and inside(st[0], name):\n"
+    "            found[name] = found.get(name, 0) + s['objects']\n"
+    "want = {'via_malloc': 1, 'via_calloc': 1, 'via_realloc': 1, 'via_aligned_alloc': 1, 'via_posix_memalign': 1,\n"
+    "        'via_mm_untyped': 1}\n"
+    "if found != want: sys.exit('sites %s, want %s: %s' % (found, want, json.dumps(L['sites'])))\n"
+    "print('ok')\n";
+
+Test(sites, pfalloc_untyped_api_records_its_caller)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    check_json(PROG("papi"), papi_py);
+}
+
 Test(sites, stacks_text_one_frame_per_line)
 {
     PF_REQUIRE_PRELOAD();
