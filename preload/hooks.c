@@ -133,7 +133,7 @@ static int family_locks_free(void)
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
         while (atomic_load_explicit(&f->lock.state, memory_order_acquire)) {
-            if (atomic_load_explicit(&f->lock.owner, memory_order_relaxed) == pf_lock_self())
+            if (pf_lock_mine(&f->lock))
                 return 0; /* the interrupted code of this very thread holds it */
             clock_gettime(CLOCK_MONOTONIC, &now);
             if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 200)

@@ -12,7 +12,20 @@
 
 #include "fmt.h"
 
-__thread char pf_lock_me __attribute__((tls_model("initial-exec")));
+__thread int pf_lock_id __attribute__((tls_model("initial-exec")));
+
+/* Ids are never reused while the process lives (2^30 threads in all before
+ * they wrap), and a fork child keeps the forking thread's. A signal handler
+ * that interrupts this on the same thread takes an id of its own, and the
+ * interrupted code then stores its id over it: the handler held no lock by
+ * then, having returned. */
+int pf_lock_id_new(void)
+{
+    static atomic_int next;
+    int id = (atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) % (1 << 30) + 1) * 2;
+    pf_lock_id = id;
+    return id;
+}
 
 static int fork_taken; /* see pf_lock_fork_taken */
 
@@ -51,30 +64,41 @@ __attribute__((noreturn, cold)) static void self_deadlock(pf_lock_t *l)
     pf_os_die(pf_fmt_cstr(&f), f.len);
 }
 
-void pf_lock_wait(pf_lock_t *l)
+void pf_lock_wait(pf_lock_t *l, int me)
 {
-    /* Only this thread stores its own address here, and it clears it before
-     * it releases: seeing it means this thread holds the lock, further up
-     * its own stack, and waiting would never end. */
-    if (PF_UNLIKELY(atomic_load_explicit(&l->owner, memory_order_relaxed) == pf_lock_self()))
+    /* The word names the holder, set by the very compare-and-swap that took
+     * the lock: seeing this thread's id means this thread holds it, further
+     * up its own stack, and waiting would never end. */
+    if (PF_UNLIKELY((atomic_load_explicit(&l->state, memory_order_relaxed) & ~1) == me))
         self_deadlock(l);
     for (int i = 0; i < SPIN; i++) {
         int s = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (s == 0) {
             int free_ = 0;
-            if (atomic_compare_exchange_weak_explicit(&l->state, &free_, 1, memory_order_acquire,
+            if (atomic_compare_exchange_weak_explicit(&l->state, &free_, me, memory_order_acquire,
                                                       memory_order_relaxed))
                 return;
-        } else if (s == 2) {
+        } else if (s & 1) {
             break; /* others sleep already: join them rather than compete */
         }
         pf_cpu_relax();
     }
-    /* Taking the lock in state 2 is conservative: the release after ours
-     * makes one wake that may find nobody, which costs a syscall, never a
-     * lost wake-up. */
-    while (atomic_exchange_explicit(&l->state, 2, memory_order_acquire) != 0)
-        pf_os_futex_wait(&l->state, 2);
+    /* Taking the lock with the sleeper bit is conservative: the release
+     * after ours makes one wake that may find nobody, which costs a
+     * syscall, never a lost wake-up. */
+    for (;;) {
+        int s = atomic_load_explicit(&l->state, memory_order_relaxed);
+        if (s == 0) {
+            if (atomic_compare_exchange_weak_explicit(&l->state, &s, me | 1, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+            continue;
+        }
+        if (!(s & 1) && !atomic_compare_exchange_weak_explicit(&l->state, &s, s | 1, memory_order_relaxed,
+                                                                 memory_order_relaxed))
+            continue;
+        pf_os_futex_wait(&l->state, s | 1);
+    }
 }
 
 void pf_lock_wake(pf_lock_t *l)

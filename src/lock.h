@@ -6,10 +6,13 @@
  * no syscalls), then sleeps in the kernel: with more threads than cores the
  * holder may be descheduled, and spinning or yielding then only burns the
  * core it needs.
- *   state: 0 free, 1 held, 2 held and a waiter may sleep on it.
- * The holder is recorded (a per-thread address), so a thread that asks for a
- * lock it already holds — a signal handler that interrupted malloc and calls
- * malloc again — stops with one line instead of waiting for itself forever.
+ *   state: 0 free; else the holder's id (even, never 0), plus 1 when a
+ *   waiter may sleep on it.
+ * The holder is in the lock word itself, set by the compare-and-swap that
+ * takes the lock and cleared by the exchange that releases it, so a thread
+ * that asks for a lock it already holds — a signal handler that interrupted
+ * malloc and calls malloc again — stops with one line instead of waiting
+ * for itself forever, wherever in pf_lock or pf_unlock the signal landed.
  */
 #ifndef PF_LOCK_H
 #define PF_LOCK_H
@@ -29,34 +32,39 @@ static inline void pf_cpu_relax(void)
 }
 
 typedef struct {
-    atomic_int state;           /* 0 free, 1 held, 2 held with possible sleepers */
-    _Atomic(const void *) owner; /* pf_lock_self() of the holder, NULL when free */
+    atomic_int state; /* 0 free; holder's id, | 1 with possible sleepers */
 } pf_lock_t;
 
-#define PF_LOCK_INIT {0, NULL}
+#define PF_LOCK_INIT {0}
 
-/* One byte per thread; its address names the thread (initial-exec TLS, so
- * taking it is one add to the thread pointer). */
-PF_HIDDEN extern __thread char pf_lock_me __attribute__((tls_model("initial-exec")));
+/* The calling thread's lock id (even, never 0), given on its first lock. */
+PF_HIDDEN extern __thread int pf_lock_id __attribute__((tls_model("initial-exec")));
+PF_HIDDEN int pf_lock_id_new(void);
 
-static inline const void *pf_lock_self(void)
+static inline int pf_lock_me(void)
 {
-    return &pf_lock_me;
+    int me = pf_lock_id;
+    return PF_LIKELY(me) ? me : pf_lock_id_new();
+}
+
+/* Whether the calling thread holds l (for code in a signal handler). */
+static inline int pf_lock_mine(pf_lock_t *l)
+{
+    int s = atomic_load_explicit(&l->state, memory_order_relaxed);
+    return s != 0 && (s & ~1) == pf_lock_me();
 }
 
 /* The contended path: the self-deadlock check, the spin, the sleep. */
-PF_HIDDEN void pf_lock_wait(pf_lock_t *l);
+PF_HIDDEN void pf_lock_wait(pf_lock_t *l, int me);
 /* Wakes one sleeper (the lock was released from state 2). */
 PF_HIDDEN void pf_lock_wake(pf_lock_t *l);
 
 static inline void pf_lock(pf_lock_t *l)
 {
-    int free_ = 0;
-    if (PF_UNLIKELY(!atomic_compare_exchange_strong_explicit(&l->state, &free_, 1,
-                                                             memory_order_acquire,
+    int me = pf_lock_me(), free_ = 0;
+    if (PF_UNLIKELY(!atomic_compare_exchange_strong_explicit(&l->state, &free_, me, memory_order_acquire,
                                                              memory_order_relaxed)))
-        pf_lock_wait(l);
-    atomic_store_explicit(&l->owner, pf_lock_self(), memory_order_relaxed);
+        pf_lock_wait(l, me);
 }
 
 /* Takes the lock unless it stays held through `tries` yields, for code in
@@ -64,16 +72,15 @@ static inline void pf_lock(pf_lock_t *l)
  * back while the handler waits. 1 when taken. */
 static inline int pf_lock_try(pf_lock_t *l, int tries)
 {
+    int me = pf_lock_me();
     for (int i = 0;; i++) {
         int free_ = 0;
-        if (atomic_compare_exchange_strong_explicit(&l->state, &free_, 1, memory_order_acquire,
-                                                    memory_order_relaxed)) {
-            atomic_store_explicit(&l->owner, pf_lock_self(), memory_order_relaxed);
+        if (atomic_compare_exchange_strong_explicit(&l->state, &free_, me, memory_order_acquire,
+                                                    memory_order_relaxed))
             return 1;
-        }
         /* Held by this very thread: the interrupted code, which cannot give
          * it back while the handler waits. */
-        if (i >= tries || atomic_load_explicit(&l->owner, memory_order_relaxed) == pf_lock_self())
+        if (i >= tries || (free_ & ~1) == me)
             return 0;
         sched_yield();
     }
@@ -81,8 +88,7 @@ static inline int pf_lock_try(pf_lock_t *l, int tries)
 
 static inline void pf_unlock(pf_lock_t *l)
 {
-    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
-    if (PF_UNLIKELY(atomic_exchange_explicit(&l->state, 0, memory_order_release) == 2))
+    if (PF_UNLIKELY(atomic_exchange_explicit(&l->state, 0, memory_order_release) & 1))
         pf_lock_wake(l);
 }
 
@@ -107,7 +113,6 @@ PF_HIDDEN void pf_lock_fork_taken_set(int taken);
  * the forking thread itself, which took it in the prepare handler). */
 static inline void pf_lock_reset(pf_lock_t *l)
 {
-    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
     atomic_store_explicit(&l->state, 0, memory_order_relaxed);
 }
 

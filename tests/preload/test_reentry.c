@@ -71,3 +71,25 @@ Test(reentry, malloc_from_handler_stops_with_one_line)
     cr_assert(nl == 1, "want one line on stderr, got:\n%s", r.err);
     pf_run_free(&r);
 }
+
+/* The holder of a lock is named by the same compare-and-swap that takes it:
+ * a signal landing just after pf_lock's compare-and-swap (or inside
+ * pf_unlock) must still find this thread named, or the handler's malloc
+ * sleeps on the lock forever. Each run ends at its first collision, at a
+ * point of the loop the timer picks, so many short runs try many points
+ * (with the holder stored after the swap, 2 of 300 runs hung). */
+Test(reentry, malloc_from_handler_never_hangs, .timeout = 240)
+{
+    PF_REQUIRE_PRELOAD();
+    static const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    const char *const argv[] = {PF_PROGS_DIR "/sigreenter", "malloc", "100000000", NULL};
+    for (int i = 0; i < 150; i++) {
+        struct pf_run r;
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 25};
+        pf_spawn(argv, &o, &r);
+        cr_assert(!r.timed_out, "run %d hung: a malloc from a signal handler waited for its own thread", i);
+        cr_assert(!r.exited && r.signo == SIGABRT, "run %d: %s, want SIGABRT; stderr: %s", i, pf_run_how(&r),
+                  r.err);
+        pf_run_free(&r);
+    }
+}
