@@ -146,10 +146,7 @@ static void *work(void *arg)
         for (size_t i = 0; i < batch_len; i++) {
             uint64_t tag = b->tag0 + i;
             size_t n = next_size(&sw);
-            void *p = malloc(n);
-            if (p == NULL)
-                bench_fail("malloc(%zu) returned NULL", n);
-            bench_check_align(p, n);
+            void *p = bench_malloc(n);
             bench_stamp(p, n, tag);
             b->block[i] = p;
             b->size[i] = (uint32_t)n;

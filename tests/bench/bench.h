@@ -198,4 +198,14 @@ static inline void bench_check_align(const void *p, size_t n)
         bench_fail("block %p of %zu bytes is not 16-byte aligned", p, n);
 }
 
+/* malloc(n) that fails the run on NULL or on a misaligned block. */
+static inline void *bench_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL)
+        bench_fail("malloc(%zu) returned NULL", n);
+    bench_check_align(p, n);
+    return p;
+}
+
 #endif /* PF_BENCH_H */

@@ -39,10 +39,7 @@ int main(int argc, char **argv)
         size_t first = used;
         for (size_t i = 0; i < n_round; i++) {
             size_t n = lo + (size_t)(bench_rand(&seed) % lo);
-            void *p = malloc(n);
-            if (p == NULL)
-                bench_fail("malloc(%zu) returned NULL", n);
-            bench_check_align(p, n);
+            void *p = bench_malloc(n);
             bench_stamp(p, n, (uint64_t)(uintptr_t)&o[used]);
             o[used].p = p;
             o[used].size = (uint32_t)n;

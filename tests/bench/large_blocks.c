@@ -77,10 +77,7 @@ int main(int argc, char **argv)
             n = max;
         if (n > max)
             n = max;
-        unsigned char *p = malloc(n);
-        if (p == NULL)
-            bench_fail("malloc(%zu) returned NULL", n);
-        bench_check_align(p, n);
+        unsigned char *p = bench_malloc(n);
         tag[j] = bench_rand(&seed);
         touch(p, n, tag[j]);
         ptr[j] = p;

@@ -52,10 +52,7 @@ struct job {
 
 static void *make(size_t n, uint64_t tag)
 {
-    char *p = malloc(n);
-    if (p == NULL)
-        bench_fail("malloc(%zu) returned NULL", n);
-    bench_check_align(p, n);
+    char *p = bench_malloc(n);
     struct head h = {n, tag};
     memcpy(p, &h, sizeof h);
     return p;

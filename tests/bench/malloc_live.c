@@ -30,10 +30,7 @@ int main(int argc, char **argv)
     uint64_t bytes = 0;
     for (size_t j = 0; j < live; j++) {
         size_t n = bench_small_size(bench_rand(&seed), max);
-        void *p = malloc(n);
-        if (p == NULL)
-            bench_fail("malloc(%zu) returned NULL", n);
-        bench_check_align(p, n);
+        void *p = bench_malloc(n);
         tag[j] = bench_rand(&seed);
         bench_stamp(p, n, tag[j]);
         ptr[j] = p;
@@ -48,10 +45,7 @@ int main(int argc, char **argv)
         free(ptr[j]);
         bytes -= size[j];
         size_t n = bench_small_size(r >> 20, max);
-        void *p = malloc(n);
-        if (p == NULL)
-            bench_fail("malloc(%zu) returned NULL", n);
-        bench_check_align(p, n);
+        void *p = bench_malloc(n);
         tag[j] = r;
         bench_stamp(p, n, r);
         ptr[j] = p;

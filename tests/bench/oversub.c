@@ -56,10 +56,7 @@ static void *work(void *arg)
                                   : bench_small_size(r >> 8, w->max);
         if (n < 2 * sizeof(struct head))
             n = 2 * sizeof(struct head);
-        char *p = malloc(n);
-        if (p == NULL)
-            bench_fail("malloc(%zu) returned NULL", n);
-        bench_check_align(p, n);
+        char *p = bench_malloc(n);
         struct head h = {n, r};
         memcpy(p, &h, sizeof h);
         bench_stamp(p + sizeof h, n - sizeof h, r);

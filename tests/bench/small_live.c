@@ -28,10 +28,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < count; i++) {
         uint64_t r = bench_rand(&seed);
         size_t n = bench_small_size(r, max);
-        void *p = malloc(n);
-        if (p == NULL)
-            bench_fail("malloc(%zu) returned NULL", n);
-        bench_check_align(p, n);
+        void *p = bench_malloc(n);
         bench_stamp(p, n, r);
         ptr[i] = p;
         bytes += n;

@@ -39,10 +39,7 @@ static void *work(void *arg)
             free(ptr[j]);
         }
         size_t n = bench_small_size(r >> 24, w->max);
-        void *p = malloc(n);
-        if (p == NULL)
-            bench_fail("malloc(%zu) returned NULL", n);
-        bench_check_align(p, n);
+        void *p = bench_malloc(n);
         bench_stamp(p, n, r);
         ptr[j] = p;
         size[j] = n;

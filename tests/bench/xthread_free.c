@@ -85,10 +85,7 @@ static void *produce(void *arg)
         b->first = seq;
         for (size_t i = 0; i < n; i++, seq++) {
             size_t sz = size_of(p, seq);
-            void *o = malloc(sz);
-            if (o == NULL)
-                bench_fail("malloc(%zu) returned NULL", sz);
-            bench_check_align(o, sz);
+            void *o = bench_malloc(sz);
             bench_fill(o, sz, seq);
             b->block[i] = o;
             p->produced_bytes += sz;
