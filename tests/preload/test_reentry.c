@@ -81,15 +81,17 @@ Test(reentry, malloc_from_handler_stops_with_one_line)
 Test(reentry, malloc_from_handler_never_hangs, .timeout = 240)
 {
     PF_REQUIRE_PRELOAD();
-    static const char *const env[] = {"PFALLOC_REPORT=off", NULL};
     const char *const argv[] = {PF_PROGS_DIR "/sigreenter", "malloc", "100000000", NULL};
     for (int i = 0; i < 150; i++) {
         struct pf_run r;
-        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 25};
+        /* pfalloc's default settings, as users run it (reports on). */
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 25};
         pf_spawn(argv, &o, &r);
         cr_assert(!r.timed_out, "run %d hung: a malloc from a signal handler waited for its own thread", i);
         cr_assert(!r.exited && r.signo == SIGABRT, "run %d: %s, want SIGABRT; stderr: %s", i, pf_run_how(&r),
                   r.err);
+        cr_assert(strstr(r.err, "pfalloc: malloc called from a signal handler that interrupted malloc") != NULL,
+                  "run %d: stderr: %s", i, r.err);
         pf_run_free(&r);
     }
 }
