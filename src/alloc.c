@@ -542,8 +542,7 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
         return NULL;
     }
     void *p = typed_bytes(f, bytes, family_align_at_least(f, align));
-    if (PF_UNLIKELY(pf_sites_on) && p)
-        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
+    pf_sites_note_caller(p, __builtin_return_address(0));
     return p;
 }
 
@@ -554,8 +553,7 @@ void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n)
  * records a whole stack), use the _in forms. */
 #define PF_NOTED(call)                                                           \
     void *p = (call);                                                            \
-    if (PF_UNLIKELY(pf_sites_on) && p)                                           \
-        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);             \
+    pf_sites_note_caller(p, __builtin_return_address(0));                        \
     return p
 
 void *pf_malloc(size_t n) { PF_NOTED(pf_fast_malloc(n)); }
@@ -571,8 +569,7 @@ void *pf_family_alloc(pf_family_t *f, size_t n) { PF_NOTED(pf_family_alloc_in(f,
 int pf_posix_memalign(void **out, size_t align, size_t size)
 {
     int rc = pf_posix_memalign_in(out, align, size);
-    if (PF_UNLIKELY(pf_sites_on) && rc == 0)
-        pf_sites_note(*out, (uintptr_t)__builtin_return_address(0), 0);
+    pf_sites_note_caller(rc == 0 ? *out : NULL, __builtin_return_address(0));
     return rc;
 }
 

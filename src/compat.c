@@ -302,8 +302,7 @@ void *pf_mm_calloc_by_name(const char *struct_name, size_t units)
         p = pf_family_alloc_in(fam, units);
     }
     /* The site is this function's caller, not this function. */
-    if (PF_UNLIKELY(pf_sites_on) && p)
-        pf_sites_note(p, (uintptr_t)__builtin_return_address(0), 0);
+    pf_sites_note_caller(p, __builtin_return_address(0));
     return p;
 }
 

@@ -20,6 +20,13 @@ PF_HIDDEN extern int pf_sites_on;
 /* Remembers that p was allocated at `addr` (`runtime`: no frame outside the
  * runtime was found). Lock-free; allocates only the table, once. */
 PF_HIDDEN void pf_sites_note(const void *p, uintptr_t addr, int runtime);
+/* For the public entry points: when sites are on and p is a block, its site
+ * is the entry point's caller (ret: the entry point's return address). */
+PF_INLINE void pf_sites_note_caller(const void *p, const void *ret)
+{
+    if (PF_UNLIKELY(pf_sites_on) && p)
+        pf_sites_note(p, (uintptr_t)ret, 0);
+}
 /* The same in two steps, for callers that remember ids: */
 PF_HIDDEN uint32_t pf_sites_intern(uintptr_t addr, int runtime);
 /* Interns a stack: pcs[0..n) innermost first, pcs[first] the first frame
