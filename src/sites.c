@@ -233,7 +233,7 @@ struct leak {
 };
 
 static struct leak *leaks;  /* LEAK_SLOTS entries */
-static struct leak **order; /* sorted view */
+static struct leak **order; /* the taken entries, [0, nleaks): sorted once a walk is over */
 static uint32_t nleaks;
 static struct pf_leaks total;
 static int grouped; /* the last walk had its tables (else: totals only) */
@@ -257,7 +257,7 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
             l->family = fam;
             l->inherited = inherited;
             l->reach = reach;
-            nleaks++;
+            order[nleaks++] = l; /* listed as it is taken: nothing scans or clears the whole table */
         }
         if (l->site == site && l->family == fam && l->inherited == inherited && l->reach == reach) {
             l->objects++;
@@ -318,10 +318,15 @@ static int collect(struct pf_leaks *sum, int in_signal)
      * cannot group them. */
     pf_leaks_reserve();
     memset(&total, 0, sizeof(total));
+    /* Only the entries the last walk took are cleared: the table's other
+     * pages stay untouched (a report at exit would otherwise make the whole
+     * table resident for a few leaks). order[] lists every taken entry, in
+     * the order taken or sorted. */
+    if (leaks && order)
+        for (uint32_t i = 0; i < nleaks; i++)
+            memset(order[i], 0, sizeof(*order[i]));
     grouped = leaks && order;
     nleaks = 0;
-    if (grouped)
-        memset(leaks, 0, sizeof(*leaks) * LEAK_SLOTS);
     reach_note = "off (PFALLOC_REACH=0)";
     if (pf_config.reach) {
         struct pf_reach_opts ro = {.root_object = runtime_object, .in_signal = in_signal};
@@ -336,11 +341,7 @@ static int collect(struct pf_leaks *sum, int in_signal)
         return -1;
     if (grouped) {
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
-        uint32_t m = 0;
-        for (uint32_t i = 0; i < LEAK_SLOTS; i++)
-            if (leaks[i].family)
-                order[m++] = &leaks[i];
-        nleaks = m;
+        uint32_t m = nleaks;
         for (uint32_t gap = m / 2; gap; gap /= 2)
             for (uint32_t i = gap; i < m; i++)
                 for (uint32_t j = i; j >= gap && before(order[j], order[j - gap]); j -= gap) {

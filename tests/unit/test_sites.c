@@ -5,13 +5,17 @@
  *    site was interned with, and the leak walk's program count is exact,
  *    rep after rep;
  *  - concurrent first uses of the same multi-frame stacks: every thread's
- *    id reads back with the class the stack was interned with.
+ *    id reads back with the class the stack was interned with;
+ *  - successive leak walks: each groups only the objects live at its own
+ *    time (a walk clears only the groups the last one took).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "pfalloc.h"
 #include "sites.h"
 
@@ -132,5 +136,53 @@ Test(sites, concurrent_stacks_keep_their_class)
                 cr_assert(u[i].ids[k] != 0);
                 cr_assert_eq(pf_sites_runtime(u[i].ids[k]), k & 1, "rep %d thread %d stack %d", rep, i, k);
             }
+    }
+}
+
+/* The leak section of a walk just collected, as JSON. */
+static void leak_text(char *buf, size_t cap)
+{
+    struct pf_fmt f;
+    pf_fmt_init(&f, buf, cap, -1);
+    pf_leaks_write(&f, 1, NULL); /* JSON: every frame with its address */
+    pf_fmt_cstr(&f);
+}
+
+static int count_of(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+Test(sites, each_walk_groups_only_what_is_live_at_its_time)
+{
+    pf_sites_enable();
+    static char text[64 * 1024];
+    uint32_t ids[12];
+    for (int k = 0; k < 12; k++)
+        ids[k] = pf_sites_intern(0x30000000 + (uintptr_t)k * 0x40, 0);
+    /* Walk w keeps objects at sites w .. w + 7 only: each walk's groups
+     * differ from the last one's in the sites that came and went. */
+    for (int w = 0; w < 4; w++) {
+        void *objs[8][3];
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < 3; i++) {
+                objs[k][i] = pf_malloc(200 + (size_t)w);
+                pf_sites_store(objs[k][i], ids[w + k]);
+            }
+        pf_leaks_collect(NULL);
+        leak_text(text, sizeof text);
+        for (int k = 0; k < 12; k++) {
+            char addr[32];
+            snprintf(addr, sizeof addr, "\"address\":\"0x%lx\"", (unsigned long)(0x30000000 + (uintptr_t)k * 0x40));
+            int want = k >= w && k < w + 8;
+            cr_assert_eq(count_of(text, addr) > 0, want, "walk %d: site %d %s:\n%s", w, k,
+                         want ? "missing" : "left over from an earlier walk", text);
+        }
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < 3; i++)
+                pf_free(objs[k][i]);
     }
 }
