@@ -132,6 +132,8 @@ void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
 {
     int saved = errno;
     struct pf_tcache *tc = pf_tc ? pf_tc : pf_tcache_get();
+    if (PF_UNLIKELY(cls >= PF_CACHED_CLASSES) && tc && !pf_tcache_bin_open(tc, cls))
+        tc = NULL;
     void *p;
     if (PF_LIKELY(tc)) {
         struct pf_cached c = pf_tcache_refill(tc, cls);
@@ -139,7 +141,7 @@ void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
         if (p) {
             pf_slot_mark_live(&tc->bins[cls], c.state, req, clean);
         }
-    } else { /* a thread past its exit hook: the shared, locked path */
+    } else { /* a closed bin, or a thread past its exit hook: the shared, locked path */
         int c;
         p = pf_family_alloc_locked(pf_family_class(cls), cls, req, &c);
         if (clean)
@@ -326,6 +328,8 @@ void pf_free_slow(void *p)
      * frees, so they go back in batches instead of one by one under the
      * family lock. */
     struct pf_tcache *tc = s->cached ? pf_tcache_for_free() : NULL;
+    if (tc && PF_UNLIKELY(pf_bin_cap(&tc->bins[s->cls]) == 0))
+        tc = NULL; /* a closed bin: see pf_tcache_bin_open */
     if (tc) {
         bin_push(tc, s, idx, p, st);
     } else {
@@ -341,7 +345,8 @@ void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, si
      * handed out again by a path that records none must not show the old
      * one. The rest is the fast path's push into the thread's bin. */
     struct pf_tcache *tc = pf_tc;
-    if (PF_UNLIKELY(pf_check_on) || st < PF_SLOT_LIVE || !s->sites || !s->cached || !tc) {
+    if (PF_UNLIKELY(pf_check_on) || st < PF_SLOT_LIVE || !s->sites || !s->cached || !tc ||
+        pf_bin_cap(&tc->bins[s->cls]) == 0) {
         pf_free_slow_sized(p, n, align);
         return;
     }

@@ -312,7 +312,13 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
 
 /* Under f->lock, which it drops and retakes around span creation. Returns a
  * listed span of class cls with a free slot, or NULL when the OS says no. */
-static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
+/* Under f->lock: the first partial span of class cls, or a fresh one from
+ * the pool (the lock is let go meanwhile). When another thread listed a
+ * partial span while the lock was down, that one is returned and the fresh
+ * span goes to *spare (if empty) for the caller to give back once unlocked
+ * (pf_span_unget): threads racing for a fresh span then fill one span
+ * instead of taking one each. NULL when memory is out. */
+static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct pf_span **spare)
 {
     struct pf_span *s = *pf_family_partial(f, cls);
     if (s)
@@ -322,8 +328,13 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls)
     s = pf_span_get(cls);
     errno = saved;
     pf_lock(&f->lock);
+    struct pf_span *first = *pf_family_partial(f, cls);
     if (!s)
-        return *pf_family_partial(f, cls);
+        return first;
+    if (first && !*spare) {
+        *spare = s;
+        return first;
+    }
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
     /* Spans that record call sites send their frees to the slow path, which
@@ -361,6 +372,18 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
     return NULL;
 }
 
+/* Up to ask slots of s into out (with their state entries); how many. */
+static int take_slots(struct pf_span *s, struct pf_cached *out, uint32_t ask)
+{
+    uint32_t idx[PF_TC_MAX];
+    uint32_t k = pf_span_take_many(s, idx, ask < PF_TC_MAX ? ask : PF_TC_MAX);
+    for (uint32_t i = 0; i < k; i++) {
+        out[i].p = (void *)(s->start + (uintptr_t)idx[i] * s->slot_size);
+        out[i].state = &s->state[idx[i]];
+    }
+    return (int)k;
+}
+
 int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                      struct pf_span **cur)
 {
@@ -368,34 +391,43 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
     if (n > 0)
         return n;
     ensure_registered(f);
-    struct pf_span *empty = NULL;
+    struct pf_span *empty = NULL, *spare = NULL;
     pf_lock(&f->lock);
     while (n < want) {
-        struct pf_span *s = *cur;
+        struct pf_span *s;
+        if (!cur) { /* shared: the first partial span, off the list once used up */
+            if (!(s = partial_or_new(f, cls, &spare)))
+                break;
+            int k = take_slots(s, out + n, (uint32_t)(want - n));
+            if (s->used == s->nslots)
+                list_unlink(f, s);
+            n += k;
+            if (k == 0)
+                break;
+            continue;
+        }
+        s = *cur;
         if (!s || s->owner != cur || s->used == s->nslots) {
             if (s && s->owner == cur) { /* used up: back to the family, full */
                 s->owner = NULL;
                 empty = after_give(f, s);
             }
             *cur = NULL;
-            s = partial_or_new(f, cls);
+            s = partial_or_new(f, cls, &spare);
             if (!s)
                 break;
             list_unlink(f, s); /* owned spans stay off the partial list */
             s->owner = cur;
             *cur = s;
         }
-        uint32_t idx[PF_TC_MAX], ask = (uint32_t)(want - n);
-        uint32_t k = pf_span_take_many(s, idx, ask < PF_TC_MAX ? ask : PF_TC_MAX);
-        for (uint32_t i = 0; i < k; i++, n++) {
-            out[n].p = (void *)(s->start + (uintptr_t)idx[i] * s->slot_size);
-            out[n].state = &s->state[idx[i]];
-        }
+        n += take_slots(s, out + n, (uint32_t)(want - n));
     }
     note_out(f, (int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
     if (empty)
         pf_span_put(empty);
+    if (spare)
+        pf_span_unget(spare);
     return n;
 }
 
@@ -453,8 +485,9 @@ void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *
 void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean)
 {
     ensure_registered(f);
+    struct pf_span *spare = NULL;
     pf_lock(&f->lock);
-    struct pf_span *s = partial_or_new(f, cls);
+    struct pf_span *s = partial_or_new(f, cls, &spare);
     if (!s) {
         pf_unlock(&f->lock);
         return NULL;
@@ -471,6 +504,8 @@ void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int 
     if (f->kind != PF_KIND_CLASS && PF_RELAXED_GET(f->live_bytes) > PF_RELAXED_GET(f->peak))
         __atomic_store_n(&f->peak, PF_RELAXED_GET(f->live_bytes), __ATOMIC_RELAXED);
     pf_unlock(&f->lock);
+    if (spare)
+        pf_span_unget(spare);
     return p;
 }
 

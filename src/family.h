@@ -97,6 +97,10 @@ struct pf_cached {
     void *p;
     uint16_t *state;
 };
+/* Up to `want` free slots of class cls into out: a transfer batch, or
+ * slots of the span *cur, which the cache owns (taking a new one when it is
+ * used up); with cur NULL, slots of the spans every thread shares, owning
+ * none. Returns how many. */
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                                struct pf_span **cur);
 /* Free slots of class cls waiting in its transfer cache (counted out of

@@ -660,6 +660,20 @@ int pf_os_initial_thread(void)
     return syscall(SYS_gettid) == getpid();
 }
 
+unsigned pf_os_ncpus(void)
+{
+    /* The raw call: glibc's wrapper is the same, and the mask of up to 4096
+     * CPUs lives on the stack. */
+    uint64_t mask[64];
+    long n = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    if (n <= 0)
+        return 1;
+    unsigned c = 0;
+    for (long i = 0; i < n / (long)sizeof mask[0]; i++)
+        c += (unsigned)__builtin_popcountll(mask[i]);
+    return c ? c : 1;
+}
+
 /* Not counted: the lock word's own traffic, not memory traffic. errno is
  * kept, since a lock may be taken on paths (free) that must not change it. */
 void pf_os_futex_wait(atomic_int *word, int val)

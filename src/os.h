@@ -98,6 +98,9 @@ PF_HIDDEN const void *pf_os_map_file(const char *path, size_t *size);
 PF_HIDDEN long pf_os_readlink(const char *path, char *buf, size_t cap);
 /* Nonzero in the process's initial thread (its thread id is the pid). */
 PF_HIDDEN int pf_os_initial_thread(void);
+/* CPUs the process may run on (its affinity mask; 1 when it cannot be
+ * read). One system call, no allocation. */
+PF_HIDDEN unsigned pf_os_ncpus(void);
 /* Sleeps while *word == val (returns at once when it differs, on a signal,
  * or spuriously); wakes up to n sleepers. Process-private futexes. */
 PF_HIDDEN void pf_os_futex_wait(atomic_int *word, int val);

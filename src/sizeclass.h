@@ -19,6 +19,14 @@
 #define PF_NCLASSES 100
 #define PF_SMALL_MAX ((size_t)128 * 1024)
 
+/* Classes from this one up (slots above 32 KiB) are cached by threads
+ * only while few threads hold caches (tcache.h, pf_tcache_crowded): each
+ * bin of them parks up to two slots, and with 64 threads that was tens of
+ * MiB resident for a few live blocks. Past the limit their bins hold none
+ * and their slots are taken and given back under the family lock. */
+#define PF_CACHED_CLASSES 84
+#define PF_CACHED_MAX ((size_t)32 * 1024)
+
 /* slot size of each class; a const table */
 PF_HIDDEN extern const uint32_t pf_class_size[PF_NCLASSES];
 /* class for each (size + 15) / 16 with size <= 1024 */

@@ -376,17 +376,27 @@ static void shrink_warm(size_t bound)
     }
 }
 
-void pf_span_put(struct pf_span *s)
+static void span_back(struct pf_span *s, int committed)
 {
     uint64_t now = pf_os_seconds();
     pf_lock(&pool_lock);
     s->region->in_use -= s->nchunks;
     chunks_in_use -= s->nchunks;
-    s->committed = 1;
+    s->committed = (uint8_t)committed;
     s->pooled_at = (uint32_t)now;
     pool_push(s);
     shrink_warm(pool_bound());
     pf_unlock(&pool_lock);
+}
+
+void pf_span_put(struct pf_span *s)
+{
+    span_back(s, 1);
+}
+
+void pf_span_unget(struct pf_span *s)
+{
+    span_back(s, !s->fresh);
 }
 
 void pf_span_shed_warm(void)

@@ -109,6 +109,9 @@ PF_INLINE uint32_t pf_span_index(const struct pf_span *s, uintptr_t off)
 PF_HIDDEN struct pf_span *pf_span_get(unsigned cls);
 /* An empty span goes back to the pool (caller holds no lock). */
 PF_HIDDEN void pf_span_put(struct pf_span *s);
+/* Gives back a span just taken with pf_span_get and never used (no slot
+ * taken): to the pool as warm or cold as it came. */
+PF_HIDDEN void pf_span_unget(struct pf_span *s);
 /* Takes one slot out of s (s->used < nslots); sets *clean when it reads as
  * zero. Caller holds the owning family's lock. */
 PF_HIDDEN void *pf_span_take(struct pf_span *s, int *clean);

@@ -31,6 +31,16 @@ static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec"))
 
 static struct pf_tcache *_Atomic all_caches;
 
+/* Threads holding a cache now, and how many of them may own spans: four
+ * per CPU (as many as jemalloc makes arenas). A cache refills from a span
+ * it owns so that threads keeping to their own objects share no line of
+ * them; but each owner holds a span of every class it uses, and with 64
+ * threads on 2 CPUs those spans held five times the live bytes. Past the
+ * limit, refills take slots from the spans every thread shares (the
+ * class's first partial span), which fill up before another is begun. */
+static atomic_uint caches_held;
+static unsigned own_max; /* 0 until pf_tcache_init: no limit */
+
 
 
 /* Moves the n oldest slots of b (the bottom of the stack) into out[0, n)
@@ -77,6 +87,7 @@ static void thread_exit(void *arg)
     pf_tc_fast = (struct pf_tcache *)&pf_tc_none;
     tc_dead = 1;
     flush_all(tc);
+    atomic_fetch_sub_explicit(&caches_held, 1, memory_order_relaxed);
     atomic_store_explicit(&tc->in_use, 0, memory_order_release);
 }
 
@@ -108,6 +119,12 @@ static int key_make(void)
 void pf_tcache_init(void)
 {
     key_make();
+    own_max = PF_OWNERS_PER_CPU * pf_os_ncpus();
+}
+
+int pf_tcache_crowded(void)
+{
+    return own_max && atomic_load_explicit(&caches_held, memory_order_relaxed) > own_max;
 }
 
 struct pf_tcache *pf_tcache_get(void)
@@ -161,6 +178,7 @@ struct pf_tcache *pf_tcache_get(void)
         while (!atomic_compare_exchange_weak_explicit(&all_caches, &head, tc, memory_order_release,
                                                       memory_order_relaxed));
     }
+    atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
     /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
     if (atomic_load_explicit(&key_state, memory_order_acquire) == KEY_READY)
         pthread_setspecific(exit_key, tc);
@@ -185,6 +203,17 @@ struct pf_tcache *pf_tcache_for_free(void)
     return pf_tcache_get();
 }
 
+int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
+{
+    struct pf_bin *b = &tc->bins[cls]; /* empty: the fast path found no slot */
+    if (pf_tcache_crowded()) {
+        b->limit = b->base;
+        return 0;
+    }
+    b->limit = b->base + pf_bin_cap_of(cls);
+    return 1;
+}
+
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
@@ -193,7 +222,13 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
         want = 1;
     pf_large_tick(); /* allocation activity lets unused memory decay */
     pf_span_tick();
-    int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, &tc->cur[cls]);
+    struct pf_span **cur = &tc->cur[cls];
+    if (pf_tcache_crowded()) { /* too many threads to own spans: give ours back, share */
+        if (*cur)
+            pf_family_disown(pf_family_class(cls), cur);
+        cur = NULL;
+    }
+    int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, cur);
     b->top += n;
     if (b->top == b->base)
         return (struct pf_cached){NULL, NULL};
@@ -232,4 +267,5 @@ void pf_tcache_fork_child(void)
         flush_all(t);
         atomic_store_explicit(&t->in_use, 0, memory_order_relaxed);
     }
+    atomic_store_explicit(&caches_held, pf_tc ? 1u : 0u, memory_order_relaxed);
 }

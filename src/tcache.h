@@ -97,6 +97,16 @@ PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_drain(void);
 /* Lock-free walk for stats. */
 PF_HIDDEN struct pf_tcache *pf_tcache_first(void);
+/* Spans a thread cache may own: four per CPU the process may run on. */
+#define PF_OWNERS_PER_CPU 4
+/* 1 when more threads hold a cache than may own spans: refills then take
+ * slots from shared spans (pf_family_refill with no cur). */
+PF_HIDDEN int pf_tcache_crowded(void);
+/* For a malloc of class cls >= PF_CACHED_CLASSES that found tc's bin
+ * empty: closes the bin (cap 0, so frees of the class take the locked path
+ * and park nothing) while crowded, opens it again (its full cap) when not.
+ * Returns whether the bin is open. */
+PF_HIDDEN int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls);
 /* Fork child: caches of threads that no longer exist are drained. */
 PF_HIDDEN void pf_tcache_fork_child(void);
 
