@@ -532,6 +532,17 @@ static void crowd_run(unsigned n, size_t size, int nobj, struct crowd *c, void (
     pthread_barrier_destroy(&go);
 }
 
+/* Room for eight more threads than may own spans (*n of them). */
+static struct crowd *crowd_of_more_than_four_per_cpu(unsigned *n)
+{
+    *n = PF_OWNERS_PER_CPU * pf_os_ncpus() + 8;
+    if (*n > 2048)
+        cr_skip_test("%u threads", *n);
+    struct crowd *c = calloc(*n, sizeof *c);
+    cr_assert_not_null(c);
+    return c;
+}
+
 static void check_shared(struct crowd *c, unsigned n)
 {
     unsigned cls = pf_size_class(c[0].size);
@@ -554,11 +565,8 @@ static void check_shared(struct crowd *c, unsigned n)
  * glibc's 77 in the oversub benchmark; 81 MB once they share). */
 Test(tcache, threads_past_four_per_cpu_share_spans)
 {
-    unsigned n = PF_OWNERS_PER_CPU * pf_os_ncpus() + 8;
-    if (n > 2048)
-        cr_skip_test("%u threads", n);
-    struct crowd *c = calloc(n, sizeof *c);
-    cr_assert_not_null(c);
+    unsigned n;
+    struct crowd *c = crowd_of_more_than_four_per_cpu(&n);
     crowd_run(n, 1000, 4, c, check_shared);
     cr_assert_not(pf_tcache_crowded(), "the threads are gone");
     free(c);
@@ -590,11 +598,8 @@ Test(tcache, crowded_threads_park_no_slot_above_32_kib)
     cr_assert_eq(pf_class_size[PF_CACHED_CLASSES - 1], PF_CACHED_MAX);
     unsigned cls = pf_size_class(100000);
     cr_assert_geq(cls, PF_CACHED_CLASSES);
-    unsigned n = PF_OWNERS_PER_CPU * pf_os_ncpus() + 8;
-    if (n > 2048)
-        cr_skip_test("%u threads", n);
-    struct crowd *c = calloc(n, sizeof *c);
-    cr_assert_not_null(c);
+    unsigned n;
+    struct crowd *c = crowd_of_more_than_four_per_cpu(&n);
     crowd_run(n, 100000, 2, c, check_uncached);
     for (unsigned i = 0; i < n; i++)
         cr_assert_eq(c[i].cached_after_free, 0, "thread %u parked a freed slot", i);
