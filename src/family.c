@@ -310,14 +310,13 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
     PF_RELAXED_ADD(f->mapped, -(uint64_t)s->bytes);
 }
 
-/* Under f->lock, which it drops and retakes around span creation. Returns a
- * listed span of class cls with a free slot, or NULL when the OS says no. */
-/* Under f->lock: the first partial span of class cls, or a fresh one from
- * the pool (the lock is let go meanwhile). When another thread listed a
+/* Under f->lock, which it drops and retakes around span creation: a listed
+ * span of class cls with a free slot (the first partial one, or a fresh one
+ * from the pool), or NULL when the OS says no. When another thread listed a
  * partial span while the lock was down, that one is returned and the fresh
- * span goes to *spare (if empty) for the caller to give back once unlocked
- * (pf_span_unget): threads racing for a fresh span then fill one span
- * instead of taking one each. NULL when memory is out. */
+ * span goes to *spare (when *spare is still NULL) for the caller to give
+ * back once unlocked (pf_span_unget): threads racing for a fresh span then
+ * fill one span instead of taking one each. */
 static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct pf_span **spare)
 {
     struct pf_span *s = *pf_family_partial(f, cls);
