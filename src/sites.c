@@ -321,11 +321,11 @@ static int collect(struct pf_leaks *sum, int in_signal)
     /* Only the entries the last walk took are cleared: the table's other
      * pages stay untouched (a report at exit would otherwise make the whole
      * table resident for a few leaks). order[] lists every taken entry, in
-     * the order taken or sorted. */
-    if (leaks && order)
+     * the order taken or sorted; a walk without the tables took none. */
+    grouped = leaks && order;
+    if (grouped)
         for (uint32_t i = 0; i < nleaks; i++)
             memset(order[i], 0, sizeof(*order[i]));
-    grouped = leaks && order;
     nleaks = 0;
     reach_note = "off (PFALLOC_REACH=0)";
     if (pf_config.reach) {
