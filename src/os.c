@@ -669,8 +669,12 @@ unsigned pf_os_ncpus(void)
     if (n <= 0)
         return 1;
     unsigned c = 0;
+    /* Bits counted one by one: __builtin_popcountll is a call into libgcc_s
+     * on x86-64 without POPCNT, a library the preload would load into
+     * every process for this one count. */
     for (long i = 0; i < n / (long)sizeof mask[0]; i++)
-        c += (unsigned)__builtin_popcountll(mask[i]);
+        for (uint64_t w = mask[i]; w; w &= w - 1)
+            c++;
     return c ? c : 1;
 }
 

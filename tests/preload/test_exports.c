@@ -530,3 +530,55 @@ Test(exports, header_parser_edge_cases)
     free(path);
     rmdir(dir);
 }
+
+/* The .so objects mapped into a run of `cat /proc/self/maps`, one per line
+ * in out (each ends in '\n'). */
+static void mapped_objects(enum pf_mode mode, char *out, size_t cap)
+{
+    const char *const argv[] = {"cat", "/proc/self/maps", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = mode, .env = env};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, mode == PF_PRELOAD ? "cat, preloaded" : "cat");
+    out[0] = '\0';
+    for (char *line = r.out; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        char *path = strchr(line, '/');
+        if (path && strstr(path, ".so")) {
+            char one[600];
+            snprintf(one, sizeof one, "%s\n", path);
+            if (!strstr(out, one))
+                strncat(out, one, cap - strlen(out) - 1);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    pf_run_free(&r);
+}
+
+/* A library the preload needs is loaded into every process it goes into:
+ * its pages count in each one's memory (libgcc_s, once needed for one
+ * bit count, was 100 KiB of every small program's resident set). */
+Test(exports, the_preload_brings_no_library_of_its_own)
+{
+    PF_REQUIRE_PRELOAD();
+    static char plain[16384], pre[16384];
+    mapped_objects(PF_PLAIN, plain, sizeof plain);
+    mapped_objects(PF_PRELOAD, pre, sizeof pre);
+    cr_assert(strstr(pre, "libpfalloc.so"), "the preload is not mapped:\n%s", pre);
+    char extra[4096] = "";
+    for (char *line = pre; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = (size_t)(nl - line) + 1; /* with its '\n' */
+        char one[600];
+        cr_assert_lt(len, sizeof one, "a path of %zu bytes", len);
+        memcpy(one, line, len);
+        one[len] = '\0';
+        if (!strstr(one, "libpfalloc.so") && !strstr(plain, one))
+            strncat(extra, one, sizeof extra - strlen(extra) - 1);
+        line = nl + 1;
+    }
+    cr_expect(extra[0] == '\0', "loaded only with the preload:\n%s", extra);
+}
