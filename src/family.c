@@ -287,13 +287,34 @@ struct pf_span **pf_family_partial(struct pf_family *f, unsigned cls)
 static void list_push(struct pf_family *f, struct pf_span *s)
 {
     PF_LIST_PUSH(pf_family_partial(f, s->cls), s, next, prev);
-    s->listed = 1;
+    s->listed = PF_LISTED_PARTIAL;
 }
 
 static void list_unlink(struct pf_family *f, struct pf_span *s)
 {
     PF_LIST_UNLINK(pf_family_partial(f, s->cls), s, next, prev);
-    s->listed = 0;
+    s->listed = PF_LISTED_NONE;
+}
+
+/* An owner's home list: its spans with a free slot other than cur. */
+static void home_push(struct pf_own *o, struct pf_span *s)
+{
+    PF_LIST_PUSH(&o->home, s, next, prev);
+    s->listed = PF_LISTED_HOME;
+    o->nhome++;
+}
+
+static void home_unlink(struct pf_own *o, struct pf_span *s)
+{
+    PF_LIST_UNLINK(&o->home, s, next, prev);
+    s->listed = PF_LISTED_NONE;
+    o->nhome--;
+}
+
+/* s->owner is read without the lock by the thread that owns s (flush). */
+static void set_owner(struct pf_span *s, struct pf_own *o)
+{
+    __atomic_store_n(&s->owner, o, __ATOMIC_RELAXED);
 }
 
 static void all_push(struct pf_family *f, struct pf_span *s)
@@ -352,15 +373,31 @@ static void note_out(struct pf_family *f, int64_t delta)
         __atomic_store_n(&f->peak, out, __ATOMIC_RELAXED);
 }
 
-/* Under f->lock: s just got a slot back (or lost its owner). Returns s when
- * it should go back to the pool (the caller puts it after unlocking). */
+/* Under f->lock: s just got a slot back (or lost its owner). A span of an
+ * active owner stays its owner's (on its home list) until it empties;
+ * others are the family's. Returns s when it should go back to the pool
+ * (the caller puts it after unlocking). */
 static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
 {
-    if (s->owner)
-        return NULL; /* its owner refills from it */
     if (s->used == s->nslots)
         return NULL; /* full: on no list until a slot comes back */
-    if (!s->listed)
+    struct pf_own *o = s->owner;
+    if (o) {
+        if (o->active) {
+            if (s == o->cur)
+                return NULL; /* its owner refills from it */
+            if (s->listed == PF_LISTED_HOME) {
+                if (s->used != 0)
+                    return NULL;
+                home_unlink(o, s); /* empty: the family's again */
+            } else if (s->used != 0 && o->nhome < PF_HOME_MAX) {
+                home_push(o, s);
+                return NULL;
+            }
+        }
+        set_owner(s, NULL);
+    }
+    if (s->listed == PF_LISTED_NONE)
         list_push(f, s);
     /* Keep one empty span per class to absorb alloc/free ping-pong. */
     if (s->used == 0 && (*pf_family_partial(f, s->cls) != s || s->next)) {
@@ -384,17 +421,19 @@ static int take_slots(struct pf_span *s, struct pf_cached *out, uint32_t ask)
 }
 
 int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
-                     struct pf_span **cur)
+                     struct pf_own *own)
 {
     int n = xfer_get(cls, out, want);
     if (n > 0)
         return n;
     ensure_registered(f);
-    struct pf_span *empty = NULL, *spare = NULL;
+    struct pf_span *spare = NULL;
     pf_lock(&f->lock);
+    if (own)
+        own->active = 1;
     while (n < want) {
         struct pf_span *s;
-        if (!cur) { /* shared: the first partial span, off the list once used up */
+        if (!own) { /* shared: the first partial span, off the list once used up */
             if (!(s = partial_or_new(f, cls, &spare)))
                 break;
             int k = take_slots(s, out + n, (uint32_t)(want - n));
@@ -405,51 +444,110 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
                 break;
             continue;
         }
-        s = *cur;
-        if (!s || s->owner != cur || s->used == s->nslots) {
-            if (s && s->owner == cur) { /* used up: back to the family, full */
-                s->owner = NULL;
-                empty = after_give(f, s);
+        s = own->cur;
+        if (!s || s->owner != own || s->used == s->nslots) {
+            /* Used up, cur stays its owner's, on no list: the first slot
+             * that comes back puts it on the home list. */
+            own->cur = NULL;
+            if ((s = own->home) != NULL) {
+                home_unlink(own, s);
+            } else {
+                s = partial_or_new(f, cls, &spare);
+                if (!s)
+                    break;
+                list_unlink(f, s); /* owned spans stay off the partial list */
+                set_owner(s, own);
             }
-            *cur = NULL;
-            s = partial_or_new(f, cls, &spare);
-            if (!s)
-                break;
-            list_unlink(f, s); /* owned spans stay off the partial list */
-            s->owner = cur;
-            *cur = s;
+            own->cur = s;
         }
         n += take_slots(s, out + n, (uint32_t)(want - n));
     }
     note_out(f, (int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
-    if (empty)
-        pf_span_put(empty);
     if (spare)
         pf_span_unget(spare);
     return n;
 }
 
-void pf_family_disown(struct pf_family *f, struct pf_span **cur)
+/* Under f->lock: after_give, with a span to put back on *empty. */
+static void give_up(struct pf_family *f, struct pf_span *s, struct pf_span **empty)
 {
-    struct pf_span *empty = NULL;
-    pf_lock(&f->lock);
-    struct pf_span *s = *cur;
-    if (s && s->owner == cur) {
-        s->owner = NULL;
-        if (s->used < s->nslots)
-            empty = after_give(f, s);
+    struct pf_span *e = after_give(f, s);
+    if (e) {
+        e->next = *empty;
+        *empty = e;
     }
-    *cur = NULL;
-    pf_unlock(&f->lock);
-    if (empty)
-        pf_span_put(empty);
 }
 
-void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n, int transfer)
+static void put_all(struct pf_span *empty)
 {
-    if (transfer && xfer_put(cls, in, n))
-        return;
+    while (empty) {
+        struct pf_span *t = empty;
+        empty = t->next;
+        pf_span_put(t);
+    }
+}
+
+void pf_family_disown(struct pf_family *f, struct pf_own *own)
+{
+    struct pf_span *empty = NULL, *s;
+    pf_lock(&f->lock);
+    /* Spans that are used up stay named: they are the family's once a
+     * slot of theirs comes back and after_give finds own inactive. */
+    own->active = 0;
+    if ((s = own->cur) != NULL && s->owner == own) {
+        set_owner(s, NULL);
+        give_up(f, s, &empty);
+    }
+    own->cur = NULL;
+    while ((s = own->home) != NULL) {
+        home_unlink(own, s);
+        set_owner(s, NULL);
+        give_up(f, s, &empty);
+    }
+    pf_unlock(&f->lock);
+    put_all(empty);
+}
+
+/* Moves the slots of `in` that are not own's to away[] (in order) and
+ * keeps own's in in[]; returns how many moved. The thread that owns a span
+ * is the only one to set or clear its owner as own, so the test needs no
+ * lock; slots out of their span keep the span from going away. */
+static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, const struct pf_own *own)
+{
+    int kept = 0, moved = 0;
+    const struct pf_span *s = NULL;
+    int mine = 0;
+    for (int i = 0; i < *n; i++) {
+        uint16_t *st = in[i].state;
+        if (!s || (uintptr_t)st - (uintptr_t)s->state >= (uintptr_t)s->nslots * sizeof *st) {
+            s = pf_pagemap_get(in[i].p);
+            mine = __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == own;
+        }
+        if (mine)
+            in[kept++] = in[i];
+        else
+            away[moved++] = in[i];
+    }
+    *n = kept;
+    return moved;
+}
+
+void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
+                     const struct pf_own *own)
+{
+    struct pf_cached mine[PF_TC_MAX], away[PF_TC_MAX];
+    if (own && n <= PF_TC_MAX) {
+        memcpy(mine, in, (size_t)n * sizeof *in);
+        int kept = n;
+        int moved = split_foreign(mine, &kept, away, own);
+        if (moved && xfer_put(cls, away, moved)) {
+            in = mine;
+            n = kept;
+            if (n == 0)
+                return;
+        }
+    }
     struct pf_span *empty = NULL, *s = NULL;
     pf_lock(&f->lock);
     /* A batch holds runs of slots of one span (a cache refills from one
@@ -458,27 +556,17 @@ void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *
     for (int i = 0; i < n; i++) {
         uint16_t *st = in[i].state;
         if (!s || (uintptr_t)st - (uintptr_t)s->state >= (uintptr_t)s->nslots * sizeof *st) {
-            struct pf_span *e = s ? after_give(f, s) : NULL;
-            if (e) {
-                e->next = empty;
-                empty = e;
-            }
+            if (s)
+                give_up(f, s, &empty);
             s = pf_pagemap_get(in[i].p);
         }
         pf_span_give(s, (uint32_t)(((uintptr_t)st - (uintptr_t)s->state) / sizeof *st));
     }
-    struct pf_span *e = s ? after_give(f, s) : NULL;
-    if (e) {
-        e->next = empty;
-        empty = e;
-    }
+    if (s)
+        give_up(f, s, &empty);
     note_out(f, -(int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
-    while (empty) {
-        struct pf_span *t = empty;
-        empty = t->next;
-        pf_span_put(t);
-    }
+    put_all(empty);
 }
 
 void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean)
@@ -719,7 +807,7 @@ void pf_family_trim(void)
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         int k;
         while ((k = xfer_get(c, batch, XFER_BATCH_MAX)) > 0)
-            pf_family_flush(pf_family_class(c), c, batch, k, 0);
+            pf_family_flush(pf_family_class(c), c, batch, k, NULL);
     }
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {

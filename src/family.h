@@ -80,14 +80,14 @@ PF_HIDDEN uint32_t pf_family_count(void);
 PF_HIDDEN struct pf_family *pf_family_at(uint32_t i);
 PF_HIDDEN struct pf_family *pf_family_find(const char *name);
 
-/* Thread-cache slow paths (size-class families). refill fills out[] with up
- * to want slots and returns how many, taking them from the span the cache
- * owns for this class (*cur), or claiming another: a thread allocates from
- * spans of its own, so its objects and their state entries share no cache
- * line with another thread's. flush returns n slots of class cls (with
- * `transfer`, as a whole batch to the class's transfer cache when it has
- * room, which the next refill of any thread takes first); disown gives *cur
- * back to the family (thread exit, trim, fork child). */
+/* Thread-cache slow paths (size-class families). A thread cache owns
+ * spans of each class it uses (struct pf_own): it refills from them, and
+ * slots of them that any thread gives back stay for it, so threads keeping
+ * to their own objects share no cache line of them or of their state
+ * entries, however long they run. refill fills out[] with up to want slots
+ * and returns how many; flush returns n slots of class cls; disown gives
+ * every span an owner holds back to the family (thread exit, trim, fork
+ * child, too many threads). */
 #define PF_TC_MAX 128 /* slots a thread cache holds per class at most */
 /* The slots a thread cache holds of class cls (about 32 KiB of slots, at
  * most PF_TC_MAX); a transfer batch is half of it. */
@@ -97,20 +97,40 @@ struct pf_cached {
     void *p;
     uint16_t *state;
 };
+/* The spans one thread cache owns of one class. Written under the class
+ * family's lock; the owning thread reads it without. A span names its
+ * owner (s->owner) from when a refill takes it until it empties or its
+ * owner disowns; spans still naming an inactive owner are the family's
+ * (the owner finds out when a slot of one comes back). */
+struct pf_own {
+    struct pf_span *cur;  /* the span refills take slots from */
+    struct pf_span *home; /* its other spans with a free slot (s->listed == PF_LISTED_HOME) */
+    uint32_t nhome;       /* spans on home, at most PF_HOME_MAX */
+    int active;           /* 1 from its first refill until it disowns */
+};
+/* Spans an owner keeps on its home list: a slot that comes back to one of
+ * its spans beyond these makes that span the family's, so a thread that
+ * freed much of a class and allocates little of it strands no memory. */
+#define PF_HOME_MAX 2
+enum { PF_LISTED_NONE = 0, PF_LISTED_PARTIAL = 1, PF_LISTED_HOME = 2 };
 /* Up to `want` free slots of class cls into out: a transfer batch, or
- * slots of the span *cur, which the cache owns (taking a new one when it is
- * used up); with cur NULL, slots of the spans every thread shares, owning
- * none. Returns how many. */
+ * slots of own's spans (cur, then home, then a span of the family's it
+ * takes for its own); with own NULL, slots of the spans every thread
+ * shares, owning none. Returns how many. */
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
-                               struct pf_span **cur);
+                               struct pf_own *own);
 /* Free slots of class cls waiting in its transfer cache (counted out of
  * their spans, like slots in thread caches). Only the tests call it: the
  * check that every slot is live, cached or in its span cannot see these
  * slots any other way. */
 PF_HIDDEN uint32_t pf_family_transfer_slots(unsigned cls);
-PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_span **cur);
+PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_own *own);
+/* With own NULL, every slot goes back to its span. Otherwise slots of
+ * own's spans do, and the others (freed by this thread, allocated by
+ * another) go as one batch to the class's transfer cache when it has room,
+ * which the next refill of any thread takes first. */
 PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
-                               int transfer);
+                               const struct pf_own *own);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in
  * f; its state is set live. *clean tells whether it reads as zero. */

@@ -38,6 +38,7 @@ enum pf_span_kind { PF_SPAN_FREE = 0, PF_SPAN_SMALL = 1, PF_SPAN_LARGE = 2, PF_S
 enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };
 
 struct pf_family;
+struct pf_own;
 struct pf_region;
 
 /* Frees of a span's slots go to the bin at byte offset s->bin of the
@@ -67,7 +68,7 @@ struct pf_span {
     struct pf_span *anext;    /* all spans of the family (leak walk, detail report) */
     struct pf_span *aprev;
     uint64_t *freebits;       /* free slots below bump */
-    void *owner;              /* the thread cache refilling from it (off the partial list), or NULL */
+    struct pf_own *owner;     /* the thread cache's spans it is one of (off the partial list), or NULL */
     struct pf_region *region; /* NULL for large spans */
     size_t bytes;             /* span bytes, or the large mapping's bytes */
     size_t req;               /* large: bytes requested */
@@ -81,7 +82,7 @@ struct pf_span {
     uint8_t kind;             /* enum pf_span_kind */
     uint8_t fresh;            /* 1: slots >= bump read as zero */
     uint8_t cached;           /* 1: slots pass through thread caches */
-    uint8_t listed;           /* on the family's partial list */
+    uint8_t listed;           /* on the family's partial list (1) or its owner's home list (2) */
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t site;            /* large: call-site id */
     uint32_t pooled_at;       /* pooled: seconds (monotonic) it went back to the pool */

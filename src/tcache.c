@@ -32,7 +32,7 @@ static __thread uint32_t tc_slow_frees __attribute__((tls_model("initial-exec"))
 static struct pf_tcache *_Atomic all_caches;
 
 /* Threads holding a cache now, and how many of them may own spans: four
- * per CPU (as many as jemalloc makes arenas). A cache refills from a span
+ * per CPU (as many as jemalloc makes arenas). A cache refills from spans
  * it owns so that threads keeping to their own objects share no line of
  * them; but each owner holds a span of every class it uses, and with 64
  * threads on 2 CPUs those spans held five times the live bytes. Past the
@@ -73,10 +73,10 @@ static void flush_all(struct pf_tcache *tc)
         if (n) {
             struct pf_cached out[PF_TC_MAX];
             bin_take_bottom(b, n, out);
-            pf_family_flush(pf_family_class(c), c, out, (int)n, 0);
+            pf_family_flush(pf_family_class(c), c, out, (int)n, NULL);
         }
-        if (tc->cur[c])
-            pf_family_disown(pf_family_class(c), &tc->cur[c]);
+        if (tc->own[c].active)
+            pf_family_disown(pf_family_class(c), &tc->own[c]);
     }
 }
 
@@ -222,13 +222,13 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
         want = 1;
     pf_large_tick(); /* allocation activity lets unused memory decay */
     pf_span_tick();
-    struct pf_span **cur = &tc->cur[cls];
+    struct pf_own *own = &tc->own[cls];
     if (pf_tcache_crowded()) { /* too many threads to own spans: give ours back, share */
-        if (*cur)
-            pf_family_disown(pf_family_class(cls), cur);
-        cur = NULL;
+        if (own->active)
+            pf_family_disown(pf_family_class(cls), own);
+        own = NULL;
     }
-    int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, cur);
+    int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, own);
     b->top += n;
     if (b->top == b->base)
         return (struct pf_cached){NULL, NULL};
@@ -245,7 +245,7 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
         n = count;
     struct pf_cached out[PF_TC_MAX];
     bin_take_bottom(b, n, out);
-    pf_family_flush(pf_family_class(cls), cls, out, (int)n, 1);
+    pf_family_flush(pf_family_class(cls), cls, out, (int)n, &tc->own[cls]);
 }
 
 void pf_tcache_drain(void)

@@ -58,7 +58,7 @@ PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->lim
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES + 1]; /* the last, all NULL, is PF_BIN_NONE: always full */
     struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
-    struct pf_span *cur[PF_NCLASSES];   /* the span each class refills from (owned) */
+    struct pf_own own[PF_NCLASSES];     /* the spans it owns of each class */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
 };

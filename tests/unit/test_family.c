@@ -3,8 +3,9 @@
  * families named "malloc-<slot>" on first use, the large family, typed
  * families by key pointer and by name ("<name>/<size>" when a name comes
  * back with another size), span listings with their figures, refill/flush
- * keeping out_bytes exact and one empty span per class, the locked path's
- * counters, and trim.
+ * keeping out_bytes exact and one empty span per class, a cache's own spans
+ * (slots that come back to them wait for it, on its home list of at most
+ * PF_HOME_MAX), the locked path's counters, and trim.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -229,13 +230,14 @@ Test(family, refill_and_flush_move_slots_and_keep_out_bytes)
     unsigned cls = pf_size_class(64);
     struct pf_family *f = pf_family_class(cls);
     static struct pf_cached buf[64];
-    struct pf_span *cur = NULL; /* the span this "cache" refills from */
+    struct pf_own cur = {0}; /* the spans this "cache" owns */
     int n = pf_family_refill(f, cls, buf, 64, &cur);
     cr_assert_eq(n, 64);
     cr_assert_not_null(pf_family_find("malloc-64"), "refill registers the family");
     cr_assert_eq(f->out_bytes, 64 * 64);
     struct pf_span *s = pf_pagemap_get(buf[0].p);
-    cr_assert_eq(cur, s, "the cache owns the span it refilled from");
+    cr_assert_eq(cur.cur, s, "the cache owns the span it refilled from");
+    cr_assert_eq(s->owner, &cur);
     cr_assert_eq(s->family, f);
     cr_assert_eq(s->used, 64);
     cr_assert_not(s->listed, "an owned span is off the partial list");
@@ -249,15 +251,15 @@ Test(family, refill_and_flush_move_slots_and_keep_out_bytes)
         for (int j = 0; j < i; j++)
             cr_assert_neq(buf[i].p, buf[j].p);
     }
-    pf_family_flush(f, cls, buf, 20, 0);
+    pf_family_flush(f, cls, buf, 20, NULL);
     cr_assert_eq(f->out_bytes, 44 * 64);
     cr_assert_eq(s->used, 44);
-    pf_family_flush(f, cls, buf + 20, 44, 0);
+    pf_family_flush(f, cls, buf + 20, 44, NULL);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(s->used, 0);
     cr_assert_eq(f->peak, 64 * 64);
     cr_assert_eq(f->spans, 1);
-    cr_assert_eq(cur, s, "an owned span stays owned when it empties");
+    cr_assert_eq(cur.cur, s, "an owned span stays owned when it empties");
     /* The flushed slots come back on the next refill, from the same span. */
     n = pf_family_refill(f, cls, buf, 10, &cur);
     cr_assert_eq(n, 10);
@@ -266,10 +268,11 @@ Test(family, refill_and_flush_move_slots_and_keep_out_bytes)
     cr_assert_eq(f->spans, 1);
     /* Disowned, the span goes back to the family's partial list. */
     pf_family_disown(f, &cur);
-    cr_assert_null(cur);
-    cr_assert(s->listed);
+    cr_assert_null(cur.cur);
+    cr_assert_null(s->owner);
+    cr_assert_eq(s->listed, PF_LISTED_PARTIAL);
     cr_assert_eq(f->spans, 1);
-    pf_family_flush(f, cls, buf, 10, 0);
+    pf_family_flush(f, cls, buf, 10, NULL);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(f->spans, 1, "the last empty span of a class is kept");
 }
@@ -279,28 +282,30 @@ Test(family, a_flushed_batch_goes_whole_to_the_next_refill)
     unsigned cls = pf_size_class(48);
     struct pf_family *f = pf_family_class(cls);
     static struct pf_cached a[16], got[16], b[1][8];
-    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    struct pf_own cur_a = {0}, cur_b = {0};
     cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
-    struct pf_span *s = cur_a;
+    struct pf_span *s = cur_a.cur;
     /* Another cache flushes 8 of them (a cross-thread free), as a batch. */
-    pf_family_flush(f, cls, a, 8, 1);
+    pf_family_flush(f, cls, a, 8, &cur_b);
     cr_assert_eq(s->used, 16, "a transferred batch does not go back to its span");
     cr_assert_eq(f->out_bytes, 16 * 48, "its slots stay out of the span");
     /* A third cache refills: it gets that batch, as it was, before any span. */
     cr_assert_eq(pf_family_refill(f, cls, got, 16, &cur_b), 8);
-    cr_assert_null(cur_b, "no span was claimed");
+    cr_assert_null(cur_b.cur, "no span was claimed");
     for (int i = 0; i < 8; i++) {
         cr_assert_eq(got[i].p, a[i].p);
         cr_assert_eq(got[i].state, a[i].state);
     }
     /* A batch bigger than the refill asks for stays where it is. */
-    pf_family_flush(f, cls, got, 8, 1);
+    pf_family_flush(f, cls, got, 8, &cur_b);
     cr_assert_eq(pf_family_refill(f, cls, got, 4, &cur_b), 4);
-    cr_assert_not_null(cur_b, "served from a span of its own instead");
-    pf_family_flush(f, cls, got, 4, 0);
+    cr_assert_not_null(cur_b.cur, "served from a span of its own instead");
+    pf_family_flush(f, cls, got, 4, NULL);
 
     /* The transfer cache holds a bounded number of batches (at least four,
-     * at most sixteen); the rest go back to spans. */
+     * at most sixteen); the rest go back to spans. A third cache frees
+     * them all, so none is its own. */
+    struct pf_own third = {0};
     static struct pf_cached many[8 * 25];
     cr_assert_eq(pf_family_refill(f, cls, many, 40, &cur_b), 8, "the batch held is taken first");
     for (int i = 8; i < 8 * 25; i += 32)
@@ -309,7 +314,7 @@ Test(family, a_flushed_batch_goes_whole_to_the_next_refill)
     cr_assert_eq(out, (8 + 8 * 25) * 48);
     int held = 0;
     while (held < 24) {
-        pf_family_flush(f, cls, many + 8 * held, 8, 1);
+        pf_family_flush(f, cls, many + 8 * held, 8, &third);
         if (f->out_bytes != out)
             break;
         held++;
@@ -318,7 +323,7 @@ Test(family, a_flushed_batch_goes_whole_to_the_next_refill)
     cr_assert_eq(f->out_bytes, out - 8 * 48, "the batch that does not fit goes to its span");
     cr_assert_eq(pf_family_transfer_slots(cls), (uint32_t)held * 8);
     for (int i = held + 1; i < 25; i++)
-        pf_family_flush(f, cls, many + 8 * i, 8, 0);
+        pf_family_flush(f, cls, many + 8 * i, 8, NULL);
     /* Trim gives every transferred slot back to its span. */
     pf_family_trim();
     cr_assert_eq(f->out_bytes, 8 * 48, "only the 8 still held by the first cache are out");
@@ -333,11 +338,12 @@ Test(family, a_batch_bigger_than_half_a_bin_goes_to_its_spans)
     unsigned cls = pf_size_class(112);
     struct pf_family *f = pf_family_class(cls);
     static struct pf_cached big[100];
-    struct pf_span *cur = NULL;
+    struct pf_own cur = {0};
     cr_assert_eq(pf_family_refill(f, cls, big, 100, &cur), 100);
     uint64_t out = f->out_bytes;
     uint32_t held = pf_family_transfer_slots(cls);
-    pf_family_flush(f, cls, big, 100, 1);
+    struct pf_own other = {0}; /* freed by another cache */
+    pf_family_flush(f, cls, big, 100, &other);
     cr_assert_eq(pf_family_transfer_slots(cls), held, "not held");
     cr_assert_eq(f->out_bytes, out - 100 * 112, "back in their spans");
     pf_family_disown(f, &cur);
@@ -348,23 +354,23 @@ Test(family, two_caches_refill_from_spans_of_their_own)
     unsigned cls = pf_size_class(32);
     struct pf_family *f = pf_family_class(cls);
     static struct pf_cached a[16], b[16];
-    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    struct pf_own cur_a = {0}, cur_b = {0};
     cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
     cr_assert_eq(pf_family_refill(f, cls, b, 16, &cur_b), 16);
-    cr_assert_not_null(cur_a);
-    cr_assert_not_null(cur_b);
-    cr_assert_neq(cur_a, cur_b, "no two caches share a span to refill from");
+    cr_assert_not_null(cur_a.cur);
+    cr_assert_not_null(cur_b.cur);
+    cr_assert_neq(cur_a.cur, cur_b.cur, "no two caches share a span to refill from");
     for (int i = 0; i < 16; i++) {
-        cr_assert_eq(pf_pagemap_get(a[i].p), cur_a);
-        cr_assert_eq(pf_pagemap_get(b[i].p), cur_b);
+        cr_assert_eq(pf_pagemap_get(a[i].p), cur_a.cur);
+        cr_assert_eq(pf_pagemap_get(b[i].p), cur_b.cur);
     }
     cr_assert_eq(f->spans, 2);
     cr_assert_eq(f->out_bytes, 32 * 32);
     /* Slots may be flushed by the other cache (a cross-thread free). */
-    pf_family_flush(f, cls, a, 16, 0);
-    pf_family_flush(f, cls, b, 16, 0);
-    cr_assert_eq(cur_a->used, 0);
-    cr_assert_eq(cur_b->used, 0);
+    pf_family_flush(f, cls, a, 16, NULL);
+    pf_family_flush(f, cls, b, 16, NULL);
+    cr_assert_eq(cur_a.cur->used, 0);
+    cr_assert_eq(cur_b.cur->used, 0);
     cr_assert_eq(f->out_bytes, 0);
     pf_family_disown(f, &cur_a);
     pf_family_disown(f, &cur_b);
@@ -377,10 +383,10 @@ Test(family, a_batch_mixing_spans_goes_back_to_each_span)
     unsigned cls = pf_size_class(96);
     struct pf_family *f = pf_family_class(cls);
     static struct pf_cached a[16], b[16], mix[32];
-    struct pf_span *cur_a = NULL, *cur_b = NULL;
+    struct pf_own cur_a = {0}, cur_b = {0};
     cr_assert_eq(pf_family_refill(f, cls, a, 16, &cur_a), 16);
     cr_assert_eq(pf_family_refill(f, cls, b, 16, &cur_b), 16);
-    struct pf_span *sa = cur_a, *sb = cur_b;
+    struct pf_span *sa = cur_a.cur, *sb = cur_b.cur;
     cr_assert_neq(sa, sb);
     uint64_t spans = f->spans;
     /* Runs of one span and single slots, alternating: A A A B A B B B ... */
@@ -395,7 +401,7 @@ Test(family, a_batch_mixing_spans_goes_back_to_each_span)
                 mix[n++] = a[ia++];
         }
     cr_assert_eq(n, 32);
-    pf_family_flush(f, cls, mix, 12, 0);
+    pf_family_flush(f, cls, mix, 12, NULL);
     uint32_t a_back = 0, b_back = 0;
     for (int i = 0; i < 12; i++)
         *(pf_pagemap_get(mix[i].p) == sa ? &a_back : &b_back) += 1;
@@ -406,7 +412,7 @@ Test(family, a_batch_mixing_spans_goes_back_to_each_span)
     /* Disowned and emptied by the rest: one span is kept, one pooled. */
     pf_family_disown(f, &cur_a);
     pf_family_disown(f, &cur_b);
-    pf_family_flush(f, cls, mix + 12, 20, 0);
+    pf_family_flush(f, cls, mix + 12, 20, NULL);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(f->spans, spans - 1, "one empty span is kept, the other goes to the pool");
     struct pf_span *kept = *pf_family_partial(f, cls);
@@ -420,18 +426,18 @@ Test(family, refill_across_spans_and_flush_back)
     size_t span_bytes = pf_class_span_bytes(cls);
     uint32_t per_span = (uint32_t)(span_bytes / pf_class_size[cls]);
     static struct pf_cached buf[64];
-    struct pf_span *cur = NULL;
+    struct pf_own cur = {0};
     int want = (int)(2 * per_span + per_span / 2);
     int n = pf_family_refill(f, cls, buf, want, &cur);
     cr_assert_eq(n, want);
     cr_assert_eq(f->spans, 3);
     cr_assert_eq(f->mapped, 3 * span_bytes);
     cr_assert_eq(f->out_bytes, (uint64_t)want * pf_class_size[cls]);
-    cr_assert_eq(cur, pf_pagemap_get(buf[n - 1].p), "the cache owns the span it ended in");
-    cr_assert_eq(cur->used, per_span / 2);
+    cr_assert_eq(cur.cur, pf_pagemap_get(buf[n - 1].p), "the cache owns the span it ended in");
+    cr_assert_eq(cur.cur->used, per_span / 2);
     for (int i = 0; i < n; i++) {
         struct pf_span *s = pf_pagemap_get(buf[i].p);
-        if (s != cur)
+        if (s != cur.cur)
             cr_assert_eq(s->used, per_span, "spans used up on the way are full");
     }
     struct pf_span_info info[4];
@@ -446,9 +452,9 @@ Test(family, refill_across_spans_and_flush_back)
     int m = pf_family_refill(f, cls, more, (int)per_span, &cur);
     cr_assert_eq(m, (int)per_span);
     cr_assert_eq(f->spans, 4);
-    pf_family_flush(f, cls, more, m, 0);
+    pf_family_flush(f, cls, more, m, NULL);
 
-    pf_family_flush(f, cls, buf, n, 0);
+    pf_family_flush(f, cls, buf, n, NULL);
     pf_family_disown(f, &cur);
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(f->spans, 1, "one empty span per class is kept");
@@ -457,6 +463,144 @@ Test(family, refill_across_spans_and_flush_back)
     pf_family_trim();
     cr_assert_eq(f->spans, 0);
     cr_assert_eq(pf_span_cached_bytes(), 4 * span_bytes);
+}
+
+/* ---- a cache's own spans ------------------------------------------------------- */
+/* Refills `own` by `want` slots into out and checks it got them all. */
+static void refill_all(struct pf_family *f, unsigned cls, struct pf_cached *out, int want, struct pf_own *own)
+{
+    cr_assert_eq(pf_family_refill(f, cls, out, want, own), want);
+}
+
+Test(family, slots_back_in_a_used_up_span_wait_for_its_owner)
+{
+    unsigned cls = pf_size_class(1024);
+    struct pf_family *f = pf_family_class(cls);
+    int per_span = (int)(pf_class_span_bytes(cls) / pf_class_size[cls]);
+    cr_assert_leq(per_span, PF_TC_MAX / 2);
+    static struct pf_cached a[PF_TC_MAX], a2[PF_TC_MAX], b[8];
+    struct pf_own own_a = {0}, own_b = {0};
+    refill_all(f, cls, a, per_span, &own_a); /* all of span s1 */
+    struct pf_span *s1 = own_a.cur;
+    cr_assert_eq(s1->used, (uint32_t)per_span);
+    refill_all(f, cls, a2, 4, &own_a); /* s1 is used up: s2 */
+    struct pf_span *s2 = own_a.cur;
+    cr_assert_neq(s2, s1);
+    cr_assert_eq(s1->owner, &own_a, "a used-up span stays its owner's");
+    cr_assert_eq(s1->listed, PF_LISTED_NONE);
+    /* The owner frees ten of s1's slots: back in s1, not in the transfer
+     * cache, and s1 goes on the owner's home list. */
+    pf_family_flush(f, cls, a, 10, &own_a);
+    cr_assert_eq(pf_family_transfer_slots(cls), 0);
+    cr_assert_eq(s1->used, (uint32_t)per_span - 10);
+    cr_assert_eq(s1->listed, PF_LISTED_HOME);
+    cr_assert_eq(own_a.home, s1);
+    cr_assert_eq(own_a.nhome, 1);
+    /* Another cache never gets them. */
+    refill_all(f, cls, b, 8, &own_b);
+    for (int i = 0; i < 8; i++)
+        cr_assert_neq(pf_pagemap_get(b[i].p), s1, "another cache took a slot of a span that is not its own");
+    /* The owner does, once s2 is used up, before any other span. */
+    refill_all(f, cls, a2 + 4, per_span - 4, &own_a);
+    cr_assert_eq(s2->used, (uint32_t)per_span);
+    uint64_t spans = f->spans;
+    refill_all(f, cls, a, 10, &own_a);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(pf_pagemap_get(a[i].p), s1);
+    cr_assert_eq(own_a.cur, s1);
+    cr_assert_null(own_a.home);
+    cr_assert_eq(f->spans, spans, "no span was taken");
+    /* Everything back; disowned, the spans are the family's. */
+    pf_family_flush(f, cls, a, per_span, &own_a);
+    pf_family_flush(f, cls, a2, per_span, &own_a);
+    pf_family_flush(f, cls, b, 8, &own_b);
+    pf_family_disown(f, &own_a);
+    pf_family_disown(f, &own_b);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(f->spans, 1, "one empty span per class is kept");
+    cr_assert_null((*pf_family_partial(f, cls))->owner);
+}
+
+Test(family, a_flush_sends_only_other_caches_slots_to_the_transfer_cache)
+{
+    unsigned cls = pf_size_class(80);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached a[16], b[16], mix[16];
+    struct pf_own own_a = {0}, own_b = {0};
+    refill_all(f, cls, a, 16, &own_a);
+    refill_all(f, cls, b, 16, &own_b);
+    struct pf_span *sa = own_a.cur, *sb = own_b.cur;
+    /* Cache A frees six of its own blocks and six of B's, interleaved. */
+    for (int i = 0; i < 6; i++) {
+        mix[2 * i] = a[i];
+        mix[2 * i + 1] = b[i];
+    }
+    uint64_t out = f->out_bytes;
+    pf_family_flush(f, cls, mix, 12, &own_a);
+    cr_assert_eq(sa->used, 10, "A's own six went back to A's span");
+    cr_assert_eq(sb->used, 16, "B's six did not go back to B's span");
+    cr_assert_eq(pf_family_transfer_slots(cls), 6, "they wait in the transfer cache");
+    cr_assert_eq(f->out_bytes, out - 6 * pf_class_size[cls]);
+    /* The next refill, B's, takes them first, in the order A freed them. */
+    static struct pf_cached got[8];
+    cr_assert_eq(pf_family_refill(f, cls, got, 8, &own_b), 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(got[i].p, b[i].p);
+    pf_family_flush(f, cls, got, 6, NULL);
+    pf_family_flush(f, cls, a + 6, 10, NULL);
+    pf_family_flush(f, cls, b + 6, 10, NULL);
+    pf_family_disown(f, &own_a);
+    pf_family_disown(f, &own_b);
+    cr_assert_eq(f->out_bytes, 0);
+}
+
+Test(family, an_owner_keeps_at_most_PF_HOME_MAX_spans_for_itself)
+{
+    unsigned cls = pf_size_class(2048);
+    struct pf_family *f = pf_family_class(cls);
+    int per_span = (int)(pf_class_span_bytes(cls) / pf_class_size[cls]);
+    enum { SPANS = PF_HOME_MAX + 3 };
+    cr_assert_leq(per_span * SPANS, 256);
+    static struct pf_cached a[256];
+    struct pf_own own = {0};
+    for (int k = 0; k < SPANS; k++) /* SPANS spans used up, the last one is cur */
+        refill_all(f, cls, a + k * per_span, per_span, &own);
+    struct pf_span *sp[SPANS];
+    for (int k = 0; k < SPANS; k++) {
+        sp[k] = pf_pagemap_get(a[k * per_span].p);
+        cr_assert_eq(sp[k]->owner, &own);
+    }
+    cr_assert_eq(own.cur, sp[SPANS - 1]);
+    /* One slot back into each of the others: the first PF_HOME_MAX go home,
+     * the rest become the family's, on its partial list. */
+    for (int k = 0; k < SPANS - 1; k++)
+        pf_family_flush(f, cls, a + k * per_span, 1, &own);
+    cr_assert_eq(own.nhome, PF_HOME_MAX);
+    for (int k = 0; k < SPANS - 1; k++) {
+        if (k < PF_HOME_MAX) {
+            cr_assert_eq(sp[k]->owner, &own, "span %d", k);
+            cr_assert_eq(sp[k]->listed, PF_LISTED_HOME, "span %d", k);
+        } else {
+            cr_assert_null(sp[k]->owner, "span %d", k);
+            cr_assert_eq(sp[k]->listed, PF_LISTED_PARTIAL, "span %d", k);
+        }
+    }
+    /* A home span that empties is the family's again. */
+    pf_family_flush(f, cls, a + 1, per_span - 1, &own);
+    cr_assert_null(sp[0]->owner);
+    cr_assert_eq(own.nhome, PF_HOME_MAX - 1);
+    /* Disowned: every span is the family's, none names the owner. */
+    pf_family_disown(f, &own);
+    cr_assert_eq(own.nhome, 0);
+    cr_assert_null(own.home);
+    cr_assert_null(own.cur);
+    for (int k = 0; k < SPANS; k++)
+        cr_assert(sp[k]->owner == NULL || sp[k]->used == (uint32_t)per_span, "span %d", k);
+    for (int k = 1; k < SPANS; k++)
+        pf_family_flush(f, cls, a + k * per_span + (k < SPANS - 1), per_span - (k < SPANS - 1), NULL);
+    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(f->spans, 1);
+    cr_assert_null((*pf_family_partial(f, cls))->owner);
 }
 
 Test(family, locked_path_counts_a_class_family)
@@ -498,13 +642,13 @@ Test(family, every_class_has_room_in_the_transfer_store)
         if (n < 1)
             n = 1;
         struct pf_cached got[PF_TC_MAX];
-        struct pf_span *cur = NULL;
+        struct pf_own cur = {0}, other = {0};
         cr_assert_eq(pf_family_refill(f, cls, got, n, &cur), n, "class %u", cls);
-        pf_family_flush(f, cls, got, n, 1);
+        pf_family_flush(f, cls, got, n, &other); /* freed by another cache */
         cr_assert_eq(pf_family_transfer_slots(cls), (uint32_t)n, "class %u (%u bytes): batch of %d not held", cls,
                      pf_class_size[cls], n);
         cr_assert_eq(pf_family_refill(f, cls, got, n, &cur), n);
-        pf_family_flush(f, cls, got, n, 0);
+        pf_family_flush(f, cls, got, n, NULL);
         pf_family_disown(f, &cur);
     }
 }

@@ -6,7 +6,8 @@
  * a thread's exit handing its cache back (flushed, in_use cleared) for the
  * next thread to adopt with its counters, so stats stay exact; drain empties
  * only the calling thread's bins; a thread past its exit hook allocates on
- * the locked path.
+ * the locked path; threads that keep to their own blocks keep to their own
+ * spans.
  */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -290,8 +291,11 @@ Test(tcache, a_full_bin_flushes_and_never_overflows)
     }
     cr_assert_eq(most, cap, "the bin fills up to its cap before it flushes");
     struct pf_family *f = pf_family_class(cls);
-    cr_assert_gt(pf_family_transfer_slots(cls), 0, "flushed batches wait in the transfer cache");
-    cr_assert_eq(f->out_bytes, (uint64_t)(pf_bin_count(&tc->bins[cls]) + pf_family_transfer_slots(cls)) * 256);
+    /* Every block was the thread's own: flushed slots go back to its spans,
+     * none to the transfer cache, where another thread's refill would take
+     * them. */
+    cr_assert_eq(pf_family_transfer_slots(cls), 0, "the thread's own slots wait for it in its spans");
+    cr_assert_eq(f->out_bytes, (uint64_t)pf_bin_count(&tc->bins[cls]) * 256);
     const struct pf_family_stats *fs = fam_stats("malloc-256");
     cr_assert_eq(fs->live_objects, 0);
     cr_assert_eq(fs->allocs, n + 1);
@@ -352,7 +356,8 @@ Test(tcache, an_exiting_thread_hands_its_cache_to_the_next)
     cr_assert_eq(atomic_load(&a.tc->in_use), 0, "in_use cleared at exit");
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         cr_assert_eq(pf_bin_count(&a.tc->bins[c]), 0, "class %u: bin flushed at exit", c);
-        cr_assert_null(a.tc->cur[c], "class %u: owned span given back at exit", c);
+        cr_assert(!a.tc->own[c].cur && !a.tc->own[c].home && !a.tc->own[c].active,
+                  "class %u: owned spans given back at exit", c);
     }
     cr_assert_eq(f->out_bytes, 40 * 48, "only the 40 live objects are out of the spans");
     const struct pf_family_stats *fs = fam_stats("malloc-48");
@@ -422,7 +427,7 @@ Test(tcache, drain_empties_only_the_calling_threads_bins)
     pf_tcache_drain();
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         cr_assert_eq(pf_bin_count(&tc->bins[c]), 0, "class %u", c);
-        cr_assert_null(tc->cur[c], "class %u: owned span given back", c);
+        cr_assert(!tc->own[c].cur && !tc->own[c].home && !tc->own[c].active, "class %u: owned spans given back", c);
     }
     for (int k = 0; k < 6; k++) {
         unsigned c = pf_size_class(sizes[k]);
@@ -548,7 +553,7 @@ static void check_shared(struct crowd *c, unsigned n)
     unsigned cls = pf_size_class(c[0].size);
     cr_assert(pf_tcache_crowded(), "%u threads hold caches, more than %u per CPU", n, PF_OWNERS_PER_CPU);
     for (unsigned i = 0; i < n; i++)
-        cr_assert_null(c[i].tc->cur[cls], "thread %u owns a span", i);
+        cr_assert(!c[i].tc->own[cls].cur && !c[i].tc->own[cls].home, "thread %u owns a span", i);
     /* Each refill took half a bin; shared spans fill up one after another. */
     uint32_t per_span = (uint32_t)(pf_class_span_bytes(cls) / pf_class_size[cls]);
     uint32_t taken = n * (pf_bin_cap_of(cls) / 2);
@@ -577,7 +582,8 @@ static void check_uncached(struct crowd *c, unsigned n)
     unsigned cls = pf_size_class(c[0].size);
     for (unsigned i = 0; i < n; i++) {
         cr_assert_eq(pf_bin_cap(&c[i].tc->bins[cls]), 0, "thread %u: bin of %zu-byte slots open", i, c[0].size);
-        cr_assert_null(c[i].tc->cur[cls], "thread %u owns a span of %zu-byte slots", i, c[0].size);
+        cr_assert(!c[i].tc->own[cls].cur && !c[i].tc->own[cls].home, "thread %u owns a span of %zu-byte slots", i,
+                  c[0].size);
     }
     uint32_t per_span = (uint32_t)(pf_class_span_bytes(cls) / pf_class_size[cls]);
     uint32_t live = n * (uint32_t)c[0].nobj;
@@ -616,4 +622,78 @@ Test(tcache, crowded_threads_park_no_slot_above_32_kib)
     pf_free(p);
     pf_free(q);
     cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 2, "few threads: freed slots are cached again");
+}
+
+/* ---- threads keep to their own spans ---------------------------------------------- */
+/* A thread that allocates and frees only its own blocks, long enough for
+ * its bins to overflow and refill many times over, then (all of them
+ * still running) checks that each of its live blocks and each slot in its
+ * bins is in a span it owns. */
+#define OWN_LIVE 1500
+#define OWN_ITERS 400000
+struct keeper {
+    pthread_barrier_t *done;
+    unsigned id;
+    uint64_t foreign; /* out: blocks or cached slots in a span it does not own */
+    uint64_t seen;
+};
+
+static void *keeper_thread(void *arg)
+{
+    struct keeper *k = arg;
+    static __thread void *live[OWN_LIVE];
+    uint64_t x = 0x9E3779B97F4A7C15ull * (k->id + 1);
+    for (int i = 0; i < OWN_ITERS; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        unsigned j = (unsigned)(x % OWN_LIVE);
+        pf_free(live[j]);
+        /* Sizes of up to 1 KiB, most of them small, as programs have them. */
+        size_t n = (x >> 20) & 1 ? 1 + (x >> 24) % 64 : 1 + (x >> 24) % 1024;
+        live[j] = pf_malloc(n);
+        cr_assert_not_null(live[j]);
+    }
+    pthread_barrier_wait(k->done); /* every thread is done churning */
+    for (int j = 0; j < OWN_LIVE; j++) {
+        struct pf_span *s = pf_pagemap_get(live[j]);
+        k->seen++;
+        k->foreign += s->owner != &pf_tc->own[s->cls];
+    }
+    for (unsigned c = 0; c < PF_NCLASSES; c++)
+        for (struct pf_cached *e = pf_tc->bins[c].base; e < pf_tc->bins[c].top; e++) {
+            struct pf_span *s = pf_pagemap_get(e->p);
+            k->seen++;
+            k->foreign += s->owner != &pf_tc->own[c];
+        }
+    pthread_barrier_wait(k->done); /* no thread exits while another looks */
+    for (int j = 0; j < OWN_LIVE; j++)
+        pf_free(live[j]);
+    return NULL;
+}
+
+/* Slots a thread flushed went to the transfer cache, and spans it used up
+ * to the shared partial lists, where any thread's refill took them: over a
+ * long run, threads that never touch each other's blocks ended up with
+ * blocks and state entries side by side on the same cache lines. */
+Test(tcache, threads_that_keep_to_their_own_blocks_keep_to_their_own_spans)
+{
+    enum { N = 4 };
+    pthread_barrier_t done;
+    pthread_barrier_init(&done, NULL, N);
+    pthread_t t[N];
+    struct keeper k[N];
+    for (unsigned i = 0; i < N; i++) {
+        k[i] = (struct keeper){.done = &done, .id = i};
+        cr_assert_eq(pthread_create(&t[i], NULL, keeper_thread, &k[i]), 0);
+    }
+    for (unsigned i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&done);
+    cr_assert_not(pf_tcache_crowded(), "%d threads on %u CPUs own spans", N, pf_os_ncpus());
+    for (unsigned i = 0; i < N; i++) {
+        cr_assert_geq(k[i].seen, OWN_LIVE);
+        cr_assert_eq(k[i].foreign, 0, "thread %u: %llu of %llu blocks and cached slots in spans of others", i,
+                     (unsigned long long)k[i].foreign, (unsigned long long)k[i].seen);
+    }
 }
