@@ -509,10 +509,13 @@ void pf_family_disown(struct pf_family *f, struct pf_own *own)
     put_all(empty);
 }
 
-/* Moves the slots of `in` that are not own's to away[] (in order) and
- * keeps own's in in[]; returns how many moved. The thread that owns a span
- * is the only one to set or clear its owner as own, so the test needs no
- * lock; slots out of their span keep the span from going away. */
+/* Moves the slots of in[0, *n) that are not own's to away[] (in order) and
+ * keeps own's at the front of in[]; returns how many moved. s->owner is
+ * written under the family's lock, by any thread (after_give makes a span
+ * the family's), so this read may be stale; but own is set on a span only
+ * by its own thread's refill and cleared only while the span has no slot
+ * out, and the batch's slots are out: a span reads as own's here exactly
+ * when it is. */
 static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, const struct pf_own *own)
 {
     int kept = 0, moved = 0;
@@ -533,19 +536,22 @@ static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, c
     return moved;
 }
 
-void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
+void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                      const struct pf_own *own)
 {
-    struct pf_cached mine[PF_TC_MAX], away[PF_TC_MAX];
     if (own && n <= PF_TC_MAX) {
-        memcpy(mine, in, (size_t)n * sizeof *in);
+        /* Other threads' slots go to the transfer cache when they are at
+         * least half the batch; a few among the thread's own go back to
+         * their spans with the rest, instead of taking a batch place. */
+        struct pf_cached away[PF_TC_MAX];
         int kept = n;
-        int moved = split_foreign(mine, &kept, away, own);
-        if (moved && xfer_put(cls, away, moved)) {
-            in = mine;
+        int moved = split_foreign(in, &kept, away, own);
+        if (moved * 2 >= n && xfer_put(cls, away, moved)) {
             n = kept;
             if (n == 0)
                 return;
+        } else if (moved) {
+            memcpy(in + kept, away, (size_t)moved * sizeof *in);
         }
     }
     struct pf_span *empty = NULL, *s = NULL;

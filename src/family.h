@@ -127,9 +127,10 @@ PF_HIDDEN uint32_t pf_family_transfer_slots(unsigned cls);
 PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_own *own);
 /* With own NULL, every slot goes back to its span. Otherwise slots of
  * own's spans do, and the others (freed by this thread, allocated by
- * another) go as one batch to the class's transfer cache when it has room,
- * which the next refill of any thread takes first. */
-PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
+ * another), when they are at least half of in[], go as one batch to the
+ * class's transfer cache if it has room, which the next refill of any
+ * thread takes first. in[] is reordered. */
+PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                                const struct pf_own *own);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in

@@ -208,6 +208,10 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
     struct pf_bin *b = &tc->bins[cls]; /* empty: the fast path found no slot */
     if (pf_tcache_crowded()) {
         b->limit = b->base;
+        /* Its mallocs take the shared spans now: spans it owned would sit
+         * part free, used by no one. */
+        if (tc->own[cls].active)
+            pf_family_disown(pf_family_class(cls), &tc->own[cls]);
         return 0;
     }
     b->limit = b->base + pf_bin_cap_of(cls);

@@ -554,6 +554,35 @@ Test(family, a_flush_sends_only_other_caches_slots_to_the_transfer_cache)
     cr_assert_eq(f->out_bytes, 0);
 }
 
+Test(family, a_few_foreign_slots_go_back_to_their_span_not_to_the_transfer_cache)
+{
+    /* A thread that frees mostly its own blocks and a few another thread
+     * handed it: a batch place of the transfer cache per few slots would
+     * fill it with batches of one (and a refill that takes one gets one
+     * slot). */
+    unsigned cls = pf_size_class(176);
+    struct pf_family *f = pf_family_class(cls);
+    static struct pf_cached a[64], b[16], mix[4];
+    struct pf_own own_a = {0}, own_b = {0};
+    refill_all(f, cls, a, 60, &own_a);
+    refill_all(f, cls, b, 16, &own_b);
+    struct pf_span *sb = own_b.cur;
+    for (int k = 0; k < 16; k++) {
+        mix[0] = a[3 * k];
+        mix[1] = a[3 * k + 1];
+        mix[2] = b[k];
+        mix[3] = a[3 * k + 2];
+        pf_family_flush(f, cls, mix, 4, &own_a);
+    }
+    cr_assert_eq(pf_family_transfer_slots(cls), 0, "no batch of one in the transfer cache");
+    cr_assert_eq(sb->used, 0, "B's slots went back to B's span");
+    cr_assert_eq(own_a.cur->used, 60 - 48);
+    pf_family_flush(f, cls, a + 48, 12, &own_a);
+    pf_family_disown(f, &own_a);
+    pf_family_disown(f, &own_b);
+    cr_assert_eq(f->out_bytes, 0);
+}
+
 Test(family, an_owner_keeps_at_most_PF_HOME_MAX_spans_for_itself)
 {
     unsigned cls = pf_size_class(2048);

@@ -624,6 +624,52 @@ Test(tcache, crowded_threads_park_no_slot_above_32_kib)
     cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 2, "few threads: freed slots are cached again");
 }
 
+/* The main thread's blocks of a class above PF_CACHED_MAX, allocated
+ * before the crowd came, and what its own spans of the class look like
+ * once a crowded malloc of the class has closed its bin. */
+#define BIG 40000
+static void *owner_blocks[64];
+static struct pf_own owner_seen;
+
+static void check_owner_gives_up(struct crowd *c, unsigned n)
+{
+    (void)c;
+    (void)n;
+    unsigned cls = pf_size_class(BIG);
+    cr_assert(pf_tcache_crowded());
+    cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 0);
+    void *p = pf_malloc(BIG); /* finds the bin empty: closes it */
+    cr_assert_not_null(p);
+    cr_assert_eq(pf_bin_cap(&pf_tc->bins[cls]), 0);
+    owner_seen = pf_tc->own[cls];
+    pf_free(p);
+}
+
+/* A thread whose bin of a big class closes takes the shared spans from
+ * then on: the spans it owned must not stay its own, part free and used by
+ * no one (its frees would put them on its home list). */
+Test(tcache, a_bin_that_closes_gives_its_spans_back)
+{
+    unsigned cls = pf_size_class(BIG);
+    cr_assert_geq(cls, PF_CACHED_CLASSES);
+    int k = 0;
+    do
+        owner_blocks[k++] = pf_malloc(BIG);
+    while (k < 64 && pf_bin_count(&pf_tc->bins[cls]) > 0);
+    cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 0, "%d mallocs left slots in the bin", k);
+    cr_assert(pf_tc->own[cls].active && pf_tc->own[cls].cur, "the main thread owns a span of the class");
+    unsigned n;
+    struct crowd *c = crowd_of_more_than_four_per_cpu(&n);
+    crowd_run(n, 1000, 1, c, check_owner_gives_up);
+    free(c);
+    cr_assert(!owner_seen.active && !owner_seen.cur && !owner_seen.home,
+              "after its bin closed the thread still owns spans (active %d, cur %p, %u at home)",
+              owner_seen.active, (void *)owner_seen.cur, owner_seen.nhome);
+    for (int i = 0; i < k; i++)
+        pf_free(owner_blocks[i]);
+    cr_assert_eq(pf_family_class(cls)->out_bytes, (uint64_t)pf_bin_count(&pf_tc->bins[cls]) * pf_class_size[cls]);
+}
+
 /* ---- threads keep to their own spans ---------------------------------------------- */
 /* A thread that allocates and frees only its own blocks, long enough for
  * its bins to overflow and refill many times over, then (all of them
