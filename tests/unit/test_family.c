@@ -521,37 +521,59 @@ Test(family, slots_back_in_a_used_up_span_wait_for_its_owner)
     cr_assert_null((*pf_family_partial(f, cls))->owner);
 }
 
+/* Two caches, A and B, of the class of `size`, that refilled na and nb
+ * slots into a[] and b[] (spans name their owner by address: t stays put). */
+struct two {
+    unsigned cls;
+    struct pf_family *f;
+    struct pf_own a, b;
+};
+
+static void two_refill(struct two *t, size_t size, struct pf_cached *a, int na, struct pf_cached *b, int nb)
+{
+    *t = (struct two){.cls = pf_size_class(size)};
+    t->f = pf_family_class(t->cls);
+    refill_all(t->f, t->cls, a, na, &t->a);
+    refill_all(t->f, t->cls, b, nb, &t->b);
+}
+
+/* Both disown; every slot must be back by then. */
+static void two_done(struct two *t)
+{
+    pf_family_disown(t->f, &t->a);
+    pf_family_disown(t->f, &t->b);
+    cr_assert_eq(t->f->out_bytes, 0);
+}
+
 Test(family, a_flush_sends_only_other_caches_slots_to_the_transfer_cache)
 {
-    unsigned cls = pf_size_class(80);
-    struct pf_family *f = pf_family_class(cls);
     static struct pf_cached a[16], b[16], mix[16];
-    struct pf_own own_a = {0}, own_b = {0};
-    refill_all(f, cls, a, 16, &own_a);
-    refill_all(f, cls, b, 16, &own_b);
-    struct pf_span *sa = own_a.cur, *sb = own_b.cur;
+    struct two t;
+    two_refill(&t, 80, a, 16, b, 16);
+    unsigned cls = t.cls;
+    struct pf_family *f = t.f;
+    struct pf_own *own_a = &t.a, *own_b = &t.b;
+    struct pf_span *sa = own_a->cur, *sb = own_b->cur;
     /* Cache A frees six of its own blocks and six of B's, interleaved. */
     for (int i = 0; i < 6; i++) {
         mix[2 * i] = a[i];
         mix[2 * i + 1] = b[i];
     }
     uint64_t out = f->out_bytes;
-    pf_family_flush(f, cls, mix, 12, &own_a);
+    pf_family_flush(f, cls, mix, 12, own_a);
     cr_assert_eq(sa->used, 10, "A's own six went back to A's span");
     cr_assert_eq(sb->used, 16, "B's six did not go back to B's span");
     cr_assert_eq(pf_family_transfer_slots(cls), 6, "they wait in the transfer cache");
     cr_assert_eq(f->out_bytes, out - 6 * pf_class_size[cls]);
     /* The next refill, B's, takes them first, in the order A freed them. */
     static struct pf_cached got[8];
-    cr_assert_eq(pf_family_refill(f, cls, got, 8, &own_b), 6);
+    cr_assert_eq(pf_family_refill(f, cls, got, 8, own_b), 6);
     for (int i = 0; i < 6; i++)
         cr_assert_eq(got[i].p, b[i].p);
     pf_family_flush(f, cls, got, 6, NULL);
     pf_family_flush(f, cls, a + 6, 10, NULL);
     pf_family_flush(f, cls, b + 6, 10, NULL);
-    pf_family_disown(f, &own_a);
-    pf_family_disown(f, &own_b);
-    cr_assert_eq(f->out_bytes, 0);
+    two_done(&t);
 }
 
 Test(family, a_few_foreign_slots_go_back_to_their_span_not_to_the_transfer_cache)
@@ -560,27 +582,22 @@ Test(family, a_few_foreign_slots_go_back_to_their_span_not_to_the_transfer_cache
      * handed it: a batch place of the transfer cache per few slots would
      * fill it with batches of one (and a refill that takes one gets one
      * slot). */
-    unsigned cls = pf_size_class(176);
-    struct pf_family *f = pf_family_class(cls);
     static struct pf_cached a[64], b[16], mix[4];
-    struct pf_own own_a = {0}, own_b = {0};
-    refill_all(f, cls, a, 60, &own_a);
-    refill_all(f, cls, b, 16, &own_b);
-    struct pf_span *sb = own_b.cur;
+    struct two t;
+    two_refill(&t, 176, a, 60, b, 16);
+    struct pf_span *sb = t.b.cur;
     for (int k = 0; k < 16; k++) {
         mix[0] = a[3 * k];
         mix[1] = a[3 * k + 1];
         mix[2] = b[k];
         mix[3] = a[3 * k + 2];
-        pf_family_flush(f, cls, mix, 4, &own_a);
+        pf_family_flush(t.f, t.cls, mix, 4, &t.a);
     }
-    cr_assert_eq(pf_family_transfer_slots(cls), 0, "no batch of one in the transfer cache");
+    cr_assert_eq(pf_family_transfer_slots(t.cls), 0, "no batch of one in the transfer cache");
     cr_assert_eq(sb->used, 0, "B's slots went back to B's span");
-    cr_assert_eq(own_a.cur->used, 60 - 48);
-    pf_family_flush(f, cls, a + 48, 12, &own_a);
-    pf_family_disown(f, &own_a);
-    pf_family_disown(f, &own_b);
-    cr_assert_eq(f->out_bytes, 0);
+    cr_assert_eq(t.a.cur->used, 60 - 48);
+    pf_family_flush(t.f, t.cls, a + 48, 12, &t.a);
+    two_done(&t);
 }
 
 Test(family, an_owner_keeps_at_most_PF_HOME_MAX_spans_for_itself)
