@@ -536,6 +536,12 @@ static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, c
     return moved;
 }
 
+void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cached *in, int n)
+{
+    if (!xfer_put(cls, in, n))
+        pf_family_flush(f, cls, in, n, NULL);
+}
+
 void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                      const struct pf_own *own)
 {
@@ -546,7 +552,7 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
         struct pf_cached away[PF_TC_MAX];
         int kept = n;
         int moved = split_foreign(in, &kept, away, own);
-        if (moved * 2 >= n && xfer_put(cls, away, moved)) {
+        if (moved && moved * 2 >= n && xfer_put(cls, away, moved)) {
             n = kept;
             if (n == 0)
                 return;

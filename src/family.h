@@ -132,6 +132,9 @@ PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_own *own);
  * thread takes first. in[] is reordered. */
 PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                                const struct pf_own *own);
+/* The whole batch to the class's transfer cache when it has room, else to
+ * the spans: for a cache that no other cache could take slots from. */
+PF_HIDDEN void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cached *in, int n);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in
  * f; its state is set live. *clean tells whether it reads as zero. */

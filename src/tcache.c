@@ -249,7 +249,13 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
         n = count;
     struct pf_cached out[PF_TC_MAX];
     bin_take_bottom(b, n, out);
-    pf_family_flush(pf_family_class(cls), cls, out, (int)n, &tc->own[cls]);
+    /* The only thread with a cache keeps its slots in the transfer cache,
+     * where they cost a copy each way instead of their spans' bitmaps: no
+     * other thread's refill is there to take them. */
+    if (atomic_load_explicit(&caches_held, memory_order_relaxed) <= 1)
+        pf_family_park(pf_family_class(cls), cls, out, (int)n);
+    else
+        pf_family_flush(pf_family_class(cls), cls, out, (int)n, &tc->own[cls]);
 }
 
 void pf_tcache_drain(void)

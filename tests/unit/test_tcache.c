@@ -271,7 +271,10 @@ Test(tcache, bin_stores_are_packed_to_their_caps)
                  "stores of %zu slots in all", total);
 }
 
-Test(tcache, a_full_bin_flushes_and_never_overflows)
+/* Fills the calling thread's bin of 256-byte slots and frees past it:
+ * the bin never exceeds its cap; returns the slots of the class then in the
+ * transfer cache. */
+static uint32_t overflow_a_bin(void)
 {
     unsigned cls = pf_size_class(256);
     static void *p[1024];
@@ -291,14 +294,44 @@ Test(tcache, a_full_bin_flushes_and_never_overflows)
     }
     cr_assert_eq(most, cap, "the bin fills up to its cap before it flushes");
     struct pf_family *f = pf_family_class(cls);
-    /* Every block was the thread's own: flushed slots go back to its spans,
-     * none to the transfer cache, where another thread's refill would take
-     * them. */
-    cr_assert_eq(pf_family_transfer_slots(cls), 0, "the thread's own slots wait for it in its spans");
-    cr_assert_eq(f->out_bytes, (uint64_t)pf_bin_count(&tc->bins[cls]) * 256);
+    uint32_t held = pf_family_transfer_slots(cls);
+    cr_assert_eq(f->out_bytes, (uint64_t)(pf_bin_count(&tc->bins[cls]) + held) * 256);
     const struct pf_family_stats *fs = fam_stats("malloc-256");
     cr_assert_eq(fs->live_objects, 0);
     cr_assert_eq(fs->allocs, n + 1);
+    return held;
+}
+
+/* The only thread with a cache: no other thread could take its slots, so
+ * its flushes keep them in the transfer cache (a copy, not the spans'
+ * bitmaps). */
+Test(tcache, a_full_bin_flushes_and_never_overflows)
+{
+    cr_assert_gt(overflow_a_bin(), 0, "a lone thread's flushed batches wait in the transfer cache");
+}
+
+static void *hold_a_cache(void *arg)
+{
+    pf_free(pf_malloc(16));
+    pthread_barrier_wait(arg); /* it holds a cache */
+    pthread_barrier_wait(arg); /* until the main thread is done */
+    return NULL;
+}
+
+/* With another thread holding a cache, a thread's own flushed slots go
+ * back to its spans: in the transfer cache the other's refill would take
+ * them, and the two threads would share spans from then on. */
+Test(tcache, with_two_threads_a_flush_keeps_its_own_slots)
+{
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 2);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, hold_a_cache, &b), 0);
+    pthread_barrier_wait(&b);
+    cr_assert_eq(overflow_a_bin(), 0, "the thread's own slots wait for it in its spans");
+    pthread_barrier_wait(&b);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&b);
 }
 
 /* ---- thread exit and adoption ------------------------------------------------------- */
