@@ -248,7 +248,7 @@ static void ensure_registered(struct pf_family *f)
             f->kind = PF_KIND_LARGE;
         } else {
             pf_fmt_str(&n, "malloc-");
-            pf_fmt_u64(&n, f->obj_size);
+            pf_fmt_u64(&n, __atomic_load_n(&f->obj_size, __ATOMIC_RELAXED));
             f->kind = PF_KIND_CLASS;
         }
         pf_fmt_cstr(&n);
@@ -261,9 +261,11 @@ static void ensure_registered(struct pf_family *f)
 struct pf_family *pf_family_class(unsigned cls)
 {
     struct pf_family *f = &class_fam[cls];
-    if (PF_UNLIKELY(f->obj_size == 0)) { /* racing threads store the same values */
-        f->obj_size = pf_class_size[cls];
-        f->obj_align = 16;
+    /* Racing threads store the same values; atomically, so that is not a
+     * data race. */
+    if (PF_UNLIKELY(__atomic_load_n(&f->obj_size, __ATOMIC_ACQUIRE) == 0)) {
+        __atomic_store_n(&f->obj_align, 16, __ATOMIC_RELAXED);
+        __atomic_store_n(&f->obj_size, pf_class_size[cls], __ATOMIC_RELEASE);
     }
     return f;
 }
@@ -831,7 +833,8 @@ void pf_family_trim(void)
          * family has none. */
         unsigned lo = 0, hi = PF_NCLASSES;
         if (!f->partial) {
-            lo = f->kind == PF_KIND_CLASS ? pf_size_class(f->obj_size) : PF_NCLASSES;
+            size_t slot = __atomic_load_n(&f->obj_size, __ATOMIC_RELAXED);
+            lo = f->kind == PF_KIND_CLASS ? pf_size_class(slot) : PF_NCLASSES;
             hi = lo < PF_NCLASSES ? lo + 1 : lo;
         }
         for (unsigned c = lo; c < hi; c++)
@@ -861,7 +864,7 @@ void pf_family_fork_lock(void)
         pf_lock(&pf_family_at(i)->lock);
     /* Class families not yet registered still have locks a thread may hold. */
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (class_fam[c].obj_size && !class_fam[c].registered)
+        if (__atomic_load_n(&class_fam[c].obj_size, __ATOMIC_RELAXED) && !class_fam[c].registered)
             pf_lock(&class_fam[c].lock);
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         pf_lock(&xfers[c].lock);
@@ -872,7 +875,7 @@ void pf_family_fork_unlock(int child)
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         child ? pf_lock_reset(&xfers[c].lock) : pf_unlock(&xfers[c].lock);
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (class_fam[c].obj_size && !class_fam[c].registered)
+        if (__atomic_load_n(&class_fam[c].obj_size, __ATOMIC_RELAXED) && !class_fam[c].registered)
             child ? pf_lock_reset(&class_fam[c].lock) : pf_unlock(&class_fam[c].lock);
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++)

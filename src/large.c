@@ -32,6 +32,11 @@ struct cached {
 static pf_lock_t cache_lock = PF_LOCK_INIT;
 static struct cached cache[CACHE_SLOTS];
 static size_t cache_bytes;
+/* cache_bytes and last_decay are written under cache_lock and read without
+ * it (pf_large_tick's and pf_large_cached_bytes's quick looks): the
+ * writes are relaxed atomic stores so that those reads see whole values. */
+#define CACHE_BYTES_ADD(v) \
+    __atomic_store_n(&cache_bytes, cache_bytes + (size_t)(v), __ATOMIC_RELAXED)
 static uint64_t last_decay;
 /* Bytes of large blocks live, and their high-water mark (all families). */
 static _Atomic size_t large_live, large_peak;
@@ -98,7 +103,7 @@ static void *cache_take(size_t bytes, size_t *got)
             *got = c->bytes;
             c->bytes = 0;
         }
-        cache_bytes -= *got;
+        CACHE_BYTES_ADD(-(*got));
         pf_unlock(&cache_lock);
         return (void *)p;
     }
@@ -106,7 +111,7 @@ static void *cache_take(size_t bytes, size_t *got)
     if (lt >= 0) {
         c = cache[lt];
         cache[lt].bytes = 0;
-        cache_bytes -= c.bytes;
+        CACHE_BYTES_ADD(-(c.bytes));
     }
     pf_unlock(&cache_lock);
     if (c.bytes == 0)
@@ -159,11 +164,11 @@ static void decay_locked(uint64_t now, struct cached *drop, int *ndrop)
 {
     if (now == last_decay)
         return;
-    last_decay = now;
+    __atomic_store_n(&last_decay, now, __ATOMIC_RELAXED);
     for (int i = 0; i < CACHE_SLOTS && *ndrop < DROP_MAX; i++)
         if (cache[i].bytes && now - cache[i].when >= CACHE_DECAY_SECONDS) {
             drop[(*ndrop)++] = cache[i];
-            cache_bytes -= cache[i].bytes;
+            CACHE_BYTES_ADD(-(cache[i].bytes));
             cache[i].bytes = 0;
         }
 }
@@ -199,7 +204,7 @@ static void shed_locked(size_t limit, struct cached *drop, int *ndrop, int room)
         if (cut >= c->bytes || c->bytes - cut < PF_CHUNK)
             cut = c->bytes; /* what would stay is too small to serve a block */
         c->bytes -= cut;
-        cache_bytes -= cut;
+        CACHE_BYTES_ADD(-(cut));
         drop[(*ndrop)++] = (struct cached){c->p + c->bytes, cut, 0};
     }
 }
@@ -244,7 +249,7 @@ static size_t cache_extend(uintptr_t end, size_t need)
             took = c->bytes - need >= PF_CHUNK ? need : c->bytes;
             c->p += took;
             c->bytes -= took;
-            cache_bytes -= took;
+            CACHE_BYTES_ADD(-(took));
         }
         break; /* ranges never overlap: no other starts there */
     }
@@ -294,7 +299,7 @@ static void cache_put(uintptr_t p, size_t bytes)
     if (merged >= 0 || empty >= 0) {
         if (merged < 0)
             cache[empty] = (struct cached){p, bytes, now};
-        cache_bytes += added;
+        CACHE_BYTES_ADD(added);
     } else { /* every slot taken: the block goes back */
         drop[ndrop++] = (struct cached){p, bytes, 0};
     }
@@ -314,7 +319,7 @@ size_t pf_large_trim(void)
             out[n++] = cache[i];
             cache[i].bytes = 0;
         }
-    cache_bytes = 0;
+    __atomic_store_n(&cache_bytes, 0, __ATOMIC_RELAXED);
     pf_unlock(&cache_lock);
     size_t released = 0;
     for (int i = 0; i < n; i++) {

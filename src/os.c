@@ -233,11 +233,15 @@ static int fault_now(void)
 
 size_t pf_os_page_size(void)
 {
-    if (PF_UNLIKELY(page_size == 0)) {
-        long ps = sysconf(_SC_PAGESIZE);
-        page_size = ps > 0 ? (size_t)ps : 4096;
+    /* Racing first callers store the same value; atomically, so that is
+     * not a data race. */
+    size_t ps = __atomic_load_n(&page_size, __ATOMIC_RELAXED);
+    if (PF_UNLIKELY(ps == 0)) {
+        long v = sysconf(_SC_PAGESIZE);
+        ps = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&page_size, ps, __ATOMIC_RELAXED);
     }
-    return page_size;
+    return ps;
 }
 
 static void account_map(size_t size)

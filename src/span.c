@@ -85,6 +85,11 @@ static struct pf_region *regions;     /* newest first; the head is carved from *
 static struct pf_span *warm[PF_SPAN_MAX_CHUNKS + 1];
 static struct pf_span *cold[PF_SPAN_MAX_CHUNKS + 1];
 static size_t pool_committed;         /* bytes of pooled spans still resident */
+/* pool_committed and last_tick are written under pool_lock and read
+ * without it (pf_span_tick's quick look): relaxed atomic stores, so those
+ * reads see whole values. */
+#define POOL_COMMITTED_ADD(v) \
+    __atomic_store_n(&pool_committed, pool_committed + (size_t)(v), __ATOMIC_RELAXED)
 static size_t pool_limit = (size_t)8 << 20;
 static size_t chunks_in_use, chunks_peak; /* chunks held by live spans, and their high-water mark */
 static uint64_t last_tick;
@@ -149,14 +154,14 @@ static void pool_push(struct pf_span *s)
     s->bin = PF_BIN_NONE;
     PF_LIST_PUSH(head, s, next, prev);
     if (s->committed)
-        pool_committed += s->bytes;
+        POOL_COMMITTED_ADD(s->bytes);
 }
 
 static void pool_unlink(struct pf_span *s)
 {
     PF_LIST_UNLINK(pool_head(s), s, next, prev);
     if (s->committed)
-        pool_committed -= s->bytes;
+        POOL_COMMITTED_ADD(-s->bytes);
 }
 
 static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nchunks)
@@ -254,9 +259,9 @@ static struct pf_region *region_new(uint32_t min)
     r->bits = (slotbits *)(r->spans + n);
     r->states = (slotstates *)((char *)r + states_offset(n));
     r->coarse = (coarsestates *)(r->states + n);
-    if (sites_on)
+    if (__atomic_load_n(&sites_on, __ATOMIC_RELAXED))
         r->sites = pf_os_map_meta(sites_bytes(r)); /* NULL: this region records none */
-    if (n * 2 <= PF_REGION_CHUNKS && n * 2 > next_chunks)
+    if (n * 2 <= PF_REGION_CHUNKS && n * 2 > __atomic_load_n(&next_chunks, __ATOMIC_RELAXED))
         __atomic_store_n(&next_chunks, n * 2, __ATOMIC_RELAXED);
     return r;
 }
@@ -418,7 +423,7 @@ void pf_span_tick(void)
     struct pf_span *victims[64];
     int n = 0;
     pf_lock(&pool_lock);
-    last_tick = now;
+    __atomic_store_n(&last_tick, now, __ATOMIC_RELAXED);
     /* Spans pooled long enough ago go until the pool is back to PFALLOC_CACHE. */
     for (uint32_t k = PF_SPAN_MAX_CHUNKS; k >= 1 && n < 64; k--)
         for (struct pf_span *t = warm[k], *nx; t && n < 64 && pool_committed > pool_limit; t = nx) {
@@ -566,7 +571,7 @@ void pf_span_enable_sites(void)
      * outside the lock), so every slot can carry a site from here on. */
     for (;;) {
         pf_lock(&pool_lock);
-        sites_on = 1;
+        __atomic_store_n(&sites_on, 1, __ATOMIC_RELAXED);
         struct pf_region *r = regions;
         while (r && r->sites)
             r = r->next;
