@@ -722,6 +722,11 @@ static void *keeper_thread(void *arg)
     struct keeper *k = arg;
     static __thread void *live[OWN_LIVE];
     uint64_t x = 0x9E3779B97F4A7C15ull * (k->id + 1);
+    /* All of them hold a cache before any churns: a thread that runs alone
+     * parks its flushed slots in the transfer cache (no other thread is
+     * there to take them), and threads that come later may take those. */
+    pf_free(pf_malloc(16));
+    pthread_barrier_wait(k->done);
     for (int i = 0; i < OWN_ITERS; i++) {
         x ^= x << 13;
         x ^= x >> 7;
