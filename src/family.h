@@ -21,10 +21,6 @@
 #include "lock.h"
 #include "span.h"
 
-#define PF_RELAXED_ADD(field, v) \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
-#define PF_RELAXED_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
-
 struct pf_family {
     char name[PF_NAME_MAX];  /* the name, cut to PF_NAME_MAX - 1 characters (reports show this) */
     const char *long_name;   /* the whole name when it is longer (metadata memory), else NULL */

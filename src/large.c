@@ -33,10 +33,7 @@ static pf_lock_t cache_lock = PF_LOCK_INIT;
 static struct cached cache[CACHE_SLOTS];
 static size_t cache_bytes;
 /* cache_bytes and last_decay are written under cache_lock and read without
- * it (pf_large_tick's and pf_large_cached_bytes's quick looks): the
- * writes are relaxed atomic stores so that those reads see whole values. */
-#define CACHE_BYTES_ADD(v) \
-    __atomic_store_n(&cache_bytes, cache_bytes + (size_t)(v), __ATOMIC_RELAXED)
+ * it (pf_large_tick's and pf_large_cached_bytes's quick looks). */
 static uint64_t last_decay;
 /* Bytes of large blocks live, and their high-water mark (all families). */
 static _Atomic size_t large_live, large_peak;
@@ -103,7 +100,7 @@ static void *cache_take(size_t bytes, size_t *got)
             *got = c->bytes;
             c->bytes = 0;
         }
-        CACHE_BYTES_ADD(-(*got));
+        PF_RELAXED_ADD(cache_bytes, -*got);
         pf_unlock(&cache_lock);
         return (void *)p;
     }
@@ -111,7 +108,7 @@ static void *cache_take(size_t bytes, size_t *got)
     if (lt >= 0) {
         c = cache[lt];
         cache[lt].bytes = 0;
-        CACHE_BYTES_ADD(-(c.bytes));
+        PF_RELAXED_ADD(cache_bytes, -c.bytes);
     }
     pf_unlock(&cache_lock);
     if (c.bytes == 0)
@@ -168,7 +165,7 @@ static void decay_locked(uint64_t now, struct cached *drop, int *ndrop)
     for (int i = 0; i < CACHE_SLOTS && *ndrop < DROP_MAX; i++)
         if (cache[i].bytes && now - cache[i].when >= CACHE_DECAY_SECONDS) {
             drop[(*ndrop)++] = cache[i];
-            CACHE_BYTES_ADD(-(cache[i].bytes));
+            PF_RELAXED_ADD(cache_bytes, -cache[i].bytes);
             cache[i].bytes = 0;
         }
 }
@@ -204,7 +201,7 @@ static void shed_locked(size_t limit, struct cached *drop, int *ndrop, int room)
         if (cut >= c->bytes || c->bytes - cut < PF_CHUNK)
             cut = c->bytes; /* what would stay is too small to serve a block */
         c->bytes -= cut;
-        CACHE_BYTES_ADD(-(cut));
+        PF_RELAXED_ADD(cache_bytes, -cut);
         drop[(*ndrop)++] = (struct cached){c->p + c->bytes, cut, 0};
     }
 }
@@ -249,7 +246,7 @@ static size_t cache_extend(uintptr_t end, size_t need)
             took = c->bytes - need >= PF_CHUNK ? need : c->bytes;
             c->p += took;
             c->bytes -= took;
-            CACHE_BYTES_ADD(-(took));
+            PF_RELAXED_ADD(cache_bytes, -took);
         }
         break; /* ranges never overlap: no other starts there */
     }
@@ -299,7 +296,7 @@ static void cache_put(uintptr_t p, size_t bytes)
     if (merged >= 0 || empty >= 0) {
         if (merged < 0)
             cache[empty] = (struct cached){p, bytes, now};
-        CACHE_BYTES_ADD(added);
+        PF_RELAXED_ADD(cache_bytes, added);
     } else { /* every slot taken: the block goes back */
         drop[ndrop++] = (struct cached){p, bytes, 0};
     }

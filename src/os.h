@@ -15,6 +15,12 @@
 #define PF_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PF_NOINLINE __attribute__((noinline))
 #define PF_INLINE static inline __attribute__((always_inline))
+/* A field written by one thread at a time (under a lock) and read by
+ * others without it: relaxed atomic stores and loads, so no read sees half
+ * a value. */
+#define PF_RELAXED_ADD(field, v) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+#define PF_RELAXED_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 /* Syscall counters: atomics, only touched on slow paths. */
 struct pf_os_counts {

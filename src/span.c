@@ -86,10 +86,7 @@ static struct pf_span *warm[PF_SPAN_MAX_CHUNKS + 1];
 static struct pf_span *cold[PF_SPAN_MAX_CHUNKS + 1];
 static size_t pool_committed;         /* bytes of pooled spans still resident */
 /* pool_committed and last_tick are written under pool_lock and read
- * without it (pf_span_tick's quick look): relaxed atomic stores, so those
- * reads see whole values. */
-#define POOL_COMMITTED_ADD(v) \
-    __atomic_store_n(&pool_committed, pool_committed + (size_t)(v), __ATOMIC_RELAXED)
+ * without it (pf_span_tick's quick look). */
 static size_t pool_limit = (size_t)8 << 20;
 static size_t chunks_in_use, chunks_peak; /* chunks held by live spans, and their high-water mark */
 static uint64_t last_tick;
@@ -154,14 +151,14 @@ static void pool_push(struct pf_span *s)
     s->bin = PF_BIN_NONE;
     PF_LIST_PUSH(head, s, next, prev);
     if (s->committed)
-        POOL_COMMITTED_ADD(s->bytes);
+        PF_RELAXED_ADD(pool_committed, s->bytes);
 }
 
 static void pool_unlink(struct pf_span *s)
 {
     PF_LIST_UNLINK(pool_head(s), s, next, prev);
     if (s->committed)
-        POOL_COMMITTED_ADD(-s->bytes);
+        PF_RELAXED_ADD(pool_committed, -s->bytes);
 }
 
 static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nchunks)
