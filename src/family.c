@@ -511,6 +511,13 @@ void pf_family_disown(struct pf_family *f, struct pf_own *own)
     put_all(empty);
 }
 
+/* Whether state entry st is one of s's (s may be NULL): the slots of a
+ * batch come in runs of one span, looked up once per run. */
+static int in_span(const struct pf_span *s, const uint16_t *st)
+{
+    return s && (uintptr_t)st - (uintptr_t)s->state < (uintptr_t)s->nslots * sizeof *st;
+}
+
 /* Moves the slots of in[0, *n) that are not own's to away[] (in order) and
  * keeps own's at the front of in[]; returns how many moved. s->owner is
  * written under the family's lock, by any thread (after_give makes a span
@@ -524,8 +531,7 @@ static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, c
     const struct pf_span *s = NULL;
     int mine = 0;
     for (int i = 0; i < *n; i++) {
-        uint16_t *st = in[i].state;
-        if (!s || (uintptr_t)st - (uintptr_t)s->state >= (uintptr_t)s->nslots * sizeof *st) {
+        if (!in_span(s, in[i].state)) {
             s = pf_pagemap_get(in[i].p);
             mine = __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == own;
         }
@@ -569,7 +575,7 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
      * per run. A span emptied by a run has no slot left in the batch. */
     for (int i = 0; i < n; i++) {
         uint16_t *st = in[i].state;
-        if (!s || (uintptr_t)st - (uintptr_t)s->state >= (uintptr_t)s->nslots * sizeof *st) {
+        if (!in_span(s, st)) {
             if (s)
                 give_up(f, s, &empty);
             s = pf_pagemap_get(in[i].p);

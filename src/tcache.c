@@ -64,6 +64,13 @@ static void bin_take_bottom(struct pf_bin *b, uint32_t n, struct pf_cached *out)
     }
 }
 
+/* tc's spans of class cls back to the family, if it owns any. */
+static void give_back_spans(struct pf_tcache *tc, unsigned cls)
+{
+    if (tc->own[cls].active)
+        pf_family_disown(pf_family_class(cls), &tc->own[cls]);
+}
+
 /* Every cached slot back to its span, and every owned span to its family. */
 static void flush_all(struct pf_tcache *tc)
 {
@@ -75,8 +82,7 @@ static void flush_all(struct pf_tcache *tc)
             bin_take_bottom(b, n, out);
             pf_family_flush(pf_family_class(c), c, out, (int)n, NULL);
         }
-        if (tc->own[c].active)
-            pf_family_disown(pf_family_class(c), &tc->own[c]);
+        give_back_spans(tc, c);
     }
 }
 
@@ -210,8 +216,7 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
         b->limit = b->base;
         /* Its mallocs take the shared spans now: spans it owned would sit
          * part free, used by no one. */
-        if (tc->own[cls].active)
-            pf_family_disown(pf_family_class(cls), &tc->own[cls]);
+        give_back_spans(tc, cls);
         return 0;
     }
     b->limit = b->base + pf_bin_cap_of(cls);
@@ -228,8 +233,7 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     pf_span_tick();
     struct pf_own *own = &tc->own[cls];
     if (pf_tcache_crowded()) { /* too many threads to own spans: give ours back, share */
-        if (own->active)
-            pf_family_disown(pf_family_class(cls), own);
+        give_back_spans(tc, cls);
         own = NULL;
     }
     int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, own);

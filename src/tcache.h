@@ -100,7 +100,7 @@ PF_HIDDEN struct pf_tcache *pf_tcache_first(void);
 /* Spans a thread cache may own: four per CPU the process may run on. */
 #define PF_OWNERS_PER_CPU 4
 /* 1 when more threads hold a cache than may own spans: refills then take
- * slots from shared spans (pf_family_refill with no cur). */
+ * slots from shared spans (pf_family_refill with no owner). */
 PF_HIDDEN int pf_tcache_crowded(void);
 /* For a malloc of class cls >= PF_CACHED_CLASSES that found tc's bin
  * empty: closes the bin (cap 0, so frees of the class take the locked path
