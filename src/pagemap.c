@@ -5,6 +5,7 @@
 #include "pagemap.h"
 
 struct pf_pagemap pf_pagemap;
+struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, NULL};
 
 static uintptr_t rel_of(struct pf_span *s)
 {
@@ -26,8 +27,16 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
     }
     uint32_t expect = 0;
     if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uint32_t)e,
-                                                memory_order_acq_rel, memory_order_acquire))
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        /* The first leaf becomes the hot one. Two threads making leaves of
+         * two tops may both get here: whoever sets the leaf sets the top,
+         * after it, so a reader that sees the top finds its leaf. */
+        pf_pm_leaf *none = NULL;
+        if (atomic_compare_exchange_strong_explicit(&pf_pagemap_hot.leaf, &none, fresh, memory_order_relaxed,
+                                                    memory_order_relaxed))
+            atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
         return fresh;
+    }
     pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
     return (pf_pm_leaf *)((uintptr_t)expect << PF_PM_LEAF_ALIGN_SHIFT);
 }

@@ -54,6 +54,16 @@ struct pf_pagemap {
 };
 PF_HIDDEN extern struct pf_pagemap pf_pagemap;
 
+/* The first leaf pfalloc made, and its level-1 index: where nearly every
+ * program's heap lies (the kernel places mappings together), so free's
+ * lookup reads its leaf without reading level 1. Set once, leaf before
+ * top; top is UINTPTR_MAX until then, which no pointer's index equals. */
+struct pf_pm_hot {
+    _Atomic uintptr_t top;
+    pf_pm_leaf *_Atomic leaf;
+};
+PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
+
 /* Tombstone: the chunk held a large block that has been freed (a static
  * span of kind PF_SPAN_GONE, so lookups need no extra test). */
 PF_HIDDEN extern struct pf_span pf_span_gone;
@@ -62,6 +72,8 @@ PF_HIDDEN extern struct pf_span pf_span_gone;
 /* The leaf of level-1 index `top`, or NULL. */
 PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
 {
+    if (top == atomic_load_explicit(&pf_pagemap_hot.top, memory_order_acquire))
+        return atomic_load_explicit(&pf_pagemap_hot.leaf, memory_order_relaxed);
     uintptr_t e = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
     return (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
 }
@@ -74,18 +86,24 @@ PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
 PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
 {
     uintptr_t top = (uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
-    if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
-        return 0;
     /* One register for level 1 and `none`; laundered, as the span found
      * is another object (see pf_pagemap_get). */
     char *base = (char *)&pf_pagemap;
     __asm__("" : "+r"(base));
-    uintptr_t e = atomic_load_explicit(
-        (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
-        memory_order_acquire);
-    pf_pm_leaf *leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
-    if (PF_UNLIKELY(leaf == NULL))
-        return 0;
+    pf_pm_leaf *leaf;
+    if (PF_LIKELY(top == atomic_load_explicit(&pf_pagemap_hot.top, memory_order_acquire))) {
+        /* The common case: one load fewer on free's chain of loads. */
+        leaf = atomic_load_explicit(&pf_pagemap_hot.leaf, memory_order_relaxed);
+    } else {
+        if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
+            return 0;
+        uintptr_t e = atomic_load_explicit(
+            (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
+            memory_order_acquire);
+        leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
+        if (PF_UNLIKELY(leaf == NULL))
+            return 0;
+    }
     /* The low 32 bits, shifted: the chunk's index in its leaf in two
      * instructions, no mask. */
     uintptr_t rel = atomic_load_explicit(&(*leaf)[(uint32_t)(uintptr_t)p >> PF_CHUNK_SHIFT], memory_order_relaxed);

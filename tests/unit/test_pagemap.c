@@ -3,13 +3,16 @@
  * chunk granularity (every byte of a chunk, never its neighbours), NULL for
  * what was never set and for addresses above the 47-bit user space (no
  * aliasing), leaves mapped once on first use, and lock-free readers that
- * only ever see NULL or the right span while writers create leaves.
+ * only ever see NULL or the right span while writers create leaves; the
+ * first leaf made is read without level 1.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "pagemap.h"
 #include "span.h"
@@ -287,4 +290,86 @@ Test(pagemap, writers_racing_for_a_leaf_keep_every_entry)
             }
     cr_assert_eq(meta_bytes() - m0, RACE_LEAVES * sizeof(pf_pm_leaf),
                  "metadata grew by %lu bytes", (unsigned long)(meta_bytes() - m0));
+}
+
+/* Free's lookup reads the first leaf made through pf_pagemap_hot, not level
+ * 1: with that leaf's level-1 entry cleared, its chunks are still found, and
+ * a second leaf is found through level 1 as before. */
+Test(pagemap, the_first_leaf_made_is_found_without_level_one)
+{
+    uintptr_t a = (uintptr_t)0x340000000000, b = (uintptr_t)0x350000000000;
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.top), UINTPTR_MAX, "a leaf existed before the test");
+    cr_assert_eq(pf_pagemap_set((void *)a, PF_CHUNK, &fake[5]), 0);
+    cr_assert_eq(pf_pagemap_set((void *)b, PF_CHUNK, &fake[6]), 0);
+    uintptr_t ta = a >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.top), ta);
+    uint32_t saved = atomic_load(&pf_pagemap.top[ta]);
+    cr_assert_eq((uintptr_t)atomic_load(&pf_pagemap_hot.leaf), (uintptr_t)saved << PF_PM_LEAF_ALIGN_SHIFT);
+
+    atomic_store(&pf_pagemap.top[ta], 0);
+    struct pf_span *s = NULL;
+    cr_assert_eq(pf_pagemap_find((void *)(a + 5), &s), 1);
+    cr_assert_eq(s, &fake[5]);
+    cr_assert_eq(pf_pagemap_get((void *)(a + PF_CHUNK - 1)), &fake[5]);
+    cr_assert_eq(pf_pagemap_find((void *)(a + PF_CHUNK), &s), 1);
+    cr_assert_eq(s->magic, 0, "an unset chunk of the hot leaf finds `none`");
+    atomic_store(&pf_pagemap.top[ta], saved);
+
+    cr_assert_eq(pf_pagemap_find((void *)(b + 5), &s), 1);
+    cr_assert_eq(s, &fake[6]);
+    cr_assert_eq(pf_pagemap_find((void *)(b + 5 + LEAF_SPAN), &s), 0, "no leaf there");
+    /* The hot index with bits above the user range is no pointer of it. */
+    for (int hi = 47; hi < 64; hi++)
+        cr_assert_eq(pf_pagemap_find((void *)(a | ((uintptr_t)1 << hi)), &s), 0, "bit %d", hi);
+}
+
+/* Threads that make the first leaves at once, each in its own 4 GiB: one of
+ * them becomes the hot leaf, and it is the leaf level 1 holds for its top.
+ * Each round runs in a child process, so each starts with no leaf. */
+#define HOT_RACERS 4
+static pthread_barrier_t hot_start;
+
+static void *hot_racer(void *arg)
+{
+    uintptr_t a = (uintptr_t)0x360000000000 + (uintptr_t)arg * LEAF_SPAN;
+    pthread_barrier_wait(&hot_start);
+    return (void *)(intptr_t)pf_pagemap_set((void *)a, PF_CHUNK, &fake[(uintptr_t)arg]);
+}
+
+Test(pagemap, threads_racing_for_the_first_leaf_agree_on_the_hot_one)
+{
+    for (int round = 0; round < 40; round++) {
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+            pthread_t t[HOT_RACERS];
+            pthread_barrier_init(&hot_start, NULL, HOT_RACERS);
+            for (uintptr_t i = 0; i < HOT_RACERS; i++)
+                if (pthread_create(&t[i], NULL, hot_racer, (void *)i) != 0)
+                    _exit(2);
+            for (int i = 0; i < HOT_RACERS; i++) {
+                void *res;
+                pthread_join(t[i], &res);
+                if (res != NULL)
+                    _exit(3);
+            }
+            uintptr_t top = atomic_load(&pf_pagemap_hot.top);
+            uintptr_t first = (uintptr_t)0x360000000000 >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+            if (top < first || top >= first + HOT_RACERS)
+                _exit(4);
+            uintptr_t e = atomic_load(&pf_pagemap.top[top]);
+            if ((uintptr_t)atomic_load(&pf_pagemap_hot.leaf) != e << PF_PM_LEAF_ALIGN_SHIFT)
+                _exit(5);
+            for (uintptr_t i = 0; i < HOT_RACERS; i++) {
+                struct pf_span *s;
+                uintptr_t a = (uintptr_t)0x360000000000 + i * LEAF_SPAN + 9;
+                if (!pf_pagemap_find((void *)a, &s) || s != &fake[i])
+                    _exit(6);
+            }
+            _exit(0);
+        }
+        int status = 0;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "round %d: status 0x%x", round, status);
+    }
 }
