@@ -413,13 +413,7 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
 /* Up to ask slots of s into out (with their state entries); how many. */
 static int take_slots(struct pf_span *s, struct pf_cached *out, uint32_t ask)
 {
-    uint32_t idx[PF_TC_MAX];
-    uint32_t k = pf_span_take_many(s, idx, ask < PF_TC_MAX ? ask : PF_TC_MAX);
-    for (uint32_t i = 0; i < k; i++) {
-        out[i].p = (void *)(s->start + (uintptr_t)idx[i] * s->slot_size);
-        out[i].state = &s->state[idx[i]];
-    }
-    return (int)k;
+    return (int)pf_span_take_many(s, out, ask);
 }
 
 int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
@@ -571,19 +565,14 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
     struct pf_span *empty = NULL, *s = NULL;
     pf_lock(&f->lock);
     /* A batch holds runs of slots of one span (a cache refills from one
-     * span at a time): the span is looked up, and its lists updated, once
-     * per run. A span emptied by a run has no slot left in the batch. */
-    for (int i = 0; i < n; i++) {
-        uint16_t *st = in[i].state;
-        if (!in_span(s, st)) {
-            if (s)
-                give_up(f, s, &empty);
-            s = pf_pagemap_get(in[i].p);
-        }
-        pf_span_give(s, (uint32_t)(((uintptr_t)st - (uintptr_t)s->state) / sizeof *st));
-    }
-    if (s)
+     * span at a time): the span is looked up, its slots given back, and its
+     * lists updated, once per run. A span emptied by a run has no slot left
+     * in the batch. */
+    for (int i = 0; i < n;) {
+        s = pf_pagemap_get(in[i].p);
+        i += (int)pf_span_give_run(s, in + i, (uint32_t)(n - i));
         give_up(f, s, &empty);
+    }
     note_out(f, -(int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
     put_all(empty);

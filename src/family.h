@@ -88,11 +88,6 @@ PF_HIDDEN struct pf_family *pf_family_find(const char *name);
 /* The slots a thread cache holds of class cls (about 32 KiB of slots, at
  * most PF_TC_MAX); a transfer batch is half of it. */
 PF_HIDDEN uint32_t pf_bin_cap_of(unsigned cls);
-/* A cached slot with its state entry, so malloc needs no pagemap lookup. */
-struct pf_cached {
-    void *p;
-    uint16_t *state;
-};
 /* The spans one thread cache owns of one class. Written under the class
  * family's lock; the owning thread reads it without. A span names its
  * owner (s->owner) from when a refill takes it until it empties or its

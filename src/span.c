@@ -458,18 +458,22 @@ void *pf_span_take(struct pf_span *s, int *clean)
     return (void *)(s->start + (uintptr_t)idx * s->slot_size);
 }
 
-uint32_t pf_span_take_many(struct pf_span *s, uint32_t *idx, uint32_t want)
+uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want)
 {
     uint32_t n = 0, room = s->nslots - s->used;
     if (want > room)
         want = room;
+    uintptr_t start = s->start, slot = s->slot_size;
+    uint16_t *state = s->state;
     /* Free slots word by word: one load and store of each bitmap word. */
     if (s->nfree) {
         uint32_t w = s->hint, nfree = s->nfree;
         while (n < want && nfree) {
             uint64_t bits = s->freebits[w];
             while (bits && n < want) {
-                idx[n++] = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                out[n].p = (void *)(start + idx * slot);
+                out[n++].state = &state[idx];
                 bits &= bits - 1;
                 nfree--;
             }
@@ -480,15 +484,18 @@ uint32_t pf_span_take_many(struct pf_span *s, uint32_t *idx, uint32_t want)
         s->nfree = nfree;
         s->hint = w;
     }
-    /* Then slots never handed out since the span was made. */
+    /* Then slots never handed out since the span was made: consecutive. */
     if (n < want) {
         uint16_t st = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
-        uint32_t b = s->bump;
-        while (n < want) {
-            s->state[b] = st;
-            idx[n++] = b++;
+        uint32_t b = s->bump, k = want - n;
+        uintptr_t p = start + b * slot;
+        uint16_t *e = &state[b];
+        for (uint32_t i = 0; i < k; i++, p += slot, e++) {
+            *e = st;
+            out[n + i] = (struct pf_cached){(void *)p, e};
         }
-        s->bump = b;
+        s->bump = b + k;
+        n = want;
     }
     s->used += n;
     return n;
@@ -501,6 +508,30 @@ void pf_span_give(struct pf_span *s, uint32_t idx)
     s->used--;
     if ((idx >> 6) < s->hint)
         s->hint = idx >> 6;
+}
+
+uint32_t pf_span_give_run(struct pf_span *s, const struct pf_cached *in, uint32_t n)
+{
+    uint64_t *bits = s->freebits;
+    uintptr_t state = (uintptr_t)s->state, end = (uintptr_t)s->nslots * sizeof *s->state;
+    uint32_t hint = s->hint, i = 0;
+    uintptr_t off = (uintptr_t)in[0].state - state;
+    for (;;) {
+        uint32_t idx = (uint32_t)(off / sizeof *s->state);
+        bits[idx >> 6] |= (uint64_t)1 << (idx & 63);
+        if ((idx >> 6) < hint)
+            hint = idx >> 6;
+        if (++i == n)
+            break;
+        /* A state entry of another span's lies outside [0, end). */
+        off = (uintptr_t)in[i].state - state;
+        if (off >= end)
+            break;
+    }
+    s->hint = hint;
+    s->nfree += i;
+    s->used -= i;
+    return i;
 }
 
 uint32_t pf_span_largest_free_run(const struct pf_span *s)

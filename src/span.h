@@ -116,13 +116,23 @@ PF_HIDDEN void pf_span_unget(struct pf_span *s);
 /* Takes one slot out of s (s->used < nslots); sets *clean when it reads as
  * zero. Caller holds the owning family's lock. */
 PF_HIDDEN void *pf_span_take(struct pf_span *s, int *clean);
+/* A slot out of its span with its state entry: what thread caches and
+ * transfer caches hold, so malloc needs no pagemap lookup. */
+struct pf_cached {
+    void *p;
+    uint16_t *state;
+};
 /* Takes up to `want` slots out of s at once (free ones below bump first,
- * then fresh ones), writing their indices to idx[]; returns how many. The
- * states stay as they are (fresh slots get CLEAN or DIRTY), so a later
- * malloc still tells a zeroed slot. Caller holds the owning family's lock. */
-PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, uint32_t *idx, uint32_t want);
+ * then fresh ones) into out[]; returns how many. The states stay as they
+ * are (fresh slots get CLEAN or DIRTY), so a later malloc still tells a
+ * zeroed slot. Caller holds the owning family's lock. */
+PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want);
 /* Returns slot `idx` to s. Caller holds the owning family's lock. */
 PF_HIDDEN void pf_span_give(struct pf_span *s, uint32_t idx);
+/* Returns in[0], a slot of s, and the slots after it up to the first of
+ * in[0, n) that is not s's, at once: what a pf_span_give of each would
+ * do. Returns how many. Caller holds the owning family's lock. */
+PF_HIDDEN uint32_t pf_span_give_run(struct pf_span *s, const struct pf_cached *in, uint32_t n);
 /* Longest run of free slots (for reports). Caller holds the family's lock. */
 PF_HIDDEN uint32_t pf_span_largest_free_run(const struct pf_span *s);
 /* Decommits every pooled span, unmaps wholly free regions. Returns bytes released. */

@@ -41,6 +41,9 @@ static void check_span(const struct pf_span *s)
                  s->nslots - s->bump, s->nslots);
     cr_assert_eq(popcount_bits(s), s->nfree);
     cr_assert_leq(s->bump, s->nslots);
+    /* Takes start at the hint: no free slot below it. */
+    for (uint32_t w = 0; w < s->hint && w < (s->nslots + 63) / 64; w++)
+        cr_assert_eq(s->freebits[w], 0, "free slots in word %u, below the hint %u", w, s->hint);
 }
 
 static uint32_t slot_of(const struct pf_span *s, void *p)
@@ -266,7 +269,8 @@ static void random_bunches(unsigned cls, int ops)
 {
     struct pf_span *s = pf_span_get(cls);
     cr_assert_not_null(s);
-    static uint32_t out[PF_MAX_SLOTS], got[PF_MAX_SLOTS];
+    static uint32_t out[PF_MAX_SLOTS];
+    static struct pf_cached got[PF_MAX_SLOTS], back[71];
     static unsigned char is_out[PF_MAX_SLOTS], ever[PF_MAX_SLOTS];
     uint32_t nout = 0;
     memset(is_out, 0, sizeof is_out);
@@ -278,8 +282,10 @@ static void random_bunches(unsigned cls, int ops)
             uint32_t n = pf_span_take_many(s, got, want);
             cr_assert_eq(n, want < room ? want : room);
             for (uint32_t i = 0; i < n; i++) {
-                uint32_t idx = got[i];
+                uint32_t idx = (uint32_t)(got[i].state - s->state);
                 cr_assert_lt(idx, s->nslots);
+                cr_assert_eq((uintptr_t)got[i].p, s->start + (uintptr_t)idx * s->slot_size,
+                             "class %u: slot %u's address", cls, idx);
                 cr_assert_not(is_out[idx], "class %u: slot %u handed out twice", cls, idx);
                 cr_assert_eq(idx < bump, i < nfree, "class %u: free slots below bump come first", cls);
                 cr_assert_eq(s->state[idx], ever[idx] ? PF_SLOT_DIRTY : PF_SLOT_CLEAN,
@@ -288,13 +294,26 @@ static void random_bunches(unsigned cls, int ops)
                 out[nout++] = idx;
             }
         } else {
+            /* Back one at a time or, every other time, as one batch. */
+            int many = next_rand() % 2;
+            uint32_t nback = 0;
             for (uint32_t g = 1 + (uint32_t)(next_rand() % 70); g && nout; g--) {
                 uint32_t k = (uint32_t)(next_rand() % nout);
                 uint32_t idx = out[k];
                 out[k] = out[--nout];
                 is_out[idx] = 0;
                 s->state[idx] = PF_SLOT_DIRTY;
-                pf_span_give(s, idx);
+                if (many)
+                    back[nback++] = (struct pf_cached){(void *)(s->start + (uintptr_t)idx * s->slot_size),
+                                                       &s->state[idx]};
+                else
+                    pf_span_give(s, idx);
+            }
+            if (many) {
+                /* A slot of another span ends the run. */
+                static uint16_t other_state;
+                back[nback] = (struct pf_cached){&other_state, &other_state};
+                cr_assert_eq(pf_span_give_run(s, back, nback + 1), nback);
             }
         }
         cr_assert_eq(s->used, nout);
