@@ -4,7 +4,8 @@
  * the loader, or from /proc/self/maps in a signal handler), the caller's TLS
  * blocks and thread descriptor, the caller's stack up to its top, and the
  * stacks of the other threads from the stack pointer the kernel shows for a
- * blocked one (or whole, for one that runs). Only async-signal-safe calls
+ * blocked one (or whole, for one that runs), and the start of every
+ * thread's dynamic thread vector (see thread_vectors). Only async-signal-safe calls
  * (and dl_iterate_phdr outside a handler); all memory mapped here stays
  * mapped until pf_roots_release, so no hole opens in a root range.
  */
@@ -263,6 +264,58 @@ static void modules_from_maps(void)
     }
 }
 
+/* The C library's thread descriptor begins with its TCB header: a pointer
+ * to itself, the thread's DTV (pointing one 16-byte entry past the start of
+ * the block the loader allocated for it, the entry that holds its length),
+ * and the pointer to itself again. A DTV is the C library's for as long as
+ * the descriptor lives, and a descriptor outlives its thread: an exited
+ * thread's stack, descriptor at its top, is kept for the next thread to
+ * reuse, and nothing scanned points to it. Without this its DTV (one per
+ * thread the program ever ran at once) would be listed as lost though the
+ * program freed everything. */
+#define DTV_HEAD 16
+
+static uint32_t held_cap; /* entries R->held has room for */
+
+/* Words [w, w + n) read from address `at` (16-byte aligned): the DTVs of
+ * the descriptors among them. */
+static void descriptors_in(const uintptr_t *w, size_t n, uintptr_t at)
+{
+    for (size_t i = 0; i + 2 < n && R->nheld < held_cap; i += 2) {
+        uintptr_t self = at + i * sizeof(uintptr_t);
+        if (w[i] == self && w[i + 2] == self && w[i + 1] > DTV_HEAD && (w[i + 1] & 15) == 0)
+            R->held[R->nheld++] = w[i + 1] - DTV_HEAD;
+    }
+}
+
+/* The DTVs of the caller's descriptor and of every descriptor at the top of
+ * a mapping that looks like a thread stack (writable, anonymous, above a
+ * guard, not pfalloc's), whether its thread runs or has exited: their
+ * starts go in a list that is a root range, so a DTV is reached through its
+ * start, as the C library reaches it. Stacks are read with
+ * pf_os_read_mem (one may be unmapped meanwhile); none is read when that
+ * is refused. */
+static void thread_vectors(void)
+{
+    enum { TOP = 8192 }; /* glibc's descriptor is about 2.3 KiB, with static TLS below it */
+    R->held = map_zeroed(&R->held_bytes, sizeof(uintptr_t) * (R->nmaps + 1) + TOP);
+    if (!R->held)
+        return;
+    uintptr_t *buf = (uintptr_t *)((char *)R->held + R->held_bytes - TOP);
+    held_cap = (uint32_t)((R->held_bytes - TOP) / sizeof(uintptr_t));
+    const uintptr_t *self = (const uintptr_t *)pthread_self();
+    descriptors_in(self, 3, (uintptr_t)self);
+    long pid = pf_os_pid();
+    for (uint32_t i = 0; i < R->nmaps; i++) {
+        const struct map *x = &R->maps[i];
+        if (!x->w || !x->anon || !x->guard || x->b - x->a < TOP || pf_pagemap_get((void *)x->a))
+            continue;
+        if (pf_os_read_mem(pid, buf, x->b - TOP, TOP) == TOP)
+            descriptors_in(buf, TOP / sizeof(uintptr_t), x->b - TOP);
+    }
+    add_range((uintptr_t)R->held, (uintptr_t)(R->held + R->nheld));
+}
+
 extern void *__libc_stack_end;
 
 int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
@@ -304,6 +357,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     }
     if (!R->maps)
         return 0;
+    thread_vectors();
     self_tid = pf_os_tid();
     rt->solo = pf_os_each_number("/proc/self/task", each_thread, NULL) == 0 && rt->threads == 0;
     /* A thread that was running has no stack pointer to read: every mapping
@@ -329,9 +383,12 @@ void pf_roots_release(struct pf_roots *rt)
     unmap(rt->ranges, rt->ranges_bytes);
     unmap(rt->maps, rt->maps_bytes);
     unmap(rt->text, rt->text_bytes);
+    unmap(rt->held, rt->held_bytes);
     rt->ranges = NULL;
+    rt->held = NULL;
+    rt->nheld = 0;
     rt->maps = NULL;
     rt->text = NULL;
-    rt->ranges_bytes = rt->maps_bytes = rt->text_bytes = 0;
+    rt->ranges_bytes = rt->maps_bytes = rt->text_bytes = rt->held_bytes = 0;
     rt->n = rt->nmaps = 0;
 }

@@ -26,7 +26,10 @@ struct pf_roots {
     struct map *maps;
     uint32_t nmaps;
     char *text;
-    size_t ranges_bytes, maps_bytes, text_bytes;
+    /* the dynamic thread vectors (DTVs) that thread descriptors hold: a root range of their own */
+    uintptr_t *held;
+    uint32_t nheld;
+    size_t ranges_bytes, maps_bytes, text_bytes, held_bytes;
 };
 
 /* Fills *rt: `extra` ranges first, then (unless only_extra) the process's

@@ -251,6 +251,54 @@ Test(reach, text_lists_lost_first)
     pf_run_free(&r);
 }
 
+/* A program that joins its threads and frees everything leaves only what
+ * the C library keeps of them for reuse: a thread's stack, descriptor and
+ * DTV. The DTVs are reached through the descriptors: still reachable, at
+ * pfalloc's default settings (no call sites: nothing tells the runtime's
+ * objects from the program's) as with call sites, and in the signal report
+ * as at exit. They used to be listed as definitely lost, one per thread. */
+Test(reach, joined_threads_leave_nothing_lost)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("reach"), "joined", NULL};
+    const char *const env[] = {NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "reach joined");
+    const char *sum = strstr(r.err, "  by reachability:\n");
+    cr_assert(sum != NULL, "%s", r.err);
+    unsigned long n[4];
+    cr_assert(sscanf(strstr(sum, "definitely lost:"), "definitely lost: %lu objects", &n[0]) == 1);
+    cr_assert(sscanf(strstr(sum, "indirectly lost:"), "indirectly lost: %lu objects", &n[1]) == 1);
+    cr_assert(sscanf(strstr(sum, "possibly lost:"), "possibly lost: %lu objects", &n[2]) == 1);
+    cr_assert(sscanf(strstr(sum, "still reachable:"), "still reachable: %lu objects", &n[3]) == 1);
+    cr_assert(n[0] == 0 && n[1] == 0 && n[2] == 0, "%s", r.err);
+    cr_assert(n[3] >= 4, "the four DTVs are live, so listed: %s", r.err);
+    pf_run_free(&r);
+
+    const char *const argv2[] = {PROG("reach"), "joined", "raise", NULL};
+    const char *const env2[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REACH_SIGNAL=1", NULL};
+    o.env = env2;
+    pf_spawn(argv2, &o, &r);
+    pf_assert_ok(&r, "reach joined raise");
+    const char *sig = strstr(r.err, "\"reason\":\"signal\""), *ex = strstr(r.err, "\"reason\":\"exit\"");
+    cr_assert(sig && ex && sig < ex, "%s", r.err);
+    const char *const reports[] = {sig, ex};
+    for (int i = 0; i < 2; i++) {
+        const char *leaks = strstr(reports[i], "\"leaks\":{");
+        cr_assert(leaks != NULL, "%s", r.err);
+        for (int k = 0; k < 3; k++) {
+            char key[64];
+            snprintf(key, sizeof key, "\"%s\":{\"objects\":0,", kinds[k]);
+            cr_assert(strstr(leaks, key) != NULL, "%s: want none %s\n%s", i ? "exit" : "signal", kinds[k], r.err);
+        }
+        const char *dtv = strstr(leaks, "allocate_dtv");
+        cr_assert(dtv != NULL && strstr(dtv, "\"reachability\":\"still_reachable\"") != NULL, "%s", r.err);
+    }
+    pf_run_free(&r);
+}
+
 /* PFALLOC_LEAK_EXIT_CODE: lost objects fail the run, still reachable and
  * indirectly lost alone would not (an indirect one always has a lost owner). */
 Test(reach, exit_code_only_on_lost)
@@ -259,7 +307,7 @@ Test(reach, exit_code_only_on_lost)
     static const struct {
         const char *mode;
         int code;
-    } runs[] = {{"table", 0}, {"tls", 0}, {"key", 0}, {"tree", 7}, {"interior", 7}, {"strdup", 7}};
+    } runs[] = {{"table", 0}, {"tls", 0}, {"key", 0}, {"joined", 0}, {"tree", 7}, {"interior", 7}, {"strdup", 7}};
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         const char *const argv[] = {PROG("reach"), runs[i].mode, NULL};
         const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", "PFALLOC_REPORT=off", NULL};

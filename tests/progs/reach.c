@@ -20,6 +20,10 @@
  *             while the process exits: still reachable
  *   busy      the same with a thread that runs (spins) while the process
  *             exits: still reachable
+ *   joined    four threads that run at once, each allocating and freeing,
+ *             all joined: nothing of the program's is left (the C library
+ *             keeps each exited thread's stack, descriptor and DTV for
+ *             reuse: 4 objects of the runtime's, still reachable)
  * With a second argument "raise", it ends with raise(SIGUSR1) (the signal
  * report) before returning.
  * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
@@ -216,6 +220,31 @@ __attribute__((noinline)) static void make_thread(void)
         abort();
 }
 
+static pthread_barrier_t together;
+
+static void *worker(void *arg)
+{
+    char *p = must(malloc(100));
+    memset(p, 1, 100);
+    pthread_barrier_wait(&together); /* four threads, four stacks at once */
+    free(p);
+    return arg;
+}
+
+__attribute__((noinline)) static void make_joined(void)
+{
+    pthread_t t[4];
+    if (pthread_barrier_init(&together, NULL, 4) != 0)
+        abort();
+    for (int i = 0; i < 4; i++)
+        if (pthread_create(&t[i], NULL, worker, NULL) != 0)
+            abort();
+    for (int i = 0; i < 4; i++)
+        if (pthread_join(t[i], NULL) != 0)
+            abort();
+    pthread_barrier_destroy(&together);
+}
+
 /* Clears the stack below main, where the builders' frames were. */
 __attribute__((noinline)) static void scrub(void)
 {
@@ -253,6 +282,8 @@ int main(int argc, char **argv)
         make_thread();
     if (strcmp(what, "busy") == 0)
         make_busy_thread();
+    if (strcmp(what, "joined") == 0)
+        make_joined();
     scrub();
     if (sig)
         raise(SIGUSR1);
