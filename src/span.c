@@ -195,9 +195,62 @@ static size_t pool_bound(void)
     return pool_limit == 0 || soft < pool_limit ? pool_limit : soft;
 }
 
+#define JOIN_LOOK_MAX 1024
+
+/* Under the pool lock, when no pooled span has `n` chunks or more: a
+ * pooled span of `lists` (warm or cold) joined with the pooled spans right
+ * after it in its region, as many as make `n` chunks (pooled alike: warm
+ * with warm, cold with cold), and pooled again as one span; 0 if no such
+ * run exists. Spans are joined only here, where the alternative is fresh
+ * pages: until then a pooled span keeps the fields of its last use, so a
+ * late double free into it is still named as one. Spans tile a region's
+ * carved chunks, so the span after s starts at s's end; one that is being
+ * decommitted is marked small meanwhile, so it is not taken for pooled. */
+static int join_run(struct pf_span **lists, uint32_t n)
+{
+    int looked = 0; /* a bounded look: a pool of many cold spans costs no long walk */
+    for (uint32_t k = 1; k < n; k++)
+        for (struct pf_span *s = lists[k]; s && looked < JOIN_LOOK_MAX; s = s->next, looked++) {
+            struct pf_region *r = s->region;
+            uint32_t chunk = (uint32_t)((s->start - r->base) / PF_CHUNK), run = s->nchunks;
+            if (chunk > 0) { /* runs are taken from their first span: fewer leftovers too short to use */
+                const struct pf_span *left = pf_pagemap_get((void *)(s->start - 1));
+                if (left && left->kind == PF_SPAN_FREE && left->committed == s->committed)
+                    continue;
+            }
+            while (run < n && chunk + run < r->carved) {
+                const struct pf_span *t = &r->spans[chunk + run];
+                if (t->kind != PF_SPAN_FREE || t->committed != s->committed ||
+                    run + t->nchunks > PF_SPAN_MAX_CHUNKS)
+                    break;
+                run += t->nchunks;
+            }
+            if (run < n)
+                continue;
+            uint32_t pooled_at = s->pooled_at;
+            pool_unlink(s);
+            for (uint32_t c = chunk + s->nchunks; c < chunk + run;) {
+                struct pf_span *t = &r->spans[c];
+                pool_unlink(t);
+                if (t->pooled_at > pooled_at)
+                    pooled_at = t->pooled_at;
+                c += t->nchunks;
+            }
+            s->nchunks = (uint16_t)run;
+            s->bytes = (size_t)run * PF_CHUNK;
+            s->pooled_at = pooled_at;
+            pf_pagemap_set((void *)s->start, s->bytes, s);
+            pool_push(s);
+            return 1;
+        }
+    return 0;
+}
+
 /* Under the pool lock: an empty run of `n` chunks, or NULL. */
 static struct pf_span *pool_take(uint32_t n)
 {
+    int joined = 0;
+again:
     for (uint32_t k = n; k <= PF_SPAN_MAX_CHUNKS; k++) {
         struct pf_span *s = warm[k] ? warm[k] : cold[k];
         if (!s)
@@ -218,6 +271,11 @@ static struct pf_span *pool_take(uint32_t n)
         s->region->in_use += n;
         note_in_use(n);
         return s;
+    }
+    /* Neighbours that together are big enough: resident pages first. */
+    if (!joined && n > 1 && (join_run(warm, n) || join_run(cold, n))) {
+        joined = 1;
+        goto again;
     }
     struct pf_region *r = regions;
     if (r && r->carved + n <= r->nchunks) {
@@ -327,9 +385,9 @@ struct pf_span *pf_span_get(unsigned cls)
     s->next = s->prev = NULL;
     memset(s->freebits, 0, ((s->nslots + 63) / 64) * sizeof(uint64_t));
     pf_pagemap_set((void *)s->start, s->bytes, s);
-    /* The warm pool held nothing of this size: pages are being faulted in
-     * anew, so warm spans beyond PFALLOC_CACHE (of other sizes, as pooled
-     * spans are not joined) give theirs back now instead of at their decay. */
+    /* The warm pool held nothing of this size, nor neighbours to join into
+     * one: pages are being faulted in anew, so warm spans beyond
+     * PFALLOC_CACHE give theirs back now instead of at their decay. */
     if (s->fresh && pool_committed > pool_limit)
         shrink_warm(pool_limit);
     pf_unlock(&pool_lock);

@@ -493,16 +493,20 @@ Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
     while (two < PF_NCLASSES && pf_class_span_bytes(two) != 2 * PF_CHUNK)
         two++;
     cr_assert_lt(two, PF_NCLASSES);
-    struct pf_span *s[3];
-    for (int i = 0; i < 3; i++)
+    struct pf_span *s[3], *between[3];
+    for (int i = 0; i < 3; i++) {
         s[i] = pf_span_get(1); /* one chunk each */
+        between[i] = pf_span_get(1); /* stays in use: no two pooled spans are neighbours */
+        pf_span_take(between[i], &clean);
+    }
     pf_span_set_cache_limit(PF_CHUNK);
     for (int i = 0; i < 3; i++)
         dirty_and_put(s[i], 4);
     cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
     uint64_t madv = counts().madvise_calls;
-    /* No warm span of two chunks: this one is faulted in anew, so the warm
-     * one-chunk spans beyond the limit give their pages back now. */
+    /* No warm span of two chunks, nor two warm neighbours: this one is
+     * faulted in anew, so the warm one-chunk spans beyond the limit give
+     * their pages back now. */
     struct pf_span *t = pf_span_get(two);
     cr_assert(t->fresh);
     cr_assert_eq(pf_span_cached_bytes(), PF_CHUNK);
@@ -512,6 +516,126 @@ Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
     cr_assert_not(u->fresh);
     cr_assert_eq(pf_span_cached_bytes(), 0);
     cr_assert_eq(counts().madvise_calls, madv + 2);
+}
+
+/* The first class whose spans are n chunks. */
+static unsigned class_of_chunks(size_t n)
+{
+    unsigned c = 0;
+    while (c < PF_NCLASSES && pf_class_span_bytes(c) != n * PF_CHUNK)
+        c++;
+    cr_assert_lt(c, PF_NCLASSES, "no class of %zu chunks", n);
+    return c;
+}
+
+/* n one-chunk spans side by side, after a span kept in use (it holds the
+ * region). A run that reaches the end of a region is left in use and
+ * started again in the next (each region is bigger than the last). */
+static void neighbours(struct pf_span **s, int n)
+{
+    int clean;
+    pf_span_take(pf_span_get(0), &clean);
+    s[0] = pf_span_get(1);
+    for (int i = 1, tries = 0; i < n; tries++) {
+        cr_assert_lt(tries, 64, "no %d one-chunk spans side by side", n);
+        struct pf_span *t = pf_span_get(1);
+        if (t->start == s[i - 1]->start + PF_CHUNK) {
+            s[i++] = t;
+        } else {
+            s[0] = t;
+            i = 1;
+        }
+    }
+}
+
+/* Four pooled one-chunk spans side by side serve a request for four chunks:
+ * joined, their resident pages reused (no mapping, no fault, not claimed
+ * zero), the pagemap naming the new span in every chunk. */
+Test(span, pool_joins_neighbouring_spans_for_a_bigger_class)
+{
+    unsigned four = class_of_chunks(4);
+    struct pf_span *s[5];
+    neighbours(s, 5);
+    uintptr_t start = s[0]->start;
+    for (int i = 0; i < 4; i++)
+        dirty_and_put(s[i], 3);
+    cr_assert_eq(pf_span_cached_bytes(), 4 * PF_CHUNK);
+    uint64_t maps = counts().mmap_calls;
+    struct pf_span *t = pf_span_get(four);
+    cr_assert_eq(t->start, start, "the four pooled neighbours are joined");
+    cr_assert_eq(t->bytes, 4 * PF_CHUNK);
+    cr_assert_eq(counts().mmap_calls, maps);
+    cr_assert_eq(pf_span_cached_bytes(), 0);
+    cr_assert_not(t->fresh, "resident pages are not claimed zero");
+    for (int c = 0; c < 4; c++)
+        cr_assert_eq(pf_pagemap_get((void *)(start + (uintptr_t)c * PF_CHUNK + 100)), t, "chunk %d", c);
+    cr_assert_eq(pf_pagemap_get((void *)s[4]->start), s[4], "the span in use after them is untouched");
+    check_span(t);
+    for (uint32_t k = 0; k < t->nslots; k++) {
+        int clean = 1;
+        void *p = pf_span_take(t, &clean);
+        cr_assert_not(clean, "slot %u", k);
+        memset(p, 0xCD, t->slot_size); /* every page of the run is writable */
+    }
+    /* Back in the pool whole, it serves one chunk again (split). */
+    for (uint32_t k = 0; k < t->nslots; k++)
+        pf_span_give(t, k);
+    pf_span_put(t);
+    struct pf_span *u = pf_span_get(1);
+    cr_assert_eq(u->start, start);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+}
+
+/* Only spans pooled alike are joined, and only neighbours: a span in use
+ * between two pooled ones, or a cold one beside a warm one, keeps them
+ * apart, and the request takes fresh pages. Two cold neighbours are joined
+ * and read as zero. */
+Test(span, pool_joins_only_pooled_neighbours_alike)
+{
+    unsigned two = class_of_chunks(2);
+    struct pf_span *s[5];
+    neighbours(s, 5);
+    uintptr_t start = s[0]->start, end = s[4]->start + PF_CHUNK;
+    dirty_and_put(s[0], 2); /* s[1] stays in use */
+    dirty_and_put(s[2], 2);
+    cr_assert_geq(pf_span_trim(), 2 * PF_CHUNK); /* both cold now */
+    dirty_and_put(s[3], 2);                      /* warm, beside the cold s[2] */
+    struct pf_span *t = pf_span_get(two);
+    cr_assert(t->start >= end, "joined across a span in use or warm with cold: %#lx", (unsigned long)t->start);
+    cr_assert(t->fresh);
+    cr_assert_eq(pf_pagemap_get((void *)s[3]->start), s[3]);
+    cr_assert_eq(s[3]->kind, PF_SPAN_FREE);
+    /* s[3] goes cold too: s[2] and s[3] are joined, and read as zero. */
+    cr_assert_geq(pf_span_trim(), PF_CHUNK);
+    struct pf_span *u = pf_span_get(two);
+    cr_assert_eq(u->start, start + 2 * PF_CHUNK);
+    cr_assert(u->fresh);
+    int clean;
+    for (uint32_t k = 0; k < u->nslots; k++) {
+        void *p = pf_span_take(u, &clean);
+        cr_assert(clean);
+        cr_assert(all_zero(p, u->slot_size), "slot %u", k);
+    }
+}
+
+/* Runs are joined from their first span, whatever order the pool lists
+ * them in: five pooled neighbours serve two chunks, then three, with no
+ * fresh pages (joined from the middle, they would leave two and one). */
+Test(span, pool_joins_a_run_from_its_start)
+{
+    unsigned two = class_of_chunks(2), three = class_of_chunks(3);
+    struct pf_span *s[6];
+    neighbours(s, 6); /* s[5] stays in use: the run ends there */
+    uintptr_t start = s[0]->start;
+    static const int order[] = {0, 1, 3, 4, 2}; /* the middle one listed first */
+    for (int i = 0; i < 5; i++)
+        dirty_and_put(s[order[i]], 1);
+    struct pf_span *a = pf_span_get(two);
+    cr_assert_eq(a->start, start);
+    struct pf_span *b = pf_span_get(three);
+    cr_assert_eq(b->start, start + 2 * PF_CHUNK);
+    cr_assert_not(b->fresh);
+    cr_assert_eq(pf_span_cached_bytes(), 0);
 }
 
 Test(span, trim_unmaps_regions_with_nothing_in_use)
