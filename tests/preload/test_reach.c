@@ -222,6 +222,23 @@ Test(reach, valgrind_agrees, .timeout = 900)
     free(vg);
 }
 
+/* The four counts of objects under `heading` in a text report; where the
+ * summary starts. */
+static const char *text_summary(const char *err, const char *heading, unsigned long n[4])
+{
+    static const char *const names[4] = {"definitely lost:", "indirectly lost:", "possibly lost:",
+                                         "still reachable:"};
+    const char *sum = strstr(err, heading);
+    cr_assert(sum != NULL, "no '%s' in:\n%s", heading, err);
+    for (int k = 0; k < 4; k++) {
+        char fmt[64];
+        snprintf(fmt, sizeof fmt, "%s %%lu objects", names[k]);
+        const char *at = strstr(sum, names[k]);
+        cr_assert(at && sscanf(at, fmt, &n[k]) == 1, "%s", sum);
+    }
+    return sum;
+}
+
 Test(reach, text_lists_lost_first)
 {
     PF_REQUIRE_PRELOAD();
@@ -231,13 +248,8 @@ Test(reach, text_lists_lost_first)
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, "reach all");
-    const char *sum = strstr(r.err, "  the program's own by reachability:\n");
-    cr_assert(sum != NULL, "%s", r.err);
     unsigned long n[4];
-    cr_assert(sscanf(strstr(sum, "definitely lost:"), "definitely lost: %lu objects", &n[0]) == 1);
-    cr_assert(sscanf(strstr(sum, "indirectly lost:"), "indirectly lost: %lu objects", &n[1]) == 1);
-    cr_assert(sscanf(strstr(sum, "possibly lost:"), "possibly lost: %lu objects", &n[2]) == 1);
-    cr_assert(sscanf(strstr(sum, "still reachable:"), "still reachable: %lu objects", &n[3]) == 1);
+    const char *sum = text_summary(r.err, "  the program's own by reachability:\n", n);
     cr_assert(n[0] == 8 && n[1] == 24 && n[2] == 1 && n[3] == 15, "%s", sum);
     /* Rows: every lost one before every still reachable one. */
     const char *table = strstr(sum, "  allocated by the program:\n");
@@ -266,13 +278,8 @@ Test(reach, joined_threads_leave_nothing_lost)
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, "reach joined");
-    const char *sum = strstr(r.err, "  by reachability:\n");
-    cr_assert(sum != NULL, "%s", r.err);
     unsigned long n[4];
-    cr_assert(sscanf(strstr(sum, "definitely lost:"), "definitely lost: %lu objects", &n[0]) == 1);
-    cr_assert(sscanf(strstr(sum, "indirectly lost:"), "indirectly lost: %lu objects", &n[1]) == 1);
-    cr_assert(sscanf(strstr(sum, "possibly lost:"), "possibly lost: %lu objects", &n[2]) == 1);
-    cr_assert(sscanf(strstr(sum, "still reachable:"), "still reachable: %lu objects", &n[3]) == 1);
+    text_summary(r.err, "  by reachability:\n", n);
     cr_assert(n[0] == 0 && n[1] == 0 && n[2] == 0, "%s", r.err);
     cr_assert(n[3] >= 4, "the four DTVs are live, so listed: %s", r.err);
     pf_run_free(&r);
