@@ -78,7 +78,7 @@ __attribute__((noreturn, cold)) static void bad_small(const void *p, const char 
 {
     uintptr_t off = (uintptr_t)p - s->start;
     /* A pooled span keeps the fields of its last use, but one split off a
-     * bigger pooled run has none that describe its slots. */
+     * bigger pooled run describes no slots (slot_size 0). */
     if (!s->slot_size || s->nslots > PF_MAX_SLOTS || (size_t)s->nslots * s->slot_size > s->bytes ||
         off >= s->bytes)
         die(op, " of ", "", p, ", where no object is live", s->family, NULL);

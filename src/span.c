@@ -246,10 +246,12 @@ static int join_run(struct pf_span **lists, uint32_t n)
     return 0;
 }
 
-/* Under the pool lock: an empty run of `n` chunks, or NULL. */
-static struct pf_span *pool_take(uint32_t n)
+/* Under the pool lock: an empty run of `n` chunks, or NULL. `join`: pooled
+ * neighbours may be joined for it (not worth a look again right after a
+ * new region was made for it). */
+static struct pf_span *pool_take(uint32_t n, int join)
 {
-    int joined = 0;
+    int joined = !join;
 again:
     for (uint32_t k = n; k <= PF_SPAN_MAX_CHUNKS; k++) {
         struct pf_span *s = warm[k] ? warm[k] : cold[k];
@@ -263,6 +265,7 @@ again:
             rest->committed = s->committed;
             rest->pooled_at = s->pooled_at;
             rest->family = s->family;
+            rest->slot_size = 0; /* describes no slots: its struct may hold an earlier span's */
             pool_push(rest);
             pf_pagemap_set((void *)rest->start, rest->bytes, rest);
             s->nchunks = (uint16_t)n;
@@ -343,7 +346,7 @@ struct pf_span *pf_span_get(unsigned cls)
 {
     uint32_t n = (uint32_t)(pf_class_span_bytes(cls) / PF_CHUNK);
     pf_lock(&pool_lock);
-    struct pf_span *s = pool_take(n);
+    struct pf_span *s = pool_take(n, 1);
     int retried = 0;
     while (!s) {
         pf_unlock(&pool_lock);
@@ -354,7 +357,7 @@ struct pf_span *pf_span_get(unsigned cls)
             retried = 1;
             pf_span_reclaim();
             pf_lock(&pool_lock);
-            s = pool_take(n);
+            s = pool_take(n, 1);
             continue;
         }
         if (!r)
@@ -364,7 +367,7 @@ struct pf_span *pf_span_get(unsigned cls)
             pool_tail(regions);
         r->next = regions;
         regions = r;
-        s = pool_take(n);
+        s = pool_take(n, 0);
     }
     uint32_t slot = pf_class_size[cls];
     s->kind = PF_SPAN_SMALL;
@@ -395,15 +398,17 @@ struct pf_span *pf_span_get(unsigned cls)
 }
 
 /* Under the pool lock: decommits victims[0..n) (unlinked) outside the lock
- * and pools them cold. Meanwhile each counts as in use, so a trim running
- * in another thread does not unmap its region under the madvise. A span
- * whose madvise failed keeps its pages and goes back warm: it must never
- * pass for zero. Returns how many failed. */
+ * and pools them cold. A span whose madvise failed keeps its pages and goes
+ * back warm: it must never pass for zero. Returns how many failed. */
 static int decommit(struct pf_span **victims, int n)
 {
     int ok[64], failed = 0;
-    for (int i = 0; i < n; i++)
+    /* Meanwhile a victim is no pooled span to join (kind), and a trim in
+     * another thread does not unmap its region (in_use). */
+    for (int i = 0; i < n; i++) {
+        victims[i]->kind = PF_SPAN_SMALL;
         victims[i]->region->in_use += victims[i]->nchunks;
+    }
     pf_unlock(&pool_lock);
     for (int i = 0; i < n; i++)
         ok[i] = pf_os_decommit((void *)victims[i]->start, victims[i]->bytes) == 0;
@@ -430,7 +435,6 @@ static void shrink_warm(size_t bound)
         if (!victim)
             break;
         pool_unlink(victim);
-        victim->kind = PF_SPAN_SMALL;
         if (decommit(&victim, 1))
             break;
     }
@@ -485,7 +489,6 @@ void pf_span_tick(void)
             nx = t->next;
             if (now - t->pooled_at >= PF_POOL_DECAY_SECONDS) {
                 pool_unlink(t);
-                t->kind = PF_SPAN_SMALL;
                 victims[n++] = t;
             }
         }

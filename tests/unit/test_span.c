@@ -6,13 +6,15 @@
  * claim to, decommitted ones are fresh again), pool reuse and splitting, the
  * cache bound, trim giving regions back, trim in one thread while others
  * decommit spans (no region is unmapped under a decommit, counters stay
- * exact), the longest free run, and the metadata allocator.
+ * exact), the joining of pooled neighbours (and never of a span being
+ * decommitted), the longest free run, and the metadata allocator.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -997,4 +999,60 @@ Test(span, large_span_structs_are_recycled_zeroed)
     cr_assert(new_large_span(b), "and comes back zeroed");
     struct pf_span *c = pf_span_meta_new();
     cr_assert_neq(c, b);
+}
+
+/* ---- a span being decommitted is not pooled ------------------------------ */
+/* madvise, for this binary (pfalloc is linked in): when `gate` names the
+ * range, the call waits until `gate_open`, so a test can act while a
+ * decommit has the pool lock down. Any other call goes straight through. */
+static _Atomic uintptr_t gate;
+static atomic_int gate_reached, gate_open;
+
+int madvise(void *p, size_t n, int advice)
+{
+    uintptr_t want = atomic_load(&gate);
+    if (want && (uintptr_t)p == want && atomic_compare_exchange_strong(&gate, &want, 0)) {
+        atomic_store(&gate_reached, 1);
+        while (!atomic_load(&gate_open))
+            usleep(1000);
+    }
+    return (int)syscall(SYS_madvise, p, n, advice);
+}
+
+static void *trim_once(void *arg)
+{
+    *(size_t *)arg = pf_span_trim();
+    return NULL;
+}
+
+/* While pf_span_trim decommits a warm span (the pool lock down for the
+ * madvise), a request that joins pooled neighbours must not take that span
+ * for one: it would be handed out, zeroed under its new owner by the
+ * madvise, and pooled again by the trim, so handed out twice. */
+Test(span, a_span_trim_is_decommitting_is_not_joined)
+{
+    unsigned two = class_of_chunks(2);
+    pf_span_set_cache_limit((size_t)64 << 20);
+    struct pf_span *s[3];
+    neighbours(s, 3);
+    uintptr_t a = s[0]->start, b = s[1]->start;
+    dirty_and_put(s[0], 1);
+    dirty_and_put(s[1], 1); /* listed first: trim's first victim */
+    atomic_store(&gate, b);
+    pthread_t trimmer;
+    size_t released = 0;
+    cr_assert_eq(pthread_create(&trimmer, NULL, trim_once, &released), 0);
+    while (!atomic_load(&gate_reached))
+        usleep(1000);
+    struct pf_span *t = pf_span_get(two); /* trim is inside madvise(b) */
+    atomic_store(&gate_open, 1);
+    cr_assert_eq(pthread_join(trimmer, NULL), 0);
+    cr_assert(t->start != a && t->start != b, "joined a span that trim was decommitting");
+    cr_assert_leq(pf_span_cached_bytes(), 2 * PF_CHUNK, "pool bytes counted twice: %zu",
+                  pf_span_cached_bytes());
+    for (int i = 0; i < 8; i++) {
+        struct pf_span *u = pf_span_get(class_of_chunks(1));
+        cr_assert(u->start + u->bytes <= t->start || u->start >= t->start + t->bytes,
+                  "a span handed out inside another");
+    }
 }
