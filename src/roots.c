@@ -29,6 +29,7 @@ struct map {
     uint8_t anon;    /* no file behind it */
     uint8_t guard;   /* an inaccessible mapping right below it: a thread stack's guard */
     uint8_t taken;   /* scanned as some thread's stack, or inaccessible: not to scan again */
+    uint8_t thread;  /* a thread descriptor at its top: a thread's stack (see thread_vectors) */
 };
 
 static struct pf_roots *R; /* the one being gathered */
@@ -278,40 +279,60 @@ static void modules_from_maps(void)
 static uint32_t held_cap; /* entries R->held has room for */
 
 /* Words [w, w + n) read from address `at` (16-byte aligned): the DTVs of
- * the descriptors among them. */
-static void descriptors_in(const uintptr_t *w, size_t n, uintptr_t at)
+ * the descriptors among them, and how many there were. */
+static int descriptors_in(const uintptr_t *w, size_t n, uintptr_t at)
 {
+    int found = 0;
     for (size_t i = 0; i + 2 < n && R->nheld < held_cap; i += 2) {
         uintptr_t self = at + i * sizeof(uintptr_t);
-        if (w[i] == self && w[i + 2] == self && w[i + 1] > DTV_HEAD && (w[i + 1] & 15) == 0)
+        if (w[i] == self && w[i + 2] == self && w[i + 1] > DTV_HEAD && (w[i + 1] & 15) == 0) {
             R->held[R->nheld++] = w[i + 1] - DTV_HEAD;
+            found++;
+        }
     }
+    return found;
 }
 
 /* The DTVs of the caller's descriptor and of every descriptor at the top of
  * a mapping that looks like a thread stack (writable, anonymous, above a
  * guard, not pfalloc's), whether its thread runs or has exited: their
  * starts go in a list that is a root range, so a DTV is reached through its
- * start, as the C library reaches it. Stacks are read with
- * pf_os_read_mem (one may be unmapped meanwhile); none is read when that
- * is refused. */
+ * start, as the C library reaches it. A mapping with a descriptor is marked
+ * as a thread's stack. glibc puts the descriptor (about 2.3 KiB) at the top
+ * of a stack, rounded down to the static TLS's alignment, which the
+ * caller's descriptor shares: the window looked at is 4 KiB more than the
+ * alignment that address shows (at least 8 KiB, at most 1 MiB), read a
+ * piece at a time with pf_os_read_mem (a stack may be unmapped meanwhile).
+ * A mapping whose top cannot be read at all counts as a stack. */
 static void thread_vectors(void)
 {
-    enum { TOP = 8192 }; /* glibc's descriptor is about 2.3 KiB, with static TLS below it */
-    R->held = map_zeroed(&R->held_bytes, sizeof(uintptr_t) * (R->nmaps + 1) + TOP);
+    enum { PIECE = 8192 };
+    const uintptr_t *self = (const uintptr_t *)pthread_self();
+    uintptr_t low = (uintptr_t)self & -(uintptr_t)self;
+    size_t window = low && low < ((size_t)1 << 20) ? low + 4096 : (size_t)1 << 20;
+    if (window < PIECE)
+        window = PIECE;
+    R->held = map_zeroed(&R->held_bytes, sizeof(uintptr_t) * (R->nmaps + 1) + PIECE);
     if (!R->held)
         return;
-    uintptr_t *buf = (uintptr_t *)((char *)R->held + R->held_bytes - TOP);
-    held_cap = (uint32_t)((R->held_bytes - TOP) / sizeof(uintptr_t));
-    const uintptr_t *self = (const uintptr_t *)pthread_self();
+    uintptr_t *buf = (uintptr_t *)((char *)R->held + R->held_bytes - PIECE);
+    held_cap = (uint32_t)((R->held_bytes - PIECE) / sizeof(uintptr_t));
     descriptors_in(self, 3, (uintptr_t)self);
     long pid = pf_os_pid();
     for (uint32_t i = 0; i < R->nmaps; i++) {
-        const struct map *x = &R->maps[i];
-        if (!x->w || !x->anon || !x->guard || x->b - x->a < TOP || pf_pagemap_get((void *)x->a))
+        struct map *x = &R->maps[i];
+        if (!x->w || !x->anon || !x->guard || pf_pagemap_get((void *)x->a))
             continue;
-        if (pf_os_read_mem(pid, buf, x->b - TOP, TOP) == TOP)
-            descriptors_in(buf, TOP / sizeof(uintptr_t), x->b - TOP);
+        uintptr_t lo = x->b - x->a > window ? x->b - window : x->a;
+        for (uintptr_t top = x->b; top > lo && !x->thread;) {
+            size_t len = top - lo < PIECE ? top - lo : PIECE;
+            if (pf_os_read_mem(pid, buf, top - len, len) != (long)len) {
+                x->thread = top == x->b; /* unreadable: it may be a stack, as it looks */
+                break;
+            }
+            x->thread = descriptors_in(buf, len / sizeof(uintptr_t), top - len) > 0;
+            top -= len;
+        }
     }
     add_range((uintptr_t)R->held, (uintptr_t)(R->held + R->nheld));
 }
@@ -360,13 +381,14 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     thread_vectors();
     self_tid = pf_os_tid();
     rt->solo = pf_os_each_number("/proc/self/task", each_thread, NULL) == 0 && rt->threads == 0;
-    /* A thread that was running has no stack pointer to read: every mapping
-     * that looks like a thread stack (writable, anonymous, above a guard)
-     * and is not taken yet is scanned whole. */
+    /* A thread that was running has no stack pointer to read: every thread
+     * stack (a descriptor at its top; pfalloc's metadata mappings sit above
+     * a guard too, and hold every large block's address) not taken yet is
+     * scanned whole. */
     if (rt->threads > rt->threads_sp)
         for (uint32_t i = 0; i < R->nmaps; i++) {
             struct map *x = &R->maps[i];
-            if (x->w && x->anon && x->guard && !x->taken && !pf_pagemap_get((void *)x->a))
+            if (x->thread && !x->taken)
                 add_range(x->a, x->b);
         }
     return 0;

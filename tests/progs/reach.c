@@ -20,6 +20,9 @@
  *             while the process exits: still reachable
  *   busy      the same with a thread that runs (spins) while the process
  *             exits: still reachable
+ *   busy_lost the same, and a block of 5000 bytes dropped before the exit:
+ *             1 definitely lost (the scan of the running thread's stack
+ *             must not reach it through pfalloc's own metadata)
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -284,6 +287,12 @@ int main(int argc, char **argv)
         make_busy_thread();
     if (strcmp(what, "joined") == 0)
         make_joined();
+    if (strcmp(what, "busy_lost") == 0) {
+        make_busy_thread();
+        g_drop = must(malloc(5000));
+        memset(g_drop, 1, 5000);
+        g_drop = NULL;
+    }
     scrub();
     if (sig)
         raise(SIGUSR1);
