@@ -551,9 +551,9 @@ uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t wa
         uint32_t b = s->bump, k = want - n;
         uintptr_t p = start + b * slot;
         uint16_t *e = &state[b];
-        for (uint32_t i = 0; i < k; i++, p += slot, e++) {
+        for (struct pf_cached *o = out + n, *end = out + want; o < end; o++, p += slot, e++) {
             *e = st;
-            out[n + i] = (struct pf_cached){(void *)p, e};
+            *o = (struct pf_cached){(void *)p, e};
         }
         s->bump = b + k;
         n = want;
