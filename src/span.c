@@ -197,6 +197,12 @@ static size_t pool_bound(void)
 
 #define JOIN_LOOK_MAX 1024
 
+/* t is pooled as s is (both warm, or both cold): the two may be joined. */
+static int pooled_alike(const struct pf_span *t, const struct pf_span *s)
+{
+    return t->kind == PF_SPAN_FREE && t->committed == s->committed;
+}
+
 /* Under the pool lock, when no pooled span has `n` chunks or more: a
  * pooled span of `lists` (warm or cold) joined with the pooled spans right
  * after it in its region, as many as make `n` chunks (pooled alike: warm
@@ -215,13 +221,12 @@ static int join_run(struct pf_span **lists, uint32_t n)
             uint32_t chunk = (uint32_t)((s->start - r->base) / PF_CHUNK), run = s->nchunks;
             if (chunk > 0) { /* runs are taken from their first span: fewer leftovers too short to use */
                 const struct pf_span *left = pf_pagemap_get((void *)(s->start - 1));
-                if (left && left->kind == PF_SPAN_FREE && left->committed == s->committed)
+                if (left && pooled_alike(left, s))
                     continue;
             }
             while (run < n && chunk + run < r->carved) {
                 const struct pf_span *t = &r->spans[chunk + run];
-                if (t->kind != PF_SPAN_FREE || t->committed != s->committed ||
-                    run + t->nchunks > PF_SPAN_MAX_CHUNKS)
+                if (!pooled_alike(t, s) || run + t->nchunks > PF_SPAN_MAX_CHUNKS)
                     break;
                 run += t->nchunks;
             }
@@ -251,7 +256,6 @@ static int join_run(struct pf_span **lists, uint32_t n)
  * new region was made for it). */
 static struct pf_span *pool_take(uint32_t n, int join)
 {
-    int joined = !join;
 again:
     for (uint32_t k = n; k <= PF_SPAN_MAX_CHUNKS; k++) {
         struct pf_span *s = warm[k] ? warm[k] : cold[k];
@@ -276,8 +280,8 @@ again:
         return s;
     }
     /* Neighbours that together are big enough: resident pages first. */
-    if (!joined && n > 1 && (join_run(warm, n) || join_run(cold, n))) {
-        joined = 1;
+    if (join && n > 1 && (join_run(warm, n) || join_run(cold, n))) {
+        join = 0; /* one join is enough: the lists now hold a span of n chunks or more */
         goto again;
     }
     struct pf_region *r = regions;
