@@ -486,15 +486,22 @@ Test(span, pool_keeps_the_cache_limit_resident_and_more_for_a_while, .timeout = 
     }
 }
 
+/* The first class whose spans are n chunks. */
+static unsigned class_of_chunks(size_t n)
+{
+    unsigned c = 0;
+    while (c < PF_NCLASSES && pf_class_span_bytes(c) != n * PF_CHUNK)
+        c++;
+    cr_assert_lt(c, PF_NCLASSES, "no class of %zu chunks", n);
+    return c;
+}
+
 Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
 {
     struct pf_span *keep = pf_span_get(0);
     int clean;
     pf_span_take(keep, &clean);
-    unsigned two = 0; /* a class whose spans are two chunks */
-    while (two < PF_NCLASSES && pf_class_span_bytes(two) != 2 * PF_CHUNK)
-        two++;
-    cr_assert_lt(two, PF_NCLASSES);
+    unsigned two = class_of_chunks(2);
     struct pf_span *s[3], *between[3];
     for (int i = 0; i < 3; i++) {
         s[i] = pf_span_get(1); /* one chunk each */
@@ -518,16 +525,6 @@ Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
     cr_assert_not(u->fresh);
     cr_assert_eq(pf_span_cached_bytes(), 0);
     cr_assert_eq(counts().madvise_calls, madv + 2);
-}
-
-/* The first class whose spans are n chunks. */
-static unsigned class_of_chunks(size_t n)
-{
-    unsigned c = 0;
-    while (c < PF_NCLASSES && pf_class_span_bytes(c) != n * PF_CHUNK)
-        c++;
-    cr_assert_lt(c, PF_NCLASSES, "no class of %zu chunks", n);
-    return c;
 }
 
 /* n one-chunk spans side by side, after a span kept in use (it holds the
