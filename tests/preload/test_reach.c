@@ -287,7 +287,7 @@ Test(reach, joined_threads_leave_nothing_lost)
     cr_assert(n[3] >= 4, "the four DTVs are live, so listed: %s", r.err);
     pf_run_free(&r);
     /* The same where a 64 KiB-aligned thread-local variable puts each
-     * descriptor 60 KiB further down its stack. */
+     * descriptor 44 KiB below the top of its stack. */
     const char *const argv1[] = {PROG("tls_aligned"), NULL};
     pf_spawn(argv1, &o, &r);
     pf_assert_ok(&r, "tls_aligned");

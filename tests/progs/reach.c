@@ -39,6 +39,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "joined.h"
+
 struct tnode {
     struct tnode *left, *right;
     long value;
@@ -223,29 +225,13 @@ __attribute__((noinline)) static void make_thread(void)
         abort();
 }
 
-static pthread_barrier_t together;
-
 static void *worker(void *arg)
 {
     char *p = must(malloc(100));
     memset(p, 1, 100);
-    pthread_barrier_wait(&together); /* four threads, four stacks at once */
+    joined_wait();
     free(p);
     return arg;
-}
-
-__attribute__((noinline)) static void make_joined(void)
-{
-    pthread_t t[4];
-    if (pthread_barrier_init(&together, NULL, 4) != 0)
-        abort();
-    for (int i = 0; i < 4; i++)
-        if (pthread_create(&t[i], NULL, worker, NULL) != 0)
-            abort();
-    for (int i = 0; i < 4; i++)
-        if (pthread_join(t[i], NULL) != 0)
-            abort();
-    pthread_barrier_destroy(&together);
 }
 
 /* Clears the stack below main, where the builders' frames were. */
@@ -286,7 +272,7 @@ int main(int argc, char **argv)
     if (strcmp(what, "busy") == 0)
         make_busy_thread();
     if (strcmp(what, "joined") == 0)
-        make_joined();
+        joined_run(worker);
     if (strcmp(what, "busy_lost") == 0) {
         make_busy_thread();
         g_drop = must(malloc(5000));
