@@ -144,9 +144,20 @@ static struct pf_span **pool_head(const struct pf_span *s)
     return s->committed ? &warm[s->nchunks] : &cold[s->nchunks];
 }
 
+/* Pushes onto the pool so far: only a push can make a run of pooled spans
+ * that a join could use, so a failed join need not be looked for again
+ * until the next one. */
+static uint64_t pool_pushes;
+/* The join that failed last: at pool_pushes == join_failed_at - 1, no run
+ * of join_failed_n chunks or more could be joined. */
+static uint64_t join_failed_at;
+static uint32_t join_failed_n;
+static uint64_t join_looks; /* pooled spans a join looked at (tests) */
+
 static void pool_push(struct pf_span *s)
 {
     struct pf_span **head = pool_head(s);
+    pool_pushes++;
     s->kind = PF_SPAN_FREE;
     s->bin = PF_BIN_NONE;
     PF_LIST_PUSH(head, s, next, prev);
@@ -203,52 +214,87 @@ static int pooled_alike(const struct pf_span *t, const struct pf_span *s)
     return t->kind == PF_SPAN_FREE && t->committed == s->committed;
 }
 
-/* Under the pool lock, when no pooled span has `n` chunks or more: a
- * pooled span of `lists` (warm or cold) joined with the pooled spans right
- * after it in its region, as many as make `n` chunks (pooled alike: warm
- * with warm, cold with cold), and pooled again as one span; 0 if no such
- * run exists. Spans are joined only here, where the alternative is fresh
- * pages: until then a pooled span keeps the fields of its last use, so a
- * late double free into it is still named as one. Spans tile a region's
- * carved chunks, so the span after s starts at s's end; one that is being
- * decommitted is marked small meanwhile, so it is not taken for pooled. */
+/* Under the pool lock, when no pooled span has `n` chunks or more: pooled
+ * spans side by side in a region (pooled alike: warm with warm, cold with
+ * cold) that make `n` chunks or more, at most PF_SPAN_MAX_CHUNKS, joined
+ * and pooled again as one span; 0 if there are none. A run of pooled spans
+ * is looked at from its first span, and the first stretch of it from the
+ * left that fits is taken, so the leftovers stay long (joined from the
+ * middle, a run leaves pieces too short to use). Spans are joined only
+ * here, where the alternative is fresh pages: until then a pooled span
+ * keeps the fields of its last use, so a late double free into it is
+ * still named as one. Spans tile a region's carved chunks, so the span
+ * after s starts at s's end; one that is being decommitted is marked small
+ * meanwhile, so it is not taken for pooled. */
 static int join_run(struct pf_span **lists, uint32_t n)
 {
     int looked = 0; /* a bounded look: a pool of many cold spans costs no long walk */
     for (uint32_t k = 1; k < n; k++)
         for (struct pf_span *s = lists[k]; s && looked < JOIN_LOOK_MAX; s = s->next, looked++) {
             struct pf_region *r = s->region;
-            uint32_t chunk = (uint32_t)((s->start - r->base) / PF_CHUNK), run = s->nchunks;
-            if (chunk > 0) { /* runs are taken from their first span: fewer leftovers too short to use */
+            uint32_t chunk = (uint32_t)((s->start - r->base) / PF_CHUNK);
+            if (chunk > 0) { /* not the first of its run: seen from there */
                 const struct pf_span *left = pf_pagemap_get((void *)(s->start - 1));
                 if (left && pooled_alike(left, s))
                     continue;
             }
-            while (run < n && chunk + run < r->carved) {
-                const struct pf_span *t = &r->spans[chunk + run];
-                if (!pooled_alike(t, s) || run + t->nchunks > PF_SPAN_MAX_CHUNKS)
+            /* The stretch [lo, hi) of the run, grown on the right and cut
+             * on the left while longer than a span may be. */
+            uint32_t lo = chunk, hi = chunk, run = 0;
+            while (run < n && hi < r->carved) {
+                const struct pf_span *t = &r->spans[hi];
+                if (!pooled_alike(t, s))
                     break;
+                hi += t->nchunks;
                 run += t->nchunks;
+                while (run > PF_SPAN_MAX_CHUNKS) {
+                    run -= r->spans[lo].nchunks;
+                    lo += r->spans[lo].nchunks;
+                }
             }
             if (run < n)
                 continue;
-            uint32_t pooled_at = s->pooled_at;
-            pool_unlink(s);
-            for (uint32_t c = chunk + s->nchunks; c < chunk + run;) {
+            struct pf_span *first = &r->spans[lo];
+            uint32_t pooled_at = first->pooled_at;
+            pool_unlink(first);
+            for (uint32_t c = lo + first->nchunks; c < hi;) {
                 struct pf_span *t = &r->spans[c];
                 pool_unlink(t);
                 if (t->pooled_at > pooled_at)
                     pooled_at = t->pooled_at;
                 c += t->nchunks;
             }
-            s->nchunks = (uint16_t)run;
-            s->bytes = (size_t)run * PF_CHUNK;
-            s->pooled_at = pooled_at;
-            pf_pagemap_set((void *)s->start, s->bytes, s);
-            pool_push(s);
+            first->nchunks = (uint16_t)run;
+            first->bytes = (size_t)run * PF_CHUNK;
+            first->pooled_at = pooled_at;
+            pf_pagemap_set((void *)first->start, first->bytes, first);
+            pool_push(first);
+            join_looks += (uint64_t)looked + 1;
             return 1;
         }
+    join_looks += (uint64_t)looked;
     return 0;
+}
+
+/* Under the pool lock: join_run for n, warm spans first, unless a join of
+ * n chunks or fewer has failed since the last push. */
+static int join_pooled(uint32_t n)
+{
+    if (join_failed_at == pool_pushes + 1 && n >= join_failed_n)
+        return 0;
+    if (join_run(warm, n) || join_run(cold, n))
+        return 1;
+    join_failed_at = pool_pushes + 1;
+    join_failed_n = n;
+    return 0;
+}
+
+uint64_t pf_span_join_looks(void)
+{
+    pf_lock(&pool_lock);
+    uint64_t n = join_looks;
+    pf_unlock(&pool_lock);
+    return n;
 }
 
 /* Under the pool lock: an empty run of `n` chunks, or NULL. `join`: pooled
@@ -280,7 +326,7 @@ again:
         return s;
     }
     /* Neighbours that together are big enough: resident pages first. */
-    if (join && n > 1 && (join_run(warm, n) || join_run(cold, n))) {
+    if (join && n > 1 && join_pooled(n)) {
         join = 0; /* one join is enough: the lists now hold a span of n chunks or more */
         goto again;
     }

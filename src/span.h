@@ -137,6 +137,8 @@ PF_HIDDEN uint32_t pf_span_give_run(struct pf_span *s, const struct pf_cached *i
 PF_HIDDEN uint32_t pf_span_largest_free_run(const struct pf_span *s);
 /* Decommits every pooled span, unmaps wholly free regions. Returns bytes released. */
 PF_HIDDEN size_t pf_span_trim(void);
+/* Pooled spans that joins have looked at so far (tests). */
+PF_HIDDEN uint64_t pf_span_join_looks(void);
 /* Bytes of pooled spans whose pages are still resident. */
 PF_HIDDEN size_t pf_span_cached_bytes(void);
 PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);

@@ -637,6 +637,93 @@ Test(span, pool_joins_a_run_from_its_start)
     cr_assert_eq(pf_span_cached_bytes(), 0);
 }
 
+/* Spans of the given chunk counts side by side, in that order (retried
+ * until the pool and the regions give them so; the misses stay in use). */
+static void spans_side_by_side(struct pf_span **s, const uint32_t *chunks, int n)
+{
+    for (int i = 0, tries = 0; i < n; tries++) {
+        cr_assert_lt(tries, 64, "no spans of the chunk counts asked side by side");
+        struct pf_span *t = pf_span_get(class_of_chunks(chunks[i]));
+        if (i == 0 || t->start == s[i - 1]->start + s[i - 1]->bytes)
+            s[i++] = t;
+        else
+            i = 0; /* from the first again, after t */
+    }
+}
+
+/* A run of pooled spans longer than a span may be still serves one: 9 + 8
+ * + 8 chunks pooled side by side serve 16 with the last two (from the run's
+ * first span alone, 9 + 8 is too long and 9 too short, so the request took
+ * fresh pages). */
+Test(span, pool_joins_the_part_of_a_run_that_fits_a_span)
+{
+    static const uint32_t chunks[] = {9, 8, 8};
+    struct pf_span *s[3];
+    spans_side_by_side(s, chunks, 3);
+    int clean;
+    pf_span_take(pf_span_get(class_of_chunks(1)), &clean); /* the region's next span: in use */
+    uintptr_t nine = s[0]->start, eights = s[1]->start;
+    for (int i = 0; i < 3; i++)
+        dirty_and_put(s[i], 1);
+    struct pf_span *t = pf_span_get(class_of_chunks(16));
+    cr_assert_eq(t->start, eights, "16 chunks at %#lx, not the two pooled spans of 8 at %#lx",
+                 (unsigned long)t->start, (unsigned long)eights);
+    cr_assert_eq(t->bytes, 16 * PF_CHUNK);
+    cr_assert_not(t->fresh);
+    check_span(t);
+    cr_assert_eq(pf_pagemap_get((void *)nine), s[0], "the span of 9 stays pooled as it was");
+    cr_assert_eq(s[0]->kind, PF_SPAN_FREE);
+    cr_assert_eq(pf_span_cached_bytes(), 9 * PF_CHUNK);
+}
+
+/* A join that found nothing is not looked for again until a span is
+ * pooled: a pool of many one-chunk spans, each between two in use, costs
+ * its walk once, not on every request for two chunks that follows; and
+ * once two pooled spans are neighbours, the next request joins them. */
+Test(span, a_failed_join_is_looked_for_again_only_after_a_span_is_pooled)
+{
+    enum { K = 40 };
+    unsigned one = class_of_chunks(1), two = class_of_chunks(2);
+    struct pf_span *pooled[K], *busy[K];
+    int clean;
+    for (int i = 0; i < K; i++) {
+        pooled[i] = pf_span_get(one);
+        busy[i] = pf_span_get(one);
+        pf_span_take(busy[i], &clean);
+    }
+    for (int i = 0; i < K; i++)
+        dirty_and_put(pooled[i], 1);
+    uint64_t before = pf_span_join_looks();
+    struct pf_span *t = pf_span_get(two);
+    cr_assert(t->fresh, "no two pooled spans are neighbours");
+    cr_assert_geq(pf_span_join_looks() - before, K, "the first request looks at every pooled span");
+    int checked = 0;
+    for (int i = 0; i < 8; i++) {
+        before = pf_span_join_looks();
+        struct pf_span *u = pf_span_get(two);
+        cr_assert(u->fresh);
+        /* Carved right after t: no new region, so nothing was pooled. */
+        if (u->region == t->region && u->start == t->start + t->bytes) {
+            cr_assert_eq(pf_span_join_looks(), before, "request %d walked the pool again", i);
+            checked++;
+        }
+        t = u;
+    }
+    cr_assert_gt(checked, 0, "every request needed a new region");
+    /* busy[3] goes back: pooled[3] and it are neighbours, warm alike. */
+    int next = -1;
+    for (int i = 0; i < K && next < 0; i++)
+        if (busy[i]->start == pooled[i]->start + PF_CHUNK)
+            next = i;
+    cr_assert_geq(next, 0);
+    uintptr_t start = pooled[next]->start;
+    pf_span_give(busy[next], 0);
+    pf_span_put(busy[next]);
+    struct pf_span *j = pf_span_get(two);
+    cr_assert_eq(j->start, start, "the new neighbours are joined");
+    cr_assert_not(j->fresh);
+}
+
 Test(span, trim_unmaps_regions_with_nothing_in_use)
 {
     struct pf_span *s = pf_span_get(4);
