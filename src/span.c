@@ -63,7 +63,9 @@ typedef uint16_t slotstates[PF_MAX_SLOTS];
  * more has at most PF_COARSE_STATES slots per chunk: its states go in the
  * coarse array instead, PF_COARSE_STATES entries per chunk side by side (a
  * span of n chunks takes the n entries of its chunks), so four chunks of
- * such slots share one page of states instead of taking a page each. */
+ * such slots share one page of states instead of taking a page each. A
+ * span of up to PF_FEW_SLOTS slots uses neither: its bits and states are
+ * in its struct. */
 typedef uint16_t coarsestates[PF_COARSE_STATES];
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
@@ -426,8 +428,14 @@ struct pf_span *pf_span_get(unsigned cls)
     s->nslots = (uint32_t)(s->bytes / slot);
     uint32_t chunk = (uint32_t)((s->start - s->region->base) / PF_CHUNK);
     /* Every state outside live spans is free, in either array, so a span
-     * may take whichever its slots fit. */
-    s->state = slot >= PF_COARSE_SLOT ? s->region->coarse[chunk] : s->region->states[chunk];
+     * may take whichever its slots fit; a span of few slots uses its own. */
+    if (s->nslots <= PF_FEW_SLOTS) {
+        s->state = s->few_states;
+        s->freebits = &s->few_bits;
+    } else {
+        s->state = slot >= PF_COARSE_SLOT ? s->region->coarse[chunk] : s->region->states[chunk];
+        s->freebits = s->region->bits[chunk];
+    }
     s->magic = PF_SPAN_MAGIC(slot);
     s->used = s->nfree = s->bump = s->hint = 0;
     s->fresh = !s->committed;

@@ -31,6 +31,7 @@
 #define PF_MAX_SLOTS (PF_CHUNK / 16) /* 4096: a span never has more slots */
 /* Spans of slots this big or bigger keep their states PF_COARSE_STATES to a
  * chunk, side by side with their neighbours' (see span.c). */
+#define PF_FEW_SLOTS 16 /* slots whose bits and states a span struct holds itself */
 #define PF_COARSE_STATES 512
 #define PF_COARSE_SLOT (PF_CHUNK / PF_COARSE_STATES)
 
@@ -86,6 +87,12 @@ struct pf_span {
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t site;            /* large: call-site id */
     uint32_t pooled_at;       /* pooled: seconds (monotonic) it went back to the pool */
+    /* A span of up to PF_FEW_SLOTS slots keeps their free bits and states
+     * here, in the struct it writes anyway: in the region's arrays, laid
+     * out by chunk, a span of several chunks would fault in a page of bits
+     * and one of states for a few words of each. */
+    uint64_t few_bits;
+    uint16_t few_states[PF_FEW_SLOTS];
 };
 
 /* The state array of spans without slots. */

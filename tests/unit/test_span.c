@@ -724,6 +724,31 @@ Test(span, a_failed_join_is_looked_for_again_only_after_a_span_is_pooled)
     cr_assert_not(j->fresh);
 }
 
+/* A span of few slots (a class of 13 chunks holds 8) keeps their free bits
+ * and states in its own struct: spans of many chunks fault in no page of
+ * the region's bits and states, which are laid out by chunk. 64 of them,
+ * every slot handed out: less than a page of metadata each (it was about
+ * three: a page of bits, one of states, and half a page of span structs). */
+Test(span, spans_of_few_slots_fault_in_no_page_of_bits_or_states)
+{
+    unsigned cls = class_of_chunks(13);
+    int clean;
+    struct pf_span *first = pf_span_get(cls);
+    cr_assert_leq(first->nslots, PF_FEW_SLOTS);
+    uint64_t all, before, after;
+    pf_os_resident(&all, &before);
+    for (int i = 0; i < 64; i++) {
+        struct pf_span *s = pf_span_get(cls);
+        cr_assert_not_null(s);
+        for (uint32_t k = 0; k < s->nslots; k++)
+            cr_assert_not_null(pf_span_take(s, &clean));
+        check_span(s);
+    }
+    pf_os_resident(&all, &after);
+    cr_assert_lt(after - before, (uint64_t)64 * 4096, "%llu bytes of metadata resident for 64 spans",
+                 (unsigned long long)(after - before));
+}
+
 Test(span, trim_unmaps_regions_with_nothing_in_use)
 {
     struct pf_span *s = pf_span_get(4);
