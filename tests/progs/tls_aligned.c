@@ -3,8 +3,9 @@
  * variable aligned to 64 KiB, then all joined; nothing is left of the
  * program's. The alignment moves each thread's descriptor to 44 KiB below
  * the top of its stack, against about 2.3 KiB usually (the descriptor is
- * rounded down to the static TLS block's alignment), where the leak report must still find the descriptor and the
- * DTV it holds, which the C library keeps with the thread's cached stack.
+ * rounded down to the static TLS block's alignment), where the leak report
+ * must still find the descriptor and the DTV it holds, which the C library
+ * keeps with the thread's cached stack.
  * Built like a distribution's binaries (-O2 -g, nothing exported).
  */
 #include <stdlib.h>

@@ -527,24 +527,34 @@ Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
     cr_assert_eq(counts().madvise_calls, madv + 2);
 }
 
+/* Spans of the given chunk counts side by side, in that order (retried
+ * until the pool and the regions give them so; the misses stay in use). */
+static void spans_side_by_side(struct pf_span **s, const uint32_t *chunks, int n)
+{
+    for (int i = 0, tries = 0; i < n; tries++) {
+        cr_assert_lt(tries, 64, "no spans of the chunk counts asked side by side");
+        struct pf_span *t = pf_span_get(class_of_chunks(chunks[i]));
+        if (i == 0 || t->start == s[i - 1]->start + s[i - 1]->bytes) {
+            s[i++] = t;
+        } else if (chunks[i] == chunks[0]) {
+            s[0] = t; /* t can be the first */
+            i = 1;
+        } else {
+            i = 0; /* from the first again, after t */
+        }
+    }
+}
+
 /* n one-chunk spans side by side, after a span kept in use (it holds the
  * region). A run that reaches the end of a region is left in use and
  * started again in the next (each region is bigger than the last). */
 static void neighbours(struct pf_span **s, int n)
 {
+    static const uint32_t ones[] = {1, 1, 1, 1, 1, 1, 1, 1};
+    cr_assert_leq(n, (int)(sizeof ones / sizeof ones[0]));
     int clean;
     pf_span_take(pf_span_get(0), &clean);
-    s[0] = pf_span_get(1);
-    for (int i = 1, tries = 0; i < n; tries++) {
-        cr_assert_lt(tries, 64, "no %d one-chunk spans side by side", n);
-        struct pf_span *t = pf_span_get(1);
-        if (t->start == s[i - 1]->start + PF_CHUNK) {
-            s[i++] = t;
-        } else {
-            s[0] = t;
-            i = 1;
-        }
-    }
+    spans_side_by_side(s, ones, n);
 }
 
 /* Four pooled one-chunk spans side by side serve a request for four chunks:
@@ -637,20 +647,6 @@ Test(span, pool_joins_a_run_from_its_start)
     cr_assert_eq(pf_span_cached_bytes(), 0);
 }
 
-/* Spans of the given chunk counts side by side, in that order (retried
- * until the pool and the regions give them so; the misses stay in use). */
-static void spans_side_by_side(struct pf_span **s, const uint32_t *chunks, int n)
-{
-    for (int i = 0, tries = 0; i < n; tries++) {
-        cr_assert_lt(tries, 64, "no spans of the chunk counts asked side by side");
-        struct pf_span *t = pf_span_get(class_of_chunks(chunks[i]));
-        if (i == 0 || t->start == s[i - 1]->start + s[i - 1]->bytes)
-            s[i++] = t;
-        else
-            i = 0; /* from the first again, after t */
-    }
-}
-
 /* A run of pooled spans longer than a span may be still serves one: 9 + 8
  * + 8 chunks pooled side by side serve 16 with the last two (from the run's
  * first span alone, 9 + 8 is too long and 9 too short, so the request took
@@ -710,7 +706,8 @@ Test(span, a_failed_join_is_looked_for_again_only_after_a_span_is_pooled)
         t = u;
     }
     cr_assert_gt(checked, 0, "every request needed a new region");
-    /* busy[3] goes back: pooled[3] and it are neighbours, warm alike. */
+    /* A busy span goes back right after its pooled neighbour: the two are
+     * neighbours, warm alike. */
     int next = -1;
     for (int i = 0; i < K && next < 0; i++)
         if (busy[i]->start == pooled[i]->start + PF_CHUNK)
