@@ -27,10 +27,8 @@
  * so malloc itself needs no stack frame. */
 __attribute__((noinline)) static void *malloc_slow(size_t n, const void *ret)
 {
-    void *p;
-    /* Recording call sites sends every malloc here: the bin first. */
-    if (!pf_malloc_direct(n, &p, 0))
-        p = pf_malloc_slow(n);
+    /* Recording call sites sends every malloc here (pf_malloc_direct). */
+    void *p = pf_malloc_slow(n);
     PF_SITE_AT(p, ret);
     return p;
 }
@@ -38,7 +36,7 @@ __attribute__((noinline)) static void *malloc_slow(size_t n, const void *ret)
 EXPORT void *malloc(size_t n)
 {
     void *p;
-    if (PF_LIKELY(pf_malloc_direct(n, &p, 1)))
+    if (PF_LIKELY(pf_malloc_direct(n, &p)))
         return p;
     return malloc_slow(n, __builtin_return_address(0));
 }
@@ -209,14 +207,14 @@ typedef struct nothrow_tag nothrow_t; /* std::nothrow_t: never looked at */
 DECL(void *, _Znwm, (size_t n))
 {
     void *p;
-    if (PF_LIKELY(pf_malloc_direct(n, &p, 1)))
+    if (PF_LIKELY(pf_malloc_direct(n, &p)))
         return p;
     return cxx_new_slow(n, __builtin_return_address(0));
 }
 DECL(void *, _Znam, (size_t n))
 {
     void *p;
-    if (PF_LIKELY(pf_malloc_direct(n, &p, 1)))
+    if (PF_LIKELY(pf_malloc_direct(n, &p)))
         return p;
     return cxx_new_slow(n, __builtin_return_address(0));
 }

@@ -50,6 +50,20 @@ PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
     return t->p;
 }
 
+/* Pops a slot off b for req bytes, or returns NULL having changed nothing
+ * when b is empty: the entry below every bin's bottom is a wall (p NULL),
+ * so the load of the slot is the test and base is not read. */
+PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
+{
+    struct pf_cached *t = b->top - 1;
+    void *p = t->p;
+    if (PF_UNLIKELY(p == NULL))
+        return NULL;
+    b->top = t;
+    pf_slot_mark_live(b, t->state, req, NULL);
+    return p;
+}
+
 /* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
 PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
 {
@@ -59,25 +73,25 @@ PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
     return pf_alloc_small_slow(req, cls, clean);
 }
 
-/* The common malloc: n <= PF_DIRECT_MAX and its bin has a slot (and, when
- * `sites` is set, no call sites are being recorded: pf_direct_below).
- * Returns 0 otherwise, having changed nothing, so the caller can tail-call
- * its slow path and keep no stack frame. */
-PF_INLINE int pf_malloc_direct(size_t n, void **out, int sites)
+/* The common malloc: n <= PF_DIRECT_MAX and its bin has a slot. While
+ * call sites are recorded every direct[] entry is the cache's PF_BIN_NONE,
+ * empty, so that test sends each malloc to the slow path that records
+ * them. Returns 0 otherwise, having changed nothing, so the caller can
+ * tail-call its slow path and keep no stack frame. */
+PF_INLINE int pf_malloc_direct(size_t n, void **out)
 {
-    if (sites ? PF_UNLIKELY(n >= pf_direct_below) : PF_UNLIKELY(n > PF_DIRECT_MAX))
+    if (PF_UNLIKELY(n > PF_DIRECT_MAX))
         return 0;
     struct pf_bin *b = pf_tc_fast->direct[(n + 15) >> 4];
-    if (PF_UNLIKELY(b->top == b->base))
-        return 0;
-    *out = pf_bin_take(b, n, NULL);
-    return 1;
+    void *p = pf_bin_pop(b, n);
+    *out = p;
+    return p != NULL;
 }
 
 PF_INLINE void *pf_fast_malloc(size_t n)
 {
     void *p;
-    if (PF_LIKELY(pf_malloc_direct(n, &p, 0)))
+    if (PF_LIKELY(pf_malloc_direct(n, &p)))
         return p;
     return pf_malloc_slow(n);
 }

@@ -128,7 +128,7 @@ void pf_sites_enable(void)
     /* What is live now was allocated before the program's code ran. */
     for_each_live(mark_early);
     pf_sites_on = 1;
-    pf_direct_below = 0;
+    pf_tcache_direct_off();
 }
 
 uint32_t pf_sites_depth(void)

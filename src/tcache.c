@@ -15,9 +15,14 @@ __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
 #define NONE_BIN ((struct pf_bin *)&pf_tc_none.bins[0])
 #define NONE4 NONE_BIN, NONE_BIN, NONE_BIN, NONE_BIN
 #define NONE16 NONE4, NONE4, NONE4, NONE4
-const struct pf_tcache pf_tc_none = {.direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
+/* The wall below every bin of pf_tc_none and every cache's PF_BIN_NONE. */
+static const struct pf_cached none_wall;
+#define WALL ((struct pf_cached *)&none_wall + 1)
+const struct pf_tcache pf_tc_none = {
+    .bins = {[0 ... PF_NCLASSES] = {.top = WALL, .base = WALL, .limit = WALL}},
+    .direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
 _Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
-size_t pf_direct_below = PF_DIRECT_MAX + 1;
+static atomic_int direct_off; /* pf_tcache_direct_off was called */
 
 /* The TLS image holds the address: a thread reads it before any code of
  * ours has run in it. */
@@ -161,7 +166,7 @@ struct pf_tcache *pf_tcache_get(void)
          * their caps (not PF_TC_MAX each) put those classes on fewer pages. */
         size_t slots = 0;
         for (unsigned c = 0; c < PF_NCLASSES; c++)
-            slots += pf_bin_cap_of(c);
+            slots += 1 + pf_bin_cap_of(c); /* a wall, then the slots */
         tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
@@ -170,19 +175,27 @@ struct pf_tcache *pf_tcache_get(void)
         struct pf_cached *store = (struct pf_cached *)(tc + 1);
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
+            store++; /* the wall: zeroed, p NULL */
             b->base = b->top = store;
             b->limit = b->base + pf_bin_cap_of(c);
             store = b->limit;
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
+        struct pf_bin *none = &tc->bins[PF_NCLASSES];
+        none->top = none->base = none->limit = WALL;
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
             tc->direct[i] = &tc->bins[pf_class_small[i]];
         atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
         struct pf_tcache *head = atomic_load_explicit(&all_caches, memory_order_relaxed);
         do
             tc->next_all = head;
-        while (!atomic_compare_exchange_weak_explicit(&all_caches, &head, tc, memory_order_release,
+        while (!atomic_compare_exchange_weak_explicit(&all_caches, &head, tc, memory_order_seq_cst,
                                                       memory_order_relaxed));
+        /* Listed first, then the flag read: pf_tcache_direct_off either
+         * finds this cache on the list or is seen here. */
+        if (atomic_load(&direct_off))
+            for (unsigned i = 0; i < PF_DIRECT_N; i++)
+                tc->direct[i] = none;
     }
     atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
     /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
@@ -266,6 +279,14 @@ void pf_tcache_drain(void)
 {
     if (pf_tc)
         flush_all(pf_tc);
+}
+
+void pf_tcache_direct_off(void)
+{
+    atomic_store(&direct_off, 1);
+    for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
+        for (unsigned i = 0; i < PF_DIRECT_N; i++)
+            __atomic_store_n(&t->direct[i], &t->bins[PF_NCLASSES], __ATOMIC_RELAXED);
 }
 
 struct pf_tcache *pf_tcache_first(void)

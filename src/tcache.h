@@ -21,7 +21,8 @@
  * refills and flushes, are in family.h. */
 
 /* One cache line per bin: a stack of cached slots, [base, top), at most
- * limit - base of them; pushing and popping move one pointer.
+ * limit - base of them; pushing and popping move one pointer. The entry
+ * below base is a wall whose p is NULL, which malloc's pop reads as empty.
  *   top == base: empty;  top == limit: full.
  * The counters are written by the owning thread only, with plain stores (so
  * an increment is one instruction); other threads read them with relaxed
@@ -56,7 +57,7 @@ PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->lim
 #define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
 
 struct pf_tcache {
-    struct pf_bin bins[PF_NCLASSES + 1]; /* the last, all NULL, is PF_BIN_NONE: always full */
+    struct pf_bin bins[PF_NCLASSES + 1]; /* the last is PF_BIN_NONE: always empty and full */
     struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
     struct pf_own own[PF_NCLASSES];     /* the spans it owns of each class */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
@@ -75,10 +76,10 @@ PF_HIDDEN extern __thread struct pf_tcache *pf_tc;
 PF_HIDDEN extern __thread struct pf_tcache *pf_tc_fast;
 /* Read-only: the fast paths never write to a bin before its test. */
 PF_HIDDEN extern const struct pf_tcache pf_tc_none;
-/* The preload's malloc takes the direct path for n < pf_direct_below:
- * PF_DIRECT_MAX + 1, or 0 while call sites are recorded (the slow path
- * records them), so one compare covers both. */
-PF_HIDDEN extern size_t pf_direct_below;
+/* From now on every cache's direct[] names its PF_BIN_NONE, so the
+ * preload's mallocs take the slow path, which records call sites (once,
+ * at start-up). */
+PF_HIDDEN void pf_tcache_direct_off(void);
 /* Makes the thread-exit key (once; from start-up, before the program can
  * use up the keys). */
 PF_HIDDEN void pf_tcache_init(void);

@@ -7,7 +7,8 @@
  * next thread to adopt with its counters, so stats stay exact; drain empties
  * only the calling thread's bins; a thread past its exit hook allocates on
  * the locked path; threads that keep to their own blocks keep to their own
- * spans.
+ * spans; an empty bin shows malloc's pop a wall, and turning the direct
+ * path off (call sites) reaches every cache.
  */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -264,11 +265,93 @@ Test(tcache, bin_stores_are_packed_to_their_caps)
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
         const struct pf_bin *b = &tc->bins[c];
         if (c + 1 < PF_NCLASSES)
-            cr_assert_eq(tc->bins[c + 1].base, b->limit, "class %u's store follows class %u's", c + 1, c);
-        total += pf_bin_cap(b);
+            cr_assert_eq(tc->bins[c + 1].base, b->limit + 1, "class %u's store follows class %u's and its wall",
+                         c + 1, c);
+        total += 1 + pf_bin_cap(b);
     }
     cr_assert_lt(total * sizeof(struct pf_cached), sizeof(struct pf_cached) * PF_NCLASSES * PF_TC_MAX / 3,
                  "stores of %zu slots in all", total);
+}
+
+/* What malloc's pop reads for a bin with nothing in it: the entry below
+ * top, whose p must be NULL. */
+static void check_walls(const struct pf_tcache *tc, const char *which)
+{
+    for (unsigned c = 0; c <= PF_NCLASSES; c++) {
+        const struct pf_bin *b = &tc->bins[c];
+        cr_assert_not_null(b->base, "%s: bin %u has a store", which, c);
+        if (b->base[-1].p != NULL)
+            cr_assert_fail("%s: bin %u: the entry below its store is %p, not a wall", which, c, b->base[-1].p);
+    }
+    const struct pf_bin *none = &tc->bins[PF_NCLASSES];
+    cr_assert(none->top == none->base && none->top == none->limit, "%s: PF_BIN_NONE is empty and full", which);
+}
+
+Test(tcache, every_bin_has_a_wall_below_its_slots)
+{
+    /* malloc pops without reading base: an empty bin must show it a NULL
+     * slot, in a cache of its own and in pf_tc_none (threads without one). */
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    check_walls(tc, "a thread's cache");
+    check_walls(&pf_tc_none, "pf_tc_none");
+    for (unsigned i = 0; i < PF_DIRECT_N; i++)
+        cr_assert_eq(pf_tc_none.direct[i]->top, pf_tc_none.direct[i]->base);
+
+    /* Emptied, a bin's next malloc is served (its refill), and a slot
+     * freed back is the next one popped. */
+    unsigned cls = pf_size_class(48);
+    pf_tcache_drain();
+    cr_assert_eq(pf_bin_count(&tc->bins[cls]), 0);
+    void *p = pf_malloc(48);
+    cr_assert_not_null(p);
+    cr_assert_gt(pf_bin_count(&tc->bins[cls]), 0, "refilled");
+    pf_free(p);
+    cr_assert_eq(pf_malloc(48), p);
+    pf_free(p);
+    check_walls(tc, "after a drain and refill");
+}
+
+static void *direct_thread(void *arg)
+{
+    unsigned cls = pf_size_class(100);
+    void *p = pf_malloc(100);
+    struct pf_tcache **out = arg;
+    *out = pf_tc;
+    if (p && pf_tc && pf_tc->bins[cls].allocs != 1)
+        p = NULL; /* not counted in its bin */
+    pf_free(p);
+    return p;
+}
+
+Test(tcache, direct_off_sends_every_cache_s_small_mallocs_to_the_slow_path)
+{
+    /* Recording call sites turns the direct path off: every cache, the
+     * ones that exist and the ones made later, finds an empty bin there,
+     * and small mallocs still come from their class's bin. */
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    cr_assert_neq(tc->direct[1], &tc->bins[PF_NCLASSES]);
+    pf_tcache_direct_off();
+    unsigned cls = pf_size_class(100);
+    uint64_t allocs = tc->bins[cls].allocs;
+    void *p = pf_malloc(100);
+    cr_assert_not_null(p);
+    cr_assert_eq(tc->bins[cls].allocs, allocs + 1, "served by its class's bin all the same");
+    pf_free(p);
+    pthread_t t;
+    struct pf_tcache *other = NULL;
+    void *ok = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, direct_thread, &other), 0);
+    pthread_join(t, &ok);
+    cr_assert_not_null(other);
+    cr_assert_not_null(ok, "a new thread's malloc is served and counted");
+    for (unsigned i = 0; i < PF_DIRECT_N; i++) {
+        cr_assert_eq(tc->direct[i], &tc->bins[PF_NCLASSES], "entry %u", i);
+        cr_assert_eq(other->direct[i], &other->bins[PF_NCLASSES], "entry %u of a cache made after", i);
+    }
 }
 
 /* Fills the calling thread's bin of 256-byte slots and frees past it:
