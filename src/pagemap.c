@@ -5,7 +5,9 @@
 #include "pagemap.h"
 
 struct pf_pagemap pf_pagemap;
-struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, NULL};
+struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX};
+/* 1 once a level-1 index holds PF_PM_HOT_MARK (or is being given it). */
+static atomic_int hot_taken;
 
 static uintptr_t rel_of(struct pf_span *s)
 {
@@ -17,6 +19,20 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
     pf_pm_leaf *leaf = pf_pagemap_leaf(top);
     if (leaf)
         return leaf;
+    /* The first leaf is pf_pagemap.hot. Two threads making leaves may both
+     * get here, for one top or two: one takes `hot`, and whoever installs
+     * a leaf for a top first is the leaf everyone uses for it. */
+    int no = 0;
+    if (atomic_compare_exchange_strong(&hot_taken, &no, 1)) {
+        uint32_t expect = 0;
+        if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, PF_PM_HOT_MARK,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
+            return &pf_pagemap.hot;
+        }
+        atomic_store(&hot_taken, 0); /* another thread's leaf came first: `hot` stays free */
+        return pf_pagemap_leaf_at(expect);
+    }
     pf_pm_leaf *fresh = pf_os_map_meta_aligned(sizeof(pf_pm_leaf), (size_t)1 << PF_PM_LEAF_ALIGN_SHIFT);
     if (!fresh)
         return NULL;
@@ -27,18 +43,10 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
     }
     uint32_t expect = 0;
     if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, (uint32_t)e,
-                                                memory_order_acq_rel, memory_order_acquire)) {
-        /* The first leaf becomes the hot one. Two threads making leaves of
-         * two tops may both get here: whoever sets the leaf sets the top,
-         * after it, so a reader that sees the top finds its leaf. */
-        pf_pm_leaf *none = NULL;
-        if (atomic_compare_exchange_strong_explicit(&pf_pagemap_hot.leaf, &none, fresh, memory_order_relaxed,
-                                                    memory_order_relaxed))
-            atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
+                                                memory_order_acq_rel, memory_order_acquire))
         return fresh;
-    }
     pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
-    return (pf_pm_leaf *)((uintptr_t)expect << PF_PM_LEAF_ALIGN_SHIFT);
+    return pf_pagemap_leaf_at(expect);
 }
 
 int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)

@@ -48,21 +48,33 @@ struct pf_span_head {
 };
 
 struct pf_pagemap {
-    _Atomic uint32_t top[1u << PF_PM_TOP_BITS]; /* leaf address >> PF_PM_LEAF_ALIGN_SHIFT, 0: none */
+    _Atomic uint32_t top[1u << PF_PM_TOP_BITS]; /* leaf address >> PF_PM_LEAF_ALIGN_SHIFT, 0: none,
+                                                   PF_PM_HOT_MARK: `hot` */
     struct pf_span_head none;                     /* chunks nobody set: magic 0 passes no pointer */
     uint64_t pad[6];                              /* the whole of a span's leading fields */
+    pf_pm_leaf hot;                               /* the first leaf made (see pf_pagemap_hot) */
 };
 PF_HIDDEN extern struct pf_pagemap pf_pagemap;
+/* Level 1's entry for the leaf `hot`, which is not on a 64 KiB boundary:
+ * no leaf mapping is at address 1 << PF_PM_LEAF_ALIGN_SHIFT. */
+#define PF_PM_HOT_MARK 1u
 
-/* The first leaf pfalloc made, and its level-1 index: where nearly every
- * program's heap lies (the kernel places mappings together), so free's
- * lookup reads its leaf without reading level 1. Set once, leaf before
- * top; top is UINTPTR_MAX until then, which no pointer's index equals. */
+/* The level-1 index of the first leaf pfalloc made, pf_pagemap.hot: where
+ * nearly every program's heap lies (the kernel places mappings together),
+ * so free's lookup reads that leaf at a fixed offset from the pagemap,
+ * without reading level 1 or a leaf address. Set once, after level 1
+ * holds PF_PM_HOT_MARK for it; UINTPTR_MAX until then, which no pointer's
+ * index equals. */
 struct pf_pm_hot {
     _Atomic uintptr_t top;
-    pf_pm_leaf *_Atomic leaf;
 };
 PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
+
+/* The leaf a level-1 entry names, or NULL. */
+PF_INLINE pf_pm_leaf *pf_pagemap_leaf_at(uintptr_t e)
+{
+    return e == PF_PM_HOT_MARK ? &pf_pagemap.hot : (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
+}
 
 /* Tombstone: the chunk held a large block that has been freed (a static
  * span of kind PF_SPAN_GONE, so lookups need no extra test). */
@@ -73,9 +85,8 @@ PF_HIDDEN extern struct pf_span pf_span_gone;
 PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
 {
     if (top == atomic_load_explicit(&pf_pagemap_hot.top, memory_order_acquire))
-        return atomic_load_explicit(&pf_pagemap_hot.leaf, memory_order_relaxed);
-    uintptr_t e = atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire);
-    return (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
+        return &pf_pagemap.hot;
+    return pf_pagemap_leaf_at(atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire));
 }
 
 /* For free's fast path: p's span, or the pagemap's `none` (magic 0) for a
@@ -92,15 +103,19 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
     __asm__("" : "+r"(base));
     pf_pm_leaf *leaf;
     if (PF_LIKELY(top == atomic_load_explicit(&pf_pagemap_hot.top, memory_order_acquire))) {
-        /* The common case: one load fewer on free's chain of loads. */
-        leaf = atomic_load_explicit(&pf_pagemap_hot.leaf, memory_order_relaxed);
+        /* The common case: the leaf is at a fixed offset from the same
+         * register, so its entry is the only load of the lookup. */
+        leaf = (pf_pm_leaf *)(base + offsetof(struct pf_pagemap, hot));
     } else {
         if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
             return 0;
         uintptr_t e = atomic_load_explicit(
             (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
             memory_order_acquire);
-        leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
+        if (PF_UNLIKELY(e == PF_PM_HOT_MARK)) /* the hot leaf, its index not yet published */
+            leaf = (pf_pm_leaf *)(base + offsetof(struct pf_pagemap, hot));
+        else
+            leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
         if (PF_UNLIKELY(leaf == NULL))
             return 0;
     }

@@ -3,8 +3,9 @@
  * no linear overflow from a user mapping (a large block or a region the
  * kernel put just below) can reach it: metadata chunks (families, thread
  * caches, large-span structs), a region's span structs and slot states,
- * pagemap leaves and call-site arrays, each found in /proc/self/maps with
- * an inaccessible page right before and right after its mapping.
+ * pagemap leaves (but the first, which is in the library's data beside
+ * level 1) and call-site arrays, each found in /proc/self/maps with an
+ * inaccessible page right before and right after its mapping.
  */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -76,8 +77,21 @@ Test(guard, region_metadata_and_pagemap_leaves_have_guards)
         if (s->sites)
             assert_guarded(s->sites, "call-site array");
         uintptr_t top = (s->start >> PF_CHUNK_SHIFT) >> PF_PM_LEAF_BITS;
-        assert_guarded(pf_pagemap_leaf(top), "pagemap leaf");
+        pf_pm_leaf *leaf = pf_pagemap_leaf(top);
+        /* The first leaf is the pagemap's own, in the library's data with
+         * level 1 (no mapping of the program's is next to it); the others
+         * are mappings between guards. */
+        if (leaf == &pf_pagemap.hot)
+            cr_assert_eq(top, atomic_load(&pf_pagemap_hot.top));
+        else
+            assert_guarded(leaf, "pagemap leaf");
     }
+    /* A leaf mapped for another 4 GiB. */
+    uintptr_t far = (uintptr_t)0x7e0000000000;
+    cr_assert_eq(pf_pagemap_set((void *)far, PF_CHUNK, pf_span_meta_new()), 0);
+    pf_pm_leaf *leaf = pf_pagemap_leaf((far >> PF_CHUNK_SHIFT) >> PF_PM_LEAF_BITS);
+    cr_assert_neq(leaf, &pf_pagemap.hot);
+    assert_guarded(leaf, "a second pagemap leaf");
 }
 
 Test(guard, a_large_block_below_metadata_overflows_into_a_guard)

@@ -28,6 +28,15 @@ static uint64_t meta_bytes(void)
     return oc.metadata_bytes;
 }
 
+/* The first leaf a process makes is the pagemap's own (pf_pagemap.hot),
+ * which maps nothing: tests that count the leaves they map take it first,
+ * in a 4 GiB no test uses. */
+static void take_the_hot_leaf(void)
+{
+    cr_assert_eq(pf_pagemap_set((void *)(uintptr_t)0x600000000000, PF_CHUNK, &fake[63]), 0);
+    cr_assert_neq(atomic_load(&pf_pagemap_hot.top), UINTPTR_MAX);
+}
+
 Test(pagemap, round_trip_over_many_chunks_and_leaves)
 {
     /* 40 leaves, 25 chunks each at scattered places, then every chunk read back. */
@@ -140,6 +149,7 @@ Test(pagemap, fast_find_gives_none_or_the_span)
 Test(pagemap, leaves_are_mapped_once_on_first_use)
 {
     uintptr_t base = (uintptr_t)0x300000000000;
+    take_the_hot_leaf();
     uint64_t m0 = meta_bytes();
     cr_assert_eq(pf_pagemap_set((void *)base, PF_CHUNK, &fake[0]), 0);
     uint64_t m1 = meta_bytes();
@@ -206,6 +216,9 @@ static void *reader(void *arg)
 
 Test(pagemap, readers_see_null_or_the_span_while_a_writer_creates_leaves)
 {
+    /* The writer's first leaf is the hot one: the readers meet it too, in
+     * level 1 before its index is published. */
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.top), UINTPTR_MAX, "a leaf existed before the test");
     uint64_t m0 = meta_bytes();
     pthread_t w, r[2];
     for (int i = 0; i < 2; i++)
@@ -223,7 +236,7 @@ Test(pagemap, readers_see_null_or_the_span_while_a_writer_creates_leaves)
     }
     for (uintptr_t i = 0; i < CONC_LEAVES; i++)
         cr_assert_eq(pf_pagemap_get((void *)conc_addr(i)), &fake[i % 64]);
-    cr_assert_eq(meta_bytes() - m0, CONC_LEAVES * sizeof(pf_pm_leaf));
+    cr_assert_eq(meta_bytes() - m0, (CONC_LEAVES - 1) * sizeof(pf_pm_leaf), "all but the hot leaf mapped");
 }
 
 /* Several writers race to create the same leaves: one leaf wins per slot of
@@ -272,6 +285,7 @@ static void *race_writer(void *arg)
 
 Test(pagemap, writers_racing_for_a_leaf_keep_every_entry)
 {
+    take_the_hot_leaf();
     uint64_t m0 = meta_bytes();
     pthread_t t[RACE_WRITERS];
     for (uintptr_t w = 0; w < RACE_WRITERS; w++)
@@ -292,19 +306,26 @@ Test(pagemap, writers_racing_for_a_leaf_keep_every_entry)
                  "metadata grew by %lu bytes", (unsigned long)(meta_bytes() - m0));
 }
 
-/* Free's lookup reads the first leaf made through pf_pagemap_hot, not level
- * 1: with that leaf's level-1 entry cleared, its chunks are still found, and
- * a second leaf is found through level 1 as before. */
+/* Free's lookup reads the first leaf made, pf_pagemap.hot, at its fixed
+ * place, not through level 1: with that leaf's level-1 entry cleared, its
+ * chunks are still found, and a second leaf is found through level 1 as
+ * before. The first leaf maps nothing; the second is a mapping. */
 Test(pagemap, the_first_leaf_made_is_found_without_level_one)
 {
     uintptr_t a = (uintptr_t)0x340000000000, b = (uintptr_t)0x350000000000;
     cr_assert_eq(atomic_load(&pf_pagemap_hot.top), UINTPTR_MAX, "a leaf existed before the test");
+    uint64_t m0 = meta_bytes();
     cr_assert_eq(pf_pagemap_set((void *)a, PF_CHUNK, &fake[5]), 0);
+    cr_assert_eq(meta_bytes(), m0, "the first leaf is the pagemap's own");
     cr_assert_eq(pf_pagemap_set((void *)b, PF_CHUNK, &fake[6]), 0);
+    cr_assert_eq(meta_bytes() - m0, sizeof(pf_pm_leaf), "the second is mapped");
     uintptr_t ta = a >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
     cr_assert_eq(atomic_load(&pf_pagemap_hot.top), ta);
     uint32_t saved = atomic_load(&pf_pagemap.top[ta]);
-    cr_assert_eq((uintptr_t)atomic_load(&pf_pagemap_hot.leaf), (uintptr_t)saved << PF_PM_LEAF_ALIGN_SHIFT);
+    cr_assert_eq(saved, PF_PM_HOT_MARK);
+    cr_assert_eq(pf_pagemap_leaf(ta), &pf_pagemap.hot);
+    cr_assert_eq(atomic_load(&pf_pagemap.hot[(uint32_t)a >> PF_CHUNK_SHIFT]),
+                 (uintptr_t)&fake[5] - (uintptr_t)&pf_pagemap.none);
 
     atomic_store(&pf_pagemap.top[ta], 0);
     struct pf_span *s = NULL;
@@ -324,7 +345,7 @@ Test(pagemap, the_first_leaf_made_is_found_without_level_one)
 }
 
 /* Threads that make the first leaves at once, each in its own 4 GiB: one of
- * them becomes the hot leaf, and it is the leaf level 1 holds for its top.
+ * them gets the hot leaf, and level 1 names it for that top only.
  * Each round runs in a child process, so each starts with no leaf. */
 #define HOT_RACERS 4
 static pthread_barrier_t hot_start;
@@ -357,9 +378,11 @@ Test(pagemap, threads_racing_for_the_first_leaf_agree_on_the_hot_one)
             uintptr_t first = (uintptr_t)0x360000000000 >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
             if (top < first || top >= first + HOT_RACERS)
                 _exit(4);
-            uintptr_t e = atomic_load(&pf_pagemap.top[top]);
-            if ((uintptr_t)atomic_load(&pf_pagemap_hot.leaf) != e << PF_PM_LEAF_ALIGN_SHIFT)
+            if (atomic_load(&pf_pagemap.top[top]) != PF_PM_HOT_MARK)
                 _exit(5);
+            for (uintptr_t i = 0; i < HOT_RACERS; i++) /* every other top has a mapped leaf */
+                if (first + i != top && pf_pagemap_leaf(first + i) == &pf_pagemap.hot)
+                    _exit(7);
             for (uintptr_t i = 0; i < HOT_RACERS; i++) {
                 struct pf_span *s;
                 uintptr_t a = (uintptr_t)0x360000000000 + i * LEAF_SPAN + 9;
