@@ -24,6 +24,14 @@ const struct pf_tcache pf_tc_none = {
 _Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
 static atomic_int direct_off; /* pf_tcache_direct_off was called */
 
+/* Every direct[] entry of t names its PF_BIN_NONE (atomic stores: t's
+ * thread may be reading them). */
+static void direct_to_none(struct pf_tcache *t)
+{
+    for (unsigned i = 0; i < PF_DIRECT_N; i++)
+        __atomic_store_n(&t->direct[i], &t->bins[PF_NCLASSES], __ATOMIC_RELAXED);
+}
+
 /* The TLS image holds the address: a thread reads it before any code of
  * ours has run in it. */
 __thread struct pf_tcache *pf_tc_fast __attribute__((tls_model("initial-exec"))) =
@@ -191,11 +199,11 @@ struct pf_tcache *pf_tcache_get(void)
             tc->next_all = head;
         while (!atomic_compare_exchange_weak_explicit(&all_caches, &head, tc, memory_order_seq_cst,
                                                       memory_order_relaxed));
-        /* Listed first, then the flag read: pf_tcache_direct_off either
+        /* Listed first, then the flag read (both seq_cst, as are the flag's
+         * store and the list's read there): pf_tcache_direct_off either
          * finds this cache on the list or is seen here. */
         if (atomic_load(&direct_off))
-            for (unsigned i = 0; i < PF_DIRECT_N; i++)
-                tc->direct[i] = none;
+            direct_to_none(tc);
     }
     atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
     /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
@@ -284,9 +292,8 @@ void pf_tcache_drain(void)
 void pf_tcache_direct_off(void)
 {
     atomic_store(&direct_off, 1);
-    for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
-        for (unsigned i = 0; i < PF_DIRECT_N; i++)
-            __atomic_store_n(&t->direct[i], &t->bins[PF_NCLASSES], __ATOMIC_RELAXED);
+    for (struct pf_tcache *t = atomic_load(&all_caches); t; t = t->next_all)
+        direct_to_none(t);
 }
 
 struct pf_tcache *pf_tcache_first(void)
@@ -296,6 +303,11 @@ struct pf_tcache *pf_tcache_first(void)
 
 void pf_tcache_fork_child(void)
 {
+    /* A fork from another thread in the middle of pf_tcache_direct_off's
+     * walk: the child finishes it, or some of its caches would record no
+     * call site. */
+    if (atomic_load(&direct_off))
+        pf_tcache_direct_off();
     for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all) {
         if (t == pf_tc || atomic_load_explicit(&t->in_use, memory_order_relaxed) == 0)
             continue;

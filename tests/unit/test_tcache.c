@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "family.h"
 #include "tcache.h"
@@ -352,6 +354,30 @@ Test(tcache, direct_off_sends_every_cache_s_small_mallocs_to_the_slow_path)
         cr_assert_eq(tc->direct[i], &tc->bins[PF_NCLASSES], "entry %u", i);
         cr_assert_eq(other->direct[i], &other->bins[PF_NCLASSES], "entry %u of a cache made after", i);
     }
+}
+
+Test(tcache, a_fork_child_finishes_turning_the_direct_path_off)
+{
+    /* A fork from another thread while pf_tcache_direct_off walks the
+     * caches: the caches not reached yet must not stay on the direct path
+     * in the child, where their mallocs would record no call site. */
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    pf_tcache_direct_off();
+    for (unsigned i = 0; i < PF_DIRECT_N; i++) /* as if the walk had not got here */
+        tc->direct[i] = &tc->bins[pf_class_small[i]];
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        for (unsigned i = 0; i < PF_DIRECT_N; i++)
+            if (tc->direct[i] != &tc->bins[PF_NCLASSES])
+                _exit(1);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's direct path is on (status 0x%x)", status);
 }
 
 /* Fills the calling thread's bin of 256-byte slots and frees past it:
