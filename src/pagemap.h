@@ -112,10 +112,7 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
         uintptr_t e = atomic_load_explicit(
             (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
             memory_order_acquire);
-        if (PF_UNLIKELY(e == PF_PM_HOT_MARK)) /* the hot leaf, its index not yet published */
-            leaf = (pf_pm_leaf *)(base + offsetof(struct pf_pagemap, hot));
-        else
-            leaf = (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
+        leaf = pf_pagemap_leaf_at(e); /* the mark: `hot`, its index not yet published */
         if (PF_UNLIKELY(leaf == NULL))
             return 0;
     }

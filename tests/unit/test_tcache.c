@@ -321,10 +321,9 @@ static void *direct_thread(void *arg)
     void *p = pf_malloc(100);
     struct pf_tcache **out = arg;
     *out = pf_tc;
-    if (p && pf_tc && pf_tc->bins[cls].allocs != 1)
-        p = NULL; /* not counted in its bin */
+    int counted = p && pf_tc && pf_tc->bins[cls].allocs == 1;
     pf_free(p);
-    return p;
+    return counted ? out : NULL;
 }
 
 Test(tcache, direct_off_sends_every_cache_s_small_mallocs_to_the_slow_path)
