@@ -591,8 +591,8 @@ uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t wa
             uint64_t bits = s->freebits[w];
             while (bits && n < want) {
                 uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
-                out[n].p = (void *)(start + idx * slot);
-                out[n++].state = &state[idx];
+                n++;
+                out[want - n] = (struct pf_cached){(void *)(start + idx * slot), &state[idx]};
                 bits &= bits - 1;
                 nfree--;
             }
@@ -609,9 +609,9 @@ uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t wa
         uint32_t b = s->bump, k = want - n;
         uintptr_t p = start + b * slot;
         uint16_t *e = &state[b];
-        for (struct pf_cached *o = out + n, *end = out + want; o < end; o++, p += slot, e++) {
+        for (struct pf_cached *o = out + want - n; o > out; p += slot, e++) {
             *e = st;
-            *o = (struct pf_cached){(void *)p, e};
+            *--o = (struct pf_cached){(void *)p, e};
         }
         s->bump = b + k;
         n = want;

@@ -129,10 +129,13 @@ struct pf_cached {
     void *p;
     uint16_t *state;
 };
-/* Takes up to `want` slots out of s at once (free ones below bump first,
- * then fresh ones) into out[]; returns how many. The states stay as they
- * are (fresh slots get CLEAN or DIRTY), so a later malloc still tells a
- * zeroed slot. Caller holds the owning family's lock. */
+/* Takes up to `want` slots out of s at once (free ones below bump, then
+ * fresh ones) into out[]; returns how many. out[] is filled from its end
+ * (out[n - 1] is the lowest slot, out[0] the highest), so a thread cache,
+ * which pops from its top, hands out a refill in ascending addresses, the
+ * order a program's walk over its blocks and the prefetchers follow best.
+ * The states stay as they are (fresh slots get CLEAN or DIRTY), so a later
+ * malloc still tells a zeroed slot. Caller holds the owning family's lock. */
 PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want);
 /* Returns slot `idx` to s. Caller holds the owning family's lock. */
 PF_HIDDEN void pf_span_give(struct pf_span *s, uint32_t idx);

@@ -265,8 +265,9 @@ Test(span, take_and_give_keep_the_invariant_and_never_hand_out_a_slot_twice)
 }
 
 /* The same traffic with slots taken in bunches (what a refill does): each
- * bunch holds distinct slots not out already, free ones below bump first,
- * and a slot's state says whether it was ever handed out. */
+ * bunch holds distinct slots not out already in descending addresses (free
+ * ones below bump last), and a slot's state says whether it was ever handed
+ * out. */
 static void random_bunches(unsigned cls, int ops)
 {
     struct pf_span *s = pf_span_get(cls);
@@ -289,7 +290,12 @@ static void random_bunches(unsigned cls, int ops)
                 cr_assert_eq((uintptr_t)got[i].p, s->start + (uintptr_t)idx * s->slot_size,
                              "class %u: slot %u's address", cls, idx);
                 cr_assert_not(is_out[idx], "class %u: slot %u handed out twice", cls, idx);
-                cr_assert_eq(idx < bump, i < nfree, "class %u: free slots below bump come first", cls);
+                /* Filled from the end, in descending addresses: a bin pops
+                 * from its top, so the mallocs walk up through memory. */
+                uint32_t taken = nfree < n ? nfree : n;
+                cr_assert_eq(idx < bump, i >= n - taken, "class %u: free slots below bump come last", cls);
+                cr_assert(i == 0 || (uintptr_t)got[i].p < (uintptr_t)got[i - 1].p,
+                          "class %u: slot %u of a bunch is above the one before it", cls, i);
                 cr_assert_eq(s->state[idx], ever[idx] ? PF_SLOT_DIRTY : PF_SLOT_CLEAN,
                              "class %u: slot %u state %u, used before=%d", cls, idx, s->state[idx], ever[idx]);
                 is_out[idx] = ever[idx] = 1;
