@@ -5,7 +5,7 @@
 #include "pagemap.h"
 
 struct pf_pagemap pf_pagemap;
-struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX};
+struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, PF_PM_HOT_UNSET};
 /* 1 once a level-1 index holds PF_PM_HOT_MARK (or is being given it). */
 static atomic_int hot_taken;
 
@@ -14,9 +14,22 @@ static uintptr_t rel_of(struct pf_span *s)
     return s ? (uintptr_t)s - (uintptr_t)&pf_pagemap.none : 0;
 }
 
+/* Before the first entry of `hot` is set: its range's first address for
+ * free's fast path. Every setter stores it (the same value, once level 1
+ * names `hot` for top), so none sets an entry while the fast path would
+ * read `hot` for another range. */
+static pf_pm_leaf *hot_published(uintptr_t top)
+{
+    atomic_store_explicit(&pf_pagemap_hot.base, top << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS), memory_order_release);
+    atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
+    return &pf_pagemap.hot;
+}
+
 static pf_pm_leaf *leaf_for(uintptr_t top)
 {
     pf_pm_leaf *leaf = pf_pagemap_leaf(top);
+    if (leaf == &pf_pagemap.hot)
+        return hot_published(top);
     if (leaf)
         return leaf;
     /* The first leaf is pf_pagemap.hot. Two threads making leaves may both
@@ -26,10 +39,8 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
     if (atomic_compare_exchange_strong(&hot_taken, &no, 1)) {
         uint32_t expect = 0;
         if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, PF_PM_HOT_MARK,
-                                                    memory_order_acq_rel, memory_order_acquire)) {
-            atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
-            return &pf_pagemap.hot;
-        }
+                                                    memory_order_acq_rel, memory_order_acquire))
+            return hot_published(top);
         atomic_store(&hot_taken, 0); /* another thread's leaf came first: `hot` stays free */
         return pf_pagemap_leaf_at(expect);
     }

@@ -67,7 +67,15 @@ PF_HIDDEN extern struct pf_pagemap pf_pagemap;
  * index equals. */
 struct pf_pm_hot {
     _Atomic uintptr_t top;
+    /* top's first address, which free's fast path subtracts from a pointer
+     * to find its entry in `hot`: PF_PM_HOT_UNSET until set, a range above
+     * the user address space, so that no pointer pfalloc made is in it.
+     * Set (by whoever sets an entry of `hot` first) before `hot` holds any
+     * entry, so a pointer in the range it names before it is set finds an
+     * empty entry, the pagemap's `none`, and takes the slow path. */
+    _Atomic uintptr_t base;
 };
+#define PF_PM_HOT_UNSET ((uintptr_t)1 << 63)
 PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
 
 /* The leaf a level-1 entry names, or NULL. */
@@ -96,29 +104,37 @@ PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
  * needs. */
 PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
 {
-    uintptr_t top = (uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
-    /* One register for level 1 and `none`; laundered, as the span found
-     * is another object (see pf_pagemap_get). */
+    /* One register for level 1, `hot` and `none`; laundered, as the span
+     * found is another object (see pf_pagemap_get). */
     char *base = (char *)&pf_pagemap;
     __asm__("" : "+r"(base));
-    pf_pm_leaf *leaf;
-    if (PF_LIKELY(top == atomic_load_explicit(&pf_pagemap_hot.top, memory_order_acquire))) {
-        /* The common case: the leaf is at a fixed offset from the same
-         * register, so its entry is the only load of the lookup. */
-        leaf = (pf_pm_leaf *)(base + offsetof(struct pf_pagemap, hot));
+    uintptr_t rel;
+    /* The common case: p's chunk index in `hot`, found by subtracting the
+     * range's first address; a pointer below it wraps to an index out of
+     * range. The entry is the only load of the lookup. */
+    /* Both loads are written as instructions: the compiler gives an atomic
+     * load neither a memory operand of the subtraction nor the entry's
+     * displacement, and costs an instruction for each. An aligned load on
+     * x86-64 is atomic and an acquire; what follows depends on its value. */
+    uintptr_t c = (uintptr_t)p;
+    __asm__("sub %1, %0" : "+r"(c) : "m"(*(const uintptr_t *)&pf_pagemap_hot.base));
+    c >>= PF_CHUNK_SHIFT;
+    if (PF_LIKELY(c < ((uintptr_t)1 << PF_PM_LEAF_BITS))) {
+        __asm__("mov %1, %0" : "=r"(rel) : "m"(*(const uintptr_t *)&((struct pf_pagemap *)base)->hot[c]));
     } else {
+        uintptr_t top = (uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
         if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
             return 0;
         uintptr_t e = atomic_load_explicit(
             (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
             memory_order_acquire);
-        leaf = pf_pagemap_leaf_at(e); /* the mark: `hot`, its index not yet published */
+        pf_pm_leaf *leaf = pf_pagemap_leaf_at(e); /* the mark: `hot`, base not yet set */
         if (PF_UNLIKELY(leaf == NULL))
             return 0;
+        /* The low 32 bits, shifted: the chunk's index in its leaf in two
+         * instructions, no mask. */
+        rel = atomic_load_explicit(&(*leaf)[(uint32_t)(uintptr_t)p >> PF_CHUNK_SHIFT], memory_order_relaxed);
     }
-    /* The low 32 bits, shifted: the chunk's index in its leaf in two
-     * instructions, no mask. */
-    uintptr_t rel = atomic_load_explicit(&(*leaf)[(uint32_t)(uintptr_t)p >> PF_CHUNK_SHIFT], memory_order_relaxed);
     *out = (struct pf_span *)(base + offsetof(struct pf_pagemap, none) + rel);
     return 1;
 }

@@ -321,6 +321,7 @@ Test(pagemap, the_first_leaf_made_is_found_without_level_one)
     cr_assert_eq(meta_bytes() - m0, sizeof(pf_pm_leaf), "the second is mapped");
     uintptr_t ta = a >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
     cr_assert_eq(atomic_load(&pf_pagemap_hot.top), ta);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.base), ta << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS));
     uint32_t saved = atomic_load(&pf_pagemap.top[ta]);
     cr_assert_eq(saved, PF_PM_HOT_MARK);
     cr_assert_eq(pf_pagemap_leaf(ta), &pf_pagemap.hot);
@@ -342,6 +343,28 @@ Test(pagemap, the_first_leaf_made_is_found_without_level_one)
     /* The hot index with bits above the user range is no pointer of it. */
     for (int hi = 47; hi < 64; hi++)
         cr_assert_eq(pf_pagemap_find((void *)(a | ((uintptr_t)1 << hi)), &s), 0, "bit %d", hi);
+}
+
+/* A thread that claims the hot leaf names it in level 1 before it sets the
+ * range free's lookup subtracts; a second thread that sets a chunk in that
+ * range meanwhile finds the leaf through level 1. That thread sets the
+ * range too, before its entry: until the range is set, free's lookup maps
+ * the addresses above the user space that start at PF_PM_HOT_UNSET onto
+ * the hot leaf, and none of them may find a span there. */
+Test(pagemap, a_chunk_set_in_the_hot_leaf_before_its_claimer_publishes_it_is_found_only_in_its_range)
+{
+    uintptr_t a = (uintptr_t)0x370000000000 + 3 * PF_CHUNK;
+    uintptr_t t = a >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.base), PF_PM_HOT_UNSET, "a leaf existed before the test");
+    atomic_store(&pf_pagemap.top[t], PF_PM_HOT_MARK); /* the claimer, between its two steps */
+    cr_assert_eq(pf_pagemap_set((void *)a, PF_CHUNK, &fake[9]), 0);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.base), t << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS),
+                 "the setter did not set the hot leaf's range");
+    struct pf_span *s = NULL;
+    cr_assert_eq(pf_pagemap_find((void *)(a + 7), &s), 1);
+    cr_assert_eq(s, &fake[9]);
+    uintptr_t alias = PF_PM_HOT_UNSET + (a & (LEAF_SPAN - 1)) + 7;
+    cr_assert_eq(pf_pagemap_find((void *)alias, &s), 0, "%p found a span", (void *)alias);
 }
 
 /* Threads that make the first leaves at once, each in its own 4 GiB: one of
