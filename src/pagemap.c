@@ -5,7 +5,7 @@
 #include "pagemap.h"
 
 struct pf_pagemap pf_pagemap;
-struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, PF_PM_HOT_UNSET};
+struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, 0, 0};
 /* 1 once a level-1 index holds PF_PM_HOT_MARK (or is being given it). */
 static atomic_int hot_taken;
 
@@ -14,14 +14,18 @@ static uintptr_t rel_of(struct pf_span *s)
     return s ? (uintptr_t)s - (uintptr_t)&pf_pagemap.none : 0;
 }
 
-/* Before the first entry of `hot` is set: its range's first address for
- * free's fast path. Every setter stores it (the same value, once level 1
- * names `hot` for top), so none sets an entry while the fast path would
- * read `hot` for another range. */
+/* Before an entry of `hot` is set: its range for free's fast path (see
+ * struct pf_pm_hot). Every setter makes sure of it, as one that finds
+ * level 1's mark may come before the thread that put it there has set
+ * the range. Stored once (the same values, whoever stores them): the line
+ * is read by every free, and a store would take it from every core. */
 static pf_pm_leaf *hot_published(uintptr_t top)
 {
-    atomic_store_explicit(&pf_pagemap_hot.base, top << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS), memory_order_release);
-    atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
+    if (atomic_load_explicit(&pf_pagemap_hot.limit, memory_order_acquire) == 0) {
+        atomic_store_explicit(&pf_pagemap_hot.base, top << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS), memory_order_release);
+        atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
+        atomic_store_explicit(&pf_pagemap_hot.limit, (uintptr_t)1 << PF_PM_LEAF_BITS, memory_order_release);
+    }
     return &pf_pagemap.hot;
 }
 

@@ -59,23 +59,25 @@ PF_HIDDEN extern struct pf_pagemap pf_pagemap;
  * no leaf mapping is at address 1 << PF_PM_LEAF_ALIGN_SHIFT. */
 #define PF_PM_HOT_MARK 1u
 
-/* The level-1 index of the first leaf pfalloc made, pf_pagemap.hot: where
- * nearly every program's heap lies (the kernel places mappings together),
- * so free's lookup reads that leaf at a fixed offset from the pagemap,
- * without reading level 1 or a leaf address. Set once, after level 1
- * holds PF_PM_HOT_MARK for it; UINTPTR_MAX until then, which no pointer's
- * index equals. */
+/* The first leaf pfalloc made, pf_pagemap.hot: where nearly every
+ * program's heap lies (the kernel places mappings together), so free's
+ * lookup reads that leaf at a fixed offset from the pagemap, without
+ * reading level 1 or a leaf address. A line of its own: written once,
+ * read by every free. */
 struct pf_pm_hot {
+    /* Its level-1 index: UINTPTR_MAX until set, which no pointer's index
+     * equals. Set after level 1 holds PF_PM_HOT_MARK for it. */
     _Atomic uintptr_t top;
-    /* top's first address, which free's fast path subtracts from a pointer
-     * to find its entry in `hot`: PF_PM_HOT_UNSET until set, a range above
-     * the user address space, so that no pointer pfalloc made is in it.
-     * Set (by whoever sets an entry of `hot` first) before `hot` holds any
-     * entry, so a pointer in the range it names before it is set finds an
-     * empty entry, the pagemap's `none`, and takes the slow path. */
+    /* For free's fast path: `hot` holds the entry of p's chunk when
+     * (p - base) >> PF_CHUNK_SHIFT is below limit. base is top's first
+     * address; limit is 0 until base is set, then the entries of a leaf.
+     * base, top and limit are set in that order, before any entry of
+     * `hot`, and free reads limit before base: a free that finds limit
+     * set finds base set, and one that does not takes the slow path, so
+     * no pointer outside top's range finds an entry of `hot`. */
     _Atomic uintptr_t base;
-};
-#define PF_PM_HOT_UNSET ((uintptr_t)1 << 63)
+    _Atomic uintptr_t limit;
+} __attribute__((aligned(64)));
 PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
 
 /* The leaf a level-1 entry names, or NULL. */
@@ -111,16 +113,21 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
     uintptr_t rel;
     /* The common case: p's chunk index in `hot`, found by subtracting the
      * range's first address; a pointer below it wraps to an index out of
-     * range. The entry is the only load of the lookup. */
-    /* Both loads are written as instructions: the compiler gives an atomic
+     * range. The entry is the only load of the lookup besides `hot`'s
+     * bounds, which share a line no one writes.
+     * The loads are written as instructions: the compiler gives an atomic
      * load neither a memory operand of the subtraction nor the entry's
      * displacement, and costs an instruction for each. An aligned load on
-     * x86-64 is atomic and an acquire; what follows depends on its value. */
-    uintptr_t c = (uintptr_t)p;
-    __asm__("sub %1, %0" : "+r"(c) : "m"(*(const uintptr_t *)&pf_pagemap_hot.base));
+     * x86-64 is atomic and an acquire, and loads are not reordered with
+     * loads: one asm reads limit, then base (see struct pf_pm_hot). */
+    uintptr_t c = (uintptr_t)p, lim;
+    __asm__ volatile("mov %2, %0\n\tsub %3, %1"
+                     : "=&r"(lim), "+r"(c)
+                     : "m"(*(const uintptr_t *)&pf_pagemap_hot.limit),
+                       "m"(*(const uintptr_t *)&pf_pagemap_hot.base));
     c >>= PF_CHUNK_SHIFT;
-    if (PF_LIKELY(c < ((uintptr_t)1 << PF_PM_LEAF_BITS))) {
-        __asm__("mov %1, %0" : "=r"(rel) : "m"(*(const uintptr_t *)&((struct pf_pagemap *)base)->hot[c]));
+    if (PF_LIKELY(c < lim)) {
+        __asm__ volatile("mov %1, %0" : "=r"(rel) : "m"(*(const uintptr_t *)&((struct pf_pagemap *)base)->hot[c]));
     } else {
         uintptr_t top = (uintptr_t)p >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
         if (PF_UNLIKELY(top >= (1u << PF_PM_TOP_BITS)))
@@ -128,7 +135,7 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
         uintptr_t e = atomic_load_explicit(
             (_Atomic uint32_t *)(base + offsetof(struct pf_pagemap, top) + top * sizeof(uint32_t)),
             memory_order_acquire);
-        pf_pm_leaf *leaf = pf_pagemap_leaf_at(e); /* the mark: `hot`, base not yet set */
+        pf_pm_leaf *leaf = pf_pagemap_leaf_at(e); /* the mark: `hot`, limit not yet set */
         if (PF_UNLIKELY(leaf == NULL))
             return 0;
         /* The low 32 bits, shifted: the chunk's index in its leaf in two
@@ -161,7 +168,9 @@ PF_INLINE struct pf_span *pf_pagemap_get(const void *p)
  * leaf could not be mapped. */
 PF_HIDDEN int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s);
 /* Sets the entry of p's chunk to `to` only if it still holds `from` (one
- * compare-exchange; a chunk without a leaf holds NULL). */
+ * compare-exchange; a chunk without a leaf holds NULL). from is not NULL:
+ * an entry that pf_pagemap_set made, so the hot leaf's range, if p is in
+ * it, is set already. */
 PF_HIDDEN void pf_pagemap_replace(const void *p, struct pf_span *from, struct pf_span *to);
 
 #endif

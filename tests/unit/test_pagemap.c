@@ -322,6 +322,7 @@ Test(pagemap, the_first_leaf_made_is_found_without_level_one)
     uintptr_t ta = a >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
     cr_assert_eq(atomic_load(&pf_pagemap_hot.top), ta);
     cr_assert_eq(atomic_load(&pf_pagemap_hot.base), ta << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS));
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.limit), (uintptr_t)1 << PF_PM_LEAF_BITS);
     uint32_t saved = atomic_load(&pf_pagemap.top[ta]);
     cr_assert_eq(saved, PF_PM_HOT_MARK);
     cr_assert_eq(pf_pagemap_leaf(ta), &pf_pagemap.hot);
@@ -346,25 +347,87 @@ Test(pagemap, the_first_leaf_made_is_found_without_level_one)
 }
 
 /* A thread that claims the hot leaf names it in level 1 before it sets the
- * range free's lookup subtracts; a second thread that sets a chunk in that
+ * range free's lookup reads; a second thread that sets a chunk in that
  * range meanwhile finds the leaf through level 1. That thread sets the
- * range too, before its entry: until the range is set, free's lookup maps
- * the addresses above the user space that start at PF_PM_HOT_UNSET onto
- * the hot leaf, and none of them may find a span there. */
+ * range too, before its entry, so free's lookup finds the chunk from then
+ * on and no pointer outside the range finds it. */
+#define HOT_A ((uintptr_t)0x370000000000 + 3 * PF_CHUNK)
+
 Test(pagemap, a_chunk_set_in_the_hot_leaf_before_its_claimer_publishes_it_is_found_only_in_its_range)
 {
-    uintptr_t a = (uintptr_t)0x370000000000 + 3 * PF_CHUNK;
-    uintptr_t t = a >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
-    cr_assert_eq(atomic_load(&pf_pagemap_hot.base), PF_PM_HOT_UNSET, "a leaf existed before the test");
+    uintptr_t t = HOT_A >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.limit), 0, "a leaf existed before the test");
     atomic_store(&pf_pagemap.top[t], PF_PM_HOT_MARK); /* the claimer, between its two steps */
-    cr_assert_eq(pf_pagemap_set((void *)a, PF_CHUNK, &fake[9]), 0);
+    cr_assert_eq(pf_pagemap_set((void *)HOT_A, PF_CHUNK, &fake[9]), 0);
     cr_assert_eq(atomic_load(&pf_pagemap_hot.base), t << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS),
                  "the setter did not set the hot leaf's range");
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.limit), (uintptr_t)1 << PF_PM_LEAF_BITS);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.top), t);
     struct pf_span *s = NULL;
-    cr_assert_eq(pf_pagemap_find((void *)(a + 7), &s), 1);
+    cr_assert_eq(pf_pagemap_find((void *)(HOT_A + 7), &s), 1);
     cr_assert_eq(s, &fake[9]);
-    uintptr_t alias = PF_PM_HOT_UNSET + (a & (LEAF_SPAN - 1)) + 7;
-    cr_assert_eq(pf_pagemap_find((void *)alias, &s), 0, "%p found a span", (void *)alias);
+    /* The same chunk index in other 4 GiB ranges: below, above the user
+     * range, and where an unset range would have put `hot`. */
+    uintptr_t low = HOT_A & (LEAF_SPAN - 1);
+    uintptr_t alias[] = {low + 7, low + 7 + ((uintptr_t)1 << 63), HOT_A + 7 - LEAF_SPAN, HOT_A + 7 + LEAF_SPAN};
+    for (unsigned i = 0; i < sizeof alias / sizeof alias[0]; i++)
+        cr_assert(!pf_pagemap_find((void *)alias[i], &s) || s->magic == 0, "%p found a span", (void *)alias[i]);
+}
+
+/* The same, with free's lookup running meanwhile on pointers outside the
+ * range: a lookup that reads the range's bounds while they are being set
+ * must not pair the old start with the new entry. The reader stands aside
+ * while the writer takes the hot leaf back to "no range yet", which the
+ * allocator never does. */
+static _Atomic int hot_phase; /* 0: run, 1: the writer asks the reader to stand aside, 2: it does */
+static _Atomic long hot_bad;
+
+static void *hot_alias_reader(void *arg)
+{
+    (void)arg;
+    uintptr_t low = HOT_A & (LEAF_SPAN - 1);
+    uintptr_t alias[] = {low + 16, low + 16 + ((uintptr_t)1 << 63)};
+    unsigned i = 0;
+    while (!atomic_load(&stop)) {
+        if (atomic_load(&hot_phase) == 1) {
+            atomic_store(&hot_phase, 2);
+            while (atomic_load(&hot_phase) == 2 && !atomic_load(&stop))
+                sched_yield();
+            continue;
+        }
+        struct pf_span *s;
+        if (pf_pagemap_find((void *)alias[i++ & 1], &s) && s->magic != 0)
+            atomic_fetch_add(&hot_bad, 1);
+    }
+    return NULL;
+}
+
+Test(pagemap, no_pointer_outside_the_hot_range_finds_its_entry_while_the_range_is_being_set)
+{
+    uintptr_t t = HOT_A >> (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS);
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.limit), 0, "a leaf existed before the test");
+    struct pf_span span = {.start = HOT_A, .magic = (uint64_t)1 << 60}; /* slots of 16 bytes */
+    pthread_t r;
+    cr_assert_eq(pthread_create(&r, NULL, hot_alias_reader, NULL), 0);
+    for (int round = 0; round < 20000; round++) {
+        atomic_store(&hot_phase, 1);
+        while (atomic_load(&hot_phase) != 2)
+            sched_yield();
+        atomic_store(&pf_pagemap_hot.limit, 0);
+        atomic_store(&pf_pagemap.hot[(uint32_t)HOT_A >> PF_CHUNK_SHIFT], 0);
+        atomic_store(&pf_pagemap.top[t], 0);
+        atomic_store(&pf_pagemap_hot.top, UINTPTR_MAX);
+        atomic_store(&pf_pagemap_hot.base, (round & 1) ? (uintptr_t)1 << 63 : 0);
+        atomic_store(&hot_phase, 0);
+        for (volatile int k = 0; k < (round & 255); k++) {
+        }
+        atomic_store(&pf_pagemap.top[t], PF_PM_HOT_MARK);
+        cr_assert_eq(pf_pagemap_set((void *)HOT_A, PF_CHUNK, &span), 0);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(r, NULL);
+    cr_assert_eq(atomic_load(&hot_bad), 0, "a pointer outside the range found its span %ld times",
+                 atomic_load(&hot_bad));
 }
 
 /* Threads that make the first leaves at once, each in its own 4 GiB: one of
@@ -403,6 +466,9 @@ Test(pagemap, threads_racing_for_the_first_leaf_agree_on_the_hot_one)
                 _exit(4);
             if (atomic_load(&pf_pagemap.top[top]) != PF_PM_HOT_MARK)
                 _exit(5);
+            if (atomic_load(&pf_pagemap_hot.base) != top << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS) ||
+                atomic_load(&pf_pagemap_hot.limit) != (uintptr_t)1 << PF_PM_LEAF_BITS)
+                _exit(8);
             for (uintptr_t i = 0; i < HOT_RACERS; i++) /* every other top has a mapped leaf */
                 if (first + i != top && pf_pagemap_leaf(first + i) == &pf_pagemap.hot)
                     _exit(7);
