@@ -235,7 +235,8 @@ static void link_and_run(struct prefix *p, const char *link, const char *const *
     pf_write_file(f, typed_c, sizeof typed_c - 1);
     free(f);
     char script[4096];
-    snprintf(script, sizeof script, "rm -f typed && cc -o typed typed.c %s && ./typed", link);
+    int n = snprintf(script, sizeof script, "rm -f typed && cc -o typed typed.c %s && ./typed", link);
+    cr_assert(n > 0 && (size_t)n < sizeof script, "link flags too long: %s", link);
     sh(p, script, env, r);
 }
 
