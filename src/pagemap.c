@@ -16,26 +16,24 @@ static uintptr_t rel_of(struct pf_span *s)
 
 /* Before an entry of `hot` is set: its range for free's fast path (see
  * struct pf_pm_hot). Every setter makes sure of it, as one that finds
- * level 1's mark may come before the thread that put it there has set
- * the range. Stored once (the same values, whoever stores them): the line
- * is read by every free, and a store would take it from every core. */
-static pf_pm_leaf *hot_published(uintptr_t top)
+ * level 1's mark (at the start, or by losing level 1 to it) may come
+ * before the thread that put it there has set the range. Stored once (the
+ * same values, whoever stores them): the line is read by every free, and a
+ * store would take it from every core. */
+static void hot_published(uintptr_t top)
 {
     if (atomic_load_explicit(&pf_pagemap_hot.limit, memory_order_acquire) == 0) {
         atomic_store_explicit(&pf_pagemap_hot.base, top << (PF_CHUNK_SHIFT + PF_PM_LEAF_BITS), memory_order_release);
         atomic_store_explicit(&pf_pagemap_hot.top, top, memory_order_release);
         atomic_store_explicit(&pf_pagemap_hot.limit, (uintptr_t)1 << PF_PM_LEAF_BITS, memory_order_release);
     }
-    return &pf_pagemap.hot;
 }
 
-static pf_pm_leaf *leaf_for(uintptr_t top)
+/* The leaf of top, which had none when looked at: `hot` if it is still
+ * free, else a fresh mapping; whichever leaf level 1 names once the race
+ * for it is over, or NULL. */
+static pf_pm_leaf *leaf_made(uintptr_t top)
 {
-    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
-    if (leaf == &pf_pagemap.hot)
-        return hot_published(top);
-    if (leaf)
-        return leaf;
     /* The first leaf is pf_pagemap.hot. Two threads making leaves may both
      * get here, for one top or two: one takes `hot`, and whoever installs
      * a leaf for a top first is the leaf everyone uses for it. */
@@ -44,7 +42,7 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
         uint32_t expect = 0;
         if (atomic_compare_exchange_strong_explicit(&pf_pagemap.top[top], &expect, PF_PM_HOT_MARK,
                                                     memory_order_acq_rel, memory_order_acquire))
-            return hot_published(top);
+            return &pf_pagemap.hot;
         atomic_store(&hot_taken, 0); /* another thread's leaf came first: `hot` stays free */
         return pf_pagemap_leaf_at(expect);
     }
@@ -61,7 +59,18 @@ static pf_pm_leaf *leaf_for(uintptr_t top)
                                                 memory_order_acq_rel, memory_order_acquire))
         return fresh;
     pf_os_unmap_meta(fresh, sizeof(pf_pm_leaf));
-    return pf_pagemap_leaf_at(expect);
+    return pf_pagemap_leaf_at(expect); /* may be `hot`: the claimer came first */
+}
+
+/* The leaf for a setter of top's entries. */
+static pf_pm_leaf *leaf_for(uintptr_t top)
+{
+    pf_pm_leaf *leaf = pf_pagemap_leaf(top);
+    if (!leaf)
+        leaf = leaf_made(top);
+    if (leaf == &pf_pagemap.hot)
+        hot_published(top);
+    return leaf;
 }
 
 int pf_pagemap_set(const void *p, size_t bytes, struct pf_span *s)
