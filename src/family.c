@@ -362,6 +362,8 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct 
     /* Spans that record call sites send their frees to the slow path, which
      * forgets the site; the fast path need not look. */
     s->bin = s->cached && !s->sites ? cls * PF_BIN_BYTES : PF_BIN_NONE;
+    if (s->bin != PF_BIN_NONE)
+        pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, s->bin);
     all_push(f, s);
     list_push(f, s);
     return s;

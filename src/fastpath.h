@@ -100,8 +100,49 @@ PF_INLINE void *pf_fast_malloc(size_t n)
  * own code is the same with or without the sized variant. */
 #define PF_FREE_SLOW(p, n, a, sized) ((sized) ? pf_free_slow_sized((p), (n), (a)) : pf_free_slow(p))
 
+/* Caches the slot p (state entry stp, live state st, now marked free) in
+ * b at its top t, which has room, and counts the free. */
+PF_INLINE void pf_bin_push(struct pf_bin *b, struct pf_cached *t, void *p, uint16_t *stp, uint32_t st)
+{
+    /* A 16-bit store of an immediate in one instruction (the compiler
+     * otherwise goes through a register). */
+    __asm__("movw %1, %0" : "=m"(*stp) : "i"(PF_SLOT_DIRTY));
+    b->frees++;
+    b->states -= st;
+    *t = (struct pf_cached){p, stp};
+    /* The entry before the top that exposes it: a fork from another thread
+     * between the two stores must not leave the child a bin whose top
+     * covers a stale entry (a copy of a slot already below). A compiler
+     * barrier only; x86-64 makes stores visible in program order. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    b->top = t + 1;
+}
+
 PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
 {
+    /* The common case: p in the view's window, in a span of cached frees,
+     * whose fields its chunk's view holds (see struct pf_pm_view). The checks
+     * are those below; anything that fails one takes the span's path,
+     * which makes them again and handles it. */
+    uintptr_t c;
+    if (PF_LIKELY(pf_pagemap_view_index(p, &c))) {
+        /* magic first (an aligned load on x86-64 is an acquire), as one
+         * instruction with the entry's displacement. */
+        const struct pf_pm_view *v = &pf_pagemap_view[c];
+        uint64_t magic;
+        __asm__ volatile("mov %1, %0" : "=r"(magic) : "m"(v->magic));
+        unsigned __int128 m = (unsigned __int128)((uintptr_t)p - v->start) * magic;
+        if (PF_LIKELY((uint64_t)m < magic)) {
+            uint16_t *stp = &v->state[(uintptr_t)(m >> 64)];
+            uint32_t st = *stp;
+            struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + v->bin);
+            struct pf_cached *t = b->top;
+            if (PF_LIKELY(st >= PF_SLOT_LIVE && t != b->limit)) {
+                pf_bin_push(b, t, p, stp, st);
+                return;
+            }
+        }
+    }
     /* NULL and pointers above the user range find no leaf; a chunk that is
      * not pfalloc's finds the pagemap's `none`, whose magic passes nothing. */
     struct pf_span *s;
@@ -132,18 +173,7 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
         pf_free_slot_slow(p, s, (uint32_t)idx, st, (sized) ? n : (size_t)-1, (sized) ? a : 0);
         return;
     }
-    /* A 16-bit store of an immediate in one instruction (the compiler
-     * otherwise goes through a register). */
-    __asm__("movw %1, %0" : "=m"(*stp) : "i"(PF_SLOT_DIRTY));
-    b->frees++;
-    b->states -= st;
-    *t = (struct pf_cached){p, stp};
-    /* The entry before the top that exposes it: a fork from another thread
-     * between the two stores must not leave the child a bin whose top
-     * covers a stale entry (a copy of a slot already below). A compiler
-     * barrier only; x86-64 makes stores visible in program order. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    b->top = t + 1;
+    pf_bin_push(b, t, p, stp, st);
 }
 
 PF_INLINE void pf_fast_free(void *p)

@@ -77,8 +77,49 @@ struct pf_pm_hot {
      * no pointer outside top's range finds an entry of `hot`. */
     _Atomic uintptr_t base;
     _Atomic uintptr_t limit;
+    /* The chunks that have a view (see struct pf_pm_view): view[c] is the
+     * view of the chunk at view_base + c * PF_CHUNK for c below
+     * view_limit. view_limit is 0 until view_base is set, and both are set
+     * once, before any view, by the first span that sets one. */
+    _Atomic uintptr_t view_base;
+    _Atomic uintptr_t view_limit;
 } __attribute__((aligned(64)));
 PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
+
+/* What free's fast path reads of a span, for each chunk of the view's
+ * window (512 MiB around the first span that sets one, mostly below it,
+ * where the kernel places later mappings) that a small span of cached
+ * frees covers: the span's start, magic, state array and bin (see struct
+ * pf_span), side by side in one 32-byte entry, so a free reads them as
+ * soon as it has p's chunk instead of waiting for the span's address
+ * first. magic is 0 for every other chunk (and until set), which no
+ * pointer passes: free then takes the span's path through its pagemap
+ * entry, as it does for chunks outside the window.
+ * Invariant: view[c].magic != 0 only while chunk c is in a small span s
+ * with s->bin != PF_BIN_NONE, and then view[c] holds s's fields. The span
+ * sets it after its entries and bin, and clears it when it goes back to
+ * the pool; its fields do not change in between, so the free of a live
+ * block always reads them whole. magic is stored last when set and first
+ * when cleared, and read first. A free that races the span's going back to
+ * the pool frees a block that is not live (the span is empty) while the
+ * view changes, and may pair fields of two spans: as with the fields of a
+ * span struct that is being carved again, such a free is not promised to
+ * be named. */
+#define PF_PM_VIEW_CHUNKS 8192u
+struct pf_pm_view {
+    uintptr_t start;
+    uint64_t magic;
+    uint16_t *state;
+    uintptr_t bin;
+};
+PF_HIDDEN extern struct pf_pm_view pf_pagemap_view[PF_PM_VIEW_CHUNKS];
+
+/* Sets the view of every chunk of [start, start + bytes) in the window to
+ * the span's fields (magic not 0), or clears it (magic 0). The first call
+ * that sets one places the window; a call that races it sets none (its
+ * span's frees take the pagemap's path). */
+PF_HIDDEN void pf_pagemap_view_set(uintptr_t start, size_t bytes, uint64_t magic, uint16_t *state,
+                                   uintptr_t bin);
 
 /* The leaf a level-1 entry names, or NULL. */
 PF_INLINE pf_pm_leaf *pf_pagemap_leaf_at(uintptr_t e)
@@ -144,6 +185,21 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
     }
     *out = (struct pf_span *)(base + offsetof(struct pf_pagemap, none) + rel);
     return 1;
+}
+
+/* For free's fast path: p's chunk index in the view's window, when p is in
+ * it (view_limit read before view_base, as for the hot leaf's range in
+ * pf_pagemap_find). */
+PF_INLINE int pf_pagemap_view_index(const void *p, uintptr_t *out)
+{
+    uintptr_t c = (uintptr_t)p, lim;
+    __asm__ volatile("mov %2, %0\n\tsub %3, %1"
+                     : "=&r"(lim), "+r"(c)
+                     : "m"(*(const uintptr_t *)&pf_pagemap_hot.view_limit),
+                       "m"(*(const uintptr_t *)&pf_pagemap_hot.view_base));
+    c >>= PF_CHUNK_SHIFT;
+    *out = c;
+    return c < lim;
 }
 
 /* p's span, or NULL when p is in no chunk pfalloc set. */

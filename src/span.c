@@ -161,6 +161,8 @@ static void pool_push(struct pf_span *s)
     struct pf_span **head = pool_head(s);
     pool_pushes++;
     s->kind = PF_SPAN_FREE;
+    if (s->bin != PF_BIN_NONE)
+        pf_pagemap_view_set(s->start, s->bytes, 0, NULL, 0);
     s->bin = PF_BIN_NONE;
     PF_LIST_PUSH(head, s, next, prev);
     if (s->committed)

@@ -649,6 +649,84 @@ Test(family, an_owner_keeps_at_most_PF_HOME_MAX_spans_for_itself)
     cr_assert_null((*pf_family_partial(f, cls))->owner);
 }
 
+/* ---- the pagemap's view of cached spans ------------------------------------------- */
+static const struct pf_pm_view *view_of(uintptr_t a)
+{
+    uintptr_t c;
+    return pf_pagemap_view_index((const void *)a, &c) ? &pf_pagemap_view[c] : NULL;
+}
+
+/* n slots of 64 bytes from f on the locked path, in *spans spans: they
+ * fill whole spans, so p[k * slots] is the first slot of span k. */
+static uint32_t fill_spans(struct pf_family *f, unsigned cls, void **p, struct pf_span **sp, uint32_t nspans)
+{
+    uint32_t slots = (uint32_t)(pf_class_span_bytes(cls) / 64);
+    for (uint32_t i = 0; i < nspans * slots; i++)
+        p[i] = pf_family_alloc_locked(f, cls, 64, &(int){0});
+    for (uint32_t k = 0; k < nspans; k++)
+        sp[k] = pf_pagemap_get(p[k * slots]);
+    return nspans * slots;
+}
+
+Test(family, a_cached_span_has_a_view_of_its_fields_in_each_chunk_until_it_is_pooled)
+{
+    unsigned cls = pf_size_class(64);
+    struct pf_family *f = pf_family_class(cls);
+    static void *p[3 * 4096];
+    struct pf_span *sp[3];
+    uint32_t n = fill_spans(f, cls, p, sp, 3);
+    cr_assert_eq(f->spans, 3);
+    for (int k = 0; k < 3; k++)
+        for (uintptr_t a = sp[k]->start; a < sp[k]->start + sp[k]->bytes; a += PF_CHUNK) {
+            const struct pf_pm_view *v = view_of(a);
+            cr_assert_not_null(v, "span %d's chunk %#lx lies outside the view's window", k, (unsigned long)a);
+            cr_assert_eq(v->magic, sp[k]->magic, "span %d: the view of each chunk holds its magic", k);
+            cr_assert_eq(v->start, sp[k]->start);
+            cr_assert_eq(v->state, sp[k]->state);
+            cr_assert_eq(v->bin, (uintptr_t)cls * PF_BIN_BYTES);
+        }
+    for (uint32_t i = 0; i < n; i++)
+        free_locked(p[i]);
+    pf_family_trim();
+    cr_assert_eq(f->spans, 0);
+    for (int k = 0; k < 3; k++)
+        for (uintptr_t a = sp[k]->start; a < sp[k]->start + sp[k]->bytes; a += PF_CHUNK)
+            cr_assert_eq(view_of(a)->magic, 0, "span %d went to the pool with its view set", k);
+}
+
+/* A span pooled by a class family and carved again for a typed one (whose
+ * frees do not go through caches) must leave no view behind: free's fast
+ * path would read the class span's fields and cache the typed object in
+ * the thread's bin of that class, uncounted by its family, for the next
+ * malloc of that class to hand out. */
+Test(family, a_span_carved_again_for_a_typed_family_keeps_no_view_of_its_last_use)
+{
+    pf_free(pf_malloc(64)); /* this thread's cache: the fast path has a bin with room */
+    unsigned cls = pf_size_class(64);
+    struct pf_family *f = pf_family_class(cls);
+    static void *p[3 * 4096], *q[3 * 4096];
+    struct pf_span *sp[3], *tp[3];
+    uint32_t n = fill_spans(f, cls, p, sp, 3);
+    for (uint32_t i = 0; i < n; i++)
+        free_locked(p[i]);
+    pf_family_trim();
+    struct pf_family *g = pf_family_typed("struct viewed", 64, 16);
+    cr_assert_eq(fill_spans(g, cls, q, tp, 3), n);
+    int reused = 0;
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 3; j++)
+            reused += tp[k]->start == sp[j]->start;
+    cr_assert_gt(reused, 0, "the typed family's spans are the class family's, back from the pool");
+    for (uint32_t i = 0; i < n; i++)
+        pf_free(q[i]);
+    cr_assert_eq(g->frees, n, "every free of a typed object is counted in its family");
+    cr_assert_eq(g->live_bytes, 0);
+    void *r = pf_malloc(64);
+    for (uint32_t i = 0; i < n; i++)
+        cr_assert_neq(r, q[i], "malloc handed out a typed object's slot");
+    pf_free(r);
+}
+
 Test(family, locked_path_counts_a_class_family)
 {
     unsigned cls = pf_size_class(100);
