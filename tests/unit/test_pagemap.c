@@ -4,7 +4,7 @@
  * what was never set and for addresses above the 47-bit user space (no
  * aliasing), leaves mapped once on first use, and lock-free readers that
  * only ever see NULL or the right span while writers create leaves; the
- * first leaf made is read without level 1.
+ * first leaf made is read without level 1; free's view of cached spans.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -13,6 +13,12 @@
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Unoptimised (a Debug build), GCC 12 follows the constant addresses
+ * above the user range that the tests pass into pf_pagemap_get's level-1
+ * read, past the bounds test that returns first, and calls that read an
+ * overflow of pf_pagemap. Optimised builds drop the dead read. */
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
 
 #include "pagemap.h"
 #include "span.h"
