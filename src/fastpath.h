@@ -127,10 +127,12 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
     uintptr_t c;
     if (PF_LIKELY(pf_pagemap_view_index(p, &c))) {
         /* magic first (an aligned load on x86-64 is an acquire), as one
-         * instruction with the entry's displacement. */
+         * instruction with the entry's displacement; the fence keeps the
+         * compiler from reading the other fields before it. */
         const struct pf_pm_view *v = &pf_pagemap_view[c];
         uint64_t magic;
         __asm__ volatile("mov %1, %0" : "=r"(magic) : "m"(v->magic));
+        __atomic_signal_fence(__ATOMIC_ACQUIRE);
         unsigned __int128 m = (unsigned __int128)((uintptr_t)p - v->start) * magic;
         if (PF_LIKELY((uint64_t)m < magic)) {
             uint16_t *stp = &v->state[(uintptr_t)(m >> 64)];
