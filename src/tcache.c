@@ -244,8 +244,33 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
     return 1;
 }
 
+/* One step of the collection (see tcache.h), from a refill or a flush of
+ * class busy, holding no lock. */
+static void gc_step(struct pf_tcache *tc, unsigned busy)
+{
+    unsigned c = tc->gc_next;
+    tc->gc_next = c + 1 < PF_NCLASSES ? c + 1 : 0;
+    struct pf_bin *b = &tc->bins[c];
+    uint64_t seen = b->allocs + b->frees;
+    if (seen != b->gc_seen || c == busy) {
+        b->gc_seen = seen;
+        return;
+    }
+    pf_family_collect(c);
+    uint32_t n = pf_bin_count(b);
+    if (n == 0 && !tc->own[c].active)
+        return;
+    if (n) {
+        struct pf_cached out[PF_TC_MAX];
+        bin_take_bottom(b, n, out);
+        pf_family_flush(pf_family_class(c), c, out, (int)n, &tc->own[c]);
+    }
+    give_back_spans(tc, c);
+}
+
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
+    gc_step(tc, cls);
     struct pf_bin *b = &tc->bins[cls];
     int want = (int)(pf_bin_cap(b) / 2);
     if (want < 1)
@@ -266,6 +291,7 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 
 void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
 {
+    gc_step(tc, cls);
     struct pf_bin *b = &tc->bins[cls];
     /* Give back the older half (bottom of the stack); keep the warm top. */
     uint32_t count = pf_bin_count(b);

@@ -39,7 +39,7 @@ struct pf_bin {
     uint64_t states;          /* live states written by allocations minus those found by
                                  frees (mod 2^64), so a free adds one word to it:
                                  requested bytes live == live_base * (allocs - frees) - states */
-    uint64_t pad;
+    uint64_t gc_seen;         /* allocs + frees when the cache's collection last looked */
 } __attribute__((aligned(64)));
 
 /* Requested bytes allocated minus freed through b (mod 2^64). */
@@ -62,6 +62,7 @@ struct pf_tcache {
     struct pf_own own[PF_NCLASSES];     /* the spans it owns of each class */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
+    uint32_t gc_next;           /* the bin the collection looks at next */
 };
 
 _Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");
@@ -91,6 +92,13 @@ PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
  * frees on the locked path (NULL until then). */
 #define PF_FREE_ONLY_LOCKED 64
 PF_HIDDEN struct pf_tcache *pf_tcache_for_free(void);
+/* Each refill and each flush is also one step of the cache's collection
+ * of unused bins: the step looks at the next bin in turn, and one that no
+ * malloc or free went through since the step before last that looked at it
+ * (a whole round of PF_NCLASSES steps) gives its slots back to their spans
+ * and its spans back to the family, where an empty one goes to the pool
+ * for any class. A thread that moved on from a size strands neither slots
+ * nor spans of it. */
 /* Refills the bin and pops one slot (its p is NULL when memory is out). */
 PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);

@@ -418,6 +418,78 @@ Test(tcache, a_full_bin_flushes_and_never_overflows)
     cr_assert_gt(overflow_a_bin(), 0, "a lone thread's flushed batches wait in the transfer cache");
 }
 
+/* ---- the collection of unused bins ------------------------------------------------ */
+/* Refills and flushes of the class of `size` only, each a step of the
+ * cache's collection: `cycles` times, 4 caps of blocks allocated, then
+ * freed (two refills and two flushes at least). */
+static void churn_class(size_t size, unsigned cycles, size_t also)
+{
+    static void *q[1024];
+    unsigned cls = pf_size_class(size);
+    pf_free(pf_malloc(size));
+    uint32_t n = 4 * pf_bin_cap(&pf_tc->bins[cls]);
+    cr_assert_leq(n, 1024);
+    for (unsigned k = 0; k < cycles; k++) {
+        for (uint32_t i = 0; i < n; i++)
+            q[i] = pf_malloc(size);
+        for (uint32_t i = 0; i < n; i++)
+            pf_free(q[i]);
+        if (also)
+            pf_free(pf_malloc(also));
+    }
+}
+
+/* Slots of 256 bytes cached in this thread's bin, from a span it owns. */
+static struct pf_span *cache_some_256(uint32_t *cached)
+{
+    static void *p[100];
+    unsigned cls = pf_size_class(256);
+    for (int i = 0; i < 100; i++)
+        p[i] = pf_malloc(256);
+    for (int i = 0; i < 100; i++)
+        pf_free(p[i]);
+    *cached = pf_bin_count(&pf_tc->bins[cls]);
+    cr_assert_gt(*cached, 0);
+    cr_assert(pf_tc->own[cls].active, "the cache owns the span it refilled from");
+    return pf_pagemap_get(p[0]);
+}
+
+Test(tcache, an_unused_bin_gives_its_slots_and_spans_back)
+{
+    unsigned cls = pf_size_class(256);
+    uint32_t cached;
+    struct pf_span *s = cache_some_256(&cached);
+    churn_class(64, 40, 0); /* a few hundred steps: every bin looked at twice */
+    cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 0, "an unused bin keeps no slot");
+    cr_assert_not(pf_tc->own[cls].active, "nor its spans");
+    cr_assert_null(s->owner);
+    cr_assert_eq(pf_family_class(cls)->out_bytes, 0, "every slot is back in its span");
+    cr_assert_eq(pf_family_transfer_slots(cls), 0);
+    check_bins(pf_tc);
+}
+
+Test(tcache, a_bin_in_use_keeps_its_slots_and_spans)
+{
+    unsigned cls = pf_size_class(256);
+    uint32_t cached;
+    cache_some_256(&cached);
+    churn_class(64, 40, 256); /* one malloc and free of 256 bytes a cycle */
+    cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), cached);
+    cr_assert(pf_tc->own[cls].active);
+}
+
+/* A lone thread's flushes wait in the transfer cache; once the class goes
+ * unused, they go back to their spans too. */
+Test(tcache, unused_transfer_batches_go_back_to_their_spans)
+{
+    unsigned cls = pf_size_class(256);
+    cr_assert_gt(overflow_a_bin(), 0);
+    churn_class(64, 40, 0);
+    cr_assert_eq(pf_family_transfer_slots(cls), 0);
+    cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 0);
+    cr_assert_eq(pf_family_class(cls)->out_bytes, 0);
+}
+
 static void *hold_a_cache(void *arg)
 {
     pf_free(pf_malloc(16));
