@@ -16,7 +16,11 @@
 #include <string.h>
 
 #define REG_MAX 65536u
-#define NAME_BUCKETS 4096u
+/* One page of buckets: every family registered writes its bucket, so a
+ * program's first few families made all pages of a bigger table resident
+ * (4 096 buckets: 32 KiB for the 20 families of a small program). Names are
+ * looked up under the registry lock, off the fast paths. */
+#define NAME_BUCKETS 512u
 #define KEY_SLOTS 4096u
 
 static pf_lock_t reg_lock = PF_LOCK_INIT;
