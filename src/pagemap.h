@@ -140,6 +140,21 @@ PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)
     return pf_pagemap_leaf_at(atomic_load_explicit(&pf_pagemap.top[top], memory_order_acquire));
 }
 
+/* p's chunk index in a range of chunks starting at *base, and the range's
+ * *limit in *lim (0 until *base is set): one instruction reads the limit,
+ * then one subtracts the first address, so the limit is read first (see
+ * struct pf_pm_hot). A pointer below the range wraps to an index past it. */
+PF_INLINE uintptr_t pf_pm_index_in(const void *p, const _Atomic uintptr_t *limit, const _Atomic uintptr_t *base,
+                                   uintptr_t *lim)
+{
+    uintptr_t c = (uintptr_t)p, l;
+    __asm__ volatile("mov %2, %0\n\tsub %3, %1"
+                     : "=&r"(l), "+r"(c)
+                     : "m"(*(const uintptr_t *)limit), "m"(*(const uintptr_t *)base));
+    *lim = l;
+    return c >> PF_CHUNK_SHIFT;
+}
+
 /* For free's fast path: p's span, or the pagemap's `none` (magic 0) for a
  * chunk that is not pfalloc's; returns 0 for p above the 47-bit user range
  * or in 4 GiB without a leaf. A small span's pointers are then below 2^47
@@ -161,12 +176,7 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
      * displacement, and costs an instruction for each. An aligned load on
      * x86-64 is atomic and an acquire, and loads are not reordered with
      * loads: one asm reads limit, then base (see struct pf_pm_hot). */
-    uintptr_t c = (uintptr_t)p, lim;
-    __asm__ volatile("mov %2, %0\n\tsub %3, %1"
-                     : "=&r"(lim), "+r"(c)
-                     : "m"(*(const uintptr_t *)&pf_pagemap_hot.limit),
-                       "m"(*(const uintptr_t *)&pf_pagemap_hot.base));
-    c >>= PF_CHUNK_SHIFT;
+    uintptr_t lim, c = pf_pm_index_in(p, &pf_pagemap_hot.limit, &pf_pagemap_hot.base, &lim);
     if (PF_LIKELY(c < lim)) {
         __asm__ volatile("mov %1, %0" : "=r"(rel) : "m"(*(const uintptr_t *)&((struct pf_pagemap *)base)->hot[c]));
     } else {
@@ -192,12 +202,7 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
  * pf_pagemap_find). */
 PF_INLINE int pf_pagemap_view_index(const void *p, uintptr_t *out)
 {
-    uintptr_t c = (uintptr_t)p, lim;
-    __asm__ volatile("mov %2, %0\n\tsub %3, %1"
-                     : "=&r"(lim), "+r"(c)
-                     : "m"(*(const uintptr_t *)&pf_pagemap_hot.view_limit),
-                       "m"(*(const uintptr_t *)&pf_pagemap_hot.view_base));
-    c >>= PF_CHUNK_SHIFT;
+    uintptr_t lim, c = pf_pm_index_in(p, &pf_pagemap_hot.view_limit, &pf_pagemap_hot.view_base, &lim);
     *out = c;
     return c < lim;
 }
