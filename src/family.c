@@ -61,8 +61,7 @@ struct xfer {
     uint32_t cap;             /* entries the class may hold */
     struct pf_cached *store;  /* the class's stretch, NULL before first use */
     uint32_t len[XFER_BATCHES];
-    uint32_t moves;           /* batches put or taken (mod 2^32) */
-    uint32_t gc_seen;         /* moves when a cache's collection last looked */
+    uint32_t moves;           /* batches put or taken (mod 2^32); read without the lock */
 } __attribute__((aligned(64)));
 static struct xfer xfers[PF_NCLASSES];
 static struct pf_cached xfer_store[XFER_STORE];
@@ -121,7 +120,7 @@ static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
         memcpy(x->store + x->fill, in, (size_t)n * sizeof *in);
         x->fill += (uint32_t)n;
         x->len[k] = (uint32_t)n;
-        x->moves++;
+        __atomic_store_n(&x->moves, x->moves + 1, __ATOMIC_RELAXED);
         atomic_store_explicit(&x->n, k + 1, memory_order_relaxed);
     }
     pf_unlock(&x->lock);
@@ -149,7 +148,7 @@ static int xfer_get(unsigned cls, struct pf_cached *out, int want)
         n = (int)x->len[k - 1];
         x->fill -= (uint32_t)n;
         memcpy(out, x->store + x->fill, (size_t)n * sizeof *out);
-        x->moves++;
+        __atomic_store_n(&x->moves, x->moves + 1, __ATOMIC_RELAXED);
         atomic_store_explicit(&x->n, k - 1, memory_order_relaxed);
     }
     pf_unlock(&x->lock);
@@ -820,21 +819,26 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
 }
 
 /* ---- trim and fork ------------------------------------------------------------ */
-void pf_family_collect(unsigned cls)
+void pf_family_collect(unsigned cls, uint32_t *seen)
 {
     struct xfer *x = &xfers[cls];
     if (atomic_load_explicit(&x->n, memory_order_relaxed) == 0)
         return;
-    pf_lock(&x->lock);
-    int idle = x->moves == x->gc_seen;
-    x->gc_seen = x->moves;
-    pf_unlock(&x->lock);
-    if (!idle)
+    /* Each thread compares with what it saw itself: with a count shared by
+     * every thread's looks, two looks a moment apart would find a busy
+     * class idle. */
+    uint32_t moves = __atomic_load_n(&x->moves, __ATOMIC_RELAXED);
+    if (moves != *seen) {
+        *seen = moves;
         return;
+    }
+    /* One batch a look, the newest (the others wait a round longer). */
     struct pf_cached batch[XFER_BATCH_MAX];
-    int k;
-    while ((k = xfer_get(cls, batch, XFER_BATCH_MAX)) > 0)
+    int k = xfer_get(cls, batch, XFER_BATCH_MAX);
+    if (k > 0) {
         pf_family_flush(pf_family_class(cls), cls, batch, k, NULL);
+        *seen = moves + 1; /* its own take is not a use */
+    }
 }
 
 void pf_family_trim(void)

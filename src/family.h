@@ -145,9 +145,10 @@ PF_HIDDEN void pf_family_requested(struct pf_family *f, size_t add, size_t sub);
 PF_HIDDEN struct pf_family *pf_family_typed(const char *key, size_t size, size_t align);
 
 /* A thread cache's collection found its bin of class cls unused (see
- * tcache.h): the class's transfer batches go back to their spans too if no
- * thread put or took one since the last look. */
-PF_HIDDEN void pf_family_collect(unsigned cls);
+ * tcache.h): one of the class's transfer batches goes back to its spans if
+ * no thread put or took one since this cache's last look, whose count of
+ * batches moved *seen keeps. */
+PF_HIDDEN void pf_family_collect(unsigned cls, uint32_t *seen);
 /* Releases empty spans kept by families (for trim). */
 PF_HIDDEN void pf_family_trim(void);
 

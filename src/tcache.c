@@ -245,8 +245,9 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
 }
 
 /* One step of the collection (see tcache.h), from a refill or a flush of
- * class busy, holding no lock. */
-static void gc_step(struct pf_tcache *tc, unsigned busy)
+ * class busy, holding no lock. Not inlined: its arrays stay off the stack
+ * of a refill or flush that has nothing to collect. */
+static PF_NOINLINE void gc_step(struct pf_tcache *tc, unsigned busy)
 {
     unsigned c = tc->gc_next;
     tc->gc_next = c + 1 < PF_NCLASSES ? c + 1 : 0;
@@ -256,16 +257,23 @@ static void gc_step(struct pf_tcache *tc, unsigned busy)
         b->gc_seen = seen;
         return;
     }
-    pf_family_collect(c);
+    if (seen == 0)
+        return; /* a class this thread never used: its transfer batches are others' */
+    pf_family_collect(c, &tc->xfer_seen[c]);
+    /* The older half at each look, so a class used in bursts a little
+     * further apart than a round keeps some of its slots warm; the spans
+     * go once the bin is empty. */
     uint32_t n = pf_bin_count(b);
-    if (n == 0 && !tc->own[c].active)
-        return;
     if (n) {
-        struct pf_cached out[PF_TC_MAX];
+        struct pf_cached out[PF_TC_MAX / 2];
+        n = (n + 1) / 2;
         bin_take_bottom(b, n, out);
-        pf_family_flush(pf_family_class(c), c, out, (int)n, &tc->own[c]);
+        /* To their spans, all of them: a batch of other threads' slots in
+         * the transfer cache would keep their spans from the pool. */
+        pf_family_flush(pf_family_class(c), c, out, (int)n, NULL);
+    } else {
+        give_back_spans(tc, c);
     }
-    give_back_spans(tc, c);
 }
 
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)

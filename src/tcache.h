@@ -63,6 +63,7 @@ struct pf_tcache {
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
     uint32_t gc_next;           /* the bin the collection looks at next */
+    uint32_t xfer_seen[PF_NCLASSES]; /* batches moved in each class's transfer cache, at the last look */
 };
 
 _Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");
@@ -94,11 +95,14 @@ PF_HIDDEN struct pf_tcache *pf_tcache_get(void);
 PF_HIDDEN struct pf_tcache *pf_tcache_for_free(void);
 /* Each refill and each flush is also one step of the cache's collection
  * of unused bins: the step looks at the next bin in turn, and one that no
- * malloc or free went through since the step before last that looked at it
- * (a whole round of PF_NCLASSES steps) gives its slots back to their spans
- * and its spans back to the family, where an empty one goes to the pool
- * for any class. A thread that moved on from a size strands neither slots
- * nor spans of it. */
+ * malloc or free went through since the step that looked at it a round
+ * (PF_NCLASSES steps) before gives the older half of its slots back to
+ * their spans, or when it is empty its spans back to the family, where an
+ * empty one goes to the pool for any class; and if the thread ever used
+ * the class and no transfer batch of it moved since the cache's look
+ * before, one batch goes back to its spans. So a thread that moved on from
+ * a size strands neither slots nor spans of it, while a class used in
+ * bursts a little further apart than a round loses only part of them. */
 /* Refills the bin and pops one slot (its p is NULL when memory is out). */
 PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);

@@ -459,7 +459,15 @@ Test(tcache, an_unused_bin_gives_its_slots_and_spans_back)
     unsigned cls = pf_size_class(256);
     uint32_t cached;
     struct pf_span *s = cache_some_256(&cached);
-    churn_class(64, 40, 0); /* a few hundred steps: every bin looked at twice */
+    /* A look a round after the bin's last use takes its older half, and
+     * leaves it its spans. */
+    unsigned cycles = 0;
+    while (pf_bin_count(&pf_tc->bins[cls]) == cached && cycles++ < 100)
+        churn_class(64, 1, 0);
+    cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), cached / 2, "%u cached, %u before", pf_bin_count(&pf_tc->bins[cls]),
+                 cached);
+    cr_assert(pf_tc->own[cls].active);
+    churn_class(64, 400, 0); /* thousands of steps: every bin looked at many times */
     cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 0, "an unused bin keeps no slot");
     cr_assert_not(pf_tc->own[cls].active, "nor its spans");
     cr_assert_null(s->owner);
@@ -473,21 +481,46 @@ Test(tcache, a_bin_in_use_keeps_its_slots_and_spans)
     unsigned cls = pf_size_class(256);
     uint32_t cached;
     cache_some_256(&cached);
-    churn_class(64, 40, 256); /* one malloc and free of 256 bytes a cycle */
+    churn_class(64, 400, 256); /* one malloc and free of 256 bytes a cycle */
     cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), cached);
     cr_assert(pf_tc->own[cls].active);
 }
 
 /* A lone thread's flushes wait in the transfer cache; once the class goes
- * unused, they go back to their spans too. */
+ * unused, they go back to their spans too, a batch a look. */
 Test(tcache, unused_transfer_batches_go_back_to_their_spans)
 {
     unsigned cls = pf_size_class(256);
-    cr_assert_gt(overflow_a_bin(), 0);
-    churn_class(64, 40, 0);
+    uint32_t held = overflow_a_bin();
+    cr_assert_gt(held, 0);
+    unsigned cycles = 0;
+    while (pf_family_transfer_slots(cls) == held && cycles++ < 100)
+        churn_class(64, 1, 0);
+    cr_assert_eq(pf_family_transfer_slots(cls), held - pf_bin_cap(&pf_tc->bins[cls]) / 2, "one batch at the first look");
+    churn_class(64, 400, 0);
     cr_assert_eq(pf_family_transfer_slots(cls), 0);
     cr_assert_eq(pf_bin_count(&pf_tc->bins[cls]), 0);
     cr_assert_eq(pf_family_class(cls)->out_bytes, 0);
+}
+
+static void *churn_64(void *arg)
+{
+    (void)arg;
+    churn_class(64, 400, 0);
+    return NULL;
+}
+
+/* A thread's collection leaves alone the transfer batches of a class it
+ * never used: they are other threads', which may be about to take them. */
+Test(tcache, a_thread_collects_no_transfer_batch_of_a_class_it_never_used)
+{
+    unsigned cls = pf_size_class(256);
+    uint32_t held = overflow_a_bin();
+    cr_assert_gt(held, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, churn_64, NULL), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+    cr_assert_eq(pf_family_transfer_slots(cls), held);
 }
 
 static void *hold_a_cache(void *arg)
