@@ -100,6 +100,18 @@ PF_INLINE void *pf_fast_malloc(size_t n)
  * own code is the same with or without the sized variant. */
 #define PF_FREE_SLOW(p, n, a, sized) ((sized) ? pf_free_slow_sized((p), (n), (a)) : pf_free_slow(p))
 
+/* Whether p is a slot boundary of a span whose first slot is at start and
+ * whose magic is magic (see struct pf_span), with its slot index in *idx:
+ * one multiplication gives the index (high half) and the answer (low half
+ * below the magic; exact as p is below 2^47 and in the span's chunks). A
+ * magic of 0 passes no pointer. */
+PF_INLINE int pf_slot_index(const void *p, uintptr_t start, uint64_t magic, uintptr_t *idx)
+{
+    unsigned __int128 m = (unsigned __int128)((uintptr_t)p - start) * magic;
+    *idx = (uintptr_t)(m >> 64);
+    return (uint64_t)m < magic;
+}
+
 /* Caches the slot p (state entry stp, live state st, now marked free) in
  * b at its top t, which has room, and counts the free. */
 PF_INLINE void pf_bin_push(struct pf_bin *b, struct pf_cached *t, void *p, uint16_t *stp, uint32_t st)
@@ -133,9 +145,9 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
         uint64_t magic;
         __asm__ volatile("mov %1, %0" : "=r"(magic) : "m"(v->magic));
         __atomic_signal_fence(__ATOMIC_ACQUIRE);
-        unsigned __int128 m = (unsigned __int128)((uintptr_t)p - v->start) * magic;
-        if (PF_LIKELY((uint64_t)m < magic)) {
-            uint16_t *stp = &v->state[(uintptr_t)(m >> 64)];
+        uintptr_t idx;
+        if (PF_LIKELY(pf_slot_index(p, v->start, magic, &idx))) {
+            uint16_t *stp = &v->state[idx];
             uint32_t st = *stp;
             struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + v->bin);
             struct pf_cached *t = b->top;
@@ -152,19 +164,16 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
         PF_FREE_SLOW(p, n, a, sized);
         return;
     }
-    /* Verify pointer -> span -> slot -> state before trusting anything: one
-     * multiplication gives the slot index (high half) and whether p is a
-     * slot boundary (low half below the magic; exact as p is below 2^47 and
-     * in the span's chunks). The state is read only once p is known to be
-     * a slot boundary, so it is in the state array. */
-    unsigned __int128 m = (unsigned __int128)((uintptr_t)p - s->start) * s->magic;
-    if (PF_UNLIKELY((uint64_t)m >= s->magic)) {
+    /* Verify pointer -> span -> slot -> state before trusting anything.
+     * The state is read only once p is known to be a slot boundary, so it
+     * is in the state array. idx is below 2^32, but kept 64 bits wide: it
+     * indexes as it is and is the slow path's third argument, so it needs
+     * no copy. */
+    uintptr_t idx;
+    if (PF_UNLIKELY(!pf_slot_index(p, s->start, s->magic, &idx))) {
         PF_FREE_SLOW(p, n, a, sized);
         return;
     }
-    /* Below 2^32, but kept 64 bits wide: it indexes as it is and is the
-     * slow path's third argument, so it needs no copy. */
-    uintptr_t idx = (uintptr_t)(m >> 64);
     uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
     /* Spans whose frees skip the caches or record call sites, and threads
