@@ -819,6 +819,17 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
 }
 
 /* ---- trim and fork ------------------------------------------------------------ */
+/* The newest transfer batch of class cls back to its spans; 0 when there
+ * was none. */
+static int xfer_give_back(unsigned cls)
+{
+    struct pf_cached batch[XFER_BATCH_MAX];
+    int k = xfer_get(cls, batch, XFER_BATCH_MAX);
+    if (k > 0)
+        pf_family_flush(pf_family_class(cls), cls, batch, k, NULL);
+    return k > 0;
+}
+
 void pf_family_collect(unsigned cls, uint32_t *seen)
 {
     struct xfer *x = &xfers[cls];
@@ -833,22 +844,15 @@ void pf_family_collect(unsigned cls, uint32_t *seen)
         return;
     }
     /* One batch a look, the newest (the others wait a round longer). */
-    struct pf_cached batch[XFER_BATCH_MAX];
-    int k = xfer_get(cls, batch, XFER_BATCH_MAX);
-    if (k > 0) {
-        pf_family_flush(pf_family_class(cls), cls, batch, k, NULL);
+    if (xfer_give_back(cls))
         *seen = moves + 1; /* its own take is not a use */
-    }
 }
 
 void pf_family_trim(void)
 {
-    struct pf_cached batch[XFER_BATCH_MAX];
-    for (unsigned c = 0; c < PF_NCLASSES; c++) {
-        int k;
-        while ((k = xfer_get(c, batch, XFER_BATCH_MAX)) > 0)
-            pf_family_flush(pf_family_class(c), c, batch, k, NULL);
-    }
+    for (unsigned c = 0; c < PF_NCLASSES; c++)
+        while (xfer_give_back(c))
+            ;
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
