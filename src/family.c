@@ -556,7 +556,13 @@ void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cached *in, int
 void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                      const struct pf_own *own)
 {
-    if (own && n <= PF_TC_MAX) {
+    if (own && !own->active) {
+        /* A cache that holds no span of the class (it never refilled from
+         * one, or gave them back) holds other threads' slots only: the
+         * batch goes to the transfer cache whole, no span looked up. */
+        if (xfer_put(cls, in, n))
+            return;
+    } else if (own && n <= PF_TC_MAX) {
         /* Other threads' slots go to the transfer cache when they are at
          * least half the batch; a few among the thread's own go back to
          * their spans with the rest, instead of taking a batch place. */

@@ -576,6 +576,34 @@ Test(family, a_flush_sends_only_other_caches_slots_to_the_transfer_cache)
     two_done(&t);
 }
 
+Test(family, a_cache_that_holds_no_span_of_the_class_parks_its_whole_batch)
+{
+    /* A thread that frees a class it never allocated (a consumer) holds
+     * only other threads' slots: the batch, from two spans, waits in the
+     * transfer cache whole, however it mixes them. */
+    static struct pf_cached a[16], b[16], mix[12], got[16];
+    struct two t;
+    two_refill(&t, 80, a, 16, b, 16);
+    struct pf_own none = {0};
+    for (int i = 0; i < 6; i++) {
+        mix[2 * i] = a[i];
+        mix[2 * i + 1] = b[i];
+    }
+    uint64_t out = t.f->out_bytes;
+    pf_family_flush(t.f, t.cls, mix, 12, &none);
+    cr_assert_eq(pf_family_transfer_slots(t.cls), 12, "the batch waits whole");
+    cr_assert_eq(t.a.cur->used, 16, "A's slots did not go back to A's span");
+    cr_assert_eq(t.b.cur->used, 16, "B's slots did not go back to B's span");
+    cr_assert_eq(t.f->out_bytes, out, "parked slots are still out of their spans");
+    cr_assert_eq(pf_family_refill(t.f, t.cls, got, 16, &t.a), 12, "the next refill takes the batch");
+    for (int i = 0; i < 12; i++)
+        cr_assert_eq(got[i].p, mix[i].p);
+    pf_family_flush(t.f, t.cls, got, 12, NULL);
+    pf_family_flush(t.f, t.cls, a + 6, 10, NULL);
+    pf_family_flush(t.f, t.cls, b + 6, 10, NULL);
+    two_done(&t);
+}
+
 Test(family, a_few_foreign_slots_go_back_to_their_span_not_to_the_transfer_cache)
 {
     /* A thread that frees mostly its own blocks and a few another thread
