@@ -176,6 +176,24 @@ static void pool_unlink(struct pf_span *s)
         PF_RELAXED_ADD(pool_committed, -s->bytes);
 }
 
+/* Where in its chunk's array a span's states start, in entries. Each
+ * chunk's array starts a page (the coarse ones a 1 KiB slice), and spans
+ * take their slots from the front: left at the front, the states a
+ * thread's classes use most would all share the same few cache sets, and a
+ * program with a dozen classes in use would miss on them (a fifth of frees
+ * on `malloc_small` in a simulated 32 KiB L1). A span with room to spare
+ * starts a whole number of 64-byte lines in, by its chunk's number, as far
+ * as keeps it in the page (or slice) it would start in. */
+static uint32_t state_colour(const struct pf_span *s)
+{
+    uint32_t per = s->slot_size >= PF_COARSE_SLOT ? PF_COARSE_STATES : (uint32_t)(pf_os_page_size() / sizeof *s->state);
+    uint32_t line = 64 / sizeof *s->state;
+    if (s->nslots + line > per)
+        return 0;
+    uint32_t colours = (per - s->nslots) / line + 1;
+    return (uint32_t)((s->start >> PF_CHUNK_SHIFT) % colours) * line;
+}
+
 static struct pf_span *span_at(struct pf_region *r, uint32_t chunk, uint32_t nchunks)
 {
     struct pf_span *s = &r->spans[chunk];
@@ -436,6 +454,7 @@ struct pf_span *pf_span_get(unsigned cls)
         s->freebits = &s->few_bits;
     } else {
         s->state = slot >= PF_COARSE_SLOT ? s->region->coarse[chunk] : s->region->states[chunk];
+        s->state += state_colour(s);
         s->freebits = s->region->bits[chunk];
     }
     s->magic = PF_SPAN_MAGIC(slot);

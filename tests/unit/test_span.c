@@ -210,17 +210,20 @@ static void random_traffic(unsigned cls, int ops)
 Test(span, a_small_span_keeps_its_states_on_one_page_and_its_bits_beside_others)
 {
     /* Each span touches its free bits and the states of the slots it has
-     * used. States start on a page of their own, so a span of up to 2048
-     * slots in use touches one page of them; the bits of neighbouring
-     * chunks share pages, instead of each span's bits taking a page of
-     * their own after its states. */
+     * used. A span of up to 2048 slots keeps its states on one page, so it
+     * touches one page of them; the bits of neighbouring chunks share
+     * pages, instead of each span's bits taking a page of their own after
+     * its states. */
     size_t ps = pf_os_page_size();
     struct pf_span *a = pf_span_get(pf_size_class(64));
     struct pf_span *b = pf_span_get(pf_size_class(64));
     cr_assert_not_null(a);
     cr_assert_not_null(b);
-    cr_assert_eq((uintptr_t)a->state % ps, 0, "states start a page");
-    cr_assert_eq((uintptr_t)b->state % ps, 0);
+    for (struct pf_span *x = a; x; x = x == a ? b : NULL) {
+        cr_assert_eq((uintptr_t)x->state % 64, 0, "states start a cache line");
+        cr_assert_eq((uintptr_t)x->state / ps, ((uintptr_t)(x->state + x->nslots) - 1) / ps,
+                     "the states of %u slots lie on one page", x->nslots);
+    }
     uintptr_t lo = (uintptr_t)a->freebits < (uintptr_t)b->freebits ? (uintptr_t)a->freebits
                                                                    : (uintptr_t)b->freebits;
     uintptr_t hi = (uintptr_t)a->freebits ^ (uintptr_t)b->freebits ^ lo;
@@ -228,7 +231,7 @@ Test(span, a_small_span_keeps_its_states_on_one_page_and_its_bits_beside_others)
                                (PF_MAX_SLOTS / 8),
                   "the bits of chunks side by side are %lu bytes apart", (unsigned long)(hi - lo));
     cr_assert((uintptr_t)a->freebits + PF_MAX_SLOTS / 8 <= (uintptr_t)a->state ||
-                  (uintptr_t)a->freebits >= (uintptr_t)a->state + 2 * PF_MAX_SLOTS,
+                  (uintptr_t)a->freebits >= (uintptr_t)(a->state + a->nslots),
               "bits and states do not overlap");
     pf_span_put(a);
     pf_span_put(b);
@@ -237,8 +240,9 @@ Test(span, a_small_span_keeps_its_states_on_one_page_and_its_bits_beside_others)
 Test(span, spans_of_big_slots_keep_their_states_side_by_side)
 {
     /* A chunk of slots of PF_COARSE_SLOT bytes or more has at most
-     * PF_COARSE_STATES of them: the states of neighbouring chunks lie that
-     * many entries apart, four chunks to a page, instead of a page each. */
+     * PF_COARSE_STATES of them: the states of neighbouring chunks lie in
+     * slices of that many entries side by side, four chunks to a page,
+     * instead of a page each. */
     struct pf_span *a = pf_span_get(pf_size_class(PF_COARSE_SLOT));
     struct pf_span *b = pf_span_get(pf_size_class(2048));
     struct pf_span *c = pf_span_get(pf_size_class(PF_COARSE_SLOT / 2));
@@ -248,13 +252,43 @@ Test(span, spans_of_big_slots_keep_their_states_side_by_side)
     cr_assert_leq(a->nslots, (uint32_t)a->nchunks * PF_COARSE_STATES);
     cr_assert_eq(a->region, b->region, "two spans made one after the other share a region");
     intptr_t chunks = ((intptr_t)b->start - (intptr_t)a->start) / (intptr_t)PF_CHUNK;
-    cr_assert_eq((intptr_t)b->state - (intptr_t)a->state, chunks * PF_COARSE_STATES * (intptr_t)sizeof(uint16_t),
+    size_t slice = PF_COARSE_STATES * sizeof(uint16_t);
+    for (struct pf_span *x = a; x; x = x == a ? b : NULL)
+        cr_assert_eq((uintptr_t)x->state / slice, ((uintptr_t)(x->state + x->nslots) - 1) / slice,
+                     "the states of a chunk of %u slots lie in its slice", x->nslots);
+    cr_assert_eq((intptr_t)(b->state - a->state) / (intptr_t)PF_COARSE_STATES, chunks,
                  "states %ld bytes apart for chunks %ld apart", (long)((intptr_t)b->state - (intptr_t)a->state),
                  (long)chunks);
-    cr_assert_eq((uintptr_t)c->state % pf_os_page_size(), 0, "smaller slots keep a page of states per chunk");
+    size_t ps = pf_os_page_size();
+    cr_assert_eq((uintptr_t)c->state / ps, ((uintptr_t)(c->state + c->nslots) - 1) / ps,
+                 "smaller slots keep their states on a page of the chunk's own");
     pf_span_put(a);
     pf_span_put(b);
     pf_span_put(c);
+}
+
+Test(span, spans_side_by_side_keep_their_states_on_different_cache_lines)
+{
+    /* A thread reuses the first slots of each class's span most (its bins
+     * are stacks), so their states are what free reads and malloc writes.
+     * Each chunk's states start a page (or a 1 KiB slice); left at the
+     * front, every class's first states would share the same sets of a
+     * cache. Spans with room start them lines apart instead. */
+    static const size_t sizes[] = {48, 64, 80, 96, 112, 64, 80, 96, 256, 512, 1024, 2048};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    struct pf_span *sp[N];
+    uint64_t lines = 0;
+    int distinct = 0;
+    for (int i = 0; i < N; i++) {
+        sp[i] = pf_span_get(pf_size_class(sizes[i]));
+        cr_assert_not_null(sp[i]);
+        unsigned line = (unsigned)((uintptr_t)sp[i]->state % pf_os_page_size() / 64);
+        distinct += !(lines >> line & 1);
+        lines |= (uint64_t)1 << line;
+    }
+    cr_assert_geq(distinct, N - 2, "the states of %d spans start on %d distinct lines of a page", N, distinct);
+    for (int i = 0; i < N; i++)
+        pf_span_put(sp[i]);
 }
 
 Test(span, take_and_give_keep_the_invariant_and_never_hand_out_a_slot_twice)
