@@ -55,9 +55,10 @@ typedef uint16_t slotstates[PF_MAX_SLOTS];
 /* A region's metadata is one mapping: this header, then spans[nchunks],
  * bits[nchunks], from the next page boundary states[nchunks], then
  * coarse[nchunks]. A span touches the free bits of its slots and the
- * states of the slots it has used, both from the start of its arrays: with
- * the bits of eight chunks in 4 KiB and each chunk's states starting a
- * page, a span of up to 2048 slots in use costs one page of states and a
+ * states of the slots it has used, the bits from the start of its array and
+ * the states from a few cache lines in (state_colour), never past the page
+ * they start in: with the bits of eight chunks in 4 KiB and each chunk's
+ * states starting a page, a span of up to 2048 slots costs one page of states and a
  * share of one page of bits, where states and bits side by side would cost
  * it two pages, often three. A span whose slots are PF_COARSE_SLOT bytes or
  * more has at most PF_COARSE_STATES slots per chunk: its states go in the
