@@ -187,7 +187,8 @@ static void pool_unlink(struct pf_span *s)
  * as keeps it in the page (or slice) it would start in. */
 static uint32_t state_colour(const struct pf_span *s)
 {
-    uint32_t per = s->slot_size >= PF_COARSE_SLOT ? PF_COARSE_STATES : (uint32_t)(pf_os_page_size() / sizeof *s->state);
+    uint32_t per = s->slot_size >= PF_COARSE_SLOT ? PF_COARSE_STATES
+                                                  : (uint32_t)(pf_os_page_size() / sizeof *s->state);
     uint32_t line = 64 / sizeof *s->state;
     if (s->nslots + line > per)
         return 0;
