@@ -271,22 +271,30 @@ Test(span, spans_side_by_side_keep_their_states_on_different_cache_lines)
 {
     /* A thread reuses the first slots of each class's span most (its bins
      * are stacks), so their states are what free reads and malloc writes.
-     * Each chunk's states start a page (or a 1 KiB slice); left at the
-     * front, every class's first states would share the same sets of a
-     * cache. Spans with room start them lines apart instead. */
-    static const size_t sizes[] = {48, 64, 80, 96, 112, 64, 80, 96, 256, 512, 1024, 2048};
-    enum { N = sizeof sizes / sizeof sizes[0] };
+     * Each chunk's states start a page; left at the front, every span's
+     * first states would share the same sets of a cache. A span of 64-byte
+     * slots uses half a page of states, so there is room for 32 lines of
+     * offset: spans in chunks fewer than 32 apart start theirs on different
+     * lines. */
+    enum { N = 12 };
     struct pf_span *sp[N];
-    uint64_t lines = 0;
-    int distinct = 0;
     for (int i = 0; i < N; i++) {
-        sp[i] = pf_span_get(pf_size_class(sizes[i]));
+        sp[i] = pf_span_get(pf_size_class(64));
         cr_assert_not_null(sp[i]);
-        unsigned line = (unsigned)((uintptr_t)sp[i]->state % pf_os_page_size() / 64);
-        distinct += !(lines >> line & 1);
-        lines |= (uint64_t)1 << line;
     }
-    cr_assert_geq(distinct, N - 2, "the states of %d spans start on %d distinct lines of a page", N, distinct);
+    int pairs = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++) {
+            uintptr_t ci = sp[i]->start / PF_CHUNK, cj = sp[j]->start / PF_CHUNK;
+            if ((ci > cj ? ci - cj : cj - ci) >= 32)
+                continue;
+            pairs++;
+            uintptr_t li = (uintptr_t)sp[i]->state % pf_os_page_size() / 64;
+            uintptr_t lj = (uintptr_t)sp[j]->state % pf_os_page_size() / 64;
+            cr_assert_neq(li, lj, "spans %lu chunks apart start their states on line %lu of a page",
+                          (unsigned long)(ci > cj ? ci - cj : cj - ci), (unsigned long)li);
+        }
+    cr_assert_gt(pairs, 0, "no two of %d spans within 32 chunks of each other", N);
     for (int i = 0; i < N; i++)
         pf_span_put(sp[i]);
 }
