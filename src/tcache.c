@@ -84,17 +84,25 @@ static void give_back_spans(struct pf_tcache *tc, unsigned cls)
         pf_family_disown(pf_family_class(cls), &tc->own[cls]);
 }
 
+/* The n oldest slots of b, of class cls, back to their spans (not to the
+ * transfer cache), half a full bin at a time: the array stays small on the
+ * stack of a refill or flush whose collection step gives slots back. */
+static void bin_give_back(struct pf_bin *b, unsigned cls, uint32_t n)
+{
+    struct pf_cached out[PF_TC_MAX / 2];
+    while (n) {
+        uint32_t k = n < PF_TC_MAX / 2 ? n : PF_TC_MAX / 2;
+        bin_take_bottom(b, k, out);
+        pf_family_flush(pf_family_class(cls), cls, out, (int)k, NULL);
+        n -= k;
+    }
+}
+
 /* Every cached slot back to its span, and every owned span to its family. */
 static void flush_all(struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
-        struct pf_bin *b = &tc->bins[c];
-        uint32_t n = pf_bin_count(b);
-        if (n) {
-            struct pf_cached out[PF_TC_MAX];
-            bin_take_bottom(b, n, out);
-            pf_family_flush(pf_family_class(c), c, out, (int)n, NULL);
-        }
+        bin_give_back(&tc->bins[c], c, pf_bin_count(&tc->bins[c]));
         give_back_spans(tc, c);
     }
 }
@@ -245,8 +253,9 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
 }
 
 /* One step of the collection (see tcache.h), from a refill or a flush of
- * class busy, holding no lock. Not inlined: its arrays stay off the stack
- * of a refill or flush that has nothing to collect. */
+ * class busy, holding no lock. Not inlined: the arrays it gives slots back
+ * through stay off the stack of a refill or flush that has nothing to
+ * collect. */
 static PF_NOINLINE void gc_step(struct pf_tcache *tc, unsigned busy)
 {
     unsigned c = tc->gc_next;
@@ -262,18 +271,14 @@ static PF_NOINLINE void gc_step(struct pf_tcache *tc, unsigned busy)
     pf_family_collect(c, &tc->xfer_seen[c]);
     /* The older half at each look, so a class used in bursts a little
      * further apart than a round keeps some of its slots warm; the spans
-     * go once the bin is empty. */
+     * go once the bin is empty. The slots go to their spans, all of them:
+     * a batch of other threads' slots in the transfer cache would keep
+     * their spans from the pool. */
     uint32_t n = pf_bin_count(b);
-    if (n) {
-        struct pf_cached out[PF_TC_MAX / 2];
-        n = (n + 1) / 2;
-        bin_take_bottom(b, n, out);
-        /* To their spans, all of them: a batch of other threads' slots in
-         * the transfer cache would keep their spans from the pool. */
-        pf_family_flush(pf_family_class(c), c, out, (int)n, NULL);
-    } else {
+    if (n)
+        bin_give_back(b, c, (n + 1) / 2);
+    else
         give_back_spans(tc, c);
-    }
 }
 
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
