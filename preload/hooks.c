@@ -41,16 +41,30 @@ static int exit_started;
  * alone: it asks for a core dump of the process as it is. */
 static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
 
+/* Where the program's part of this thread's stack begins, taken in
+ * pfalloc's outermost frame of a report (a signal handler, the exit's
+ * destructor): every callee-saved register, which may hold the program's
+ * pointers, is spilled into that frame by __builtin_unwind_init, and the
+ * leak walk scans the stack from this stack pointer up, not the deeper
+ * frames of pfalloc's own (see pf_reach_opts.stack_from). */
+#define PROGRAM_STACK(sp)                                   \
+    do {                                                    \
+        __builtin_unwind_init();                            \
+        __asm__ __volatile__("mov %%rsp, %0" : "=r"(sp));   \
+    } while (0)
+
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
     (void)uc;
+    uintptr_t from;
+    PROGRAM_STACK(from);
     int saved = errno;
     const char *reason = si && si->si_code == SI_TIMER ? "interval" : "signal";
     /* On request, the leak section too, classified by reachability: what
      * a daemon holds while it runs. Given up when the allocator is busy
      * where the signal landed. */
-    if (pf_config.reach_signal && pf_leaks_collect_signal(NULL) == 0) {
+    if (pf_config.reach_signal && pf_leaks_collect_signal(NULL, from) == 0) {
         pf_emit_report(reason, PF_EMIT_LEAKS_NOW);
         pf_leaks_done();
     } else {
@@ -114,10 +128,10 @@ static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
 
 /* The exit report, leaks included unless !with_leaks; fills *leaks. The
  * destructor and the handler of a terminating signal both write it here. */
-static void exit_report(struct pf_leaks *leaks, int with_leaks)
+static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from)
 {
     if (with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code))
-        pf_leaks_collect(leaks);
+        pf_leaks_collect(leaks, stack_from);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
 }
@@ -151,10 +165,12 @@ static void on_term(int sig, siginfo_t *si, void *uc)
 {
     (void)si;
     (void)uc;
+    uintptr_t from;
+    PROGRAM_STACK(from);
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         struct pf_leaks leaks = {0};
-        exit_report(&leaks, family_locks_free());
+        exit_report(&leaks, family_locks_free(), from);
     }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
@@ -269,6 +285,8 @@ __attribute__((constructor(101))) static void preload_start(void)
 
 __attribute__((destructor(101))) static void preload_exit(void)
 {
+    uintptr_t from;
+    PROGRAM_STACK(from);
     int saved = errno;
     if (interval_on) {
         timer_delete(interval_timer);
@@ -280,7 +298,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
     }
     pf_check_exit(); /* before the leak walk: the quarantine is emptied */
     struct pf_leaks leaks = {0};
-    exit_report(&leaks, 1);
+    exit_report(&leaks, 1, from);
     pf_emit_exit_done();
     /* A process forked without exec is a part of its parent's program (a
      * subshell, a worker): its exit status is read by that program's own

@@ -428,14 +428,19 @@ static void drain(int pass, uint32_t leader)
 }
 
 /* The caller's stack, from below the registers spilled by the two frames
- * above to `top`. Never inlined, so this frame lies below theirs. */
-static PF_NOINLINE void scan_stack_below(uintptr_t top)
+ * above to `top`, or from `from` when it lies between (see
+ * pf_reach_opts.stack_from). Never inlined, so this frame lies below
+ * theirs. */
+static PF_NOINLINE void scan_stack_below(uintptr_t top, uintptr_t from)
 {
     volatile uintptr_t here = 0;
-    scan((uintptr_t)&here, top, 1, 1, 0);
+    uintptr_t lo = (uintptr_t)&here;
+    if (from > lo && from < top)
+        lo = from;
+    scan(lo, top, 1, 1, 0);
 }
 
-static PF_NOINLINE void scan_current_thread(uintptr_t top)
+static PF_NOINLINE void scan_current_thread(uintptr_t top, uintptr_t from)
 {
     /* Every callee-saved register into this frame (the prologue saves them
      * all), and the rest into a jmp_buf: a pointer held only in a register
@@ -443,7 +448,7 @@ static PF_NOINLINE void scan_current_thread(uintptr_t top)
     __builtin_unwind_init();
     jmp_buf regs;
     setjmp(regs);
-    scan_stack_below(top);
+    scan_stack_below(top, from);
     __asm__ __volatile__("" : : "r"(&regs) : "memory");
 }
 
@@ -512,7 +517,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
         for (uint32_t i = 0; i < r.roots.n; i++)
             scan_foreign(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0, 0);
         if (stack_top)
-            scan_current_thread(stack_top);
+            scan_current_thread(stack_top, o ? o->stack_from : 0);
         if (o && o->root_object)
             for (uint32_t e = 0; e < r.nents; e++)
                 for (uint32_t k = 0; k < r.ents[e].n; k++)

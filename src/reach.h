@@ -43,6 +43,14 @@ struct pf_reach_opts {
      * in /proc/self/maps instead of asking the loader (dl_iterate_phdr
      * takes the loader's lock). */
     int in_signal;
+    /* 0, or where the part of the caller's stack that is the program's
+     * begins: the stack pointer of pfalloc's outermost frame (a report's
+     * signal handler, the exit's destructor), which has spilled every
+     * register the program held into that frame. The current thread's
+     * stack is scanned from there up instead of from the pass's own frame:
+     * what pfalloc's frames below it hold (stale words left in their slots
+     * by the program's earlier calls) is no root. */
+    uintptr_t stack_from;
 };
 
 /* Classifies every live object. Takes every family's lock while it scans

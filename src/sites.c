@@ -310,7 +310,7 @@ static int before(const struct leak *a, const struct leak *b)
     return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
 }
 
-static int collect(struct pf_leaks *sum, int in_signal)
+static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from)
 {
     /* Reserved at start-up when leaks are reported; this late try is for a
      * caller that did not reserve. Without the tables the walk still counts
@@ -329,7 +329,7 @@ static int collect(struct pf_leaks *sum, int in_signal)
     nleaks = 0;
     reach_note = "off (PFALLOC_REACH=0)";
     if (pf_config.reach) {
-        struct pf_reach_opts ro = {.root_object = runtime_object, .in_signal = in_signal};
+        struct pf_reach_opts ro = {.root_object = runtime_object, .in_signal = in_signal, .stack_from = stack_from};
         pf_reach_run(&ro);
         reach_note = pf_reach_note();
     }
@@ -359,7 +359,7 @@ static int collect(struct pf_leaks *sum, int in_signal)
     return 0;
 }
 
-void pf_leaks_collect(struct pf_leaks *sum)
+void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from)
 {
     /* A signal handler's walk in another thread waits on no lock, but its
      * report may wait on a full pipe: after two seconds the exit's walk goes
@@ -373,14 +373,14 @@ void pf_leaks_collect(struct pf_leaks *sum)
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
-    collect(sum, 0);
+    collect(sum, 0, stack_from);
 }
 
-int pf_leaks_collect_signal(struct pf_leaks *sum)
+int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
 {
     if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
         return -1;
-    if (collect(sum, 1) != 0) {
+    if (collect(sum, 1, stack_from) != 0) {
         atomic_store_explicit(&walking, 0, memory_order_release);
         return -1;
     }

@@ -62,12 +62,13 @@ PF_HIDDEN int pf_sites_forked(void);
 /* Maps the leak walk's tables now, so an exit in a process that has run
  * out of memory still groups its leaks. */
 PF_HIDDEN void pf_leaks_reserve(void);
-/* Groups what is live now; fills *sum. Not signal-safe (takes family locks). */
-PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum);
+/* Groups what is live now at the process's exit; fills *sum. Not
+ * signal-safe (takes family locks). stack_from: see pf_reach_opts. */
+PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from);
 /* The same from a signal handler: gives up (-1) rather than wait on a lock
  * or on a walk under way. On 0, the caller writes the report, then calls
  * pf_leaks_done. Names sites with dladdr (see docs/REPORTS.md). */
-PF_HIDDEN int pf_leaks_collect_signal(struct pf_leaks *sum);
+PF_HIDDEN int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from);
 PF_HIDDEN void pf_leaks_done(void);
 /* pf_report_extra_fn: writes the leak section collected last. */
 PF_HIDDEN void pf_leaks_write(struct pf_fmt *f, int json, void *ctx);
