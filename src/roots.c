@@ -34,6 +34,9 @@ struct map {
 
 static struct pf_roots *R; /* the one being gathered */
 
+/* Bytes of /proc/self/maps text read at first (see read_maps). */
+#define MAPS_ROOM ((size_t)64 << 10)
+
 static void *map_zeroed(size_t *bytes, size_t want)
 {
     size_t ps = pf_os_page_size();
@@ -89,23 +92,50 @@ static const char *skip_field(const char *p, const char *eol)
  * while roots are scanned (an anonymous mapping of ours may have merged
  * with a neighbour that holds roots; unmapping it later would leave a hole
  * in a root range). */
-static void read_maps(void)
+static int map_text(size_t room)
 {
-    char *buf;
-    size_t cap;
-    long len = pf_os_read_file("/proc/self/maps", &buf, &cap); /* its size, roughly */
-    if (len < 0)
-        return;
-    pf_os_unmap(buf, cap);
-    size_t room = (size_t)len * 2 + 64 * 1024;
     R->text = map_zeroed(&R->text_bytes, room);
     R->maps = map_zeroed(&R->maps_bytes, sizeof(struct map) * (room / 24 + 1));
-    if (!R->text || !R->maps)
+    return R->text && R->maps;
+}
+
+static void unmap_text(void)
+{
+    if (R->text)
+        pf_os_unmap(R->text, R->text_bytes);
+    if (R->maps)
+        pf_os_unmap(R->maps, R->maps_bytes);
+    R->text = NULL;
+    R->maps = NULL;
+    R->text_bytes = R->maps_bytes = 0;
+}
+
+static void read_maps(void)
+{
+    /* Room for most processes' lists (a line takes 50 to 150 bytes), so
+     * the list is read once: the kernel looks up a path for each line,
+     * which costs a short-lived process's exit report more than its walk. */
+    size_t room = MAPS_ROOM;
+    if (!map_text(room))
         return;
-    buf = R->text;
-    len = pf_os_read_into("/proc/self/maps", buf, room);
+    long len = pf_os_read_into("/proc/self/maps", R->text, room);
+    if (len > 0 && (size_t)len >= room) {
+        /* A longer list: its size first, then room for twice it. */
+        unmap_text();
+        char *buf;
+        size_t cap;
+        long full = pf_os_read_file("/proc/self/maps", &buf, &cap);
+        if (full < 0)
+            return;
+        pf_os_unmap(buf, cap);
+        room = (size_t)full * 2 + 64 * 1024;
+        if (!map_text(room))
+            return;
+        len = pf_os_read_into("/proc/self/maps", R->text, room);
+    }
     if (len <= 0 || (size_t)len >= room)
         return; /* unreadable, or grown past the room: no list */
+    char *buf = R->text;
     uint32_t lines = (uint32_t)(room / 24);
     int prev_noaccess = 0;
     uintptr_t prev_end = 0;

@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -329,6 +330,50 @@ Test(reach, real_roots)
     cr_assert(pf_reach_run(NULL) == 0);
     KIND(g, PF_REACH_STILL);
     pf_reach_release();
+}
+
+/* The pass run from a thread other than the first, with an object that
+ * only the thread's stack points to: the list of mappings is what finds
+ * that stack's top. */
+struct from_thread {
+    void **local_only;
+    int rc;
+    const char *note;
+    enum pf_reach_kind kind;
+};
+
+static void *reach_from_thread(void *arg)
+{
+    struct from_thread *t = arg;
+    void **volatile local = pf_calloc(1, 64);
+    t->local_only = local;
+    t->rc = pf_reach_run(NULL);
+    t->note = pf_reach_note();
+    t->kind = pf_reach_of((uintptr_t)local);
+    pf_reach_release();
+    return NULL;
+}
+
+/* The list is read into room for a usual process's (64 KiB of text); a
+ * process with more mappings than that holds is read again with room for
+ * all of them. With 3 000 mappings (about 150 KiB of text), the thread's
+ * stack is still found and its object reachable. */
+Test(reach, a_long_list_of_mappings_is_read_whole)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE), n = 3000;
+    char *m = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    for (size_t i = 0; i < n; i += 2) /* every other page read-only: n mappings */
+        cr_assert(mprotect(m + i * ps, ps, PROT_READ) == 0);
+    struct from_thread t = {0};
+    pthread_t th;
+    cr_assert(pthread_create(&th, NULL, reach_from_thread, &t) == 0);
+    pthread_join(th, NULL);
+    munmap(m, n * ps);
+    cr_assert_eq(t.rc, 0, "%s", t.note ? t.note : "");
+    cr_assert_null(t.note, "%s", t.note);
+    cr_assert_eq(t.kind, PF_REACH_STILL, "the thread's local object is %s", pf_reach_key(t.kind));
+    pf_free(t.local_only);
 }
 
 /* From a signal handler: a family lock held where the signal landed is
