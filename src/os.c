@@ -171,6 +171,18 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
     *meta = rm + um;
 }
 
+int pf_os_meta_at(uintptr_t p)
+{
+    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
+    for (uint32_t i = 0; i < hi; i++) {
+        uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire);
+        size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+        if ((s & 1) && p - (s & ~(uintptr_t)1) < bytes)
+            return 1;
+    }
+    return 0;
+}
+
 void pf_os_fork_child(void)
 {
     /* A thread that held the flag at fork does not exist here. */

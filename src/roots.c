@@ -351,7 +351,9 @@ static void thread_vectors(void)
     long pid = pf_os_pid();
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
-        if (!x->w || !x->anon || !x->guard || pf_pagemap_get((void *)x->a))
+        /* pfalloc's own metadata sits above a guard page too, and holds no
+         * descriptor: not read. */
+        if (!x->w || !x->anon || !x->guard || pf_pagemap_get((void *)x->a) || pf_os_meta_at(x->a))
             continue;
         uintptr_t lo = x->b - x->a > window ? x->b - window : x->a;
         for (uintptr_t top = x->b; top > lo && !x->thread;) {

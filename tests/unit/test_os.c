@@ -399,3 +399,23 @@ Test(os, resident_counts_touched_pages)
     cr_assert_eq(resident(&m2), r0);
     cr_assert_eq(m2, m0);
 }
+
+/* pf_os_meta_at names pfalloc's metadata mappings, whole, and nothing else:
+ * the leak walk's search for thread stacks skips them by it. */
+Test(os, meta_at_knows_metadata_mappings_only)
+{
+    size_t ps = pf_os_page_size();
+    char *m = pf_os_map_meta(4 * ps);
+    char *d = pf_os_map(4 * ps, 0);
+    cr_assert(m && d);
+    cr_assert(pf_os_meta_at((uintptr_t)m));
+    cr_assert(pf_os_meta_at((uintptr_t)m + 4 * ps - 1));
+    cr_assert(!pf_os_meta_at((uintptr_t)m - 1), "the guard page below is not metadata");
+    cr_assert(!pf_os_meta_at((uintptr_t)m + 4 * ps), "nor the one above");
+    cr_assert(!pf_os_meta_at((uintptr_t)d));
+    int local = 0;
+    cr_assert(!pf_os_meta_at((uintptr_t)&local));
+    pf_os_unmap_meta(m, 4 * ps);
+    cr_assert(!pf_os_meta_at((uintptr_t)m), "unmapped, it is no longer");
+    pf_os_unmap(d, 4 * ps);
+}
