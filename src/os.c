@@ -298,6 +298,12 @@ void *pf_os_map(size_t size, size_t align)
     return (void *)start;
 }
 
+void pf_os_forget(void *p, size_t size)
+{
+    atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
+    untrack(p, size, 0);
+}
+
 void pf_os_unmap(void *p, size_t size)
 {
     atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);

@@ -99,10 +99,18 @@ static void *map_zeroed(size_t *bytes, size_t want)
     return p;
 }
 
+/* Set by a run at exit (pf_reach_opts.at_exit): what it maps is given up
+ * to the process's end, off pfalloc's accounts, instead of unmapped. */
+static int forget;
+
 static void unmap(void *p, size_t *bytes)
 {
-    if (p && *bytes)
-        pf_os_unmap(p, *bytes);
+    if (p && *bytes) {
+        if (forget)
+            pf_os_forget(p, *bytes);
+        else
+            pf_os_unmap(p, *bytes);
+    }
     *bytes = 0;
 }
 
@@ -113,7 +121,7 @@ void pf_reach_release(void)
     unmap(r.mark, &r.mark_bytes);
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
-    pf_roots_release(&r.roots);
+    pf_roots_release(&r.roots, forget);
     const char *note = r.note;
     memset(&r, 0, sizeof(r));
     r.note = note;
@@ -464,6 +472,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
 {
     pf_reach_release();
     r.note = NULL;
+    forget = o && o->at_exit;
     try_locks = o && o->in_signal;
     if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, o && o->only_ranges,
                         o && o->in_signal) != 0) {
@@ -549,7 +558,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     unlock_all(nfam);
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
-    pf_roots_release(&r.roots);
+    pf_roots_release(&r.roots, forget);
     if (r.failed) {
         r.note = "out of room";
         pf_reach_release();

@@ -426,18 +426,22 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     return 0;
 }
 
-static void unmap(void *p, size_t bytes)
+static void unmap(void *p, size_t bytes, int forget)
 {
-    if (p && bytes)
-        pf_os_unmap(p, bytes);
+    if (p && bytes) {
+        if (forget)
+            pf_os_forget(p, bytes);
+        else
+            pf_os_unmap(p, bytes);
+    }
 }
 
-void pf_roots_release(struct pf_roots *rt)
+void pf_roots_release(struct pf_roots *rt, int forget)
 {
-    unmap(rt->ranges, rt->ranges_bytes);
-    unmap(rt->maps, rt->maps_bytes);
-    unmap(rt->text, rt->text_bytes);
-    unmap(rt->held, rt->held_bytes);
+    unmap(rt->ranges, rt->ranges_bytes, forget);
+    unmap(rt->maps, rt->maps_bytes, forget);
+    unmap(rt->text, rt->text_bytes, forget);
+    unmap(rt->held, rt->held_bytes, forget);
     rt->ranges = NULL;
     rt->held = NULL;
     rt->nheld = 0;

@@ -37,7 +37,8 @@ struct pf_roots {
  * 0, or -1 when no memory could be mapped for the list. */
 PF_HIDDEN int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
                               int in_signal);
-/* Gives back what pf_roots_gather mapped; the ranges are gone with it. */
-PF_HIDDEN void pf_roots_release(struct pf_roots *rt);
+/* Gives back what pf_roots_gather mapped (forget: only off pfalloc's
+ * accounts, see pf_os_forget); the ranges are gone with it. */
+PF_HIDDEN void pf_roots_release(struct pf_roots *rt, int forget);
 
 #endif

@@ -329,7 +329,10 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from)
     nleaks = 0;
     reach_note = "off (PFALLOC_REACH=0)";
     if (pf_config.reach) {
-        struct pf_reach_opts ro = {.root_object = runtime_object, .in_signal = in_signal, .stack_from = stack_from};
+        struct pf_reach_opts ro = {.root_object = runtime_object,
+                                   .in_signal = in_signal,
+                                   .at_exit = !in_signal,
+                                   .stack_from = stack_from};
         pf_reach_run(&ro);
         reach_note = pf_reach_note();
     }

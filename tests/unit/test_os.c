@@ -419,3 +419,25 @@ Test(os, meta_at_knows_metadata_mappings_only)
     cr_assert(!pf_os_meta_at((uintptr_t)m), "unmapped, it is no longer");
     pf_os_unmap(d, 4 * ps);
 }
+
+/* pf_os_forget takes a mapping off the accounts as an unmap does, and
+ * leaves it mapped: what the exit report maps is not counted in the
+ * report, and costs no munmap. */
+Test(os, forget_leaves_the_mapping_and_takes_it_off_the_accounts)
+{
+    size_t ps = pf_os_page_size();
+    struct pf_os_counts c0 = counts();
+    uint64_t r0 = resident(NULL);
+    char *a = pf_os_map(8 * ps, 0);
+    cr_assert_not_null(a);
+    memset(a, 7, 8 * ps);
+    cr_assert_eq(counts().mapped_bytes - c0.mapped_bytes, 8 * ps);
+    cr_assert_eq(resident(NULL) - r0, 8 * ps);
+    pf_os_forget(a, 8 * ps);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mapped_bytes, c0.mapped_bytes);
+    cr_assert_eq(c1.munmap_calls, c0.munmap_calls, "no munmap was made");
+    cr_assert_eq(resident(NULL), r0, "nor are its pages counted resident");
+    cr_assert_eq(a[8 * ps - 1], 7, "still mapped, contents and all");
+    munmap(a, 8 * ps);
+}
