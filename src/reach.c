@@ -36,8 +36,11 @@
  * chain to its start, so no category can be told. */
 enum { M_NONE = 0, M_UNREACHED, M_POSSIBLE, M_REACHABLE, M_INDIRECT, M_UNKNOWN };
 
-/* Pages copied per read of memory the pass does not own. */
-#define BOUNCE_PAGES 32
+/* Pages copied per read of memory the pass does not own. Few: the buffer
+ * is mapped fresh for each walk, and each of its pages costs a fault when
+ * first written, more than a read's syscall (a short-lived process's exit
+ * report copies a few hundred KiB of roots). */
+#define BOUNCE_PAGES 8
 
 typedef uintptr_t __attribute__((may_alias)) word_t;
 
