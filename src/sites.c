@@ -247,7 +247,11 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
 {
     uint32_t site = word & ID_MASK;
     uint32_t inherited = word && (word >> ID_BITS) < gen;
-    uint32_t h = (site * 2654435761u ^ fam * 40503u ^ inherited ^ reach * 97u) & (LEAK_SLOTS - 1);
+    /* The groups of one site side by side: without call sites (site 0)
+     * every group of a walk lies in a few pages of the table, which a
+     * short-lived process's exit report would otherwise fault in one page
+     * a group. */
+    uint32_t h = (site * 2654435761u + fam * 16u + reach * 2u + inherited) & (LEAK_SLOTS - 1);
     for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
         struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
         if (l->family == 0) {
