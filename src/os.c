@@ -304,6 +304,14 @@ void pf_os_forget(void *p, size_t size)
     untrack(p, size, 0);
 }
 
+void pf_os_unmap_or_forget(void *p, size_t size, int forget)
+{
+    if (forget)
+        pf_os_forget(p, size);
+    else
+        pf_os_unmap(p, size);
+}
+
 void pf_os_unmap(void *p, size_t size)
 {
     atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);

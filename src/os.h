@@ -40,6 +40,8 @@ PF_HIDDEN void pf_os_unmap(void *p, size_t size);
 /* Takes a pf_os_map mapping off pfalloc's accounts and leaves it mapped, for
  * good: for what the exit report maps, which the process's end unmaps. */
 PF_HIDDEN void pf_os_forget(void *p, size_t size);
+/* pf_os_forget when forget, else pf_os_unmap. */
+PF_HIDDEN void pf_os_unmap_or_forget(void *p, size_t size, int forget);
 /* Metadata mappings: counted apart in metadata_bytes as well, each between
  * two PROT_NONE guard pages so no linear overflow from a neighbouring
  * mapping reaches it. Released only with pf_os_unmap_meta. */

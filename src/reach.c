@@ -108,12 +108,8 @@ static int forget;
 
 static void unmap(void *p, size_t *bytes)
 {
-    if (p && *bytes) {
-        if (forget)
-            pf_os_forget(p, *bytes);
-        else
-            pf_os_unmap(p, *bytes);
-    }
+    if (p && *bytes)
+        pf_os_unmap_or_forget(p, *bytes, forget);
     *bytes = 0;
 }
 

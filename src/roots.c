@@ -86,12 +86,7 @@ static const char *skip_field(const char *p, const char *eol)
     return p;
 }
 
-/* /proc/self/maps into R->maps (sorted by address, as the kernel lists them).
- * The text is read into a buffer mapped before the read and kept until the
- * scan is over: the list then shows every mapping of ours as it will be
- * while roots are scanned (an anonymous mapping of ours may have merged
- * with a neighbour that holds roots; unmapping it later would leave a hole
- * in a root range). */
+/* The text buffer and the list, room bytes of text. */
 static int map_text(size_t room)
 {
     R->text = map_zeroed(&R->text_bytes, room);
@@ -110,6 +105,12 @@ static void unmap_text(void)
     R->text_bytes = R->maps_bytes = 0;
 }
 
+/* /proc/self/maps into R->maps (sorted by address, as the kernel lists them).
+ * The text is read into a buffer mapped before the read and kept until the
+ * scan is over: the list then shows every mapping of ours as it will be
+ * while roots are scanned (an anonymous mapping of ours may have merged
+ * with a neighbour that holds roots; unmapping it later would leave a hole
+ * in a root range). */
 static void read_maps(void)
 {
     /* Room for most processes' lists (a line takes 50 to 150 bytes), so
@@ -428,12 +429,8 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
 
 static void unmap(void *p, size_t bytes, int forget)
 {
-    if (p && bytes) {
-        if (forget)
-            pf_os_forget(p, bytes);
-        else
-            pf_os_unmap(p, bytes);
-    }
+    if (p && bytes)
+        pf_os_unmap_or_forget(p, bytes, forget);
 }
 
 void pf_roots_release(struct pf_roots *rt, int forget)
