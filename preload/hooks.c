@@ -127,11 +127,14 @@ static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
 }
 
 /* The exit report, leaks included unless !with_leaks; fills *leaks. The
- * destructor and the handler of a terminating signal both write it here. */
-static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from)
+ * destructor and the handler of a terminating signal both write it here;
+ * only the destructor's process surely ends (at_exit: the leak walk's
+ * memory is left to the end): the init of a PID namespace outlives a
+ * default-action signal it raises itself. */
+static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit)
 {
     if (with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code))
-        pf_leaks_collect(leaks, stack_from);
+        pf_leaks_collect(leaks, stack_from, at_exit);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
 }
@@ -170,7 +173,7 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         struct pf_leaks leaks = {0};
-        exit_report(&leaks, family_locks_free(), from);
+        exit_report(&leaks, family_locks_free(), from, 0);
     }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
@@ -298,7 +301,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
     }
     pf_check_exit(); /* before the leak walk: the quarantine is emptied */
     struct pf_leaks leaks = {0};
-    exit_report(&leaks, 1, from);
+    exit_report(&leaks, 1, from, 1);
     pf_emit_exit_done();
     /* A process forked without exec is a part of its parent's program (a
      * subshell, a worker): its exit status is read by that program's own

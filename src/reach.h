@@ -43,8 +43,8 @@ struct pf_reach_opts {
      * in /proc/self/maps instead of asking the loader (dl_iterate_phdr
      * takes the loader's lock). */
     int in_signal;
-    /* 1: the process is about to end (the exit report): what the run maps
-     * is not unmapped but given up to the process's end (pf_os_forget):
+    /* 1: the process is about to end (the exit's destructor): what the run
+     * maps is not unmapped but given up to the process's end (pf_os_forget):
      * the syscalls would cost a short-lived process more than the walk. */
     int at_exit;
     /* 0, or where the part of the caller's stack that is the program's

@@ -314,7 +314,7 @@ static int before(const struct leak *a, const struct leak *b)
     return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
 }
 
-static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from)
+static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, int at_exit)
 {
     /* Reserved at start-up when leaks are reported; this late try is for a
      * caller that did not reserve. Without the tables the walk still counts
@@ -335,7 +335,7 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from)
     if (pf_config.reach) {
         struct pf_reach_opts ro = {.root_object = runtime_object,
                                    .in_signal = in_signal,
-                                   .at_exit = !in_signal,
+                                   .at_exit = at_exit,
                                    .stack_from = stack_from};
         pf_reach_run(&ro);
         reach_note = pf_reach_note();
@@ -366,7 +366,7 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from)
     return 0;
 }
 
-void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from)
+void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit)
 {
     /* A signal handler's walk in another thread waits on no lock, but its
      * report may wait on a full pipe: after two seconds the exit's walk goes
@@ -380,14 +380,14 @@ void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from)
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
-    collect(sum, 0, stack_from);
+    collect(sum, 0, stack_from, at_exit);
 }
 
 int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
 {
     if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
         return -1;
-    if (collect(sum, 1, stack_from) != 0) {
+    if (collect(sum, 1, stack_from, 0) != 0) {
         atomic_store_explicit(&walking, 0, memory_order_release);
         return -1;
     }

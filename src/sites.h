@@ -62,9 +62,11 @@ PF_HIDDEN int pf_sites_forked(void);
 /* Maps the leak walk's tables now, so an exit in a process that has run
  * out of memory still groups its leaks. */
 PF_HIDDEN void pf_leaks_reserve(void);
-/* Groups what is live now at the process's exit; fills *sum. Not
- * signal-safe (takes family locks). stack_from: see pf_reach_opts. */
-PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from);
+/* Groups what is live now; fills *sum. Not signal-safe (takes family
+ * locks). stack_from and at_exit: see pf_reach_opts (at_exit only where
+ * the process surely ends: a terminating signal's handler may find that
+ * it does not). */
+PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit);
 /* The same from a signal handler: gives up (-1) rather than wait on a lock
  * or on a walk under way. On 0, the caller writes the report, then calls
  * pf_leaks_done. Names sites with dladdr (see docs/REPORTS.md). */
