@@ -171,13 +171,17 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
     *meta = rm + um;
 }
 
-int pf_os_meta_at(uintptr_t p)
+int pf_os_meta_is(uintptr_t p, size_t size)
 {
+    /* The whole range must match one entry: a stale entry (an unmap that
+     * could not take the table) or a torn read (start of one, bytes of
+     * another) hardly ever does, and a wrong yes would hide a thread's
+     * stack from the leak walk. */
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
         uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire);
         size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
-        if ((s & 1) && p - (s & ~(uintptr_t)1) < bytes)
+        if (s == (p | 1) && bytes == size)
             return 1;
     }
     return 0;

@@ -98,9 +98,9 @@ PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
  * over each recorded mapping; no lock, async-signal-safe), and the part of
  * them holding metadata. Ranges the table could not record count whole. */
 PF_HIDDEN void pf_os_resident(uint64_t *all, uint64_t *meta);
-/* Whether p is in one of pfalloc's metadata mappings (as recorded for
- * pf_os_resident; no lock, async-signal-safe). */
-PF_HIDDEN int pf_os_meta_at(uintptr_t p);
+/* Whether [p, p + size) is exactly one of pfalloc's metadata mappings (as
+ * recorded for pf_os_resident; no lock, async-signal-safe). */
+PF_HIDDEN int pf_os_meta_is(uintptr_t p, size_t size);
 /* In a fork child: forgets a table writer that was in another thread. */
 PF_HIDDEN void pf_os_fork_child(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),

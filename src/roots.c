@@ -354,7 +354,7 @@ static void thread_vectors(void)
         struct map *x = &R->maps[i];
         /* pfalloc's own metadata sits above a guard page too, and holds no
          * descriptor: not read. */
-        if (!x->w || !x->anon || !x->guard || pf_pagemap_get((void *)x->a) || pf_os_meta_at(x->a))
+        if (!x->w || !x->anon || !x->guard || pf_pagemap_get((void *)x->a) || pf_os_meta_is(x->a, x->b - x->a))
             continue;
         uintptr_t lo = x->b - x->a > window ? x->b - window : x->a;
         for (uintptr_t top = x->b; top > lo && !x->thread;) {

@@ -400,23 +400,22 @@ Test(os, resident_counts_touched_pages)
     cr_assert_eq(m2, m0);
 }
 
-/* pf_os_meta_at names pfalloc's metadata mappings, whole, and nothing else:
- * the leak walk's search for thread stacks skips them by it. */
-Test(os, meta_at_knows_metadata_mappings_only)
+/* pf_os_meta_is names pfalloc's metadata mappings, each as a whole, and
+ * nothing else: the leak walk's search for thread stacks skips them by it,
+ * and a wrong yes would hide a stack. */
+Test(os, meta_is_knows_whole_metadata_mappings_only)
 {
     size_t ps = pf_os_page_size();
     char *m = pf_os_map_meta(4 * ps);
     char *d = pf_os_map(4 * ps, 0);
     cr_assert(m && d);
-    cr_assert(pf_os_meta_at((uintptr_t)m));
-    cr_assert(pf_os_meta_at((uintptr_t)m + 4 * ps - 1));
-    cr_assert(!pf_os_meta_at((uintptr_t)m - 1), "the guard page below is not metadata");
-    cr_assert(!pf_os_meta_at((uintptr_t)m + 4 * ps), "nor the one above");
-    cr_assert(!pf_os_meta_at((uintptr_t)d));
-    int local = 0;
-    cr_assert(!pf_os_meta_at((uintptr_t)&local));
+    cr_assert(pf_os_meta_is((uintptr_t)m, 4 * ps));
+    cr_assert(!pf_os_meta_is((uintptr_t)m, 3 * ps), "a part is not the mapping");
+    cr_assert(!pf_os_meta_is((uintptr_t)m + ps, 3 * ps));
+    cr_assert(!pf_os_meta_is((uintptr_t)m - ps, 5 * ps), "nor is more than it");
+    cr_assert(!pf_os_meta_is((uintptr_t)d, 4 * ps), "data mappings are not metadata");
     pf_os_unmap_meta(m, 4 * ps);
-    cr_assert(!pf_os_meta_at((uintptr_t)m), "unmapped, it is no longer");
+    cr_assert(!pf_os_meta_is((uintptr_t)m, 4 * ps), "unmapped, it is no longer");
     pf_os_unmap(d, 4 * ps);
 }
 
