@@ -99,8 +99,8 @@ static void sub_floor(_Atomic uint64_t *v, uint64_t n)
 }
 
 /* Takes [p, p + bytes) out of the table; what no entry covered comes off
- * the untracked count. */
-static void untrack(const void *p, size_t bytes, int meta)
+ * the untracked count. 0 when the table could not be had (nothing done). */
+static int untrack(const void *p, size_t bytes, int meta)
 {
     uintptr_t a = (uintptr_t)p, b = a + bytes;
     size_t found = 0;
@@ -128,10 +128,11 @@ static void untrack(const void *p, size_t bytes, int meta)
         }
         tab_unlock();
     } else {
-        return; /* a stale entry reads as not resident once unmapped */
+        return 0; /* a stale entry reads as not resident once unmapped */
     }
     if (found < bytes)
         sub_floor(meta ? &untracked_meta : &untracked, bytes - found);
+    return 1;
 }
 
 /* Bytes of [start, start + bytes) that are resident (mincore), in pieces
@@ -304,8 +305,13 @@ void *pf_os_map(size_t size, size_t align)
 
 void pf_os_forget(void *p, size_t size)
 {
+    /* Left in the table, a mapping that stays would read as resident for
+     * good: when the table cannot be had, it is unmapped after all. */
+    if (!untrack(p, size, 0)) {
+        pf_os_unmap(p, size);
+        return;
+    }
     atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
-    untrack(p, size, 0);
 }
 
 void pf_os_unmap_or_forget(void *p, size_t size, int forget)
