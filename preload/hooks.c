@@ -41,16 +41,24 @@ static int exit_started;
  * alone: it asks for a core dump of the process as it is. */
 static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
 
-/* Where the program's part of this thread's stack begins, taken in
- * pfalloc's outermost frame of a report (a signal handler, the exit's
- * destructor): every callee-saved register, which may hold the program's
- * pointers, is spilled into that frame by __builtin_unwind_init, and the
- * leak walk scans the stack from this stack pointer up, not the deeper
- * frames of pfalloc's own (see pf_reach_opts.stack_from). */
-#define PROGRAM_STACK(sp)                                   \
-    do {                                                    \
-        __builtin_unwind_init();                            \
-        __asm__ __volatile__("mov %%rsp, %0" : "=r"(sp));   \
+/* A frame just below the caller's: a call, so the caller's prologue (with
+ * every register __builtin_unwind_init makes it save) comes before it. */
+static PF_NOINLINE uintptr_t frame_below(void)
+{
+    return (uintptr_t)__builtin_frame_address(0);
+}
+
+/* Where the program's part of this thread's stack begins, taken first
+ * thing in pfalloc's outermost frame of a report (a signal handler, the
+ * exit's destructor): every callee-saved register, which may hold the
+ * program's pointers, is spilled into that frame by
+ * __builtin_unwind_init, and the leak walk scans the stack from just
+ * below it up, not the deeper frames of pfalloc's own (see
+ * pf_reach_opts.stack_from). */
+#define PROGRAM_STACK(sp)          \
+    do {                           \
+        __builtin_unwind_init();   \
+        (sp) = frame_below();      \
     } while (0)
 
 static void on_signal(int sig, siginfo_t *si, void *uc)
