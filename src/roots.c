@@ -94,12 +94,16 @@ static int map_text(size_t room)
     return R->text && R->maps;
 }
 
+static void unmap(void *p, size_t bytes, int forget)
+{
+    if (p && bytes)
+        pf_os_unmap_or_forget(p, bytes, forget);
+}
+
 static void unmap_text(void)
 {
-    if (R->text)
-        pf_os_unmap(R->text, R->text_bytes);
-    if (R->maps)
-        pf_os_unmap(R->maps, R->maps_bytes);
+    unmap(R->text, R->text_bytes, 0);
+    unmap(R->maps, R->maps_bytes, 0);
     R->text = NULL;
     R->maps = NULL;
     R->text_bytes = R->maps_bytes = 0;
@@ -425,12 +429,6 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
                 add_range(x->a, x->b);
         }
     return 0;
-}
-
-static void unmap(void *p, size_t bytes, int forget)
-{
-    if (p && bytes)
-        pf_os_unmap_or_forget(p, bytes, forget);
 }
 
 void pf_roots_release(struct pf_roots *rt, int forget)
