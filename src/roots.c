@@ -4,10 +4,11 @@
  * the loader, or from /proc/self/maps in a signal handler), the caller's TLS
  * blocks and thread descriptor, the caller's stack up to its top, and the
  * stacks of the other threads from the stack pointer the kernel shows for a
- * blocked one (or whole, for one that runs), and the start of every
- * thread's dynamic thread vector (see thread_vectors). Only async-signal-safe calls
- * (and dl_iterate_phdr outside a handler); all memory mapped here stays
- * mapped until pf_roots_release, so no hole opens in a root range.
+ * blocked one (or whole, for one that runs, the main thread's included),
+ * and the start of every thread's dynamic thread vector (see
+ * thread_vectors). Only async-signal-safe calls (and dl_iterate_phdr
+ * outside a handler); all memory mapped here stays mapped until
+ * pf_roots_release, so no hole opens in a root range.
  */
 #include "roots.h"
 
@@ -422,12 +423,22 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
      * stack (a descriptor at its top; pfalloc's metadata mappings sit above
      * a guard too, and hold every large block's address) not taken yet is
      * scanned whole. */
-    if (rt->threads > rt->threads_sp)
+    if (rt->threads > rt->threads_sp) {
         for (uint32_t i = 0; i < R->nmaps; i++) {
             struct map *x = &R->maps[i];
             if (x->thread && !x->taken)
                 add_range(x->a, x->b);
         }
+        /* The main thread's stack has neither: no guard mapping below it,
+         * its descriptor in the loader's memory. Found by the address the C
+         * library keeps near its top; not taken yet means the caller is
+         * another thread and the main thread was running (or gone). */
+        struct map *s = map_of((uintptr_t)__libc_stack_end);
+        if (s && s->w && !s->taken) {
+            add_range(s->a, s->b);
+            s->taken = 1;
+        }
+    }
     return 0;
 }
 

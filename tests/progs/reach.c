@@ -23,6 +23,9 @@
  *   busy_lost the same, and a block of 5000 bytes dropped before the exit:
  *             1 definitely lost (the scan of the running thread's stack
  *             must not reach it through pfalloc's own metadata)
+ *   main_busy a block kept only on the main thread's stack while the main
+ *             thread runs (spins) and another thread calls exit() (and
+ *             raises the signal, with "raise"): still reachable
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -216,6 +219,30 @@ __attribute__((noinline)) static void make_busy_thread(void)
         abort();
 }
 
+/* Raises the report signal too, if asked, from its own thread. */
+static void *quitter(void *arg)
+{
+    char c;
+    if (read(ready[0], &c, 1) != 1)
+        abort();
+    if (arg)
+        raise(SIGUSR1);
+    exit(0);
+}
+
+/* Never returns: the other thread ends the process while this one spins. */
+__attribute__((noinline, noreturn)) static void main_busy(int sig)
+{
+    void *volatile kept = must(malloc(40));
+    pthread_t t;
+    char c = 0;
+    if (pipe(ready) != 0 || pthread_create(&t, NULL, quitter, sig ? &t : NULL) != 0 ||
+        write(ready[1], &c, 1) != 1)
+        abort();
+    for (;;)
+        spun += kept != NULL;
+}
+
 __attribute__((noinline)) static void make_thread(void)
 {
     pthread_t t;
@@ -273,6 +300,8 @@ int main(int argc, char **argv)
         make_busy_thread();
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
+    if (strcmp(what, "main_busy") == 0)
+        main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
         make_busy_thread();
         g_drop = must(malloc(5000));
