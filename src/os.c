@@ -10,14 +10,21 @@
 #include <poll.h>
 #include <linux/futex.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -738,4 +745,164 @@ void pf_os_die(const char *msg, size_t len)
 {
     pf_os_write_all(2, msg, len);
     abort();
+}
+
+/* ---- other threads' registers ------------------------------------------------------------- */
+
+/* What the helper task shares with the thread that starts it. */
+struct regs_job {
+    const long *tids;
+    uint32_t n;
+    uint32_t got;
+    uintptr_t *out;
+    atomic_int go;    /* 1: attach (its ptracer permission is set); -1: give up */
+    atomic_int alive; /* the helper's tid until it has exited (set and cleared by the kernel) */
+};
+
+/* Shared futexes: the kernel wakes the word it clears at a task's exit
+ * with a shared wake, which a private waiter would not see. */
+static void futex_wait_shared(atomic_int *word, int val, long ns)
+{
+    struct timespec t = {ns / 1000000000L, ns % 1000000000L};
+    syscall(SYS_futex, word, FUTEX_WAIT, val, &t, NULL, 0);
+}
+
+_Static_assert(sizeof(struct user_regs_struct) == PF_OS_REGS_WORDS * sizeof(uintptr_t), "os.h: PF_OS_REGS_WORDS");
+
+static long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* The helper: a task of its own (its own thread group, so it may trace
+ * this process's threads) that shares the address space, and the thread
+ * pointer of the thread that started it: it makes system calls through
+ * syscall() only (no cancellation point; the errno it sets is that
+ * thread's, which pf_os_thread_regs restores). Each thread in
+ * turn is attached without a signal (PTRACE_SEIZE), stopped
+ * (PTRACE_INTERRUPT), read and let go: a system call it was blocked in is
+ * restarted as after any stop (epoll_wait and a few others return EINTR
+ * instead). A thread that does not stop within 50 ms (a vfork parent) is
+ * left running; it is let go when the helper exits. */
+static int regs_helper(void *arg)
+{
+    struct regs_job *j = arg;
+    while (atomic_load(&j->go) == 0)
+        futex_wait_shared(&j->go, 0, 100000000L);
+    if (atomic_load(&j->go) < 0)
+        return 0;
+    for (uint32_t i = 0; i < j->n; i++) {
+        long tid = j->tids[i];
+        if (syscall(SYS_ptrace, PTRACE_SEIZE, tid, 0L, 0L) != 0)
+            continue;
+        if (syscall(SYS_ptrace, PTRACE_INTERRUPT, tid, 0L, 0L) != 0)
+            continue;
+        int st = 0;
+        long w = 0;
+        for (long until = now_ns() + 50000000L; (w = syscall(SYS_wait4, tid, &st, __WALL | WNOHANG, NULL)) == 0;) {
+            if (now_ns() > until)
+                break;
+            struct timespec t = {0, 20000};
+            syscall(SYS_nanosleep, &t, NULL);
+        }
+        if (w != tid || !WIFSTOPPED(st))
+            continue; /* gone, or not stopped in time */
+        if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0L, j->out + (size_t)i * PF_OS_REGS_WORDS) == 0)
+            j->got++;
+        /* A signal that arrived meanwhile stopped it first: it goes on to
+         * the thread as it would have. */
+        long sig = (st >> 16) == 0 ? WSTOPSIG(st) : 0;
+        syscall(SYS_ptrace, PTRACE_DETACH, tid, 0L, sig);
+    }
+    return 0;
+}
+
+/* A number at the start of a file, or -1. */
+static long read_number(const char *path)
+{
+    char buf[32];
+    long len = pf_os_read_into(path, buf, sizeof(buf) - 1);
+    if (len <= 0 || buf[0] < '0' || buf[0] > '9')
+        return -1;
+    return buf[0] - '0';
+}
+
+/* Whether a seccomp filter (or strict mode) is on: its rules may kill the
+ * process on a system call it does not expect (/proc/self/status says). */
+static int seccomp_on(void)
+{
+    char buf[4096];
+    long len = pf_os_read_into("/proc/self/status", buf, sizeof(buf) - 1);
+    if (len <= 0)
+        return 1;
+    buf[len] = 0;
+    const char *s = strstr(buf, "\nSeccomp:");
+    if (!s)
+        return 0;
+    for (s += 9; *s == ' ' || *s == '\t'; s++) {
+    }
+    return *s != '0';
+}
+
+int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes, int timeout_ms,
+                      int set_ptracer)
+{
+    if (!n)
+        return 0;
+    int saved = errno;
+    long yama = read_number("/proc/sys/kernel/yama/ptrace_scope");
+    if (yama >= 2 || (yama == 1 && !set_ptracer) || prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L) != 1 || seccomp_on()) {
+        errno = saved;
+        return -1;
+    }
+    struct regs_job *j = work;
+    memset(j, 0, sizeof(*j));
+    j->tids = tids;
+    j->n = n;
+    j->out = out;
+    char *top = (char *)(((uintptr_t)work + work_bytes) & ~(uintptr_t)15);
+    /* No exit signal: the program's SIGCHLD handler and its wait() for
+     * any child never see the helper. Every signal blocked in it (from its
+     * start: it inherits this thread's mask): the program's handlers are
+     * its too, and a tracee's stops send it SIGCHLD. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pid = clone(regs_helper, top,
+                    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID, j,
+                    &j->alive, NULL, &j->alive);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid <= 0) {
+        errno = saved;
+        return -1;
+    }
+    int go = yama != 1 || prctl(PR_SET_PTRACER, (unsigned long)pid, 0L, 0L, 0L) == 0 ? 1 : -1;
+    atomic_store(&j->go, go);
+    syscall(SYS_futex, &j->go, FUTEX_WAKE, 1, NULL, NULL, 0);
+    int killed = 0;
+    long until = now_ns() + (long)timeout_ms * 1000000L;
+    for (int v; (v = atomic_load(&j->alive)) != 0;) {
+        long left = until - now_ns();
+        if (left <= 0) {
+            if (killed)
+                break;
+            kill(pid, SIGKILL);
+            killed = 1;
+            until = now_ns() + 1000000000L;
+            continue;
+        }
+        futex_wait_shared(&j->alive, v, left);
+    }
+    /* Reaped (a process that ignores SIGCHLD has the kernel reap it). */
+    int st;
+    for (int i = 0; i < 1000 && syscall(SYS_wait4, pid, &st, __WALL | WNOHANG, NULL) == 0; i++) {
+        struct timespec t = {0, 100000};
+        syscall(SYS_nanosleep, &t, NULL);
+    }
+    if (yama == 1)
+        prctl(PR_SET_PTRACER, 0L, 0L, 0L, 0L);
+    errno = saved;
+    return go > 0 ? (int)j->got : -1;
 }

@@ -119,6 +119,22 @@ PF_HIDDEN unsigned pf_os_ncpus(void);
  * or spuriously); wakes up to n sleepers. Process-private futexes. */
 PF_HIDDEN void pf_os_futex_wait(atomic_int *word, int val);
 PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
+/* The general registers of other threads of this process (tids[0..n)),
+ * into out[i * PF_OS_REGS_WORDS ...], which stays zero for a thread whose
+ * could not be read. A helper task that shares the address space reads
+ * them with ptrace, stopping each thread only for that moment; it runs on
+ * `work` (its stack and shared state, at least PF_OS_REGS_WORK bytes) and
+ * is killed after timeout_ms. Under Yama's ptrace_scope 1 the helper must
+ * be named the process's tracer (PR_SET_PTRACER, reset to none after):
+ * only with set_ptracer, for a process that is ending, whose own setting
+ * no longer matters. Returns how many threads were read, or -1 where
+ * ptrace cannot be used (a seccomp filter, Yama's ptrace_scope 2 or 3, or
+ * 1 without set_ptracer, a process that is not dumpable, no helper).
+ * errno is kept. */
+#define PF_OS_REGS_WORDS 27
+#define PF_OS_REGS_WORK ((size_t)32 * 1024)
+PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes,
+                                int timeout_ms, int set_ptracer);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 
