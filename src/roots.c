@@ -5,10 +5,10 @@
  * blocks and thread descriptor, the caller's stack up to its top, and the
  * stacks of the other threads from the stack pointer the kernel shows for a
  * blocked one (or whole, for one that runs, the main thread's included),
- * and the start of every thread's dynamic thread vector (see
- * thread_vectors). Only async-signal-safe calls (and dl_iterate_phdr
- * outside a handler); all memory mapped here stays mapped until
- * pf_roots_release, so no hole opens in a root range.
+ * their registers (see other_registers), and the start of every thread's
+ * dynamic thread vector (see thread_vectors). Only async-signal-safe calls
+ * (and dl_iterate_phdr outside a handler); all memory mapped here stays
+ * mapped until pf_roots_release, so no hole opens in a root range.
  */
 #include "roots.h"
 
@@ -219,10 +219,12 @@ static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
-/* /proc/self/task/<tid>/syscall ends with the thread's stack pointer and
- * program counter while it is blocked ("running" otherwise). */
-static uintptr_t thread_sp(long tid)
+/* /proc/self/task/<tid>/syscall starts with the number of the system call
+ * a blocked thread is in (into *nr; -1 when it runs) and ends with its
+ * stack pointer and program counter ("running" otherwise). */
+static uintptr_t thread_sp(long tid, long *nr)
 {
+    *nr = -1;
     char path[64];
     struct pf_fmt f;
     pf_fmt_init(&f, path, sizeof(path), -1);
@@ -234,6 +236,12 @@ static uintptr_t thread_sp(long tid)
     long len = pf_os_read_into(path, buf, sizeof(buf));
     if (len <= 0 || (size_t)len >= sizeof(buf))
         return 0;
+    if (buf[0] >= '0' && buf[0] <= '9') {
+        long v = 0;
+        for (const char *p = buf; p < buf + len && *p >= '0' && *p <= '9' && v < 100000; p++)
+            v = v * 10 + (*p - '0');
+        *nr = v;
+    }
     uintptr_t tok[2] = {0, 0};
     int ntok = 0;
     for (const char *p = buf, *end = buf + len; p < end;) {
@@ -254,13 +262,67 @@ static uintptr_t thread_sp(long tid)
 
 static long self_tid;
 
+/* Threads whose registers are read (see other_registers); others' are not. */
+#define REGS_MAX 1024
+
+/* The list of other threads' ids, and room for their registers, mapped at
+ * the first one: [registers | ids | the helper's stack]. */
+static long *tids;
+static uint32_t ntids;
+
+static void note_tid(long tid)
+{
+    if (!R->regs) {
+        size_t bytes = REGS_MAX * (PF_OS_REGS_WORDS + 1) * sizeof(uintptr_t) + PF_OS_REGS_WORK;
+        R->regs = map_zeroed(&R->regs_bytes, bytes);
+        if (!R->regs)
+            return;
+        tids = (long *)(R->regs + REGS_MAX * PF_OS_REGS_WORDS);
+        ntids = 0;
+    }
+    if (ntids < REGS_MAX)
+        tids[ntids++] = tid;
+}
+
+/* The registers of the other threads: a pointer a thread holds only in a
+ * register while it is blocked (a callee-saved one, across a system call
+ * the C library's wrapper makes without saving it) is on no stack. Read
+ * with ptrace by a helper task (pf_os_thread_regs); where that cannot be,
+ * they are not seen. The list of registers is a root range. `ending`: the
+ * process is about to end (may name the helper its tracer under Yama). */
+static void other_registers(int ending)
+{
+    if (!R->regs || !ntids)
+        return;
+    if (pf_os_thread_regs(tids, ntids, R->regs, tids + REGS_MAX, PF_OS_REGS_WORK, 1000, ending) > 0)
+        add_range((uintptr_t)R->regs, (uintptr_t)(R->regs + (size_t)ntids * PF_OS_REGS_WORDS));
+}
+
+/* System calls that a stop ends with EINTR instead of restarting them
+ * (x86-64 numbers): epoll_wait, epoll_pwait, epoll_pwait2, semop,
+ * semtimedop, rt_sigtimedwait, io_getevents, io_pgetevents and
+ * io_uring_enter. A thread blocked in one is not stopped to read its
+ * registers: the program would see the call fail. */
+static int stop_shows(long nr)
+{
+    switch (nr) {
+    case 232: case 281: case 441: case 65: case 220: case 128: case 208: case 333: case 426:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void each_thread(long tid, void *ctx)
 {
     (void)ctx;
     if (tid == self_tid)
         return;
     R->threads++;
-    uintptr_t sp = thread_sp(tid);
+    long nr;
+    uintptr_t sp = thread_sp(tid, &nr);
+    if (!stop_shows(nr))
+        note_tid(tid);
     struct map *m = sp ? map_of(sp) : NULL;
     if (m && m->w) {
         /* From its stack pointer to the top of its stack mapping, which for
@@ -418,7 +480,9 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
         return 0;
     thread_vectors();
     self_tid = pf_os_tid();
+    ntids = 0;
     rt->solo = pf_os_each_number("/proc/self/task", each_thread, NULL) == 0 && rt->threads == 0;
+    other_registers(!in_signal);
     /* A thread that was running has no stack pointer to read: every thread
      * stack (a descriptor at its top; pfalloc's metadata mappings sit above
      * a guard too, and hold every large block's address) not taken yet is
@@ -448,6 +512,9 @@ void pf_roots_release(struct pf_roots *rt, int forget)
     unmap(rt->maps, rt->maps_bytes, forget);
     unmap(rt->text, rt->text_bytes, forget);
     unmap(rt->held, rt->held_bytes, forget);
+    unmap(rt->regs, rt->regs_bytes, forget);
+    rt->regs = NULL;
+    rt->regs_bytes = 0;
     rt->ranges = NULL;
     rt->held = NULL;
     rt->nheld = 0;

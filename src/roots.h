@@ -29,6 +29,9 @@ struct pf_roots {
     /* the dynamic thread vectors (DTVs) that thread descriptors hold: a root range of their own */
     uintptr_t *held;
     uint32_t nheld;
+    /* the other threads' registers (see other_registers in roots.c): a root range */
+    uintptr_t *regs;
+    size_t regs_bytes;
     size_t ranges_bytes, maps_bytes, text_bytes, held_bytes;
 };
 

@@ -23,6 +23,8 @@
  *   busy_lost the same, and a block of 5000 bytes dropped before the exit:
  *             1 definitely lost (the scan of the running thread's stack
  *             must not reach it through pfalloc's own metadata)
+ *   regs      a block kept only in a register (r15) of another thread,
+ *             blocked in read() while the process exits: still reachable
  *   main_busy a block kept only on the main thread's stack while the main
  *             thread runs (spins) and another thread calls exit() (and
  *             raises the signal, with "raise"): still reachable
@@ -219,6 +221,47 @@ __attribute__((noinline)) static void make_busy_thread(void)
         abort();
 }
 
+/* Reads one byte from fd with the block p held in r15 and nowhere else
+ * (the compiler's copy is cleared), retrying EINTR. */
+static long read_holding_in_r15(int fd, void *p)
+{
+    long ret;
+    char b;
+    __asm__ __volatile__("mov %1, %%r15\n\t"
+                         "xor %1, %1\n\t"
+                         "0: xor %%eax, %%eax\n\t" /* read */
+                         "mov %2, %%edi\n\t"
+                         "lea %3, %%rsi\n\t"
+                         "mov $1, %%edx\n\t"
+                         "syscall\n\t"
+                         "cmp $-4, %%rax\n\t" /* -EINTR */
+                         "je 0b\n\t"
+                         : "=&a"(ret), "+r"(p)
+                         : "r"(fd), "m"(b)
+                         : "r15", "rcx", "r11", "rdi", "rsi", "rdx", "memory");
+    return ret;
+}
+
+static void *register_holder(void *arg)
+{
+    (void)arg;
+    char c = 0;
+    if (write(ready[1], &c, 1) != 1)
+        abort();
+    /* Blocks until the process is gone: nobody writes to `never`. */
+    read_holding_in_r15(never[0], must(malloc(40)));
+    return NULL;
+}
+
+__attribute__((noinline)) static void make_register_holder(void)
+{
+    pthread_t t;
+    char c;
+    if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, register_holder, NULL) != 0 ||
+        read(ready[0], &c, 1) != 1)
+        abort();
+}
+
 /* Raises the report signal too, if asked, from its own thread. */
 static void *quitter(void *arg)
 {
@@ -298,6 +341,8 @@ int main(int argc, char **argv)
         make_thread();
     if (strcmp(what, "busy") == 0)
         make_busy_thread();
+    if (strcmp(what, "regs") == 0)
+        make_register_holder();
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
     if (strcmp(what, "main_busy") == 0)
