@@ -10,7 +10,48 @@
  */
 #include "spawn.h"
 
+#include <sys/ptrace.h>
+
 TestSuite(reach);
+
+/* Whether pfalloc can read other threads' registers here: no seccomp filter
+ * (it tries nothing under one), Yama's ptrace_scope below 2, and ptrace not
+ * refused (a container's filter, a missing capability): this process
+ * seizes a child of its own as a try. NULL, or why not. */
+static const char *registers_unreadable(void)
+{
+    static const char *why;
+    static int asked;
+    if (asked)
+        return why;
+    asked = 1;
+    char buf[4096];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(buf, sizeof buf, f))
+        if (strncmp(buf, "Seccomp:", 8) == 0 && strtol(buf + 8, NULL, 10) != 0)
+            why = "a seccomp filter is on";
+    if (f)
+        fclose(f);
+    f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
+    if (f && fgets(buf, sizeof buf, f) && atoi(buf) >= 2)
+        why = "Yama's ptrace_scope is 2 or more";
+    if (f)
+        fclose(f);
+    if (why)
+        return why;
+    pid_t child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    if (child > 0) {
+        if (ptrace(PTRACE_SEIZE, child, NULL, NULL) != 0)
+            why = "ptrace is refused";
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+    }
+    return why;
+}
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
@@ -117,9 +158,27 @@ static void assert_figures(const char *what, const struct figures *got, const st
                   got->bytes[k], want->objects[k], want->bytes[k], err);
 }
 
+/* Entries that need other threads' registers read; a signal report does
+ * not read them under Yama's ptrace_scope 1 (see docs/REPORTS.md). */
+static int skipped_here(const char *mode, int signal_report)
+{
+    if (strcmp(mode, "regs") != 0)
+        return 0;
+    if (registers_unreadable())
+        return 1;
+    FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "r");
+    char buf[16];
+    int one = f && fgets(buf, sizeof buf, f) && atoi(buf) == 1;
+    if (f)
+        fclose(f);
+    return signal_report && one;
+}
+
 Test(reach, json_categories_equal_valgrinds)
 {
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+        if (skipped_here(expected[i].mode, 0))
+            continue;
         struct pf_run r;
         run_reach(expected[i].mode, NULL, &r);
         pf_assert_ok(&r, expected[i].mode);
@@ -394,6 +453,8 @@ Test(reach, signal_report_classifies_on_request)
 {
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
         PF_REQUIRE_PRELOAD();
+        if (skipped_here(expected[i].mode, 1))
+            continue;
         const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REACH_SIGNAL=1", NULL};
         const char *const argv[] = {PROG("reach"), expected[i].mode, "raise", NULL};
         struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
@@ -563,6 +624,8 @@ static void run_blocked(const char *mode, struct pf_run *r)
 
 Test(reach, registers_of_blocked_threads_are_roots, .timeout = 300)
 {
+    if (registers_unreadable())
+        cr_skip_test("registers cannot be read here: %s", registers_unreadable());
     static const char *const modes[] = {"calls", "vfork"};
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < 5; i++) {
