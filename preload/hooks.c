@@ -30,6 +30,10 @@
 
 static timer_t interval_timer;
 static int interval_on;
+/* One interval, as a one-shot timer setting: the timer is armed again at
+ * the end of each interval report, so the program runs for a whole
+ * interval between two of them however long one takes to write. */
+static struct itimerspec interval_once;
 
 /* Set by whoever starts the exit report: the destructor, or the handler of
  * a terminating signal; the other then leaves it alone. */
@@ -68,7 +72,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     uintptr_t from;
     PROGRAM_STACK(from);
     int saved = errno;
-    const char *reason = si && si->si_code == SI_TIMER ? "interval" : "signal";
+    int timer = si && si->si_code == SI_TIMER;
+    const char *reason = timer ? "interval" : "signal";
     /* On request, the leak section too, classified by reachability: what
      * a daemon holds while it runs. Given up when the allocator is busy
      * where the signal landed. */
@@ -78,6 +83,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     } else {
         pf_emit_report(reason, 0);
     }
+    if (timer && __atomic_load_n(&interval_on, __ATOMIC_ACQUIRE))
+        timer_settime(interval_timer, 0, &interval_once, NULL);
     errno = saved;
 }
 
@@ -115,12 +122,12 @@ static void start_interval(uint64_t ms)
     ev.sigev_signo = INTERVAL_SIGNAL;
     if (timer_create(CLOCK_MONOTONIC, &ev, &interval_timer) != 0)
         return;
-    struct itimerspec its;
-    its.it_value.tv_sec = (time_t)(ms / 1000);
-    its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
-    its.it_interval = its.it_value;
-    if (timer_settime(interval_timer, 0, &its, NULL) == 0)
-        interval_on = 1;
+    memset(&interval_once, 0, sizeof(interval_once));
+    interval_once.it_value.tv_sec = (time_t)(ms / 1000);
+    interval_once.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+    __atomic_store_n(&interval_on, 1, __ATOMIC_RELEASE);
+    if (timer_settime(interval_timer, 0, &interval_once, NULL) != 0)
+        __atomic_store_n(&interval_on, 0, __ATOMIC_RELEASE);
 }
 
 /* The text and JSON of an exit report whose leak section could not be
@@ -299,10 +306,8 @@ __attribute__((destructor(101))) static void preload_exit(void)
     uintptr_t from;
     PROGRAM_STACK(from);
     int saved = errno;
-    if (interval_on) {
+    if (__atomic_exchange_n(&interval_on, 0, __ATOMIC_ACQ_REL))
         timer_delete(interval_timer);
-        interval_on = 0;
-    }
     if (__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         errno = saved;
         return;

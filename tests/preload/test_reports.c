@@ -611,6 +611,27 @@ Test(reports, interval_text_reports)
     pf_child_free(&c);
 }
 
+/* An interval shorter than one report (tests/progs/busyheap: 300 000
+ * objects, each interval report walking them for its leak section): the
+ * program still runs a whole interval between two reports and gets its
+ * work done. A periodic timer had its next signal pending by the time a
+ * report ended, and reports ran back to back for good. */
+Test(reports, an_interval_shorter_than_a_report_leaves_the_program_time, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("busyheap"), NULL};
+    const char *const env[] = {"PFALLOC_INTERVAL=0.002", "PFALLOC_REACH_SIGNAL=1", "PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(!r.timed_out, "busyheap made no progress between interval reports in 60 s");
+    pf_assert_ok(&r, "busyheap");
+    cr_assert_str_eq(r.out, "busyheap: 4499985110592\n");
+    cr_assert(strstr(r.err, "\"reason\":\"interval\"") != NULL, "no interval report:\n%s",
+              pf_tail(r.err, r.err_len, 2000));
+    pf_run_free(&r);
+}
+
 /* ---- formats and destinations -------------------------------------------------- */
 
 static void run_leaky(const char *const *env, struct pf_run *r)
