@@ -45,12 +45,21 @@ static const char *const for_caller[] = {
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 static struct range owned[MAX_OWNED];
 static int nowned;
+/* Where those functions jump to at their end (fopen to __fopen_internal,
+ * opendir, scandir, vasprintf, setenv to theirs): an internal function
+ * without a symbol, which then is the last libc frame before the caller's.
+ * Known by its start, which its unwind information gives. */
+#define MAX_TAILS (2 * MAX_OWNED)
+static uintptr_t tails[MAX_TAILS];
+static int ntails;
 static int ready; /* ranges are known */
 static __thread int busy __attribute__((tls_model("initial-exec")));
 /* The last site this thread saw outside the runtime, and its id: a loop
  * that allocates from one place skips the range search and the table. */
 static __thread uintptr_t memo_addr __attribute__((tls_model("initial-exec")));
 static __thread uint32_t memo_id __attribute__((tls_model("initial-exec")));
+
+static int where(uintptr_t a);
 
 static int starts(const char *s, const char *prefix)
 {
@@ -97,6 +106,23 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* The targets of the jumps (jmp rel32) in a function's code that land in
+ * libc outside it. The bytes are scanned at every offset: a 0xe9 inside
+ * another instruction gives a target that no frame's function starts at. */
+static void add_tails(const struct range *f)
+{
+    const uint8_t *code = (const uint8_t *)f->lo;
+    for (uintptr_t i = 0; f->lo + i + 5 <= f->hi && ntails < (int)MAX_TAILS; i++) {
+        if (code[i] != 0xe9)
+            continue;
+        int32_t rel;
+        memcpy(&rel, code + i + 1, sizeof(rel));
+        uintptr_t to = f->lo + i + 5 + (uintptr_t)(intptr_t)rel;
+        if ((to < f->lo || to >= f->hi) && where(to) == 3)
+            tails[ntails++] = to;
+    }
+}
+
 void pf_callsite_init(void)
 {
     dl_iterate_phdr(add_object, NULL);
@@ -108,6 +134,7 @@ void pf_callsite_init(void)
             continue;
         owned[nowned].lo = (uintptr_t)info.dli_saddr;
         owned[nowned].hi = owned[nowned].lo + sym->st_size;
+        add_tails(&owned[nowned]);
         nowned++;
     }
     pf_unwind_init((const void *)pf_callsite_init);
@@ -130,6 +157,10 @@ static int for_its_caller(uintptr_t a)
 {
     for (int i = 0; i < nowned; i++)
         if (a >= owned[i].lo && a < owned[i].hi)
+            return 1;
+    uintptr_t start = ntails ? pf_unwind_func_start(a) : 0;
+    for (int i = 0; start && i < ntails; i++)
+        if (tails[i] == start)
             return 1;
     return 0;
 }

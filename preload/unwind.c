@@ -296,26 +296,26 @@ static int parse_cie(const uint8_t *p, uintptr_t lo, uintptr_t hi, struct cie *c
     return !c.bad && ci->insns <= ci->end && ci->ra_reg == REG_RA;
 }
 
-/* The rule for code address `look` (a return address minus one, or the
- * walk's own first address). */
-static __attribute__((noinline)) uint64_t compute(uintptr_t look)
+/* The FDE that covers code address `look`: its instructions in *f, its
+ * CIE in *ci, the code it covers starting at *begin. 0 when there is none
+ * (no object, no .eh_frame_hdr, a signal frame's). */
+static int fde_of(uintptr_t look, struct cur *f, struct cie *ci, uintptr_t *begin)
 {
-    const uint64_t stop = R_VALID | R_END;
     struct dl_find_object fo;
     if (_dl_find_object((void *)look, &fo) != 0 || !fo.dlfo_eh_frame)
-        return stop;
+        return 0;
     uintptr_t lo = (uintptr_t)fo.dlfo_map_start, hi = (uintptr_t)fo.dlfo_map_end;
     const uint8_t *hdr = fo.dlfo_eh_frame;
     if ((uintptr_t)hdr < lo || (uintptr_t)hdr + 12 > hi || hdr[0] != 1)
-        return stop;
+        return 0;
     struct cur c = {hdr + 4, (const uint8_t *)hi, 0};
     encoded(&c, hdr[1], (uintptr_t)hdr); /* .eh_frame's address: not needed */
     if (c.bad || hdr[2] != 0x03 || hdr[3] != 0x3b) /* udata4 count, datarel sdata4 table */
-        return stop;
+        return 0;
     uint32_t n = (uint32_t)fixed(&c, 4);
     const uint8_t *tab = c.p;
     if (c.bad || !n || (uintptr_t)(hi - (uintptr_t)tab) / 8 < n)
-        return stop;
+        return 0;
     /* The last entry whose start is <= look. */
     uint32_t a = 0, b = n;
     while (b - a > 1) {
@@ -331,27 +331,45 @@ static __attribute__((noinline)) uint64_t compute(uintptr_t look)
     memcpy(&start, tab + 8 * a, 4);
     memcpy(&off, tab + 8 * a + 4, 4);
     if ((uintptr_t)hdr + (intptr_t)start > look)
-        return stop;
+        return 0;
     const uint8_t *fde = hdr + off;
     if ((uintptr_t)fde < lo || (uintptr_t)fde + 8 > hi)
-        return stop;
-    struct cur f = {fde, (const uint8_t *)hi, 0};
-    uint32_t len = (uint32_t)fixed(&f, 4);
-    if (len == 0 || len == 0xffffffffu || (uintptr_t)(hi - (uintptr_t)f.p) < len)
-        return stop;
-    f.end = f.p + len;
-    const uint8_t *idp = f.p;
-    uint32_t cie_off = (uint32_t)fixed(&f, 4);
+        return 0;
+    *f = (struct cur){fde, (const uint8_t *)hi, 0};
+    uint32_t len = (uint32_t)fixed(f, 4);
+    if (len == 0 || len == 0xffffffffu || (uintptr_t)(hi - (uintptr_t)f->p) < len)
+        return 0;
+    f->end = f->p + len;
+    const uint8_t *idp = f->p;
+    uint32_t cie_off = (uint32_t)fixed(f, 4);
+    if (!cie_off || !parse_cie(idp - cie_off, lo, hi, ci) || ci->signal)
+        return 0;
+    *begin = encoded(f, ci->fde_enc, 0);
+    uintptr_t range = encoded(f, ci->fde_enc & 0x0f, 0);
+    if (f->bad || look < *begin || look - *begin >= range)
+        return 0;
+    if (ci->has_z)
+        f->p += uleb(f);
+    return !f->bad && f->p <= f->end;
+}
+
+uintptr_t pf_unwind_func_start(uintptr_t look)
+{
+    struct cur f;
     struct cie ci;
-    if (!cie_off || !parse_cie(idp - cie_off, lo, hi, &ci) || ci.signal)
-        return stop;
-    uintptr_t begin = encoded(&f, ci.fde_enc, 0);
-    uintptr_t range = encoded(&f, ci.fde_enc & 0x0f, 0);
-    if (f.bad || look < begin || look - begin >= range)
-        return stop;
-    if (ci.has_z)
-        f.p += uleb(&f);
-    if (f.bad || f.p > f.end)
+    uintptr_t begin;
+    return fde_of(look, &f, &ci, &begin) ? begin : 0;
+}
+
+/* The rule for code address `look` (a return address minus one, or the
+ * walk's own first address). */
+static __attribute__((noinline)) uint64_t compute(uintptr_t look)
+{
+    const uint64_t stop = R_VALID | R_END;
+    struct cur f;
+    struct cie ci;
+    uintptr_t begin;
+    if (!fde_of(look, &f, &ci, &begin))
         return stop;
     struct row r = {REG_RSP, 0, 0, SAME, UNHANDLED, 0, 0};
     struct cur ic = {ci.insns, ci.end, 0};

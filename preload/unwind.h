@@ -18,6 +18,9 @@ PF_HIDDEN void pf_unwind_init(const void *self);
  * its stack pointer after the call) are given, the walk starts there; it
  * goes through pfalloc's own frames only when that start cannot be used. */
 PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp);
+/* Where the function holding code address `look` starts, by its unwind
+ * information (which covers functions with no symbol), or 0. */
+PF_HIDDEN uintptr_t pf_unwind_func_start(uintptr_t look);
 /* Code may have been unmapped (dlclose): forget every cached rule. */
 PF_HIDDEN void pf_unwind_forget(void);
 

@@ -10,7 +10,9 @@
  *  - stacks: leaks through one wrapper from two callers are two groups, each
  *    frame's module offset lies in the function nm names for it (no
  *    exported symbol needed), strdup's frame is kept in front of its caller;
- *    an allocation from code without unwind tables still gets its site.
+ *    an allocation from code without unwind tables still gets its site;
+ *  - what a libc function hands over is the program's, also where the
+ *    function jumps at its end to an internal one that calls malloc.
  */
 #include "spawn.h"
 
@@ -334,4 +336,40 @@ Test(sites, stack_walk_stops_without_unwind_tables)
     cr_assert(own == 8, "the program's own: %lu, want 8\n%s", own, r.err);
     cr_assert(strstr(r.err, "           6          336  malloc-64 ") != NULL, "%s", r.err);
     pf_run_free(&r);
+}
+
+/* tests/progs/libc_leaks: the program drops what opendir, scandir and
+ * vasprintf handed it (glibc 2.36 jumps from each to an internal function
+ * without a symbol, which calls malloc) and strdup (which calls it
+ * itself): the program's own objects, definitely lost, so
+ * PFALLOC_LEAK_EXIT_CODE fires. A FILE from fopen (the same kind of jump)
+ * is the program's too, still reachable from libc's list of streams; with
+ * every result given back, nothing is the program's. They were filed under
+ * the C library's own, and the exit code stayed 0. */
+Test(sites, what_libc_hands_over_is_the_programs)
+{
+    PF_REQUIRE_PRELOAD();
+    static const struct {
+        const char *mode;
+        unsigned long own; /* the program's own objects (at least, for scandir) */
+        int code;
+    } cases[] = {{"opendir", 1, 7}, {"scandir", 2, 7}, {"vasprintf", 1, 7}, {"strdup", 1, 7},
+                 {"fopen", 1, 0},   {"none", 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *const argv[] = {PROG("libc_leaks"), cases[i].mode, NULL};
+        const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        cr_assert(r.exited && r.code == cases[i].code, "%s: %s, want exit %d\n%s", cases[i].mode,
+                  pf_run_how(&r), cases[i].code, r.err);
+        unsigned long all, own;
+        leak_counts(r.err, &all, &own);
+        if (strcmp(cases[i].mode, "scandir") == 0)
+            cr_assert(own >= cases[i].own, "scandir: the program's own: %lu\n%s", own, r.err);
+        else
+            cr_assert(own == cases[i].own, "%s: the program's own: %lu, want %lu\n%s", cases[i].mode, own,
+                      cases[i].own, r.err);
+        pf_run_free(&r);
+    }
 }

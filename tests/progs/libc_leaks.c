@@ -1,0 +1,123 @@
+/*
+ * libc_leaks — the program loses what a libc function handed it: the
+ * object is the program's leak, not the C library's own. One argument
+ * picks the function; the result is dropped through a volatile global
+ * (cleared), so it is definitely lost:
+ *   fopen      a FILE never closed (still reachable: the C library lists
+ *              its open streams)
+ *   opendir    a DIR never closed
+ *   scandir    the list of entries and the entries
+ *   vasprintf  the formatted string
+ *   strdup     (a function that calls malloc itself, for comparison)
+ *   none       every result given back: nothing of the program's is lost
+ * In glibc 2.36 the first four jump at their end to an internal function
+ * without a symbol, which then calls malloc.
+ * Built like a distribution's binaries (-O2 -g, nothing exported).
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *volatile dropped;
+
+/* Each case in a function of its own, which drops the result through a
+ * volatile global before it returns: no copy stays in main's registers. */
+__attribute__((noinline)) static void drop(void *p)
+{
+    if (!p) {
+        fprintf(stderr, "libc_leaks: the call failed\n");
+        exit(2);
+    }
+    dropped = p;
+    dropped = NULL;
+}
+
+static int format(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(out, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+static int every_entry(const struct dirent *d)
+{
+    (void)d;
+    return 1;
+}
+
+__attribute__((noinline)) static void lose_file(void)
+{
+    drop(fopen("/proc/self/stat", "r"));
+}
+
+__attribute__((noinline)) static void lose_dir(void)
+{
+    drop(opendir("/"));
+}
+
+__attribute__((noinline)) static void lose_list(void)
+{
+    struct dirent **list = NULL;
+    int n = scandir("/", &list, every_entry, alphasort);
+    if (n < 1)
+        exit(2);
+    for (int i = 0; i < n; i++)
+        drop(list[i]);
+    drop(list);
+}
+
+__attribute__((noinline)) static void lose_string(void)
+{
+    char *s = NULL;
+    if (format(&s, "%s %d", "page families", 42) < 0)
+        exit(2);
+    drop(s);
+}
+
+__attribute__((noinline)) static void lose_copy(void)
+{
+    drop(strdup("page families"));
+}
+
+__attribute__((noinline)) static void give_back(void)
+{
+    FILE *f = fopen("/proc/self/stat", "r");
+    DIR *d = opendir("/");
+    char *s = NULL;
+    if (!f || !d || format(&s, "%d", 7) < 0)
+        exit(2);
+    fclose(f);
+    closedir(d);
+    free(s);
+}
+
+/* Clears the stack below main, where the cases' frames were. */
+__attribute__((noinline)) static void scrub(void)
+{
+    char buf[64 * 1024];
+    explicit_bzero(buf, sizeof buf);
+    __asm__ __volatile__("" : : "r"(buf) : "memory");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        void (*run)(void);
+    } cases[] = {{"fopen", lose_file},       {"opendir", lose_dir},  {"scandir", lose_list},
+                 {"vasprintf", lose_string}, {"strdup", lose_copy}, {"none", give_back}};
+    const char *what = argc > 1 ? argv[1] : "none";
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (strcmp(what, cases[i].name) == 0) {
+            cases[i].run();
+            scrub();
+            printf("libc_leaks: %s\n", what);
+            return 0;
+        }
+    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|none\n");
+    return 2;
+}
