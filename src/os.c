@@ -195,6 +195,36 @@ int pf_os_meta_is(uintptr_t p, size_t size)
     return 0;
 }
 
+int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec)
+{
+    int saved = errno;
+    int rc = mincore((void *)a, len, vec);
+    errno = saved;
+    return rc;
+}
+
+int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
+{
+    if (atomic_load_explicit(&untracked, memory_order_acquire) ||
+        atomic_load_explicit(&untracked_meta, memory_order_acquire))
+        return -1;
+    int n = 0;
+    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
+    for (uint32_t i = 0; i < hi; i++) {
+        uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire) & ~(uintptr_t)1;
+        size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+        uintptr_t e = s + bytes;
+        if (!s || e <= a || s >= b)
+            continue;
+        if (n == max)
+            return -1;
+        out[n][0] = s > a ? s : a;
+        out[n][1] = e < b ? e : b;
+        n++;
+    }
+    return n;
+}
+
 void pf_os_fork_child(void)
 {
     /* A thread that held the flag at fork does not exist here. */

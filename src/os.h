@@ -101,6 +101,15 @@ PF_HIDDEN void pf_os_resident(uint64_t *all, uint64_t *meta);
 /* Whether [p, p + size) is exactly one of pfalloc's metadata mappings (as
  * recorded for pf_os_resident; no lock, async-signal-safe). */
 PF_HIDDEN int pf_os_meta_is(uintptr_t p, size_t size);
+/* mincore(2): which pages of [a, a + len) are resident, one byte each
+ * into vec. 0, or -1 (ENOMEM: part of it is not mapped). errno is kept. */
+PF_HIDDEN int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec);
+/* pfalloc's own read-write mappings that overlap [a, b), clipped to it,
+ * into out[0..max) (as recorded for pf_os_resident; no lock,
+ * async-signal-safe). How many, or -1 when more than max do, or when some
+ * of pfalloc's mappings are not in the table (it was full or busy): then
+ * any range may be pfalloc's. */
+PF_HIDDEN int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max);
 /* In a fork child: forgets a table writer that was in another thread. */
 PF_HIDDEN void pf_os_fork_child(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),

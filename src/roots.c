@@ -439,6 +439,94 @@ static void thread_vectors(void)
 
 extern void *__libc_stack_end;
 
+/* Pages of the program's own mappings (see program_mappings) at most this
+ * far apart are scanned as one range, the pages between read too. */
+#define RUN_GAP_PAGES 16
+/* Pages asked of mincore at a time. */
+#define RESIDENT_WINDOW 256
+
+static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
+
+/* pfalloc's own ranges within one mapping, at most this many (a mapping
+ * with more is left out). */
+#define OURS_MAX 512
+static uintptr_t ours_buf[OURS_MAX][2];
+
+static void run_flush(void)
+{
+    if (run_b > run_a)
+        add_range(run_a, run_b);
+    run_a = run_b = 0;
+}
+
+/* Memory the program mapped itself — anonymous and writable: an
+ * interpreter's arenas and frame stacks (python's), a JIT's tables, a
+ * custom allocator's pools. Objects only it holds were listed as
+ * definitely lost where valgrind, which scans every mapping, sees them
+ * reachable. Only pages that are resident (mincore: a page never touched
+ * holds nothing; a page swapped out is missed) of mappings that are none
+ * of these: pfalloc's own (its heap, metadata and the pass's lists, from
+ * its table of mappings; nothing at all when that table is incomplete),
+ * a module's (its .bss is a root already, and pfalloc's own data is none),
+ * a stack (scanned from its stack pointer, or an exited thread's, kept for
+ * reuse, whose words are stale), or taken already. */
+static void program_mappings(void)
+{
+    size_t ps = pf_os_page_size();
+    unsigned char vec[RESIDENT_WINDOW];
+    for (uint32_t i = 0; i < R->nmaps; i++) {
+        struct map *x = &R->maps[i];
+        if (!x->w || !x->anon || x->taken || x->thread)
+            continue;
+        /* Anonymous mappings side by side merge into one, pfalloc's and
+         * the program's alike: its pieces that are pfalloc's, by address. */
+        uintptr_t(*ours)[2] = ours_buf;
+        int nours = pf_os_ours_in(x->a, x->b, ours, OURS_MAX);
+        if (nours < 0)
+            continue;
+        for (int o = 1; o < nours; o++)
+            for (int q = o; q > 0 && ours[q][0] < ours[q - 1][0]; q--) {
+                uintptr_t t0 = ours[q][0], t1 = ours[q][1];
+                ours[q][0] = ours[q - 1][0];
+                ours[q][1] = ours[q - 1][1];
+                ours[q - 1][0] = t0;
+                ours[q - 1][1] = t1;
+            }
+        int next = 0; /* the first of ours that does not end before the page */
+        uintptr_t a = x->a;
+        /* A module's .bss and what merged with it: from the module's end. */
+        struct dl_find_object fo;
+        if (_dl_find_object((void *)a, &fo) == 0 && (uintptr_t)fo.dlfo_map_end > a)
+            a = ((uintptr_t)fo.dlfo_map_end + ps - 1) & ~(ps - 1);
+        for (; a < x->b; a += RESIDENT_WINDOW * ps) {
+            size_t len = x->b - a < RESIDENT_WINDOW * ps ? x->b - a : RESIDENT_WINDOW * ps;
+            if (pf_os_mincore(a, len, vec) != 0) {
+                run_flush();
+                continue;
+            }
+            for (size_t k = 0; k < len / ps; k++) {
+                uintptr_t page = a + k * ps;
+                while (next < nours && ours[next][1] <= page)
+                    next++;
+                if (next < nours && ours[next][0] < page + ps) {
+                    run_flush();
+                    continue;
+                }
+                if (!(vec[k] & 1))
+                    continue;
+                if (run_b && page - run_b <= RUN_GAP_PAGES * ps) {
+                    run_b = page + ps;
+                } else {
+                    run_flush();
+                    run_a = page;
+                    run_b = page + ps;
+                }
+            }
+        }
+        run_flush();
+    }
+}
+
 int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
                     int in_signal)
 {
@@ -503,6 +591,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
             s->taken = 1;
         }
     }
+    program_mappings();
     return 0;
 }
 

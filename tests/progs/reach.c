@@ -25,6 +25,12 @@
  *             must not reach it through pfalloc's own metadata)
  *   regs      a block kept only in a register (r15) of another thread,
  *             blocked in read() while the process exits: still reachable
+ *   mapped    a block kept only in memory the program mapped itself
+ *             (anonymous, as an interpreter's arenas are), one kept only
+ *             in a second such mapping placed right below the first, so
+ *             the kernel lists the two as one, and one in a third placed
+ *             right below a large block of 1 MiB kept in a global: 4 still
+ *             reachable
  *   main_busy a block kept only on the main thread's stack while the main
  *             thread runs (spins) and another thread calls exit() (and
  *             raises the signal, with "raise"): still reachable
@@ -40,8 +46,10 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "joined.h"
@@ -262,6 +270,41 @@ __attribute__((noinline)) static void make_register_holder(void)
         abort();
 }
 
+static void *volatile g_arena, *volatile g_big;
+
+__attribute__((noinline)) static void make_mapped(void)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    char *a = mmap(NULL, 16 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED)
+        abort();
+    /* The second right below the first, with the same protection: one
+     * mapping in the kernel's list (anywhere, where a tool that runs the
+     * program refuses the address). */
+    char *b = mmap(a - 4 * ps, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    if (b == MAP_FAILED)
+        b = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b == MAP_FAILED)
+        abort();
+    void *p = must(malloc(40)), *q = must(malloc(40));
+    memcpy(a + 5 * ps + 8, &p, sizeof p);
+    memcpy(b + ps + 16, &q, sizeof q);
+    g_arena = a;
+    /* A third right below a large block of the allocator's, whose mapping
+     * the kernel then lists as one with it (where that address is free). */
+    g_big = must(malloc(1 << 20));
+    uintptr_t low = ((uintptr_t)g_big & ~(uintptr_t)(ps - 1)) - 2 * ps;
+    char *c = mmap((void *)low, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    if (c == MAP_FAILED)
+        c = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c == MAP_FAILED)
+        abort();
+    void *r = must(malloc(40));
+    memcpy(c + ps + 24, &r, sizeof r);
+}
+
 /* Raises the report signal too, if asked, from its own thread. */
 static void *quitter(void *arg)
 {
@@ -343,6 +386,8 @@ int main(int argc, char **argv)
         make_busy_thread();
     if (strcmp(what, "regs") == 0)
         make_register_holder();
+    if (strcmp(what, "mapped") == 0)
+        make_mapped();
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
     if (strcmp(what, "main_busy") == 0)
