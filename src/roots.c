@@ -443,7 +443,7 @@ extern void *__libc_stack_end;
  * far apart are scanned as one range, the pages between read too. */
 #define RUN_GAP_PAGES 16
 /* Pages asked of mincore at a time. */
-#define RESIDENT_WINDOW 256
+#define RESIDENT_WINDOW 4096
 
 static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 
