@@ -785,6 +785,7 @@ struct regs_job {
     uint32_t n;
     uint32_t got;
     uintptr_t *out;
+    long parent;      /* the process that started it */
     atomic_int go;    /* 1: attach (its ptracer permission is set); -1: give up */
     atomic_int alive; /* the helper's tid until it has exited (set and cleared by the kernel) */
 };
@@ -806,22 +807,36 @@ static long now_ns(void)
     return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
+#define HELPER_CLOSE_RANGE 436   /* close_range(2) */
+#define HELPER_UNSHARE_FDS 2u    /* CLOSE_RANGE_UNSHARE */
+#define HELPER_RESTARTNOHAND 514 /* the kernel's ERESTARTNOHAND */
+
 /* The helper: a task of its own (its own thread group, so it may trace
  * this process's threads) that shares the address space, and the thread
  * pointer of the thread that started it: it makes system calls through
  * syscall() only (no cancellation point; the errno it sets is that
- * thread's, which pf_os_thread_regs restores). Each thread in
- * turn is attached without a signal (PTRACE_SEIZE), stopped
- * (PTRACE_INTERRUPT), read and let go: a system call it was blocked in is
- * restarted as after any stop (epoll_wait and a few others return EINTR
- * instead). A thread that does not stop within 50 ms (a vfork parent) is
- * left running; it is let go when the helper exits. */
+ * thread's, which pf_os_thread_regs restores). It first gives up every
+ * descriptor (the process's pipes must close when the process ends, not
+ * when the helper does) and asks to die with the thread that started it,
+ * then, within two seconds of the go, reads each thread in turn: attached
+ * without a signal (PTRACE_SEIZE), stopped (PTRACE_INTERRUPT), read and
+ * let go. A system call that the stop made fail with EINTR is turned into
+ * one the kernel restarts (as it restarts every call it can after a stop);
+ * a call that had done part of its work (a long write) would return that
+ * part, which is why the caller lists only threads in calls that cannot
+ * have (see roots.c). A thread that does not stop within 50 ms (a vfork
+ * parent) is left running; it is let go when the helper exits. */
 static int regs_helper(void *arg)
 {
     struct regs_job *j = arg;
-    while (atomic_load(&j->go) == 0)
+    if (syscall(HELPER_CLOSE_RANGE, 0U, ~0U, HELPER_UNSHARE_FDS) != 0)
+        return 0;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0L, 0L, 0L);
+    if (getppid() != j->parent)
+        return 0;
+    for (long until = now_ns() + 2000000000L; atomic_load(&j->go) == 0 && now_ns() < until;)
         futex_wait_shared(&j->go, 0, 100000000L);
-    if (atomic_load(&j->go) < 0)
+    if (atomic_load(&j->go) <= 0)
         return 0;
     for (uint32_t i = 0; i < j->n; i++) {
         long tid = j->tids[i];
@@ -839,8 +854,15 @@ static int regs_helper(void *arg)
         }
         if (w != tid || !WIFSTOPPED(st))
             continue; /* gone, or not stopped in time */
-        if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0L, j->out + (size_t)i * PF_OS_REGS_WORDS) == 0)
+        struct user_regs_struct *regs = (struct user_regs_struct *)(j->out + (size_t)i * PF_OS_REGS_WORDS);
+        if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0L, regs) == 0) {
             j->got++;
+            if ((st >> 16) != 0 && (long)regs->orig_rax >= 0 && (long)regs->rax == -EINTR) {
+                struct user_regs_struct again = *regs;
+                again.rax = (unsigned long long)-HELPER_RESTARTNOHAND;
+                syscall(SYS_ptrace, PTRACE_SETREGS, tid, 0L, &again);
+            }
+        }
         /* A signal that arrived meanwhile stopped it first: it goes on to
          * the thread as it would have. */
         long sig = (st >> 16) == 0 ? WSTOPSIG(st) : 0;
@@ -859,21 +881,29 @@ static long read_number(const char *path)
     return buf[0] - '0';
 }
 
-/* Whether a seccomp filter (or strict mode) is on: its rules may kill the
- * process on a system call it does not expect (/proc/self/status says). */
+/* Whether a seccomp filter (or strict mode) is on for the calling thread,
+ * whose filters the helper inherits: their rules may kill the process on a
+ * system call they do not expect. The thread's own status (a filter may be
+ * on one thread only), read whole (it grows with the supplementary
+ * groups); unreadable, or without the line, counts as on. */
 static int seccomp_on(void)
 {
-    char buf[4096];
-    long len = pf_os_read_into("/proc/self/status", buf, sizeof(buf) - 1);
+    char *buf;
+    size_t cap;
+    long len = pf_os_read_file("/proc/thread-self/status", &buf, &cap);
     if (len <= 0)
         return 1;
-    buf[len] = 0;
-    const char *s = strstr(buf, "\nSeccomp:");
-    if (!s)
-        return 0;
-    for (s += 9; *s == ' ' || *s == '\t'; s++) {
-    }
-    return *s != '0';
+    int on = 1;
+    for (long i = 0; i + 9 < len; i++)
+        if ((i == 0 || buf[i - 1] == '\n') && memcmp(buf + i, "Seccomp:", 8) == 0) {
+            long k = i + 8;
+            while (k < len && (buf[k] == ' ' || buf[k] == '\t'))
+                k++;
+            on = k >= len || buf[k] != '0';
+            break;
+        }
+    pf_os_unmap(buf, cap);
+    return on;
 }
 
 int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes, int timeout_ms,
@@ -892,18 +922,19 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
     j->tids = tids;
     j->n = n;
     j->out = out;
+    j->parent = getpid();
     char *top = (char *)(((uintptr_t)work + work_bytes) & ~(uintptr_t)15);
     /* No exit signal: the program's SIGCHLD handler and its wait() for
-     * any child never see the helper. Every signal blocked in it (from its
-     * start: it inherits this thread's mask): the program's handlers are
-     * its too, and a tracee's stops send it SIGCHLD. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+     * any child never see the helper (one that waits with __WALL may reap
+     * it). Every signal blocked in it, glibc's own too (it inherits this
+     * thread's mask): the program's handlers are its too, and a tracee's
+     * stops send it SIGCHLD. */
+    uint64_t all = ~(uint64_t)0, old = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
     int pid = clone(regs_helper, top,
                     CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID, j,
                     &j->alive, NULL, &j->alive);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
     if (pid <= 0) {
         errno = saved;
         return -1;
@@ -925,7 +956,7 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
         }
         futex_wait_shared(&j->alive, v, left);
     }
-    /* Reaped (a process that ignores SIGCHLD has the kernel reap it). */
+    /* Reaped: with no exit signal it never is by itself. */
     int st;
     for (int i = 0; i < 1000 && syscall(SYS_wait4, pid, &st, __WALL | WNOHANG, NULL) == 0; i++) {
         struct timespec t = {0, 100000};
@@ -934,5 +965,7 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
     if (yama == 1)
         prctl(PR_SET_PTRACER, 0L, 0L, 0L, 0L);
     errno = saved;
+    if (atomic_load(&j->alive) != 0)
+        return -2; /* still running on `work`: it must stay mapped */
     return go > 0 ? (int)j->got : -1;
 }

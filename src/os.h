@@ -137,9 +137,11 @@ PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
  * be named the process's tracer (PR_SET_PTRACER, reset to none after):
  * only with set_ptracer, for a process that is ending, whose own setting
  * no longer matters. Returns how many threads were read, or -1 where
- * ptrace cannot be used (a seccomp filter, Yama's ptrace_scope 2 or 3, or
- * 1 without set_ptracer, a process that is not dumpable, no helper).
- * errno is kept. */
+ * ptrace cannot be used (a seccomp filter on the calling thread, Yama's
+ * ptrace_scope 2 or 3, or 1 without set_ptracer, a process that is not
+ * dumpable, no helper), or -2 when the helper outlived even its kill:
+ * `work` must then stay mapped (the kernel clears a word in it when the
+ * helper ends). errno is kept. */
 #define PF_OS_REGS_WORDS 27
 #define PF_OS_REGS_WORK ((size_t)32 * 1024)
 PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes,

@@ -473,8 +473,9 @@ int pf_reach_run(const struct pf_reach_opts *o)
     r.note = NULL;
     forget = o && o->at_exit;
     try_locks = o && o->in_signal;
+    int regs = o && o->exit_report ? (o->at_exit ? 2 : 1) : 0;
     if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, o && o->only_ranges,
-                        o && o->in_signal) != 0) {
+                        o && o->in_signal, regs) != 0) {
         r.note = "out of memory";
         pf_reach_release();
         return -1;

@@ -48,6 +48,11 @@ struct pf_reach_opts {
      * maps is not unmapped but given up to the process's end (pf_os_forget):
      * the syscalls would cost a short-lived process more than the walk. */
     int at_exit;
+    /* 1: this is the exit report's pass (the process ends when its report
+     * is written: the destructor, or a terminating signal's handler): other
+     * threads' registers are read (see roots.c); with at_exit the helper
+     * that reads them may be named the process's tracer. */
+    int exit_report;
     /* 0, or where the part of the caller's stack that is the program's
      * begins: the stack pointer of pfalloc's outermost frame (a report's
      * signal handler, the exit's destructor), which has spilled every

@@ -265,6 +265,9 @@ static long self_tid;
 /* Threads whose registers are read (see other_registers); others' are not. */
 #define REGS_MAX 1024
 
+/* The gather's pf_roots_gather `regs`. */
+static int regs_mode;
+
 /* The list of other threads' ids, and room for their registers, mapped at
  * the first one: [registers | ids | the helper's stack]. */
 static long *tids;
@@ -294,19 +297,37 @@ static void other_registers(int ending)
 {
     if (!R->regs || !ntids)
         return;
-    if (pf_os_thread_regs(tids, ntids, R->regs, tids + REGS_MAX, PF_OS_REGS_WORK, 1000, ending) > 0)
+    int got = pf_os_thread_regs(tids, ntids, R->regs, tids + REGS_MAX, PF_OS_REGS_WORK, 1000, ending);
+    if (got > 0)
         add_range((uintptr_t)R->regs, (uintptr_t)(R->regs + (size_t)ntids * PF_OS_REGS_WORDS));
+    R->regs_busy = got == -2;
 }
 
-/* System calls that a stop ends with EINTR instead of restarting them
- * (x86-64 numbers): epoll_wait, epoll_pwait, epoll_pwait2, semop,
- * semtimedop, rt_sigtimedwait, io_getevents, io_pgetevents and
- * io_uring_enter. A thread blocked in one is not stopped to read its
- * registers: the program would see the call fail. */
-static int stop_shows(long nr)
+/* Whether a thread found in system call `nr` (x86-64 numbers; -1: it
+ * runs) may be stopped to read its registers, unseen by the program: the
+ * calls that wait without doing part of their work first (a stop in the
+ * middle of a long write or send, or of recv with MSG_WAITALL, makes it
+ * return the part done; a connect restarted says EALREADY). Those that a
+ * stop makes fail with EINTR (epoll_wait, a socket with a timeout) are
+ * restarted by the helper. Other threads are left alone; their registers
+ * are not read. */
+static int stop_unseen(long nr)
 {
     switch (nr) {
-    case 232: case 281: case 441: case 65: case 220: case 128: case 208: case 333: case 426:
+    case -1:                      /* running */
+    case 0: case 19:              /* read, readv */
+    case 7: case 23: case 270: case 271: /* poll, select, pselect6, ppoll */
+    case 232: case 281: case 441: /* epoll_wait, epoll_pwait, epoll_pwait2 */
+    case 34: case 130:            /* pause, rt_sigsuspend */
+    case 35: case 230:            /* nanosleep, clock_nanosleep */
+    case 43: case 288:            /* accept, accept4 */
+    case 61: case 247:            /* wait4, waitid */
+    case 65: case 220:            /* semop, semtimedop */
+    case 70: case 243:            /* msgrcv, mq_timedreceive */
+    case 73:                      /* flock */
+    case 128:                     /* rt_sigtimedwait */
+    case 202: case 449:           /* futex, futex_waitv */
+    case 208: case 333:           /* io_getevents, io_pgetevents */
         return 1;
     default:
         return 0;
@@ -321,7 +342,7 @@ static void each_thread(long tid, void *ctx)
     R->threads++;
     long nr;
     uintptr_t sp = thread_sp(tid, &nr);
-    if (!stop_shows(nr))
+    if (regs_mode && stop_unseen(nr))
         note_tid(tid);
     struct map *m = sp ? map_of(sp) : NULL;
     if (m && m->w) {
@@ -528,7 +549,7 @@ static void program_mappings(void)
 }
 
 int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
-                    int in_signal)
+                    int in_signal, int regs)
 {
     memset(rt, 0, sizeof(*rt));
     R = rt;
@@ -569,8 +590,10 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     thread_vectors();
     self_tid = pf_os_tid();
     ntids = 0;
+    regs_mode = regs;
     rt->solo = pf_os_each_number("/proc/self/task", each_thread, NULL) == 0 && rt->threads == 0;
-    other_registers(!in_signal);
+    if (regs)
+        other_registers(regs == 2);
     /* A thread that was running has no stack pointer to read: every thread
      * stack (a descriptor at its top; pfalloc's metadata mappings sit above
      * a guard too, and hold every large block's address) not taken yet is
@@ -601,8 +624,10 @@ void pf_roots_release(struct pf_roots *rt, int forget)
     unmap(rt->maps, rt->maps_bytes, forget);
     unmap(rt->text, rt->text_bytes, forget);
     unmap(rt->held, rt->held_bytes, forget);
-    unmap(rt->regs, rt->regs_bytes, forget);
+    /* A helper that outlived its kill still runs on it: kept for good. */
+    unmap(rt->regs, rt->regs_bytes, forget || rt->regs_busy);
     rt->regs = NULL;
+    rt->regs_busy = 0;
     rt->regs_bytes = 0;
     rt->ranges = NULL;
     rt->held = NULL;

@@ -32,14 +32,18 @@ struct pf_roots {
     /* the other threads' registers (see other_registers in roots.c): a root range */
     uintptr_t *regs;
     size_t regs_bytes;
+    int regs_busy; /* the helper that read them may still run on this memory */
     size_t ranges_bytes, maps_bytes, text_bytes, held_bytes;
 };
 
 /* Fills *rt: `extra` ranges first, then (unless only_extra) the process's
  * own roots. in_signal: only async-signal-safe calls (no dl_iterate_phdr).
+ * regs: 0, other threads' registers are not read; 1, they are (for the
+ * exit report: the program sees nothing of it, see roots.c); 2, the same,
+ * and the process is surely ending (it may name the helper its tracer).
  * 0, or -1 when no memory could be mapped for the list. */
 PF_HIDDEN int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
-                              int in_signal);
+                              int in_signal, int regs);
 /* Gives back what pf_roots_gather mapped (forget: only off pfalloc's
  * accounts, see pf_os_forget); the ranges are gone with it. */
 PF_HIDDEN void pf_roots_release(struct pf_roots *rt, int forget);

@@ -336,6 +336,7 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
         struct pf_reach_opts ro = {.root_object = runtime_object,
                                    .in_signal = in_signal,
                                    .at_exit = at_exit,
+                                   .exit_report = !in_signal,
                                    .stack_from = stack_from};
         pf_reach_run(&ro);
         reach_note = pf_reach_note();

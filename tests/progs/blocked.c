@@ -12,17 +12,26 @@
  * usage: blocked calls|vfork|nodump
  *   calls   workers in read, poll, select, nanosleep, clock_nanosleep,
  *           sem_wait, a futex, pause, waitpid (for a child that outlives
- *           the process), a held mutex and pthread_cond_wait, and one in
- *           epoll_wait whose context a global also holds; a SIGCHLD
- *           handler that writes "SIGCHLD" if it ever runs (no child exits
- *           before the process does)
+ *           the process), a held mutex, pthread_cond_wait, epoll_wait, a
+ *           read of a socket with a receive timeout, and a write of 1 MiB
+ *           to a pipe nobody reads (its context a global also holds); a
+ *           SIGCHLD handler that writes "SIGCHLD" if it ever runs (no child
+ *           exits before the process does)
  *   vfork   the same, after a thread that blocks in vfork() while its child
  *           sleeps for 2 s (such a thread cannot be stopped meanwhile)
  *   nodump  the same, after prctl(PR_SET_DUMPABLE, 0) (no registers can be
  *           read from outside)
+ *   filtered the same, and the exit comes from another thread, which has a
+ *           seccomp filter of its own that kills the process on a clone that
+ *           starts no thread (see filtered_exit)
  * Built like a distribution's binaries (-O2 -g, nothing exported).
  */
+#include <errno.h>
+#include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -33,12 +42,29 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { READ, POLL, SELECT, NANOSLEEP, CLOCK_NANOSLEEP, SEM_WAIT, FUTEX, PAUSE, WAITPID, MUTEX, COND, EPOLL, NCALLS };
+enum {
+    READ,
+    POLL,
+    SELECT,
+    NANOSLEEP,
+    CLOCK_NANOSLEEP,
+    SEM_WAIT,
+    FUTEX,
+    PAUSE,
+    WAITPID,
+    MUTEX,
+    COND,
+    EPOLL,
+    TIMED_RECV,
+    LONG_WRITE,
+    NCALLS
+};
 
 struct ctx {
     long call;
@@ -46,12 +72,12 @@ struct ctx {
     char name[32];
 };
 
-static int fds[2], ep, fut, started[2], lifeline[2];
+static int fds[2], ep, fut, started[2], lifeline[2], sock[2], full[2];
 static sem_t sem;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER, held = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static volatile int cond_flag, fail_on_return = 1;
-static struct ctx *volatile epoll_ctx;
+static struct ctx *volatile write_ctx;
 
 static void returned(void)
 {
@@ -122,6 +148,22 @@ __attribute__((noinline, noreturn)) static void block(struct ctx *c)
             epoll_wait(ep, &e, 1, -1);
             break;
         }
+        case TIMED_RECV: {
+            /* A socket with a receive timeout: a stop makes the call fail
+             * with EINTR, where it restarts others. */
+            char b;
+            if (read(sock[0], &b, 1) < 0 && errno != EAGAIN)
+                returned();
+            break;
+        }
+        case LONG_WRITE: {
+            /* 1 MiB into a pipe nobody reads: blocked with 64 KiB written,
+             * which a stop would make it return. */
+            static char big[1 << 20];
+            if (write(full[1], big, sizeof big) != (ssize_t)sizeof big)
+                returned();
+            break;
+        }
         }
         /* Read through a volatile, so the compiler keeps `c` live past
          * every call (it does not know that nothing returns). */
@@ -138,8 +180,10 @@ __attribute__((noinline)) static struct ctx *new_ctx(long call)
     memset(c, 0, sizeof *c);
     c->call = call;
     snprintf(c->name, sizeof c->name, "worker %ld", call);
-    if (call == EPOLL)
-        epoll_ctx = c;
+    /* A thread in the middle of a long write is not stopped, so its
+     * registers are not read: its context is kept in a global too. */
+    if (call == LONG_WRITE)
+        write_ctx = c;
     return c;
 }
 
@@ -172,6 +216,28 @@ static void *vforker(void *arg)
     return NULL;
 }
 
+/* The "filtered" mode's last thread: a seccomp filter on itself alone
+ * (the process's first thread has none) that kills the process on a clone
+ * that starts no thread, then exit(): where the exit report's helper were
+ * started anyway, the process would die of SIGSYS. */
+static void *filtered_exit(void *arg)
+{
+    (void)arg;
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        _exit(2);
+    printf("blocked: %d workers\n", NCALLS);
+    exit(0);
+}
+
 static void on_child(int sig)
 {
     (void)sig;
@@ -191,8 +257,9 @@ static void start(void *(*fn)(void *), void *arg)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "calls";
-    if (strcmp(mode, "calls") != 0 && strcmp(mode, "vfork") != 0 && strcmp(mode, "nodump") != 0) {
-        fprintf(stderr, "usage: blocked calls|vfork|nodump\n");
+    if (strcmp(mode, "calls") != 0 && strcmp(mode, "vfork") != 0 && strcmp(mode, "nodump") != 0 &&
+        strcmp(mode, "filtered") != 0) {
+        fprintf(stderr, "usage: blocked calls|vfork|nodump|filtered\n");
         return 2;
     }
     if (strcmp(mode, "nodump") == 0 && prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) != 0)
@@ -201,7 +268,11 @@ int main(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_child;
     sigaction(SIGCHLD, &sa, NULL);
-    if (pipe(fds) != 0 || pipe(started) != 0 || sem_init(&sem, 0, 0) != 0)
+    if (pipe(fds) != 0 || pipe(started) != 0 || pipe(full) != 0 || sem_init(&sem, 0, 0) != 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sock) != 0)
+        return 2;
+    struct timeval hour = {3600, 0};
+    if (setsockopt(sock[0], SOL_SOCKET, SO_RCVTIMEO, &hour, sizeof hour) != 0)
         return 2;
     ep = epoll_create1(0);
     struct epoll_event e = {EPOLLIN, {0}};
@@ -232,6 +303,13 @@ int main(int argc, char **argv)
     /* Every worker is in its call by now, or about to be. */
     struct timespec t = {0, 50 * 1000 * 1000};
     nanosleep(&t, NULL);
+    if (strcmp(mode, "filtered") == 0) {
+        pthread_t last;
+        if (pthread_create(&last, NULL, filtered_exit, NULL) != 0)
+            return 2;
+        for (;;)
+            pause();
+    }
     printf("blocked: %d workers\n", NCALLS);
     return 0;
 }
