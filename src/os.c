@@ -818,14 +818,15 @@ static long now_ns(void)
  * thread's, which pf_os_thread_regs restores). It first gives up every
  * descriptor (the process's pipes must close when the process ends, not
  * when the helper does) and asks to die with the thread that started it,
- * then, within two seconds of the go, reads each thread in turn: attached
- * without a signal (PTRACE_SEIZE), stopped (PTRACE_INTERRUPT), read and
- * let go. A system call that the stop made fail with EINTR is turned into
+ * then, within two seconds of the go, attaches to every thread without a
+ * signal (PTRACE_SEIZE) and stops it (PTRACE_INTERRUPT), then reads each
+ * as it has stopped and lets it go. A system call that the stop made fail with EINTR is turned into
  * one the kernel restarts (as it restarts every call it can after a stop);
  * a call that had done part of its work (a long write) would return that
  * part, which is why the caller lists only threads in calls that cannot
- * have (see roots.c). A thread that does not stop within 50 ms (a vfork
- * parent) is left running; it is let go when the helper exits. */
+ * have (see roots.c). A thread that has not stopped 50 ms after the
+ * stops were asked for (a vfork parent) is left as it is; it is let go
+ * when the helper exits. */
 static int regs_helper(void *arg)
 {
     struct regs_job *j = arg;
@@ -838,19 +839,29 @@ static int regs_helper(void *arg)
         futex_wait_shared(&j->go, 0, 100000000L);
     if (atomic_load(&j->go) <= 0)
         return 0;
-    for (uint32_t i = 0; i < j->n; i++) {
+    /* Every thread stopped first, then each read as it has stopped: the
+     * stops overlap instead of each costing a wait. */
+    uint8_t seized[PF_OS_REGS_MAX];
+    uint32_t n = j->n < PF_OS_REGS_MAX ? j->n : PF_OS_REGS_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        seized[i] = syscall(SYS_ptrace, PTRACE_SEIZE, j->tids[i], 0L, 0L) == 0 &&
+                    syscall(SYS_ptrace, PTRACE_INTERRUPT, j->tids[i], 0L, 0L) == 0;
+    long until = now_ns() + 50000000L;
+    for (uint32_t i = 0; i < n; i++) {
         long tid = j->tids[i];
-        if (syscall(SYS_ptrace, PTRACE_SEIZE, tid, 0L, 0L) != 0)
-            continue;
-        if (syscall(SYS_ptrace, PTRACE_INTERRUPT, tid, 0L, 0L) != 0)
+        if (!seized[i])
             continue;
         int st = 0;
         long w = 0;
-        for (long until = now_ns() + 50000000L; (w = syscall(SYS_wait4, tid, &st, __WALL | WNOHANG, NULL)) == 0;) {
+        for (int spin = 0; (w = syscall(SYS_wait4, tid, &st, __WALL | WNOHANG, NULL)) == 0; spin++) {
             if (now_ns() > until)
                 break;
-            struct timespec t = {0, 20000};
-            syscall(SYS_nanosleep, &t, NULL);
+            if (spin < 64) {
+                syscall(SYS_sched_yield);
+            } else {
+                struct timespec t = {0, 20000};
+                syscall(SYS_nanosleep, &t, NULL);
+            }
         }
         if (w != tid || !WIFSTOPPED(st))
             continue; /* gone, or not stopped in time */

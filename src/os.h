@@ -143,6 +143,7 @@ PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
  * `work` must then stay mapped (the kernel clears a word in it when the
  * helper ends). errno is kept. */
 #define PF_OS_REGS_WORDS 27
+#define PF_OS_REGS_MAX 1024 /* threads read at most */
 #define PF_OS_REGS_WORK ((size_t)32 * 1024)
 PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes,
                                 int timeout_ms, int set_ptracer);

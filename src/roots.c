@@ -263,7 +263,7 @@ static uintptr_t thread_sp(long tid, long *nr)
 static long self_tid;
 
 /* Threads whose registers are read (see other_registers); others' are not. */
-#define REGS_MAX 1024
+#define REGS_MAX PF_OS_REGS_MAX
 
 /* The gather's pf_roots_gather `regs`. */
 static int regs_mode;
