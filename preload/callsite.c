@@ -40,15 +40,20 @@ static const char *const for_caller[] = {
     "canonicalize_file_name", "scandir", "scandir64", "open_memstream", "open_wmemstream",
     "fopen", "fopen64", "fdopen", "fmemopen", "popen", "opendir", "fdopendir", "getaddrinfo",
     "tempnam", "get_current_dir_name", "getcwd", "backtrace_symbols", "regcomp", "glob",
-    "glob64", "setenv", "putenv", "strerror", "tsearch", "hcreate", "hcreate_r",
+    "glob64",
+    /* kept: their own frames count, not where they jump */
+    "setenv", "putenv", "strerror", "tsearch", "hcreate", "hcreate_r",
 };
+#define KEPT_FROM 28 /* for_caller[KEPT_FROM] is "setenv" */
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 static struct range owned[MAX_OWNED];
 static int nowned;
 /* Where those functions jump to at their end (fopen to __fopen_internal,
- * opendir, scandir, vasprintf, setenv to theirs): an internal function
- * without a symbol, which then is the last libc frame before the caller's.
- * Known by its start, which its unwind information gives. */
+ * opendir, scandir, vasprintf to theirs): an internal function without a
+ * symbol, which then is the last libc frame before the caller's. Known by
+ * its start, which its unwind information gives. Not for the functions
+ * whose memory stays libc's to keep (setenv's tree of values, strerror's
+ * buffer, hcreate's table): only those listed in front of `kept`. */
 #define MAX_TAILS (2 * MAX_OWNED)
 static uintptr_t tails[MAX_TAILS];
 static int ntails;
@@ -123,6 +128,8 @@ static void add_tails(const struct range *f)
     }
 }
 
+_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEPT_FROM + 6, "callsite.c: KEPT_FROM");
+
 void pf_callsite_init(void)
 {
     dl_iterate_phdr(add_object, NULL);
@@ -134,7 +141,8 @@ void pf_callsite_init(void)
             continue;
         owned[nowned].lo = (uintptr_t)info.dli_saddr;
         owned[nowned].hi = owned[nowned].lo + sym->st_size;
-        add_tails(&owned[nowned]);
+        if (i < KEPT_FROM)
+            add_tails(&owned[nowned]);
         nowned++;
     }
     pf_unwind_init((const void *)pf_callsite_init);

@@ -372,4 +372,14 @@ Test(sites, what_libc_hands_over_is_the_programs)
                       cases[i].own, r.err);
         pf_run_free(&r);
     }
+    /* A program that gives everything back (tests/progs/libc_users: setenv
+     * and unsetenv in a loop among others) is not failed: setenv's tree of
+     * values is libc's to keep, though setenv jumps at its end too. */
+    const char *const argv[] = {PROG("libc_users"), NULL};
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "libc_users: %s, want exit 0\n%s", pf_run_how(&r), r.err);
+    pf_run_free(&r);
 }
