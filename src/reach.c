@@ -467,6 +467,26 @@ static PF_NOINLINE void scan_current_thread(uintptr_t top, uintptr_t from)
     __asm__ __volatile__("" : : "r"(&regs) : "memory");
 }
 
+/* Takes [a, b) out of every root range: a range that holds it in its
+ * middle is split (its upper part dropped when the list is full). */
+static void cut_out(struct pf_roots *rt, uintptr_t a, uintptr_t b)
+{
+    for (uint32_t i = 0, n = rt->n; i < n; i++) {
+        uintptr_t lo = rt->ranges[i][0], hi = rt->ranges[i][1];
+        if (hi <= a || lo >= b)
+            continue;
+        if (lo < a && hi > b && rt->n < PF_ROOTS_MAX) {
+            rt->ranges[rt->n][0] = b;
+            rt->ranges[rt->n][1] = hi;
+            rt->n++;
+        }
+        rt->ranges[i][0] = lo < a ? lo : b;
+        rt->ranges[i][1] = lo < a ? a : hi;
+        if (rt->ranges[i][1] < rt->ranges[i][0])
+            rt->ranges[i][1] = rt->ranges[i][0];
+    }
+}
+
 int pf_reach_run(const struct pf_reach_opts *o)
 {
     pf_reach_release();
@@ -512,13 +532,24 @@ int pf_reach_run(const struct pf_reach_opts *o)
         pf_reach_release();
         return -1;
     }
+    /* The tables were mapped after the roots were gathered: where another
+     * thread unmapped a root meanwhile (a stack, a mapping of the
+     * program's), one of them may sit in its place. They are no roots (the
+     * table of spans names every block). */
+    const struct {
+        const void *p;
+        size_t bytes;
+    } own[] = {{r.ents, r.ents_bytes}, {r.hash, r.hash_bytes}, {r.mark, r.mark_bytes},
+               {r.work, r.work_bytes}, {r.bounce, r.bounce_bytes}};
+    for (size_t t = 0; t < sizeof own / sizeof own[0]; t++)
+        cut_out(&r.roots, (uintptr_t)own[t].p, (uintptr_t)own[t].p + own[t].bytes);
 
     /* Whether memory can be read without faulting: asked once, of a word
      * that is surely there. */
     r.pid = pf_os_pid();
     r.vm = pf_os_read_mem(r.pid, r.bounce, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
     r.solo = r.roots.solo || !pf_lock_threaded();
-    r.partial = NULL;
+    r.partial = r.roots.partial;
     if (lock_all(nfam) != 0) {
         r.note = "the allocator was busy (a lock held where the signal landed)";
         pf_reach_release();

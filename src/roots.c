@@ -54,6 +54,8 @@ static void add_range(uintptr_t a, uintptr_t b)
         R->ranges[R->n][0] = a;
         R->ranges[R->n][1] = b;
         R->n++;
+    } else if (a < b) {
+        R->partial = "partial (more root ranges than it keeps: the rest were not scanned)";
     }
 }
 
@@ -465,6 +467,13 @@ extern void *__libc_stack_end;
 #define RUN_GAP_PAGES 16
 /* Pages asked of mincore at a time. */
 #define RESIDENT_WINDOW 4096
+/* Address space of the program's mappings looked at, at most (mincore
+ * and a look at each page: about 0.1 s for 64 GiB). A program that maps
+ * more (reserving terabytes it barely touches) gets a partial result. */
+#define MAPPED_LOOK_MAX ((uintptr_t)64 << 30)
+/* Root ranges kept free for the ranges after the program's mappings: past
+ * this many, each piece of a mapping is one range, whatever its gaps. */
+#define RANGES_COARSE (PF_ROOTS_MAX - 1024)
 
 static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 
@@ -495,6 +504,7 @@ static void program_mappings(void)
 {
     size_t ps = pf_os_page_size();
     unsigned char vec[RESIDENT_WINDOW];
+    uintptr_t looked = 0;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
         if (!x->w || !x->anon || x->taken || x->thread)
@@ -519,6 +529,11 @@ static void program_mappings(void)
         struct dl_find_object fo;
         if (_dl_find_object((void *)a, &fo) == 0 && (uintptr_t)fo.dlfo_map_end > a)
             a = ((uintptr_t)fo.dlfo_map_end + ps - 1) & ~(ps - 1);
+        if (x->b - a > MAPPED_LOOK_MAX - looked) {
+            R->partial = "partial (the program maps more than 64 GiB itself: not all of it was scanned)";
+            break;
+        }
+        looked += x->b - a;
         for (; a < x->b; a += RESIDENT_WINDOW * ps) {
             size_t len = x->b - a < RESIDENT_WINDOW * ps ? x->b - a : RESIDENT_WINDOW * ps;
             if (pf_os_mincore(a, len, vec) != 0) {
@@ -535,7 +550,8 @@ static void program_mappings(void)
                 }
                 if (!(vec[k] & 1))
                     continue;
-                if (run_b && page - run_b <= RUN_GAP_PAGES * ps) {
+                uintptr_t gap = R->n > RANGES_COARSE ? ~(uintptr_t)0 : RUN_GAP_PAGES * ps;
+                if (run_b && page - run_b <= gap) {
                     run_b = page + ps;
                 } else {
                     run_flush();

@@ -33,6 +33,8 @@ struct pf_roots {
     uintptr_t *regs;
     size_t regs_bytes;
     int regs_busy; /* the helper that read them may still run on this memory */
+    /* NULL, or why some roots were not gathered: what only they reach cannot be told lost */
+    const char *partial;
     size_t ranges_bytes, maps_bytes, text_bytes, held_bytes;
 };
 

@@ -31,6 +31,12 @@
  *             the kernel lists the two as one, and one in a third placed
  *             right below a large block of 1 MiB kept in a global: 4 still
  *             reachable
+ *   runs      the same as mapped's first block, and 17 000 pages touched
+ *             20 pages apart in a mapping of 1.3 GiB: more pieces of
+ *             resident memory than root ranges are kept; 1 still reachable
+ *   huge      a block kept only in a mapping of 100 GiB (MAP_NORESERVE, a
+ *             page touched): more than the exit report looks at, so the
+ *             block is unclassified (a partial result), not lost
  *   main_busy a block kept only on the main thread's stack while the main
  *             thread runs (spins) and another thread calls exit() (and
  *             raises the signal, with "raise"): still reachable
@@ -305,6 +311,31 @@ __attribute__((noinline)) static void make_mapped(void)
     memcpy(c + ps + 24, &r, sizeof r);
 }
 
+static char *volatile g_sparse;
+
+/* A block kept only in a mapping of `bytes`, at `at` into it. */
+__attribute__((noinline)) static void keep_in_mapping(size_t bytes, size_t at)
+{
+    char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        abort();
+    void *p = must(malloc(40));
+    memcpy(m + at, &p, sizeof p);
+}
+
+__attribute__((noinline)) static void make_runs(void)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    keep_in_mapping(16 * ps, 8 * ps);
+    char *sparse = mmap(NULL, 17000 * 20 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+    if (sparse == MAP_FAILED)
+        abort();
+    for (size_t i = 0; i < 17000; i++)
+        sparse[i * 20 * ps] = 1;
+    g_sparse = sparse;
+}
+
 /* Raises the report signal too, if asked, from its own thread. */
 static void *quitter(void *arg)
 {
@@ -388,6 +419,10 @@ int main(int argc, char **argv)
         make_register_holder();
     if (strcmp(what, "mapped") == 0)
         make_mapped();
+    if (strcmp(what, "runs") == 0)
+        make_runs();
+    if (strcmp(what, "huge") == 0)
+        keep_in_mapping((size_t)100 << 30, (size_t)5 << 30);
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
     if (strcmp(what, "main_busy") == 0)
