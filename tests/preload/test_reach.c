@@ -336,17 +336,26 @@ Test(reach, text_lists_lost_first)
  * pfalloc's default settings (no call sites: nothing tells the runtime's
  * objects from the program's) as with call sites, and in the signal report
  * as at exit. They used to be listed as definitely lost, one per thread. */
-Test(reach, joined_threads_leave_nothing_lost)
+/* Runs argv preloaded with env (a text report), wants it to succeed, and
+ * reads the four counts of its "by reachability" summary into n. */
+static void run_counted(const char *const *argv, const char *const *env, int timeout_s, struct pf_run *r,
+                        unsigned long n[4])
 {
     PF_REQUIRE_PRELOAD();
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = timeout_s};
+    pf_spawn(argv, &o, r);
+    pf_assert_ok(r, argv[0]);
+    text_summary(r->err, "  by reachability:\n", n);
+}
+
+Test(reach, joined_threads_leave_nothing_lost)
+{
     const char *const argv[] = {PROG("reach"), "joined", NULL};
     const char *const env[] = {NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "reach joined");
     unsigned long n[4];
-    text_summary(r.err, "  by reachability:\n", n);
+    run_counted(argv, env, 60, &r, n);
     cr_assert(n[0] == 0 && n[1] == 0 && n[2] == 0, "%s", r.err);
     cr_assert(n[3] >= 4, "the four DTVs are live, so listed: %s", r.err);
     pf_run_free(&r);
@@ -561,11 +570,16 @@ Test(reach, signal_storm_with_classification, .timeout = 600)
     "import ctypes; libc = ctypes.CDLL(None); libc.malloc.restype = ctypes.c_void_p; "          \
     "[libc.malloc(100) for _ in range(5)]; print('ok')"
 
-Test(reach, python_ctypes_leak_is_definitely_lost, .timeout = 600)
+static void require_python(void)
 {
     PF_REQUIRE_PRELOAD();
     if (access(PYTHON, X_OK) != 0)
         cr_skip_test("%s is not installed", PYTHON);
+}
+
+Test(reach, python_ctypes_leak_is_definitely_lost, .timeout = 600)
+{
+    require_python();
     const char *const argv[] = {PYTHON, "-c", CTYPES_LEAK, NULL};
     const char *const env[] = {"PYTHONMALLOC=malloc", "PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit",
                                NULL};
@@ -616,21 +630,16 @@ Test(reach, python_ctypes_leak_is_definitely_lost, .timeout = 600)
 
 Test(reach, python_objects_in_its_own_mappings_are_reachable, .timeout = 300)
 {
-    PF_REQUIRE_PRELOAD();
-    if (access(PYTHON, X_OK) != 0)
-        cr_skip_test("%s is not installed", PYTHON);
+    require_python();
     static const struct {
         const char *script, *env;
     } runs[] = {{PY_ARENAS, "PYTHONMALLOC=pymalloc"}, {PY_THREAD_LOCAL, "PYTHONMALLOC=malloc"}};
     for (int i = 0; i < 2; i++) {
         const char *const argv[] = {PYTHON, "-c", runs[i].script, NULL};
         const char *const env[] = {runs[i].env, NULL};
-        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 120};
         struct pf_run r;
-        pf_spawn(argv, &o, &r);
-        pf_assert_ok(&r, "python3");
         unsigned long n[4];
-        text_summary(r.err, "  by reachability:\n", n);
+        run_counted(argv, env, 120, &r, n);
         cr_assert(n[0] == 0 && n[1] == 0, "run %d (%s): %lu definitely, %lu indirectly lost\n%s", i, runs[i].env, n[0],
                   n[1], r.err);
         pf_run_free(&r);

@@ -267,14 +267,6 @@ static void *register_holder(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void make_register_holder(void)
-{
-    pthread_t t;
-    char c;
-    if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, register_holder, NULL) != 0 ||
-        read(ready[0], &c, 1) != 1)
-        abort();
-}
 
 static void *volatile g_arena, *volatile g_big;
 
@@ -360,11 +352,13 @@ __attribute__((noinline, noreturn)) static void main_busy(int sig)
         spun += kept != NULL;
 }
 
-__attribute__((noinline)) static void make_thread(void)
+/* Starts a thread that blocks for good once it has its block (`holder`,
+ * `register_holder`), and waits until it has. */
+__attribute__((noinline)) static void make_thread(void *(*fn)(void *))
 {
     pthread_t t;
     char c;
-    if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, holder, NULL) != 0 ||
+    if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, fn, NULL) != 0 ||
         read(ready[0], &c, 1) != 1)
         abort();
 }
@@ -412,11 +406,11 @@ int main(int argc, char **argv)
     if (strcmp(what, "key") == 0)
         make_key();
     if (strcmp(what, "thread") == 0)
-        make_thread();
+        make_thread(holder);
     if (strcmp(what, "busy") == 0)
         make_busy_thread();
     if (strcmp(what, "regs") == 0)
-        make_register_holder();
+        make_thread(register_holder);
     if (strcmp(what, "mapped") == 0)
         make_mapped();
     if (strcmp(what, "runs") == 0)
