@@ -28,6 +28,7 @@
 
 #include "check.h"
 #include "family.h"
+#include "guard.h"
 #include "lock.h"
 #include "roots.h"
 #include "span.h"
@@ -198,6 +199,25 @@ static int count(uint32_t nfam, uint64_t *spans, uint64_t *objs)
 
 /* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
  * the room counted for it. */
+/* A guarded large block of the checking mode: its entry (found by its
+ * span's start, the order of the sorted entries) made to cover the block. */
+static void place_guarded(const struct pf_guarded *g)
+{
+    uint32_t lo = 0, hi = r.nents;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (r.ents[mid].s->start <= g->s->start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    struct ent *e = lo ? &r.ents[lo - 1] : NULL;
+    if (e && e->s == g->s && e->s->kind == PF_SPAN_LARGE && g->p >= e->s->start) {
+        e->start = g->p;
+        e->end = g->p + (g->n ? g->n : 1);
+    }
+}
+
 static int snapshot(uint32_t nfam, uint64_t maxspans, uint64_t maxobjs)
 {
     uint32_t n = 0;
@@ -223,6 +243,11 @@ static int snapshot(uint32_t nfam, uint64_t maxspans, uint64_t maxobjs)
                 r.ents[j] = r.ents[j - gap];
                 r.ents[j - gap] = t;
             }
+    /* The checking mode places a large block at the end of its span's
+     * room, before a guard page: the program's pointer is not the span's
+     * start (see guard.h). Its object is where the block is. */
+    if (pf_check_on && !try_locks)
+        pf_guard_each_live(place_guarded);
     uint64_t base = 0;
     r.lo = UINTPTR_MAX;
     r.hi = 0;
