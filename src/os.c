@@ -781,6 +781,7 @@ void pf_os_die(const char *msg, size_t len)
 
 /* What the helper task shares with the thread that starts it. */
 struct regs_job {
+    int (*unseen)(long nr);
     const long *tids;
     uint32_t n;
     uint32_t got;
@@ -827,6 +828,44 @@ static long now_ns(void)
  * have (see roots.c). A thread that has not stopped 50 ms after the
  * stops were asked for (a vfork parent) is left as it is; it is let go
  * when the helper exits. */
+/* The system call thread `tid` is in now (the first field of its
+ * /proc syscall file), -1 when it runs or cannot be told. Raw calls: no
+ * cancellation point in the helper. */
+static long syscall_of(long pid, long tid)
+{
+    char path[64], buf[32];
+    struct pf_fmt_lite {
+        char *p, *end;
+    } f = {path, path + sizeof(path) - 1};
+    const char *parts[] = {"/proc/", NULL, "/task/", NULL, "/syscall"};
+    long nums[] = {0, pid, 0, tid, 0};
+    for (int i = 0; i < 5; i++) {
+        if (parts[i]) {
+            for (const char *c = parts[i]; *c && f.p < f.end; c++)
+                *f.p++ = *c;
+        } else {
+            char digits[24];
+            int nd = 0;
+            for (long v = nums[i]; nd == 0 || v; v /= 10)
+                digits[nd++] = (char)('0' + v % 10);
+            while (nd && f.p < f.end)
+                *f.p++ = digits[--nd];
+        }
+    }
+    *f.p = 0;
+    long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long len = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
+    syscall(SYS_close, fd);
+    if (len <= 0 || buf[0] < '0' || buf[0] > '9')
+        return -1;
+    long nr = 0;
+    for (long i = 0; i < len && buf[i] >= '0' && buf[i] <= '9'; i++)
+        nr = nr * 10 + (buf[i] - '0');
+    return nr;
+}
+
 static int regs_helper(void *arg)
 {
     struct regs_job *j = arg;
@@ -845,6 +884,7 @@ static int regs_helper(void *arg)
     uint32_t n = j->n < PF_OS_REGS_MAX ? j->n : PF_OS_REGS_MAX;
     for (uint32_t i = 0; i < n; i++)
         seized[i] = syscall(SYS_ptrace, PTRACE_SEIZE, j->tids[i], 0L, 0L) == 0 &&
+                    (!j->unseen || j->unseen(syscall_of(j->parent, j->tids[i]))) &&
                     syscall(SYS_ptrace, PTRACE_INTERRUPT, j->tids[i], 0L, 0L) == 0;
     long until = now_ns() + 50000000L;
     for (uint32_t i = 0; i < n; i++) {
@@ -868,7 +908,7 @@ static int regs_helper(void *arg)
         struct user_regs_struct *regs = (struct user_regs_struct *)(j->out + (size_t)i * PF_OS_REGS_WORDS);
         if (syscall(SYS_ptrace, PTRACE_GETREGS, tid, 0L, regs) == 0) {
             j->got++;
-            if ((st >> 16) != 0 && (long)regs->orig_rax >= 0 && (long)regs->rax == -EINTR) {
+            if ((long)regs->orig_rax >= 0 && (long)regs->rax == -EINTR) {
                 struct user_regs_struct again = *regs;
                 again.rax = (unsigned long long)-HELPER_RESTARTNOHAND;
                 syscall(SYS_ptrace, PTRACE_SETREGS, tid, 0L, &again);
@@ -918,7 +958,7 @@ static int seccomp_on(void)
 }
 
 int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes, int timeout_ms,
-                      int set_ptracer)
+                      int set_ptracer, int (*unseen)(long nr))
 {
     if (!n)
         return 0;
@@ -930,6 +970,7 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
     }
     struct regs_job *j = work;
     memset(j, 0, sizeof(*j));
+    j->unseen = unseen;
     j->tids = tids;
     j->n = n;
     j->out = out;

@@ -141,12 +141,14 @@ PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
  * ptrace_scope 2 or 3, or 1 without set_ptracer, a process that is not
  * dumpable, no helper), or -2 when the helper outlived even its kill:
  * `work` must then stay mapped (the kernel clears a word in it when the
- * helper ends). errno is kept. */
+ * helper ends). A thread is stopped only if `unseen` (when not NULL)
+ * accepts the system call it is in just then (-1: it runs). errno is
+ * kept. */
 #define PF_OS_REGS_WORDS 27
 #define PF_OS_REGS_MAX 1024 /* threads read at most */
 #define PF_OS_REGS_WORK ((size_t)32 * 1024)
 PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes,
-                                int timeout_ms, int set_ptracer);
+                                int timeout_ms, int set_ptracer, int (*unseen)(long nr));
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

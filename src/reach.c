@@ -500,10 +500,14 @@ static void cut_out(struct pf_roots *rt, uintptr_t a, uintptr_t b)
         uintptr_t lo = rt->ranges[i][0], hi = rt->ranges[i][1];
         if (hi <= a || lo >= b)
             continue;
-        if (lo < a && hi > b && rt->n < PF_ROOTS_MAX) {
-            rt->ranges[rt->n][0] = b;
-            rt->ranges[rt->n][1] = hi;
-            rt->n++;
+        if (lo < a && hi > b) {
+            if (rt->n < PF_ROOTS_MAX) {
+                rt->ranges[rt->n][0] = b;
+                rt->ranges[rt->n][1] = hi;
+                rt->n++;
+            } else {
+                rt->partial = "partial (more root ranges than it keeps: the rest were not scanned)";
+            }
         }
         rt->ranges[i][0] = lo < a ? lo : b;
         rt->ranges[i][1] = lo < a ? a : hi;
@@ -643,7 +647,7 @@ enum pf_reach_kind pf_reach_of(uintptr_t p)
         k = pf_span_index(s, p - x->start);
         if (k >= x->n || x->start + (uintptr_t)k * s->slot_size != p)
             return PF_REACH_UNCLASSIFIED;
-    } else if (p != x->start) {
+    } else if (p != x->start && p != s->start) { /* the block, or its span (the checking mode's differ) */
         return PF_REACH_UNCLASSIFIED;
     }
     switch (r.mark[x->base + k]) {

@@ -295,11 +295,13 @@ static void note_tid(long tid)
  * with ptrace by a helper task (pf_os_thread_regs); where that cannot be,
  * they are not seen. The list of registers is a root range. `ending`: the
  * process is about to end (may name the helper its tracer under Yama). */
+static int stop_unseen(long nr);
+
 static void other_registers(int ending)
 {
     if (!R->regs || !ntids)
         return;
-    int got = pf_os_thread_regs(tids, ntids, R->regs, tids + REGS_MAX, PF_OS_REGS_WORK, 1000, ending);
+    int got = pf_os_thread_regs(tids, ntids, R->regs, tids + REGS_MAX, PF_OS_REGS_WORK, 1000, ending, stop_unseen);
     if (got > 0)
         add_range((uintptr_t)R->regs, (uintptr_t)(R->regs + (size_t)ntids * PF_OS_REGS_WORDS));
     R->regs_busy = got == -2;
@@ -311,12 +313,13 @@ static void other_registers(int ending)
  * middle of a long write or send, or of recv with MSG_WAITALL, makes it
  * return the part done; a connect restarted says EALREADY). Those that a
  * stop makes fail with EINTR (epoll_wait, a socket with a timeout) are
- * restarted by the helper. Other threads are left alone; their registers
- * are not read. */
+ * restarted by the helper. Other threads are left alone, their registers
+ * not read: those in other calls, and running ones (one could enter any
+ * call before its stop; its whole stack is scanned). The helper asks again
+ * just before it stops a thread (pf_os_thread_regs). */
 static int stop_unseen(long nr)
 {
     switch (nr) {
-    case -1:                      /* running */
     case 0: case 19:              /* read, readv */
     case 7: case 23: case 270: case 271: /* poll, select, pselect6, ppoll */
     case 232: case 281: case 441: /* epoll_wait, epoll_pwait, epoll_pwait2 */
@@ -472,8 +475,11 @@ extern void *__libc_stack_end;
  * more (reserving terabytes it barely touches) gets a partial result. */
 #define MAPPED_LOOK_MAX ((uintptr_t)64 << 30)
 /* Root ranges kept free for the ranges after the program's mappings: past
- * this many, each piece of a mapping is one range, whatever its gaps. */
+ * this many, pieces up to 16 MiB apart are joined (the pages between are
+ * read too: zero pages, about 5 ms for 16 MiB); beyond that the list fills
+ * and the result is partial. */
 #define RANGES_COARSE (PF_ROOTS_MAX - 1024)
+#define COARSE_GAP_PAGES 4096
 
 static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 
@@ -529,13 +535,29 @@ static void program_mappings(void)
         struct dl_find_object fo;
         if (_dl_find_object((void *)a, &fo) == 0 && (uintptr_t)fo.dlfo_map_end > a)
             a = ((uintptr_t)fo.dlfo_map_end + ps - 1) & ~(ps - 1);
-        if (x->b - a > MAPPED_LOOK_MAX - looked) {
+        if (a >= x->b)
+            continue;
+        /* Only the program's part counts against the budget. */
+        uintptr_t theirs = x->b - a;
+        for (int o = 0; o < nours; o++) {
+            uintptr_t mine = ours[o][1] > a ? ours[o][1] - (ours[o][0] > a ? ours[o][0] : a) : 0;
+            theirs = theirs > mine ? theirs - mine : 0;
+        }
+        if (theirs > MAPPED_LOOK_MAX - looked) {
             R->partial = "partial (the program maps more than 64 GiB itself: not all of it was scanned)";
             break;
         }
-        looked += x->b - a;
-        for (; a < x->b; a += RESIDENT_WINDOW * ps) {
-            size_t len = x->b - a < RESIDENT_WINDOW * ps ? x->b - a : RESIDENT_WINDOW * ps;
+        looked += theirs;
+        for (size_t len; a < x->b; a += len) {
+            len = x->b - a < RESIDENT_WINDOW * ps ? x->b - a : RESIDENT_WINDOW * ps;
+            /* Pages of pfalloc's from the window's start: passed over in one step. */
+            while (next < nours && ours[next][1] <= a)
+                next++;
+            if (next < nours && ours[next][0] <= a) {
+                run_flush();
+                len = ((ours[next][1] + ps - 1) & ~(ps - 1)) - a;
+                continue;
+            }
             if (pf_os_mincore(a, len, vec) != 0) {
                 run_flush();
                 continue;
@@ -550,7 +572,7 @@ static void program_mappings(void)
                 }
                 if (!(vec[k] & 1))
                     continue;
-                uintptr_t gap = R->n > RANGES_COARSE ? ~(uintptr_t)0 : RUN_GAP_PAGES * ps;
+                uintptr_t gap = (R->n > RANGES_COARSE ? COARSE_GAP_PAGES : RUN_GAP_PAGES) * ps;
                 if (run_b && page - run_b <= gap) {
                     run_b = page + ps;
                 } else {

@@ -94,6 +94,8 @@ static const struct expect expected[] = {
     {"mapped", {{0, 0, 0, 4}, {0, 0, 0, 1048696}}},
     /* more pieces of resident memory than root ranges: pieces are joined */
     {"runs", {{0, 0, 0, 1}, {0, 0, 0, 40}}},
+    /* a split .bss: a mapping wholly inside the module is passed over */
+    {"bss_split", {{1, 0, 0, 0}, {100, 0, 0, 0}}},
     /* another thread calls exit() while the main thread runs: the main
      * thread's stack is scanned whole */
     {"main_busy", {{0, 0, 0, 1}, {0, 0, 0, 40}}},
@@ -658,6 +660,26 @@ Test(reach, a_mapping_too_large_to_look_at_leaves_its_blocks_unclassified)
               r.err);
     cr_assert(strstr(r.err, "\"unclassified\":{\"objects\":1,\"bytes\":40,") != NULL, "%s", r.err);
     pf_run_free(&r);
+}
+
+/* The checking mode places a large block at the end of its room, before a
+ * guard page, so the program's pointer is not its span's start: reach's
+ * 'mapped' (a 1 MiB block kept in a global among them) has the same
+ * figures under PFALLOC_CHECK=1 (the block was possibly lost). */
+Test(reach, checking_mode_large_blocks_are_found_by_the_programs_pointer)
+{
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+        if (strcmp(expected[i].mode, "mapped") != 0)
+            continue;
+        const char *const extra[] = {"PFALLOC_CHECK=1", NULL};
+        struct pf_run r;
+        run_reach(expected[i].mode, extra, &r);
+        pf_assert_ok(&r, expected[i].mode);
+        struct figures got;
+        json_totals(r.err, &got);
+        assert_figures("mapped, checking mode", &got, &expected[i].f, r.err);
+        pf_run_free(&r);
+    }
 }
 
 /* ---- other threads' registers ---------------------------------------------------- */

@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "asleep.h"
+
 enum {
     READ,
     POLL,
@@ -189,8 +191,8 @@ __attribute__((noinline)) static struct ctx *new_ctx(long call)
 
 static void *worker(void *arg)
 {
-    char one = 1;
-    if (write(started[1], &one, 1) != 1)
+    long tid = asleep_tid();
+    if (write(started[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
         abort();
     /* Straight from the return value into block(), which keeps it in a
      * callee-saved register: no frame of the worker's holds it. */
@@ -200,8 +202,8 @@ static void *worker(void *arg)
 static void *vforker(void *arg)
 {
     (void)arg;
-    char one = 1;
-    if (write(started[1], &one, 1) != 1)
+    long tid = asleep_tid();
+    if (write(started[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
         abort();
     pid_t pid = vfork();
     if (pid == 0) {
@@ -246,12 +248,14 @@ static void on_child(int sig)
         _exit(5);
 }
 
-static void start(void *(*fn)(void *), void *arg)
+/* Starts fn(arg) and returns its thread id once it has told it. */
+static long start(void *(*fn)(void *), void *arg)
 {
     pthread_t t;
-    char c;
-    if (pthread_create(&t, NULL, fn, arg) != 0 || read(started[0], &c, 1) != 1)
+    long tid;
+    if (pthread_create(&t, NULL, fn, arg) != 0 || read(started[0], &tid, sizeof tid) != (ssize_t)sizeof tid)
         abort();
+    return tid;
 }
 
 int main(int argc, char **argv)
@@ -298,11 +302,13 @@ int main(int argc, char **argv)
     close(lifeline[0]);
     if (strcmp(mode, "vfork") == 0)
         start(vforker, NULL);
+    long tids[NCALLS];
     for (long i = 0; i < NCALLS; i++)
-        start(worker, (void *)i);
-    /* Every worker is in its call by now, or about to be. */
-    struct timespec t = {0, 50 * 1000 * 1000};
-    nanosleep(&t, NULL);
+        tids[i] = start(worker, (void *)i);
+    /* Every worker asleep in its call (the vfork parent waits otherwise). */
+    for (long i = 0; i < NCALLS; i++)
+        if (asleep_wait(tids[i], -1) != 0)
+            return 2;
     if (strcmp(mode, "filtered") == 0) {
         pthread_t last;
         if (pthread_create(&last, NULL, filtered_exit, NULL) != 0)

@@ -37,6 +37,10 @@
  *   huge      a block kept only in a mapping of 100 GiB (MAP_NORESERVE, a
  *             page touched): more than the exit report looks at, so the
  *             block is unclassified (a partial result), not lost
+ *   bss_split a block dropped, after a page in the middle of the program's
+ *             .bss was made read-only (the kernel then lists the .bss as
+ *             three mappings, the last wholly inside the module): 1
+ *             definitely lost, and a classification that is not partial
  *   main_busy a block kept only on the main thread's stack while the main
  *             thread runs (spins) and another thread calls exit() (and
  *             raises the signal, with "raise"): still reachable
@@ -58,6 +62,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "asleep.h"
 #include "joined.h"
 
 struct tnode {
@@ -205,7 +210,8 @@ static void *holder(void *arg)
     (void)arg;
     void *volatile kept = must(malloc(40));
     char c = 0;
-    if (write(ready[1], &c, 1) != 1)
+    long tid = asleep_tid();
+    if (write(ready[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
         abort();
     /* Blocks until the process is gone: nobody writes to `never`. */
     while (read(never[0], &c, 1) != 0)
@@ -259,8 +265,8 @@ static long read_holding_in_r15(int fd, void *p)
 static void *register_holder(void *arg)
 {
     (void)arg;
-    char c = 0;
-    if (write(ready[1], &c, 1) != 1)
+    long tid = asleep_tid();
+    if (write(ready[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
         abort();
     /* Blocks until the process is gone: nobody writes to `never`. */
     read_holding_in_r15(never[0], must(malloc(40)));
@@ -304,6 +310,16 @@ __attribute__((noinline)) static void make_mapped(void)
 }
 
 static char *volatile g_sparse;
+static char g_bss[16 * 4096] __attribute__((aligned(4096)));
+
+__attribute__((noinline)) static void make_bss_split(void)
+{
+    g_bss[0] = 1;
+    if (mprotect(g_bss + 8 * 4096, 4096, PROT_READ) != 0)
+        abort();
+    g_drop = must(malloc(100));
+    g_drop = NULL;
+}
 
 /* A block kept only in a mapping of `bytes`, at `at` into it. */
 __attribute__((noinline)) static void keep_in_mapping(size_t bytes, size_t at)
@@ -352,14 +368,14 @@ __attribute__((noinline, noreturn)) static void main_busy(int sig)
         spun += kept != NULL;
 }
 
-/* Starts a thread that blocks for good once it has its block (`holder`,
- * `register_holder`), and waits until it has. */
+/* Starts a thread that blocks for good in read() once it has its block
+ * (`holder`, `register_holder`), and waits until it sleeps there. */
 __attribute__((noinline)) static void make_thread(void *(*fn)(void *))
 {
     pthread_t t;
-    char c;
+    long tid;
     if (pipe(ready) != 0 || pipe(never) != 0 || pthread_create(&t, NULL, fn, NULL) != 0 ||
-        read(ready[0], &c, 1) != 1)
+        read(ready[0], &tid, sizeof tid) != (ssize_t)sizeof tid || asleep_wait(tid, SYS_read) != 0)
         abort();
 }
 
@@ -415,6 +431,8 @@ int main(int argc, char **argv)
         make_mapped();
     if (strcmp(what, "runs") == 0)
         make_runs();
+    if (strcmp(what, "bss_split") == 0)
+        make_bss_split();
     if (strcmp(what, "huge") == 0)
         keep_in_mapping((size_t)100 << 30, (size_t)5 << 30);
     if (strcmp(what, "joined") == 0)
