@@ -834,25 +834,23 @@ static long now_ns(void)
 static long syscall_of(long pid, long tid)
 {
     char path[64], buf[32];
-    struct pf_fmt_lite {
-        char *p, *end;
-    } f = {path, path + sizeof(path) - 1};
+    char *p = path, *end = path + sizeof(path) - 1;
     const char *parts[] = {"/proc/", NULL, "/task/", NULL, "/syscall"};
-    long nums[] = {0, pid, 0, tid, 0};
+    const long nums[] = {0, pid, 0, tid, 0};
     for (int i = 0; i < 5; i++) {
         if (parts[i]) {
-            for (const char *c = parts[i]; *c && f.p < f.end; c++)
-                *f.p++ = *c;
-        } else {
-            char digits[24];
-            int nd = 0;
-            for (long v = nums[i]; nd == 0 || v; v /= 10)
-                digits[nd++] = (char)('0' + v % 10);
-            while (nd && f.p < f.end)
-                *f.p++ = digits[--nd];
+            for (const char *c = parts[i]; *c && p < end; c++)
+                *p++ = *c;
+            continue;
         }
+        char digits[24];
+        int nd = 0;
+        for (long v = nums[i]; nd == 0 || v; v /= 10)
+            digits[nd++] = (char)('0' + v % 10);
+        while (nd && p < end)
+            *p++ = digits[--nd];
     }
-    *f.p = 0;
+    *p = 0;
     long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
