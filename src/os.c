@@ -812,22 +812,6 @@ static long now_ns(void)
 #define HELPER_UNSHARE_FDS 2u    /* CLOSE_RANGE_UNSHARE */
 #define HELPER_RESTARTNOHAND 514 /* the kernel's ERESTARTNOHAND */
 
-/* The helper: a task of its own (its own thread group, so it may trace
- * this process's threads) that shares the address space, and the thread
- * pointer of the thread that started it: it makes system calls through
- * syscall() only (no cancellation point; the errno it sets is that
- * thread's, which pf_os_thread_regs restores). It first gives up every
- * descriptor (the process's pipes must close when the process ends, not
- * when the helper does) and asks to die with the thread that started it,
- * then, within two seconds of the go, attaches to every thread without a
- * signal (PTRACE_SEIZE) and stops it (PTRACE_INTERRUPT), then reads each
- * as it has stopped and lets it go. A system call that the stop made fail with EINTR is turned into
- * one the kernel restarts (as it restarts every call it can after a stop);
- * a call that had done part of its work (a long write) would return that
- * part, which is why the caller lists only threads in calls that cannot
- * have (see roots.c). A thread that has not stopped 50 ms after the
- * stops were asked for (a vfork parent) is left as it is; it is let go
- * when the helper exits. */
 /* The system call thread `tid` is in now (the first field of its
  * /proc syscall file), -1 when it runs or cannot be told. Raw calls: no
  * cancellation point in the helper. */
@@ -864,6 +848,23 @@ static long syscall_of(long pid, long tid)
     return nr;
 }
 
+/* The helper: a task of its own (its own thread group, so it may trace
+ * this process's threads) that shares the address space, and the thread
+ * pointer of the thread that started it: it makes system calls through
+ * syscall() only (no cancellation point; the errno it sets is that
+ * thread's, which pf_os_thread_regs restores). It first gives up every
+ * descriptor (the process's pipes must close when the process ends, not
+ * when the helper does) and asks to die with the thread that started it,
+ * then, within two seconds of the go, attaches to every thread without a
+ * signal (PTRACE_SEIZE) and stops it (PTRACE_INTERRUPT), then reads each
+ * as it has stopped and lets it go. A system call that the stop made fail
+ * with EINTR is turned into one the kernel restarts (as it restarts every
+ * call it can after a stop);
+ * a call that had done part of its work (a long write) would return that
+ * part, which is why the caller lists only threads in calls that cannot
+ * have (see roots.c). A thread that has not stopped 50 ms after the
+ * stops were asked for (a vfork parent) is left as it is; it is let go
+ * when the helper exits. */
 static int regs_helper(void *arg)
 {
     struct regs_job *j = arg;

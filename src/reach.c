@@ -197,8 +197,6 @@ static int count(uint32_t nfam, uint64_t *spans, uint64_t *objs)
     return 0;
 }
 
-/* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
- * the room counted for it. */
 /* A guarded large block of the checking mode: its entry (found by its
  * span's start, the order of the sorted entries) made to cover the block. */
 static void place_guarded(const struct pf_guarded *g)
@@ -218,6 +216,8 @@ static void place_guarded(const struct pf_guarded *g)
     }
 }
 
+/* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
+ * the room counted for it. */
 static int snapshot(uint32_t nfam, uint64_t maxspans, uint64_t maxobjs)
 {
     uint32_t n = 0;

@@ -1,12 +1,13 @@
 /*
  * reach.h — which live objects the program can still reach. A conservative
  * mark pass, as leak checkers do: every aligned word of the roots (writable
- * segments of the loaded modules, the stacks of the threads and the
- * registers of the one that runs the pass, thread-local storage) that
- * points into a live object marks it (other threads' registers are not
- * read: see docs/REPORTS.md), and marked objects are scanned in turn. Every
- * object then falls in one category, with valgrind memcheck's meanings. Run
- * at exit, before the leak walk; the results stay until pf_reach_release.
+ * segments of the loaded modules, the stacks of the threads, the registers
+ * of the one that runs the pass and, for the exit report, of the others
+ * (see roots.c), thread-local storage, memory the program mapped itself)
+ * that points into a live object marks it, and marked objects are scanned
+ * in turn. Every object then falls in one category, with valgrind
+ * memcheck's meanings. Run at exit, before the leak walk; the results stay
+ * until pf_reach_release.
  */
 #ifndef PF_REACH_H
 #define PF_REACH_H
