@@ -812,6 +812,16 @@ static long now_ns(void)
 #define HELPER_UNSHARE_FDS 2u    /* CLOSE_RANGE_UNSHARE */
 #define HELPER_RESTARTNOHAND 514 /* the kernel's ERESTARTNOHAND */
 
+long pf_os_syscall_nr(const char *text, long len)
+{
+    if (len <= 0 || text[0] < '0' || text[0] > '9')
+        return -1;
+    long nr = 0;
+    for (long i = 0; i < len && text[i] >= '0' && text[i] <= '9' && nr < 100000; i++)
+        nr = nr * 10 + (text[i] - '0');
+    return nr;
+}
+
 /* The system call thread `tid` is in now (the first field of its
  * /proc syscall file), -1 when it runs or cannot be told. Raw calls: no
  * cancellation point in the helper. */
@@ -840,12 +850,7 @@ static long syscall_of(long pid, long tid)
         return -1;
     long len = syscall(SYS_read, fd, buf, sizeof(buf) - 1);
     syscall(SYS_close, fd);
-    if (len <= 0 || buf[0] < '0' || buf[0] > '9')
-        return -1;
-    long nr = 0;
-    for (long i = 0; i < len && buf[i] >= '0' && buf[i] <= '9'; i++)
-        nr = nr * 10 + (buf[i] - '0');
-    return nr;
+    return pf_os_syscall_nr(buf, len);
 }
 
 /* The helper: a task of its own (its own thread group, so it may trace
@@ -859,10 +864,9 @@ static long syscall_of(long pid, long tid)
  * signal (PTRACE_SEIZE) and stops it (PTRACE_INTERRUPT), then reads each
  * as it has stopped and lets it go. A system call that the stop made fail
  * with EINTR is turned into one the kernel restarts (as it restarts every
- * call it can after a stop);
- * a call that had done part of its work (a long write) would return that
- * part, which is why the caller lists only threads in calls that cannot
- * have (see roots.c). A thread that has not stopped 50 ms after the
+ * call it can after a stop); a call that had done part of its work (a long
+ * write) would return that part, which is why the caller lists only
+ * threads in calls that cannot have (see roots.c). A thread that has not stopped 50 ms after the
  * stops were asked for (a vfork parent) is left as it is; it is let go
  * when the helper exits. */
 static int regs_helper(void *arg)

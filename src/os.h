@@ -149,6 +149,9 @@ PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
 #define PF_OS_REGS_WORK ((size_t)32 * 1024)
 PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes,
                                 int timeout_ms, int set_ptracer, int (*unseen)(long nr));
+/* The system call number that starts the text of a /proc .../syscall
+ * file (len bytes of it), or -1 ("running", or nothing readable). */
+PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

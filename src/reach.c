@@ -506,7 +506,7 @@ static void cut_out(struct pf_roots *rt, uintptr_t a, uintptr_t b)
                 rt->ranges[rt->n][1] = hi;
                 rt->n++;
             } else {
-                rt->partial = "partial (more root ranges than it keeps: the rest were not scanned)";
+                rt->partial = PF_ROOTS_FULL;
             }
         }
         rt->ranges[i][0] = lo < a ? lo : b;

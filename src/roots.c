@@ -55,7 +55,7 @@ static void add_range(uintptr_t a, uintptr_t b)
         R->ranges[R->n][1] = b;
         R->n++;
     } else if (a < b) {
-        R->partial = "partial (more root ranges than it keeps: the rest were not scanned)";
+        R->partial = PF_ROOTS_FULL;
     }
 }
 
@@ -226,7 +226,6 @@ static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
  * stack pointer and program counter ("running" otherwise). */
 static uintptr_t thread_sp(long tid, long *nr)
 {
-    *nr = -1;
     char path[64];
     struct pf_fmt f;
     pf_fmt_init(&f, path, sizeof(path), -1);
@@ -236,14 +235,10 @@ static uintptr_t thread_sp(long tid, long *nr)
     pf_fmt_cstr(&f);
     char buf[512];
     long len = pf_os_read_into(path, buf, sizeof(buf));
+    *nr = -1;
     if (len <= 0 || (size_t)len >= sizeof(buf))
         return 0;
-    if (buf[0] >= '0' && buf[0] <= '9') {
-        long v = 0;
-        for (const char *p = buf; p < buf + len && *p >= '0' && *p <= '9' && v < 100000; p++)
-            v = v * 10 + (*p - '0');
-        *nr = v;
-    }
+    *nr = pf_os_syscall_nr(buf, len);
     uintptr_t tok[2] = {0, 0};
     int ntok = 0;
     for (const char *p = buf, *end = buf + len; p < end;) {

@@ -10,6 +10,8 @@
 #include "os.h"
 
 #define PF_ROOTS_MAX 16384 /* root ranges kept; beyond, the rest are not scanned */
+/* pf_roots.partial when the list was full */
+#define PF_ROOTS_FULL "partial (more root ranges than it keeps: the rest were not scanned)"
 
 struct map;
 
