@@ -22,6 +22,7 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -201,6 +202,61 @@ int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec)
     int rc = mincore((void *)a, len, vec);
     errno = saved;
     return rc;
+}
+
+/* Entries of /proc/self/pagemap read at a time: bit 63 present, bit 62
+ * swapped out. */
+#define PAGEMAP_BATCH 512
+
+int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec)
+{
+    size_t ps = pf_os_page_size(), n = (len + ps - 1) / ps, i;
+    if (pf_os_mincore(a, len, vec) != 0)
+        return -1;
+    for (i = 0; i < n && (vec[i] & 1); i++)
+        vec[i] = 1;
+    if (i == n)
+        return 0;
+    int saved = errno;
+    if (!pg->swap) {
+        /* Without swap space a page not resident has never been written
+         * (or was given back): it reads as zeros. */
+        struct sysinfo si;
+        pg->swap = sysinfo(&si) != 0 || si.totalswap > 0 ? 2 : 1;
+    }
+    if (pg->swap == 2 && pg->fd == 0) {
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        pg->fd = fd >= 0 ? fd + 1 : -1;
+    }
+    uint64_t ent[PAGEMAP_BATCH];
+    while (i < n) {
+        if ((vec[i] & 1) || pg->swap == 1) {
+            vec[i] = vec[i] & 1;
+            i++;
+            continue;
+        }
+        /* Swapped out or not: pagemap says. Unreadable: taken as held. */
+        size_t k = n - i < PAGEMAP_BATCH ? n - i : PAGEMAP_BATCH;
+        ssize_t got = pg->fd > 0 ? pread(pg->fd - 1, ent, k * sizeof ent[0], (off_t)((a / ps + i) * sizeof ent[0]))
+                                 : -1;
+        for (size_t j = 0; j < k; j++, i++) {
+            int known = got > 0 && (size_t)got >= (j + 1) * sizeof ent[0];
+            vec[i] = (vec[i] & 1) || !known || (ent[j] >> 62) != 0;
+        }
+    }
+    errno = saved;
+    return 0;
+}
+
+void pf_os_pages_done(struct pf_os_pages *pg)
+{
+    if (pg->fd > 0) {
+        int saved = errno;
+        close(pg->fd - 1);
+        errno = saved;
+    }
+    pg->fd = 0;
+    pg->swap = 0;
 }
 
 int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)

@@ -104,6 +104,20 @@ PF_HIDDEN int pf_os_meta_is(uintptr_t p, size_t size);
 /* mincore(2): which pages of [a, a + len) are resident, one byte each
  * into vec. 0, or -1 (ENOMEM: part of it is not mapped). errno is kept. */
 PF_HIDDEN int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec);
+/* Which pages of [a, a + len) may hold data, one byte each into vec: 1
+ * for a page that is resident or swapped out, 0 for one that reads as
+ * zeros (never written, or given back). mincore first; only where some
+ * page is not resident and the system has swap space is /proc/self/pagemap
+ * asked (where it cannot be read, such pages count as held). pg keeps what
+ * was learnt: all zeros at first; pf_os_pages_done closes it and zeroes it
+ * again. 0, or -1 (part of the range is not mapped). Async-signal-safe;
+ * errno is kept. */
+struct pf_os_pages {
+    int swap; /* 0: not asked yet; 1: the system has no swap space; 2: it has */
+    int fd;   /* /proc/self/pagemap + 1; 0: not opened yet; -1: cannot be */
+};
+PF_HIDDEN int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec);
+PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);
 /* pfalloc's own read-write mappings that overlap [a, b), clipped to it,
  * into out[0..max) (as recorded for pf_os_resident; no lock,
  * async-signal-safe). How many, or -1 when more than max do, or when some

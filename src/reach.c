@@ -439,11 +439,47 @@ static void scan_foreign(uintptr_t a, uintptr_t b, int pass, int definite, uint3
     }
 }
 
+/* A large block of at least this many pages is read only where its pages
+ * hold data (pf_os_pages_held), in windows of HELD_WINDOW pages: the rest
+ * reads as zeros, and reading it would map each page (a program that keeps
+ * gigabytes it hardly touched took seconds to exit). */
+#define HELD_MIN_PAGES 16
+#define HELD_WINDOW 1024
+
+static void scan_large(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t leader)
+{
+    uintptr_t ps = pf_os_page_size();
+    if (b - a < HELD_MIN_PAGES * ps) {
+        scan_foreign(a, b, pass, definite, leader, 1);
+        return;
+    }
+    unsigned char vec[HELD_WINDOW];
+    uintptr_t from = 0, to = 0; /* the run of held pages not read yet */
+    for (uintptr_t p = a & ~(ps - 1), len; p < b; p += len) {
+        len = b - p < HELD_WINDOW * ps ? ((b - p + ps - 1) & ~(ps - 1)) : HELD_WINDOW * ps;
+        if (pf_os_pages_held(&r.roots.pages, p, len, vec) != 0)
+            memset(vec, 1, len / ps); /* gone or moved: the reads find out */
+        for (uintptr_t k = 0; k < len / ps; k++) {
+            uintptr_t page = p + k * ps;
+            if (vec[k] && to == page) {
+                to = page + ps;
+            } else if (vec[k]) {
+                if (to > from)
+                    scan_foreign(from > a ? from : a, to < b ? to : b, pass, definite, leader, 1);
+                from = page;
+                to = page + ps;
+            }
+        }
+    }
+    if (to > from)
+        scan_foreign(from > a ? from : a, to < b ? to : b, pass, definite, leader, 1);
+}
+
 static void scan_object(uint32_t e, uint32_t k, int pass, int definite, uint32_t leader)
 {
     const struct ent *x = &r.ents[e];
     if (x->s->kind == PF_SPAN_LARGE) {
-        scan_foreign(x->start, x->start + obj_bytes(x, k), pass, definite, leader, 1);
+        scan_large(x->start, x->start + obj_bytes(x, k), pass, definite, leader);
         return;
     }
     uintptr_t a = x->start + (uintptr_t)k * x->s->slot_size;

@@ -494,8 +494,8 @@ static void run_flush(void)
  * interpreter's arenas and frame stacks (python's), a JIT's tables, a
  * custom allocator's pools. Objects only it holds were listed as
  * definitely lost where valgrind, which scans every mapping, sees them
- * reachable. Only pages that are resident (mincore: a page never touched
- * holds nothing; a page swapped out is missed) of mappings that are none
+ * reachable. Only pages that hold data (resident or swapped out; a page
+ * never touched holds nothing: pf_os_pages_held) of mappings that are none
  * of these: pfalloc's own (its heap, metadata and the pass's lists, from
  * its table of mappings; nothing at all when that table is incomplete),
  * a module's (its .bss is a root already, and pfalloc's own data is none),
@@ -553,7 +553,7 @@ static void program_mappings(void)
                 len = ((ours[next][1] + ps - 1) & ~(ps - 1)) - a;
                 continue;
             }
-            if (pf_os_mincore(a, len, vec) != 0) {
+            if (pf_os_pages_held(&R->pages, a, len, vec) != 0) {
                 run_flush();
                 continue;
             }
@@ -565,7 +565,7 @@ static void program_mappings(void)
                     run_flush();
                     continue;
                 }
-                if (!(vec[k] & 1))
+                if (!vec[k])
                     continue;
                 uintptr_t gap = (R->n > RANGES_COARSE ? COARSE_GAP_PAGES : RUN_GAP_PAGES) * ps;
                 if (run_b && page - run_b <= gap) {
@@ -653,6 +653,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
 
 void pf_roots_release(struct pf_roots *rt, int forget)
 {
+    pf_os_pages_done(&rt->pages);
     unmap(rt->ranges, rt->ranges_bytes, forget);
     unmap(rt->maps, rt->maps_bytes, forget);
     unmap(rt->text, rt->text_bytes, forget);

@@ -35,6 +35,8 @@ struct pf_roots {
     uintptr_t *regs;
     size_t regs_bytes;
     int regs_busy; /* the helper that read them may still run on this memory */
+    /* which pages hold data: asked of the program's mappings here, of large blocks by the pass */
+    struct pf_os_pages pages;
     /* NULL, or why some roots were not gathered: what only they reach cannot be told lost */
     const char *partial;
     size_t ranges_bytes, maps_bytes, text_bytes, held_bytes;

@@ -44,6 +44,12 @@
  *   main_busy a block kept only on the main thread's stack while the main
  *             thread runs (spins) and another thread calls exit() (and
  *             raises the signal, with "raise"): still reachable
+ *   sparse_large a block of 64 MiB kept in a global, one page of it
+ *             written: a pointer 40 MiB into it to a block of 40 bytes, its
+ *             only pointer; 2 still reachable. At its end (after the
+ *             signal report, with "raise") it prints how many of the large
+ *             block's pages are resident: a walk that read the untouched
+ *             ones would have mapped them
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -57,6 +63,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -344,6 +351,30 @@ __attribute__((noinline)) static void make_runs(void)
     g_sparse = sparse;
 }
 
+#define SPARSE_BYTES ((size_t)64 << 20)
+static char *volatile g_sparse_large;
+
+__attribute__((noinline)) static void make_sparse_large(void)
+{
+    char *big = must(malloc(SPARSE_BYTES));
+    void *p = must(malloc(40));
+    memcpy(big + ((size_t)40 << 20), &p, sizeof p);
+    g_sparse_large = big;
+}
+
+static void print_sparse_resident(void)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)g_sparse_large & ~(uintptr_t)(ps - 1);
+    size_t len = (uintptr_t)g_sparse_large + SPARSE_BYTES - a, pages = (len + ps - 1) / ps, n = 0;
+    static unsigned char vec[SPARSE_BYTES / 4096 + 2];
+    if (pages > sizeof vec || mincore((void *)a, len, vec) != 0)
+        abort();
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    printf("sparse_large: %zu of %zu pages resident\n", n, pages);
+}
+
 /* Raises the report signal too, if asked, from its own thread. */
 static void *quitter(void *arg)
 {
@@ -437,6 +468,8 @@ int main(int argc, char **argv)
         keep_in_mapping((size_t)100 << 30, (size_t)5 << 30);
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
+    if (strcmp(what, "sparse_large") == 0)
+        make_sparse_large();
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
@@ -448,5 +481,7 @@ int main(int argc, char **argv)
     scrub();
     if (sig)
         raise(SIGUSR1);
+    if (g_sparse_large)
+        print_sparse_resident();
     return 0;
 }

@@ -440,3 +440,42 @@ Test(os, forget_leaves_the_mapping_and_takes_it_off_the_accounts)
     cr_assert_eq(a[8 * ps - 1], 7, "still mapped, contents and all");
     munmap(a, 8 * ps);
 }
+
+/* pf_os_pages_held: 1 for each page written (resident), 0 for each never
+ * written or given back, over more pages than one read of the pagemap
+ * holds; the same when the system is taken to have swap space (pagemap is
+ * asked about the pages not resident), and every page counted held when
+ * pagemap cannot be read. -1 for a range not mapped; errno kept. */
+Test(os, pages_held_are_the_written_ones)
+{
+    size_t ps = pf_os_page_size(), n = 1100;
+    char *a = mmap(NULL, n * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(a != MAP_FAILED);
+    static const size_t written[] = {0, 3, 5, 511, 512, 600, 1099};
+    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++)
+        a[written[i] * ps + 17] = 1;
+    cr_assert_eq(madvise(a + 5 * ps, ps, MADV_DONTNEED), 0); /* given back: zeros again */
+    static unsigned char want[1100], vec[1100];
+    for (size_t i = 0; i < sizeof written / sizeof written[0]; i++)
+        want[written[i]] = written[i] != 5;
+    static const struct pf_os_pages starts[] = {{0, 0}, {2, 0}};
+    for (int s = 0; s < 2; s++) {
+        struct pf_os_pages pg = starts[s];
+        memset(vec, 0xee, sizeof vec);
+        errno = 1234;
+        cr_assert_eq(pf_os_pages_held(&pg, (uintptr_t)a, n * ps, vec), 0);
+        cr_assert_eq(errno, 1234);
+        for (size_t i = 0; i < n; i++)
+            cr_assert_eq(vec[i], want[i], "start %d: page %zu: %d, want %d", s, i, vec[i], want[i]);
+        cr_assert(s == 0 || pg.fd > 0, "pagemap was read");
+        pf_os_pages_done(&pg);
+        cr_assert(pg.fd == 0 && pg.swap == 0);
+    }
+    struct pf_os_pages blind = {2, -1};
+    cr_assert_eq(pf_os_pages_held(&blind, (uintptr_t)a, n * ps, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(vec[i], 1, "page %zu: pagemap unreadable, so it may hold data", i);
+    munmap(a, n * ps);
+    struct pf_os_pages pg = {0, 0};
+    cr_assert_eq(pf_os_pages_held(&pg, (uintptr_t)a, n * ps, vec), -1, "not mapped");
+}
