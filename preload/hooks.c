@@ -257,6 +257,12 @@ static void fork_child(void)
     if (pf_lock_fork_taken())
         pf_introspect_fork_child();
     pf_sites_fork_child(); /* objects from now on are the child's own */
+    /* Timers are not inherited: the interval timer was the parent's (and
+     * its id, deleted at exit, may be a timer of the child's). A child
+     * that runs on (a worker, a subshell) gets its own, as any process
+     * started with PFALLOC_INTERVAL does. */
+    if (__atomic_exchange_n(&interval_on, 0, __ATOMIC_ACQ_REL))
+        start_interval(pf_config.interval_ms);
 }
 
 __attribute__((constructor(101))) static void preload_start(void)

@@ -611,6 +611,43 @@ Test(reports, interval_text_reports)
     pf_child_free(&c);
 }
 
+/* A process forked without exec gets interval reports of its own: the
+ * parent's timer is not inherited (the child had none, and its exit
+ * deleted a timer id that was not its). daemonish's child runs 0.8 s at
+ * one report per 0.15 s while its parent waits. */
+Test(reports, a_fork_child_has_its_own_interval_reports, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("daemonish"), "0.8", "fork", NULL};
+    const char *const env[] = {"PFALLOC_INTERVAL=0.15", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "daemonish");
+    cr_assert_str_eq(r.out, "daemonish: started\ndaemonish: done\n");
+    /* Interval reports per process: the parent's and the child's. */
+    int pids[4] = {0};
+    size_t n[4] = {0}, procs = 0;
+    for (const char *p = strstr(r.err, PF_REPORT_MARK); p; p = strstr(p + 1, PF_REPORT_MARK)) {
+        int pid;
+        char reason[32];
+        if (sscanf(p + strlen(PF_REPORT_MARK), "%d (daemonish), reason %31[a-z]", &pid, reason) != 2 ||
+            strcmp(reason, "interval") != 0)
+            continue;
+        size_t i = 0;
+        while (i < procs && pids[i] != pid)
+            i++;
+        cr_assert(i < 4, "interval reports of more than two processes:\n%s", r.err);
+        pids[i] = pid;
+        n[i]++;
+        procs += i == procs;
+    }
+    cr_assert(procs == 2, "interval reports of %zu processes, not the parent and the child:\n%s", procs, r.err);
+    for (size_t i = 0; i < 2; i++)
+        cr_assert(n[i] >= 2 && n[i] <= 7, "%zu interval reports of pid %d in 0.8 s at 0.15 s", n[i], pids[i]);
+    pf_run_free(&r);
+}
+
 /* An interval shorter than one report (tests/progs/busyheap: 300 000
  * objects, each interval report walking them for its leak section): the
  * program still runs a whole interval between two reports and gets its

@@ -4,13 +4,17 @@
  * 2; decimals allowed). It prints "daemonish: started" (flushed) when it is
  * running and "daemonish: done" when it ends, having freed everything.
  * Signals that interrupt its sleeps only shorten them; the deadline holds.
- * Usage: daemonish [SECONDS]
+ * With "fork", a child forked after the start does the work (and prints
+ * "daemonish: done", then exits), while the process waits for it.
+ * Usage: daemonish [SECONDS [fork]]
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KEPT 200
 
@@ -28,6 +32,18 @@ int main(int argc, char **argv)
     memset(kept, 0, sizeof kept);
     printf("daemonish: started\n");
     fflush(stdout);
+    if (argc > 2 && strcmp(argv[2], "fork") == 0) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return 2;
+        if (pid > 0) {
+            int st;
+            while (waitpid(pid, &st, 0) < 0)
+                if (errno != EINTR)
+                    return 2;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 2;
+        }
+    }
     double end = now() + seconds;
     unsigned long tick = 0;
     while (now() < end) {
