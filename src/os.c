@@ -46,7 +46,7 @@ static size_t page_size;
  * An unmap may cover part of a recorded range (large blocks are split and
  * joined as address ranges), so removal trims or splits entries.
  * Entry start has bit 0 set for metadata mappings. */
-#define TAB_SLOTS 4096
+#define TAB_SLOTS 65536
 struct tab_entry {
     _Atomic uintptr_t start; /* page aligned | 1 for metadata; 0: empty */
     _Atomic size_t bytes;
@@ -71,13 +71,35 @@ static void tab_unlock(void)
     atomic_flag_clear_explicit(&tab_busy, memory_order_release);
 }
 
-/* Under tab_busy. 0, or -1 when the table is full. */
+/* Under tab_busy. 0, or -1 when the table is full. A data range next to a
+ * data entry joins it (large blocks are mapped side by side: a process
+ * with thousands of them holds a few runs), the entry's start moved before
+ * its size grows, so a reader sees the old range or a part of the new one.
+ * Metadata entries are each one mapping, whole (see pf_os_meta_is). */
 static int tab_put(uintptr_t start, size_t bytes, int meta)
 {
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
-    uint32_t i = 0;
-    while (i < hi && atomic_load_explicit(&tab[i].start, memory_order_relaxed))
-        i++;
+    uint32_t i = hi;
+    for (uint32_t k = 0; k < hi; k++) {
+        uintptr_t s = atomic_load_explicit(&tab[k].start, memory_order_relaxed);
+        if (!s) {
+            if (i == hi)
+                i = k;
+            continue;
+        }
+        if (meta || (s & 1))
+            continue;
+        size_t n = atomic_load_explicit(&tab[k].bytes, memory_order_relaxed);
+        if (s + n == start) {
+            atomic_store_explicit(&tab[k].bytes, n + bytes, memory_order_release);
+            return 0;
+        }
+        if (start + bytes == s) {
+            atomic_store_explicit(&tab[k].start, start, memory_order_release);
+            atomic_store_explicit(&tab[k].bytes, n + bytes, memory_order_release);
+            return 0;
+        }
+    }
     if (i == TAB_SLOTS)
         return -1;
     atomic_store_explicit(&tab[i].bytes, bytes, memory_order_relaxed);
@@ -85,6 +107,23 @@ static int tab_put(uintptr_t start, size_t bytes, int meta)
     if (i == hi)
         atomic_store_explicit(&tab_hi, hi + 1, memory_order_release);
     return 0;
+}
+
+/* Entry i as one range, read without the lock: its start again after its
+ * size, until the two starts agree (a writer that moves a start stores it
+ * before the size, both with release, so a size read with an old start
+ * that is still there is that start's). */
+static void tab_get(uint32_t i, uintptr_t *start, size_t *bytes)
+{
+    uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire), again;
+    for (;;) {
+        *bytes = atomic_load_explicit(&tab[i].bytes, memory_order_acquire);
+        again = atomic_load_explicit(&tab[i].start, memory_order_acquire);
+        if (again == s)
+            break;
+        s = again;
+    }
+    *start = s;
 }
 
 static void track(const void *p, size_t bytes, int meta)
@@ -166,8 +205,9 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
     uint64_t r = 0, rm = 0;
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire);
-        size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+        uintptr_t s;
+        size_t bytes;
+        tab_get(i, &s, &bytes);
         if (!s || !bytes)
             continue;
         uint64_t n = resident_of(s & ~(uintptr_t)1, bytes, ps);
@@ -188,8 +228,9 @@ int pf_os_meta_is(uintptr_t p, size_t size)
      * stack from the leak walk. */
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire);
-        size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+        uintptr_t s;
+        size_t bytes;
+        tab_get(i, &s, &bytes);
         if (s == (p | 1) && bytes == size)
             return 1;
     }
@@ -267,8 +308,10 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
     int n = 0;
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire) & ~(uintptr_t)1;
-        size_t bytes = atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+        uintptr_t s;
+        size_t bytes;
+        tab_get(i, &s, &bytes);
+        s &= ~(uintptr_t)1;
         uintptr_t e = s + bytes;
         if (!s || e <= a || s >= b)
             continue;

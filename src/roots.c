@@ -497,7 +497,8 @@ static void run_flush(void)
  * reachable. Only pages that hold data (resident or swapped out; a page
  * never touched holds nothing: pf_os_pages_held) of mappings that are none
  * of these: pfalloc's own (its heap, metadata and the pass's lists, from
- * its table of mappings; nothing at all when that table is incomplete),
+ * its table of mappings; where that table is incomplete, the mapping is
+ * left out and the result is partial),
  * a module's (its .bss is a root already, and pfalloc's own data is none),
  * a stack (scanned from its stack pointer, or an exited thread's, kept for
  * reuse, whose words are stale), or taken already. */
@@ -514,8 +515,13 @@ static void program_mappings(void)
          * the program's alike: its pieces that are pfalloc's, by address. */
         uintptr_t(*ours)[2] = ours_buf;
         int nours = pf_os_ours_in(x->a, x->b, ours, OURS_MAX);
-        if (nours < 0)
+        if (nours < 0) {
+            /* pfalloc's pages cannot be told from the program's here: what
+             * only the program's hold is not lost, it is unknown. */
+            R->partial = "partial (pfalloc's own mappings could not be told from the program's: not all of "
+                         "the program's were scanned)";
             continue;
+        }
         for (int o = 1; o < nours; o++)
             for (int q = o; q > 0 && ours[q][0] < ours[q - 1][0]; q--) {
                 uintptr_t t0 = ours[q][0], t1 = ours[q][1];

@@ -101,6 +101,9 @@ static const struct expect expected[] = {
     {"main_busy", {{0, 0, 0, 1}, {0, 0, 0, 40}}},
     /* a block's only pointer on the one written page of a large block */
     {"sparse_large", {{0, 0, 0, 2}, {0, 0, 0, 67108904}}},
+    /* more large blocks, lying apart, than pfalloc's table of its
+     * mappings held, kept in a mapping of the program's */
+    {"many_large", {{0, 0, 0, 5000}, {0, 0, 0, 1000000000}}},
 };
 
 static void run_reach(const char *mode, const char *const *extra, struct pf_run *r)

@@ -50,6 +50,10 @@
  *             signal report, with "raise") it prints how many of the large
  *             block's pages are resident: a walk that read the untouched
  *             ones would have mapped them
+ *   many_large 10 000 large blocks of 200 000 bytes, every other one freed
+ *             (so those left lie apart), the 5 000 left kept only in a
+ *             mapping of the program's: more of pfalloc's mappings than
+ *             its table of them held (4 096); 5 000 still reachable
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -351,6 +355,22 @@ __attribute__((noinline)) static void make_runs(void)
     g_sparse = sparse;
 }
 
+__attribute__((noinline)) static void make_many_large(void)
+{
+    enum { N = 10000 };
+    void **tab = mmap(NULL, N * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tab == MAP_FAILED)
+        abort();
+    for (int i = 0; i < N; i++) {
+        tab[i] = must(malloc(200000));
+        memset(tab[i], 1, 64);
+    }
+    for (int i = 1; i < N; i += 2) {
+        free(tab[i]);
+        tab[i] = NULL;
+    }
+}
+
 #define SPARSE_BYTES ((size_t)64 << 20)
 static char *volatile g_sparse_large;
 
@@ -470,6 +490,8 @@ int main(int argc, char **argv)
         joined_run(worker);
     if (strcmp(what, "sparse_large") == 0)
         make_sparse_large();
+    if (strcmp(what, "many_large") == 0)
+        make_many_large();
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {

@@ -479,3 +479,45 @@ Test(os, pages_held_are_the_written_ones)
     struct pf_os_pages pg = {0, 0};
     cr_assert_eq(pf_os_pages_held(&pg, (uintptr_t)a, n * ps, vec), -1, "not mapped");
 }
+
+/* Data mappings side by side take one entry of the table of mappings (a
+ * process with thousands of large blocks mapped next to each other filled
+ * the table, and the leak walk could no longer tell pfalloc's memory from
+ * the program's); an unmap in the middle splits it; metadata mappings stay
+ * one entry each. */
+Test(os, adjacent_data_mappings_share_an_entry)
+{
+    size_t ps = pf_os_page_size();
+    /* Mappings go to the highest hole that fits: those that land in holes
+     * left by earlier ones are kept until two come side by side. */
+    char *kept[32], *hi = NULL, *lo = NULL;
+    int nkept = 0;
+    while (nkept < 32) {
+        char *a = pf_os_map(16 * ps, 0);
+        cr_assert_not_null(a);
+        if (nkept && kept[nkept - 1] == a + 16 * ps) {
+            hi = kept[--nkept];
+            lo = a;
+            break;
+        }
+        kept[nkept++] = a;
+    }
+    for (int i = 0; i < nkept; i++)
+        pf_os_unmap(kept[i], 16 * ps);
+    if (!lo)
+        cr_skip_test("the kernel placed no two mappings side by side");
+    uintptr_t r[4][2];
+    cr_assert_eq(pf_os_ours_in((uintptr_t)lo, (uintptr_t)hi + 16 * ps, r, 4), 1);
+    cr_assert(r[0][0] == (uintptr_t)lo && r[0][1] == (uintptr_t)hi + 16 * ps);
+    pf_os_unmap(lo + 12 * ps, 8 * ps);
+    cr_assert_eq(pf_os_ours_in((uintptr_t)lo, (uintptr_t)hi + 16 * ps, r, 4), 2);
+    cr_assert(r[0][1] - r[0][0] + r[1][1] - r[1][0] == 24 * ps);
+    pf_os_unmap(lo, 12 * ps);
+    pf_os_unmap(hi + 4 * ps, 12 * ps);
+    cr_assert_eq(pf_os_ours_in((uintptr_t)lo, (uintptr_t)hi + 16 * ps, r, 4), 0);
+    char *m1 = pf_os_map_meta(4 * ps), *m2 = pf_os_map_meta(4 * ps);
+    cr_assert(m1 && m2);
+    cr_assert(pf_os_meta_is((uintptr_t)m1, 4 * ps) && pf_os_meta_is((uintptr_t)m2, 4 * ps));
+    pf_os_unmap_meta(m1, 4 * ps);
+    pf_os_unmap_meta(m2, 4 * ps);
+}
