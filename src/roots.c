@@ -478,8 +478,8 @@ extern void *__libc_stack_end;
 
 static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 
-/* pfalloc's own ranges within one mapping, at most this many (a mapping
- * with more is left out). */
+/* pfalloc's own ranges within one window of a mapping, at most this many
+ * (a window with more is left out, and the result is partial). */
 #define OURS_MAX 512
 static uintptr_t ours_buf[OURS_MAX][2];
 
@@ -497,8 +497,8 @@ static void run_flush(void)
  * reachable. Only pages that hold data (resident or swapped out; a page
  * never touched holds nothing: pf_os_pages_held) of mappings that are none
  * of these: pfalloc's own (its heap, metadata and the pass's lists, from
- * its table of mappings; where that table is incomplete, the mapping is
- * left out and the result is partial),
+ * its table of mappings, asked a window at a time; where that table is
+ * incomplete, the window is left out and the result is partial),
  * a module's (its .bss is a root already, and pfalloc's own data is none),
  * a stack (scanned from its stack pointer, or an exited thread's, kept for
  * reuse, whose words are stale), or taken already. */
@@ -511,59 +511,56 @@ static void program_mappings(void)
         struct map *x = &R->maps[i];
         if (!x->w || !x->anon || x->taken || x->thread)
             continue;
-        /* Anonymous mappings side by side merge into one, pfalloc's and
-         * the program's alike: its pieces that are pfalloc's, by address. */
-        uintptr_t(*ours)[2] = ours_buf;
-        int nours = pf_os_ours_in(x->a, x->b, ours, OURS_MAX);
-        if (nours < 0) {
-            /* pfalloc's pages cannot be told from the program's here: what
-             * only the program's hold is not lost, it is unknown. */
-            R->partial = "partial (pfalloc's own mappings could not be told from the program's: not all of "
-                         "the program's were scanned)";
-            continue;
-        }
-        for (int o = 1; o < nours; o++)
-            for (int q = o; q > 0 && ours[q][0] < ours[q - 1][0]; q--) {
-                uintptr_t t0 = ours[q][0], t1 = ours[q][1];
-                ours[q][0] = ours[q - 1][0];
-                ours[q][1] = ours[q - 1][1];
-                ours[q - 1][0] = t0;
-                ours[q - 1][1] = t1;
-            }
-        int next = 0; /* the first of ours that does not end before the page */
         uintptr_t a = x->a;
         /* A module's .bss and what merged with it: from the module's end. */
         struct dl_find_object fo;
         if (_dl_find_object((void *)a, &fo) == 0 && (uintptr_t)fo.dlfo_map_end > a)
             a = ((uintptr_t)fo.dlfo_map_end + ps - 1) & ~(ps - 1);
-        if (a >= x->b)
-            continue;
-        /* Only the program's part counts against the budget. */
-        uintptr_t theirs = x->b - a;
-        for (int o = 0; o < nours; o++) {
-            uintptr_t mine = ours[o][1] > a ? ours[o][1] - (ours[o][0] > a ? ours[o][0] : a) : 0;
-            theirs = theirs > mine ? theirs - mine : 0;
-        }
-        if (theirs > MAPPED_LOOK_MAX - looked) {
-            R->partial = "partial (the program maps more than 64 GiB itself: not all of it was scanned)";
-            break;
-        }
-        looked += theirs;
-        for (size_t len; a < x->b; a += len) {
-            len = x->b - a < RESIDENT_WINDOW * ps ? x->b - a : RESIDENT_WINDOW * ps;
-            /* Pages of pfalloc's from the window's start: passed over in one step. */
-            while (next < nours && ours[next][1] <= a)
-                next++;
-            if (next < nours && ours[next][0] <= a) {
-                run_flush();
-                len = ((ours[next][1] + ps - 1) & ~(ps - 1)) - a;
-                continue;
-            }
-            if (pf_os_pages_held(&R->pages, a, len, vec) != 0) {
+        for (uintptr_t w; a < x->b; a = w) {
+            w = x->b - a < RESIDENT_WINDOW * ps ? x->b : a + RESIDENT_WINDOW * ps;
+            /* Anonymous mappings side by side merge into one, pfalloc's
+             * and the program's alike: the window's pieces that are
+             * pfalloc's, by address (a window holds few: pfalloc's data
+             * mappings are 64 KiB or more, and side by side they are one). */
+            uintptr_t(*ours)[2] = ours_buf;
+            int nours = pf_os_ours_in(a, w, ours, OURS_MAX);
+            if (nours < 0) {
+                /* pfalloc's pages cannot be told from the program's here:
+                 * what only the program's hold is not lost, it is unknown. */
+                R->partial = "partial (pfalloc's own mappings could not be told from the program's: not all "
+                             "of the program's were scanned)";
                 run_flush();
                 continue;
             }
-            for (size_t k = 0; k < len / ps; k++) {
+            for (int o = 1; o < nours; o++)
+                for (int q = o; q > 0 && ours[q][0] < ours[q - 1][0]; q--) {
+                    uintptr_t t0 = ours[q][0], t1 = ours[q][1];
+                    ours[q][0] = ours[q - 1][0];
+                    ours[q][1] = ours[q - 1][1];
+                    ours[q - 1][0] = t0;
+                    ours[q - 1][1] = t1;
+                }
+            /* Only the program's part counts against the budget. */
+            uintptr_t theirs = w - a;
+            for (int o = 0; o < nours; o++)
+                theirs = theirs > ours[o][1] - ours[o][0] ? theirs - (ours[o][1] - ours[o][0]) : 0;
+            if (theirs > MAPPED_LOOK_MAX - looked) {
+                R->partial = "partial (the program maps more than 64 GiB itself: not all of it was scanned)";
+                run_flush();
+                return;
+            }
+            looked += theirs;
+            /* The whole window pfalloc's: passed over in one step. */
+            if (nours == 1 && ours[0][0] == a && ours[0][1] == w) {
+                run_flush();
+                continue;
+            }
+            if (pf_os_pages_held(&R->pages, a, w - a, vec) != 0) {
+                run_flush();
+                continue;
+            }
+            int next = 0; /* the first of ours that does not end before the page */
+            for (size_t k = 0; k < (w - a) / ps; k++) {
                 uintptr_t page = a + k * ps;
                 while (next < nours && ours[next][1] <= page)
                     next++;

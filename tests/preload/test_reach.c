@@ -104,6 +104,9 @@ static const struct expect expected[] = {
     /* more large blocks, lying apart, than pfalloc's table of its
      * mappings held, kept in a mapping of the program's */
     {"many_large", {{0, 0, 0, 5000}, {0, 0, 0, 1000000000}}},
+    /* large blocks each kept in a mapping of the program's right above it,
+     * all of them one mapping in the kernel's list */
+    {"interleaved", {{0, 0, 0, 2000}, {0, 0, 0, 400000000}}},
 };
 
 static void run_reach(const char *mode, const char *const *extra, struct pf_run *r)
@@ -654,8 +657,8 @@ Test(reach, python_objects_in_its_own_mappings_are_reachable, .timeout = 300)
 }
 
 /* A mapping of the program's larger than the exit report looks at (100
- * GiB, a page of it touched): the block it alone holds is unclassified,
- * with the reason, not called lost. */
+ * GiB, a page 80 GiB into it touched): the block it alone holds is
+ * unclassified, with the reason, not called lost. */
 Test(reach, a_mapping_too_large_to_look_at_leaves_its_blocks_unclassified)
 {
     struct pf_run r;

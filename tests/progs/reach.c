@@ -35,8 +35,9 @@
  *             20 pages apart in a mapping of 1.3 GiB: more pieces of
  *             resident memory than root ranges are kept; 1 still reachable
  *   huge      a block kept only in a mapping of 100 GiB (MAP_NORESERVE, a
- *             page touched): more than the exit report looks at, so the
- *             block is unclassified (a partial result), not lost
+ *             page 80 GiB into it touched): past what the exit report
+ *             looks at (64 GiB), so the block is unclassified (a partial
+ *             result), not lost
  *   bss_split a block dropped, after a page in the middle of the program's
  *             .bss was made read-only (the kernel then lists the .bss as
  *             three mappings, the last wholly inside the module): 1
@@ -54,6 +55,12 @@
  *             (so those left lie apart), the 5 000 left kept only in a
  *             mapping of the program's: more of pfalloc's mappings than
  *             its table of them held (4 096); 5 000 still reachable
+ *   interleaved 2 000 mappings of the program's (256 KiB, as an
+ *             interpreter's arenas) each holding the only pointer to a
+ *             large block of 200 000 bytes mapped right after it: the
+ *             kernel lists them all as one mapping, with more of pfalloc's
+ *             pieces in it than one look at pfalloc's table took (512);
+ *             2 000 still reachable
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -371,6 +378,18 @@ __attribute__((noinline)) static void make_many_large(void)
     }
 }
 
+__attribute__((noinline)) static void make_interleaved(void)
+{
+    for (int i = 0; i < 2000; i++) {
+        char *arena = mmap(NULL, 256 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (arena == MAP_FAILED)
+            abort();
+        void *b = must(malloc(200000));
+        memset(b, 1, 64);
+        memcpy(arena + 128, &b, sizeof b);
+    }
+}
+
 #define SPARSE_BYTES ((size_t)64 << 20)
 static char *volatile g_sparse_large;
 
@@ -485,13 +504,15 @@ int main(int argc, char **argv)
     if (strcmp(what, "bss_split") == 0)
         make_bss_split();
     if (strcmp(what, "huge") == 0)
-        keep_in_mapping((size_t)100 << 30, (size_t)5 << 30);
+        keep_in_mapping((size_t)100 << 30, (size_t)80 << 30);
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
     if (strcmp(what, "sparse_large") == 0)
         make_sparse_large();
     if (strcmp(what, "many_large") == 0)
         make_many_large();
+    if (strcmp(what, "interleaved") == 0)
+        make_interleaved();
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
