@@ -46,12 +46,22 @@ static size_t page_size;
  * An unmap may cover part of a recorded range (large blocks are split and
  * joined as address ranges), so removal trims or splits entries.
  * Entry start has bit 0 set for metadata mappings. */
-#define TAB_SLOTS 65536
+#define TAB_STATIC 4096
+#define TAB_SLOTS 65536 /* the kernel's default limit of mappings per process */
 struct tab_entry {
     _Atomic uintptr_t start; /* page aligned | 1 for metadata; 0: empty */
     _Atomic size_t bytes;
 };
-static struct tab_entry tab[TAB_SLOTS];
+static struct tab_entry tab[TAB_STATIC];
+/* Entries past TAB_STATIC: mapped the first time they are needed (set
+ * before tab_hi passes TAB_STATIC, never unmapped), so a process keeps no
+ * megabyte of table it does not use. */
+static struct tab_entry *_Atomic tab_more;
+
+static struct tab_entry *tab_at(uint32_t i)
+{
+    return i < TAB_STATIC ? &tab[i] : atomic_load_explicit(&tab_more, memory_order_acquire) + (i - TAB_STATIC);
+}
 static _Atomic uint32_t tab_hi;          /* entries [0, tab_hi) may be in use */
 static atomic_flag tab_busy = ATOMIC_FLAG_INIT;
 static _Atomic uint64_t untracked, untracked_meta; /* bytes mapped but not in tab */
@@ -71,7 +81,8 @@ static void tab_unlock(void)
     atomic_flag_clear_explicit(&tab_busy, memory_order_release);
 }
 
-/* Under tab_busy. 0, or -1 when the table is full. A data range next to a
+/* Under tab_busy. 0; -1 when the table is full; -2 when the entries past
+ * TAB_STATIC are needed and not mapped yet. A data range next to a
  * data entry joins it (large blocks are mapped side by side: a process
  * with thousands of them holds a few runs), the entry's start moved before
  * its size grows, so a reader sees the old range or a part of the new one.
@@ -81,7 +92,7 @@ static int tab_put(uintptr_t start, size_t bytes, int meta)
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
     uint32_t i = hi;
     for (uint32_t k = 0; k < hi; k++) {
-        uintptr_t s = atomic_load_explicit(&tab[k].start, memory_order_relaxed);
+        uintptr_t s = atomic_load_explicit(&tab_at(k)->start, memory_order_relaxed);
         if (!s) {
             if (i == hi)
                 i = k;
@@ -89,21 +100,23 @@ static int tab_put(uintptr_t start, size_t bytes, int meta)
         }
         if (meta || (s & 1))
             continue;
-        size_t n = atomic_load_explicit(&tab[k].bytes, memory_order_relaxed);
+        size_t n = atomic_load_explicit(&tab_at(k)->bytes, memory_order_relaxed);
         if (s + n == start) {
-            atomic_store_explicit(&tab[k].bytes, n + bytes, memory_order_release);
+            atomic_store_explicit(&tab_at(k)->bytes, n + bytes, memory_order_release);
             return 0;
         }
         if (start + bytes == s) {
-            atomic_store_explicit(&tab[k].start, start, memory_order_release);
-            atomic_store_explicit(&tab[k].bytes, n + bytes, memory_order_release);
+            atomic_store_explicit(&tab_at(k)->start, start, memory_order_release);
+            atomic_store_explicit(&tab_at(k)->bytes, n + bytes, memory_order_release);
             return 0;
         }
     }
     if (i == TAB_SLOTS)
         return -1;
-    atomic_store_explicit(&tab[i].bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&tab[i].start, start | (uintptr_t)(meta != 0), memory_order_release);
+    if (i >= TAB_STATIC && !atomic_load_explicit(&tab_more, memory_order_relaxed))
+        return -2;
+    atomic_store_explicit(&tab_at(i)->bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&tab_at(i)->start, start | (uintptr_t)(meta != 0), memory_order_release);
     if (i == hi)
         atomic_store_explicit(&tab_hi, hi + 1, memory_order_release);
     return 0;
@@ -115,10 +128,10 @@ static int tab_put(uintptr_t start, size_t bytes, int meta)
  * that is still there is that start's). */
 static void tab_get(uint32_t i, uintptr_t *start, size_t *bytes)
 {
-    uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_acquire), again;
+    uintptr_t s = atomic_load_explicit(&tab_at(i)->start, memory_order_acquire), again;
     for (;;) {
-        *bytes = atomic_load_explicit(&tab[i].bytes, memory_order_acquire);
-        again = atomic_load_explicit(&tab[i].start, memory_order_acquire);
+        *bytes = atomic_load_explicit(&tab_at(i)->bytes, memory_order_acquire);
+        again = atomic_load_explicit(&tab_at(i)->start, memory_order_acquire);
         if (again == s)
             break;
         s = again;
@@ -126,13 +139,52 @@ static void tab_get(uint32_t i, uintptr_t *start, size_t *bytes)
     *start = s;
 }
 
+static int fault_now(void);
+static void account_map(size_t size);
+
+/* Maps the entries past TAB_STATIC (outside tab_busy: a syscall) and
+ * publishes them, recorded in themselves as metadata. 0, or -1. */
+static int tab_grow(void)
+{
+    size_t bytes = sizeof(struct tab_entry) * (TAB_SLOTS - TAB_STATIC);
+    if (fault_now())
+        return -1;
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    struct tab_entry *none = NULL;
+    if (!tab_lock()) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, bytes);
+        return -1;
+    }
+    if (!atomic_compare_exchange_strong_explicit(&tab_more, &none, (struct tab_entry *)m, memory_order_release,
+                                                 memory_order_relaxed)) {
+        tab_unlock(); /* another thread's is there */
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, bytes);
+        return 0;
+    }
+    account_map(bytes);
+    atomic_fetch_add_explicit(&meta_mapped, bytes, memory_order_relaxed);
+    if (tab_put((uintptr_t)m, bytes, 1) != 0)
+        atomic_fetch_add_explicit(&untracked_meta, bytes, memory_order_relaxed);
+    tab_unlock();
+    return 0;
+}
+
 static void track(const void *p, size_t bytes, int meta)
 {
-    if (tab_lock()) {
-        int ok = tab_put((uintptr_t)p, bytes, meta) == 0;
+    for (int tries = 0; tries < 2; tries++) {
+        if (!tab_lock())
+            break;
+        int rc = tab_put((uintptr_t)p, bytes, meta);
         tab_unlock();
-        if (ok)
+        if (rc == 0)
             return;
+        if (rc != -2 || tab_grow() != 0)
+            break;
     }
     atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, bytes, memory_order_relaxed);
 }
@@ -151,31 +203,44 @@ static int untrack(const void *p, size_t bytes, int meta)
 {
     uintptr_t a = (uintptr_t)p, b = a + bytes;
     size_t found = 0;
+    uintptr_t tail = 0; /* a split's tail that needs the entries past TAB_STATIC: [b, tail) */
+    int tail_meta = 0;
     if (tab_lock()) {
         uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
         for (uint32_t i = 0; i < hi; i++) {
-            uintptr_t s = atomic_load_explicit(&tab[i].start, memory_order_relaxed);
+            uintptr_t s = atomic_load_explicit(&tab_at(i)->start, memory_order_relaxed);
             int m = (int)(s & 1);
             s &= ~(uintptr_t)1;
-            uintptr_t e = s + atomic_load_explicit(&tab[i].bytes, memory_order_relaxed);
+            uintptr_t e = s + atomic_load_explicit(&tab_at(i)->bytes, memory_order_relaxed);
             if (!s || e <= a || s >= b)
                 continue;
             found += (e < b ? e : b) - (s > a ? s : a);
             if (s >= a && e <= b) { /* wholly gone */
-                atomic_store_explicit(&tab[i].start, 0, memory_order_release);
+                atomic_store_explicit(&tab_at(i)->start, 0, memory_order_release);
             } else if (s < a) { /* keeps its head, and its tail past b if any */
-                atomic_store_explicit(&tab[i].bytes, a - s, memory_order_release);
-                if (e > b && tab_put(b, e - b, m) != 0)
+                atomic_store_explicit(&tab_at(i)->bytes, a - s, memory_order_release);
+                int rc = e > b ? tab_put(b, e - b, m) : 0;
+                if (rc != 0)
                     atomic_fetch_add_explicit(m ? &untracked_meta : &untracked, e - b,
                                               memory_order_relaxed);
+                if (rc == -2) {
+                    tail = e;
+                    tail_meta = m;
+                }
             } else { /* keeps its tail */
-                atomic_store_explicit(&tab[i].bytes, e - b, memory_order_relaxed);
-                atomic_store_explicit(&tab[i].start, b | (uintptr_t)m, memory_order_release);
+                atomic_store_explicit(&tab_at(i)->bytes, e - b, memory_order_relaxed);
+                atomic_store_explicit(&tab_at(i)->start, b | (uintptr_t)m, memory_order_release);
             }
         }
         tab_unlock();
     } else {
         return 0; /* a stale entry reads as not resident once unmapped */
+    }
+    /* Counted untracked meanwhile: a reader took any range for pfalloc's. */
+    if (tail && tab_grow() == 0 && tab_lock()) {
+        if (tab_put(b, tail - b, tail_meta) == 0)
+            sub_floor(tail_meta ? &untracked_meta : &untracked, tail - b);
+        tab_unlock();
     }
     if (found < bytes)
         sub_floor(meta ? &untracked_meta : &untracked, bytes - found);

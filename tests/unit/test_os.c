@@ -521,3 +521,27 @@ Test(os, adjacent_data_mappings_share_an_entry)
     pf_os_unmap_meta(m1, 4 * ps);
     pf_os_unmap_meta(m2, 4 * ps);
 }
+
+/* The table of mappings holds more than its 4 096 static entries: the rest
+ * are mapped when first needed. 5 000 metadata mappings (which never
+ * share an entry) are each known whole, and nothing is left untracked (a
+ * leak walk would otherwise give up telling pfalloc's memory from the
+ * program's). */
+Test(os, table_of_mappings_grows_past_its_static_part)
+{
+    enum { N = 5000 };
+    size_t ps = pf_os_page_size();
+    static char *m[N];
+    for (int i = 0; i < N; i++) {
+        m[i] = pf_os_map_meta(ps);
+        cr_assert_not_null(m[i]);
+    }
+    for (int i = 0; i < N; i++)
+        cr_assert(pf_os_meta_is((uintptr_t)m[i], ps), "mapping %d is not in the table", i);
+    uintptr_t r[1][2];
+    cr_assert_geq(pf_os_ours_in((uintptr_t)m[N - 1], (uintptr_t)m[N - 1] + ps, r, 1), 0,
+                  "some mapping was left out of the table");
+    for (int i = 0; i < N; i++)
+        pf_os_unmap_meta(m[i], ps);
+    cr_assert(!pf_os_meta_is((uintptr_t)m[N - 1], ps));
+}
