@@ -311,8 +311,13 @@ int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec)
 }
 
 /* Entries of /proc/self/pagemap read at a time: bit 63 present, bit 62
- * swapped out. */
-#define PAGEMAP_BATCH 512
+ * swapped out. Few: a report in a signal handler may run on a small stack. */
+#define PAGEMAP_BATCH 64
+/* The descriptor a walk has open on /proc/self/pagemap, or -1. A fork
+ * child closes it (pf_os_fork_child): the walk was its parent's, and the
+ * child's copy of the walk's state must not close a descriptor of the
+ * child's own that took the number. */
+static _Atomic int pagemap_fd = -1;
 
 int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec)
 {
@@ -331,9 +336,16 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
         pg->swap = sysinfo(&si) != 0 || si.totalswap > 0 ? 2 : 1;
     }
     if (pg->swap == 2 && pg->fd == 0) {
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), none = -1;
+        if (fd >= 0 && !atomic_compare_exchange_strong(&pagemap_fd, &none, fd)) {
+            close(fd); /* another walk's is open: this one reads nothing */
+            fd = -1;
+        }
         pg->fd = fd >= 0 ? fd + 1 : -1;
     }
+    /* Closed by a fork since: not this process's walk's. */
+    if (pg->fd > 0 && atomic_load(&pagemap_fd) != pg->fd - 1)
+        pg->fd = -1;
     uint64_t ent[PAGEMAP_BATCH];
     while (i < n) {
         if ((vec[i] & 1) || pg->swap == 1) {
@@ -356,9 +368,10 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
 
 void pf_os_pages_done(struct pf_os_pages *pg)
 {
-    if (pg->fd > 0) {
+    int fd = pg->fd - 1;
+    if (pg->fd > 0 && atomic_compare_exchange_strong(&pagemap_fd, &fd, -1)) {
         int saved = errno;
-        close(pg->fd - 1);
+        close(fd);
         errno = saved;
     }
     pg->fd = 0;
@@ -393,6 +406,10 @@ void pf_os_fork_child(void)
 {
     /* A thread that held the flag at fork does not exist here. */
     atomic_flag_clear_explicit(&tab_busy, memory_order_relaxed);
+    /* Nor does the walk that opened this. */
+    int fd = atomic_exchange(&pagemap_fd, -1);
+    if (fd >= 0)
+        close(fd);
 }
 
 /* ---- fault injection (tests only) ------------------------------------------
@@ -784,8 +801,10 @@ int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx), void *ctx
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name. */
-    _Alignas(8) char buf[4096];
+    /* struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name.
+     * About 40 entries a call: the leak walk calls this from a signal
+     * handler, perhaps on a thread's smallest stack. */
+    _Alignas(8) char buf[1024];
     for (;;) {
         long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
         if (n <= 0)

@@ -453,7 +453,7 @@ static void scan_large(uintptr_t a, uintptr_t b, int pass, int definite, uint32_
         scan_foreign(a, b, pass, definite, leader, 1);
         return;
     }
-    unsigned char vec[HELD_WINDOW];
+    static unsigned char vec[HELD_WINDOW]; /* not on a signal handler's stack */
     uintptr_t from = 0, to = 0; /* the run of held pages not read yet */
     for (uintptr_t p = a & ~(ps - 1), len; p < b; p += len) {
         len = b - p < HELD_WINDOW * ps ? ((b - p + ps - 1) & ~(ps - 1)) : HELD_WINDOW * ps;

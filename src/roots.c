@@ -505,7 +505,9 @@ static void run_flush(void)
 static void program_mappings(void)
 {
     size_t ps = pf_os_page_size();
-    unsigned char vec[RESIDENT_WINDOW];
+    /* Not on the stack: a report in a signal handler may run on a small
+     * one (walks are one at a time, see sites.c's `walking`). */
+    static unsigned char vec[RESIDENT_WINDOW];
     uintptr_t looked = 0;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];

@@ -243,6 +243,14 @@ static int collected_at_exit;  /* the tables hold the exit's walk, not a signal'
  * by pf_leaks_done (never after the exit's, which is the last). */
 static _Atomic int walking;
 
+void pf_leaks_fork_child(void)
+{
+    /* A walk under way in another thread at the fork is not the child's:
+     * the child's exit report would wait two seconds for it, and its
+     * signal reports would leave their leak section out. */
+    atomic_store_explicit(&walking, 0, memory_order_relaxed);
+}
+
 static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
 {
     uint32_t site = word & ID_MASK;

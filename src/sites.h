@@ -57,6 +57,9 @@ struct pf_leaks {
 };
 /* In a fork child: objects allocated from now on are the child's own. */
 PF_HIDDEN void pf_sites_fork_child(void);
+/* Fork child: a leak walk under way in another thread at the fork is
+ * forgotten. */
+PF_HIDDEN void pf_leaks_fork_child(void);
 /* 1 in a process forked (without exec) from the one this image started in. */
 PF_HIDDEN int pf_sites_forked(void);
 /* Maps the leak walk's tables now, so an exit in a process that has run

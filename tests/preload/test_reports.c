@@ -648,6 +648,27 @@ Test(reports, a_fork_child_has_its_own_interval_reports, .timeout = 120)
     pf_run_free(&r);
 }
 
+/* The report signal, with the leak section, handled on a thread with the
+ * smallest stack the C library allows (16 KiB here): the report fits in
+ * it. The walk of a large block and of the program's mappings once put a
+ * 4 KiB buffer more on the stack, and this program died of SIGSEGV. */
+Test(reports, a_signal_report_fits_a_minimal_thread_stack)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("smallstack"), NULL};
+    const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "smallstack: %s\n%s", pf_run_how(&r), pf_tail(r.err, r.err_len, 2000));
+    unsigned long used, size;
+    cr_assert(sscanf(r.out, "smallstack: %lu of %lu bytes", &used, &size) == 2, "%s", r.out);
+    cr_log_info("the signal report used %lu of %lu bytes of stack", used, size);
+    cr_assert(strstr(r.err, "reason signal") != NULL && strstr(r.err, "  by reachability:\n") != NULL, "%s",
+              pf_tail(r.err, r.err_len, 2000));
+    pf_run_free(&r);
+}
+
 /* An interval shorter than one report (tests/progs/busyheap: 300 000
  * objects, each interval report walking them for its leak section): the
  * program still runs a whole interval between two reports and gets its

@@ -545,3 +545,39 @@ Test(os, table_of_mappings_grows_past_its_static_part)
         pf_os_unmap_meta(m[i], ps);
     cr_assert(!pf_os_meta_is((uintptr_t)m[N - 1], ps));
 }
+
+/* A fork while a walk has /proc/self/pagemap open (the system has swap
+ * space): the child's copy of the walk's state never closes a descriptor
+ * of the child's own that took the number (the child had closed its
+ * inherited descriptors and opened a file; pfalloc then closed that file
+ * under it). */
+Test(os, a_fork_child_never_closes_its_own_descriptor_for_the_walks)
+{
+    size_t ps = pf_os_page_size();
+    char *a = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(a != MAP_FAILED);
+    unsigned char vec[4];
+    struct pf_os_pages pg = {2, 0}; /* taken to have swap: pagemap is read */
+    cr_assert_eq(pf_os_pages_held(&pg, (uintptr_t)a, 4 * ps, vec), 0);
+    cr_assert(pg.fd > 0, "pagemap was opened");
+    int n = pg.fd - 1;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        pf_os_fork_child(); /* as the atfork handler does */
+        close(n);           /* the program closes what it inherited */
+        int own = open("/dev/null", O_RDONLY);
+        int ok = own == n;
+        unsigned char v[4];
+        pf_os_pages_held(&pg, (uintptr_t)a, 4 * ps, v); /* the copied state is not used */
+        pf_os_pages_done(&pg);
+        ok = ok && fcntl(own, F_GETFD) >= 0;
+        _exit(ok ? 0 : 1);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's own descriptor was closed");
+    pf_os_pages_done(&pg);
+    cr_assert(fcntl(n, F_GETFD) < 0, "the walk's descriptor is closed");
+    munmap(a, 4 * ps);
+}
