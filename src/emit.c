@@ -1,8 +1,9 @@
 /*
  * emit.c — opening the report destination and writing a report to it.
- * Only async-signal-safe calls: getpid, open (O_NOFOLLOW: a symlink planted
- * at the report path is refused, not followed), fstat, fcntl, write, close,
- * pthread_sigmask, sigpending, sigtimedwait (zero timeout).
+ * Only async-signal-safe calls: getpid, getpgrp, open (O_NOFOLLOW: a symlink
+ * planted at the report path is refused, not followed), fstat, fcntl,
+ * tcgetpgrp, write, close, pthread_sigmask, sigpending, sigtimedwait (zero
+ * timeout).
  */
 #include "emit.h"
 
@@ -10,7 +11,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +36,8 @@ static int emit(const char *reason, pf_report_extra_fn extra, int wait);
 static int err_open;  /* 1: fd 2 was open at start */
 static dev_t err_dev;
 static ino_t err_ino;
+static int err_tty;    /* 1: it was a character device (a terminal, perhaps) */
+static dev_t err_rdev; /* which one */
 static int exit_copy = -1; /* fd 2's copy for the exit report, or -1 */
 
 void pf_emit_init(void)
@@ -42,6 +47,8 @@ void pf_emit_init(void)
         return;
     err_dev = st.st_dev;
     err_ino = st.st_ino;
+    err_tty = S_ISCHR(st.st_mode);
+    err_rdev = st.st_rdev;
     err_open = 1;
 }
 
@@ -73,6 +80,43 @@ static int stderr_fd(void)
     return is_start_stderr(2) ? 2 : -1;
 }
 
+/* The terminal the starting stderr was, opened again by its name, for the
+ * exit report of a program that closed descriptor 2 during its life (tar,
+ * xz and mawk close it before they exit, and nothing else reaches that
+ * terminal then). Only a terminal whose foreground process group is the
+ * process's own: a daemon that left its terminal, or a job in the
+ * background, never writes to it. The name comes from the device number:
+ * pseudo-terminals (/dev/pts/N) and virtual consoles (/dev/ttyN). -1 when
+ * there is none. */
+static int reopen_tty(void)
+{
+    if (!err_open || !err_tty)
+        return -1;
+    unsigned maj = major(err_rdev), min = minor(err_rdev);
+    char path[32];
+    struct pf_fmt f;
+    pf_fmt_init(&f, path, sizeof(path), -1);
+    if (maj >= 136 && maj <= 143) {
+        pf_fmt_str(&f, "/dev/pts/");
+        pf_fmt_u64(&f, (uint64_t)(maj - 136) * 256 + min);
+    } else if (maj == 4 && min < 64) {
+        pf_fmt_str(&f, "/dev/tty");
+        pf_fmt_u64(&f, min);
+    } else {
+        return -1;
+    }
+    pf_fmt_cstr(&f);
+    int fd = open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    pid_t fg = tcgetpgrp(fd);
+    if (!is_start_stderr(fd) || fg < 0 || fg != getpgrp()) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* One line on the starting stderr (when there is one), made of `parts`. */
 static void warn(const char *const *parts, size_t nparts)
 {
@@ -87,11 +131,17 @@ static void warn(const char *const *parts, size_t nparts)
         pf_os_write_all(err, msg, f.len);
 }
 
-static int open_out(void)
+/* Where a report goes; *own: the descriptor is the report's, closed after it. */
+static int open_out(int at_exit, int *own)
 {
     const char *src = pf_config.out;
-    if (!src[0])
-        return stderr_fd();
+    *own = 0;
+    if (!src[0]) {
+        int fd = stderr_fd();
+        if (fd < 0 && at_exit && (fd = reopen_tty()) >= 0)
+            *own = 1;
+        return fd;
+    }
     char path[sizeof(pf_config.out) + 24];
     struct pf_fmt p;
     pf_fmt_init(&p, path, sizeof(path), -1);
@@ -126,6 +176,7 @@ static int open_out(void)
                                "; reports go to stderr\n"};
         warn(parts, sizeof(parts) / sizeof(parts[0]));
     }
+    *own = fd >= 0;
     return fd < 0 ? stderr_fd() : fd;
 }
 
@@ -202,7 +253,8 @@ int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
 
 static int emit(const char *reason, pf_report_extra_fn extra, int wait)
 {
-    int fd = open_out();
+    int own;
+    int fd = open_out(reason[0] == 'e' && !strcmp(reason, "exit"), &own);
     if (fd < 0)
         return 0; /* no stderr of the process's own and no file: nowhere to write */
     /* The exit report (the one with a last section) is not skipped for a
@@ -222,7 +274,7 @@ static int emit(const char *reason, pf_report_extra_fn extra, int wait)
     int e = errno;
     if (rc != 0 && e != EAGAIN)
         warn_write(fd, e);
-    if (pf_config.out[0] && fd != 2 && fd != exit_copy)
+    if (own)
         close(fd);
     errno = e;
     return rc;

@@ -14,6 +14,7 @@
  */
 #include "spawn.h"
 
+#include <poll.h>
 #include <sys/prctl.h>
 
 #include <ctype.h>
@@ -842,6 +843,83 @@ Test(reports, stderr_reused_by_the_program_is_left_alone)
     free(text);
     pf_run_free(&r);
     pf_child_free(&c);
+    free(data);
+    pf_tempdir_remove(dir);
+}
+
+/* The same program run at a terminal, as a user runs tar, xz or mawk
+ * (which close their stderr before they exit): the exit report goes to the
+ * terminal, opened again by its name, and still not into the program's
+ * file. The terminal is a pseudo-terminal whose slave is the program's
+ * controlling terminal, stdout and stderr; the program's process group is
+ * its foreground group. */
+static size_t read_master(int m, char *buf, size_t cap, pid_t pid, int *status)
+{
+    size_t len = 0;
+    for (int waited = 0; waited < 600;) {
+        struct pollfd p = {m, POLLIN, 0};
+        int n = poll(&p, 1, 100);
+        if (n > 0 && (p.revents & POLLIN)) {
+            ssize_t got = read(m, buf + len, cap - 1 - len);
+            if (got > 0) {
+                len += (size_t)got;
+                continue;
+            }
+        }
+        if (waitpid(pid, status, WNOHANG) == pid) {
+            while (len < cap - 1 && poll(&p, 1, 0) > 0 && (p.revents & POLLIN)) {
+                ssize_t got = read(m, buf + len, cap - 1 - len);
+                if (got <= 0)
+                    break;
+                len += (size_t)got;
+            }
+            buf[len] = 0;
+            return len;
+        }
+        if (n == 0)
+            waited++;
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, status, 0);
+    buf[len] = 0;
+    return len;
+}
+
+Test(reports, stderr_closed_at_a_terminal_reports_to_the_terminal, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("tty");
+    char *data = pf_path(dir, "data");
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0 || !ptsname(m))
+        cr_skip_test("no pseudo-terminal here: %s", strerror(errno));
+    char slave[128];
+    snprintf(slave, sizeof slave, "%s", ptsname(m));
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setsid();
+        int s = open(slave, O_RDWR); /* the session's controlling terminal */
+        if (s < 0 || dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0)
+            _exit(126);
+        if (s > 2)
+            close(s);
+        close(m);
+        setenv("LD_PRELOAD", PF_PRELOAD_LIB, 1);
+        setenv("PFALLOC_REPORT", "exit", 1);
+        execl(PROG("stderr_reuse"), "stderr_reuse", data, (char *)NULL);
+        _exit(127);
+    }
+    static char out[1 << 20];
+    int status = 0;
+    read_master(m, out, sizeof out, pid, &status);
+    close(m);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "stderr_reuse: status %#x\n%s", status, out);
+    cr_assert(strstr(out, "on descriptor 2") != NULL, "%s", out);
+    cr_assert(strstr(out, "(stderr_reuse), reason exit") != NULL, "no exit report at the terminal:\n%s", out);
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.400s", text);
+    free(text);
     free(data);
     pf_tempdir_remove(dir);
 }
