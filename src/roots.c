@@ -124,8 +124,10 @@ static void read_maps(void)
      * the list is read once: the kernel looks up a path for each line,
      * which costs a short-lived process's exit report more than its walk. */
     size_t room = MAPS_ROOM;
-    if (!map_text(room))
+    if (!map_text(room)) {
+        unmap_text();
         return;
+    }
     long len = pf_os_read_into("/proc/self/maps", R->text, room);
     if (len > 0 && (size_t)len >= room) {
         /* A longer list: its size first, then room for twice it. */
@@ -137,12 +139,16 @@ static void read_maps(void)
             return;
         pf_os_unmap(buf, cap);
         room = (size_t)full * 2 + 64 * 1024;
-        if (!map_text(room))
+        if (!map_text(room)) {
+            unmap_text();
             return;
+        }
         len = pf_os_read_into("/proc/self/maps", R->text, room);
     }
-    if (len <= 0 || (size_t)len >= room)
-        return; /* unreadable, or grown past the room: no list */
+    if (len <= 0 || (size_t)len >= room) {
+        unmap_text(); /* unreadable, or grown past the room: no list */
+        return;
+    }
     char *buf = R->text;
     uint32_t lines = (uint32_t)(room / 24);
     int prev_noaccess = 0;
@@ -623,8 +629,13 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
         uintptr_t b = tp + 4096 < t->b ? tp + 4096 : t->b;
         add_range(a, b);
     }
-    if (!R->maps)
+    if (!R->maps) {
+        /* Other threads' stacks and the program's own mappings cannot be
+         * found: what only they hold is not lost, it is unknown. */
+        R->partial = "partial (/proc/self/maps could not be read: other threads' stacks and the program's "
+                     "own mappings were not scanned)";
         return 0;
+    }
     thread_vectors();
     self_tid = pf_os_tid();
     ntids = 0;

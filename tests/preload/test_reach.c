@@ -670,6 +670,38 @@ Test(reach, a_mapping_too_large_to_look_at_leaves_its_blocks_unclassified)
     pf_run_free(&r);
 }
 
+/* Without /proc (a chroot, a container that does not mount it), the walk
+ * cannot find other threads' stacks nor the program's own mappings: reach
+ * 'mapped' (4 blocks kept only in mappings of the program's) listed 3 of
+ * them definitely lost. The result is partial now, with the reason, and
+ * nothing is called lost. /proc is unmounted in a mount namespace of the
+ * program's own (unshare -m, as root). */
+Test(reach, without_proc_nothing_is_called_lost, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    struct pf_run probe;
+    const char *const probe_argv[] = {"unshare", "-m", "sh", "-c", "umount -l /proc", NULL};
+    pf_spawn(probe_argv, &(struct pf_spawn_opts){.mode = PF_PLAIN, .timeout_s = 30}, &probe);
+    int can = probe.exited && probe.code == 0;
+    pf_run_free(&probe);
+    if (!can)
+        cr_skip_test("unshare -m and umount are not allowed here");
+    const char *const argv[] = {"unshare", "-m", "sh", "-c", "PFALLOC_REPORT=off umount -l /proc && exec \"$0\" mapped",
+                                PROG("reach"), NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
+    pf_assert_ok(&r, "reach mapped without /proc");
+    const char *rep = strstr(r.err, "\"program\":\"reach\"");
+    cr_assert(rep != NULL, "no report of reach:\n%s", r.err);
+    cr_assert(strstr(rep, "\"reachability\":\"partial (/proc/self/maps could not be read") != NULL, "%s", rep);
+    struct figures got;
+    json_totals(rep, &got);
+    cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%lu definitely, %lu indirectly lost without /proc\n%s",
+              got.objects[0], got.objects[1], rep);
+    pf_run_free(&r);
+}
+
 /* The checking mode places a large block at the end of its room, before a
  * guard page, so the program's pointer is not its span's start: reach's
  * 'mapped' (a 1 MiB block kept in a global among them) has the same
