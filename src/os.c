@@ -35,156 +35,133 @@ static size_t page_size;
 
 /* ---- the table of mappings ---------------------------------------------------
  * Every range pfalloc maps read-write is recorded here, so a report can ask
- * the kernel (mincore) which of its pages are resident: mapped_bytes is
- * address space, resident bytes are memory. Writers are slow paths after
- * their syscall; they take `tab_busy` (a spin flag, never held across a
- * syscall) and give up after a bounded spin, as does a report's own
- * mapping made in a signal handler that interrupted a writer: the range is
- * then counted in `untracked` and taken as wholly resident (an upper
- * bound). Readers take nothing: a range read while it changes gives mincore
- * a stale range, which at worst fails (counted as 0) or counts a page twice.
- * An unmap may cover part of a recorded range (large blocks are split and
- * joined as address ranges), so removal trims or splits entries.
- * Entry start has bit 0 set for metadata mappings. */
-#define TAB_STATIC 4096
-#define TAB_SLOTS 65536 /* the kernel's default limit of mappings per process */
-struct tab_entry {
-    _Atomic uintptr_t start; /* page aligned | 1 for metadata; 0: empty */
-    _Atomic size_t bytes;
-};
-static struct tab_entry tab[TAB_STATIC];
-/* Entries past TAB_STATIC: mapped the first time they are needed (set
- * before tab_hi passes TAB_STATIC, never unmapped), so a process keeps no
- * megabyte of table it does not use. */
-static struct tab_entry *_Atomic tab_more;
-
-static struct tab_entry *tab_at(uint32_t i)
-{
-    return i < TAB_STATIC ? &tab[i] : atomic_load_explicit(&tab_more, memory_order_acquire) + (i - TAB_STATIC);
-}
-static _Atomic uint32_t tab_hi;          /* entries [0, tab_hi) may be in use */
-static atomic_flag tab_busy = ATOMIC_FLAG_INIT;
+ * the kernel (mincore) which of its pages are resident (mapped_bytes is
+ * address space, resident bytes are memory), and the leak walk can tell
+ * pfalloc's pages from the program's own mappings. An entry is one word
+ * (first page, number of pages, metadata bit), so a reader without a lock
+ * sees a range whole, old or new. Writers are slow paths after their
+ * syscall; they take `tab_busy` (a spin lock, never held across a syscall),
+ * waiting for another thread that holds it; a report's own mapping made in
+ * a signal handler that interrupted this very thread's writer does not
+ * wait: its range is counted in `untracked` and taken as wholly resident
+ * (an upper bound). A data range next to data entries joins them (large
+ * blocks are mapped side by side: thousands of them make a few runs).
+ * An unmap may cover part of an entry, so removal trims or splits it; a
+ * split puts its tail in before it shortens the head, so a reader sees the
+ * tail twice for a moment, never not at all. */
+#define TAB_SLOTS 16384
+#define TAB_SHIFT 12                       /* entries count 4 KiB pages */
+#define TAB_MAX_PAGES (((uint64_t)1 << 28) - 1) /* 1 TiB: larger ranges go untracked */
+static _Atomic uint64_t tab[TAB_SLOTS];    /* first page << 29 | pages << 1 | meta; 0: empty */
+static _Atomic uint32_t tab_hi;            /* entries [0, tab_hi) may be in use */
+static _Atomic uintptr_t tab_busy;        /* 0, or &tab_me of the thread that holds the table */
+static __thread char tab_me;
 static _Atomic uint64_t untracked, untracked_meta; /* bytes mapped but not in tab */
 
+static uint64_t tab_word(uintptr_t start, size_t bytes, int meta)
+{
+    return ((uint64_t)start >> TAB_SHIFT) << 29 | (uint64_t)(bytes >> TAB_SHIFT) << 1 | (uint64_t)(meta != 0);
+}
+
+/* Entry i: 0, or 1 with [*a, *b) and *meta. */
+static int tab_read(uint32_t i, uintptr_t *a, uintptr_t *b, int *meta)
+{
+    uint64_t w = atomic_load_explicit(&tab[i], memory_order_acquire);
+    if (!w)
+        return 0;
+    *a = (uintptr_t)(w >> 29) << TAB_SHIFT;
+    *b = *a + ((uintptr_t)((w >> 1) & TAB_MAX_PAGES) << TAB_SHIFT);
+    *meta = (int)(w & 1);
+    return 1;
+}
+
+static void tab_set(uint32_t i, uintptr_t a, uintptr_t b, int meta)
+{
+    atomic_store_explicit(&tab[i], a < b ? tab_word(a, b - a, meta) : 0, memory_order_release);
+}
+
+/* 1 when the flag is had; 0 when this thread holds it already (a signal
+ * handler interrupted its writer) or another holder kept it for a second. */
 static int tab_lock(void)
 {
-    for (int i = 0; i < 1 << 16; i++) {
-        if (!atomic_flag_test_and_set_explicit(&tab_busy, memory_order_acquire))
+    uintptr_t me = (uintptr_t)&tab_me;
+    for (long i = 0; i < 1L << 20; i++) {
+        uintptr_t held = 0;
+        if (atomic_compare_exchange_weak_explicit(&tab_busy, &held, me, memory_order_acquire,
+                                                  memory_order_relaxed))
             return 1;
-        __builtin_ia32_pause();
+        if (held == me)
+            return 0;
+        if (i < 1 << 10)
+            __builtin_ia32_pause();
+        else
+            sched_yield(); /* the holder is another thread, perhaps descheduled */
     }
     return 0;
 }
 
 static void tab_unlock(void)
 {
-    atomic_flag_clear_explicit(&tab_busy, memory_order_release);
+    atomic_store_explicit(&tab_busy, 0, memory_order_release);
 }
 
-/* Under tab_busy. 0; -1 when the table is full; -2 when the entries past
- * TAB_STATIC are needed and not mapped yet. A data range next to a
- * data entry joins it (large blocks are mapped side by side: a process
- * with thousands of them holds a few runs), the entry's start moved before
- * its size grows, so a reader sees the old range or a part of the new one.
- * Metadata entries are each one mapping, whole (see pf_os_meta_is). */
+/* Under tab_busy. 0, or -1 when the table is full (or the range too long
+ * for an entry). A data range joins the data entries that end where it
+ * starts and start where it ends. */
 static int tab_put(uintptr_t start, size_t bytes, int meta)
 {
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
-    uint32_t i = hi;
+    uint32_t free_at = hi, before = UINT32_MAX, after = UINT32_MAX;
+    uintptr_t end = start + bytes, ba = 0, ab = 0;
     for (uint32_t k = 0; k < hi; k++) {
-        uintptr_t s = atomic_load_explicit(&tab_at(k)->start, memory_order_relaxed);
-        if (!s) {
-            if (i == hi)
-                i = k;
+        uintptr_t a, b;
+        int m;
+        if (!tab_read(k, &a, &b, &m)) {
+            if (free_at == hi)
+                free_at = k;
             continue;
         }
-        if (meta || (s & 1))
+        if (meta || m)
             continue;
-        size_t n = atomic_load_explicit(&tab_at(k)->bytes, memory_order_relaxed);
-        if (s + n == start) {
-            atomic_store_explicit(&tab_at(k)->bytes, n + bytes, memory_order_release);
-            return 0;
-        }
-        if (start + bytes == s) {
-            atomic_store_explicit(&tab_at(k)->start, start, memory_order_release);
-            atomic_store_explicit(&tab_at(k)->bytes, n + bytes, memory_order_release);
-            return 0;
+        if (b == start && before == UINT32_MAX) {
+            before = k;
+            ba = a;
+        } else if (a == end && after == UINT32_MAX) {
+            after = k;
+            ab = b;
         }
     }
-    if (i == TAB_SLOTS)
-        return -1;
-    if (i >= TAB_STATIC && !atomic_load_explicit(&tab_more, memory_order_relaxed))
-        return -2;
-    atomic_store_explicit(&tab_at(i)->bytes, bytes, memory_order_relaxed);
-    atomic_store_explicit(&tab_at(i)->start, start | (uintptr_t)(meta != 0), memory_order_release);
-    if (i == hi)
-        atomic_store_explicit(&tab_hi, hi + 1, memory_order_release);
-    return 0;
-}
-
-/* Entry i as one range, read without the lock: its start again after its
- * size, until the two starts agree (a writer that moves a start stores it
- * before the size, both with release, so a size read with an old start
- * that is still there is that start's). */
-static void tab_get(uint32_t i, uintptr_t *start, size_t *bytes)
-{
-    uintptr_t s = atomic_load_explicit(&tab_at(i)->start, memory_order_acquire), again;
-    for (;;) {
-        *bytes = atomic_load_explicit(&tab_at(i)->bytes, memory_order_acquire);
-        again = atomic_load_explicit(&tab_at(i)->start, memory_order_acquire);
-        if (again == s)
-            break;
-        s = again;
+    uintptr_t a = before != UINT32_MAX ? ba : start, b = after != UINT32_MAX ? ab : end;
+    if (((b - a) >> TAB_SHIFT) > TAB_MAX_PAGES) { /* joined or not, too long for one entry */
+        before = after = UINT32_MAX;
+        a = start;
+        b = end;
+        if ((bytes >> TAB_SHIFT) > TAB_MAX_PAGES)
+            return -1;
     }
-    *start = s;
-}
-
-static int fault_now(void);
-static void account_map(size_t size);
-
-/* Maps the entries past TAB_STATIC (outside tab_busy: a syscall) and
- * publishes them, recorded in themselves as metadata. 0, or -1. */
-static int tab_grow(void)
-{
-    size_t bytes = sizeof(struct tab_entry) * (TAB_SLOTS - TAB_STATIC);
-    if (fault_now())
-        return -1;
-    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
-    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (m == MAP_FAILED)
-        return -1;
-    struct tab_entry *none = NULL;
-    if (!tab_lock()) {
-        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
-        munmap(m, bytes);
-        return -1;
-    }
-    if (!atomic_compare_exchange_strong_explicit(&tab_more, &none, (struct tab_entry *)m, memory_order_release,
-                                                 memory_order_relaxed)) {
-        tab_unlock(); /* another thread's is there */
-        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
-        munmap(m, bytes);
+    if (before != UINT32_MAX || after != UINT32_MAX) {
+        /* The joined range first, then the entry it swallowed goes. */
+        uint32_t keep = before != UINT32_MAX ? before : after;
+        tab_set(keep, a, b, 0);
+        if (before != UINT32_MAX && after != UINT32_MAX)
+            tab_set(after, 0, 0, 0);
         return 0;
     }
-    account_map(bytes);
-    atomic_fetch_add_explicit(&meta_mapped, bytes, memory_order_relaxed);
-    if (tab_put((uintptr_t)m, bytes, 1) != 0)
-        atomic_fetch_add_explicit(&untracked_meta, bytes, memory_order_relaxed);
-    tab_unlock();
+    if (free_at == TAB_SLOTS)
+        return -1;
+    tab_set(free_at, start, end, meta);
+    if (free_at == hi)
+        atomic_store_explicit(&tab_hi, hi + 1, memory_order_release);
     return 0;
 }
 
 static void track(const void *p, size_t bytes, int meta)
 {
-    for (int tries = 0; tries < 2; tries++) {
-        if (!tab_lock())
-            break;
-        int rc = tab_put((uintptr_t)p, bytes, meta);
+    if (tab_lock()) {
+        int ok = tab_put((uintptr_t)p, bytes, meta) == 0;
         tab_unlock();
-        if (rc == 0)
+        if (ok)
             return;
-        if (rc != -2 || tab_grow() != 0)
-            break;
     }
     atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, bytes, memory_order_relaxed);
 }
@@ -203,45 +180,26 @@ static int untrack(const void *p, size_t bytes, int meta)
 {
     uintptr_t a = (uintptr_t)p, b = a + bytes;
     size_t found = 0;
-    uintptr_t tail = 0; /* a split's tail that needs the entries past TAB_STATIC: [b, tail) */
-    int tail_meta = 0;
-    if (tab_lock()) {
-        uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
-        for (uint32_t i = 0; i < hi; i++) {
-            uintptr_t s = atomic_load_explicit(&tab_at(i)->start, memory_order_relaxed);
-            int m = (int)(s & 1);
-            s &= ~(uintptr_t)1;
-            uintptr_t e = s + atomic_load_explicit(&tab_at(i)->bytes, memory_order_relaxed);
-            if (!s || e <= a || s >= b)
-                continue;
-            found += (e < b ? e : b) - (s > a ? s : a);
-            if (s >= a && e <= b) { /* wholly gone */
-                atomic_store_explicit(&tab_at(i)->start, 0, memory_order_release);
-            } else if (s < a) { /* keeps its head, and its tail past b if any */
-                atomic_store_explicit(&tab_at(i)->bytes, a - s, memory_order_release);
-                int rc = e > b ? tab_put(b, e - b, m) : 0;
-                if (rc != 0)
-                    atomic_fetch_add_explicit(m ? &untracked_meta : &untracked, e - b,
-                                              memory_order_relaxed);
-                if (rc == -2) {
-                    tail = e;
-                    tail_meta = m;
-                }
-            } else { /* keeps its tail */
-                atomic_store_explicit(&tab_at(i)->bytes, e - b, memory_order_relaxed);
-                atomic_store_explicit(&tab_at(i)->start, b | (uintptr_t)m, memory_order_release);
-            }
-        }
-        tab_unlock();
-    } else {
+    if (!tab_lock())
         return 0; /* a stale entry reads as not resident once unmapped */
+    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
+    for (uint32_t i = 0; i < hi; i++) {
+        uintptr_t s, e;
+        int m;
+        if (!tab_read(i, &s, &e, &m) || e <= a || s >= b)
+            continue;
+        found += (e < b ? e : b) - (s > a ? s : a);
+        if (s >= a && e <= b) { /* wholly gone */
+            tab_set(i, 0, 0, 0);
+        } else if (s < a) { /* keeps its head, and its tail past b if any: the tail first */
+            if (e > b && tab_put(b, e - b, m) != 0)
+                atomic_fetch_add_explicit(m ? &untracked_meta : &untracked, e - b, memory_order_relaxed);
+            tab_set(i, s, a, m);
+        } else { /* keeps its tail */
+            tab_set(i, b, e, m);
+        }
     }
-    /* Counted untracked meanwhile: a reader took any range for pfalloc's. */
-    if (tail && tab_grow() == 0 && tab_lock()) {
-        if (tab_put(b, tail - b, tail_meta) == 0)
-            sub_floor(tail_meta ? &untracked_meta : &untracked, tail - b);
-        tab_unlock();
-    }
+    tab_unlock();
     if (found < bytes)
         sub_floor(meta ? &untracked_meta : &untracked, bytes - found);
     return 1;
@@ -270,14 +228,13 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
     uint64_t r = 0, rm = 0;
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s;
-        size_t bytes;
-        tab_get(i, &s, &bytes);
-        if (!s || !bytes)
+        uintptr_t s, e;
+        int m;
+        if (!tab_read(i, &s, &e, &m))
             continue;
-        uint64_t n = resident_of(s & ~(uintptr_t)1, bytes, ps);
+        uint64_t n = resident_of(s, e - s, ps);
         r += n;
-        if (s & 1)
+        if (m)
             rm += n;
     }
     uint64_t um = atomic_load_explicit(&untracked_meta, memory_order_relaxed);
@@ -287,16 +244,15 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
 
 int pf_os_meta_is(uintptr_t p, size_t size)
 {
-    /* The whole range must match one entry: a stale entry (an unmap that
-     * could not take the table) or a torn read (start of one, bytes of
-     * another) hardly ever does, and a wrong yes would hide a thread's
-     * stack from the leak walk. */
+    /* The whole range must match one metadata entry (they are never
+     * joined): a stale entry (an unmap that could not take the table)
+     * hardly ever does, and a wrong yes would hide a thread's stack from
+     * the leak walk. */
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s;
-        size_t bytes;
-        tab_get(i, &s, &bytes);
-        if (s == (p | 1) && bytes == size)
+        uintptr_t s, e;
+        int m;
+        if (tab_read(i, &s, &e, &m) && m && s == p && e - s == size)
             return 1;
     }
     return 0;
@@ -386,12 +342,9 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
     int n = 0;
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s;
-        size_t bytes;
-        tab_get(i, &s, &bytes);
-        s &= ~(uintptr_t)1;
-        uintptr_t e = s + bytes;
-        if (!s || e <= a || s >= b)
+        uintptr_t s, e;
+        int m;
+        if (!tab_read(i, &s, &e, &m) || e <= a || s >= b)
             continue;
         if (n == max)
             return -1;
@@ -405,7 +358,7 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
 void pf_os_fork_child(void)
 {
     /* A thread that held the flag at fork does not exist here. */
-    atomic_flag_clear_explicit(&tab_busy, memory_order_relaxed);
+    atomic_store_explicit(&tab_busy, 0, memory_order_relaxed);
     /* Nor does the walk that opened this. */
     int fd = atomic_exchange(&pagemap_fd, -1);
     if (fd >= 0)
