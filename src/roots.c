@@ -28,6 +28,7 @@ struct map {
     uint8_t w;       /* writable */
     uint8_t file;    /* a file's pages (private, writable: a module's data) */
     uint8_t anon;    /* no file behind it */
+    uint8_t shm;     /* shared memory with no file of its own (anonymous, memfd, System V) */
     uint8_t guard;   /* an inaccessible mapping right below it: a thread stack's guard */
     uint8_t taken;   /* scanned as some thread's stack, or inaccessible: not to scan again */
     uint8_t thread;  /* a thread descriptor at its top: a thread's stack (see thread_vectors) */
@@ -167,14 +168,21 @@ static void read_maps(void)
             p++;
         if (p + 4 <= eol && m->a < m->b) {
             int noaccess = p[0] == '-' && p[1] == '-';
+            int shared = p[3] == 's';
             m->w = p[0] == 'r' && p[1] == 'w';
             p = skip_field(skip_field(skip_field(p, eol), eol), eol); /* perms, offset, dev */
             int inode0 = p < eol && *p == '0' && (p + 1 == eol || p[1] == ' ');
             for (const char *d = p; d < eol && *d >= '0' && *d <= '9'; d++)
                 m->inode = m->inode * 10 + (uint64_t)(*d - '0');
             p = skip_field(p, eol);
+            /* Shared memory with no file of its own: mmap(MAP_SHARED |
+             * MAP_ANONYMOUS) ("/dev/zero (deleted)": python's mmap.mmap(-1,
+             * n) is one), memfd_create, System V shared memory. */
+            m->shm = shared && !inode0 &&
+                     ((size_t)(eol - p) >= 9 && (!memcmp(p, "/dev/zero", 9) || !memcmp(p, "/memfd:", 7) ||
+                                                 !memcmp(p, "/SYSV", 5)));
             m->anon = inode0 && (p >= eol || *p == '[');
-            m->file = !inode0 && p < eol && *p == '/';
+            m->file = !inode0 && p < eol && *p == '/' && !m->shm;
             m->guard = prev_noaccess && prev_end == m->a;
             m->taken = noaccess; /* never scanned */
             prev_noaccess = noaccess;
@@ -496,9 +504,10 @@ static void run_flush(void)
     run_a = run_b = 0;
 }
 
-/* Memory the program mapped itself — anonymous and writable: an
- * interpreter's arenas and frame stacks (python's), a JIT's tables, a
- * custom allocator's pools. Objects only it holds were listed as
+/* Memory the program mapped itself — anonymous, or shared memory with no
+ * file of its own, and writable: an interpreter's arenas and frame stacks
+ * (python's; its mmap.mmap(-1, n) is shared), a JIT's tables, a custom
+ * allocator's pools. Objects only it holds were listed as
  * definitely lost where valgrind, which scans every mapping, sees them
  * reachable. Only pages that hold data (resident or swapped out; a page
  * never touched holds nothing: pf_os_pages_held) of mappings that are none
@@ -517,7 +526,7 @@ static void program_mappings(void)
     uintptr_t looked = 0;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
-        if (!x->w || !x->anon || x->taken || x->thread)
+        if (!x->w || !(x->anon || x->shm) || x->taken || x->thread)
             continue;
         uintptr_t a = x->a;
         /* A module's .bss and what merged with it: from the module's end. */

@@ -107,6 +107,8 @@ static const struct expect expected[] = {
     /* large blocks each kept in a mapping of the program's right above it,
      * all of them one mapping in the kernel's list */
     {"interleaved", {{0, 0, 0, 2000}, {0, 0, 0, 400000000}}},
+    /* blocks kept only in shared memory the program mapped */
+    {"shared", {{0, 0, 0, 2}, {0, 0, 0, 80}}},
 };
 
 static void run_reach(const char *mode, const char *const *extra, struct pf_run *r)

@@ -61,6 +61,9 @@
  *             kernel lists them all as one mapping, with more of pfalloc's
  *             pieces in it than one look at pfalloc's table took (512);
  *             2 000 still reachable
+ *   shared    a block kept only in shared memory the program mapped
+ *             (MAP_SHARED | MAP_ANONYMOUS, as python's mmap.mmap(-1, n)),
+ *             one only in a memfd mapping: 2 still reachable
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -390,6 +393,21 @@ __attribute__((noinline)) static void make_interleaved(void)
     }
 }
 
+__attribute__((noinline)) static void make_shared(void)
+{
+    char *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int fd = memfd_create("reach", 0);
+    if (m == MAP_FAILED || fd < 0 || ftruncate(fd, 1 << 20) != 0)
+        abort();
+    char *f = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (f == MAP_FAILED)
+        abort();
+    close(fd);
+    void *p = must(malloc(40)), *q = must(malloc(40));
+    memcpy(m + (512 << 10), &p, sizeof p);
+    memcpy(f + (256 << 10), &q, sizeof q);
+}
+
 #define SPARSE_BYTES ((size_t)64 << 20)
 static char *volatile g_sparse_large;
 
@@ -513,6 +531,8 @@ int main(int argc, char **argv)
         make_many_large();
     if (strcmp(what, "interleaved") == 0)
         make_interleaved();
+    if (strcmp(what, "shared") == 0)
+        make_shared();
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
