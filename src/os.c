@@ -41,14 +41,17 @@ static size_t page_size;
  * (first page, number of pages, metadata bit), so a reader without a lock
  * sees a range whole, old or new. Writers are slow paths after their
  * syscall; they take `tab_busy` (a spin lock, never held across a syscall),
- * waiting for another thread that holds it; a report's own mapping made in
- * a signal handler that interrupted this very thread's writer does not
- * wait: its range is counted in `untracked` and taken as wholly resident
- * (an upper bound). A data range next to data entries joins them (large
- * blocks are mapped side by side: thousands of them make a few runs).
- * An unmap may cover part of an entry, so removal trims or splits it; a
- * split puts its tail in before it shortens the head, so a reader sees the
- * tail twice for a moment, never not at all. */
+ * waiting for another thread that holds it, and count `tab_seq` up as they
+ * take it and as they give it back: a reader's scan saw one state of the
+ * table when the count was even and the same before and after it (a join
+ * or a split changes two entries). A report's own mapping made or given
+ * back in a signal handler that interrupted this very thread's writer does
+ * not wait: the change is kept for that thread to make as it gives the
+ * table back (tab_defer), and an added range counts as `untracked` until
+ * then (taken as wholly resident, an upper bound; a leak walk meanwhile is
+ * partial). A data range next to data entries joins them (large blocks are
+ * mapped side by side: thousands of them make a few runs). An unmap may
+ * cover part of an entry, so removal trims or splits it. */
 #define TAB_SLOTS 16384
 #define TAB_SHIFT 12                       /* entries count 4 KiB pages */
 #define TAB_MAX_PAGES (((uint64_t)1 << 28) - 1) /* 1 TiB: larger ranges go untracked */
@@ -80,18 +83,28 @@ static void tab_set(uint32_t i, uintptr_t a, uintptr_t b, int meta)
     atomic_store_explicit(&tab[i], a < b ? tab_word(a, b - a, meta) : 0, memory_order_release);
 }
 
-/* 1 when the flag is had; 0 when this thread holds it already (a signal
- * handler interrupted its writer) or another holder kept it for a second. */
+/* Bumped by a writer as it takes the table (odd) and as it gives it back
+ * (even): a reader's scan is whole when the count was even before it and
+ * is the same after it (a join or a split changes two entries). */
+static _Atomic uint64_t tab_seq;
+static int fork_took_tab; /* the fork under way took the table */
+
+/* 1 when the table is had; -1 when this thread holds it already (a signal
+ * handler interrupted its writer); 0 when another holder kept it for about
+ * a second. */
 static int tab_lock(void)
 {
     uintptr_t me = (uintptr_t)&tab_me;
     for (long i = 0; i < 1L << 20; i++) {
         uintptr_t held = 0;
         if (atomic_compare_exchange_weak_explicit(&tab_busy, &held, me, memory_order_acquire,
-                                                  memory_order_relaxed))
+                                                  memory_order_relaxed)) {
+            /* Odd before any entry changes: entries are stored with release. */
+            atomic_fetch_add_explicit(&tab_seq, 1, memory_order_relaxed);
             return 1;
+        }
         if (held == me)
-            return 0;
+            return -1;
         if (i < 1 << 10)
             __builtin_ia32_pause();
         else
@@ -100,9 +113,35 @@ static int tab_lock(void)
     return 0;
 }
 
+static void tab_drain(void);
+
 static void tab_unlock(void)
 {
+    tab_drain();
+    atomic_fetch_add_explicit(&tab_seq, 1, memory_order_release);
     atomic_store_explicit(&tab_busy, 0, memory_order_release);
+}
+
+/* A reader's scan: begin (0 while a writer holds the table), then the scan,
+ * then whole() says whether it saw one state of the table. */
+static uint64_t tab_begin(void)
+{
+    for (int i = 0; i < 1 << 12; i++) {
+        uint64_t q = atomic_load_explicit(&tab_seq, memory_order_acquire);
+        if (!(q & 1))
+            return q;
+        if (i < 1 << 8)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
+    return 1; /* odd: never whole (a signal handler that interrupted the writer) */
+}
+
+static int tab_whole(uint64_t q)
+{
+    /* After the scan's loads of entries, which are acquires. */
+    return !(q & 1) && atomic_load_explicit(&tab_seq, memory_order_relaxed) == q;
 }
 
 /* Under tab_busy. 0, or -1 when the table is full (or the range too long
@@ -155,17 +194,6 @@ static int tab_put(uintptr_t start, size_t bytes, int meta)
     return 0;
 }
 
-static void track(const void *p, size_t bytes, int meta)
-{
-    if (tab_lock()) {
-        int ok = tab_put((uintptr_t)p, bytes, meta) == 0;
-        tab_unlock();
-        if (ok)
-            return;
-    }
-    atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, bytes, memory_order_relaxed);
-}
-
 static void sub_floor(_Atomic uint64_t *v, uint64_t n)
 {
     uint64_t old = atomic_load_explicit(v, memory_order_relaxed);
@@ -174,14 +202,11 @@ static void sub_floor(_Atomic uint64_t *v, uint64_t n)
     }
 }
 
-/* Takes [p, p + bytes) out of the table; what no entry covered comes off
- * the untracked count. 0 when the table could not be had (nothing done). */
-static int untrack(const void *p, size_t bytes, int meta)
+/* Under tab_busy: takes [a, b) out of the table; the bytes no entry
+ * covered. */
+static size_t untrack_locked(uintptr_t a, uintptr_t b)
 {
-    uintptr_t a = (uintptr_t)p, b = a + bytes;
     size_t found = 0;
-    if (!tab_lock())
-        return 0; /* a stale entry reads as not resident once unmapped */
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_relaxed);
     for (uint32_t i = 0; i < hi; i++) {
         uintptr_t s, e;
@@ -191,7 +216,7 @@ static int untrack(const void *p, size_t bytes, int meta)
         found += (e < b ? e : b) - (s > a ? s : a);
         if (s >= a && e <= b) { /* wholly gone */
             tab_set(i, 0, 0, 0);
-        } else if (s < a) { /* keeps its head, and its tail past b if any: the tail first */
+        } else if (s < a) { /* keeps its head, and its tail past b if any */
             if (e > b && tab_put(b, e - b, m) != 0)
                 atomic_fetch_add_explicit(m ? &untracked_meta : &untracked, e - b, memory_order_relaxed);
             tab_set(i, s, a, m);
@@ -199,9 +224,81 @@ static int untrack(const void *p, size_t bytes, int meta)
             tab_set(i, b, e, m);
         }
     }
+    return (size_t)(b - a) - found;
+}
+
+/* Changes a signal handler made while its own thread held the table (a
+ * report's mappings, made and given back in the handler): kept per thread
+ * and made by that thread as it gives the table back. Until then an added
+ * range counts as untracked (a walk meanwhile is partial, not wrong). */
+#define TAB_DEFER 32
+struct tab_op {
+    uintptr_t a;
+    size_t bytes;
+    int meta, add;
+};
+static __thread struct tab_op tab_ops[TAB_DEFER];
+static __thread _Atomic uint32_t tab_nops;
+
+static int tab_defer(uintptr_t a, size_t bytes, int meta, int add)
+{
+    uint32_t n = atomic_load_explicit(&tab_nops, memory_order_relaxed);
+    if (n == TAB_DEFER)
+        return 0;
+    tab_ops[n] = (struct tab_op){a, bytes, meta, add};
+    atomic_store_explicit(&tab_nops, n + 1, memory_order_release);
+    return 1;
+}
+
+static void tab_drain(void)
+{
+    for (uint32_t done = 0;;) {
+        uint32_t n = atomic_load_explicit(&tab_nops, memory_order_acquire);
+        for (; done < n; done++) {
+            struct tab_op op = tab_ops[done];
+            _Atomic uint64_t *u = op.meta ? &untracked_meta : &untracked;
+            if (op.add) {
+                if (tab_put(op.a, op.bytes, op.meta) == 0)
+                    sub_floor(u, op.bytes);
+            } else {
+                sub_floor(u, untrack_locked(op.a, op.a + op.bytes));
+            }
+        }
+        uint32_t expect = n;
+        if (atomic_compare_exchange_strong_explicit(&tab_nops, &expect, 0, memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            return; /* else a handler added one meanwhile */
+    }
+}
+
+static void track(const void *p, size_t bytes, int meta)
+{
+    int got = tab_lock();
+    if (got == 1) {
+        int ok = tab_put((uintptr_t)p, bytes, meta) == 0;
+        tab_unlock();
+        if (ok)
+            return;
+    }
+    atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, bytes, memory_order_relaxed);
+    if (got == -1)
+        tab_defer((uintptr_t)p, bytes, meta, 1);
+}
+
+/* Takes [p, p + bytes) out of the table; what no entry covered comes off
+ * the untracked count. 0 when the table could not be had (nothing done:
+ * the entry stays, and reads as not resident once unmapped). */
+static int untrack(const void *p, size_t bytes, int meta)
+{
+    uintptr_t a = (uintptr_t)p;
+    int got = tab_lock();
+    if (got == -1)
+        return tab_defer(a, bytes, meta, 0);
+    if (got == 0)
+        return 0;
+    size_t missing = untrack_locked(a, a + bytes);
     tab_unlock();
-    if (found < bytes)
-        sub_floor(meta ? &untracked_meta : &untracked, bytes - found);
+    sub_floor(meta ? &untracked_meta : &untracked, missing);
     return 1;
 }
 
@@ -226,16 +323,25 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
 {
     size_t ps = pf_os_page_size();
     uint64_t r = 0, rm = 0;
-    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
-    for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s, e;
-        int m;
-        if (!tab_read(i, &s, &e, &m))
-            continue;
-        uint64_t n = resident_of(s, e - s, ps);
-        r += n;
-        if (m)
-            rm += n;
+    /* A few tries for a scan that saw one state of the table; after them
+     * the last one's count stands (a join or split met halfway counts a
+     * range twice or not at all). */
+    for (int tries = 0; tries < 4; tries++) {
+        uint64_t q = tab_begin();
+        r = rm = 0;
+        uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
+        for (uint32_t i = 0; i < hi; i++) {
+            uintptr_t s, e;
+            int m;
+            if (!tab_read(i, &s, &e, &m))
+                continue;
+            uint64_t n = resident_of(s, e - s, ps);
+            r += n;
+            if (m)
+                rm += n;
+        }
+        if (tab_whole(q))
+            break;
     }
     uint64_t um = atomic_load_explicit(&untracked_meta, memory_order_relaxed);
     *all = r + um + atomic_load_explicit(&untracked, memory_order_relaxed);
@@ -247,7 +353,8 @@ int pf_os_meta_is(uintptr_t p, size_t size)
     /* The whole range must match one metadata entry (they are never
      * joined): a stale entry (an unmap that could not take the table)
      * hardly ever does, and a wrong yes would hide a thread's stack from
-     * the leak walk. */
+     * the leak walk. Metadata entries are never joined nor split, so a
+     * scan need not see one state of the table. */
     uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
     for (uint32_t i = 0; i < hi; i++) {
         uintptr_t s, e;
@@ -336,29 +443,51 @@ void pf_os_pages_done(struct pf_os_pages *pg)
 
 int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
 {
-    if (atomic_load_explicit(&untracked, memory_order_acquire) ||
-        atomic_load_explicit(&untracked_meta, memory_order_acquire))
-        return -1;
-    int n = 0;
-    uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
-    for (uint32_t i = 0; i < hi; i++) {
-        uintptr_t s, e;
-        int m;
-        if (!tab_read(i, &s, &e, &m) || e <= a || s >= b)
-            continue;
-        if (n == max)
+    /* Only a scan that saw one state of the table: a join or a split met
+     * halfway could leave a range of pfalloc's out. */
+    for (int tries = 0; tries < 16; tries++) {
+        uint64_t q = tab_begin();
+        if (atomic_load_explicit(&untracked, memory_order_acquire) ||
+            atomic_load_explicit(&untracked_meta, memory_order_acquire))
             return -1;
-        out[n][0] = s > a ? s : a;
-        out[n][1] = e < b ? e : b;
-        n++;
+        int n = 0;
+        uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
+        for (uint32_t i = 0; i < hi && n <= max; i++) {
+            uintptr_t s, e;
+            int m;
+            if (!tab_read(i, &s, &e, &m) || e <= a || s >= b)
+                continue;
+            if (n < max) {
+                out[n][0] = s > a ? s : a;
+                out[n][1] = e < b ? e : b;
+            }
+            n++;
+        }
+        if (tab_whole(q))
+            return n > max ? -1 : n;
     }
-    return n;
+    return -1;
+}
+
+void pf_os_fork_prepare(void)
+{
+    /* No join or split half made in the child. */
+    fork_took_tab = tab_lock() == 1;
+}
+
+void pf_os_fork_parent(void)
+{
+    if (fork_took_tab)
+        tab_unlock();
 }
 
 void pf_os_fork_child(void)
 {
-    /* A thread that held the flag at fork does not exist here. */
-    atomic_store_explicit(&tab_busy, 0, memory_order_relaxed);
+    /* The table, taken by the forking thread (or, if it could not be had,
+     * by a thread that does not exist here). */
+    if (atomic_exchange_explicit(&tab_busy, 0, memory_order_relaxed))
+        atomic_fetch_add_explicit(&tab_seq, 1, memory_order_relaxed); /* even again */
+    atomic_store_explicit(&tab_nops, 0, memory_order_relaxed);
     /* Nor does the walk that opened this. */
     int fd = atomic_exchange(&pagemap_fd, -1);
     if (fd >= 0)

@@ -625,3 +625,88 @@ Test(os, concurrent_mappings_all_reach_the_table)
     uintptr_t r[1][2];
     cr_assert_geq(pf_os_ours_in(0, 4096, r, 1), 0, "some range was left untracked");
 }
+
+/* A reader never misses a range of pfalloc's while another thread splits
+ * and joins the entries around it: the reader saw, between its reads of two
+ * slots, a split or a join made in both, and found neither (the leak walk
+ * then took pfalloc's pages for the program's). Three pages side by side:
+ * the middle one is unmapped (a split) and the first grown back over it in
+ * place (a join), again and again, while another thread asks for the
+ * third, which stays. */
+struct split_arg {
+    char *base;
+    atomic_int stop;
+    long misses, reads;
+};
+
+static void *split_reader(void *p)
+{
+    struct split_arg *s = p;
+    size_t ps = pf_os_page_size();
+    uintptr_t r[4][2];
+    while (!atomic_load(&s->stop)) {
+        int n = pf_os_ours_in((uintptr_t)s->base + 2 * ps, (uintptr_t)s->base + 3 * ps, r, 4);
+        s->reads++;
+        if (n != 1)
+            s->misses++;
+    }
+    return NULL;
+}
+
+Test(os, a_reader_sees_every_range_while_entries_split_and_join, .timeout = 60)
+{
+    size_t ps = pf_os_page_size();
+    struct split_arg s = {.base = pf_os_map(3 * ps, 0)};
+    cr_assert_not_null(s.base);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, split_reader, &s), 0);
+    int grown = 0;
+    for (int i = 0; i < 200000; i++) {
+        pf_os_unmap(s.base + ps, ps);
+        grown += pf_os_remap(s.base, ps, 2 * ps, 0) == s.base;
+    }
+    atomic_store(&s.stop, 1);
+    pthread_join(t, NULL);
+    cr_assert_eq(grown, 200000, "the first page could not grow in place");
+    cr_assert_eq(s.misses, 0, "the third page was missing in %ld of %ld reads", s.misses, s.reads);
+    pf_os_unmap(s.base, 3 * ps);
+}
+
+/* A signal handler that maps and unmaps (a report's own tables) while its
+ * thread holds the table: the change is made when the thread gives the
+ * table back, and nothing stays untracked (every later leak walk was
+ * partial). A timer interrupts a loop of mappings every 50 us. */
+static void map_in_handler(int sig)
+{
+    (void)sig;
+    size_t ps = pf_os_page_size();
+    char *m = pf_os_map(ps, 0);
+    if (m)
+        pf_os_unmap(m, ps);
+}
+
+Test(os, a_signal_handlers_mappings_leave_the_table_whole, .timeout = 60)
+{
+    size_t ps = pf_os_page_size();
+    struct sigaction sa = {0};
+    sa.sa_handler = map_in_handler;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 50}, {0, 50}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    static char *live[64];
+    for (int i = 0; i < 100000; i++) {
+        int k = i % 64;
+        if (live[k])
+            pf_os_unmap(live[k], 2 * ps);
+        live[k] = pf_os_map(2 * ps, 64 * 1024);
+    }
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (int k = 0; k < 64; k++)
+        if (live[k])
+            pf_os_unmap(live[k], 2 * ps);
+    char *last = pf_os_map(ps, 0); /* a change by this thread gives the table back once more */
+    pf_os_unmap(last, ps);
+    uintptr_t r[1][2];
+    cr_assert_geq(pf_os_ours_in(0, 4096, r, 1), 0, "a handler's mapping was left untracked");
+}
