@@ -60,6 +60,7 @@ static _Atomic uint32_t tab_hi;            /* entries [0, tab_hi) may be in use 
 static _Atomic uintptr_t tab_busy;        /* 0, or &tab_me of the thread that holds the table */
 static __thread char tab_me;
 static _Atomic uint64_t untracked, untracked_meta; /* bytes mapped but not in tab */
+static _Atomic int tab_stale; /* an unmap could not take its range out: some entry may be stale */
 
 static uint64_t tab_word(uintptr_t start, size_t bytes, int meta)
 {
@@ -294,8 +295,12 @@ static int untrack(const void *p, size_t bytes, int meta)
     int got = tab_lock();
     if (got == -1)
         return tab_defer(a, bytes, meta, 0);
-    if (got == 0)
+    if (got == 0) {
+        /* Its entry stays, over memory that may become the program's: the
+         * table can no longer tell the two apart. */
+        atomic_store_explicit(&tab_stale, 1, memory_order_relaxed);
         return 0;
+    }
     size_t missing = untrack_locked(a, a + bytes);
     tab_unlock();
     sub_floor(meta ? &untracked_meta : &untracked, missing);
@@ -448,7 +453,8 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
     for (int tries = 0; tries < 16; tries++) {
         uint64_t q = tab_begin();
         if (atomic_load_explicit(&untracked, memory_order_acquire) ||
-            atomic_load_explicit(&untracked_meta, memory_order_acquire))
+            atomic_load_explicit(&untracked_meta, memory_order_acquire) ||
+            atomic_load_explicit(&tab_stale, memory_order_relaxed))
             return -1;
         int n = 0;
         uint32_t hi = atomic_load_explicit(&tab_hi, memory_order_acquire);
@@ -699,8 +705,19 @@ int pf_os_decommit(void *p, size_t size)
 
 static void account_remap(void *p, size_t old_size, void *q, size_t new_size, int meta)
 {
-    untrack(p, old_size, meta);
-    track(q, new_size, meta);
+    /* Out and in again in one hold of the table: a reader never finds the
+     * block in neither place. */
+    if (tab_lock() == 1) {
+        size_t missing = untrack_locked((uintptr_t)p, (uintptr_t)p + old_size);
+        int ok = tab_put((uintptr_t)q, new_size, meta) == 0;
+        tab_unlock();
+        sub_floor(meta ? &untracked_meta : &untracked, missing);
+        if (!ok)
+            atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, new_size, memory_order_relaxed);
+    } else {
+        untrack(p, old_size, meta);
+        track(q, new_size, meta);
+    }
     if (new_size > old_size)
         account_map(new_size - old_size);
     else

@@ -113,6 +113,13 @@ static void unmap_text(void)
     R->text_bytes = R->maps_bytes = 0;
 }
 
+/* Whether [p, eol) starts with `prefix`. */
+static int starts(const char *p, const char *eol, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return (size_t)(eol - p) >= n && memcmp(p, prefix, n) == 0;
+}
+
 /* /proc/self/maps into R->maps (sorted by address, as the kernel lists them).
  * The text is read into a buffer mapped before the read and kept until the
  * scan is over: the list then shows every mapping of ours as it will be
@@ -175,12 +182,12 @@ static void read_maps(void)
             for (const char *d = p; d < eol && *d >= '0' && *d <= '9'; d++)
                 m->inode = m->inode * 10 + (uint64_t)(*d - '0');
             p = skip_field(p, eol);
-            /* Shared memory with no file of its own: mmap(MAP_SHARED |
-             * MAP_ANONYMOUS) ("/dev/zero (deleted)": python's mmap.mmap(-1,
-             * n) is one), memfd_create, System V shared memory. */
+            /* Shared memory: mmap(MAP_SHARED | MAP_ANONYMOUS) ("/dev/zero
+             * (deleted)": python's mmap.mmap(-1, n) is one), memfd_create,
+             * System V segments, POSIX shm_open (/dev/shm). */
             m->shm = shared && !inode0 &&
-                     ((size_t)(eol - p) >= 9 && (!memcmp(p, "/dev/zero", 9) || !memcmp(p, "/memfd:", 7) ||
-                                                 !memcmp(p, "/SYSV", 5)));
+                     (starts(p, eol, "/dev/zero (deleted)") || starts(p, eol, "/memfd:") ||
+                      starts(p, eol, "/SYSV") || starts(p, eol, "/dev/shm/"));
             m->anon = inode0 && (p >= eol || *p == '[');
             m->file = !inode0 && p < eol && *p == '/' && !m->shm;
             m->guard = prev_noaccess && prev_end == m->a;

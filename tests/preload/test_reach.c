@@ -108,7 +108,7 @@ static const struct expect expected[] = {
      * all of them one mapping in the kernel's list */
     {"interleaved", {{0, 0, 0, 2000}, {0, 0, 0, 400000000}}},
     /* blocks kept only in shared memory the program mapped */
-    {"shared", {{0, 0, 0, 2}, {0, 0, 0, 80}}},
+    {"shared", {{0, 0, 0, 3}, {0, 0, 0, 120}}},
 };
 
 static void run_reach(const char *mode, const char *const *extra, struct pf_run *r)

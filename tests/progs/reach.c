@@ -63,7 +63,8 @@
  *             2 000 still reachable
  *   shared    a block kept only in shared memory the program mapped
  *             (MAP_SHARED | MAP_ANONYMOUS, as python's mmap.mmap(-1, n)),
- *             one only in a memfd mapping: 2 still reachable
+ *             one only in a memfd mapping, one only in POSIX shared memory
+ *             (shm_open): 3 still reachable
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -74,6 +75,7 @@
  * that are dropped go through volatile globals and are cleared, and the
  * stack below main is scrubbed, so no stale copy keeps them reachable.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -403,9 +405,25 @@ __attribute__((noinline)) static void make_shared(void)
     if (f == MAP_FAILED)
         abort();
     close(fd);
-    void *p = must(malloc(40)), *q = must(malloc(40));
+    void *p = must(malloc(40)), *q = must(malloc(40)), *r = must(malloc(40));
     memcpy(m + (512 << 10), &p, sizeof p);
     memcpy(f + (256 << 10), &q, sizeof q);
+    /* POSIX shared memory, where /dev/shm is there (else a global holds it,
+     * with the same figures). */
+    char name[64];
+    snprintf(name, sizeof name, "/pfalloc-reach-%d", (int)getpid());
+    int sfd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    char *sh = sfd >= 0 && ftruncate(sfd, 65536) == 0
+                   ? mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0)
+                   : MAP_FAILED;
+    if (sfd >= 0) {
+        close(sfd);
+        shm_unlink(name);
+    }
+    if (sh != MAP_FAILED)
+        memcpy(sh + 4096, &r, sizeof r);
+    else
+        g_kept[0] = r;
 }
 
 #define SPARSE_BYTES ((size_t)64 << 20)
