@@ -602,7 +602,6 @@ static void fork_prepare(void)
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
-    pf_os_fork_prepare();
     pf_lock_fork_taken_set(1);
 }
 
@@ -610,7 +609,6 @@ static void fork_parent(void)
 {
     if (!pf_lock_fork_taken())
         return;
-    pf_os_fork_parent();
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);

@@ -60,7 +60,6 @@ static _Atomic uint32_t tab_hi;            /* entries [0, tab_hi) may be in use 
 static _Atomic uintptr_t tab_busy;        /* 0, or &tab_me of the thread that holds the table */
 static __thread char tab_me;
 static _Atomic uint64_t untracked, untracked_meta; /* bytes mapped but not in tab */
-static _Atomic int tab_stale; /* an unmap could not take its range out: some entry may be stale */
 
 static uint64_t tab_word(uintptr_t start, size_t bytes, int meta)
 {
@@ -88,7 +87,6 @@ static void tab_set(uint32_t i, uintptr_t a, uintptr_t b, int meta)
  * (even): a reader's scan is whole when the count was even before it and
  * is the same after it (a join or a split changes two entries). */
 static _Atomic uint64_t tab_seq;
-static int fork_took_tab; /* the fork under way took the table */
 
 /* 1 when the table is had; -1 when this thread holds it already (a signal
  * handler interrupted its writer); 0 when another holder kept it for about
@@ -115,18 +113,33 @@ static int tab_lock(void)
 }
 
 static void tab_drain(void);
+static _Atomic int tab_stale;
+static __thread _Atomic uint32_t tab_nops;
 
 static void tab_unlock(void)
 {
-    tab_drain();
-    atomic_fetch_add_explicit(&tab_seq, 1, memory_order_release);
-    atomic_store_explicit(&tab_busy, 0, memory_order_release);
+    for (;;) {
+        tab_drain();
+        atomic_fetch_add_explicit(&tab_seq, 1, memory_order_release);
+        atomic_store_explicit(&tab_busy, 0, memory_order_release);
+        /* A handler that came between the drain and the store queued its
+         * change: take the table again and make it. */
+        if (!atomic_load_explicit(&tab_nops, memory_order_acquire))
+            return;
+        if (tab_lock() != 1) {
+            atomic_store_explicit(&tab_stale, 1, memory_order_relaxed);
+            return;
+        }
+    }
 }
 
 /* A reader's scan: begin (0 while a writer holds the table), then the scan,
  * then whole() says whether it saw one state of the table. */
 static uint64_t tab_begin(void)
 {
+    /* This very thread's writer, interrupted: it cannot finish meanwhile. */
+    if (atomic_load_explicit(&tab_busy, memory_order_relaxed) == (uintptr_t)&tab_me)
+        return 1;
     for (int i = 0; i < 1 << 12; i++) {
         uint64_t q = atomic_load_explicit(&tab_seq, memory_order_acquire);
         if (!(q & 1))
@@ -239,15 +252,16 @@ struct tab_op {
     int meta, add;
 };
 static __thread struct tab_op tab_ops[TAB_DEFER];
-static __thread _Atomic uint32_t tab_nops;
 
+/* The slot is claimed before it is written: a handler nested in this one
+ * takes the next. Only the thread that holds the table drains, after its
+ * handlers have returned. */
 static int tab_defer(uintptr_t a, size_t bytes, int meta, int add)
 {
-    uint32_t n = atomic_load_explicit(&tab_nops, memory_order_relaxed);
-    if (n == TAB_DEFER)
-        return 0;
+    uint32_t n = atomic_fetch_add_explicit(&tab_nops, 1, memory_order_acq_rel);
+    if (n >= TAB_DEFER)
+        return 0; /* the drain sees the count past the queue: marks the table stale */
     tab_ops[n] = (struct tab_op){a, bytes, meta, add};
-    atomic_store_explicit(&tab_nops, n + 1, memory_order_release);
     return 1;
 }
 
@@ -255,6 +269,10 @@ static void tab_drain(void)
 {
     for (uint32_t done = 0;;) {
         uint32_t n = atomic_load_explicit(&tab_nops, memory_order_acquire);
+        if (n > TAB_DEFER) {
+            atomic_store_explicit(&tab_stale, 1, memory_order_relaxed);
+            n = TAB_DEFER;
+        }
         for (; done < n; done++) {
             struct tab_op op = tab_ops[done];
             _Atomic uint64_t *u = op.meta ? &untracked_meta : &untracked;
@@ -265,10 +283,12 @@ static void tab_drain(void)
                 sub_floor(u, untrack_locked(op.a, op.a + op.bytes));
             }
         }
-        uint32_t expect = n;
+        uint32_t expect = atomic_load_explicit(&tab_nops, memory_order_acquire);
+        if (expect > n && n < TAB_DEFER)
+            continue; /* a handler added one meanwhile */
         if (atomic_compare_exchange_strong_explicit(&tab_nops, &expect, 0, memory_order_acq_rel,
                                                     memory_order_relaxed))
-            return; /* else a handler added one meanwhile */
+            return;
     }
 }
 
@@ -293,9 +313,9 @@ static int untrack(const void *p, size_t bytes, int meta)
 {
     uintptr_t a = (uintptr_t)p;
     int got = tab_lock();
-    if (got == -1)
-        return tab_defer(a, bytes, meta, 0);
-    if (got == 0) {
+    if (got == -1 && tab_defer(a, bytes, meta, 0))
+        return 1;
+    if (got != 1) {
         /* Its entry stays, over memory that may become the program's: the
          * table can no longer tell the two apart. */
         atomic_store_explicit(&tab_stale, 1, memory_order_relaxed);
@@ -475,22 +495,13 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
     return -1;
 }
 
-void pf_os_fork_prepare(void)
-{
-    /* No join or split half made in the child. */
-    fork_took_tab = tab_lock() == 1;
-}
-
-void pf_os_fork_parent(void)
-{
-    if (fork_took_tab)
-        tab_unlock();
-}
-
 void pf_os_fork_child(void)
 {
-    /* The table, taken by the forking thread (or, if it could not be had,
-     * by a thread that does not exist here). */
+    /* A thread that held the table at fork does not exist here; what it
+     * left half made is ranges twice, never none (a join widens one entry
+     * before it clears the other; a split puts its tail in before it
+     * shortens the head). The fork handlers do not take the table: it is
+     * never held across a system call. */
     if (atomic_exchange_explicit(&tab_busy, 0, memory_order_relaxed))
         atomic_fetch_add_explicit(&tab_seq, 1, memory_order_relaxed); /* even again */
     atomic_store_explicit(&tab_nops, 0, memory_order_relaxed);

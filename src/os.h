@@ -124,11 +124,8 @@ PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);
  * of pfalloc's mappings are not in the table (it was full or busy): then
  * any range may be pfalloc's. */
 PF_HIDDEN int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max);
-/* Fork handlers of a process with threads: the table of mappings is taken
- * before the fork and given back after it; in the child, a walk's pagemap
- * descriptor that was under way in another thread is closed too. */
-PF_HIDDEN void pf_os_fork_prepare(void);
-PF_HIDDEN void pf_os_fork_parent(void);
+/* In a fork child: forgets a table writer that was in another thread, and
+ * closes the pagemap descriptor of a walk that was under way in one. */
 PF_HIDDEN void pf_os_fork_child(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
  * for reading symbol tables; *size is its length. NULL when it cannot be
