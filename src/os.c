@@ -114,6 +114,14 @@ static int tab_lock(void)
 
 static void tab_drain(void);
 static _Atomic int tab_stale;
+/* Mapping calls between their system call and their change to the table:
+ * a fork child in which one was under way in another thread has an entry
+ * too many or too few, and its table is stale. */
+static _Atomic uint32_t tab_inflight;
+#define INFLIGHT(stmt)                                                          \
+    atomic_fetch_add_explicit(&tab_inflight, 1, memory_order_seq_cst);        \
+    stmt;                                                                       \
+    atomic_fetch_sub_explicit(&tab_inflight, 1, memory_order_release)
 static __thread _Atomic uint32_t tab_nops;
 
 static void tab_unlock(void)
@@ -502,9 +510,15 @@ void pf_os_fork_child(void)
      * before it clears the other; a split puts its tail in before it
      * shortens the head). The fork handlers do not take the table: it is
      * never held across a system call. */
-    if (atomic_exchange_explicit(&tab_busy, 0, memory_order_relaxed))
-        atomic_fetch_add_explicit(&tab_seq, 1, memory_order_relaxed); /* even again */
+    atomic_store_explicit(&tab_busy, 0, memory_order_relaxed);
+    uint64_t q = atomic_load_explicit(&tab_seq, memory_order_relaxed);
+    if (q & 1) /* even again, whatever step the holder was at */
+        atomic_store_explicit(&tab_seq, q + 1, memory_order_relaxed);
     atomic_store_explicit(&tab_nops, 0, memory_order_relaxed);
+    /* The forking thread is in none; another thread's call may have made
+     * its system call without its change to the table. */
+    if (atomic_exchange_explicit(&tab_inflight, 0, memory_order_relaxed))
+        atomic_store_explicit(&tab_stale, 1, memory_order_relaxed);
     /* Nor does the walk that opened this. */
     int fd = atomic_exchange(&pagemap_fd, -1);
     if (fd >= 0)
@@ -588,7 +602,7 @@ static void account_map(size_t size)
     }
 }
 
-void *pf_os_map(size_t size, size_t align)
+static void *os_map(size_t size, size_t align)
 {
     size_t ps = pf_os_page_size();
     if (align < ps)
@@ -620,6 +634,12 @@ void *pf_os_map(size_t size, size_t align)
     return (void *)start;
 }
 
+void *pf_os_map(size_t size, size_t align)
+{
+    INFLIGHT(void *r = os_map(size, align));
+    return r;
+}
+
 void pf_os_forget(void *p, size_t size)
 {
     /* Left in the table, a mapping that stays would read as resident for
@@ -639,13 +659,18 @@ void pf_os_unmap_or_forget(void *p, size_t size, int forget)
         pf_os_unmap(p, size);
 }
 
-void pf_os_unmap(void *p, size_t size)
+static void os_unmap(void *p, size_t size)
 {
     atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
     if (munmap(p, size) == 0) {
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
         untrack(p, size, 0);
     }
+}
+
+void pf_os_unmap(void *p, size_t size)
+{
+    INFLIGHT(os_unmap(p, size));
 }
 
 /* Metadata mappings sit between two PROT_NONE guard pages: a user block
@@ -657,7 +682,7 @@ void *pf_os_map_meta(size_t size)
     return pf_os_map_meta_aligned(size, 0);
 }
 
-void *pf_os_map_meta_aligned(size_t size, size_t align)
+static void *os_map_meta_aligned(size_t size, size_t align)
 {
     size_t ps = pf_os_page_size();
     size = (size + ps - 1) & ~(ps - 1);
@@ -694,7 +719,13 @@ void *pf_os_map_meta_aligned(size_t size, size_t align)
     return m + ps;
 }
 
-void pf_os_unmap_meta(void *p, size_t size)
+void *pf_os_map_meta_aligned(size_t size, size_t align)
+{
+    INFLIGHT(void *r = os_map_meta_aligned(size, align));
+    return r;
+}
+
+static void os_unmap_meta(void *p, size_t size)
 {
     size_t ps = pf_os_page_size();
     size = (size + ps - 1) & ~(ps - 1);
@@ -704,6 +735,11 @@ void pf_os_unmap_meta(void *p, size_t size)
         atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
         untrack(p, size, 1);
     }
+}
+
+void pf_os_unmap_meta(void *p, size_t size)
+{
+    INFLIGHT(os_unmap_meta(p, size));
 }
 
 int pf_os_decommit(void *p, size_t size)
@@ -749,7 +785,8 @@ static void *remap(void *p, size_t old_size, size_t new_size, int may_move, int 
 
 void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move)
 {
-    return remap(p, old_size, new_size, may_move, 0);
+    INFLIGHT(void *r = remap(p, old_size, new_size, may_move, 0));
+    return r;
 }
 
 void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
@@ -766,7 +803,7 @@ void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size)
     return q;
 }
 
-void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
+static void *os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
 {
     /* Not subject to fault injection: it undoes a move, back into the
      * range the block has just left. */
@@ -788,6 +825,12 @@ void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
     }
     account_remap(p, old_size, q, new_size, 0);
     return q;
+}
+
+void *pf_os_remap_to(void *p, size_t old_size, size_t new_size, void *to)
+{
+    INFLIGHT(void *r = os_remap_to(p, old_size, new_size, to));
+    return r;
 }
 
 void *pf_os_reserve(size_t size)

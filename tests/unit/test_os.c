@@ -710,3 +710,54 @@ Test(os, a_signal_handlers_mappings_leave_the_table_whole, .timeout = 60)
     uintptr_t r[1][2];
     cr_assert_geq(pf_os_ours_in(0, 4096, r, 1), 0, "a handler's mapping was left untracked");
 }
+
+/* A fork while another thread is between its munmap and its change to the
+ * table: the child, where that thread does not exist, must not go on
+ * claiming the unmapped range as pfalloc's (the leak walk would skip
+ * memory the child maps there itself). The child's table is then stale,
+ * and pf_os_ours_in says it cannot tell (-1). A thread maps and unmaps
+ * without pause while the main thread forks 1 500 times; each child checks
+ * that every range the table claims is mapped. */
+struct flux_arg {
+    atomic_int stop;
+};
+
+static void *table_flux(void *p)
+{
+    struct flux_arg *f = p;
+    size_t ps = pf_os_page_size();
+    while (!atomic_load(&f->stop)) {
+        char *m = pf_os_map(4 * ps, 0);
+        if (m)
+            pf_os_unmap(m, 4 * ps);
+    }
+    return NULL;
+}
+
+Test(os, a_fork_child_never_claims_a_range_unmapped_under_it, .timeout = 120)
+{
+    struct flux_arg f = {0};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, table_flux, &f), 0);
+    int bad = 0;
+    for (int i = 0; i < 1500 && !bad; i++) {
+        pid_t pid = fork();
+        cr_assert(pid >= 0);
+        if (pid == 0) {
+            pf_os_fork_child(); /* as the atfork handler of a threaded process does */
+            static uintptr_t r[4096][2];
+            int n = pf_os_ours_in(0, (uintptr_t)1 << 47, r, 4096);
+            unsigned char v;
+            for (int k = 0; k < n; k++)
+                if (mincore((void *)r[k][0], pf_os_page_size(), &v) != 0)
+                    _exit(1); /* claimed, not mapped */
+            _exit(0);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        bad = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(t, NULL);
+    cr_assert(!bad, "a fork child's table claimed a range that was not mapped");
+}
