@@ -61,6 +61,11 @@ static _Atomic uintptr_t tab_busy;        /* 0, or &tab_me of the thread that ho
 static __thread char tab_me;
 static _Atomic uint64_t untracked, untracked_meta; /* bytes mapped but not in tab */
 
+static _Atomic uint64_t *untracked_of(int meta)
+{
+    return meta ? &untracked_meta : &untracked;
+}
+
 static uint64_t tab_word(uintptr_t start, size_t bytes, int meta)
 {
     return ((uint64_t)start >> TAB_SHIFT) << 29 | (uint64_t)(bytes >> TAB_SHIFT) << 1 | (uint64_t)(meta != 0);
@@ -240,7 +245,7 @@ static size_t untrack_locked(uintptr_t a, uintptr_t b)
             tab_set(i, 0, 0, 0);
         } else if (s < a) { /* keeps its head, and its tail past b if any */
             if (e > b && tab_put(b, e - b, m) != 0)
-                atomic_fetch_add_explicit(m ? &untracked_meta : &untracked, e - b, memory_order_relaxed);
+                atomic_fetch_add_explicit(untracked_of(m), e - b, memory_order_relaxed);
             tab_set(i, s, a, m);
         } else { /* keeps its tail */
             tab_set(i, b, e, m);
@@ -283,7 +288,7 @@ static void tab_drain(void)
         }
         for (; done < n; done++) {
             struct tab_op op = tab_ops[done];
-            _Atomic uint64_t *u = op.meta ? &untracked_meta : &untracked;
+            _Atomic uint64_t *u = untracked_of(op.meta);
             if (op.add) {
                 if (tab_put(op.a, op.bytes, op.meta) == 0)
                     sub_floor(u, op.bytes);
@@ -309,7 +314,7 @@ static void track(const void *p, size_t bytes, int meta)
         if (ok)
             return;
     }
-    atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(untracked_of(meta), bytes, memory_order_relaxed);
     if (got == -1)
         tab_defer((uintptr_t)p, bytes, meta, 1);
 }
@@ -331,7 +336,7 @@ static int untrack(const void *p, size_t bytes, int meta)
     }
     size_t missing = untrack_locked(a, a + bytes);
     tab_unlock();
-    sub_floor(meta ? &untracked_meta : &untracked, missing);
+    sub_floor(untracked_of(meta), missing);
     return 1;
 }
 
@@ -754,16 +759,20 @@ static void account_remap(void *p, size_t old_size, void *q, size_t new_size, in
 {
     /* Out and in again in one hold of the table: a reader never finds the
      * block in neither place. */
-    if (tab_lock() == 1) {
+    int got = tab_lock();
+    if (got == 1) {
         size_t missing = untrack_locked((uintptr_t)p, (uintptr_t)p + old_size);
         int ok = tab_put((uintptr_t)q, new_size, meta) == 0;
         tab_unlock();
-        sub_floor(meta ? &untracked_meta : &untracked, missing);
+        sub_floor(untracked_of(meta), missing);
         if (!ok)
-            atomic_fetch_add_explicit(meta ? &untracked_meta : &untracked, new_size, memory_order_relaxed);
-    } else {
+            atomic_fetch_add_explicit(untracked_of(meta), new_size, memory_order_relaxed);
+    } else if (got == -1) { /* a handler on the holder's thread: both changes queued */
         untrack(p, old_size, meta);
         track(q, new_size, meta);
+    } else { /* held elsewhere for a second: what untrack and track would do, without two more waits */
+        atomic_store_explicit(&tab_stale, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(untracked_of(meta), new_size, memory_order_relaxed);
     }
     if (new_size > old_size)
         account_map(new_size - old_size);
