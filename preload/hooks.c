@@ -65,6 +65,32 @@ static PF_NOINLINE uintptr_t frame_below(void)
         (sp) = frame_below();      \
     } while (0)
 
+/* What a report needs from the frame that took the signal or the exit,
+ * for its part on pfalloc's own stack (pf_os_on_own_stack: the thread's
+ * stack may be as small as the C library allows, and only the signal
+ * frame and the handler's own frame go on it). */
+struct report_job {
+    uintptr_t from; /* the program's part of the thread's stack begins here */
+    int timer;      /* on_signal: the interval timer's */
+    int with_leaks; /* on_term: the leak walk can be made */
+    struct pf_leaks leaks;
+};
+
+static void signal_report(void *arg)
+{
+    struct report_job *j = arg;
+    const char *reason = j->timer ? "interval" : "signal";
+    /* On request, the leak section too, classified by reachability: what
+     * a daemon holds while it runs. Given up when the allocator is busy
+     * where the signal landed. */
+    if (pf_config.reach_signal && pf_leaks_collect_signal(NULL, j->from) == 0) {
+        pf_emit_report(reason, PF_EMIT_LEAKS_NOW);
+        pf_leaks_done();
+    } else {
+        pf_emit_report(reason, 0);
+    }
+}
+
 static void on_signal(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
@@ -73,16 +99,8 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     PROGRAM_STACK(from);
     int saved = errno;
     int timer = si && si->si_code == SI_TIMER;
-    const char *reason = timer ? "interval" : "signal";
-    /* On request, the leak section too, classified by reachability: what
-     * a daemon holds while it runs. Given up when the allocator is busy
-     * where the signal landed. */
-    if (pf_config.reach_signal && pf_leaks_collect_signal(NULL, from) == 0) {
-        pf_emit_report(reason, PF_EMIT_LEAKS_NOW);
-        pf_leaks_done();
-    } else {
-        pf_emit_report(reason, 0);
-    }
+    struct report_job j = {.from = from, .timer = timer};
+    pf_os_on_own_stack(signal_report, &j);
     if (timer && __atomic_load_n(&interval_on, __ATOMIC_ACQUIRE))
         timer_settime(interval_timer, 0, &interval_once, NULL);
     errno = saved;
@@ -176,6 +194,12 @@ static int family_locks_free(void)
     return 1;
 }
 
+static void term_report(void *arg)
+{
+    struct report_job *j = arg;
+    exit_report(&j->leaks, j->with_leaks, j->from, 0);
+}
+
 /* A terminating signal whose action was the default: the exit report, then
  * the default action, so the process dies of that very signal. A second
  * one arriving in another thread meanwhile ends the process at once. */
@@ -187,8 +211,8 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     PROGRAM_STACK(from);
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
-        struct pf_leaks leaks = {0};
-        exit_report(&leaks, family_locks_free(), from, 0);
+        struct report_job j = {.from = from, .with_leaks = family_locks_free()};
+        pf_os_on_own_stack(term_report, &j);
     }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
@@ -309,6 +333,14 @@ __attribute__((constructor(101))) static void preload_start(void)
     errno = saved;
 }
 
+static void final_report(void *arg)
+{
+    struct report_job *j = arg;
+    pf_check_exit(); /* before the leak walk: the quarantine is emptied */
+    exit_report(&j->leaks, 1, j->from, 1);
+    pf_emit_exit_done();
+}
+
 __attribute__((destructor(101))) static void preload_exit(void)
 {
     uintptr_t from;
@@ -320,17 +352,15 @@ __attribute__((destructor(101))) static void preload_exit(void)
         errno = saved;
         return;
     }
-    pf_check_exit(); /* before the leak walk: the quarantine is emptied */
-    struct pf_leaks leaks = {0};
-    exit_report(&leaks, 1, from, 1);
-    pf_emit_exit_done();
+    struct report_job j = {.from = from};
+    pf_os_on_own_stack(final_report, &j);
     /* A process forked without exec is a part of its parent's program (a
      * subshell, a worker): its exit status is read by that program's own
      * logic, so the leak status is the image's first process's to give.
      * Its report still shows its own leaks apart from the inherited. */
     /* Only lost objects are the program's leaks: still reachable and
      * indirectly lost ones (freed with their lost owner) do not count. */
-    if (pf_config.leak_exit_code && leaks.program_lost && !pf_sites_forked()) {
+    if (pf_config.leak_exit_code && j.leaks.program_lost && !pf_sites_forked()) {
         fflush(NULL);
         _exit(pf_config.leak_exit_code);
     }

@@ -508,6 +508,11 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
     return -1;
 }
 
+/* pfalloc's own stack for reports (pf_os_on_own_stack). */
+static char *own_stack;       /* its lowest byte; NULL until mapped */
+static atomic_int own_busy;   /* a report runs on it */
+static atomic_int own_failed; /* the mapping was refused once: not asked again */
+
 void pf_os_fork_child(void)
 {
     /* A thread that held the table at fork does not exist here; what it
@@ -528,6 +533,11 @@ void pf_os_fork_child(void)
     int fd = atomic_exchange(&pagemap_fd, -1);
     if (fd >= 0)
         close(fd);
+    /* A report that had pfalloc's stack was another thread's, unless the
+     * fork came from a program's handler that interrupted it here. */
+    uintptr_t here = (uintptr_t)&here, s = (uintptr_t)__atomic_load_n(&own_stack, __ATOMIC_RELAXED);
+    if (!(s && here >= s && here < s + PF_OS_OWN_STACK))
+        atomic_store_explicit(&own_busy, 0, memory_order_relaxed);
 }
 
 /* ---- fault injection (tests only) ------------------------------------------
@@ -1368,4 +1378,62 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
     if (atomic_load(&j->alive) != 0)
         return -2; /* still running on `work`: it must stay mapped */
     return go > 0 ? (int)j->got : -1;
+}
+
+/* ---- pfalloc's own stack for reports ------------------------------------- */
+
+
+#if defined(__x86_64__)
+/* fn(arg) with the stack pointer at top (16-byte aligned), back on the
+ * caller's stack after. rbp keeps the caller's stack pointer, and the CFI
+ * says so, so a debugger's backtrace goes on into the program's frames. */
+__attribute__((naked, noinline)) static void call_on(void (*fn)(void *) __attribute__((unused)),
+                                                    void *arg __attribute__((unused)),
+                                                    void *top __attribute__((unused)))
+{
+    __asm__("push %rbp\n\t"
+            ".cfi_adjust_cfa_offset 8\n\t"
+            ".cfi_rel_offset %rbp, 0\n\t"
+            "mov %rsp, %rbp\n\t"
+            ".cfi_def_cfa_register %rbp\n\t"
+            "mov %rdx, %rsp\n\t"
+            "mov %rdi, %rax\n\t"
+            "mov %rsi, %rdi\n\t"
+            "call *%rax\n\t"
+            "mov %rbp, %rsp\n\t"
+            ".cfi_def_cfa_register %rsp\n\t"
+            "pop %rbp\n\t"
+            ".cfi_adjust_cfa_offset -8\n\t"
+            ".cfi_restore %rbp\n\t"
+            "ret\n\t");
+}
+#define HAVE_CALL_ON 1
+#endif
+
+int pf_os_on_own_stack(void (*fn)(void *), void *arg)
+{
+#ifdef HAVE_CALL_ON
+    if (!atomic_exchange_explicit(&own_busy, 1, memory_order_acquire)) {
+        char *s = __atomic_load_n(&own_stack, __ATOMIC_ACQUIRE);
+        if (!s && !atomic_load_explicit(&own_failed, memory_order_relaxed)) {
+            /* Between two guard pages, like all of pfalloc's metadata: an
+             * overflow faults instead of writing over a neighbour. */
+            s = pf_os_map_meta(PF_OS_OWN_STACK);
+            if (s)
+                __atomic_store_n(&own_stack, s, __ATOMIC_RELEASE);
+            else
+                atomic_store_explicit(&own_failed, 1, memory_order_relaxed);
+        }
+        if (s) {
+            call_on(fn, arg, (void *)(((uintptr_t)s + PF_OS_OWN_STACK) & ~(uintptr_t)15));
+            atomic_store_explicit(&own_busy, 0, memory_order_release);
+            return 1;
+        }
+        atomic_store_explicit(&own_busy, 0, memory_order_release);
+    }
+#else
+    (void)own_failed;
+#endif
+    fn(arg);
+    return 0;
 }

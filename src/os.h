@@ -124,8 +124,9 @@ PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);
  * of pfalloc's mappings are not in the table (it was full or busy): then
  * any range may be pfalloc's. */
 PF_HIDDEN int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max);
-/* In a fork child: forgets a table writer that was in another thread, and
- * closes the pagemap descriptor of a walk that was under way in one. */
+/* In a fork child: forgets a table writer that was in another thread,
+ * closes the pagemap descriptor of a walk that was under way in one, and
+ * frees pfalloc's stack that a report in one was using. */
 PF_HIDDEN void pf_os_fork_child(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
  * for reading symbol tables; *size is its length. NULL when it cannot be
@@ -167,6 +168,15 @@ PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, vo
 /* The system call number that starts the text of a /proc .../syscall
  * file (len bytes of it), or -1 ("running", or nothing readable). */
 PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
+/* Runs fn(arg) on a stack of pfalloc's own (PF_OS_OWN_STACK bytes with a
+ * guard page below, mapped at the first call and kept), so that a report
+ * needs no more of the program's stack than its signal frame: a thread's
+ * stack may be as small as the C library allows. When that stack is in use
+ * (a report in another thread, or one nested in a handler on it) or cannot
+ * be mapped, fn runs on the caller's stack. Returns 1 when it ran on
+ * pfalloc's. Async-signal-safe. A debugger unwinds through the switch. */
+#define PF_OS_OWN_STACK ((size_t)128 * 1024)
+PF_HIDDEN int pf_os_on_own_stack(void (*fn)(void *), void *arg);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

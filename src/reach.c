@@ -504,14 +504,15 @@ static void drain(int pass, uint32_t leader)
 }
 
 /* The caller's stack, from below the registers spilled by the two frames
- * above to `top`, or from `from` when it lies between (see
- * pf_reach_opts.stack_from). Never inlined, so this frame lies below
+ * above to `top`, or from `from` (see pf_reach_opts.stack_from), which
+ * lies between or, when the pass runs on pfalloc's own stack, on the
+ * thread's stack that ends at top. Never inlined, so this frame lies below
  * theirs. */
 static PF_NOINLINE void scan_stack_below(uintptr_t top, uintptr_t from)
 {
     volatile uintptr_t here = 0;
     uintptr_t lo = (uintptr_t)&here;
-    if (from > lo && from < top)
+    if (from && from < top)
         lo = from;
     scan(lo, top, 1, 1, 0);
 }
@@ -560,7 +561,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     try_locks = o && o->in_signal;
     int regs = o && o->exit_report ? (o->at_exit ? 2 : 1) : 0;
     if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, o && o->only_ranges,
-                        o && o->in_signal, regs) != 0) {
+                        o && o->in_signal, regs, o ? o->stack_from : 0) != 0) {
         r.note = "out of memory";
         pf_reach_release();
         return -1;

@@ -60,7 +60,9 @@ struct pf_reach_opts {
      * register the program held into that frame. The current thread's
      * stack is scanned from there up instead of from the pass's own frame:
      * what pfalloc's frames below it hold (stale words left in their slots
-     * by the program's earlier calls) is no root. */
+     * by the program's earlier calls) is no root. The pass itself may run
+     * on another stack (pfalloc's own, see pf_os_on_own_stack): the
+     * thread's stack is the one that holds stack_from. */
     uintptr_t stack_from;
 };
 

@@ -609,7 +609,7 @@ static void program_mappings(void)
 }
 
 int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
-                    int in_signal, int regs)
+                    int in_signal, int regs, uintptr_t stack_at)
 {
     memset(rt, 0, sizeof(*rt));
     R = rt;
@@ -627,7 +627,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     } else {
         dl_iterate_phdr(each_module, NULL);
     }
-    uintptr_t here = (uintptr_t)&here;
+    uintptr_t here = stack_at ? stack_at : (uintptr_t)&here;
     struct map *m = R->maps ? map_of(here) : NULL;
     if (m) {
         rt->stack_top = m->b;

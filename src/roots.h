@@ -47,9 +47,12 @@ struct pf_roots {
  * regs: 0, other threads' registers are not read; 1, they are (for the
  * exit report: the program sees nothing of it, see roots.c); 2, the same,
  * and the process is surely ending (it may name the helper its tracer).
+ * stack_at: 0, or an address on the calling thread's stack when the call
+ * runs on another one (pfalloc's own): the thread's stack is the mapping
+ * that holds it.
  * 0, or -1 when no memory could be mapped for the list. */
 PF_HIDDEN int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
-                              int in_signal, int regs);
+                              int in_signal, int regs, uintptr_t stack_at);
 /* Gives back what pf_roots_gather mapped (forget: only off pfalloc's
  * accounts, see pf_os_forget); the ranges are gone with it. */
 PF_HIDDEN void pf_roots_release(struct pf_roots *rt, int forget);

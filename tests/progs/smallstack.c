@@ -1,11 +1,17 @@
 /*
- * smallstack — the report signal handled on a thread with the smallest
- * stack the C library allows (sysconf(_SC_THREAD_STACK_MIN), at least
- * 16 KiB, with a guard page below it). The process keeps a large block of
- * 64 MiB and a mapping of its own of 64 MiB, so a report that classifies
- * leaks walks both. The thread raises SIGUSR1 itself; the program then
- * prints how much of the stack was used ("smallstack: N of M bytes") and
- * exits 0. A report that needs more stack than there is crashes it.
+ * smallstack — reports on a thread with the smallest stack the C library
+ * allows (sysconf(_SC_THREAD_STACK_MIN), at least 16 KiB, with a guard
+ * page below it). The process keeps a large block of 64 MiB and a mapping
+ * of its own of 64 MiB, so a report that classifies leaks walks both.
+ *
+ *   smallstack        a thread on such a stack raises SIGUSR1 itself; then
+ *                     a second one, on the same stack painted afresh, only
+ *                     starts and ends. The program prints how much of the
+ *                     stack each used ("smallstack: N of M bytes, K without
+ *                     the signal") and exits 0.
+ *   smallstack exit   the thread calls exit(3): the exit report runs on it.
+ *
+ * A report that needs more stack than there is crashes the program.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -18,15 +24,36 @@
 static char *volatile g_big;
 static char *volatile g_mapped;
 
+static int mode_exit;
+
 static void *raiser(void *arg)
 {
-    (void)arg;
-    raise(SIGUSR1);
+    if (mode_exit)
+        exit(3);
+    if (arg)
+        raise(SIGUSR1);
     return NULL;
 }
 
-int main(void)
+/* Runs raiser(arg) on the stack [stack, stack + size), painted first;
+ * returns the bytes of it used, or 0 when the thread cannot run. */
+static size_t run_on(char *stack, size_t size, void *arg)
 {
+    memset(stack, 0xa5, size);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, size) != 0 ||
+        pthread_create(&t, &attr, raiser, arg) != 0 || pthread_join(t, NULL) != 0)
+        return 0;
+    size_t untouched = 0;
+    while (untouched < size && (unsigned char)stack[untouched] == 0xa5)
+        untouched++;
+    return size - untouched;
+}
+
+int main(int argc, char **argv)
+{
+    mode_exit = argc > 1 && strcmp(argv[1], "exit") == 0;
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     long min = sysconf(_SC_THREAD_STACK_MIN);
     size_t size = min > 16384 ? (size_t)min : 16384;
@@ -39,15 +66,10 @@ int main(void)
     g_big[1 << 20] = 1;
     g_mapped[0] = 1;
     stack += ps;
-    memset(stack, 0xa5, size);
-    pthread_attr_t attr;
-    pthread_t t;
-    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, size) != 0 ||
-        pthread_create(&t, &attr, raiser, NULL) != 0 || pthread_join(t, NULL) != 0)
+    size_t used = run_on(stack, size, (void *)1);
+    size_t plain = run_on(stack, size, NULL);
+    if (!used || !plain)
         return 2;
-    size_t untouched = 0;
-    while (untouched < size && (unsigned char)stack[untouched] == 0xa5)
-        untouched++;
-    printf("smallstack: %zu of %zu bytes\n", size - untouched, size);
+    printf("smallstack: %zu of %zu bytes, %zu without the signal\n", used, size, plain);
     return 0;
 }
