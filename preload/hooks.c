@@ -100,7 +100,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     int timer = si && si->si_code == SI_TIMER;
     struct report_job j = {.from = from, .timer = timer};
-    pf_os_on_own_stack(signal_report, &j);
+    pf_os_on_own_stack(signal_report, &j, from);
     if (timer && __atomic_load_n(&interval_on, __ATOMIC_ACQUIRE))
         timer_settime(interval_timer, 0, &interval_once, NULL);
     errno = saved;
@@ -212,7 +212,7 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         struct report_job j = {.from = from, .with_leaks = family_locks_free()};
-        pf_os_on_own_stack(term_report, &j);
+        pf_os_on_own_stack(term_report, &j, from);
     }
     struct sigaction dfl;
     memset(&dfl, 0, sizeof(dfl));
@@ -353,7 +353,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
         return;
     }
     struct report_job j = {.from = from};
-    pf_os_on_own_stack(final_report, &j);
+    pf_os_on_own_stack(final_report, &j, from);
     /* A process forked without exec is a part of its parent's program (a
      * subshell, a worker): its exit status is read by that program's own
      * logic, so the leak status is the image's first process's to give.

@@ -508,10 +508,20 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
     return -1;
 }
 
-/* pfalloc's own stack for reports (pf_os_on_own_stack). */
-static char *own_stack;       /* its lowest byte; NULL until mapped */
-static atomic_int own_busy;   /* a report runs on it */
-static atomic_int own_failed; /* the mapping was refused once: not asked again */
+/* pfalloc's own stacks for reports (pf_os_on_own_stack): a few, so that
+ * reports in several threads at once, or one nested in a handler that
+ * interrupted another, each have one. A stack is taken by its thread
+ * (owner: that thread's &own_me), which says where it left its own stack
+ * (from) for the leak walk. */
+#define OWN_STACKS 4
+struct own_stack {
+    _Atomic uintptr_t owner; /* 0, or &own_me of the thread on it */
+    _Atomic uintptr_t base;  /* its lowest usable byte; 0 until mapped */
+    _Atomic uintptr_t from;  /* the owner's position on the stack it left */
+    _Atomic long tid;        /* the owner's kernel id */
+};
+static struct own_stack own[OWN_STACKS];
+static __thread char own_me;
 
 void pf_os_fork_child(void)
 {
@@ -533,11 +543,15 @@ void pf_os_fork_child(void)
     int fd = atomic_exchange(&pagemap_fd, -1);
     if (fd >= 0)
         close(fd);
-    /* A report that had pfalloc's stack was another thread's, unless the
-     * fork came from a program's handler that interrupted it here. */
-    uintptr_t here = (uintptr_t)&here, s = (uintptr_t)__atomic_load_n(&own_stack, __ATOMIC_RELAXED);
-    if (!(s && here >= s && here < s + PF_OS_OWN_STACK))
-        atomic_store_explicit(&own_busy, 0, memory_order_relaxed);
+    /* The stacks other threads' reports were on are free: those threads
+     * are not here. One this thread is on stays its own (a handler of the
+     * program's that interrupted its report forked). */
+    for (int i = 0; i < OWN_STACKS; i++) {
+        if (atomic_load_explicit(&own[i].owner, memory_order_relaxed) != (uintptr_t)&own_me)
+            atomic_store_explicit(&own[i].owner, 0, memory_order_relaxed);
+        else /* the child's thread has an id of its own */
+            atomic_store_explicit(&own[i].tid, pf_os_tid(), memory_order_relaxed);
+    }
 }
 
 /* ---- fault injection (tests only) ------------------------------------------
@@ -1380,18 +1394,45 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
     return go > 0 ? (int)j->got : -1;
 }
 
-/* ---- pfalloc's own stack for reports ------------------------------------- */
+/* ---- pfalloc's own stacks for reports ------------------------------------ */
 
+/* A stack: PF_OS_OWN_STACK bytes read-write with PF_OS_OWN_GAP bytes of
+ * PROT_NONE below (a frame larger than a page that skips the first guard
+ * page, in code built without stack-clash probes, still faults) and a
+ * guard page above. Counted as metadata, the gap not. */
+static void *map_stack(void)
+{
+    size_t ps = pf_os_page_size(), size = PF_OS_OWN_STACK, whole = PF_OS_OWN_GAP + size + ps;
+    if (fault_now())
+        return NULL;
+    atomic_fetch_add_explicit(&n_mmap, 1, memory_order_relaxed);
+    char *m = mmap(NULL, whole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (mprotect(m + PF_OS_OWN_GAP, size, PROT_READ | PROT_WRITE) != 0) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, whole);
+        return NULL;
+    }
+    account_map(size);
+    atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
+    track(m + PF_OS_OWN_GAP, size, 1);
+    return m + PF_OS_OWN_GAP;
+}
 
 #if defined(__x86_64__)
 /* fn(arg) with the stack pointer at top (16-byte aligned), back on the
  * caller's stack after. rbp keeps the caller's stack pointer, and the CFI
- * says so, so a debugger's backtrace goes on into the program's frames. */
+ * says so. Marked a signal frame: a debugger then follows the step from
+ * pfalloc's stack to the caller's wherever the two lie (a normal frame
+ * whose caller's stack is below its own looks like a corrupt stack to
+ * gdb). */
 __attribute__((naked, noinline)) static void call_on(void (*fn)(void *) __attribute__((unused)),
                                                     void *arg __attribute__((unused)),
                                                     void *top __attribute__((unused)))
 {
-    __asm__("push %rbp\n\t"
+    __asm__(".cfi_signal_frame\n\t"
+            "push %rbp\n\t"
             ".cfi_adjust_cfa_offset 8\n\t"
             ".cfi_rel_offset %rbp, 0\n\t"
             "mov %rsp, %rbp\n\t"
@@ -1410,30 +1451,51 @@ __attribute__((naked, noinline)) static void call_on(void (*fn)(void *) __attrib
 #define HAVE_CALL_ON 1
 #endif
 
-int pf_os_on_own_stack(void (*fn)(void *), void *arg)
+int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 {
 #ifdef HAVE_CALL_ON
-    if (!atomic_exchange_explicit(&own_busy, 1, memory_order_acquire)) {
-        char *s = __atomic_load_n(&own_stack, __ATOMIC_ACQUIRE);
-        if (!s && !atomic_load_explicit(&own_failed, memory_order_relaxed)) {
-            /* Between two guard pages, like all of pfalloc's metadata: an
-             * overflow faults instead of writing over a neighbour. */
-            s = pf_os_map_meta(PF_OS_OWN_STACK);
-            if (s)
-                __atomic_store_n(&own_stack, s, __ATOMIC_RELEASE);
-            else
-                atomic_store_explicit(&own_failed, 1, memory_order_relaxed);
+    uintptr_t me = (uintptr_t)&own_me;
+    for (int i = 0; i < OWN_STACKS; i++) {
+        struct own_stack *o = &own[i];
+        uintptr_t none = 0;
+        if (atomic_load_explicit(&o->owner, memory_order_relaxed) ||
+            !atomic_compare_exchange_strong_explicit(&o->owner, &none, me, memory_order_acquire,
+                                                     memory_order_relaxed))
+            continue;
+        uintptr_t base = atomic_load_explicit(&o->base, memory_order_acquire);
+        if (!base) {
+            INFLIGHT(base = (uintptr_t)map_stack());
+            atomic_store_explicit(&o->base, base, memory_order_release);
         }
-        if (s) {
-            call_on(fn, arg, (void *)(((uintptr_t)s + PF_OS_OWN_STACK) & ~(uintptr_t)15));
-            atomic_store_explicit(&own_busy, 0, memory_order_release);
-            return 1;
+        if (!base) { /* refused: the caller's stack this time */
+            atomic_store_explicit(&o->owner, 0, memory_order_release);
+            break;
         }
-        atomic_store_explicit(&own_busy, 0, memory_order_release);
+        atomic_store_explicit(&o->from, from, memory_order_relaxed);
+        atomic_store_explicit(&o->tid, pf_os_tid(), memory_order_release);
+        call_on(fn, arg, (void *)((base + PF_OS_OWN_STACK) & ~(uintptr_t)15));
+        atomic_store_explicit(&o->tid, 0, memory_order_relaxed);
+        atomic_store_explicit(&o->owner, 0, memory_order_release);
+        return 1;
     }
 #else
-    (void)own_failed;
+    (void)from;
 #endif
     fn(arg);
+    return 0;
+}
+
+uintptr_t pf_os_own_stack_at(uintptr_t p, long tid, uintptr_t *top)
+{
+    for (int i = 0; i < OWN_STACKS; i++) {
+        struct own_stack *o = &own[i];
+        uintptr_t base = atomic_load_explicit(&o->base, memory_order_acquire);
+        if (!base || p < base || p >= base + PF_OS_OWN_STACK)
+            continue;
+        *top = base + PF_OS_OWN_STACK;
+        if (atomic_load_explicit(&o->tid, memory_order_acquire) != tid)
+            return 0;
+        return atomic_load_explicit(&o->from, memory_order_relaxed);
+    }
     return 0;
 }

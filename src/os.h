@@ -168,15 +168,22 @@ PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, vo
 /* The system call number that starts the text of a /proc .../syscall
  * file (len bytes of it), or -1 ("running", or nothing readable). */
 PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
-/* Runs fn(arg) on a stack of pfalloc's own (PF_OS_OWN_STACK bytes with a
- * guard page below, mapped at the first call and kept), so that a report
- * needs no more of the program's stack than its signal frame: a thread's
- * stack may be as small as the C library allows. When that stack is in use
- * (a report in another thread, or one nested in a handler on it) or cannot
- * be mapped, fn runs on the caller's stack. Returns 1 when it ran on
- * pfalloc's. Async-signal-safe. A debugger unwinds through the switch. */
-#define PF_OS_OWN_STACK ((size_t)128 * 1024)
-PF_HIDDEN int pf_os_on_own_stack(void (*fn)(void *), void *arg);
+/* Runs fn(arg) on a stack of pfalloc's own (PF_OS_OWN_STACK bytes, above
+ * a PF_OS_OWN_GAP gap that faults, mapped at first use and kept), so that
+ * a report needs no more of the program's stack than its signal frame: a
+ * thread's stack may be as small as the C library allows. `from` is where
+ * the caller leaves its own stack (see pf_os_own_stack_at). There are a
+ * few such stacks, one per report under way; when all are taken or none
+ * can be mapped, fn runs on the caller's stack. Returns 1 when it ran on
+ * pfalloc's. Async-signal-safe. */
+#define PF_OS_OWN_STACK ((size_t)256 * 1024)
+#define PF_OS_OWN_GAP ((size_t)1024 * 1024)
+PF_HIDDEN int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from);
+/* When p lies on one of those stacks: *top is that stack's top, and the
+ * result is the `from` its thread left, when that thread is `tid` (0
+ * otherwise: it has left it since). 0, *top untouched, when p is on none
+ * of them. */
+PF_HIDDEN uintptr_t pf_os_own_stack_at(uintptr_t p, long tid, uintptr_t *top);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

@@ -512,8 +512,11 @@ static PF_NOINLINE void scan_stack_below(uintptr_t top, uintptr_t from)
 {
     volatile uintptr_t here = 0;
     uintptr_t lo = (uintptr_t)&here;
-    if (from && from < top)
+    if (from) {
+        if (from >= top)
+            return; /* not below the top found for it: no range known to be its stack */
         lo = from;
+    }
     scan(lo, top, 1, 1, 0);
 }
 
@@ -631,7 +634,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
         for (uint32_t i = 0; i < r.roots.n; i++)
             scan_foreign(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0, 0);
         if (stack_top)
-            scan_current_thread(stack_top, o ? o->stack_from : 0);
+            scan_current_thread(stack_top, r.roots.stack_from);
         if (o && o->root_object)
             for (uint32_t e = 0; e < r.nents; e++)
                 for (uint32_t k = 0; k < r.ents[e].n; k++)

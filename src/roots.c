@@ -355,6 +355,26 @@ static int stop_unseen(long nr)
     }
 }
 
+/* A thread's stack position sp, on the thread's own stack: a thread in a
+ * report runs it on pfalloc's (pf_os_on_own_stack), where a handler of the
+ * program's that interrupted it may have run in turn, and a report nested
+ * in that on another of pfalloc's stacks. What lies above sp on pfalloc's
+ * stack is a root range (the program's handler's frames); then the thread
+ * goes on where it left the stack below. 0 when that is not known (the
+ * thread left pfalloc's stack meanwhile): its stack is then scanned whole
+ * with every other thread's. */
+static uintptr_t from_own_stack(uintptr_t sp, long tid)
+{
+    for (int depth = 0; sp && depth < 8; depth++) {
+        uintptr_t top = 0, left = pf_os_own_stack_at(sp, tid, &top);
+        if (!top)
+            return sp;
+        add_range(sp, top);
+        sp = left;
+    }
+    return 0;
+}
+
 static void each_thread(long tid, void *ctx)
 {
     (void)ctx;
@@ -365,6 +385,8 @@ static void each_thread(long tid, void *ctx)
     uintptr_t sp = thread_sp(tid, &nr);
     if (regs_mode && stop_unseen(nr))
         note_tid(tid);
+    if (sp)
+        sp = from_own_stack(sp, tid);
     struct map *m = sp ? map_of(sp) : NULL;
     if (m && m->w) {
         /* From its stack pointer to the top of its stack mapping, which for
@@ -627,12 +649,13 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     } else {
         dl_iterate_phdr(each_module, NULL);
     }
-    uintptr_t here = stack_at ? stack_at : (uintptr_t)&here;
-    struct map *m = R->maps ? map_of(here) : NULL;
+    uintptr_t here = stack_at ? from_own_stack(stack_at, pf_os_tid()) : (uintptr_t)&here;
+    rt->stack_from = stack_at ? here : 0;
+    struct map *m = R->maps && here ? map_of(here) : NULL;
     if (m) {
         rt->stack_top = m->b;
         m->taken = 1;
-    } else if (pf_os_tid() == (long)getpid()) {
+    } else if (here && pf_os_tid() == (long)getpid()) {
         rt->stack_top = (uintptr_t)__libc_stack_end;
     }
     /* The thread descriptor (keys' values, the DTV of dynamic TLS): it sits

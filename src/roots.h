@@ -20,6 +20,8 @@ struct pf_roots {
     uint32_t n;             /* ranges filled */
     uintptr_t stack_top;    /* the caller's stack ends here (scanned by the caller, from its own
                                frame with the registers spilled); 0: not found */
+    uintptr_t stack_from;   /* 0, or where the caller's part of that stack begins (stack_at, or
+                               where the report it runs in left it for pfalloc's own stack) */
     uint32_t threads;       /* threads other than the caller */
     uint32_t threads_sp;    /* of them, those whose stack was taken from their stack pointer */
     int solo;               /* 1: the caller was seen to be the process's only thread, so no

@@ -703,6 +703,125 @@ Test(reports, the_exit_report_runs_from_a_minimal_thread_stack)
     pf_run_free(&r);
 }
 
+/* tests/progs/ownstack: thread A's report, on pfalloc's stack, blocks in a
+ * write to a full pipe, and a handler of the program's (SIGALRM) runs on
+ * that stack inside it. A's block of 1000 bytes is kept only in A's own
+ * stack, so with PFALLOC_LEAK_EXIT_CODE=9 the exit status says whether the
+ * exit walk found that stack. Each run waits out pfalloc's bounded write
+ * to the full pipe (about 2 s). */
+static void run_ownstack(const char *mode, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("ownstack"), mode, NULL};
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=9", "PFALLOC_INTERVAL=1000", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+}
+
+/* Main calls exit() while A waits in the handler. The walk once took A's
+ * stack to be pfalloc's, where its stack pointer was: A's own stack went
+ * unscanned and the block was definitely lost (exit status 9). */
+Test(reports, the_exit_walk_finds_the_stack_of_a_thread_in_a_report)
+{
+    struct pf_run r;
+    run_ownstack("other", &r);
+    cr_assert(r.exited && r.code == 0, "ownstack other: %s\n%s", pf_run_how(&r), r.out);
+    pf_run_free(&r);
+}
+
+/* The handler calls exit() itself: the exit report runs on another of
+ * pfalloc's stacks, from a position on the first. The same walk missed
+ * A's stack then. */
+Test(reports, an_exit_from_a_handler_inside_a_report_walks_the_threads_stack)
+{
+    struct pf_run r;
+    run_ownstack("nested", &r);
+    cr_assert(r.exited && r.code == 0, "ownstack nested: %s\n%s", pf_run_how(&r), r.out);
+    pf_run_free(&r);
+}
+
+/* The handler runs on a sigaltstack and forks; in the child it raises the
+ * interval signal, then returns into the report it interrupted. The child
+ * once took pfalloc's stack to be free (the handler was not on it), ran
+ * the second report over the first one's frames and died of SIGSEGV. */
+Test(reports, a_fork_inside_a_report_keeps_its_stack_in_the_child)
+{
+    struct pf_run r;
+    run_ownstack("fork", &r);
+    cr_assert(r.exited && r.code == 0, "ownstack fork: %s\n%s", pf_run_how(&r), r.out);
+    cr_assert(strstr(r.out, "in child: the report resumed and returned\n") != NULL &&
+                  strstr(r.out, "child: exit 0\n") != NULL,
+              "%s", r.out);
+    pf_run_free(&r);
+}
+
+/* The handler takes 160 KB of stack (pfalloc's, where it runs): it has the
+ * room a thread's stack would give it. pfalloc's stack was 128 KiB with
+ * one guard page, and the program died of SIGSEGV. */
+Test(reports, a_handler_inside_a_report_has_room_on_its_stack)
+{
+    struct pf_run r;
+    run_ownstack("bigframe", &r);
+    cr_assert(r.exited && r.code == 0, "ownstack bigframe: %s\n%s", pf_run_how(&r), r.out);
+    cr_assert(strstr(r.out, "bigframe: handler ran\n") != NULL, "%s", r.out);
+    pf_run_free(&r);
+}
+
+/* gdb, stopped in a handler of the program's inside a report on pfalloc's
+ * stack, gives a backtrace that goes on through pfalloc's frames to the
+ * thread's own (`reporter`, which raised the report signal). A's stack is
+ * below pfalloc's, and gdb once stopped at the switch: "previous frame
+ * inner to this frame (corrupt stack?)". */
+Test(reports, a_debugger_follows_a_report_back_to_the_programs_frames)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("gdb");
+    const char *const argv[] = {"gdb", "-q", "-nx", "-batch",
+                                "-ex", "set environment LD_PRELOAD " PF_PRELOAD_LIB,
+                                "-ex", "handle SIGUSR1 nostop noprint pass",
+                                "-ex", "handle SIGALRM nostop noprint pass",
+                                "-ex", "run",
+                                "-ex", "bt",
+                                "--args", PROG("ownstack"), "trace", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited, "gdb: %s\n%s", pf_run_how(&r), pf_tail(r.err, r.err_len, 2000));
+    cr_assert(strstr(r.out, "SIGTRAP") != NULL, "the program never stopped:\n%s\n%s", pf_tail(r.out, r.out_len, 3000),
+              pf_tail(r.err, r.err_len, 2000));
+    cr_assert(strstr(r.out, " in reporter (") != NULL && strstr(r.out, "start_thread") != NULL,
+              "the backtrace stops before the thread's own frames:\n%s\n%s", pf_tail(r.out, r.out_len, 3000),
+              pf_tail(r.err, r.err_len, 1000));
+    pf_run_free(&r);
+}
+
+/* Four threads on the smallest stacks raise SIGUSR1 together, 200 times:
+ * each report has a stack of pfalloc's. With one, the reports that found
+ * it taken ran on the thread's stack, and used 9 KB of it or more. */
+Test(reports, reports_at_once_each_take_little_of_a_minimal_thread_stack)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("ownstack"), "storm", NULL};
+    const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "ownstack storm: %s\n%s", pf_run_how(&r), pf_tail(r.err, r.err_len, 2000));
+    unsigned long used, size, plain;
+    cr_assert(sscanf(r.out, "storm: %lu of %lu bytes, %lu without the signal", &used, &size, &plain) == 3, "%s",
+              r.out);
+    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
+    if (frame < 2048)
+        frame = 2048;
+    cr_log_info("reports at once used at most %lu of %lu bytes of a thread's stack, %lu without them", used, size,
+                plain);
+    cr_assert(used <= plain + frame + 1024,
+              "a report took %lu bytes of its thread's stack (%lu used, %lu without the signal): more than its "
+              "signal frame (at most %lu) and 1 KiB for the handler's frame",
+              used - plain, used, plain, frame);
+    pf_run_free(&r);
+}
+
 /* An interval shorter than one report (tests/progs/busyheap: 300 000
  * objects, each interval report walking them for its leak section): the
  * program still runs a whole interval between two reports and gets its
