@@ -711,6 +711,22 @@ void *pf_os_map_meta(size_t size)
     return pf_os_map_meta_aligned(size, 0);
 }
 
+/* The metadata [at, at + size) of the PROT_NONE reservation [m, m + whole)
+ * made read-write, counted and recorded; or the reservation given back and
+ * NULL. */
+static void *meta_open(char *m, size_t whole, char *at, size_t size)
+{
+    if (mprotect(at, size, PROT_READ | PROT_WRITE) != 0) {
+        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+        munmap(m, whole);
+        return NULL;
+    }
+    account_map(size);
+    atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
+    track(at, size, 1);
+    return at;
+}
+
 static void *os_map_meta_aligned(size_t size, size_t align)
 {
     size_t ps = pf_os_page_size();
@@ -737,15 +753,7 @@ static void *os_map_meta_aligned(size_t size, size_t align)
         m = start - ps;
         whole = size + 2 * ps;
     }
-    if (mprotect(m + ps, size, PROT_READ | PROT_WRITE) != 0) {
-        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
-        munmap(m, whole);
-        return NULL;
-    }
-    account_map(size);
-    atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
-    track(m + ps, size, 1);
-    return m + ps;
+    return meta_open(m, whole, m + ps, size);
 }
 
 void *pf_os_map_meta_aligned(size_t size, size_t align)
@@ -1409,15 +1417,7 @@ static void *map_stack(void)
     char *m = mmap(NULL, whole, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    if (mprotect(m + PF_OS_OWN_GAP, size, PROT_READ | PROT_WRITE) != 0) {
-        atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
-        munmap(m, whole);
-        return NULL;
-    }
-    account_map(size);
-    atomic_fetch_add_explicit(&meta_mapped, size, memory_order_relaxed);
-    track(m + PF_OS_OWN_GAP, size, 1);
-    return m + PF_OS_OWN_GAP;
+    return meta_open(m, whole, m + PF_OS_OWN_GAP, size);
 }
 
 #if defined(__x86_64__)
