@@ -1451,32 +1451,58 @@ __attribute__((naked, noinline)) static void call_on(void (*fn)(void *) __attrib
 #define HAVE_CALL_ON 1
 #endif
 
+/* A slot for the calling thread (owner me), or NULL when all four are
+ * taken by threads that still exist. A slot whose thread has ended (in a
+ * handler of the program's that interrupted its report: pthread_exit, a
+ * cancellation) is taken over: that owner never gives it back. An owner
+ * that is this thread's own_me under another thread id was a thread that
+ * had this thread's TLS before it (the C library reuses stacks). */
+static struct own_stack *own_take(uintptr_t me)
+{
+    for (int i = 0; i < OWN_STACKS; i++) {
+        uintptr_t none = 0;
+        if (!atomic_load_explicit(&own[i].owner, memory_order_relaxed) &&
+            atomic_compare_exchange_strong_explicit(&own[i].owner, &none, me, memory_order_acquire,
+                                                    memory_order_relaxed))
+            return &own[i];
+    }
+    int saved = errno;
+    long pid = getpid(), self = pf_os_tid();
+    struct own_stack *got = NULL;
+    for (int i = 0; i < OWN_STACKS && !got; i++) {
+        uintptr_t was = atomic_load_explicit(&own[i].owner, memory_order_acquire);
+        long tid = atomic_load_explicit(&own[i].tid, memory_order_acquire);
+        int gone = tid > 0 && tid != self &&
+                   (was == me || (syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH));
+        if (was && gone &&
+            atomic_compare_exchange_strong_explicit(&own[i].owner, &was, me, memory_order_acquire,
+                                                    memory_order_relaxed))
+            got = &own[i];
+    }
+    errno = saved;
+    return got;
+}
+
 int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 {
 #ifdef HAVE_CALL_ON
-    uintptr_t me = (uintptr_t)&own_me;
-    for (int i = 0; i < OWN_STACKS; i++) {
-        struct own_stack *o = &own[i];
-        uintptr_t none = 0;
-        if (atomic_load_explicit(&o->owner, memory_order_relaxed) ||
-            !atomic_compare_exchange_strong_explicit(&o->owner, &none, me, memory_order_acquire,
-                                                     memory_order_relaxed))
-            continue;
+    struct own_stack *o = own_take((uintptr_t)&own_me);
+    if (o) {
         uintptr_t base = atomic_load_explicit(&o->base, memory_order_acquire);
         if (!base) {
             INFLIGHT(base = (uintptr_t)map_stack());
             atomic_store_explicit(&o->base, base, memory_order_release);
         }
-        if (!base) { /* refused: the caller's stack this time */
+        if (base) {
+            atomic_store_explicit(&o->from, from, memory_order_relaxed);
+            atomic_store_explicit(&o->tid, pf_os_tid(), memory_order_release);
+            call_on(fn, arg, (void *)((base + PF_OS_OWN_STACK) & ~(uintptr_t)15));
+            atomic_store_explicit(&o->tid, 0, memory_order_relaxed);
             atomic_store_explicit(&o->owner, 0, memory_order_release);
-            break;
+            return 1;
         }
-        atomic_store_explicit(&o->from, from, memory_order_relaxed);
-        atomic_store_explicit(&o->tid, pf_os_tid(), memory_order_release);
-        call_on(fn, arg, (void *)((base + PF_OS_OWN_STACK) & ~(uintptr_t)15));
-        atomic_store_explicit(&o->tid, 0, memory_order_relaxed);
+        /* refused: the caller's stack this time */
         atomic_store_explicit(&o->owner, 0, memory_order_release);
-        return 1;
     }
 #else
     (void)from;
@@ -1493,9 +1519,33 @@ uintptr_t pf_os_own_stack_at(uintptr_t p, long tid, uintptr_t *top)
         if (!base || p < base || p >= base + PF_OS_OWN_STACK)
             continue;
         *top = base + PF_OS_OWN_STACK;
+        if (!tid) /* the caller's position: the stack is its own */
+            return atomic_load_explicit(&o->owner, memory_order_relaxed) == (uintptr_t)&own_me
+                       ? atomic_load_explicit(&o->from, memory_order_relaxed)
+                       : 0;
+        /* The same thread before and after reading where it left its stack:
+         * one that gave the slot back and another that took it meanwhile
+         * would lend the second one's position to the first. */
         if (atomic_load_explicit(&o->tid, memory_order_acquire) != tid)
             return 0;
-        return atomic_load_explicit(&o->from, memory_order_relaxed);
+        uintptr_t from = atomic_load_explicit(&o->from, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        return atomic_load_explicit(&o->tid, memory_order_relaxed) == tid ? from : 0;
     }
     return 0;
+}
+
+int pf_os_own_stacks_taken(uintptr_t (*out)[2], int max)
+{
+    int n = 0;
+    for (int i = 0; i < OWN_STACKS && n < max; i++) {
+        uintptr_t base = atomic_load_explicit(&own[i].base, memory_order_acquire);
+        uintptr_t owner = atomic_load_explicit(&own[i].owner, memory_order_relaxed);
+        if (base && owner && owner != (uintptr_t)&own_me) {
+            out[n][0] = base;
+            out[n][1] = base + PF_OS_OWN_STACK;
+            n++;
+        }
+    }
+    return n;
 }

@@ -180,10 +180,13 @@ PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
 #define PF_OS_OWN_GAP ((size_t)1024 * 1024)
 PF_HIDDEN int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from);
 /* When p lies on one of those stacks: *top is that stack's top, and the
- * result is the `from` its thread left, when that thread is `tid` (0
- * otherwise: it has left it since). 0, *top untouched, when p is on none
- * of them. */
+ * result is the `from` its thread left, when that thread is `tid` (0 for
+ * the caller; the result is 0 otherwise: that thread has left it since).
+ * 0, *top untouched, when p is on none of them. */
 PF_HIDDEN uintptr_t pf_os_own_stack_at(uintptr_t p, long tid, uintptr_t *top);
+/* Those of the stacks other threads are on now, as ranges into out[0..max);
+ * how many. */
+PF_HIDDEN int pf_os_own_stacks_taken(uintptr_t (*out)[2], int max);
 /* One line on stderr, then abort(). `msg` is already formatted. */
 PF_HIDDEN __attribute__((noreturn)) void pf_os_die(const char *msg, size_t len);
 

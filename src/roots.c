@@ -355,20 +355,24 @@ static int stop_unseen(long nr)
     }
 }
 
-/* A thread's stack position sp, on the thread's own stack: a thread in a
- * report runs it on pfalloc's (pf_os_on_own_stack), where a handler of the
- * program's that interrupted it may have run in turn, and a report nested
- * in that on another of pfalloc's stacks. What lies above sp on pfalloc's
- * stack is a root range (the program's handler's frames); then the thread
- * goes on where it left the stack below. 0 when that is not known (the
- * thread left pfalloc's stack meanwhile): its stack is then scanned whole
- * with every other thread's. */
+/* A thread's stack position sp (tid's, 0 for the caller), on the thread's
+ * own stack: a thread in a report runs it on pfalloc's
+ * (pf_os_on_own_stack), where a handler of the program's that interrupted
+ * it may have run in turn, and a report nested in that on another of
+ * pfalloc's stacks. What lies above sp on pfalloc's stack is a root range
+ * (the program's handler's frames); then the thread goes on where it left
+ * the stack below. 0 when that is not known (the thread left pfalloc's
+ * stack meanwhile, and another may be on it): the thread's stack is then
+ * scanned whole with every other thread's, and pfalloc's stacks that
+ * threads are on with them. */
 static uintptr_t from_own_stack(uintptr_t sp, long tid)
 {
     for (int depth = 0; sp && depth < 8; depth++) {
         uintptr_t top = 0, left = pf_os_own_stack_at(sp, tid, &top);
         if (!top)
             return sp;
+        if (!left)
+            return 0;
         add_range(sp, top);
         sp = left;
     }
@@ -649,7 +653,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     } else {
         dl_iterate_phdr(each_module, NULL);
     }
-    uintptr_t here = stack_at ? from_own_stack(stack_at, pf_os_tid()) : (uintptr_t)&here;
+    uintptr_t here = stack_at ? from_own_stack(stack_at, 0) : (uintptr_t)&here;
     rt->stack_from = stack_at ? here : 0;
     struct map *m = R->maps && here ? map_of(here) : NULL;
     if (m) {
@@ -701,6 +705,11 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
             add_range(s->a, s->b);
             s->taken = 1;
         }
+        /* A running thread may be in a report, on one of pfalloc's stacks,
+         * in a handler of the program's that interrupted it there. */
+        uintptr_t own[8][2];
+        for (int i = 0, n = pf_os_own_stacks_taken(own, 8); i < n; i++)
+            add_range(own[i][0], own[i][1]);
     }
     program_mappings();
     return 0;

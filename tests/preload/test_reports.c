@@ -740,6 +740,43 @@ Test(reports, an_exit_from_a_handler_inside_a_report_walks_the_threads_stack)
     pf_run_free(&r);
 }
 
+/* The handler keeps a block only in its own frame, on pfalloc's stack, and
+ * spins: a running thread has no stack pointer to read, and the exit walk
+ * scans every thread's stack whole then, pfalloc's stacks that threads are
+ * on with them. It once left those out: the block was definitely lost. */
+Test(reports, the_exit_walk_scans_a_running_handler_inside_a_report)
+{
+    struct pf_run r;
+    run_ownstack("running", &r);
+    cr_assert(r.exited && r.code == 0, "ownstack running: %s\n%s", pf_run_how(&r), r.out);
+    pf_run_free(&r);
+}
+
+/* Five threads' handlers leave their reports for good (pthread_exit): the
+ * stacks those reports had are taken over, and a thread on a minimal stack
+ * still reports on one of pfalloc's. They stayed taken, and after four the
+ * report ran on the thread's stack again. */
+Test(reports, stacks_of_reports_left_for_good_are_taken_over)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("ownstack"), "abandon", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "ownstack abandon: %s\n%s", pf_run_how(&r), r.out);
+    unsigned long used, size, plain;
+    cr_assert(sscanf(r.out, "abandon: %lu of %lu bytes, %lu without the signal", &used, &size, &plain) == 3, "%s",
+              r.out);
+    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
+    if (frame < 2048)
+        frame = 2048;
+    cr_assert(used <= plain + frame + 1024,
+              "the report took %lu bytes of the thread's stack (%lu used, %lu without the signal): more than its "
+              "signal frame (at most %lu) and 1 KiB for the handler's frame",
+              used - plain, used, plain, frame);
+    pf_run_free(&r);
+}
+
 /* The handler runs on a sigaltstack and forks; in the child it raises the
  * interval signal, then returns into the report it interrupted. The child
  * once took pfalloc's stack to be free (the handler was not on it), ran

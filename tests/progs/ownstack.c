@@ -18,6 +18,16 @@
  *                      prints "child: exit N" or "child: signal N"
  *   ownstack bigframe  the handler uses 160 KB of stack, then returns;
  *                      main prints "bigframe: handler ran"
+ *   ownstack running   the handler keeps a block of 4242 bytes only in a
+ *                      local of its own (on pfalloc's stack) and spins;
+ *                      main calls exit(0): the exit walk, which cannot
+ *                      read a running thread's stack pointer, must scan
+ *                      the stack the handler runs on
+ *   ownstack abandon   five times a new thread A's handler leaves its
+ *                      report for good (pthread_exit; the pipe is made
+ *                      non-blocking only after); then a thread on a
+ *                      stack of the smallest size raises SIGUSR1: prints
+ *                      "abandon: N of M bytes, K without the signal"
  *   ownstack trace     main's report comes first (A's stack is mapped
  *                      below pfalloc's); the handler raises SIGTRAP, for
  *                      a debugger's backtrace from there (which must go
@@ -127,6 +137,15 @@ static void on_alarm(int sig)
             raise(SIGRTMAX - 3);
         else
             child = p;
+    } else if (!strcmp(mode, "running")) {
+        char *volatile kept = malloc(4242);
+        if (!kept)
+            _exit(2);
+        sem_post(&in_handler);
+        for (;;)
+            kept[sig]++;
+    } else if (!strcmp(mode, "abandon")) {
+        pthread_exit(NULL);
     } else if (!strcmp(mode, "trace")) {
         raise(SIGTRAP);
     } else {
@@ -181,43 +200,62 @@ static void *raiser(void *arg)
     return NULL;
 }
 
+/* A thread on a stack of the smallest size the C library allows, painted,
+ * and how much of it a run used. */
+struct small {
+    char *stk;
+    size_t size;
+    pthread_t t;
+};
+
+static void small_start(struct small *m, void *(*fn)(void *), void *arg)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    long min = sysconf(_SC_THREAD_STACK_MIN);
+    m->size = min > 16384 ? (size_t)min : 16384;
+    m->size = (m->size + ps - 1) & ~(ps - 1);
+    char *p = mmap(NULL, m->size + ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED || mprotect(p, ps, PROT_NONE) != 0)
+        die("no stack");
+    m->stk = p + ps;
+    memset(m->stk, 0xa5, m->size);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, m->stk, m->size);
+    if (pthread_create(&m->t, &attr, fn, arg) != 0)
+        die("no thread");
+}
+
+static size_t small_used(struct small *m)
+{
+    pthread_join(m->t, NULL);
+    size_t untouched = 0;
+    while (untouched < m->size && (unsigned char)m->stk[untouched] == 0xa5)
+        untouched++;
+    return m->size - untouched;
+}
+
 static void storm(void)
 {
     enum { N = 4 };
-    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-    long min = sysconf(_SC_THREAD_STACK_MIN);
-    size_t size = min > 16384 ? (size_t)min : 16384;
-    size = (size + ps - 1) & ~(ps - 1);
-    char *stk[N + 1];
-    pthread_t t[N + 1];
-    pthread_attr_t attr[N + 1];
+    struct small t[N + 1];
     pthread_barrier_init(&bar, NULL, N);
-    for (int i = 0; i <= N; i++) {
-        char *m = mmap(NULL, size + ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED || mprotect(m, ps, PROT_NONE) != 0)
-            die("no stack");
-        stk[i] = m + ps;
-        memset(stk[i], 0xa5, size);
-        pthread_attr_init(&attr[i]);
-        pthread_attr_setstack(&attr[i], stk[i], size);
-    }
     /* Thread N raises nothing: what a thread uses without the signal. */
     for (int i = 0; i <= N; i++)
-        if (pthread_create(&t[i], &attr[i], raiser, i < N ? (void *)1 : NULL) != 0)
-            die("no thread");
-    for (int i = 0; i <= N; i++)
-        pthread_join(t[i], NULL);
-    size_t most = 0, plain = 0;
-    for (int i = 0; i <= N; i++) {
-        size_t untouched = 0;
-        while (untouched < size && (unsigned char)stk[i][untouched] == 0xa5)
-            untouched++;
-        if (i < N && size - untouched > most)
-            most = size - untouched;
-        if (i == N)
-            plain = size - untouched;
+        small_start(&t[i], raiser, i < N ? (void *)1 : NULL);
+    size_t most = 0;
+    for (int i = 0; i < N; i++) {
+        size_t used = small_used(&t[i]);
+        most = used > most ? used : most;
     }
-    printf("storm: %zu of %zu bytes, %zu without the signal\n", most, size, plain);
+    printf("storm: %zu of %zu bytes, %zu without the signal\n", most, t[0].size, small_used(&t[N]));
+}
+
+static void *raise_once(void *arg)
+{
+    if (arg)
+        raise(SIGUSR1);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -228,8 +266,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(mode, "other") && strcmp(mode, "nested") && strcmp(mode, "fork") && strcmp(mode, "bigframe") &&
-        strcmp(mode, "trace"))
-        die("usage: ownstack other|nested|fork|bigframe|trace|storm");
+        strcmp(mode, "trace") && strcmp(mode, "running") && strcmp(mode, "abandon"))
+        die("usage: ownstack other|nested|fork|bigframe|running|abandon|trace|storm");
     if (!getenv("OWNSTACK_AGAIN"))
         again_with_stderr_pipe(argv);
     parent = getpid();
@@ -251,15 +289,33 @@ int main(int argc, char **argv)
         raise(SIGUSR1);
     stderr_full();
     pthread_t a;
-    if (pthread_create(&a, NULL, reporter, NULL) != 0)
-        die("no thread");
-    pthread_sigmask(SIG_BLOCK, &alrm, NULL);
-    while (!tid_a)
-        sched_yield();
-    wait_in_write(tid_a);
-    fcntl(2, F_SETFL, fcntl(2, F_GETFL) | O_NONBLOCK);
-    pthread_kill(a, SIGALRM);
-    if (!strcmp(mode, "other")) {
+    sigset_t none;
+    sigemptyset(&none);
+    for (int round = 0; round < (!strcmp(mode, "abandon") ? 5 : 1); round++) {
+        tid_a = 0;
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        if (pthread_create(&a, NULL, reporter, NULL) != 0)
+            die("no thread");
+        pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+        while (!tid_a)
+            sched_yield();
+        wait_in_write(tid_a);
+        if (strcmp(mode, "abandon"))
+            fcntl(2, F_SETFL, fcntl(2, F_GETFL) | O_NONBLOCK);
+        pthread_kill(a, SIGALRM);
+        if (!strcmp(mode, "abandon"))
+            pthread_join(a, NULL);
+    }
+    if (!strcmp(mode, "abandon")) {
+        fcntl(2, F_SETFL, fcntl(2, F_GETFL) | O_NONBLOCK);
+        struct small t;
+        small_start(&t, raise_once, (void *)1);
+        size_t used = small_used(&t);
+        small_start(&t, raise_once, NULL);
+        printf("abandon: %zu of %zu bytes, %zu without the signal\n", used, t.size, small_used(&t));
+        return 0;
+    }
+    if (!strcmp(mode, "other") || !strcmp(mode, "running")) {
         while (sem_wait(&in_handler) != 0 && errno == EINTR) {
         }
         exit(0);
