@@ -1470,14 +1470,19 @@ static struct own_stack *own_take(uintptr_t me)
     long pid = getpid(), self = pf_os_tid();
     struct own_stack *got = NULL;
     for (int i = 0; i < OWN_STACKS && !got; i++) {
-        uintptr_t was = atomic_load_explicit(&own[i].owner, memory_order_acquire);
         long tid = atomic_load_explicit(&own[i].tid, memory_order_acquire);
+        uintptr_t was = atomic_load_explicit(&own[i].owner, memory_order_acquire);
         int gone = tid > 0 && tid != self &&
                    (was == me || (syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH));
+        /* Taken over by its thread id: of two threads that found it gone,
+         * one changes the id and the other's exchange fails (the owner
+         * word would not tell them apart: the first writes it after). */
         if (was && gone &&
-            atomic_compare_exchange_strong_explicit(&own[i].owner, &was, me, memory_order_acquire,
-                                                    memory_order_relaxed))
+            atomic_compare_exchange_strong_explicit(&own[i].tid, &tid, self, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            atomic_store_explicit(&own[i].owner, me, memory_order_relaxed);
             got = &own[i];
+        }
     }
     errno = saved;
     return got;

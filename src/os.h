@@ -126,7 +126,7 @@ PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);
 PF_HIDDEN int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max);
 /* In a fork child: forgets a table writer that was in another thread,
  * closes the pagemap descriptor of a walk that was under way in one, and
- * frees pfalloc's stack that a report in one was using. */
+ * frees the report stacks other threads were on. */
 PF_HIDDEN void pf_os_fork_child(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
  * for reading symbol tables; *size is its length. NULL when it cannot be
