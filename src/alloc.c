@@ -588,6 +588,7 @@ extern void _IO_list_resetlock(void) __attribute__((weak));
 
 static void fork_prepare(void)
 {
+    pf_os_fork_prepare();
     if (!pf_lock_threaded()) {
         pf_lock_fork_taken_set(0);
         return;
@@ -618,6 +619,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    pf_os_fork_stacks();
     if (!pf_lock_fork_taken())
         return;
     pf_span_fork_unlock(1);

@@ -522,6 +522,7 @@ struct own_stack {
 };
 static struct own_stack own[OWN_STACKS];
 static __thread char own_me;
+static __thread long own_fork_tid; /* the forking thread's id, for its child */
 
 void pf_os_fork_child(void)
 {
@@ -543,14 +544,31 @@ void pf_os_fork_child(void)
     int fd = atomic_exchange(&pagemap_fd, -1);
     if (fd >= 0)
         close(fd);
-    /* The stacks other threads' reports were on are free: those threads
-     * are not here. One this thread is on stays its own (a handler of the
-     * program's that interrupted its report forked). */
+}
+
+void pf_os_fork_prepare(void)
+{
+    own_fork_tid = pf_os_tid();
+}
+
+void pf_os_fork_stacks(void)
+{
+    /* The report stacks other threads were on are free: those threads are
+     * not here. One this thread is on (a handler of the program's that
+     * interrupted its report forked) stays its own, under the child's id;
+     * a slot whose owner had this thread's TLS under another id was a
+     * thread that has ended. Its id is cleared before its owner, as a
+     * release does: a free slot has no id. */
+    long child = pf_os_tid();
     for (int i = 0; i < OWN_STACKS; i++) {
-        if (atomic_load_explicit(&own[i].owner, memory_order_relaxed) != (uintptr_t)&own_me)
+        long tid = atomic_load_explicit(&own[i].tid, memory_order_relaxed);
+        if (atomic_load_explicit(&own[i].owner, memory_order_relaxed) == (uintptr_t)&own_me && tid &&
+            tid == own_fork_tid) {
+            atomic_store_explicit(&own[i].tid, child, memory_order_relaxed);
+        } else {
+            atomic_store_explicit(&own[i].tid, 0, memory_order_relaxed);
             atomic_store_explicit(&own[i].owner, 0, memory_order_relaxed);
-        else /* the child's thread has an id of its own */
-            atomic_store_explicit(&own[i].tid, pf_os_tid(), memory_order_relaxed);
+        }
     }
 }
 
@@ -1451,12 +1469,11 @@ __attribute__((naked, noinline)) static void call_on(void (*fn)(void *) __attrib
 #define HAVE_CALL_ON 1
 #endif
 
-/* A slot for the calling thread (owner me), or NULL when all four are
- * taken by threads that still exist. A slot whose thread has ended (in a
- * handler of the program's that interrupted its report: pthread_exit, a
- * cancellation) is taken over: that owner never gives it back. An owner
- * that is this thread's own_me under another thread id was a thread that
- * had this thread's TLS before it (the C library reuses stacks). */
+/* A slot for the calling thread (owner me, id 0 until the caller gives
+ * it its own), or NULL when all four are taken by threads that still
+ * exist. A slot whose thread has ended (in a handler of the program's that
+ * interrupted its report: pthread_exit, a cancellation) is taken over:
+ * that owner never gives it back. Called with every signal blocked. */
 static struct own_stack *own_take(uintptr_t me)
 {
     for (int i = 0; i < OWN_STACKS; i++) {
@@ -1467,18 +1484,16 @@ static struct own_stack *own_take(uintptr_t me)
             return &own[i];
     }
     int saved = errno;
-    long pid = getpid(), self = pf_os_tid();
+    long pid = getpid();
     struct own_stack *got = NULL;
     for (int i = 0; i < OWN_STACKS && !got; i++) {
         long tid = atomic_load_explicit(&own[i].tid, memory_order_acquire);
-        uintptr_t was = atomic_load_explicit(&own[i].owner, memory_order_acquire);
-        int gone = tid > 0 && tid != self &&
-                   (was == me || (syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH));
-        /* Taken over by its thread id: of two threads that found it gone,
-         * one changes the id and the other's exchange fails (the owner
-         * word would not tell them apart: the first writes it after). */
-        if (was && gone &&
-            atomic_compare_exchange_strong_explicit(&own[i].tid, &tid, self, memory_order_acquire,
+        /* Taken over by its id, cleared first as a release would: of two
+         * threads that found it gone, one clears it and the other's
+         * exchange fails; a walk finds no id until the new owner sets its
+         * own, after where it left its stack. */
+        if (tid > 0 && syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH &&
+            atomic_compare_exchange_strong_explicit(&own[i].tid, &tid, 0, memory_order_acquire,
                                                     memory_order_relaxed)) {
             atomic_store_explicit(&own[i].owner, me, memory_order_relaxed);
             got = &own[i];
@@ -1488,26 +1503,57 @@ static struct own_stack *own_take(uintptr_t me)
     return got;
 }
 
+/* Every signal blocked (*old: the mask before), and back: taking and
+ * giving back a slot is not interrupted by a handler of this thread's (a
+ * report nested there, a fork, an exit or a cancellation) half done. */
+static void block_all(uint64_t *old)
+{
+    uint64_t all = ~(uint64_t)0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, old, sizeof(all));
+}
+
+static void unblock(const uint64_t *old)
+{
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, sizeof(*old));
+}
+
+static void own_give_back(struct own_stack *o)
+{
+    atomic_store_explicit(&o->tid, 0, memory_order_relaxed);
+    atomic_store_explicit(&o->owner, 0, memory_order_release);
+}
+
 int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 {
 #ifdef HAVE_CALL_ON
+    uint64_t old;
+    int saved = errno;
+    block_all(&old);
     struct own_stack *o = own_take((uintptr_t)&own_me);
+    uintptr_t base = 0;
     if (o) {
-        uintptr_t base = atomic_load_explicit(&o->base, memory_order_acquire);
+        base = atomic_load_explicit(&o->base, memory_order_acquire);
         if (!base) {
             INFLIGHT(base = (uintptr_t)map_stack());
             atomic_store_explicit(&o->base, base, memory_order_release);
         }
         if (base) {
-            atomic_store_explicit(&o->from, from, memory_order_relaxed);
+            atomic_store_explicit(&o->from, from, memory_order_release);
             atomic_store_explicit(&o->tid, pf_os_tid(), memory_order_release);
-            call_on(fn, arg, (void *)((base + PF_OS_OWN_STACK) & ~(uintptr_t)15));
-            atomic_store_explicit(&o->tid, 0, memory_order_relaxed);
-            atomic_store_explicit(&o->owner, 0, memory_order_release);
-            return 1;
+        } else { /* refused: the caller's stack this time */
+            own_give_back(o);
         }
-        /* refused: the caller's stack this time */
-        atomic_store_explicit(&o->owner, 0, memory_order_release);
+    }
+    unblock(&old);
+    errno = saved;
+    if (base) {
+        call_on(fn, arg, (void *)((base + PF_OS_OWN_STACK) & ~(uintptr_t)15));
+        saved = errno;
+        block_all(&old);
+        own_give_back(o);
+        unblock(&old);
+        errno = saved;
+        return 1;
     }
 #else
     (void)from;

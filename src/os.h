@@ -124,10 +124,14 @@ PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);
  * of pfalloc's mappings are not in the table (it was full or busy): then
  * any range may be pfalloc's. */
 PF_HIDDEN int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max);
-/* In a fork child: forgets a table writer that was in another thread,
- * closes the pagemap descriptor of a walk that was under way in one, and
- * frees the report stacks other threads were on. */
+/* In a fork child: forgets a table writer that was in another thread, and
+ * closes the pagemap descriptor of a walk that was under way in one. */
 PF_HIDDEN void pf_os_fork_child(void);
+/* Before a fork, in the forking thread; and in its child, every time (a
+ * process of one thread too): the report stacks of other threads are
+ * freed, those the forking thread is on stay its own. */
+PF_HIDDEN void pf_os_fork_prepare(void);
+PF_HIDDEN void pf_os_fork_stacks(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
  * for reading symbol tables; *size is its length. NULL when it cannot be
  * opened, is not a regular file, or is empty. Stays mapped: callers keep
