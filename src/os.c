@@ -523,6 +523,7 @@ struct own_stack {
 static struct own_stack own[OWN_STACKS];
 static __thread char own_me;
 static __thread long own_fork_tid; /* the forking thread's id, for its child */
+static __thread long own_tid;      /* the id this thread writes into the slots it is on */
 
 void pf_os_fork_child(void)
 {
@@ -565,6 +566,7 @@ void pf_os_fork_stacks(void)
         if (atomic_load_explicit(&own[i].owner, memory_order_relaxed) == (uintptr_t)&own_me && tid &&
             tid == own_fork_tid) {
             atomic_store_explicit(&own[i].tid, child, memory_order_relaxed);
+            own_tid = child;
         } else {
             atomic_store_explicit(&own[i].tid, 0, memory_order_relaxed);
             atomic_store_explicit(&own[i].owner, 0, memory_order_relaxed);
@@ -1488,6 +1490,10 @@ static struct own_stack *own_take(uintptr_t me)
     struct own_stack *got = NULL;
     for (int i = 0; i < OWN_STACKS && !got; i++) {
         long tid = atomic_load_explicit(&own[i].tid, memory_order_acquire);
+        /* Never one this thread is on: in a child forked without the fork
+         * handlers (_Fork, a raw clone) its own id is no thread's there. */
+        if (tid == own_tid && atomic_load_explicit(&own[i].owner, memory_order_relaxed) == me)
+            continue;
         /* Taken over by its id, cleared first as a release would: of two
          * threads that found it gone, one clears it and the other's
          * exchange fails; a walk finds no id until the new owner sets its
@@ -1505,16 +1511,24 @@ static struct own_stack *own_take(uintptr_t me)
 
 /* Every signal blocked (*old: the mask before), and back: taking and
  * giving back a slot is not interrupted by a handler of this thread's (a
- * report nested there, a fork, an exit or a cancellation) half done. */
-static void block_all(uint64_t *old)
+ * report nested there, a fork, an exit or a cancellation) half done. Not
+ * the signals of a fault, whose handler runs only when the code faults (a
+ * blocked one would kill the process without it: a stack overflow, a
+ * seccomp trap on a system call). 0, or -1 when the mask could not be set
+ * (nothing to restore then). */
+static int block_all(uint64_t *old)
 {
     uint64_t all = ~(uint64_t)0;
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, old, sizeof(all));
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        all &= ~((uint64_t)1 << (faults[i] - 1));
+    return syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, old, sizeof(all)) == 0 ? 0 : -1;
 }
 
-static void unblock(const uint64_t *old)
+static void unblock(int blocked, const uint64_t *old)
 {
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, sizeof(*old));
+    if (blocked == 0)
+        syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, sizeof(*old));
 }
 
 static void own_give_back(struct own_stack *o)
@@ -1526,9 +1540,9 @@ static void own_give_back(struct own_stack *o)
 int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 {
 #ifdef HAVE_CALL_ON
-    uint64_t old;
+    uint64_t old = 0;
     int saved = errno;
-    block_all(&old);
+    int blocked = block_all(&old);
     struct own_stack *o = own_take((uintptr_t)&own_me);
     uintptr_t base = 0;
     if (o) {
@@ -1538,20 +1552,21 @@ int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
             atomic_store_explicit(&o->base, base, memory_order_release);
         }
         if (base) {
+            own_tid = pf_os_tid();
             atomic_store_explicit(&o->from, from, memory_order_release);
-            atomic_store_explicit(&o->tid, pf_os_tid(), memory_order_release);
+            atomic_store_explicit(&o->tid, own_tid, memory_order_release);
         } else { /* refused: the caller's stack this time */
             own_give_back(o);
         }
     }
-    unblock(&old);
+    unblock(blocked, &old);
     errno = saved;
     if (base) {
         call_on(fn, arg, (void *)((base + PF_OS_OWN_STACK) & ~(uintptr_t)15));
         saved = errno;
-        block_all(&old);
+        blocked = block_all(&old);
         own_give_back(o);
-        unblock(&old);
+        unblock(blocked, &old);
         errno = saved;
         return 1;
     }
