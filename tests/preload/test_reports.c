@@ -650,6 +650,27 @@ Test(reports, a_fork_child_has_its_own_interval_reports, .timeout = 120)
     pf_run_free(&r);
 }
 
+/* The line "<what>: N of M bytes, K without the signal" of smallstack or
+ * ownstack: a report took at most its signal frame (AT_MINSIGSTKSZ, at
+ * least the 2 KiB of an x86-64 frame with AVX for a kernel that does not
+ * say) and 1 KiB for the handler's frame of the thread's stack. */
+static void assert_report_stack(const char *out, const char *what)
+{
+    char fmt[96];
+    snprintf(fmt, sizeof fmt, "%s: %%lu of %%lu bytes, %%lu without the signal", what);
+    unsigned long used, size, plain;
+    cr_assert(sscanf(out, fmt, &used, &size, &plain) == 3, "%s", out);
+    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
+    if (frame < 2048)
+        frame = 2048;
+    cr_log_info("%s: a report used %lu of %lu bytes of stack, %lu without it (signal frame at most %lu)", what, used,
+                size, plain, frame);
+    cr_assert(used <= plain + frame + 1024,
+              "%s: the report took %lu bytes of the thread's stack (%lu used, %lu without the signal): more than "
+              "its signal frame (at most %lu) and 1 KiB for the handler's frame",
+              what, used - plain, used, plain, frame);
+}
+
 /* The report signal, with the leak section, handled on a thread with the
  * smallest stack the C library allows (16 KiB here). The report runs on a
  * stack of pfalloc's own: of the thread's, it takes the signal frame the
@@ -667,20 +688,9 @@ Test(reports, a_signal_report_takes_little_of_a_minimal_thread_stack)
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     cr_assert(r.exited && r.code == 0, "smallstack: %s\n%s", pf_run_how(&r), pf_tail(r.err, r.err_len, 2000));
-    unsigned long used, size, plain;
-    cr_assert(sscanf(r.out, "smallstack: %lu of %lu bytes, %lu without the signal", &used, &size, &plain) == 3,
-              "%s", r.out);
     cr_assert(strstr(r.err, "reason signal") != NULL && strstr(r.err, "  by reachability:\n") != NULL, "%s",
               pf_tail(r.err, r.err_len, 2000));
-    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
-    if (frame < 2048)
-        frame = 2048; /* a kernel that does not say: the x86-64 frame with AVX */
-    cr_log_info("the signal report used %lu of %lu bytes of stack, %lu without it (signal frame at most %lu)",
-                used, size, plain, frame);
-    cr_assert(used <= plain + frame + 1024,
-              "the report took %lu bytes of the thread's stack (%lu used, %lu without the signal): more than "
-              "its signal frame (at most %lu) and 1 KiB for the handler's frame",
-              used - plain, used, plain, frame);
+    assert_report_stack(r.out, "smallstack");
     pf_run_free(&r);
 }
 
@@ -764,16 +774,7 @@ Test(reports, stacks_of_reports_left_for_good_are_taken_over)
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     cr_assert(r.exited && r.code == 0, "ownstack abandon: %s\n%s", pf_run_how(&r), r.out);
-    unsigned long used, size, plain;
-    cr_assert(sscanf(r.out, "abandon: %lu of %lu bytes, %lu without the signal", &used, &size, &plain) == 3, "%s",
-              r.out);
-    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
-    if (frame < 2048)
-        frame = 2048;
-    cr_assert(used <= plain + frame + 1024,
-              "the report took %lu bytes of the thread's stack (%lu used, %lu without the signal): more than its "
-              "signal frame (at most %lu) and 1 KiB for the handler's frame",
-              used - plain, used, plain, frame);
+    assert_report_stack(r.out, "abandon");
     pf_run_free(&r);
 }
 
@@ -844,18 +845,7 @@ Test(reports, reports_at_once_each_take_little_of_a_minimal_thread_stack)
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     cr_assert(r.exited && r.code == 0, "ownstack storm: %s\n%s", pf_run_how(&r), pf_tail(r.err, r.err_len, 2000));
-    unsigned long used, size, plain;
-    cr_assert(sscanf(r.out, "storm: %lu of %lu bytes, %lu without the signal", &used, &size, &plain) == 3, "%s",
-              r.out);
-    unsigned long frame = getauxval(AT_MINSIGSTKSZ);
-    if (frame < 2048)
-        frame = 2048;
-    cr_log_info("reports at once used at most %lu of %lu bytes of a thread's stack, %lu without them", used, size,
-                plain);
-    cr_assert(used <= plain + frame + 1024,
-              "a report took %lu bytes of its thread's stack (%lu used, %lu without the signal): more than its "
-              "signal frame (at most %lu) and 1 KiB for the handler's frame",
-              used - plain, used, plain, frame);
+    assert_report_stack(r.out, "storm");
     pf_run_free(&r);
 }
 
