@@ -588,7 +588,6 @@ extern void _IO_list_resetlock(void) __attribute__((weak));
 
 static void fork_prepare(void)
 {
-    pf_os_fork_prepare();
     if (!pf_lock_threaded()) {
         pf_lock_fork_taken_set(0);
         return;

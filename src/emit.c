@@ -254,7 +254,7 @@ int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
 static int emit(const char *reason, pf_report_extra_fn extra, int wait)
 {
     int own;
-    int fd = open_out(reason[0] == 'e' && !strcmp(reason, "exit"), &own);
+    int fd = open_out(!strcmp(reason, "exit"), &own);
     if (fd < 0)
         return 0; /* no stderr of the process's own and no file: nowhere to write */
     /* The exit report (the one with a last section) is not skipped for a

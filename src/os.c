@@ -513,7 +513,7 @@ int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)
  * interrupted another, each have one. A stack is taken by its thread
  * (owner: that thread's &own_me), which says where it left its own stack
  * (from) for the leak walk. */
-#define OWN_STACKS 4
+#define OWN_STACKS PF_OS_OWN_STACKS
 struct own_stack {
     _Atomic uintptr_t owner; /* 0, or &own_me of the thread on it */
     _Atomic uintptr_t base;  /* its lowest usable byte; 0 until mapped */
@@ -522,8 +522,7 @@ struct own_stack {
 };
 static struct own_stack own[OWN_STACKS];
 static __thread char own_me;
-static __thread long own_fork_tid; /* the forking thread's id, for its child */
-static __thread long own_tid;      /* the id this thread writes into the slots it is on */
+static __thread long own_tid; /* the id this thread writes into the slots it is on */
 
 void pf_os_fork_child(void)
 {
@@ -547,26 +546,23 @@ void pf_os_fork_child(void)
         close(fd);
 }
 
-void pf_os_fork_prepare(void)
-{
-    own_fork_tid = pf_os_tid();
-}
-
 void pf_os_fork_stacks(void)
 {
     /* The report stacks other threads were on are free: those threads are
      * not here. One this thread is on (a handler of the program's that
-     * interrupted its report forked) stays its own, under the child's id;
+     * interrupted its report forked) stays its own, under the child's id:
+     * it holds the id this thread wrote (own_tid, copied into the child);
      * a slot whose owner had this thread's TLS under another id was a
      * thread that has ended. Its id is cleared before its owner, as a
      * release does: a free slot has no id. */
-    long child = pf_os_tid();
+    long parent = own_tid;
     for (int i = 0; i < OWN_STACKS; i++) {
         long tid = atomic_load_explicit(&own[i].tid, memory_order_relaxed);
         if (atomic_load_explicit(&own[i].owner, memory_order_relaxed) == (uintptr_t)&own_me && tid &&
-            tid == own_fork_tid) {
-            atomic_store_explicit(&own[i].tid, child, memory_order_relaxed);
-            own_tid = child;
+            tid == parent) {
+            if (own_tid == parent)
+                own_tid = pf_os_tid();
+            atomic_store_explicit(&own[i].tid, own_tid, memory_order_relaxed);
         } else {
             atomic_store_explicit(&own[i].tid, 0, memory_order_relaxed);
             atomic_store_explicit(&own[i].owner, 0, memory_order_relaxed);

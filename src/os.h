@@ -127,10 +127,9 @@ PF_HIDDEN int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int m
 /* In a fork child: forgets a table writer that was in another thread, and
  * closes the pagemap descriptor of a walk that was under way in one. */
 PF_HIDDEN void pf_os_fork_child(void);
-/* Before a fork, in the forking thread; and in its child, every time (a
- * process of one thread too): the report stacks of other threads are
- * freed, those the forking thread is on stay its own. */
-PF_HIDDEN void pf_os_fork_prepare(void);
+/* In a fork child, every time (a process of one thread too): the report
+ * stacks of other threads are freed, those the forking thread is on stay
+ * its own. */
 PF_HIDDEN void pf_os_fork_stacks(void);
 /* A whole file mapped read-only (open, fstat, mmap, close: async-signal-safe),
  * for reading symbol tables; *size is its length. NULL when it cannot be
@@ -180,6 +179,7 @@ PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
  * few such stacks, one per report under way; when all are taken or none
  * can be mapped, fn runs on the caller's stack. Returns 1 when it ran on
  * pfalloc's. Async-signal-safe. */
+#define PF_OS_OWN_STACKS 4
 #define PF_OS_OWN_STACK ((size_t)256 * 1024)
 #define PF_OS_OWN_GAP ((size_t)1024 * 1024)
 PF_HIDDEN int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from);

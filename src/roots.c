@@ -367,7 +367,7 @@ static int stop_unseen(long nr)
  * threads are on with them. */
 static uintptr_t from_own_stack(uintptr_t sp, long tid)
 {
-    for (int depth = 0; sp && depth < 8; depth++) {
+    for (int depth = 0; sp && depth <= PF_OS_OWN_STACKS; depth++) { /* a slot each, then the stack */
         uintptr_t top = 0, left = pf_os_own_stack_at(sp, tid, &top);
         if (!top)
             return sp;
@@ -707,8 +707,8 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
         }
         /* A running thread may be in a report, on one of pfalloc's stacks,
          * in a handler of the program's that interrupted it there. */
-        uintptr_t own[8][2];
-        for (int i = 0, n = pf_os_own_stacks_taken(own, 8); i < n; i++)
+        uintptr_t own[PF_OS_OWN_STACKS][2];
+        for (int i = 0, n = pf_os_own_stacks_taken(own, PF_OS_OWN_STACKS); i < n; i++)
             add_range(own[i][0], own[i][1]);
     }
     program_mappings();
