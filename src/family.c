@@ -521,16 +521,17 @@ static int in_span(const struct pf_span *s, const uint16_t *st)
     return s && (uintptr_t)st - (uintptr_t)s->state < (uintptr_t)s->nslots * sizeof *st;
 }
 
-/* Moves the slots of in[0, *n) that are not own's to away[] (in order) and
- * keeps own's at the front of in[]; returns how many moved. s->owner is
- * written under the family's lock, by any thread (after_give makes a span
- * the family's), so this read may be stale; but own is set on a span only
- * by its own thread's refill and cleared only while the span has no slot
- * out, and the batch's slots are out: a span reads as own's here exactly
- * when it is. */
-static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, const struct pf_own *own)
+/* Moves the slots of in[0, *n) that are own's to the front of in[], in
+ * their order, and the others behind them (in any order); returns how many
+ * are not own's. In place, so a flush takes no second batch of the stack of
+ * a thread that may be small. s->owner is written under the family's lock,
+ * by any thread (after_give makes a span the family's), so this read may be
+ * stale; but own is set on a span only by its own thread's refill and
+ * cleared only while the span has no slot out, and the batch's slots are
+ * out: a span reads as own's here exactly when it is. */
+static int split_foreign(struct pf_cached *in, int *n, const struct pf_own *own)
 {
-    int kept = 0, moved = 0;
+    int kept = 0;
     const struct pf_span *s = NULL;
     int mine = 0;
     for (int i = 0; i < *n; i++) {
@@ -538,11 +539,13 @@ static int split_foreign(struct pf_cached *in, int *n, struct pf_cached *away, c
             s = pf_pagemap_get(in[i].p);
             mine = __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == own;
         }
-        if (mine)
-            in[kept++] = in[i];
-        else
-            away[moved++] = in[i];
+        if (mine) {
+            struct pf_cached c = in[i];
+            in[i] = in[kept];
+            in[kept++] = c;
+        }
     }
+    int moved = *n - kept;
     *n = kept;
     return moved;
 }
@@ -562,19 +565,16 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
          * batch goes to the transfer cache whole, no span looked up. */
         if (xfer_put(cls, in, n))
             return;
-    } else if (own && n <= PF_TC_MAX) {
+    } else if (own) {
         /* Other threads' slots go to the transfer cache when they are at
          * least half the batch; a few among the thread's own go back to
          * their spans with the rest, instead of taking a batch place. */
-        struct pf_cached away[PF_TC_MAX];
         int kept = n;
-        int moved = split_foreign(in, &kept, away, own);
-        if (moved && moved * 2 >= n && xfer_put(cls, away, moved)) {
+        int moved = split_foreign(in, &kept, own);
+        if (moved && moved * 2 >= n && xfer_put(cls, in + kept, moved)) {
             n = kept;
             if (n == 0)
                 return;
-        } else if (moved) {
-            memcpy(in + kept, away, (size_t)moved * sizeof *in);
         }
     }
     struct pf_span *empty = NULL, *s = NULL;

@@ -308,20 +308,26 @@ static void cache_put(uintptr_t p, size_t bytes)
 
 size_t pf_large_trim(void)
 {
-    struct cached out[CACHE_SLOTS];
-    int n = 0;
-    pf_lock(&cache_lock);
-    for (int i = 0; i < CACHE_SLOTS; i++)
-        if (cache[i].bytes) {
-            out[n++] = cache[i];
-            cache[i].bytes = 0;
-        }
-    __atomic_store_n(&cache_bytes, 0, __ATOMIC_RELAXED);
-    pf_unlock(&cache_lock);
+    /* DROP_MAX ranges at a time, in one pass over the slots: a trim runs
+     * when a mapping failed, deep in a malloc on any thread's stack, so its
+     * batch stays small. */
     size_t released = 0;
-    for (int i = 0; i < n; i++) {
-        pf_os_unmap((void *)out[i].p, out[i].bytes);
-        released += out[i].bytes;
+    for (int i = 0; i < CACHE_SLOTS;) {
+        struct cached out[DROP_MAX];
+        int n = 0;
+        size_t took = 0;
+        pf_lock(&cache_lock);
+        for (; i < CACHE_SLOTS && n < DROP_MAX; i++)
+            if (cache[i].bytes) {
+                out[n++] = cache[i];
+                took += cache[i].bytes;
+                cache[i].bytes = 0;
+            }
+        PF_RELAXED_ADD(cache_bytes, -took);
+        pf_unlock(&cache_lock);
+        for (int k = 0; k < n; k++)
+            pf_os_unmap((void *)out[k].p, out[k].bytes);
+        released += took;
     }
     return released;
 }

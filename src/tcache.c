@@ -302,16 +302,17 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     return *--b->top;
 }
 
-void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
+/* The older half of a full bin (its bottom) to the family; the warm top
+ * stays. Apart from the collection step, so the two batches on the stack
+ * (this one and a step's give-back) are never there at once. */
+__attribute__((noinline)) static void flush_half(struct pf_tcache *tc, unsigned cls)
 {
-    gc_step(tc, cls);
     struct pf_bin *b = &tc->bins[cls];
-    /* Give back the older half (bottom of the stack); keep the warm top. */
     uint32_t count = pf_bin_count(b);
     uint32_t n = count / 2;
     if (n == 0)
         n = count;
-    struct pf_cached out[PF_TC_MAX];
+    struct pf_cached out[PF_TC_MAX / 2]; /* count <= PF_TC_MAX: n <= PF_TC_MAX / 2 */
     bin_take_bottom(b, n, out);
     /* The only thread with a cache keeps its slots in the transfer cache,
      * where they cost a copy each way instead of their spans' bitmaps: no
@@ -320,6 +321,12 @@ void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
         pf_family_park(pf_family_class(cls), cls, out, (int)n);
     else
         pf_family_flush(pf_family_class(cls), cls, out, (int)n, &tc->own[cls]);
+}
+
+void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
+{
+    gc_step(tc, cls);
+    flush_half(tc, cls);
 }
 
 void pf_tcache_drain(void)

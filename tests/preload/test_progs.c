@@ -150,3 +150,44 @@ Test(progs, cxx_new_handler_retry_throws_bad_alloc)
     cr_assert(strstr(r.out, "failures: 0\n") != NULL, "%s", r.out);
     pf_run_free(&r);
 }
+
+/* tests/progs/allocstack: the deepest any malloc, calloc, realloc, aligned
+ * allocation, free or malloc_trim went below its caller, over a mix that
+ * reaches the slow paths (bin flushes with a collection step, other
+ * threads' blocks, large blocks, trims). A handler on an alternate signal
+ * stack of the historical SIGSTKSZ (8 KiB) has what the kernel's signal
+ * frame (AT_MINSIGSTKSZ, about 3.3 KB with AVX) leaves, and its own frames
+ * to fit beside the allocator's: 3 KiB for the allocator is what such a
+ * stack can spare. pfalloc took 6 024 bytes, with a flush holding two
+ * batches of 2 KiB on the stack at once; glibc takes about 600 here,
+ * mimalloc 1 300, jemalloc and tcmalloc 3 600. */
+Test(progs, allocation_calls_take_little_stack)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/allocstack", NULL};
+    struct pf_spawn_opts plain_opts = {.mode = PF_PLAIN, .timeout_s = 120};
+    struct pf_spawn_opts pre_opts = {.mode = PF_PRELOAD, .timeout_s = 120};
+    struct pf_run plain, pre;
+    pf_spawn(argv, &plain_opts, &plain);
+    pf_spawn(argv, &pre_opts, &pre);
+    pf_assert_ok(&plain, "allocstack, plain run");
+    pf_assert_ok(&pre, "allocstack, preloaded run");
+    unsigned long libc = 0, ours = 0;
+    cr_assert(sscanf(plain.out, "allocstack: %lu bytes below the caller", &libc) == 1, "%s", plain.out);
+    cr_assert(sscanf(pre.out, "allocstack: %lu bytes below the caller", &ours) == 1, "%s", pre.out);
+    cr_log_info("allocstack: pfalloc's calls went %lu bytes below their caller, the C library's %lu", ours, libc);
+    cr_assert(ours <= 3072, "pfalloc's calls went %lu bytes below their caller (the C library's %lu): more than 3 KiB",
+              ours, libc);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
+/* A handler on an alternate stack of 8 KiB, with a guard page below it,
+ * fills and flushes a thread cache's bins 2 000 times. The allocator's
+ * slow path overflowed the stack: SIGSEGV under pfalloc, where glibc,
+ * jemalloc, mimalloc and tcmalloc run it through. */
+Test(progs, a_handler_on_a_small_alternate_stack_can_allocate)
+{
+    const char *const args[] = {"altstack", NULL};
+    compare_prog("allocstack", args);
+}

@@ -1,0 +1,185 @@
+/*
+ * allocstack — how much stack the allocator's calls take below their
+ * caller. A thread on a stack of 256 KiB calls each allocation function
+ * once (so nothing after that binds a symbol lazily), paints the stack
+ * below its frame, then runs a fixed mix that reaches the allocator's slow
+ * paths: small blocks through full thread caches and their flushes, blocks
+ * the main thread allocated and this one frees, sizes across every class,
+ * large blocks grown and shrunk by realloc, aligned blocks, and
+ * malloc_trim between rounds. It prints the deepest byte any call touched,
+ * as bytes below the thread's frame ("allocstack: N bytes below the
+ * caller"), and exits 0.
+ *
+ * An allocator called from a signal handler on an alternate stack (where
+ * crash handlers print and allocate) has what the kernel's signal frame
+ * leaves of it; sizes like the historical SIGSTKSZ of 8 KiB are common.
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+enum { STACK = 256 * 1024, SLOTS = 4096, FOREIGN = 20000 };
+
+static char *g_stack;
+static void *g_foreign[FOREIGN];
+static size_t g_deepest; /* bytes below the worker's frame */
+static void *volatile g_sink;
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15u;
+static uint64_t next(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return g_rng;
+}
+
+static size_t pick_size(void)
+{
+    unsigned k = (unsigned)(next() % 100);
+    if (k < 70)
+        return next() % 256 + 1;
+    if (k < 90)
+        return next() % 8192 + 1;
+    if (k < 98)
+        return next() % 131072 + 1;
+    return next() % 1048576 + 1;
+}
+
+/* Paints [g_stack, top) with a pattern, from a frame of its own that lies
+ * above top (the caller passes a top well below its own frame). */
+__attribute__((noinline)) static void paint(char *top)
+{
+    memset(g_stack, 0xa5, (size_t)(top - g_stack));
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    char *frame = __builtin_frame_address(0);
+    /* Each function once, kept in a volatile so the compiler calls it:
+     * the program's calls bind now. */
+    g_sink = malloc(16);
+    g_sink = realloc(g_sink, 32);
+    free(g_sink);
+    g_sink = calloc(1, 16);
+    free(g_sink);
+    g_sink = aligned_alloc(64, 64);
+    free(g_sink);
+    void *w;
+    if (posix_memalign(&w, 64, 64) == 0)
+        free(w);
+    g_sink = memalign(64, 64);
+    free(g_sink);
+    malloc_trim(0);
+    paint(frame - 512);
+
+    static void *slot[SLOTS];
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 200000; i++) {
+            unsigned s = (unsigned)(next() % SLOTS);
+            size_t n = pick_size();
+            switch (next() % 8) {
+            case 0:
+            case 1:
+                slot[s] = realloc(slot[s], n);
+                break;
+            case 2:
+                free(slot[s]);
+                slot[s] = calloc(1, n);
+                break;
+            case 3:
+                free(slot[s]);
+                slot[s] = aligned_alloc((size_t)64 << (next() % 8), n);
+                break;
+            default:
+                free(slot[s]);
+                slot[s] = malloc(n);
+            }
+            if (slot[s])
+                *(volatile char *)slot[s] = 1;
+        }
+        /* Blocks of another thread's, freed here. */
+        for (int i = round * (FOREIGN / 4); i < (round + 1) * (FOREIGN / 4); i++)
+            free(g_foreign[i]);
+        for (int i = 0; i < SLOTS; i += 2) {
+            free(slot[i]);
+            slot[i] = NULL;
+        }
+        malloc_trim(0);
+    }
+    for (int i = 0; i < SLOTS; i++)
+        free(slot[i]);
+    malloc_trim(0);
+
+    size_t untouched = 0;
+    while (g_stack + untouched < frame && (unsigned char)g_stack[untouched] == 0xa5)
+        untouched++;
+    g_deepest = (size_t)(frame - (g_stack + untouched));
+    return NULL;
+}
+
+/* The handler of "allocstack altstack": a round of small blocks, enough
+ * to fill a thread cache's bins and flush them, freed in another order. */
+static void on_signal(int sig)
+{
+    (void)sig;
+    enum { N = 600 };
+    static void *held[N];
+    for (int i = 0; i < N; i++)
+        held[i] = malloc(16 + (size_t)(next() % 512));
+    for (int i = 0; i < N; i++) {
+        unsigned k = (unsigned)(next() % N);
+        free(held[k]);
+        held[k] = NULL;
+    }
+    for (int i = 0; i < N; i++)
+        free(held[i]);
+}
+
+/* Raises SIGUSR2 many times with its handler on an alternate stack of 8 KiB
+ * (the historical SIGSTKSZ), while the main thread holds other threads'
+ * blocks to free in between; a handler that overflows it dies of SIGSEGV. */
+static int altstack(void)
+{
+    /* The stack's page with a guard page below it: an overflow faults
+     * there, instead of writing over whatever lies below. */
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE), size = 8192;
+    char *map = mmap(NULL, ps + size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || mprotect(map, ps, PROT_NONE) != 0)
+        return 2;
+    stack_t ss = {.ss_sp = map + ps, .ss_size = size};
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR2, &sa, NULL) != 0)
+        return 2;
+    for (int i = 0; i < 2000; i++) {
+        raise(SIGUSR2);
+        free(g_foreign[i % FOREIGN]);
+        g_foreign[i % FOREIGN] = NULL;
+    }
+    printf("allocstack: 2000 handlers on an alternate stack of 8192 bytes\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 0; i < FOREIGN; i++)
+        g_foreign[i] = malloc(16 + (size_t)(i % 64) * 16);
+    if (argc > 1 && strcmp(argv[1], "altstack") == 0)
+        return altstack();
+    g_stack = aligned_alloc(4096, STACK);
+    pthread_attr_t attr;
+    pthread_t t;
+    if (!g_stack || pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, g_stack, STACK) != 0 ||
+        pthread_create(&t, &attr, worker, NULL) != 0 || pthread_join(t, NULL) != 0)
+        return 2;
+    printf("allocstack: %zu bytes below the caller\n", g_deepest);
+    return 0;
+}
