@@ -521,32 +521,33 @@ static int in_span(const struct pf_span *s, const uint16_t *st)
     return s && (uintptr_t)st - (uintptr_t)s->state < (uintptr_t)s->nslots * sizeof *st;
 }
 
-/* Moves the slots of in[0, *n) that are own's to the front of in[], in
- * their order, and the others behind them (in any order); returns how many
- * are not own's. In place, so a flush takes no second batch of the stack of
- * a thread that may be small. s->owner is written under the family's lock,
- * by any thread (after_give makes a span the family's), so this read may be
- * stale; but own is set on a span only by its own thread's refill and
- * cleared only while the span has no slot out, and the batch's slots are
- * out: a span reads as own's here exactly when it is. */
+/* Moves the slots of in[0, *n) that are not own's to the back of in[], in
+ * their order (the next refill of another thread takes them as they were
+ * freed), and keeps own's in front of them; returns how many moved. In
+ * place, so a flush holds no second batch on the stack of a thread that
+ * may be small. s->owner is written under the family's lock, by any thread
+ * (after_give makes a span the family's), so this read may be stale; but
+ * own is set on a span only by its own thread's refill and cleared only
+ * while the span has no slot out, and the batch's slots are out: a span
+ * reads as own's here exactly when it is. */
 static int split_foreign(struct pf_cached *in, int *n, const struct pf_own *own)
 {
-    int kept = 0;
+    int back = *n;
     const struct pf_span *s = NULL;
     int mine = 0;
-    for (int i = 0; i < *n; i++) {
+    for (int i = *n - 1; i >= 0; i--) {
         if (!in_span(s, in[i].state)) {
             s = pf_pagemap_get(in[i].p);
             mine = __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == own;
         }
-        if (mine) {
+        if (!mine) {
             struct pf_cached c = in[i];
-            in[i] = in[kept];
-            in[kept++] = c;
+            in[i] = in[--back];
+            in[back] = c;
         }
     }
-    int moved = *n - kept;
-    *n = kept;
+    int moved = *n - back;
+    *n = back;
     return moved;
 }
 
