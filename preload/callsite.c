@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "sites.h"
+#include "tcache.h"
 #include "unwind.h"
 
 #define MAX_RANGES 64
@@ -173,31 +174,44 @@ static int for_its_caller(uintptr_t a)
     return 0;
 }
 
-/* The last stack this thread interned, and its id: a loop that allocates
- * from one place skips the hash and the table. */
-static __thread uintptr_t memo_pcs[PF_STACK_MAX + PF_SITES_RUNTIME_KEPT]
-    __attribute__((tls_model("initial-exec")));
-static __thread int memo_n __attribute__((tls_model("initial-exec")));
-static __thread uint32_t memo_stack __attribute__((tls_model("initial-exec")));
+/* A thread's memory of call sites, in its cache (pf_tcache.sites): the
+ * unwinder's recent rules, and the last stack it interned with its id (a
+ * loop that allocates from one place skips the hash and the table). A
+ * thread without a cache (before its first, after its exit) walks without
+ * them. A cache outlives its thread and passes to a later one: the rules
+ * carry their epoch and the stack its id, both true for any thread. */
+struct thread_sites {
+    struct pf_unwind_near near;
+    uintptr_t memo_pcs[PF_STACK_MAX + PF_SITES_RUNTIME_KEPT];
+    int memo_n;
+    uint32_t memo_stack;
+};
+_Static_assert(sizeof(struct thread_sites) <= PF_TC_SITES_BYTES, "tcache.h: PF_TC_SITES_BYTES");
+
+static struct thread_sites *thread_sites(void)
+{
+    struct pf_tcache *tc = pf_tc;
+    return tc ? (struct thread_sites *)(void *)tc->sites : NULL;
+}
 
 /* Frames unwound at most: runtime frames in front of the site, then the depth. */
 #define MAX_WALK (PF_STACK_MAX + 16)
 
-static uint32_t intern(const uintptr_t *pcs, int n, int first, int runtime)
+static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int first, int runtime)
 {
-    if (!runtime && n == memo_n && memo_stack) {
+    if (!runtime && ts && n == ts->memo_n && ts->memo_stack) {
         int k = 0;
-        while (k < n && memo_pcs[k] == pcs[k])
+        while (k < n && ts->memo_pcs[k] == pcs[k])
             k++;
         if (k == n)
-            return memo_stack;
+            return ts->memo_stack;
     }
     uint32_t id = pf_sites_intern_stack(pcs, n, first, runtime);
-    if (!runtime) {
+    if (!runtime && ts) {
         for (int k = 0; k < n; k++) /* a few words: no call */
-            memo_pcs[k] = pcs[k];
-        memo_n = n;
-        memo_stack = id;
+            ts->memo_pcs[k] = pcs[k];
+        ts->memo_n = n;
+        ts->memo_stack = id;
     }
     return id;
 }
@@ -224,8 +238,9 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
         return;
     }
     busy = 1;
+    struct thread_sites *ts = thread_sites();
     uintptr_t pcs[MAX_WALK];
-    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa);
+    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa, ts ? &ts->near : NULL);
     busy = 0;
     if (n == 0 || pcs[0] != a) { /* no unwind information here: one frame */
         pf_sites_note(p, a, w != 0);
@@ -246,7 +261,7 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;
-    pf_sites_store(p, intern(pcs + start, count, keep, libc_own));
+    pf_sites_store(p, intern(ts, pcs + start, count, keep, libc_own));
 }
 
 /* dlclose may unmap code whose unwind rules are cached, and another object

@@ -463,19 +463,18 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t e
     return ra >= 4096;
 }
 
-/* The rules this thread used last, by address: the frames of a program's
+/* The rules this thread used last, by address (struct pf_unwind_near,
+ * kept by the caller in the thread's cache rather than in TLS, which glibc
+ * carves out of every thread's stack): the frames of a program's
  * allocations repeat (the outer ones above all), and this small table stays
  * in the thread's first-level cache where the shared one would miss. Only
  * this thread writes it; a rule is kept with the epoch it was made in. */
-#define NEAR_BITS 6
-static __thread struct near {
-    uintptr_t pc;
-    uint64_t rule;
-} near[1u << NEAR_BITS] __attribute__((tls_model("initial-exec")));
-
-static inline __attribute__((always_inline)) uint64_t near_rule_of(uintptr_t look, uint64_t ep_bits)
+static inline __attribute__((always_inline)) uint64_t near_rule_of(struct pf_unwind_near *near, uintptr_t look,
+                                                                   uint64_t ep_bits)
 {
-    struct near *e = &near[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - NEAR_BITS))];
+    if (PF_UNLIKELY(!near))
+        return rule_of(look, ep_bits);
+    __typeof__(near->e[0]) *e = &near->e[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - PF_UNWIND_NEAR_BITS))];
     if (PF_LIKELY(e->pc == look && (e->rule & ((uint64_t)0xff << R_EPOCH_SHIFT)) == ep_bits))
         return e->rule;
     uint64_t r = rule_of(look, ep_bits);
@@ -489,14 +488,14 @@ static inline __attribute__((always_inline)) uint64_t near_rule_of(uintptr_t loo
  * The step of the full walk, written out with rbp unknown until a frame
  * restores it (0: no frame has; a restored 0 ends a walk that needs it),
  * so that the loop keeps its state in registers. */
-static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
+static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, struct pf_unwind_near *near)
 {
     uint64_t ep_bits = epoch_bits();
     uintptr_t fp = 0;
     int n = 0;
     pcs[n++] = pc;
     while (n < max) {
-        uint64_t r = near_rule_of(pc - 1, ep_bits);
+        uint64_t r = near_rule_of(near, pc - 1, ep_bits);
         if (PF_UNLIKELY(r & (R_END | R_CFA_RBP))) {
             if (r & R_END)
                 break;
@@ -521,7 +520,8 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp)
     return n;
 }
 
-__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start)
+__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start,
+                                        struct pf_unwind_near *near)
 {
     if (!cache || max < 1)
         return 0;
@@ -535,7 +535,7 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
      * first rule that needs it sends the walk back to the full one. */
     if (start && ret >= 4096 && !(ret >= self_lo && ret < self_hi) && start > sp &&
         start - sp <= MAX_FRAME && !(start & 7) && *(const uintptr_t *)(start - 8) == ret) {
-        int n = from_caller(pcs, max, ret, start);
+        int n = from_caller(pcs, max, ret, start, near);
         if (n >= 0)
             return n;
     }

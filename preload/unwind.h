@@ -8,6 +8,16 @@
 
 #include "os.h"
 
+/* The rules a thread used last, by address (see unwind.c): the caller
+ * keeps one per thread and passes it to each walk, or NULL. */
+#define PF_UNWIND_NEAR_BITS 6
+struct pf_unwind_near {
+    struct {
+        uintptr_t pc;
+        uint64_t rule;
+    } e[1u << PF_UNWIND_NEAR_BITS];
+};
+
 /* Maps the rule cache; `self` is any address inside pfalloc's own code,
  * whose frames the walk skips. */
 PF_HIDDEN void pf_unwind_init(const void *self);
@@ -16,8 +26,9 @@ PF_HIDDEN void pf_unwind_init(const void *self);
  * allocates, async-signal-safe; stops at the first frame without usable
  * unwind information. When `ret` and `sp` (the caller's return address and
  * its stack pointer after the call) are given, the walk starts there; it
- * goes through pfalloc's own frames only when that start cannot be used. */
-PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp);
+ * goes through pfalloc's own frames only when that start cannot be used.
+ * `near`, the calling thread's table of recent rules, may be NULL. */
+PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp, struct pf_unwind_near *near);
 /* Where the function holding code address `look` starts, by its unwind
  * information (which covers functions with no symbol), or 0. */
 PF_HIDDEN uintptr_t pf_unwind_func_start(uintptr_t look);

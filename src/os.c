@@ -259,10 +259,14 @@ static size_t untrack_locked(uintptr_t a, uintptr_t b)
  * and made by that thread as it gives the table back. Until then an added
  * range counts as untracked (a walk meanwhile is partial, not wrong). */
 #define TAB_DEFER 32
+/* Two words, the flags in the top bits of the length (no range is near
+ * 2^62 bytes): the queue is in TLS, which glibc takes out of every
+ * thread's stack. */
+#define TAB_OP_META ((uint64_t)1 << 62)
+#define TAB_OP_ADD ((uint64_t)1 << 63)
 struct tab_op {
     uintptr_t a;
-    size_t bytes;
-    int meta, add;
+    uint64_t bytes; /* with TAB_OP_META and TAB_OP_ADD */
 };
 static __thread struct tab_op tab_ops[TAB_DEFER];
 
@@ -274,7 +278,7 @@ static int tab_defer(uintptr_t a, size_t bytes, int meta, int add)
     uint32_t n = atomic_fetch_add_explicit(&tab_nops, 1, memory_order_acq_rel);
     if (n >= TAB_DEFER)
         return 0; /* the drain sees the count past the queue: marks the table stale */
-    tab_ops[n] = (struct tab_op){a, bytes, meta, add};
+    tab_ops[n] = (struct tab_op){a, (uint64_t)bytes | (meta ? TAB_OP_META : 0) | (add ? TAB_OP_ADD : 0)};
     return 1;
 }
 
@@ -288,12 +292,14 @@ static void tab_drain(void)
         }
         for (; done < n; done++) {
             struct tab_op op = tab_ops[done];
-            _Atomic uint64_t *u = untracked_of(op.meta);
-            if (op.add) {
-                if (tab_put(op.a, op.bytes, op.meta) == 0)
-                    sub_floor(u, op.bytes);
+            int meta = (op.bytes & TAB_OP_META) != 0;
+            size_t bytes = (size_t)(op.bytes & ~(TAB_OP_META | TAB_OP_ADD));
+            _Atomic uint64_t *u = untracked_of(meta);
+            if (op.bytes & TAB_OP_ADD) {
+                if (tab_put(op.a, bytes, meta) == 0)
+                    sub_floor(u, bytes);
             } else {
-                sub_floor(u, untrack_locked(op.a, op.a + op.bytes));
+                sub_floor(u, untrack_locked(op.a, op.a + bytes));
             }
         }
         uint32_t expect = atomic_load_explicit(&tab_nops, memory_order_acquire);

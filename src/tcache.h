@@ -56,6 +56,9 @@ PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->lim
 #define PF_DIRECT_MAX 1024
 #define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
 
+/* Bytes of a cache kept for the preload's per-thread call-site memory. */
+#define PF_TC_SITES_BYTES 1344 /* 1 304 used */
+
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES + 1]; /* the last is PF_BIN_NONE: always empty and full */
     struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
@@ -64,6 +67,10 @@ struct pf_tcache {
     atomic_int in_use;          /* 1 while a live thread owns it */
     uint32_t gc_next;           /* the bin the collection looks at next */
     uint32_t xfer_seen[PF_NCLASSES]; /* batches moved in each class's transfer cache, at the last look */
+    /* The preload's per-thread memory of call sites (its last stack, its
+     * unwinder's recent rules), touched only while sites are recorded: kept
+     * here, not in TLS, which glibc takes out of every thread's stack. */
+    _Alignas(64) unsigned char sites[PF_TC_SITES_BYTES];
 };
 
 _Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");

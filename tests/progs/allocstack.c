@@ -10,6 +10,10 @@
  * as bytes below the thread's frame ("allocstack: N bytes below the
  * caller"), and exits 0.
  *
+ *   allocstack altstack   a handler that allocates, on an 8 KiB alternate stack
+ *   allocstack thread     how much of a thread's stack a thread that does
+ *                         nothing uses, and one that allocates once
+ *
  * An allocator called from a signal handler on an alternate stack (where
  * crash handlers print and allocate) has what the kernel's signal frame
  * leaves of it; sizes like the historical SIGSTKSZ of 8 KiB are common.
@@ -168,8 +172,50 @@ static int altstack(void)
     return 0;
 }
 
+static void *idle(void *arg)
+{
+    if (arg) {
+        g_sink = malloc(100);
+        free(g_sink);
+    }
+    return NULL;
+}
+
+/* "allocstack thread": a thread that starts and ends, on a painted stack of
+ * 64 KiB (a first one binds what threads call). Its TLS, the C library's
+ * and each loaded object's, is carved out of the top of that stack, as it
+ * is out of every thread's: the bytes used count it. Prints "allocstack: a
+ * thread used N bytes of its stack, M with a malloc and a free". */
+static int thread_use(void)
+{
+    enum { SIZE = 64 * 1024 };
+    size_t used[2];
+    g_sink = malloc(1); /* binds malloc and free here, not in a thread */
+    free(g_sink);
+    char *stack = aligned_alloc(4096, SIZE);
+    if (!stack)
+        return 2;
+    for (int round = 0; round < 3; round++) {
+        memset(stack, 0xa5, SIZE);
+        pthread_attr_t attr;
+        pthread_t t;
+        if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, SIZE) != 0 ||
+            pthread_create(&t, &attr, idle, round == 2 ? stack : NULL) != 0 || pthread_join(t, NULL) != 0)
+            return 2;
+        size_t untouched = 0;
+        while (untouched < SIZE && (unsigned char)stack[untouched] == 0xa5)
+            untouched++;
+        if (round > 0)
+            used[round - 1] = SIZE - untouched;
+    }
+    printf("allocstack: a thread used %zu bytes of its stack, %zu with a malloc and a free\n", used[0], used[1]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "thread") == 0)
+        return thread_use();
     for (int i = 0; i < FOREIGN; i++)
         g_foreign[i] = malloc(16 + (size_t)(i % 64) * 16);
     if (argc > 1 && strcmp(argv[1], "altstack") == 0)
