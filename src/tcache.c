@@ -186,7 +186,7 @@ struct pf_tcache *pf_tcache_get(void)
         size_t slots = 0;
         for (unsigned c = 0; c < PF_NCLASSES; c++)
             slots += 1 + pf_bin_cap_of(c); /* a wall, then the slots */
-        tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots);
+        tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots + PF_TC_SITES_BYTES + 64);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
         if (!tc)
@@ -200,6 +200,7 @@ struct pf_tcache *pf_tcache_get(void)
             store = b->limit;
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
+        tc->sites = (unsigned char *)(((uintptr_t)store + 63) & ~(uintptr_t)63);
         struct pf_bin *none = &tc->bins[PF_NCLASSES];
         none->top = none->base = none->limit = WALL;
         for (unsigned i = 0; i < PF_DIRECT_N; i++)

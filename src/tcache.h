@@ -67,10 +67,12 @@ struct pf_tcache {
     atomic_int in_use;          /* 1 while a live thread owns it */
     uint32_t gc_next;           /* the bin the collection looks at next */
     uint32_t xfer_seen[PF_NCLASSES]; /* batches moved in each class's transfer cache, at the last look */
-    /* The preload's per-thread memory of call sites (its last stack, its
-     * unwinder's recent rules), touched only while sites are recorded: kept
-     * here, not in TLS, which glibc takes out of every thread's stack. */
-    _Alignas(64) unsigned char sites[PF_TC_SITES_BYTES];
+    /* PF_TC_SITES_BYTES for the preload's per-thread memory of call sites
+     * (its last stack, its unwinder's recent rules), touched only while
+     * sites are recorded: kept with the cache, not in TLS, which glibc takes
+     * out of every thread's stack; after the bins' stores, so that the
+     * pages a thread touches without sites are those it touched before. */
+    unsigned char *sites;
 };
 
 _Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");
