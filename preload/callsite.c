@@ -208,9 +208,15 @@ static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int
     }
     uint32_t id = pf_sites_intern_stack(pcs, n, first, runtime);
     if (!runtime && ts) {
+        /* No id while the stack is rewritten, the new id last: a memo
+         * left half written (a fork from another thread meanwhile, whose
+         * cache a thread of the child adopts) is not used. */
+        ts->memo_stack = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         for (int k = 0; k < n; k++) /* a few words: no call */
             ts->memo_pcs[k] = pcs[k];
         ts->memo_n = n;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
         ts->memo_stack = id;
     }
     return id;

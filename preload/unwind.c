@@ -468,14 +468,18 @@ static inline __attribute__((always_inline)) int step(uintptr_t look, uint64_t e
  * carves out of every thread's stack): the frames of a program's
  * allocations repeat (the outer ones above all), and this small table stays
  * in the thread's first-level cache where the shared one would miss. Only
- * this thread writes it; a rule is kept with the epoch it was made in. */
+ * the cache's thread writes it; a rule carries its tag (the address's low
+ * bits and the epoch), compared whole: an entry left half written (a fork
+ * from another thread between its two stores, whose cache a thread of the
+ * child then adopts) pairs one address with another's rule, and is not
+ * taken for that address. */
 static inline __attribute__((always_inline)) uint64_t near_rule_of(struct pf_unwind_near *near, uintptr_t look,
                                                                    uint64_t ep_bits)
 {
     if (PF_UNLIKELY(!near))
         return rule_of(look, ep_bits);
     __typeof__(near->e[0]) *e = &near->e[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - PF_UNWIND_NEAR_BITS))];
-    if (PF_LIKELY(e->pc == look && (e->rule & ((uint64_t)0xff << R_EPOCH_SHIFT)) == ep_bits))
+    if (PF_LIKELY(e->pc == look && (e->rule & ~(uint64_t)0xffffffffff) == tag_of(look, ep_bits)))
         return e->rule;
     uint64_t r = rule_of(look, ep_bits);
     e->pc = look;

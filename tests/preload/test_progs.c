@@ -156,9 +156,9 @@ Test(progs, cxx_new_handler_retry_throws_bad_alloc)
  * reaches the slow paths (bin flushes with a collection step, other
  * threads' blocks, large blocks, trims). A handler on an alternate signal
  * stack of the historical SIGSTKSZ (8 KiB) has what the kernel's signal
- * frame (AT_MINSIGSTKSZ, about 3.3 KB with AVX) leaves, and its own frames
- * to fit beside the allocator's: 3 KiB for the allocator is what such a
- * stack can spare. pfalloc took 6 024 bytes, with a flush holding two
+ * frame (AT_MINSIGSTKSZ, about 3.3 KB with AVX-512) leaves, and its own
+ * frames to fit beside the allocator's: 3 KiB for the allocator is what
+ * such a stack can spare. pfalloc took 6 024 bytes, with a flush holding two
  * batches of 2 KiB on the stack at once; glibc takes about 600 here,
  * mimalloc 1 300, jemalloc and tcmalloc 3 600. */
 Test(progs, allocation_calls_take_little_stack)
@@ -178,14 +178,30 @@ Test(progs, allocation_calls_take_little_stack)
     cr_log_info("allocstack: pfalloc's calls went %lu bytes below their caller, the C library's %lu", ours, libc);
     cr_assert(ours <= 3072, "pfalloc's calls went %lu bytes below their caller (the C library's %lu): more than 3 KiB",
               ours, libc);
+    /* With call sites recorded: the walk of the caller's stack and the
+     * thread's call-site memory are on the way too. */
+    const char *const sites_env[] = {"PFALLOC_SITES=1", "PFALLOC_STACK_DEPTH=32", NULL};
+    struct pf_spawn_opts sites_opts = {.mode = PF_PRELOAD, .env = sites_env, .timeout_s = 120};
+    struct pf_run sites;
+    pf_spawn(argv, &sites_opts, &sites);
+    pf_assert_ok(&sites, "allocstack, preloaded run with call sites");
+    unsigned long with_sites = 0;
+    cr_assert(sscanf(sites.out, "allocstack: %lu bytes below the caller", &with_sites) == 1, "%s", sites.out);
+    cr_log_info("allocstack: %lu bytes with call sites recorded", with_sites);
+    cr_assert(with_sites <= 3072, "with call sites, pfalloc's calls went %lu bytes below their caller: more than 3 KiB",
+              with_sites);
+    pf_run_free(&sites);
     pf_run_free(&plain);
     pf_run_free(&pre);
 }
 
-/* A handler on an alternate stack of 8 KiB, with a guard page below it,
- * fills and flushes a thread cache's bins 2 000 times. The allocator's
- * slow path overflowed the stack: SIGSEGV under pfalloc, where glibc,
- * jemalloc, mimalloc and tcmalloc run it through. */
+/* A handler on an alternate stack of the kernel's signal frame and 4 KiB
+ * (7 488 bytes here, less than the historical SIGSTKSZ of 8 KiB), with a
+ * guard page below it, runs the mix of tests/progs/allocstack 2 000 times
+ * while the main thread frees another thread's blocks. pfalloc's slow path
+ * overflowed the stack: SIGSEGV, where glibc (3 448 bytes used), mimalloc
+ * (4 280), jemalloc (6 280) and tcmalloc (6 824) run it through. Now
+ * 4 784. */
 Test(progs, a_handler_on_a_small_alternate_stack_can_allocate)
 {
     const char *const args[] = {"altstack", NULL};
