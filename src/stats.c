@@ -14,18 +14,21 @@
 #include "large.h"
 #include "tcache.h"
 
-void pf_stats_class_sums(uint64_t sums[PF_NCLASSES][3])
+/* Class c's counters summed over every thread cache: allocs, frees, net
+ * requested bytes. One class at a time, so that pf_stats_get, which a
+ * signal handler may call on a small alternate stack, keeps no table of
+ * every class's sums on the stack. */
+static void class_sums(unsigned c, uint64_t sums[3])
 {
-    memset(sums, 0, sizeof(uint64_t) * PF_NCLASSES * 3);
-    for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
-        for (unsigned c = 0; c < PF_NCLASSES; c++) {
-            const struct pf_bin *b = &t->bins[c];
-            uint64_t a = PF_RELAXED_GET(b->allocs), f = PF_RELAXED_GET(b->frees);
-            sums[c][0] += a;
-            sums[c][1] += f;
-            /* net: wraps, sums right */
-            sums[c][2] += pf_bin_req(b->live_base, a, f, PF_RELAXED_GET(b->states));
-        }
+    sums[0] = sums[1] = sums[2] = 0;
+    for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all) {
+        const struct pf_bin *b = &t->bins[c];
+        uint64_t a = PF_RELAXED_GET(b->allocs), f = PF_RELAXED_GET(b->frees);
+        sums[0] += a;
+        sums[1] += f;
+        /* net: wraps, sums right */
+        sums[2] += pf_bin_req(b->live_base, a, f, PF_RELAXED_GET(b->states));
+    }
 }
 
 static uint64_t sub0(uint64_t a, uint64_t b)
@@ -33,8 +36,7 @@ static uint64_t sub0(uint64_t a, uint64_t b)
     return a > b ? a - b : 0;
 }
 
-void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES][3],
-                     struct pf_family_stats *o)
+void pf_stats_family(const struct pf_family *f, struct pf_family_stats *o)
 {
     memset(o, 0, sizeof(*o));
     memcpy(o->name, f->name, PF_NAME_MAX);
@@ -45,10 +47,11 @@ void pf_stats_family(const struct pf_family *f, const uint64_t sums[PF_NCLASSES]
     uint64_t allocs = PF_RELAXED_GET(f->allocs), frees = PF_RELAXED_GET(f->frees);
     uint64_t rin = PF_RELAXED_GET(f->req_in), rout = PF_RELAXED_GET(f->req_out);
     if (f->kind == PF_KIND_CLASS) {
-        unsigned c = pf_size_class(f->obj_size);
-        allocs += sums[c][0];
-        frees += sums[c][1];
-        rin += sums[c][2];
+        uint64_t sums[3];
+        class_sums(pf_size_class(f->obj_size), sums);
+        allocs += sums[0];
+        frees += sums[1];
+        rin += sums[2];
     }
     o->allocs = allocs;
     o->frees = frees;
@@ -72,8 +75,6 @@ int pf_stats_get(struct pf_stats *out)
         errno = EINVAL;
         return -1;
     }
-    uint64_t sums[PF_NCLASSES][3];
-    pf_stats_class_sums(sums);
     memset(&out->totals, 0, sizeof(out->totals));
     out->version = PF_STATS_VERSION;
     out->nfamilies = 0;
@@ -83,7 +84,7 @@ int pf_stats_get(struct pf_stats *out)
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family_stats fs;
-        pf_stats_family(pf_family_at(i), sums, &fs);
+        pf_stats_family(pf_family_at(i), &fs);
         t->live_objects += fs.live_objects;
         t->live_bytes += fs.live_bytes;
         t->live_requested += fs.live_requested;
@@ -134,10 +135,7 @@ long pf_family_spans(const char *name, struct pf_family_stats *st, struct pf_spa
         i->largest_free_run = s->kind == PF_SPAN_LARGE ? 0 : pf_span_largest_free_run(s);
     }
     pf_unlock(&f->lock);
-    if (st) {
-        uint64_t sums[PF_NCLASSES][3];
-        pf_stats_class_sums(sums);
-        pf_stats_family(f, sums, st);
-    }
+    if (st)
+        pf_stats_family(f, st);
     return count;
 }

@@ -12,6 +12,9 @@
  *
  *   allocstack altstack   a handler that allocates, on an alternate stack of the
  *                         kernel's signal frame and 4 KiB
+ *   allocstack stats      pf_stats_get (looked up at run time: pfalloc's when
+ *                         preloaded) in a handler on an alternate stack of the
+ *                         kernel's signal frame and 2 KiB
  *   allocstack thread     how much of a thread's stack a thread that does
  *                         nothing uses, and one that allocates once
  *
@@ -19,6 +22,7 @@
  * crash handlers print and allocate) has what the kernel's signal frame
  * leaves of it; sizes like the historical SIGSTKSZ of 8 KiB are common.
  */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,6 +33,8 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "pfalloc.h"
 
 enum { STACK = 256 * 1024, SLOTS = 4096, FOREIGN = 20000 };
 
@@ -207,6 +213,61 @@ static int altstack(void)
     return 0;
 }
 
+static int (*g_stats_get)(struct pf_stats *);
+static struct pf_stats g_stats;
+static volatile int g_stats_ok;
+
+static void on_stats(int sig)
+{
+    (void)sig;
+    if (g_stats_get(&g_stats) == 0)
+        g_stats_ok++;
+}
+
+/* "allocstack stats": the counters, which pfalloc says a signal handler
+ * may read, read 1 000 times by a handler on an alternate stack of the
+ * kernel's signal frame and 2 KiB (the historical MINSIGSTKSZ beyond it),
+ * with blocks of many classes live in two threads' caches. Prints
+ * "allocstack: pf_stats_get in 1000 handlers on an alternate stack of N
+ * bytes: 1000 ok". Without pfalloc there is no pf_stats_get: it says so. */
+static int stats_on_altstack(void)
+{
+    g_stats_get = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
+    if (!g_stats_get) {
+        printf("allocstack: no pf_stats_get\n");
+        return 0;
+    }
+    pthread_t t;
+    if (pthread_barrier_init(&g_lent, NULL, 2) != 0 || pthread_create(&t, NULL, lender, NULL) != 0)
+        return 2;
+    pthread_barrier_wait(&g_lent);
+    static void *held[SLOTS];
+    for (int i = 0; i < 20000; i++)
+        one_op(held);
+    g_stats_get(&g_stats);
+    size_t frame = (size_t)getauxval(AT_MINSIGSTKSZ);
+    if (frame < 2048)
+        frame = 2048;
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE), size = (frame + 2048 + 63) & ~(size_t)63;
+    size_t pages = (size + ps - 1) / ps * ps;
+    char *map = mmap(NULL, ps + pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || mprotect(map, ps, PROT_NONE) != 0)
+        return 2;
+    stack_t ss = {.ss_sp = map + ps, .ss_size = size};
+    struct sigaction sa = {.sa_handler = on_stats, .sa_flags = SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR2, &sa, NULL) != 0)
+        return 2;
+    for (int i = 0; i < 1000; i++)
+        raise(SIGUSR2);
+    pthread_barrier_wait(&g_lent);
+    if (pthread_join(t, NULL) != 0)
+        return 2;
+    printf("allocstack: pf_stats_get in 1000 handlers on an alternate stack of %zu bytes: %d ok\n", size,
+           g_stats_ok);
+    return 0;
+}
+
 static void *idle(void *arg)
 {
     if (arg) {
@@ -253,6 +314,8 @@ int main(int argc, char **argv)
         return thread_use();
     if (argc > 1 && strcmp(argv[1], "altstack") == 0)
         return altstack();
+    if (argc > 1 && strcmp(argv[1], "stats") == 0)
+        return stats_on_altstack();
     for (int i = 0; i < FOREIGN; i++)
         g_foreign[i] = malloc(16 + (size_t)(i % 64) * 16);
     g_stack = aligned_alloc(4096, STACK);
