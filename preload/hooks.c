@@ -45,26 +45,6 @@ static int exit_started;
  * alone: it asks for a core dump of the process as it is. */
 static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
 
-/* A frame just below the caller's: a call, so the caller's prologue (with
- * every register __builtin_unwind_init makes it save) comes before it. */
-static PF_NOINLINE uintptr_t frame_below(void)
-{
-    return (uintptr_t)__builtin_frame_address(0);
-}
-
-/* Where the program's part of this thread's stack begins, taken first
- * thing in pfalloc's outermost frame of a report (a signal handler, the
- * exit's destructor): every callee-saved register, which may hold the
- * program's pointers, is spilled into that frame by
- * __builtin_unwind_init, and the leak walk scans the stack from just
- * below it up, not the deeper frames of pfalloc's own (see
- * pf_reach_opts.stack_from). */
-#define PROGRAM_STACK(sp)          \
-    do {                           \
-        __builtin_unwind_init();   \
-        (sp) = frame_below();      \
-    } while (0)
-
 /* What a report needs from the frame that took the signal or the exit,
  * for its part on pfalloc's own stack (pf_os_on_own_stack: the thread's
  * stack may be as small as the C library allows, and only the signal
@@ -96,7 +76,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     (void)sig;
     (void)uc;
     uintptr_t from;
-    PROGRAM_STACK(from);
+    PF_OS_PROGRAM_STACK(from);
     int saved = errno;
     int timer = si && si->si_code == SI_TIMER;
     struct report_job j = {.from = from, .timer = timer};
@@ -208,7 +188,7 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     (void)si;
     (void)uc;
     uintptr_t from;
-    PROGRAM_STACK(from);
+    PF_OS_PROGRAM_STACK(from);
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         struct report_job j = {.from = from, .with_leaks = family_locks_free()};
@@ -344,7 +324,7 @@ static void final_report(void *arg)
 __attribute__((destructor(101))) static void preload_exit(void)
 {
     uintptr_t from;
-    PROGRAM_STACK(from);
+    PF_OS_PROGRAM_STACK(from);
     int saved = errno;
     if (__atomic_exchange_n(&interval_on, 0, __ATOMIC_ACQ_REL))
         timer_delete(interval_timer);

@@ -128,8 +128,9 @@ static uint32_t print_typed(struct printer *pr, const char *prefix)
     return shown;
 }
 
-void halloc_print_saved_page_items(void)
+static void saved_page_items(const char *unused)
 {
+    (void)unused;
     struct printer pr;
 
     print_begin(&pr);
@@ -181,8 +182,9 @@ static void halloc_block_lines(struct pf_fmt *f, const struct fam_view *v)
     }
 }
 
-void halloc_print_total_memory_usage(void)
+static void total_memory_usage(const char *unused)
 {
+    (void)unused;
     struct printer pr;
     struct fam_view v;
     uint64_t arrays = 0, used = 0, mapped = 0;
@@ -211,8 +213,7 @@ void halloc_print_total_memory_usage(void)
     print_end(&pr);
 }
 
-/* Parenthesised: halloc.h defines a macro of the same name. */
-void (halloc_print_type_memory_usage)(const char *type_name)
+static void type_memory_usage(const char *type_name)
 {
     struct printer pr;
     struct fam_view v;
@@ -306,8 +307,9 @@ void *pf_mm_calloc_by_name(const char *struct_name, size_t units)
     return p;
 }
 
-void mm_print_registered_page_families(void)
+static void registered_page_families(const char *unused)
 {
+    (void)unused;
     struct printer pr;
 
     print_begin(&pr);
@@ -315,7 +317,7 @@ void mm_print_registered_page_families(void)
     print_end(&pr);
 }
 
-void mm_print_memory_usage(const char *struct_name)
+static void memory_usage(const char *struct_name)
 {
     struct printer pr;
     struct fam_view v;
@@ -390,8 +392,9 @@ void mm_print_memory_usage(const char *struct_name)
     print_end(&pr);
 }
 
-void mm_print_block_usage(void)
+static void block_usage(const char *unused)
 {
+    (void)unused;
     struct printer pr;
     struct fam_view v;
 
@@ -412,4 +415,57 @@ void mm_print_block_usage(void)
         pf_fmt_char(&pr.f, '\n');
     }
     print_end(&pr);
+}
+
+/* The printers run on a stack of pfalloc's own (pf_os_on_own_stack), as
+ * the reports do: each takes about 11 KB of scratch space, and a program
+ * may call one on a thread with a small stack. */
+struct print_job {
+    void (*fn)(const char *);
+    const char *arg;
+};
+
+static void print_job(void *arg)
+{
+    const struct print_job *j = arg;
+    j->fn(j->arg);
+}
+
+#define ON_OWN_STACK(f, a)                            \
+    do {                                              \
+        uintptr_t from;                               \
+        PF_OS_PROGRAM_STACK(from);                    \
+        struct print_job j = {(f), (a)};              \
+        pf_os_on_own_stack(print_job, &j, from);      \
+    } while (0)
+
+void halloc_print_saved_page_items(void)
+{
+    ON_OWN_STACK(saved_page_items, NULL);
+}
+
+void halloc_print_total_memory_usage(void)
+{
+    ON_OWN_STACK(total_memory_usage, NULL);
+}
+
+/* Parenthesised: halloc.h defines a macro of the same name. */
+void (halloc_print_type_memory_usage)(const char *type_name)
+{
+    ON_OWN_STACK(type_memory_usage, type_name);
+}
+
+void mm_print_registered_page_families(void)
+{
+    ON_OWN_STACK(registered_page_families, NULL);
+}
+
+void mm_print_memory_usage(const char *struct_name)
+{
+    ON_OWN_STACK(memory_usage, struct_name);
+}
+
+void mm_print_block_usage(void)
+{
+    ON_OWN_STACK(block_usage, NULL);
 }

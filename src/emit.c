@@ -280,7 +280,18 @@ static int emit(const char *reason, pf_report_extra_fn extra, int wait)
     return rc;
 }
 
+/* On a stack of pfalloc's own, as the other reports: the program may call
+ * it from a handler on a small alternate stack. */
+static void request_report(void *arg)
+{
+    *(int *)arg = pf_emit_report("request", 0);
+}
+
 int pf_report(void)
 {
-    return pf_emit_report("request", 0);
+    uintptr_t from;
+    PF_OS_PROGRAM_STACK(from);
+    int rc = -1;
+    pf_os_on_own_stack(request_report, &rc, from);
+    return rc;
 }

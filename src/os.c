@@ -1539,6 +1539,11 @@ static void own_give_back(struct own_stack *o)
     atomic_store_explicit(&o->owner, 0, memory_order_release);
 }
 
+PF_NOINLINE uintptr_t pf_os_frame_below(void)
+{
+    return (uintptr_t)__builtin_frame_address(0);
+}
+
 int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 {
 #ifdef HAVE_CALL_ON

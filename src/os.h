@@ -183,6 +183,21 @@ PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
 #define PF_OS_OWN_STACK ((size_t)256 * 1024)
 #define PF_OS_OWN_GAP ((size_t)1024 * 1024)
 PF_HIDDEN int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from);
+/* A frame just below the caller's: a call, so the caller's prologue (with
+ * every register __builtin_unwind_init makes it save) comes before it. */
+PF_HIDDEN PF_NOINLINE uintptr_t pf_os_frame_below(void);
+/* Where the program's part of this thread's stack begins, taken first
+ * thing in pfalloc's outermost frame of a report (a signal handler, the
+ * exit's destructor, a printer the program called): every callee-saved
+ * register, which may hold the program's pointers, is spilled into that
+ * frame by __builtin_unwind_init, and the leak walk scans the stack from
+ * just below it up, not the deeper frames of pfalloc's own (see
+ * pf_reach_opts.stack_from). The `from` of pf_os_on_own_stack. */
+#define PF_OS_PROGRAM_STACK(sp)         \
+    do {                                \
+        __builtin_unwind_init();        \
+        (sp) = pf_os_frame_below();     \
+    } while (0)
 /* When p lies on one of those stacks: *top is that stack's top, and the
  * result is the `from` its thread left, when that thread is `tid` (0 for
  * the caller; the result is 0 otherwise: that thread has left it since).

@@ -483,7 +483,7 @@ int pf_report_write_ex(int fd, int json, const char *reason, pf_report_extra_fn 
     return rc;
 }
 
-int pf_print_families(int fd)
+static int print_families(int fd)
 {
     int saved = errno;
     if (!take_busy())
@@ -497,7 +497,7 @@ int pf_print_families(int fd)
     return rc;
 }
 
-int pf_print_totals(int fd)
+static int print_totals(int fd)
 {
     int saved = errno;
     if (!take_busy())
@@ -514,7 +514,7 @@ int pf_print_totals(int fd)
 
 /* Not signal-safe (pf_family_spans takes the family's lock), so it keeps to
    the stack and leaves the static buffer to the signal-time writers. */
-int pf_print_family(int fd, const char *name)
+static int print_family(int fd, const char *name)
 {
     int saved = errno;
     if (!name) {
@@ -602,4 +602,50 @@ int pf_print_family(int fd, const char *name)
         }
     }
     return finish(&f, saved);
+}
+
+/* The printers the program calls run on a stack of pfalloc's own, as the
+ * reports do (pf_os_on_own_stack): a program may call them on a thread
+ * with a small stack, or from a handler on a small alternate stack, and
+ * one family's printer alone takes about 11 KB. */
+enum { PRINT_FAMILIES, PRINT_TOTALS, PRINT_FAMILY };
+struct print_job {
+    int what, fd;
+    const char *name;
+    int rc;
+};
+
+static void print_job(void *arg)
+{
+    struct print_job *j = arg;
+    j->rc = j->what == PRINT_FAMILIES ? print_families(j->fd)
+          : j->what == PRINT_TOTALS   ? print_totals(j->fd)
+                                      : print_family(j->fd, j->name);
+}
+
+int pf_print_families(int fd)
+{
+    uintptr_t from;
+    PF_OS_PROGRAM_STACK(from);
+    struct print_job j = {PRINT_FAMILIES, fd, NULL, -1};
+    pf_os_on_own_stack(print_job, &j, from);
+    return j.rc;
+}
+
+int pf_print_totals(int fd)
+{
+    uintptr_t from;
+    PF_OS_PROGRAM_STACK(from);
+    struct print_job j = {PRINT_TOTALS, fd, NULL, -1};
+    pf_os_on_own_stack(print_job, &j, from);
+    return j.rc;
+}
+
+int pf_print_family(int fd, const char *name)
+{
+    uintptr_t from;
+    PF_OS_PROGRAM_STACK(from);
+    struct print_job j = {PRINT_FAMILY, fd, name, -1};
+    pf_os_on_own_stack(print_job, &j, from);
+    return j.rc;
 }

@@ -241,12 +241,18 @@ Test(progs, a_thread_keeps_most_of_its_stack)
     pf_run_free(&pre);
 }
 
-/* pf_stats_get, which pfalloc documents as safe in a signal handler, read
- * 1 000 times by a handler on an alternate stack of the kernel's signal
- * frame and 2 KiB (5 440 bytes here). It kept every class's sums in a table
- * of 2.4 KB on the stack: 6 568 bytes used in all, SIGSEGV on this stack.
- * Now each class is summed when its family is: 4 224. */
-Test(progs, the_counters_can_be_read_on_a_small_alternate_stack)
+/* pf_stats_get, pf_report, pf_print_families and pf_print_totals, which
+ * pfalloc documents as safe in a signal handler, called 1 000 times in turn
+ * by a handler on an alternate stack of the kernel's signal frame and 2 KiB
+ * (5 440 bytes here). pf_stats_get kept every class's sums in a table of
+ * 2.4 KB on the stack (6 568 bytes used in all, SIGSEGV on this stack; now
+ * 4 224: each class is summed when its family is), and pf_report took
+ * 6 936 bytes (now it runs on a stack of pfalloc's own, as the reports
+ * do). Then pf_print_family and mm_print_memory_usage on a thread: they
+ * used 16 200 bytes of its stack, all of the smallest stack glibc allows
+ * (16 KiB); on pfalloc's own stack now, about 5 300, most of it the
+ * thread's own (TLS and start-up). */
+Test(progs, the_counters_and_printers_take_little_of_the_callers_stack)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PF_PROGS_DIR "/allocstack", "stats", NULL};
@@ -255,5 +261,11 @@ Test(progs, the_counters_can_be_read_on_a_small_alternate_stack)
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, "allocstack stats");
     cr_assert(strstr(r.out, " bytes: 1000 ok\n") != NULL, "%s", r.out);
+    const char *line = strstr(r.out, "allocstack: the printers used ");
+    unsigned long used = 0;
+    cr_assert(line && sscanf(line, "allocstack: the printers used %lu bytes of a thread's stack: ok", &used) == 1,
+              "%s", r.out);
+    cr_log_info("allocstack stats: the printers used %lu bytes of a thread's stack", used);
+    cr_assert(used <= 8192, "the printers used %lu bytes of a thread's stack: more than half of 16 KiB", used);
     pf_run_free(&r);
 }

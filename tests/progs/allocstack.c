@@ -12,9 +12,12 @@
  *
  *   allocstack altstack   a handler that allocates, on an alternate stack of the
  *                         kernel's signal frame and 4 KiB
- *   allocstack stats      pf_stats_get (looked up at run time: pfalloc's when
- *                         preloaded) in a handler on an alternate stack of the
- *                         kernel's signal frame and 2 KiB
+ *   allocstack stats      pf_stats_get, pf_report, pf_print_families and
+ *                         pf_print_totals (looked up at run time: pfalloc's
+ *                         when preloaded) in a handler on an alternate stack
+ *                         of the kernel's signal frame and 2 KiB; then
+ *                         pf_print_family and mm_print_memory_usage on a
+ *                         thread, and how much of its stack they used
  *   allocstack thread     how much of a thread's stack a thread that does
  *                         nothing uses, and one that allocates once
  *
@@ -23,6 +26,7 @@
  * leaves of it; sizes like the historical SIGSTKSZ of 8 KiB are common.
  */
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -214,29 +218,80 @@ static int altstack(void)
 }
 
 static int (*g_stats_get)(struct pf_stats *);
+static int (*g_report)(void);
+static int (*g_print)(int);        /* pf_print_families, then pf_print_totals */
+static int (*g_print_totals)(int);
+static int (*g_print_family)(int, const char *);
+static void (*g_mm_print)(const char *);
 static struct pf_stats g_stats;
 static volatile int g_stats_ok;
+static int g_null = -1;
 
+/* pfalloc's counters and printers that it says a signal handler may call:
+ * each once per signal, in turn. */
 static void on_stats(int sig)
 {
     (void)sig;
-    if (g_stats_get(&g_stats) == 0)
+    static unsigned n;
+    int rc;
+    switch (n++ % 4) {
+    case 0:
+        rc = g_stats_get(&g_stats);
+        break;
+    case 1:
+        rc = g_report();
+        break;
+    case 2:
+        rc = g_print(g_null);
+        break;
+    default:
+        rc = g_print_totals(g_null);
+    }
+    if (rc == 0)
         g_stats_ok++;
 }
 
-/* "allocstack stats": the counters, which pfalloc says a signal handler
- * may read, read 1 000 times by a handler on an alternate stack of the
- * kernel's signal frame and 2 KiB (the historical MINSIGSTKSZ beyond it),
- * with blocks of many classes live in two threads' caches. Prints
- * "allocstack: pf_stats_get in 1000 handlers on an alternate stack of N
- * bytes: 1000 ok". Without pfalloc there is no pf_stats_get: it says so. */
+/* The printers that are not for handlers (one family's spans; the Linux
+ * Memory Manager's), on a thread whose stack is painted: each takes about
+ * 11 KB of scratch space, where the smallest thread stack glibc allows is
+ * 16 KiB. */
+static void *print_small(void *arg)
+{
+    (void)arg;
+    int out = dup(1);
+    if (out < 0 || dup2(g_null, 1) < 0)
+        return NULL;
+    int rc = g_print_family(g_null, "malloc-16");
+    g_mm_print(NULL);
+    dup2(out, 1);
+    close(out);
+    return rc == 0 ? (void *)1 : NULL;
+}
+
+/* "allocstack stats": the counters and printers pfalloc says a signal
+ * handler may call, called 1 000 times by a handler on an alternate stack
+ * of the kernel's signal frame and 2 KiB (the historical MINSIGSTKSZ beyond
+ * it), with blocks of many classes live in two threads' caches; then the
+ * other printers on a thread. Prints "allocstack: pfalloc's counters and
+ * printers in 1000 handlers on an alternate stack of N bytes: 1000 ok" and
+ * "allocstack: the printers used N bytes of a thread's stack: ok".
+ * Without pfalloc there are none: it says so. */
 static int stats_on_altstack(void)
 {
     g_stats_get = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
-    if (!g_stats_get) {
+    g_report = (int (*)(void))dlsym(RTLD_DEFAULT, "pf_report");
+    g_print = (int (*)(int))dlsym(RTLD_DEFAULT, "pf_print_families");
+    g_print_totals = (int (*)(int))dlsym(RTLD_DEFAULT, "pf_print_totals");
+    g_print_family = (int (*)(int, const char *))dlsym(RTLD_DEFAULT, "pf_print_family");
+    g_mm_print = (void (*)(const char *))dlsym(RTLD_DEFAULT, "mm_print_memory_usage");
+    if (!g_stats_get || !g_report || !g_print || !g_print_totals || !g_print_family || !g_mm_print) {
         printf("allocstack: no pf_stats_get\n");
         return 0;
     }
+    g_null = open("/dev/null", O_WRONLY);
+    if (g_null < 0 || dup2(g_null, g_null) < 0)
+        return 2;
+    close(dup(1)); /* binds what the printers' thread calls */
     pthread_t t;
     if (pthread_barrier_init(&g_lent, NULL, 2) != 0 || pthread_create(&t, NULL, lender, NULL) != 0)
         return 2;
@@ -263,8 +318,24 @@ static int stats_on_altstack(void)
     pthread_barrier_wait(&g_lent);
     if (pthread_join(t, NULL) != 0)
         return 2;
-    printf("allocstack: pf_stats_get in 1000 handlers on an alternate stack of %zu bytes: %d ok\n", size,
-           g_stats_ok);
+    printf("allocstack: pfalloc's counters and printers in 1000 handlers on an alternate stack of %zu bytes: "
+           "%d ok\n",
+           size, g_stats_ok);
+    enum { SIZE = 64 * 1024 };
+    char *stack = aligned_alloc(4096, SIZE);
+    pthread_attr_t attr;
+    void *res = NULL;
+    if (!stack)
+        return 2;
+    memset(stack, 0xa5, SIZE);
+    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, SIZE) != 0 ||
+        pthread_create(&t, &attr, print_small, NULL) != 0 || pthread_join(t, &res) != 0)
+        return 2;
+    size_t untouched = 0;
+    while (untouched < SIZE && (unsigned char)stack[untouched] == 0xa5)
+        untouched++;
+    printf("allocstack: the printers used %zu bytes of a thread's stack: %s\n", SIZE - untouched,
+           res ? "ok" : "failed");
     return 0;
 }
 
