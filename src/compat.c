@@ -5,9 +5,11 @@
  * state of its own.
  * The printers write to fd 1 with write(2) through fmt, never stdio, and never
  * allocate from pfalloc (that would change the figures they are printing).
- * Their scratch space is on the caller's stack, so they need no lock of their
- * own: any number of threads may print at once, and a fork never leaves one
- * held.
+ * Their scratch space is on the stack they run on, one of pfalloc's own for
+ * reports (the first report of the process maps it, which the process
+ * totals count, not any family's figures) or the caller's when those are
+ * all taken, so they need no lock of their own: any number of threads may
+ * print at once, and a fork never leaves one held.
  */
 #include <errno.h>
 #include <string.h>
