@@ -222,18 +222,10 @@ static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int
     return id;
 }
 
-void pf_callsite_record(const void *p, const void *ret, const void *cfa)
+/* The site of p, allocated by a call returning to a (which where() put in
+ * part w of the process), with busy set. */
+static void record(const void *p, uintptr_t a, int w, const void *cfa)
 {
-    uintptr_t a = (uintptr_t)ret;
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        pf_sites_note(p, a, 1);
-        return;
-    }
-    int w = where(a);
-    if (w == 2 || busy) { /* the loader's own, or an allocation made while unwinding */
-        pf_sites_note(p, a, 1);
-        return;
-    }
     int depth = (int)pf_sites_depth();
     if (depth == 1 && w == 0) { /* one frame: the return address is the site */
         if (a != memo_addr || !memo_id) {
@@ -243,11 +235,9 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
         pf_sites_store(p, memo_id);
         return;
     }
-    busy = 1;
     struct thread_sites *ts = thread_sites();
     uintptr_t pcs[MAX_WALK];
     int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa, ts ? &ts->near : NULL);
-    busy = 0;
     if (n == 0 || pcs[0] != a) { /* no unwind information here: one frame */
         pf_sites_note(p, a, w != 0);
         return;
@@ -268,6 +258,28 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;
     pf_sites_store(p, intern(ts, pcs + start, count, keep, libc_own));
+}
+
+void pf_callsite_record(const void *p, const void *ret, const void *cfa)
+{
+    uintptr_t a = (uintptr_t)ret;
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
+        pf_sites_note(p, a, 1);
+        return;
+    }
+    int w = where(a);
+    /* The loader's own, or an allocation made while this thread records
+     * (a signal handler's): one frame. busy covers the walk and both
+     * memos, whose two writes a handler's record must not come between. */
+    if (w == 2 || busy) {
+        pf_sites_note(p, a, 1);
+        return;
+    }
+    busy = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    record(p, a, w, cfa);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    busy = 0;
 }
 
 /* dlclose may unmap code whose unwind rules are cached, and another object
