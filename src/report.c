@@ -623,29 +623,32 @@ static void print_job(void *arg)
                                       : print_family(j->fd, j->name);
 }
 
+/* The printer `what` from the public function, whose frame is the
+ * outermost of pfalloc's and takes `from` itself. */
+static int print_from(int what, int fd, const char *name, uintptr_t from)
+{
+    struct print_job j = {what, fd, name, -1};
+    pf_os_on_own_stack(print_job, &j, from);
+    return j.rc;
+}
+
 int pf_print_families(int fd)
 {
     uintptr_t from;
     PF_OS_PROGRAM_STACK(from);
-    struct print_job j = {PRINT_FAMILIES, fd, NULL, -1};
-    pf_os_on_own_stack(print_job, &j, from);
-    return j.rc;
+    return print_from(PRINT_FAMILIES, fd, NULL, from);
 }
 
 int pf_print_totals(int fd)
 {
     uintptr_t from;
     PF_OS_PROGRAM_STACK(from);
-    struct print_job j = {PRINT_TOTALS, fd, NULL, -1};
-    pf_os_on_own_stack(print_job, &j, from);
-    return j.rc;
+    return print_from(PRINT_TOTALS, fd, NULL, from);
 }
 
 int pf_print_family(int fd, const char *name)
 {
     uintptr_t from;
     PF_OS_PROGRAM_STACK(from);
-    struct print_job j = {PRINT_FAMILY, fd, name, -1};
-    pf_os_on_own_stack(print_job, &j, from);
-    return j.rc;
+    return print_from(PRINT_FAMILY, fd, name, from);
 }

@@ -163,6 +163,29 @@ static void on_signal(int sig)
         one_op(held);
 }
 
+/* Makes fn the SIGUSR2 handler of this thread, on an alternate stack of
+ * the kernel's signal frame (AT_MINSIGSTKSZ, at least 2 KiB) and `beyond`
+ * bytes more, with a guard page right below it (an overflow faults there
+ * instead of writing over whatever lies below); returns the stack's size,
+ * or 0. */
+static size_t handle_on_small_stack(size_t beyond, void (*fn)(int))
+{
+    size_t frame = (size_t)getauxval(AT_MINSIGSTKSZ);
+    if (frame < 2048)
+        frame = 2048;
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE), size = (frame + beyond + 63) & ~(size_t)63;
+    size_t pages = (size + ps - 1) / ps * ps;
+    char *map = mmap(NULL, ps + pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED || mprotect(map, ps, PROT_NONE) != 0)
+        return 0;
+    stack_t ss = {.ss_sp = map + ps, .ss_size = size};
+    struct sigaction sa = {.sa_handler = fn, .sa_flags = SA_ONSTACK};
+    sigemptyset(&sa.sa_mask);
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR2, &sa, NULL) != 0)
+        return 0;
+    return size;
+}
+
 static pthread_barrier_t g_lent;
 
 /* The other thread of "allocstack altstack": allocates blocks of the sizes
@@ -180,29 +203,17 @@ static void *lender(void *arg)
 }
 
 /* Raises SIGUSR2 2 000 times (400 000 calls of the mix in all) with its
- * handler on an alternate stack of the
- * kernel's signal frame (AT_MINSIGSTKSZ, at least 2 KiB) and 4 KiB more,
- * a guard page right below it, and frees another thread's blocks in
- * between; a handler that overflows the stack dies of SIGSEGV. With the
- * AVX-512 frame of 3.3 KB the stack is 7.3 KB, less than the historical
- * SIGSTKSZ of 8 KiB. The program's calls are bound first. */
+ * handler on an alternate stack of the kernel's signal frame and 4 KiB,
+ * and frees another thread's blocks in between; a handler that overflows
+ * the stack dies of SIGSEGV. With the AVX-512 frame of 3.3 KB the stack is
+ * 7.3 KB, less than the historical SIGSTKSZ of 8 KiB. The program's calls
+ * are bound first. */
 static int altstack(void)
 {
     bind_all();
-    size_t frame = (size_t)getauxval(AT_MINSIGSTKSZ);
-    if (frame < 2048)
-        frame = 2048;
-    size_t ps = (size_t)sysconf(_SC_PAGESIZE), size = (frame + 4096 + 63) & ~(size_t)63;
-    size_t pages = (size + ps - 1) / ps * ps;
-    char *map = mmap(NULL, ps + pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED || mprotect(map, ps, PROT_NONE) != 0)
-        return 2;
-    stack_t ss = {.ss_sp = map + ps, .ss_size = size};
-    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_ONSTACK};
-    sigemptyset(&sa.sa_mask);
+    size_t size = handle_on_small_stack(4096, on_signal);
     pthread_t t;
-    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR2, &sa, NULL) != 0 ||
-        pthread_barrier_init(&g_lent, NULL, 2) != 0 || pthread_create(&t, NULL, lender, NULL) != 0)
+    if (!size || pthread_barrier_init(&g_lent, NULL, 2) != 0 || pthread_create(&t, NULL, lender, NULL) != 0)
         return 2;
     pthread_barrier_wait(&g_lent);
     for (int i = 0; i < 2000; i++) {
@@ -300,18 +311,8 @@ static int stats_on_altstack(void)
     for (int i = 0; i < 20000; i++)
         one_op(held);
     g_stats_get(&g_stats);
-    size_t frame = (size_t)getauxval(AT_MINSIGSTKSZ);
-    if (frame < 2048)
-        frame = 2048;
-    size_t ps = (size_t)sysconf(_SC_PAGESIZE), size = (frame + 2048 + 63) & ~(size_t)63;
-    size_t pages = (size + ps - 1) / ps * ps;
-    char *map = mmap(NULL, ps + pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED || mprotect(map, ps, PROT_NONE) != 0)
-        return 2;
-    stack_t ss = {.ss_sp = map + ps, .ss_size = size};
-    struct sigaction sa = {.sa_handler = on_stats, .sa_flags = SA_ONSTACK};
-    sigemptyset(&sa.sa_mask);
-    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR2, &sa, NULL) != 0)
+    size_t size = handle_on_small_stack(2048, on_stats);
+    if (!size)
         return 2;
     for (int i = 0; i < 1000; i++)
         raise(SIGUSR2);
