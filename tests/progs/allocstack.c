@@ -38,6 +38,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "painted.h"
 #include "pfalloc.h"
 
 enum { STACK = 256 * 1024, SLOTS = 4096, FOREIGN = 20000 };
@@ -119,7 +120,7 @@ static void bind_all(void)
  * above top (the caller passes a top well below its own frame). */
 __attribute__((noinline)) static void paint(char *top)
 {
-    memset(g_stack, 0xa5, (size_t)(top - g_stack));
+    memset(g_stack, PAINT, (size_t)(top - g_stack));
 }
 
 static void *worker(void *arg)
@@ -146,10 +147,7 @@ static void *worker(void *arg)
         free(slot[i]);
     malloc_trim(0);
 
-    size_t untouched = 0;
-    while (g_stack + untouched < frame && (unsigned char)g_stack[untouched] == 0xa5)
-        untouched++;
-    g_deepest = (size_t)(frame - (g_stack + untouched));
+    g_deepest = painted_used(g_stack, (size_t)(frame - g_stack));
     return NULL;
 }
 
@@ -324,19 +322,11 @@ static int stats_on_altstack(void)
            size, g_stats_ok);
     enum { SIZE = 64 * 1024 };
     char *stack = aligned_alloc(4096, SIZE);
-    pthread_attr_t attr;
     void *res = NULL;
-    if (!stack)
+    size_t used = stack ? painted_run(stack, SIZE, print_small, NULL, &res) : 0;
+    if (!used)
         return 2;
-    memset(stack, 0xa5, SIZE);
-    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, SIZE) != 0 ||
-        pthread_create(&t, &attr, print_small, NULL) != 0 || pthread_join(t, &res) != 0)
-        return 2;
-    size_t untouched = 0;
-    while (untouched < SIZE && (unsigned char)stack[untouched] == 0xa5)
-        untouched++;
-    printf("allocstack: the printers used %zu bytes of a thread's stack: %s\n", SIZE - untouched,
-           res ? "ok" : "failed");
+    printf("allocstack: the printers used %zu bytes of a thread's stack: %s\n", used, res ? "ok" : "failed");
     return 0;
 }
 
@@ -364,17 +354,11 @@ static int thread_use(void)
     if (!stack)
         return 2;
     for (int round = 0; round < 3; round++) {
-        memset(stack, 0xa5, SIZE);
-        pthread_attr_t attr;
-        pthread_t t;
-        if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, SIZE) != 0 ||
-            pthread_create(&t, &attr, idle, round == 2 ? stack : NULL) != 0 || pthread_join(t, NULL) != 0)
+        size_t u = painted_run(stack, SIZE, idle, round == 2 ? stack : NULL, NULL);
+        if (!u)
             return 2;
-        size_t untouched = 0;
-        while (untouched < SIZE && (unsigned char)stack[untouched] == 0xa5)
-            untouched++;
         if (round > 0)
-            used[round - 1] = SIZE - untouched;
+            used[round - 1] = u;
     }
     printf("allocstack: a thread used %zu bytes of its stack, %zu with a malloc and a free\n", used[0], used[1]);
     return 0;

@@ -57,6 +57,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "painted.h"
+
 static const char *mode;
 static volatile long tid_a;
 static volatile pid_t parent, child;
@@ -218,21 +220,14 @@ static void small_start(struct small *m, void *(*fn)(void *), void *arg)
     if (p == MAP_FAILED || mprotect(p, ps, PROT_NONE) != 0)
         die("no stack");
     m->stk = p + ps;
-    memset(m->stk, 0xa5, m->size);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstack(&attr, m->stk, m->size);
-    if (pthread_create(&m->t, &attr, fn, arg) != 0)
+    if (painted_start(&m->t, m->stk, m->size, fn, arg) != 0)
         die("no thread");
 }
 
 static size_t small_used(struct small *m)
 {
     pthread_join(m->t, NULL);
-    size_t untouched = 0;
-    while (untouched < m->size && (unsigned char)m->stk[untouched] == 0xa5)
-        untouched++;
-    return m->size - untouched;
+    return painted_used(m->stk, m->size);
 }
 
 static void storm(void)

@@ -21,6 +21,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "painted.h"
+
 static char *volatile g_big;
 static char *volatile g_mapped;
 
@@ -33,22 +35,6 @@ static void *raiser(void *arg)
     if (arg)
         raise(SIGUSR1);
     return NULL;
-}
-
-/* Runs raiser(arg) on the stack [stack, stack + size), painted first;
- * returns the bytes of it used, or 0 when the thread cannot run. */
-static size_t run_on(char *stack, size_t size, void *arg)
-{
-    memset(stack, 0xa5, size);
-    pthread_attr_t attr;
-    pthread_t t;
-    if (pthread_attr_init(&attr) != 0 || pthread_attr_setstack(&attr, stack, size) != 0 ||
-        pthread_create(&t, &attr, raiser, arg) != 0 || pthread_join(t, NULL) != 0)
-        return 0;
-    size_t untouched = 0;
-    while (untouched < size && (unsigned char)stack[untouched] == 0xa5)
-        untouched++;
-    return size - untouched;
 }
 
 int main(int argc, char **argv)
@@ -66,8 +52,8 @@ int main(int argc, char **argv)
     g_big[1 << 20] = 1;
     g_mapped[0] = 1;
     stack += ps;
-    size_t used = run_on(stack, size, (void *)1);
-    size_t plain = run_on(stack, size, NULL);
+    size_t used = painted_run(stack, size, raiser, (void *)1, NULL);
+    size_t plain = painted_run(stack, size, raiser, NULL, NULL);
     if (!used || !plain)
         return 2;
     printf("smallstack: %zu of %zu bytes, %zu without the signal\n", used, size, plain);
