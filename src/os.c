@@ -1359,6 +1359,23 @@ static int seccomp_on(void)
     return on;
 }
 
+/* The thread's signal mask set to *set (*old: the one before, unless old
+ * is NULL) by the system call itself, which, unlike the C library's
+ * wrapper, blocks the library's own signals too. 0, or -1 when it could
+ * not be set. */
+static int mask_set(const uint64_t *set, uint64_t *old)
+{
+    return syscall(SYS_rt_sigprocmask, SIG_SETMASK, set, old, sizeof(*set)) == 0 ? 0 : -1;
+}
+
+/* The mask *old back, when mask_set changed it (blocked == 0): a mask that
+ * could not be set is not "restored" from what was never read. */
+static void unblock(int blocked, const uint64_t *old)
+{
+    if (blocked == 0)
+        mask_set(old, NULL);
+}
+
 int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes, int timeout_ms,
                       int set_ptracer, int (*unseen)(long nr))
 {
@@ -1384,11 +1401,11 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
      * thread's mask): the program's handlers are its too, and a tracee's
      * stops send it SIGCHLD. */
     uint64_t all = ~(uint64_t)0, old = 0;
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+    int blocked = mask_set(&all, &old);
     int pid = clone(regs_helper, top,
                     CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID, j,
                     &j->alive, NULL, &j->alive);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
+    unblock(blocked, &old);
     if (pid <= 0) {
         errno = saved;
         return -1;
@@ -1524,13 +1541,7 @@ static int block_all(uint64_t *old)
     static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS};
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         all &= ~((uint64_t)1 << (faults[i] - 1));
-    return syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, old, sizeof(all)) == 0 ? 0 : -1;
-}
-
-static void unblock(int blocked, const uint64_t *old)
-{
-    if (blocked == 0)
-        syscall(SYS_rt_sigprocmask, SIG_SETMASK, old, NULL, sizeof(*old));
+    return mask_set(&all, old);
 }
 
 static void own_give_back(struct own_stack *o)
