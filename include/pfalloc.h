@@ -138,16 +138,20 @@ struct pf_stats {
 PF_API int pf_stats_get(struct pf_stats *out);
 
 /* Printers: write to fd with write(2), no stdio, no allocation.
- * Each returns 0, or -1 with errno from write, or -1 with EAGAIN when
- * another report of this process is being written at that moment (a
- * one-line notice is written instead; nothing waits). */
+ * Each returns 0, or -1 with errno from write (EBADF for a negative fd),
+ * or -1 with EAGAIN when another report of this process is being written
+ * at that moment (a one-line notice is written instead; nothing waits).
+ * None of them, nor pf_report, is a cancellation point: a thread cancelled
+ * while it prints ends at its next cancellation point after the printer. */
 PF_API int pf_print_families(int fd);                  /* one row per family */
 PF_API int pf_print_family(int fd, const char *name);  /* one family's spans */
 PF_API int pf_print_totals(int fd);                    /* process totals */
 
 /* The full report (header, totals, families; reason "request") to where
  * PFALLOC_OUT and PFALLOC_FORMAT say (stderr, text by default).
- * Async-signal-safe. Returns 0, or -1 with errno. */
+ * Async-signal-safe. Returns 0, or -1 with errno: from write, or EAGAIN
+ * when another report of this process is being written at that moment (a
+ * one-line notice is written instead; nothing waits). */
 PF_API int pf_report(void);
 
 #ifdef __cplusplus

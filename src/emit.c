@@ -228,13 +228,17 @@ static void unguard_pipe(struct pipe_guard *g, int got_epipe)
     pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
-static int emit_guarded(const char *reason, pf_report_extra_fn extra, int wait)
+/* errno is left as it was; *err (when not NULL) is the report's own. */
+static int emit_guarded(const char *reason, pf_report_extra_fn extra, int wait, int *err)
 {
     int saved = errno;
     struct pipe_guard guard;
     guard_pipe(&guard);
     int rc = emit(reason, extra, wait);
-    unguard_pipe(&guard, rc != 0 && errno == EPIPE);
+    int e = errno;
+    unguard_pipe(&guard, rc != 0 && e == EPIPE);
+    if (err)
+        *err = e;
     errno = saved;
     return rc;
 }
@@ -243,12 +247,12 @@ int pf_emit_report(const char *reason, int with_leaks)
 {
     /* A signal report with leaks (PF_EMIT_LEAKS_NOW) never waits: it runs
      * in a handler, and the report under way may be the one it interrupted. */
-    return emit_guarded(reason, with_leaks ? pf_leaks_write : NULL, with_leaks == PF_EMIT_LEAKS_EXIT);
+    return emit_guarded(reason, with_leaks ? pf_leaks_write : NULL, with_leaks == PF_EMIT_LEAKS_EXIT, NULL);
 }
 
 int pf_emit_report_with(const char *reason, pf_report_extra_fn extra)
 {
-    return emit_guarded(reason, extra, extra != NULL);
+    return emit_guarded(reason, extra, extra != NULL, NULL);
 }
 
 static int emit(const char *reason, pf_report_extra_fn extra, int wait)
@@ -282,16 +286,25 @@ static int emit(const char *reason, pf_report_extra_fn extra, int wait)
 
 /* On a stack of pfalloc's own, as the other reports: the program may call
  * it from a handler on a small alternate stack. */
+struct request {
+    int rc, err;
+};
+
 static void request_report(void *arg)
 {
-    *(int *)arg = pf_emit_report("request", 0);
+    struct request *q = arg;
+    q->rc = emit_guarded("request", NULL, 0, &q->err);
 }
 
 int pf_report(void)
 {
     uintptr_t from;
     PF_OS_PROGRAM_STACK(from);
-    int rc = -1;
-    pf_os_on_own_stack(request_report, &rc, from);
-    return rc;
+    struct request q = {-1, 0};
+    pf_os_on_own_stack(request_report, &q, from);
+    /* The caller asked: a failure says why (EAGAIN when another report
+     * was under way), as the printers do. */
+    if (q.rc != 0)
+        errno = q.err;
+    return q.rc;
 }

@@ -1555,7 +1555,7 @@ PF_NOINLINE uintptr_t pf_os_frame_below(void)
     return (uintptr_t)__builtin_frame_address(0);
 }
 
-int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
+static int on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 {
 #ifdef HAVE_CALL_ON
     uint64_t old = 0;
@@ -1593,6 +1593,22 @@ int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
 #endif
     fn(arg);
     return 0;
+}
+
+int pf_os_on_own_stack(void (*fn)(void *), void *arg, uintptr_t from)
+{
+    /* No report is a cancellation point. Its write(2) to a full pipe, its
+     * reads of /proc and its waits are; a thread cancelled there left the
+     * report buffer, its stack slot or the leak walk taken for good, and
+     * every later report of the process was skipped, the exit report with
+     * its leaks included. A cancellation asked for meanwhile takes effect
+     * at the thread's next cancellation point after the report. */
+    int cancel = PTHREAD_CANCEL_ENABLE;
+    int disabled = pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel) == 0;
+    int rc = on_own_stack(fn, arg, from);
+    if (disabled)
+        pthread_setcancelstate(cancel, NULL);
+    return rc;
 }
 
 uintptr_t pf_os_own_stack_at(uintptr_t p, long tid, uintptr_t *top)

@@ -177,8 +177,9 @@ PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);
  * thread's stack may be as small as the C library allows. `from` is where
  * the caller leaves its own stack (see pf_os_own_stack_at). There are a
  * few such stacks, one per report under way; when all are taken or none
- * can be mapped, fn runs on the caller's stack. Returns 1 when it ran on
- * pfalloc's. Async-signal-safe. */
+ * can be mapped, fn runs on the caller's stack. The thread's cancellation
+ * is disabled meanwhile: no report is a cancellation point. Returns 1 when
+ * it ran on pfalloc's. Async-signal-safe. */
 #define PF_OS_OWN_STACKS 4
 #define PF_OS_OWN_STACK ((size_t)256 * 1024)
 #define PF_OS_OWN_GAP ((size_t)1024 * 1024)

@@ -627,6 +627,10 @@ static void print_job(void *arg)
  * outermost of pfalloc's and takes `from` itself. */
 static int print_from(int what, int fd, const char *name, uintptr_t from)
 {
+    if (fd < 0) { /* the formatter takes a negative fd for "no fd" and would write nothing */
+        errno = EBADF;
+        return -1;
+    }
     struct print_job j = {what, fd, name, -1};
     pf_os_on_own_stack(print_job, &j, from);
     return j.rc;

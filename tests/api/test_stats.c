@@ -422,6 +422,19 @@ Test(stats, printers_name_the_families)
     errno = 0;
     cr_assert_eq(pf_print_families(dead), -1);
     cr_assert_eq(errno, EBADF);
+    /* nor is a negative one: the printers wrote nothing and said 0 */
+    static const int negative[] = {-1, -2, -100};
+    for (size_t i = 0; i < sizeof negative / sizeof negative[0]; i++) {
+        errno = 0;
+        cr_assert_eq(pf_print_totals(negative[i]), -1, "pf_print_totals(%d)", negative[i]);
+        cr_assert_eq(errno, EBADF);
+        errno = 0;
+        cr_assert_eq(pf_print_families(negative[i]), -1, "pf_print_families(%d)", negative[i]);
+        cr_assert_eq(errno, EBADF);
+        errno = 0;
+        cr_assert_eq(pf_print_family(negative[i], "malloc-64"), -1, "pf_print_family(%d)", negative[i]);
+        cr_assert_eq(errno, EBADF);
+    }
 
     pf_free(m);
     PF_DELETE(t);

@@ -11,7 +11,9 @@
  *  - the program's descriptor table is its own;
  *  - a library's own SA_SIGINFO handler for the report signal is kept;
  *  - a program ended by SIGTERM, SIGINT or SIGHUP still writes its exit
- *    report, and still dies of that signal.
+ *    report, and still dies of that signal;
+ *  - a thread cancelled while its report waits on a full pipe leaves the
+ *    program's later reports whole.
  */
 #include "spawn.h"
 
@@ -156,11 +158,13 @@ Test(report_safety, malloc_info_holds_no_lock_while_it_writes)
 /* ---- stderr: only the one the process started with --------------------------------- */
 
 /* How the child's stderr is set up before exec. */
-enum err_setup { ERR_FILE, ERR_CLOSED, ERR_PIPE_NO_READER };
+enum err_setup { ERR_FILE, ERR_CLOSED, ERR_PIPE_NO_READER, ERR_PIPE_OWN_READER };
 
 /* Runs argv under the preload with stdout and stderr in files of a temp
- * directory (stderr closed, or a pipe whose read end is closed, on
- * request), waits for it (timeout_s), fills *r. */
+ * directory (stderr closed, or a pipe whose read end is closed, or a pipe
+ * whose read end the program holds as descriptor 3, on request), waits for
+ * it (timeout_s), fills *r. With ERR_PIPE_OWN_READER, r->err is what the
+ * program left in the pipe. */
 static void run_with_stderr(const char *const argv[], const char *const *env, enum err_setup how,
                             int timeout_s, struct pf_run *r)
 {
@@ -173,7 +177,7 @@ static void run_with_stderr(const char *const argv[], const char *const *env, en
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env};
     char **envp = pf_build_env(&o);
     int p[2] = {-1, -1};
-    if (how == ERR_PIPE_NO_READER)
+    if (how == ERR_PIPE_NO_READER || how == ERR_PIPE_OWN_READER)
         cr_assert(pipe(p) == 0);
     fflush(NULL);
     pid_t pid = fork();
@@ -197,6 +201,12 @@ static void run_with_stderr(const char *const argv[], const char *const *env, en
             close(p[0]);
             close(p[1]);
         }
+        if (how == ERR_PIPE_OWN_READER) {
+            if (dup2(p[1], 2) < 0 || dup2(p[0], 3) < 0)
+                _exit(126);
+            close(p[0]);
+            close(p[1]);
+        }
         for (int s = 1; s < NSIG; s++)
             if (s != SIGKILL && s != SIGSTOP)
                 signal(s, SIG_DFL);
@@ -207,14 +217,31 @@ static void run_with_stderr(const char *const argv[], const char *const *env, en
         _exit(127);
     }
     setpgid(pid, pid);
-    if (p[0] >= 0) {
+    if (how == ERR_PIPE_NO_READER) {
         close(p[0]); /* the reader is gone before the program writes anything */
         close(p[1]);
     }
+    if (how == ERR_PIPE_OWN_READER)
+        close(p[1]);
     free(envp);
     c.pid = pid;
     pf_child_wait(&c, timeout_s, r);
     pf_child_free(&c);
+    if (how == ERR_PIPE_OWN_READER) {
+        /* What the program wrote after it last read the pipe (less than
+         * the pipe holds, or the program would not have ended). */
+        size_t len = 0, cap = 1 << 16;
+        char *text = malloc(cap + 1);
+        cr_assert(text != NULL);
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        for (ssize_t n; len < cap && (n = read(p[0], text + len, cap - len)) > 0;)
+            len += (size_t)n;
+        text[len] = 0;
+        close(p[0]);
+        free(r->err);
+        r->err = text;
+        r->err_len = len;
+    }
 }
 
 Test(report_safety, stderr_closed_at_start_gets_no_report)
@@ -300,6 +327,52 @@ Test(report_safety, sort_closing_stderr_at_exit_still_reports)
     pf_run_free(&r);
     free(in);
     pf_tempdir_remove(dir);
+}
+
+/* ---- a thread cancelled in a report ------------------------------------------------ */
+
+/* progs/cancelled: a thread is cancelled while a report of its waits in
+ * write(2) on a full pipe, then the program reads the pipe empty. The
+ * thread must still end cancelled, and the program's later reports, and
+ * its exit report with the leak section, must be whole: a report cut off
+ * by the cancellation kept pfalloc's report buffer taken for good, and
+ * every later report, the exit one included, was skipped. */
+static void check_cancelled(const struct pf_run *r, const char *how)
+{
+    pf_assert_ok(r, how);
+    cr_assert(strstr(r->out, "thread cancelled after ") != NULL, "%s: %s", how, r->out);
+    cr_assert(strstr(r->out, "pf_print_totals: 0\n") != NULL, "%s: %s", how, r->out);
+    cr_assert(strstr(r->out, "pf_report: 0\n") != NULL, "%s: %s", how, r->out);
+    cr_assert(strstr(r->err, "exit skipped") == NULL, "%s: the exit report was skipped:\n%s", how,
+              pf_tail(r->err, r->err_len, 1500));
+    cr_assert(pf_has_report(r->err, "cancelled"), "%s: no exit report:\n%s", how, pf_tail(r->err, r->err_len, 1500));
+    cr_assert(strstr(r->err, "definitely lost:            1 objects, 4.1 KiB") != NULL,
+              "%s: the exit report lacks the leak:\n%s", how, pf_tail(r->err, r->err_len, 1500));
+}
+
+Test(report_safety, a_thread_cancelled_in_a_printer_leaves_later_reports_whole, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("cancelled"), "printer", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    check_cancelled(&r, "cancelled printer");
+    /* While the thread's report waited, pf_report was skipped: -1, EAGAIN
+     * (errno was left as it was), with its one-line notice. */
+    cr_assert(strstr(r.out, "pf_report while another waits: -1 (EAGAIN)\n") != NULL, "%s", r.out);
+    cr_assert(count(r.err, "request skipped, another report in progress\n") == 1, "%s",
+              pf_tail(r.err, r.err_len, 1500));
+    pf_run_free(&r);
+}
+
+Test(report_safety, a_thread_cancelled_in_a_signal_report_leaves_later_reports_whole, .timeout = 120)
+{
+    const char *const argv[] = {PROG("cancelled"), "signal", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, NULL, ERR_PIPE_OWN_READER, 60, &r);
+    check_cancelled(&r, "cancelled signal");
+    pf_run_free(&r);
 }
 
 /* ---- a report never raises a signal --------------------------------------------------- */
