@@ -298,7 +298,7 @@ __attribute__((constructor(101))) static void preload_start(void)
         pf_callsite_init();
     }
     if (pf_config.check && pf_check_enable() != 0) {
-        static const char msg[] = "pfalloc: PFALLOC_CHECK: no memory for the checking mode; it stays off\n";
+        static const char msg[] = "pfalloc: PFALLOC_CHECK: no memory for the checking mode (it stays off)\n";
         pf_os_write_all(2, msg, sizeof(msg) - 1);
     }
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)

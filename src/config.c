@@ -246,7 +246,7 @@ static void warn(const char *name, const char *value, const char *expect)
         pf_fmt_char(&f, *s == '\n' || *s == '\r' ? ' ' : *s);
     pf_fmt_str(&f, ": expected ");
     pf_fmt_str(&f, expect);
-    pf_fmt_str(&f, "; using the default\n");
+    pf_fmt_str(&f, " (using the default)\n");
     if (buf[f.len - 1] != '\n')
         buf[f.len++] = '\n';
     pf_os_write_all(2, buf, f.len);

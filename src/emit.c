@@ -173,7 +173,7 @@ static int open_out(int at_exit, int *own)
                           : e == ENAMETOOLONG ? "the path is too long"
                           : e == EROFS ? "read-only file system" : "cannot be opened";
         const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, *src ? "..." : "", ": ", why,
-                               "; reports go to stderr\n"};
+                               " (reports go to stderr)\n"};
         warn(parts, sizeof(parts) / sizeof(parts[0]));
     }
     *own = fd >= 0;
@@ -194,7 +194,7 @@ static void warn_write(int fd, int e)
                       : e == ETIMEDOUT ? "the reader did not read it in time"
                       : e == EIO ? "input/output error" : "write error";
     const char *parts[] = {"pfalloc: a report could not be written to PFALLOC_OUT ", pf_config.out, ": ",
-                           why, "; it is lost\n"};
+                           why, " (it is lost)\n"};
     warn(parts, sizeof(parts) / sizeof(parts[0]));
 }
 

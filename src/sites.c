@@ -562,7 +562,7 @@ static void write_text(struct pf_fmt *f)
     pf_fmt_size(f, total.bytes);
     pf_fmt_str(f, collected_at_exit ? " still live at exit" : " live now");
     if (pf_sites_on) {
-        pf_fmt_str(f, "; the program's own: ");
+        pf_fmt_str(f, ", the program's own: ");
         pf_fmt_u64(f, total.program_objects);
         pf_fmt_str(f, " objects, ");
         pf_fmt_size(f, total.program_bytes);
@@ -570,7 +570,7 @@ static void write_text(struct pf_fmt *f)
         pf_fmt_str(f, " (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
     if (total.inherited_objects) {
-        pf_fmt_str(f, "; inherited from the parent: ");
+        pf_fmt_str(f, ", inherited from the parent: ");
         pf_fmt_u64(f, total.inherited_objects);
         pf_fmt_str(f, " objects, ");
         pf_fmt_size(f, total.inherited_bytes);
@@ -579,12 +579,12 @@ static void write_text(struct pf_fmt *f)
     if (!total.objects)
         return;
     if (!grouped)
-        pf_fmt_str(f, "  (out of memory: no room to group them by site; the counts are exact)\n");
+        pf_fmt_str(f, "  (out of memory: no room to group them by site, the counts are exact)\n");
     write_reach_text(f);
     static const char *const headers[] = {
         "  allocated by the program:\n",
         "  allocated by the C/C++ runtime and loader for themselves (not the program's leaks):\n",
-        "  inherited from the parent (allocated before the fork that made this process; not its leaks):\n",
+        "  inherited from the parent (allocated before the fork that made this process, not its leaks):\n",
     };
     for (int pass = 0; pass < 3; pass++) {
         int header = 0;

@@ -291,3 +291,58 @@ Test(programs, sort)
     }
     free(input);
 }
+
+/* ---- cmake ---------------------------------------------------------------------- */
+
+/* cmake configures and builds a small C project under the preload, with
+ * call sites recorded. It runs `uname` through exec_program, which reads
+ * the child's stdout and stderr together, exit report included, into the
+ * host's processor name, a CMake list: a `;` in the report (the leaks
+ * line's, before) split it, and the configure step failed ("include
+ * called with wrong number of arguments"). The built program runs. */
+Test(programs, cmake_configures_and_builds_with_call_sites, .timeout = 300)
+{
+    PF_REQUIRE_PROGRAM("cmake");
+    PF_REQUIRE_PROGRAM("cc");
+    make_dirs();
+    static const char lists[] = "cmake_minimum_required(VERSION 3.13)\nproject(tiny C)\n"
+                                "add_executable(tiny main.c)\n";
+    static const char main_c[] = "#include <stdio.h>\n#include <stdlib.h>\n"
+                                 "int main(void) { char *p = malloc(32); printf(\"tiny %d\\n\", p != 0); "
+                                 "free(p); return 0; }\n";
+    const char *const dirs[] = {dir_plain, dir_pre};
+    for (int d = 0; d < 2; d++) {
+        char *src = pf_path(dirs[d], "src");
+        cr_assert(mkdir(src, 0700) == 0);
+        char *p = pf_path(src, "CMakeLists.txt");
+        pf_write_file(p, lists, sizeof lists - 1);
+        free(p);
+        p = pf_path(src, "main.c");
+        pf_write_file(p, main_c, sizeof main_c - 1);
+        free(p);
+        free(src);
+    }
+    const char *const env[] = {"PFALLOC_SITES=1", "LC_ALL=C", NULL};
+    const char *const configure[] = {"cmake", "-S", "src", "-B", "build", NULL};
+    const char *const build[] = {"cmake", "--build", "build", NULL};
+    char *tiny_plain = pf_path(dir_plain, "build/tiny"), *tiny_pre = pf_path(dir_pre, "build/tiny");
+    const char *const run_plain[] = {tiny_plain, NULL}, *const run_pre[] = {tiny_pre, NULL};
+    const char *const *steps[][2] = {{configure, configure}, {build, build}, {run_plain, run_pre}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        struct pf_run plain, pre;
+        struct pf_spawn_opts po = {.mode = PF_PLAIN, .env = env, .cwd = dir_plain};
+        struct pf_spawn_opts qo = {.mode = PF_PRELOAD, .env = env, .cwd = dir_pre};
+        pf_spawn(steps[i][0], &po, &plain);
+        pf_spawn(steps[i][1], &qo, &pre);
+        pf_assert_ok(&plain, steps[i][0][0]);
+        pf_assert_ok(&pre, steps[i][1][0]);
+        if (i == 2) {
+            cr_assert_str_eq(pre.out, "tiny 1\n");
+            cr_assert(pf_has_report(pre.err, "tiny"), "%s", pre.err);
+        }
+        pf_run_free(&plain);
+        pf_run_free(&pre);
+    }
+    free(tiny_plain);
+    free(tiny_pre);
+}

@@ -1350,7 +1350,7 @@ static void run_bad(const char *const argv[], const char *name, const char *valu
     snprintf(want, sizeof want, "pfalloc: ignoring %s=%s: expected ", name, value);
     cr_assert(count_lines_starting(r->err, "pfalloc: ignoring ") == 1, "want one warning:\n%s", r->err);
     cr_assert(line_starting(r->err, want, line, sizeof line), "want \"%s...\" in\n%s", want, r->err);
-    const char *tail = "; using the default";
+    const char *tail = " (using the default)";
     cr_assert(strlen(line) > strlen(tail) && strcmp(line + strlen(line) - strlen(tail), tail) == 0, "%s", line);
 }
 
