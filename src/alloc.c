@@ -130,6 +130,14 @@ void pf_alloc_bad_pointer(const void *p)
 /* ---- small allocations --------------------------------------------------------- */
 void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
 {
+    if (PF_UNLIKELY(pf_held()))
+        pf_family_held_wait();
+    /* pf_small_alloc came here for a bin that was not empty while held
+     * (and perhaps no longer held when it got here): pop it as it would.
+     * pf_tc_none's bins and closed ones are empty. */
+    struct pf_bin *b = &pf_tc_fast->bins[cls];
+    if (b->top != b->base)
+        return pf_bin_take(b, req, clean);
     int saved = errno;
     struct pf_tcache *tc = pf_tc ? pf_tc : pf_tcache_get();
     if (PF_UNLIKELY(cls >= PF_CACHED_CLASSES) && tc && !pf_tcache_bin_open(tc, cls))
@@ -383,6 +391,9 @@ static size_t family_align(const struct pf_family *f);
  * mapping, and a new size of a small class is no bound on it. */
 void *pf_realloc_in(void *p, size_t n)
 {
+    /* Held: not even in place (a large block may move). */
+    if (PF_UNLIKELY(pf_held()))
+        pf_family_held_wait();
     if (PF_UNLIKELY(pf_check_on))
         return pf_check_realloc(p, n);
     if (!p)

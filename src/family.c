@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #define REG_MAX 65536u
 /* One page of buckets: every family registered writes its bucket, so a
@@ -594,8 +595,60 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
     put_all(empty);
 }
 
+/* A line of its own: every calloc reads it, and nothing near it is
+ * written while it is 0. */
+_Alignas(64) atomic_int pf_hold;
+static _Atomic uint64_t hold_until; /* CLOCK_MONOTONIC ms at which waiters go on */
+static __thread char hold_mine;
+
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+void pf_family_hold(int on)
+{
+    if (on) {
+        /* One deadline for the whole hold, not one per wait: a thread that
+         * allocates again and again while it holds what the holder waits
+         * for costs the holder PF_HOLD_MAX_MS once. */
+        atomic_store_explicit(&hold_until, now_ms() + PF_HOLD_MAX_MS, memory_order_relaxed);
+        hold_mine = 1;
+        atomic_store_explicit(&pf_hold, 1, memory_order_seq_cst);
+    } else {
+        /* The flag first: a handler of this thread that allocates between
+         * the two stores would wait for its own thread. */
+        atomic_store_explicit(&pf_hold, 0, memory_order_seq_cst);
+        hold_mine = 0;
+        pf_os_futex_wake(&pf_hold, INT32_MAX);
+    }
+}
+
+void pf_family_held_wait(void)
+{
+    if (hold_mine)
+        return;
+    while (atomic_load_explicit(&pf_hold, memory_order_acquire) &&
+           now_ms() < atomic_load_explicit(&hold_until, memory_order_relaxed))
+        pf_os_futex_wait_ms(&pf_hold, 1, 10);
+}
+
+int pf_family_hold_child(void)
+{
+    /* The holder's own fork (in a handler that interrupted the walk) goes
+     * on with the walk in the child, which gives the hold back. */
+    if (!atomic_load_explicit(&pf_hold, memory_order_relaxed) || hold_mine)
+        return 0;
+    atomic_store_explicit(&pf_hold, 0, memory_order_relaxed);
+    return 1;
+}
+
 void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean)
 {
+    if (PF_UNLIKELY(pf_held()))
+        pf_family_held_wait();
     ensure_registered(f);
     struct pf_span *spare = NULL;
     pf_lock(&f->lock);

@@ -159,6 +159,31 @@ PF_HIDDEN void pf_family_trim(void);
 PF_HIDDEN long pf_family_spans(const char *name, struct pf_family_stats *st,
                                struct pf_span_info *out, size_t cap);
 
+/* The hold: while the exit's leak walk reads the heap, every other thread
+ * that allocates waits for it, at the allocation's first step (no lock of
+ * pfalloc's held), until PF_HOLD_MAX_MS after the hold began: no object is
+ * made, and no large block moved, under the walk, and a thread that
+ * allocates as it goes stops where its objects are linked where they
+ * belong (its pointers moved under the walk made objects look lost). It
+ * narrows what a running thread can do under the walk; a thread that
+ * runs without allocating still can. Frees go on. The thread that holds,
+ * and its signal handlers, allocate as usual. The fast paths do not look:
+ * the thread caches' direct tables point at no bin while held
+ * (pf_tcache_hold), and pf_small_alloc tests pf_hold. */
+#define PF_HOLD_MAX_MS 2000
+PF_HIDDEN extern atomic_int pf_hold;
+PF_INLINE int pf_held(void) { return atomic_load_explicit(&pf_hold, memory_order_relaxed); }
+/* Takes (on 1) or gives back (on 0) the hold, for the calling thread. */
+PF_HIDDEN void pf_family_hold(int on);
+/* Returns when no other thread holds, or once the hold is PF_HOLD_MAX_MS
+ * old (a holder that waits on a lock of the program's that the caller
+ * holds: the loader's, taken by dl_iterate_phdr, around a callback that
+ * allocates). errno is kept. Not a cancellation point. */
+PF_HIDDEN PF_NOINLINE void pf_family_held_wait(void);
+/* Fork child: gives back a hold the thread that forked did not take;
+ * returns whether there was one. */
+PF_HIDDEN int pf_family_hold_child(void);
+
 /* Fork: every family lock and the registry lock. */
 PF_HIDDEN void pf_family_fork_lock(void);
 PF_HIDDEN void pf_family_fork_unlock(int child);

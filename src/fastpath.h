@@ -64,11 +64,12 @@ PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
     return p;
 }
 
-/* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. */
+/* req <= PF_SMALL_MAX, cls holds it and slot - req <= WASTE_MAX. While
+ * held (family.h), to the slow path, which waits. */
 PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
 {
     struct pf_bin *b = &pf_tc_fast->bins[cls];
-    if (PF_LIKELY(b->top != b->base))
+    if (PF_LIKELY(b->top != b->base) && PF_LIKELY(!pf_held()))
         return pf_bin_take(b, req, clean);
     return pf_alloc_small_slow(req, cls, clean);
 }

@@ -1163,6 +1163,14 @@ void pf_os_futex_wait(atomic_int *word, int val)
     errno = saved;
 }
 
+void pf_os_futex_wait_ms(atomic_int *word, int val, long ms)
+{
+    int saved = errno;
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, &t, NULL, 0);
+    errno = saved;
+}
+
 void pf_os_futex_wake(atomic_int *word, int n)
 {
     int saved = errno;

@@ -146,6 +146,8 @@ PF_HIDDEN unsigned pf_os_ncpus(void);
 /* Sleeps while *word == val (returns at once when it differs, on a signal,
  * or spuriously); wakes up to n sleepers. Process-private futexes. */
 PF_HIDDEN void pf_os_futex_wait(atomic_int *word, int val);
+/* The same for at most ms milliseconds. */
+PF_HIDDEN void pf_os_futex_wait_ms(atomic_int *word, int val, long ms);
 PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
 /* The general registers of other threads of this process (tids[0..n)),
  * into out[i * PF_OS_REGS_WORDS ...], which stays zero for a thread whose

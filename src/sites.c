@@ -355,6 +355,12 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
     pf_reach_release();
     if (rc != 0)
         return -1;
+    /* A pass that ran to its end sees every object that was live when it
+     * took its snapshot; objects made since (by threads a signal's pass
+     * does not hold, or that waited longer than the hold lasts) are not
+     * in it. */
+    if (!reach_note && total.kind_objects[PF_REACH_UNCLASSIFIED])
+        reach_note = "objects were made while the pass ran";
     if (grouped) {
         /* Largest first: shell sort of the occupied entries (no qsort: it may allocate). */
         uint32_t m = nleaks;
@@ -389,7 +395,12 @@ void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit)
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
+    /* Other threads' allocations wait while the heap is read and its
+     * objects counted (family.h, the hold): none is made, and none of
+     * theirs moved, under the walk. */
+    pf_tcache_hold(1);
     collect(sum, 0, stack_from, at_exit);
+    pf_tcache_hold(0);
 }
 
 int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)

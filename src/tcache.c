@@ -32,6 +32,13 @@ static void direct_to_none(struct pf_tcache *t)
         __atomic_store_n(&t->direct[i], &t->bins[PF_NCLASSES], __ATOMIC_RELAXED);
 }
 
+/* Every direct[] entry of t names its bin again. */
+static void direct_to_bins(struct pf_tcache *t)
+{
+    for (unsigned i = 0; i < PF_DIRECT_N; i++)
+        __atomic_store_n(&t->direct[i], &t->bins[pf_class_small[i]], __ATOMIC_RELAXED);
+}
+
 /* The TLS image holds the address: a thread reads it before any code of
  * ours has run in it. */
 __thread struct pf_tcache *pf_tc_fast __attribute__((tls_model("initial-exec"))) =
@@ -214,7 +221,7 @@ struct pf_tcache *pf_tcache_get(void)
         /* Listed first, then the flag read (both seq_cst, as are the flag's
          * store and the list's read there): pf_tcache_direct_off either
          * finds this cache on the list or is seen here. */
-        if (atomic_load(&direct_off))
+        if (atomic_load(&direct_off) || atomic_load(&pf_hold))
             direct_to_none(tc);
     }
     atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
@@ -287,6 +294,9 @@ static PF_NOINLINE void gc_step(struct pf_tcache *tc, unsigned busy)
 
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
+    if (PF_UNLIKELY(tc->direct[0] == &tc->bins[PF_NCLASSES]) && !pf_held() &&
+        !atomic_load_explicit(&direct_off, memory_order_relaxed))
+        direct_to_bins(tc);
     gc_step(tc, cls);
     struct pf_bin *b = &tc->bins[cls];
     int want = (int)(pf_bin_cap(b) / 2);
@@ -346,6 +356,24 @@ void pf_tcache_direct_off(void)
         direct_to_none(t);
 }
 
+/* A cache made while held points its direct table at no bin as it is
+ * listed (pf_tcache_get); one whose table that left so after the release
+ * has it back at its next refill (pf_tcache_refill). */
+void pf_tcache_hold(int on)
+{
+    if (on)
+        pf_family_hold(1);
+    if (on || !atomic_load(&direct_off))
+        for (struct pf_tcache *t = atomic_load(&all_caches); t; t = t->next_all) {
+            if (on)
+                direct_to_none(t);
+            else
+                direct_to_bins(t);
+        }
+    if (!on)
+        pf_family_hold(0);
+}
+
 struct pf_tcache *pf_tcache_first(void)
 {
     return atomic_load_explicit(&all_caches, memory_order_acquire);
@@ -353,6 +381,13 @@ struct pf_tcache *pf_tcache_first(void)
 
 void pf_tcache_fork_child(void)
 {
+    /* A fork from another thread while the exit's walk held: nothing
+     * holds in the child. */
+    if (pf_family_hold_child()) {
+        if (!atomic_load(&direct_off))
+            for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
+                direct_to_bins(t);
+    }
     /* A fork from another thread in the middle of pf_tcache_direct_off's
      * walk: the child finishes it, or some of its caches would record no
      * call site. */

@@ -91,6 +91,10 @@ PF_HIDDEN extern const struct pf_tcache pf_tc_none;
  * preload's mallocs take the slow path, which records call sites (once,
  * at start-up). */
 PF_HIDDEN void pf_tcache_direct_off(void);
+/* The hold (family.h) taken (on 1) or given back (0) by the calling thread,
+ * with every cache's direct table pointing at no bin meanwhile, so other
+ * threads' mallocs reach pf_small_alloc, which waits. */
+PF_HIDDEN void pf_tcache_hold(int on);
 /* Makes the thread-exit key (once; from start-up, before the program can
  * use up the keys). */
 PF_HIDDEN void pf_tcache_init(void);

@@ -841,6 +841,34 @@ Test(reach, exit_while_threads_unmap_stacks_and_move_blocks, .timeout = 900)
     }
 }
 
+/* exit() while other threads allocate and move their pointers about
+ * (tests/progs/churners.c: every block reachable whenever a thread calls
+ * the allocator). Their allocations wait while the exit's pass reads the
+ * heap and counts its objects: before, the pass read tables the threads
+ * changed under it, and each run listed a hundred or more reachable blocks
+ * as definitely lost, and a few thousand made meanwhile as unclassified,
+ * under a pass said to have run to its end. With call sites and without. */
+Test(reach, exit_while_threads_allocate_and_move_pointers, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    for (int i = 0; i < 6; i++) {
+        const char *const env[] = {i % 2 ? "PFALLOC_SITES=1" : "PFALLOC_SITES=0", NULL};
+        const char *const argv[] = {PROG("churners"), NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, "churners");
+        cr_assert(strstr(r.out, "some steps") != NULL, "run %d: the threads made no step: %s", i, r.out);
+        unsigned long n[4];
+        text_summary(r.err, i % 2 ? "  the program's own by reachability:\n" : "  by reachability:\n", n);
+        cr_assert(n[0] == 0 && n[1] == 0 && n[2] == 0, "run %d: %lu definitely, %lu indirectly, %lu possibly lost:\n%s",
+                  i, n[0], n[1], n[2], pf_tail(r.err, r.err_len, 3000));
+        cr_assert(n[3] >= 200000, "run %d: %lu still reachable", i, n[3]);
+        cr_assert(strstr(r.err, "unclassified") == NULL, "run %d:\n%s", i, pf_tail(r.err, r.err_len, 3000));
+        pf_run_free(&r);
+    }
+}
+
 /* Where a sandbox refuses process_vm_readv, the pass reads only what cannot
  * vanish (this thread's stack, small objects under the family locks): no
  * crash, and what it could not tell is unclassified, with the reason. */

@@ -12,6 +12,8 @@
  */
 #include <criterion/criterion.h>
 #include <limits.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "family.h"
+#include "fastpath.h"
 #include "tcache.h"
 
 static struct pf_stats stats;
@@ -993,4 +996,123 @@ Test(tcache, threads_that_keep_to_their_own_blocks_keep_to_their_own_spans)
         cr_assert_eq(k[i].foreign, 0, "thread %u: %llu of %llu blocks and cached slots in spans of others", i,
                      (unsigned long long)k[i].foreign, (unsigned long long)k[i].seen);
     }
+}
+
+/* ---- the hold (family.h) ---------------------------------------------------------- */
+
+/* One allocation of kind `how` in a thread of its own: 0 malloc, 1 calloc,
+ * 2 realloc of a small block, 3 a large malloc, 4 an aligned one; `done`
+ * is set once it returned. */
+struct held_job {
+    int how;
+    atomic_int done;
+    void *p;
+};
+
+static void *held_thread(void *arg)
+{
+    struct held_job *j = arg;
+    void *small = j->how == 2 ? pf_malloc(40) : NULL;
+    if (small)
+        atomic_store(&j->done, -1); /* made before the hold was seen: not held yet */
+    switch (j->how) {
+    case 0: j->p = pf_malloc(64); break;
+    case 1: j->p = pf_calloc(3, 20); break;
+    case 2: j->p = pf_realloc(small, 4000); break;
+    case 3: j->p = pf_malloc(1 << 20); break;
+    default: j->p = pf_aligned_alloc(256, 512); break;
+    }
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+Test(tcache, a_hold_makes_other_threads_allocations_wait_until_it_ends)
+{
+    static const char *const names[] = {"malloc", "calloc", "realloc", "large malloc", "aligned_alloc"};
+    for (int how = 0; how < 5; how++) {
+        /* The other thread has a cache with slots in its bins already. */
+        struct held_job j = {.how = how};
+        if (how == 2) {
+            pf_tcache_hold(1);
+        } else {
+            pf_free(pf_malloc(64));
+            pf_tcache_hold(1);
+        }
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, held_thread, &j), 0);
+        sleep_ms(150);
+        cr_assert_neq(atomic_load(&j.done), 1, "%s went on while held", names[how]);
+        /* The holder allocates as usual. */
+        void *mine = pf_malloc(64);
+        cr_assert_not_null(mine);
+        pf_free(mine);
+        pf_tcache_hold(0);
+        pthread_join(t, NULL);
+        cr_assert_eq(atomic_load(&j.done), 1);
+        cr_assert_not_null(j.p, "%s", names[how]);
+        pf_free(j.p);
+        for (unsigned i = 0; i < PF_DIRECT_N; i++)
+            cr_assert_neq(pf_tc->direct[i], &pf_tc->bins[PF_NCLASSES], "direct entry %u given back", i);
+    }
+}
+
+Test(tcache, a_hold_ends_for_waiters_after_its_time)
+{
+    /* A holder that never gives the hold back (blocked on a lock a waiter
+     * holds) lets its waiters go after PF_HOLD_MAX_MS, once, not per wait. */
+    pf_free(pf_malloc(64));
+    pf_tcache_hold(1);
+    struct held_job j = {.how = 0};
+    pthread_t t;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(pthread_create(&t, NULL, held_thread, &j), 0);
+    pthread_join(t, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    cr_assert_geq(ms, PF_HOLD_MAX_MS - 50, "went on after %ld ms", ms);
+    cr_assert_not_null(j.p);
+    /* Later allocations, past the deadline, do not wait again. */
+    j.how = 1;
+    atomic_store(&j.done, 0);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(pthread_create(&t, NULL, held_thread, &j), 0);
+    pthread_join(t, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    cr_assert_lt(ms, PF_HOLD_MAX_MS / 2, "waited %ld ms again", ms);
+    pf_tcache_hold(0);
+}
+
+Test(tcache, the_slow_path_pops_a_bin_that_is_not_empty)
+{
+    /* pf_small_alloc sends a malloc whose bin has slots to the slow path
+     * while held; when the hold ends before the slow path looks, it must
+     * pop the bin, not refill it: a refill writes half a cap above the top
+     * of a full bin, past its limit into the next bin's wall. */
+    static void *v[1024];
+    unsigned cls = pf_size_class(64);
+    for (int i = 0; i < 1024; i++)
+        v[i] = pf_malloc(64);
+    struct pf_bin *b = &pf_tc->bins[cls];
+    int i = 0;
+    while (b->top != b->limit && i < 1024)
+        pf_free(v[i++]);
+    uint32_t count = pf_bin_count(b);
+    cr_assert_eq(count, pf_bin_cap(b), "the bin is full");
+    void *p = pf_alloc_small_slow(64, cls, NULL);
+    cr_assert_not_null(p);
+    cr_assert_eq(pf_bin_count(b), count - 1, "popped");
+    cr_assert(b->top <= b->limit);
+    cr_assert_null(pf_tc->bins[cls + 1].base[-1].p, "the next bin's wall is whole");
+    pf_free(p);
+    for (; i < 1024; i++)
+        pf_free(v[i]);
 }
