@@ -32,7 +32,8 @@
 #define SITE_SLOTS (1u << 16)
 #define LEAK_SLOTS (1u << 14)
 #define OTHER_ID (SITE_SLOTS + 1) /* shared by stacks that found the table full; entry SITE_SLOTS */
-#define EARLY_ID (SITE_SLOTS + 2) /* live before recording began: the loader's and libc's */
+#define EARLY_ID (SITE_SLOTS + 2) /* live before recording began: the loader's, libc's, and what
+                                     libraries' constructors that ran before pfalloc's made */
 #define PROBES 64
 
 /* Entry key: 0 empty, KEY_BUSY being filled, else hash bits | 2 | runtime. */
@@ -621,7 +622,7 @@ static void write_text(struct pf_fmt *f)
             } else if (l->site == OTHER_ID) {
                 pf_fmt_str(f, "(other sites)");
             } else if (l->site == EARLY_ID) {
-                pf_fmt_str(f, "(before start-up: the loader and libc)");
+                pf_fmt_str(f, "(before start-up: the loader, libc, early constructors)");
             } else {
                 /* The site, then its callers one per line. */
                 int n, first;
