@@ -864,7 +864,13 @@ Test(reach, exit_while_threads_allocate_and_move_pointers, .timeout = 300)
         cr_assert(n[0] == 0 && n[1] == 0 && n[2] == 0, "run %d: %lu definitely, %lu indirectly, %lu possibly lost:\n%s",
                   i, n[0], n[1], n[2], pf_tail(r.err, r.err_len, 3000));
         cr_assert(n[3] >= 200000, "run %d: %lu still reachable", i, n[3]);
-        cr_assert(strstr(r.err, "unclassified") == NULL, "run %d:\n%s", i, pf_tail(r.err, r.err_len, 3000));
+        /* A thread caught between its look at the hold and its pop makes
+         * that one object under the pass: at most one a thread, and said. */
+        const char *u = strstr(r.err, "    unclassified:");
+        unsigned long un = 0;
+        cr_assert(!u || sscanf(u, "    unclassified: %lu objects", &un) == 1, "%s", u);
+        cr_assert(un <= 3, "run %d: %lu unclassified:\n%s", i, un, pf_tail(r.err, r.err_len, 3000));
+        cr_assert(!un || strstr(u, "(reachability objects were made while the pass ran)"), "run %d: %s", i, u);
         pf_run_free(&r);
     }
 }
