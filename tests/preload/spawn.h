@@ -344,6 +344,14 @@ static inline char *pf_path(const char *dir, const char *name)
     return p;
 }
 
+/* Writes the NUL-terminated text into dir/name. */
+static inline void pf_write_in(const char *dir, const char *name, const char *text)
+{
+    char *path = pf_path(dir, name);
+    pf_write_file(path, text, strlen(text));
+    free(path);
+}
+
 /* ---- the usual comparison -------------------------------------------------- */
 
 /* ---- a child that runs while the test talks to it ----------------------------

@@ -206,12 +206,8 @@ Test(install, find_package_consumer_builds_and_runs, .timeout = 300)
     PF_REQUIRE_PROGRAM("cc");
     char *src = pf_path(p.work, "src");
     cr_assert(mkdir(src, 0700) == 0);
-    char *f = pf_path(src, "CMakeLists.txt");
-    pf_write_file(f, consumer_cmake, sizeof consumer_cmake - 1);
-    free(f);
-    f = pf_path(src, "typed.c");
-    pf_write_file(f, typed_c, sizeof typed_c - 1);
-    free(f);
+    pf_write_in(src, "CMakeLists.txt", consumer_cmake);
+    pf_write_in(src, "typed.c", typed_c);
     char script[4096];
     snprintf(script, sizeof script,
              "cmake -S src -B bin -DCMAKE_PREFIX_PATH='%s' >/dev/null && cmake --build bin >/dev/null && "

@@ -314,12 +314,8 @@ Test(programs, cmake_configures_and_builds_with_call_sites, .timeout = 300)
     for (int d = 0; d < 2; d++) {
         char *src = pf_path(dirs[d], "src");
         cr_assert(mkdir(src, 0700) == 0);
-        char *p = pf_path(src, "CMakeLists.txt");
-        pf_write_file(p, lists, sizeof lists - 1);
-        free(p);
-        p = pf_path(src, "main.c");
-        pf_write_file(p, main_c, sizeof main_c - 1);
-        free(p);
+        pf_write_in(src, "CMakeLists.txt", lists);
+        pf_write_in(src, "main.c", main_c);
         free(src);
     }
     const char *const env[] = {"PFALLOC_SITES=1", "LC_ALL=C", NULL};
