@@ -130,8 +130,7 @@ void pf_alloc_bad_pointer(const void *p)
 /* ---- small allocations --------------------------------------------------------- */
 void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
 {
-    if (PF_UNLIKELY(pf_held()))
-        pf_family_held_wait();
+    pf_family_hold_point();
     /* pf_small_alloc came here for a bin that was not empty while held
      * (and perhaps no longer held when it got here): pop it as it would.
      * pf_tc_none's bins and closed ones are empty. */
@@ -391,9 +390,7 @@ static size_t family_align(const struct pf_family *f);
  * mapping, and a new size of a small class is no bound on it. */
 void *pf_realloc_in(void *p, size_t n)
 {
-    /* Held: not even in place (a large block may move). */
-    if (PF_UNLIKELY(pf_held()))
-        pf_family_held_wait();
+    pf_family_hold_point(); /* not even in place: a large block may move */
     if (PF_UNLIKELY(pf_check_on))
         return pf_check_realloc(p, n);
     if (!p)

@@ -351,8 +351,7 @@ void pf_check_free(void *ptr, size_t size, size_t align)
 /* ---- allocation -------------------------------------------------------------------- */
 void *pf_check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
 {
-    if (PF_UNLIKELY(pf_held())) /* its zero-size cells are made here (family.h) */
-        pf_family_held_wait();
+    pf_family_hold_point(); /* its zero-size cells are made here */
     int saved = errno;
     if (align < 16)
         align = 16;

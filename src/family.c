@@ -647,8 +647,7 @@ int pf_family_hold_child(void)
 
 void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean)
 {
-    if (PF_UNLIKELY(pf_held()))
-        pf_family_held_wait();
+    pf_family_hold_point();
     ensure_registered(f);
     struct pf_span *spare = NULL;
     pf_lock(&f->lock);

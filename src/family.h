@@ -180,6 +180,12 @@ PF_HIDDEN void pf_family_hold(int on);
  * holds: the loader's, taken by dl_iterate_phdr, around a callback that
  * allocates). errno is kept. Not a cancellation point. */
 PF_HIDDEN PF_NOINLINE void pf_family_held_wait(void);
+/* Where an allocation path that holds no lock of pfalloc's waits. */
+PF_INLINE void pf_family_hold_point(void)
+{
+    if (PF_UNLIKELY(pf_held()))
+        pf_family_held_wait();
+}
 /* Fork child: gives back a hold the thread that forked did not take;
  * returns whether there was one. */
 PF_HIDDEN int pf_family_hold_child(void);

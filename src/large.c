@@ -367,8 +367,7 @@ __attribute__((constructor)) static void large_init(void)
 
 void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
 {
-    if (PF_UNLIKELY(pf_held())) /* no lock held yet (family.h) */
-        pf_family_held_wait();
+    pf_family_hold_point();
     /* At least a chunk, so no two blocks start in the same chunk. */
     size_t bytes = round_pages(req < PF_CHUNK ? PF_CHUNK : req);
     if (bytes < req || req > (size_t)PTRDIFF_MAX) {

@@ -1156,19 +1156,22 @@ unsigned pf_os_ncpus(void)
 
 /* Not counted: the lock word's own traffic, not memory traffic. errno is
  * kept, since a lock may be taken on paths (free) that must not change it. */
-void pf_os_futex_wait(atomic_int *word, int val)
+static void futex_wait(atomic_int *word, int val, const struct timespec *t)
 {
     int saved = errno;
-    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, t, NULL, 0);
     errno = saved;
+}
+
+void pf_os_futex_wait(atomic_int *word, int val)
+{
+    futex_wait(word, val, NULL);
 }
 
 void pf_os_futex_wait_ms(atomic_int *word, int val, long ms)
 {
-    int saved = errno;
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, &t, NULL, 0);
-    errno = saved;
+    futex_wait(word, val, &t);
 }
 
 void pf_os_futex_wake(atomic_int *word, int n)

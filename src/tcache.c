@@ -349,11 +349,24 @@ void pf_tcache_drain(void)
         flush_all(pf_tc);
 }
 
+/* Every listed cache's direct table at no bin (none), or back at its bins
+ * unless call sites keep it off. */
+static void all_direct(int none)
+{
+    if (!none && atomic_load(&direct_off))
+        return;
+    for (struct pf_tcache *t = atomic_load(&all_caches); t; t = t->next_all) {
+        if (none)
+            direct_to_none(t);
+        else
+            direct_to_bins(t);
+    }
+}
+
 void pf_tcache_direct_off(void)
 {
     atomic_store(&direct_off, 1);
-    for (struct pf_tcache *t = atomic_load(&all_caches); t; t = t->next_all)
-        direct_to_none(t);
+    all_direct(1);
 }
 
 /* A cache made while held points its direct table at no bin as it is
@@ -361,17 +374,13 @@ void pf_tcache_direct_off(void)
  * has it back at its next refill (pf_tcache_refill). */
 void pf_tcache_hold(int on)
 {
-    if (on)
+    if (on) {
         pf_family_hold(1);
-    if (on || !atomic_load(&direct_off))
-        for (struct pf_tcache *t = atomic_load(&all_caches); t; t = t->next_all) {
-            if (on)
-                direct_to_none(t);
-            else
-                direct_to_bins(t);
-        }
-    if (!on)
+        all_direct(1);
+    } else {
+        all_direct(0);
         pf_family_hold(0);
+    }
 }
 
 struct pf_tcache *pf_tcache_first(void)
@@ -383,11 +392,8 @@ void pf_tcache_fork_child(void)
 {
     /* A fork from another thread while the exit's walk held: nothing
      * holds in the child. */
-    if (pf_family_hold_child()) {
-        if (!atomic_load(&direct_off))
-            for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all)
-                direct_to_bins(t);
-    }
+    if (pf_family_hold_child())
+        all_direct(0);
     /* A fork from another thread in the middle of pf_tcache_direct_off's
      * walk: the child finishes it, or some of its caches would record no
      * call site. */
