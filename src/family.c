@@ -25,12 +25,12 @@
 #define KEY_SLOTS 4096u
 
 static pf_lock_t reg_lock = PF_LOCK_INIT;
-static struct pf_family class_fam[PF_NCLASSES];
+PF_BULK static struct pf_family class_fam[PF_NCLASSES];
 static struct pf_family large_fam;
 static struct pf_family *reg_static[256];  /* first families: no mapping needed */
 static struct pf_family **reg_dyn;         /* REG_MAX entries, mapped when 256 are not enough */
 static _Atomic uint32_t reg_count;
-static struct pf_family *by_name[NAME_BUCKETS];
+PF_BULK static struct pf_family *by_name[NAME_BUCKETS];
 
 /* PF_NEW's cache: string-literal address + size -> family, lock-free reads. */
 struct key_slot {
@@ -38,7 +38,7 @@ struct key_slot {
     size_t size;
     struct pf_family *fam;
 };
-static struct key_slot key_cache[KEY_SLOTS];
+PF_BULK static struct key_slot key_cache[KEY_SLOTS];
 
 /* Transfer caches: per size class, whole batches of free slots that a
  * thread cache flushed, handed as they are to the next thread cache that
@@ -64,8 +64,8 @@ struct xfer {
     uint32_t len[XFER_BATCHES];
     uint32_t moves;           /* batches put or taken (mod 2^32); read without the lock */
 } __attribute__((aligned(64)));
-static struct xfer xfers[PF_NCLASSES];
-static struct pf_cached xfer_store[XFER_STORE];
+PF_BULK static struct xfer xfers[PF_NCLASSES];
+PF_BULK static struct pf_cached xfer_store[XFER_STORE];
 
 uint32_t pf_bin_cap_of(unsigned cls)
 {

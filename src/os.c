@@ -55,7 +55,7 @@ static size_t page_size;
 #define TAB_SLOTS 16384
 #define TAB_SHIFT 12                       /* entries count 4 KiB pages */
 #define TAB_MAX_PAGES (((uint64_t)1 << 28) - 1) /* 1 TiB: larger ranges go untracked */
-static _Atomic uint64_t tab[TAB_SLOTS];    /* first page << 29 | pages << 1 | meta; 0: empty */
+PF_BULK static _Atomic uint64_t tab[TAB_SLOTS]; /* first page << 29 | pages << 1 | meta; 0: empty */
 static _Atomic uint32_t tab_hi;            /* entries [0, tab_hi) may be in use */
 static _Atomic uintptr_t tab_busy;        /* 0, or &tab_me of the thread that holds the table */
 static __thread char tab_me;
@@ -799,6 +799,17 @@ static void os_unmap_meta(void *p, size_t size)
 void pf_os_unmap_meta(void *p, size_t size)
 {
     INFLIGHT(os_unmap_meta(p, size));
+}
+
+void pf_os_populate(void *p, size_t size)
+{
+#ifdef MADV_POPULATE_WRITE
+    atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
+    (void)madvise(p, size, MADV_POPULATE_WRITE); /* before Linux 5.14: EINVAL, and faults as before */
+#else
+    (void)p;
+    (void)size;
+#endif
 }
 
 int pf_os_decommit(void *p, size_t size)

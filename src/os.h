@@ -15,6 +15,16 @@
 #define PF_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PF_NOINLINE __attribute__((noinline))
 #define PF_INLINE static inline __attribute__((always_inline))
+/* A table of zeros of a few KiB or more: in x86-64's large-data section,
+ * which the linker puts past .bss, so that the small variables (nearly all
+ * of which every process touches) share a few pages instead of lying
+ * between the tables. A process pays a fault for each page it touches
+ * first, often two (a read, then a write). */
+#if defined(__x86_64__)
+#define PF_BULK __attribute__((section(".lbss")))
+#else
+#define PF_BULK
+#endif
 /* A field written by one thread at a time (under a lock) and read by
  * others without it: relaxed atomic stores and loads, so no read sees half
  * a value. */
@@ -49,6 +59,10 @@ PF_HIDDEN void *pf_os_map_meta(size_t size);
 /* The same, starting on a multiple of align (a power of two; 0: a page). */
 PF_HIDDEN void *pf_os_map_meta_aligned(size_t size, size_t align);
 PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
+/* Makes the pages of [p, p + size) (a pf_os_map mapping) resident and
+ * writable in one system call, where the kernel can: for memory that will
+ * be written through at once, one call instead of a fault per page. */
+PF_HIDDEN void pf_os_populate(void *p, size_t size);
 /* Gives the pages back; their contents read as zero afterwards. 0, or -1
  * when the kernel refused (the pages then keep their contents). */
 PF_HIDDEN int pf_os_decommit(void *p, size_t size);

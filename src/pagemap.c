@@ -4,9 +4,9 @@
  */
 #include "pagemap.h"
 
-struct pf_pagemap pf_pagemap;
+PF_BULK struct pf_pagemap pf_pagemap;
 struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, 0, 0, 0, 0};
-struct pf_pm_view pf_pagemap_view[PF_PM_VIEW_CHUNKS] __attribute__((aligned(64)));
+PF_BULK struct pf_pm_view pf_pagemap_view[PF_PM_VIEW_CHUNKS] __attribute__((aligned(64)));
 /* 1 once a span has claimed the placing of the view's window. */
 static atomic_int view_placed;
 /* 1 once a level-1 index holds PF_PM_HOT_MARK (or is being given it). */

@@ -453,7 +453,7 @@ static void scan_large(uintptr_t a, uintptr_t b, int pass, int definite, uint32_
         scan_foreign(a, b, pass, definite, leader, 1);
         return;
     }
-    static unsigned char vec[HELD_WINDOW]; /* not on a signal handler's stack */
+    PF_BULK static unsigned char vec[HELD_WINDOW]; /* not on a signal handler's stack */
     uintptr_t from = 0, to = 0; /* the run of held pages not read yet */
     for (uintptr_t p = a & ~(ps - 1), len; p < b; p += len) {
         len = b - p < HELD_WINDOW * ps ? ((b - p + ps - 1) & ~(ps - 1)) : HELD_WINDOW * ps;
@@ -595,6 +595,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
     r.capwork = (uint32_t)(objs * 2 + 64);
     r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
     r.bounce = map_zeroed(&r.bounce_bytes, pf_os_page_size() * BOUNCE_PAGES);
+    if (r.bounce) /* the program's data alone fills it: its pages in one call */
+        pf_os_populate(r.bounce, r.bounce_bytes);
     r.hmask = (uint32_t)hsize - 1;
     if (!r.ents || !r.hash || !r.mark || !r.work || !r.bounce) {
         r.note = "out of memory";

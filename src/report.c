@@ -30,8 +30,8 @@
 #define FAMILY_SPANS_SHOWN 64
 
 static atomic_flag busy = ATOMIC_FLAG_INIT; /* owns snap and out while set */
-static struct pf_stats snap;                /* ~70 KiB: too big for a signal stack */
-static char out0[REPORT_BUF_SIZE];
+PF_BULK static struct pf_stats snap;               /* ~70 KiB: too big for a signal stack */
+PF_BULK static char out0[REPORT_BUF_SIZE];
 static char *out = out0;                    /* out0, or the grown mapping */
 static size_t out_cap = sizeof out0;
 static int out_mapped;                      /* 1 once out is a mapping */

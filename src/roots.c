@@ -528,7 +528,7 @@ static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 /* pfalloc's own ranges within one window of a mapping, at most this many
  * (a window with more is left out, and the result is partial). */
 #define OURS_MAX 512
-static uintptr_t ours_buf[OURS_MAX][2];
+PF_BULK static uintptr_t ours_buf[OURS_MAX][2];
 
 static void run_flush(void)
 {
@@ -555,7 +555,7 @@ static void program_mappings(void)
     size_t ps = pf_os_page_size();
     /* Not on the stack: a report in a signal handler may run on a small
      * one (walks are one at a time, see sites.c's `walking`). */
-    static unsigned char vec[RESIDENT_WINDOW];
+    PF_BULK static unsigned char vec[RESIDENT_WINDOW];
     uintptr_t looked = 0;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];

@@ -59,7 +59,7 @@ static _Atomic uint32_t nmods;
 static atomic_flag busy = ATOMIC_FLAG_INIT; /* one builder: adds modules, builds tables */
 static char *arena;
 static size_t arena_left;
-static char scratch[4096]; /* debug file paths; used under busy */
+PF_BULK static char scratch[4096]; /* debug file paths; used under busy */
 
 /* ---- small helpers -------------------------------------------------------------- */
 
