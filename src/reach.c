@@ -291,8 +291,26 @@ static uint64_t obj_bytes(const struct ent *e, uint32_t k)
     return st >= PF_SLOT_LIVE ? e->s->slot_size - (uint32_t)(st - PF_SLOT_LIVE) : 0;
 }
 
-/* The object w points into: *ent, *slot; *start when w is its first byte.
- * A pointer to the first byte of an empty object counts. */
+/* Whether `in` bytes into a live small object of `bytes` bytes at obj is
+ * where C++'s new[] put the first element: just past a word that counts
+ * the elements (the array cookie of a type with a destructor), which
+ * divides what follows it evenly; for new T[0], one word of 0 and the
+ * pointer at its end. The program keeps the array by that pointer, so it
+ * counts as one to the start (a heuristic valgrind applies by default; so
+ * does LeakSanitizer to the zero-length case). A small object is read in
+ * place: the heap cannot change under the pass. */
+static int new_array_start(uintptr_t obj, uintptr_t in, uint64_t bytes)
+{
+    if (in != sizeof(word_t) || bytes < sizeof(word_t))
+        return 0;
+    word_t n = *(const word_t *)obj;
+    uint64_t rest = bytes - sizeof(word_t);
+    return n == 0 ? rest == 0 : n <= rest && rest % n == 0;
+}
+
+/* The object w points into: *ent, *slot; *start when w is its first byte
+ * (or its first element, new_array_start). A pointer to the first byte of
+ * an empty object counts. */
 static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 {
     struct pf_span *s = pf_pagemap_get((const void *)w);
@@ -306,9 +324,16 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
             return 0;
         uintptr_t in = w - s->start - (uintptr_t)k * s->slot_size;
         uint64_t bytes = obj_bytes(&r.ents[e], k);
-        if (in >= (bytes ? bytes : 1) || s->state[k] < PF_SLOT_LIVE)
+        if (s->state[k] < PF_SLOT_LIVE)
             return 0;
-        *start = in == 0;
+        uintptr_t obj = w - in;
+        if (new_array_start(obj, in, bytes)) {
+            *start = 1;
+        } else {
+            if (in >= (bytes ? bytes : 1))
+                return 0;
+            *start = in == 0;
+        }
     } else {
         /* A large block's pagemap entry is only at its first chunk: any
          * other pointer below large_hi is looked up by address. */

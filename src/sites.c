@@ -509,7 +509,7 @@ static const char *family_name(uint32_t id1)
 static void site_text(struct pf_fmt *f, const struct named *n, int demangle)
 {
     if (n->func) {
-        char buf[256];
+        char buf[1024]; /* the report's own stack */
         pf_fmt_str(f, demangle ? pf_sym_demangle(n->func, buf, sizeof buf) : n->func);
         pf_fmt_char(f, '+');
     } else {

@@ -555,11 +555,14 @@ const char *pf_sym_demangle(const char *name, char *buf, size_t cap)
     const char *r = name;
     if (status == 0) {
         size_t n = strlen(d);
-        if (n >= cap)
-            n = cap - 1;
-        memcpy(buf, d, n);
-        buf[n] = 0;
-        r = buf;
+        if (n < cap) {
+            memcpy(buf, d, n + 1);
+            r = buf;
+        } else if (cap > 4) { /* cut, and says so: a cut name must not pass for another */
+            memcpy(buf, d, cap - 4);
+            memcpy(buf + cap - 4, "...", 4);
+            r = buf;
+        }
     }
     /* The runtime allocated it with malloc: give it back the same way. */
     free(d);

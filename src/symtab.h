@@ -31,8 +31,9 @@ PF_HIDDEN int pf_sym_name(uintptr_t addr, struct pf_sym *out);
  * of corrupt files; every read is bounds-checked. */
 PF_HIDDEN const char *pf_sym_in_file(const void *file, size_t size, uintptr_t fileaddr, uintptr_t *symoff);
 
-/* C++ names: `name` demangled into buf (at most cap bytes) when demangling
- * is allowed and the name is a mangled one, else `name` itself. */
+/* C++ names: `name` demangled into buf (at most cap bytes, a longer one cut
+ * and ended with "...") when demangling is allowed and the name is a
+ * mangled one, else `name` itself. */
 PF_HIDDEN const char *pf_sym_demangle(const char *name, char *buf, size_t cap);
 /* Allows demangling (on) or forbids it (off). It calls the C++ runtime's
  * __cxa_demangle, which allocates: allowed only outside signal handlers,

@@ -437,6 +437,70 @@ Test(reports, cxx_leaks_through_new)
     pf_run_free(&r);
 }
 
+/* The line of the text report's "allocated by the program:" table whose
+ * site starts with `site` (malloc'd, without its newline), or NULL. */
+static char *own_row(const char *err, const char *site)
+{
+    const char *sec = strstr(err, "  allocated by the program:\n");
+    if (!sec)
+        return NULL;
+    const char *end = strstr(sec + 1, "  allocated by ");
+    char pat[160];
+    snprintf(pat, sizeof pat, "  %s", site);
+    for (const char *hit = strstr(sec, pat); hit && (!end || hit < end); hit = strstr(hit + 1, pat)) {
+        const char *bol = hit, *eol = strchr(hit, '\n');
+        while (bol > sec && bol[-1] != '\n')
+            bol--;
+        const char *t = bol + strspn(bol, " ");
+        if (*t < '0' || *t > '9' || !eol)
+            continue; /* a caller's line ("by ..."), not a row */
+        return strndup(bol, (size_t)(eol - bol));
+    }
+    return NULL;
+}
+
+/* C++'s new[] of a type with a destructor puts a count before the elements
+ * and gives the program the address past it; new T[0] is that count alone,
+ * with the pointer at the block's end. Kept in globals, both are reachable
+ * (they were "definitely lost" and "possibly lost"); a dropped one is
+ * still lost. Demangled names longer than the report's room were cut
+ * without a mark, so a cut name read as another function's. */
+Test(reports, cxx_arrays_kept_by_new_and_long_names)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("cxxnames"), NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "cxxnames");
+    cr_assert(strcmp(r.out, "cxxnames: done\n") == 0, "%s", r.out);
+    static const struct {
+        const char *site, *reach;
+    } rows[] = {{"keep_zero()+0x", "still reachable"},
+                {"keep_three()+0x", "still reachable"},
+                {"drop_two()+0x", "definitely lost"},
+                {"void keep_named<", "still reachable"},
+                {"void keep_longer<", "still reachable"}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char *row = own_row(r.err, rows[i].site);
+        cr_assert(row, "no row for %s in\n%s", rows[i].site, r.err);
+        cr_assert(strstr(row, rows[i].reach), "%s: want %s: %s", rows[i].site, rows[i].reach, row);
+        free(row);
+    }
+    /* 445 characters: whole, to its last parameter. */
+    char *named = own_row(r.err, "void keep_named<");
+    cr_assert(strstr(named, ", Tail_of_the_name)"), "cut: %s", named);
+    free(named);
+    /* 32 370 characters: cut, and marked so. */
+    char *longer = own_row(r.err, "void keep_longer<");
+    cr_assert(strstr(longer, "...+0x"), "cut without a mark: %s", longer);
+    cr_assert(strlen(longer) < 2000, "%zu characters", strlen(longer));
+    free(longer);
+    cr_assert(strstr(r.err, "    definitely lost:            1 objects, 24 B\n"), "%s", r.err);
+    pf_run_free(&r);
+}
+
 /* ---- a storm of report signals ------------------------------------------------ */
 
 #define STORM_ROUNDS "6000000"
