@@ -13,6 +13,7 @@
 #include "fmt.h"
 
 __thread int pf_lock_id __attribute__((tls_model("initial-exec")));
+__thread int pf_lock_depth __attribute__((tls_model("initial-exec")));
 
 /* Ids are never reused while the process lives (2^30 threads in all before
  * they wrap), and a fork child keeps the forking thread's. A signal handler

@@ -40,6 +40,18 @@ typedef struct {
 /* The calling thread's lock id (even, never 0), given on its first lock. */
 PF_HIDDEN extern __thread int pf_lock_id __attribute__((tls_model("initial-exec")));
 PF_HIDDEN int pf_lock_id_new(void);
+/* Locks the calling thread holds or is taking: counted up before the
+ * compare-and-swap that takes one and down after the exchange that gives
+ * it back, so a signal handler that finds 0 interrupted no pfalloc lock of
+ * its thread's, wherever the signal landed. */
+PF_HIDDEN extern __thread int pf_lock_depth __attribute__((tls_model("initial-exec")));
+/* Whether the calling thread holds (or is taking or giving back) a pfalloc
+ * lock: for a signal handler, whether it interrupted the allocator's
+ * locked paths. */
+static inline int pf_lock_any_mine(void)
+{
+    return pf_lock_depth != 0;
+}
 
 static inline int pf_lock_me(void)
 {
@@ -62,6 +74,8 @@ PF_HIDDEN void pf_lock_wake(pf_lock_t *l);
 static inline void pf_lock(pf_lock_t *l)
 {
     int me = pf_lock_me(), free_ = 0;
+    pf_lock_depth++;
+    atomic_signal_fence(memory_order_seq_cst);
     if (PF_UNLIKELY(!atomic_compare_exchange_strong_explicit(&l->state, &free_, me, memory_order_acquire,
                                                              memory_order_relaxed)))
         pf_lock_wait(l, me);
@@ -73,6 +87,8 @@ static inline void pf_lock(pf_lock_t *l)
 static inline int pf_lock_try(pf_lock_t *l, int tries)
 {
     int me = pf_lock_me();
+    pf_lock_depth++;
+    atomic_signal_fence(memory_order_seq_cst);
     for (int i = 0;; i++) {
         int free_ = 0;
         if (atomic_compare_exchange_strong_explicit(&l->state, &free_, me, memory_order_acquire,
@@ -80,8 +96,11 @@ static inline int pf_lock_try(pf_lock_t *l, int tries)
             return 1;
         /* Held by this very thread: the interrupted code, which cannot give
          * it back while the handler waits. */
-        if (i >= tries || (free_ & ~1) == me)
+        if (i >= tries || (free_ & ~1) == me) {
+            atomic_signal_fence(memory_order_seq_cst);
+            pf_lock_depth--;
             return 0;
+        }
         sched_yield();
     }
 }
@@ -90,6 +109,8 @@ static inline void pf_unlock(pf_lock_t *l)
 {
     if (PF_UNLIKELY(atomic_exchange_explicit(&l->state, 0, memory_order_release) & 1))
         pf_lock_wake(l);
+    atomic_signal_fence(memory_order_seq_cst);
+    pf_lock_depth--;
 }
 
 /* Whether the process has (or had) more than one thread: fork handlers take
@@ -113,7 +134,10 @@ PF_HIDDEN void pf_lock_fork_taken_set(int taken);
  * the forking thread itself, which took it in the prepare handler). */
 static inline void pf_lock_reset(pf_lock_t *l)
 {
+    int s = atomic_load_explicit(&l->state, memory_order_relaxed);
     atomic_store_explicit(&l->state, 0, memory_order_relaxed);
+    if (s && (s & ~1) == pf_lock_id) /* taken by this thread (the forking one) */
+        pf_lock_depth--;
 }
 
 #endif

@@ -92,6 +92,40 @@ Test(check, overflow_found_at_exit_in_a_block_never_freed)
     expect_abort("overflow-at-exit", CHECK, NULL, OVERFLOW("malloc-32"));
 }
 
+/* A process ended by SIGTERM writes its exit report from pfalloc's handler
+ * (the default settings); in the checking mode that report counted the
+ * quarantine's blocks as live and verified no canary, so an overflow went
+ * unnamed. It now does what the exit does first. */
+static void run_term(const char *act, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {BADHEAP, act, NULL};
+    const char *const env[] = {CHECK, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+}
+
+Test(check, sigterm_reports_what_the_exit_would)
+{
+    struct pf_run r;
+    run_term("quarantine-at-term", &r);
+    cr_assert(!r.exited && r.signo == SIGTERM, "%s\n%s", pf_run_how(&r), r.err);
+    const char *live = strstr(r.err, "\n  live objects ");
+    const char *leaks = strstr(r.err, "\nleaks: ");
+    unsigned long nlive = 0, nleaks = 0;
+    cr_assert(live && sscanf(live, "\n  live objects %lu", &nlive) == 1, "%s", r.err);
+    cr_assert(leaks && sscanf(leaks, "\nleaks: %lu objects", &nleaks) == 1, "%s", r.err);
+    cr_assert(nlive == nleaks && nlive >= 3 && nlive < 50, "live %lu, leaks %lu:\n%s", nlive, nleaks, r.err);
+    pf_run_free(&r);
+
+    run_term("overflow-at-term", &r);
+    cr_assert(!r.exited && r.signo == SIGABRT, "%s, want SIGABRT\n%s", pf_run_how(&r), r.err);
+    char want[64];
+    snprintf(want, sizeof want, "pfalloc: heap overflow: block 0x%llx of ", pointer_of(&r));
+    cr_assert(strstr(r.err, want), "want \"%s\" in\n%s", want, r.err);
+    pf_run_free(&r);
+}
+
 Test(check, large_overflow_hits_the_guard_page)
 {
     expect_fault("large-overflow-far");

@@ -10,12 +10,15 @@
  * calls whatever operator new and delete the process has.
  *
  * The acts usable, zero-ok, cxx-ok and reuse are correct programs that
- * print what they saw.
+ * print what they saw. overflow-at-term and quarantine-at-term end by
+ * SIGTERM with 97 blocks freed (the checking mode holds them back) and 3
+ * kept, the first of them overflowed by overflow-at-term.
  *
  * usage: badheap ACT  (badheap list: the acts of misuse)
  */
 #include <dlfcn.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +213,21 @@ int main(int argc, char **argv)
         char *p = hide(malloc(SMALL));
         show(p);
         p[SMALL] = 1;
+    } else if (strcmp(act, "overflow-at-term") == 0 || strcmp(act, "quarantine-at-term") == 0) {
+        static char *kept[3];
+        char *all[100];
+        for (int i = 0; i < 100; i++)
+            all[i] = hide(malloc(SMALL));
+        for (int i = 0; i < 100; i++) {
+            if (i % 34 == 0)
+                kept[i / 34] = all[i];
+            else
+                free(all[i]);
+        }
+        show(kept[0]);
+        if (act[0] == 'o')
+            kept[0][SMALL] = 1;
+        raise(SIGTERM);
     } else if (strcmp(act, "underflow-1") == 0) {
         char *p = hide(malloc(SMALL));
         show(p);

@@ -1116,3 +1116,55 @@ Test(tcache, the_slow_path_pops_a_bin_that_is_not_empty)
     for (; i < 1024; i++)
         pf_free(v[i]);
 }
+
+/* pf_lock_any_mine tells a signal handler whether it interrupted a locked
+ * path: every path that takes locks (refills, flushes, large blocks, a
+ * thread's exit, fork's handlers) gives the count back, a failed try
+ * leaves it, and a fork child's resets of the forking thread's locks take
+ * them off it. */
+static void *lock_churn(void *arg)
+{
+    (void)arg;
+    void *p[600];
+    for (int r = 0; r < 4; r++) {
+        for (int i = 0; i < 600; i++)
+            p[i] = pf_malloc((size_t)(i % 300) * 8 + 1);
+        for (int i = 0; i < 600; i++)
+            pf_free(p[i]);
+        pf_free(pf_malloc(1 << 20));
+    }
+    return (void *)(intptr_t)pf_lock_depth;
+}
+
+Test(tcache, the_count_of_locks_held_goes_back_to_zero)
+{
+    cr_assert_eq(pf_lock_depth, 0);
+    cr_assert_eq((intptr_t)lock_churn(NULL), 0);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, lock_churn, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        void *depth;
+        pthread_join(t[i], &depth);
+        cr_assert_eq((intptr_t)depth, 0, "a thread ended holding %ld", (long)(intptr_t)depth);
+    }
+    cr_assert(!pf_lock_any_mine());
+    pf_lock_t l = PF_LOCK_INIT;
+    pf_lock(&l);
+    cr_assert(pf_lock_any_mine());
+    cr_assert_eq(pf_lock_try(&l, 3), 0, "held by this thread: the try fails");
+    cr_assert_eq(pf_lock_depth, 1);
+    pf_unlock(&l);
+    cr_assert_eq(pf_lock_depth, 0);
+    /* The process has threads: fork takes and resets every lock. */
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        pf_free(pf_malloc(100));
+        _exit(pf_lock_depth == 0 ? 0 : 10 + (pf_lock_depth & 63));
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %d", WEXITSTATUS(st));
+    cr_assert_eq(pf_lock_depth, 0, "parent: %d", pf_lock_depth);
+}
