@@ -26,11 +26,17 @@
 
 static pf_lock_t reg_lock = PF_LOCK_INIT;
 PF_BULK static struct pf_family class_fam[PF_NCLASSES];
+/* 1 once class_fam[c] is set up: tested here, among the small variables,
+ * rather than in the family, so a process's first touch of a family's page
+ * is a write (one fault, where a read of the zero page and then a copy on
+ * the write took two), and a fork's loop over the classes reads no page
+ * of families it never used. */
+static _Atomic uint8_t class_made[PF_NCLASSES];
 static struct pf_family large_fam;
 static struct pf_family *reg_static[256];  /* first families: no mapping needed */
 static struct pf_family **reg_dyn;         /* REG_MAX entries, mapped when 256 are not enough */
 static _Atomic uint32_t reg_count;
-PF_BULK static struct pf_family *by_name[NAME_BUCKETS];
+PF_BULK static struct pf_family *by_name[NAME_BUCKETS] __attribute__((aligned(4096)));
 
 /* PF_NEW's cache: string-literal address + size -> family, lock-free reads. */
 struct key_slot {
@@ -65,6 +71,10 @@ struct xfer {
     uint32_t moves;           /* batches put or taken (mod 2^32); read without the lock */
 } __attribute__((aligned(64)));
 PF_BULK static struct xfer xfers[PF_NCLASSES];
+/* 1 once a batch was put in class c's transfer cache: refills and reports
+ * of a class that never had one read no page of xfers[] (a short process's
+ * refills read three pages of zeros). A stale 0 only skips a batch for now. */
+static _Atomic uint8_t xfer_used[PF_NCLASSES];
 PF_BULK static struct pf_cached xfer_store[XFER_STORE];
 
 uint32_t pf_bin_cap_of(unsigned cls)
@@ -115,6 +125,8 @@ static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
     pf_lock(&x->lock);
     if (PF_UNLIKELY(!x->store))
         xfer_setup(x, cls);
+    if (PF_UNLIKELY(!atomic_load_explicit(&xfer_used[cls], memory_order_relaxed)))
+        atomic_store_explicit(&xfer_used[cls], 1, memory_order_relaxed);
     uint32_t k = atomic_load_explicit(&x->n, memory_order_relaxed);
     int ok = k < XFER_BATCHES && x->fill + (uint32_t)n <= x->cap;
     if (ok) {
@@ -131,6 +143,8 @@ static int xfer_put(unsigned cls, const struct pf_cached *in, int n)
 uint32_t pf_family_transfer_slots(unsigned cls)
 {
     struct xfer *x = &xfers[cls];
+    if (!atomic_load_explicit(&xfer_used[cls], memory_order_relaxed))
+        return 0;
     pf_lock(&x->lock);
     uint32_t n = x->fill;
     pf_unlock(&x->lock);
@@ -140,7 +154,8 @@ uint32_t pf_family_transfer_slots(unsigned cls)
 static int xfer_get(unsigned cls, struct pf_cached *out, int want)
 {
     struct xfer *x = &xfers[cls];
-    if (atomic_load_explicit(&x->n, memory_order_relaxed) == 0)
+    if (!atomic_load_explicit(&xfer_used[cls], memory_order_relaxed) ||
+        atomic_load_explicit(&x->n, memory_order_relaxed) == 0)
         return 0;
     int n = 0;
     pf_lock(&x->lock);
@@ -193,8 +208,9 @@ static int reg_add(struct pf_family *f)
     *reg_slot(n) = f;
     __atomic_store_n(&f->registered, 1, __ATOMIC_RELEASE);
     uint32_t b = hash_name(pf_family_name(f), "") % NAME_BUCKETS;
-    f->hnext = by_name[b];
-    by_name[b] = f;
+    /* One exchange, a write: the first touch of the page costs one fault,
+     * not a read of the zero page and a copy on the write. */
+    f->hnext = __atomic_exchange_n(&by_name[b], f, __ATOMIC_RELAXED);
     atomic_store_explicit(&reg_count, n + 1, memory_order_release);
     return 0;
 }
@@ -271,9 +287,10 @@ struct pf_family *pf_family_class(unsigned cls)
     struct pf_family *f = &class_fam[cls];
     /* Racing threads store the same values; atomically, so that is not a
      * data race. */
-    if (PF_UNLIKELY(__atomic_load_n(&f->obj_size, __ATOMIC_ACQUIRE) == 0)) {
+    if (PF_UNLIKELY(!atomic_load_explicit(&class_made[cls], memory_order_acquire))) {
         __atomic_store_n(&f->obj_align, 16, __ATOMIC_RELAXED);
-        __atomic_store_n(&f->obj_size, pf_class_size[cls], __ATOMIC_RELEASE);
+        __atomic_store_n(&f->obj_size, pf_class_size[cls], __ATOMIC_RELAXED);
+        atomic_store_explicit(&class_made[cls], 1, memory_order_release);
     }
     return f;
 }
@@ -953,7 +970,7 @@ void pf_family_fork_lock(void)
         pf_lock(&pf_family_at(i)->lock);
     /* Class families not yet registered still have locks a thread may hold. */
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (__atomic_load_n(&class_fam[c].obj_size, __ATOMIC_RELAXED) && !class_fam[c].registered)
+        if (atomic_load_explicit(&class_made[c], memory_order_acquire) && !class_fam[c].registered)
             pf_lock(&class_fam[c].lock);
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         pf_lock(&xfers[c].lock);
@@ -964,7 +981,7 @@ void pf_family_fork_unlock(int child)
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         child ? pf_lock_reset(&xfers[c].lock) : pf_unlock(&xfers[c].lock);
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (__atomic_load_n(&class_fam[c].obj_size, __ATOMIC_RELAXED) && !class_fam[c].registered)
+        if (atomic_load_explicit(&class_made[c], memory_order_acquire) && !class_fam[c].registered)
             child ? pf_lock_reset(&class_fam[c].lock) : pf_unlock(&class_fam[c].lock);
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++)
