@@ -962,6 +962,12 @@ void pf_family_trim(void)
     }
 }
 
+/* The unregistered class families whose locks the fork's prepare handler
+ * took: another thread may set a class up (class_made, no lock) between
+ * the prepare and the parent's or child's handler, and those give back
+ * exactly what was taken. Written by the forking thread under reg_lock. */
+static uint8_t fork_took[PF_NCLASSES];
+
 void pf_family_fork_lock(void)
 {
     pf_lock(&reg_lock);
@@ -969,9 +975,11 @@ void pf_family_fork_lock(void)
     for (uint32_t i = 0; i < n; i++)
         pf_lock(&pf_family_at(i)->lock);
     /* Class families not yet registered still have locks a thread may hold. */
-    for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (atomic_load_explicit(&class_made[c], memory_order_acquire) && !class_fam[c].registered)
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        fork_took[c] = atomic_load_explicit(&class_made[c], memory_order_acquire) && !class_fam[c].registered;
+        if (fork_took[c])
             pf_lock(&class_fam[c].lock);
+    }
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         pf_lock(&xfers[c].lock);
 }
@@ -981,7 +989,7 @@ void pf_family_fork_unlock(int child)
     for (unsigned c = 0; c < PF_NCLASSES; c++)
         child ? pf_lock_reset(&xfers[c].lock) : pf_unlock(&xfers[c].lock);
     for (unsigned c = 0; c < PF_NCLASSES; c++)
-        if (atomic_load_explicit(&class_made[c], memory_order_acquire) && !class_fam[c].registered)
+        if (fork_took[c])
             child ? pf_lock_reset(&class_fam[c].lock) : pf_unlock(&class_fam[c].lock);
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++)

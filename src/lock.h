@@ -107,10 +107,14 @@ static inline int pf_lock_try(pf_lock_t *l, int tries)
 
 static inline void pf_unlock(pf_lock_t *l)
 {
-    if (PF_UNLIKELY(atomic_exchange_explicit(&l->state, 0, memory_order_release) & 1))
+    int was = atomic_exchange_explicit(&l->state, 0, memory_order_release);
+    if (PF_UNLIKELY(was & 1))
         pf_lock_wake(l);
     atomic_signal_fence(memory_order_seq_cst);
-    pf_lock_depth--;
+    /* Counted off only if it was this thread's: a lock given back by a
+     * thread that did not take it (a fork child's code that a signal
+     * handler's reset already gave back) leaves the count right. */
+    pf_lock_depth -= (was & ~1) == pf_lock_id;
 }
 
 /* Whether the process has (or had) more than one thread: fork handlers take

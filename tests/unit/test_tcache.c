@@ -1168,3 +1168,25 @@ Test(tcache, the_count_of_locks_held_goes_back_to_zero)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %d", WEXITSTATUS(st));
     cr_assert_eq(pf_lock_depth, 0, "parent: %d", pf_lock_depth);
 }
+
+/* A thread that sets a class family up between fork's prepare handler and
+ * the parent's (its first allocation of that size) made the parent give
+ * back a lock the prepare had not taken, and the forking thread's count of
+ * locks held went below zero. */
+static void *make_class(void *arg)
+{
+    return pf_family_class((unsigned)(uintptr_t)arg);
+}
+
+Test(tcache, fork_gives_back_only_the_locks_it_took)
+{
+    unsigned cls = PF_NCLASSES - 1; /* one nobody here used */
+    pf_family_fork_lock();
+    int held = pf_lock_depth;
+    cr_assert(held > 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, make_class, (void *)(uintptr_t)cls), 0);
+    pthread_join(t, NULL);
+    pf_family_fork_unlock(0);
+    cr_assert_eq(pf_lock_depth, 0, "%d locks counted as held after the fork's handlers", pf_lock_depth);
+}
