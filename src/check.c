@@ -53,6 +53,40 @@ struct qent {
     uint8_t large;
 };
 static struct qent *quar;
+
+/* Check operations under way. A small block is live before its canary is
+ * written (pf_family_alloc_locked marks it, under its family's lock), and
+ * a large one is sealed before the quarantine holds it: verified in
+ * between, either would read as overflowed. busy_mine is a thread's own
+ * count, for a signal handler on it; busy_all counts every thread's, for
+ * the verification at exit, which sets `verifying` and waits for it to
+ * drain; operations that start after that wait outside their window, for
+ * good (the process is ending), except the verifying thread's own. */
+static __thread int busy_mine __attribute__((tls_model("initial-exec")));
+static __thread int i_verify __attribute__((tls_model("initial-exec")));
+static atomic_int busy_all, verifying;
+
+static void busy_in(void)
+{
+    for (;;) {
+        busy_mine++;
+        atomic_signal_fence(memory_order_seq_cst);
+        atomic_fetch_add(&busy_all, 1);
+        if (busy_mine > 1 || i_verify || !atomic_load(&verifying))
+            return;
+        atomic_fetch_sub(&busy_all, 1);
+        atomic_signal_fence(memory_order_seq_cst);
+        busy_mine--;
+        pf_os_futex_wait_ms(&verifying, 1, 1000); /* no cancellation point */
+    }
+}
+
+static void busy_out(void)
+{
+    atomic_fetch_sub(&busy_all, 1);
+    atomic_signal_fence(memory_order_seq_cst);
+    busy_mine--;
+}
 static uint32_t qhead, qcount; /* oldest entry, entries */
 static size_t qbytes;
 
@@ -330,6 +364,7 @@ static void small_free(uintptr_t p, struct pf_span *s, uint32_t idx, size_t size
 
 void pf_check_free(void *ptr, size_t size, size_t align)
 {
+    busy_in();
     int saved = errno;
     uintptr_t p = (uintptr_t)ptr;
     struct pf_guarded g;
@@ -345,13 +380,24 @@ void pf_check_free(void *ptr, size_t size, size_t align)
         pf_large_free(s);
     else
         pf_alloc_bad_pointer(ptr);
+    busy_out();
     errno = saved;
 }
 
 /* ---- allocation -------------------------------------------------------------------- */
+static void *check_alloc(size_t n, size_t align, int zero, struct pf_family *f);
+
 void *pf_check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
 {
     pf_family_hold_point(); /* its zero-size cells are made here */
+    busy_in();
+    void *p = check_alloc(n, align, zero, f);
+    busy_out();
+    return p;
+}
+
+static void *check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
+{
     int saved = errno;
     if (align < 16)
         align = 16;
@@ -551,8 +597,19 @@ int pf_check_enable(void)
 
 void pf_check_exit(void)
 {
-    if (!pf_check_on)
+    /* A terminating signal's handler that interrupted a check operation of
+     * its own thread: that block is half made, and the operation cannot
+     * finish while the handler waits. */
+    if (!pf_check_on || busy_mine)
         return;
+    i_verify = 1;
+    atomic_store(&verifying, 1);
+    /* Operations under way finish their window (microseconds); a thread
+     * stopped inside one for two seconds is not waited for. */
+    for (int i = 0; i < 2000 && atomic_load(&busy_all) > 0; i++) {
+        atomic_int tick = 0;
+        pf_os_futex_wait_ms(&tick, 0, 1);
+    }
     for (;;) {
         pf_lock(&check_lock);
         if (qcount == 0) {

@@ -126,6 +126,39 @@ Test(check, sigterm_reports_what_the_exit_would)
     pf_run_free(&r);
 }
 
+/* A terminating signal that lands while its thread is inside a check
+ * operation (a block made live, its canary not yet written: the canary's
+ * page faults in just then) must not verify that block: it read as a heap
+ * overflow, and the process aborted instead of dying of the signal. */
+Test(check, sigterm_in_the_middle_of_an_allocation_is_no_overflow)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {BADHEAP, "alloc-until-term", NULL};
+    const char *const env[] = {CHECK, NULL};
+    for (int round = 0; round < 4; round++) {
+        struct pf_child c;
+        pf_child_start(&c, "check-term", argv, env, PF_PRELOAD);
+        for (int waited = 0; waited < 10000; waited += 5) {
+            char *out = pf_read_file(c.out_path, NULL);
+            int started = strstr(out, "started\n") != NULL;
+            free(out);
+            if (started)
+                break;
+            pf_sleep_ms(5);
+        }
+        pf_sleep_ms(150 + 100 * round);
+        kill(c.pid, SIGTERM);
+        struct pf_run r;
+        pf_child_wait(&c, 60, &r);
+        cr_assert(!r.exited && r.signo == SIGTERM, "round %d: %s, want SIGTERM\n%.2000s", round, pf_run_how(&r),
+                  r.err);
+        cr_assert(strstr(r.err, "heap overflow") == NULL, "%.2000s", r.err);
+        cr_assert(strstr(r.err, "==== end of pfalloc report ====\n"), "%.2000s", r.err);
+        pf_run_free(&r);
+        pf_child_free(&c);
+    }
+}
+
 Test(check, large_overflow_hits_the_guard_page)
 {
     expect_fault("large-overflow-far");

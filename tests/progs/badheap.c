@@ -12,7 +12,9 @@
  * The acts usable, zero-ok, cxx-ok and reuse are correct programs that
  * print what they saw. overflow-at-term and quarantine-at-term end by
  * SIGTERM with 97 blocks freed (the checking mode holds them back) and 3
- * kept, the first of them overflowed by overflow-at-term.
+ * kept, the first of them overflowed by overflow-at-term. alloc-until-term
+ * prints "started" and allocates blocks of 24..136 bytes, keeping them all,
+ * until a signal ends it (or 20 s pass).
  *
  * usage: badheap ACT  (badheap list: the acts of misuse)
  */
@@ -228,6 +230,13 @@ int main(int argc, char **argv)
         if (act[0] == 'o')
             kept[0][SMALL] = 1;
         raise(SIGTERM);
+    } else if (strcmp(act, "alloc-until-term") == 0) {
+        void *volatile last = static_buf;
+        puts("started");
+        fflush(stdout);
+        for (long i = 0; i < 400000000L && last; i++)
+            last = malloc(24 + (size_t)(i & 7) * 16);
+        puts(last ? "not ended" : "out of memory");
     } else if (strcmp(act, "underflow-1") == 0) {
         char *p = hide(malloc(SMALL));
         show(p);
