@@ -281,7 +281,7 @@ __attribute__((constructor(101))) static void preload_start(void)
 {
     int saved = errno;
     pf_alloc_init();
-    pthread_atfork(NULL, NULL, fork_child);
+    pf_os_atfork(NULL, NULL, fork_child);
     pf_report_init();
     pf_config_load();
     pf_emit_init();

@@ -594,6 +594,9 @@ extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
 extern void _IO_list_resetlock(void) __attribute__((weak));
 
+/* Whether the prepare handler took the checking mode's locks. */
+static int fork_check;
+
 static void fork_prepare(void)
 {
     if (!pf_lock_threaded()) {
@@ -610,6 +613,9 @@ static void fork_prepare(void)
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
+    fork_check = pf_check_on;
+    if (fork_check)
+        pf_check_fork_lock();
     pf_lock_fork_taken_set(1);
 }
 
@@ -617,6 +623,8 @@ static void fork_parent(void)
 {
     if (!pf_lock_fork_taken())
         return;
+    if (fork_check)
+        pf_check_fork_unlock(0);
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
@@ -627,8 +635,12 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     pf_os_fork_stacks();
+    if (pf_check_on)
+        pf_check_fork_child();
     if (!pf_lock_fork_taken())
         return;
+    if (fork_check)
+        pf_check_fork_unlock(1);
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
     pf_family_fork_unlock(1);
@@ -647,7 +659,7 @@ void pf_alloc_init(void)
     int zero = 0;
     if (atomic_compare_exchange_strong(&done, &zero, 1)) {
         pf_tcache_init();
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        pf_os_atfork(fork_prepare, fork_parent, fork_child);
     }
 }
 

@@ -53,6 +53,8 @@ struct qent {
     uint8_t large;
 };
 static struct qent *quar;
+static uint32_t qhead, qcount; /* oldest entry, entries */
+static size_t qbytes;
 
 /* Check operations under way. A small block is live before its canary is
  * written (pf_family_alloc_locked marks it, under its family's lock), and
@@ -65,6 +67,7 @@ static struct qent *quar;
 static __thread int busy_mine __attribute__((tls_model("initial-exec")));
 static __thread int i_verify __attribute__((tls_model("initial-exec")));
 static atomic_int busy_all, verifying;
+static long verifying_pid; /* the process that verifies: not a child forked meanwhile */
 
 static void busy_in(void)
 {
@@ -72,7 +75,7 @@ static void busy_in(void)
         busy_mine++;
         atomic_signal_fence(memory_order_seq_cst);
         atomic_fetch_add(&busy_all, 1);
-        if (busy_mine > 1 || i_verify || !atomic_load(&verifying))
+        if (busy_mine > 1 || i_verify || !atomic_load(&verifying) || pf_os_pid() != verifying_pid)
             return;
         atomic_fetch_sub(&busy_all, 1);
         atomic_signal_fence(memory_order_seq_cst);
@@ -87,8 +90,6 @@ static void busy_out(void)
     atomic_signal_fence(memory_order_seq_cst);
     busy_mine--;
 }
-static uint32_t qhead, qcount; /* oldest entry, entries */
-static size_t qbytes;
 
 /* ---- messages -------------------------------------------------------------- */
 struct msg {
@@ -546,34 +547,30 @@ static void verify_big(const struct pf_guarded *g)
     verify_canary(g->p, g->n, g->s->start + g->room - g->p, g->s->family->name, g->site);
 }
 
-/* As pfalloc's own fork handlers: the lock is taken only in a process that
- * has (or had) threads. With one thread, a fork from a signal handler that
- * interrupted this thread while it held the lock must not wait for itself;
- * nobody else can hold it, and the interrupted code unlocks it in both
- * processes. Registered after pfalloc's, this prepare handler runs before
- * pfalloc's decides anything, so these handlers keep their own record. */
-static int fork_locked;
-
-static void fork_prepare(void)
+/* Called by alloc.c's fork handlers, after the family, large and span
+ * locks and only in a process that has threads: the check and guard locks
+ * are leaves (nothing is locked under them), and the leak walk takes the
+ * guard lock under the family locks, so taken first they would make a fork
+ * and a walk wait for each other. */
+void pf_check_fork_lock(void)
 {
-    if (!pf_lock_threaded()) {
-        fork_locked = 0;
-        return;
-    }
+    pf_guard_fork_lock();
     pf_lock(&check_lock);
-    fork_locked = 1; /* written with the lock held: forks of other threads wait */
 }
 
-static void fork_parent(void)
+void pf_check_fork_unlock(int child)
 {
-    if (fork_locked)
-        pf_unlock(&check_lock);
+    child ? pf_lock_reset(&check_lock) : pf_unlock(&check_lock);
+    pf_guard_fork_unlock(child);
 }
 
-static void fork_child(void)
+void pf_check_fork_child(void)
 {
-    if (fork_locked)
-        pf_lock_reset(&check_lock);
+    /* A child forked by another thread while the parent verified at exit
+     * is not ending: its operations must not wait for it (they also ask
+     * the process id). Only this thread's own operations are under way. */
+    atomic_store(&busy_all, busy_mine);
+    atomic_store(&verifying, 0);
 }
 
 int pf_check_enable(void)
@@ -590,7 +587,6 @@ int pf_check_enable(void)
     pf_tc_fast = (struct pf_tcache *)&pf_tc_none;
     /* Blocks allocated before: their slack becomes their canary. */
     each_live_slot(paint);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
     pf_check_on = 1;
     return 0;
 }
@@ -603,6 +599,7 @@ void pf_check_exit(void)
     if (!pf_check_on || busy_mine)
         return;
     i_verify = 1;
+    verifying_pid = pf_os_pid();
     atomic_store(&verifying, 1);
     /* Operations under way finish their window (microseconds); a thread
      * stopped inside one for two seconds is not waited for. */

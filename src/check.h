@@ -42,5 +42,10 @@ PF_HIDDEN int pf_check_site(const void *p, uint32_t id);
 /* At exit: every block in the quarantine is verified and freed, every live
  * block's canary verified. */
 PF_HIDDEN void pf_check_exit(void);
+/* alloc.c's fork handlers: the checking mode's locks (taken after every
+ * other of pfalloc's, given back first), and the child's own state. */
+PF_HIDDEN void pf_check_fork_lock(void);
+PF_HIDDEN void pf_check_fork_unlock(int child);
+PF_HIDDEN void pf_check_fork_child(void);
 
 #endif

@@ -229,34 +229,18 @@ int pf_guard_set_site(uintptr_t p, uint32_t id)
 }
 
 /* ---- set-up ------------------------------------------------------------------------ */
-/* As pfalloc's own fork handlers: the lock is taken only in a process that
- * has (or had) threads. With one thread, a fork from a signal handler that
- * interrupted this thread while it held the lock must not wait for itself;
- * nobody else can hold it, and the interrupted code unlocks it in both
- * processes. Registered after pfalloc's, this prepare handler runs before
- * pfalloc's decides anything, so these handlers keep their own record. */
-static int fork_locked;
-
-static void fork_prepare(void)
+/* Taken by alloc.c's fork handlers (through check.c) after the family
+ * locks, in a process that has threads: the leak walk takes this lock while
+ * it holds the family locks, so a prepare handler that took it first would
+ * wait for the walk while the walk waited for it. */
+void pf_guard_fork_lock(void)
 {
-    if (!pf_lock_threaded()) {
-        fork_locked = 0;
-        return;
-    }
     pf_lock(&guard_lock);
-    fork_locked = 1; /* written with the lock held: forks of other threads wait */
 }
 
-static void fork_parent(void)
+void pf_guard_fork_unlock(int child)
 {
-    if (fork_locked)
-        pf_unlock(&guard_lock);
-}
-
-static void fork_child(void)
-{
-    if (fork_locked)
-        pf_lock_reset(&guard_lock);
+    child ? pf_lock_reset(&guard_lock) : pf_unlock(&guard_lock);
 }
 
 int pf_guard_init(void)
@@ -270,6 +254,5 @@ int pf_guard_init(void)
     zero_sites = (uint32_t *)((char *)bits + ZERO_CELLS / 8);
     zero_base = (uintptr_t)z;
     bigs = t;
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
     return 0;
 }

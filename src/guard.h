@@ -27,8 +27,11 @@ struct pf_guarded {
     uint8_t freed;     /* freed by the program (waiting in the quarantine) */
 };
 
-/* Maps the table and the reserve, registers the fork handlers; 0 or -1. */
+/* Maps the table and the reserve; 0 or -1. */
 PF_HIDDEN int pf_guard_init(void);
+/* For alloc.c's fork handlers (check.c's pf_check_fork_lock). */
+PF_HIDDEN void pf_guard_fork_lock(void);
+PF_HIDDEN void pf_guard_fork_unlock(int child);
 /* A block of n bytes aligned to align (>= 16), counted in f, followed by
  * at least `canary_min` bytes of `canary` up to the guard page; NULL with
  * errno set. When the table is full the block is a plain large one. */

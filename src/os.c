@@ -1063,6 +1063,17 @@ long pf_os_pid(void)
     return getpid();
 }
 
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso)
+    __attribute__((weak));
+
+void pf_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    if (__register_atfork)
+        __register_atfork(prepare, parent, child, NULL);
+    else
+        pthread_atfork(prepare, parent, child);
+}
+
 long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len)
 {
     /* One iovec per page: the kernel stops at the first piece it cannot

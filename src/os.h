@@ -96,6 +96,14 @@ PF_HIDDEN int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx),
 PF_HIDDEN long pf_os_tid(void);
 /* The process's id (not cached: a fork child has its own). */
 PF_HIDDEN long pf_os_pid(void);
+/* pthread_atfork, but handlers that stay registered to the process's end.
+ * The C library drops a shared object's fork handlers when it starts that
+ * object's destructors (__cxa_finalize), which for pfalloc is before its
+ * exit report: a fork from another thread while the report holds locks
+ * then gave the child those locks held, and its first malloc waited for
+ * good. glibc's __register_atfork with no object keeps them; elsewhere
+ * pthread_atfork. pfalloc is never unloaded. */
+PF_HIDDEN void pf_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 /* Copies len bytes of this process's memory at src into dst without ever
  * faulting (process_vm_readv on its own pid `pid`, one piece per page).
  * Returns the bytes copied up to the first page that cannot be read

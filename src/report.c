@@ -377,7 +377,7 @@ static void fork_child(void)
  * library forks as one running under the preload does. */
 __attribute__((constructor)) static void report_ctor(void)
 {
-    pthread_atfork(fork_prepare, NULL, fork_child);
+    pf_os_atfork(fork_prepare, NULL, fork_child);
 }
 
 /* The notice written when the static buffer is taken: one short line from a

@@ -14,17 +14,22 @@
  * SIGTERM with 97 blocks freed (the checking mode holds them back) and 3
  * kept, the first of them overflowed by overflow-at-term. alloc-until-term
  * prints "started" and allocates blocks of 24..136 bytes, keeping them all,
- * until a signal ends it (or 20 s pass).
+ * until a signal ends it (or 20 s pass). fork-at-exit returns from main while
+ * another thread forks children that malloc, free and _exit, on and on.
  *
  * usage: badheap ACT  (badheap list: the acts of misuse)
  */
 #include <dlfcn.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 /* The acts are the point of the program. */
 #pragma GCC diagnostic ignored "-Wuse-after-free"
@@ -125,6 +130,36 @@ static void unaligned_delete_of_aligned(void)
     void *p = op_new(64, 128);
     show(p);
     op_del(p, 64);
+}
+
+/* Forks on and on: each child allocates, frees, says "done PID" and
+ * ends; the parent says "forked PID" first. */
+static void say(const char *what, long pid)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "%s %ld\n", what, pid);
+    if (write(1, line, (size_t)n) != n)
+        _exit(4);
+}
+
+static void *forker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            char *p = hide(malloc(100));
+            p[0] = 1;
+            free(p);
+            say("done", (long)getpid());
+            _exit(0);
+        }
+        if (pid > 0) {
+            say("forked", (long)pid);
+            waitpid(pid, NULL, 0);
+        }
+    }
+    return NULL;
 }
 
 static const char *const acts[] = {
@@ -237,6 +272,13 @@ int main(int argc, char **argv)
         for (long i = 0; i < 400000000L && last; i++)
             last = malloc(24 + (size_t)(i & 7) * 16);
         puts(last ? "not ended" : "out of memory");
+    } else if (strcmp(act, "fork-at-exit") == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, forker, NULL) != 0)
+            return 3;
+        struct timespec ms = {0, 50 * 1000 * 1000};
+        nanosleep(&ms, NULL);
+        return 0;
     } else if (strcmp(act, "underflow-1") == 0) {
         char *p = hide(malloc(SMALL));
         show(p);
