@@ -344,6 +344,15 @@ static inline char *pf_path(const char *dir, const char *name)
     return p;
 }
 
+/* Occurrences of needle in hay (they may overlap). */
+static inline size_t pf_count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 /* Writes the NUL-terminated text into dir/name. */
 static inline void pf_write_in(const char *dir, const char *name, const char *text)
 {

@@ -159,14 +159,6 @@ Test(check, sigterm_in_the_middle_of_an_allocation_is_no_overflow)
     }
 }
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* A child that another thread forks while the exit report runs is not
  * ending. The C library had dropped pfalloc's fork handlers by then (it
  * drops a shared object's as its destructors start), so such a child got
@@ -189,8 +181,8 @@ static void fork_at_exit(const char *const *env)
     size_t forked = 0, done = 0;
     for (int waited = 0; waited <= 2000; waited += 50) {
         char *out = pf_read_file(c.out_path, NULL);
-        forked = count(out, "forked ");
-        done = count(out, "done ");
+        forked = pf_count(out, "forked ");
+        done = pf_count(out, "done ");
         free(out);
         if (forked && done >= forked)
             break;

@@ -25,14 +25,6 @@ TestSuite(report_safety);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* Runs python3 -c `script` with `arg`, stdin from `input_path`; asserts it
  * exits 0 and returns its stdout (malloc'd). */
 static char *python(const char *script, const char *arg, const char *input_path)
@@ -361,7 +353,7 @@ Test(report_safety, a_thread_cancelled_in_a_printer_leaves_later_reports_whole, 
     /* While the thread's report waited, pf_report was skipped: -1, EAGAIN
      * (errno was left as it was), with its one-line notice. */
     cr_assert(strstr(r.out, "pf_report while another waits: -1 (EAGAIN)\n") != NULL, "%s", r.out);
-    cr_assert(count(r.err, "request skipped, another report in progress\n") == 1, "%s",
+    cr_assert(pf_count(r.err, "request skipped, another report in progress\n") == 1, "%s",
               pf_tail(r.err, r.err_len, 1500));
     pf_run_free(&r);
 }
@@ -571,7 +563,7 @@ static void killed_with_exit_report(int signo)
     pf_child_wait(&c, 30, &r);
     cr_assert(!r.exited && r.signo == signo, "daemonish: %s, expected signal %d", pf_run_how(&r), signo);
     cr_assert(pf_has_report(r.err, "daemonish"), "no exit report:\n%s", r.err);
-    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && count(r.err, "==== end of pfalloc report ====\n") == 1,
+    cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1 && pf_count(r.err, "==== end of pfalloc report ====\n") == 1,
               "%s", r.err);
     /* Its kept blocks are live: the leak section counts them. */
     const char *leaks = strstr(r.err, "\nleaks: ");
@@ -628,7 +620,7 @@ Test(report_safety, program_sigterm_handler_is_left_alone)
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, "ownsignal");
     cr_assert(strstr(r.out, "handler ran 3 times") != NULL, "%s", r.out);
-    cr_assert(count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
     pf_run_free(&r);
 }
 

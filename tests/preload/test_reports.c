@@ -36,14 +36,6 @@ static void start_daemonish(struct pf_child *c, const char *seconds, const char 
 
 /* ---- reading reports -------------------------------------------------------- */
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 static size_t count_lines_starting(const char *text, const char *prefix)
 {
     size_t n = 0, len = strlen(prefix);
@@ -257,7 +249,7 @@ Test(reports, leaky_text_leak_table)
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, "leaky");
     cr_assert(strstr(r.out, ", 10 objects kept\n") != NULL, "stdout: %s", r.out);
-    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && count(r.err, "==== end of pfalloc report ====\n") == 1,
+    cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1 && pf_count(r.err, "==== end of pfalloc report ====\n") == 1,
               "want one whole report:\n%s", r.err);
     cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
 
@@ -360,7 +352,7 @@ Test(reports, leaky_json_leak_section)
     }
     /* Every other live object is the runtime's own (stdio's buffer, ...). */
     size_t rows = count_lines_starting(sum, "site ");
-    size_t runtime_rows = count(sum, " true\n");
+    size_t runtime_rows = pf_count(sum, " true\n");
     cr_assert(rows == 4 + runtime_rows, "sites other than leaky's four are not all the runtime's:\n%s", sum);
     free(sum);
     pf_run_free(&r);
@@ -696,9 +688,9 @@ Test(reports, interval_text_reports)
     pf_assert_ok(&r, "daemonish");
     char want[128];
     snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason interval, ", (int)c.pid);
-    size_t n = count(r.err, want);
+    size_t n = pf_count(r.err, want);
     cr_assert(n >= 2 && n <= 5, "%zu interval reports:\n%s", n, r.err);
-    cr_assert(count(r.err, PF_REPORT_MARK) == count(r.err, "==== end of pfalloc report ====\n"));
+    cr_assert(pf_count(r.err, PF_REPORT_MARK) == pf_count(r.err, "==== end of pfalloc report ====\n"));
     cr_assert(pf_has_report(r.err, "daemonish"));
     pf_run_free(&r);
     pf_child_free(&c);
@@ -993,7 +985,7 @@ Test(reports, json_is_one_line_per_report)
     const char *const env[] = {"PFALLOC_FORMAT=json", NULL};
     run_leaky(env, &r);
     pf_assert_ok(&r, "leaky");
-    cr_assert(count(r.err, "\n") == 1 && r.err[r.err_len - 1] == '\n', "%s", r.err);
+    cr_assert(pf_count(r.err, "\n") == 1 && r.err[r.err_len - 1] == '\n', "%s", r.err);
     char *sum = json_summary(NULL, r.err);
     cr_assert(strstr(sum, " leaky exit ") != NULL, "%s", sum);
     char line[256];
@@ -1046,7 +1038,7 @@ Test(reports, out_file_appends)
     pf_run_free(&r);
     char *text = pf_read_file(path, NULL);
     cr_assert(strncmp(text, "kept line\n" PF_REPORT_MARK, 10 + strlen(PF_REPORT_MARK)) == 0, "%.300s", text);
-    cr_assert(count(text, PF_REPORT_MARK) == 2, "two runs, two reports");
+    cr_assert(pf_count(text, PF_REPORT_MARK) == 2, "two runs, two reports");
     free(text);
     free(path);
     pf_tempdir_remove(dir);
@@ -1275,8 +1267,8 @@ Test(reports, report_signal_has_no_exit_report)
     pf_assert_ok(&r, "daemonish");
     char want[128];
     snprintf(want, sizeof want, PF_REPORT_MARK "%d (daemonish), reason signal, ", (int)c.pid);
-    cr_assert(count(r.err, want) == 1, "%s", r.err);
-    cr_assert(count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    cr_assert(pf_count(r.err, want) == 1, "%s", r.err);
+    cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
     cr_assert(strstr(r.err, "\nleaks: ") == NULL, "a signal report has no leak section");
     pf_run_free(&r);
     pf_child_free(&c);
@@ -1297,7 +1289,7 @@ Test(reports, signal_usr2_leaves_usr1_alone)
     struct pf_run r;
     pf_child_wait(&c, 30, &r);
     cr_assert(r.signo == SIGUSR1, "SIGUSR1 should take its default action: %s", pf_run_how(&r));
-    cr_assert(count(r.err, want) == 1 && count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
+    cr_assert(pf_count(r.err, want) == 1 && pf_count(r.err, PF_REPORT_MARK) == 1, "%s", r.err);
     pf_run_free(&r);
     pf_child_free(&c);
 }
@@ -1336,7 +1328,7 @@ Test(reports, program_handler_wins)
     pf_spawn(argv, &o, &r);
     pf_assert_ok(&r, "ownsignal");
     cr_assert(strcmp(r.out, "ownsignal: handler ran 3 times\n") == 0, "%s", r.out);
-    cr_assert(count(r.err, PF_REPORT_MARK) == 1 && pf_has_report(r.err, "ownsignal"),
+    cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1 && pf_has_report(r.err, "ownsignal"),
               "only the exit report, none for the program's signals:\n%s", r.err);
     cr_assert(strstr(r.err, "reason signal") == NULL, "%s", r.err);
     pf_run_free(&r);

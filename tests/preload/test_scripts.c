@@ -48,14 +48,6 @@ static void start_daemonish(struct pf_child *c, const char *const *env, enum pf_
     cr_assert(pf_wait_for_text(c->out_path, "daemonish: started\n", 20000), "daemonish did not start");
 }
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 static void run(const char *const argv[], const char *const *env, struct pf_run *r)
 {
     struct pf_spawn_opts o = {.mode = PF_PLAIN, .env = env, .timeout_s = 120};
@@ -144,7 +136,7 @@ Test(scripts, run_options_become_variables)
     }
     closedir(d);
     cr_assert(files == 1 && text != NULL, "%d report files", files);
-    cr_assert(strncmp(text, "{\"pid\":", 7) == 0 && count(text, "\n") == 1, "%s", text);
+    cr_assert(strncmp(text, "{\"pid\":", 7) == 0 && pf_count(text, "\n") == 1, "%s", text);
     cr_assert(strstr(text, "\"reason\":\"exit\"") && strstr(text, "\"sites_recorded\":true"), "%.400s", text);
     free(text);
     pf_tempdir_remove(dir);
@@ -200,7 +192,7 @@ static void assert_one_text_report(const char *out, pid_t pid)
     cr_assert(strncmp(out, head, strlen(head)) == 0, "does not start with \"%s\":\n%.300s", head, out);
     cr_assert(n > strlen(end) && strcmp(out + n - strlen(end), end) == 0, "does not end with the end line:\n%s",
               pf_tail(out, n, 300));
-    cr_assert(count(out, PF_REPORT_MARK) == 1 && count(out, end) == 1, "more than one report:\n%s", out);
+    cr_assert(pf_count(out, PF_REPORT_MARK) == 1 && pf_count(out, end) == 1, "more than one report:\n%s", out);
     cr_assert(strstr(out, "\ntotals\n") && strstr(out, "\nfamily "), "%s", out);
 }
 
@@ -228,7 +220,7 @@ Test(scripts, dump_from_the_report_file)
     char path[700];
     snprintf(path, sizeof path, "%s/reports.%d", dir, (int)c.pid);
     char *file = pf_read_file(path, NULL);
-    cr_assert(count(file, PF_REPORT_MARK) == 2 && strstr(file, r1.out) && strstr(file, r2.out),
+    cr_assert(pf_count(file, PF_REPORT_MARK) == 2 && strstr(file, r1.out) && strstr(file, r2.out),
               "the dumps are not the file's reports:\n%s", file);
     free(file);
     pf_run_free(&r1);
@@ -249,7 +241,7 @@ Test(scripts, dump_json_from_a_stderr_file)
     struct pf_run r;
     run(argv, NULL, &r);
     pf_assert_ok(&r, "pfalloc-dump");
-    cr_assert(count(r.out, "\n") == 1 && r.out[r.out_len - 1] == '\n', "want one line:\n%s", r.out);
+    cr_assert(pf_count(r.out, "\n") == 1 && r.out[r.out_len - 1] == '\n', "want one line:\n%s", r.out);
     /* It parses, and is the signal report of that process. */
     char code[256];
     snprintf(code, sizeof code,
@@ -392,8 +384,8 @@ Test(scripts, view_renders_interval_and_exit_reports, .timeout = 150)
     pf_assert_ok(&r, "leaky");
     pf_run_free(&r);
     char *data = pf_read_file(stream, NULL);
-    size_t intervals = count(data, "\"reason\":\"interval\"");
-    cr_assert(intervals >= 2 && count(data, "\"reason\":\"exit\"") == 2, "%.300s", data);
+    size_t intervals = pf_count(data, "\"reason\":\"interval\"");
+    cr_assert(intervals >= 2 && pf_count(data, "\"reason\":\"exit\"") == 2, "%.300s", data);
     free(data);
 
     const char *const argv[] = {SCRIPT("pfalloc-view"), "-o", html, stream, NULL};
@@ -440,7 +432,7 @@ Test(scripts, view_copes_with_one_report_and_bad_lines)
     struct pf_run r;
     run(argv, NULL, &r);
     pf_assert_ok(&r, "pfalloc-view");
-    cr_assert(count(r.err, "pfalloc-view: ") == 3, "want a warning per bad line:\n%s", r.err);
+    cr_assert(pf_count(r.err, "pfalloc-view: ") == 3, "want a warning per bad line:\n%s", r.err);
     cr_assert(strstr(r.err, ":1:") && strstr(r.err, ":3:") && strstr(r.err, ":4:"), "%s", r.err);
     pf_write_file(html, r.out, r.out_len);
     pf_run_free(&r);
@@ -728,7 +720,7 @@ static size_t reports_in(const char *dir, const char *prefix, int *files)
             continue;
         char *p = pf_path(dir, e->d_name);
         char *text = pf_read_file(p, NULL);
-        n += count(text, PF_REPORT_MARK);
+        n += pf_count(text, PF_REPORT_MARK);
         (*files)++;
         free(text);
         free(p);

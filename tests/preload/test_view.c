@@ -21,14 +21,6 @@ TestSuite(view);
 #define SCREENSHOT PF_BUILD_DIR "/tests/view-screenshot.png"
 #define SIGNAL_REPORTS 4
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* The line of tests/progs/symbols.c holding `needle` (1-based). */
 static int symbols_line(const char *needle)
 {
@@ -162,7 +154,7 @@ Test(view, page_loads_in_a_browser, .timeout = 300)
         size_t got = 0;
         for (int w = 0; w < 2000; w++) {
             char *s = pf_read_file(stream, NULL);
-            got = count(s, "\"reason\":\"signal\"");
+            got = pf_count(s, "\"reason\":\"signal\"");
             free(s);
             if (got >= (size_t)i)
                 break;
@@ -186,8 +178,8 @@ Test(view, page_loads_in_a_browser, .timeout = 300)
     pf_run_free(&r);
 
     char *data = pf_read_file(stream, NULL);
-    cr_assert(count(data, "\"reason\":\"signal\"") == SIGNAL_REPORTS && count(data, "\"reason\":\"exit\"") == 2 &&
-                  count(data, "\n") == SIGNAL_REPORTS + 2,
+    cr_assert(pf_count(data, "\"reason\":\"signal\"") == SIGNAL_REPORTS && pf_count(data, "\"reason\":\"exit\"") == 2 &&
+                  pf_count(data, "\n") == SIGNAL_REPORTS + 2,
               "want %d signal and 2 exit reports:\n%.2000s", SIGNAL_REPORTS, data);
     free(data);
 
