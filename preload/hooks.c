@@ -157,16 +157,14 @@ static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_
  * the signal interrupted, which cannot until the handler returns. */
 static int family_locks_free(void)
 {
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t t0 = pf_os_now_ms();
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++) {
         struct pf_family *f = pf_family_at(i);
         while (atomic_load_explicit(&f->lock.state, memory_order_acquire)) {
             if (pf_lock_mine(&f->lock))
                 return 0; /* the interrupted code of this very thread holds it */
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 200)
+            if (pf_os_now_ms() - t0 > 200)
                 return 0;
             sched_yield();
         }

@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #define REG_MAX 65536u
 /* One page of buckets: every family registered writes its bucket, so a
@@ -618,20 +617,13 @@ _Alignas(64) atomic_int pf_hold;
 static _Atomic uint64_t hold_until; /* CLOCK_MONOTONIC ms at which waiters go on */
 static __thread char hold_mine;
 
-static uint64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 void pf_family_hold(int on)
 {
     if (on) {
         /* One deadline for the whole hold, not one per wait: a thread that
          * allocates again and again while it holds what the holder waits
          * for costs the holder PF_HOLD_MAX_MS once. */
-        atomic_store_explicit(&hold_until, now_ms() + PF_HOLD_MAX_MS, memory_order_relaxed);
+        atomic_store_explicit(&hold_until, pf_os_now_ms() + PF_HOLD_MAX_MS, memory_order_relaxed);
         hold_mine = 1;
         atomic_store_explicit(&pf_hold, 1, memory_order_seq_cst);
     } else {
@@ -648,7 +640,7 @@ void pf_family_held_wait(void)
     if (hold_mine)
         return;
     while (atomic_load_explicit(&pf_hold, memory_order_acquire) &&
-           now_ms() < atomic_load_explicit(&hold_until, memory_order_relaxed))
+           pf_os_now_ms() < atomic_load_explicit(&hold_until, memory_order_relaxed))
         pf_os_futex_wait_ms(&pf_hold, 1, 10);
 }
 

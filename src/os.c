@@ -927,7 +927,7 @@ uint64_t pf_os_seconds(void)
     return (uint64_t)ts.tv_sec;
 }
 
-static uint64_t now_ms(void)
+uint64_t pf_os_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -947,7 +947,7 @@ int pf_os_write_all(int fd, const void *buf, size_t len)
                 return -1;
             /* A non-blocking descriptor that is full (a FIFO whose reader
              * is slow or stopped): wait for room, but never for long. */
-            uint64_t now = now_ms();
+            uint64_t now = pf_os_now_ms();
             if (!deadline)
                 deadline = now + PF_OS_WRITE_WAIT_MS;
             if (now >= deadline) {

@@ -46,6 +46,8 @@ PF_HIDDEN size_t pf_os_page_size(void);
 PF_HIDDEN void *pf_os_map(size_t size, size_t align);
 /* Whole seconds of a coarse monotonic clock (cheap: no syscall). */
 PF_HIDDEN uint64_t pf_os_seconds(void);
+/* Milliseconds of the monotonic clock. */
+PF_HIDDEN uint64_t pf_os_now_ms(void);
 PF_HIDDEN void pf_os_unmap(void *p, size_t size);
 /* Takes a pf_os_map mapping off pfalloc's accounts and leaves it mapped, for
  * good: for what the exit report maps, which the process's end unmaps. */
