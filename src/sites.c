@@ -318,19 +318,6 @@ static int runtime_object(const struct pf_span *s, uint32_t idx, void *ctx)
     return pf_sites_runtime(word & ID_MASK);
 }
 
-/* Objects live now, by the counters: exact while no other thread allocates
- * (the hold) or frees. */
-static uint64_t live_objects(void)
-{
-    uint64_t n = 0;
-    for (uint32_t i = 0, nf = pf_family_count(); i < nf; i++) {
-        struct pf_family_stats fs;
-        pf_stats_family(pf_family_at(i), &fs);
-        n += fs.live_objects;
-    }
-    return n;
-}
-
 /* Lost ones first, then the biggest. */
 static int before(const struct leak *a, const struct leak *b)
 {
@@ -360,7 +347,7 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
      * for the heap) is left out, as most of what a short process's exit
      * report costs. An object made meanwhile is unclassified, with the note
      * that says so. */
-    if (pf_config.reach && live_objects() == 0) {
+    if (pf_config.reach && pf_stats_live_objects() == 0) {
         reach_note = NULL;
     } else if (pf_config.reach) {
         struct pf_reach_opts ro = {.root_object = runtime_object,

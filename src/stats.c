@@ -69,6 +69,17 @@ void pf_stats_family(const struct pf_family *f, struct pf_family_stats *o)
         o->peak_live_bytes = o->live_bytes;
 }
 
+uint64_t pf_stats_live_objects(void)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0, nf = pf_family_count(); i < nf; i++) {
+        struct pf_family_stats fs;
+        pf_stats_family(pf_family_at(i), &fs);
+        n += fs.live_objects;
+    }
+    return n;
+}
+
 int pf_stats_get(struct pf_stats *out)
 {
     if (!out) {
