@@ -67,7 +67,6 @@ static size_t qbytes;
 static __thread int busy_mine __attribute__((tls_model("initial-exec")));
 static __thread int i_verify __attribute__((tls_model("initial-exec")));
 static atomic_int busy_all, verifying;
-static long verifying_pid; /* the process that verifies: not a child forked meanwhile */
 
 static void busy_in(void)
 {
@@ -75,7 +74,7 @@ static void busy_in(void)
         busy_mine++;
         atomic_signal_fence(memory_order_seq_cst);
         atomic_fetch_add(&busy_all, 1);
-        if (busy_mine > 1 || i_verify || !atomic_load(&verifying) || pf_os_pid() != verifying_pid)
+        if (busy_mine > 1 || i_verify || !atomic_load(&verifying))
             return;
         atomic_fetch_sub(&busy_all, 1);
         atomic_signal_fence(memory_order_seq_cst);
@@ -567,8 +566,9 @@ void pf_check_fork_unlock(int child)
 void pf_check_fork_child(void)
 {
     /* A child forked by another thread while the parent verified at exit
-     * is not ending: its operations must not wait for it (they also ask
-     * the process id). Only this thread's own operations are under way. */
+     * is not ending: its operations must not wait for it (the fork
+     * handlers stay registered to the end, pf_os_atfork). Only this
+     * thread's own operations are under way. */
     atomic_store(&busy_all, busy_mine);
     atomic_store(&verifying, 0);
 }
@@ -599,7 +599,6 @@ void pf_check_exit(void)
     if (!pf_check_on || busy_mine)
         return;
     i_verify = 1;
-    verifying_pid = pf_os_pid();
     atomic_store(&verifying, 1);
     /* Operations under way finish their window (microseconds); a thread
      * stopped inside one for two seconds is not waited for. */
