@@ -934,6 +934,12 @@ uint64_t pf_os_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void pf_os_sleep_us(long us)
+{
+    struct timespec t = {us / 1000000L, us % 1000000L * 1000L};
+    syscall(SYS_nanosleep, &t, NULL);
+}
+
 int pf_os_write_all(int fd, const void *buf, size_t len)
 {
     const char *s = buf;
@@ -1213,7 +1219,7 @@ void pf_os_die(const char *msg, size_t len)
 
 /* What the helper task shares with the thread that starts it. */
 struct regs_job {
-    int (*unseen)(long nr);
+    int (*unseen)(uint32_t i, long nr);
     const long *tids;
     uint32_t n;
     uint32_t got;
@@ -1319,7 +1325,7 @@ static int regs_helper(void *arg)
     uint32_t n = j->n < PF_OS_REGS_MAX ? j->n : PF_OS_REGS_MAX;
     for (uint32_t i = 0; i < n; i++)
         seized[i] = syscall(SYS_ptrace, PTRACE_SEIZE, j->tids[i], 0L, 0L) == 0 &&
-                    (!j->unseen || j->unseen(syscall_of(j->parent, j->tids[i]))) &&
+                    (!j->unseen || j->unseen(i, syscall_of(j->parent, j->tids[i]))) &&
                     syscall(SYS_ptrace, PTRACE_INTERRUPT, j->tids[i], 0L, 0L) == 0;
     long until = now_ns() + 50000000L;
     for (uint32_t i = 0; i < n; i++) {
@@ -1410,7 +1416,7 @@ static void unblock(int blocked, const uint64_t *old)
 }
 
 int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes, int timeout_ms,
-                      int set_ptracer, int (*unseen)(long nr))
+                      int set_ptracer, int (*unseen)(uint32_t i, long nr))
 {
     if (!n)
         return 0;

@@ -48,6 +48,9 @@ PF_HIDDEN void *pf_os_map(size_t size, size_t align);
 PF_HIDDEN uint64_t pf_os_seconds(void);
 /* Milliseconds of the monotonic clock. */
 PF_HIDDEN uint64_t pf_os_now_ms(void);
+/* Sleeps for about `us` microseconds (the raw call: not a cancellation
+ * point; a signal cuts it short). */
+PF_HIDDEN void pf_os_sleep_us(long us);
 PF_HIDDEN void pf_os_unmap(void *p, size_t size);
 /* Takes a pf_os_map mapping off pfalloc's accounts and leaves it mapped, for
  * good: for what the exit report maps, which the process's end unmaps. */
@@ -187,13 +190,13 @@ PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
  * dumpable, no helper), or -2 when the helper outlived even its kill:
  * `work` must then stay mapped (the kernel clears a word in it when the
  * helper ends). A thread is stopped only if `unseen` (when not NULL)
- * accepts the system call it is in just then (-1: it runs). errno is
- * kept. */
+ * accepts it, by its index in tids and the system call it is in just then
+ * (-1: it runs). errno is kept. */
 #define PF_OS_REGS_WORDS 27
 #define PF_OS_REGS_MAX 1024 /* threads read at most */
 #define PF_OS_REGS_WORK ((size_t)32 * 1024)
 PF_HIDDEN int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, size_t work_bytes,
-                                int timeout_ms, int set_ptracer, int (*unseen)(long nr));
+                                int timeout_ms, int set_ptracer, int (*unseen)(uint32_t i, long nr));
 /* The system call number that starts the text of a /proc .../syscall
  * file (len bytes of it), or -1 ("running", or nothing readable). */
 PF_HIDDEN long pf_os_syscall_nr(const char *text, long len);

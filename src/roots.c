@@ -243,8 +243,9 @@ static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
 }
 
 /* /proc/self/task/<tid>/syscall starts with the number of the system call
- * a blocked thread is in (into *nr; -1 when it runs) and ends with its
- * stack pointer and program counter ("running" otherwise). */
+ * a blocked thread is in (into *nr; -1 when it runs or is in none, -2 when
+ * the file cannot be read: the thread is gone) and ends with its stack
+ * pointer and program counter ("running" otherwise). */
 static uintptr_t thread_sp(long tid, long *nr)
 {
     char path[64];
@@ -256,7 +257,7 @@ static uintptr_t thread_sp(long tid, long *nr)
     pf_fmt_cstr(&f);
     char buf[512];
     long len = pf_os_read_into(path, buf, sizeof(buf));
-    *nr = -1;
+    *nr = -2;
     if (len <= 0 || (size_t)len >= sizeof(buf))
         return 0;
     *nr = pf_os_syscall_nr(buf, len);
@@ -287,22 +288,29 @@ static long self_tid;
 static int regs_mode;
 
 /* The list of other threads' ids, and room for their registers, mapped at
- * the first one: [registers | ids | the helper's stack]. */
+ * the first one: [registers | ids | runs | the helper's stack]. runs[i]
+ * (see settle_runners): 0, thread i is stopped only in a call stop_unseen
+ * accepts; 1, it was running when last looked at, and may be stopped
+ * running too; 2, the same, last seen in a call stop_unseen accepts. */
 static long *tids;
+static uint8_t *runs;
 static uint32_t ntids;
 
-static void note_tid(long tid)
+static void note_tid(long tid, uint8_t running)
 {
     if (!R->regs) {
-        size_t bytes = REGS_MAX * (PF_OS_REGS_WORDS + 1) * sizeof(uintptr_t) + PF_OS_REGS_WORK;
+        size_t bytes = REGS_MAX * (PF_OS_REGS_WORDS + 1) * sizeof(uintptr_t) + REGS_MAX + PF_OS_REGS_WORK;
         R->regs = map_zeroed(&R->regs_bytes, bytes);
         if (!R->regs)
             return;
         tids = (long *)(R->regs + REGS_MAX * PF_OS_REGS_WORDS);
+        runs = (uint8_t *)(tids + REGS_MAX);
         ntids = 0;
     }
-    if (ntids < REGS_MAX)
+    if (ntids < REGS_MAX) {
+        runs[ntids] = running;
         tids[ntids++] = tid;
+    }
 }
 
 /* The registers of the other threads: a pointer a thread holds only in a
@@ -313,11 +321,17 @@ static void note_tid(long tid)
  * process is about to end (may name the helper its tracer under Yama). */
 static int stop_unseen(long nr);
 
+/* The helper's question for thread i in call nr (see runs). */
+static int may_stop(uint32_t i, long nr)
+{
+    return stop_unseen(nr) || (nr == -1 && runs[i]);
+}
+
 static void other_registers(int ending)
 {
     if (!R->regs || !ntids)
         return;
-    int got = pf_os_thread_regs(tids, ntids, R->regs, tids + REGS_MAX, PF_OS_REGS_WORK, 1000, ending, stop_unseen);
+    int got = pf_os_thread_regs(tids, ntids, R->regs, runs + REGS_MAX, PF_OS_REGS_WORK, 1000, ending, may_stop);
     if (got > 0)
         add_range((uintptr_t)R->regs, (uintptr_t)(R->regs + (size_t)ntids * PF_OS_REGS_WORDS));
     R->regs_busy = got == -2;
@@ -331,8 +345,9 @@ static void other_registers(int ending)
  * stop makes fail with EINTR (epoll_wait, a socket with a timeout) are
  * restarted by the helper. Other threads are left alone, their registers
  * not read: those in other calls, and running ones (one could enter any
- * call before its stop; its whole stack is scanned). The helper asks again
- * just before it stops a thread (pf_os_thread_regs). */
+ * call before its stop; its whole stack is scanned) except at the
+ * process's end (see settle_runners). The helper asks again just before it
+ * stops a thread (pf_os_thread_regs). */
 static int stop_unseen(long nr)
 {
     switch (nr) {
@@ -379,6 +394,40 @@ static uintptr_t from_own_stack(uintptr_t sp, long tid)
     return 0;
 }
 
+/* At the process's end, threads that were running when listed: a pointer
+ * one holds only in a register is on no stack, and the report would call
+ * its block lost. A thread is stopped where a stop cannot be seen: in a
+ * call stop_unseen accepts, or running, where the stop finds it between
+ * instructions of its own, or in a call it has just entered, which it then
+ * restarts or finishes before it stops. The risk is a call that does part
+ * of its work and would wait for the rest (a long write to a pipe): a stop
+ * makes it return the part. So each runner is looked at again, every
+ * 0.1 to 2 ms for up to SETTLE_MS: one seen in a call stop_unseen does not
+ * accept (a writer between its waits) is not stopped running; the looks
+ * end early when none runs (a thread on its way into a call it waits in).
+ * A thread that ran at every look (a computation) is stopped running. */
+#define SETTLE_MS 20
+
+static void settle_runners(void)
+{
+    uint32_t running = 0;
+    for (uint32_t i = 0; i < ntids; i++)
+        running += runs[i] == 1;
+    uint64_t start = pf_os_now_ms();
+    for (long us = 100; running && pf_os_now_ms() - start < SETTLE_MS; us = us < 2000 ? us * 2 : 2000) {
+        pf_os_sleep_us(us);
+        running = 0;
+        for (uint32_t i = 0; i < ntids; i++) {
+            if (!runs[i])
+                continue;
+            long nr;
+            thread_sp(tids[i], &nr);
+            runs[i] = nr == -1 ? 1 : stop_unseen(nr) ? 2 : 0;
+            running += runs[i] == 1;
+        }
+    }
+}
+
 static void each_thread(long tid, void *ctx)
 {
     (void)ctx;
@@ -388,7 +437,9 @@ static void each_thread(long tid, void *ctx)
     long nr;
     uintptr_t sp = thread_sp(tid, &nr);
     if (regs_mode && stop_unseen(nr))
-        note_tid(tid);
+        note_tid(tid, 0);
+    else if (regs_mode == 2 && nr == -1)
+        note_tid(tid, 1);
     if (sp)
         sp = from_own_stack(sp, tid);
     struct map *m = sp ? map_of(sp) : NULL;
@@ -684,6 +735,8 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     ntids = 0;
     regs_mode = regs;
     rt->solo = pf_os_each_number("/proc/self/task", each_thread, NULL) == 0 && rt->threads == 0;
+    if (regs == 2)
+        settle_runners();
     if (regs)
         other_registers(regs == 2);
     /* A thread that was running has no stack pointer to read: every thread

@@ -779,12 +779,16 @@ static void run_blocked(const char *mode, struct pf_run *r)
     cr_assert(strstr(r->err, "  by reachability:\n") != NULL, "%s", r->err);
 }
 
+/* ... and a thread that computes at the exit, never blocking, its context
+ * only in a register ("running": that context was definitely lost), which
+ * is stopped where it runs once it has run at every look (roots.c,
+ * settle_runners). */
 Test(reach, registers_of_blocked_threads_are_roots, .timeout = 300)
 {
     if (registers_unreadable())
         cr_skip_test("registers cannot be read here: %s", registers_unreadable());
-    static const char *const modes[] = {"calls", "vfork"};
-    for (int m = 0; m < 2; m++)
+    static const char *const modes[] = {"calls", "vfork", "running"};
+    for (int m = 0; m < 3; m++)
         for (int i = 0; i < 5; i++) {
             struct pf_run r;
             run_blocked(modes[m], &r);

@@ -9,7 +9,7 @@
  * through as EINTR) ends the process with status 3 at once, except for
  * pthread_cond_wait, which may wake spuriously and waits again.
  *
- * usage: blocked calls|vfork|nodump
+ * usage: blocked calls|vfork|running|nodump|filtered
  *   calls   workers in read, poll, select, nanosleep, clock_nanosleep,
  *           sem_wait, a futex, pause, waitpid (for a child that outlives
  *           the process), a held mutex, pthread_cond_wait, epoll_wait, a
@@ -19,6 +19,8 @@
  *           exits before the process does)
  *   vfork   the same, after a thread that blocks in vfork() while its child
  *           sleeps for 2 s (such a thread cannot be stopped meanwhile)
+ *   running the same, and one more thread that computes, never blocking,
+ *           its context only in a register
  *   nodump  the same, after prctl(PR_SET_DUMPABLE, 0) (no registers can be
  *           read from outside)
  *   filtered the same, and the exit comes from another thread, which has a
@@ -199,6 +201,30 @@ static void *worker(void *arg)
     block(new_ctx((long)arg));
 }
 
+/* The "running" mode's thread: a loop of its own, no call, `c` in a
+ * register all along. */
+__attribute__((noinline, noreturn)) static void compute(struct ctx *c)
+{
+    for (;;) {
+        c->returns++;
+        __asm__ volatile("" ::: "memory");
+    }
+}
+
+static void *runner(void *arg)
+{
+    (void)arg;
+    struct ctx *c = malloc(sizeof *c);
+    if (!c)
+        abort();
+    memset(c, 0, sizeof *c);
+    /* Told once the context is made, so the exit comes after it. */
+    long tid = asleep_tid();
+    if (write(started[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
+        abort();
+    compute(c);
+}
+
 static void *vforker(void *arg)
 {
     (void)arg;
@@ -262,8 +288,8 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "calls";
     if (strcmp(mode, "calls") != 0 && strcmp(mode, "vfork") != 0 && strcmp(mode, "nodump") != 0 &&
-        strcmp(mode, "filtered") != 0) {
-        fprintf(stderr, "usage: blocked calls|vfork|nodump|filtered\n");
+        strcmp(mode, "filtered") != 0 && strcmp(mode, "running") != 0) {
+        fprintf(stderr, "usage: blocked calls|vfork|running|nodump|filtered\n");
         return 2;
     }
     if (strcmp(mode, "nodump") == 0 && prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) != 0)
@@ -302,6 +328,8 @@ int main(int argc, char **argv)
     close(lifeline[0]);
     if (strcmp(mode, "vfork") == 0)
         start(vforker, NULL);
+    if (strcmp(mode, "running") == 0)
+        start(runner, NULL);
     long tids[NCALLS];
     for (long i = 0; i < NCALLS; i++)
         tids[i] = start(worker, (void *)i);
