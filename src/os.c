@@ -804,8 +804,12 @@ void pf_os_unmap_meta(void *p, size_t size)
 void pf_os_populate(void *p, size_t size)
 {
 #ifdef MADV_POPULATE_WRITE
+    /* A failure (fault injection's too) leaves the pages to be faulted in
+     * one by one, as before Linux 5.14 (EINVAL there). */
+    if (fault_now())
+        return;
     atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
-    (void)madvise(p, size, MADV_POPULATE_WRITE); /* before Linux 5.14: EINVAL, and faults as before */
+    (void)madvise(p, size, MADV_POPULATE_WRITE);
 #else
     (void)p;
     (void)size;
