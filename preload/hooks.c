@@ -298,7 +298,10 @@ __attribute__((constructor(101))) static void preload_start(void)
     /* The leak status needs sites to tell the program's objects from the
      * runtime's, so it turns recording on too. */
     if (pf_config.sites || pf_config.leak_exit_code) {
-        pf_sites_enable();
+        if (pf_sites_enable() != 0) {
+            static const char msg[] = "pfalloc: PFALLOC_SITES: no memory for the call-site tables (no sites are recorded)\n";
+            pf_os_write_all(2, msg, sizeof(msg) - 1);
+        }
         pf_callsite_init();
     }
     if (pf_config.check && pf_check_enable() != 0) {

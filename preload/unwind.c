@@ -11,7 +11,9 @@
  * when that start does not check out or the caller's rbp is needed. Never
  * allocates, takes no lock, async-signal-safe: the cache is
  * written with a sequence check and every rule carries a tag of its address
- * and the unload epoch (dlclose forgets them all).
+ * and the unload epoch (dlclose forgets them all). Without the cache (no
+ * memory for it at start-up) every rule is worked out each time: slower,
+ * the same stacks.
  * Safety: every table read stays inside the object's mapping; the walk
  * stops at an address without an FDE, at a rule it does not handle (CFA
  * expressions, signal frames), at a return address marked undefined (the
@@ -416,6 +418,8 @@ static inline uint64_t epoch_bits(void)
 static inline __attribute__((always_inline)) uint64_t rule_of(uintptr_t look, uint64_t ep_bits)
 {
     uint64_t tag = tag_of(look, ep_bits);
+    if (PF_UNLIKELY(!cache)) /* no memory for it: every rule worked out again */
+        return compute(look) | tag;
     struct entry *e = &cache[(uint32_t)((look * 0x9E3779B97F4A7C15ull) >> (64 - CACHE_BITS))];
     if (atomic_load_explicit(&e->pc, memory_order_acquire) == look) {
         uint64_t r = atomic_load_explicit(&e->rule, memory_order_relaxed);
@@ -527,7 +531,7 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, stru
 __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start,
                                         struct pf_unwind_near *near)
 {
-    if (!cache || max < 1)
+    if (max < 1)
         return 0;
     if (max > MAX_STEPS)
         max = MAX_STEPS;

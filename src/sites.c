@@ -62,6 +62,9 @@ struct site {
 #define GEN_MAX 255u
 
 int pf_sites_on;
+/* PFALLOC_SITES=1 asked for call sites, and their tables could not be
+ * mapped: the report says so instead of telling the user to ask. */
+static int sites_unmapped;
 static struct site *sites;  /* SITE_SLOTS + 2 entries */
 static uint32_t cap;         /* frames kept per entry */
 static uintptr_t *frames;    /* cap per entry */
@@ -113,7 +116,7 @@ static void mark_early(const struct pf_family *f, uint32_t *site, uint64_t bytes
         *site = EARLY_ID;
 }
 
-void pf_sites_enable(void)
+int pf_sites_enable(void)
 {
     int depth = pf_config.stack_depth > 0 ? pf_config.stack_depth : PF_STACK_DEFAULT;
     if (!sites) {
@@ -122,8 +125,10 @@ void pf_sites_enable(void)
         frames = pf_os_map_meta(sizeof(*frames) * (size_t)cap * (SITE_SLOTS + 2));
         modules = pf_os_map_meta(sizeof(*modules) * (size_t)cap * (SITE_SLOTS + 2));
     }
-    if (!sites || !frames || !modules)
-        return;
+    if (!sites || !frames || !modules) {
+        sites_unmapped = 1;
+        return -1;
+    }
     pf_module_init();
     atomic_store_explicit(&sites[EARLY_ID - 1].key, 2 | KEY_RUNTIME, memory_order_release);
     pf_span_enable_sites();
@@ -131,6 +136,7 @@ void pf_sites_enable(void)
     for_each_live(mark_early);
     pf_sites_on = 1;
     pf_tcache_direct_off();
+    return 0;
 }
 
 uint32_t pf_sites_depth(void)
@@ -586,6 +592,8 @@ static void write_text(struct pf_fmt *f)
         pf_fmt_u64(f, total.program_objects);
         pf_fmt_str(f, " objects, ");
         pf_fmt_size(f, total.program_bytes);
+    } else if (sites_unmapped) {
+        pf_fmt_str(f, " (call sites not recorded: no memory for their tables at start-up)");
     } else {
         pf_fmt_str(f, " (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
@@ -626,7 +634,7 @@ static void write_text(struct pf_fmt *f)
             pf_fmt_str_w(f, pf_reach_text(l->reach), -16);
             pf_fmt_char(f, ' ');
             if (!l->site) {
-                pf_fmt_str(f, pf_sites_on ? "(not recorded)" : "(call sites off: PFALLOC_SITES=1)");
+                pf_fmt_str(f, pf_sites_on || sites_unmapped ? "(not recorded)" : "(call sites off: PFALLOC_SITES=1)");
             } else if (l->site == OTHER_ID) {
                 pf_fmt_str(f, "(other sites)");
             } else if (l->site == EARLY_ID) {

@@ -14,8 +14,10 @@
 #include "os.h"
 #include "reach.h"
 
-/* Turns recording on (before the program's own code runs). */
-PF_HIDDEN void pf_sites_enable(void);
+/* Turns recording on (before the program's own code runs): 0, or -1 when
+ * its tables could not be mapped (recording stays off, and the report says
+ * why). */
+PF_HIDDEN int pf_sites_enable(void);
 PF_HIDDEN extern int pf_sites_on;
 /* Remembers that p was allocated at `addr` (`runtime`: no frame outside the
  * runtime was found). Lock-free; allocates only the table, once. */

@@ -123,3 +123,99 @@ Test(faults, fault_switch_ignored_when_malformed)
     cr_assert(r.exited && r.code == 0 && strstr(r.out, "failed 0\n"), "%s", r.out);
     pf_run_free(&r);
 }
+
+/* The exit report's own mappings (the leak walk's tables, its bounce
+ * buffer and the populating of it, the printer's buffer) failing one at a
+ * time, and all from the Nth on, under a program whose 11 live objects
+ * (10 of them its own) are all reachable (leaky): whatever fails, the
+ * report is whole (begun and ended once), its classification adds up to
+ * the objects it lists, nothing reachable is called lost (what the pass
+ * could not do is "unclassified", with the reason), and call sites that
+ * could not be recorded are said to be so, not to be off. */
+static unsigned long after(const char *text, const char *label)
+{
+    const char *p = strstr(text, label);
+    return p ? strtoul(p + strlen(label), NULL, 10) : 0;
+}
+
+static void walk_exit_report(const char *sites)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/leaky", NULL};
+    unsigned long base_live = 0, last = 0, runs = 0, unclassified_runs = 0;
+    for (unsigned long n = 0, k = 0; k < 2; n = n >= last ? (k++, 1) : n + 1) {
+        if (k == 2)
+            break;
+        char fault[48];
+        snprintf(fault, sizeof fault, "PFALLOC_FAULT=%lu:%lu", n, k ? 0UL : 1UL);
+        const char *env[4] = {PF_REPORT_ENV};
+        int ne = 1;
+        if (sites)
+            env[ne++] = sites;
+        if (n)
+            env[ne++] = fault;
+        env[ne] = NULL;
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        /* 2: one of the program's own allocations failed, and it gave up. */
+        cr_assert(r.exited && (r.code == 0 || r.code == 2), "leaky %s: %s\n%s", fault, pf_run_how(&r),
+                  pf_tail(r.err, r.err_len, 3000));
+        cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1 && pf_count(r.err, "==== end of pfalloc report ====") == 1,
+                  "leaky %s: the report is not whole\n%s", fault, pf_tail(r.err, r.err_len, 3000));
+        const char *leaks = strstr(r.err, "\nleaks: ");
+        cr_assert(leaks != NULL, "leaky %s: no leak section\n%s", fault, pf_tail(r.err, r.err_len, 3000));
+        /* With call sites, the classification is of the program's own. */
+        const char *own = strstr(leaks, "the program's own: ");
+        unsigned long live = own ? after(own, "the program's own: ") : after(leaks, "\nleaks: "), lost = after(leaks, "definitely lost:"),
+                      ind = after(leaks, "indirectly lost:"), poss = after(leaks, "possibly lost:"),
+                      reach = after(leaks, "still reachable:"), uncl = after(leaks, "    unclassified:");
+        cr_assert(lost + ind + poss + reach + uncl == live, "leaky %s: %lu + %lu + %lu + %lu + %lu classified, of %lu\n%s",
+                  fault, lost, ind, poss, reach, uncl, live, pf_tail(r.err, r.err_len, 3000));
+        /* A program that gave up midway may have dropped a pointer for
+         * good (its block is lost); one that ran to its end keeps every
+         * block in leaky_sink. */
+        if (r.code == 0)
+            cr_assert(lost == 0 && ind == 0 && poss == 0, "leaky %s: reachable objects called lost\n%s", fault,
+                      pf_tail(r.err, r.err_len, 3000));
+        /* Call sites asked for and not recorded: the report says why. */
+        if (sites && !own)
+            cr_assert(strstr(leaks, "call sites not recorded: no memory") != NULL &&
+                          strstr(r.err, "pfalloc: PFALLOC_SITES: no memory") != NULL,
+                      "leaky %s: no sites, no word of why\n%s", fault, pf_tail(r.err, r.err_len, 3000));
+        if (n == 0) {
+            /* Every mapping call of the run, the report's included, and a
+             * few beyond: mmap, mremap and madvise are counted together. */
+            base_live = live;
+            last = after(r.err, "  mmap calls") + after(r.err, "  mremap calls") + after(r.err, "  madvise calls") + 8;
+            cr_assert(base_live == (sites ? 10 : 11) && uncl == 0, "leaky without faults:\n%s", r.err);
+        } else {
+            /* With call sites, an object whose site could not be recorded
+             * counts as the program's (the C library's stdout buffer may):
+             * none of the program's is ever counted as the runtime's. */
+            if (r.code == 0)
+                cr_assert(sites ? live >= base_live && live <= base_live + 1 : live == base_live,
+                          "leaky %s: %lu objects listed, %lu live\n%s", fault, live, base_live,
+                          pf_tail(r.err, r.err_len, 3000));
+            if (uncl)
+                cr_assert(strstr(leaks, "out of memory") != NULL, "leaky %s: unclassified, no reason\n%s", fault,
+                          pf_tail(r.err, r.err_len, 3000));
+            unclassified_runs += uncl != 0;
+            runs++;
+        }
+        pf_run_free(&r);
+    }
+    cr_log_info("exit report walk%s: %lu runs, %lu with objects unclassified", sites ? " (sites)" : "", runs,
+                unclassified_runs);
+    cr_assert(unclassified_runs > 0, "no run reached the pass's own mappings");
+}
+
+Test(faults, each_mapping_of_the_exit_report_fails)
+{
+    walk_exit_report(NULL);
+}
+
+Test(faults, each_mapping_of_the_exit_report_fails_with_sites)
+{
+    walk_exit_report("PFALLOC_SITES=1");
+}
