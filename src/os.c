@@ -1381,14 +1381,22 @@ static long read_number(const char *path)
  * whose filters the helper inherits: their rules may kill the process on a
  * system call they do not expect. The thread's own status (a filter may be
  * on one thread only), read whole (it grows with the supplementary
- * groups); unreadable, or without the line, counts as on. */
+ * groups): into a buffer on the stack, or one mapped for a longer file.
+ * 1 (unreadable, or without the line, counts as on), 0, or -1 when a longer
+ * file could not be read for want of memory. */
 static int seccomp_on(void)
 {
-    char *buf;
-    size_t cap;
-    long len = pf_os_read_file("/proc/thread-self/status", &buf, &cap);
+    char small[4096];
+    char *buf = small;
+    size_t cap = 0;
+    long len = pf_os_read_into("/proc/thread-self/status", small, sizeof(small));
     if (len <= 0)
         return 1;
+    if ((size_t)len >= sizeof(small)) {
+        len = pf_os_read_file("/proc/thread-self/status", &buf, &cap);
+        if (len <= 0)
+            return -1;
+    }
     int on = 1;
     for (long i = 0; i + 9 < len; i++)
         if ((i == 0 || buf[i - 1] == '\n') && memcmp(buf + i, "Seccomp:", 8) == 0) {
@@ -1398,7 +1406,8 @@ static int seccomp_on(void)
             on = k >= len || buf[k] != '0';
             break;
         }
-    pf_os_unmap(buf, cap);
+    if (buf != small)
+        pf_os_unmap(buf, cap);
     return on;
 }
 
@@ -1426,9 +1435,10 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
         return 0;
     int saved = errno;
     long yama = read_number("/proc/sys/kernel/yama/ptrace_scope");
-    if (yama >= 2 || (yama == 1 && !set_ptracer) || prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L) != 1 || seccomp_on()) {
+    int seccomp = seccomp_on();
+    if (yama >= 2 || (yama == 1 && !set_ptracer) || prctl(PR_GET_DUMPABLE, 0L, 0L, 0L, 0L) != 1 || seccomp) {
         errno = saved;
-        return -1;
+        return seccomp < 0 ? -3 : -1;
     }
     struct regs_job *j = work;
     memset(j, 0, sizeof(*j));
@@ -1449,9 +1459,9 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
                     CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID, j,
                     &j->alive, NULL, &j->alive);
     unblock(blocked, &old);
-    if (pid <= 0) {
+    if (pid <= 0) { /* no memory, or the process's limit of tasks */
         errno = saved;
-        return -1;
+        return -3;
     }
     int go = yama != 1 || prctl(PR_SET_PTRACER, (unsigned long)pid, 0L, 0L, 0L) == 0 ? 1 : -1;
     atomic_store(&j->go, go);

@@ -187,7 +187,9 @@ PF_HIDDEN void pf_os_futex_wake(atomic_int *word, int n);
  * no longer matters. Returns how many threads were read, or -1 where
  * ptrace cannot be used (a seccomp filter on the calling thread, Yama's
  * ptrace_scope 2 or 3, or 1 without set_ptracer, a process that is not
- * dumpable, no helper), or -2 when the helper outlived even its kill:
+ * dumpable), -3 when it could not be tried for want of resources (the
+ * helper could not be started, or the thread's status not read), or -2
+ * when the helper outlived even its kill:
  * `work` must then stay mapped (the kernel clears a word in it when the
  * helper ends). A thread is stopped only if `unseen` (when not NULL)
  * accepts it, by its index in tids and the system call it is in just then

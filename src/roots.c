@@ -126,14 +126,18 @@ static int starts(const char *p, const char *eol, const char *prefix)
  * while roots are scanned (an anonymous mapping of ours may have merged
  * with a neighbour that holds roots; unmapping it later would leave a hole
  * in a root range). */
+static int maps_unmapped; /* read_maps found no memory for the list */
+
 static void read_maps(void)
 {
+    maps_unmapped = 0;
     /* Room for most processes' lists (a line takes 50 to 150 bytes), so
      * the list is read once: the kernel looks up a path for each line,
      * which costs a short-lived process's exit report more than its walk. */
     size_t room = MAPS_ROOM;
     if (!map_text(room)) {
         unmap_text();
+        maps_unmapped = 1;
         return;
     }
     long len = pf_os_read_into("/proc/self/maps", R->text, room);
@@ -149,6 +153,7 @@ static void read_maps(void)
         room = (size_t)full * 2 + 64 * 1024;
         if (!map_text(room)) {
             unmap_text();
+            maps_unmapped = 1;
             return;
         }
         len = pf_os_read_into("/proc/self/maps", R->text, room);
@@ -296,13 +301,19 @@ static long *tids;
 static uint8_t *runs;
 static uint32_t ntids;
 
+/* Registers that could have been read and were not, for want of memory or
+ * of a task for the helper: what only one of them held would look lost. */
+#define NOTE_NO_REGS "partial (no memory to read other threads' registers)"
+
 static void note_tid(long tid, uint8_t running)
 {
     if (!R->regs) {
         size_t bytes = REGS_MAX * (PF_OS_REGS_WORDS + 1) * sizeof(uintptr_t) + REGS_MAX + PF_OS_REGS_WORK;
         R->regs = map_zeroed(&R->regs_bytes, bytes);
-        if (!R->regs)
+        if (!R->regs) {
+            R->partial = NOTE_NO_REGS;
             return;
+        }
         tids = (long *)(R->regs + REGS_MAX * PF_OS_REGS_WORDS);
         runs = (uint8_t *)(tids + REGS_MAX);
         ntids = 0;
@@ -334,6 +345,8 @@ static void other_registers(int ending)
     int got = pf_os_thread_regs(tids, ntids, R->regs, runs + REGS_MAX, PF_OS_REGS_WORK, 1000, ending, may_stop);
     if (got > 0)
         add_range((uintptr_t)R->regs, (uintptr_t)(R->regs + (size_t)ntids * PF_OS_REGS_WORDS));
+    else if (got == -3)
+        R->partial = NOTE_NO_REGS;
     R->regs_busy = got == -2;
 }
 
@@ -530,8 +543,11 @@ static void thread_vectors(void)
     if (window < PIECE)
         window = PIECE;
     R->held = map_zeroed(&R->held_bytes, sizeof(uintptr_t) * (R->nmaps + 1) + PIECE);
-    if (!R->held)
+    if (!R->held) {
+        /* Neither the vectors nor which mappings are stacks are known. */
+        R->partial = "partial (no memory to find the threads' stacks and vectors)";
         return;
+    }
     uintptr_t *buf = (uintptr_t *)((char *)R->held + R->held_bytes - PIECE);
     held_cap = (uint32_t)((R->held_bytes - PIECE) / sizeof(uintptr_t));
     descriptors_in(self, 3, (uintptr_t)self);
@@ -726,8 +742,10 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     if (!R->maps) {
         /* Other threads' stacks and the program's own mappings cannot be
          * found: what only they hold is not lost, it is unknown. */
-        R->partial = "partial (/proc/self/maps could not be read: other threads' stacks and the program's "
-                     "own mappings were not scanned)";
+        R->partial = maps_unmapped ? "partial (no memory to list the process's mappings: other threads' stacks "
+                                     "and the program's own mappings were not scanned)"
+                                   : "partial (/proc/self/maps could not be read: other threads' stacks and the "
+                                     "program's own mappings were not scanned)";
         return 0;
     }
     thread_vectors();
