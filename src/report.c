@@ -44,8 +44,11 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static void remember_name(void);
+
 void pf_report_init(void)
 {
+    remember_name();
     uint64_t expect = 0;
     uint64_t now = now_ns();
     atomic_compare_exchange_strong(&start_ns, &expect, now ? now : 1);
@@ -69,10 +72,31 @@ const char *pf_report_kind_name(uint32_t kind)
     }
 }
 
+/* The program's name as it was at start-up: a program may rewrite its
+ * argv later (postgres writes its status there, which
+ * program_invocation_short_name points into). Control characters become
+ * '?', so a text report's header stays one line. */
+static char prog_name[64];
+static _Atomic int prog_named;
+
+static void remember_name(void)
+{
+    if (atomic_load_explicit(&prog_named, memory_order_acquire))
+        return;
+    const char *p = program_invocation_short_name;
+    if (!p || !*p)
+        return;
+    size_t n = 0;
+    for (; p[n] && n < sizeof(prog_name) - 1; n++)
+        prog_name[n] = (unsigned char)p[n] < 0x20 || p[n] == 0x7f ? '?' : p[n];
+    prog_name[n] = 0;
+    atomic_store_explicit(&prog_named, 1, memory_order_release);
+}
+
 static const char *program_name(void)
 {
-    const char *p = program_invocation_short_name;
-    return p && *p ? p : "?";
+    remember_name();
+    return atomic_load_explicit(&prog_named, memory_order_acquire) ? prog_name : "?";
 }
 
 /* Family names are NUL-terminated within PF_NAME_MAX; this bounds the read

@@ -979,6 +979,30 @@ Test(reports, text_is_the_default_format)
     pf_run_free(&r);
 }
 
+/* A program that writes over its argv (postgres's status for ps) keeps
+ * the name it started with in its reports' headers, text and JSON: the
+ * header was "(?)" or "(er )", or split in two by a newline written there. */
+Test(reports, a_program_that_rewrites_its_argv_keeps_its_name)
+{
+    PF_REQUIRE_PRELOAD();
+    for (int json = 0; json < 2; json++) {
+        const char *const env[] = {json ? "PFALLOC_FORMAT=json" : "PFALLOC_FORMAT=text", NULL};
+        const char *const argv[] = {PF_PROGS_DIR "/leaky", "retitle", NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, "leaky retitle");
+        if (json)
+            cr_assert(strncmp(r.err, "{\"pid\":", 7) == 0 && strstr(r.err, ",\"program\":\"leaky\",") != NULL &&
+                          pf_count(r.err, "\n") == 1,
+                      "%s", r.err);
+        else
+            cr_assert(strstr(r.err, " (leaky), reason exit, ") != NULL && strncmp(r.err, PF_REPORT_MARK, strlen(PF_REPORT_MARK)) == 0,
+                      "%s", pf_tail(r.err, r.err_len, 400));
+        pf_run_free(&r);
+    }
+}
+
 Test(reports, json_is_one_line_per_report)
 {
     struct pf_run r;

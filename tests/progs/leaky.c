@@ -8,7 +8,9 @@
  * and frees everything else it allocates. The leaks stay reachable from a
  * global. With the argument "free" it frees the leaks too, so the program's
  * own objects at exit are none; with "lose" it drops every pointer to them,
- * so they are all definitely lost. Its output never depends on addresses.
+ * so they are all definitely lost; with "retitle" it writes over its
+ * argv[0], control characters included, as a server writes its status
+ * there for ps (postgres). Its output never depends on addresses.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +122,12 @@ int main(int argc, char **argv)
 {
     int free_all = argc > 1 && strcmp(argv[1], "free") == 0;
     int lose = argc > 1 && strcmp(argv[1], "lose") == 0;
+    if (argc > 1 && strcmp(argv[1], "retitle") == 0) {
+        static const char title[] = "x\"q\n\t\001status: idle ";
+        size_t n = strlen(argv[0]);
+        for (size_t i = 0; i < n; i++)
+            argv[0][i] = title[i % (sizeof title - 1)];
+    }
     unsigned long sum = churn();
     leak_small();
     leak_strings();
