@@ -150,6 +150,21 @@ void pf_callsite_init(void)
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 }
 
+static int in_runtime(uintptr_t pc)
+{
+    return where(pc) != 0;
+}
+
+int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
+{
+    /* Without call sites the runtime's ranges were never taken: taken now
+     * (no other thread reads them then). */
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE) && !nranges)
+        dl_iterate_phdr(add_object, NULL);
+    pf_unwind_self((const void *)pf_callsite_program_frame);
+    return pf_unwind_program_frame(in_runtime, sp, regs);
+}
+
 /* 0: outside the runtime; else the kind of the range holding a. */
 static int where(uintptr_t a)
 {

@@ -23,6 +23,7 @@
 #include "lock.h"
 #include "preload.h"
 #include "report.h"
+#include "stats.h"
 #include "sites.h"
 
 /* The interval timer's signal: a real-time signal programs rarely use. */
@@ -51,6 +52,8 @@ static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
  * frame and the handler's own frame go on it). */
 struct report_job {
     uintptr_t from; /* the program's part of the thread's stack begins here */
+    uintptr_t scan; /* the exit: the leak walk reads the stack from here (0: from) */
+    const uintptr_t *regs; /* the exit: [start, end) of the caller's registers, or NULL */
     int timer;      /* on_signal: the interval timer's */
     int with_leaks; /* on_term: the leak walk can be made */
     struct pf_leaks leaks;
@@ -144,10 +147,11 @@ static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
  * only the destructor's process surely ends (at_exit: the leak walk's
  * memory is left to the end): the init of a PID namespace outlives a
  * default-action signal it raises itself. */
-static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit)
+static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
+                        const uintptr_t *extra)
 {
     if (with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code))
-        pf_leaks_collect(leaks, stack_from, at_exit);
+        pf_leaks_collect(leaks, stack_from, at_exit, extra);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
 }
@@ -181,7 +185,7 @@ static void term_report(void *arg)
      * where the walk may run: the signal interrupted no locked path. */
     if (j->with_leaks)
         pf_check_exit();
-    exit_report(&j->leaks, j->with_leaks, j->from, 0);
+    exit_report(&j->leaks, j->with_leaks, j->from, 0, NULL);
 }
 
 /* A terminating signal whose action was the default: the exit report, then
@@ -324,7 +328,7 @@ static void final_report(void *arg)
 {
     struct report_job *j = arg;
     pf_check_exit(); /* before the leak walk: the quarantine is emptied */
-    exit_report(&j->leaks, 1, j->from, 1);
+    exit_report(&j->leaks, 1, j->scan ? j->scan : j->from, 1, j->regs);
     pf_emit_exit_done();
 }
 
@@ -340,6 +344,23 @@ __attribute__((destructor(101))) static void preload_exit(void)
         return;
     }
     struct report_job j = {.from = from};
+    /* The stack is read from the frame that called exit up: below it lie
+     * the C library's and the loader's frames of the exit, laid over the
+     * program's dead ones (main's locals, once main has returned), whose
+     * stale pointers made leaks look reachable. That frame's callee-saved
+     * registers, which those frames kept for it, are read instead. Only
+     * when the frame is found on this stack, a little above this one, and
+     * where there is a walk to make (nothing live: none, and no unwind
+     * tables read by a short process). */
+    static uintptr_t regs[PF_UNWIND_KEPT + 2];
+    uintptr_t sp = 0;
+    if (pf_config.reach && pf_stats_live_objects() != 0 && pf_callsite_program_frame(&sp, regs) && sp > from &&
+        sp - from <= ((uintptr_t)1 << 20)) {
+        j.scan = sp;
+        regs[PF_UNWIND_KEPT] = (uintptr_t)regs;
+        regs[PF_UNWIND_KEPT + 1] = (uintptr_t)(regs + PF_UNWIND_KEPT);
+        j.regs = regs + PF_UNWIND_KEPT;
+    }
     pf_os_on_own_stack(final_report, &j, from);
     /* A process forked without exec is a part of its parent's program (a
      * subshell, a worker): its exit status is read by that program's own

@@ -55,15 +55,20 @@ static struct entry *cache; /* CACHE_SLOTS entries */
 static _Atomic uint32_t epoch;
 static uintptr_t self_lo, self_hi; /* pfalloc's own object */
 
+void pf_unwind_self(const void *self)
+{
+    struct dl_find_object fo;
+    if (!self_hi && _dl_find_object((void *)self, &fo) == 0) {
+        self_lo = (uintptr_t)fo.dlfo_map_start;
+        self_hi = (uintptr_t)fo.dlfo_map_end;
+    }
+}
+
 void pf_unwind_init(const void *self)
 {
     if (!cache)
         cache = pf_os_map_meta(sizeof(*cache) * CACHE_SLOTS);
-    struct dl_find_object fo;
-    if (_dl_find_object((void *)self, &fo) == 0) {
-        self_lo = (uintptr_t)fo.dlfo_map_start;
-        self_hi = (uintptr_t)fo.dlfo_map_end;
-    }
+    pf_unwind_self(self);
 }
 
 void pf_unwind_forget(void)
@@ -157,11 +162,18 @@ static uintptr_t encoded(struct cur *c, uint8_t enc, uintptr_t data)
 enum { REG_RBP = 6, REG_RSP = 7, REG_RA = 16 };
 enum { SAME = 0, AT_OFFSET = 1, UNHANDLED = 2, UNDEFINED = 3 };
 
+/* The other callee-saved registers, by DWARF number: rbx, r12 .. r15
+ * (tracked for pf_unwind_program_frame only). */
+#define NKEPT 5
+static const uint8_t kept_reg[NKEPT] = {3, 12, 13, 14, 15};
+
 struct row {
     int cfa_reg, cfa_ok;
     int64_t cfa_off;
     int rbp, ra; /* SAME, AT_OFFSET, UNHANDLED, UNDEFINED */
     int64_t rbp_off, ra_off;
+    int kept[NKEPT];
+    int64_t kept_off[NKEPT];
 };
 
 struct cie {
@@ -181,6 +193,26 @@ static void set_reg(struct row *r, uint64_t reg, int how, int64_t off)
     } else if (reg == REG_RA) {
         r->ra = how;
         r->ra_off = off;
+    } else {
+        for (int i = 0; i < NKEPT; i++)
+            if (reg == kept_reg[i]) {
+                r->kept[i] = how;
+                r->kept_off[i] = off;
+            }
+    }
+}
+
+/* A register's rule back to the CIE's (DW_CFA_restore). */
+static void restore_reg(struct row *r, uint64_t reg, const struct row *initial)
+{
+    if (reg == REG_RBP) {
+        set_reg(r, reg, initial->rbp, initial->rbp_off);
+    } else if (reg == REG_RA) {
+        set_reg(r, reg, initial->ra, initial->ra_off);
+    } else {
+        for (int i = 0; i < NKEPT; i++)
+            if (reg == kept_reg[i])
+                set_reg(r, reg, initial->kept[i], initial->kept_off[i]);
     }
 }
 
@@ -197,11 +229,7 @@ static int run(struct cur *c, const struct cie *ci, uintptr_t loc, uintptr_t tar
         switch (op >> 6) {
         case 1: delta = (op & 0x3f) * ci->code_align; goto advance;
         case 2: set_reg(r, op & 0x3f, AT_OFFSET, (int64_t)uleb(c) * ci->data_align); continue;
-        case 3:
-            reg = op & 0x3f;
-            set_reg(r, reg, reg == REG_RBP ? initial->rbp : initial->ra,
-                    reg == REG_RBP ? initial->rbp_off : initial->ra_off);
-            continue;
+        case 3: restore_reg(r, op & 0x3f, initial); continue;
         }
         switch (op) {
         case 0x00: break;
@@ -210,11 +238,7 @@ static int run(struct cur *c, const struct cie *ci, uintptr_t loc, uintptr_t tar
         case 0x03: delta = fixed(c, 2) * ci->code_align; goto advance;
         case 0x04: delta = fixed(c, 4) * ci->code_align; goto advance;
         case 0x05: reg = uleb(c); set_reg(r, reg, AT_OFFSET, (int64_t)uleb(c) * ci->data_align); break;
-        case 0x06:
-            reg = uleb(c);
-            set_reg(r, reg, reg == REG_RBP ? initial->rbp : initial->ra,
-                    reg == REG_RBP ? initial->rbp_off : initial->ra_off);
-            break;
+        case 0x06: restore_reg(r, uleb(c), initial); break;
         case 0x07: set_reg(r, uleb(c), UNDEFINED, 0); break;
         case 0x08: set_reg(r, uleb(c), SAME, 0); break;
         case 0x09: reg = uleb(c); uleb(c); set_reg(r, reg, UNHANDLED, 0); break;
@@ -365,20 +389,27 @@ uintptr_t pf_unwind_func_start(uintptr_t look)
 
 /* The rule for code address `look` (a return address minus one, or the
  * walk's own first address). */
-static __attribute__((noinline)) uint64_t compute(uintptr_t look)
+/* The row of code address `look`: 0 where there is none to use. */
+static int row_of(uintptr_t look, struct row *r)
 {
-    const uint64_t stop = R_VALID | R_END;
     struct cur f;
     struct cie ci;
     uintptr_t begin;
     if (!fde_of(look, &f, &ci, &begin))
-        return stop;
-    struct row r = {REG_RSP, 0, 0, SAME, UNHANDLED, 0, 0};
+        return 0;
+    *r = (struct row){REG_RSP, 0, 0, SAME, UNHANDLED, 0, 0, {SAME, SAME, SAME, SAME, SAME}, {0}};
     struct cur ic = {ci.insns, ci.end, 0};
-    if (!run(&ic, &ci, begin, (uintptr_t)-1, &r, &r))
-        return stop;
-    struct row initial = r;
-    if (!run(&f, &ci, begin, look, &r, &initial))
+    if (!run(&ic, &ci, begin, (uintptr_t)-1, r, r))
+        return 0;
+    struct row initial = *r;
+    return run(&f, &ci, begin, look, r, &initial);
+}
+
+static __attribute__((noinline)) uint64_t compute(uintptr_t look)
+{
+    const uint64_t stop = R_VALID | R_END;
+    struct row r;
+    if (!row_of(look, &r))
         return stop;
     if (r.ra == UNDEFINED || !r.cfa_ok || (r.cfa_reg != REG_RSP && r.cfa_reg != REG_RBP) ||
         r.ra != AT_OFFSET || r.ra_off != -8 || r.rbp == UNHANDLED || r.rbp == UNDEFINED ||
@@ -559,4 +590,52 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
         pcs[n++] = pc;
     }
     return n;
+}
+
+/* ---- the program's frame at the exit -------------------------------------------- */
+
+__attribute__((noinline)) int pf_unwind_program_frame(int (*runtime)(uintptr_t pc), uintptr_t *sp_out,
+                                                      uintptr_t regs[PF_UNWIND_KEPT])
+{
+    /* This function's own state, read in one go: the rules of `pc` say
+     * where its caller's registers are (saved by the prologue, or still
+     * in place). */
+    uintptr_t pc, sp, v[NKEPT + 1]; /* rbx, r12 .. r15, rbp */
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbx, 0(%2)\n\tmov %%r12, 8(%2)\n\t"
+                     "mov %%r13, 16(%2)\n\tmov %%r14, 24(%2)\n\tmov %%r15, 32(%2)\n\tmov %%rbp, 40(%2)"
+                     : "=&r"(pc), "=&r"(sp)
+                     : "r"(v)
+                     : "memory");
+    for (int k = 0; k < MAX_STEPS; k++) {
+        struct row r;
+        if (!row_of(k ? pc - 1 : pc, &r) || r.ra != AT_OFFSET || r.ra_off != -8 || !r.cfa_ok ||
+            (r.cfa_reg != REG_RSP && r.cfa_reg != REG_RBP))
+            return 0;
+        uintptr_t cfa = (r.cfa_reg == REG_RSP ? sp : v[NKEPT]) + (uintptr_t)r.cfa_off;
+        if (cfa <= sp || cfa - sp > MAX_FRAME || (cfa & 7))
+            return 0;
+        /* Each saved register lies in the frame, between sp and the CFA. */
+        for (int i = 0; i <= NKEPT; i++) {
+            int how = i < NKEPT ? r.kept[i] : r.rbp;
+            int64_t off = i < NKEPT ? r.kept_off[i] : r.rbp_off;
+            if (how == AT_OFFSET) {
+                if (off >= 0 || cfa + (uintptr_t)off < sp)
+                    return 0;
+                v[i] = *(const uintptr_t *)(cfa + (uintptr_t)off);
+            } else if (how != SAME) {
+                return 0;
+            }
+        }
+        pc = *(const uintptr_t *)(cfa - 8);
+        sp = cfa;
+        if (pc < 4096)
+            return 0;
+        if (!(pc - 1 >= self_lo && pc - 1 < self_hi) && !runtime(pc - 1)) {
+            *sp_out = sp;
+            for (int i = 0; i <= NKEPT; i++)
+                regs[i] = v[i];
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -330,7 +330,7 @@ static int before(const struct leak *a, const struct leak *b)
     return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
 }
 
-static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, int at_exit)
+static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, int at_exit, const uintptr_t *extra)
 {
     /* Reserved at start-up when leaks are reported; this late try is for a
      * caller that did not reserve. Without the tables the walk still counts
@@ -360,7 +360,9 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
                                    .in_signal = in_signal,
                                    .at_exit = at_exit,
                                    .exit_report = !in_signal,
-                                   .stack_from = stack_from};
+                                   .stack_from = stack_from,
+                                   .ranges = (const uintptr_t (*)[2])extra,
+                                   .nranges = extra ? 1 : 0};
         pf_reach_run(&ro);
         reach_note = pf_reach_note();
     }
@@ -396,7 +398,7 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
     return 0;
 }
 
-void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit)
+void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *extra)
 {
     /* A signal handler's walk in another thread waits on no lock, but its
      * report may wait on a full pipe: after two seconds the exit's walk goes
@@ -414,7 +416,7 @@ void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit)
      * objects counted (family.h, the hold): none is made, and none of
      * theirs moved, under the walk. */
     pf_tcache_hold(1);
-    collect(sum, 0, stack_from, at_exit);
+    collect(sum, 0, stack_from, at_exit, extra);
     pf_tcache_hold(0);
 }
 
@@ -422,7 +424,7 @@ int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
 {
     if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
         return -1;
-    if (collect(sum, 1, stack_from, 0) != 0) {
+    if (collect(sum, 1, stack_from, 0, NULL) != 0) {
         atomic_store_explicit(&walking, 0, memory_order_release);
         return -1;
     }

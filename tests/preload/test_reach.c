@@ -752,6 +752,55 @@ Test(reach, a_large_blocks_untouched_pages_are_not_read)
     pf_run_free(&r);
 }
 
+/* tests/progs/exitframes.c: the exiting thread's stack is read from the
+ * frame that called exit() up, and that frame's callee-saved registers
+ * (which the exit's frames keep for it) are read too. Below it lie the
+ * exit's own frames, laid over the program's dead ones: a list main kept
+ * in a local and did not free was still reachable through the stale words
+ * of main's frame after main returned, where valgrind calls it lost. With
+ * valgrind at hand, its figures for lost objects are the same. */
+Test(reach, the_exit_reads_the_stack_from_the_frame_that_called_exit, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    static const struct {
+        const char *mode;
+        unsigned long lost, indirect;
+    } want[] = {{"returned", 1, 9}, {"deep", 0, 0}, {"register", 0, 0}};
+    static const char *const labels[3] = {"definitely lost:", "indirectly lost:", "possibly lost:"};
+    const char *vg = pf_which("valgrind");
+    char *valgrind = vg ? strdup(vg) : NULL;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *const argv[] = {PROG("exitframes"), want[i].mode, NULL};
+        const char *const env[] = {NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, want[i].mode);
+        unsigned long n[4];
+        text_summary(r.err, "  by reachability:\n", n);
+        cr_assert(n[0] == want[i].lost && n[1] == want[i].indirect && n[2] == 0,
+                  "exitframes %s: %lu definitely, %lu indirectly, %lu possibly lost (want %lu, %lu, 0)\n%s",
+                  want[i].mode, n[0], n[1], n[2], want[i].lost, want[i].indirect, r.err);
+        pf_run_free(&r);
+        if (!valgrind)
+            continue;
+        const char *const vargv[] = {valgrind, "--leak-check=full", PROG("exitframes"), want[i].mode, NULL};
+        struct pf_spawn_opts vo = {.mode = PF_PLAIN, .timeout_s = 300};
+        struct pf_run v;
+        pf_spawn(vargv, &vo, &v);
+        cr_assert(v.exited, "valgrind exitframes %s: %s", want[i].mode, pf_run_how(&v));
+        for (int k = 0; k < 3; k++) {
+            unsigned long bytes = 0, blocks = 0;
+            /* valgrind leaves out the lines of a category with none */
+            valgrind_summary(v.err, labels[k], &bytes, &blocks);
+            cr_assert(blocks == n[k], "exitframes %s, %s: valgrind %lu, pfalloc %lu\n%s", want[i].mode, labels[k],
+                      blocks, n[k], v.err);
+        }
+        pf_run_free(&v);
+    }
+    free(valgrind);
+}
+
 /* ---- other threads' registers ---------------------------------------------------- */
 
 /* tests/progs/blocked.c: the process exits while fourteen workers are
