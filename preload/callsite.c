@@ -18,9 +18,11 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "config.h"
 #include "sites.h"
+#include "symtab.h"
 #include "tcache.h"
 #include "unwind.h"
 
@@ -59,6 +61,57 @@ static int nowned;
 static uintptr_t tails[MAX_TAILS];
 static int ntails;
 static int ready; /* ranges are known */
+
+static int starts(const char *s, const char *prefix);
+
+/* A C++ runtime linked into the executable itself (g++ -static-libstdc++:
+ * gcc's own compilers, many shipped programs), known by its functions'
+ * names: operator new and new[] (every variant, and their cold parts),
+ * the exception allocator and its pool, the locale and stream set-up,
+ * and the start-up code that runs the executable's constructors.
+ * Their allocations are the runtime's like those of the shared library:
+ * every `new` had operator new itself for its site, and the emergency
+ * exception pool counted as the program's own. Kept apart from `ranges`,
+ * whose span would otherwise cover the program's code. */
+#define MAX_LINKED 32
+static struct range linked[MAX_LINKED];
+static int nlinked;
+static uintptr_t linked_lo = UINTPTR_MAX, linked_hi;
+
+static int linked_runtime(const char *name, uintptr_t lo, uintptr_t hi, void *ctx)
+{
+    (void)ctx;
+    static const char *const prefixes[] = {"_Znwm", "_Znam", "__cxa_allocate_", "_GLOBAL__sub_I_eh_alloc",
+                                           "_ZN12_GLOBAL__N_14pool", "_ZNSt6locale", "_ZNSt8ios_base",
+                                           /* the C library's start-up code in the executable, which runs
+                                            * the executable's constructors: names in full */
+                                           "_start", "__libc_csu_init"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (i >= 7 ? strcmp(name, prefixes[i]) == 0 : strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
+            if (nlinked == MAX_LINKED)
+                return 1;
+            linked[nlinked].lo = lo;
+            linked[nlinked].hi = hi;
+            linked[nlinked].kind = 1;
+            nlinked++;
+            if (lo < linked_lo)
+                linked_lo = lo;
+            if (hi > linked_hi)
+                linked_hi = hi;
+            break;
+        }
+    return 0;
+}
+
+/* Whether a C++ runtime's shared library is loaded. */
+static int cxx_shared(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    const char *b = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    b = b ? b + 1 : info->dlpi_name;
+    return b && (starts(b, "libstdc++.so") || starts(b, "libc++.so"));
+}
 static __thread int busy __attribute__((tls_model("initial-exec")));
 /* The last site this thread saw outside the runtime, and its id: a loop
  * that allocates from one place skips the range search and the table. */
@@ -147,12 +200,21 @@ void pf_callsite_init(void)
         nowned++;
     }
     pf_unwind_init((const void *)pf_callsite_init);
+    /* Without a C++ runtime's library, one may be linked into the program:
+     * its symbol table (which the report reads anyway) tells. */
+    if (!dl_iterate_phdr(cxx_shared, NULL))
+        pf_sym_each((uintptr_t)getauxval(AT_PHDR), linked_runtime, NULL);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 }
 
+/* For the exit's frame: the runtime's libraries, not what is linked into
+ * the executable (its start-up code is where the walk ends). */
 static int in_runtime(uintptr_t pc)
 {
-    return where(pc) != 0;
+    for (int i = 0; pc >= ranges_lo && pc < ranges_hi && i < nranges; i++)
+        if (pc >= ranges[i].lo && pc < ranges[i].hi)
+            return 1;
+    return 0;
 }
 
 int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
@@ -169,6 +231,10 @@ int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
 static int where(uintptr_t a)
 {
     /* Most frames are the program's, usually far from the runtime's objects. */
+    if (PF_UNLIKELY(a >= linked_lo && a < linked_hi))
+        for (int i = 0; i < nlinked; i++)
+            if (a >= linked[i].lo && a < linked[i].hi)
+                return 1;
     if (a < ranges_lo || a >= ranges_hi)
         return 0;
     for (int i = 0; i < nranges; i++)

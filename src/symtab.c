@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #include "fmt.h"
 
@@ -474,6 +475,43 @@ static struct module *add_module(const struct found *fo)
     return m;
 }
 
+/* The module fo names, its table built: NULL when someone else is
+ * building one, or there is no room for it. */
+static struct module *module_built(const struct found *fo)
+{
+    struct module *m = mods ? cached(fo) : NULL;
+    if (!m || !atomic_load_explicit(&m->state, memory_order_acquire)) {
+        if (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire))
+            return NULL;
+        if (!m && !(m = mods ? cached(fo) : NULL))
+            m = add_module(fo);
+        if (m && !atomic_load_explicit(&m->state, memory_order_relaxed)) {
+            size_t size;
+            const void *p = pf_os_map_file(m->path, &size);
+            if (!p || !build(p, size, m->path, &m->t))
+                memset(&m->t, 0, sizeof m->t);
+            atomic_store_explicit(&m->state, 1, memory_order_release);
+        }
+        atomic_flag_clear_explicit(&busy, memory_order_release);
+    }
+    return m;
+}
+
+int pf_sym_each(uintptr_t addr, int (*fn)(const char *name, uintptr_t lo, uintptr_t hi, void *ctx), void *ctx)
+{
+    struct found fo;
+    struct module *m = addr && locate(addr, &fo) ? module_built(&fo) : NULL;
+    if (!m)
+        return 0;
+    for (uint32_t i = 0; i < m->t.n; i++) {
+        const struct fn *f = &m->t.fns[i];
+        uintptr_t lo = f->lo + m->bias;
+        if (f->size && fn(m->t.str + f->name, lo, lo + f->size, ctx))
+            break;
+    }
+    return 1;
+}
+
 int pf_sym_name(uintptr_t addr, struct pf_sym *out)
 {
     out->path = out->module = "?";
@@ -488,23 +526,9 @@ int pf_sym_name(uintptr_t addr, struct pf_sym *out)
         out->path = fo.name;
         out->module = base_name(fo.name);
     }
-    struct module *m = mods ? cached(&fo) : NULL;
-    if (!m || !atomic_load_explicit(&m->state, memory_order_acquire)) {
-        if (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire))
-            return 1; /* someone else is building: the module only */
-        if (!m && !(m = mods ? cached(&fo) : NULL))
-            m = add_module(&fo);
-        if (m && !atomic_load_explicit(&m->state, memory_order_relaxed)) {
-            size_t size;
-            const void *p = pf_os_map_file(m->path, &size);
-            if (!p || !build(p, size, m->path, &m->t))
-                memset(&m->t, 0, sizeof m->t);
-            atomic_store_explicit(&m->state, 1, memory_order_release);
-        }
-        atomic_flag_clear_explicit(&busy, memory_order_release);
-        if (!m)
-            return 1;
-    }
+    struct module *m = module_built(&fo);
+    if (!m)
+        return 1; /* someone else is building: the module only */
     out->path = m->path;
     out->module = m->base;
     out->name = table_find(&m->t, out->modoff, &out->symoff);
@@ -528,6 +552,16 @@ static int cxx_runtime(struct dl_phdr_info *info, size_t size, void *ctx)
     return base && (strncmp(base, "libstdc++", 9) == 0 || strncmp(base, "libc++", 6) == 0);
 }
 
+static int find_demangler(const char *name, uintptr_t lo, uintptr_t hi, void *ctx)
+{
+    (void)hi;
+    (void)ctx;
+    if (strcmp(name, "__cxa_demangle") != 0)
+        return 0;
+    demangler = (demangle_fn)lo;
+    return 1;
+}
+
 void pf_sym_allow_demangle(int on)
 {
     /* Looked up when first allowed, never at start-up (dlsym may allocate).
@@ -539,6 +573,8 @@ void pf_sym_allow_demangle(int on)
     if (on && !demangle_looked) {
         if (dl_iterate_phdr(cxx_runtime, NULL))
             demangler = (demangle_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
+        else /* a C++ runtime linked into the program (g++ -static-libstdc++) */
+            pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
         demangle_looked = 1;
     }
     demangle_on = on;

@@ -26,6 +26,13 @@ struct pf_sym {
 /* Fills *out for `addr`; 1 when a module holds it, else 0 (out still valid). */
 PF_HIDDEN int pf_sym_name(uintptr_t addr, struct pf_sym *out);
 
+/* Calls fn(name, lo, hi, ctx) for each function symbol (with a size) of
+ * the module that holds `addr`, [lo, hi) in run-time addresses, until fn
+ * returns nonzero; builds the module's table if need be. 0 when no module
+ * holds addr, or its table is being built by someone else. */
+PF_HIDDEN int pf_sym_each(uintptr_t addr, int (*fn)(const char *name, uintptr_t lo, uintptr_t hi, void *ctx),
+                          void *ctx);
+
 /* The same lookup against one ELF file mapped in memory at `file`
  * (`size` bytes), for a file address: the function name or NULL. For tests
  * of corrupt files; every read is bounds-checked. */

@@ -979,6 +979,41 @@ Test(reports, text_is_the_default_format)
     pf_run_free(&r);
 }
 
+/* tests/progs/cxxlinked.cpp, with the C++ runtime as a shared library and
+ * linked into the executable (-static-libstdc++, as gcc's own compilers):
+ * the same leak section. Before, the linked one had operator new for every
+ * site ("_Znwm+0x1c"), mangled names, and the runtime's emergency exception
+ * pool (about 71 KiB) among the program's own objects. */
+Test(reports, a_cxx_runtime_linked_into_the_program_reads_like_a_shared_one)
+{
+    PF_REQUIRE_PRELOAD();
+    char own[2][160];
+    static const char *const progs[2] = {"cxxlinked", "cxxlinked_static"};
+    for (int k = 0; k < 2; k++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", PF_PROGS_DIR, progs[k]);
+        const char *const argv[] = {path, NULL};
+        const char *const env[] = {"PFALLOC_SITES=1", NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, progs[k]);
+        cr_assert_str_eq(r.out, "cxxlinked: 100 100 1\n", "%s: %s", progs[k], r.out);
+        const char *leaks = strstr(r.err, "\nleaks: ");
+        cr_assert(leaks != NULL, "%s", r.err);
+        const char *eol = strchr(leaks + 1, '\n');
+        cr_assert(eol && (size_t)(eol - leaks) < sizeof own[k], "%s", r.err);
+        memcpy(own[k], leaks + 1, (size_t)(eol - leaks - 1));
+        own[k][eol - leaks - 1] = 0;
+        cr_assert(strstr(leaks, "definitely lost  store::cache::fill") != NULL, "%s: no site in fill\n%s", progs[k],
+                  leaks);
+        cr_assert(strstr(leaks, " _Z") == NULL && strstr(leaks, "operator new") == NULL,
+                  "%s: mangled names, or operator new for a site\n%s", progs[k], leaks);
+        pf_run_free(&r);
+    }
+    cr_assert_str_eq(own[0], own[1], "shared: %s\nlinked: %s", own[0], own[1]);
+}
+
 /* A program that writes over its argv (postgres's status for ps) keeps
  * the name it started with in its reports' headers, text and JSON: the
  * header was "(?)" or "(er )", or split in two by a newline written there. */
