@@ -17,6 +17,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 
@@ -74,7 +75,7 @@ static int starts(const char *s, const char *prefix);
  * exception pool counted as the program's own. Kept apart from `ranges`,
  * whose span would otherwise cover the program's code. */
 #define MAX_LINKED 32
-static struct range linked[MAX_LINKED];
+PF_BULK static struct range linked[MAX_LINKED]; /* touched only when sites are recorded */
 static int nlinked;
 static uintptr_t linked_lo = UINTPTR_MAX, linked_hi;
 
@@ -207,24 +208,17 @@ void pf_callsite_init(void)
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 }
 
-/* For the exit's frame: the runtime's libraries, not what is linked into
- * the executable (its start-up code is where the walk ends). */
-static int in_runtime(uintptr_t pc)
+/* Whether code address `code` is in exit() itself (the function its
+ * unwind information says holds it starts where exit does). */
+static int in_exit(uintptr_t code)
 {
-    for (int i = 0; pc >= ranges_lo && pc < ranges_hi && i < nranges; i++)
-        if (pc >= ranges[i].lo && pc < ranges[i].hi)
-            return 1;
-    return 0;
+    return pf_unwind_func_start(code) == (uintptr_t)&exit;
 }
 
 int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
 {
-    /* Without call sites the runtime's ranges were never taken: taken now
-     * (no other thread reads them then). */
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE) && !nranges)
-        dl_iterate_phdr(add_object, NULL);
     pf_unwind_self((const void *)pf_callsite_program_frame);
-    return pf_unwind_program_frame(in_runtime, sp, regs);
+    return pf_unwind_program_frame(in_exit, sp, regs);
 }
 
 /* 0: outside the runtime; else the kind of the range holding a. */

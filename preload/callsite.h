@@ -9,13 +9,13 @@
 #include "unwind.h"
 
 PF_HIDDEN void pf_callsite_init(void);
-/* At the exit: the frame of the code that called exit (or returned from
- * main, whose caller in the C library calls it), found by unwinding
- * through the C library's, the loader's and pfalloc's frames: its stack
- * pointer and its callee-saved registers (pf_unwind_program_frame). What
- * lies below it on the stack is the exit's own frames, laid over dead ones
- * of the program (main's locals after main returned). 1, or 0 when not
- * found. */
+/* At the exit: the frame of the code that called exit() (or of the C
+ * library's code that called main, once main returned), found by
+ * unwinding through the exit's frames (exit's own, the C library's and the
+ * loader's under it, pfalloc's): its stack pointer and its callee-saved
+ * registers (pf_unwind_program_frame). What lies below it on the stack is
+ * the exit's own frames, laid over dead ones of the program (main's locals
+ * after main returned). 1, or 0 when not found. */
 PF_HIDDEN int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT]);
 /* `cfa` is the caller's stack pointer after the call (where `ret` was
  * pushed, plus 8), or NULL when unknown: the walk then starts from the

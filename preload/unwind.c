@@ -387,8 +387,6 @@ uintptr_t pf_unwind_func_start(uintptr_t look)
     return fde_of(look, &f, &ci, &begin) ? begin : 0;
 }
 
-/* The rule for code address `look` (a return address minus one, or the
- * walk's own first address). */
 /* The row of code address `look`: 0 where there is none to use. */
 static int row_of(uintptr_t look, struct row *r)
 {
@@ -405,6 +403,8 @@ static int row_of(uintptr_t look, struct row *r)
     return run(&f, &ci, begin, look, r, &initial);
 }
 
+/* The rule for code address `look` (a return address minus one, or the
+ * walk's own first address). */
 static __attribute__((noinline)) uint64_t compute(uintptr_t look)
 {
     const uint64_t stop = R_VALID | R_END;
@@ -594,7 +594,7 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
 
 /* ---- the program's frame at the exit -------------------------------------------- */
 
-__attribute__((noinline)) int pf_unwind_program_frame(int (*runtime)(uintptr_t pc), uintptr_t *sp_out,
+__attribute__((noinline)) int pf_unwind_program_frame(int (*last)(uintptr_t code), uintptr_t *sp_out,
                                                       uintptr_t regs[PF_UNWIND_KEPT])
 {
     /* This function's own state, read in one go: the rules of `pc` say
@@ -608,7 +608,8 @@ __attribute__((noinline)) int pf_unwind_program_frame(int (*runtime)(uintptr_t p
                      : "memory");
     for (int k = 0; k < MAX_STEPS; k++) {
         struct row r;
-        if (!row_of(k ? pc - 1 : pc, &r) || r.ra != AT_OFFSET || r.ra_off != -8 || !r.cfa_ok ||
+        uintptr_t look = k ? pc - 1 : pc;
+        if (!row_of(look, &r) || r.ra != AT_OFFSET || r.ra_off != -8 || !r.cfa_ok ||
             (r.cfa_reg != REG_RSP && r.cfa_reg != REG_RBP))
             return 0;
         uintptr_t cfa = (r.cfa_reg == REG_RSP ? sp : v[NKEPT]) + (uintptr_t)r.cfa_off;
@@ -630,7 +631,7 @@ __attribute__((noinline)) int pf_unwind_program_frame(int (*runtime)(uintptr_t p
         sp = cfa;
         if (pc < 4096)
             return 0;
-        if (!(pc - 1 >= self_lo && pc - 1 < self_hi) && !runtime(pc - 1)) {
+        if (last(look)) { /* now at its caller's */
             *sp_out = sp;
             for (int i = 0; i <= NKEPT; i++)
                 regs[i] = v[i];

@@ -34,15 +34,15 @@ PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp, st
 /* Where the function holding code address `look` starts, by its unwind
  * information (which covers functions with no symbol), or 0. */
 PF_HIDDEN uintptr_t pf_unwind_func_start(uintptr_t look);
-/* The first frame outward from the caller's whose code `runtime` does not
- * claim (nor is pfalloc's): its stack pointer (its frame and every one
+/* The caller of the first frame, outward from the caller's, whose code
+ * `last` accepts: its stack pointer at that call (its frame and every one
  * above it lie at and above it) into *sp, and the values its callee-saved
- * registers (rbx, r12 .. r15, rbp) had when it made its call, recovered
- * from where the frames below saved them, into regs. 1, or 0 when the walk
- * does not get there (a frame without usable unwind information). Uncached:
- * for the exit. */
+ * registers (rbx, r12 .. r15, rbp) had then, recovered from where the
+ * frames below saved them, into regs. 1, or 0 when the walk does not get
+ * there (a frame without usable unwind information). Uncached: for the
+ * exit. */
 #define PF_UNWIND_KEPT 6
-PF_HIDDEN int pf_unwind_program_frame(int (*runtime)(uintptr_t pc), uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT]);
+PF_HIDDEN int pf_unwind_program_frame(int (*last)(uintptr_t code), uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT]);
 /* Code may have been unmapped (dlclose): forget every cached rule. */
 PF_HIDDEN void pf_unwind_forget(void);
 

@@ -11,8 +11,12 @@
  *             callee-saved register across its call of exit() (made through
  *             a pointer, so the compiler keeps it for after the call): still
  *             reachable
+ *   argp      argp_parse with --help, which prints the help and calls exit()
+ *             from inside the C library, whose frames then hold the parser's
+ *             storage and the hook the program made: still reachable
  * Built like a distribution's binaries (-O2 -g, nothing exported).
  */
+#include <argp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,15 +84,39 @@ __attribute__((noinline)) static void in_register(void)
     printf("%d\n", p[1]); /* not reached: keeps p after the call */
 }
 
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+    (void)arg;
+    if (key != ARGP_KEY_INIT)
+        return ARGP_ERR_UNKNOWN;
+    char *hook = malloc(40);
+    if (!hook)
+        exit(2);
+    strcpy(hook, "the program's hook");
+    state->hook = hook;
+    return 0;
+}
+
+__attribute__((noinline)) static void with_argp(const char *prog)
+{
+    static struct argp_option options[] = {{"name", 'n', "NAME", 0, "a name", 0}, {0}};
+    static struct argp argp = {options, parse_opt, NULL, "exitframes argp", 0, 0, 0};
+    char *args[] = {(char *)prog, (char *)"--help", NULL};
+    argp_parse(&argp, 2, args, 0, NULL, NULL);
+    exit(3); /* not reached: --help exits */
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "returned";
+    if (strcmp(mode, "argp") == 0)
+        with_argp(argv[0]);
     if (strcmp(mode, "deep") == 0)
         deep();
     if (strcmp(mode, "register") == 0)
         in_register();
     if (strcmp(mode, "returned") != 0) {
-        fprintf(stderr, "usage: exitframes returned|deep|register\n");
+        fprintf(stderr, "usage: exitframes returned|deep|register|argp\n");
         return 2;
     }
     struct opts o;
