@@ -16,7 +16,9 @@ TestSuite(faults, .timeout = 900);
 
 #define WALK_RUNS_MAX 20
 
-static void run_walk(const char *mode, const char *fault, const char *sites, struct pf_run *r)
+/* argv under the preload with its exit report, PFALLOC_FAULT=fault (none
+ * when NULL) and `sites` (an environment entry, or NULL). */
+static void run_faulty(const char *const argv[], const char *fault, const char *sites, struct pf_run *r)
 {
     char fault_env[64];
     snprintf(fault_env, sizeof fault_env, "PFALLOC_FAULT=%s", fault ? fault : "");
@@ -27,9 +29,14 @@ static void run_walk(const char *mode, const char *fault, const char *sites, str
     if (fault)
         env[n++] = fault_env;
     env[n] = NULL;
-    const char *const argv[] = {PF_PROGS_DIR "/faultwalk", mode, NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     pf_spawn(argv, &o, r);
+}
+
+static void run_walk(const char *mode, const char *fault, const char *sites, struct pf_run *r)
+{
+    const char *const argv[] = {PF_PROGS_DIR "/faultwalk", mode, NULL};
+    run_faulty(argv, fault, sites, r);
 }
 
 static unsigned long walk_count(const char *mode, const char *sites)
@@ -149,48 +156,40 @@ static void walk_exit_report(const char *const argv[], const char *sites, unsign
         if (k == 2)
             break;
         char fault[48];
-        snprintf(fault, sizeof fault, "PFALLOC_FAULT=%lu:%lu", n, k ? 0UL : 1UL);
-        const char *env[4] = {PF_REPORT_ENV};
-        int ne = 1;
-        if (sites)
-            env[ne++] = sites;
-        if (n)
-            env[ne++] = fault;
-        env[ne] = NULL;
-        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        snprintf(fault, sizeof fault, "%lu:%lu", n, k ? 0UL : 1UL);
         struct pf_run r;
-        pf_spawn(argv, &o, &r);
+        run_faulty(argv, n ? fault : NULL, sites, &r);
         /* One of the program's own allocations failed and it gave up: exit
          * status 2, or abort() (no exit report then). */
         int whole = r.exited && r.code == 0;
         cr_assert(!r.timed_out && (whole || (r.exited && r.code == 2) || (!r.exited && r.signo == SIGABRT)),
-                  "%s %s: %s\n%s", name, fault, pf_run_how(&r), pf_tail(r.err, r.err_len, 3000));
+                  "%s PFALLOC_FAULT=%s: %s\n%s", name, fault, pf_run_how(&r), pf_tail(r.err, r.err_len, 3000));
         if (!r.exited) {
             pf_run_free(&r);
             continue;
         }
         cr_assert(pf_count(r.err, PF_REPORT_MARK) == 1 && pf_count(r.err, "==== end of pfalloc report ====") == 1,
-                  "%s %s: the report is not whole\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
+                  "%s PFALLOC_FAULT=%s: the report is not whole\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
         const char *leaks = strstr(r.err, "\nleaks: ");
-        cr_assert(leaks != NULL, "%s %s: no leak section\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
+        cr_assert(leaks != NULL, "%s PFALLOC_FAULT=%s: no leak section\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
         /* With call sites, the classification is of the program's own. */
         const char *own = strstr(leaks, "the program's own: ");
         unsigned long live = own ? after(own, "the program's own: ") : after(leaks, "\nleaks: "),
                       lost = after(leaks, "definitely lost:"), ind = after(leaks, "indirectly lost:"),
                       poss = after(leaks, "possibly lost:"), reach = after(leaks, "still reachable:"),
                       uncl = after(leaks, "    unclassified:");
-        cr_assert(lost + ind + poss + reach + uncl == live, "%s %s: %lu + %lu + %lu + %lu + %lu classified, of %lu\n%s",
+        cr_assert(lost + ind + poss + reach + uncl == live, "%s PFALLOC_FAULT=%s: %lu + %lu + %lu + %lu + %lu classified, of %lu\n%s",
                   name, fault, lost, ind, poss, reach, uncl, live, pf_tail(r.err, r.err_len, 3000));
         /* A program that gave up midway may have dropped a pointer for
          * good (its block is lost); one that ran to its end keeps them all. */
         if (whole)
-            cr_assert(lost == 0 && ind == 0 && poss == 0, "%s %s: reachable objects called lost\n%s", name, fault,
+            cr_assert(lost == 0 && ind == 0 && poss == 0, "%s PFALLOC_FAULT=%s: reachable objects called lost\n%s", name, fault,
                       pf_tail(r.err, r.err_len, 3000));
         /* Call sites asked for and not recorded: the report says why. */
         if (sites && !own)
             cr_assert(strstr(leaks, "call sites not recorded: no memory") != NULL &&
                           strstr(r.err, "pfalloc: PFALLOC_SITES: no memory") != NULL,
-                      "%s %s: no sites, no word of why\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
+                      "%s PFALLOC_FAULT=%s: no sites, no word of why\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
         if (n == 0) {
             /* Every mapping call of the run, the report's included, and a
              * few beyond: mmap, mremap and madvise are counted together. */
@@ -205,10 +204,10 @@ static void walk_exit_report(const char *const argv[], const char *sites, unsign
              * without some of its own (an unbuffered stdout). */
             if (whole && k == 0)
                 cr_assert(sites ? live >= base_live && live <= base_live + 1 : live == base_live,
-                          "%s %s: %lu objects listed, %lu live\n%s", name, fault, live, base_live,
+                          "%s PFALLOC_FAULT=%s: %lu objects listed, %lu live\n%s", name, fault, live, base_live,
                           pf_tail(r.err, r.err_len, 3000));
             if (uncl)
-                cr_assert(strstr(leaks, "memory") != NULL, "%s %s: unclassified, no reason\n%s", name, fault,
+                cr_assert(strstr(leaks, "memory") != NULL, "%s PFALLOC_FAULT=%s: unclassified, no reason\n%s", name, fault,
                           pf_tail(r.err, r.err_len, 3000));
             unclassified_runs += uncl != 0;
             runs++;
