@@ -295,8 +295,9 @@ static int regs_mode;
 /* The list of other threads' ids, and room for their registers, mapped at
  * the first one: [registers | ids | runs | the helper's stack]. runs[i]
  * (see settle_runners): 0, thread i is stopped only in a call stop_unseen
- * accepts; 1, it was running when last looked at, and may be stopped
- * running too; 2, the same, last seen in a call stop_unseen accepts. */
+ * accepts; 1, it ran at the last look and was never seen in another call,
+ * and may be stopped running too; 2, the same but last seen in a call
+ * stop_unseen accepts, where alone it is stopped. */
 static long *tids;
 static uint8_t *runs;
 static uint32_t ntids;
@@ -332,10 +333,12 @@ static void note_tid(long tid, uint8_t running)
  * process is about to end (may name the helper its tracer under Yama). */
 static int stop_unseen(long nr);
 
-/* The helper's question for thread i in call nr (see runs). */
+/* The helper's question for thread i in call nr (see runs): running, only
+ * one that ran at the last look (one last seen waiting is stopped in its
+ * call, as any other). */
 static int may_stop(uint32_t i, long nr)
 {
-    return stop_unseen(nr) || (nr == -1 && runs[i]);
+    return stop_unseen(nr) || (nr == -1 && runs[i] == 1);
 }
 
 static void other_registers(int ending)
@@ -418,7 +421,8 @@ static uintptr_t from_own_stack(uintptr_t sp, long tid)
  * 0.1 to 2 ms for up to SETTLE_MS: one seen in a call stop_unseen does not
  * accept (a writer between its waits) is not stopped running; the looks
  * end early when none runs (a thread on its way into a call it waits in).
- * A thread that ran at every look (a computation) is stopped running. */
+ * A thread still running at the last look, and never seen in such a call
+ * (a computation), is stopped running. */
 #define SETTLE_MS 20
 
 static void settle_runners(void)
