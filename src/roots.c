@@ -430,9 +430,10 @@ static void settle_runners(void)
     uint32_t running = 0;
     for (uint32_t i = 0; i < ntids; i++)
         running += runs[i] == 1;
-    uint64_t start = pf_os_now_ms();
-    for (long us = 100; running && pf_os_now_ms() - start < SETTLE_MS; us = us < 2000 ? us * 2 : 2000) {
-        pf_os_sleep_us(us);
+    uint64_t start = pf_os_now_ms(), spent;
+    for (long us = 100; running && (spent = pf_os_now_ms() - start) < SETTLE_MS; us = us < 2000 ? us * 2 : 2000) {
+        long left = (long)(SETTLE_MS - spent) * 1000;
+        pf_os_sleep_us(us < left ? us : left); /* the last sleep ends at the budget's end */
         running = 0;
         for (uint32_t i = 0; i < ntids; i++) {
             if (!runs[i])
