@@ -65,6 +65,7 @@ int pf_sites_on;
 /* PFALLOC_SITES=1 asked for call sites, and their tables could not be
  * mapped: the report says so instead of telling the user to ask. */
 static int sites_unmapped;
+#define SITES_UNMAPPED "no memory for their tables at start-up"
 static struct site *sites;  /* SITE_SLOTS + 2 entries */
 static uint32_t cap;         /* frames kept per entry */
 static uintptr_t *frames;    /* cap per entry */
@@ -595,7 +596,7 @@ static void write_text(struct pf_fmt *f)
         pf_fmt_str(f, " objects, ");
         pf_fmt_size(f, total.program_bytes);
     } else if (sites_unmapped) {
-        pf_fmt_str(f, " (call sites not recorded: no memory for their tables at start-up)");
+        pf_fmt_str(f, " (call sites not recorded: " SITES_UNMAPPED ")");
     } else {
         pf_fmt_str(f, " (PFALLOC_SITES=1 tells the program's own from the runtime's)");
     }
@@ -707,6 +708,8 @@ static void write_json(struct pf_fmt *f)
     pf_fmt_u64(f, total.inherited_bytes);
     pf_fmt_str(f, ",\"sites_recorded\":");
     pf_fmt_str(f, pf_sites_on ? "true" : "false");
+    pf_fmt_str(f, ",\"sites_note\":");
+    pf_fmt_str(f, sites_unmapped ? "\"" SITES_UNMAPPED "\"" : "null");
     pf_fmt_str(f, ",\"grouped\":");
     pf_fmt_str(f, grouped ? "true" : "false");
     pf_fmt_str(f, ",\"reachability\":");

@@ -185,11 +185,22 @@ static void walk_exit_report(const char *const argv[], const char *sites, unsign
         if (whole)
             cr_assert(lost == 0 && ind == 0 && poss == 0, "%s PFALLOC_FAULT=%s: reachable objects called lost\n%s", name, fault,
                       pf_tail(r.err, r.err_len, 3000));
-        /* Call sites asked for and not recorded: the report says why. */
-        if (sites && !own)
+        /* Call sites asked for and not recorded: the report says why, in
+         * text and (the same run again) in JSON. */
+        if (sites && !own) {
             cr_assert(strstr(leaks, "call sites not recorded: no memory") != NULL &&
                           strstr(r.err, "pfalloc: PFALLOC_SITES: no memory") != NULL,
                       "%s PFALLOC_FAULT=%s: no sites, no word of why\n%s", name, fault, pf_tail(r.err, r.err_len, 3000));
+            char fault_env[64];
+            snprintf(fault_env, sizeof fault_env, "PFALLOC_FAULT=%s", fault);
+            const char *const jenv[] = {PF_REPORT_ENV, "PFALLOC_FORMAT=json", sites, fault_env, NULL};
+            struct pf_spawn_opts jo = {.mode = PF_PRELOAD, .env = jenv, .timeout_s = 60};
+            struct pf_run j;
+            pf_spawn(argv, &jo, &j);
+            cr_assert(strstr(j.err, "\"sites_recorded\":false,\"sites_note\":\"no memory for their tables") != NULL,
+                      "%s PFALLOC_FAULT=%s, JSON: no word of why\n%s", name, fault, pf_tail(j.err, j.err_len, 3000));
+            pf_run_free(&j);
+        }
         if (n == 0) {
             /* Every mapping call of the run, the report's included, and a
              * few beyond: mmap, mremap and madvise are counted together. */
