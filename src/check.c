@@ -602,10 +602,8 @@ void pf_check_exit(void)
     atomic_store(&verifying, 1);
     /* Operations under way finish their window (microseconds); a thread
      * stopped inside one for two seconds is not waited for. */
-    for (int i = 0; i < 2000 && atomic_load(&busy_all) > 0; i++) {
-        atomic_int tick = 0;
-        pf_os_futex_wait_ms(&tick, 0, 1);
-    }
+    for (int i = 0; i < 2000 && atomic_load(&busy_all) > 0; i++)
+        pf_os_sleep_us(1000);
     for (;;) {
         pf_lock(&check_lock);
         if (qcount == 0) {

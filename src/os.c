@@ -1344,8 +1344,7 @@ static int regs_helper(void *arg)
             if (spin < 64) {
                 syscall(SYS_sched_yield);
             } else {
-                struct timespec t = {0, 20000};
-                syscall(SYS_nanosleep, &t, NULL);
+                pf_os_sleep_us(20);
             }
         }
         if (w != tid || !WIFSTOPPED(st))
@@ -1482,10 +1481,8 @@ int pf_os_thread_regs(const long *tids, uint32_t n, uintptr_t *out, void *work, 
     }
     /* Reaped: with no exit signal it never is by itself. */
     int st;
-    for (int i = 0; i < 1000 && syscall(SYS_wait4, pid, &st, __WALL | WNOHANG, NULL) == 0; i++) {
-        struct timespec t = {0, 100000};
-        syscall(SYS_nanosleep, &t, NULL);
-    }
+    for (int i = 0; i < 1000 && syscall(SYS_wait4, pid, &st, __WALL | WNOHANG, NULL) == 0; i++)
+        pf_os_sleep_us(100);
     if (yama == 1)
         prctl(PR_SET_PTRACER, 0L, 0L, 0L, 0L);
     errno = saved;
