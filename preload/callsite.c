@@ -63,8 +63,6 @@ static uintptr_t tails[MAX_TAILS];
 static int ntails;
 static int ready; /* ranges are known */
 
-static int starts(const char *s, const char *prefix);
-
 /* A C++ runtime linked into the executable itself (g++ -static-libstdc++:
  * gcc's own compilers, many shipped programs), known by its functions'
  * names: operator new and new[] (every variant, and their cold parts),
@@ -104,15 +102,6 @@ static int linked_runtime(const char *name, uintptr_t lo, uintptr_t hi, void *ct
     return 0;
 }
 
-/* Whether a C++ runtime's shared library is loaded. */
-static int cxx_shared(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    (void)data;
-    const char *b = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
-    b = b ? b + 1 : info->dlpi_name;
-    return b && (starts(b, "libstdc++.so") || starts(b, "libc++.so"));
-}
 static __thread int busy __attribute__((tls_model("initial-exec")));
 /* The last site this thread saw outside the runtime, and its id: a loop
  * that allocates from one place skips the range search and the table. */
@@ -203,7 +192,7 @@ void pf_callsite_init(void)
     pf_unwind_init((const void *)pf_callsite_init);
     /* Without a C++ runtime's library, one may be linked into the program:
      * its symbol table (which the report reads anyway) tells. */
-    if (!dl_iterate_phdr(cxx_shared, NULL))
+    if (!pf_sym_cxx_shared())
         pf_sym_each((uintptr_t)getauxval(AT_PHDR), linked_runtime, NULL);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
 }

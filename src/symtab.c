@@ -552,6 +552,11 @@ static int cxx_runtime(struct dl_phdr_info *info, size_t size, void *ctx)
     return base && (strncmp(base, "libstdc++", 9) == 0 || strncmp(base, "libc++", 6) == 0);
 }
 
+int pf_sym_cxx_shared(void)
+{
+    return dl_iterate_phdr(cxx_runtime, NULL);
+}
+
 static int find_demangler(const char *name, uintptr_t lo, uintptr_t hi, void *ctx)
 {
     (void)hi;
@@ -571,7 +576,7 @@ void pf_sym_allow_demangle(int on)
      * leak walk, which the exit report's totals counted live and its leak
      * section did not list). */
     if (on && !demangle_looked) {
-        if (dl_iterate_phdr(cxx_runtime, NULL))
+        if (pf_sym_cxx_shared())
             demangler = (demangle_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
         else /* a C++ runtime linked into the program (g++ -static-libstdc++) */
             pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);

@@ -26,6 +26,10 @@ struct pf_sym {
 /* Fills *out for `addr`; 1 when a module holds it, else 0 (out still valid). */
 PF_HIDDEN int pf_sym_name(uintptr_t addr, struct pf_sym *out);
 
+/* Whether a C++ runtime's shared library (libstdc++, libc++, libc++abi)
+ * is loaded. Not async-signal-safe (dl_iterate_phdr). */
+PF_HIDDEN int pf_sym_cxx_shared(void);
+
 /* Calls fn(name, lo, hi, ctx) for each function symbol (with a size) of
  * the module that holds `addr`, [lo, hi) in run-time addresses, until fn
  * returns nonzero; builds the module's table if need be. 0 when no module
