@@ -52,8 +52,8 @@ static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
  * frame and the handler's own frame go on it). */
 struct report_job {
     uintptr_t from; /* the program's part of the thread's stack begins here */
-    uintptr_t scan; /* the exit: the leak walk reads the stack from here (0: from) */
-    const uintptr_t *regs; /* the exit: [start, end) of the caller's registers, or NULL */
+    uintptr_t scan;        /* the exit: the leak walk reads the stack from here (0: from) */
+    const uintptr_t *regs; /* the exit: exit()'s caller's PF_UNWIND_KEPT registers, or NULL */
     int timer;      /* on_signal: the interval timer's */
     int with_leaks; /* on_term: the leak walk can be made */
     struct pf_leaks leaks;
@@ -148,10 +148,10 @@ static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
  * memory is left to the end): the init of a PID namespace outlives a
  * default-action signal it raises itself. */
 static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
-                        const uintptr_t *extra)
+                        const uintptr_t *regs)
 {
     if (with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code))
-        pf_leaks_collect(leaks, stack_from, at_exit, extra);
+        pf_leaks_collect(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
 }
@@ -352,14 +352,12 @@ __attribute__((destructor(101))) static void preload_exit(void)
      * when the frame is found on this stack, a little above this one, and
      * where there is a walk to make (nothing live: none, and no unwind
      * tables read by a short process). */
-    static uintptr_t regs[PF_UNWIND_KEPT + 2];
+    static uintptr_t regs[PF_UNWIND_KEPT];
     uintptr_t sp = 0;
     if (pf_config.reach && pf_stats_live_objects() != 0 && pf_callsite_program_frame(&sp, regs) && sp > from &&
         sp - from <= ((uintptr_t)1 << 20)) {
         j.scan = sp;
-        regs[PF_UNWIND_KEPT] = (uintptr_t)regs;
-        regs[PF_UNWIND_KEPT + 1] = (uintptr_t)(regs + PF_UNWIND_KEPT);
-        j.regs = regs + PF_UNWIND_KEPT;
+        j.regs = regs;
     }
     pf_os_on_own_stack(final_report, &j, from);
     /* A process forked without exec is a part of its parent's program (a

@@ -331,7 +331,8 @@ static int before(const struct leak *a, const struct leak *b)
     return a->reach != b->reach ? a->reach < b->reach : a->bytes > b->bytes;
 }
 
-static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, int at_exit, const uintptr_t *extra)
+static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, int at_exit, const uintptr_t *words,
+                   size_t nwords)
 {
     /* Reserved at start-up when leaks are reported; this late try is for a
      * caller that did not reserve. Without the tables the walk still counts
@@ -357,13 +358,14 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
     if (pf_config.reach && pf_stats_live_objects() == 0) {
         reach_note = NULL;
     } else if (pf_config.reach) {
+        const uintptr_t extra[1][2] = {{(uintptr_t)words, (uintptr_t)(words + nwords)}};
         struct pf_reach_opts ro = {.root_object = runtime_object,
                                    .in_signal = in_signal,
                                    .at_exit = at_exit,
                                    .exit_report = !in_signal,
                                    .stack_from = stack_from,
-                                   .ranges = (const uintptr_t (*)[2])extra,
-                                   .nranges = extra ? 1 : 0};
+                                   .ranges = extra,
+                                   .nranges = words ? 1 : 0};
         pf_reach_run(&ro);
         reach_note = pf_reach_note();
     }
@@ -399,7 +401,8 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
     return 0;
 }
 
-void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *extra)
+void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
+                      size_t nwords)
 {
     /* A signal handler's walk in another thread waits on no lock, but its
      * report may wait on a full pipe: after two seconds the exit's walk goes
@@ -417,7 +420,7 @@ void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, c
      * objects counted (family.h, the hold): none is made, and none of
      * theirs moved, under the walk. */
     pf_tcache_hold(1);
-    collect(sum, 0, stack_from, at_exit, extra);
+    collect(sum, 0, stack_from, at_exit, words, nwords);
     pf_tcache_hold(0);
 }
 
@@ -425,7 +428,7 @@ int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
 {
     if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
         return -1;
-    if (collect(sum, 1, stack_from, 0, NULL) != 0) {
+    if (collect(sum, 1, stack_from, 0, NULL, 0) != 0) {
         atomic_store_explicit(&walking, 0, memory_order_release);
         return -1;
     }

@@ -70,8 +70,10 @@ PF_HIDDEN void pf_leaks_reserve(void);
 /* Groups what is live now; fills *sum. Not signal-safe (takes family
  * locks). stack_from and at_exit: see pf_reach_opts (at_exit only where
  * the process surely ends: a terminating signal's handler may find that
- * it does not). extra: NULL, or one more root range [extra[0], extra[1]). */
-PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *extra);
+ * it does not). Besides, the nwords words at `words` (none when NULL) are
+ * roots. */
+PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
+                                size_t nwords);
 /* The same from a signal handler: gives up (-1) rather than wait on a lock
  * or on a walk under way. On 0, the caller writes the report, then calls
  * pf_leaks_done. Names sites with dladdr (see docs/REPORTS.md). */

@@ -63,7 +63,7 @@ Test(sites, concurrent_first_uses_keep_their_class)
     pf_sites_enable();
     cr_assert(pf_sites_on);
     struct pf_leaks base;
-    pf_leaks_collect(&base, 0, 0, NULL);
+    pf_leaks_collect(&base, 0, 0, NULL, 0);
     for (int rep = 0; rep < REPS; rep++) {
         uintptr_t addrs[THREADS];
         colliding((uint32_t)(rep * 200 + 7), addrs);
@@ -83,7 +83,7 @@ Test(sites, concurrent_first_uses_keep_their_class)
                          "rep %d: site %d interned as %s, reads back as %s", rep, i,
                          u[i].runtime ? "runtime" : "program", u[i].runtime ? "program" : "runtime");
         struct pf_leaks now;
-        pf_leaks_collect(&now, 0, 0, NULL);
+        pf_leaks_collect(&now, 0, 0, NULL, 0);
         cr_assert_eq(now.program_objects - base.program_objects, (uint64_t)(THREADS / 2) * OBJECTS,
                      "rep %d: %llu program objects, want %d", rep,
                      (unsigned long long)(now.program_objects - base.program_objects), THREADS / 2 * OBJECTS);
@@ -172,7 +172,7 @@ Test(sites, each_walk_groups_only_what_is_live_at_its_time)
                 objs[k][i] = pf_malloc(200 + (size_t)w);
                 pf_sites_store(objs[k][i], ids[w + k]);
             }
-        pf_leaks_collect(NULL, 0, 0, NULL);
+        pf_leaks_collect(NULL, 0, 0, NULL, 0);
         leak_text(text, sizeof text);
         for (int k = 0; k < 12; k++) {
             char addr[32];
