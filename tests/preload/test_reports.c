@@ -988,11 +988,9 @@ Test(reports, a_cxx_runtime_linked_into_the_program_reads_like_a_shared_one)
 {
     PF_REQUIRE_PRELOAD();
     char own[2][160];
-    static const char *const progs[2] = {"cxxlinked", "cxxlinked_static"};
+    static const char *const progs[2] = {PROG("cxxlinked"), PROG("cxxlinked_static")};
     for (int k = 0; k < 2; k++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", PF_PROGS_DIR, progs[k]);
-        const char *const argv[] = {path, NULL};
+        const char *const argv[] = {progs[k], NULL};
         const char *const env[] = {"PFALLOC_SITES=1", NULL};
         struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
         struct pf_run r;
@@ -1022,7 +1020,7 @@ Test(reports, a_program_that_rewrites_its_argv_keeps_its_name)
     PF_REQUIRE_PRELOAD();
     for (int json = 0; json < 2; json++) {
         const char *const env[] = {json ? "PFALLOC_FORMAT=json" : "PFALLOC_FORMAT=text", NULL};
-        const char *const argv[] = {PF_PROGS_DIR "/leaky", "retitle", NULL};
+        const char *const argv[] = {PROG("leaky"), "retitle", NULL};
         struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
         struct pf_run r;
         pf_spawn(argv, &o, &r);
