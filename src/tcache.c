@@ -208,6 +208,17 @@ struct pf_tcache *pf_tcache_get(void)
             b->live_base = pf_class_size[c] + PF_SLOT_LIVE;
         }
         tc->sites = (unsigned char *)(((uintptr_t)store + 63) & ~(uintptr_t)63);
+        /* The initial thread's cache made resident in one call: a short
+         * process touches most of its pages (the bins, the stores of the
+         * classes malloc finds in one load), and each first touch would
+         * take a fault, two where the fast path's empty-bin test reads
+         * the zero page before the refill writes. Other threads' caches
+         * keep faulting their pages in as they use them: with many
+         * threads, pages of classes a thread never uses would add up. */
+        if (pf_os_initial_thread()) {
+            char *from = (char *)((uintptr_t)tc & ~(pf_os_page_size() - 1));
+            pf_os_populate(from, (size_t)((char *)tc->bins[pf_class_small[PF_DIRECT_N - 1]].limit - from));
+        }
         struct pf_bin *none = &tc->bins[PF_NCLASSES];
         none->top = none->base = none->limit = WALL;
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
