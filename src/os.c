@@ -569,7 +569,10 @@ void pf_os_fork_stacks(void)
             if (own_tid == parent)
                 own_tid = pf_os_tid();
             atomic_store_explicit(&own[i].tid, own_tid, memory_order_relaxed);
-        } else {
+        } else if (tid || atomic_load_explicit(&own[i].owner, memory_order_relaxed)) {
+            /* Only a slot in use is written: the child of a fork shares
+             * its parent's pages until it writes one, and a store of the
+             * zero already there would copy this page for nothing. */
             atomic_store_explicit(&own[i].tid, 0, memory_order_relaxed);
             atomic_store_explicit(&own[i].owner, 0, memory_order_relaxed);
         }
