@@ -54,14 +54,15 @@ struct ent {
 };
 
 static struct {
+    /* ents, hash and mark lie in one mapping (tables), each from a page
+     * boundary */
+    void *tables;
+    size_t tables_bytes;
     struct ent *ents;
-    size_t ents_bytes;
     uint32_t nents;
     uint32_t *hash; /* span -> ent index + 1, open addressing */
-    size_t hash_bytes;
     uint32_t hmask;
     uint8_t *mark;
-    size_t mark_bytes;
     uint32_t nobj;
     uint32_t *work; /* mark indexes of objects to scan */
     size_t work_bytes;
@@ -116,9 +117,7 @@ static void unmap(void *p, size_t *bytes)
 
 void pf_reach_release(void)
 {
-    unmap(r.ents, &r.ents_bytes);
-    unmap(r.hash, &r.hash_bytes);
-    unmap(r.mark, &r.mark_bytes);
+    unmap(r.tables, &r.tables_bytes);
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
     pf_roots_release(&r.roots, forget);
@@ -614,16 +613,28 @@ int pf_reach_run(const struct pf_reach_opts *o)
         pf_reach_release();
         return -1;
     }
-    r.ents = map_zeroed(&r.ents_bytes, sizeof(struct ent) * spans);
-    r.hash = map_zeroed(&r.hash_bytes, sizeof(uint32_t) * hsize);
-    r.mark = map_zeroed(&r.mark_bytes, objs);
+    /* The walk writes the whole of these three (the hash and the marks
+     * all over, the spans' entries up to the slack), so they are made
+     * resident in one call: a short process's exit report would otherwise
+     * take a fault for each of their pages, two for the hash's first
+     * (read before it is written). */
+    size_t ps = pf_os_page_size();
+    size_t ents_bytes = (sizeof(struct ent) * spans + ps - 1) & ~(ps - 1);
+    size_t hash_bytes = (sizeof(uint32_t) * hsize + ps - 1) & ~(ps - 1);
+    r.tables = map_zeroed(&r.tables_bytes, ents_bytes + hash_bytes + objs);
+    if (r.tables) {
+        pf_os_populate(r.tables, r.tables_bytes);
+        r.ents = r.tables;
+        r.hash = (uint32_t *)((char *)r.tables + ents_bytes);
+        r.mark = (uint8_t *)r.tables + ents_bytes + hash_bytes;
+    }
     r.capwork = (uint32_t)(objs * 2 + 64);
     r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
     r.bounce = map_zeroed(&r.bounce_bytes, pf_os_page_size() * BOUNCE_PAGES);
     if (r.bounce) /* the program's data alone fills it: its pages in one call */
         pf_os_populate(r.bounce, r.bounce_bytes);
     r.hmask = (uint32_t)hsize - 1;
-    if (!r.ents || !r.hash || !r.mark || !r.work || !r.bounce) {
+    if (!r.tables || !r.work || !r.bounce) {
         r.note = "out of memory";
         pf_reach_release();
         return -1;
@@ -635,8 +646,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     const struct {
         const void *p;
         size_t bytes;
-    } own[] = {{r.ents, r.ents_bytes}, {r.hash, r.hash_bytes}, {r.mark, r.mark_bytes},
-               {r.work, r.work_bytes}, {r.bounce, r.bounce_bytes}};
+    } own[] = {{r.tables, r.tables_bytes}, {r.work, r.work_bytes}, {r.bounce, r.bounce_bytes}};
     for (size_t t = 0; t < sizeof own / sizeof own[0]; t++)
         cut_out(&r.roots, (uintptr_t)own[t].p, (uintptr_t)own[t].p + own[t].bytes);
 
