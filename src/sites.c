@@ -244,6 +244,13 @@ struct leak {
 static struct leak *leaks;  /* LEAK_SLOTS entries */
 static struct leak **order; /* the taken entries, [0, nleaks): sorted once a walk is over */
 static uint32_t nleaks;
+/* Entries of the table per 4 KiB, and a bit for each such unit that holds
+ * an entry this walk took. Every entry is empty when a walk starts, so one
+ * in a unit whose bit is clear is known to be empty without a read: a
+ * page's first touch is then the write that takes an entry, one fault,
+ * where a read first would fault the zero page in and the write again. */
+#define LEAK_UNIT (4096 / sizeof(struct leak))
+static uint64_t leak_units[(LEAK_SLOTS / LEAK_UNIT + 63) / 64];
 static struct pf_leaks total;
 static int grouped; /* the last walk had its tables (else: totals only) */
 static const char *reach_note; /* why objects are unclassified, NULL when none is */
@@ -270,8 +277,10 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
      * a group. */
     uint32_t h = (site * 2654435761u + fam * 16u + reach * 2u + inherited) & (LEAK_SLOTS - 1);
     for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
-        struct leak *l = &leaks[(h + i) & (LEAK_SLOTS - 1)];
-        if (l->family == 0) {
+        uint32_t at = (h + i) & (LEAK_SLOTS - 1);
+        struct leak *l = &leaks[at];
+        uint64_t *unit = &leak_units[at / LEAK_UNIT / 64], bit = (uint64_t)1 << (at / LEAK_UNIT % 64);
+        if (!(*unit & bit) || l->family == 0) {
             if (nleaks + 1 >= LEAK_SLOTS)
                 break; /* full: count it only in the totals */
             l->site = site;
@@ -279,6 +288,7 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
             l->inherited = inherited;
             l->reach = reach;
             order[nleaks++] = l; /* listed as it is taken: nothing scans or clears the whole table */
+            *unit |= bit;
         }
         if (l->site == site && l->family == fam && l->inherited == inherited && l->reach == reach) {
             l->objects++;
@@ -349,6 +359,7 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
         for (uint32_t i = 0; i < nleaks; i++)
             memset(order[i], 0, sizeof(*order[i]));
     nleaks = 0;
+    memset(leak_units, 0, sizeof(leak_units));
     reach_note = "off (PFALLOC_REACH=0)";
     /* With nothing live there is nothing to classify: the pass (the
      * program's mappings read, its threads' registers taken, tables mapped
