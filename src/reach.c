@@ -603,6 +603,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
         return -1;
     }
     /* Room for what other threads may add before the locks are all held. */
+    uint64_t counted = objs;
     spans += spans / 8 + 64;
     objs += objs / 8 + 4096;
     uint64_t hsize = 64;
@@ -613,17 +614,18 @@ int pf_reach_run(const struct pf_reach_opts *o)
         pf_reach_release();
         return -1;
     }
-    /* The walk writes the whole of these three (the hash and the marks
-     * all over, the spans' entries up to the slack), so they are made
-     * resident in one call: a short process's exit report would otherwise
-     * take a fault for each of their pages, two for the hash's first
-     * (read before it is written). */
+    /* The walk writes these three all over (the spans' entries, the hash,
+     * a mark for each object), so they are made resident in one call, up
+     * to the marks of the objects counted (the room for more stays
+     * untouched unless used): a short process's exit report would
+     * otherwise take a fault for each of their pages, two for the hash's
+     * first (read before it is written). */
     size_t ps = pf_os_page_size();
     size_t ents_bytes = (sizeof(struct ent) * spans + ps - 1) & ~(ps - 1);
     size_t hash_bytes = (sizeof(uint32_t) * hsize + ps - 1) & ~(ps - 1);
     r.tables = map_zeroed(&r.tables_bytes, ents_bytes + hash_bytes + objs);
     if (r.tables) {
-        pf_os_populate(r.tables, r.tables_bytes);
+        pf_os_populate(r.tables, ents_bytes + hash_bytes + ((counted + ps - 1) & ~(ps - 1)));
         r.ents = r.tables;
         r.hash = (uint32_t *)((char *)r.tables + ents_bytes);
         r.mark = (uint8_t *)r.tables + ents_bytes + hash_bytes;
