@@ -12,6 +12,7 @@
  */
 #include "roots.h"
 
+#include <errno.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
@@ -127,10 +128,12 @@ static int starts(const char *p, const char *eol, const char *prefix)
  * with a neighbour that holds roots; unmapping it later would leave a hole
  * in a root range). */
 static int maps_unmapped; /* read_maps found no memory for the list */
+static int maps_errno;    /* why /proc/self/maps could not be opened or read, or 0 */
 
 static void read_maps(void)
 {
     maps_unmapped = 0;
+    maps_errno = 0;
     /* Room for most processes' lists (a line takes 50 to 150 bytes), so
      * the list is read once: the kernel looks up a path for each line,
      * which costs a short-lived process's exit report more than its walk. */
@@ -141,6 +144,8 @@ static void read_maps(void)
         return;
     }
     long len = pf_os_read_into("/proc/self/maps", R->text, room);
+    if (len < 0)
+        maps_errno = errno;
     if (len > 0 && (size_t)len >= room) {
         /* A longer list: its size first, then room for twice it. */
         unmap_text();
@@ -747,10 +752,16 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     if (!R->maps) {
         /* Other threads' stacks and the program's own mappings cannot be
          * found: what only they hold is not lost, it is unknown. */
-        R->partial = maps_unmapped ? "partial (no memory to list the process's mappings: other threads' stacks "
-                                     "and the program's own mappings were not scanned)"
-                                   : "partial (/proc/self/maps could not be read: other threads' stacks and the "
-                                     "program's own mappings were not scanned)";
+#define NOT_SCANNED "other threads' stacks and the program's own mappings were not scanned)"
+        if (maps_unmapped)
+            R->partial = "partial (no memory to list the process's mappings: " NOT_SCANNED;
+        else if (maps_errno == EMFILE || maps_errno == ENFILE)
+            R->partial = "partial (/proc/self/maps could not be read: no file descriptor was free; " NOT_SCANNED;
+        else if (maps_errno == ENOENT)
+            R->partial = "partial (/proc/self/maps could not be read: /proc is not mounted; " NOT_SCANNED;
+        else
+            R->partial = "partial (/proc/self/maps could not be read: " NOT_SCANNED;
+#undef NOT_SCANNED
         return 0;
     }
     thread_vectors();

@@ -696,10 +696,34 @@ Test(reach, without_proc_nothing_is_called_lost, .timeout = 120)
     pf_assert_ok(&r, "reach mapped without /proc");
     const char *rep = strstr(r.err, "\"program\":\"reach\"");
     cr_assert(rep != NULL, "no report of reach:\n%s", r.err);
-    cr_assert(strstr(rep, "\"reachability\":\"partial (/proc/self/maps could not be read") != NULL, "%s", rep);
+    cr_assert(strstr(rep, "\"reachability\":\"partial (/proc/self/maps could not be read: /proc is not mounted;") != NULL,
+              "%s", rep);
     struct figures got;
     json_totals(rep, &got);
     cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%lu definitely, %lu indirectly lost without /proc\n%s",
+              got.objects[0], got.objects[1], rep);
+    pf_run_free(&r);
+}
+
+/* A program that exits with every file descriptor in use: /proc/self/maps
+ * cannot be opened, so the walk is partial as without /proc, and the note
+ * says why, so that the user knows what to change. */
+Test(reach, every_descriptor_in_use_at_exit_is_the_reason_given)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("reach"), "mapped", "fds", NULL};
+    const char *const env[] = {"PFALLOC_FORMAT=json", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
+    pf_assert_ok(&r, "reach mapped fds");
+    const char *rep = strstr(r.err, "\"program\":\"reach\"");
+    cr_assert(rep != NULL, "no report of reach:\n%s", r.err);
+    cr_assert(strstr(rep, "\"reachability\":\"partial (/proc/self/maps could not be read: no file descriptor was "
+                          "free;") != NULL,
+              "%s", rep);
+    struct figures got;
+    json_totals(rep, &got);
+    cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%lu definitely, %lu indirectly lost without a descriptor\n%s",
               got.objects[0], got.objects[1], rep);
     pf_run_free(&r);
 }

@@ -70,7 +70,8 @@
  *             keeps each exited thread's stack, descriptor and DTV for
  *             reuse: 4 objects of the runtime's, still reachable)
  * With a second argument "raise", it ends with raise(SIGUSR1) (the signal
- * report) before returning.
+ * report) before returning; with "fds", it opens /dev/null until no file
+ * descriptor is left (its limit lowered to 64) before returning.
  * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
  * that are dropped go through volatile globals and are cleared, and the
  * stack below main is scrubbed, so no stale copy keeps them reachable.
@@ -83,6 +84,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "asleep.h"
@@ -506,6 +508,8 @@ int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "all";
     int sig = argc > 2 && strcmp(argv[2], "raise") == 0;
+    /* "fds": every file descriptor in use when the program exits. */
+    int fds = argc > 2 && strcmp(argv[2], "fds") == 0;
     int all = strcmp(what, "all") == 0;
     if (all || strcmp(what, "table") == 0)
         make_table();
@@ -562,6 +566,13 @@ int main(int argc, char **argv)
     scrub();
     if (sig)
         raise(SIGUSR1);
+    if (fds) {
+        struct rlimit few = {64, 64};
+        if (setrlimit(RLIMIT_NOFILE, &few) != 0)
+            abort();
+        while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0)
+            ;
+    }
     if (g_sparse_large)
         print_sparse_resident();
     return 0;
