@@ -567,19 +567,42 @@ static int find_demangler(const char *name, uintptr_t lo, uintptr_t hi, void *ct
     return 1;
 }
 
+/* An address in each C++ runtime module (libc++ keeps __cxa_demangle in
+ * libc++abi, beside it), for a lookup in the module's own symbol table. */
+struct cxx_modules {
+    uintptr_t at[4];
+    int n;
+};
+
+static int cxx_runtime_at(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    struct cxx_modules *c = ctx;
+    if (!cxx_runtime(info, size, NULL))
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD) {
+            c->at[c->n++] = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            break;
+        }
+    return c->n == (int)(sizeof(c->at) / sizeof(c->at[0]));
+}
+
 void pf_sym_allow_demangle(int on)
 {
-    /* Looked up when first allowed, never at start-up (dlsym may allocate).
-     * Found only when the C++ runtime is loaded, which is when there are
-     * C++ names to demangle; looked up only then: a dlsym that fails
-     * leaves glibc's error state allocated (two objects, made after the
-     * leak walk, which the exit report's totals counted live and its leak
-     * section did not list). */
+    /* Looked up when first allowed, never at start-up, in the symbol
+     * table of the C++ runtime's modules (loaded: libstdc++, libc++ and
+     * libc++abi; or linked into the program, g++ -static-libstdc++), never
+     * with dlsym: a runtime loaded by dlopen without RTLD_GLOBAL is not in
+     * the global scope, and a dlsym that fails leaves glibc's error state
+     * allocated (two objects, made after the leak walk, which the exit
+     * report's totals counted live and its leak section did not list). */
     if (on && !demangle_looked) {
-        if (pf_sym_cxx_shared())
-            demangler = (demangle_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "__cxa_demangle");
-        else /* a C++ runtime linked into the program (g++ -static-libstdc++) */
-            pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
+        struct cxx_modules c = {.n = 0};
+        dl_iterate_phdr(cxx_runtime_at, &c);
+        if (c.n == 0)
+            c.at[c.n++] = (uintptr_t)getauxval(AT_PHDR);
+        for (int i = 0; i < c.n && !demangler; i++)
+            pf_sym_each(c.at[i], find_demangler, NULL);
         demangle_looked = 1;
     }
     demangle_on = on;
