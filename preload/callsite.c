@@ -45,10 +45,16 @@ static const char *const for_caller[] = {
     "fopen", "fopen64", "fdopen", "fmemopen", "popen", "opendir", "fdopendir", "getaddrinfo",
     "tempnam", "get_current_dir_name", "getcwd", "backtrace_symbols", "regcomp", "glob",
     "glob64",
+    /* what a program built with _FORTIFY_SOURCE (as distributions build)
+     * calls for some of those, and older headers' names for strdup */
+    "__asprintf_chk", "__vasprintf_chk", "__realpath_chk", "__getcwd_chk", "__strdup", "__strndup",
     /* kept: their own frames count, not where they jump */
     "setenv", "putenv", "strerror", "tsearch", "hcreate", "hcreate_r",
+    /* a memory stream's buffer, sized to its contents when it is
+     * flushed or closed */
+    "fclose", "fflush",
 };
-#define KEPT_FROM 28 /* for_caller[KEPT_FROM] is "setenv" */
+#define KEPT_FROM 34 /* for_caller[KEPT_FROM] is "setenv" */
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 static struct range owned[MAX_OWNED];
 static int nowned;
@@ -172,7 +178,7 @@ static void add_tails(const struct range *f)
     }
 }
 
-_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEPT_FROM + 6, "callsite.c: KEPT_FROM");
+_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEPT_FROM + 8, "callsite.c: KEPT_FROM");
 
 void pf_callsite_init(void)
 {

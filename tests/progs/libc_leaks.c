@@ -9,6 +9,10 @@
  *   scandir    the list of entries and the entries
  *   vasprintf  the formatted string
  *   strdup     (a function that calls malloc itself, for comparison)
+ *   asprintf_chk  the string of __asprintf_chk, which programs built with
+ *              _FORTIFY_SOURCE (as distributions build them) call for asprintf
+ *   memstream  the buffer of an open_memstream stream, which fclose sizes
+ *              to its contents (a realloc under fclose)
  *   none       every result given back: nothing of the program's is lost
  * In glibc 2.36 the first four jump at their end to an internal function
  * without a symbol, which then calls malloc.
@@ -21,6 +25,9 @@
 #include <string.h>
 
 static void *volatile dropped;
+
+/* What a fortified build calls for asprintf. */
+extern int __asprintf_chk(char **out, int flag, const char *fmt, ...);
 
 /* Each case in a function of its own, which drops the result through a
  * volatile global before it returns: no copy stays in main's registers. */
@@ -78,6 +85,26 @@ __attribute__((noinline)) static void lose_string(void)
     drop(s);
 }
 
+__attribute__((noinline)) static void lose_fortified(void)
+{
+    char *s = NULL;
+    if (__asprintf_chk(&s, 1, "%s %d", "page families", 42) < 0)
+        exit(2);
+    drop(s);
+}
+
+__attribute__((noinline)) static void lose_stream_buffer(void)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        exit(2);
+    fprintf(f, "%s %d", "page families", 42);
+    fclose(f);
+    drop(buf);
+}
+
 __attribute__((noinline)) static void lose_copy(void)
 {
     drop(strdup("page families"));
@@ -109,7 +136,8 @@ int main(int argc, char **argv)
         const char *name;
         void (*run)(void);
     } cases[] = {{"fopen", lose_file},       {"opendir", lose_dir},  {"scandir", lose_list},
-                 {"vasprintf", lose_string}, {"strdup", lose_copy}, {"none", give_back}};
+                 {"vasprintf", lose_string}, {"strdup", lose_copy}, {"asprintf_chk", lose_fortified},
+                 {"memstream", lose_stream_buffer}, {"none", give_back}};
     const char *what = argc > 1 ? argv[1] : "none";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(what, cases[i].name) == 0) {
@@ -118,6 +146,6 @@ int main(int argc, char **argv)
             printf("libc_leaks: %s\n", what);
             return 0;
         }
-    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|none\n");
+    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|none\n");
     return 2;
 }
