@@ -270,7 +270,11 @@ void pf_leaks_fork_child(void)
 static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
 {
     uint32_t site = word & ID_MASK;
-    uint32_t inherited = word && (word >> ID_BITS) < gen;
+    /* In a forked process that records sites, an object without one is
+     * its parent's too: another thread's allocation or free in flight at
+     * the fork (the slot live, its site not stored yet or already
+     * forgotten), or one made before recording began. */
+    uint32_t inherited = word ? (word >> ID_BITS) < gen : gen && pf_sites_on && !sites_unmapped;
     /* The groups of one site side by side: without call sites (site 0)
      * every group of a walk lies in a few pages of the table, which a
      * short-lived process's exit report would otherwise fault in one page
