@@ -672,6 +672,27 @@ Test(reach, a_mapping_too_large_to_look_at_leaves_its_blocks_unclassified)
     pf_run_free(&r);
 }
 
+/* Runs reach (argv) under the preload with a JSON exit report and asserts
+ * that the reachability pass was partial for `reason` and called nothing
+ * lost. */
+static void partial_and_nothing_lost(const char *const *argv, const char *const *env, const char *what,
+                                     const char *reason)
+{
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
+    pf_assert_ok(&r, what);
+    const char *rep = strstr(r.err, "\"program\":\"reach\"");
+    cr_assert(rep != NULL, "no report of reach:\n%s", r.err);
+    char want[160];
+    snprintf(want, sizeof want, "\"reachability\":\"partial (/proc/self/maps could not be read: %s;", reason);
+    cr_assert(strstr(rep, want) != NULL, "%s: no %s\n%s", what, want, rep);
+    struct figures got;
+    json_totals(rep, &got);
+    cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%s: %lu definitely, %lu indirectly lost\n%s", what,
+              got.objects[0], got.objects[1], rep);
+    pf_run_free(&r);
+}
+
 /* Without /proc (a chroot, a container that does not mount it), the walk
  * cannot find other threads' stacks nor the program's own mappings: reach
  * 'mapped' (4 blocks kept only in mappings of the program's) listed 3 of
@@ -691,18 +712,7 @@ Test(reach, without_proc_nothing_is_called_lost, .timeout = 120)
     const char *const argv[] = {"unshare", "-m", "sh", "-c", "PFALLOC_REPORT=off umount -l /proc && exec \"$0\" mapped",
                                 PROG("reach"), NULL};
     const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
-    struct pf_run r;
-    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
-    pf_assert_ok(&r, "reach mapped without /proc");
-    const char *rep = strstr(r.err, "\"program\":\"reach\"");
-    cr_assert(rep != NULL, "no report of reach:\n%s", r.err);
-    cr_assert(strstr(rep, "\"reachability\":\"partial (/proc/self/maps could not be read: /proc is not mounted;") != NULL,
-              "%s", rep);
-    struct figures got;
-    json_totals(rep, &got);
-    cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%lu definitely, %lu indirectly lost without /proc\n%s",
-              got.objects[0], got.objects[1], rep);
-    pf_run_free(&r);
+    partial_and_nothing_lost(argv, env, "reach mapped without /proc", "/proc is not mounted");
 }
 
 /* A program that exits with every file descriptor in use: /proc/self/maps
@@ -713,19 +723,7 @@ Test(reach, every_descriptor_in_use_at_exit_is_the_reason_given)
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("reach"), "mapped", "fds", NULL};
     const char *const env[] = {"PFALLOC_FORMAT=json", NULL};
-    struct pf_run r;
-    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
-    pf_assert_ok(&r, "reach mapped fds");
-    const char *rep = strstr(r.err, "\"program\":\"reach\"");
-    cr_assert(rep != NULL, "no report of reach:\n%s", r.err);
-    cr_assert(strstr(rep, "\"reachability\":\"partial (/proc/self/maps could not be read: no file descriptor was "
-                          "free;") != NULL,
-              "%s", rep);
-    struct figures got;
-    json_totals(rep, &got);
-    cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%lu definitely, %lu indirectly lost without a descriptor\n%s",
-              got.objects[0], got.objects[1], rep);
-    pf_run_free(&r);
+    partial_and_nothing_lost(argv, env, "reach mapped fds", "no file descriptor was free");
 }
 
 /* The checking mode places a large block at the end of its room, before a
