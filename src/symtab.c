@@ -567,42 +567,75 @@ static int find_demangler(const char *name, uintptr_t lo, uintptr_t hi, void *ct
     return 1;
 }
 
-/* An address in each C++ runtime module (libc++ keeps __cxa_demangle in
- * libc++abi, beside it), for a lookup in the module's own symbol table. */
-struct cxx_modules {
-    uintptr_t at[4];
-    int n;
-};
-
-static int cxx_runtime_at(struct dl_phdr_info *info, size_t size, void *ctx)
+/* The address of the function `name` defined in a loaded module, from
+ * its dynamic symbol table through the GNU hash table, both in memory:
+ * what dlsym does, without the loader's locks, its error state (made on a
+ * failure, freed by the next call) or a file read. NULL when the module
+ * has no GNU hash table or does not define `name`. */
+static void *dynamic_lookup(const struct dl_phdr_info *info, const char *name)
 {
-    struct cxx_modules *c = ctx;
-    if (!cxx_runtime(info, size, NULL))
-        return 0;
+    const ElfW(Dyn) *dyn = NULL;
     for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_LOAD) {
-            c->at[c->n++] = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const uint32_t *ht = NULL;
+    for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
+        /* The loader makes these absolute in place on x86-64; an offset
+         * from the module's start otherwise. */
+        uintptr_t v = dyn->d_un.d_ptr < info->dlpi_addr ? info->dlpi_addr + dyn->d_un.d_ptr : dyn->d_un.d_ptr;
+        if (dyn->d_tag == DT_SYMTAB)
+            symtab = (const ElfW(Sym) *)v;
+        else if (dyn->d_tag == DT_STRTAB)
+            strtab = (const char *)v;
+        else if (dyn->d_tag == DT_GNU_HASH)
+            ht = (const uint32_t *)v;
+    }
+    if (!symtab || !strtab || !ht || ht[0] == 0)
+        return NULL;
+    uint32_t nbuckets = ht[0], first = ht[1], bloom_words = ht[2];
+    const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)(ht + 4) + bloom_words);
+    const uint32_t *chain = buckets + nbuckets;
+    uint32_t h = 5381;
+    for (const char *c = name; *c; c++)
+        h = h * 33 + (uint8_t)*c;
+    for (uint32_t i = buckets[h % nbuckets]; i >= first; i++) {
+        const ElfW(Sym) *sym = &symtab[i];
+        uint32_t ch = chain[i - first];
+        if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF && strcmp(strtab + sym->st_name, name) == 0)
+            return (void *)(info->dlpi_addr + sym->st_value);
+        if (ch & 1)
             break;
-        }
-    return c->n == (int)(sizeof(c->at) / sizeof(c->at[0]));
+    }
+    return NULL;
+}
+
+/* __cxa_demangle from the first C++ runtime module that defines it
+ * (libc++ keeps it in libc++abi, beside it). */
+static int cxx_demangler(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)ctx;
+    if (cxx_runtime(info, size, NULL))
+        demangler = (demangle_fn)(uintptr_t)dynamic_lookup(info, "__cxa_demangle");
+    return demangler != NULL;
 }
 
 void pf_sym_allow_demangle(int on)
 {
-    /* Looked up when first allowed, never at start-up, in the symbol
-     * table of the C++ runtime's modules (loaded: libstdc++, libc++ and
-     * libc++abi; or linked into the program, g++ -static-libstdc++), never
-     * with dlsym: a runtime loaded by dlopen without RTLD_GLOBAL is not in
-     * the global scope, and a dlsym that fails leaves glibc's error state
-     * allocated (two objects, made after the leak walk, which the exit
-     * report's totals counted live and its leak section did not list). */
+    /* Looked up when first allowed, never at start-up, in the C++
+     * runtime's modules (loaded: libstdc++, libc++ and libc++abi), or in
+     * the program's symbol table for a runtime linked into it (g++
+     * -static-libstdc++); never with dlsym: a runtime loaded by dlopen
+     * without RTLD_GLOBAL is not in the global scope, and a dlsym that
+     * fails leaves glibc's error state allocated (two objects, made after
+     * the leak walk, which the exit report's totals counted live and its
+     * leak section did not list). */
     if (on && !demangle_looked) {
-        struct cxx_modules c = {.n = 0};
-        dl_iterate_phdr(cxx_runtime_at, &c);
-        if (c.n == 0)
-            c.at[c.n++] = (uintptr_t)getauxval(AT_PHDR);
-        for (int i = 0; i < c.n && !demangler; i++)
-            pf_sym_each(c.at[i], find_demangler, NULL);
+        if (pf_sym_cxx_shared())
+            dl_iterate_phdr(cxx_demangler, NULL);
+        else
+            pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
         demangle_looked = 1;
     }
     demangle_on = on;
