@@ -220,14 +220,18 @@ int pf_sites_forked(void)
 
 void pf_sites_store(const void *p, uint32_t id)
 {
-    if (PF_UNLIKELY(pf_check_on) && pf_check_site(p, id))
-        return;
+    /* The checking mode keeps the site of a guarded block or cell in its
+     * own table; a guarded large block's span keeps it too, for the leak
+     * walk, which reads the span's. */
+    int guarded = PF_UNLIKELY(pf_check_on) && pf_check_site(p, id);
     id |= gen << ID_BITS;
     struct pf_span *s = pf_pagemap_get(p);
     if (!s)
         return;
     if (s->kind == PF_SPAN_LARGE)
         s->site = id;
+    else if (guarded)
+        return;
     else if (s->kind == PF_SPAN_SMALL && s->sites)
         s->sites[pf_span_index(s, (uintptr_t)p - s->start)] = id;
 }
@@ -267,14 +271,9 @@ void pf_leaks_fork_child(void)
     atomic_store_explicit(&walking, 0, memory_order_relaxed);
 }
 
-static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
+static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach, uint32_t inherited)
 {
     uint32_t site = word & ID_MASK;
-    /* In a forked process that records sites, an object without one is
-     * its parent's too: another thread's allocation or free in flight at
-     * the fork (the slot live, its site not stored yet or already
-     * forgotten), or one made before recording began. */
-    uint32_t inherited = word ? (word >> ID_BITS) < gen : gen && pf_sites_on && !sites_unmapped;
     /* The groups of one site side by side: without call sites (site 0)
      * every group of a walk lies in a few pages of the table, which a
      * short-lived process's exit report would otherwise fault in one page
@@ -319,7 +318,17 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach)
 
 static void add_live(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p)
 {
-    add(site ? *site : 0, f->id + 1, bytes, pf_reach_of(p));
+    uint32_t word = site ? *site : 0, inherited;
+    if (word)
+        inherited = (word >> ID_BITS) < gen;
+    else
+        /* No site where one is kept (site not NULL), in a forked process
+         * that records them: the parent's, another thread's malloc or
+         * free in flight at the fork (the slot live, its site not stored
+         * yet or already forgotten). Where none is kept (a region whose
+         * table could not be mapped, sites off) nothing tells. */
+        inherited = site && gen && pf_sites_on;
+    add(word, f->id + 1, bytes, pf_reach_of(p), inherited);
 }
 
 void pf_leaks_reserve(void)

@@ -275,6 +275,27 @@ Test(check, messages_name_the_allocating_site)
     expect_abort("sized-delete", CHECK, sites, pat);
 }
 
+/* The leak report names the site of a large block the checking mode
+ * guards: its site was kept in the mode's own table only, and the leak
+ * walk, which reads the block's span, listed it "(not recorded)" (in a
+ * forked child, as inherited from the parent). leaky lose: its 300 000
+ * bytes from leak_big, definitely lost. */
+Test(check, leaks_of_guarded_large_blocks_name_their_site)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/leaky", "lose", NULL};
+    const char *const env[] = {CHECK, "PFALLOC_SITES=1", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
+    pf_assert_ok(&r, "leaky lose");
+    const char *row = strstr(r.err, "      300000  large ");
+    cr_assert(row != NULL, "%s", r.err);
+    const char *eol = strchr(row, '\n');
+    cr_assert(eol && memmem(row, (size_t)(eol - row), "definitely lost  leak_big+", 26) != NULL, "%.*s\n%s",
+              (int)(eol ? eol - row : 80), row, r.err);
+    pf_run_free(&r);
+}
+
 /* What the default mode detects of the same acts (see docs/REPORTS.md). */
 Test(check, default_mode_detections)
 {
