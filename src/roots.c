@@ -152,8 +152,10 @@ static void read_maps(void)
         char *buf;
         size_t cap;
         long full = pf_os_read_file("/proc/self/maps", &buf, &cap);
-        if (full < 0)
+        if (full < 0) {
+            maps_errno = errno;
             return;
+        }
         pf_os_unmap(buf, cap);
         room = (size_t)full * 2 + 64 * 1024;
         if (!map_text(room)) {
@@ -162,6 +164,8 @@ static void read_maps(void)
             return;
         }
         len = pf_os_read_into("/proc/self/maps", R->text, room);
+        if (len < 0)
+            maps_errno = errno;
     }
     if (len <= 0 || (size_t)len >= room) {
         unmap_text(); /* unreadable, or grown past the room: no list */
@@ -758,7 +762,7 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
         else if (maps_errno == EMFILE || maps_errno == ENFILE)
             R->partial = "partial (/proc/self/maps could not be read: no file descriptor was free; " NOT_SCANNED;
         else if (maps_errno == ENOENT)
-            R->partial = "partial (/proc/self/maps could not be read: /proc is not mounted; " NOT_SCANNED;
+            R->partial = "partial (/proc/self/maps could not be read: /proc/self is missing (is /proc mounted?); " NOT_SCANNED;
         else
             R->partial = "partial (/proc/self/maps could not be read: " NOT_SCANNED;
 #undef NOT_SCANNED

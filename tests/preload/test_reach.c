@@ -712,7 +712,7 @@ Test(reach, without_proc_nothing_is_called_lost, .timeout = 120)
     const char *const argv[] = {"unshare", "-m", "sh", "-c", "PFALLOC_REPORT=off umount -l /proc && exec \"$0\" mapped",
                                 PROG("reach"), NULL};
     const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
-    partial_and_nothing_lost(argv, env, "reach mapped without /proc", "/proc is not mounted");
+    partial_and_nothing_lost(argv, env, "reach mapped without /proc", "/proc/self is missing (is /proc mounted?)");
 }
 
 /* A program that exits with every file descriptor in use: /proc/self/maps
