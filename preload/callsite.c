@@ -50,8 +50,9 @@ static const char *const for_caller[] = {
     "__asprintf_chk", "__vasprintf_chk", "__realpath_chk", "__getcwd_chk", "__strdup", "__strndup",
     /* kept: their own frames count, not where they jump */
     "setenv", "putenv", "strerror", "tsearch", "hcreate", "hcreate_r",
-    /* a memory stream's buffer, sized to its contents when it is
-     * flushed or closed */
+    /* a memory stream's buffer, which fclose reallocates to its
+     * contents and fflush grows when it is full (fflush(NULL) jumps to
+     * the function that flushes every stream, which is not followed) */
     "fclose", "fflush",
 };
 #define KEPT_FROM 34 /* for_caller[KEPT_FROM] is "setenv" */

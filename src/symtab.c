@@ -632,11 +632,14 @@ void pf_sym_allow_demangle(int on)
      * the leak walk, which the exit report's totals counted live and its
      * leak section did not list). */
     if (on && !demangle_looked) {
-        if (pf_sym_cxx_shared())
+        /* The program's table may be being built by another thread (no
+         * answer then): looked up again at the next report. */
+        if (pf_sym_cxx_shared()) {
             dl_iterate_phdr(cxx_demangler, NULL);
-        else
-            pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
-        demangle_looked = 1;
+            demangle_looked = 1;
+        } else {
+            demangle_looked = pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
+        }
     }
     demangle_on = on;
 }
