@@ -216,8 +216,11 @@ struct pf_tcache *pf_tcache_get(void)
          * keep faulting their pages in as they use them: with many
          * threads, pages of classes a thread never uses would add up. */
         if (pf_os_initial_thread()) {
+            /* The stores lie in class order: the last direct class's
+             * ends those of every class malloc finds in one load. */
             char *from = (char *)((uintptr_t)tc & ~(pf_os_page_size() - 1));
-            pf_os_populate(from, (size_t)((char *)tc->bins[pf_class_small[PF_DIRECT_N - 1]].limit - from));
+            char *direct_end = (char *)tc->bins[pf_class_small[PF_DIRECT_N - 1]].limit;
+            pf_os_populate(from, (size_t)(direct_end - from));
         }
         struct pf_bin *none = &tc->bins[PF_NCLASSES];
         none->top = none->base = none->limit = WALL;
