@@ -5,8 +5,11 @@
  * running and "daemonish: done" when it ends, having freed everything.
  * Signals that interrupt its sleeps only shorten them; the deadline holds.
  * With "fork", a child forked after the start does the work (and prints
- * "daemonish: done", then exits), while the process waits for it.
- * Usage: daemonish [SECONDS [fork]]
+ * "daemonish: done", then exits), while the process waits for it. With
+ * "quiet", it makes its 200 blocks before it prints that it started and
+ * then only sleeps: a signal sent after the start never lands in the
+ * allocator.
+ * Usage: daemonish [SECONDS [fork|quiet]]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +33,10 @@ int main(int argc, char **argv)
     double seconds = argc > 1 ? strtod(argv[1], NULL) : 2.0;
     char *kept[KEPT];
     memset(kept, 0, sizeof kept);
+    int quiet = argc > 2 && strcmp(argv[2], "quiet") == 0;
+    for (int i = 0; quiet && i < KEPT; i++)
+        if (!(kept[i] = malloc(16 + (size_t)i * 15)))
+            return 2;
     printf("daemonish: started\n");
     fflush(stdout);
     if (argc > 2 && strcmp(argv[2], "fork") == 0) {
@@ -47,7 +54,7 @@ int main(int argc, char **argv)
     double end = now() + seconds;
     unsigned long tick = 0;
     while (now() < end) {
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 5 && !quiet; k++) {
             unsigned i = (unsigned)((tick * 7 + (unsigned long)k * 13) % KEPT);
             free(kept[i]);
             size_t n = 16 + (tick * 37 + (unsigned long)k * 101) % 3000;
