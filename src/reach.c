@@ -94,10 +94,16 @@ const char *pf_reach_text(enum pf_reach_kind k)
     return (unsigned)k < PF_REACH_KINDS ? texts[k] : texts[PF_REACH_UNCLASSIFIED];
 }
 
-static void *map_zeroed(size_t *bytes, size_t want)
+/* n bytes rounded up to whole pages. */
+static size_t whole_pages(size_t n)
 {
     size_t ps = pf_os_page_size();
-    *bytes = (want + ps - 1) & ~(ps - 1);
+    return (n + ps - 1) & ~(ps - 1);
+}
+
+static void *map_zeroed(size_t *bytes, size_t want)
+{
+    *bytes = whole_pages(want);
     void *p = pf_os_map(*bytes, 0);
     if (!p)
         *bytes = 0;
@@ -480,7 +486,7 @@ static void scan_large(uintptr_t a, uintptr_t b, int pass, int definite, uint32_
     PF_BULK static unsigned char vec[HELD_WINDOW]; /* not on a signal handler's stack */
     uintptr_t from = 0, to = 0; /* the run of held pages not read yet */
     for (uintptr_t p = a & ~(ps - 1), len; p < b; p += len) {
-        len = b - p < HELD_WINDOW * ps ? ((b - p + ps - 1) & ~(ps - 1)) : HELD_WINDOW * ps;
+        len = b - p < HELD_WINDOW * ps ? whole_pages(b - p) : HELD_WINDOW * ps;
         if (pf_os_pages_held(&r.roots.pages, p, len, vec) != 0)
             memset(vec, 1, len / ps); /* gone or moved: the reads find out */
         for (uintptr_t k = 0; k < len / ps; k++) {
@@ -620,12 +626,11 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * untouched unless used): a short process's exit report would
      * otherwise take a fault for each of their pages, two for the hash's
      * first (read before it is written). */
-    size_t ps = pf_os_page_size();
-    size_t ents_bytes = (sizeof(struct ent) * spans + ps - 1) & ~(ps - 1);
-    size_t hash_bytes = (sizeof(uint32_t) * hsize + ps - 1) & ~(ps - 1);
+    size_t ents_bytes = whole_pages(sizeof(struct ent) * spans);
+    size_t hash_bytes = whole_pages(sizeof(uint32_t) * hsize);
     r.tables = map_zeroed(&r.tables_bytes, ents_bytes + hash_bytes + objs);
     if (r.tables) {
-        pf_os_populate(r.tables, ents_bytes + hash_bytes + ((counted + ps - 1) & ~(ps - 1)));
+        pf_os_populate(r.tables, ents_bytes + hash_bytes + whole_pages(counted));
         r.ents = r.tables;
         r.hash = (uint32_t *)((char *)r.tables + ents_bytes);
         r.mark = (uint8_t *)r.tables + ents_bytes + hash_bytes;
