@@ -144,8 +144,6 @@ static void read_maps(void)
         return;
     }
     long len = pf_os_read_into("/proc/self/maps", R->text, room);
-    if (len < 0)
-        maps_errno = errno;
     if (len > 0 && (size_t)len >= room) {
         /* A longer list: its size first, then room for twice it. */
         unmap_text();
@@ -164,10 +162,10 @@ static void read_maps(void)
             return;
         }
         len = pf_os_read_into("/proc/self/maps", R->text, room);
-        if (len < 0)
-            maps_errno = errno;
     }
     if (len <= 0 || (size_t)len >= room) {
+        if (len < 0) /* either read's: nothing ran since */
+            maps_errno = errno;
         unmap_text(); /* unreadable, or grown past the room: no list */
         return;
     }
@@ -762,7 +760,8 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
         else if (maps_errno == EMFILE || maps_errno == ENFILE)
             R->partial = "partial (/proc/self/maps could not be read: no file descriptor was free; " NOT_SCANNED;
         else if (maps_errno == ENOENT)
-            R->partial = "partial (/proc/self/maps could not be read: /proc/self is missing (is /proc mounted?); " NOT_SCANNED;
+            R->partial =
+                "partial (/proc/self/maps could not be read: /proc/self is missing (is /proc mounted?); " NOT_SCANNED;
         else
             R->partial = "partial (/proc/self/maps could not be read: " NOT_SCANNED;
 #undef NOT_SCANNED
