@@ -612,12 +612,14 @@ static void *dynamic_lookup(const struct dl_phdr_info *info, const char *name)
 }
 
 /* __cxa_demangle from the first C++ runtime module that defines it
- * (libc++ keeps it in libc++abi, beside it). */
-static int cxx_demangler(struct dl_phdr_info *info, size_t size, void *ctx)
+ * (libc++ keeps it in libc++abi, beside it); *(int *)seen set when any
+ * C++ runtime module is loaded. */
+static int cxx_demangler(struct dl_phdr_info *info, size_t size, void *seen)
 {
-    (void)ctx;
-    if (cxx_runtime(info, size, NULL))
+    if (cxx_runtime(info, size, NULL)) {
+        *(int *)seen = 1;
         demangler = (demangle_fn)(uintptr_t)dynamic_lookup(info, "__cxa_demangle");
+    }
     return demangler != NULL;
 }
 
@@ -634,12 +636,9 @@ void pf_sym_allow_demangle(int on)
     if (on && !demangle_looked) {
         /* The program's table may be being built by another thread (no
          * answer then): looked up again at the next report. */
-        if (pf_sym_cxx_shared()) {
-            dl_iterate_phdr(cxx_demangler, NULL);
-            demangle_looked = 1;
-        } else {
-            demangle_looked = pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
-        }
+        int shared = 0;
+        dl_iterate_phdr(cxx_demangler, &shared);
+        demangle_looked = shared || pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
     }
     demangle_on = on;
 }
