@@ -625,27 +625,35 @@ static int cxx_demangler(struct dl_phdr_info *info, size_t size, void *seen)
 
 void pf_sym_allow_demangle(int on)
 {
-    /* Looked up when first allowed, never at start-up, in the C++
-     * runtime's modules (loaded: libstdc++, libc++ and libc++abi), or in
-     * the program's symbol table for a runtime linked into it (g++
-     * -static-libstdc++); never with dlsym: a runtime loaded by dlopen
-     * without RTLD_GLOBAL is not in the global scope, and a dlsym that
-     * fails leaves glibc's error state allocated (two objects, made after
-     * the leak walk, which the exit report's totals counted live and its
-     * leak section did not list). */
-    if (on && !demangle_looked) {
-        /* The program's table may be being built by another thread (no
-         * answer then): looked up again at the next report. */
-        int shared = 0;
-        dl_iterate_phdr(cxx_demangler, &shared);
-        demangle_looked = shared || pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
-    }
     demangle_on = on;
+}
+
+/* __cxa_demangle, looked up when the first C++ name is to be demangled,
+ * never at start-up or for a report that names none: in the C++ runtime's
+ * modules (loaded: libstdc++, libc++ and libc++abi), or in the program's
+ * symbol table for a runtime linked into it (g++ -static-libstdc++),
+ * which a C program's exit would otherwise read from its file for
+ * nothing. Never with dlsym: a runtime loaded by dlopen without
+ * RTLD_GLOBAL is not in the global scope, and a dlsym that fails leaves
+ * glibc's error state allocated (two objects, made after the leak walk,
+ * which the exit report's totals counted live and its leak section did
+ * not list). */
+static void look_up_demangler(void)
+{
+    /* The program's table may be being built by another thread (no
+     * answer then): looked up again at the next name. */
+    int shared = 0;
+    dl_iterate_phdr(cxx_demangler, &shared);
+    demangle_looked = shared || pf_sym_each((uintptr_t)getauxval(AT_PHDR), find_demangler, NULL);
 }
 
 const char *pf_sym_demangle(const char *name, char *buf, size_t cap)
 {
-    if (!name || !demangle_on || !demangler || name[0] != '_' || name[1] != 'Z' || cap < 2)
+    if (!name || !demangle_on || name[0] != '_' || name[1] != 'Z' || cap < 2)
+        return name;
+    if (!demangle_looked)
+        look_up_demangler();
+    if (!demangler)
         return name;
     int status = -1;
     char *d = demangler(name, NULL, NULL, &status);
