@@ -3,8 +3,9 @@
  * of the exported entry point is the site unless it lies in the C or C++
  * runtime (strdup, fopen, std::string), in which case the stack is unwound
  * to the first frame outside it. The runtime's address ranges are taken
- * once, from the preload's constructor, after the loader is done; before
- * that every allocation is the runtime's own. The loader's allocations
+ * from the preload's constructor, after the loader is done (before that
+ * every allocation is the runtime's own), and those of runtime modules a
+ * dlopen loads later as their code is first seen. The loader's allocations
  * (dlopen) are the runtime's and are not unwound.
  * Whose object is it? When libc called malloc, the program's only if the
  * program called a libc function that hands its result over (strdup, fopen,
@@ -17,6 +18,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -37,6 +39,15 @@ struct range {
 static struct range ranges[MAX_RANGES];
 static int nranges;
 static uintptr_t ranges_lo = UINTPTR_MAX, ranges_hi; /* the span of them all */
+/* Those of the modules loaded before the program started, the rest added
+ * as the runtime's modules that a dlopen loads later are first seen (and
+ * forgotten at a dlclose, which may unmap them). */
+static int nranges_start;
+static uintptr_t start_lo, start_hi;
+static atomic_flag adding = ATOMIC_FLAG_INIT;
+/* Bumped by every dlclose: a thread's memory of a module outside the
+ * runtime (below) holds only while it has not changed. */
+static unsigned module_gen;
 
 /* libc functions whose allocations belong to their caller. */
 static const char *const for_caller[] = {
@@ -184,6 +195,9 @@ _Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEPT_FROM + 8, "cal
 void pf_callsite_init(void)
 {
     dl_iterate_phdr(add_object, NULL);
+    nranges_start = nranges;
+    start_lo = ranges_lo;
+    start_hi = ranges_hi;
     for (size_t i = 0; i < MAX_OWNED; i++) {
         void *fn = dlsym(RTLD_DEFAULT, for_caller[i]);
         Dl_info info;
@@ -217,6 +231,49 @@ int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
     return pf_unwind_program_frame(in_exit, sp, regs);
 }
 
+/* The module outside the runtime this thread last found code in, and the
+ * module_gen it was found under. */
+struct other {
+    uintptr_t lo, len;
+    unsigned gen;
+};
+static __thread struct other other __attribute__((tls_model("initial-exec")));
+
+/* Code outside every range known, and outside the module this thread last
+ * found code in: the program's, a library's, or that of a runtime module
+ * loaded since the start (a C++ plugin's dlopen brings libstdc++ in),
+ * found with the loader's lock-free _dl_find_object and added to the
+ * ranges. The kind, as where(). */
+static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
+{
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)a, &fo) != 0)
+        return 0; /* code no module holds (made at run time) */
+    uintptr_t lo = (uintptr_t)fo.dlfo_map_start, hi = (uintptr_t)fo.dlfo_map_end;
+    const char *name = fo.dlfo_link_map ? fo.dlfo_link_map->l_name : NULL;
+    if (!name || !*name || runtime_kind(name) != 1) {
+        other = (struct other){lo, hi - lo, gen};
+        return 0;
+    }
+    /* Another thread adding one: this address is the runtime's all the
+     * same, and a later look finds it added. */
+    if (atomic_flag_test_and_set_explicit(&adding, memory_order_acquire))
+        return 1;
+    int n = nranges, known = 0;
+    for (int i = 0; i < n; i++)
+        known |= ranges[i].lo <= a && a < ranges[i].hi;
+    if (!known && n < MAX_RANGES) {
+        ranges[n] = (struct range){lo, hi, 1};
+        if (lo < ranges_lo)
+            __atomic_store_n(&ranges_lo, lo, __ATOMIC_RELAXED);
+        if (hi > ranges_hi)
+            __atomic_store_n(&ranges_hi, hi, __ATOMIC_RELAXED);
+        __atomic_store_n(&nranges, n + 1, __ATOMIC_RELEASE);
+    }
+    atomic_flag_clear_explicit(&adding, memory_order_release);
+    return 1;
+}
+
 /* 0: outside the runtime; else the kind of the range holding a. */
 static int where(uintptr_t a)
 {
@@ -225,12 +282,16 @@ static int where(uintptr_t a)
         for (int i = 0; i < nlinked; i++)
             if (a >= linked[i].lo && a < linked[i].hi)
                 return 1;
-    if (a < ranges_lo || a >= ranges_hi)
+    if (a >= __atomic_load_n(&ranges_lo, __ATOMIC_RELAXED) && a < __atomic_load_n(&ranges_hi, __ATOMIC_RELAXED)) {
+        int n = __atomic_load_n(&nranges, __ATOMIC_ACQUIRE);
+        for (int i = 0; i < n; i++)
+            if (a >= ranges[i].lo && a < ranges[i].hi)
+                return ranges[i].kind;
+    }
+    unsigned gen = __atomic_load_n(&module_gen, __ATOMIC_ACQUIRE);
+    if (a - other.lo < other.len && other.gen == gen)
         return 0;
-    for (int i = 0; i < nranges; i++)
-        if (a >= ranges[i].lo && a < ranges[i].hi)
-            return ranges[i].kind;
-    return 0;
+    return late_module(a, gen);
 }
 
 static int for_its_caller(uintptr_t a)
@@ -314,17 +375,22 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
         return;
     }
     /* The return address is one past the call: ip - 1 is inside the caller. */
-    int first = 0;
-    while (first < n && where(pcs[first] - 1) != 0)
+    int first = 0, loader = 0, k;
+    while (first < n && (k = where(pcs[first] - 1)) != 0) {
+        loader |= k == 2;
         first++;
+    }
     if (first == n) { /* the runtime's own all the way */
         pf_sites_store(p, pf_sites_intern_stack(pcs, n < depth ? n : depth, 0, 1));
         return;
     }
     /* libc allocated (a is in libc) and the program did not call one of the
-     * functions that hand their result over (the last runtime frame). */
-    int libc_own = w == 3 && first > 0 &&
-                   !(where(pcs[first - 1] - 1) == 3 && for_its_caller(pcs[first - 1] - 1));
+     * functions that hand their result over (the last runtime frame); or
+     * the runtime allocated in code the loader ran, a module's constructor
+     * (libstdc++'s emergency exception pool, made in the dlopen that
+     * loads it): the runtime's own. */
+    int libc_own = loader || (w == 3 && first > 0 &&
+                              !(where(pcs[first - 1] - 1) == 3 && for_its_caller(pcs[first - 1] - 1)));
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;
@@ -353,6 +419,27 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
     busy = 0;
 }
 
+/* After a dlclose: the runtime's modules loaded since the start, and each
+ * thread's module outside the runtime, are looked up again (the code of
+ * one may be unmapped, and another module's mapped at its addresses). */
+static void forget_late_modules(void)
+{
+    __atomic_fetch_add(&module_gen, 1, __ATOMIC_RELEASE);
+    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
+        return;
+    while (atomic_flag_test_and_set_explicit(&adding, memory_order_acquire))
+        ;
+    __atomic_store_n(&nranges, nranges_start, __ATOMIC_RELEASE);
+    __atomic_store_n(&ranges_lo, start_lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&ranges_hi, start_hi, __ATOMIC_RELAXED);
+    atomic_flag_clear_explicit(&adding, memory_order_release);
+}
+
+void pf_callsite_fork_child(void)
+{
+    atomic_flag_clear_explicit(&adding, memory_order_relaxed);
+}
+
 /* dlclose may unmap code whose unwind rules are cached, and another object
  * may later be mapped at its addresses: every cached rule is forgotten after
  * an unload. The real dlclose is looked up on first use, never at start-up. */
@@ -368,5 +455,6 @@ __attribute__((visibility("default"))) int dlclose(void *handle)
     }
     int rc = fn(handle);
     pf_unwind_forget();
+    forget_late_modules();
     return rc;
 }

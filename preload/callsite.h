@@ -9,6 +9,9 @@
 #include "unwind.h"
 
 PF_HIDDEN void pf_callsite_init(void);
+/* In a child forked while another thread of the parent added a runtime
+ * module loaded since the start: nobody is adding one. */
+PF_HIDDEN void pf_callsite_fork_child(void);
 /* At the exit: the frame of the code that called exit() (or of the C
  * library's code that called main, once main returned), found by
  * unwinding through the exit's frames (exit's own, the C library's and the

@@ -452,3 +452,31 @@ Test(sites, what_libc_hands_over_is_the_programs)
     cr_assert(r.exited && r.code == 0, "libc_users: %s, want exit 0\n%s", pf_run_how(&r), r.err);
     pf_run_free(&r);
 }
+
+/* A C++ runtime loaded by dlopen after the start (a C program's C++
+ * plugin brings libstdc++ in) is the runtime as much as one loaded with
+ * the program: the emergency exception pool its constructor makes in that
+ * dlopen (71 KiB) was the program's own, and a `new` made from the
+ * program through it had libstdc++'s code for its site. Now the pool is
+ * the runtime's and the program's own is the one block it dropped, its
+ * site in main. */
+Test(sites, a_cxx_runtime_loaded_later_is_the_runtime)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlopen_local"), "--new", "libstdc++.so.6", NULL};
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 7, "%s, want exit 7\n%s", pf_run_how(&r), r.err);
+    cr_assert_str_eq(r.out, "dlopen_local: 1\n", "%s", r.err);
+    unsigned long all, own;
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 1, "the program's own: %lu, want 1\n%s", own, r.err);
+    const char *mine = strstr(r.err, "\n  allocated by the program:\n");
+    const char *runtime = strstr(r.err, "\n  allocated by the C/C++ runtime and loader for themselves");
+    cr_assert(mine && runtime && mine < runtime, "%s", r.err);
+    const char *row = strstr(mine, "         100  malloc-112             definitely lost  main+0x");
+    cr_assert(row && row < runtime, "the dropped block, its site in main:\n%s", r.err);
+    pf_run_free(&r);
+}

@@ -1,20 +1,36 @@
 /*
- * dlopen_local LIB... — loads each library with RTLD_NOW | RTLD_LOCAL (out
- * of the global scope, as plugins are loaded) and keeps it; prints how
- * many were loaded. Loading libstdc++ so is what binutils does with the
- * LTO plugin.
+ * dlopen_local [--new] LIB... — loads each library with RTLD_NOW |
+ * RTLD_LOCAL (out of the global scope, as plugins are loaded) and keeps it;
+ * prints how many were loaded. Loading libstdc++ so is what binutils does
+ * with the LTO plugin. --new: then asks the last library's operator new
+ * for 100 bytes and drops them (definitely lost, the program's own).
  */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
-    int loaded = 0;
-    for (int i = 1; i < argc; i++) {
-        if (dlopen(argv[i], RTLD_NOW | RTLD_LOCAL))
+    int loaded = 0, with_new = argc > 1 && strcmp(argv[1], "--new") == 0;
+    void *last = NULL;
+    for (int i = 1 + with_new; i < argc; i++) {
+        void *h = dlopen(argv[i], RTLD_NOW | RTLD_LOCAL);
+        if (h) {
             loaded++;
-        else
+            last = h;
+        } else {
             fprintf(stderr, "dlopen_local: %s\n", dlerror());
+        }
+    }
+    if (with_new) {
+        void *(*op_new)(size_t) = last ? (void *(*)(size_t))dlsym(last, "_Znwm") : NULL;
+        if (!op_new) {
+            fprintf(stderr, "dlopen_local: no operator new\n");
+            return 1;
+        }
+        void *volatile p = op_new(100);
+        memset(p, 1, 100);
+        p = NULL;
     }
     printf("dlopen_local: %d\n", loaded);
     return 0;
