@@ -307,6 +307,7 @@ static void zero_free(uintptr_t p, size_t size, size_t align)
         start(&m, "double free of ", p);
         fail(&m, "zero-size", site);
     }
+    pf_family_count_cell(pf_family_class(0), 0);
 }
 
 /* Is small slot p (not live) waiting in the quarantine? */
@@ -402,9 +403,13 @@ static void *check_alloc(size_t n, size_t align, int zero, struct pf_family *f)
     if (align < 16)
         align = 16;
     if (n == 0 && align == 16 && !f) {
+        /* Counted as the smallest class's, whose slot malloc(0) takes
+         * outside this mode: the totals and the leak walk see it. */
         void *z = pf_guard_zero_take();
-        if (z)
+        if (z) {
+            pf_family_count_cell(pf_family_class(0), 1);
             return z;
+        }
     }
     size_t need = n + CANARY_MIN;
     if (need > n && need <= PF_SMALL_MAX && align <= PF_CHUNK) {

@@ -682,6 +682,21 @@ void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int 
     return p;
 }
 
+void pf_family_count_cell(struct pf_family *f, int made)
+{
+    if (made)
+        ensure_registered(f);
+    pf_lock(&f->lock);
+    uint64_t slot = f->obj_size;
+    if (made)
+        PF_RELAXED_ADD(f->allocs, 1);
+    else
+        PF_RELAXED_ADD(f->frees, 1);
+    PF_RELAXED_ADD(f->live_bytes, made ? slot : -slot);
+    note_out(f, made ? (int64_t)slot : -(int64_t)slot);
+    pf_unlock(&f->lock);
+}
+
 void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste)
 {
     struct pf_family *f = s->family;

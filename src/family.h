@@ -133,6 +133,10 @@ PF_HIDDEN void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t
 /* Locked path: slot idx of s (already checked live and marked free by the
  * caller, who read `waste` from its state) goes back. */
 PF_HIDDEN void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste);
+/* A zero-byte block of f's kept outside its spans (the checking mode's
+ * zero-size cells) is counted as made (made 1) or freed (0): one slot of
+ * f's size, as the slot it would have had. */
+PF_HIDDEN void pf_family_count_cell(struct pf_family *f, int made);
 /* Large blocks join/leave a family's accounting. */
 PF_HIDDEN void pf_family_add_large(struct pf_family *f, struct pf_span *s);
 PF_HIDDEN void pf_family_remove_large(struct pf_family *f, struct pf_span *s);

@@ -64,6 +64,12 @@ static struct {
     uint32_t hmask;
     uint8_t *mark;
     uint32_t nobj;
+    /* The checking mode's live zero-size cells, in address order, their
+     * marks from zbase on; every one lies in [zlo, zhi). */
+    uintptr_t *zcells;
+    uint32_t nzero, capzero, zbase;
+    int zfull;
+    uintptr_t zlo, zhi;
     uint32_t *work; /* mark indexes of objects to scan */
     size_t work_bytes;
     uint32_t nwork, capwork;
@@ -221,6 +227,41 @@ static void place_guarded(const struct pf_guarded *g)
     }
 }
 
+/* Under guard.c's lock, in address order. */
+static void take_zero(uint32_t *site, uintptr_t p, void *ctx)
+{
+    (void)site;
+    (void)ctx;
+    if (r.nzero < r.capzero)
+        r.zcells[r.nzero++] = p;
+    else
+        r.zfull = 1;
+}
+
+/* The zero-size cells after the spans' objects, from mark index base. 0,
+ * or -1 when more were made than counted. */
+static int snapshot_zero(uint32_t base)
+{
+    r.zbase = base;
+    if (!r.capzero)
+        return 0;
+    pf_guard_zero_each(take_zero, NULL);
+    if (r.zfull)
+        return -1;
+    for (uint32_t i = 0; i < r.nzero; i++)
+        r.mark[base + i] = M_UNREACHED;
+    if (r.nzero) {
+        r.zlo = r.zcells[0];
+        r.zhi = r.zcells[r.nzero - 1] + 16;
+        if (r.zlo < r.lo)
+            r.lo = r.zlo;
+        if (r.zhi > r.hi)
+            r.hi = r.zhi;
+    }
+    r.nobj = base + r.nzero;
+    return 0;
+}
+
 /* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
  * the room counted for it. */
 static int snapshot(uint32_t nfam, uint64_t maxspans, uint64_t maxobjs)
@@ -284,10 +325,33 @@ static int snapshot(uint32_t nfam, uint64_t maxspans, uint64_t maxobjs)
         r.hash[h] = i + 1;
     }
     r.nobj = (uint32_t)base;
-    return 0;
+    return snapshot_zero((uint32_t)base);
 }
 
 /* ---- finding an object from any pointer into it ---------------------------- */
+/* The entry find() gives for a zero-size cell, whose slot is its index in
+ * r.zcells. */
+#define ZERO_ENT UINT32_MAX
+
+/* The index in r.zcells of the cell at w, or -1. */
+static int64_t zero_index(uintptr_t w)
+{
+    uint32_t lo = 0, hi = r.nzero;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (r.zcells[mid] < w)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r.nzero && r.zcells[lo] == w ? (int64_t)lo : -1;
+}
+
+static uint32_t mark_of(uint32_t e, uint32_t k)
+{
+    return e == ZERO_ENT ? r.zbase + k : r.ents[e].base + k;
+}
+
 static uint64_t obj_bytes(const struct ent *e, uint32_t k)
 {
     if (e->s->kind == PF_SPAN_LARGE)
@@ -318,6 +382,16 @@ static int new_array_start(uintptr_t obj, uintptr_t in, uint64_t bytes)
  * an empty object counts. */
 static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 {
+    if (PF_UNLIKELY(w - r.zlo < r.zhi - r.zlo)) {
+        /* A zero-size cell has no byte: only its own address points to it. */
+        int64_t i = zero_index(w);
+        if (i < 0)
+            return 0;
+        *ent = ZERO_ENT;
+        *slot = (uint32_t)i;
+        *start = 1;
+        return 1;
+    }
     struct pf_span *s = pf_pagemap_get((const void *)w);
     uint32_t e, k;
     if (s && s->kind == PF_SPAN_SMALL) {
@@ -368,6 +442,8 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 /* ---- marking -------------------------------------------------------------- */
 static void push(uint32_t e, uint32_t k)
 {
+    if (e == ZERO_ENT)
+        return; /* a zero-size cell holds nothing to scan */
     if (r.nwork >= r.capwork) {
         r.failed = 1; /* cannot happen: pass 1 pushes an object at most twice, pass 2 once */
         return;
@@ -382,7 +458,7 @@ static void reach_word(uintptr_t w, int definite)
     int start;
     if (w - r.lo >= r.hi - r.lo || !find(w, &e, &k, &start))
         return;
-    uint8_t *m = &r.mark[r.ents[e].base + k];
+    uint8_t *m = &r.mark[mark_of(e, k)];
     if (start && definite && *m != M_REACHABLE) {
         *m = M_REACHABLE;
         push(e, k);
@@ -399,7 +475,7 @@ static void lose_word(uintptr_t w, uint32_t leader)
     int start;
     if (w - r.lo >= r.hi - r.lo || !find(w, &e, &k, &start))
         return;
-    uint32_t id = r.ents[e].base + k;
+    uint32_t id = mark_of(e, k);
     if (r.mark[id] == M_UNREACHED && id != leader) {
         r.mark[id] = M_INDIRECT;
         push(e, k);
@@ -608,14 +684,17 @@ int pf_reach_run(const struct pf_reach_opts *o)
         pf_reach_release();
         return -1;
     }
+    /* The checking mode's zero-size cells, outside every span. */
+    uint64_t zeros = pf_check_on && !try_locks ? pf_guard_zero_count() : 0;
     /* Room for what other threads may add before the locks are all held. */
-    uint64_t counted = objs;
+    uint64_t counted = objs + zeros;
     spans += spans / 8 + 64;
     objs += objs / 8 + 4096;
+    uint64_t zcap = zeros ? zeros + zeros / 8 + 64 : 0;
     uint64_t hsize = 64;
     while (hsize < spans * 2)
         hsize *= 2;
-    if (objs >= UINT32_MAX / 4 || spans >= UINT32_MAX / 4) {
+    if (objs + zcap >= UINT32_MAX / 4 || spans >= UINT32_MAX / 4) {
         r.note = "too many objects";
         pf_reach_release();
         return -1;
@@ -628,12 +707,16 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * first (read before it is written). */
     size_t ents_bytes = whole_pages(sizeof(struct ent) * spans);
     size_t hash_bytes = whole_pages(sizeof(uint32_t) * hsize);
-    r.tables = map_zeroed(&r.tables_bytes, ents_bytes + hash_bytes + objs);
+    size_t zero_bytes = sizeof(uintptr_t) * zcap;
+    size_t front = ents_bytes + hash_bytes + zero_bytes;
+    r.tables = map_zeroed(&r.tables_bytes, front + objs + zcap);
     if (r.tables) {
-        pf_os_populate(r.tables, ents_bytes + hash_bytes + whole_pages(counted));
+        pf_os_populate(r.tables, whole_pages(front + counted));
         r.ents = r.tables;
         r.hash = (uint32_t *)((char *)r.tables + ents_bytes);
-        r.mark = (uint8_t *)r.tables + ents_bytes + hash_bytes;
+        r.zcells = (uintptr_t *)((char *)r.tables + ents_bytes + hash_bytes);
+        r.capzero = (uint32_t)zcap;
+        r.mark = (uint8_t *)r.tables + front;
     }
     r.capwork = (uint32_t)(objs * 2 + 64);
     r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
@@ -719,22 +802,31 @@ enum pf_reach_kind pf_reach_of(uintptr_t p)
 {
     if (!r.mark)
         return PF_REACH_UNCLASSIFIED;
-    struct pf_span *s = pf_pagemap_get((const void *)p);
-    uint32_t e;
-    if (!s || (s->kind != PF_SPAN_SMALL && s->kind != PF_SPAN_LARGE) || !(e = ent_of_span(s)))
-        return PF_REACH_UNCLASSIFIED;
-    const struct ent *x = &r.ents[e - 1];
-    uint32_t k = 0;
-    if (s->kind == PF_SPAN_SMALL) {
-        if (p < x->start)
+    uint32_t id;
+    if (PF_UNLIKELY(pf_guard_is_zero(p))) {
+        int64_t i = zero_index(p);
+        if (i < 0)
             return PF_REACH_UNCLASSIFIED;
-        k = pf_span_index(s, p - x->start);
-        if (k >= x->n || x->start + (uintptr_t)k * s->slot_size != p)
+        id = r.zbase + (uint32_t)i;
+    } else {
+        struct pf_span *s = pf_pagemap_get((const void *)p);
+        uint32_t e;
+        if (!s || (s->kind != PF_SPAN_SMALL && s->kind != PF_SPAN_LARGE) || !(e = ent_of_span(s)))
             return PF_REACH_UNCLASSIFIED;
-    } else if (p != x->start && p != s->start) { /* the block, or its span (the checking mode's differ) */
-        return PF_REACH_UNCLASSIFIED;
+        const struct ent *x = &r.ents[e - 1];
+        uint32_t k = 0;
+        if (s->kind == PF_SPAN_SMALL) {
+            if (p < x->start)
+                return PF_REACH_UNCLASSIFIED;
+            k = pf_span_index(s, p - x->start);
+            if (k >= x->n || x->start + (uintptr_t)k * s->slot_size != p)
+                return PF_REACH_UNCLASSIFIED;
+        } else if (p != x->start && p != s->start) { /* the block, or its span (the checking mode's differ) */
+            return PF_REACH_UNCLASSIFIED;
+        }
+        id = x->base + k;
     }
-    switch (r.mark[x->base + k]) {
+    switch (r.mark[id]) {
     case M_UNREACHED:
         return PF_REACH_DEFINITE;
     case M_INDIRECT:

@@ -23,6 +23,7 @@
 #include "check.h"
 #include "config.h"
 #include "family.h"
+#include "guard.h"
 #include "module.h"
 #include "reach.h"
 #include "report.h"
@@ -80,6 +81,20 @@ static int walk_in_signal; /* for_each_live gives up rather than wait on a lock 
  * lock: `site` is where its call-site id is kept (NULL when its span keeps
  * none), `bytes` what the program asked for, `p` its address. 0, or -1 when
  * a lock stayed held in a signal handler (the walk stops there). */
+struct zero_walk {
+    void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p);
+    const struct pf_family *f;
+};
+
+static void each_zero(uint32_t *site, uintptr_t p, void *ctx)
+{
+    const struct zero_walk *z = ctx;
+    z->fn(z->f, site, 0, p);
+}
+
+/* Calls fn on every live object of every family, under the family's lock:
+ * its blocks, and the checking mode's zero-size cells, which the smallest
+ * class counts. */
 static int for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, uint64_t bytes, uintptr_t p))
 {
     uint32_t n = pf_family_count();
@@ -103,6 +118,8 @@ static int for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, u
                        s->slot_size - (uint32_t)(st - PF_SLOT_LIVE), s->start + (uintptr_t)k * s->slot_size);
             }
         }
+        if (PF_UNLIKELY(pf_check_on) && f->kind == PF_KIND_CLASS && f->obj_size == pf_class_size[0])
+            pf_guard_zero_each(each_zero, &(struct zero_walk){fn, f});
         pf_unlock(&f->lock);
     }
     return 0;
@@ -223,8 +240,8 @@ void pf_sites_store(const void *p, uint32_t id)
     /* The checking mode keeps the site of a guarded block or cell in its
      * own table; a guarded large block's span keeps it too, for the leak
      * walk, which reads the span's. */
-    int guarded = PF_UNLIKELY(pf_check_on) && pf_check_site(p, id);
     id |= gen << ID_BITS;
+    int guarded = PF_UNLIKELY(pf_check_on) && pf_check_site(p, id);
     struct pf_span *s = pf_pagemap_get(p);
     if (!s)
         return;

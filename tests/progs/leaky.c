@@ -8,7 +8,9 @@
  * and frees everything else it allocates. The leaks stay reachable from a
  * global. With the argument "free" it frees the leaks too, so the program's
  * own objects at exit are none; with "lose" it drops every pointer to them,
- * so they are all definitely lost; with "retitle" it writes over its
+ * so they are all definitely lost; with "zero" it also makes five blocks
+ * of malloc(0) (leak_zero), keeps three and drops two (definitely lost);
+ * with "retitle" it writes over its
  * argv[0], control characters included, as a server writes its status
  * there for ps (postgres). Its output never depends on addresses.
  */
@@ -66,6 +68,22 @@ __attribute__((noinline)) void leak_realloc(void)
         p = q;
     }
     keep(p);
+}
+
+/* Zero-byte blocks: three kept, two dropped. */
+void *volatile leaky_zero[3];
+
+__attribute__((noinline)) void leak_zero(void)
+{
+    for (int i = 0; i < 2; i++) {
+        void *volatile dropped = malloc(0);
+        if (!dropped)
+            exit(2);
+        dropped = NULL;
+    }
+    for (int i = 0; i < 3; i++)
+        if (!(leaky_zero[i] = malloc(0)))
+            exit(2);
 }
 
 /* Allocations that are all freed: they must not show in the leak report. */
@@ -133,6 +151,10 @@ int main(int argc, char **argv)
     leak_strings();
     leak_big();
     leak_realloc();
+    if (argc > 1 && strcmp(argv[1], "zero") == 0) {
+        leak_zero();
+        scrub();
+    }
     printf("leaky: churn %lu, %d objects kept\n", sum, nsink);
     if (free_all) {
         for (int i = 0; i < nsink; i++)
