@@ -59,7 +59,9 @@ PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
     void *p = t->p;
     if (PF_UNLIKELY(p == NULL))
         return NULL;
-    b->top = t;
+    /* b->top = t, in one instruction on memory (the compiler otherwise
+     * computes t into a register and stores it). */
+    __asm__("subq %1, %0" : "+m"(b->top) : "i"(sizeof(struct pf_cached)));
     pf_slot_mark_live(b, t->state, req, NULL);
     return p;
 }
@@ -128,7 +130,8 @@ PF_INLINE void pf_bin_push(struct pf_bin *b, struct pf_cached *t, void *p, uint1
      * covers a stale entry (a copy of a slot already below). A compiler
      * barrier only; x86-64 makes stores visible in program order. */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    b->top = t + 1;
+    /* b->top = t + 1, in one instruction on memory. */
+    __asm__("addq %1, %0" : "+m"(b->top) : "i"(sizeof(struct pf_cached)));
 }
 
 PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
