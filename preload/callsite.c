@@ -59,14 +59,23 @@ static const char *const for_caller[] = {
     /* what a program built with _FORTIFY_SOURCE (as distributions build)
      * calls for some of those, and older headers' names for strdup */
     "__asprintf_chk", "__vasprintf_chk", "__realpath_chk", "__getcwd_chk", "__strdup", "__strndup",
+    /* what they build into the caller's object: a compiled pattern (GNU's
+     * interface too) and the automaton states and registers a match adds
+     * to it */
+    "re_compile_pattern", "regexec", "re_search", "re_search_2", "re_match", "re_match_2",
     /* kept: their own frames count, not where they jump */
     "setenv", "putenv", "strerror", "tsearch", "hcreate", "hcreate_r",
     /* a memory stream's buffer, which fclose reallocates to its
      * contents and fflush grows when it is full (fflush(NULL) jumps to
      * the function that flushes every stream, which is not followed) */
     "fclose", "fflush",
+    /* direct: what they allocate themselves (the locale object), not what
+     * the functions they call keep in the C library's tables (the locale
+     * data loaded, cached for the process) */
+    "newlocale", "duplocale",
 };
-#define KEPT_FROM 34 /* for_caller[KEPT_FROM] is "setenv" */
+#define KEPT_FROM 40   /* for_caller[KEPT_FROM] is "setenv" */
+#define DIRECT_FROM 48 /* for_caller[DIRECT_FROM] is "newlocale" */
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 static struct range owned[MAX_OWNED];
 static int nowned;
@@ -190,7 +199,8 @@ static void add_tails(const struct range *f)
     }
 }
 
-_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEPT_FROM + 8, "callsite.c: KEPT_FROM");
+_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == DIRECT_FROM + 2 && DIRECT_FROM == KEPT_FROM + 8,
+               "callsite.c: KEPT_FROM, DIRECT_FROM");
 
 void pf_callsite_init(void)
 {
@@ -206,6 +216,7 @@ void pf_callsite_init(void)
             continue;
         owned[nowned].lo = (uintptr_t)info.dli_saddr;
         owned[nowned].hi = owned[nowned].lo + sym->st_size;
+        owned[nowned].kind = i < DIRECT_FROM ? 1 : 2;
         if (i < KEPT_FROM)
             add_tails(&owned[nowned]);
         nowned++;
@@ -294,11 +305,14 @@ static int where(uintptr_t a)
     return late_module(a, gen);
 }
 
+/* Whether code address a, the last C library frame before the program's,
+ * hands what was allocated under it to its caller: 1, whatever was; 2,
+ * only what it allocated itself (the frame that called malloc); 0, no. */
 static int for_its_caller(uintptr_t a)
 {
     for (int i = 0; i < nowned; i++)
         if (a >= owned[i].lo && a < owned[i].hi)
-            return 1;
+            return owned[i].kind;
     uintptr_t start = ntails ? pf_unwind_func_start(a) : 0;
     for (int i = 0; start && i < ntails; i++)
         if (tails[i] == start)
@@ -389,8 +403,11 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
      * the runtime allocated in code the loader ran, a module's constructor
      * (libstdc++'s emergency exception pool, made in the dlopen that
      * loads it): the runtime's own. */
-    int libc_own = loader || (w == 3 && first > 0 &&
-                              !(where(pcs[first - 1] - 1) == 3 && for_its_caller(pcs[first - 1] - 1)));
+    int libc_own = loader;
+    if (!libc_own && w == 3 && first > 0) {
+        int hands = where(pcs[first - 1] - 1) == 3 ? for_its_caller(pcs[first - 1] - 1) : 0;
+        libc_own = !(hands == 1 || (hands == 2 && first == 1));
+    }
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;

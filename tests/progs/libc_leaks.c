@@ -13,12 +13,20 @@
  *              _FORTIFY_SOURCE (as distributions build them) call for asprintf
  *   memstream  the buffer of an open_memstream stream, which fclose sizes
  *              to its contents (a realloc under fclose)
+ *   newlocale  a locale from newlocale and its copy from duplocale
+ *   regcomp    a compiled pattern (its regex_t in a block of the
+ *              program's, dropped without regfree)
+ *   regexec    the same pattern after regexec and re_search matched with
+ *              it, which add their blocks to it (the automaton's states,
+ *              re_search's registers)
  *   none       every result given back: nothing of the program's is lost
  * In glibc 2.36 the first four jump at their end to an internal function
  * without a symbol, which then calls malloc.
  * Built like a distribution's binaries (-O2 -g, nothing exported).
  */
 #include <dirent.h>
+#include <locale.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +113,56 @@ __attribute__((noinline)) static void lose_stream_buffer(void)
     drop(buf);
 }
 
+__attribute__((noinline)) static void lose_locales(void)
+{
+    locale_t l = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    if (!l)
+        exit(2);
+    locale_t d = duplocale(l);
+    drop(l);
+    drop(d);
+}
+
+/* A pattern compiled into a block of the program's; with `run`, matched
+ * with regexec and (GNU's interface) re_search, registers kept in the
+ * same block. Dropped without regfree. */
+struct pattern {
+    regex_t posix;
+    struct re_pattern_buffer gnu;
+    struct re_registers regs;
+};
+
+static void lose_pattern(int run)
+{
+    struct pattern *p = calloc(1, sizeof *p);
+    static const char re[] = "(mov|call)[a-z]*[ \t]+([^,]+),";
+    if (!p || regcomp(&p->posix, re, REG_EXTENDED) != 0)
+        exit(2);
+    re_syntax_options = RE_SYNTAX_POSIX_EXTENDED;
+    if (re_compile_pattern(re, sizeof re - 1, &p->gnu) != NULL)
+        exit(2);
+    if (run) {
+        static const char text[] = "\tmovq %rax, %rbx\n\tcallq *%rdx, x\n";
+        regmatch_t m[3];
+        for (int i = 0; i < 4; i++)
+            if (regexec(&p->posix, text + i, 3, m, 0) != 0)
+                exit(2);
+        if (re_search(&p->gnu, text, (regoff_t)(sizeof text - 1), 0, (regoff_t)(sizeof text - 1), &p->regs) < 0)
+            exit(2);
+    }
+    drop(p);
+}
+
+__attribute__((noinline)) static void lose_compiled(void)
+{
+    lose_pattern(0);
+}
+
+__attribute__((noinline)) static void lose_matched(void)
+{
+    lose_pattern(1);
+}
+
 __attribute__((noinline)) static void lose_copy(void)
 {
     drop(strdup("page families"));
@@ -137,7 +195,8 @@ int main(int argc, char **argv)
         void (*run)(void);
     } cases[] = {{"fopen", lose_file},       {"opendir", lose_dir},  {"scandir", lose_list},
                  {"vasprintf", lose_string}, {"strdup", lose_copy}, {"asprintf_chk", lose_fortified},
-                 {"memstream", lose_stream_buffer}, {"none", give_back}};
+                 {"memstream", lose_stream_buffer}, {"newlocale", lose_locales},
+                 {"regcomp", lose_compiled},        {"regexec", lose_matched},   {"none", give_back}};
     const char *what = argc > 1 ? argv[1] : "none";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(what, cases[i].name) == 0) {
@@ -146,6 +205,6 @@ int main(int argc, char **argv)
             printf("libc_leaks: %s\n", what);
             return 0;
         }
-    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|none\n");
+    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|newlocale|regcomp|regexec|none\n");
     return 2;
 }
