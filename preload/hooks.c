@@ -150,10 +150,13 @@ static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
 static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
                         const uintptr_t *regs)
 {
-    if (with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code))
-        pf_leaks_collect(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0);
+    int collected = with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code);
+    if (collected)
+        pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0);
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
+    if (collected)
+        pf_leaks_exit_written();
 }
 
 /* Whether no family lock is held, waiting up to 200 ms for each one that

@@ -445,6 +445,18 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
 void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
                       size_t nwords)
 {
+    pf_leaks_collect_exit(sum, stack_from, at_exit, words, nwords);
+    pf_tcache_hold(0);
+}
+
+void pf_leaks_exit_written(void)
+{
+    pf_tcache_hold(0);
+}
+
+void pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
+                           size_t nwords)
+{
     /* A signal handler's walk in another thread waits on no lock, but its
      * report may wait on a full pipe: after two seconds the exit's walk goes
      * ahead anyway (that report may then read a table being refilled; its
@@ -462,7 +474,6 @@ void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, c
      * theirs moved, under the walk. */
     pf_tcache_hold(1);
     collect(sum, 0, stack_from, at_exit, words, nwords);
-    pf_tcache_hold(0);
 }
 
 int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)

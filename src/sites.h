@@ -74,6 +74,14 @@ PF_HIDDEN void pf_leaks_reserve(void);
  * roots. */
 PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
                                 size_t nwords);
+/* The same for the exit report, which returns with other threads'
+ * allocations still held (family.h, the hold) until pf_leaks_exit_written:
+ * one that would end the process meanwhile (another thread's exit, which
+ * finds no handler left and ends it at once) waits for the report to be
+ * written, unless it ends it without allocating. */
+PF_HIDDEN void pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit,
+                                     const uintptr_t *words, size_t nwords);
+PF_HIDDEN void pf_leaks_exit_written(void);
 /* The same from a signal handler: gives up (-1) rather than wait on a lock
  * or on a walk under way. On 0, the caller writes the report, then calls
  * pf_leaks_done. Names sites with dladdr (see docs/REPORTS.md). */

@@ -1,0 +1,59 @@
+/*
+ * exit_two — two threads end the process at once, as perl does when a
+ * thread calls exit while others run: the main thread builds a heap of
+ * many small objects (so the exit report's walk takes a while) and calls
+ * exit(0); the other thread, once it sees that, allocates (it formats its
+ * last words, as perl prints "exited with active threads") and calls
+ * exit(3). The C library's exit in the second thread finds no handler
+ * left to run and ends the process at once, whatever the first is doing.
+ * usage: exit_two [objects]
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct node {
+    struct node *next;
+    char payload[24];
+};
+
+static struct node *volatile head;
+static atomic_int exiting;
+
+static void *last_words(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&exiting))
+        ;
+    /* Its allocations wait while the exit report holds the heap. */
+    for (int i = 0; i < 1000; i++) {
+        char *volatile s = malloc(64);
+        if (!s)
+            abort();
+        snprintf(s, 64, "exit_two: exited with %d active threads", 1);
+        free(s);
+    }
+    exit(3);
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc > 1 ? atol(argv[1]) : 300000;
+    for (long i = 0; i < n; i++) {
+        struct node *o = malloc(sizeof *o);
+        if (!o)
+            return 2;
+        memset(o->payload, 'x', sizeof o->payload);
+        o->next = head;
+        head = o;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, last_words, NULL) != 0)
+        return 2;
+    printf("exit_two: %ld objects\n", n);
+    fflush(stdout);
+    atomic_store(&exiting, 1);
+    exit(0);
+}
