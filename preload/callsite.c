@@ -18,6 +18,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,13 +243,21 @@ int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
     return pf_unwind_program_frame(in_exit, sp, regs);
 }
 
-/* The module outside the runtime this thread last found code in, and the
- * module_gen it was found under. */
-struct other {
-    uintptr_t lo, len;
-    unsigned gen;
+/* The modules outside the runtime this thread last found code in (a few:
+ * a program that allocates from its own code and a library's in turn),
+ * each with the module_gen it was found under. */
+#define OTHERS 4
+struct others {
+    struct {
+        uintptr_t lo, len;
+        unsigned gen;
+    } m[OTHERS];
+    unsigned next; /* the entry the next one found replaces */
+    /* Set by late_module when it adds a runtime module: the stack being
+     * walked is the first to show its code. */
+    int fresh;
 };
-static __thread struct other other __attribute__((tls_model("initial-exec")));
+static __thread struct others others __attribute__((tls_model("initial-exec")));
 
 /* Code outside every range known, and outside the module this thread last
  * found code in: the program's, a library's, or that of a runtime module
@@ -263,7 +272,10 @@ static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
     uintptr_t lo = (uintptr_t)fo.dlfo_map_start, hi = (uintptr_t)fo.dlfo_map_end;
     const char *name = fo.dlfo_link_map ? fo.dlfo_link_map->l_name : NULL;
     if (!name || !*name || runtime_kind(name) != 1) {
-        other = (struct other){lo, hi - lo, gen};
+        unsigned i = others.next++ % OTHERS;
+        others.m[i].lo = lo;
+        others.m[i].len = hi - lo;
+        others.m[i].gen = gen;
         return 0;
     }
     /* Another thread adding one: this address is the runtime's all the
@@ -280,6 +292,7 @@ static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
         if (hi > ranges_hi)
             __atomic_store_n(&ranges_hi, hi, __ATOMIC_RELAXED);
         __atomic_store_n(&nranges, n + 1, __ATOMIC_RELEASE);
+        others.fresh = 1;
     }
     atomic_flag_clear_explicit(&adding, memory_order_release);
     return 1;
@@ -300,8 +313,9 @@ static int where(uintptr_t a)
                 return ranges[i].kind;
     }
     unsigned gen = __atomic_load_n(&module_gen, __ATOMIC_ACQUIRE);
-    if (a - other.lo < other.len && other.gen == gen)
-        return 0;
+    for (int i = 0; i < OTHERS; i++)
+        if (a - others.m[i].lo < others.m[i].len && others.m[i].gen == gen)
+            return 0;
     return late_module(a, gen);
 }
 
@@ -399,11 +413,14 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
         return;
     }
     /* libc allocated (a is in libc) and the program did not call one of the
-     * functions that hand their result over (the last runtime frame); or
-     * the runtime allocated in code the loader ran, a module's constructor
-     * (libstdc++'s emergency exception pool, made in the dlopen that
-     * loads it): the runtime's own. */
-    int libc_own = loader;
+     * functions that hand their result over (the last runtime frame); or a
+     * runtime module loaded since the start allocated in code the loader
+     * ran, in the first stack that showed its code: its own constructor
+     * (libstdc++'s emergency exception pool, made in the dlopen that loads
+     * it). Not any allocation of the runtime under the loader: a plugin's
+     * constructor that ends in a call to the runtime leaves no frame of its
+     * own, and what it allocates is the program's. */
+    int libc_own = loader && others.fresh;
     if (!libc_own && w == 3 && first > 0) {
         int hands = where(pcs[first - 1] - 1) == 3 ? for_its_caller(pcs[first - 1] - 1) : 0;
         libc_own = !(hands == 1 || (hands == 2 && first == 1));
@@ -421,6 +438,7 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
         pf_sites_note(p, a, 1);
         return;
     }
+    others.fresh = 0;
     int w = where(a);
     /* The loader's own, or an allocation made while this thread records
      * (a signal handler's): one frame. busy covers the walk and both
@@ -444,8 +462,15 @@ static void forget_late_modules(void)
     __atomic_fetch_add(&module_gen, 1, __ATOMIC_RELEASE);
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
         return;
-    while (atomic_flag_test_and_set_explicit(&adding, memory_order_acquire))
-        ;
+    /* Held briefly by a thread adding a module, or for good by code this
+     * thread's handler interrupted (a dlclose in a handler): then the
+     * ranges stay, and a module mapped later where one was is taken for
+     * the runtime's. */
+    for (int i = 0; atomic_flag_test_and_set_explicit(&adding, memory_order_acquire); i++)
+        if (i == 1000)
+            return;
+        else
+            sched_yield();
     __atomic_store_n(&nranges, nranges_start, __ATOMIC_RELEASE);
     __atomic_store_n(&ranges_lo, start_lo, __ATOMIC_RELAXED);
     __atomic_store_n(&ranges_hi, start_hi, __ATOMIC_RELAXED);

@@ -9,8 +9,9 @@
 #include "unwind.h"
 
 PF_HIDDEN void pf_callsite_init(void);
-/* In a child forked while another thread of the parent added a runtime
- * module loaded since the start: nobody is adding one. */
+/* In a forked child nobody is adding a runtime module loaded since the
+ * start: not another thread of the parent, and not the code a handler
+ * that forked interrupted (it goes on, and adds it again or finds it). */
 PF_HIDDEN void pf_callsite_fork_child(void);
 /* At the exit: the frame of the code that called exit() (or of the C
  * library's code that called main, once main returned), found by

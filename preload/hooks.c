@@ -272,10 +272,9 @@ static void fork_child(void)
     if (pf_lock_fork_taken())
         pf_introspect_fork_child();
     pf_sites_fork_child(); /* objects from now on are the child's own */
-    if (pf_lock_fork_taken()) {
+    if (pf_lock_fork_taken())
         pf_leaks_fork_child();
-        pf_callsite_fork_child();
-    }
+    pf_callsite_fork_child();
     /* Timers are not inherited: the interval timer was the parent's (and
      * its id, deleted at exit, may be a timer of the child's). A child
      * that runs on (a worker, a subshell) gets its own, as any process

@@ -506,3 +506,29 @@ Test(sites, a_cxx_runtime_loaded_later_is_the_runtime)
     cr_assert(row && row < runtime, "the dropped block, its site in main:\n%s", r.err);
     pf_run_free(&r);
 }
+
+/* Not every allocation of the runtime under the loader is the runtime's
+ * own: a C++ plugin whose constructor ends in a call to the runtime
+ * (tests/progs/lib/cxxplug.cpp: a jump, so no frame of the constructor is
+ * left) has its string's buffer made there, and it is the plugin's, the
+ * program's own; only the runtime's own constructor, in the dlopen that
+ * brings it in (the emergency pool), is the runtime's. */
+Test(sites, a_plugin_constructor_that_ends_in_the_cxx_runtime_keeps_its_objects)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlopen_local"), PROG("libcxxplug.so"), NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dlopen_local libcxxplug.so");
+    cr_assert_str_eq(r.out, "dlopen_local: 1\n", "%s", r.err);
+    unsigned long all, own;
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 2, "the program's own: %lu, want 2 (the string and its buffer)\n%s", own, r.err);
+    const char *mine = strstr(r.err, "\n  allocated by the program:\n");
+    const char *runtime = strstr(r.err, "\n  allocated by the C/C++ runtime and loader for themselves");
+    const char *buffer = strstr(r.err, "        1001  malloc-1024 ");
+    cr_assert(mine && runtime && buffer && mine < buffer && buffer < runtime, "%s", r.err);
+    pf_run_free(&r);
+}
