@@ -687,13 +687,11 @@ void pf_family_count_cell(struct pf_family *f, int made)
     if (made)
         ensure_registered(f);
     pf_lock(&f->lock);
-    uint64_t slot = f->obj_size;
     if (made)
         PF_RELAXED_ADD(f->allocs, 1);
     else
         PF_RELAXED_ADD(f->frees, 1);
-    PF_RELAXED_ADD(f->live_bytes, made ? slot : -slot);
-    note_out(f, made ? (int64_t)slot : -(int64_t)slot);
+    PF_RELAXED_ADD(f->cells, made ? 1 : (uint64_t)-1);
     pf_unlock(&f->lock);
 }
 

@@ -48,6 +48,8 @@ struct pf_family {
     uint64_t mapped;         /* bytes of those */
     uint64_t out_bytes;      /* slot bytes outside spans (live, in thread or transfer caches) */
     uint64_t peak;           /* largest out_bytes (class) or live_bytes (typed, large) */
+    uint64_t cells;          /* live objects outside its spans, which hold no slot (the
+                                checking mode's zero-size cells, of the smallest class) */
 };
 
 struct pf_span_info {
@@ -134,8 +136,8 @@ PF_HIDDEN void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t
  * caller, who read `waste` from its state) goes back. */
 PF_HIDDEN void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste);
 /* A zero-byte block of f's kept outside its spans (the checking mode's
- * zero-size cells) is counted as made (made 1) or freed (0): one slot of
- * f's size, as the slot it would have had. */
+ * zero-size cells) is counted as made (made 1) or freed (0): an object,
+ * holding no slot. */
 PF_HIDDEN void pf_family_count_cell(struct pf_family *f, int made);
 /* Large blocks join/leave a family's accounting. */
 PF_HIDDEN void pf_family_add_large(struct pf_family *f, struct pf_span *s);

@@ -210,29 +210,42 @@ int pf_guard_zero_live(uintptr_t p, uint32_t *site, int take)
     return live;
 }
 
-uint32_t pf_guard_zero_count(void)
+/* The lock, or (in_signal) 0 when it is taken. */
+static int lock_guard(int in_signal)
 {
-    uint32_t n = 0;
+    if (!in_signal) {
+        pf_lock(&guard_lock);
+        return 1;
+    }
+    return pf_lock_try(&guard_lock, 2000);
+}
+
+int64_t pf_guard_zero_count(int in_signal)
+{
+    int64_t n = 0;
     if (!zero_bits)
         return 0;
-    pf_lock(&guard_lock);
+    if (!lock_guard(in_signal))
+        return -1;
     for (uint32_t w = 0; w < ZERO_CELLS / 64; w++)
-        n += (uint32_t)__builtin_popcountll(zero_bits[w]);
+        n += __builtin_popcountll(zero_bits[w]);
     pf_unlock(&guard_lock);
     return n;
 }
 
-void pf_guard_zero_each(void (*fn)(uint32_t *site, uintptr_t p, void *ctx), void *ctx)
+int pf_guard_zero_each(void (*fn)(uint32_t *site, uintptr_t p, void *ctx), void *ctx, int in_signal)
 {
     if (!zero_bits)
-        return;
-    pf_lock(&guard_lock);
+        return 0;
+    if (!lock_guard(in_signal))
+        return -1;
     for (uint32_t w = 0; w < ZERO_CELLS / 64; w++)
         for (uint64_t bits = zero_bits[w]; bits; bits &= bits - 1) {
             uint32_t cell = w * 64 + (uint32_t)__builtin_ctzll(bits);
             fn(&zero_sites[cell], zero_base + (uintptr_t)cell * 16, ctx);
         }
     pf_unlock(&guard_lock);
+    return 0;
 }
 
 int pf_guard_set_site(uintptr_t p, uint32_t id)

@@ -54,9 +54,11 @@ PF_HIDDEN int pf_guard_is_zero(uintptr_t p);
 /* Whether p is a live cell (its site in *site); with `take`, it is freed. */
 PF_HIDDEN int pf_guard_zero_live(uintptr_t p, uint32_t *site, int take);
 /* Live zero-size cells: how many, and each in address order with its site
- * word (fn under the guard lock: it takes no lock and makes no syscall). */
-PF_HIDDEN uint32_t pf_guard_zero_count(void);
-PF_HIDDEN void pf_guard_zero_each(void (*fn)(uint32_t *site, uintptr_t p, void *ctx), void *ctx);
+ * word (fn under the guard lock: it takes no lock and makes no syscall).
+ * in_signal: only when the lock is free (a handler may have interrupted
+ * its holder); -1 when it was not. */
+PF_HIDDEN int64_t pf_guard_zero_count(int in_signal);
+PF_HIDDEN int pf_guard_zero_each(void (*fn)(uint32_t *site, uintptr_t p, void *ctx), void *ctx, int in_signal);
 
 /* Keeps the call-site id of a guarded block or cell; 0 when p is neither. */
 PF_HIDDEN int pf_guard_set_site(uintptr_t p, uint32_t id);

@@ -245,7 +245,8 @@ static int snapshot_zero(uint32_t base)
     r.zbase = base;
     if (!r.capzero)
         return 0;
-    pf_guard_zero_each(take_zero, NULL);
+    if (pf_guard_zero_each(take_zero, NULL, try_locks) != 0)
+        return 0; /* the cells stay unclassified */
     if (r.zfull)
         return -1;
     for (uint32_t i = 0; i < r.nzero; i++)
@@ -685,7 +686,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
         return -1;
     }
     /* The checking mode's zero-size cells, outside every span. */
-    uint64_t zeros = pf_check_on && !try_locks ? pf_guard_zero_count() : 0;
+    int64_t zcount = pf_check_on ? pf_guard_zero_count(try_locks) : 0;
+    uint64_t zeros = zcount > 0 ? (uint64_t)zcount : 0;
     /* Room for what other threads may add before the locks are all held. */
     uint64_t counted = objs + zeros;
     spans += spans / 8 + 64;

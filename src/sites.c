@@ -119,7 +119,7 @@ static int for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, u
             }
         }
         if (PF_UNLIKELY(pf_check_on) && f->kind == PF_KIND_CLASS && f->obj_size == pf_class_size[0])
-            pf_guard_zero_each(each_zero, &(struct zero_walk){fn, f});
+            pf_guard_zero_each(each_zero, &(struct zero_walk){fn, f}, walk_in_signal);
         pf_unlock(&f->lock);
     }
     return 0;

@@ -57,7 +57,9 @@ void pf_stats_family(const struct pf_family *f, struct pf_family_stats *o)
     o->frees = frees;
     o->live_objects = sub0(allocs, frees);
     o->live_requested = rin - rout > (uint64_t)INT64_MAX ? 0 : rin - rout;
-    o->live_bytes = f->kind == PF_KIND_CLASS ? o->live_objects * f->obj_size
+    /* A class's live objects hold a slot each, but for the checking
+     * mode's zero-size cells, which hold none. */
+    o->live_bytes = f->kind == PF_KIND_CLASS ? sub0(o->live_objects, PF_RELAXED_GET(f->cells)) * f->obj_size
                                              : PF_RELAXED_GET(f->live_bytes);
     o->spans = PF_RELAXED_GET(f->spans);
     o->mapped_bytes = PF_RELAXED_GET(f->mapped);

@@ -339,6 +339,10 @@ Test(check, zero_size_blocks_are_counted_and_classified)
         unsigned long kept = rows(r.err, "malloc-16", "still reachable", "leak_zero+");
         cr_assert(lost == 2 && kept == 3, "%s: leak_zero's blocks: %lu definitely lost (want 2), %lu still reachable (want 3)\n%s",
                   env[0], lost, kept, r.err);
+        /* A cell holds no slot: the family holds no byte for it. */
+        if (mode)
+            cr_assert(strstr(r.err, "\nmalloc-16    class       16          5          5        0 B        0 B ") != NULL,
+                      "%s", r.err);
         pf_run_free(&r);
     }
 }
@@ -397,4 +401,21 @@ Test(check, stress_programs_run_unchanged)
     stress_prog("lifecycle");
     stress_prog("libc_users");
     stress_prog("cxx_threads");
+}
+
+/* A signal report with the leak section (PFALLOC_REACH_SIGNAL=1) that
+ * lands while its thread handles a zero-size block: the walk took the
+ * cells' lock, which the interrupted code held, and pfalloc stopped the
+ * program (a lock already held by this thread). The walk now leaves the
+ * cells out when their lock is taken. */
+Test(check, signal_reports_amid_zero_size_blocks, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/zero_storm", "300", NULL};
+    const char *const env[] = {CHECK, "PFALLOC_REACH_SIGNAL=1", "PFALLOC_REPORT=both", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 100}, &r);
+    pf_assert_ok(&r, "zero_storm 300");
+    cr_assert_str_eq(r.out, "zero_storm: 300 signals\n", "%s", pf_tail(r.err, r.err_len, 2000));
+    pf_run_free(&r);
 }
