@@ -1,0 +1,74 @@
+/*
+ * freers — a process that calls exit() while its other threads free: each
+ * of `threads` workers (default 2) builds a list of `batch` blocks (default
+ * 1 000 000; of 48 to 1 056 bytes in turn, 64 size classes), then frees it
+ * block by block, and again. main first builds a list of
+ * `objects` blocks (default 200 000, so the exit report's walk takes a
+ * while), starts the workers, lets them run `ms` milliseconds (default
+ * 200) and calls exit(0) while they go on. The exit report's totals and
+ * its leak section must count the same objects: frees that go on between
+ * the walk and the totals make them differ.
+ * usage: freers [threads [objects [ms [batch]]]]
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct node {
+    struct node *next;
+    char payload[40];
+};
+
+static struct node *volatile kept;
+static long batch = 1000000;
+
+static void *work(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct node *head = NULL;
+        for (long i = 0; i < batch; i++) {
+            /* Blocks of 64 sizes in turn: frees of many classes. */
+            struct node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
+            if (!n)
+                abort();
+            n->next = head;
+            head = n;
+        }
+        while (head) {
+            struct node *n = head->next;
+            free(head);
+            head = n;
+        }
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 2;
+    long objects = argc > 2 ? atol(argv[2]) : 200000;
+    long ms = argc > 3 ? atol(argv[3]) : 200;
+    if (argc > 4)
+        batch = atol(argv[4]);
+    for (long i = 0; i < objects; i++) {
+        struct node *n = malloc(sizeof *n);
+        if (!n)
+            return 2;
+        memset(n->payload, 'k', sizeof n->payload);
+        n->next = kept;
+        kept = n;
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, work, NULL) != 0)
+            return 2;
+    }
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    printf("freers: %d threads\n", threads);
+    fflush(stdout);
+    exit(0);
+}
