@@ -279,9 +279,12 @@ static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
         return 0;
     }
     /* Another thread adding one: this address is the runtime's all the
-     * same, and a later look finds it added. */
-    if (atomic_flag_test_and_set_explicit(&adding, memory_order_acquire))
+     * same (and new: a known one is in the ranges), and a later look
+     * finds it added. */
+    if (atomic_flag_test_and_set_explicit(&adding, memory_order_acquire)) {
+        others.fresh = 1;
         return 1;
+    }
     int n = nranges, known = 0;
     for (int i = 0; i < n; i++)
         known |= ranges[i].lo <= a && a < ranges[i].hi;
@@ -454,9 +457,23 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
     busy = 0;
 }
 
-/* After a dlclose: the runtime's modules loaded since the start, and each
- * thread's module outside the runtime, are looked up again (the code of
- * one may be unmapped, and another module's mapped at its addresses). */
+/* Whether the range of runtime module loaded since the start is still
+ * that module's: the dlclose may have unmapped it. */
+static int still_runtime(const struct range *r)
+{
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)r->lo, &fo) != 0 || (uintptr_t)fo.dlfo_map_start != r->lo)
+        return 0;
+    const char *name = fo.dlfo_link_map ? fo.dlfo_link_map->l_name : NULL;
+    return name && *name && runtime_kind(name) == 1;
+}
+
+/* After a dlclose: each thread's modules outside the runtime are looked up
+ * again, and the runtime's modules loaded since the start that it unloaded
+ * are forgotten (another module may be mapped at their addresses later).
+ * Those still loaded stay known: seen again, one would look new, and a
+ * plugin's constructor that ends in a jump to it would have its objects
+ * taken for the runtime's own. */
 static void forget_late_modules(void)
 {
     __atomic_fetch_add(&module_gen, 1, __ATOMIC_RELEASE);
@@ -471,9 +488,17 @@ static void forget_late_modules(void)
             return;
         else
             sched_yield();
-    __atomic_store_n(&nranges, nranges_start, __ATOMIC_RELEASE);
-    __atomic_store_n(&ranges_lo, start_lo, __ATOMIC_RELAXED);
-    __atomic_store_n(&ranges_hi, start_hi, __ATOMIC_RELAXED);
+    int n = nranges, kept = nranges_start;
+    uintptr_t lo = start_lo, hi = start_hi;
+    for (int i = nranges_start; i < n; i++)
+        if (still_runtime(&ranges[i])) {
+            ranges[kept++] = ranges[i];
+            lo = ranges[i].lo < lo ? ranges[i].lo : lo;
+            hi = ranges[i].hi > hi ? ranges[i].hi : hi;
+        }
+    __atomic_store_n(&nranges, kept, __ATOMIC_RELEASE);
+    __atomic_store_n(&ranges_lo, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&ranges_hi, hi, __ATOMIC_RELAXED);
     atomic_flag_clear_explicit(&adding, memory_order_release);
 }
 

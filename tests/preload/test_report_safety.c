@@ -686,7 +686,7 @@ Test(report_safety, another_threads_exit_waits_for_the_exit_report, .timeout = 1
         struct pf_run r;
         pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .timeout_s = 60}, &r);
         cr_assert(r.exited && (r.code == 0 || r.code == 3), "round %d: %s\n%s", round, pf_run_how(&r), r.err);
-        cr_assert_str_eq(r.out, "exit_two: 300000 objects\n", "round %d", round);
+        cr_assert_str_eq(r.out, "exit_two: 1000000 objects\n", "round %d", round);
         cr_assert(strncmp(r.err, PF_REPORT_MARK, strlen(PF_REPORT_MARK)) == 0 &&
                       strstr(r.err, "\n==== end of pfalloc report ====\n") != NULL,
                   "round %d: no whole exit report (exit %d):\n%s", round, r.code, r.err);

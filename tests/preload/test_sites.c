@@ -531,4 +531,19 @@ Test(sites, a_plugin_constructor_that_ends_in_the_cxx_runtime_keeps_its_objects)
     const char *buffer = strstr(r.err, "        1001  malloc-1024 ");
     cr_assert(mine && runtime && buffer && mine < buffer && buffer < runtime, "%s", r.err);
     pf_run_free(&r);
+    /* The same after an unrelated library was unloaded: the C++ runtime,
+     * still loaded, stays known (forgotten, it looked newly loaded when
+     * seen again, and the second plugin's buffer was the runtime's). */
+    const char *const argv2[] = {PROG("dlopen_local"), PROG("libcxxplug.so"), "-" PROG("libdlleak_a.so"),
+                                 PROG("libcxxplug2.so"), NULL};
+    pf_spawn(argv2, &o, &r);
+    pf_assert_ok(&r, "dlopen_local libcxxplug.so -libdlleak_a.so libcxxplug2.so");
+    cr_assert_str_eq(r.out, "dlopen_local: 3\n", "%s", r.err);
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 4, "the program's own: %lu, want 4 (two strings and their buffers)\n%s", own, r.err);
+    mine = strstr(r.err, "\n  allocated by the program:\n");
+    runtime = strstr(r.err, "\n  allocated by the C/C++ runtime and loader for themselves");
+    buffer = strstr(r.err, "        1501  malloc-1536 ");
+    cr_assert(mine && runtime && buffer && mine < buffer && buffer < runtime, "%s", r.err);
+    pf_run_free(&r);
 }

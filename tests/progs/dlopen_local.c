@@ -1,7 +1,8 @@
 /*
  * dlopen_local [--new] LIB... — loads each library with RTLD_NOW |
- * RTLD_LOCAL (out of the global scope, as plugins are loaded) and keeps it;
- * prints how many were loaded. Loading libstdc++ so is what binutils does
+ * RTLD_LOCAL (out of the global scope, as plugins are loaded) and keeps it
+ * (one named -LIB is unloaded again with dlclose at once); prints how many
+ * were loaded. Loading libstdc++ so is what binutils does
  * with the LTO plugin. --new: then asks the last library's operator new
  * for 100 bytes and drops them (definitely lost, the program's own).
  */
@@ -14,8 +15,12 @@ int main(int argc, char **argv)
     int loaded = 0, with_new = argc > 1 && strcmp(argv[1], "--new") == 0;
     void *last = NULL;
     for (int i = 1 + with_new; i < argc; i++) {
-        void *h = dlopen(argv[i], RTLD_NOW | RTLD_LOCAL);
-        if (h) {
+        int close_it = argv[i][0] == '-';
+        void *h = dlopen(argv[i] + close_it, RTLD_NOW | RTLD_LOCAL);
+        if (h && close_it) {
+            loaded++;
+            dlclose(h);
+        } else if (h) {
             loaded++;
             last = h;
         } else {

@@ -2,10 +2,13 @@
  * exit_two — two threads end the process at once, as perl does when a
  * thread calls exit while others run: the main thread builds a heap of
  * many small objects (so the exit report's walk takes a while) and calls
- * exit(0); the other thread, once it sees that, allocates (it formats its
- * last words, as perl prints "exited with active threads") and calls
- * exit(3). The C library's exit in the second thread finds no handler
- * left to run and ends the process at once, whatever the first is doing.
+ * exit(0); the other thread, once it sees that, allocates and frees until
+ * one of its allocations has waited (the exit report holds other threads'
+ * allocations while it reads the heap), then formats its last words (as
+ * perl prints "exited with active threads") and calls exit(3). The C
+ * library's exit in the second thread finds no handler left and ends the
+ * process at once, whatever the first is doing: unless its allocations
+ * wait until the report is written, it cuts the report off.
  * usage: exit_two [objects]
  */
 #include <pthread.h>
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct node {
     struct node *next;
@@ -22,25 +26,40 @@ struct node {
 static struct node *volatile head;
 static atomic_int exiting;
 
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
 static void *last_words(void *arg)
 {
     (void)arg;
     while (!atomic_load(&exiting))
         ;
-    /* Its allocations wait while the exit report holds the heap. */
-    for (int i = 0; i < 1000; i++) {
+    /* Until an allocation waited (40 ms: the walk of the heap main built
+     * takes longer, a preemption rarely does). */
+    for (;;) {
+        double t0 = now_ms();
         char *volatile s = malloc(64);
+        double waited = now_ms() - t0;
         if (!s)
             abort();
-        snprintf(s, 64, "exit_two: exited with %d active threads", 1);
         free(s);
+        if (waited > 40)
+            break;
     }
+    char *volatile s = malloc(64);
+    if (!s)
+        abort();
+    snprintf(s, 64, "exit_two: exited with %d active threads", 1);
     exit(3);
 }
 
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? atol(argv[1]) : 300000;
+    long n = argc > 1 ? atol(argv[1]) : 1000000;
     for (long i = 0; i < n; i++) {
         struct node *o = malloc(sizeof *o);
         if (!o)
