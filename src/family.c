@@ -635,6 +635,13 @@ void pf_family_hold(int on)
     }
 }
 
+void pf_family_hold_within(uint64_t ms)
+{
+    uint64_t until = pf_os_now_ms() + ms;
+    if (hold_mine && until < atomic_load_explicit(&hold_until, memory_order_relaxed))
+        atomic_store_explicit(&hold_until, until, memory_order_relaxed);
+}
+
 void pf_family_held_wait(void)
 {
     if (hold_mine)

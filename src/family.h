@@ -181,6 +181,9 @@ PF_HIDDEN extern atomic_int pf_hold;
 PF_INLINE int pf_held(void) { return atomic_load_explicit(&pf_hold, memory_order_relaxed); }
 /* Takes (on 1) or gives back (on 0) the hold, for the calling thread. */
 PF_HIDDEN void pf_family_hold(int on);
+/* The hold, taken by this thread, ends for other threads at most ms from
+ * now (its deadline never moves later). */
+PF_HIDDEN void pf_family_hold_within(uint64_t ms);
 /* Returns when no other thread holds, or once the hold is PF_HOLD_MAX_MS
  * old (a holder that waits on a lock of the program's that the caller
  * holds: the loader's, taken by dl_iterate_phdr, around a callback that

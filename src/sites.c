@@ -442,6 +442,10 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
     return 0;
 }
 
+/* How long, after the exit's walk, other threads' allocations still wait
+ * for the exit report to be written. */
+#define PF_EXIT_WRITE_HOLD_MS 200
+
 void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
                       size_t nwords)
 {
@@ -474,6 +478,11 @@ void pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_ex
      * theirs moved, under the walk. */
     pf_tcache_hold(1);
     collect(sum, 0, stack_from, at_exit, words, nwords);
+    /* The report is written next, under the hold, but only so long: the
+     * write may wait on a reader that is a thread of the program's (its
+     * own stderr drained into a log), which may allocate. Writing the
+     * report itself takes well under a millisecond. */
+    pf_family_hold_within(PF_EXIT_WRITE_HOLD_MS);
 }
 
 int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
