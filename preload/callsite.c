@@ -74,9 +74,15 @@ static const char *const for_caller[] = {
      * the functions they call keep in the C library's tables (the locale
      * data loaded, cached for the process) */
     "newlocale", "duplocale",
+    /* the C library's own, under any of those: the first conversion of
+     * multibyte text in a locale loads its conversion functions, kept for
+     * the process (regexec in a UTF-8 locale) */
+    "mbrtowc", "mbrlen", "mbsrtowcs", "mbsnrtowcs", "mbstowcs", "mbtowc", "mblen", "wcrtomb",
+    "wcsrtombs", "wcsnrtombs", "wcstombs", "wctomb", "btowc", "wctob",
 };
 #define KEPT_FROM 40   /* for_caller[KEPT_FROM] is "setenv" */
 #define DIRECT_FROM 48 /* for_caller[DIRECT_FROM] is "newlocale" */
+#define KEEPS_FROM 50  /* for_caller[KEEPS_FROM] is "mbrtowc" */
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 static struct range owned[MAX_OWNED];
 static int nowned;
@@ -200,8 +206,9 @@ static void add_tails(const struct range *f)
     }
 }
 
-_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == DIRECT_FROM + 2 && DIRECT_FROM == KEPT_FROM + 8,
-               "callsite.c: KEPT_FROM, DIRECT_FROM");
+_Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEEPS_FROM + 14 && DIRECT_FROM == KEPT_FROM + 8 &&
+                   KEEPS_FROM == DIRECT_FROM + 2,
+               "callsite.c: KEPT_FROM, DIRECT_FROM, KEEPS_FROM");
 
 void pf_callsite_init(void)
 {
@@ -217,7 +224,7 @@ void pf_callsite_init(void)
             continue;
         owned[nowned].lo = (uintptr_t)info.dli_saddr;
         owned[nowned].hi = owned[nowned].lo + sym->st_size;
-        owned[nowned].kind = i < DIRECT_FROM ? 1 : 2;
+        owned[nowned].kind = i < DIRECT_FROM ? 1 : i < KEEPS_FROM ? 2 : 3;
         if (i < KEPT_FROM)
             add_tails(&owned[nowned]);
         nowned++;
@@ -324,7 +331,9 @@ static int where(uintptr_t a)
 
 /* Whether code address a, the last C library frame before the program's,
  * hands what was allocated under it to its caller: 1, whatever was; 2,
- * only what it allocated itself (the frame that called malloc); 0, no. */
+ * only what it allocated itself (the frame that called malloc); 0, no; 3,
+ * no, and nothing allocated under it is handed over by a frame further
+ * out either (the C library's caches). */
 static int for_its_caller(uintptr_t a)
 {
     for (int i = 0; i < nowned; i++)
@@ -427,6 +436,8 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
     if (!libc_own && w == 3 && first > 0) {
         int hands = where(pcs[first - 1] - 1) == 3 ? for_its_caller(pcs[first - 1] - 1) : 0;
         libc_own = !(hands == 1 || (hands == 2 && first == 1));
+        for (int j = 0; !libc_own && j < first - 1; j++)
+            libc_own = where(pcs[j] - 1) == 3 && for_its_caller(pcs[j] - 1) == 3;
     }
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;

@@ -467,6 +467,27 @@ Test(sites, what_libc_hands_over_is_the_programs)
                       modes[k], own, all, all - own, runtime_none, r.err);
         pf_run_free(&r);
     }
+    /* In a UTF-8 locale, matching loads the C library's conversion
+     * functions for the process, under regexec: they stay the C library's
+     * (they were the program's, still reachable: 3 objects, 448 B); the
+     * pattern's own blocks are the program's, all lost (valgrind: 1
+     * definitely and 386 indirectly lost). */
+    {
+        const char *const argv[] = {PROG("libc_leaks"), "regexec_utf8", NULL};
+        const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        cr_assert(r.exited && r.code == 7, "regexec_utf8: %s\n%s", pf_run_how(&r), r.err);
+        unsigned long all, own, reachable = 1;
+        leak_counts(r.err, &all, &own);
+        const char *by = strstr(r.err, "\n  the program's own by reachability:\n");
+        const char *still = by ? strstr(by, "\n    still reachable: ") : NULL;
+        cr_assert(still && sscanf(still, "\n    still reachable: %lu", &reachable) == 1, "%s", r.err);
+        cr_assert(own > 0 && reachable == 0, "regexec_utf8: the program's own %lu, %lu of them still reachable\n%s",
+                  own, reachable, r.err);
+        pf_run_free(&r);
+    }
     /* A program that gives everything back (tests/progs/libc_users: setenv
      * and unsetenv in a loop among others) is not failed: setenv's tree of
      * values is libc's to keep, though setenv jumps at its end too. */

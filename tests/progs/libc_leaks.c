@@ -19,6 +19,9 @@
  *   regexec    the same pattern after regexec and re_search matched with
  *              it, which add their blocks to it (the automaton's states,
  *              re_search's registers)
+ *   regexec_utf8  the same in a UTF-8 locale, where matching converts
+ *              multibyte text and the C library loads its conversion
+ *              functions for the process (its own, kept for good)
  *   none       every result given back: nothing of the program's is lost
  * In glibc 2.36 the first four jump at their end to an internal function
  * without a symbol, which then calls malloc.
@@ -163,6 +166,13 @@ __attribute__((noinline)) static void lose_matched(void)
     lose_pattern(1);
 }
 
+__attribute__((noinline)) static void lose_matched_utf8(void)
+{
+    if (!setlocale(LC_ALL, "C.UTF-8"))
+        exit(2);
+    lose_pattern(1);
+}
+
 __attribute__((noinline)) static void lose_copy(void)
 {
     drop(strdup("page families"));
@@ -196,7 +206,8 @@ int main(int argc, char **argv)
     } cases[] = {{"fopen", lose_file},       {"opendir", lose_dir},  {"scandir", lose_list},
                  {"vasprintf", lose_string}, {"strdup", lose_copy}, {"asprintf_chk", lose_fortified},
                  {"memstream", lose_stream_buffer}, {"newlocale", lose_locales},
-                 {"regcomp", lose_compiled},        {"regexec", lose_matched},   {"none", give_back}};
+                 {"regcomp", lose_compiled},        {"regexec", lose_matched},
+                 {"regexec_utf8", lose_matched_utf8}, {"none", give_back}};
     const char *what = argc > 1 ? argv[1] : "none";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(what, cases[i].name) == 0) {
@@ -205,6 +216,6 @@ int main(int argc, char **argv)
             printf("libc_leaks: %s\n", what);
             return 0;
         }
-    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|newlocale|regcomp|regexec|none\n");
+    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|newlocale|regcomp|regexec|regexec_utf8|none\n");
     return 2;
 }
