@@ -18,12 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-struct node {
-    struct node *next;
-    char payload[24];
-};
+#include "heaplist.h"
 
-static struct node *volatile head;
 static atomic_int exiting;
 
 static double now_ms(void)
@@ -60,14 +56,8 @@ static void *last_words(void *arg)
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 1000000;
-    for (long i = 0; i < n; i++) {
-        struct node *o = malloc(sizeof *o);
-        if (!o)
-            return 2;
-        memset(o->payload, 'x', sizeof o->payload);
-        o->next = head;
-        head = o;
-    }
+    if (heaplist_build(n, 0, 'x') != 0)
+        return 2;
     pthread_t t;
     if (pthread_create(&t, NULL, last_words, NULL) != 0)
         return 2;

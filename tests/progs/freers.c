@@ -16,29 +16,25 @@
 #include <string.h>
 #include <time.h>
 
-struct node {
-    struct node *next;
-    char payload[40];
-};
+#include "heaplist.h"
 
-static struct node *volatile kept;
 static long batch = 1000000;
 
 static void *work(void *arg)
 {
     (void)arg;
     for (;;) {
-        struct node *head = NULL;
+        struct heaplist_node *head = NULL;
         for (long i = 0; i < batch; i++) {
             /* Blocks of 64 sizes in turn: frees of many classes. */
-            struct node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
+            struct heaplist_node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
             if (!n)
                 abort();
             n->next = head;
             head = n;
         }
         while (head) {
-            struct node *n = head->next;
+            struct heaplist_node *n = head->next;
             free(head);
             head = n;
         }
@@ -53,14 +49,8 @@ int main(int argc, char **argv)
     long ms = argc > 3 ? atol(argv[3]) : 200;
     if (argc > 4)
         batch = atol(argv[4]);
-    for (long i = 0; i < objects; i++) {
-        struct node *n = malloc(sizeof *n);
-        if (!n)
-            return 2;
-        memset(n->payload, 'k', sizeof n->payload);
-        n->next = kept;
-        kept = n;
-    }
+    if (heaplist_build(objects, 0, 'k') != 0)
+        return 2;
     for (int i = 0; i < threads; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, work, NULL) != 0)
