@@ -50,7 +50,11 @@ static atomic_flag adding = ATOMIC_FLAG_INIT;
  * runtime (below) holds only while it has not changed. */
 static unsigned module_gen;
 
-/* libc functions whose allocations belong to their caller. */
+/* libc functions whose allocations belong to their caller, in groups (see
+ * for_its_caller): what is allocated under them, with the targets of their
+ * jumps (up to KEPT_FROM) or not; what they allocate themselves (from
+ * DIRECT_FROM); then those whose allocations are the C library's own even
+ * under one of the others (from KEEPS_FROM). */
 static const char *const for_caller[] = {
     "strdup", "strndup", "wcsdup", "asprintf", "vasprintf", "getline", "getdelim", "realpath",
     "canonicalize_file_name", "scandir", "scandir64", "open_memstream", "open_wmemstream",
@@ -266,7 +270,7 @@ struct others {
 };
 static __thread struct others others __attribute__((tls_model("initial-exec")));
 
-/* Code outside every range known, and outside the module this thread last
+/* Code outside every range known, and outside the modules this thread last
  * found code in: the program's, a library's, or that of a runtime module
  * loaded since the start (a C++ plugin's dlopen brings libstdc++ in),
  * found with the loader's lock-free _dl_find_object and added to the
