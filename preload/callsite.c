@@ -275,14 +275,28 @@ static __thread struct others others __attribute__((tls_model("initial-exec")));
  * loaded since the start (a C++ plugin's dlopen brings libstdc++ in),
  * found with the loader's lock-free _dl_find_object and added to the
  * ranges. The kind, as where(). */
-static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
+/* The module holding code address a, found with the loader's lock-free
+ * _dl_find_object, its mapping in [*lo, *hi): 0 when none holds it (code
+ * made at run time), 1 when it is one of the runtime's that a dlopen may
+ * bring in (runtime_kind 1), 2 for any other. */
+static int module_at(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
 {
     struct dl_find_object fo;
     if (_dl_find_object((void *)a, &fo) != 0)
-        return 0; /* code no module holds (made at run time) */
-    uintptr_t lo = (uintptr_t)fo.dlfo_map_start, hi = (uintptr_t)fo.dlfo_map_end;
+        return 0;
+    *lo = (uintptr_t)fo.dlfo_map_start;
+    *hi = (uintptr_t)fo.dlfo_map_end;
     const char *name = fo.dlfo_link_map ? fo.dlfo_link_map->l_name : NULL;
-    if (!name || !*name || runtime_kind(name) != 1) {
+    return name && *name && runtime_kind(name) == 1 ? 1 : 2;
+}
+
+static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
+{
+    uintptr_t lo, hi;
+    int m = module_at(a, &lo, &hi);
+    if (m == 0)
+        return 0;
+    if (m == 2) {
         unsigned i = others.next++ % OTHERS;
         others.m[i].lo = lo;
         others.m[i].len = hi - lo;
@@ -419,9 +433,9 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
         return;
     }
     /* The return address is one past the call: ip - 1 is inside the caller. */
-    int first = 0, loader = 0, k;
-    while (first < n && (k = where(pcs[first] - 1)) != 0) {
-        loader |= k == 2;
+    int first = 0, loader = 0, kind[MAX_WALK];
+    while (first < n && (kind[first] = where(pcs[first] - 1)) != 0) {
+        loader |= kind[first] == 2;
         first++;
     }
     if (first == n) { /* the runtime's own all the way */
@@ -438,10 +452,10 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
      * own, and what it allocates is the program's. */
     int libc_own = loader && others.fresh;
     if (!libc_own && w == 3 && first > 0) {
-        int hands = where(pcs[first - 1] - 1) == 3 ? for_its_caller(pcs[first - 1] - 1) : 0;
+        int hands = kind[first - 1] == 3 ? for_its_caller(pcs[first - 1] - 1) : 0;
         libc_own = !(hands == 1 || (hands == 2 && first == 1));
         for (int j = 0; !libc_own && j < first - 1; j++)
-            libc_own = where(pcs[j] - 1) == 3 && for_its_caller(pcs[j] - 1) == 3;
+            libc_own = kind[j] == 3 && for_its_caller(pcs[j] - 1) == 3;
     }
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;
@@ -476,11 +490,8 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
  * that module's: the dlclose may have unmapped it. */
 static int still_runtime(const struct range *r)
 {
-    struct dl_find_object fo;
-    if (_dl_find_object((void *)r->lo, &fo) != 0 || (uintptr_t)fo.dlfo_map_start != r->lo)
-        return 0;
-    const char *name = fo.dlfo_link_map ? fo.dlfo_link_map->l_name : NULL;
-    return name && *name && runtime_kind(name) == 1;
+    uintptr_t lo, hi;
+    return module_at(r->lo, &lo, &hi) == 1 && lo == r->lo;
 }
 
 /* After a dlclose: each thread's modules outside the runtime are looked up
