@@ -800,34 +800,37 @@ int pf_reach_run(const struct pf_reach_opts *o)
     return 0;
 }
 
-enum pf_reach_kind pf_reach_of(uintptr_t p)
+/* The mark index of the object that starts at p, or -1 when none of the
+ * pass's does. */
+static int64_t mark_at(uintptr_t p)
 {
-    if (!r.mark)
-        return PF_REACH_UNCLASSIFIED;
-    uint32_t id;
     if (PF_UNLIKELY(pf_guard_is_zero(p))) {
         int64_t i = zero_index(p);
-        if (i < 0)
-            return PF_REACH_UNCLASSIFIED;
-        id = r.zbase + (uint32_t)i;
-    } else {
-        struct pf_span *s = pf_pagemap_get((const void *)p);
-        uint32_t e;
-        if (!s || (s->kind != PF_SPAN_SMALL && s->kind != PF_SPAN_LARGE) || !(e = ent_of_span(s)))
-            return PF_REACH_UNCLASSIFIED;
-        const struct ent *x = &r.ents[e - 1];
-        uint32_t k = 0;
-        if (s->kind == PF_SPAN_SMALL) {
-            if (p < x->start)
-                return PF_REACH_UNCLASSIFIED;
-            k = pf_span_index(s, p - x->start);
-            if (k >= x->n || x->start + (uintptr_t)k * s->slot_size != p)
-                return PF_REACH_UNCLASSIFIED;
-        } else if (p != x->start && p != s->start) { /* the block, or its span (the checking mode's differ) */
-            return PF_REACH_UNCLASSIFIED;
-        }
-        id = x->base + k;
+        return i < 0 ? -1 : (int64_t)r.zbase + i;
     }
+    struct pf_span *s = pf_pagemap_get((const void *)p);
+    uint32_t e;
+    if (!s || (s->kind != PF_SPAN_SMALL && s->kind != PF_SPAN_LARGE) || !(e = ent_of_span(s)))
+        return -1;
+    const struct ent *x = &r.ents[e - 1];
+    uint32_t k = 0;
+    if (s->kind == PF_SPAN_SMALL) {
+        if (p < x->start)
+            return -1;
+        k = pf_span_index(s, p - x->start);
+        if (k >= x->n || x->start + (uintptr_t)k * s->slot_size != p)
+            return -1;
+    } else if (p != x->start && p != s->start) { /* the block, or its span (the checking mode's differ) */
+        return -1;
+    }
+    return x->base + k;
+}
+
+enum pf_reach_kind pf_reach_of(uintptr_t p)
+{
+    int64_t id = r.mark ? mark_at(p) : -1;
+    if (id < 0)
+        return PF_REACH_UNCLASSIFIED;
     switch (r.mark[id]) {
     case M_UNREACHED:
         return PF_REACH_DEFINITE;
