@@ -136,10 +136,13 @@ static void start_interval(uint64_t ms)
 static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
 {
     (void)ctx;
-    if (json)
-        pf_fmt_str(f, ",\"leaks_skipped\":\"the signal interrupted the allocator\"");
-    else
-        pf_fmt_str(f, "leaks: not collected (the signal interrupted the allocator)\n");
+    pf_leaks_write_skipped(f, json, "the signal interrupted the allocator");
+}
+
+static void leaks_busy(struct pf_fmt *f, int json, void *ctx)
+{
+    (void)ctx;
+    pf_leaks_write_skipped(f, json, PF_LEAKS_BUSY);
 }
 
 /* The exit report, leaks included unless !with_leaks; fills *leaks. The
@@ -151,11 +154,10 @@ static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_
                         const uintptr_t *regs)
 {
     int collected = with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code);
-    if (collected)
-        pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0);
+    int busy = collected && pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0) != 0;
     if (pf_config.report & PF_REPORT_EXIT)
-        pf_emit_report_with("exit", with_leaks ? pf_leaks_write : leaks_skipped);
-    if (collected)
+        pf_emit_report_with("exit", busy ? leaks_busy : with_leaks ? pf_leaks_write : leaks_skipped);
+    if (collected && !busy)
         pf_leaks_exit_written();
 }
 

@@ -276,9 +276,13 @@ static struct pf_leaks total;
 static int grouped; /* the last walk had its tables (else: totals only) */
 static const char *reach_note; /* why objects are unclassified, NULL when none is */
 static int collected_at_exit;  /* the tables hold the exit's walk, not a signal's */
-/* The tables are being filled or written: taken by a collect, given back
- * by pf_leaks_done (never after the exit's, which is the last). */
-static _Atomic int walking;
+/* A walk: the thread that took it and its phase, the tables being filled
+ * (WALK_READ: the heap is read, the reachability pass's tables are mapped)
+ * or written out (WALK_WRITE), as tid * 4 + phase; 0 when there is none.
+ * Taken by a collect, given back by pf_leaks_done (never after the
+ * exit's, which is the last). */
+enum { WALK_READ = 1, WALK_WRITE = 2 };
+static _Atomic long walking;
 
 void pf_leaks_fork_child(void)
 {
@@ -286,6 +290,14 @@ void pf_leaks_fork_child(void)
      * the child's exit report would wait two seconds for it, and its
      * signal reports would leave their leak section out. */
     atomic_store_explicit(&walking, 0, memory_order_relaxed);
+}
+
+/* Takes the walk for thread `me` (*was: who has it, when another does). */
+static int take_walk(long me, long *was)
+{
+    *was = 0;
+    return atomic_compare_exchange_strong_explicit(&walking, was, me * 4 + WALK_READ, memory_order_acquire,
+                                                   memory_order_relaxed);
 }
 
 static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach, uint32_t inherited)
@@ -449,8 +461,8 @@ static int collect(struct pf_leaks *sum, int in_signal, uintptr_t stack_from, in
 void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
                       size_t nwords)
 {
-    pf_leaks_collect_exit(sum, stack_from, at_exit, words, nwords);
-    pf_tcache_hold(0);
+    if (pf_leaks_collect_exit(sum, stack_from, at_exit, words, nwords) == 0)
+        pf_tcache_hold(0);
 }
 
 void pf_leaks_exit_written(void)
@@ -458,21 +470,34 @@ void pf_leaks_exit_written(void)
     pf_tcache_hold(0);
 }
 
-void pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
-                           size_t nwords)
+int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, const uintptr_t *words,
+                          size_t nwords)
 {
     /* A signal handler's walk in another thread waits on no lock, but its
-     * report may wait on a full pipe: after two seconds the exit's walk goes
-     * ahead anyway (that report may then read a table being refilled; its
-     * indexes are all checked). One in this thread cannot be under way. */
-    for (int i = 0; i < 2000 && atomic_exchange_explicit(&walking, 1, memory_order_acquire); i++) {
+     * report may wait on a full pipe: after two seconds the exit's walk
+     * goes ahead anyway (that report may then read a table being refilled;
+     * its indexes are all checked). A walk still reading the heap then (a
+     * huge heap, a starved thread) is left alone: the reachability pass's
+     * tables are its own, and one pass at a time maps them. The exit's
+     * report leaves its leak section out. A walk of this very thread's,
+     * which its exit interrupted, never ends: it is not waited for, and
+     * its tables are taken only where the process surely ends (at_exit: a
+     * terminating signal's handler may return to it). */
+    long me = pf_os_tid(), was = 0;
+    for (int i = 0; i < 2000 && !take_walk(me, &was); i++) {
         /* Held by an earlier exit walk (it keeps the tables for good, so
          * no signal walk has started since): nothing to wait for. */
-        if (collected_at_exit)
+        if (collected_at_exit || was / 4 == me)
             break;
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
+    if (was && was % 4 == WALK_READ && !(was / 4 == me && at_exit) && !collected_at_exit) {
+        if (sum)
+            memset(sum, 0, sizeof(*sum));
+        return -1;
+    }
+    atomic_store_explicit(&walking, me * 4 + WALK_READ, memory_order_relaxed);
     /* Other threads' allocations wait while the heap is read and its
      * objects counted (family.h, the hold): none is made, and none of
      * theirs moved, under the walk. */
@@ -483,16 +508,19 @@ void pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_ex
      * own stderr drained into a log), which may allocate. Writing the
      * report itself takes well under a millisecond. */
     pf_family_hold_within(PF_EXIT_WRITE_HOLD_MS);
+    return 0;
 }
 
 int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
 {
-    if (atomic_exchange_explicit(&walking, 1, memory_order_acquire))
+    long me = pf_os_tid(), was;
+    if (!take_walk(me, &was))
         return -1;
     if (collect(sum, 1, stack_from, 0, NULL, 0) != 0) {
         atomic_store_explicit(&walking, 0, memory_order_release);
         return -1;
     }
+    atomic_store_explicit(&walking, me * 4 + WALK_WRITE, memory_order_release);
     return 0;
 }
 
@@ -846,6 +874,17 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_char(f, '}');
     }
     pf_fmt_str(f, "]}");
+}
+
+void pf_leaks_write_skipped(struct pf_fmt *f, int json, const char *why)
+{
+    pf_fmt_str(f, json ? ",\"leaks_skipped\":" : "leaks: not collected (");
+    if (json) {
+        pf_fmt_json_str(f, why);
+    } else {
+        pf_fmt_str(f, why);
+        pf_fmt_str(f, ")\n");
+    }
 }
 
 void pf_leaks_write(struct pf_fmt *f, int json, void *ctx)

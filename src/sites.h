@@ -78,9 +78,12 @@ PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int 
  * allocations still held (family.h, the hold) until pf_leaks_exit_written:
  * one that would end the process meanwhile (another thread's exit, which
  * finds no handler left and ends it at once) waits for the report to be
- * written, unless it ends it without allocating. */
-PF_HIDDEN void pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit,
-                                     const uintptr_t *words, size_t nwords);
+ * written, unless it ends it without allocating. -1 (*sum zeroed, nothing
+ * held): a signal report's walk in another thread was still reading the
+ * heap after the wait for it, and was left to it (PF_LEAKS_BUSY). */
+#define PF_LEAKS_BUSY "another thread's report was still reading the heap"
+PF_HIDDEN int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit,
+                                    const uintptr_t *words, size_t nwords);
 PF_HIDDEN void pf_leaks_exit_written(void);
 /* The same from a signal handler: gives up (-1) rather than wait on a lock
  * or on a walk under way. On 0, the caller writes the report, then calls
@@ -89,5 +92,7 @@ PF_HIDDEN int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from
 PF_HIDDEN void pf_leaks_done(void);
 /* pf_report_extra_fn: writes the leak section collected last. */
 PF_HIDDEN void pf_leaks_write(struct pf_fmt *f, int json, void *ctx);
+/* The leak section's place when it was not collected, and why. */
+PF_HIDDEN void pf_leaks_write_skipped(struct pf_fmt *f, int json, const char *why);
 
 #endif
