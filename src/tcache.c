@@ -12,14 +12,18 @@
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
 
-#define NONE_BIN ((struct pf_bin *)&pf_tc_none.bins[0])
+#define NONE_BIN ((struct pf_bin *)&pf_tc_none.bins[PF_NCLASSES])
 #define NONE4 NONE_BIN, NONE_BIN, NONE_BIN, NONE_BIN
 #define NONE16 NONE4, NONE4, NONE4, NONE4
-/* The wall below every bin of pf_tc_none and every cache's PF_BIN_NONE. */
+/* The wall below every cache's PF_BIN_NONE. */
 static const struct pf_cached none_wall;
 #define WALL ((struct pf_cached *)&none_wall + 1)
+/* Its bins are empty and full with top == base == limit == NULL, which
+ * takes no relocation: only its PF_BIN_NONE, the one malloc's fast path
+ * reads below the top of (through direct[], which follows it), is
+ * relocated, so that the loader writes one page of it, not three. */
 const struct pf_tcache pf_tc_none = {
-    .bins = {[0 ... PF_NCLASSES] = {.top = WALL, .base = WALL, .limit = WALL}},
+    .bins = {[PF_NCLASSES] = {.top = WALL, .base = WALL, .limit = WALL}},
     .direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
 _Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
 static atomic_int direct_off; /* pf_tcache_direct_off was called */

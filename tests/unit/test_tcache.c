@@ -300,9 +300,19 @@ Test(tcache, every_bin_has_a_wall_below_its_slots)
     struct pf_tcache *tc = pf_tc;
     cr_assert_not_null(tc);
     check_walls(tc, "a thread's cache");
-    check_walls(&pf_tc_none, "pf_tc_none");
-    for (unsigned i = 0; i < PF_DIRECT_N; i++)
-        cr_assert_eq(pf_tc_none.direct[i]->top, pf_tc_none.direct[i]->base);
+    /* pf_tc_none: malloc's pop reads below the top only of the bin its
+     * direct[] names; every bin is empty and full, for pf_small_alloc's
+     * test and free's. */
+    for (unsigned i = 0; i < PF_DIRECT_N; i++) {
+        const struct pf_bin *b = pf_tc_none.direct[i];
+        cr_assert_eq(b, &pf_tc_none.bins[PF_NCLASSES]);
+        cr_assert_not_null(b->top);
+        cr_assert_null(b->top[-1].p, "pf_tc_none: the entry below its PF_BIN_NONE is not a wall");
+    }
+    for (unsigned c = 0; c <= PF_NCLASSES; c++) {
+        const struct pf_bin *b = &pf_tc_none.bins[c];
+        cr_assert(b->top == b->base && b->top == b->limit, "pf_tc_none: bin %u is empty and full", c);
+    }
 
     /* Emptied, a bin's next malloc is served (its refill), and a slot
      * freed back is the next one popped. */
