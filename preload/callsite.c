@@ -37,7 +37,7 @@ struct range {
     int kind; /* 1 runtime, 2 the loader (never unwound from), 3 libc */
 };
 
-static struct range ranges[MAX_RANGES];
+PF_BULK static struct range ranges[MAX_RANGES];
 static int nranges;
 static uintptr_t ranges_lo = UINTPTR_MAX, ranges_hi; /* the span of them all */
 /* Those of the modules loaded before the program started, the rest added
@@ -88,7 +88,7 @@ static const char *const for_caller[] = {
 #define DIRECT_FROM 48 /* for_caller[DIRECT_FROM] is "newlocale" */
 #define KEEPS_FROM 50  /* for_caller[KEEPS_FROM] is "mbrtowc" */
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
-static struct range owned[MAX_OWNED];
+PF_BULK static struct range owned[MAX_OWNED];
 static int nowned;
 /* Where those functions jump to at their end (fopen to __fopen_internal,
  * opendir, scandir, vasprintf to theirs): an internal function without a
@@ -97,7 +97,7 @@ static int nowned;
  * whose memory stays libc's to keep (setenv's tree of values, strerror's
  * buffer, hcreate's table): only those listed in front of `kept`. */
 #define MAX_TAILS (2 * MAX_OWNED)
-static uintptr_t tails[MAX_TAILS];
+PF_BULK static uintptr_t tails[MAX_TAILS];
 static int ntails;
 static int ready; /* ranges are known */
 

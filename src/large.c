@@ -30,7 +30,7 @@ struct cached {
 };
 
 static pf_lock_t cache_lock = PF_LOCK_INIT;
-static struct cached cache[CACHE_SLOTS];
+PF_BULK static struct cached cache[CACHE_SLOTS];
 static size_t cache_bytes;
 /* cache_bytes and last_decay are written under cache_lock and read without
  * it (pf_large_tick's and pf_large_cached_bytes's quick looks). */
