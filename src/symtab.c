@@ -539,7 +539,10 @@ int pf_sym_name(uintptr_t addr, struct pf_sym *out)
 
 typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
 static demangle_fn demangler;
-static int demangle_looked, demangle_on;
+static int demangle_looked;
+/* Per thread: a signal report being written in one thread while the exit's
+ * is in another never demangles (it would allocate in a handler). */
+static __thread int demangle_on __attribute__((tls_model("initial-exec")));
 
 /* Whether a module is a C++ runtime's (GNU's libstdc++, LLVM's libc++ and
  * libc++abi): the only ones that give __cxa_demangle. */
