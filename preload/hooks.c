@@ -150,8 +150,8 @@ static void leaks_busy(struct pf_fmt *f, int json, void *ctx)
  * only the destructor's process surely ends (at_exit: the leak walk's
  * memory is left to the end): the init of a PID namespace outlives a
  * default-action signal it raises itself. */
-static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
-                        const uintptr_t *regs)
+static int exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
+                       const uintptr_t *regs)
 {
     int collected = with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code);
     int busy = collected && pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0) != 0;
@@ -159,6 +159,7 @@ static void exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_
         pf_emit_report_with("exit", busy ? leaks_busy : with_leaks ? pf_leaks_write : leaks_skipped);
     if (collected && !busy)
         pf_leaks_exit_written();
+    return busy;
 }
 
 /* Whether no family lock is held, waiting up to 200 ms for each one that
@@ -334,7 +335,12 @@ static void final_report(void *arg)
 {
     struct report_job *j = arg;
     pf_check_exit(); /* before the leak walk: the quarantine is emptied */
-    exit_report(&j->leaks, 1, j->scan ? j->scan : j->from, 1, j->regs);
+    /* Said even without a report: a check that reads the exit status
+     * alone must not take an exit left unchecked for one without leaks. */
+    if (exit_report(&j->leaks, 1, j->scan ? j->scan : j->from, 1, j->regs) && pf_config.leak_exit_code &&
+        !pf_sites_forked())
+        pf_emit_warn("pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (" PF_LEAKS_BUSY
+                     "): the exit status is the program's\n");
     pf_emit_exit_done();
 }
 

@@ -131,6 +131,11 @@ static void warn(const char *const *parts, size_t nparts)
         pf_os_write_all(err, msg, f.len);
 }
 
+void pf_emit_warn(const char *line)
+{
+    warn(&line, 1);
+}
+
 /* Where a report goes; *own: the descriptor is the report's, closed after it. */
 static int open_out(int at_exit, int *own)
 {

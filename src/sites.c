@@ -474,30 +474,44 @@ int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exi
                           size_t nwords)
 {
     /* A signal handler's walk in another thread waits on no lock, but its
-     * report may wait on a full pipe: after two seconds the exit's walk
-     * goes ahead anyway (that report may then read a table being refilled;
-     * its indexes are all checked). A walk still reading the heap then (a
-     * huge heap, a starved thread) is left alone: the reachability pass's
-     * tables are its own, and one pass at a time maps them. The exit's
-     * report leaves its leak section out. A walk of this very thread's,
-     * which its exit interrupted, never ends: it is not waited for, and
-     * its tables are taken only where the process surely ends (at_exit: a
-     * terminating signal's handler may return to it). */
-    long me = pf_os_tid(), was = 0;
-    for (int i = 0; i < 2000 && !take_walk(me, &was); i++) {
-        /* Held by an earlier exit walk (it keeps the tables for good, so
-         * no signal walk has started since): nothing to wait for. */
-        if (collected_at_exit || was / 4 == me)
+     * report may wait on a full pipe: after two seconds the exit takes the
+     * walk from a report that is only writing (which may then read a table
+     * being refilled; its indexes are all checked), and leaves alone one
+     * still reading the heap (a huge heap, a starved thread): the
+     * reachability pass's tables are that walk's, and one pass at a time
+     * maps them. The exit's report then leaves its leak section out. A
+     * walk of this very thread's, which its exit interrupted, never ends:
+     * it is not waited for, and one still reading is taken over only where
+     * the process surely ends (at_exit: a terminating signal's handler may
+     * return to it). The walk changes hands by compare-and-swap only, so a
+     * walk that ends or begins meanwhile is seen (pf_leaks_done gives back
+     * only its own). */
+    long me = pf_os_tid(), mine = me * 4 + WALK_READ;
+    for (int i = 0;; i++) {
+        long was = 0;
+        if (take_walk(me, &was))
             break;
+        /* Held by an earlier exit walk, which keeps it for good: no signal
+         * walk has started since. */
+        if (collected_at_exit) {
+            atomic_store_explicit(&walking, mine, memory_order_relaxed);
+            break;
+        }
+        int own = was / 4 == me;
+        if (own || i >= 2000) {
+            if (was % 4 == WALK_READ && !(own && at_exit)) {
+                if (sum)
+                    memset(sum, 0, sizeof(*sum));
+                return -1;
+            }
+            if (atomic_compare_exchange_strong_explicit(&walking, &was, mine, memory_order_acquire,
+                                                        memory_order_relaxed))
+                break;
+            continue; /* it changed hands meanwhile: look again */
+        }
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
-    if (was && was % 4 == WALK_READ && !(was / 4 == me && at_exit) && !collected_at_exit) {
-        if (sum)
-            memset(sum, 0, sizeof(*sum));
-        return -1;
-    }
-    atomic_store_explicit(&walking, me * 4 + WALK_READ, memory_order_relaxed);
     /* Other threads' allocations wait while the heap is read and its
      * objects counted (family.h, the hold): none is made, and none of
      * theirs moved, under the walk. */
@@ -517,17 +531,24 @@ int pf_leaks_collect_signal(struct pf_leaks *sum, uintptr_t stack_from)
     if (!take_walk(me, &was))
         return -1;
     if (collect(sum, 1, stack_from, 0, NULL, 0) != 0) {
-        atomic_store_explicit(&walking, 0, memory_order_release);
+        pf_leaks_done();
         return -1;
     }
-    atomic_store_explicit(&walking, me * 4 + WALK_WRITE, memory_order_release);
+    long reading = me * 4 + WALK_READ;
+    atomic_compare_exchange_strong_explicit(&walking, &reading, me * 4 + WALK_WRITE, memory_order_release,
+                                            memory_order_relaxed);
     return 0;
 }
 
 void pf_leaks_done(void)
 {
-    if (!collected_at_exit)
-        atomic_store_explicit(&walking, 0, memory_order_release);
+    /* Only this thread's walk: the exit may have taken it over. */
+    long me = pf_os_tid();
+    for (long phase = WALK_READ; phase <= WALK_WRITE; phase++) {
+        long was = me * 4 + phase;
+        if (atomic_compare_exchange_strong_explicit(&walking, &was, 0, memory_order_release, memory_order_relaxed))
+            return;
+    }
 }
 
 /* ---- naming a frame ------------------------------------------------------------ */

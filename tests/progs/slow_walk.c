@@ -5,11 +5,14 @@
  * one CPU; one thread, at the lowest scheduling class (SCHED_IDLE), takes
  * the report signal, while a thread at the normal class spins beside it:
  * the starved handler's walk of the heap takes many seconds. Once it is
- * under way (the thread is running, no longer asleep in pause), main
- * calls exit(5), whose exit report waits for the walk no longer than its
- * bound and then must not take the walk's tables from under it.
+ * under way (the thread has run 2 ms since the signal: entering the
+ * handler and taking the walk take microseconds), main calls exit(5),
+ * whose exit report waits for the walk no longer than its bound and then
+ * must not take the walk's tables from under it.
  * usage: slow_walk [objects]
- * Prints "slow_walk: N objects, walk under way" on stdout before it exits.
+ * Prints "slow_walk: N objects, walk under way" on stdout before it exits;
+ * exits 4 where the thread cannot be starved (SCHED_IDLE refused, no
+ * /proc/self/task/N/schedstat).
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -40,7 +43,7 @@ static void *walker(void *arg)
     (void)arg;
     struct sched_param sp = {0};
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
-        abort();
+        exit(4);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
@@ -49,6 +52,22 @@ static void *walker(void *arg)
     for (;;)
         pause();
     return NULL;
+}
+
+/* The time thread tid has run, in ns (its schedstat's first field), or -1. */
+static long long ran_ns(int tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    return atoll(buf);
 }
 
 /* The scheduler state of thread tid ('S' asleep, 'R' running), or 0. */
@@ -93,14 +112,17 @@ int main(int argc, char **argv)
         return 2;
     while (!atomic_load(&walker_tid) || state_of(atomic_load(&walker_tid)) != 'S')
         sleep_ms(1);
+    int tid = atomic_load(&walker_tid);
+    long long t0 = ran_ns(tid);
+    if (t0 < 0)
+        return 4;
     kill(getpid(), SIGUSR1);
-    /* Running: it took the signal and is in the handler's walk. */
-    for (int i = 0; state_of(atomic_load(&walker_tid)) != 'R'; i++) {
-        if (i == 5000)
+    /* It took the signal and runs the handler's walk. */
+    for (int i = 0; ran_ns(tid) < t0 + 2000000; i++) {
+        if (i == 60000)
             return 3;
         sleep_ms(1);
     }
-    sleep_ms(100);
     printf("slow_walk: %ld objects, walk under way\n", n);
     fflush(stdout);
     exit(5);
