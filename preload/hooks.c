@@ -132,11 +132,13 @@ static void start_interval(uint64_t ms)
 }
 
 /* The text and JSON of an exit report whose leak section could not be
- * collected. */
+ * collected: a signal, or a handler that called exit, interrupted the
+ * allocator in this thread. */
+#define PF_LEAKS_INTERRUPTED "the signal interrupted the allocator"
 static void leaks_skipped(struct pf_fmt *f, int json, void *ctx)
 {
     (void)ctx;
-    pf_leaks_write_skipped(f, json, "the signal interrupted the allocator");
+    pf_leaks_write_skipped(f, json, PF_LEAKS_INTERRUPTED);
 }
 
 static void leaks_busy(struct pf_fmt *f, int json, void *ctx)
@@ -334,13 +336,21 @@ __attribute__((constructor(101))) static void preload_start(void)
 static void final_report(void *arg)
 {
     struct report_job *j = arg;
-    pf_check_exit(); /* before the leak walk: the quarantine is emptied */
+    /* An exit called from a handler of the program's that interrupted
+     * pfalloc in this thread (an allocation, or a report signal's walk)
+     * with a lock held: neither the check nor the walk can take it, as
+     * for a terminating signal (term_report). */
+    int with_leaks = !pf_lock_any_mine();
+    if (with_leaks)
+        pf_check_exit(); /* before the leak walk: the quarantine is emptied */
+    int busy = exit_report(&j->leaks, with_leaks, j->scan ? j->scan : j->from, 1, j->regs);
     /* Said even without a report: a check that reads the exit status
      * alone must not take an exit left unchecked for one without leaks. */
-    if (exit_report(&j->leaks, 1, j->scan ? j->scan : j->from, 1, j->regs) && pf_config.leak_exit_code &&
-        !pf_sites_forked())
-        pf_emit_warn("pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (" PF_LEAKS_BUSY
-                     "): the exit status is the program's\n");
+    if ((busy || !with_leaks) && pf_config.leak_exit_code && !pf_sites_forked())
+        pf_emit_warn(busy ? "pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (" PF_LEAKS_BUSY
+                            "): the exit status is the program's\n"
+                          : "pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (" PF_LEAKS_INTERRUPTED
+                            "): the exit status is the program's\n");
     pf_emit_exit_done();
 }
 

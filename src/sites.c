@@ -288,8 +288,10 @@ void pf_leaks_fork_child(void)
 {
     /* A walk under way in another thread at the fork is not the child's:
      * the child's exit report would wait two seconds for it, and its
-     * signal reports would leave their leak section out. */
+     * signal reports would leave their leak section out. Nor is the
+     * parent's exit walk, made before the fork. */
     atomic_store_explicit(&walking, 0, memory_order_relaxed);
+    collected_at_exit = 0;
 }
 
 /* Takes the walk for thread `me` (*was: who has it, when another does). */
@@ -481,9 +483,9 @@ int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exi
      * reachability pass's tables are that walk's, and one pass at a time
      * maps them. The exit's report then leaves its leak section out. A
      * walk of this very thread's, which its exit interrupted, never ends:
-     * it is not waited for, and one still reading is taken over only where
-     * the process surely ends (at_exit: a terminating signal's handler may
-     * return to it). The walk changes hands by compare-and-swap only, so a
+     * it is not waited for, and one still reading is left as one of
+     * another thread's (it may hold a family lock, and the pass's tables
+     * are its). The walk changes hands by compare-and-swap only, so a
      * walk that ends or begins meanwhile is seen (pf_leaks_done gives back
      * only its own). */
     long me = pf_os_tid(), mine = me * 4 + WALK_READ;
@@ -499,7 +501,7 @@ int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exi
         }
         int own = was / 4 == me;
         if (own || i >= 2000) {
-            if (was % 4 == WALK_READ && !(own && at_exit)) {
+            if (was % 4 == WALK_READ) {
                 if (sum)
                     memset(sum, 0, sizeof(*sum));
                 return -1;

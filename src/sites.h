@@ -80,8 +80,8 @@ PF_HIDDEN void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int 
  * finds no handler left and ends it at once) waits for the report to be
  * written, unless it ends it without allocating. -1 (*sum zeroed, nothing
  * held): a signal report's walk was still reading the heap after the wait
- * for it (or, in this thread, one the exit interrupted where the process
- * may not end), and was left to it (PF_LEAKS_BUSY). */
+ * for it (or, in this thread, one the exit interrupted), and was left to
+ * it (PF_LEAKS_BUSY). */
 #define PF_LEAKS_BUSY "a signal report's walk of the heap was still under way"
 PF_HIDDEN int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exit,
                                     const uintptr_t *words, size_t nwords);
