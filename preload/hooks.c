@@ -346,11 +346,12 @@ static void final_report(void *arg)
     int busy = exit_report(&j->leaks, with_leaks, j->scan ? j->scan : j->from, 1, j->regs);
     /* Said even without a report: a check that reads the exit status
      * alone must not take an exit left unchecked for one without leaks. */
-    if ((busy || !with_leaks) && pf_config.leak_exit_code && !pf_sites_forked())
-        pf_emit_warn(busy ? "pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (" PF_LEAKS_BUSY
-                            "): the exit status is the program's\n"
-                          : "pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (" PF_LEAKS_INTERRUPTED
-                            "): the exit status is the program's\n");
+    if ((busy || !with_leaks) && pf_config.leak_exit_code && !pf_sites_forked()) {
+        const char *const line[] = {"pfalloc: PFALLOC_LEAK_EXIT_CODE: leaks not collected (",
+                                    busy ? PF_LEAKS_BUSY : PF_LEAKS_INTERRUPTED,
+                                    "): the exit status is the program's\n"};
+        pf_emit_warn(line, sizeof(line) / sizeof(line[0]));
+    }
     pf_emit_exit_done();
 }
 

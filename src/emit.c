@@ -131,9 +131,9 @@ static void warn(const char *const *parts, size_t nparts)
         pf_os_write_all(err, msg, f.len);
 }
 
-void pf_emit_warn(const char *line)
+void pf_emit_warn(const char *const *parts, size_t nparts)
 {
-    warn(&line, 1);
+    warn(parts, nparts);
 }
 
 /* Where a report goes; *own: the descriptor is the report's, closed after it. */

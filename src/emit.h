@@ -23,8 +23,9 @@ PF_HIDDEN void pf_emit_init(void);
 PF_HIDDEN void pf_emit_exit_begins(void);
 PF_HIDDEN void pf_emit_exit_done(void);
 PF_HIDDEN int pf_emit_report(const char *reason, int with_leaks);
-/* One line (ending in a newline) on the starting stderr, when there is one. */
-PF_HIDDEN void pf_emit_warn(const char *line);
+/* One line made of `parts` (the last ending in a newline) on the starting
+ * stderr, when there is one. */
+PF_HIDDEN void pf_emit_warn(const char *const *parts, size_t nparts);
 /* The same with `extra` (may be NULL) writing the report's last section. */
 PF_HIDDEN int pf_emit_report_with(const char *reason, pf_report_extra_fn extra);
 
