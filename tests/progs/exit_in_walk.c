@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "heaplist.h"
+#include "runtime.h"
 
 static atomic_int main_tid;
 
@@ -27,22 +28,6 @@ static void sleep_ms(long ms)
 {
     struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
-}
-
-/* The time thread tid has run, in ns, or -1. */
-static long long ran_ns(int tid)
-{
-    char path[64], buf[128];
-    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return atoll(buf);
 }
 
 static void on_usr2(int sig)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "heaplist.h"
+#include "runtime.h"
 
 static atomic_int stop, walker_tid;
 
@@ -52,22 +53,6 @@ static void *walker(void *arg)
     for (;;)
         pause();
     return NULL;
-}
-
-/* The time thread tid has run, in ns (its schedstat's first field), or -1. */
-static long long ran_ns(int tid)
-{
-    char path[64], buf[128];
-    snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return atoll(buf);
 }
 
 /* The scheduler state of thread tid ('S' asleep, 'R' running), or 0. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "heaplist.h"
+#include "runtime.h"
 
 static atomic_int w1, w2, main_tid, exiting;
 static int go = -1; /* the child: tells the parent to drain */
@@ -61,13 +62,6 @@ static long read_proc(int tid, const char *what, char *buf, size_t cap)
         return -1;
     buf[n] = 0;
     return n;
-}
-
-/* The time thread tid has run, in ns. */
-static long long ran_ns(int tid)
-{
-    char buf[128];
-    return read_proc(tid, "schedstat", buf, sizeof buf) < 0 ? -1 : atoll(buf);
 }
 
 static void *walker(void *arg)
