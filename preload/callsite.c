@@ -270,11 +270,6 @@ struct others {
 };
 static __thread struct others others __attribute__((tls_model("initial-exec")));
 
-/* Code outside every range known, and outside the modules this thread last
- * found code in: the program's, a library's, or that of a runtime module
- * loaded since the start (a C++ plugin's dlopen brings libstdc++ in),
- * found with the loader's lock-free _dl_find_object and added to the
- * ranges. The kind, as where(). */
 /* The module holding code address a, found with the loader's lock-free
  * _dl_find_object, its mapping in [*lo, *hi): 0 when none holds it (code
  * made at run time), 1 when it is one of the runtime's that a dlopen may
@@ -290,6 +285,11 @@ static int module_at(uintptr_t a, uintptr_t *lo, uintptr_t *hi)
     return name && *name && runtime_kind(name) == 1 ? 1 : 2;
 }
 
+/* Code outside every range known, and outside the modules this thread last
+ * found code in: the program's, a library's, or that of a runtime module
+ * loaded since the start (a C++ plugin's dlopen brings libstdc++ in),
+ * found with the loader's lock-free _dl_find_object and added to the
+ * ranges. The kind, as where(). */
 static PF_NOINLINE int late_module(uintptr_t a, unsigned gen)
 {
     uintptr_t lo, hi;
