@@ -901,10 +901,11 @@ static void write_json(struct pf_fmt *f)
 
 void pf_leaks_write_skipped(struct pf_fmt *f, int json, const char *why)
 {
-    pf_fmt_str(f, json ? ",\"leaks_skipped\":" : "leaks: not collected (");
     if (json) {
+        pf_fmt_str(f, ",\"leaks_skipped\":");
         pf_fmt_json_str(f, why);
     } else {
+        pf_fmt_str(f, "leaks: not collected (");
         pf_fmt_str(f, why);
         pf_fmt_str(f, ")\n");
     }
