@@ -366,12 +366,10 @@ again:
     return NULL;
 }
 
-/* A region of at least `min` chunks (the next size in the doubling). */
-static struct pf_region *region_new(uint32_t min)
+/* A region of n chunks with its metadata, or NULL when either mapping (or
+ * a pagemap leaf for it) cannot be had. */
+static struct pf_region *region_map(uint32_t n)
 {
-    uint32_t n = __atomic_load_n(&next_chunks, __ATOMIC_RELAXED);
-    if (n < min)
-        n = min;
     size_t meta = region_meta_bytes(n), bytes = (size_t)n * PF_CHUNK;
     struct pf_region *r = pf_os_map_meta(meta);
     if (!r)
@@ -386,6 +384,25 @@ static struct pf_region *region_new(uint32_t min)
         return NULL;
     }
     r->base = (uintptr_t)base;
+    return r;
+}
+
+/* A region of at least min chunks: the next size of the doubling, or,
+ * when the OS refuses that much (an address-space limit, a crowded
+ * address space), half as much again and again down to min. A heap that
+ * fits in what is left is not refused for the size its next region would
+ * have had. */
+static struct pf_region *region_new(uint32_t min)
+{
+    uint32_t n = __atomic_load_n(&next_chunks, __ATOMIC_RELAXED);
+    if (n < min)
+        n = min;
+    struct pf_region *r;
+    while ((r = region_map(n)) == NULL) {
+        if (n == min)
+            return NULL;
+        n = n / 2 > min ? n / 2 : min;
+    }
     r->nchunks = n;
     r->spans = (struct pf_span *)(r + 1);
     r->bits = (slotbits *)(r->spans + n);

@@ -5,7 +5,8 @@
  * (glibc) and preloaded in the same test, pfalloc must serve the second
  * size too: all 10000 small blocks after 1 MiB blocks were freed, and at
  * least 90 % of the 1 MiB blocks glibc fits after 16-byte blocks were
- * freed.
+ * freed. And a heap that fits in what is left of the address space is not
+ * refused for the size of the region pfalloc would have mapped next.
  */
 #include "spawn.h"
 
@@ -53,6 +54,17 @@ Test(oom, large_blocks_fit_after_small_ones_are_freed)
     cr_assert_gt(number(p, "small "), 1000000, "pfalloc:\n%s", p);
     cr_assert_geq(pb * 10, gb * 9, "1 MiB blocks after freeing small ones: pfalloc %ld, glibc %ld", pb,
                   gb);
+    free(g);
+    free(p);
+}
+
+Test(oom, a_heap_that_fits_under_the_limit_is_served)
+{
+    PF_REQUIRE_PRELOAD();
+    char *g = run(PF_PLAIN, "tight"), *p = run(PF_PRELOAD, "tight");
+    cr_log_info("glibc: %s pfalloc: %s", g, p);
+    cr_assert(strstr(g, "tight ok\n"), "glibc:\n%s", g);
+    cr_assert(strstr(p, "tight ok\n"), "8 MiB of 64-byte blocks with 16 MiB of address space left: pfalloc:\n%s", p);
     free(g);
     free(p);
 }

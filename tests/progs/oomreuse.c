@@ -8,10 +8,13 @@
  *          "small failed at I";
  *   small  fills up to 160 MiB with 16-byte blocks (until malloc fails),
  *          frees them all, then counts the 1 MiB blocks that fit: prints
- *          "small N" and "big M".
+ *          "small N" and "big M";
+ *   tight  has only 16 MiB more, and keeps 8 MiB of 64-byte blocks live in
+ *          a list through themselves (glibc needs about 11 MiB for them):
+ *          prints "tight ok" or "tight failed at I MiB".
  * Every block is written; the counts are compared with glibc's by the test.
  *
- * usage: oomreuse large|small
+ * usage: oomreuse large|small|tight
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +57,8 @@ int main(int argc, char **argv)
     long kib = vm_kib();
     if (kib <= 0)
         return 3;
-    struct rlimit rl = {(rlim_t)kib * 1024 + ((rlim_t)192 << 20), RLIM_INFINITY};
+    int tight = strcmp(mode, "tight") == 0;
+    struct rlimit rl = {(rlim_t)kib * 1024 + ((rlim_t)(tight ? 16 : 192) << 20), RLIM_INFINITY};
     rl.rlim_max = rl.rlim_cur;
     if (setrlimit(RLIMIT_AS, &rl) != 0)
         return 3;
@@ -74,6 +78,21 @@ int main(int argc, char **argv)
             memset(small[i], 1, sz);
         }
         printf("small ok\n");
+        return 0;
+    }
+    if (tight) {
+        void *head = NULL;
+        for (size_t i = 0; i < ((size_t)8 << 20) / 64; i++) {
+            void **p = malloc(64);
+            if (!p) {
+                printf("tight failed at %zu MiB\n", i * 64 >> 20);
+                return 0;
+            }
+            memset(p, 1, 64);
+            p[0] = head;
+            head = p;
+        }
+        printf("tight ok\n");
         return 0;
     }
     /* 16-byte blocks in a list through themselves: no array to hold them. */
