@@ -369,11 +369,18 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct 
     struct pf_span *s = *pf_family_partial(f, cls);
     if (s)
         return s;
+    /* A family's first span holds a slot or a few, those after it more
+     * (see pf_class_next_span_bytes); threads that get one at once count
+     * each other's as held, so that they do not all take first spans. (A
+     * fork while a thread gets one leaves the child counting it: its next
+     * spans are bigger, nothing else.) */
+    size_t bytes = pf_class_next_span_bytes(cls, PF_RELAXED_GET(f->spans) + f->getting++);
     pf_unlock(&f->lock);
     int saved = errno;
-    s = pf_span_get(cls);
+    s = pf_span_get_sized(cls, bytes);
     errno = saved;
     pf_lock(&f->lock);
+    f->getting--;
     struct pf_span *first = *pf_family_partial(f, cls);
     if (!s)
         return first;

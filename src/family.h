@@ -45,6 +45,7 @@ struct pf_family {
     uint64_t req_in;         /* bytes requested by allocations (and realloc growth) */
     uint64_t req_out;        /* bytes requested of freed objects (and realloc shrink) */
     uint64_t spans;          /* spans + large blocks held */
+    uint64_t getting;        /* threads getting it a span from the pool (partial_or_new) */
     uint64_t mapped;         /* bytes of those */
     uint64_t out_bytes;      /* slot bytes outside spans (live, in thread or transfer caches) */
     uint64_t peak;           /* largest out_bytes (class) or live_bytes (typed, large) */

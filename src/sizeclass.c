@@ -39,3 +39,12 @@ size_t pf_class_span_bytes(unsigned cls)
         return PF_CHUNK;
     return (want + PF_CHUNK - 1) & ~(PF_CHUNK - 1);
 }
+
+size_t pf_class_next_span_bytes(unsigned cls, uint64_t spans)
+{
+    size_t full = pf_class_span_bytes(cls);
+    size_t b = ((size_t)pf_class_size[cls] + PF_CHUNK - 1) & ~(PF_CHUNK - 1);
+    for (uint64_t k = 0; k < spans && b < full; k++)
+        b *= 2;
+    return b < full ? b : full;
+}

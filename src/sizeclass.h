@@ -46,5 +46,12 @@ PF_INLINE unsigned pf_size_class(size_t n)
 
 /* Slots of one class are carved from spans of this many bytes. */
 PF_HIDDEN size_t pf_class_span_bytes(unsigned cls);
+/* The span a family that holds `spans` spans of the class gets next: its
+ * first, the chunks that hold one slot; each after it twice as big, up to
+ * pf_class_span_bytes. A program that makes a block or two of each of many
+ * sizes above 8 KiB (a Python starting up) takes a chunk or a few of
+ * address space for each instead of room for eight; up to 8 KiB every span
+ * is one chunk anyway. */
+PF_HIDDEN size_t pf_class_next_span_bytes(unsigned cls, uint64_t spans);
 
 #endif

@@ -433,9 +433,8 @@ static void pool_tail(struct pf_region *r)
     }
 }
 
-struct pf_span *pf_span_get(unsigned cls)
+static struct pf_span *span_get(unsigned cls, uint32_t n)
 {
-    uint32_t n = (uint32_t)(pf_class_span_bytes(cls) / PF_CHUNK);
     pf_lock(&pool_lock);
     struct pf_span *s = pool_take(n, 1);
     int retried = 0;
@@ -493,6 +492,16 @@ struct pf_span *pf_span_get(unsigned cls)
         shrink_warm(pool_limit);
     pf_unlock(&pool_lock);
     return s;
+}
+
+struct pf_span *pf_span_get(unsigned cls)
+{
+    return span_get(cls, (uint32_t)(pf_class_span_bytes(cls) / PF_CHUNK));
+}
+
+struct pf_span *pf_span_get_sized(unsigned cls, size_t bytes)
+{
+    return span_get(cls, (uint32_t)(bytes / PF_CHUNK));
 }
 
 /* Under the pool lock: decommits victims[0..n) (unlinked) outside the lock

@@ -115,6 +115,8 @@ PF_INLINE uint32_t pf_span_index(const struct pf_span *s, uintptr_t off)
 /* A span of `cls` from the pool or a new region; NULL when the OS says no.
  * Takes the pool lock; makes syscalls only outside it. */
 PF_HIDDEN struct pf_span *pf_span_get(unsigned cls);
+/* The same, of `bytes` (whole chunks, at most pf_class_span_bytes(cls)). */
+PF_HIDDEN struct pf_span *pf_span_get_sized(unsigned cls, size_t bytes);
 /* An empty span goes back to the pool (caller holds no lock). */
 PF_HIDDEN void pf_span_put(struct pf_span *s);
 /* Gives back a span just taken with pf_span_get and never used (no slot

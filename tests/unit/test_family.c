@@ -423,22 +423,31 @@ Test(family, refill_across_spans_and_flush_back)
 {
     unsigned cls = PF_NCLASSES - 1;
     struct pf_family *f = pf_family_class(cls);
-    size_t span_bytes = pf_class_span_bytes(cls);
-    uint32_t per_span = (uint32_t)(span_bytes / pf_class_size[cls]);
+    /* The family's spans double from one slot's chunks up to the class's
+     * size: bytes[k] and slots[k] of its k-th. */
+    size_t bytes[4];
+    uint32_t slots[4];
+    for (int k = 0; k < 4; k++) {
+        bytes[k] = pf_class_next_span_bytes(cls, (uint64_t)k);
+        slots[k] = (uint32_t)(bytes[k] / pf_class_size[cls]);
+    }
+    cr_assert(slots[0] >= 1 && bytes[0] < bytes[1] && bytes[2] <= pf_class_span_bytes(cls),
+              "a first span holds fewer slots than those after it");
+    cr_assert_eq(pf_class_next_span_bytes(cls, 60), pf_class_span_bytes(cls));
     static struct pf_cached buf[64];
     struct pf_own cur = {0};
-    int want = (int)(2 * per_span + per_span / 2);
+    int want = (int)(slots[0] + slots[1] + slots[2] / 2);
     int n = pf_family_refill(f, cls, buf, want, &cur);
     cr_assert_eq(n, want);
     cr_assert_eq(f->spans, 3);
-    cr_assert_eq(f->mapped, 3 * span_bytes);
+    cr_assert_eq(f->mapped, bytes[0] + bytes[1] + bytes[2]);
     cr_assert_eq(f->out_bytes, (uint64_t)want * pf_class_size[cls]);
     cr_assert_eq(cur.cur, pf_pagemap_get(buf[n - 1].p), "the cache owns the span it ended in");
-    cr_assert_eq(cur.cur->used, per_span / 2);
+    cr_assert_eq(cur.cur->used, slots[2] / 2);
     for (int i = 0; i < n; i++) {
         struct pf_span *s = pf_pagemap_get(buf[i].p);
         if (s != cur.cur)
-            cr_assert_eq(s->used, per_span, "spans used up on the way are full");
+            cr_assert_eq(s->used, s->nslots, "spans used up on the way are full");
     }
     struct pf_span_info info[4];
     cr_assert_eq(pf_family_spans(f->name, NULL, info, 4), 3);
@@ -449,20 +458,20 @@ Test(family, refill_across_spans_and_flush_back)
 
     /* Refill again: only from the owned span and new ones, never a full one. */
     static struct pf_cached more[8];
-    int m = pf_family_refill(f, cls, more, (int)per_span, &cur);
-    cr_assert_eq(m, (int)per_span);
+    int m = pf_family_refill(f, cls, more, (int)slots[2], &cur);
+    cr_assert_eq(m, (int)slots[2]);
     cr_assert_eq(f->spans, 4);
     pf_family_flush(f, cls, more, m, NULL);
 
     pf_family_flush(f, cls, buf, n, NULL);
     pf_family_disown(f, &cur);
+    size_t all = bytes[0] + bytes[1] + bytes[2] + bytes[3];
     cr_assert_eq(f->out_bytes, 0);
     cr_assert_eq(f->spans, 1, "one empty span per class is kept");
-    cr_assert_eq(f->mapped, span_bytes);
-    cr_assert_eq(pf_span_cached_bytes(), 3 * span_bytes);
+    cr_assert_eq(pf_span_cached_bytes() + f->mapped, all);
     pf_family_trim();
     cr_assert_eq(f->spans, 0);
-    cr_assert_eq(pf_span_cached_bytes(), 4 * span_bytes);
+    cr_assert_eq(pf_span_cached_bytes(), all);
 }
 
 /* ---- a cache's own spans ------------------------------------------------------- */

@@ -99,3 +99,24 @@ Test(sizeclass, span_sizes_hold_eight_slots_within_a_megabyte)
         cr_assert_leq(slots, PF_MAX_SLOTS, "class %u: %zu slots", c, slots);
     }
 }
+
+Test(sizeclass, a_family_s_spans_start_at_one_slot_and_double_to_the_class_s_size)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        size_t full = pf_class_span_bytes(c), slot = pf_class_size[c];
+        size_t first = pf_class_next_span_bytes(c, 0), prev = first;
+        cr_assert_eq(first % PF_CHUNK, 0, "class %u: first span of %zu bytes", c, first);
+        cr_assert(first >= slot && first - slot < PF_CHUNK, "class %u: first span of %zu bytes, slot %zu", c, first,
+                  slot);
+        if (slot <= 8192)
+            cr_assert_eq(first, full, "class %u: one chunk, as every span of it", c);
+        for (uint64_t k = 1; k < 8; k++) {
+            size_t b = pf_class_next_span_bytes(c, k);
+            cr_assert(b == full || b == 2 * prev, "class %u, span %lu: %zu bytes after %zu", c, (unsigned long)k, b,
+                      prev);
+            prev = b;
+        }
+        cr_assert_eq(prev, full, "class %u: the class's size is reached", c);
+        cr_assert_eq(pf_class_next_span_bytes(c, UINT64_MAX), full, "class %u", c);
+    }
+}
