@@ -1076,6 +1076,14 @@ long pf_os_pid(void)
     return getpid();
 }
 
+int pf_os_thread_gone(long tid)
+{
+    int saved = errno;
+    int gone = syscall(SYS_tgkill, (long)getpid(), tid, 0) != 0 && errno == ESRCH;
+    errno = saved;
+    return gone;
+}
+
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso)
     __attribute__((weak));
 

@@ -101,6 +101,8 @@ PF_HIDDEN int pf_os_each_number(const char *path, void (*fn)(long n, void *ctx),
 PF_HIDDEN long pf_os_tid(void);
 /* The process's id (not cached: a fork child has its own). */
 PF_HIDDEN long pf_os_pid(void);
+/* 1 when no thread of this process has id tid any more (errno kept). */
+PF_HIDDEN int pf_os_thread_gone(long tid);
 /* pthread_atfork, but handlers that stay registered to the process's end.
  * The C library drops a shared object's fork handlers when it starts that
  * object's destructors (__cxa_finalize), which for pfalloc is before its

@@ -129,7 +129,44 @@ static void thread_exit(void *arg)
     tc_dead = 1;
     flush_all(tc);
     atomic_fetch_sub_explicit(&caches_held, 1, memory_order_relaxed);
+    atomic_store_explicit(&tc->tid, 0, memory_order_relaxed);
     atomic_store_explicit(&tc->in_use, 0, memory_order_release);
+}
+
+/* A cache in use whose thread is gone without giving it back, taken over
+ * (its slots and spans given back, its counters kept), or NULL. A thread
+ * whose first allocation comes in glibc's last round of key destructors
+ * (where the key pfalloc sets is dropped without a call), or that ends
+ * with a bare exit system call, leaves its cache in use for good: without
+ * this, one cache (about 100 KiB of metadata, and the spans it owns) per
+ * such thread, and every thread past four per CPU treated as crowded.
+ * Looked for only when no cache is free, at most ORPHAN_LOOKS in-use
+ * caches a time (one tgkill each), the next ones the next time, so a
+ * program starting its thousandth thread does not ask about the other 999.
+ * A thread whose id is taken again by a new one is not seen: its cache
+ * stays lost, never taken from a live thread. */
+#define ORPHAN_LOOKS 8
+static _Atomic unsigned orphan_from; /* in-use caches the next look skips */
+
+static struct pf_tcache *orphan(void)
+{
+    unsigned from = atomic_load_explicit(&orphan_from, memory_order_relaxed), seen = 0, looked = 0;
+    struct pf_tcache *t = atomic_load_explicit(&all_caches, memory_order_acquire);
+    for (; t && looked < ORPHAN_LOOKS; t = t->next_all) {
+        long tid = atomic_load_explicit(&t->tid, memory_order_relaxed);
+        if (tid <= 0 || !atomic_load_explicit(&t->in_use, memory_order_acquire) || seen++ < from)
+            continue;
+        looked++;
+        if (!pf_os_thread_gone(tid) || !atomic_compare_exchange_strong(&t->tid, &tid, -1))
+            continue;
+        atomic_store_explicit(&orphan_from, from + looked - 1, memory_order_relaxed);
+        flush_all(t);
+        /* Held by its new thread now, as it was by the old one. */
+        atomic_fetch_sub_explicit(&caches_held, 1, memory_order_relaxed);
+        return t;
+    }
+    atomic_store_explicit(&orphan_from, t ? from + looked : 0, memory_order_relaxed);
+    return NULL;
 }
 
 static pthread_key_t exit_key; /* valid only in KEY_READY */
@@ -190,6 +227,8 @@ struct pf_tcache *pf_tcache_get(void)
             break;
         }
     }
+    if (!tc)
+        tc = orphan();
     if (!tc) {
         /* The cache, then each bin's store of its cap, packed: a thread
          * touches the stores of the classes it uses, so stores sized to
@@ -243,6 +282,7 @@ struct pf_tcache *pf_tcache_get(void)
             direct_to_none(tc);
     }
     atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
+    atomic_store_explicit(&tc->tid, pf_os_tid(), memory_order_relaxed);
     /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
     if (atomic_load_explicit(&key_state, memory_order_acquire) == KEY_READY)
         pthread_setspecific(exit_key, tc);
@@ -421,7 +461,10 @@ void pf_tcache_fork_child(void)
         if (t == pf_tc || atomic_load_explicit(&t->in_use, memory_order_relaxed) == 0)
             continue;
         flush_all(t);
+        atomic_store_explicit(&t->tid, 0, memory_order_relaxed);
         atomic_store_explicit(&t->in_use, 0, memory_order_relaxed);
     }
     atomic_store_explicit(&caches_held, pf_tc ? 1u : 0u, memory_order_relaxed);
+    if (pf_tc) /* the forking thread's id in the parent */
+        atomic_store_explicit(&pf_tc->tid, pf_os_tid(), memory_order_relaxed);
 }

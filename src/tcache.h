@@ -65,6 +65,7 @@ struct pf_tcache {
     struct pf_own own[PF_NCLASSES];     /* the spans it owns of each class */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
+    _Atomic long tid;           /* the owner's thread id (0: none yet, -1: being taken over) */
     uint32_t gc_next;           /* the bin the collection looks at next */
     uint32_t xfer_seen[PF_NCLASSES]; /* batches moved in each class's transfer cache, at the last look */
     /* PF_TC_SITES_BYTES for the preload's per-thread memory of call sites
