@@ -658,6 +658,7 @@ void pf_alloc_init(void)
     static atomic_int done;
     int zero = 0;
     if (atomic_compare_exchange_strong(&done, &zero, 1)) {
+        pf_os_note_initial();
         pf_tcache_init();
         pf_os_atfork(fork_prepare, fork_parent, fork_child);
     }

@@ -443,7 +443,7 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
         pg->swap = sysinfo(&si) != 0 || si.totalswap > 0 ? 2 : 1;
     }
     if (pg->swap == 2 && pg->fd == 0) {
-        int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC), none = -1;
+        int fd = open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC), none = -1;
         if (fd >= 0 && !atomic_compare_exchange_strong(&pagemap_fd, &none, fd)) {
             close(fd); /* another walk's is open: this one reads nothing */
             fd = -1;
@@ -1177,6 +1177,23 @@ long pf_os_readlink(const char *path, char *buf, size_t cap)
 int pf_os_initial_thread(void)
 {
     return syscall(SYS_gettid) == getpid();
+}
+
+/* pthread_self() of the initial thread, once noted: a fork child's thread
+ * keeps its own (its descriptor is the forking thread's), while its id
+ * becomes the child's process id. */
+static _Atomic uintptr_t initial_self;
+
+void pf_os_note_initial(void)
+{
+    if (pf_os_initial_thread())
+        atomic_store_explicit(&initial_self, (uintptr_t)pthread_self(), memory_order_relaxed);
+}
+
+int pf_os_on_initial_stack(void)
+{
+    uintptr_t s = atomic_load_explicit(&initial_self, memory_order_relaxed);
+    return s ? (uintptr_t)pthread_self() == s : pf_os_initial_thread();
 }
 
 unsigned pf_os_ncpus(void)

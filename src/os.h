@@ -169,6 +169,12 @@ PF_HIDDEN const void *pf_os_map_file(const char *path, size_t *size);
 PF_HIDDEN long pf_os_readlink(const char *path, char *buf, size_t cap);
 /* Nonzero in the process's initial thread (its thread id is the pid). */
 PF_HIDDEN int pf_os_initial_thread(void);
+/* Notes the initial thread (called from start-up, in it). */
+PF_HIDDEN void pf_os_note_initial(void);
+/* Whether the calling thread runs on the stack the C library's
+ * __libc_stack_end lies in: the initial thread, but not the only thread of
+ * a child forked by another thread (whose id is its process's too). */
+PF_HIDDEN int pf_os_on_initial_stack(void);
 /* CPUs the process may run on (its affinity mask; 1 when it cannot be
  * read). One system call, no allocation. */
 PF_HIDDEN unsigned pf_os_ncpus(void);

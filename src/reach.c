@@ -744,7 +744,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
 
     /* Whether memory can be read without faulting: asked once, of a word
      * that is surely there. */
-    r.pid = pf_os_pid();
+    r.pid = pf_os_tid(); /* not the process id: a main thread that ended with pthread_exit has no memory to read */
     r.vm = pf_os_read_mem(r.pid, r.bounce, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
     r.solo = r.roots.solo || !pf_lock_threaded();
     r.partial = r.roots.partial;

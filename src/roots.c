@@ -121,7 +121,10 @@ static int starts(const char *p, const char *eol, const char *prefix)
     return (size_t)(eol - p) >= n && memcmp(p, prefix, n) == 0;
 }
 
-/* /proc/self/maps into R->maps (sorted by address, as the kernel lists them).
+/* The process's mappings into R->maps (sorted by address, as the kernel
+ * lists them), read as /proc/thread-self/maps: /proc/self/maps is empty
+ * once the main thread has ended with pthread_exit (as process_vm_readv of
+ * the process id fails then: pf_reach_run reads by the caller's id).
  * The text is read into a buffer mapped before the read and kept until the
  * scan is over: the list then shows every mapping of ours as it will be
  * while roots are scanned (an anonymous mapping of ours may have merged
@@ -143,13 +146,13 @@ static void read_maps(void)
         maps_unmapped = 1;
         return;
     }
-    long len = pf_os_read_into("/proc/self/maps", R->text, room);
+    long len = pf_os_read_into("/proc/thread-self/maps", R->text, room);
     if (len > 0 && (size_t)len >= room) {
         /* A longer list: its size first, then room for twice it. */
         unmap_text();
         char *buf;
         size_t cap;
-        long full = pf_os_read_file("/proc/self/maps", &buf, &cap);
+        long full = pf_os_read_file("/proc/thread-self/maps", &buf, &cap);
         if (full < 0) {
             maps_errno = errno;
             return;
@@ -161,7 +164,7 @@ static void read_maps(void)
             maps_unmapped = 1;
             return;
         }
-        len = pf_os_read_into("/proc/self/maps", R->text, room);
+        len = pf_os_read_into("/proc/thread-self/maps", R->text, room);
     }
     if (len <= 0 || (size_t)len >= room) {
         if (len < 0) /* either read's: nothing ran since */
@@ -563,7 +566,7 @@ static void thread_vectors(void)
     uintptr_t *buf = (uintptr_t *)((char *)R->held + R->held_bytes - PIECE);
     held_cap = (uint32_t)((R->held_bytes - PIECE) / sizeof(uintptr_t));
     descriptors_in(self, 3, (uintptr_t)self);
-    long pid = pf_os_pid();
+    long pid = pf_os_tid(); /* see pf_reach_run */
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
         /* pfalloc's own metadata sits above a guard page too, and holds no
@@ -738,7 +741,9 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
     if (m) {
         rt->stack_top = m->b;
         m->taken = 1;
-    } else if (here && pf_os_tid() == (long)getpid()) {
+    } else if (here && pf_os_on_initial_stack()) {
+        /* Not the only thread of a child that another thread forked: its
+         * id is the process's, its stack another mapping far below. */
         rt->stack_top = (uintptr_t)__libc_stack_end;
     }
     /* The thread descriptor (keys' values, the DTV of dynamic TLS): it sits

@@ -458,7 +458,7 @@ static struct module *add_module(const struct found *fo)
         return NULL;
     const char *name = fo->name;
     if (!*name) { /* the executable: the loader keeps no name for it */
-        if (pf_os_readlink("/proc/self/exe", scratch, sizeof scratch) <= 0)
+        if (pf_os_readlink("/proc/thread-self/exe", scratch, sizeof scratch) <= 0)
             return NULL;
         name = scratch;
     }

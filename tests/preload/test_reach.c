@@ -658,6 +658,63 @@ Test(reach, python_objects_in_its_own_mappings_are_reachable, .timeout = 300)
     }
 }
 
+/* reach `mode` `how` under the preload, JSON exit report, sites on, plus
+ * extra (NULL-ended, up to 4). */
+static void run_reach_how(const char *mode, const char *how, const char *const *extra, struct pf_run *r)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *env[8] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", NULL};
+    for (int i = 0; extra && extra[i] && i < 4; i++)
+        env[3 + i] = extra[i];
+    const char *const argv[] = {PROG("reach"), mode, how, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+}
+
+/* main ends with pthread_exit and the process exits from the thread it
+ * started: /proc/self/maps is empty then, and process_vm_readv of the
+ * process id fails (ESRCH), so the walk read nothing and left every object
+ * unclassified ("process_vm_readv refused"), and PFALLOC_LEAK_EXIT_CODE
+ * failed a program with no leak. The walk reads through the exiting
+ * thread now: the same figures as a main that returns. */
+Test(reach, a_main_thread_that_ended_with_pthread_exit_leaves_the_walk_whole)
+{
+    static const char *const modes[] = {"table", "tree"};
+    for (int m = 0; m < 2; m++) {
+        const struct expect *want = NULL;
+        for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+            if (strcmp(expected[i].mode, modes[m]) == 0)
+                want = &expected[i];
+        cr_assert_not_null(want);
+        const char *const extra[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
+        struct pf_run r;
+        run_reach_how(modes[m], "main_gone", extra, &r);
+        cr_assert(r.exited, "%s main_gone: %s\n%s", modes[m], pf_run_how(&r), r.err);
+        int lost = want->f.objects[0] + want->f.objects[1] > 0;
+        cr_assert_eq(r.code, lost ? 7 : 0, "%s main_gone: exit status %d\n%s", modes[m], r.code, r.err);
+        cr_assert(strstr(r.err, "\"reachability\":\"partial") == NULL, "%s main_gone: partial\n%s", modes[m], r.err);
+        struct figures got;
+        json_totals(r.err, &got);
+        assert_figures(modes[m], &got, &want->f, r.err);
+        pf_run_free(&r);
+    }
+}
+
+/* A child forked by a thread other than the initial one exits with every
+ * descriptor in use: without the list of mappings, the walk took
+ * __libc_stack_end (the initial thread's stack, in the parent) for the top
+ * of its thread's stack, since its id is the child's process id, and read
+ * from its own stack up to there: SIGSEGV in exit, 5 runs of 5. */
+Test(reach, a_child_forked_by_another_thread_exits_without_descriptors)
+{
+    struct pf_run r;
+    run_reach_how("table", "fork_fds", NULL, &r);
+    pf_assert_ok(&r, "table fork_fds");
+    cr_assert(strstr(r.out, "child exited 0\n") != NULL, "the forked child: %s\n%s", r.out, r.err);
+    cr_assert(strstr(r.err, "no file descriptor was free") != NULL, "the child's report:\n%s", r.err);
+    pf_run_free(&r);
+}
+
 /* A mapping of the program's larger than the exit report looks at (100
  * GiB, a page 80 GiB into it touched): the block it alone holds is
  * unclassified, with the reason, not called lost. */

@@ -71,7 +71,12 @@
  *             reuse: 4 objects of the runtime's, still reachable)
  * With a second argument "raise", it ends with raise(SIGUSR1) (the signal
  * report) before returning; with "fds", it opens /dev/null until no file
- * descriptor is left (its limit lowered to 64) before returning.
+ * descriptor is left (its limit lowered to 64) before returning; with
+ * "main_gone", main ends with pthread_exit and the process exits when a
+ * thread it started returns 20 ms later; with "fork_fds", a thread forks
+ * and the child (its only thread not the initial one, its id the process's)
+ * uses up its descriptors and exits, then the parent prints "child exited
+ * N" or "child died of signal N" and returns.
  * Built like a distribution's binaries (-O2 -g, nothing exported). Pointers
  * that are dropped go through volatile globals and are cleared, and the
  * stack below main is scrubbed, so no stale copy keeps them reachable.
@@ -85,6 +90,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "asleep.h"
@@ -497,6 +503,40 @@ static void *worker(void *arg)
 }
 
 /* Clears the stack below main, where the builders' frames were. */
+static void *returns_later(void *arg)
+{
+    (void)arg;
+    usleep(20000);
+    return NULL;
+}
+
+static void no_descriptors_left(void)
+{
+    struct rlimit few = {64, 64};
+    if (setrlimit(RLIMIT_NOFILE, &few) != 0)
+        abort();
+    while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0)
+        ;
+}
+
+static void *forks(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    if (pid == 0) {
+        no_descriptors_left();
+        exit(0);
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid)
+        abort();
+    if (WIFSIGNALED(st))
+        printf("child died of signal %d\n", WTERMSIG(st));
+    else
+        printf("child exited %d\n", WEXITSTATUS(st));
+    return NULL;
+}
+
 __attribute__((noinline)) static void scrub(void)
 {
     char buf[64 * 1024];
@@ -566,12 +606,18 @@ int main(int argc, char **argv)
     scrub();
     if (sig)
         raise(SIGUSR1);
-    if (fds) {
-        struct rlimit few = {64, 64};
-        if (setrlimit(RLIMIT_NOFILE, &few) != 0)
+    if (fds)
+        no_descriptors_left();
+    if (argc > 2 && strcmp(argv[2], "fork_fds") == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, forks, NULL) != 0 || pthread_join(t, NULL) != 0)
             abort();
-        while (open("/dev/null", O_RDONLY | O_CLOEXEC) >= 0)
-            ;
+    }
+    if (argc > 2 && strcmp(argv[2], "main_gone") == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, returns_later, NULL) != 0)
+            abort();
+        pthread_exit(NULL);
     }
     if (g_sparse_large)
         print_sparse_resident();
