@@ -610,10 +610,14 @@ static void fork_prepare(void)
      * kept by taking the list lock before any of ours. */
     if (_IO_list_lock)
         _IO_list_lock();
+    /* Checked operations under way finish first: they take the locks
+     * below. */
+    fork_check = pf_check_on;
+    if (fork_check)
+        pf_check_fork_quiesce();
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
-    fork_check = pf_check_on;
     if (fork_check)
         pf_check_fork_lock();
     pf_lock_fork_taken_set(1);
@@ -628,6 +632,8 @@ static void fork_parent(void)
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
+    if (fork_check)
+        pf_check_fork_parent();
     if (_IO_list_unlock)
         _IO_list_unlock();
 }

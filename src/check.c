@@ -61,12 +61,18 @@ static size_t qbytes;
  * a large one is sealed before the quarantine holds it: verified in
  * between, either would read as overflowed. busy_mine is a thread's own
  * count, for a signal handler on it; busy_all counts every thread's, for
- * the verification at exit, which sets `verifying` and waits for it to
- * drain; operations that start after that wait outside their window, for
- * good (the process is ending), except the verifying thread's own. */
+ * the verification at exit and for a fork, which set a bit of `stopped`
+ * and wait for it to drain; operations that start meanwhile wait outside
+ * their window until the bit is cleared (the verifying or forking
+ * thread's own go on). A fork in a window would leave the child a block
+ * half made by a thread it does not have: a canary cut short, which its
+ * exit took for an overflow; a slot marked free and in no list. */
 static __thread int busy_mine __attribute__((tls_model("initial-exec")));
 static __thread int i_verify __attribute__((tls_model("initial-exec")));
-static atomic_int busy_all, verifying;
+static __thread int i_fork __attribute__((tls_model("initial-exec")));
+#define STOP_VERIFY 1
+#define STOP_FORK 2
+static atomic_int busy_all, stopped;
 
 static void busy_in(void)
 {
@@ -74,13 +80,30 @@ static void busy_in(void)
         busy_mine++;
         atomic_signal_fence(memory_order_seq_cst);
         atomic_fetch_add(&busy_all, 1);
-        if (busy_mine > 1 || i_verify || !atomic_load(&verifying))
+        int st = atomic_load(&stopped);
+        if (busy_mine > 1 || i_verify || i_fork || !st)
             return;
         atomic_fetch_sub(&busy_all, 1);
         atomic_signal_fence(memory_order_seq_cst);
         busy_mine--;
-        pf_os_futex_wait_ms(&verifying, 1, 1000); /* no cancellation point */
+        pf_os_futex_wait_ms(&stopped, st, 1000); /* no cancellation point */
     }
+}
+
+/* Sets `bit` of `stopped` and waits for the operations under way in other
+ * threads to leave their windows (microseconds; a thread stopped inside
+ * one for two seconds is not waited for). */
+static void stop_others(int bit)
+{
+    atomic_fetch_or(&stopped, bit);
+    for (int i = 0; i < 2000 && atomic_load(&busy_all) > busy_mine; i++)
+        pf_os_sleep_us(1000);
+}
+
+static void go_on(int bit)
+{
+    atomic_fetch_and(&stopped, ~bit);
+    pf_os_futex_wake(&stopped, INT32_MAX);
 }
 
 static void busy_out(void)
@@ -556,6 +579,12 @@ static void verify_big(const struct pf_guarded *g)
  * are leaves (nothing is locked under them), and the leak walk takes the
  * guard lock under the family locks, so taken first they would make a fork
  * and a walk wait for each other. */
+void pf_check_fork_quiesce(void)
+{
+    i_fork = 1;
+    stop_others(STOP_FORK);
+}
+
 void pf_check_fork_lock(void)
 {
     pf_guard_fork_lock();
@@ -568,14 +597,21 @@ void pf_check_fork_unlock(int child)
     pf_guard_fork_unlock(child);
 }
 
+void pf_check_fork_parent(void)
+{
+    i_fork = 0;
+    go_on(STOP_FORK);
+}
+
 void pf_check_fork_child(void)
 {
     /* A child forked by another thread while the parent verified at exit
      * is not ending: its operations must not wait for it (the fork
      * handlers stay registered to the end, pf_os_atfork). Only this
      * thread's own operations are under way. */
+    i_fork = 0;
     atomic_store(&busy_all, busy_mine);
-    atomic_store(&verifying, 0);
+    atomic_store(&stopped, 0);
 }
 
 int pf_check_enable(void)
@@ -587,12 +623,23 @@ int pf_check_enable(void)
         return -1;
     /* From here on no thread takes the fast paths: this one gives its
      * cached slots back, and none makes a cache (the checked paths never
-     * ask for one). */
+     * ask for one). Threads that made one before (started by a library's
+     * constructor, which runs before pfalloc's) keep it, but their
+     * mallocs go to the slow path, as when call sites are recorded, and
+     * every span sends its frees there: a block they made or gave back
+     * unchecked had no canary, which a checked free or the exit took for
+     * an overflow. */
     pf_tcache_drain();
     pf_tc_fast = (struct pf_tcache *)&pf_tc_none;
-    /* Blocks allocated before: their slack becomes their canary. */
+    pf_tcache_direct_off();
+    pf_family_frees_uncached();
+    /* Blocks allocated before: their slack becomes their canary. Painted
+     * again once the mode is on, for a block such a thread made on its
+     * slow path meanwhile (painting a checked block writes the canary it
+     * has). */
     each_live_slot(paint);
     pf_check_on = 1;
+    each_live_slot(paint);
     return 0;
 }
 
@@ -604,11 +651,7 @@ void pf_check_exit(void)
     if (!pf_check_on || busy_mine)
         return;
     i_verify = 1;
-    atomic_store(&verifying, 1);
-    /* Operations under way finish their window (microseconds); a thread
-     * stopped inside one for two seconds is not waited for. */
-    for (int i = 0; i < 2000 && atomic_load(&busy_all) > 0; i++)
-        pf_os_sleep_us(1000);
+    stop_others(STOP_VERIFY);
     for (;;) {
         pf_lock(&check_lock);
         if (qcount == 0) {
@@ -624,4 +667,9 @@ void pf_check_exit(void)
     }
     each_live_slot(verify_slot);
     pf_guard_each_live(verify_big);
+    /* The check is over: other threads go on (a library's destructor,
+     * which runs after pfalloc's, may join a thread that allocates; it
+     * waited here for good, and the process with it). */
+    i_verify = 0;
+    go_on(STOP_VERIFY);
 }

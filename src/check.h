@@ -42,10 +42,15 @@ PF_HIDDEN int pf_check_site(const void *p, uint32_t id);
 /* At exit: every block in the quarantine is verified and freed, every live
  * block's canary verified. */
 PF_HIDDEN void pf_check_exit(void);
-/* alloc.c's fork handlers: the checking mode's locks (taken after every
- * other of pfalloc's, given back first), and the child's own state. */
+/* alloc.c's fork handlers: other threads' checked operations let finish
+ * and new ones held (before any lock of pfalloc's is taken; given back in
+ * the parent by pf_check_fork_parent, in the child by
+ * pf_check_fork_child), the checking mode's locks (taken after every other
+ * of pfalloc's, given back first), and the child's own state. */
+PF_HIDDEN void pf_check_fork_quiesce(void);
 PF_HIDDEN void pf_check_fork_lock(void);
 PF_HIDDEN void pf_check_fork_unlock(int child);
+PF_HIDDEN void pf_check_fork_parent(void);
 PF_HIDDEN void pf_check_fork_child(void);
 
 #endif

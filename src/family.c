@@ -364,6 +364,25 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
  * span goes to *spare (when *spare is still NULL) for the caller to give
  * back once unlocked (pf_span_unget): threads racing for a fresh span then
  * fill one span instead of taking one each. */
+/* Set by pf_family_frees_uncached, read under a family's lock. */
+static int frees_uncached;
+
+void pf_family_frees_uncached(void)
+{
+    __atomic_store_n(&frees_uncached, 1, __ATOMIC_RELAXED);
+    uint32_t nf = pf_family_count();
+    for (uint32_t i = 0; i < nf; i++) {
+        struct pf_family *f = pf_family_at(i);
+        pf_lock(&f->lock);
+        for (struct pf_span *s = f->all; s; s = s->anext)
+            if (s->kind == PF_SPAN_SMALL && s->bin != PF_BIN_NONE) {
+                __atomic_store_n(&s->bin, PF_BIN_NONE, __ATOMIC_RELAXED);
+                pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, PF_BIN_NONE);
+            }
+        pf_unlock(&f->lock);
+    }
+}
+
 static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct pf_span **spare)
 {
     struct pf_span *s = *pf_family_partial(f, cls);
@@ -391,8 +410,10 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct 
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
     /* Spans that record call sites send their frees to the slow path, which
-     * forgets the site; the fast path need not look. */
-    s->bin = s->cached && !s->sites ? cls * PF_BIN_BYTES : PF_BIN_NONE;
+     * forgets the site; the fast path need not look. So do all once
+     * pf_family_frees_uncached was called. */
+    s->bin = s->cached && !s->sites && !__atomic_load_n(&frees_uncached, __ATOMIC_RELAXED) ? cls * PF_BIN_BYTES
+                                                                                           : PF_BIN_NONE;
     if (s->bin != PF_BIN_NONE)
         pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, s->bin);
     all_push(f, s);

@@ -119,6 +119,9 @@ PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cach
  * slots any other way. */
 PF_HIDDEN uint32_t pf_family_transfer_slots(unsigned cls);
 PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_own *own);
+/* Every span, and every span made from now on, sends its frees to the slow
+ * path, whichever thread makes them (the checking mode's, once on). */
+PF_HIDDEN void pf_family_frees_uncached(void);
 /* With own NULL, every slot goes back to its span. Otherwise slots of
  * own's spans do, and the others (freed by this thread, allocated by
  * another), when they are at least half of in[], go as one batch to the

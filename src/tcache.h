@@ -89,8 +89,8 @@ PF_HIDDEN extern __thread struct pf_tcache *pf_tc_fast;
 /* Read-only: the fast paths never write to a bin before its test. */
 PF_HIDDEN extern const struct pf_tcache pf_tc_none;
 /* From now on every cache's direct[] names its PF_BIN_NONE, so the
- * preload's mallocs take the slow path, which records call sites (once,
- * at start-up). */
+ * preload's mallocs take the slow path, which records call sites or checks
+ * (once, at start-up). */
 PF_HIDDEN void pf_tcache_direct_off(void);
 /* The hold (family.h) taken (on 1) or given back (0) by the calling thread,
  * with every cache's direct table pointing at no bin meanwhile, so other

@@ -419,3 +419,44 @@ Test(check, signal_reports_amid_zero_size_blocks, .timeout = 120)
     cr_assert_str_eq(r.out, "zero_storm: 300 signals\n", "%s", pf_tail(r.err, r.err_len, 2000));
     pf_run_free(&r);
 }
+
+/* A library the program links starts a worker thread in its constructor
+ * (tests/progs/lib/threadlib.c), which runs before pfalloc's: the worker
+ * had a cache before the checking mode was on, kept its fast paths, and
+ * handed the program blocks with no canary, whose free stopped the
+ * program with "heap overflow" (10 runs of 10). And the library's
+ * destructor, which runs after pfalloc's, joins the worker, which
+ * allocates as it ends: the check at the exit held every other thread's
+ * allocation for good, so the process never ended. Default report. */
+Test(check, a_library_thread_older_than_pfalloc_is_checked_and_can_end, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/threadlib_user", NULL};
+    const char *const env[] = {"PFALLOC_CHECK=1", NULL};
+    for (int i = 0; i < 3; i++) {
+        struct pf_run r;
+        pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 30}, &r);
+        cr_assert(!r.timed_out, "run %d: the process did not end in 30 s\n%s", i, r.err);
+        cr_assert(r.exited && r.code == 0, "run %d: %s\n%s", i, pf_run_how(&r), r.err);
+        cr_assert(strstr(r.out, "freed 2000 blocks\n") != NULL, "run %d: %s", i, r.out);
+        cr_assert(strstr(r.err, "overflow") == NULL, "run %d:\n%s", i, r.err);
+        pf_run_free(&r);
+    }
+}
+
+/* Forks while another thread allocates (tests/progs/check_fork.c): a
+ * fork in the moment between a block's slot marked live and its canary
+ * written left the child a canary cut short, and its exit stopped it with
+ * "heap overflow" (about 1 child in 50). Other threads' checked
+ * operations finish before a fork now, and new ones wait for it. */
+Test(check, a_fork_while_another_thread_allocates_leaves_no_half_made_block, .timeout = 180)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/check_fork", "400", NULL};
+    const char *const env[] = {"PFALLOC_CHECK=1", "PFALLOC_REPORT=off", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 150}, &r);
+    cr_assert(r.exited && r.code == 0, "%s\n%s\n%s", pf_run_how(&r), r.out, r.err);
+    cr_assert(strstr(r.out, "0 of 400 children failed\n") != NULL, "%s", r.out);
+    pf_run_free(&r);
+}
