@@ -29,6 +29,7 @@ int pf_lock_id_new(void)
 }
 
 static int fork_taken; /* see pf_lock_fork_taken */
+static int fork_taker; /* the lock id of the thread that set it */
 
 int pf_lock_threaded(void)
 {
@@ -46,6 +47,7 @@ int pf_lock_fork_taken(void)
 
 void pf_lock_fork_taken_set(int taken)
 {
+    fork_taker = taken ? pf_lock_me() : 0;
     fork_taken = taken;
 }
 
@@ -55,11 +57,18 @@ void pf_lock_fork_taken_set(int taken)
 
 __attribute__((noreturn, cold)) static void self_deadlock(pf_lock_t *l)
 {
-    char buf[256];
+    char buf[320];
     struct pf_fmt f;
     pf_fmt_init(&f, buf, sizeof buf, -1);
-    pf_fmt_str(&f, "pfalloc: malloc called from a signal handler that interrupted malloc on the "
-                   "same thread (lock ");
+    if (fork_taken && fork_taker == pf_lock_me())
+        /* Between pfalloc's prepare handler, which took every lock, and
+         * the fork: glibc runs prepare handlers in the reverse order of
+         * their registration. */
+        pf_fmt_str(&f, "pfalloc: malloc called from a fork handler registered before pfalloc's (pthread_atfork "
+                       "in a library's constructor, say), which runs after pfalloc took its locks for the fork (lock ");
+    else
+        pf_fmt_str(&f, "pfalloc: malloc called from a signal handler that interrupted malloc on the "
+                       "same thread (lock ");
     pf_fmt_hex(&f, (uint64_t)(uintptr_t)l);
     pf_fmt_str(&f, " is already held by this thread)\n");
     pf_os_die(pf_fmt_cstr(&f), f.len);
