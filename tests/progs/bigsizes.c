@@ -8,18 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static long vm_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0)
-            kib = strtol(line + 7, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
+#include "runtime.h"
 
 int main(void)
 {

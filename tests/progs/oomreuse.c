@@ -22,23 +22,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "runtime.h"
+
 #define BIG ((size_t)1 << 20)
 #define BIG_MAX 1024
 
 static void *big[BIG_MAX];
-
-static long vm_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmSize:", 7) == 0)
-            kib = strtol(line + 7, NULL, 10);
-    if (f)
-        fclose(f);
-    return kib;
-}
 
 static int fill_big(void)
 {
