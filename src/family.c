@@ -357,13 +357,6 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
     PF_RELAXED_ADD(f->mapped, -(uint64_t)s->bytes);
 }
 
-/* Under f->lock, which it drops and retakes around span creation: a listed
- * span of class cls with a free slot (the first partial one, or a fresh one
- * from the pool), or NULL when the OS says no. When another thread listed a
- * partial span while the lock was down, that one is returned and the fresh
- * span goes to *spare (when *spare is still NULL) for the caller to give
- * back once unlocked (pf_span_unget): threads racing for a fresh span then
- * fill one span instead of taking one each. */
 /* Set by pf_family_frees_uncached, read under a family's lock. */
 static int frees_uncached;
 
@@ -383,6 +376,13 @@ void pf_family_frees_uncached(void)
     }
 }
 
+/* Under f->lock, which it drops and retakes around span creation: a listed
+ * span of class cls with a free slot (the first partial one, or a fresh one
+ * from the pool), or NULL when the OS says no. When another thread listed a
+ * partial span while the lock was down, that one is returned and the fresh
+ * span goes to *spare (when *spare is still NULL) for the caller to give
+ * back once unlocked (pf_span_unget): threads racing for a fresh span then
+ * fill one span instead of taking one each. */
 static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct pf_span **spare)
 {
     struct pf_span *s = *pf_family_partial(f, cls);
