@@ -632,6 +632,7 @@ static void fork_parent(void)
     pf_span_fork_unlock(0);
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
+    pf_lock_fork_over();
     if (fork_check)
         pf_check_fork_parent();
     if (_IO_list_unlock)
@@ -650,6 +651,7 @@ static void fork_child(void)
     pf_span_fork_unlock(1);
     pf_large_fork_unlock(1);
     pf_family_fork_unlock(1);
+    pf_lock_fork_over();
     /* glibc resets the list lock in the child of a threaded process (before
      * the child handlers run), which drops our hold with its own; resetting
      * again is harmless and covers a libc that did not. */

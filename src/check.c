@@ -72,6 +72,7 @@ static __thread int i_verify __attribute__((tls_model("initial-exec")));
 static __thread int i_fork __attribute__((tls_model("initial-exec")));
 #define STOP_VERIFY 1
 #define STOP_FORK 2
+#define STOP_ENABLE 4
 static atomic_int busy_all, stopped;
 
 static void busy_in(void)
@@ -634,12 +635,14 @@ int pf_check_enable(void)
     pf_tcache_direct_off();
     pf_family_frees_uncached();
     /* Blocks allocated before: their slack becomes their canary. Painted
-     * again once the mode is on, for a block such a thread made on its
-     * slow path meanwhile (painting a checked block writes the canary it
-     * has). */
-    each_live_slot(paint);
+     * once the mode is on, so that no unchecked block is made after, and
+     * while other threads' checked operations wait, so that none frees a
+     * block being painted or has its own canary painted over. */
+    atomic_fetch_or(&stopped, STOP_ENABLE);
     pf_check_on = 1;
+    stop_others(STOP_ENABLE);
     each_live_slot(paint);
+    go_on(STOP_ENABLE);
     return 0;
 }
 

@@ -51,6 +51,11 @@ void pf_lock_fork_taken_set(int taken)
     fork_taken = taken;
 }
 
+void pf_lock_fork_over(void)
+{
+    fork_taker = 0;
+}
+
 /* Polls of the lock word before sleeping: about the length of a short
  * critical section, so a holder that is running lets go before we sleep. */
 #define SPIN 100
@@ -60,7 +65,7 @@ __attribute__((noreturn, cold)) static void self_deadlock(pf_lock_t *l)
     char buf[320];
     struct pf_fmt f;
     pf_fmt_init(&f, buf, sizeof buf, -1);
-    if (fork_taken && fork_taker == pf_lock_me())
+    if (fork_taker && fork_taker == pf_lock_me())
         /* Between pfalloc's prepare handler, which took every lock, and
          * the fork: glibc runs prepare handlers in the reverse order of
          * their registration. */

@@ -133,6 +133,10 @@ PF_HIDDEN int pf_lock_threaded(void);
  * thread. */
 PF_HIDDEN int pf_lock_fork_taken(void);
 PF_HIDDEN void pf_lock_fork_taken_set(int taken);
+/* In the parent's and the child's handlers, once the locks are given back:
+ * the fork is over (a lock held by its own thread from then on is not the
+ * fork's; see self_deadlock). */
+PF_HIDDEN void pf_lock_fork_over(void);
 
 /* Fork child: the only thread left; whoever held the lock is gone (or is
  * the forking thread itself, which took it in the prepare handler). */

@@ -95,3 +95,23 @@ Test(reentry, malloc_from_handler_never_hangs, .timeout = 240)
         pf_run_free(&r);
     }
 }
+
+/* The same after a fork in a process with threads: the line named a fork
+ * handler in every run (the fork's lock holder was not forgotten once the
+ * fork was over). */
+Test(reentry, malloc_from_handler_after_a_fork_names_the_handler, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/sigreenter", "malloc", "100000000", "forked", NULL};
+    for (int i = 0; i < 5; i++) {
+        struct pf_run r;
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 25};
+        pf_spawn(argv, &o, &r);
+        cr_assert(!r.timed_out, "run %d hung", i);
+        cr_assert(!r.exited && r.signo == SIGABRT, "run %d: %s, want SIGABRT; stderr: %s", i, pf_run_how(&r),
+                  r.err);
+        cr_assert(strstr(r.err, "pfalloc: malloc called from a signal handler that interrupted malloc") != NULL,
+                  "run %d: stderr: %s", i, r.err);
+        pf_run_free(&r);
+    }
+}

@@ -12,10 +12,14 @@
  *           allocator may stop the process, but must not hang it.
  *
  * The run is bounded: it stops after `forks`/`signals` handled (argument 2,
- * default 400) or 20 s of allocation, whichever comes first.
+ * default 400) or 20 s of allocation, whichever comes first. With a third
+ * argument "forked", it first starts a thread that sleeps (so the process
+ * has threads and a fork takes the allocator's locks) and forks once, the
+ * child ending at once, before the timer starts.
  *
- * usage: sigreenter fork|malloc [count]
+ * usage: sigreenter fork|malloc [count [forked]]
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -83,15 +87,33 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || (strcmp(argv[1], "fork") != 0 && strcmp(argv[1], "malloc") != 0)) {
-        fprintf(stderr, "usage: sigreenter fork|malloc [count]\n");
+        fprintf(stderr, "usage: sigreenter fork|malloc [count [forked]]\n");
         return 2;
     }
     mode_fork = strcmp(argv[1], "fork") == 0;
     if (argc > 2)
         want = atol(argv[2]);
+    if (argc > 3 && strcmp(argv[3], "forked") == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, sleeper, NULL) != 0)
+            return 2;
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+            return 2;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
