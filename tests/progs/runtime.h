@@ -2,15 +2,17 @@
  * runtime.h — for the test programs: facts of the running process from
  * /proc. How long a thread of this process has run, which tells that it is
  * busy (in a walk of the heap, say) on a loaded machine as well as on an
- * idle one; and its address space.
+ * idle one; its address space; and a fork in a process with threads.
  */
 #ifndef PF_PROGS_RUNTIME_H
 #define PF_PROGS_RUNTIME_H
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The time thread tid has run, in ns (its schedstat's first field), or -1. */
@@ -42,6 +44,28 @@ static inline long vm_kib(void)
     if (f)
         fclose(f);
     return kib;
+}
+
+static void *sleeps_for_good(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* Starts a thread that only sleeps (so the process has threads, and a fork
+ * takes the allocator's locks), forks once, the child ending at once, and
+ * waits for it: 0, or -1 when a step failed. */
+static inline int threaded_fork_once(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, sleeps_for_good, NULL) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    return pid > 0 && waitpid(pid, NULL, 0) == pid ? 0 : -1;
 }
 
 #endif

@@ -19,7 +19,6 @@
  *
  * usage: sigreenter fork|malloc [count [forked]]
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +28,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "runtime.h"
 
 static volatile sig_atomic_t handled, failed, mode_fork;
 /* Rounds of the main loop; the handler acts only when it has moved, so the
@@ -87,14 +88,6 @@ static double now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void *sleeper(void *arg)
-{
-    (void)arg;
-    for (;;)
-        pause();
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2 || (strcmp(argv[1], "fork") != 0 && strcmp(argv[1], "malloc") != 0)) {
@@ -104,16 +97,8 @@ int main(int argc, char **argv)
     mode_fork = strcmp(argv[1], "fork") == 0;
     if (argc > 2)
         want = atol(argv[2]);
-    if (argc > 3 && strcmp(argv[3], "forked") == 0) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, sleeper, NULL) != 0)
-            return 2;
-        pid_t pid = fork();
-        if (pid == 0)
-            _exit(0);
-        if (pid < 0 || waitpid(pid, NULL, 0) != pid)
-            return 2;
-    }
+    if (argc > 3 && strcmp(argv[3], "forked") == 0 && threaded_fork_once() != 0)
+        return 2;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
