@@ -51,9 +51,34 @@ void pf_lock_fork_taken_set(int taken)
     fork_taken = taken;
 }
 
+/* Fork handlers registered before pfalloc's run after its prepare handler,
+ * which took every lock, and before the fork: one that allocates asks the
+ * forking thread for a lock it holds already. That thread is not inside
+ * pfalloc (every structure is whole), and no other thread can take the
+ * lock: it is lent, and the matching pf_unlock gives it back to the fork,
+ * still held. Up to LENT_MAX at once (nested calls); past that, the
+ * process stops as for any lock asked for twice. */
+#define LENT_MAX 16
+__thread int pf_lock_nlent __attribute__((tls_model("initial-exec")));
+static __thread pf_lock_t *lent[LENT_MAX] __attribute__((tls_model("initial-exec")));
+
+int pf_lock_give_lent(pf_lock_t *l)
+{
+    /* The last lent first: locks are given back in any order. */
+    for (int i = pf_lock_nlent - 1; i >= 0; i--)
+        if (lent[i] == l) {
+            lent[i] = lent[--pf_lock_nlent];
+            atomic_signal_fence(memory_order_seq_cst);
+            pf_lock_depth--;
+            return 1;
+        }
+    return 0;
+}
+
 void pf_lock_fork_over(void)
 {
     fork_taker = 0;
+    pf_lock_nlent = 0;
 }
 
 /* Polls of the lock word before sleeping: about the length of a short
@@ -84,8 +109,13 @@ void pf_lock_wait(pf_lock_t *l, int me)
     /* The word names the holder, set by the very compare-and-swap that took
      * the lock: seeing this thread's id means this thread holds it, further
      * up its own stack, and waiting would never end. */
-    if (PF_UNLIKELY((atomic_load_explicit(&l->state, memory_order_relaxed) & ~1) == me))
+    if (PF_UNLIKELY((atomic_load_explicit(&l->state, memory_order_relaxed) & ~1) == me)) {
+        if (fork_taker == me && pf_lock_nlent < LENT_MAX) {
+            lent[pf_lock_nlent++] = l;
+            return;
+        }
         self_deadlock(l);
+    }
     for (int i = 0; i < SPIN; i++) {
         int s = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (s == 0) {

@@ -105,8 +105,15 @@ static inline int pf_lock_try(pf_lock_t *l, int tries)
     }
 }
 
+/* Locks lent to the thread that forks (see pf_lock_wait): how many it has
+ * now, and the slow path that gives one back, 1 when l was one of them. */
+PF_HIDDEN extern __thread int pf_lock_nlent __attribute__((tls_model("initial-exec")));
+PF_HIDDEN int pf_lock_give_lent(pf_lock_t *l);
+
 static inline void pf_unlock(pf_lock_t *l)
 {
+    if (PF_UNLIKELY(pf_lock_nlent) && pf_lock_give_lent(l))
+        return;
     int was = atomic_exchange_explicit(&l->state, 0, memory_order_release);
     if (PF_UNLIKELY(was & 1))
         pf_lock_wake(l);
@@ -135,7 +142,7 @@ PF_HIDDEN int pf_lock_fork_taken(void);
 PF_HIDDEN void pf_lock_fork_taken_set(int taken);
 /* In the parent's and the child's handlers, once the locks are given back:
  * the fork is over (a lock held by its own thread from then on is not the
- * fork's; see self_deadlock). */
+ * fork's, and none is lent; see pf_lock_wait). */
 PF_HIDDEN void pf_lock_fork_over(void);
 
 /* Fork child: the only thread left; whoever held the lock is gone (or is

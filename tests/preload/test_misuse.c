@@ -198,29 +198,3 @@ Test(misuse, free_of_interior_pointer_deep_in_large_block)
     cr_assert_eq(hex(cap[2]), m.pointer);
     pf_run_free(&m.r);
 }
-
-/* A library the program links registers fork handlers from its
- * constructor (tests/progs/lib/forklib.c), before pfalloc's, so glibc runs
- * its prepare handler after pfalloc's has taken every lock, and it
- * allocates: that cannot be served (DESIGN.md, Concurrency). The process
- * stops, as before, but the line named a signal handler that interrupted
- * malloc, which it was not; it names the fork handler now. */
-Test(misuse, an_allocation_in_a_fork_handler_older_than_pfalloc_is_named)
-{
-    PF_REQUIRE_PRELOAD();
-    const char *const argv[] = {PF_PROGS_DIR "/forklib_user", NULL};
-    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
-    struct pf_run r;
-    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
-    cr_assert(!r.exited && r.signo == SIGABRT, "%s\n%s", pf_run_how(&r), r.err);
-    cr_assert(strstr(r.err, "pfalloc: malloc called from a fork handler registered before pfalloc's") != NULL,
-              "%s", r.err);
-    cr_assert(strstr(r.err, "signal handler") == NULL, "%s", r.err);
-    pf_run_free(&r);
-    /* The same program runs plainly. */
-    struct pf_run plain;
-    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PLAIN, .timeout_s = 60}, &plain);
-    pf_assert_ok(&plain, "forklib_user, plain");
-    cr_assert(strstr(plain.out, "forked\n") != NULL, "%s", plain.out);
-    pf_run_free(&plain);
-}

@@ -298,3 +298,14 @@ Test(progs, a_thread_gone_without_giving_its_cache_back_leaves_none_lost)
         pf_run_free(&r);
     }
 }
+
+/* A library the program links registers fork handlers from its
+ * constructor (tests/progs/lib/forklib.c), before pfalloc's, so glibc runs
+ * its prepare handler after pfalloc's has taken every lock; it allocates a
+ * large block there. The process stopped ("malloc called from a signal
+ * handler that interrupted malloc"); the forking thread is lent the locks
+ * it holds for the fork now, and the program runs as it does plainly. */
+Test(progs, a_fork_handler_older_than_pfalloc_may_allocate)
+{
+    compare_prog("forklib_user", NULL);
+}
