@@ -115,3 +115,25 @@ Test(reentry, malloc_from_handler_after_a_fork_names_the_handler, .timeout = 120
         pf_run_free(&r);
     }
 }
+
+/* A fork handler registered before pfalloc's runs after pfalloc took its
+ * locks, and is lent those it asks for (tests/progs/lib/forklib.c). A
+ * signal handler that interrupts it inside pfalloc, holding a lent lock,
+ * and allocates must be stopped as any other: it was lent the same lock
+ * again, and changed what the interrupted code was half-way through. */
+Test(reentry, malloc_from_handler_inside_a_fork_handler_stops, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/forklib_user", "signal", NULL};
+    for (int i = 0; i < 3; i++) {
+        struct pf_run r;
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 25};
+        pf_spawn(argv, &o, &r);
+        cr_assert(!r.timed_out, "run %d hung", i);
+        cr_assert(!r.exited && r.signo == SIGABRT, "run %d: %s, want SIGABRT; stdout: %s\nstderr: %s", i,
+                  pf_run_how(&r), r.out, r.err);
+        cr_assert(strstr(r.err, "pfalloc: malloc called from a signal handler that interrupted malloc") != NULL,
+                  "run %d: stderr: %s", i, r.err);
+        pf_run_free(&r);
+    }
+}
