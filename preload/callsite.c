@@ -68,6 +68,17 @@ static const char *const for_caller[] = {
      * interface too) and the automaton states and registers a match adds
      * to it */
     "re_compile_pattern", "regexec", "re_search", "re_search_2", "re_match", "re_match_2",
+    /* more results handed over: word lists, descriptors, interface lists,
+     * argz vectors, spawn actions, streams, directory walkers, CPU sets,
+     * thread attributes, and the chunks of an obstack that calls malloc
+     * itself */
+    "wordexp", "iconv_open", "catopen", "getifaddrs", "if_nameindex", "argz_create", "argz_create_sep",
+    "argz_add", "argz_add_sep", "argz_append", "argz_insert", "argz_replace", "envz_add", "envz_merge",
+    "posix_spawn_file_actions_addopen", "posix_spawn_file_actions_addclose", "posix_spawn_file_actions_adddup2",
+    "posix_spawn_file_actions_addchdir_np", "posix_spawn_file_actions_addfchdir_np",
+    "posix_spawn_file_actions_addclosefrom_np", "tmpfile", "tmpfile64", "fopencookie", "setmntent", "scandirat",
+    "scandirat64", "fts_open", "fts64_open", "__sched_cpualloc", "pthread_getattr_np", "pthread_attr_setaffinity_np",
+    "_obstack_begin", "_obstack_begin_1", "_obstack_newchunk",
     /* kept: their own frames count, not where they jump */
     "setenv", "putenv", "strerror", "tsearch", "hcreate", "hcreate_r",
     /* a memory stream's buffer, which fclose reallocates to its
@@ -84,9 +95,9 @@ static const char *const for_caller[] = {
     "mbrtowc", "mbrlen", "mbsrtowcs", "mbsnrtowcs", "mbstowcs", "mbtowc", "mblen", "wcrtomb",
     "wcsrtombs", "wcsnrtombs", "wcstombs", "wctomb", "btowc", "wctob",
 };
-#define KEPT_FROM 40   /* for_caller[KEPT_FROM] is "setenv" */
-#define DIRECT_FROM 48 /* for_caller[DIRECT_FROM] is "newlocale" */
-#define KEEPS_FROM 50  /* for_caller[KEEPS_FROM] is "mbrtowc" */
+#define KEPT_FROM 74   /* for_caller[KEPT_FROM] is "setenv" */
+#define DIRECT_FROM 82 /* for_caller[DIRECT_FROM] is "newlocale" */
+#define KEEPS_FROM 84  /* for_caller[KEEPS_FROM] is "mbrtowc" */
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 PF_BULK static struct range owned[MAX_OWNED];
 static int nowned;

@@ -22,12 +22,32 @@
  *   regexec_utf8  the same in a UTF-8 locale, where matching converts
  *              multibyte text and the C library loads its conversion
  *              functions for the process (its own, kept for good)
+ *   wordexp    the words of wordexp, never given to wordfree
+ *   iconv      a conversion descriptor of iconv_open, never closed
+ *   ifaddrs    the list of getifaddrs, never given to freeifaddrs
+ *   ifnames    the array of if_nameindex, never freed
+ *   argz       an argz vector of argz_create, grown by argz_add
+ *   spawn      posix_spawn file actions with an open added, never
+ *              destroyed (the actions and the copy of the path)
+ *   tmpfile    a FILE of tmpfile, never closed (still reachable)
+ *   cpuset     a CPU set of CPU_ALLOC (__sched_cpualloc), never freed
+ *   obstack    an obstack whose chunks come from malloc itself (the C
+ *              library's _obstack_begin and _obstack_newchunk call it)
  *   none       every result given back: nothing of the program's is lost
  * In glibc 2.36 the first four jump at their end to an internal function
  * without a symbol, which then calls malloc.
  * Built like a distribution's binaries (-O2 -g, nothing exported).
  */
+#include <argz.h>
 #include <dirent.h>
+#include <iconv.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <obstack.h>
+#include <sched.h>
+#include <spawn.h>
+#include <wordexp.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -178,6 +198,77 @@ __attribute__((noinline)) static void lose_copy(void)
     drop(strdup("page families"));
 }
 
+__attribute__((noinline)) static void lose_words(void)
+{
+    wordexp_t w;
+    if (wordexp("page families", &w, 0) != 0)
+        exit(2);
+    drop(w.we_wordv);
+}
+
+__attribute__((noinline)) static void lose_converter(void)
+{
+    iconv_t c = iconv_open("UTF-16LE", "UTF-8");
+    if (c == (iconv_t)-1)
+        exit(2);
+    drop(c);
+}
+
+__attribute__((noinline)) static void lose_addresses(void)
+{
+    struct ifaddrs *list = NULL;
+    if (getifaddrs(&list) != 0)
+        exit(2);
+    drop(list);
+}
+
+__attribute__((noinline)) static void lose_interfaces(void)
+{
+    drop(if_nameindex());
+}
+
+__attribute__((noinline)) static void lose_argz(void)
+{
+    static char *const words[] = {"page", "families", NULL};
+    char *argz = NULL;
+    size_t len = 0;
+    if (argz_create(words, &argz, &len) != 0 || argz_add(&argz, &len, "report") != 0)
+        exit(2);
+    drop(argz);
+}
+
+__attribute__((noinline)) static void lose_spawn_actions(void)
+{
+    posix_spawn_file_actions_t *a = malloc(sizeof *a);
+    if (!a || posix_spawn_file_actions_init(a) != 0 ||
+        posix_spawn_file_actions_addopen(a, 1, "/dev/null", O_WRONLY, 0) != 0)
+        exit(2);
+    drop(a);
+}
+
+__attribute__((noinline)) static void lose_tmpfile(void)
+{
+    drop(tmpfile());
+}
+
+__attribute__((noinline)) static void lose_cpuset(void)
+{
+    drop(CPU_ALLOC(256));
+}
+
+#define obstack_chunk_alloc malloc
+#define obstack_chunk_free free
+
+__attribute__((noinline)) static void lose_obstack(void)
+{
+    struct obstack *o = malloc(sizeof *o);
+    if (!o || !obstack_init(o))
+        exit(2);
+    for (int i = 0; i < 2000; i++)
+        obstack_grow(o, "page families ", 14);
+    drop(o);
+}
+
 __attribute__((noinline)) static void give_back(void)
 {
     FILE *f = fopen("/proc/self/stat", "r");
@@ -207,7 +298,12 @@ int main(int argc, char **argv)
                  {"vasprintf", lose_string}, {"strdup", lose_copy}, {"asprintf_chk", lose_fortified},
                  {"memstream", lose_stream_buffer}, {"newlocale", lose_locales},
                  {"regcomp", lose_compiled},        {"regexec", lose_matched},
-                 {"regexec_utf8", lose_matched_utf8}, {"none", give_back}};
+                 {"regexec_utf8", lose_matched_utf8}, {"wordexp", lose_words},
+                 {"iconv", lose_converter},           {"ifaddrs", lose_addresses},
+                 {"ifnames", lose_interfaces},        {"argz", lose_argz},
+                 {"spawn", lose_spawn_actions},       {"tmpfile", lose_tmpfile},
+                 {"cpuset", lose_cpuset},             {"obstack", lose_obstack},
+                 {"none", give_back}};
     const char *what = argc > 1 ? argv[1] : "none";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (strcmp(what, cases[i].name) == 0) {
@@ -216,6 +312,7 @@ int main(int argc, char **argv)
             printf("libc_leaks: %s\n", what);
             return 0;
         }
-    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|newlocale|regcomp|regexec|regexec_utf8|none\n");
+    fprintf(stderr, "usage: libc_leaks fopen|opendir|scandir|vasprintf|strdup|asprintf_chk|memstream|newlocale|regcomp|regexec|regexec_utf8|"
+                    "wordexp|iconv|ifaddrs|ifnames|argz|spawn|tmpfile|cpuset|obstack|none\n");
     return 2;
 }
