@@ -8,6 +8,7 @@
  * runtime's new-handler only when memory has run out.
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -151,6 +152,7 @@ DECL(int, __posix_memalign, (void **out, size_t a, size_t n))
  * tries again, and throws std::bad_alloc when there is none. Both come from
  * the C++ runtime, which any program calling operator new has loaded. */
 typedef void (*new_handler_fn)(void);
+typedef struct nothrow_tag nothrow_t; /* std::nothrow_t: never looked at */
 
 /* One try of operator new: the first and every retry after the new-handler
  * are this same call, so a retry can never be a different (e.g. rounded and
@@ -160,15 +162,63 @@ static void *new_try(size_t n, size_t align)
     return align ? pf_memalign_in(align, n) : pf_malloc_slow(n);
 }
 
+#define CXX_MODULES_MAX 256
+
+static int note_module(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    const char **names = ctx;
+    for (int i = 0; i < CXX_MODULES_MAX; i++)
+        if (!names[i]) {
+            names[i] = info->dlpi_name;
+            return 0;
+        }
+    return 1;
+}
+
+/* The C++ runtime's definition of `name` other than `ours` (NULL: pfalloc
+ * has none): in the global scope, else in any module loaded. A C++ library
+ * that a program loads with RTLD_LOCAL (as Python loads its extensions)
+ * keeps its C++ runtime out of the global scope, and an operator new that
+ * fails in it must still call its handler and throw to its catch. NULL
+ * when no module has one. Only when memory has run out. */
+static void *cxx_runtime_sym(const char *name, const void *ours)
+{
+    void *f = dlsym(ours ? RTLD_NEXT : RTLD_DEFAULT, name);
+    if (f && f != ours)
+        return f;
+    static const char *names[CXX_MODULES_MAX];
+    memset(names, 0, sizeof names);
+    dl_iterate_phdr(note_module, names);
+    for (int i = 0; i < CXX_MODULES_MAX && names[i]; i++) {
+        if (!names[i][0])
+            continue; /* the program itself: the global scope above */
+        void *h = dlopen(names[i], RTLD_LAZY | RTLD_NOLOAD);
+        if (!h)
+            continue;
+        /* The module's own scope: it and what it needs. */
+        f = dlsym(h, name);
+        dlclose(h);
+        if (f && f != ours)
+            return f;
+    }
+    return NULL;
+}
+
+static new_handler_fn new_handler(void)
+{
+    new_handler_fn (*get)(void) = (new_handler_fn(*)(void))cxx_runtime_sym("_ZSt15get_new_handlerv", NULL);
+    return get ? get() : NULL;
+}
+
 __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, int nothrow)
 {
     for (;;) {
-        new_handler_fn (*get)(void) = (new_handler_fn(*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
-        new_handler_fn h = get ? get() : NULL;
+        new_handler_fn h = new_handler();
         if (!h) {
             if (nothrow)
                 return NULL;
-            void (*thrower)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");
+            void (*thrower)(void) = (void (*)(void))cxx_runtime_sym("_ZSt17__throw_bad_allocv", NULL);
             if (thrower)
                 thrower();
             static const char msg[] = "pfalloc: operator new: out of memory\n";
@@ -181,6 +231,26 @@ __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, 
     }
 }
 
+/* A nothrow operator new that failed with a new-handler installed: the
+ * handler may throw std::bad_alloc, and the nothrow form must then return
+ * NULL, which takes a C++ catch. The C++ runtime's own nothrow operator
+ * (`name`, not pfalloc's `ours`) has it, around a call of the throwing
+ * form, which is pfalloc's: its retries and handler calls are the ones
+ * above. Without a handler, or a runtime's operator: as the throwing form,
+ * but NULL at the end. */
+__attribute__((noinline, cold)) static void *new_failed_nothrow(size_t n, size_t align, const nothrow_t *t,
+                                                                 const char *name, const void *ours)
+{
+    if (!new_handler())
+        return NULL;
+    void *f = cxx_runtime_sym(name, ours);
+    if (!f)
+        return new_failed(n, align, 1);
+    if (align)
+        return ((void *(*)(size_t, size_t, const nothrow_t *))f)(n, align, t);
+    return ((void *(*)(size_t, const nothrow_t *))f)(n, t);
+}
+
 __attribute__((noinline)) static void *cxx_new_slow(size_t n, const void *ret)
 {
     void *p = new_try(n, 0);
@@ -190,19 +260,24 @@ __attribute__((noinline)) static void *cxx_new_slow(size_t n, const void *ret)
     return p;
 }
 
-static inline void *cxx_new_nothrow(size_t n)
+static inline void *cxx_new_nothrow(size_t n, const nothrow_t *t, const char *name, const void *ours)
 {
     void *p = new_try(n, 0);
-    return p ? p : new_failed(n, 0, 1);
+    return p ? p : new_failed_nothrow(n, 0, t, name, ours);
 }
 
-static inline void *cxx_new_aligned(size_t n, size_t a, int nothrow)
+static inline void *cxx_new_aligned(size_t n, size_t a)
 {
     void *p = new_try(n, a);
-    return p ? p : new_failed(n, a, nothrow);
+    return p ? p : new_failed(n, a, 0);
 }
 
-typedef struct nothrow_tag nothrow_t; /* std::nothrow_t: never looked at */
+static inline void *cxx_new_aligned_nothrow(size_t n, size_t a, const nothrow_t *t, const char *name,
+                                            const void *ours)
+{
+    void *p = new_try(n, a);
+    return p ? p : new_failed_nothrow(n, a, t, name, ours);
+}
 
 DECL(void *, _Znwm, (size_t n))
 {
@@ -220,41 +295,39 @@ DECL(void *, _Znam, (size_t n))
 }
 DECL(void *, _ZnwmRKSt9nothrow_t, (size_t n, const nothrow_t *t))
 {
-    (void)t;
-    void *p = cxx_new_nothrow(n);
+    void *p = cxx_new_nothrow(n, t, "_ZnwmRKSt9nothrow_t", (const void *)_ZnwmRKSt9nothrow_t);
     PF_SITE(p);
     return p;
 }
 DECL(void *, _ZnamRKSt9nothrow_t, (size_t n, const nothrow_t *t))
 {
-    (void)t;
-    void *p = cxx_new_nothrow(n);
+    void *p = cxx_new_nothrow(n, t, "_ZnamRKSt9nothrow_t", (const void *)_ZnamRKSt9nothrow_t);
     PF_SITE(p);
     return p;
 }
 DECL(void *, _ZnwmSt11align_val_t, (size_t n, size_t a))
 {
-    void *p = cxx_new_aligned(n, a, 0);
+    void *p = cxx_new_aligned(n, a);
     PF_SITE(p);
     return p;
 }
 DECL(void *, _ZnamSt11align_val_t, (size_t n, size_t a))
 {
-    void *p = cxx_new_aligned(n, a, 0);
+    void *p = cxx_new_aligned(n, a);
     PF_SITE(p);
     return p;
 }
 DECL(void *, _ZnwmSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const nothrow_t *t))
 {
-    (void)t;
-    void *p = cxx_new_aligned(n, a, 1);
+    void *p = cxx_new_aligned_nothrow(n, a, t, "_ZnwmSt11align_val_tRKSt9nothrow_t",
+                                      (const void *)_ZnwmSt11align_val_tRKSt9nothrow_t);
     PF_SITE(p);
     return p;
 }
 DECL(void *, _ZnamSt11align_val_tRKSt9nothrow_t, (size_t n, size_t a, const nothrow_t *t))
 {
-    (void)t;
-    void *p = cxx_new_aligned(n, a, 1);
+    void *p = cxx_new_aligned_nothrow(n, a, t, "_ZnamSt11align_val_tRKSt9nothrow_t",
+                                      (const void *)_ZnamSt11align_val_tRKSt9nothrow_t);
     PF_SITE(p);
     return p;
 }

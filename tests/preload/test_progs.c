@@ -146,9 +146,38 @@ Test(progs, cxx_new_handler_retry_throws_bad_alloc)
               "%s", r.out);
     cr_assert(strstr(r.out, "aligned new[] (align 64), no handler: bad_alloc after 0 handler calls: ok\n"),
               "%s", r.out);
+    /* A handler that throws: the nothrow forms return NULL (the exception
+     * ended the process, from pfalloc's code where nothing catches). */
+    cr_assert(strstr(r.out, "nothrow new (align 16), with throwing handler: NULL after 1 handler calls: ok\n"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "aligned nothrow new (align 4096), with throwing handler: NULL after 1 handler calls: "
+                            "ok\n"),
+              "%s", r.out);
     cr_assert(strstr(r.out, "WRONG") == NULL, "%s", r.out);
     cr_assert(strstr(r.out, "failures: 0\n") != NULL, "%s", r.out);
     pf_run_free(&r);
+}
+
+/* A C++ library loaded with RTLD_LOCAL (as Python loads its extensions)
+ * keeps its C++ runtime out of the global scope: an operator new that
+ * fails in it must still throw std::bad_alloc to the library's catch, as
+ * it does plainly. pfalloc looked for the runtime's handler and thrower in
+ * the global scope only, found neither, and stopped the process ("operator
+ * new: out of memory"). */
+Test(progs, cxx_new_failing_in_a_local_plugin_throws_to_its_catch)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/dlopen_local", "--huge", PF_PROGS_DIR "/libcxxplug.so", NULL};
+    struct pf_spawn_opts plain_opts = {.mode = PF_PLAIN}, pre_opts = {.mode = PF_PRELOAD};
+    struct pf_run plain, pre;
+    pf_spawn(argv, &plain_opts, &plain);
+    pf_spawn(argv, &pre_opts, &pre);
+    pf_assert_ok(&plain, "dlopen_local --huge, plain run");
+    cr_assert_str_eq(plain.out, "dlopen_local: caught std::bad_alloc\ndlopen_local: 1\n", "%s", plain.err);
+    pf_assert_ok(&pre, "dlopen_local --huge, preloaded run");
+    cr_assert_str_eq(pre.out, plain.out, "%s", pre.err);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
 }
 
 /* tests/progs/allocstack: the deepest any malloc, calloc, realloc, aligned

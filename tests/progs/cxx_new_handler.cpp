@@ -2,9 +2,10 @@
  * cxx_new_handler — operator new when memory cannot be had: each form of
  * the operator (plain, array, aligned, aligned array, and their nothrow
  * forms) asked for SIZE_MAX - 10 bytes, with a new-handler installed that
- * returns three times and then removes itself, and with none. Every throwing
- * form must end in std::bad_alloc (nothrow: NULL) after exactly the handler
- * calls, never with a block: a retry after the handler must be the same
+ * returns three times and then removes itself, with one that throws
+ * std::bad_alloc at once (as the standard lets it), and with none. Every
+ * throwing form must end in std::bad_alloc (nothrow: NULL) after exactly the
+ * handler calls, never with a block: a retry after the handler must be the same
  * request as the first try, overflow check included. Prints one line per
  * case and "failures: N"; exits 1 if any case went wrong.
  */
@@ -21,6 +22,15 @@ static void handler()
     if (++calls >= 3)
         std::set_new_handler(nullptr);
 }
+
+static void throwing_handler()
+{
+    ++calls;
+    throw std::bad_alloc();
+}
+
+enum handling { NONE, RETURNS, THROWS };
+static const char *const handling_name[] = {"no", "with", "with throwing"};
 
 /* Keeps the compiler from folding the size into the expression. */
 static size_t hide(size_t n)
@@ -53,10 +63,10 @@ static void *attempt(form f, size_t n, size_t align)
     return nullptr;
 }
 
-static void one(form f, size_t align, bool with_handler)
+static void one(form f, size_t align, handling with)
 {
     calls = 0;
-    std::set_new_handler(with_handler ? handler : nullptr);
+    std::set_new_handler(with == RETURNS ? handler : with == THROWS ? throwing_handler : nullptr);
     const char *how = "?";
     try {
         void *p = attempt(f, hide(SIZE_MAX - 10), align);
@@ -67,10 +77,10 @@ static void one(form f, size_t align, bool with_handler)
     std::set_new_handler(nullptr);
     bool nothrow = f == NOTHROW || f == ALIGNED_NOTHROW;
     bool ok = std::string_view(how) == (nothrow ? "NULL" : "bad_alloc") &&
-              calls == (with_handler ? 3 : 0);
+              calls == (with == RETURNS ? 3 : with == THROWS ? 1 : 0);
     failures += !ok;
     std::printf("%s (align %zu), %s handler: %s after %d handler calls: %s\n", form_name[f], align,
-                with_handler ? "with" : "no", how, calls, ok ? "ok" : "WRONG");
+                handling_name[with], how, calls, ok ? "ok" : "WRONG");
 }
 
 int main()
@@ -79,8 +89,9 @@ int main()
         for (size_t align : {(size_t)16, (size_t)64, (size_t)4096, (size_t)1 << 17}) {
             if ((f == PLAIN || f == ARRAY || f == NOTHROW) && align != 16)
                 continue;
-            one(form(f), align, true);
-            one(form(f), align, false);
+            one(form(f), align, RETURNS);
+            one(form(f), align, THROWS);
+            one(form(f), align, NONE);
         }
     std::printf("failures: %lu\n", failures);
     return failures ? 1 : 0;

@@ -5,6 +5,9 @@
  * were loaded. Loading libstdc++ so is what binutils does
  * with the LTO plugin. --new: then asks the last library's operator new
  * for 100 bytes and drops them (definitely lost, the program's own).
+ * --huge: then calls the last library's cxxplug_try_huge (an operator new
+ * that must fail, in a C++ runtime out of the global scope) and prints
+ * what it said: "caught std::bad_alloc" is what the plugin expects.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -13,6 +16,8 @@
 int main(int argc, char **argv)
 {
     int loaded = 0, with_new = argc > 1 && strcmp(argv[1], "--new") == 0;
+    int huge = argc > 1 && strcmp(argv[1], "--huge") == 0;
+    with_new |= huge;
     void *last = NULL;
     for (int i = 1 + with_new; i < argc; i++) {
         int close_it = argv[i][0] == '-';
@@ -27,7 +32,15 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlopen_local: %s\n", dlerror());
         }
     }
-    if (with_new) {
+    if (huge) {
+        int (*try_huge)(void) = last ? (int (*)(void))dlsym(last, "cxxplug_try_huge") : NULL;
+        if (!try_huge) {
+            fprintf(stderr, "dlopen_local: no cxxplug_try_huge\n");
+            return 1;
+        }
+        static const char *const said[] = {"nothing", "caught std::bad_alloc", "an array"};
+        printf("dlopen_local: %s\n", said[try_huge()]);
+    } else if (with_new) {
         void *(*op_new)(size_t) = last ? (void *(*)(size_t))dlsym(last, "_Znwm") : NULL;
         if (!op_new) {
             fprintf(stderr, "dlopen_local: no operator new\n");

@@ -4,6 +4,10 @@
 // buffer of 1001 bytes). The string and its buffer are the plugin's, kept
 // through a global: the program's own, still reachable. Built twice, the
 // second (cxxplug2) with a buffer of 1501 bytes.
+// cxxplug_try_huge asks for an array no memory can hold and says whether
+// it caught std::bad_alloc (1), got an array (2) or nothing at all (0).
+#include <cstdint>
+#include <new>
 #include <string>
 
 #ifndef CXXPLUG_RESERVE
@@ -16,4 +20,19 @@ __attribute__((constructor)) static void cxxplug_init()
 {
     cxxplug_kept = new std::string;
     cxxplug_kept->reserve(CXXPLUG_RESERVE);
+}
+
+/* Where the array goes: a pair of new and delete the compiler may leave
+ * out altogether. */
+char *volatile cxxplug_huge;
+
+extern "C" int cxxplug_try_huge(void)
+{
+    volatile size_t n = SIZE_MAX / 2;
+    try {
+        cxxplug_huge = new char[n];
+        return 2;
+    } catch (const std::bad_alloc &) {
+        return 1;
+    }
 }
