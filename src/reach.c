@@ -51,6 +51,8 @@ struct ent {
     uintptr_t end;   /* past the last slot handed out (small), past the block (large) */
     uint32_t base;   /* mark index of slot 0 */
     uint32_t n;      /* slots in the snapshot: bump (small), 1 (large) */
+    uintptr_t first; /* a large block's first word, once read_first set it */
+    int read_first;  /* 0: not read yet; 1: first holds it; -1: it could not be read */
 };
 
 static struct {
@@ -84,7 +86,17 @@ static struct {
     const char *partial; /* why some memory was left unread; NULL: none was */
     int failed;
     const char *note;
+    uint32_t run; /* counts the runs: a vtable memo of another run's is stale */
 } r = {.note = "not run"};
+
+/* What vtable_at said of recent addresses (a class's table is asked about
+ * for each of its objects), valid in the run that wrote it. */
+#define VTABLE_MEMO 256
+PF_BULK static struct {
+    uintptr_t v;
+    uint32_t run;
+    uint8_t yes;
+} vtable_memo[VTABLE_MEMO];
 
 const char *pf_reach_key(enum pf_reach_kind k)
 {
@@ -361,21 +373,78 @@ static uint64_t obj_bytes(const struct ent *e, uint32_t k)
     return st >= PF_SLOT_LIVE ? e->s->slot_size - (uint32_t)(st - PF_SLOT_LIVE) : 0;
 }
 
-/* Whether `in` bytes into a live small object of `bytes` bytes at obj is
- * where C++'s new[] put the first element: just past a word that counts
- * the elements (the array cookie of a type with a destructor), which
- * divides what follows it evenly; for new T[0], one word of 0 and the
- * pointer at its end. The program keeps the array by that pointer, so it
- * counts as one to the start (a heuristic valgrind applies by default; so
- * does LeakSanitizer to the zero-length case). A small object is read in
- * place: the heap cannot change under the pass. */
-static int new_array_start(uintptr_t obj, uintptr_t in, uint64_t bytes)
+/* Whether an array of `bytes` bytes that starts with the word n is what
+ * C++'s new[] makes: n counts the elements (the array cookie of a type
+ * with a destructor) and divides what follows it evenly; for new T[0], one
+ * word of 0 and nothing after it. */
+static int array_cookie(word_t n, uint64_t bytes)
 {
-    if (in != sizeof(word_t) || bytes < sizeof(word_t))
+    if (bytes < sizeof(word_t))
         return 0;
-    word_t n = *(const word_t *)obj;
     uint64_t rest = bytes - sizeof(word_t);
     return n == 0 ? rest == 0 : n <= rest && rest % n == 0;
+}
+
+/* Words of memory the pass does not own (a module's data, a large block)
+ * into out, as scan_foreign reads them; 0 when they cannot be read. */
+static int foreign_words(uintptr_t a, word_t *out, size_t n, int large)
+{
+    if (r.vm)
+        return pf_os_read_mem(r.pid, out, a, n * sizeof(word_t)) == (long)(n * sizeof(word_t));
+    if (!r.solo || (large && pf_check_on))
+        return 0;
+    memcpy(out, (const void *)a, n * sizeof(word_t));
+    return 1;
+}
+
+/* Whether v looks like a C++ virtual table pointer: into a module's
+ * read-only data, where the next words (up to VTABLE_LOOK) hold at least
+ * two pointers into a module's code, and nothing else but zeros before
+ * them (valgrind's test of its heuristic for multiple inheritance). */
+#define VTABLE_LOOK 20
+static int vtable_at(word_t v)
+{
+    if (v % sizeof(word_t) || v < 4096)
+        return 0;
+    uintptr_t end = pf_roots_file_data_end(&r.roots, v);
+    if (!end)
+        return 0;
+    unsigned m = (unsigned)(v / sizeof(word_t)) % VTABLE_MEMO;
+    if (vtable_memo[m].v == v && vtable_memo[m].run == r.run)
+        return vtable_memo[m].yes;
+    size_t n = (end - v) / sizeof(word_t);
+    word_t t[VTABLE_LOOK];
+    if (n > VTABLE_LOOK)
+        n = VTABLE_LOOK;
+    int yes = 0, code = 0;
+    if (n >= 2 && foreign_words(v, t, n, 0))
+        for (size_t i = 0; i < n && !yes; i++) {
+            if (!t[i])
+                continue;
+            if (!pf_roots_file_code(&r.roots, t[i]))
+                break;
+            yes = ++code == 2;
+        }
+    vtable_memo[m].v = v;
+    vtable_memo[m].run = r.run;
+    vtable_memo[m].yes = (uint8_t)yes;
+    return yes;
+}
+
+/* Whether `in` bytes into an object, whose first word is `first`, is where
+ * a program keeps it as if by its start: where C++'s new[] put the first
+ * element (just past the array cookie: the program keeps the array by that
+ * pointer), or a base class's part of an object of a class with more than
+ * one (the program keeps the object by a pointer to that base): its word
+ * (`inner`, read only for this) and the object's first are both virtual
+ * table pointers. Heuristics valgrind applies by default (LeakSanitizer
+ * too, to the zero-length array). */
+static int kept_as_start(word_t first, uintptr_t in, uint64_t bytes, const word_t *inner)
+{
+    if (in == sizeof(word_t) && array_cookie(first, bytes))
+        return 1;
+    return in % sizeof(word_t) == 0 && in + sizeof(word_t) <= bytes && vtable_at(first) && inner &&
+           vtable_at(*inner);
 }
 
 /* The object w points into: *ent, *slot; *start when w is its first byte
@@ -407,7 +476,10 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
         if (s->state[k] < PF_SLOT_LIVE)
             return 0;
         uintptr_t obj = w - in;
-        if (new_array_start(obj, in, bytes)) {
+        /* A small object is read in place: the heap cannot change under
+         * the pass. */
+        if (in && bytes >= sizeof(word_t) &&
+            kept_as_start(*(const word_t *)obj, in, bytes, in + sizeof(word_t) <= bytes ? (const word_t *)w : NULL)) {
             *start = 1;
         } else {
             if (in >= (bytes ? bytes : 1))
@@ -433,7 +505,25 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
         if (r.ents[e].s->kind != PF_SPAN_LARGE || w >= r.ents[e].end)
             return 0;
         k = 0;
-        *start = w == r.ents[e].start;
+        uintptr_t in = w - r.ents[e].start;
+        *start = in == 0;
+        struct ent *x = &r.ents[e];
+        if (!*start && in % sizeof(word_t) == 0) {
+            /* Its first word, read once for the pointers that may keep it
+             * (new[], a base); the word at w only when the first is a
+             * virtual table's. */
+            if (!x->read_first) {
+                word_t first = 0;
+                x->read_first = foreign_words(x->start, &first, 1, 1) ? 1 : -1;
+                x->first = first;
+            }
+            uint64_t bytes = x->s->req;
+            word_t inner;
+            if (x->read_first > 0)
+                *start = in + sizeof(word_t) <= bytes && vtable_at(x->first) && foreign_words(w, &inner, 1, 1)
+                             ? kept_as_start(x->first, in, bytes, &inner)
+                             : kept_as_start(x->first, in, bytes, NULL);
+        }
     }
     *ent = e;
     *slot = k;
@@ -667,6 +757,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
 {
     pf_reach_release();
     r.note = NULL;
+    r.run++;
     forget = o && o->at_exit;
     try_locks = o && o->in_signal;
     int regs = o && o->exit_report ? (o->at_exit ? 2 : 1) : 0;

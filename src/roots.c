@@ -26,7 +26,9 @@
 struct map {
     uintptr_t a, b;  /* [a, b) */
     uint64_t inode;  /* of the file behind it */
+    uint8_t r;       /* readable */
     uint8_t w;       /* writable */
+    uint8_t x;       /* executable */
     uint8_t file;    /* a file's pages (private, writable: a module's data) */
     uint8_t anon;    /* no file behind it */
     uint8_t shm;     /* shared memory with no file of its own (anonymous, memfd, System V) */
@@ -191,7 +193,9 @@ static void read_maps(void)
         if (p + 4 <= eol && m->a < m->b) {
             int noaccess = p[0] == '-' && p[1] == '-';
             int shared = p[3] == 's';
+            m->r = p[0] == 'r';
             m->w = p[0] == 'r' && p[1] == 'w';
+            m->x = p[2] == 'x';
             p = skip_field(skip_field(skip_field(p, eol), eol), eol); /* perms, offset, dev */
             int inode0 = p < eol && *p == '0' && (p + 1 == eol || p[1] == ' ');
             for (const char *d = p; d < eol && *d >= '0' && *d <= '9'; d++)
@@ -215,19 +219,36 @@ static void read_maps(void)
     }
 }
 
-static struct map *map_of(uintptr_t p)
+static const struct map *map_in(const struct pf_roots *rt, uintptr_t p)
 {
-    uint32_t lo = 0, hi = R->nmaps;
+    uint32_t lo = 0, hi = rt->nmaps;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        if (R->maps[mid].b <= p)
+        if (rt->maps[mid].b <= p)
             lo = mid + 1;
-        else if (R->maps[mid].a > p)
+        else if (rt->maps[mid].a > p)
             hi = mid;
         else
-            return &R->maps[mid];
+            return &rt->maps[mid];
     }
     return NULL;
+}
+
+static struct map *map_of(uintptr_t p)
+{
+    return (struct map *)map_in(R, p);
+}
+
+uintptr_t pf_roots_file_data_end(const struct pf_roots *rt, uintptr_t p)
+{
+    const struct map *m = map_in(rt, p);
+    return m && m->file && m->r && !m->x ? m->b : 0;
+}
+
+int pf_roots_file_code(const struct pf_roots *rt, uintptr_t p)
+{
+    const struct map *m = map_in(rt, p);
+    return m && m->file && m->x;
 }
 
 /* Writable segments and the caller's TLS blocks of every module but

@@ -55,6 +55,12 @@ struct pf_roots {
  * 0, or -1 when no memory could be mapped for the list. */
 PF_HIDDEN int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
                               int in_signal, int regs, uintptr_t stack_at);
+/* From the list of mappings (none without it): the end of the readable,
+ * not executable mapping of a file that holds p (a module's read-only data,
+ * where C++ keeps its virtual tables), or 0; whether p is in a file's
+ * executable mapping (a module's code). */
+PF_HIDDEN uintptr_t pf_roots_file_data_end(const struct pf_roots *rt, uintptr_t p);
+PF_HIDDEN int pf_roots_file_code(const struct pf_roots *rt, uintptr_t p);
 /* Gives back what pf_roots_gather mapped (forget: only off pfalloc's
  * accounts, see pf_os_forget); the ranges are gone with it. */
 PF_HIDDEN void pf_roots_release(struct pf_roots *rt, int forget);
