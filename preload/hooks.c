@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -52,8 +53,9 @@ static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
  * frame and the handler's own frame go on it). */
 struct report_job {
     uintptr_t from; /* the program's part of the thread's stack begins here */
-    uintptr_t scan;        /* the exit: the leak walk reads the stack from here (0: from) */
-    const uintptr_t *regs; /* the exit: exit()'s caller's PF_UNWIND_KEPT registers, or NULL */
+    uintptr_t scan;        /* the leak walk reads the stack from here (0: from) */
+    const uintptr_t *regs; /* with scan: the registers of the program's code there, or NULL */
+    size_t nregs;          /* how many */
     int timer;      /* on_signal: the interval timer's */
     int with_leaks; /* on_term: the leak walk can be made */
     struct pf_leaks leaks;
@@ -153,10 +155,10 @@ static void leaks_busy(struct pf_fmt *f, int json, void *ctx)
  * memory is left to the end): the init of a PID namespace outlives a
  * default-action signal it raises itself. */
 static int exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
-                       const uintptr_t *regs)
+                       const uintptr_t *regs, size_t nregs)
 {
     int collected = with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code);
-    int busy = collected && pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, regs ? PF_UNWIND_KEPT : 0) != 0;
+    int busy = collected && pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, nregs) != 0;
     if (pf_config.report & PF_REPORT_EXIT)
         pf_emit_report_with("exit", busy ? leaks_busy : with_leaks ? pf_leaks_write : leaks_skipped);
     if (collected && !busy)
@@ -193,7 +195,7 @@ static void term_report(void *arg)
      * where the walk may run: the signal interrupted no locked path. */
     if (j->with_leaks)
         pf_check_exit();
-    exit_report(&j->leaks, j->with_leaks, j->from, 0, NULL);
+    exit_report(&j->leaks, j->with_leaks, j->scan ? j->scan : j->from, 0, j->regs, j->nregs);
 }
 
 /* A terminating signal whose action was the default: the exit report, then
@@ -202,12 +204,32 @@ static void term_report(void *arg)
 static void on_term(int sig, siginfo_t *si, void *uc)
 {
     (void)si;
-    (void)uc;
     uintptr_t from;
     PF_OS_PROGRAM_STACK(from);
     int saved = errno;
     if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         struct report_job j = {.from = from, .with_leaks = !pf_lock_any_mine() && family_locks_free()};
+#if defined(__x86_64__)
+        /* The interrupted code's stack is read from its stack pointer
+         * (less the 128 bytes below it that a function may use without
+         * moving it), and its registers from the signal's context: what
+         * lies between that and this frame (the signal frame, its padding,
+         * dead frames of earlier calls) is no root, and its stale pointers
+         * made lost blocks look reachable. Only when that stack pointer is
+         * on this stack, a little above (not on an alternate stack). */
+        static uintptr_t regs[NGREG];
+        const ucontext_t *u = uc;
+        uintptr_t sp = u ? (uintptr_t)u->uc_mcontext.gregs[REG_RSP] - 128 : 0;
+        if (u && sp > from && sp - from <= ((uintptr_t)1 << 20)) {
+            for (int i = 0; i < NGREG; i++)
+                regs[i] = (uintptr_t)u->uc_mcontext.gregs[i];
+            j.scan = sp;
+            j.regs = regs;
+            j.nregs = NGREG;
+        }
+#else
+        (void)uc;
+#endif
         pf_os_on_own_stack(term_report, &j, from);
     }
     struct sigaction dfl;
@@ -343,7 +365,7 @@ static void final_report(void *arg)
     int with_leaks = !pf_lock_any_mine();
     if (with_leaks)
         pf_check_exit(); /* before the leak walk: the quarantine is emptied */
-    int busy = exit_report(&j->leaks, with_leaks, j->scan ? j->scan : j->from, 1, j->regs);
+    int busy = exit_report(&j->leaks, with_leaks, j->scan ? j->scan : j->from, 1, j->regs, j->nregs);
     /* Said even without a report: a check that reads the exit status
      * alone must not take an exit left unchecked for one without leaks. */
     if ((busy || !with_leaks) && pf_config.leak_exit_code && !pf_sites_forked()) {
@@ -381,6 +403,7 @@ __attribute__((destructor(101))) static void preload_exit(void)
         sp - from <= ((uintptr_t)1 << 20)) {
         j.scan = sp;
         j.regs = regs;
+        j.nregs = PF_UNWIND_KEPT;
     }
     pf_os_on_own_stack(final_report, &j, from);
     /* A process forked without exec is a part of its parent's program (a

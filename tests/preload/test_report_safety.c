@@ -587,6 +587,32 @@ Test(report_safety, sighup_writes_the_exit_report_and_still_kills)
     killed_with_exit_report(SIGHUP);
 }
 
+/* The exit report of a terminating signal read the thread's stack from its
+ * handler's frame up: the signal frame and what lies under the interrupted
+ * code's stack pointer, where a call that returned left the address of a
+ * block since lost (tests/progs/term_lost.c), which it then called still
+ * reachable (valgrind: definitely lost). The stack is read from that stack
+ * pointer now, and the interrupted code's registers from the signal's
+ * context: the block it keeps only in a register stays reachable. */
+Test(report_safety, sigterm_leak_walk_reads_no_dead_frames)
+{
+    for (int round = 0; round < 3; round++) {
+        struct pf_child c;
+        const char *const argv[] = {PROG("term_lost"), NULL};
+        start_caught(&c, argv, NULL, SIGTERM);
+        cr_assert(pf_wait_for_text(c.out_path, "term_lost: started\n", 20000));
+        pf_sleep_ms(50);
+        kill(c.pid, SIGTERM);
+        struct pf_run r;
+        pf_child_wait(&c, 30, &r);
+        cr_assert(!r.exited && r.signo == SIGTERM, "term_lost: %s\n%s", pf_run_how(&r), r.err);
+        cr_assert(strstr(r.err, "\n    definitely lost:            1 objects, 50 B\n") != NULL,
+                  "round %d: want the 50 B block lost, the 640 B one reachable:\n%s", round, r.err);
+        pf_run_free(&r);
+        pf_child_free(&c);
+    }
+}
+
 Test(report_safety, term_report_off_leaves_sigterm_alone)
 {
     struct pf_child c;
