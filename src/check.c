@@ -131,7 +131,7 @@ static void put_owner(struct msg *m, const char *family, uint32_t site)
          * tables, static functions included. */
         struct pf_sym sym;
         pf_fmt_str(&m->f, ", allocated at ");
-        if (pf_sym_name(addr, &sym)) {
+        if (pf_sym_name_return(addr, &sym)) {
             if (sym.name) {
                 pf_fmt_str(&m->f, sym.name);
                 pf_fmt_str(&m->f, "+");

@@ -580,7 +580,7 @@ static void name_frame(uintptr_t addr, uint32_t mod, struct named *n)
             return;
     }
     struct pf_sym s;
-    if (!addr || !pf_sym_name(addr, &s))
+    if (!pf_sym_name_return(addr, &s))
         return;
     n->func = s.name;
     if (s.path && *s.path)

@@ -535,6 +535,16 @@ int pf_sym_name(uintptr_t addr, struct pf_sym *out)
     return 1;
 }
 
+int pf_sym_name_return(uintptr_t ret, struct pf_sym *out)
+{
+    if (!ret || !pf_sym_name(ret - 1, out))
+        return 0;
+    out->modoff++;
+    if (out->name)
+        out->symoff++;
+    return 1;
+}
+
 /* ---- C++ names ------------------------------------------------------------------- */
 
 typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);

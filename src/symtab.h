@@ -25,6 +25,11 @@ struct pf_sym {
 
 /* Fills *out for `addr`; 1 when a module holds it, else 0 (out still valid). */
 PF_HIDDEN int pf_sym_name(uintptr_t addr, struct pf_sym *out);
+/* The same for the return address of a call: named by the byte before it,
+ * which is in the caller's function even when the call is its last
+ * instruction (a call to a function that does not return, with another
+ * function right after), with the offsets of the return address itself. */
+PF_HIDDEN int pf_sym_name_return(uintptr_t ret, struct pf_sym *out);
 
 /* Whether a C++ runtime's shared library (libstdc++, libc++, libc++abi)
  * is loaded. Not async-signal-safe (dl_iterate_phdr). */

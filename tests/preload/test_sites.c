@@ -404,6 +404,28 @@ Test(sites, stack_walk_stops_without_unwind_tables)
     pf_run_free(&r);
 }
 
+/* A frame is named by the byte before its return address: a call that is
+ * its function's last instruction (main's call of a function that does not
+ * return, tests/progs/noreturn_site.c) returns past the function's end, and
+ * the frame was named after what follows (the module, "noreturn_site+0x"),
+ * where valgrind says main. */
+Test(sites, a_call_that_ends_its_function_names_that_function)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("noreturn_site"), NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "noreturn_site");
+    const char *row = strstr(r.err, "definitely lost  serve+0x");
+    cr_assert(row != NULL, "no row for serve's blocks:\n%s", r.err);
+    const char *by = strstr(row, "\n");
+    by = by ? by + strspn(by, "\n ") : NULL;
+    cr_assert(by && strncmp(by, "by main+0x", 10) == 0, "serve's caller: %.80s\n%s", by ? by : "?", r.err);
+    pf_run_free(&r);
+}
+
 /* tests/progs/libc_leaks: the program drops what opendir, scandir and
  * vasprintf handed it (glibc 2.36 jumps from each to an internal function
  * without a symbol, which calls malloc) and strdup (which calls it
