@@ -14,6 +14,8 @@
 #include <link.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define MAX_MODULES 1024
 
@@ -56,10 +58,37 @@ static const char *path_of(const struct link_map *map)
     return program_invocation_name ? program_invocation_name : "";
 }
 
+size_t pf_module_abs_path(const char *path, char *out, size_t cap)
+{
+    size_t len = strlen(path), at = 0;
+    if (path[0] != '/' && strchr(path, '/')) {
+        /* The loader keeps the path it was given: relative to the working
+         * directory then, taken to be the working directory now. */
+        long n = syscall(SYS_getcwd, out, cap);
+        if (n > 1) {
+            at = strlen(out);
+            while (path[0] == '.' && path[1] == '/') {
+                path += 2;
+                len -= 2;
+            }
+            if (at + 1 + len < cap)
+                out[at++] = '/';
+            else
+                at = 0;
+        }
+    }
+    if (at + len > cap - 1)
+        len = cap - 1 - at;
+    memmove(out + at, path, len);
+    out[at + len] = 0;
+    return at + len;
+}
+
 static int same(const struct pf_module *m, uintptr_t start, uintptr_t end, const struct link_map *map)
 {
-    return m->start == start && m->end == end && m->map == map &&
-           strncmp(m->path, path_of(map), sizeof(m->path) - 1) == 0;
+    char path[sizeof(m->path)];
+    pf_module_abs_path(path_of(map), path, sizeof path);
+    return m->start == start && m->end == end && m->map == map && strcmp(m->path, path) == 0;
 }
 
 uint32_t pf_module_of(uintptr_t addr)
@@ -81,12 +110,7 @@ uint32_t pf_module_of(uintptr_t addr)
     m->start = start;
     m->end = end;
     m->map = map;
-    const char *p = path_of(map);
-    size_t len = strlen(p);
-    if (len > sizeof(m->path) - 1)
-        len = sizeof(m->path) - 1;
-    memcpy(m->path, p, len);
-    m->path[len] = 0;
+    pf_module_abs_path(path_of(map), m->path, sizeof(m->path));
     atomic_store_explicit(&table[i].ready, 1, memory_order_release);
     return i + 1;
 }

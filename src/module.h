@@ -26,6 +26,11 @@ PF_HIDDEN uint32_t pf_module_of(uintptr_t addr);
 PF_HIDDEN const struct pf_module *pf_module_get(uint32_t id);
 /* 1 when module `id` is still the object mapped at addr. */
 PF_HIDDEN int pf_module_loaded(uint32_t id, uintptr_t addr);
+/* path, made absolute when it is relative and holds a slash (a library
+ * the loader found by a relative path: dlopen("./lib.so"), a relative
+ * LD_LIBRARY_PATH) by the working directory, into out (cap bytes, cut to
+ * fit); its length. No allocation, async-signal-safe. */
+PF_HIDDEN size_t pf_module_abs_path(const char *path, char *out, size_t cap);
 /* The base name of a path. */
 PF_HIDDEN const char *pf_module_basename(const char *path);
 

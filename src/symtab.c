@@ -22,6 +22,7 @@
 #include <sys/auxv.h>
 
 #include "fmt.h"
+#include "module.h"
 
 #define MAX_MODULES 1024
 #define ARENA_CHUNK (64u * 1024)
@@ -460,6 +461,9 @@ static struct module *add_module(const struct found *fo)
     if (!*name) { /* the executable: the loader keeps no name for it */
         if (pf_os_readlink("/proc/thread-self/exe", scratch, sizeof scratch) <= 0)
             return NULL;
+        name = scratch;
+    } else if (name[0] != '/') {
+        pf_module_abs_path(name, scratch, sizeof scratch);
         name = scratch;
     }
     char *path = arena_copy(name);

@@ -404,6 +404,28 @@ Test(sites, stack_walk_stops_without_unwind_tables)
     pf_run_free(&r);
 }
 
+/* A library loaded by a relative path (dlopen("./lib.so"), a relative
+ * LD_LIBRARY_PATH) keeps that path in the loader: the report named its
+ * frames' module by it, so the scripts that add file and line
+ * (pfalloc-sites, pfalloc-view) could not find it from another directory.
+ * It is named by its absolute path now. */
+Test(sites, a_library_loaded_by_a_relative_path_is_named_by_its_absolute_path)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlopen_local"), "./libcxxplug.so", NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .cwd = PF_PROGS_DIR, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dlopen_local ./libcxxplug.so");
+    const char *row = strstr(r.err, "cxxplug_init()+0x");
+    cr_assert(row != NULL, "no row for the plugin's constructor:\n%s", r.err);
+    const char *path = strstr(row, " (");
+    cr_assert(path && strncmp(path + 2, PF_PROGS_DIR "/libcxxplug.so+0x", strlen(PF_PROGS_DIR "/libcxxplug.so+0x")) == 0,
+              "want the absolute path: %.120s", row);
+    pf_run_free(&r);
+}
+
 /* A frame is named by the byte before its return address: a call that is
  * its function's last instruction (main's call of a function that does not
  * return, tests/progs/noreturn_site.c) returns past the function's end, and
