@@ -86,9 +86,11 @@ size_t pf_module_abs_path(const char *path, char *out, size_t cap)
 
 static int same(const struct pf_module *m, uintptr_t start, uintptr_t end, const struct link_map *map)
 {
+    if (m->start != start || m->end != end || m->map != map)
+        return 0;
     char path[sizeof(m->path)];
     pf_module_abs_path(path_of(map), path, sizeof path);
-    return m->start == start && m->end == end && m->map == map && strcmp(m->path, path) == 0;
+    return strcmp(m->path, path) == 0;
 }
 
 uint32_t pf_module_of(uintptr_t addr)
