@@ -162,18 +162,24 @@ static void *new_try(size_t n, size_t align)
     return align ? pf_memalign_in(align, n) : pf_malloc_slow(n);
 }
 
-#define CXX_MODULES_MAX 256
+/* Loaded modules' names, a few at a time (on the stack: two threads may
+ * run out of memory at once). */
+#define CXX_MODULES_AT_ONCE 32
+struct module_names {
+    int skip, n;
+    const char *name[CXX_MODULES_AT_ONCE];
+};
 
 static int note_module(struct dl_phdr_info *info, size_t size, void *ctx)
 {
     (void)size;
-    const char **names = ctx;
-    for (int i = 0; i < CXX_MODULES_MAX; i++)
-        if (!names[i]) {
-            names[i] = info->dlpi_name;
-            return 0;
-        }
-    return 1;
+    struct module_names *m = ctx;
+    if (m->skip > 0) {
+        m->skip--;
+        return 0;
+    }
+    m->name[m->n++] = info->dlpi_name;
+    return m->n == CXX_MODULES_AT_ONCE;
 }
 
 /* The C++ runtime's definition of `name` other than `ours` (NULL: pfalloc
@@ -187,22 +193,24 @@ static void *cxx_runtime_sym(const char *name, const void *ours)
     void *f = dlsym(ours ? RTLD_NEXT : RTLD_DEFAULT, name);
     if (f && f != ours)
         return f;
-    static const char *names[CXX_MODULES_MAX];
-    memset(names, 0, sizeof names);
-    dl_iterate_phdr(note_module, names);
-    for (int i = 0; i < CXX_MODULES_MAX && names[i]; i++) {
-        if (!names[i][0])
-            continue; /* the program itself: the global scope above */
-        void *h = dlopen(names[i], RTLD_LAZY | RTLD_NOLOAD);
-        if (!h)
-            continue;
-        /* The module's own scope: it and what it needs. */
-        f = dlsym(h, name);
-        dlclose(h);
-        if (f && f != ours)
-            return f;
+    for (int seen = 0;; seen += CXX_MODULES_AT_ONCE) {
+        struct module_names m = {.skip = seen};
+        dl_iterate_phdr(note_module, &m);
+        for (int i = 0; i < m.n; i++) {
+            if (!m.name[i] || !m.name[i][0])
+                continue; /* the program itself: the global scope above */
+            void *h = dlopen(m.name[i], RTLD_LAZY | RTLD_NOLOAD);
+            if (!h)
+                continue;
+            /* The module's own scope: it and what it needs. */
+            f = dlsym(h, name);
+            dlclose(h);
+            if (f && f != ours)
+                return f;
+        }
+        if (m.n < CXX_MODULES_AT_ONCE)
+            return NULL;
     }
-    return NULL;
 }
 
 static new_handler_fn new_handler(void)
