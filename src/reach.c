@@ -402,13 +402,21 @@ static int foreign_words(uintptr_t a, word_t *out, size_t n, int large)
  * two pointers into a module's code, and nothing else but zeros before
  * them (valgrind's test of its heuristic for multiple inheritance). */
 #define VTABLE_LOOK 20
+
+/* Whether v may be one: a word-aligned pointer into a module's read-only
+ * data (a lookup in the list of mappings, no read). */
+static int vtable_may_be(word_t v)
+{
+    /* A pointer into the heap (most are) needs no lookup. */
+    return v % sizeof(word_t) == 0 && v >= 4096 && v - r.lo >= r.hi - r.lo &&
+           pf_roots_file_data_end(&r.roots, v) != 0;
+}
+
 static int vtable_at(word_t v)
 {
-    if (v % sizeof(word_t) || v < 4096)
+    if (!vtable_may_be(v))
         return 0;
     uintptr_t end = pf_roots_file_data_end(&r.roots, v);
-    if (!end)
-        return 0;
     unsigned m = (unsigned)(v / sizeof(word_t)) % VTABLE_MEMO;
     if (vtable_memo[m].v == v && vtable_memo[m].run == r.run)
         return vtable_memo[m].yes;
@@ -443,8 +451,9 @@ static int kept_as_start(word_t first, uintptr_t in, uint64_t bytes, const word_
 {
     if (in == sizeof(word_t) && array_cookie(first, bytes))
         return 1;
-    return in % sizeof(word_t) == 0 && in + sizeof(word_t) <= bytes && vtable_at(first) && inner &&
-           vtable_at(*inner);
+    /* Both words looked up before either table is read. */
+    return in % sizeof(word_t) == 0 && in + sizeof(word_t) <= bytes && inner && vtable_may_be(*inner) &&
+           vtable_may_be(first) && vtable_at(first) && vtable_at(*inner);
 }
 
 /* The object w points into: *ent, *slot; *start when w is its first byte
@@ -520,7 +529,8 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
             uint64_t bytes = x->s->req;
             word_t inner;
             if (x->read_first > 0)
-                *start = in + sizeof(word_t) <= bytes && vtable_at(x->first) && foreign_words(w, &inner, 1, 1)
+                *start = in + sizeof(word_t) <= bytes && vtable_may_be(x->first) && vtable_at(x->first) &&
+                                 foreign_words(w, &inner, 1, 1)
                              ? kept_as_start(x->first, in, bytes, &inner)
                              : kept_as_start(x->first, in, bytes, NULL);
         }
