@@ -22,7 +22,6 @@
 #include "emit.h"
 #include "family.h"
 #include "lock.h"
-#include "preload.h"
 #include "report.h"
 #include "stats.h"
 #include "sites.h"
@@ -290,14 +289,13 @@ static void exit_begins(void *unused)
     pf_emit_exit_begins();
 }
 
-/* A thread of the parent may have been inside mallinfo when the process
- * forked; in the child nobody is. A process with one thread keeps the lock:
- * only its own interrupted code can hold it, and it goes on. (The report's
- * own flag is reset by report.c, for the static library too.) */
+/* A thread of the parent may have been inside the leak walk when the
+ * process forked; in the child nobody is. A process with one thread keeps
+ * its state: only its own interrupted code can be in it, and it goes on.
+ * (The report's own flag is reset by report.c, for the static library
+ * too.) */
 static void fork_child(void)
 {
-    if (pf_lock_fork_taken())
-        pf_introspect_fork_child();
     pf_sites_fork_child(); /* objects from now on are the child's own */
     if (pf_lock_fork_taken())
         pf_leaks_fork_child();

@@ -12,71 +12,57 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "../include/pfalloc.h"
 #include "fmt.h"
-#include "lock.h"
-#include "preload.h"
+#include "large.h"
+#include "os.h"
 #include "span.h"
+#include "stats.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-static pf_lock_t snap_lock = PF_LOCK_INIT;
-/* mallinfo's snapshot (about 76 KiB), guarded by snap_lock: mapped by the
- * first call and kept, so a process that never asks costs no address
- * space for it. */
-static struct pf_stats *_Atomic snap;
-
-void pf_introspect_fork_child(void)
+/* The figures are summed over the registry itself, one family at a time,
+ * never over pf_stats_get's fam[]: that holds PF_STATS_FAMILIES_MAX
+ * families, and the size classes and "large" of a program that made more
+ * typed families than that came after the cut (mallinfo missed every
+ * malloc). Lock-free, like pf_stats_get, and nothing mapped. */
+static int family_shown(const struct pf_family_stats *f)
 {
-    pf_lock_reset(&snap_lock);
+    return f->allocs != 0 || f->spans != 0; /* as pf_stats_get lists them */
 }
 
-/* The mallinfo figures of a snapshot. */
-static struct mallinfo2 info_of(const struct pf_stats *st)
+/* The mallinfo figures of every family. */
+static struct mallinfo2 info_now(void)
 {
     struct mallinfo2 m;
     memset(&m, 0, sizeof(m));
-    for (uint32_t i = 0; i < st->nfamilies; i++) {
-        const struct pf_family_stats *f = &st->fam[i];
-        if (f->kind == PF_KIND_LARGE) {
-            m.hblks += f->live_objects;
-            m.hblkhd += f->mapped_bytes;
+    for (uint32_t i = 0, n = pf_family_count(); i < n; i++) {
+        struct pf_family_stats f;
+        pf_stats_family(pf_family_at(i), &f);
+        if (!family_shown(&f))
+            continue;
+        if (f.kind == PF_KIND_LARGE) {
+            m.hblks += f.live_objects;
+            m.hblkhd += f.mapped_bytes;
             continue;
         }
-        m.arena += f->mapped_bytes;
-        m.uordblks += f->live_bytes;
+        m.arena += f.mapped_bytes;
+        m.uordblks += f.live_bytes;
         m.ordblks++;
     }
+    struct pf_os_counts oc;
+    pf_os_counts(&oc);
     m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
-    m.usmblks = st->totals.peak_mapped_bytes;
-    m.keepcost = st->totals.cached_bytes;
+    m.usmblks = oc.peak_mapped_bytes;
+    m.keepcost = pf_span_cached_bytes() + pf_large_cached_bytes();
     return m;
 }
 
 EXPORT struct mallinfo2 mallinfo2(void)
 {
-    struct mallinfo2 m;
-    struct pf_stats *st = atomic_load_explicit(&snap, memory_order_acquire);
-    if (!st) { /* mapped outside the lock; a thread that loses the race unmaps its own */
-        struct pf_stats *fresh = pf_os_map_meta(sizeof(*fresh));
-        if (!fresh) { /* out of memory: nothing to count with, as glibc's before its first arena */
-            memset(&m, 0, sizeof(m));
-            return m;
-        }
-        if (atomic_compare_exchange_strong_explicit(&snap, &st, fresh, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            st = fresh;
-        else
-            pf_os_unmap_meta(fresh, sizeof(*fresh));
-    }
-    pf_lock(&snap_lock);
-    pf_stats_get(st);
-    m = info_of(st);
-    pf_unlock(&snap_lock);
-    return m;
+    return info_now();
 }
 
 static int clamp(size_t v)
@@ -151,25 +137,24 @@ EXPORT int malloc_info(int options, FILE *fp)
         errno = EINVAL;
         return -1;
     }
-    /* The snapshot and the XML live in mappings of this call's own, so no
-     * lock is held while the caller's stream is written (a thread holding
-     * the FILE's lock may be waiting in malloc), and the XML grows to
-     * whatever the families need. */
-    struct pf_stats *st = pf_os_map_meta(sizeof(*st));
-    if (!st) {
-        errno = ENOMEM;
-        return -1;
-    }
-    pf_stats_get(st);
-    struct mallinfo2 m = info_of(st);
+    /* The XML lives in a mapping of this call's own, so no lock is held
+     * while the caller's stream is written (a thread holding the FILE's
+     * lock may be waiting in malloc), and it grows to whatever the families
+     * need: every family is listed, however many there are. */
+    struct mallinfo2 m = info_now();
+    struct pf_os_counts oc;
+    pf_os_counts(&oc);
     char first[4096];
     struct pf_fmt f;
     pf_fmt_init_grow(&f, first, sizeof(first), 0, -1);
     pf_fmt_str(&f, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
     uint64_t free_count = 0;
-    for (uint32_t i = 0; i < st->nfamilies; i++) {
-        const struct pf_family_stats *s = &st->fam[i];
-        if (s->kind != PF_KIND_CLASS || s->slot_size == 0)
+    uint32_t nfam = pf_family_count();
+    for (uint32_t i = 0; i < nfam; i++) {
+        struct pf_family_stats fs;
+        const struct pf_family_stats *s = &fs;
+        pf_stats_family(pf_family_at(i), &fs);
+        if (!family_shown(s) || s->kind != PF_KIND_CLASS || s->slot_size == 0)
             continue;
         uint64_t free_slots = s->mapped_bytes / s->slot_size;
         free_slots = free_slots > s->live_objects ? free_slots - s->live_objects : 0;
@@ -185,16 +170,20 @@ EXPORT int malloc_info(int options, FILE *fp)
     attr(&f, "count", free_count);
     attr(&f, "size", m.fordblks);
     pf_fmt_str(&f, "/>\n<system type=\"current\"");
-    attr(&f, "size", st->totals.mapped_bytes);
+    attr(&f, "size", oc.mapped_bytes);
     pf_fmt_str(&f, "/>\n<system type=\"max\"");
-    attr(&f, "size", st->totals.peak_mapped_bytes);
+    attr(&f, "size", oc.peak_mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"total\"");
-    attr(&f, "size", st->totals.mapped_bytes);
+    attr(&f, "size", oc.mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"mprotect\"");
-    attr(&f, "size", st->totals.mapped_bytes);
+    attr(&f, "size", oc.mapped_bytes);
     pf_fmt_str(&f, "/>\n<pfalloc>\n");
-    for (uint32_t i = 0; i < st->nfamilies; i++) {
-        const struct pf_family_stats *s = &st->fam[i];
+    for (uint32_t i = 0; i < nfam; i++) {
+        struct pf_family_stats fs;
+        const struct pf_family_stats *s = &fs;
+        pf_stats_family(pf_family_at(i), &fs);
+        if (!family_shown(s))
+            continue;
         static const char *const kinds[] = {"class", "typed", "large"};
         pf_fmt_str(&f, "  <family name=\"");
         xml_name(&f, s->name);
@@ -218,15 +207,14 @@ EXPORT int malloc_info(int options, FILE *fp)
     attr(&f, "count", m.hblks);
     attr(&f, "size", m.hblkhd);
     pf_fmt_str(&f, "/>\n<system type=\"current\"");
-    attr(&f, "size", st->totals.mapped_bytes);
+    attr(&f, "size", oc.mapped_bytes);
     pf_fmt_str(&f, "/>\n<system type=\"max\"");
-    attr(&f, "size", st->totals.peak_mapped_bytes);
+    attr(&f, "size", oc.peak_mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"total\"");
-    attr(&f, "size", st->totals.mapped_bytes);
+    attr(&f, "size", oc.mapped_bytes);
     pf_fmt_str(&f, "/>\n<aspace type=\"mprotect\"");
-    attr(&f, "size", st->totals.mapped_bytes);
+    attr(&f, "size", oc.mapped_bytes);
     pf_fmt_str(&f, "/>\n</malloc>\n");
-    pf_os_unmap_meta(st, sizeof(*st));
     int rc = -1;
     if (f.truncated)
         errno = ENOMEM; /* no mapping for the rest: no XML rather than a cut one */

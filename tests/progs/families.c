@@ -7,8 +7,12 @@
  * report of 500 families weighs several hundred KiB. With "cookie" it writes
  * malloc_info's XML to a stream whose write function asks mallinfo2 (as a
  * stream whose writer allocates or inspects the heap would): it must not
- * find the allocator's lock held by malloc_info.
- * Usage: families N [info|wide|cookie]
+ * find the allocator's lock held by malloc_info. With "mallinfo" it then
+ * keeps 10 000 blocks of 3000 bytes and 10 of 1 MiB live, prints how much
+ * mallinfo2's figures grew ("mallinfo2: uordblks +N hblks +N hblkhd +N")
+ * and writes malloc_info's XML: the size class and "large" are registered
+ * after the N families.
+ * Usage: families N [info|wide|cookie|mallinfo]
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -17,6 +21,8 @@
 #include <string.h>
 
 static size_t cookie_bytes;
+/* Kept live to the end, and global so the compiler keeps the mallocs. */
+void *small_blocks[10000], *large_blocks[10];
 
 static ssize_t cookie_write(void *c, const char *buf, size_t n)
 {
@@ -61,6 +67,22 @@ int main(int argc, char **argv)
             fprintf(stderr, "families: malloc_info failed\n");
             return 3;
         }
+    }
+    if (argc > 2 && strcmp(argv[2], "mallinfo") == 0) {
+        struct mallinfo2 a = mallinfo2();
+        for (size_t i = 0; i < sizeof(small_blocks) / sizeof(small_blocks[0]); i++)
+            if (!(small_blocks[i] = malloc(3000)))
+                return 2;
+        for (size_t i = 0; i < sizeof(large_blocks) / sizeof(large_blocks[0]); i++)
+            if (!(large_blocks[i] = malloc(1 << 20)))
+                return 2;
+        struct mallinfo2 b = mallinfo2();
+        if (malloc_info(0, stdout) != 0) {
+            fprintf(stderr, "families: malloc_info failed\n");
+            return 3;
+        }
+        printf("mallinfo2: uordblks +%zu hblks +%zu hblkhd +%zu\n", b.uordblks - a.uordblks, b.hblks - a.hblks,
+               b.hblkhd - a.hblkhd);
     }
     if (argc > 2 && strcmp(argv[2], "cookie") == 0) {
         cookie_io_functions_t io = {.write = cookie_write};
