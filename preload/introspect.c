@@ -115,22 +115,6 @@ static void attr(struct pf_fmt *f, const char *name, uint64_t v)
     pf_fmt_char(f, '"');
 }
 
-static void xml_name(struct pf_fmt *f, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '<')
-            pf_fmt_str(f, "&lt;");
-        else if (*s == '>')
-            pf_fmt_str(f, "&gt;");
-        else if (*s == '&')
-            pf_fmt_str(f, "&amp;");
-        else if (*s == '"')
-            pf_fmt_str(f, "&quot;");
-        else
-            pf_fmt_char(f, *s);
-    }
-}
-
 EXPORT int malloc_info(int options, FILE *fp)
 {
     if (options != 0 || !fp) {
@@ -186,7 +170,7 @@ EXPORT int malloc_info(int options, FILE *fp)
             continue;
         static const char *const kinds[] = {"class", "typed", "large"};
         pf_fmt_str(&f, "  <family name=\"");
-        xml_name(&f, s->name);
+        pf_fmt_xml_attr(&f, s->name);
         pf_fmt_str(&f, "\" kind=\"");
         pf_fmt_str(&f, s->kind < 3 ? kinds[s->kind] : "?");
         pf_fmt_char(&f, '"');

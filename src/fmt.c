@@ -327,6 +327,50 @@ void pf_fmt_json_str(struct pf_fmt *f, const char *str)
     pf_fmt_char(f, '"');
 }
 
+void pf_fmt_xml_attr(struct pf_fmt *f, const char *str)
+{
+    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+    if (!str)
+        return;
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        const unsigned char *run = s;
+        while (*s >= 0x20 && *s < 0x80 && *s != '"' && *s != '&' && *s != '<' && *s != '>')
+            s++;
+        pf_fmt_mem(f, (const char *)run, (size_t)(s - run));
+        unsigned char c = *s;
+        if (c == 0)
+            break;
+        if (c >= 0x80) {
+            size_t n = utf8_len(s);
+            if (n == 3 && c == 0xef && s[1] == 0xbf && s[2] >= 0xbe) {
+                pf_fmt_str(f, replacement); /* U+FFFE, U+FFFF: UTF-8, but no XML character */
+                s += n;
+                continue;
+            }
+            if (n) {
+                pf_fmt_mem(f, (const char *)s, n);
+                s += n;
+            } else {
+                pf_fmt_str(f, replacement);
+                s++;
+            }
+            continue;
+        }
+        s++;
+        switch (c) {
+        case '"': pf_fmt_str(f, "&quot;"); break;
+        case '&': pf_fmt_str(f, "&amp;"); break;
+        case '<': pf_fmt_str(f, "&lt;"); break;
+        case '>': pf_fmt_str(f, "&gt;"); break;
+        case '\t': pf_fmt_str(f, "&#9;"); break;
+        case '\n': pf_fmt_str(f, "&#10;"); break;
+        case '\r': pf_fmt_str(f, "&#13;"); break;
+        default: pf_fmt_str(f, replacement); /* no XML 1.0 character, not even as a reference */
+        }
+    }
+}
+
 void pf_fmt_pad(struct pf_fmt *f, const char *s, size_t n, int width)
 {
     size_t w = width < 0 ? (size_t)(-(long)width) : (size_t)width;

@@ -67,6 +67,13 @@ PF_HIDDEN void pf_fmt_pct(struct pf_fmt *f, uint64_t num, uint64_t den);
    escaped; valid UTF-8 passes through, each byte of an invalid sequence
    becomes \ufffd so the output is always valid JSON. NULL prints null. */
 PF_HIDDEN void pf_fmt_json_str(struct pf_fmt *f, const char *s);
+/* s as the text of an XML 1.0 attribute value, between double quotes the
+   caller writes: & < > " escaped, tab, newline and carriage return as
+   character references (a parser would turn them into spaces), and what
+   XML 1.0 cannot hold at all (other control characters, U+FFFE, U+FFFF)
+   or what is not UTF-8 (a sequence cut short) as U+FFFD, so the document
+   stays well-formed whatever the bytes. NULL writes nothing. */
+PF_HIDDEN void pf_fmt_xml_attr(struct pf_fmt *f, const char *s);
 
 /* Fixed-width fields. width > 0: right-aligned (padded on the left);
    width < 0: left-aligned (padded on the right). Text longer than the field

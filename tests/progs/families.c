@@ -12,7 +12,11 @@
  * mallinfo2's figures grew ("mallinfo2: uordblks +N hblks +N hblkhd +N")
  * and writes malloc_info's XML: the size class and "large" are registered
  * after the N families.
- * Usage: families N [info|wide|cookie|mallinfo]
+ * With "names" it also makes families whose names no XML may hold as they
+ * are (a control character, a character cut in half by the 63-byte cut
+ * of reports, U+FFFF, tab and newline, XML's own markup) and writes
+ * malloc_info's XML.
+ * Usage: families N [info|wide|cookie|mallinfo|names]
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -60,6 +64,24 @@ int main(int argc, char **argv)
         if (!f || !alloc(f, 1)) {
             fprintf(stderr, "families: family %d failed\n", i);
             return 2;
+        }
+    }
+    if (argc > 2 && strcmp(argv[2], "names") == 0) {
+        char cut[70];
+        memset(cut, 'x', 62);
+        strcpy(cut + 62, "\xc3\xa9"); /* é across the cut at 63 bytes */
+        const char *const odd[] = {"ctl\x01name", cut, "nonchar\xef\xbf\xbf", "tab\tnl\nend",
+                                   "mark<&>\"up\"", "bad\xff\xc3"};
+        for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+            void *f = get(odd[i], 24);
+            if (!f || !alloc(f, 1)) {
+                fprintf(stderr, "families: odd family %zu failed\n", i);
+                return 2;
+            }
+        }
+        if (malloc_info(0, stdout) != 0) {
+            fprintf(stderr, "families: malloc_info failed\n");
+            return 3;
         }
     }
     if (argc > 2 && strcmp(argv[2], "info") == 0) {

@@ -211,6 +211,23 @@ Test(fmt, json_escaping)
     cr_assert_str_eq(FMT(pf_fmt_json_str(f, NULL)), "null");
 }
 
+/* malloc_info's family names: what XML 1.0 cannot hold, even as a
+   character reference, became part of the document as it was. */
+Test(fmt, xml_attribute_escaping)
+{
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "malloc-64")), "malloc-64");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "a<b>&\"c\"")), "a&lt;b&gt;&amp;&quot;c&quot;");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "t\tn\nr\r")), "t&#9;n&#10;r&#13;");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "\x01\x1f")), "\xef\xbf\xbd\xef\xbf\xbd");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "caf\xc3\xa9 \xf0\x9f\x98\x80")), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    /* A character cut in half, U+FFFF, a surrogate. */
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "x\xc3")), "x\xef\xbf\xbd");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "\xef\xbf\xbf")), "\xef\xbf\xbd");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "\xed\xa0\x80")), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, "\xef\xbf\xbd")), "\xef\xbf\xbd");
+    cr_assert_str_eq(FMT(pf_fmt_xml_attr(f, NULL)), "");
+}
+
 /* A parser agrees: every byte 1..255 escaped gives a valid JSON string whose
    ASCII part decodes back to the original characters. */
 Test(fmt, json_escaping_parses)
