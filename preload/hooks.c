@@ -4,7 +4,9 @@
  * default action: a program's own handler wins), starts the interval timer
  * (timer_create with a signal, so no thread is added to the program), and
  * writes the exit report with the leak section from a destructor, which the
- * loader runs after the program's atexit handlers and destructors.
+ * loader runs after the program's atexit handlers and destructors. libc's
+ * calls that read or set a signal's action are here too, so none of them
+ * shows the program the handler pfalloc puts on a terminating signal.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -250,16 +252,136 @@ extern int __sigaction(int signo, const struct sigaction *act, struct sigaction 
  * see without pfalloc (CPython, for one, installs its KeyboardInterrupt
  * handler for SIGINT only when the action is the default). Setting an
  * action replaces pfalloc's as usual. */
-__attribute__((visibility("default"))) int sigaction(int signo, const struct sigaction *act,
-                                                     struct sigaction *old)
+static void hide_term(struct sigaction *old)
 {
-    int rc = __sigaction(signo, act, old);
-    if (rc == 0 && old && (old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term) {
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term) {
         memset(old, 0, sizeof(*old));
         old->sa_handler = SIG_DFL;
         sigemptyset(&old->sa_mask);
     }
+}
+
+__attribute__((visibility("default"))) int sigaction(int signo, const struct sigaction *act,
+                                                     struct sigaction *old)
+{
+    int rc = __sigaction(signo, act, old);
+    if (rc == 0 && old)
+        hide_term(old);
     return rc;
+}
+
+/* glibc's other ways of setting an action (signal and its aliases,
+ * sysv_signal, sigset) call __sigaction, not the symbol above, and so
+ * returned pfalloc's handler as the old action: `signal(SIGTERM, SIG_IGN)`
+ * gave the program a handler it never installed. They are pfalloc's too,
+ * with glibc's semantics exactly (its sysdeps/posix signal.c,
+ * sysv_signal.c, sigset.c, siginterrupt.c), over the sigaction above. */
+
+/* The signals whose system calls signal() does not restart: glibc keeps
+ * the set siginterrupt writes and signal reads out of reach, so with
+ * signal pfalloc's, siginterrupt is too. Written and read by the program's
+ * own calls, as glibc's set is. */
+static sigset_t interrupting;
+
+/* A handler for sig with these flags, the signal itself added to its mask
+ * when mask_self; the old handler as the program would see it. */
+static __sighandler_t set_handler(int sig, __sighandler_t handler, int flags, int mask_self)
+{
+    if (handler == SIG_ERR || sig < 1 || sig >= NSIG) {
+        errno = EINVAL;
+        return SIG_ERR;
+    }
+    struct sigaction act, old;
+    memset(&act, 0, sizeof(act));
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    if (mask_self)
+        sigaddset(&act.sa_mask, sig); /* fails for glibc's internal signals, as sigaction will */
+    act.sa_flags = flags;
+    if (sigaction(sig, &act, &old) < 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+/* BSD semantics: the handler stays, the signal is blocked while it runs,
+ * interrupted system calls restart unless siginterrupt(sig, 1) said not. */
+__attribute__((visibility("default"))) __sighandler_t signal(int sig, __sighandler_t handler)
+{
+    int intr = sig >= 1 && sig < NSIG && sigismember(&interrupting, sig) == 1;
+    return set_handler(sig, handler, intr ? 0 : SA_RESTART, 1);
+}
+
+__attribute__((visibility("default"))) __sighandler_t ssignal(int sig, __sighandler_t handler)
+{
+    return signal(sig, handler);
+}
+
+extern __sighandler_t bsd_signal(int sig, __sighandler_t handler); /* X/Open before 2008 only */
+
+__attribute__((visibility("default"))) __sighandler_t bsd_signal(int sig, __sighandler_t handler)
+{
+    return signal(sig, handler);
+}
+
+/* System V semantics, what `signal` means in strict ISO C (<signal.h>
+ * redirects it here): one delivery, then the default again; the signal is
+ * not blocked in its handler; no system call restarted. */
+__attribute__((visibility("default"))) __sighandler_t __sysv_signal(int sig, __sighandler_t handler)
+{
+    return set_handler(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
+}
+
+__attribute__((visibility("default"))) __sighandler_t sysv_signal(int sig, __sighandler_t handler)
+{
+    return __sysv_signal(sig, handler);
+}
+
+/* SIG_HOLD blocks the signal and leaves its action; any other disposition
+ * is installed (no flags, nothing masked) and unblocks it. SIG_HOLD comes
+ * back when the signal was blocked. glibc checks no SIG_ERR here. */
+__attribute__((visibility("default"))) __sighandler_t sigset(int sig, __sighandler_t disp)
+{
+    sigset_t set, oset;
+    sigemptyset(&set);
+    if (sigaddset(&set, sig) < 0)
+        return SIG_ERR;
+    struct sigaction act, old;
+    if (disp == SIG_HOLD) {
+        if (sigprocmask(SIG_BLOCK, &set, &oset) < 0)
+            return SIG_ERR;
+        if (sigismember(&oset, sig) == 1)
+            return SIG_HOLD;
+        if (sigaction(sig, NULL, &old) < 0)
+            return SIG_ERR;
+        return old.sa_handler;
+    }
+    memset(&act, 0, sizeof(act));
+    act.sa_handler = disp;
+    sigemptyset(&act.sa_mask);
+    if (sigaction(sig, &act, &old) < 0)
+        return SIG_ERR;
+    if (sigprocmask(SIG_UNBLOCK, &set, &oset) < 0)
+        return SIG_ERR;
+    return sigismember(&oset, sig) == 1 ? SIG_HOLD : old.sa_handler;
+}
+
+/* Whether signal() restarts system calls after sig, and SA_RESTART of its
+ * action now (pfalloc's own handler included: it stays the default's). */
+__attribute__((visibility("default"))) int siginterrupt(int sig, int interrupt)
+{
+    struct sigaction act;
+    if (__sigaction(sig, NULL, &act) < 0)
+        return -1;
+    if (interrupt) {
+        sigaddset(&interrupting, sig);
+        act.sa_flags &= ~SA_RESTART;
+    } else {
+        sigdelset(&interrupting, sig);
+        act.sa_flags |= SA_RESTART;
+    }
+    if (__sigaction(sig, &act, NULL) < 0)
+        return -1;
+    return 0;
 }
 
 static void install_term(void)

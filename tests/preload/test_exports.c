@@ -45,8 +45,16 @@ static const char *const interposed[] = {
     "malloc_info",
     "malloc_trim",
     "mallopt",
-    /* shows the default action where pfalloc's terminating-signal handler is */
+    /* show the default action where pfalloc's terminating-signal handler is */
     "sigaction",
+    "signal",
+    "ssignal",
+    "bsd_signal",
+    "sysv_signal",
+    "__sysv_signal",
+    "sigset",
+    /* keeps the set signal() reads, which glibc's signal() keeps out of reach */
+    "siginterrupt",
     /* unloading code: the stack walker forgets its cached rules */
     "dlclose",
     /* operator new: plain, nothrow, aligned, aligned nothrow; scalar and array */
