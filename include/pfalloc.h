@@ -59,7 +59,13 @@ PF_API pf_family_t *pf_family_get(const char *name, size_t size);
 PF_API void *pf_family_alloc(pf_family_t *f, size_t n) PF_MALLOC_ATTR;
 
 /* The typed door used by PF_NEW: `key` is a string literal whose address is
- * cached, so repeated calls from one site never compare strings. */
+ * cached, so repeated calls from one site never compare strings. The
+ * objects go to the family named `key` when it holds objects of `size`
+ * bytes or does not exist yet. When that name belongs to a family of
+ * another size (two translation units with different `struct node`s) or
+ * to pfalloc's own, they go to the family "<key>/<size>", and when that
+ * name too is taken by a family of another size, to "<key>/<size>#2",
+ * "#3", ...: a family only ever holds objects of its own size. */
 PF_API void *pf_typed_alloc(const char *key, size_t size, size_t align, size_t n) PF_MALLOC_ATTR;
 
 /* n zeroed objects of `type`, from the family named by the type as written. */

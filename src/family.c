@@ -807,9 +807,9 @@ static struct pf_family *typed_new(const char *a, const char *b, size_t size, si
         memcpy(whole + na, b, len - na + 1);
         f->long_name = whole;
     }
-    /* name[] shows a cut short enough to keep b ("/<size>") visible */
+    /* name[] shows a cut short enough to keep b ("/<size>", "/<size>#<n>") visible */
     struct pf_fmt n;
-    size_t keep = PF_NAME_MAX - 1 - (len - na); /* b is short: "/<size>" */
+    size_t keep = PF_NAME_MAX - 1 - (len - na); /* b is short: at most 32 bytes */
     pf_fmt_init(&n, f->name, PF_NAME_MAX, -1);
     pf_fmt_mem(&n, a, na < keep ? na : keep);
     pf_fmt_str(&n, b);
@@ -871,6 +871,13 @@ pf_family_t *pf_family_get(const char *name, size_t size)
     return f; /* an unregistered duplicate stays in metadata memory: rare, small */
 }
 
+/* Whether f may hold objects of `size` bytes that a typed allocation asks
+ * for by name. */
+static int typed_of_size(const struct pf_family *f, size_t size)
+{
+    return f->kind == PF_KIND_TYPED && f->obj_size == size;
+}
+
 static uint32_t key_hash(const char *key, size_t size)
 {
     uintptr_t h = (uintptr_t)key * 0x9E3779B97F4A7C15ull ^ size * 0xff51afd7ed558ccdull;
@@ -890,17 +897,27 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
     }
     /* Slow path: by name. A name already used with another size (two
      * translation units with different `struct node`s) gets its own family,
-     * named "<name>/<size>". */
+     * named "<name>/<size>"; when that name is taken too, by a family of
+     * yet another size (pf_family_get may register any name), then
+     * "<name>/<size>#2", "#3", ...: a family only ever holds objects of
+     * its own size (its stats count live_requested / size objects). */
     if (reg_reserve() != 0)
         return NULL;
-    char suffix[24] = "";
+    char suffix[40];
+    struct pf_family *f;
+again:
+    suffix[0] = 0;
     pf_lock(&reg_lock);
-    struct pf_family *f = find_locked(key, "");
-    if (reserved_name(key) || (f && (f->kind != PF_KIND_TYPED || f->obj_size != size))) {
+    f = find_locked(key, "");
+    for (uint64_t nth = 1; (nth == 1 && reserved_name(key)) || (f && !typed_of_size(f, size)); nth++) {
         struct pf_fmt n;
         pf_fmt_init(&n, suffix, sizeof suffix, -1);
         pf_fmt_char(&n, '/');
         pf_fmt_u64(&n, size);
+        if (nth > 1) {
+            pf_fmt_char(&n, '#');
+            pf_fmt_u64(&n, nth);
+        }
         pf_fmt_cstr(&n);
         f = find_locked(key, suffix);
     }
@@ -916,6 +933,8 @@ struct pf_family *pf_family_typed(const char *key, size_t size, size_t align)
         pf_unlock(&reg_lock);
         if (!f)
             return NULL;
+        if (!typed_of_size(f, size))
+            goto again; /* another thread took the name meanwhile, for another size */
     }
     pf_lock(&reg_lock);
     for (uint32_t i = 0; i < 8; i++) {

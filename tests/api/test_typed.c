@@ -671,3 +671,57 @@ Test(typed, elements_arrays_requested_and_held_apart)
     f = family("struct ticket");
     cr_assert_eq(f.live_elements, 0);
 }
+
+/* A typed allocation whose name's family has another size goes to the
+ * family "<name>/<size>", which must hold objects of that size: with
+ * "suffix_clash/16" registered by handle for 32-byte objects,
+ * pf_typed_alloc("suffix_clash", 16, 8, 4) went into it, and its stats
+ * showed 2 objects (64 bytes / 32) for the 4 asked for. The next free name,
+ * "<name>/<size>#2", is the type's now. */
+Test(typed, suffixed_name_taken_by_another_size_is_not_reused)
+{
+    pf_family_t *taken = pf_family_get("suffix_clash/16", 32);
+    pf_family_t *first = pf_family_get("suffix_clash", 8);
+    cr_assert(taken && first);
+    void *p = pf_typed_alloc("suffix_clash", 16, 8, 4);
+    cr_assert_not_null(p);
+    struct pf_family_stats f = family("suffix_clash/16");
+    cr_assert_eq(f.live_objects, 0, "the 32-byte family holds %lu arrays of 16-byte objects",
+                 (unsigned long)f.live_objects);
+    f = family("suffix_clash/16#2");
+    cr_assert_eq(f.kind, PF_KIND_TYPED, "no family suffix_clash/16#2");
+    cr_assert_eq(f.slot_size, 16);
+    cr_assert_eq(f.live_objects, 1);
+    cr_assert_eq(f.live_elements, 4);
+
+    /* found again by name (another key, so not from the key cache) */
+    char key[] = "suffix_clash";
+    void *q = pf_typed_alloc(key, 16, 8, 2);
+    cr_assert_not_null(q);
+    f = family("suffix_clash/16#2");
+    cr_assert_eq(f.live_objects, 2);
+    cr_assert_eq(f.live_elements, 6);
+
+    /* "#2" taken by yet another size: "#3" */
+    cr_assert_not_null(pf_family_get("suffix_clash/24", 40));
+    cr_assert_not_null(pf_family_get("suffix_clash/24#2", 8));
+    void *r = pf_typed_alloc("suffix_clash", 24, 8, 3);
+    cr_assert_not_null(r);
+    f = family("suffix_clash/24#3");
+    cr_assert_eq(f.slot_size, 24);
+    cr_assert_eq(f.live_elements, 3);
+    cr_assert_eq(family("suffix_clash/24").live_objects, 0);
+    cr_assert_eq(family("suffix_clash/24#2").live_objects, 0);
+
+    /* "<name>/<size>" of the right size is the type's, as it always was */
+    cr_assert_not_null(pf_family_get("suffix_fits/16", 16));
+    cr_assert_not_null(pf_family_get("suffix_fits", 8));
+    void *s = pf_typed_alloc("suffix_fits", 16, 8, 5);
+    cr_assert_not_null(s);
+    f = family("suffix_fits/16");
+    cr_assert_eq(f.live_elements, 5);
+    pf_free(p);
+    pf_free(q);
+    pf_free(r);
+    pf_free(s);
+}
