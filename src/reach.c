@@ -86,17 +86,26 @@ static struct {
     const char *partial; /* why some memory was left unread; NULL: none was */
     int failed;
     const char *note;
-    uint32_t run; /* counts the runs: a vtable memo of another run's is stale */
+    uint32_t vtable_reads; /* tables read in this run (see VTABLE_READS) */
 } r = {.note = "not run"};
 
 /* What vtable_at said of recent addresses (a class's table is asked about
- * for each of its objects), valid in the run that wrote it. */
-#define VTABLE_MEMO 256
+ * for each of its objects), valid in the run that wrote it: the mappings
+ * may have changed since (a module unloaded). Runs are counted outside r,
+ * which each release clears. */
+#define VTABLE_MEMO 1024
 PF_BULK static struct {
     uintptr_t v;
     uint32_t run;
     uint8_t yes;
 } vtable_memo[VTABLE_MEMO];
+static uint32_t reach_runs;
+
+/* Tables read (a system call each) in one run at most: a heap of millions
+ * of objects whose first words point to distinct places in read-only
+ * data, each kept by a pointer inside it to another such word, would
+ * otherwise cost a read each. Past it, an unread table counts as none. */
+#define VTABLE_READS 65536
 
 const char *pf_reach_key(enum pf_reach_kind k)
 {
@@ -418,8 +427,11 @@ static int vtable_at(word_t v)
         return 0;
     uintptr_t end = pf_roots_file_data_end(&r.roots, v);
     unsigned m = (unsigned)(v / sizeof(word_t)) % VTABLE_MEMO;
-    if (vtable_memo[m].v == v && vtable_memo[m].run == r.run)
+    if (vtable_memo[m].v == v && vtable_memo[m].run == reach_runs)
         return vtable_memo[m].yes;
+    if (r.vtable_reads >= VTABLE_READS)
+        return 0;
+    r.vtable_reads++;
     size_t n = (end - v) / sizeof(word_t);
     word_t t[VTABLE_LOOK];
     if (n > VTABLE_LOOK)
@@ -434,7 +446,7 @@ static int vtable_at(word_t v)
             yes = ++code == 2;
         }
     vtable_memo[m].v = v;
-    vtable_memo[m].run = r.run;
+    vtable_memo[m].run = reach_runs;
     vtable_memo[m].yes = (uint8_t)yes;
     return yes;
 }
@@ -767,7 +779,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
 {
     pf_reach_release();
     r.note = NULL;
-    r.run++;
+    reach_runs++;
     forget = o && o->at_exit;
     try_locks = o && o->in_signal;
     int regs = o && o->exit_report ? (o->at_exit ? 2 : 1) : 0;

@@ -498,6 +498,29 @@ Test(reports, cxx_arrays_kept_by_new_and_long_names)
     pf_run_free(&r);
 }
 
+/* What the walk learnt of an address (a virtual table there, or not) held
+ * for later walks too: the count of runs that dates it was cleared with the
+ * walk's state, so every run was the first. An object kept by a pointer to
+ * its middle, at a word pointing where a table of code addresses was during
+ * a signal report's walk and zeros are at the exit, read as still reachable
+ * at the exit (tests/progs/vtable_memo.c). */
+Test(reports, a_later_walk_does_not_trust_what_an_earlier_one_read)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("vtable_memo"), NULL};
+    const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "vtable_memo");
+    cr_assert_str_eq(r.out, "vtable_memo: done\n", "%s", r.err);
+    const char *exit_report = strstr(r.err, "reason exit");
+    cr_assert(exit_report != NULL, "no exit report:\n%s", r.err);
+    cr_assert(strstr(exit_report, "\n    possibly lost:              1 objects, 64 B\n") != NULL,
+              "the object kept by a pointer to its middle, no table there now:\n%s", r.err);
+    pf_run_free(&r);
+}
+
 /* ---- a storm of report signals ------------------------------------------------ */
 
 #define STORM_ROUNDS "6000000"

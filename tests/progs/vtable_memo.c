@@ -1,0 +1,60 @@
+/*
+ * vtable_memo — an object kept only by a pointer 16 bytes into it, whose
+ * first word and the word at 16 both point to address A, in a read-only
+ * mapping of a file. While a report signal's walk runs (the program raises
+ * PFALLOC_SIGNAL's SIGUSR1 itself), A holds two code addresses, as a C++
+ * virtual table does, so the object reads as kept by a pointer to one of
+ * its bases; then A is mapped again over a file of zeros, and the object,
+ * kept by a pointer to its middle and nothing else, is possibly lost at the
+ * exit. Prints "vtable_memo: done".
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+__attribute__((noinline)) void vtable_memo_f1(void) { __asm__ volatile(""); }
+__attribute__((noinline)) void vtable_memo_f2(void) { __asm__ volatile(""); }
+
+/* A page of a new file, its first words `words`, mapped read-only (at
+ * `at` when not NULL). */
+static void *map_words(const uintptr_t *words, size_t n, void *at)
+{
+    char path[] = "/tmp/vtable_memo.XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return MAP_FAILED;
+    unlink(path);
+    char page[4096];
+    memset(page, 0, sizeof page);
+    memcpy(page, words, n * sizeof(uintptr_t));
+    void *m = MAP_FAILED;
+    if (write(fd, page, sizeof page) == (ssize_t)sizeof page)
+        m = mmap(at, sizeof page, PROT_READ, MAP_PRIVATE | (at ? MAP_FIXED : 0), fd, 0);
+    close(fd);
+    return m;
+}
+
+uintptr_t *volatile vtable_memo_kept;
+
+int main(void)
+{
+    const uintptr_t table[2] = {(uintptr_t)vtable_memo_f1, (uintptr_t)vtable_memo_f2}, zeros[2] = {0, 0};
+    void *a = map_words(table, 2, NULL);
+    uintptr_t *o = malloc(64);
+    if (a == MAP_FAILED || !o)
+        return 2;
+    memset(o, 0, 64);
+    o[0] = o[2] = (uintptr_t)a;
+    vtable_memo_kept = o + 2;
+    o = NULL;
+    raise(SIGUSR1);
+    if (map_words(zeros, 2, a) != a)
+        return 2;
+    printf("vtable_memo: done\n");
+    return 0;
+}
