@@ -67,6 +67,8 @@ size_t pf_module_abs_path(const char *path, char *out, size_t cap)
         long n = syscall(SYS_getcwd, out, cap);
         if (n > 1) {
             at = strlen(out);
+            if (at == 1)
+                at = 0; /* the root: its slash is the one added below */
             while (path[0] == '.' && path[1] == '/') {
                 path += 2;
                 len -= 2;
@@ -84,13 +86,21 @@ size_t pf_module_abs_path(const char *path, char *out, size_t cap)
     return at + len;
 }
 
+/* FNV-1a of a name: records are compared by the name the loader has,
+ * not by the absolute path made of it, which depends on the working
+ * directory of the moment (a program started by a relative path that then
+ * changes directory is the same program). */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
 static int same(const struct pf_module *m, uintptr_t start, uintptr_t end, const struct link_map *map)
 {
-    if (m->start != start || m->end != end || m->map != map)
-        return 0;
-    char path[sizeof(m->path)];
-    pf_module_abs_path(path_of(map), path, sizeof path);
-    return strcmp(m->path, path) == 0;
+    return m->start == start && m->end == end && m->map == map && m->name_hash == name_hash(path_of(map));
 }
 
 uint32_t pf_module_of(uintptr_t addr)
@@ -112,6 +122,7 @@ uint32_t pf_module_of(uintptr_t addr)
     m->start = start;
     m->end = end;
     m->map = map;
+    m->name_hash = name_hash(path_of(map));
     pf_module_abs_path(path_of(map), m->path, sizeof(m->path));
     atomic_store_explicit(&table[i].ready, 1, memory_order_release);
     return i + 1;

@@ -14,6 +14,7 @@
 struct pf_module {
     uintptr_t start, end; /* the object's mapping when it was recorded */
     const void *map;      /* its loader handle then (may be reused after unload) */
+    uint64_t name_hash;   /* of the name the loader had for it (path is that name made absolute) */
     char path[240];       /* full path as the loader named it (the program's for the executable) */
 };
 

@@ -426,6 +426,27 @@ Test(sites, a_library_loaded_by_a_relative_path_is_named_by_its_absolute_path)
     pf_run_free(&r);
 }
 
+/* A program started by a relative path that then changes directory
+ * (tests/progs/chdir_leak.c, run as ./chdir_leak from its directory): its
+ * module's record was compared by the absolute path made with the working
+ * directory of the moment, which no longer matched, so the sites recorded
+ * before the change were named "(chdir_leak, unloaded)". */
+Test(sites, a_program_that_changes_directory_keeps_its_frames_named)
+{
+    PF_REQUIRE_PRELOAD();
+    /* From a shell, so the program's own name is the relative one. */
+    const char *const argv[] = {"/bin/sh", "-c", "exec ./chdir_leak /", NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .cwd = PF_PROGS_DIR, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "./chdir_leak /");
+    cr_assert_str_eq(r.out, "chdir_leak: done\n", "%s", r.err);
+    cr_assert(strstr(r.err, "unloaded") == NULL, "a frame of the program named as unloaded:\n%s", r.err);
+    cr_assert(pf_count(r.err, "definitely lost  lose+0x") == 2, "want both blocks at lose:\n%s", r.err);
+    pf_run_free(&r);
+}
+
 /* A frame is named by the byte before its return address: a call that is
  * its function's last instruction (main's call of a function that does not
  * return, tests/progs/noreturn_site.c) returns past the function's end, and
