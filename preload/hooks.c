@@ -218,15 +218,20 @@ static void on_term(int sig, siginfo_t *si, void *uc)
          * dead frames of earlier calls) is no root, and its stale pointers
          * made lost blocks look reachable. Only when that stack pointer is
          * on this stack, a little above (not on an alternate stack). */
-        static uintptr_t regs[NGREG];
+        static uintptr_t regs[NGREG + 32]; /* the general registers, then the 16 SSE ones */
         const ucontext_t *u = uc;
         uintptr_t sp = u ? (uintptr_t)u->uc_mcontext.gregs[REG_RSP] - 128 : 0;
         if (u && sp > from && sp - from <= ((uintptr_t)1 << 20)) {
+            size_t n = 0;
             for (int i = 0; i < NGREG; i++)
-                regs[i] = (uintptr_t)u->uc_mcontext.gregs[i];
+                regs[n++] = (uintptr_t)u->uc_mcontext.gregs[i];
+            if (u->uc_mcontext.fpregs) {
+                memcpy(regs + n, u->uc_mcontext.fpregs->_xmm, 32 * sizeof(uintptr_t));
+                n += 32;
+            }
             j.scan = sp;
             j.regs = regs;
-            j.nregs = NGREG;
+            j.nregs = n;
         }
 #else
         (void)uc;

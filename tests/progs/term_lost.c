@@ -4,7 +4,9 @@
  * a terminating signal ends it: main keeps a second block only in a
  * register while it spins, prints "term_lost: started" and waits for the
  * signal (up to 30 s). The lost block is lost (valgrind: definitely lost);
- * the kept one is still reachable.
+ * the kept one is still reachable. With the argument "xmm", a third block,
+ * of 320 bytes, is kept only in the SSE register xmm8 by the spinning loop
+ * (x86-64): still reachable too.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -29,7 +31,29 @@ __attribute__((noinline)) static void lose(void)
     sink = NULL;
 }
 
-int main(void)
+#if defined(__x86_64__)
+static void *volatile xmm_sink;
+
+__attribute__((noinline)) static void spin_xmm(void)
+{
+    void *p = malloc(320);
+    /* No general register, no stack slot: the pointer is in xmm8 alone
+     * while the loop counts down (the process is killed long before). */
+    __asm__ volatile("movq %0, %%xmm8\n\t"
+                     "xor %0, %0\n\t"
+                     "movabs $100000000000, %%rcx\n"
+                     "1:\n\t"
+                     "dec %%rcx\n\t"
+                     "jnz 1b\n\t"
+                     "movq %%xmm8, %0"
+                     : "+r"(p)
+                     :
+                     : "rcx", "xmm8", "cc");
+    xmm_sink = p;
+}
+#endif
+
+int main(int argc, char **argv)
 {
     uintptr_t *kept = malloc(640);
     if (!kept)
@@ -38,6 +62,13 @@ int main(void)
     printf("term_lost: started\n");
     fflush(stdout);
     lose();
+#if defined(__x86_64__)
+    if (argc > 1 && strcmp(argv[1], "xmm") == 0)
+        spin_xmm();
+#else
+    (void)argc;
+    (void)argv;
+#endif
     time_t end = time(NULL) + 30;
     uintptr_t x = 0;
     while (time(NULL) < end) {
