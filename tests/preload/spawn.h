@@ -304,6 +304,22 @@ static inline const char *pf_tail(const char *s, size_t len, size_t max)
     return len > max ? s + (len - max) : s;
 }
 
+/* Runs python3 -c `script` with `arg`, stdin from `input_path`, plainly
+ * (a checker of what a test's program wrote); asserts it exits 0 and
+ * returns its stdout (malloc'd). */
+static inline char *pf_python(const char *script, const char *arg, const char *input_path)
+{
+    PF_REQUIRE_PROGRAM("python3");
+    const char *const argv[] = {"python3", "-c", script, arg, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = input_path, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "python check failed (%s):\n%s%s", pf_run_how(&r),
+              pf_tail(r.out, r.out_len, 2000), pf_tail(r.err, r.err_len, 2000));
+    free(r.err);
+    return r.out;
+}
+
 /* ---- temp directories ----------------------------------------------------- */
 
 static inline int pf_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)

@@ -9,21 +9,6 @@ TestSuite(introspect);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-/* Runs python3 -c `script` with `arg`, stdin from `input_path`; asserts it
- * exits 0 and returns its stdout (malloc'd). */
-static char *python(const char *script, const char *arg, const char *input_path)
-{
-    PF_REQUIRE_PROGRAM("python3");
-    const char *const argv[] = {"python3", "-c", script, arg, NULL};
-    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = input_path, .timeout_s = 120};
-    struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    cr_assert(r.exited && r.code == 0, "python check failed (%s):\n%s%s", pf_run_how(&r),
-              pf_tail(r.out, r.out_len, 2000), pf_tail(r.err, r.err_len, 2000));
-    free(r.err);
-    return r.out;
-}
-
 /* Runs `families N mode` preloaded, with the default report settings. */
 static void families(const char *n, const char *mode, struct pf_run *r)
 {
@@ -82,7 +67,7 @@ Test(introspect, malloc_info_lists_every_family_and_counts_large_blocks_after_60
     char *dir = pf_tempdir("introspect");
     char *out = pf_path(dir, "out");
     pf_write_file(out, r.out, r.out_len);
-    char *sum = python(summary_py, "-", out);
+    char *sum = pf_python(summary_py, "-", out);
     cr_assert(strcmp(sum, "typed 600, malloc-3072 10000, large 10, mmap 10\n") == 0, "%s", sum);
     free(sum);
     free(out);
@@ -115,7 +100,7 @@ Test(introspect, malloc_info_is_well_formed_xml_whatever_the_family_names_hold, 
     char *dir = pf_tempdir("introspect");
     char *out = pf_path(dir, "out");
     pf_write_file(out, r.out, r.out_len);
-    char *names = python(names_py, "-", out);
+    char *names = pf_python(names_py, "-", out);
     /* What XML 1.0 cannot hold is U+FFFD; tab and newline survive as references. */
     cr_assert_str_eq(names, "'ctl\\ufffdname'\n"
                             "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\ufffd'\n"

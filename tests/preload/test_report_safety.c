@@ -25,21 +25,6 @@ TestSuite(report_safety);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
-/* Runs python3 -c `script` with `arg`, stdin from `input_path`; asserts it
- * exits 0 and returns its stdout (malloc'd). */
-static char *python(const char *script, const char *arg, const char *input_path)
-{
-    PF_REQUIRE_PROGRAM("python3");
-    const char *const argv[] = {"python3", "-c", script, arg, NULL};
-    struct pf_spawn_opts o = {.mode = PF_PLAIN, .stdin_path = input_path, .timeout_s = 120};
-    struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    cr_assert(r.exited && r.code == 0, "python check failed (%s):\n%s%s", pf_run_how(&r),
-              pf_tail(r.out, r.out_len, 2000), pf_tail(r.err, r.err_len, 2000));
-    free(r.err);
-    return r.out;
-}
-
 /* ---- a report bigger than the first buffer, whole ----------------------------- */
 
 /* Every line of stdin a JSON object; prints "N reports from M processes". */
@@ -84,7 +69,7 @@ Test(report_safety, big_reports_of_several_processes_stay_whole, .timeout = 300)
     cr_assert(stat(path, &st) == 0);
     cr_assert(st.st_size > SHARERS * 400 * 1024, "reports of %lld bytes in all: not big enough to test",
               (long long)st.st_size);
-    char *sum = python(lines_py, "-", path);
+    char *sum = pf_python(lines_py, "-", path);
     char want[64];
     snprintf(want, sizeof want, "%d reports from %d processes\n", SHARERS, SHARERS);
     cr_assert(strcmp(sum, want) == 0, "%s", sum);
@@ -124,7 +109,7 @@ Test(report_safety, malloc_info_with_400_families_is_whole_xml)
     pf_assert_ok(&r, "families");
     cr_assert(strstr(r.out, "families: 400 made\n") != NULL, "%s", pf_tail(r.out, r.out_len, 300));
     pf_write_file(out, r.out, r.out_len);
-    char *sum = python(xml_py, "400", out);
+    char *sum = pf_python(xml_py, "400", out);
     cr_assert(strcmp(sum, "400 of 400 families\n") == 0, "%s", sum);
     free(sum);
     pf_run_free(&r);
