@@ -280,6 +280,20 @@ static size_t utf8_len(const unsigned char *s)
     return n;
 }
 
+/* The character at s (not ASCII): copied when it is valid UTF-8 (and, for
+ * XML, one XML can hold: not U+FFFE or U+FFFF), else `bad` in its place;
+ * the bytes it took. */
+static size_t put_utf8(struct pf_fmt *f, const unsigned char *s, const char *bad, int xml)
+{
+    size_t n = utf8_len(s);
+    if (n && !(xml && n == 3 && s[0] == 0xef && s[1] == 0xbf && s[2] >= 0xbe)) {
+        pf_fmt_mem(f, (const char *)s, n);
+        return n;
+    }
+    pf_fmt_str(f, bad);
+    return n ? n : 1;
+}
+
 void pf_fmt_json_str(struct pf_fmt *f, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
@@ -299,14 +313,7 @@ void pf_fmt_json_str(struct pf_fmt *f, const char *str)
         if (c == 0)
             break;
         if (c >= 0x80) {
-            size_t n = utf8_len(s);
-            if (n) {
-                pf_fmt_mem(f, (const char *)s, n);
-                s += n;
-            } else {
-                pf_fmt_str(f, "\\ufffd");
-                s++;
-            }
+            s += put_utf8(f, s, "\\ufffd", 0);
             continue;
         }
         s++;
@@ -342,19 +349,7 @@ void pf_fmt_xml_attr(struct pf_fmt *f, const char *str)
         if (c == 0)
             break;
         if (c >= 0x80) {
-            size_t n = utf8_len(s);
-            if (n == 3 && c == 0xef && s[1] == 0xbf && s[2] >= 0xbe) {
-                pf_fmt_str(f, replacement); /* U+FFFE, U+FFFF: UTF-8, but no XML character */
-                s += n;
-                continue;
-            }
-            if (n) {
-                pf_fmt_mem(f, (const char *)s, n);
-                s += n;
-            } else {
-                pf_fmt_str(f, replacement);
-                s++;
-            }
+            s += put_utf8(f, s, replacement, 1);
             continue;
         }
         s++;
