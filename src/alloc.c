@@ -127,6 +127,11 @@ void pf_alloc_bad_pointer(const void *p)
     bad_pointer(p, "free");
 }
 
+void pf_alloc_bad_pointer_op(const void *p, const char *op)
+{
+    bad_pointer(p, op);
+}
+
 /* ---- small allocations --------------------------------------------------------- */
 void *pf_alloc_small_slow(size_t req, unsigned cls, int *clean)
 {

@@ -26,5 +26,7 @@ PF_HIDDEN void *pf_pvalloc_in(size_t size);
 PF_HIDDEN void *pf_family_alloc_in(struct pf_family *f, size_t n);
 /* Aborts with the one-line message for a bad pointer handed to free/realloc. */
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
+/* The same for another operation `op` ("malloc_usable_size"), named in the line. */
+PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer_op(const void *p, const char *op);
 
 #endif

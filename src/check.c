@@ -155,7 +155,7 @@ __attribute__((noreturn, cold)) static void fail(struct msg *m, const char *fami
     pf_os_die(m->buf, m->f.len);
 }
 
-/* "pfalloc: <what> 0x<p>" */
+/* "pfalloc: <what>0x<p>" */
 static void start(struct msg *m, const char *what, uintptr_t p)
 {
     pf_fmt_init(&m->f, m->buf, sizeof(m->buf) - 1, -1);
@@ -359,11 +359,13 @@ static int64_t slot_of(uintptr_t p, struct pf_span **sp)
     return idx;
 }
 
+/* Small slot p is not live: the line `what` when it waits in the
+ * quarantine (its site is still known), else alloc.c's line for `op`. */
 __attribute__((noreturn)) static void freed_slot(uintptr_t p, struct pf_span *s, uint32_t idx,
-                                                 const char *what)
+                                                 const char *what, const char *op)
 {
     if (!in_quarantine(p))
-        pf_alloc_bad_pointer((void *)p);
+        pf_alloc_bad_pointer_op((void *)p, op);
     struct msg m;
     start(&m, what, p);
     fail(&m, s->family->name, s->sites ? s->sites[idx] : 0);
@@ -376,7 +378,7 @@ static void small_free(uintptr_t p, struct pf_span *s, uint32_t idx, size_t size
      * at once make a double free, not a corrupted quarantine. */
     if (st < PF_SLOT_LIVE || !__atomic_compare_exchange_n(&s->state[idx], &st, PF_SLOT_DIRTY, 0,
                                                           __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-        freed_slot(p, s, idx, "double free of ");
+        freed_slot(p, s, idx, "double free of ", "free");
     uint32_t waste = st - PF_SLOT_LIVE;
     size_t n = s->slot_size - waste;
     uint32_t site = s->sites ? s->sites[idx] : 0;
@@ -492,24 +494,41 @@ static int live_block(uintptr_t p, size_t *n, struct pf_family **fam)
     return 0;
 }
 
+/* p, handed to realloc or malloc_usable_size (`op`: "free" for realloc,
+ * which frees the block, as alloc.c names it), is no live block: name
+ * what it is, with its site when the block is still known, and stop. */
+__attribute__((noreturn)) static void not_live(uintptr_t p, const char *op)
+{
+    int frees = op[0] == 'f';
+    const char *freed = frees ? "realloc of freed block " : "malloc_usable_size of freed pointer ";
+    const char *interior = frees ? "free of interior pointer " : "malloc_usable_size of interior pointer ";
+    struct msg m;
+    if (pf_guard_is_zero(p)) {
+        uint32_t site;
+        pf_guard_zero_live(p, &site, 0);
+        start(&m, (p & 15) ? interior : freed, p);
+        fail(&m, "zero-size", site);
+    }
+    struct pf_guarded g;
+    if (pf_guard_find(p, &g, 0)) { /* freed, waiting in the quarantine */
+        start(&m, freed, p);
+        fail(&m, g.s->family->name, g.site);
+    }
+    struct pf_span *s;
+    int64_t idx = slot_of(p, &s);
+    if (idx >= 0)
+        freed_slot(p, s, (uint32_t)idx, freed, op);
+    pf_alloc_bad_pointer_op((void *)p, op);
+}
+
 void *pf_check_realloc(void *p, size_t n)
 {
     if (!p)
         return pf_check_alloc(n, 16, 0, NULL);
     size_t old;
     struct pf_family *f;
-    if (!live_block((uintptr_t)p, &old, &f)) {
-        struct pf_span *s;
-        int64_t idx = slot_of((uintptr_t)p, &s);
-        if (idx >= 0)
-            freed_slot((uintptr_t)p, s, (uint32_t)idx, "realloc of freed block ");
-        if (f) {
-            struct msg m;
-            start(&m, "realloc of freed block ", (uintptr_t)p);
-            fail(&m, f->name, 0);
-        }
-        pf_alloc_bad_pointer(p);
-    }
+    if (!live_block((uintptr_t)p, &old, &f))
+        not_live((uintptr_t)p, "free");
     if (n == 0) {
         pf_check_free(p, PF_CHECK_ANY_SIZE, 0);
         return NULL;
@@ -529,7 +548,14 @@ size_t pf_check_usable(const void *p)
 {
     size_t n;
     struct pf_family *f;
-    return p && live_block((uintptr_t)p, &n, &f) ? n : 0;
+    if (!p)
+        return 0;
+    /* Stops at a bad pointer as the default mode does (README): a program
+     * asking the size of what it does not own is as broken as one freeing
+     * it. It returned 0, and the program went on. */
+    if (!live_block((uintptr_t)p, &n, &f))
+        not_live((uintptr_t)p, "malloc_usable_size");
+    return n;
 }
 
 int pf_check_site(const void *p, uint32_t id)

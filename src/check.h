@@ -34,7 +34,8 @@ PF_HIDDEN void *pf_check_alloc(size_t n, size_t align, int zero, struct pf_famil
  * (1 for an unaligned one). Anything wrong is fatal with one line. */
 PF_HIDDEN void pf_check_free(void *p, size_t size, size_t align);
 PF_HIDDEN void *pf_check_realloc(void *p, size_t n);
-/* The bytes requested for p (0 for a pointer that is not a live block). */
+/* The bytes requested for p (0 for NULL); a pointer that is no live block
+ * is fatal with one line, as in free. */
 PF_HIDDEN size_t pf_check_usable(const void *p);
 /* Keeps the call-site id of a block whose site is kept here (large and
  * zero-size blocks); returns 0 when p is not one of them. */

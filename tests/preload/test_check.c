@@ -273,6 +273,8 @@ Test(check, messages_name_the_allocating_site)
     expect_abort("large-double-free", CHECK, sites, pat);
     snprintf(pat, sizeof pat, "^pfalloc: sized delete of " HEX " .*\\(family malloc-48%s", at);
     expect_abort("sized-delete", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: malloc_usable_size of freed pointer " HEX " \\(family malloc-1024%s", at);
+    expect_abort("usable-freed", CHECK, sites, pat);
 }
 
 /* The leak report names the site of a large block the checking mode
@@ -344,6 +346,23 @@ Test(check, zero_size_blocks_are_counted_and_classified)
             cr_assert(strstr(r.err, "\nmalloc-16    class       16          5          5        0 B        0 B ") != NULL,
                       "%s", r.err);
         pf_run_free(&r);
+    }
+}
+
+/* malloc_usable_size of a pointer that free would refuse stops the program
+ * in both modes, with the line the default mode writes (README): the
+ * checking mode returned 0 and the program went on. */
+Test(check, usable_size_of_a_bad_pointer_stops_the_program_in_both_modes)
+{
+    const char *const modes[] = {CHECK, NULL};
+    for (int i = 0; i < 2; i++) {
+        expect_abort("usable-interior", modes[i], NULL,
+                     "^pfalloc: malloc_usable_size of interior pointer " HEX
+                     " \\(family malloc-1024, object at 0x[0-9a-f]+\\)$");
+        expect_abort("usable-freed", modes[i], NULL,
+                     "^pfalloc: malloc_usable_size of freed pointer " HEX " \\(family malloc-1024\\)$");
+        expect_abort("usable-static", modes[i], NULL,
+                     "^pfalloc: malloc_usable_size of " HEX ", a pointer pfalloc never returned$");
     }
 }
 

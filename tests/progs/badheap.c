@@ -3,7 +3,9 @@
  * allocator test suites probe: writes past the end (by 1 and 8 bytes, and
  * far), writes after free, double and invalid frees, realloc of a freed
  * block, mismatched C++ sized and aligned delete, touching a zero-size
- * block, and an overflow left in a block that is never freed. It prints
+ * block, malloc_usable_size of a pointer into a block, of a freed block and
+ * of a static buffer, and an overflow left in a block that is never freed.
+ * It prints
  * "pointer 0x..." before the act and "survived" when it returns, so a run
  * that ends in neither a signal nor a message went unnoticed.
  * The C++ operators are reached by their symbol names, so this C program
@@ -167,8 +169,20 @@ static const char *const acts[] = {
     "large-uaf-write", "large-uaf-read", "double-free",  "double-free-later",  "large-double-free",
     "free-stack",  "free-static",     "free-interior",   "realloc-freed",      "sized-delete",
     "aligned-delete", "unaligned-delete", "zero-read",   "zero-write",         "overflow-at-exit",
-    "underflow-1", NULL,
+    "underflow-1", "usable-interior", "usable-freed", "usable-static", NULL,
 };
+
+/* malloc_usable_size of what is no live block's start: a pointer 16 bytes
+ * into a block of 1000, a freed block, a static buffer. */
+static void usable_of(const char *what)
+{
+    char *p = hide(malloc(1000));
+    char *q = what[0] == 'i' ? p + 16 : what[0] == 'f' ? p : static_buf;
+    if (what[0] == 'f')
+        free(p);
+    show(q);
+    printf("malloc_usable_size returned %zu\n", malloc_usable_size(hide(q)));
+}
 
 int main(int argc, char **argv)
 {
@@ -284,6 +298,8 @@ int main(int argc, char **argv)
         show(p);
         p[-1] = 1;
         free(p);
+    } else if (strncmp(act, "usable-", 7) == 0) {
+        usable_of(act + 7);
     } else if (strcmp(act, "usable") == 0) {
         /* Correct use: every usable byte may be written. */
         char *p = hide(malloc(SMALL));
