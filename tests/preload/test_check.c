@@ -422,6 +422,34 @@ Test(check, stress_programs_run_unchanged)
     stress_prog("cxx_threads");
 }
 
+/* Alignments above 1 GiB are served, and one no mapping can have fails
+ * with ENOMEM, in the checking mode as in the default mode and glibc
+ * (tests/progs/aligned.c): the checking mode refused every alignment
+ * above 1 GiB with EINVAL. */
+Test(check, alignments_above_1_gib_are_served_as_without_the_mode)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/aligned", NULL};
+    const char *const want[] = {
+        "\nposix_memalign(align 2 GiB): 0, aligned\n",
+        "\naligned_alloc(align 2 GiB): aligned, errno 0\n",
+        "\nposix_memalign(align 2^62): ENOMEM, result untouched\n",
+        "\naligned_alloc(align 2^62): NULL, errno ENOMEM\n",
+        "\nmemalign(align 2^63): NULL, errno ENOMEM\n",
+    };
+    const char *const modes[] = {CHECK, "PFALLOC_CHECK=0"};
+    for (int i = 0; i < 2; i++) {
+        const char *const env[] = {modes[i], "PFALLOC_REPORT=off", NULL};
+        struct pf_run r;
+        pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 60}, &r);
+        pf_assert_ok(&r, "aligned");
+        for (size_t k = 0; k < sizeof want / sizeof want[0]; k++)
+            cr_assert(strstr(r.out, want[k]) != NULL, "%s: want \"%.*s\" in stdout:\n%s", modes[i],
+                      (int)strlen(want[k]) - 2, want[k] + 1, r.out);
+        pf_run_free(&r);
+    }
+}
+
 /* A signal report with the leak section (PFALLOC_REACH_SIGNAL=1) that
  * lands while its thread handles a zero-size block: the walk took the
  * cells' lock, which the interrupted code held, and pfalloc stopped the

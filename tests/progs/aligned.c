@@ -3,7 +3,9 @@
  * 8 bytes to 1 MiB and a spread of sizes around each: the block must be
  * aligned, fully writable, keep its contents while neighbours are written,
  * and report a usable size of at least the request. Also the documented
- * error returns. Output is the same under any correct allocator.
+ * error returns, and alignments above 1 GiB: 2 GiB is served, one no
+ * mapping can have is ENOMEM, not EINVAL. Output is the same under any
+ * correct allocator.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -127,6 +129,37 @@ static void errors(void)
         free(p);
 }
 
+static const char *err_name(int e)
+{
+    return e == 0 ? "0" : e == ENOMEM ? "ENOMEM" : e == EINVAL ? "EINVAL" : "other";
+}
+
+/* A power of two is a valid alignment however big it is. */
+static void huge_alignments(void)
+{
+    const size_t g2 = (size_t)1 << 31;
+    void *p = NULL;
+    int rc = posix_memalign(&p, g2, 64);
+    printf("posix_memalign(align 2 GiB): %s, %s\n", err_name(rc),
+           rc == 0 && ((uintptr_t)p & (g2 - 1)) == 0 ? "aligned" : "no block");
+    if (rc == 0)
+        free(p);
+    errno = 0;
+    p = aligned_alloc(g2, 64);
+    printf("aligned_alloc(align 2 GiB): %s, errno %s\n",
+           p && ((uintptr_t)p & (g2 - 1)) == 0 ? "aligned" : p ? "misaligned" : "NULL", err_name(errno));
+    free(p);
+    p = (void *)1;
+    rc = posix_memalign(&p, (size_t)1 << 62, 64);
+    printf("posix_memalign(align 2^62): %s, result %s\n", err_name(rc), p == (void *)1 ? "untouched" : "changed");
+    errno = 0;
+    p = aligned_alloc((size_t)1 << 62, 64);
+    printf("aligned_alloc(align 2^62): %s, errno %s\n", p ? "block" : "NULL", err_name(errno));
+    errno = 0;
+    p = memalign((size_t)1 << 63, 64);
+    printf("memalign(align 2^63): %s, errno %s\n", p ? "block" : "NULL", err_name(errno));
+}
+
 int main(void)
 {
     page = (size_t)sysconf(_SC_PAGESIZE);
@@ -140,6 +173,7 @@ int main(void)
                blocks, alignments * LIVE);
     }
     errors();
+    huge_alignments();
     printf("failures: %lu\n", failures);
     return failures == 0 ? 0 : 1;
 }
