@@ -93,6 +93,25 @@ __attribute__((noreturn, cold)) static void bad_small(const void *p, const char 
     die_freed(p, op, s->family);
 }
 
+/* The start of a freed large block that holds p, or 0, by the tombstones
+ * of p's chunk (entry s) and of the chunk before: a block is at least a
+ * chunk long, so it holds the rest of the chunk it starts in and as much of
+ * the next one. (A single tombstone per chunk named every page-aligned
+ * pointer of that chunk a double free.) */
+static uintptr_t freed_large_at(const void *p, const struct pf_span *s)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (s && s->kind == PF_SPAN_GONE && pf_span_gone_start(p, s) <= a)
+        return pf_span_gone_start(p, s);
+    if (a < PF_CHUNK)
+        return 0;
+    const void *q = (const void *)(a - PF_CHUNK);
+    const struct pf_span *t = pf_pagemap_get(q);
+    if (t && t->kind == PF_SPAN_GONE && pf_span_gone_start(q, t) > a - PF_CHUNK)
+        return pf_span_gone_start(q, t);
+    return 0;
+}
+
 /* p, handed to `op` ("free" for free and realloc, which frees the block),
  * is not a live block's start: name what it is and stop. */
 __attribute__((noreturn, cold)) static void bad_pointer(const void *p, const char *op)
@@ -101,17 +120,17 @@ __attribute__((noreturn, cold)) static void bad_pointer(const void *p, const cha
     /* The pagemap knows a large block by its first chunk only: a pointer
      * further in finds nothing (or a stale tombstone), so look for the block
      * that holds it. */
-    if (!s || s == PF_PM_FREED_LARGE || (s->kind == PF_SPAN_LARGE && s->start != (uintptr_t)p)) {
+    if (!s || s->kind == PF_SPAN_GONE || (s->kind == PF_SPAN_LARGE && s->start != (uintptr_t)p)) {
         struct pf_span *b = pf_large_find(p);
         if (b && b->start != (uintptr_t)p)
             die(op, " of interior pointer ", "", p, "", b->family, (void *)b->start);
     }
-    if (!s)
-        die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
-    if (s == PF_PM_FREED_LARGE) {
-        /* The chunk where a freed block started; blocks start on pages. */
-        if (((uintptr_t)p & (pf_os_page_size() - 1)) == 0)
+    if (!s || s->kind == PF_SPAN_GONE) {
+        uintptr_t gone = freed_large_at(p, s);
+        if ((uintptr_t)p == gone)
             die_freed(p, op, pf_family_large());
+        if (gone)
+            die(op, " of interior pointer ", "", p, " of a freed block", pf_family_large(), (void *)gone);
         die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
     }
     if (s->kind == PF_SPAN_LARGE) /* below the block that starts in this chunk */

@@ -120,11 +120,16 @@ struct msg {
     char buf[512];
 };
 
-/* "(family F, allocated at func+0x1c in prog)": the site only when known. */
-static void put_owner(struct msg *m, const char *family, uint32_t site)
+/* "(family F[, object at 0x<obj>], allocated at func+0x1c in prog)": the
+ * object when obj is not 0, the site only when known. */
+static void put_owner(struct msg *m, const char *family, uintptr_t obj, uint32_t site)
 {
     pf_fmt_str(&m->f, " (family ");
     pf_fmt_str(&m->f, family && *family ? family : "?");
+    if (obj) {
+        pf_fmt_str(&m->f, ", object at ");
+        pf_fmt_hex(&m->f, obj);
+    }
     uintptr_t addr = site ? pf_sites_addr(site) : 0;
     if (addr) {
         /* Named as the leak report names frames: the module's own symbol
@@ -148,11 +153,17 @@ static void put_owner(struct msg *m, const char *family, uint32_t site)
     pf_fmt_str(&m->f, ")");
 }
 
-__attribute__((noreturn, cold)) static void fail(struct msg *m, const char *family, uint32_t site)
+__attribute__((noreturn, cold)) static void fail_in(struct msg *m, const char *family, uintptr_t obj,
+                                                     uint32_t site)
 {
-    put_owner(m, family, site);
+    put_owner(m, family, obj, site);
     m->buf[m->f.len++] = '\n';
     pf_os_die(m->buf, m->f.len);
+}
+
+__attribute__((noreturn, cold)) static void fail(struct msg *m, const char *family, uint32_t site)
+{
+    fail_in(m, family, 0, site);
 }
 
 /* "pfalloc: <what>0x<p>" */
@@ -371,6 +382,37 @@ __attribute__((noreturn)) static void freed_slot(uintptr_t p, struct pf_span *s,
     fail(&m, s->family->name, s->sites ? s->sites[idx] : 0);
 }
 
+/* p, handed to `op` ("free" for free and realloc, or "malloc_usable_size"),
+ * is no live block's start and no small slot's: name what holds it and
+ * stop; `freed` starts the line for a freed block's own pointer. A guarded
+ * block is named by the program's pointer, not its span's start (alloc.c's
+ * line named the span's start as the object), and says whether it was
+ * freed. One released lately (above Q_BYTES / 4 at its free, or out of the
+ * quarantine) is still named when no live block has taken its place: a
+ * second free of a block over 8 MiB was "a pointer pfalloc never
+ * returned", with no family nor site. */
+__attribute__((noreturn, cold)) static void bad(uintptr_t p, const char *op, const char *freed)
+{
+    struct pf_span *s = pf_pagemap_get((void *)p);
+    int taken = (s && s->kind == PF_SPAN_SMALL) || pf_large_find((void *)p);
+    struct pf_guard_owner o;
+    if (pf_guard_owner(p, !taken, &o)) {
+        struct msg m;
+        if (o.p == p && o.freed) {
+            start(&m, freed, p);
+            fail(&m, o.f->name, o.site);
+        }
+        if (o.p != p) {
+            start(&m, op[0] == 'f' ? "free of interior pointer "
+                                   : "malloc_usable_size of interior pointer ", p);
+            if (o.freed)
+                pf_fmt_str(&m.f, " of a freed block");
+            fail_in(&m, o.f->name, o.p, o.site);
+        }
+    }
+    pf_alloc_bad_pointer_op((void *)p, op);
+}
+
 static void small_free(uintptr_t p, struct pf_span *s, uint32_t idx, size_t size, size_t align)
 {
     uint16_t st = __atomic_load_n(&s->state[idx], __ATOMIC_RELAXED);
@@ -406,7 +448,7 @@ void pf_check_free(void *ptr, size_t size, size_t align)
     else if (s && s->kind == PF_SPAN_LARGE && s->start == p) /* made before the mode was on */
         pf_large_free(s);
     else
-        pf_alloc_bad_pointer(ptr);
+        bad(p, "free", "double free of ");
     busy_out();
     errno = saved;
 }
@@ -518,7 +560,7 @@ __attribute__((noreturn)) static void not_live(uintptr_t p, const char *op)
     int64_t idx = slot_of(p, &s);
     if (idx >= 0)
         freed_slot(p, s, (uint32_t)idx, freed, op);
-    pf_alloc_bad_pointer_op((void *)p, op);
+    bad(p, op, freed);
 }
 
 void *pf_check_realloc(void *p, size_t n)

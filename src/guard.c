@@ -6,8 +6,10 @@
  * table (linear probing, deletion by moving the rest of a run back) maps it
  * to its entry. Zero-size cells: a bitmap over a PROT_NONE reserve, taken
  * next-fit so a freed cell is reused only after the cursor went round.
- * guard_lock guards the table and the bitmap; under it no other lock is
- * taken and no syscall made.
+ * The last GONE_SLOTS blocks released are remembered (pointer, pages,
+ * family, site), so that a second free of one is still named.
+ * guard_lock guards the table, the bitmap and that ring; under it no other
+ * lock is taken and no syscall made.
  */
 #include "guard.h"
 
@@ -21,6 +23,7 @@
 
 #define BIG_SLOTS (1u << 16)
 #define BIG_MAX (BIG_SLOTS / 4 * 3) /* beyond this load, blocks are plain */
+#define GONE_SLOTS 256 /* released blocks remembered */
 #define ZERO_CELLS (1u << 20)
 #define ZERO_BYTES ((size_t)ZERO_CELLS * 16)
 
@@ -31,6 +34,17 @@ static uintptr_t zero_base;     /* ZERO_BYTES of PROT_NONE */
 static uint64_t *zero_bits;     /* bit set: cell live */
 static uint32_t *zero_sites;    /* call-site id per cell */
 static uint32_t zero_next;      /* next cell to try */
+
+/* A guarded block released (given back to the large layer). */
+struct gone {
+    uintptr_t p;         /* what the program got; 0: empty */
+    uintptr_t start;     /* its span's start: [start, start + room) were its bytes */
+    size_t room;
+    struct pf_family *f;
+    uint32_t site;
+};
+static struct gone *gone;  /* GONE_SLOTS entries */
+static uint32_t gone_next; /* entries ever written; the newest is gone_next - 1 */
 
 /* ---- the table --------------------------------------------------------------- */
 static uint32_t hash(uintptr_t p)
@@ -152,10 +166,40 @@ void pf_guard_release(const struct pf_guarded *g)
     pf_os_protect((void *)g->s->start, g->room + pf_os_page_size(), 1);
     pf_lock(&guard_lock);
     struct pf_guarded *e = find(g->p);
-    if (e)
+    if (e) {
+        /* Blocks above the quarantine's share leave it at once: without
+         * this, their second free found no entry and was "a pointer
+         * pfalloc never returned". */
+        gone[gone_next++ % GONE_SLOTS] = (struct gone){e->p, e->s->start, e->room, e->s->family, e->site};
         remove_entry(e);
+    }
     pf_unlock(&guard_lock);
     pf_large_free(g->s);
+}
+
+int pf_guard_owner(uintptr_t p, int released, struct pf_guard_owner *o)
+{
+    if (!bigs)
+        return 0;
+    int found = 0;
+    pf_lock(&guard_lock);
+    /* A fatal path: a walk of the whole table is no cost. */
+    for (uint32_t i = 0; i < BIG_SLOTS && !found; i++) {
+        const struct pf_guarded *e = &bigs[i];
+        if (e->p && p >= e->p && p < e->s->start + e->room) {
+            *o = (struct pf_guard_owner){e->p, e->s->family, e->site, e->freed};
+            found = 1;
+        }
+    }
+    for (uint32_t k = 1; released && k <= GONE_SLOTS && k <= gone_next && !found; k++) {
+        const struct gone *r = &gone[(gone_next - k) % GONE_SLOTS];
+        if (p >= r->p && p < r->start + r->room) {
+            *o = (struct pf_guard_owner){r->p, r->f, r->site, 1};
+            found = 1;
+        }
+    }
+    pf_unlock(&guard_lock);
+    return found;
 }
 
 void pf_guard_each_live(void (*fn)(const struct pf_guarded *g))
@@ -283,9 +327,11 @@ int pf_guard_init(void)
 {
     struct pf_guarded *t = pf_os_map_meta(sizeof(struct pf_guarded) * BIG_SLOTS);
     uint64_t *bits = pf_os_map_meta(ZERO_CELLS / 8 + sizeof(uint32_t) * ZERO_CELLS);
+    struct gone *r = pf_os_map_meta(sizeof(struct gone) * GONE_SLOTS);
     void *z = pf_os_reserve(ZERO_BYTES);
-    if (!t || !bits || !z)
+    if (!t || !bits || !r || !z)
         return -1;
+    gone = r;
     zero_bits = bits;
     zero_sites = (uint32_t *)((char *)bits + ZERO_CELLS / 8);
     zero_base = (uintptr_t)z;

@@ -45,6 +45,17 @@ PF_HIDDEN int pf_guard_find(uintptr_t p, struct pf_guarded *g, int mark_freed);
 PF_HIDDEN int pf_guard_seal(const struct pf_guarded *g);
 /* Really frees a guarded block: access back, entry gone, pf_large_free. */
 PF_HIDDEN void pf_guard_release(const struct pf_guarded *g);
+/* What holds p, a pointer that is no block's start, for a fatal line: a
+ * guarded block, live or freed, whose bytes from its pointer to its guard
+ * page hold p, or (with `released`) one of the last blocks released, the
+ * newest first. 0 when none does. */
+struct pf_guard_owner {
+    uintptr_t p;         /* the block's pointer, as the program got it */
+    struct pf_family *f; /* its family */
+    uint32_t site;       /* call-site id */
+    uint8_t freed;       /* freed by the program (in the quarantine, or released) */
+};
+PF_HIDDEN int pf_guard_owner(uintptr_t p, int released, struct pf_guard_owner *o);
 /* Calls fn for every guarded block not freed (fn may not free). */
 PF_HIDDEN void pf_guard_each_live(void (*fn)(const struct pf_guarded *g));
 

@@ -59,7 +59,7 @@ struct pf_span *pf_large_find(const void *p)
         struct pf_span *s = pf_pagemap_get((void *)(c << PF_CHUNK_SHIFT));
         /* Tombstones may be stale (a later block mapped over a freed one's
          * chunk): look past them. */
-        if (s && s != PF_PM_FREED_LARGE) {
+        if (s && s->kind != PF_SPAN_GONE) {
             if (s->kind != PF_SPAN_LARGE)
                 return NULL; /* a region's chunk: no large block covers it, nor p above it */
             if (s->start <= a)
@@ -415,7 +415,7 @@ void pf_large_free(struct pf_span *s)
     int saved = errno;
     void *p = (void *)s->start;
     pf_family_remove_large(s->family, s);
-    pf_pagemap_set(p, 1, PF_PM_FREED_LARGE);
+    pf_pagemap_set(p, 1, PF_PM_FREED_LARGE(p));
     live_sub(s->bytes);
     cache_put((uintptr_t)p, s->bytes);
     pf_span_meta_free(s);
@@ -498,7 +498,7 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
             /* The old range is unmapped now, and a block of another thread
              * may already start in its chunk: clear the entry only if it
              * still names this block. */
-            pf_pagemap_replace(old, s, PF_PM_FREED_LARGE);
+            pf_pagemap_replace(old, s, PF_PM_FREED_LARGE(old));
         }
         note_block(bytes);
         s->start = (uintptr_t)p;

@@ -127,10 +127,7 @@ PF_INLINE pf_pm_leaf *pf_pagemap_leaf_at(uintptr_t e)
     return e == PF_PM_HOT_MARK ? &pf_pagemap.hot : (pf_pm_leaf *)(e << PF_PM_LEAF_ALIGN_SHIFT);
 }
 
-/* Tombstone: the chunk held a large block that has been freed (a static
- * span of kind PF_SPAN_GONE, so lookups need no extra test). */
-PF_HIDDEN extern struct pf_span pf_span_gone;
-#define PF_PM_FREED_LARGE (&pf_span_gone)
+/* Tombstones (a chunk where a freed large block started): span.h. */
 
 /* The leaf of level-1 index `top`, or NULL. */
 PF_INLINE pf_pm_leaf *pf_pagemap_leaf(uintptr_t top)

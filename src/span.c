@@ -12,7 +12,11 @@
 #include "lock.h"
 
 const uint16_t pf_state_none[1];
-struct pf_span pf_span_gone = {.kind = PF_SPAN_GONE, .state = (uint16_t *)pf_state_none, .bin = PF_BIN_NONE};
+#define GONE {.kind = PF_SPAN_GONE, .state = (uint16_t *)pf_state_none, .bin = PF_BIN_NONE}
+_Static_assert(PF_GONE_COUNT == 16, "one tombstone per 4 KiB of a 64 KiB chunk");
+struct pf_span pf_span_gone[PF_GONE_COUNT] = {GONE, GONE, GONE, GONE, GONE, GONE, GONE, GONE,
+                                              GONE, GONE, GONE, GONE, GONE, GONE, GONE, GONE};
+#undef GONE
 
 /* ---- metadata memory ------------------------------------------------------ */
 /* The first chunk is small, so a program that allocates little maps

@@ -95,6 +95,23 @@ struct pf_span {
     uint16_t few_states[PF_FEW_SLOTS];
 };
 
+/* Tombstones: the pagemap entry of a chunk where a large block started
+ * that has been freed. One static span of kind PF_SPAN_GONE (so lookups
+ * need no extra test) per 4 KiB of a chunk says where in it the block
+ * started (blocks start on pages): a second free of that start is a double
+ * free, a pointer less than a chunk above it points into the freed block
+ * (a block is at least a chunk long). */
+#define PF_GONE_UNIT ((size_t)4096)
+#define PF_GONE_COUNT (PF_CHUNK / PF_GONE_UNIT)
+PF_HIDDEN extern struct pf_span pf_span_gone[PF_GONE_COUNT];
+#define PF_PM_FREED_LARGE(start) (&pf_span_gone[((uintptr_t)(start) & (PF_CHUNK - 1)) / PF_GONE_UNIT])
+
+/* Where the freed block of tombstone s started, for p in its chunk. */
+PF_INLINE uintptr_t pf_span_gone_start(const void *p, const struct pf_span *s)
+{
+    return ((uintptr_t)p & ~(uintptr_t)(PF_CHUNK - 1)) + (uintptr_t)(s - pf_span_gone) * PF_GONE_UNIT;
+}
+
 /* The state array of spans without slots. */
 PF_HIDDEN extern const uint16_t pf_state_none[1];
 

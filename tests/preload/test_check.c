@@ -275,6 +275,10 @@ Test(check, messages_name_the_allocating_site)
     expect_abort("sized-delete", CHECK, sites, pat);
     snprintf(pat, sizeof pat, "^pfalloc: malloc_usable_size of freed pointer " HEX " \\(family malloc-1024%s", at);
     expect_abort("usable-freed", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: double free of " HEX " \\(family large%s", at);
+    expect_abort("huge-double-free", CHECK, sites, pat);
+    snprintf(pat, sizeof pat, "^pfalloc: realloc of freed block " HEX " \\(family large%s", at);
+    expect_abort("huge-realloc-freed", CHECK, sites, pat);
 }
 
 /* The leak report names the site of a large block the checking mode
@@ -363,6 +367,41 @@ Test(check, usable_size_of_a_bad_pointer_stops_the_program_in_both_modes)
                      "^pfalloc: malloc_usable_size of freed pointer " HEX " \\(family malloc-1024\\)$");
         expect_abort("usable-static", modes[i], NULL,
                      "^pfalloc: malloc_usable_size of " HEX ", a pointer pfalloc never returned$");
+    }
+}
+
+/* A block over 8 MiB is freed at once, not held in the quarantine: its
+ * second free, or realloc, found no block and was named "a pointer
+ * pfalloc never returned", with no family (nor site). */
+Test(check, a_second_free_of_a_block_over_8_mib_is_a_double_free)
+{
+    expect_abort("huge-double-free", CHECK, NULL, "^pfalloc: double free of " HEX " \\(family large\\)$");
+    expect_abort("huge-realloc-freed", CHECK, NULL,
+                 "^pfalloc: realloc of freed block " HEX " \\(family large\\)$");
+    expect_abort("huge-double-free", NULL, NULL, "^pfalloc: double free of " HEX " \\(family large\\)$");
+    expect_abort("huge-realloc-freed", NULL, NULL, "^pfalloc: double free of " HEX " \\(family large\\)$");
+}
+
+/* free(p + 4096) after free(p) of a block of 1 MiB: p + 4096 was never
+ * returned, it points into a freed block. The default mode named it "double
+ * free of p + 4096" (any page-aligned pointer of the chunk where a freed
+ * block started), the checking mode an interior pointer of a block that
+ * was not freed, at the start of its pages (not the block's). */
+Test(check, a_pointer_into_a_freed_large_block_is_named_so)
+{
+    const char *pat = "^pfalloc: free of interior pointer " HEX " of a freed block \\(family large, object at 0x[0-9a-f]+\\)$";
+    const char *const modes[] = {NULL, CHECK};
+    for (int i = 0; i < 2; i++) {
+        expect_abort("large-interior-after-free", modes[i], NULL, pat);
+        /* The object is the block the program freed, 4 KiB below. */
+        struct pf_run r;
+        run("large-interior-after-free", modes[i], NULL, &r);
+        const char *obj = strstr(r.err, "object at ");
+        unsigned long long at = 0;
+        cr_assert(obj && sscanf(obj, "object at %llx", &at) == 1, "%s", r.err);
+        cr_assert_eq(at, pointer_of(&r) - 4096, "%s: the line names object 0x%llx, the program freed 0x%llx",
+                     modes[i] ? modes[i] : "default mode", at, pointer_of(&r) - 4096);
+        pf_run_free(&r);
     }
 }
 

@@ -4,7 +4,10 @@
  * far), writes after free, double and invalid frees, realloc of a freed
  * block, mismatched C++ sized and aligned delete, touching a zero-size
  * block, malloc_usable_size of a pointer into a block, of a freed block and
- * of a static buffer, and an overflow left in a block that is never freed.
+ * of a static buffer, a double free and a realloc of a freed block of
+ * 9 MiB (above what the checking mode's quarantine holds), a free of a
+ * pointer 4 KiB into a freed block of 1 MiB, and an overflow left in a
+ * block that is never freed.
  * It prints
  * "pointer 0x..." before the act and "survived" when it returns, so a run
  * that ends in neither a signal nor a message went unnoticed.
@@ -40,6 +43,7 @@
 
 #define SMALL 24
 #define LARGE 300000
+#define HUGE ((size_t)9 << 20)
 
 static void *hide(void *p)
 {
@@ -169,7 +173,8 @@ static const char *const acts[] = {
     "large-uaf-write", "large-uaf-read", "double-free",  "double-free-later",  "large-double-free",
     "free-stack",  "free-static",     "free-interior",   "realloc-freed",      "sized-delete",
     "aligned-delete", "unaligned-delete", "zero-read",   "zero-write",         "overflow-at-exit",
-    "underflow-1", "usable-interior", "usable-freed", "usable-static", NULL,
+    "underflow-1", "usable-interior", "usable-freed", "usable-static", "huge-double-free",
+    "huge-realloc-freed", "large-interior-after-free", NULL,
 };
 
 /* malloc_usable_size of what is no live block's start: a pointer 16 bytes
@@ -226,6 +231,22 @@ int main(int argc, char **argv)
         show(p);
         free(p);
         free(hide(p));
+    } else if (strcmp(act, "huge-double-free") == 0) {
+        char *p = hide(malloc(HUGE));
+        show(p);
+        free(p);
+        free(hide(p));
+    } else if (strcmp(act, "huge-realloc-freed") == 0) {
+        char *p = hide(malloc(HUGE));
+        show(p);
+        free(p);
+        p = realloc(hide(p), 100);
+        printf("realloc returned %p\n", (void *)p);
+    } else if (strcmp(act, "large-interior-after-free") == 0) {
+        char *p = hide(malloc((size_t)1 << 20));
+        show(p + 4096);
+        free(p);
+        free(hide(p + 4096));
     } else if (strcmp(act, "free-stack") == 0) {
         char buf[64];
         buf[0] = 1;

@@ -169,7 +169,7 @@ Test(large, free_tombstones_and_caches_the_mapping)
     size_t bytes = span_of(p)->bytes;
     struct pf_os_counts c0 = counts();
     pf_large_free(span_of(p));
-    cr_assert_eq(pf_pagemap_get(p), PF_PM_FREED_LARGE, "a freed block's entry is a tombstone");
+    cr_assert_eq(pf_pagemap_get(p), PF_PM_FREED_LARGE(p), "a freed block's entry is a tombstone naming its start");
     cr_assert_eq(pf_large_cached_bytes(), bytes);
     cr_assert_eq(counts().munmap_calls, c0.munmap_calls, "a cached block is not unmapped");
     cr_assert_eq(f->frees, 1);
@@ -392,7 +392,7 @@ Test(large, realloc_grows_and_shrinks_with_mremap)
     cr_assert_eq(f->allocs, 1);
     if (q != p) {
         struct pf_span *old = pf_pagemap_get(p);
-        cr_assert(old == NULL || old == PF_PM_FREED_LARGE, "the old start no longer names the block");
+        cr_assert(old == NULL || old == PF_PM_FREED_LARGE(p), "the old start no longer names the block");
     }
     memset(q + n1 - 4096, 0x42, 4096);
 
@@ -448,7 +448,7 @@ Test(large, realloc_copies_every_usable_byte_of_a_block_that_spans_two_mappings)
     cr_assert_eq(span_of(q)->bytes, 16 * MiB);
     cr_assert_eq(f->live_bytes, 16 * MiB);
     struct pf_span *old = pf_pagemap_get(p);
-    cr_assert(old == NULL || old == PF_PM_FREED_LARGE, "the old start no longer names the block");
+    cr_assert(old == NULL || old == PF_PM_FREED_LARGE(p), "the old start no longer names the block");
     pf_large_free(span_of(q));
 }
 
