@@ -47,6 +47,17 @@ static int exit_started;
  * exit report is written before the process dies of them. SIGQUIT is left
  * alone: it asks for a core dump of the process as it is. */
 static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
+/* Those of them that carry pfalloc's handler, which the program sees as
+ * the default (see sigaction below), and that handler's action. */
+static sigset_t term_mine;
+static struct sigaction term_action;
+/* The process that installed the handler, or the fork child that took it
+ * over: a vfork child (or a clone that ran no fork handler) shares the
+ * parent's memory and must not write the parent's report. */
+static pid_t term_pid;
+
+/* glibc's own entry point, which its weak `sigaction` aliases. */
+extern int __sigaction(int signo, const struct sigaction *act, struct sigaction *old);
 
 /* What a report needs from the frame that took the signal or the exit,
  * for its part on pfalloc's own stack (pf_os_on_own_stack: the thread's
@@ -92,16 +103,19 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
-static void install_handler(int signo, void (*fn)(int, siginfo_t *, void *), const sigset_t *mask)
+/* fn on signo, unless its action is not the default; into *out, the
+ * action set. 1 when set. */
+static int install_handler(int signo, void (*fn)(int, siginfo_t *, void *), const sigset_t *mask,
+                           struct sigaction *out)
 {
     struct sigaction old, sa;
-    if (sigaction(signo, NULL, &old) != 0)
-        return;
+    if (__sigaction(signo, NULL, &old) != 0)
+        return 0;
     /* Only a signal whose action is still the default is ours: one ignored
      * or handled (with sa_handler or an SA_SIGINFO sa_sigaction) by a
      * library whose constructor ran first stays as it is. */
     if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
-        return;
+        return 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = fn;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -109,12 +123,16 @@ static void install_handler(int signo, void (*fn)(int, siginfo_t *, void *), con
         sa.sa_mask = *mask;
     else
         sigemptyset(&sa.sa_mask);
-    sigaction(signo, &sa, NULL);
+    if (__sigaction(signo, &sa, NULL) != 0)
+        return 0;
+    if (out)
+        *out = sa;
+    return 1;
 }
 
 static void install(int signo)
 {
-    install_handler(signo, on_signal, NULL);
+    install_handler(signo, on_signal, NULL, NULL);
 }
 
 static void start_interval(uint64_t ms)
@@ -208,7 +226,9 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     uintptr_t from;
     PF_OS_PROGRAM_STACK(from);
     int saved = errno;
-    if (!__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
+    /* In a vfork child (which shares the parent's memory and flags) the
+     * report is not this process's to write: it dies of the signal. */
+    if (getpid() == term_pid && !__atomic_exchange_n(&exit_started, 1, __ATOMIC_ACQ_REL)) {
         struct report_job j = {.from = from, .with_leaks = !pf_lock_any_mine() && family_locks_free()};
 #if defined(__x86_64__)
         /* The interrupted code's stack is read from its stack pointer
@@ -242,15 +262,13 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, NULL);
+    __sigaction(sig, &dfl, NULL); /* the default itself, not pfalloc's in its place */
     /* Blocked while this handler runs: delivered, with its default action,
      * as soon as the handler returns. */
     raise(sig);
     errno = saved;
 }
 
-/* glibc's own entry point, which its weak `sigaction` aliases. */
-extern int __sigaction(int signo, const struct sigaction *act, struct sigaction *old);
 
 /* The handler pfalloc puts on a terminating signal is not the program's
  * business: asked for the action, the program sees the default it would
@@ -269,6 +287,13 @@ static void hide_term(struct sigaction *old)
 __attribute__((visibility("default"))) int sigaction(int signo, const struct sigaction *act,
                                                      struct sigaction *old)
 {
+    /* The program sets the default where pfalloc's handler was: that
+     * handler is the default as the program sees it (the report, then the
+     * default's death), and comes back. A program that saves the action
+     * (shown as the default), sets its own and restores the saved one kept
+     * no report. */
+    if (act && act->sa_handler == SIG_DFL && signo > 0 && signo < NSIG && sigismember(&term_mine, signo) == 1)
+        act = &term_action;
     int rc = __sigaction(signo, act, old);
     if (rc == 0 && old)
         hide_term(old);
@@ -399,8 +424,16 @@ static void install_term(void)
     sigaddset(&mask, INTERVAL_SIGNAL);
     if (pf_config.signo)
         sigaddset(&mask, pf_config.signo);
+    /* Not in the init of a PID namespace (a container's first process):
+     * the kernel drops a signal sent to it whose action is the default, and
+     * a handler would let it in (EINTR in the program's calls, a report
+     * while it runs on, and none at its real exit). */
+    if (getpid() == 1)
+        return;
+    term_pid = getpid();
     for (size_t i = 0; i < sizeof(term_signals) / sizeof(term_signals[0]); i++)
-        install_handler(term_signals[i], on_term, &mask);
+        if (install_handler(term_signals[i], on_term, &mask, &term_action))
+            sigaddset(&term_mine, term_signals[i]);
 }
 
 /* glibc's exit() runs the exiting thread's thread_local destructors before
@@ -423,6 +456,7 @@ static void exit_begins(void *unused)
  * too.) */
 static void fork_child(void)
 {
+    term_pid = getpid(); /* a fork child writes its own report */
     pf_sites_fork_child(); /* objects from now on are the child's own */
     if (pf_lock_fork_taken())
         pf_leaks_fork_child();

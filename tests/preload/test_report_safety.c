@@ -600,6 +600,73 @@ Test(report_safety, sigterm_leak_walk_reads_no_dead_frames)
     }
 }
 
+/* A program that saves SIGINT's action while it sets a handler of its own,
+ * then puts the saved action back, restored what pfalloc showed it (the
+ * default): pfalloc's handler was gone, and a SIGINT killed it without the
+ * exit report, through sigaction or, since pfalloc has its own signal(),
+ * through signal() too (tests/progs/term_restore.c). Setting the default
+ * where pfalloc's handler was now puts that handler back. */
+Test(report_safety, a_restored_default_action_keeps_the_exit_report)
+{
+    PF_REQUIRE_PRELOAD();
+    static const char *const modes[] = {"signal", "sigaction"};
+    for (int m = 0; m < 2; m++) {
+        const char *const argv[] = {PROG("term_restore"), modes[m], NULL};
+        struct pf_run r;
+        pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .timeout_s = 60}, &r);
+        cr_assert(!r.exited && r.signo == SIGINT, "%s: %s\n%s", modes[m], pf_run_how(&r), r.err);
+        cr_assert_str_eq(r.out, "term_restore: raising\n", "%s", modes[m]);
+        cr_assert(pf_count(r.err, "(term_restore), reason exit,") == 1, "%s: want one exit report:\n%s", modes[m],
+                  r.err);
+        pf_run_free(&r);
+    }
+}
+
+/* A vfork child that resets the terminating signals whose action is not
+ * the default (CPython's subprocess before exec; pfalloc's handler shows as
+ * the default, so it stays) and gets SIGTERM before its exec ran pfalloc's
+ * handler in the parent's memory: it wrote the exit report as the parent,
+ * whose own report at its exit was then never written
+ * (tests/progs/vfork_term.c). A process other than the one that installed
+ * the handler (or a fork child, which takes it over) now only dies. */
+Test(report_safety, a_vfork_child_killed_before_exec_leaves_the_parents_report)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("vfork_term"), NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .timeout_s = 60}, &r);
+    pf_assert_ok(&r, "vfork_term");
+    long parent = 0;
+    cr_assert(sscanf(r.out, "vfork_term: parent %ld, child died of signal 15", &parent) == 1, "%s", r.out);
+    char want[96];
+    snprintf(want, sizeof want, "==== pfalloc report: pid %ld (vfork_term), reason exit,", parent);
+    cr_assert(pf_count(r.err, "==== pfalloc report: ") == 1 && strstr(r.err, want) != NULL,
+              "want the parent's exit report only (pid %ld):\n%s", parent, r.err);
+    pf_run_free(&r);
+}
+
+/* The first process of a PID namespace (a container's, without an init)
+ * never gets a signal whose action is the default: the kernel drops it.
+ * pfalloc's handler on SIGTERM, SIGINT and SIGHUP let them in: select()
+ * failed with EINTR, the exit report was written while the process ran on,
+ * and none at its exit (tests/progs/pid1.c under unshare -fp). No handler
+ * is put there now. */
+Test(report_safety, a_namespace_init_gets_no_terminating_signal_handler)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("unshare");
+    const char *const argv[] = {"unshare", "-fp", "--mount-proc", PROG("pid1"), NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .timeout_s = 60}, &r);
+    if (!(r.exited && r.code == 0 && strncmp(r.out, "pid1: ", 6) == 0)) {
+        pf_run_free(&r);
+        cr_skip_test("no new PID namespace here (unshare -fp needs privileges)");
+    }
+    cr_assert_str_eq(r.out, "pid1: select 0\n", "the dropped signals reached it:\n%s", r.err);
+    cr_assert(pf_count(r.err, "(pid1), reason exit,") == 1, "want one exit report, at its exit:\n%s", r.err);
+    pf_run_free(&r);
+}
+
 Test(report_safety, term_report_off_leaves_sigterm_alone)
 {
     struct pf_child c;

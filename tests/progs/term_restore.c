@@ -1,0 +1,43 @@
+/*
+ * term_restore signal|sigaction — saves SIGINT's action while setting a
+ * handler of its own (with signal(), or with sigaction()), puts the saved
+ * action back, then raises SIGINT: the process dies of it, with the exit
+ * report a default action gives under pfalloc. Keeps a block, so the
+ * report has a leak to list. Prints "term_restore: raising" first.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *volatile kept;
+
+static void on_int(int sig)
+{
+    (void)sig;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2)
+        return 2;
+    kept = malloc(100);
+    if (strcmp(argv[1], "signal") == 0) {
+        void (*old)(int) = signal(SIGINT, on_int);
+        if (old == SIG_ERR || signal(SIGINT, old) == SIG_ERR)
+            return 2;
+    } else if (strcmp(argv[1], "sigaction") == 0) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_int;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGINT, &sa, &old) != 0 || sigaction(SIGINT, &old, NULL) != 0)
+            return 2;
+    } else {
+        return 2;
+    }
+    printf("term_restore: raising\n");
+    fflush(stdout);
+    raise(SIGINT);
+    return 3;
+}
