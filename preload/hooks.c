@@ -47,10 +47,26 @@ static int exit_started;
  * exit report is written before the process dies of them. SIGQUIT is left
  * alone: it asks for a core dump of the process as it is. */
 static const int term_signals[] = {SIGTERM, SIGINT, SIGHUP};
+#define TERM_SIGNALS (sizeof(term_signals) / sizeof(term_signals[0]))
 /* Those of them that carry pfalloc's handler, which the program sees as
  * the default (see sigaction below), and that handler's action. */
 static sigset_t term_mine;
 static struct sigaction term_action;
+/* What the program is shown where pfalloc's handler is, per signal of
+ * term_signals: the default as it was, or as the program set it since. */
+static struct sigaction term_shown[TERM_SIGNALS];
+/* The handlers were not installed because this process was the first of a
+ * PID namespace: its fork children, which the kernel does not shield,
+ * install them. */
+static int term_at_pid1;
+
+static int term_index(int sig)
+{
+    for (int i = 0; i < (int)TERM_SIGNALS; i++)
+        if (term_signals[i] == sig)
+            return i;
+    return -1;
+}
 /* The process that installed the handler, or the fork child that took it
  * over: a vfork child (or a clone that ran no fork handler) shares the
  * parent's memory and must not write the parent's report. */
@@ -106,7 +122,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 /* fn on signo, unless its action is not the default; into *out, the
  * action set. 1 when set. */
 static int install_handler(int signo, void (*fn)(int, siginfo_t *, void *), const sigset_t *mask,
-                           struct sigaction *out)
+                           struct sigaction *out, struct sigaction *was)
 {
     struct sigaction old, sa;
     if (__sigaction(signo, NULL, &old) != 0)
@@ -127,12 +143,14 @@ static int install_handler(int signo, void (*fn)(int, siginfo_t *, void *), cons
         return 0;
     if (out)
         *out = sa;
+    if (was)
+        *was = old;
     return 1;
 }
 
 static void install(int signo)
 {
-    install_handler(signo, on_signal, NULL, NULL);
+    install_handler(signo, on_signal, NULL, NULL, NULL);
 }
 
 static void start_interval(uint64_t ms)
@@ -275,9 +293,14 @@ static void on_term(int sig, siginfo_t *si, void *uc)
  * see without pfalloc (CPython, for one, installs its KeyboardInterrupt
  * handler for SIGINT only when the action is the default). Setting an
  * action replaces pfalloc's as usual. */
-static void hide_term(struct sigaction *old)
+static void hide_term(int signo, struct sigaction *old)
 {
     if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term) {
+        int i = term_index(signo);
+        if (i >= 0) {
+            *old = term_shown[i];
+            return;
+        }
         memset(old, 0, sizeof(*old));
         old->sa_handler = SIG_DFL;
         sigemptyset(&old->sa_mask);
@@ -292,11 +315,21 @@ __attribute__((visibility("default"))) int sigaction(int signo, const struct sig
      * default's death), and comes back. A program that saves the action
      * (shown as the default), sets its own and restores the saved one kept
      * no report. */
-    if (act && act->sa_handler == SIG_DFL && signo > 0 && signo < NSIG && sigismember(&term_mine, signo) == 1)
+    struct sigaction shown;
+    int mine = act && act->sa_handler == SIG_DFL && signo > 0 && signo < NSIG &&
+               sigismember(&term_mine, signo) == 1 && term_index(signo) >= 0;
+    if (mine) {
+        shown = *act;
+#if defined(__x86_64__)
+        shown.sa_flags |= 0x04000000; /* SA_RESTORER, which glibc adds to every action it sets */
+#endif
         act = &term_action;
+    }
     int rc = __sigaction(signo, act, old);
     if (rc == 0 && old)
-        hide_term(old);
+        hide_term(signo, old);
+    if (rc == 0 && mine) /* read back as the program set it */
+        term_shown[term_index(signo)] = shown;
     return rc;
 }
 
@@ -411,6 +444,13 @@ __attribute__((visibility("default"))) int siginterrupt(int sig, int interrupt)
     }
     if (__sigaction(sig, &act, NULL) < 0)
         return -1;
+    /* Where pfalloc's handler is, the default the program sees changes
+     * alike, and stays so when the program sets the default again. */
+    int i = term_index(sig);
+    if (i >= 0 && (act.sa_flags & SA_SIGINFO) && act.sa_sigaction == on_term) {
+        term_shown[i].sa_flags = (term_shown[i].sa_flags & ~SA_RESTART) | (act.sa_flags & SA_RESTART);
+        term_action.sa_flags = (term_action.sa_flags & ~SA_RESTART) | (act.sa_flags & SA_RESTART);
+    }
     return 0;
 }
 
@@ -418,7 +458,7 @@ static void install_term(void)
 {
     sigset_t mask;
     sigemptyset(&mask);
-    for (size_t i = 0; i < sizeof(term_signals) / sizeof(term_signals[0]); i++)
+    for (size_t i = 0; i < TERM_SIGNALS; i++)
         sigaddset(&mask, term_signals[i]);
     /* No periodic or asked-for report in the middle of the exit report. */
     sigaddset(&mask, INTERVAL_SIGNAL);
@@ -428,11 +468,12 @@ static void install_term(void)
      * the kernel drops a signal sent to it whose action is the default, and
      * a handler would let it in (EINTR in the program's calls, a report
      * while it runs on, and none at its real exit). */
-    if (getpid() == 1)
+    term_at_pid1 = getpid() == 1;
+    if (term_at_pid1)
         return;
     term_pid = getpid();
-    for (size_t i = 0; i < sizeof(term_signals) / sizeof(term_signals[0]); i++)
-        if (install_handler(term_signals[i], on_term, &mask, &term_action))
+    for (size_t i = 0; i < TERM_SIGNALS; i++)
+        if (install_handler(term_signals[i], on_term, &mask, &term_action, &term_shown[i]))
             sigaddset(&term_mine, term_signals[i]);
 }
 
@@ -457,6 +498,8 @@ static void exit_begins(void *unused)
 static void fork_child(void)
 {
     term_pid = getpid(); /* a fork child writes its own report */
+    if (term_at_pid1 && term_pid != 1)
+        install_term();
     pf_sites_fork_child(); /* objects from now on are the child's own */
     if (pf_lock_fork_taken())
         pf_leaks_fork_child();

@@ -622,6 +622,24 @@ Test(report_safety, a_restored_default_action_keeps_the_exit_report)
     }
 }
 
+/* The default action a program sets where pfalloc's handler is reads
+ * back as the program set it (flags, mask), as plainly: it read back as a
+ * bare default, with no flags and an empty mask. */
+Test(report_safety, a_default_action_reads_back_as_set)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("term_restore"), "readback", NULL};
+    struct pf_run plain, pre;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PLAIN}, &plain);
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD}, &pre);
+    pf_assert_ok(&plain, "term_restore readback, plain run");
+    pf_assert_ok(&pre, "term_restore readback, preloaded run");
+    cr_assert(strstr(plain.out, "SIGUSR1 masked 1\n") != NULL, "%s", plain.out);
+    cr_assert_str_eq(pre.out, plain.out, "%s", pre.err);
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
+
 /* A vfork child that resets the terminating signals whose action is not
  * the default (CPython's subprocess before exec; pfalloc's handler shows as
  * the default, so it stays) and gets SIGTERM before its exec ran pfalloc's
@@ -662,8 +680,11 @@ Test(report_safety, a_namespace_init_gets_no_terminating_signal_handler)
         pf_run_free(&r);
         cr_skip_test("no new PID namespace here (unshare -fp needs privileges)");
     }
-    cr_assert_str_eq(r.out, "pid1: select 0\n", "the dropped signals reached it:\n%s", r.err);
-    cr_assert(pf_count(r.err, "(pid1), reason exit,") == 1, "want one exit report, at its exit:\n%s", r.err);
+    cr_assert_str_eq(r.out, "pid1: select 0\npid1: child died of signal 15\n", "the dropped signals reached it:\n%s",
+                     r.err);
+    /* Its own at its exit, and its child's, which is no namespace's first
+     * process: that one has the handler (it had none, and no report). */
+    cr_assert(pf_count(r.err, "(pid1), reason exit,") == 2, "want two exit reports:\n%s", r.err);
     pf_run_free(&r);
 }
 

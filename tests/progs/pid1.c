@@ -3,7 +3,9 @@
  * a child sends it SIGTERM, SIGINT and SIGHUP after 300 ms while it waits
  * in select() for 1 s. The kernel drops those signals, whose action is the
  * default, so select times out: prints "pid1: select 0" (or the error that
- * interrupted it), and keeps a block for its exit report.
+ * interrupted it), and keeps a block for its exit report. The child, a
+ * process like any other, then keeps a block and dies of a SIGTERM it
+ * sends itself, with its own exit report; pid1 prints how it ended.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +31,8 @@ int main(void)
         kill(1, SIGTERM);
         kill(1, SIGINT);
         kill(1, SIGHUP);
+        kept = malloc(200);
+        kill(getpid(), SIGTERM);
         _exit(0);
     }
     if (child < 0)
@@ -39,6 +43,8 @@ int main(void)
         printf("pid1: select %s\n", strerror(errno));
     else
         printf("pid1: select %d\n", r);
-    waitpid(child, NULL, 0);
+    int status;
+    if (waitpid(child, &status, 0) == child && WIFSIGNALED(status))
+        printf("pid1: child died of signal %d\n", WTERMSIG(status));
     return 0;
 }

@@ -1,4 +1,8 @@
 /*
+ * term_restore readback — sets SIGTERM's default action with SA_RESTART,
+ * SA_NODEFER and SIGUSR1 in its mask, reads it back and prints what it
+ * reads: "term_restore: handler default, flags 0x..., SIGUSR1 masked 1".
+ *
  * term_restore signal|sigaction — saves SIGINT's action while setting a
  * handler of its own (with signal(), or with sigaction()), puts the saved
  * action back, then raises SIGINT: the process dies of it, with the exit
@@ -22,6 +26,20 @@ int main(int argc, char **argv)
     if (argc != 2)
         return 2;
     kept = malloc(100);
+    if (strcmp(argv[1], "readback") == 0) {
+        struct sigaction sa, back;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sa.sa_flags = SA_RESTART | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaddset(&sa.sa_mask, SIGUSR1);
+        if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGTERM, NULL, &back) != 0)
+            return 2;
+        printf("term_restore: handler %s, flags %#x, SIGUSR1 masked %d\n",
+               back.sa_handler == SIG_DFL ? "default" : "other", (unsigned)back.sa_flags,
+               sigismember(&back.sa_mask, SIGUSR1));
+        return 0;
+    }
     if (strcmp(argv[1], "signal") == 0) {
         void (*old)(int) = signal(SIGINT, on_int);
         if (old == SIG_ERR || signal(SIGINT, old) == SIG_ERR)
