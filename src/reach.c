@@ -416,9 +416,21 @@ static int foreign_words(uintptr_t a, word_t *out, size_t n, int large)
  * data (a lookup in the list of mappings, no read). */
 static int vtable_may_be(word_t v)
 {
-    /* A pointer into the heap (most are) needs no lookup. */
-    return v % sizeof(word_t) == 0 && v >= 4096 && v - r.lo >= r.hi - r.lo &&
-           pf_roots_file_data_end(&r.roots, v) != 0;
+    if (v % sizeof(word_t) || v < 4096)
+        return 0;
+    /* A pointer into pfalloc's spans (most are) needs no lookup; the span
+     * of the heap's addresses is not enough: modules and files are mapped
+     * between its regions. */
+    if (v - r.lo < r.hi - r.lo && pf_pagemap_get((const void *)v))
+        return 0;
+    return pf_roots_file_data_end(&r.roots, v) != 0;
+}
+
+/* The memo's two places for v: a multiplicative hash (tables a power of
+ * two apart must not share one), and its neighbour. */
+static unsigned vtable_slot(uintptr_t v)
+{
+    return (unsigned)(((uint64_t)v * 0x9e3779b97f4a7c15ull) >> 54) & (VTABLE_MEMO - 2);
 }
 
 static int vtable_at(word_t v)
@@ -426,9 +438,12 @@ static int vtable_at(word_t v)
     if (!vtable_may_be(v))
         return 0;
     uintptr_t end = pf_roots_file_data_end(&r.roots, v);
-    unsigned m = (unsigned)(v / sizeof(word_t)) % VTABLE_MEMO;
-    if (vtable_memo[m].v == v && vtable_memo[m].run == reach_runs)
-        return vtable_memo[m].yes;
+    unsigned m = vtable_slot(v);
+    for (unsigned k = m; k < m + 2; k++)
+        if (vtable_memo[k].v == v && vtable_memo[k].run == reach_runs)
+            return vtable_memo[k].yes;
+    if (vtable_memo[m].run == reach_runs && vtable_memo[m + 1].run != reach_runs)
+        m++; /* the first place is taken in this run, the second is free */
     if (r.vtable_reads >= VTABLE_READS)
         return 0;
     r.vtable_reads++;

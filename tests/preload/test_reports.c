@@ -521,6 +521,28 @@ Test(reports, a_later_walk_does_not_trust_what_an_earlier_one_read)
     pf_run_free(&r);
 }
 
+/* Objects of a class with two bases, kept by pointers to the second, whose
+ * virtual tables lie in a file mapped before the heap grew past it
+ * (tests/progs/vtable_memo.c many): the walk took every address between
+ * the heap's lowest and highest for a heap pointer, so those tables were
+ * never looked at, and all 80 000 were possibly lost. With that mended,
+ * two tables 8 KiB apart shared one place of the walk's memo, each object
+ * read its table again, and past the walk's bound of reads the last
+ * thousands were possibly lost. */
+Test(reports, objects_kept_by_a_second_base_are_reachable_whatever_the_layout, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("vtable_memo"), "many", "80000", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 100};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "vtable_memo many 80000");
+    cr_assert_str_eq(r.out, "vtable_memo: 80000 objects\n", "%s", r.err);
+    cr_assert(strstr(r.err, "\n    possibly lost:              0 objects, 0 B\n") != NULL, "%s",
+              pf_tail(r.err, r.err_len, 3000));
+    pf_run_free(&r);
+}
+
 /* ---- a storm of report signals ------------------------------------------------ */
 
 #define STORM_ROUNDS "6000000"

@@ -7,6 +7,12 @@
  * its bases; then A is mapped again over a file of zeros, and the object,
  * kept by a pointer to its middle and nothing else, is possibly lost at the
  * exit. Prints "vtable_memo: done".
+ *
+ * vtable_memo many N: two such tables 8 KiB apart in one file mapping of
+ * 64 KiB, made first, then N objects of 64 bytes, each with both words pointing to
+ * one of the tables in turn, kept by pointers to their middles in a block
+ * a global holds: all still reachable at the exit (the heap's later
+ * regions are mapped below the file). Prints "vtable_memo: N objects".
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -40,9 +46,47 @@ static void *map_words(const uintptr_t *words, size_t n, void *at)
 }
 
 uintptr_t *volatile vtable_memo_kept;
+uintptr_t **volatile vtable_memo_many;
 
-int main(void)
+static int many(size_t n)
 {
+    uintptr_t words[1026];
+    memset(words, 0, sizeof words);
+    words[0] = words[1024] = (uintptr_t)vtable_memo_f1;
+    words[1] = words[1025] = (uintptr_t)vtable_memo_f2;
+    char path[] = "/tmp/vtable_memo.XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return 2;
+    unlink(path);
+    /* 64 KiB, as the heap's chunks: the regions mapped after it go below
+     * it, so it lies inside the span of the heap's addresses. */
+    static char pages[16 * 4096];
+    memset(pages, 0, sizeof pages);
+    memcpy(pages, words, sizeof words);
+    void *m = MAP_FAILED;
+    if (write(fd, pages, sizeof pages) == (ssize_t)sizeof pages)
+        m = mmap(NULL, sizeof pages, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    uintptr_t **keep = malloc(n * sizeof *keep);
+    if (m == MAP_FAILED || !keep)
+        return 2;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t *o = calloc(8, sizeof *o);
+        if (!o)
+            return 2;
+        o[0] = o[2] = (uintptr_t)m + (i & 1) * 8192;
+        keep[i] = o + 2;
+    }
+    vtable_memo_many = keep;
+    printf("vtable_memo: %zu objects\n", n);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "many") == 0)
+        return many((size_t)strtoul(argv[2], NULL, 10));
     const uintptr_t table[2] = {(uintptr_t)vtable_memo_f1, (uintptr_t)vtable_memo_f2}, zeros[2] = {0, 0};
     void *a = map_words(table, 2, NULL);
     uintptr_t *o = malloc(64);
