@@ -119,38 +119,25 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
-/* fn on signo, unless its action is not the default; into *out, the
- * action set. 1 when set. */
-static int install_handler(int signo, void (*fn)(int, siginfo_t *, void *), const sigset_t *mask,
-                           struct sigaction *out, struct sigaction *was)
+/* fn on signo, unless its action is not the default. */
+static void install_handler(int signo, void (*fn)(int, siginfo_t *, void *))
 {
     struct sigaction old, sa;
-    if (__sigaction(signo, NULL, &old) != 0)
-        return 0;
     /* Only a signal whose action is still the default is ours: one ignored
      * or handled (with sa_handler or an SA_SIGINFO sa_sigaction) by a
      * library whose constructor ran first stays as it is. */
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
-        return 0;
+    if (__sigaction(signo, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+        return;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = fn;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    if (mask)
-        sa.sa_mask = *mask;
-    else
-        sigemptyset(&sa.sa_mask);
-    if (__sigaction(signo, &sa, NULL) != 0)
-        return 0;
-    if (out)
-        *out = sa;
-    if (was)
-        *was = old;
-    return 1;
+    sigemptyset(&sa.sa_mask);
+    __sigaction(signo, &sa, NULL);
 }
 
 static void install(int signo)
 {
-    install_handler(signo, on_signal, NULL, NULL, NULL);
+    install_handler(signo, on_signal);
 }
 
 static void start_interval(uint64_t ms)
@@ -315,21 +302,17 @@ __attribute__((visibility("default"))) int sigaction(int signo, const struct sig
      * default's death), and comes back. A program that saves the action
      * (shown as the default), sets its own and restores the saved one kept
      * no report. */
-    struct sigaction shown;
-    int mine = act && act->sa_handler == SIG_DFL && signo > 0 && signo < NSIG &&
-               sigismember(&term_mine, signo) == 1 && term_index(signo) >= 0;
-    if (mine) {
-        shown = *act;
-#if defined(__x86_64__)
-        shown.sa_flags |= 0x04000000; /* SA_RESTORER, which glibc adds to every action it sets */
-#endif
-        act = &term_action;
-    }
+    int i = act && act->sa_handler == SIG_DFL && signo > 0 && signo < NSIG &&
+                    sigismember(&term_mine, signo) == 1 && !term_at_pid1 ? term_index(signo) : -1;
     int rc = __sigaction(signo, act, old);
     if (rc == 0 && old)
         hide_term(signo, old);
-    if (rc == 0 && mine) /* read back as the program set it */
-        term_shown[term_index(signo)] = shown;
+    /* The program's action is set as it asked; read back as the kernel
+     * keeps it (what the program will be shown), then pfalloc's handler in
+     * its place. A signal between the two takes the default itself. */
+    struct sigaction shown;
+    if (rc == 0 && i >= 0 && __sigaction(signo, NULL, &shown) == 0 && __sigaction(signo, &term_action, NULL) == 0)
+        term_shown[i] = shown;
     return rc;
 }
 
@@ -454,27 +437,65 @@ __attribute__((visibility("default"))) int siginterrupt(int sig, int interrupt)
     return 0;
 }
 
+/* Whether signo's action is the default (with whatever flags: SA_SIGINFO
+ * and a null handler is the default too); *now, as the kernel keeps it. */
+static int plain_default(int signo, struct sigaction *now)
+{
+    return __sigaction(signo, NULL, now) == 0 && now->sa_handler == SIG_DFL;
+}
+
+/* pfalloc's handler on the terminating signals of term_mine whose action is
+ * the default now (the program's own handler, or an ignored signal, stays
+ * as it is). */
+static void term_handlers_on(void)
+{
+    term_pid = getpid();
+    for (size_t i = 0; i < TERM_SIGNALS; i++) {
+        struct sigaction now;
+        if (sigismember(&term_mine, term_signals[i]) == 1 && plain_default(term_signals[i], &now) &&
+            __sigaction(term_signals[i], &term_action, NULL) == 0)
+            term_shown[i] = now;
+    }
+}
+
+/* The program's default back where pfalloc's handler is. */
+static void term_handlers_off(void)
+{
+    for (size_t i = 0; i < TERM_SIGNALS; i++) {
+        struct sigaction now;
+        if (__sigaction(term_signals[i], NULL, &now) == 0 && (now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_term)
+            __sigaction(term_signals[i], &term_shown[i], NULL);
+    }
+}
+
 static void install_term(void)
 {
-    sigset_t mask;
-    sigemptyset(&mask);
+    memset(&term_action, 0, sizeof(term_action));
+    term_action.sa_sigaction = on_term;
+    term_action.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&term_action.sa_mask);
     for (size_t i = 0; i < TERM_SIGNALS; i++)
-        sigaddset(&mask, term_signals[i]);
+        sigaddset(&term_action.sa_mask, term_signals[i]);
     /* No periodic or asked-for report in the middle of the exit report. */
-    sigaddset(&mask, INTERVAL_SIGNAL);
+    sigaddset(&term_action.sa_mask, INTERVAL_SIGNAL);
     if (pf_config.signo)
-        sigaddset(&mask, pf_config.signo);
+        sigaddset(&term_action.sa_mask, pf_config.signo);
+    /* pfalloc's, from now on, wherever the action is the default at the
+     * start: one ignored or handled by a library whose constructor ran
+     * first stays as it is. */
+    for (size_t i = 0; i < TERM_SIGNALS; i++) {
+        struct sigaction now;
+        if (plain_default(term_signals[i], &now))
+            sigaddset(&term_mine, term_signals[i]);
+    }
     /* Not in the init of a PID namespace (a container's first process):
      * the kernel drops a signal sent to it whose action is the default, and
      * a handler would let it in (EINTR in the program's calls, a report
-     * while it runs on, and none at its real exit). */
+     * while it runs on, and none at its real exit). Its fork children,
+     * which the kernel does not shield, put it on (fork_child). */
     term_at_pid1 = getpid() == 1;
-    if (term_at_pid1)
-        return;
-    term_pid = getpid();
-    for (size_t i = 0; i < TERM_SIGNALS; i++)
-        if (install_handler(term_signals[i], on_term, &mask, &term_action, &term_shown[i]))
-            sigaddset(&term_mine, term_signals[i]);
+    if (!term_at_pid1)
+        term_handlers_on();
 }
 
 /* glibc's exit() runs the exiting thread's thread_local destructors before
@@ -497,9 +518,17 @@ static void exit_begins(void *unused)
  * too.) */
 static void fork_child(void)
 {
-    term_pid = getpid(); /* a fork child writes its own report */
-    if (term_at_pid1 && term_pid != 1)
-        install_term();
+    /* A fork child writes its own report. One that is the first process
+     * of a PID namespace (unshare(CLONE_NEWPID), then fork) takes the
+     * handlers off; a child of such a process puts them on. */
+    term_pid = getpid();
+    if (term_pid == 1 && !term_at_pid1) {
+        term_at_pid1 = 1;
+        term_handlers_off();
+    } else if (term_pid != 1 && term_at_pid1) {
+        term_at_pid1 = 0;
+        term_handlers_on();
+    }
     pf_sites_fork_child(); /* objects from now on are the child's own */
     if (pf_lock_fork_taken())
         pf_leaks_fork_child();

@@ -38,6 +38,16 @@ int main(int argc, char **argv)
         printf("term_restore: handler %s, flags %#x, SIGUSR1 masked %d\n",
                back.sa_handler == SIG_DFL ? "default" : "other", (unsigned)back.sa_flags,
                sigismember(&back.sa_mask, SIGUSR1));
+        /* What the kernel keeps of an action: no SIGKILL or SIGSTOP in the
+         * mask, no flag it does not know (0x400, SA_UNSUPPORTED, is how a
+         * program asks), glibc's own restorer. */
+        sigfillset(&sa.sa_mask);
+        sa.sa_flags = 0x400;
+        if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGINT, NULL, &back) != 0)
+            return 2;
+        printf("term_restore: flags %#x, SIGKILL masked %d, SIGSTOP masked %d, SIGUSR1 masked %d\n",
+               (unsigned)back.sa_flags, sigismember(&back.sa_mask, SIGKILL), sigismember(&back.sa_mask, SIGSTOP),
+               sigismember(&back.sa_mask, SIGUSR1));
         return 0;
     }
     if (strcmp(argv[1], "signal") == 0) {
