@@ -413,17 +413,19 @@ static int foreign_words(uintptr_t a, word_t *out, size_t n, int large)
 #define VTABLE_LOOK 20
 
 /* Whether v may be one: a word-aligned pointer into a module's read-only
- * data (a lookup in the list of mappings, no read). */
-static int vtable_may_be(word_t v)
+ * data (a lookup in the list of mappings, no read); the end of that
+ * mapping, or 0. */
+static uintptr_t vtable_may_be(word_t v)
 {
     if (v % sizeof(word_t) || v < 4096)
         return 0;
     /* A pointer into pfalloc's spans (most are) needs no lookup; the span
      * of the heap's addresses is not enough: modules and files are mapped
-     * between its regions. */
-    if (v - r.lo < r.hi - r.lo && pf_pagemap_get((const void *)v))
+     * between its regions, and where a freed large block was. */
+    const struct pf_span *s = v - r.lo < r.hi - r.lo ? pf_pagemap_get((const void *)v) : NULL;
+    if (s && s->kind != PF_SPAN_GONE)
         return 0;
-    return pf_roots_file_data_end(&r.roots, v) != 0;
+    return pf_roots_file_data_end(&r.roots, v);
 }
 
 /* The memo's two places for v: a multiplicative hash (tables a power of
@@ -433,11 +435,9 @@ static unsigned vtable_slot(uintptr_t v)
     return (unsigned)(((uint64_t)v * 0x9e3779b97f4a7c15ull) >> 54) & (VTABLE_MEMO - 2);
 }
 
-static int vtable_at(word_t v)
+/* Whether v, which vtable_may_be found in a mapping ending at end, is one. */
+static int vtable_at(word_t v, uintptr_t end)
 {
-    if (!vtable_may_be(v))
-        return 0;
-    uintptr_t end = pf_roots_file_data_end(&r.roots, v);
     unsigned m = vtable_slot(v);
     for (unsigned k = m; k < m + 2; k++)
         if (vtable_memo[k].v == v && vtable_memo[k].run == reach_runs)
@@ -479,8 +479,10 @@ static int kept_as_start(word_t first, uintptr_t in, uint64_t bytes, const word_
     if (in == sizeof(word_t) && array_cookie(first, bytes))
         return 1;
     /* Both words looked up before either table is read. */
-    return in % sizeof(word_t) == 0 && in + sizeof(word_t) <= bytes && inner && vtable_may_be(*inner) &&
-           vtable_may_be(first) && vtable_at(first) && vtable_at(*inner);
+    uintptr_t inner_end, first_end;
+    return in % sizeof(word_t) == 0 && in + sizeof(word_t) <= bytes && inner &&
+           (inner_end = vtable_may_be(*inner)) != 0 && (first_end = vtable_may_be(first)) != 0 &&
+           vtable_at(first, first_end) && vtable_at(*inner, inner_end);
 }
 
 /* The object w points into: *ent, *slot; *start when w is its first byte
@@ -555,9 +557,10 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
             }
             uint64_t bytes = x->s->req;
             word_t inner;
+            uintptr_t first_end;
             if (x->read_first > 0)
-                *start = in + sizeof(word_t) <= bytes && vtable_may_be(x->first) && vtable_at(x->first) &&
-                                 foreign_words(w, &inner, 1, 1)
+                *start = in + sizeof(word_t) <= bytes && (first_end = vtable_may_be(x->first)) != 0 &&
+                                 vtable_at(x->first, first_end) && foreign_words(w, &inner, 1, 1)
                              ? kept_as_start(x->first, in, bytes, &inner)
                              : kept_as_start(x->first, in, bytes, NULL);
         }

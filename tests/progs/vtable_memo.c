@@ -13,6 +13,10 @@
  * one of the tables in turn, kept by pointers to their middles in a block
  * a global holds: all still reachable at the exit (the heap's later
  * regions are mapped below the file). Prints "vtable_memo: N objects".
+ *
+ * vtable_memo tomb: such a table in a file mapped where a freed large
+ * block was, for an object kept by a pointer to its middle: still
+ * reachable. Prints "vtable_memo: tomb".
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -27,8 +31,8 @@ __attribute__((noinline)) void vtable_memo_f1(void) { __asm__ volatile(""); }
 __attribute__((noinline)) void vtable_memo_f2(void) { __asm__ volatile(""); }
 
 /* A page of a new file, its first words `words`, mapped read-only (at
- * `at` when not NULL). */
-static void *map_words(const uintptr_t *words, size_t n, void *at)
+ * `at` when not NULL, with `fixed`: MAP_FIXED or MAP_FIXED_NOREPLACE). */
+static void *map_words(const uintptr_t *words, size_t n, void *at, int fixed)
 {
     char path[] = "/tmp/vtable_memo.XXXXXX";
     int fd = mkstemp(path);
@@ -40,7 +44,7 @@ static void *map_words(const uintptr_t *words, size_t n, void *at)
     memcpy(page, words, n * sizeof(uintptr_t));
     void *m = MAP_FAILED;
     if (write(fd, page, sizeof page) == (ssize_t)sizeof page)
-        m = mmap(at, sizeof page, PROT_READ, MAP_PRIVATE | (at ? MAP_FIXED : 0), fd, 0);
+        m = mmap(at, sizeof page, PROT_READ, MAP_PRIVATE | (at ? fixed : 0), fd, 0);
     close(fd);
     return m;
 }
@@ -83,12 +87,41 @@ static int many(size_t n)
     return 0;
 }
 
+static int tomb(void)
+{
+    uintptr_t *o = malloc(64);
+    char *big = malloc((size_t)300 << 20), *low = malloc((size_t)200 << 20);
+    if (!o || !big || !low)
+        return 2;
+    /* The block's address, kept as a number past its free. */
+    static volatile uintptr_t where_at;
+    where_at = (uintptr_t)big;
+    free(big);
+    void *where = (void *)where_at;
+    const uintptr_t table[2] = {(uintptr_t)vtable_memo_f1, (uintptr_t)vtable_memo_f2};
+    /* Where the freed block began, unless something took it meanwhile. */
+    void *a = map_words(table, 2, where, MAP_FIXED_NOREPLACE);
+    int there = a == where;
+    if (!there)
+        a = map_words(table, 2, NULL, 0);
+    if (a == MAP_FAILED)
+        return 2;
+    memset(o, 0, 64);
+    o[0] = o[2] = (uintptr_t)a;
+    vtable_memo_kept = o + 2;
+    vtable_memo_many = (uintptr_t **)low;
+    printf("vtable_memo: tomb%s\n", there ? "" : " (not where the block was)");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "tomb") == 0)
+        return tomb();
     if (argc == 3 && strcmp(argv[1], "many") == 0)
         return many((size_t)strtoul(argv[2], NULL, 10));
     const uintptr_t table[2] = {(uintptr_t)vtable_memo_f1, (uintptr_t)vtable_memo_f2}, zeros[2] = {0, 0};
-    void *a = map_words(table, 2, NULL);
+    void *a = map_words(table, 2, NULL, 0);
     uintptr_t *o = malloc(64);
     if (a == MAP_FAILED || !o)
         return 2;
@@ -97,7 +130,7 @@ int main(int argc, char **argv)
     vtable_memo_kept = o + 2;
     o = NULL;
     raise(SIGUSR1);
-    if (map_words(zeros, 2, a) != a)
+    if (map_words(zeros, 2, a, MAP_FIXED) != a)
         return 2;
     printf("vtable_memo: done\n");
     return 0;
