@@ -180,6 +180,24 @@ Test(progs, cxx_new_failing_in_a_local_plugin_throws_to_its_catch)
     pf_run_free(&pre);
 }
 
+/* The same from 8 threads at once, 4 000 times each: the list of modules
+ * searched for the C++ runtime was one static array that every failing
+ * operator new cleared and refilled, and a thread whose entries another
+ * cleared found no runtime and stopped the process (4 runs of 5). */
+Test(progs, cxx_new_failing_in_a_local_plugin_from_many_threads_throws_every_time, .timeout = 240)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/dlopen_local", "--huge-threads", PF_PROGS_DIR "/libcxxplug.so", NULL};
+    for (int round = 0; round < 3; round++) {
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 120};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, "dlopen_local --huge-threads");
+        cr_assert_str_eq(r.out, "dlopen_local: caught 32000 of 32000\ndlopen_local: 1\n", "round %d: %s", round, r.err);
+        pf_run_free(&r);
+    }
+}
+
 /* tests/progs/allocstack: the deepest any malloc, calloc, realloc, aligned
  * allocation, free or malloc_trim went below its caller, over a mix that
  * reaches the slow paths (bin flushes with a collection step, other

@@ -8,6 +8,8 @@
  * --huge: then calls the last library's cxxplug_try_huge (an operator new
  * that must fail, in a C++ runtime out of the global scope) and prints
  * what it said: "caught std::bad_alloc" is what the plugin expects.
+ * --huge-threads: the same 4 000 times in each of 8 threads at once
+ * (cxxplug_try_huge_threads); prints how many were caught.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -17,7 +19,8 @@ int main(int argc, char **argv)
 {
     int loaded = 0, with_new = argc > 1 && strcmp(argv[1], "--new") == 0;
     int huge = argc > 1 && strcmp(argv[1], "--huge") == 0;
-    with_new |= huge;
+    int huge_threads = argc > 1 && strcmp(argv[1], "--huge-threads") == 0;
+    with_new |= huge | huge_threads;
     void *last = NULL;
     for (int i = 1 + with_new; i < argc; i++) {
         int close_it = argv[i][0] == '-';
@@ -32,7 +35,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlopen_local: %s\n", dlerror());
         }
     }
-    if (huge) {
+    if (huge_threads) {
+        int (*try_threads)(int, int) = last ? (int (*)(int, int))dlsym(last, "cxxplug_try_huge_threads") : NULL;
+        if (!try_threads) {
+            fprintf(stderr, "dlopen_local: no cxxplug_try_huge_threads\n");
+            return 1;
+        }
+        printf("dlopen_local: caught %d of %d\n", try_threads(8, 4000), 8 * 4000);
+    } else if (huge) {
         int (*try_huge)(void) = last ? (int (*)(void))dlsym(last, "cxxplug_try_huge") : NULL;
         if (!try_huge) {
             fprintf(stderr, "dlopen_local: no cxxplug_try_huge\n");

@@ -5,10 +5,15 @@
 // through a global: the program's own, still reachable. Built twice, the
 // second (cxxplug2) with a buffer of 1501 bytes.
 // cxxplug_try_huge asks for an array no memory can hold and says whether
-// it caught std::bad_alloc (1), got an array (2) or nothing at all (0).
+// it caught std::bad_alloc (1), got an array (2) or nothing at all (0);
+// cxxplug_try_huge_threads does it `rounds` times in each of `threads`
+// threads at once and counts the catches.
+#include <atomic>
 #include <cstdint>
 #include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 #ifndef CXXPLUG_RESERVE
 #define CXXPLUG_RESERVE 1000
@@ -35,4 +40,19 @@ extern "C" int cxxplug_try_huge(void)
     } catch (const std::bad_alloc &) {
         return 1;
     }
+}
+
+extern "C" int cxxplug_try_huge_threads(int threads, int rounds)
+{
+    std::atomic<int> caught{0};
+    std::vector<std::thread> running;
+    for (int t = 0; t < threads; t++)
+        running.emplace_back([&caught, rounds] {
+            for (int i = 0; i < rounds; i++)
+                if (cxxplug_try_huge() == 1)
+                    caught++;
+        });
+    for (auto &t : running)
+        t.join();
+    return caught;
 }
