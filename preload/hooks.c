@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -280,6 +282,24 @@ static void on_term(int sig, siginfo_t *si, void *uc)
  * see without pfalloc (CPython, for one, installs its KeyboardInterrupt
  * handler for SIGINT only when the action is the default). Setting an
  * action replaces pfalloc's as usual. */
+/* x86-64's kernel: the flags it keeps of an action (others, and
+ * SA_UNSUPPORTED, which programs ask with, read back cleared), and the one
+ * glibc adds to every action it sets, with its restorer. */
+#define KEPT_FLAGS (SA_NOCLDSTOP | SA_NOCLDWAIT | SA_SIGINFO | 0x800 | SA_ONSTACK | SA_RESTART | SA_NODEFER | SA_RESETHAND)
+#define GLIBC_RESTORER_FLAG 0x04000000
+static void (*glibc_restorer)(void); /* read back from pfalloc's own action */
+
+/* act as the kernel keeps it once glibc has set it. */
+static struct sigaction as_kept(const struct sigaction *act)
+{
+    struct sigaction k = *act;
+    k.sa_flags = (act->sa_flags & KEPT_FLAGS) | GLIBC_RESTORER_FLAG;
+    k.sa_restorer = glibc_restorer;
+    sigdelset(&k.sa_mask, SIGKILL);
+    sigdelset(&k.sa_mask, SIGSTOP);
+    return k;
+}
+
 static void hide_term(int signo, struct sigaction *old)
 {
     if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term) {
@@ -304,14 +324,18 @@ __attribute__((visibility("default"))) int sigaction(int signo, const struct sig
      * no report. */
     int i = act && act->sa_handler == SIG_DFL && signo > 0 && signo < NSIG &&
                     sigismember(&term_mine, signo) == 1 && !term_at_pid1 ? term_index(signo) : -1;
+    /* One call, so no signal finds the default in between and no other
+     * thread's action is overwritten; what it shows is made as the kernel
+     * would keep the program's. */
+    struct sigaction shown;
+    if (i >= 0) {
+        shown = as_kept(act);
+        act = &term_action;
+    }
     int rc = __sigaction(signo, act, old);
     if (rc == 0 && old)
         hide_term(signo, old);
-    /* The program's action is set as it asked; read back as the kernel
-     * keeps it (what the program will be shown), then pfalloc's handler in
-     * its place. A signal between the two takes the default itself. */
-    struct sigaction shown;
-    if (rc == 0 && i >= 0 && __sigaction(signo, NULL, &shown) == 0 && __sigaction(signo, &term_action, NULL) == 0)
+    if (rc == 0 && i >= 0)
         term_shown[i] = shown;
     return rc;
 }
@@ -431,7 +455,10 @@ __attribute__((visibility("default"))) int siginterrupt(int sig, int interrupt)
      * alike, and stays so when the program sets the default again. */
     int i = term_index(sig);
     if (i >= 0 && (act.sa_flags & SA_SIGINFO) && act.sa_sigaction == on_term) {
-        term_shown[i].sa_flags = (term_shown[i].sa_flags & ~SA_RESTART) | (act.sa_flags & SA_RESTART);
+        /* as glibc's siginterrupt sets it again */
+        term_shown[i].sa_flags =
+            (term_shown[i].sa_flags & ~SA_RESTART) | (act.sa_flags & SA_RESTART) | GLIBC_RESTORER_FLAG;
+        term_shown[i].sa_restorer = glibc_restorer;
         term_action.sa_flags = (term_action.sa_flags & ~SA_RESTART) | (act.sa_flags & SA_RESTART);
     }
     return 0;
@@ -451,20 +478,33 @@ static void term_handlers_on(void)
 {
     term_pid = getpid();
     for (size_t i = 0; i < TERM_SIGNALS; i++) {
-        struct sigaction now;
+        struct sigaction now, mine;
         if (sigismember(&term_mine, term_signals[i]) == 1 && plain_default(term_signals[i], &now) &&
-            __sigaction(term_signals[i], &term_action, NULL) == 0)
+            __sigaction(term_signals[i], &term_action, NULL) == 0) {
             term_shown[i] = now;
+            if (!glibc_restorer && __sigaction(term_signals[i], NULL, &mine) == 0)
+                glibc_restorer = mine.sa_restorer;
+        }
     }
 }
 
-/* The program's default back where pfalloc's handler is. */
+/* The program's default back where pfalloc's handler is, exactly as it
+ * was shown: by the system call itself, since glibc adds its restorer. */
 static void term_handlers_off(void)
 {
     for (size_t i = 0; i < TERM_SIGNALS; i++) {
         struct sigaction now;
-        if (__sigaction(term_signals[i], NULL, &now) == 0 && (now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_term)
-            __sigaction(term_signals[i], &term_shown[i], NULL);
+        if (__sigaction(term_signals[i], NULL, &now) != 0 || !(now.sa_flags & SA_SIGINFO) ||
+            now.sa_sigaction != on_term)
+            continue;
+        struct {
+            void (*handler)(int);
+            unsigned long flags;
+            void (*restorer)(void);
+            uint64_t mask;
+        } k = {term_shown[i].sa_handler, (unsigned long)term_shown[i].sa_flags, term_shown[i].sa_restorer, 0};
+        memcpy(&k.mask, &term_shown[i].sa_mask, sizeof(k.mask));
+        syscall(SYS_rt_sigaction, term_signals[i], &k, NULL, sizeof(k.mask));
     }
 }
 

@@ -680,8 +680,8 @@ Test(report_safety, a_namespace_init_gets_no_terminating_signal_handler)
         pf_run_free(&r);
         cr_skip_test("no new PID namespace here (unshare -fp needs privileges)");
     }
-    cr_assert_str_eq(r.out, "pid1: select 0\npid1: child died of signal 1\n", "the dropped signals reached it:\n%s",
-                     r.err);
+    cr_assert_str_eq(r.out, "pid1: SIGINT flags 0, restorer none\npid1: select 0\npid1: child died of signal 1\n",
+                     "the dropped signals reached it:\n%s", r.err);
     /* Its own at its exit, and its child's, which is no namespace's first
      * process: that one has the handler where it sets the default again
      * (it had none, and no report). */
@@ -697,7 +697,41 @@ Test(report_safety, a_namespace_init_gets_no_terminating_signal_handler)
         return;
     }
     pf_assert_ok(&r, "pid1 unshare");
-    cr_assert_str_eq(r.out, "pid1: select 0\npid1: child died of signal 1\n", "pid1 unshare:\n%s", r.err);
+    /* Its SIGINT reads back as the default it was (pfalloc's handler put
+     * back through glibc showed glibc's restorer). */
+    cr_assert_str_eq(r.out, "pid1: SIGINT flags 0, restorer none\npid1: select 0\npid1: child died of signal 1\n",
+                     "pid1 unshare:\n%s", r.err);
+    pf_run_free(&r);
+}
+
+/* Setting the default where pfalloc's handler goes took three calls (the
+ * program's action, a read-back, pfalloc's handler): a SIGTERM in between
+ * killed the process with no report (tests/progs/term_race.c loop; 40 runs
+ * of 40), and another thread's handler set in between was replaced by
+ * pfalloc's though it read back as set (term_race threads: SIGTERM then
+ * killed the process). It is one call again. */
+Test(report_safety, setting_the_default_races_neither_a_signal_nor_a_thread, .timeout = 180)
+{
+    for (int round = 0; round < 5; round++) {
+        struct pf_child c;
+        const char *const argv[] = {PROG("term_race"), "loop", NULL};
+        start_caught(&c, argv, NULL, SIGTERM);
+        cr_assert(pf_wait_for_text(c.out_path, "term_race: looping\n", 20000));
+        pf_sleep_ms(20);
+        kill(c.pid, SIGTERM);
+        struct pf_run r;
+        pf_child_wait(&c, 60, &r);
+        cr_assert(!r.exited && r.signo == SIGTERM, "round %d: %s", round, pf_run_how(&r));
+        cr_assert(pf_count(r.err, "(term_race), reason exit,") == 1, "round %d: want the exit report:\n%s", round,
+                  r.err);
+        pf_run_free(&r);
+        pf_child_free(&c);
+    }
+    const char *const argv[] = {PROG("term_race"), "threads", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .timeout_s = 120}, &r);
+    pf_assert_ok(&r, "term_race threads");
+    cr_assert(strncmp(r.out, "term_race: ok, ", 15) == 0, "%s", r.out);
     pf_run_free(&r);
 }
 

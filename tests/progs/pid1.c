@@ -33,6 +33,9 @@ static void on_hup(int sig)
 static int first(void)
 {
     kept = malloc(100);
+    struct sigaction intr;
+    if (sigaction(SIGINT, NULL, &intr) == 0)
+        printf("pid1: SIGINT flags %#x, restorer %s\n", (unsigned)intr.sa_flags, intr.sa_restorer ? "set" : "none");
     if (getpid() != 1) {
         printf("pid1: not the first process (pid %ld)\n", (long)getpid());
         return 4;

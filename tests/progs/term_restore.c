@@ -48,6 +48,16 @@ int main(int argc, char **argv)
         printf("term_restore: flags %#x, SIGKILL masked %d, SIGSTOP masked %d, SIGUSR1 masked %d\n",
                (unsigned)back.sa_flags, sigismember(&back.sa_mask, SIGKILL), sigismember(&back.sa_mask, SIGSTOP),
                sigismember(&back.sa_mask, SIGUSR1));
+        /* siginterrupt (which programs still call) on a default the
+         * program never set. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+        int interrupted = siginterrupt(SIGHUP, 1);
+#pragma GCC diagnostic pop
+        if (interrupted != 0 || sigaction(SIGHUP, NULL, &back) != 0)
+            return 2;
+        printf("term_restore: after siginterrupt, flags %#x, restorer %s\n", (unsigned)back.sa_flags,
+               back.sa_restorer ? "set" : "none");
         return 0;
     }
     if (strcmp(argv[1], "signal") == 0) {
