@@ -276,12 +276,6 @@ static void on_term(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
-
-/* The handler pfalloc puts on a terminating signal is not the program's
- * business: asked for the action, the program sees the default it would
- * see without pfalloc (CPython, for one, installs its KeyboardInterrupt
- * handler for SIGINT only when the action is the default). Setting an
- * action replaces pfalloc's as usual. */
 /* x86-64's kernel: the flags it keeps of an action (others, and
  * SA_UNSUPPORTED, which programs ask with, read back cleared), and the one
  * glibc adds to every action it sets, with its restorer. */
@@ -314,6 +308,11 @@ static void hide_term(int signo, struct sigaction *old)
     }
 }
 
+/* The handler pfalloc puts on a terminating signal is not the program's
+ * business: asked for the action, the program sees the default it would
+ * see without pfalloc (CPython, for one, installs its KeyboardInterrupt
+ * handler for SIGINT only when the action is the default). Setting an
+ * action replaces pfalloc's as usual. */
 __attribute__((visibility("default"))) int sigaction(int signo, const struct sigaction *act,
                                                      struct sigaction *old)
 {
