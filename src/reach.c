@@ -486,7 +486,7 @@ static int kept_as_start(word_t first, uintptr_t in, uint64_t bytes, const word_
 }
 
 /* The object w points into: *ent, *slot; *start when w is its first byte
- * (or its first element, new_array_start). A pointer to the first byte of
+ * (or a pointer that keeps it as if by its start, kept_as_start). A pointer to the first byte of
  * an empty object counts. */
 static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 {
