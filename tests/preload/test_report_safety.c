@@ -531,6 +531,20 @@ static void start_caught(struct pf_child *c, const char *const argv[], const cha
         pf_sleep_ms(5);
 }
 
+/* Runs argv preloaded (default settings) until it prints `ready`, sends it
+ * SIGTERM `after_ms` later, and asserts it died of it; *r holds the run. */
+static void terminated_when(const char *const argv[], const char *ready, long after_ms, struct pf_run *r)
+{
+    struct pf_child c;
+    start_caught(&c, argv, NULL, SIGTERM);
+    cr_assert(pf_wait_for_text(c.out_path, ready, 20000), "%s never printed %s", argv[0], ready);
+    pf_sleep_ms(after_ms);
+    kill(c.pid, SIGTERM);
+    pf_child_wait(&c, 60, r);
+    cr_assert(!r->exited && r->signo == SIGTERM, "%s: %s\n%s", argv[0], pf_run_how(r), r->err);
+    pf_child_free(&c);
+}
+
 static void killed_with_exit_report(int signo)
 {
     struct pf_child c;
@@ -583,20 +597,13 @@ Test(report_safety, sighup_writes_the_exit_report_and_still_kills)
 Test(report_safety, sigterm_leak_walk_reads_no_dead_frames)
 {
     for (int round = 0; round < 4; round++) {
-        struct pf_child c;
         /* The last round keeps the block in an SSE register alone. */
         const char *const argv[] = {PROG("term_lost"), round == 3 ? "xmm" : NULL, NULL};
-        start_caught(&c, argv, NULL, SIGTERM);
-        cr_assert(pf_wait_for_text(c.out_path, "term_lost: started\n", 20000));
-        pf_sleep_ms(50);
-        kill(c.pid, SIGTERM);
         struct pf_run r;
-        pf_child_wait(&c, 30, &r);
-        cr_assert(!r.exited && r.signo == SIGTERM, "term_lost: %s\n%s", pf_run_how(&r), r.err);
+        terminated_when(argv, "term_lost: started\n", 50, &r);
         cr_assert(strstr(r.err, "\n    definitely lost:            1 objects, 50 B\n") != NULL,
                   "round %d: want the 50 B block lost, the 640 B (and 320 B) ones reachable:\n%s", round, r.err);
         pf_run_free(&r);
-        pf_child_free(&c);
     }
 }
 
@@ -713,19 +720,12 @@ Test(report_safety, a_namespace_init_gets_no_terminating_signal_handler)
 Test(report_safety, setting_the_default_races_neither_a_signal_nor_a_thread, .timeout = 180)
 {
     for (int round = 0; round < 5; round++) {
-        struct pf_child c;
         const char *const argv[] = {PROG("term_race"), "loop", NULL};
-        start_caught(&c, argv, NULL, SIGTERM);
-        cr_assert(pf_wait_for_text(c.out_path, "term_race: looping\n", 20000));
-        pf_sleep_ms(20);
-        kill(c.pid, SIGTERM);
         struct pf_run r;
-        pf_child_wait(&c, 60, &r);
-        cr_assert(!r.exited && r.signo == SIGTERM, "round %d: %s", round, pf_run_how(&r));
+        terminated_when(argv, "term_race: looping\n", 20, &r);
         cr_assert(pf_count(r.err, "(term_race), reason exit,") == 1, "round %d: want the exit report:\n%s", round,
                   r.err);
         pf_run_free(&r);
-        pf_child_free(&c);
     }
     const char *const argv[] = {PROG("term_race"), "threads", NULL};
     struct pf_run r;
