@@ -62,28 +62,28 @@ void pf_lock_fork_taken_set(int taken)
 __thread int pf_lock_nlent __attribute__((tls_model("initial-exec")));
 static __thread pf_lock_t *lent[LENT_MAX] __attribute__((tls_model("initial-exec")));
 
-/* Whether l is lent now: asked for again before its unlock, it is a signal
- * handler that interrupted the fork handler's critical section of l on
- * this thread, and the structure l guards is half changed. */
-static int is_lent(const pf_lock_t *l)
+/* Where l is in lent[], or -1. A lock lent now and asked for again before
+ * its unlock is a signal handler's that interrupted the fork handler's
+ * critical section of l on this thread: the structure l guards is half
+ * changed. */
+static int lent_at(const pf_lock_t *l)
 {
-    for (int i = 0; i < pf_lock_nlent; i++)
+    /* The last lent first: locks are given back in any order. */
+    for (int i = pf_lock_nlent - 1; i >= 0; i--)
         if (lent[i] == l)
-            return 1;
-    return 0;
+            return i;
+    return -1;
 }
 
 int pf_lock_give_lent(pf_lock_t *l)
 {
-    /* The last lent first: locks are given back in any order. */
-    for (int i = pf_lock_nlent - 1; i >= 0; i--)
-        if (lent[i] == l) {
-            lent[i] = lent[--pf_lock_nlent];
-            atomic_signal_fence(memory_order_seq_cst);
-            pf_lock_depth--;
-            return 1;
-        }
-    return 0;
+    int i = lent_at(l);
+    if (i < 0)
+        return 0;
+    lent[i] = lent[--pf_lock_nlent];
+    atomic_signal_fence(memory_order_seq_cst);
+    pf_lock_depth--;
+    return 1;
 }
 
 void pf_lock_fork_over(void)
@@ -101,7 +101,7 @@ __attribute__((noreturn, cold)) static void self_deadlock(pf_lock_t *l)
     char buf[320];
     struct pf_fmt f;
     pf_fmt_init(&f, buf, sizeof buf, -1);
-    if (fork_taker && fork_taker == pf_lock_me() && !is_lent(l))
+    if (fork_taker && fork_taker == pf_lock_me() && lent_at(l) < 0)
         /* Between pfalloc's prepare handler, which took every lock, and
          * the fork: glibc runs prepare handlers in the reverse order of
          * their registration. */
@@ -121,7 +121,7 @@ void pf_lock_wait(pf_lock_t *l, int me)
      * the lock: seeing this thread's id means this thread holds it, further
      * up its own stack, and waiting would never end. */
     if (PF_UNLIKELY((atomic_load_explicit(&l->state, memory_order_relaxed) & ~1) == me)) {
-        if (fork_taker == me && pf_lock_nlent < LENT_MAX && !is_lent(l)) {
+        if (fork_taker == me && pf_lock_nlent < LENT_MAX && lent_at(l) < 0) {
             lent[pf_lock_nlent++] = l;
             return;
         }
