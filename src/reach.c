@@ -394,13 +394,22 @@ static int array_cookie(word_t n, uint64_t bytes)
     return n == 0 ? rest == 0 : n <= rest && rest % n == 0;
 }
 
+/* Without process_vm_readv, whether memory the pass does not own (a large
+ * block when `large`) may be read in place: only when nothing can change
+ * it (one thread, and no sealed block: the checking mode seals quarantined
+ * large blocks). */
+static int in_place_ok(int large)
+{
+    return r.solo && !(large && pf_check_on);
+}
+
 /* Words of memory the pass does not own (a module's data, a large block)
  * into out, as scan_foreign reads them; 0 when they cannot be read. */
 static int foreign_words(uintptr_t a, word_t *out, size_t n, int large)
 {
     if (r.vm)
         return pf_os_read_mem(r.pid, out, a, n * sizeof(word_t)) == (long)(n * sizeof(word_t));
-    if (!r.solo || (large && pf_check_on))
+    if (!in_place_ok(large))
         return 0;
     memcpy(out, (const void *)a, n * sizeof(word_t));
     return 1;
@@ -647,7 +656,7 @@ static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t lead
 static void scan_foreign(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t leader, int large)
 {
     if (!r.vm) {
-        if (r.solo && !(large && pf_check_on))
+        if (in_place_ok(large))
             scan(a, b, pass, definite, leader);
         else if (a < b)
             r.partial = NOTE_NO_READ;
