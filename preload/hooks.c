@@ -294,18 +294,13 @@ static struct sigaction as_kept(const struct sigaction *act)
     return k;
 }
 
+/* pfalloc's handler, which is only ever on a signal of term_signals, as
+ * the program is shown it. */
 static void hide_term(int signo, struct sigaction *old)
 {
-    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term) {
-        int i = term_index(signo);
-        if (i >= 0) {
-            *old = term_shown[i];
-            return;
-        }
-        memset(old, 0, sizeof(*old));
-        old->sa_handler = SIG_DFL;
-        sigemptyset(&old->sa_mask);
-    }
+    int i = term_index(signo);
+    if (i >= 0 && (old->sa_flags & SA_SIGINFO) && old->sa_sigaction == on_term)
+        *old = term_shown[i];
 }
 
 /* The handler pfalloc puts on a terminating signal is not the program's
