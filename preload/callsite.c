@@ -101,6 +101,13 @@ static const char *const for_caller[] = {
 #define MAX_OWNED (sizeof(for_caller) / sizeof(for_caller[0]))
 PF_BULK static struct range owned[MAX_OWNED];
 static int nowned;
+/* owned is sorted by start; for each range, its place in for_caller (the
+ * first listed of those holding an address decides, as aliases of one
+ * function are listed together) and the highest end of it and those
+ * before it in the order, which tells how far back a lookup has to look. */
+PF_BULK static uint8_t owned_at[MAX_OWNED];
+PF_BULK static uintptr_t owned_reach[MAX_OWNED];
+_Static_assert(MAX_OWNED <= 256, "callsite.c: owned_at holds a place in for_caller in a byte");
 /* Where those functions jump to at their end (fopen to __fopen_internal,
  * opendir, scandir, vasprintf to theirs): an internal function without a
  * symbol, which then is the last libc frame before the caller's. Known by
@@ -209,16 +216,37 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data)
  * another instruction gives a target that no frame's function starts at. */
 static void add_tails(const struct range *f)
 {
-    const uint8_t *code = (const uint8_t *)f->lo;
-    for (uintptr_t i = 0; f->lo + i + 5 <= f->hi && ntails < (int)MAX_TAILS; i++) {
-        if (code[i] != 0xe9)
-            continue;
+    const uint8_t *q = (const uint8_t *)f->lo, *end = (const uint8_t *)f->hi;
+    for (; end - q >= 5 && ntails < (int)MAX_TAILS; q++) {
+        /* the next 0xe9 with four bytes after it */
+        q = memchr(q, 0xe9, (size_t)(end - q) - 4);
+        if (!q)
+            break;
         int32_t rel;
-        memcpy(&rel, code + i + 1, sizeof(rel));
-        uintptr_t to = f->lo + i + 5 + (uintptr_t)(intptr_t)rel;
+        memcpy(&rel, q + 1, sizeof(rel));
+        uintptr_t to = (uintptr_t)q + 5 + (uintptr_t)(intptr_t)rel;
         if ((to < f->lo || to >= f->hi) && where(to) == 3)
             tails[ntails++] = to;
     }
+}
+
+/* owned[0, nowned) in order of start (stable: of two ranges with one
+ * start, the first listed stays first), with owned_reach. */
+static void sort_owned(void)
+{
+    for (int i = 1; i < nowned; i++) {
+        struct range r = owned[i];
+        uint8_t at = owned_at[i];
+        int j = i;
+        for (; j > 0 && owned[j - 1].lo > r.lo; j--) {
+            owned[j] = owned[j - 1];
+            owned_at[j] = owned_at[j - 1];
+        }
+        owned[j] = r;
+        owned_at[j] = at;
+    }
+    for (int i = 0; i < nowned; i++)
+        owned_reach[i] = i && owned_reach[i - 1] > owned[i].hi ? owned_reach[i - 1] : owned[i].hi;
 }
 
 _Static_assert(sizeof(for_caller) / sizeof(for_caller[0]) == KEEPS_FROM + 14 && DIRECT_FROM == KEPT_FROM + 8 &&
@@ -233,17 +261,32 @@ void pf_callsite_init(void)
     start_hi = ranges_hi;
     for (size_t i = 0; i < MAX_OWNED; i++) {
         void *fn = dlsym(RTLD_DEFAULT, for_caller[i]);
-        Dl_info info;
-        const ElfW(Sym) *sym = NULL;
-        if (!fn || !dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
+        if (!fn)
             continue;
-        owned[nowned].lo = (uintptr_t)info.dli_saddr;
-        owned[nowned].hi = owned[nowned].lo + sym->st_size;
+        /* Its size from the hash table of its module's dynamic symbols;
+         * dladdr reads every symbol of the module (about 90 000
+         * instructions a call in libc's, most of a short process's
+         * start-up with call sites on), so it is asked only when that
+         * fails. */
+        uintptr_t lo = (uintptr_t)fn;
+        size_t size = pf_sym_dynamic_size(fn, for_caller[i]);
+        if (!size) {
+            Dl_info info;
+            const ElfW(Sym) *sym = NULL;
+            if (!dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size)
+                continue;
+            lo = (uintptr_t)info.dli_saddr;
+            size = sym->st_size;
+        }
+        owned[nowned].lo = lo;
+        owned[nowned].hi = lo + size;
         owned[nowned].kind = i < DIRECT_FROM ? 1 : i < KEEPS_FROM ? 2 : 3;
+        owned_at[nowned] = (uint8_t)i;
         if (i < KEPT_FROM)
             add_tails(&owned[nowned]);
         nowned++;
     }
+    sort_owned();
     pf_unwind_init((const void *)pf_callsite_init);
     /* Without a C++ runtime's library, one may be linked into the program:
      * its symbol table (which the report reads anyway) tells. */
@@ -365,9 +408,23 @@ static int where(uintptr_t a)
  * out either (the C library's caches). */
 static int for_its_caller(uintptr_t a)
 {
-    for (int i = 0; i < nowned; i++)
-        if (a >= owned[i].lo && a < owned[i].hi)
-            return owned[i].kind;
+    /* Past the last range that starts at or below a, then back while a
+     * range there may still reach a: the range itself and its aliases,
+     * unless ranges overlap. */
+    int lo = 0, hi = nowned;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (owned[mid].lo <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int best = -1;
+    for (int i = lo - 1; i >= 0 && owned_reach[i] > a; i--)
+        if (a < owned[i].hi && (best < 0 || owned_at[i] < owned_at[best]))
+            best = i;
+    if (best >= 0)
+        return owned[best].kind;
     uintptr_t start = ntails ? pf_unwind_func_start(a) : 0;
     for (int i = 0; start && i < ntails; i++)
         if (tails[i] == start)

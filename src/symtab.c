@@ -584,24 +584,22 @@ static int find_demangler(const char *name, uintptr_t lo, uintptr_t hi, void *ct
     return 1;
 }
 
-/* The address of the function `name` defined in a loaded module, from
- * its dynamic symbol table through the GNU hash table, both in memory:
- * what dlsym does, without the loader's locks, its error state (made on a
- * failure, freed by the next call) or a file read. NULL when the module
- * has no GNU hash table or does not define `name`. */
-static void *dynamic_lookup(const struct dl_phdr_info *info, const char *name)
+/* The dynamic symbol `name` of the module loaded at `base` whose dynamic
+ * section is `dyn`, through its GNU hash table, both in memory: what dlsym
+ * does, without the loader's locks, its error state (made on a failure,
+ * freed by the next call) or a file read. With `at` not 0, only the
+ * version of `name` defined at that run-time address (a name can have
+ * several, `realpath@GLIBC_2.2.5` and `realpath@@GLIBC_2.3`). NULL when
+ * the module has no GNU hash table or defines no such symbol. */
+static const ElfW(Sym) *dynamic_sym(uintptr_t base, const ElfW(Dyn) *dyn, const char *name, uintptr_t at)
 {
-    const ElfW(Dyn) *dyn = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-            dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
     const ElfW(Sym) *symtab = NULL;
     const char *strtab = NULL;
     const uint32_t *ht = NULL;
     for (; dyn && dyn->d_tag != DT_NULL; dyn++) {
         /* The loader makes these absolute in place on x86-64; an offset
          * from the module's start otherwise. */
-        uintptr_t v = dyn->d_un.d_ptr < info->dlpi_addr ? info->dlpi_addr + dyn->d_un.d_ptr : dyn->d_un.d_ptr;
+        uintptr_t v = dyn->d_un.d_ptr < base ? base + dyn->d_un.d_ptr : dyn->d_un.d_ptr;
         if (dyn->d_tag == DT_SYMTAB)
             symtab = (const ElfW(Sym) *)v;
         else if (dyn->d_tag == DT_STRTAB)
@@ -620,12 +618,41 @@ static void *dynamic_lookup(const struct dl_phdr_info *info, const char *name)
     for (uint32_t i = buckets[h % nbuckets]; i >= first; i++) {
         const ElfW(Sym) *sym = &symtab[i];
         uint32_t ch = chain[i - first];
-        if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF && strcmp(strtab + sym->st_name, name) == 0)
-            return (void *)(info->dlpi_addr + sym->st_value);
+        if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF && (!at || base + sym->st_value == at) &&
+            strcmp(strtab + sym->st_name, name) == 0)
+            return sym;
         if (ch & 1)
             break;
     }
     return NULL;
+}
+
+/* The address of the function `name` defined in a loaded module (see
+ * dynamic_sym). */
+static void *dynamic_lookup(const struct dl_phdr_info *info, const char *name)
+{
+    const ElfW(Dyn) *dyn = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    const ElfW(Sym) *sym = dynamic_sym(info->dlpi_addr, dyn, name, 0);
+    return sym ? (void *)(info->dlpi_addr + sym->st_value) : NULL;
+}
+
+size_t pf_sym_dynamic_size(const void *fn, const char *name)
+{
+#ifndef DLFO_STRUCT_HAS_EH_DBASE
+    (void)fn;
+    (void)name;
+    return 0;
+#else
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)fn, &fo) != 0 || !fo.dlfo_link_map)
+        return 0;
+    const struct link_map *m = fo.dlfo_link_map;
+    const ElfW(Sym) *sym = dynamic_sym((uintptr_t)m->l_addr, m->l_ld, name, (uintptr_t)fn);
+    return sym ? (size_t)sym->st_size : 0;
+#endif
 }
 
 /* __cxa_demangle from the first C++ runtime module that defines it

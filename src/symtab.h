@@ -42,6 +42,12 @@ PF_HIDDEN int pf_sym_cxx_shared(void);
 PF_HIDDEN int pf_sym_each(uintptr_t addr, int (*fn)(const char *name, uintptr_t lo, uintptr_t hi, void *ctx),
                           void *ctx);
 
+/* The size of the function `name` that a loaded module defines at `fn`,
+ * from that module's dynamic symbol table in memory (a hash lookup, not
+ * the loader's dladdr, which reads every symbol of the module); 0 when no
+ * module holds fn, or its dynamic table has no such symbol there. */
+PF_HIDDEN size_t pf_sym_dynamic_size(const void *fn, const char *name);
+
 /* The same lookup against one ELF file mapped in memory at `file`
  * (`size` bytes), for a file address: the function name or NULL. For tests
  * of corrupt files; every read is bounds-checked. */

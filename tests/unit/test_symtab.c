@@ -4,9 +4,12 @@
  * executable's path, an address no module holds; and the ELF reader given
  * corrupt copies of this program (every truncation length near the
  * headers, random bytes written over headers and tables), which must give
- * no name or a name inside the copy, never a fault.
+ * no name or a name inside the copy, never a fault; and the sizes of the C
+ * library's functions from its dynamic symbols, against the loader's.
  */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,4 +141,46 @@ Test(symtab, scribbled_copies_never_fault)
     }
     free(copy);
     free(img);
+}
+
+/* Functions of the C library, some with two versions of one name. */
+static const char *const libc_functions[] = {
+    "strdup", "strndup", "getline", "getdelim", "fopen", "fdopen", "opendir", "scandir", "regcomp",
+    "regexec", "glob", "wordexp", "iconv_open", "getifaddrs", "setenv", "putenv", "strerror",
+    "tsearch", "fclose", "fflush", "newlocale", "mbrtowc", "wcstombs", "qsort", "printf", "getaddrinfo",
+};
+
+/* A function's size from its module's dynamic symbols is the loader's, for
+ * the version at the address asked about; another name, or a name at
+ * another address, has none. */
+Test(symtab, dynamic_sizes_are_the_loaders)
+{
+    int checked = 0;
+    for (size_t i = 0; i < sizeof(libc_functions) / sizeof(libc_functions[0]); i++) {
+        void *fn = dlsym(RTLD_DEFAULT, libc_functions[i]);
+        cr_assert(fn != NULL, "%s", libc_functions[i]);
+        Dl_info info;
+        const ElfW(Sym) *sym = NULL;
+        cr_assert(dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym);
+        if (info.dli_saddr != fn)
+            continue; /* an IFUNC's resolved code: no symbol of that name there */
+        cr_expect_eq(pf_sym_dynamic_size(fn, libc_functions[i]), sym->st_size, "%s", libc_functions[i]);
+        checked++;
+    }
+    cr_assert(checked >= 20, "only %d functions checked", checked);
+    /* realpath has a version of 2.2.5 and the default one of 2.3, at two
+     * addresses. */
+    void *old = dlvsym(RTLD_DEFAULT, "realpath", "GLIBC_2.2.5");
+    void *now = dlsym(RTLD_DEFAULT, "realpath");
+    cr_assert(old && now && old != now);
+    for (int v = 0; v < 2; v++) {
+        void *fn = v ? now : old;
+        Dl_info info;
+        const ElfW(Sym) *sym = NULL;
+        cr_assert(dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && info.dli_saddr == fn);
+        cr_expect_eq(pf_sym_dynamic_size(fn, "realpath"), sym->st_size, "version %d", v);
+    }
+    cr_expect_eq(pf_sym_dynamic_size(dlsym(RTLD_DEFAULT, "strdup"), "strndup"), 0);
+    cr_expect_eq(pf_sym_dynamic_size((char *)dlsym(RTLD_DEFAULT, "strndup") + 1, "strndup"), 0);
+    cr_expect_eq(pf_sym_dynamic_size((void *)16, "strdup"), 0);
 }
