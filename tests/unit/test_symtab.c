@@ -5,7 +5,8 @@
  * corrupt copies of this program (every truncation length near the
  * headers, random bytes written over headers and tables), which must give
  * no name or a name inside the copy, never a fault; and the sizes of the C
- * library's functions from its dynamic symbols, against the loader's.
+ * library's functions from its dynamic symbols, against the loader's, and
+ * the start of each of them as named from the library's sorted table.
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -183,4 +184,50 @@ Test(symtab, dynamic_sizes_are_the_loaders)
     cr_expect_eq(pf_sym_dynamic_size(dlsym(RTLD_DEFAULT, "strdup"), "strndup"), 0);
     cr_expect_eq(pf_sym_dynamic_size((char *)dlsym(RTLD_DEFAULT, "strndup") + 1, "strndup"), 0);
     cr_expect_eq(pf_sym_dynamic_size((void *)16, "strdup"), 0);
+}
+
+/* Every function of the C library that the loader can name inside is named
+ * with the same start: the table built from the library's thousands of
+ * symbols is in order. */
+Test(symtab, the_c_librarys_functions_start_where_the_loader_says)
+{
+    void *any = dlsym(RTLD_DEFAULT, "qsort");
+    struct dl_find_object fo;
+    cr_assert(any && _dl_find_object(any, &fo) == 0);
+    const struct link_map *m = fo.dlfo_link_map;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const uint32_t *ht = NULL;
+    for (const ElfW(Dyn) *d = m->l_ld; d->d_tag != DT_NULL; d++) {
+        if (d->d_tag == DT_SYMTAB)
+            symtab = (const ElfW(Sym) *)d->d_un.d_ptr;
+        else if (d->d_tag == DT_STRTAB)
+            strtab = (const char *)d->d_un.d_ptr;
+        else if (d->d_tag == DT_GNU_HASH)
+            ht = (const uint32_t *)d->d_un.d_ptr;
+    }
+    cr_assert(symtab && strtab && ht);
+    /* The dynamic symbols end where the GNU hash table's last chain does. */
+    uint32_t nbuckets = ht[0], first = ht[1], bloom = ht[2], last = 0;
+    const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)(ht + 4) + bloom);
+    for (uint32_t b = 0; b < nbuckets; b++)
+        if (buckets[b] > last)
+            last = buckets[b];
+    const uint32_t *chain = buckets + nbuckets;
+    while (last >= first && !(chain[last - first] & 1))
+        last++;
+    int checked = 0;
+    for (uint32_t i = first; i <= last; i++) {
+        const ElfW(Sym) *s = &symtab[i];
+        if (ELF64_ST_TYPE(s->st_info) != STT_FUNC || s->st_shndx == SHN_UNDEF || s->st_size < 2)
+            continue;
+        uintptr_t start = m->l_addr + s->st_value, inside = start + s->st_size / 2;
+        struct pf_sym got;
+        cr_assert(pf_sym_name(inside, &got) == 1, "%s", strtab + s->st_name);
+        cr_assert(got.name != NULL, "%s", strtab + s->st_name);
+        cr_expect_eq(inside - got.symoff, start, "%s named %s+%#lx", strtab + s->st_name, got.name,
+                     (unsigned long)got.symoff);
+        checked++;
+    }
+    cr_assert(checked > 1000, "only %d functions", checked);
 }
