@@ -443,6 +443,15 @@ struct thread_sites {
     uintptr_t memo_pcs[PF_STACK_MAX + PF_SITES_RUNTIME_KEPT];
     int memo_n;
     uint32_t memo_stack;
+    /* The last walk's start and what it read, with the id it found: an
+     * allocation from the same place of the same stack finds its site by
+     * reading those words again (see struct pf_unwind_reads), without a
+     * walk, a look at the modules or the table. last_id 0: none. */
+    uint32_t last_id;
+    int last_w, last_depth;
+    unsigned last_gen;
+    uintptr_t last_a, last_start;
+    struct pf_unwind_reads last_reads;
 };
 _Static_assert(sizeof(struct thread_sites) <= PF_TC_SITES_BYTES, "tcache.h: PF_TC_SITES_BYTES");
 
@@ -482,6 +491,24 @@ static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int
 
 /* The site of p, allocated by a call returning to a (which where() put in
  * part w of the process), with busy set. */
+/* Keeps the walk just made (its reads are in ts->last_reads) as the
+ * thread's last, with the id it gave; not one that found a runtime module
+ * loaded since the start (others.fresh: the same stack may be told apart
+ * differently next time), nor one whose reads did not fit. */
+static void remember(struct thread_sites *ts, uint32_t id, uintptr_t a, const void *cfa, int w, int depth,
+                     unsigned gen)
+{
+    if (!ts || !id || others.fresh || ts->last_reads.n <= 0)
+        return;
+    ts->last_a = a;
+    ts->last_start = (uintptr_t)cfa;
+    ts->last_w = w;
+    ts->last_depth = depth;
+    ts->last_gen = gen;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    ts->last_id = id;
+}
+
 static void record(const void *p, uintptr_t a, int w, const void *cfa)
 {
     int depth = (int)pf_sites_depth();
@@ -494,8 +521,21 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
         return;
     }
     struct thread_sites *ts = thread_sites();
+    unsigned gen = __atomic_load_n(&module_gen, __ATOMIC_ACQUIRE);
+    if (ts && ts->last_id && ts->last_a == a && ts->last_start == (uintptr_t)cfa && ts->last_w == w &&
+        ts->last_depth == depth && ts->last_gen == gen && pf_unwind_same(&ts->last_reads, (uintptr_t)cfa)) {
+        pf_sites_store(p, ts->last_id);
+        return;
+    }
+    /* No id while the memo is rewritten (a fork from another thread
+     * meanwhile, whose cache a thread of the child adopts, finds none). */
+    if (ts) {
+        ts->last_id = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
     uintptr_t pcs[MAX_WALK];
-    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa, ts ? &ts->near : NULL);
+    int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa, ts ? &ts->near : NULL,
+                      ts ? &ts->last_reads : NULL);
     if (n == 0 || pcs[0] != a) { /* no unwind information here: one frame */
         pf_sites_note(p, a, w != 0);
         return;
@@ -507,7 +547,9 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
         first++;
     }
     if (first == n) { /* the runtime's own all the way */
-        pf_sites_store(p, pf_sites_intern_stack(pcs, n < depth ? n : depth, 0, 1));
+        uint32_t id = pf_sites_intern_stack(pcs, n < depth ? n : depth, 0, 1);
+        remember(ts, id, a, cfa, w, depth, gen);
+        pf_sites_store(p, id);
         return;
     }
     /* libc allocated (a is in libc) and the program did not call one of the
@@ -528,7 +570,9 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;
-    pf_sites_store(p, intern(ts, pcs + start, count, keep, libc_own));
+    uint32_t id = intern(ts, pcs + start, count, keep, libc_own);
+    remember(ts, id, a, cfa, w, depth, gen);
+    pf_sites_store(p, id);
 }
 
 void pf_callsite_record(const void *p, const void *ret, const void *cfa)

@@ -527,12 +527,42 @@ static inline __attribute__((always_inline)) uint64_t near_rule_of(struct pf_unw
  * The step of the full walk, written out with rbp unknown until a frame
  * restores it (0: no frame has; a restored 0 ends a walk that needs it),
  * so that the loop keeps its state in registers. */
-static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, struct pf_unwind_near *near)
+/* Logs a read of the stack into reads, if given and with room (else marks
+ * it unusable). */
+static inline __attribute__((always_inline)) void logged(struct pf_unwind_reads *reads, uintptr_t at,
+                                                         uintptr_t val)
+{
+    if (!reads || reads->n < 0)
+        return;
+    if (reads->n == PF_UNWIND_READS) {
+        reads->n = -1;
+        return;
+    }
+    reads->r[reads->n].at = at;
+    reads->r[reads->n].val = val;
+    reads->n++;
+}
+
+static inline uintptr_t thread_pointer(void)
+{
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return tp;
+}
+
+static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, struct pf_unwind_near *near,
+                       struct pf_unwind_reads *reads)
 {
     uint64_t ep_bits = epoch_bits();
     uintptr_t fp = 0;
     int n = 0;
     pcs[n++] = pc;
+    if (reads) {
+        reads->n = 0;
+        reads->epoch = atomic_load_explicit(&epoch, memory_order_acquire);
+        reads->thread = thread_pointer();
+        logged(reads, sp - 8, pc); /* the start's check */
+    }
     while (n < max) {
         uint64_t r = near_rule_of(near, pc - 1, ep_bits);
         if (PF_UNLIKELY(r & (R_END | R_CFA_RBP))) {
@@ -550,8 +580,11 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, stru
             sp += (uintptr_t)R_CFA_OFF(r);
         }
         pc = *(const uintptr_t *)(sp - 8);
-        if (r & R_RBP_SAVED)
+        logged(reads, sp - 8, pc);
+        if (r & R_RBP_SAVED) {
             fp = *(const uintptr_t *)(sp + (uintptr_t)R_RBP_OFF(r));
+            logged(reads, sp + (uintptr_t)R_RBP_OFF(r), fp);
+        }
         if (PF_UNLIKELY(pc < 4096))
             break;
         pcs[n++] = pc;
@@ -559,9 +592,26 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, stru
     return n;
 }
 
-__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start,
-                                        struct pf_unwind_near *near)
+int pf_unwind_same(const struct pf_unwind_reads *reads, uintptr_t start)
 {
+    uintptr_t sp;
+    __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+    /* The start's checks, as pf_unwind makes them; the same thread (whose
+     * stack holds every address read, above the start) and rules. */
+    if (reads->n <= 0 || reads->thread != thread_pointer() || start <= sp || start - sp > MAX_FRAME ||
+        reads->epoch != atomic_load_explicit(&epoch, memory_order_acquire))
+        return 0;
+    for (int i = 0; i < reads->n; i++)
+        if (*(const uintptr_t *)reads->r[i].at != reads->r[i].val)
+            return 0;
+    return 1;
+}
+
+__attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t start,
+                                        struct pf_unwind_near *near, struct pf_unwind_reads *reads)
+{
+    if (reads)
+        reads->n = -1;
     if (max < 1)
         return 0;
     if (max > MAX_STEPS)
@@ -574,9 +624,11 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
      * first rule that needs it sends the walk back to the full one. */
     if (start && ret >= 4096 && !(ret >= self_lo && ret < self_hi) && start > sp &&
         start - sp <= MAX_FRAME && !(start & 7) && *(const uintptr_t *)(start - 8) == ret) {
-        int n = from_caller(pcs, max, ret, start, near);
+        int n = from_caller(pcs, max, ret, start, near, reads);
         if (n >= 0)
             return n;
+        if (reads)
+            reads->n = -1;
     }
     uint64_t ep_bits = epoch_bits();
     int n = 0, inside = 1, fp_known = 1;

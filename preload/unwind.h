@@ -18,6 +18,22 @@ struct pf_unwind_near {
     } e[1u << PF_UNWIND_NEAR_BITS];
 };
 
+/* What a walk from the caller's frame read of the stack (the return
+ * addresses and saved rbp values, each with its address), on which thread
+ * and under which rules: a walk from the same start on that thread whose
+ * reads all find the same values again gives the same frames, since each
+ * step depends only on its frame's rule and what it reads. n is -1 when
+ * the walk did not start at the caller's frame or read more than r holds. */
+#define PF_UNWIND_READS 24
+struct pf_unwind_reads {
+    int n;
+    uint32_t epoch;
+    uintptr_t thread;
+    struct {
+        uintptr_t at, val;
+    } r[PF_UNWIND_READS];
+};
+
 /* Maps the rule cache; `self` is any address inside pfalloc's own code,
  * whose frames the walk skips. */
 PF_HIDDEN void pf_unwind_init(const void *self);
@@ -30,7 +46,14 @@ PF_HIDDEN void pf_unwind_self(const void *self);
  * its stack pointer after the call) are given, the walk starts there; it
  * goes through pfalloc's own frames only when that start cannot be used.
  * `near`, the calling thread's table of recent rules, may be NULL. */
-PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp, struct pf_unwind_near *near);
+PF_HIDDEN int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, uintptr_t sp, struct pf_unwind_near *near,
+                        struct pf_unwind_reads *reads);
+/* When `reads` is given, what the walk read goes there (see struct
+ * pf_unwind_reads). */
+/* Whether a walk that logged `reads` (n >= 0), from start `sp`, would give
+ * the same frames now: the same thread, rules and start, and the same
+ * value at each address it read. */
+PF_HIDDEN int pf_unwind_same(const struct pf_unwind_reads *reads, uintptr_t sp);
 /* Where the function holding code address `look` starts, by its unwind
  * information (which covers functions with no symbol), or 0. */
 PF_HIDDEN uintptr_t pf_unwind_func_start(uintptr_t look);

@@ -294,6 +294,33 @@ Test(sites, stacks_keep_callers_apart)
     check_stacks(PROG("stacks"));
 }
 
+/* tests/progs/site_memo: a place that allocates with the same return
+ * address and stack pointer from two callers in turn, in four threads at
+ * once. A walk that reused the last one's frames on seeing the same start
+ * would file one caller's objects under the other's stack. */
+static const char site_memo_py[] =
+    LEAKS_PY
+    "n = (3 + 1) * 4\n"
+    "for caller, objs in (('via_one', 300 * n), ('via_two', 700 * n)):\n"
+    "    g = [s for s in L['sites'] if not s['runtime'] and s['family'] == 'malloc-32' and\n"
+    "         len(s['stack']) > s['first'] + 2 and inside(s['stack'][s['first']], 'take') and\n"
+    "         inside(s['stack'][s['first'] + 1], caller)]\n"
+    "    got = sum(s['objects'] for s in g)\n"
+    "    if got != objs: sys.exit('%s: %d objects, not %d: %s' % (caller, got, objs, g))\n"
+    "    for s in g:\n"
+    "        if not inside(s['stack'][s['first'] + 2], 'round_of'):\n"
+    "            sys.exit('%s: not called from round_of: %s' % (caller, s))\n"
+    "if L['program_objects'] != 1000 * n: sys.exit('program objects %d' % L['program_objects'])\n"
+    "print('ok')\n";
+
+Test(sites, one_place_reached_from_two_callers_in_turn_keeps_them_apart)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    check_json(PROG("site_memo"), site_memo_py);
+}
+
 /* The same program with frame pointers: CFAs from rbp, which the walk from
  * the caller's frame does not know, so it takes the full walk. */
 Test(sites, stacks_with_frame_pointers)
