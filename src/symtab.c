@@ -200,19 +200,22 @@ static void sort_fns(struct fn *v, size_t n)
     uintptr_t max = 0;
     for (size_t i = 0; i < n; i++)
         max |= v[i].lo;
-    size_t bytes = n * sizeof(*v);
-    struct fn *tmp = n > 64 && max >> 61 == 0 ? pf_os_map_meta(bytes) : NULL;
+    /* The scratch holds the counts too: names are looked up on the
+     * program's stacks (the checking mode names a bad free's site on the
+     * thread that made it), which may be small. */
+    size_t bytes = n * sizeof(*v), whole = bytes + sizeof(uint32_t) * (1u << RADIX_BITS);
+    struct fn *tmp = n > 64 && max >> 61 == 0 ? pf_os_map_meta(whole) : NULL;
     if (!tmp) {
         heap_sort_fns(v, n);
         return;
     }
+    uint32_t *at = (uint32_t *)(void *)((char *)tmp + bytes);
     unsigned bits = 2; /* the rank's */
     while (bits < 64 && max >> (bits - 2))
         bits++;
     struct fn *from = v, *to = tmp;
     for (unsigned shift = 0; shift < bits; shift += RADIX_BITS) {
-        uint32_t at[1u << RADIX_BITS];
-        memset(at, 0, sizeof(at));
+        memset(at, 0, sizeof(uint32_t) * (1u << RADIX_BITS));
         for (size_t i = 0; i < n; i++)
             at[((from[i].lo << 2 | from[i].rank) >> shift) & ((1u << RADIX_BITS) - 1)]++;
         uint32_t sum = 0;
@@ -229,7 +232,7 @@ static void sort_fns(struct fn *v, size_t n)
     }
     if (from != v)
         memcpy(v, from, bytes);
-    pf_os_unmap_meta(tmp, bytes);
+    pf_os_unmap_meta(tmp, whole);
 }
 
 /* Builds t from the section of type `type` (SHT_SYMTAB or SHT_DYNSYM). */
