@@ -450,6 +450,10 @@ struct thread_sites {
     uint32_t last_id;
     int last_w, last_depth;
     unsigned last_gen;
+    /* Walks since the memo last served: past two, only one in 32 is kept
+     * (its reads logged), so a thread whose stacks keep changing (an
+     * interpreter's) pays for the log seldom. */
+    unsigned last_misses;
     uintptr_t last_a, last_start;
     struct pf_unwind_reads last_reads;
 };
@@ -524,18 +528,23 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
     unsigned gen = __atomic_load_n(&module_gen, __ATOMIC_ACQUIRE);
     if (ts && ts->last_id && ts->last_a == a && ts->last_start == (uintptr_t)cfa && ts->last_w == w &&
         ts->last_depth == depth && ts->last_gen == gen && pf_unwind_same(&ts->last_reads, (uintptr_t)cfa)) {
+        ts->last_misses = 0;
         pf_sites_store(p, ts->last_id);
         return;
     }
     /* No id while the memo is rewritten (a fork from another thread
-     * meanwhile, whose cache a thread of the child adopts, finds none). */
-    if (ts) {
+     * meanwhile, whose cache a thread of the child adopts, finds none);
+     * one not rewritten stays as true as it was. */
+    int log = ts && (ts->last_misses < 2 || (ts->last_misses & 31) == 0);
+    if (ts)
+        ts->last_misses++;
+    if (log) {
         ts->last_id = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     }
     uintptr_t pcs[MAX_WALK];
     int n = pf_unwind(pcs, depth + (w ? MAX_WALK - PF_STACK_MAX : 0), a, (uintptr_t)cfa, ts ? &ts->near : NULL,
-                      ts ? &ts->last_reads : NULL);
+                      log ? &ts->last_reads : NULL);
     if (n == 0 || pcs[0] != a) { /* no unwind information here: one frame */
         pf_sites_note(p, a, w != 0);
         return;
@@ -548,7 +557,8 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
     }
     if (first == n) { /* the runtime's own all the way */
         uint32_t id = pf_sites_intern_stack(pcs, n < depth ? n : depth, 0, 1);
-        remember(ts, id, a, cfa, w, depth, gen);
+        if (log)
+            remember(ts, id, a, cfa, w, depth, gen);
         pf_sites_store(p, id);
         return;
     }
@@ -571,7 +581,8 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;
     uint32_t id = intern(ts, pcs + start, count, keep, libc_own);
-    remember(ts, id, a, cfa, w, depth, gen);
+    if (log)
+        remember(ts, id, a, cfa, w, depth, gen);
     pf_sites_store(p, id);
 }
 

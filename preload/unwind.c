@@ -522,27 +522,6 @@ static inline __attribute__((always_inline)) uint64_t near_rule_of(struct pf_unw
     return r;
 }
 
-/* From the caller's frame: its return address is pcs[0]; no frame of
- * pfalloc is looked at. -1 when the start cannot be used. max <= MAX_STEPS.
- * The step of the full walk, written out with rbp unknown until a frame
- * restores it (0: no frame has; a restored 0 ends a walk that needs it),
- * so that the loop keeps its state in registers. */
-/* Logs a read of the stack into reads, if given and with room (else marks
- * it unusable). */
-static inline __attribute__((always_inline)) void logged(struct pf_unwind_reads *reads, uintptr_t at,
-                                                         uintptr_t val)
-{
-    if (!reads || reads->n < 0)
-        return;
-    if (reads->n == PF_UNWIND_READS) {
-        reads->n = -1;
-        return;
-    }
-    reads->r[reads->n].at = at;
-    reads->r[reads->n].val = val;
-    reads->n++;
-}
-
 static inline uintptr_t thread_pointer(void)
 {
     uintptr_t tp;
@@ -550,18 +529,38 @@ static inline uintptr_t thread_pointer(void)
     return tp;
 }
 
-static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, struct pf_unwind_near *near,
-                       struct pf_unwind_reads *reads)
+/* Keeps a word the walk read, and its address, in reads (when given and
+ * while there is room); *k counts them. */
+static inline __attribute__((always_inline)) void logged(struct pf_unwind_reads *reads, int *k, uintptr_t at,
+                                                         uintptr_t val)
+{
+    if (!reads)
+        return;
+    if (*k < PF_UNWIND_READS) {
+        reads->r[*k].at = at;
+        reads->r[*k].val = val;
+    }
+    (*k)++;
+}
+
+/* From the caller's frame: its return address is pcs[0]; no frame of
+ * pfalloc is looked at. -1 when the start cannot be used. max <= MAX_STEPS.
+ * The step of the full walk, written out with rbp unknown until a frame
+ * restores it (0: no frame has; a restored 0 ends a walk that needs it),
+ * so that the loop keeps its state in registers. With `reads`, what it
+ * reads of the stack goes there too (a constant NULL compiles that away). */
+static inline __attribute__((always_inline)) int walk_from(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp,
+                                                           struct pf_unwind_near *near,
+                                                           struct pf_unwind_reads *reads)
 {
     uint64_t ep_bits = epoch_bits();
     uintptr_t fp = 0;
-    int n = 0;
+    int n = 0, k = 0;
     pcs[n++] = pc;
     if (reads) {
-        reads->n = 0;
         reads->epoch = atomic_load_explicit(&epoch, memory_order_acquire);
         reads->thread = thread_pointer();
-        logged(reads, sp - 8, pc); /* the start's check */
+        logged(reads, &k, sp - 8, pc); /* the start's check */
     }
     while (n < max) {
         uint64_t r = near_rule_of(near, pc - 1, ep_bits);
@@ -580,16 +579,29 @@ static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, stru
             sp += (uintptr_t)R_CFA_OFF(r);
         }
         pc = *(const uintptr_t *)(sp - 8);
-        logged(reads, sp - 8, pc);
+        logged(reads, &k, sp - 8, pc);
         if (r & R_RBP_SAVED) {
             fp = *(const uintptr_t *)(sp + (uintptr_t)R_RBP_OFF(r));
-            logged(reads, sp + (uintptr_t)R_RBP_OFF(r), fp);
+            logged(reads, &k, sp + (uintptr_t)R_RBP_OFF(r), fp);
         }
         if (PF_UNLIKELY(pc < 4096))
             break;
         pcs[n++] = pc;
     }
+    if (reads)
+        reads->n = k <= PF_UNWIND_READS ? k : -1;
     return n;
+}
+
+static int from_caller(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, struct pf_unwind_near *near)
+{
+    return walk_from(pcs, max, pc, sp, near, NULL);
+}
+
+static int from_caller_logged(uintptr_t *pcs, int max, uintptr_t pc, uintptr_t sp, struct pf_unwind_near *near,
+                              struct pf_unwind_reads *reads)
+{
+    return walk_from(pcs, max, pc, sp, near, reads);
 }
 
 int pf_unwind_same(const struct pf_unwind_reads *reads, uintptr_t start)
@@ -624,7 +636,8 @@ __attribute__((noinline)) int pf_unwind(uintptr_t *pcs, int max, uintptr_t ret, 
      * first rule that needs it sends the walk back to the full one. */
     if (start && ret >= 4096 && !(ret >= self_lo && ret < self_hi) && start > sp &&
         start - sp <= MAX_FRAME && !(start & 7) && *(const uintptr_t *)(start - 8) == ret) {
-        int n = from_caller(pcs, max, ret, start, near, reads);
+        int n = reads ? from_caller_logged(pcs, max, ret, start, near, reads)
+                      : from_caller(pcs, max, ret, start, near);
         if (n >= 0)
             return n;
         if (reads)
