@@ -169,6 +169,25 @@ static struct pf_tcache *orphan(void)
     return NULL;
 }
 
+/* While more threads hold a cache than may own spans, caches whose
+ * threads are gone are given back (flushed, free for the next thread), a
+ * look of ORPHAN_LOOKS at a time, until the count is back under the limit
+ * or a look finds none. The look made when no cache is free (orphan, in
+ * pf_tcache_get) never comes while one is: a burst of threads ending with
+ * a bare exit system call, followed by threads that start and end one at
+ * a time (each adopting the cache the last one gave back), left every one
+ * of the burst's caches held for good, and the process taken for a crowd
+ * (its threads owning no span, its bins above 32 KiB closed) with one
+ * thread left. */
+static void orphans_release(void)
+{
+    struct pf_tcache *t;
+    while (pf_tcache_crowded() && (t = orphan()) != NULL) {
+        atomic_store_explicit(&t->tid, 0, memory_order_relaxed);
+        atomic_store_explicit(&t->in_use, 0, memory_order_release);
+    }
+}
+
 static pthread_key_t exit_key; /* valid only in KEY_READY */
 enum { KEY_NONE, KEY_CREATING, KEY_READY, KEY_FAILED };
 static atomic_int key_state;
@@ -283,6 +302,7 @@ struct pf_tcache *pf_tcache_get(void)
     }
     atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
     atomic_store_explicit(&tc->tid, pf_os_tid(), memory_order_relaxed);
+    orphans_release();
     /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
     if (atomic_load_explicit(&key_state, memory_order_acquire) == KEY_READY)
         pthread_setspecific(exit_key, tc);

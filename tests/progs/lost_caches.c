@@ -5,14 +5,19 @@
  *          key destructors (a destructor sets its key again until then),
  *          where a key set by the allocator is dropped without a call;
  *   exit   a thread allocates, then ends with a bare exit system call,
- *          which runs no destructor at all.
+ *          which runs no destructor at all;
+ *   burst  four threads per CPU the process may run on, and four more, all
+ *          alive at once, allocate and end with a bare exit system call;
+ *          then `threads` threads, one after another, allocate and end as
+ *          threads do (each finds the cache the one before gave back).
  * Every block is freed. Prints "N threads (MODE): ok"; the test reads the
  * number of threads holding a cache from the exit report.
  *
- * usage: lost_caches key|exit [threads]
+ * usage: lost_caches key|exit|burst [threads]
  */
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +64,55 @@ static void *bare_exit(void *arg)
     return NULL;
 }
 
+static pthread_barrier_t all_alive;
+
+static void *burst_exit(void *arg)
+{
+    (void)arg;
+    churn();
+    pthread_barrier_wait(&all_alive);
+    syscall(SYS_exit, 0);
+    return NULL;
+}
+
+static void *plain(void *arg)
+{
+    (void)arg;
+    churn();
+    return NULL;
+}
+
+/* The burst, then n threads one after another. */
+static int burst(int n)
+{
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    int k = 4 * cpus + 4;
+    pthread_t *t = calloc((size_t)k, sizeof *t);
+    if (!t || pthread_barrier_init(&all_alive, NULL, (unsigned)k) != 0)
+        return 2;
+    for (int i = 0; i < k; i++)
+        if (pthread_create(&t[i], NULL, burst_exit, NULL) != 0)
+            return 2;
+    for (int i = 0; i < k; i++)
+        if (pthread_join(t[i], NULL) != 0)
+            return 2;
+    free(t);
+    for (int i = 0; i < n; i++) {
+        pthread_t u;
+        if (pthread_create(&u, NULL, plain, NULL) != 0 || pthread_join(u, NULL) != 0)
+            return 2;
+    }
+    printf("%d threads (burst of %d): ok\n", n, k);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "key";
     int n = argc > 2 ? atoi(argv[2]) : 200;
+    if (strcmp(mode, "burst") == 0)
+        return burst(n);
     void *(*fn)(void *) = strcmp(mode, "exit") == 0 ? bare_exit : keyed;
     if (pthread_key_create(&key, again) != 0)
         return 2;
