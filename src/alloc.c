@@ -359,8 +359,8 @@ void pf_free_slow(void *p)
      * frees, so they go back in batches instead of one by one under the
      * family lock. */
     struct pf_tcache *tc = s->cached ? pf_tcache_for_free() : NULL;
-    if (tc && PF_UNLIKELY(pf_bin_cap(&tc->bins[s->cls]) == 0))
-        tc = NULL; /* a closed bin: see pf_tcache_bin_open */
+    if (tc && PF_UNLIKELY(s->cls >= PF_CACHED_CLASSES) && !pf_tcache_bin_open_free(tc, s->cls))
+        tc = NULL; /* a closed bin: see pf_tcache_bin_open_free */
     if (tc) {
         bin_push(tc, s, idx, p, st);
     } else {
@@ -377,7 +377,7 @@ void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, si
      * one. The rest is the fast path's push into the thread's bin. */
     struct pf_tcache *tc = pf_tc;
     if (PF_UNLIKELY(pf_check_on) || st < PF_SLOT_LIVE || !s->sites || !s->cached || !tc ||
-        pf_bin_cap(&tc->bins[s->cls]) == 0) {
+        (s->cls >= PF_CACHED_CLASSES && !pf_tcache_bin_open_free(tc, s->cls))) {
         pf_free_slow_sized(p, n, align);
         return;
     }

@@ -303,6 +303,12 @@ struct pf_tcache *pf_tcache_get(void)
     atomic_fetch_add_explicit(&caches_held, 1, memory_order_relaxed);
     atomic_store_explicit(&tc->tid, pf_os_tid(), memory_order_relaxed);
     orphans_release();
+    /* Taken in a crowd: its bins above PF_CACHED_MAX (empty) start closed,
+     * so a thread that only frees those classes parks none of them. */
+    if (pf_tcache_crowded())
+        for (unsigned c = PF_CACHED_CLASSES; c < PF_NCLASSES; c++)
+            if (tc->bins[c].top == tc->bins[c].base) /* always: given back before it was free */
+                tc->bins[c].limit = tc->bins[c].base;
     /* The exit hook. pthread_setspecific on a low key index allocates nothing. */
     if (atomic_load_explicit(&key_state, memory_order_acquire) == KEY_READY)
         pthread_setspecific(exit_key, tc);
@@ -339,6 +345,19 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
     }
     b->limit = b->base + pf_bin_cap_of(cls);
     return 1;
+}
+
+int pf_tcache_bin_open_free(struct pf_tcache *tc, unsigned cls)
+{
+    struct pf_bin *b = &tc->bins[cls];
+    if (pf_bin_cap(b) && pf_tcache_crowded()) {
+        /* A thread that frees the class without allocating it (a
+         * consumer) never closed its bin: what it parked goes back. */
+        bin_give_back(b, cls, pf_bin_count(b));
+        b->limit = b->base;
+        give_back_spans(tc, cls);
+    }
+    return pf_bin_cap(b) != 0;
 }
 
 /* One step of the collection (see tcache.h), from a refill or a flush of

@@ -134,6 +134,13 @@ PF_HIDDEN int pf_tcache_crowded(void);
  * and park nothing) while crowded, opens it again (its full cap) when not.
  * Returns whether the bin is open. */
 PF_HIDDEN int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls);
+/* The same for a free of class cls >= PF_CACHED_CLASSES on the slow path
+ * (its bin full or closed): while crowded an open bin closes, the slots it
+ * holds and the spans the cache owns of the class going back, and the
+ * free takes the locked path; a closed bin opens again only at a malloc
+ * (pf_tcache_bin_open). A cache taken while crowded starts with those bins
+ * closed. Returns whether the bin is open. */
+PF_HIDDEN int pf_tcache_bin_open_free(struct pf_tcache *tc, unsigned cls);
 /* Fork child: caches of threads that no longer exist are drained. */
 PF_HIDDEN void pf_tcache_fork_child(void);
 

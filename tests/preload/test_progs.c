@@ -379,6 +379,33 @@ Test(progs, a_burst_of_threads_gone_without_giving_their_caches_back_leaves_no_c
     pf_run_free(&r);
 }
 
+/* In a crowd (more threads holding a cache than may own spans), threads
+ * that free blocks above 32 KiB another thread allocated
+ * (tests/progs/crowd_frees.c): only a malloc of such a class closed its
+ * bin, so a thread that never allocates them kept its bin open and parked
+ * up to two of them, each of its flushes sending more to the transfer
+ * cache, where no thread of the crowd takes them (its refills of the class
+ * take the locked path): four consumers of 100 000-byte blocks, every
+ * block freed, left four spans of the class held for slots parked in
+ * bins, where one (the empty span a family keeps) was expected. A cache
+ * taken in a crowd starts with those bins closed, and a free on the slow
+ * path closes one (its slots back to their spans) while crowded. */
+Test(progs, in_a_crowd_threads_that_only_free_big_blocks_park_none)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/crowd_frees", "4", "200", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "crowd_frees");
+    unsigned long long live, spans, slots;
+    cr_assert(sscanf(r.out, "live %llu spans %llu slots %llu", &live, &spans, &slots) == 3, "%s", r.out);
+    cr_log_info("%s", r.out);
+    cr_assert_eq(live, 0, "%s", r.out);
+    cr_assert_leq(spans, 1, "every block freed, %llu spans of the class still held: %s", spans, r.out);
+    pf_run_free(&r);
+}
+
 /* A library the program links registers fork handlers from its
  * constructor (tests/progs/lib/forklib.c), before pfalloc's, so glibc runs
  * its prepare handler after pfalloc's has taken every lock; it allocates a
