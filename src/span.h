@@ -174,9 +174,13 @@ PF_HIDDEN void pf_span_set_cache_limit(size_t bytes);
 /* Empty spans beyond PFALLOC_CACHE stay resident (up to the peak bytes of
  * live spans) for this long before their pages go back. */
 #define PF_POOL_DECAY_SECONDS 2
+/* A tick decommits up to this many bytes of pooled spans (about 10 ms of
+ * madvise); while more are due, the next tick need not wait a second. */
+#define PF_POOL_DECAY_STEP ((size_t)32 << 20)
 /* Gives back the pages of spans pooled for PF_POOL_DECAY_SECONDS beyond
- * PFALLOC_CACHE; one load when there is nothing to do, a coarse clock read
- * and at most one pass a second otherwise. */
+ * PFALLOC_CACHE, PF_POOL_DECAY_STEP bytes a pass; one load when there is
+ * nothing to do, a coarse clock read and at most one pass a second
+ * otherwise, or one a call while spans due are left. */
 PF_HIDDEN void pf_span_tick(void);
 /* Pages are being faulted in anew outside the pool (a large block grows):
  * warm pooled spans beyond PFALLOC_CACHE give theirs back now, as they do
