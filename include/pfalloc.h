@@ -39,7 +39,8 @@ PF_API void *pf_valloc(size_t size) PF_MALLOC_ATTR;
 PF_API void *pf_pvalloc(size_t size) PF_MALLOC_ATTR;
 PF_API size_t pf_malloc_usable_size(const void *p);
 
-/* Releases every free span and cached large block to the OS.
+/* Releases every free span and cached large block to the OS, and the
+ * pages that free slots cover whole inside spans still in use.
  * Returns the number of bytes given back. */
 PF_API size_t pf_trim(void);
 

@@ -497,7 +497,7 @@ size_t pf_trim(void)
     int saved = errno;
     pf_tcache_drain();
     pf_family_trim();
-    size_t r = pf_span_trim() + pf_large_trim();
+    size_t r = pf_family_trim_pages() + pf_span_trim() + pf_large_trim();
     errno = saved;
     return r;
 }

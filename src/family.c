@@ -1021,6 +1021,151 @@ void pf_family_trim(void)
     }
 }
 
+/* A stretch of free slots [first, first + n) of s, taken out of its bitmap
+ * while the pages they cover whole are given back. */
+struct trim_run {
+    struct pf_span *s;
+    uint32_t first, n;
+};
+
+#define TRIM_RUNS 32
+
+/* The first slot from i on (below end, else end) whose free bit is set,
+ * or with clear set, is not. */
+static uint32_t next_bit(const uint64_t *bits, uint32_t i, uint32_t end, int clear)
+{
+    uint64_t flip = clear ? ~(uint64_t)0 : 0;
+    while (i < end) {
+        uint64_t w = (bits[i >> 6] ^ flip) >> (i & 63);
+        if (w)
+            return i + (uint32_t)__builtin_ctzll(w) < end ? i + (uint32_t)__builtin_ctzll(w) : end;
+        i = (i | 63) + 1;
+    }
+    return end;
+}
+
+/* Under f->lock: from span *sp's slot *at on along f->all, takes out of
+ * their spans' bitmaps up to TRIM_RUNS stretches of free slots that cover a
+ * whole page or more (used goes up by as many, so no span empties
+ * meanwhile and none is carved again). *sp and *at say where the next look
+ * starts: the span of the last stretch taken, which stays on f->all while
+ * its stretch is out, or NULL at the end of the list. */
+static int trim_collect(struct pf_span **sp, uint32_t *at, struct trim_run *runs)
+{
+    uintptr_t ps = pf_os_page_size();
+    int nr = 0;
+    for (struct pf_span *s = *sp; s; s = s->anext, *at = 0) {
+        *sp = s;
+        if (s->kind != PF_SPAN_SMALL || s->used == 0 || s->nfree == 0)
+            continue;
+        uint32_t end = s->bump;
+        for (uint32_t i = next_bit(s->freebits, *at, end, 0); i < end;) {
+            uint32_t j = next_bit(s->freebits, i, end, 1);
+            uint32_t next = j;
+            /* A listed span must keep a slot to give (a locked malloc takes
+             * one from the first partial span without looking): its first
+             * or last free slot stays out of the stretch, whichever leaves
+             * more whole pages in it. */
+            if (s->used + (j - i) == s->nslots) {
+                uintptr_t a = s->start + (uintptr_t)i * s->slot_size;
+                uintptr_t b = s->start + (uintptr_t)j * s->slot_size;
+                uintptr_t keep_first = ((b & ~(ps - 1)) - ((a + s->slot_size + ps - 1) & ~(ps - 1)));
+                uintptr_t keep_last = (((b - s->slot_size) & ~(ps - 1)) - ((a + ps - 1) & ~(ps - 1)));
+                if ((intptr_t)keep_first >= (intptr_t)keep_last)
+                    i++;
+                else
+                    j--;
+            }
+            uintptr_t lo = (s->start + (uintptr_t)i * s->slot_size + ps - 1) & ~(ps - 1);
+            uintptr_t hi = (s->start + (uintptr_t)j * s->slot_size) & ~(ps - 1);
+            if (j > i && hi > lo) {
+                if (nr == TRIM_RUNS) { /* the next look starts after the last one taken */
+                    *sp = runs[nr - 1].s;
+                    *at = runs[nr - 1].first + runs[nr - 1].n;
+                    return nr;
+                }
+                for (uint32_t k = i; k < j; k++)
+                    s->freebits[k >> 6] &= ~((uint64_t)1 << (k & 63));
+                s->nfree -= j - i;
+                s->used += j - i;
+                runs[nr++] = (struct trim_run){s, i, j - i};
+            }
+            i = next_bit(s->freebits, next, end, 0);
+        }
+    }
+    *sp = NULL;
+    return nr;
+}
+
+/* Gives back the pages of free slots inside spans that still hold live
+ * objects (or slots parked in thread caches): what pf_span_trim cannot
+ * reach, since only empty spans go to the pool. A heap of 2 KiB blocks of
+ * which one in 32 stays live kept all its pages after malloc_trim, as did
+ * the spans of threads that went idle with a few slots in their caches
+ * (glibc's malloc_trim gives such pages back). The slots are taken out of
+ * their spans' bitmaps under the lock, their pages decommitted without it,
+ * and the slots given back as any freed slot is; they keep their states
+ * (free), and read as zero. Returns the bytes decommitted. */
+static size_t trim_pages(struct pf_family *f)
+{
+    uintptr_t ps = pf_os_page_size();
+    size_t released = 0;
+    struct trim_run runs[TRIM_RUNS];
+    struct pf_span *empty = NULL; /* spans that emptied, pooled at the end */
+    pf_lock(&f->lock);
+    struct pf_span *s = f->all;
+    uint32_t at = 0;
+    while (s) {
+        int nr = trim_collect(&s, &at, runs);
+        if (nr == 0)
+            break;
+        pf_unlock(&f->lock);
+        for (int r = 0; r < nr; r++) {
+            struct pf_span *t = runs[r].s;
+            uintptr_t lo = (t->start + (uintptr_t)runs[r].first * t->slot_size + ps - 1) & ~(ps - 1);
+            uintptr_t hi = (t->start + (uintptr_t)(runs[r].first + runs[r].n) * t->slot_size) & ~(ps - 1);
+            if (pf_os_decommit((void *)lo, hi - lo) == 0)
+                released += hi - lo;
+        }
+        pf_lock(&f->lock);
+        for (int r = 0; r < nr; r++) {
+            struct pf_span *t = runs[r].s;
+            for (uint32_t k = runs[r].first; k < runs[r].first + runs[r].n; k++)
+                t->freebits[k >> 6] |= (uint64_t)1 << (k & 63);
+            t->nfree += runs[r].n;
+            t->used -= runs[r].n;
+            if ((runs[r].first >> 6) < t->hint)
+                t->hint = runs[r].first >> 6;
+            if (r + 1 < nr && runs[r + 1].s == t)
+                continue;
+            /* As for any slot given back. The look goes on from s (held
+             * since, under the lock), or after it if it emptied and left. */
+            struct pf_span *nx = t->anext;
+            struct pf_span *e = after_give(f, t);
+            if (e) {
+                e->next = empty;
+                empty = e;
+                if (t == s) {
+                    s = nx;
+                    at = 0;
+                }
+            }
+        }
+    }
+    pf_unlock(&f->lock);
+    put_all(empty);
+    return released;
+}
+
+size_t pf_family_trim_pages(void)
+{
+    size_t released = 0;
+    uint32_t n = pf_family_count();
+    for (uint32_t i = 0; i < n; i++)
+        released += trim_pages(pf_family_at(i));
+    return released;
+}
+
 /* The unregistered class families whose locks the fork's prepare handler
  * took: another thread may set a class up (class_made, no lock) between
  * the prepare and the parent's or child's handler, and those give back

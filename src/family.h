@@ -161,6 +161,9 @@ PF_HIDDEN struct pf_family *pf_family_typed(const char *key, size_t size, size_t
 PF_HIDDEN void pf_family_collect(unsigned cls, uint32_t *seen);
 /* Releases empty spans kept by families (for trim). */
 PF_HIDDEN void pf_family_trim(void);
+/* Decommits the pages that free slots cover whole inside spans still in
+ * use (pf_trim, after pf_family_trim). Returns the bytes given back. */
+PF_HIDDEN size_t pf_family_trim_pages(void);
 
 /* Copies up to cap spans of the family named `name` into out[] (taken under
  * the family's lock, no syscall) and fills *st (may be NULL) with the

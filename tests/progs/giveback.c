@@ -9,9 +9,24 @@
  *          of sizes it did not use before, which refills the thread's
  *          cache, the activity that lets the pool decay; then prints
  *          "decayed N".
+ *   trim   allocates 256 MiB in blocks of 2000..2048 bytes (one size
+ *          class), frees all but one in 32 (every span keeps a live
+ *          block), prints "kept N" (resident), calls malloc_trim(0) and
+ *          prints "trimmed N"; the live blocks must still hold what was
+ *          written into them.
  *
- * usage: giveback decay
+ *   race   three threads replace blocks of 16..3016 bytes in a shared
+ *          table (200 000 times each, one block in eight calloc'd, every
+ *          block filled with a byte of its address and checked before it
+ *          is freed) while the main thread calls malloc_trim(0) until they
+ *          are done; prints "trims N" and "changed M" (bytes found
+ *          changed).
+ *
+ * usage: giveback decay|trim|race
  */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +79,111 @@ static int decay(void)
     return got == n ? 0 : 1;
 }
 
+static int trim(void)
+{
+    size_t n = HEAP / 2048, got = 0, bad = 0;
+    unsigned char **v = malloc(n * sizeof *v);
+    if (!v)
+        return 1;
+    for (size_t i = 0; i < n; i++, got++) {
+        size_t size = 2000 + i % 49;
+        if (!(v[i] = malloc(size)))
+            break;
+        memset(v[i], (int)(i & 0xff), size);
+    }
+    for (size_t i = 0; i < got; i++)
+        if (i % 32 != 0)
+            free(v[i]);
+    printf("kept %ld\n", rss_kib());
+    malloc_trim(0);
+    printf("trimmed %ld\n", rss_kib());
+    for (size_t i = 0; i < got; i += 32) {
+        for (size_t k = 0; k < 2000; k++)
+            bad += v[i][k] != (unsigned char)(i & 0xff);
+        free(v[i]);
+    }
+    free(v);
+    if (bad)
+        printf("changed %zu\n", bad);
+    return got == n && bad == 0 ? 0 : 1;
+}
+
+#define TABLE 8192
+#define RACE_OPS 200000
+
+static unsigned char *table[TABLE];
+static size_t table_size[TABLE];
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t changed;
+static int workers_left = 3;
+
+static unsigned char fill_of(const void *p)
+{
+    return (unsigned char)((uintptr_t)p >> 4);
+}
+
+static void *replacer(void *arg)
+{
+    uint64_t x = (uintptr_t)arg * 0x9e3779b97f4a7c15u + 1;
+    size_t bad = 0;
+    for (int op = 0; op < RACE_OPS; op++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t i = x % TABLE, size = 16 + (x >> 20) % 3001;
+        unsigned char *p = (x >> 40) % 8 ? malloc(size) : calloc(1, size);
+        if (!p)
+            abort();
+        memset(p, fill_of(p), size);
+        pthread_mutex_lock(&table_lock);
+        unsigned char *old = table[i];
+        size_t old_size = table_size[i];
+        table[i] = p;
+        table_size[i] = size;
+        pthread_mutex_unlock(&table_lock);
+        if (old) {
+            for (size_t k = 0; k < old_size; k++)
+                bad += old[k] != fill_of(old);
+            free(old);
+        }
+    }
+    pthread_mutex_lock(&table_lock);
+    changed += bad;
+    workers_left--;
+    pthread_mutex_unlock(&table_lock);
+    return NULL;
+}
+
+static int race(void)
+{
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        if (pthread_create(&t[i], NULL, replacer, (void *)(uintptr_t)(i + 1)) != 0)
+            return 1;
+    long trims = 0;
+    for (;;) {
+        pthread_mutex_lock(&table_lock);
+        int left = workers_left;
+        pthread_mutex_unlock(&table_lock);
+        if (!left)
+            break;
+        malloc_trim(0);
+        trims++;
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < TABLE; i++)
+        free(table[i]);
+    printf("trims %ld\nchanged %zu\n", trims, changed);
+    return changed == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "decay") == 0)
         return decay();
-    fprintf(stderr, "usage: giveback decay\n");
+    if (argc == 2 && strcmp(argv[1], "trim") == 0)
+        return trim();
+    if (argc == 2 && strcmp(argv[1], "race") == 0)
+        return race();
+    fprintf(stderr, "usage: giveback decay|trim|race\n");
     return 2;
 }
