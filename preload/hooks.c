@@ -600,13 +600,13 @@ __attribute__((constructor(101))) static void preload_start(void)
     if (pf_config.sites || pf_config.leak_exit_code) {
         if (pf_sites_enable() != 0) {
             static const char msg[] = "pfalloc: PFALLOC_SITES: no memory for the call-site tables (no sites are recorded)\n";
-            pf_os_write_all(2, msg, sizeof(msg) - 1);
+            pf_os_write_quiet(2, msg, sizeof(msg) - 1);
         }
         pf_callsite_init();
     }
     if (pf_config.check && pf_check_enable() != 0) {
         static const char msg[] = "pfalloc: PFALLOC_CHECK: no memory for the checking mode (it stays off)\n";
-        pf_os_write_all(2, msg, sizeof(msg) - 1);
+        pf_os_write_quiet(2, msg, sizeof(msg) - 1);
     }
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
         pf_leaks_reserve();

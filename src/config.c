@@ -249,7 +249,7 @@ static void warn(const char *name, const char *value, const char *expect)
     pf_fmt_str(&f, " (using the default)\n");
     if (buf[f.len - 1] != '\n')
         buf[f.len++] = '\n';
-    pf_os_write_all(2, buf, f.len);
+    pf_os_write_quiet(2, buf, f.len); /* a stderr whose reader has gone must not end the program */
 }
 
 void pf_config_load(void)

@@ -128,7 +128,7 @@ static void warn(const char *const *parts, size_t nparts)
     msg[f.len - 1] = '\n'; /* the last part's, or the one a cut line lost */
     int err = stderr_fd();
     if (err >= 0)
-        pf_os_write_all(err, msg, f.len);
+        pf_os_write_quiet(err, msg, f.len);
 }
 
 void pf_emit_warn(const char *const *parts, size_t nparts)
@@ -203,45 +203,17 @@ static void warn_write(int fd, int e)
     warn(parts, sizeof(parts) / sizeof(parts[0]));
 }
 
-/* A write to a pipe whose reader has gone raises SIGPIPE, whose default
- * action ends the program: reports block it around their writes and take
- * back the one a write of theirs raised, leaving one that was pending
- * before (the program's own) where it was. */
-struct pipe_guard {
-    sigset_t old;    /* the thread's mask before */
-    int was_pending; /* SIGPIPE was pending before the report */
-};
-
-static void guard_pipe(struct pipe_guard *g)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &g->old);
-    g->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-}
-
-static void unguard_pipe(struct pipe_guard *g, int got_epipe)
-{
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    if (got_epipe && !g->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        sigtimedwait(&set, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-}
-
 /* errno is left as it was; *err (when not NULL) is the report's own. */
 static int emit_guarded(const char *reason, pf_report_extra_fn extra, int wait, int *err)
 {
     int saved = errno;
-    struct pipe_guard guard;
-    guard_pipe(&guard);
+    /* A write to a pipe whose reader has gone raises SIGPIPE, whose
+     * default action ends the program: not for a report's writes. */
+    struct pf_os_quiet quiet;
+    pf_os_quiet_begin(&quiet);
     int rc = emit(reason, extra, wait);
     int e = errno;
-    unguard_pipe(&guard, rc != 0 && e == EPIPE);
+    pf_os_quiet_end(&quiet, rc != 0 ? e : 0);
     if (err)
         *err = e;
     errno = saved;

@@ -977,6 +977,40 @@ int pf_os_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+_Static_assert(sizeof(((struct pf_os_quiet *)0)->old) >= sizeof(sigset_t), "pf_os_quiet holds a sigset_t");
+
+void pf_os_quiet_begin(struct pf_os_quiet *q)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, (sigset_t *)(void *)q->old);
+    q->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+}
+
+void pf_os_quiet_end(struct pf_os_quiet *q, int err)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    if (err == EPIPE && !q->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, (sigset_t *)(void *)q->old, NULL);
+}
+
+int pf_os_write_quiet(int fd, const void *buf, size_t len)
+{
+    struct pf_os_quiet q;
+    pf_os_quiet_begin(&q);
+    int rc = pf_os_write_all(fd, buf, len);
+    int e = errno;
+    pf_os_quiet_end(&q, rc != 0 ? e : 0);
+    errno = e;
+    return rc;
+}
+
 long pf_os_read_file(const char *path, char **buf, size_t *cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

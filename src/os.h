@@ -87,6 +87,20 @@ PF_HIDDEN int pf_os_protect(void *p, size_t size, int access);
  * PF_OS_WRITE_WAIT_MS in all, then the call fails with ETIMEDOUT. */
 #define PF_OS_WRITE_WAIT_MS 1000
 PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
+/* pfalloc's writes never raise a signal: SIGPIPE is blocked between
+ * pf_os_quiet_begin and pf_os_quiet_end, and the one a write of pfalloc's
+ * raised in between (err: that write's errno, EPIPE) is taken back; one that
+ * was pending before (the program's own) stays pending. */
+struct pf_os_quiet {
+    uint64_t old[16]; /* the thread's mask before: a sigset_t (os.h leaves signal.h out) */
+    int was_pending;  /* SIGPIPE was pending before */
+};
+PF_HIDDEN void pf_os_quiet_begin(struct pf_os_quiet *q);
+PF_HIDDEN void pf_os_quiet_end(struct pf_os_quiet *q, int err);
+/* pf_os_write_all inside pf_os_quiet_begin/end: for pfalloc's own lines on
+ * stderr (a warning at start-up meets a pipe whose reader has gone as
+ * easily as a report does). errno is that of the write. */
+PF_HIDDEN int pf_os_write_quiet(int fd, const void *buf, size_t len);
 /* Reads the whole of a file that has no size up front (/proc) into a
  * mapping of its own: *buf, *cap bytes, which the caller gives back with
  * pf_os_unmap. Returns the bytes read, or -1 (nothing to give back). */

@@ -366,6 +366,19 @@ Test(report_safety, stderr_pipe_without_reader_keeps_the_exit_status)
     pf_run_free(&r);
 }
 
+Test(report_safety, a_bad_value_warned_on_a_stderr_without_reader_keeps_the_program_alive)
+{
+    /* The warning about a bad value is the only thing written: it meets
+     * the pipe whose reader has gone, and must not end the program. */
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", "PFALLOC_SIGNAL=USR9", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_PIPE_NO_READER, 60, &r);
+    cr_assert(r.exited && r.code == 0, "leaky: %s", pf_run_how(&r));
+    cr_assert(strstr(r.out, ", 10 objects kept\n") != NULL, "%s", r.out);
+    pf_run_free(&r);
+}
+
 /* ---- a report never blocks ------------------------------------------------------------ */
 
 static size_t count_lines_starting(const char *text, const char *prefix)
