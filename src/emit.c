@@ -207,8 +207,9 @@ static void warn_write(int fd, int e)
 static int emit_guarded(const char *reason, pf_report_extra_fn extra, int wait, int *err)
 {
     int saved = errno;
-    /* A write to a pipe whose reader has gone raises SIGPIPE, whose
-     * default action ends the program: not for a report's writes. */
+    /* A write to a pipe whose reader has gone raises SIGPIPE, one past
+     * RLIMIT_FSIZE SIGXFSZ; their default actions end the program: not
+     * for a report's writes. */
     struct pf_os_quiet quiet;
     pf_os_quiet_begin(&quiet);
     int rc = emit(reason, extra, wait);

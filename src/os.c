@@ -979,21 +979,36 @@ int pf_os_write_all(int fd, const void *buf, size_t len)
 
 _Static_assert(sizeof(((struct pf_os_quiet *)0)->old) >= sizeof(sigset_t), "pf_os_quiet holds a sigset_t");
 
+static void quiet_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGPIPE);
+    sigaddset(set, SIGXFSZ);
+}
+
+static int quiet_pending(void)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0)
+        return 0;
+    return (sigismember(&pending, SIGPIPE) == 1 ? 1 : 0) | (sigismember(&pending, SIGXFSZ) == 1 ? 2 : 0);
+}
+
 void pf_os_quiet_begin(struct pf_os_quiet *q)
 {
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
+    sigset_t set;
+    quiet_set(&set);
     pthread_sigmask(SIG_BLOCK, &set, (sigset_t *)(void *)q->old);
-    q->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+    q->was_pending = quiet_pending();
 }
 
 void pf_os_quiet_end(struct pf_os_quiet *q, int err)
 {
-    sigset_t set, pending;
-    sigemptyset(&set);
-    sigaddset(&set, SIGPIPE);
-    if (err == EPIPE && !q->was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+    int mine = err == EPIPE ? 1 : err == EFBIG ? 2 : 0;
+    if (mine && !(q->was_pending & mine) && (quiet_pending() & mine)) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, mine == 1 ? SIGPIPE : SIGXFSZ);
         struct timespec zero = {0, 0};
         sigtimedwait(&set, NULL, &zero);
     }

@@ -87,13 +87,14 @@ PF_HIDDEN int pf_os_protect(void *p, size_t size, int access);
  * PF_OS_WRITE_WAIT_MS in all, then the call fails with ETIMEDOUT. */
 #define PF_OS_WRITE_WAIT_MS 1000
 PF_HIDDEN int pf_os_write_all(int fd, const void *buf, size_t len);
-/* pfalloc's writes never raise a signal: SIGPIPE is blocked between
+/* pfalloc's writes never raise a signal: SIGPIPE (a pipe whose reader has
+ * gone) and SIGXFSZ (a file past RLIMIT_FSIZE) are blocked between
  * pf_os_quiet_begin and pf_os_quiet_end, and the one a write of pfalloc's
- * raised in between (err: that write's errno, EPIPE) is taken back; one that
- * was pending before (the program's own) stays pending. */
+ * raised in between (err: that write's errno, EPIPE or EFBIG) is taken
+ * back; one that was pending before (the program's own) stays pending. */
 struct pf_os_quiet {
     uint64_t old[16]; /* the thread's mask before: a sigset_t (os.h leaves signal.h out) */
-    int was_pending;  /* SIGPIPE was pending before */
+    int was_pending;  /* bit 0: SIGPIPE was pending before, bit 1: SIGXFSZ */
 };
 PF_HIDDEN void pf_os_quiet_begin(struct pf_os_quiet *q);
 PF_HIDDEN void pf_os_quiet_end(struct pf_os_quiet *q, int err);

@@ -395,6 +395,37 @@ static size_t count_lines_starting(const char *text, const char *prefix)
     return n;
 }
 
+Test(report_safety, a_report_past_the_file_size_limit_keeps_the_exit_status)
+{
+    /* Under `ulimit -f 1` the exit report outgrows the one block a file
+     * may hold: the write past the limit raises SIGXFSZ, whose default
+     * action ends the program. leaky itself writes no file. */
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sh");
+    char *dir = pf_tempdir("fsize");
+    char *rep = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", rep);
+    const char *const argv[] = {"sh", "-c", "ulimit -f 1 && exec \"$0\"", PROG("leaky"), NULL};
+    const char *const env[] = {var, "PFALLOC_REPORT=exit", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "leaky: %s\n%s", pf_run_how(&r), r.err);
+    cr_assert(strstr(r.out, ", 10 objects kept\n") != NULL, "%s", r.out);
+    cr_assert(count_lines_starting(r.err, "pfalloc: ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, "pfalloc: a report could not be written to PFALLOC_OUT ") != NULL &&
+                  strstr(r.err, ": the file is too big (it is lost)\n") != NULL,
+              "%s", r.err);
+    struct stat st;
+    /* The part that fit (ulimit's block is 512 or 1024 bytes, by shell). */
+    cr_assert(stat(rep, &st) == 0 && st.st_size > 0 && st.st_size <= 1024, "the report file holds %ld bytes",
+              (long)st.st_size);
+    pf_run_free(&r);
+    free(rep);
+    pf_tempdir_remove(dir);
+}
+
 Test(report_safety, out_fifo_without_reader_does_not_block)
 {
     PF_REQUIRE_PRELOAD();
