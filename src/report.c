@@ -16,6 +16,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -372,11 +374,103 @@ int pf_report_busy(void)
     return 0;
 }
 
+/* A notice for a report skipped while the report under way is being
+ * written to that same pipe, terminal or socket is kept until that write
+ * is over: written at once it would land inside the report's text, since
+ * a write to a pipe that fills goes out in pieces, a handler that
+ * interrupts it (the report signal during the exit report) runs between
+ * two of them, and so may another thread's write. The writer writes the
+ * notices kept when its write ends; one that finds the write over writes
+ * its own. A regular file takes the report in one write that no signal
+ * cuts: notices go there at once, as they do when every slot is taken. */
+#define NOTICE_SLOTS 4
+enum { NOTICE_FREE, NOTICE_FILLING, NOTICE_READY, NOTICE_WRITING };
+static struct {
+    _Atomic int state;
+    size_t len;
+    char text[192];
+} notices[NOTICE_SLOTS];
+static _Atomic long writing; /* the thread of the owner of `busy` writing its report to w_dev, w_ino, or 0 */
+static dev_t w_dev;
+static ino_t w_ino;
+
+static void write_notice(int fd, int i)
+{
+    int ready = NOTICE_READY;
+    if (atomic_compare_exchange_strong(&notices[i].state, &ready, NOTICE_WRITING)) {
+        pf_os_write_all(fd, notices[i].text, notices[i].len);
+        atomic_store(&notices[i].state, NOTICE_FREE);
+    }
+}
+
+/* 1 when the notice (len bytes at text) was kept for the writer of the
+ * report under way, or written here after all. */
+static int keep_notice(int fd, const char *text, size_t len)
+{
+    struct stat st;
+    long w = atomic_load(&writing);
+    if (!w || fstat(fd, &st) != 0 || st.st_dev != w_dev || st.st_ino != w_ino)
+        return 0;
+    /* A writer whose thread has gone (a handler of the program's that
+     * interrupted its write ended the thread) never ends its write: the
+     * notices kept for it are written now, and this one too. */
+    if (w != pf_os_tid() && syscall(SYS_tgkill, (long)getpid(), w, 0) != 0 && errno == ESRCH) {
+        if (atomic_compare_exchange_strong(&writing, &w, 0))
+            for (int i = 0; i < NOTICE_SLOTS; i++)
+                write_notice(fd, i);
+        return 0;
+    }
+    for (int i = 0; i < NOTICE_SLOTS; i++) {
+        int free_slot = NOTICE_FREE;
+        if (!atomic_compare_exchange_strong(&notices[i].state, &free_slot, NOTICE_FILLING))
+            continue;
+        memcpy(notices[i].text, text, len);
+        notices[i].len = len;
+        atomic_store(&notices[i].state, NOTICE_READY);
+        /* The write may have ended meanwhile, its writer gone past the
+         * slots: then this notice is written here (whoever takes the slot
+         * from READY writes it, once). */
+        if (!atomic_load(&writing))
+            write_notice(fd, i);
+        return 1;
+    }
+    return 0;
+}
+
+/* The owner of `busy` writes out the formatter (finish) with a pipe,
+ * terminal or socket marked as being written, then the notices kept
+ * meanwhile. */
+static int finish(struct pf_fmt *f, int saved_errno);
+
+static int finish_owned(struct pf_fmt *f, int saved_errno)
+{
+    struct stat st;
+    int mark = f->fd >= 0 && fstat(f->fd, &st) == 0 && !S_ISREG(st.st_mode);
+    if (mark) {
+        w_dev = st.st_dev;
+        w_ino = st.st_ino;
+        atomic_store(&writing, pf_os_tid());
+    }
+    int rc = finish(f, saved_errno);
+    if (mark) {
+        int e = errno;
+        atomic_store(&writing, 0);
+        for (int i = 0; i < NOTICE_SLOTS; i++)
+            write_notice(f->fd, i);
+        errno = e;
+    }
+    return rc;
+}
+
 void pf_report_fork_child(void)
 {
     /* A report another thread was writing when the process forked is not
-     * going on in the child; its buffer is free. */
+     * going on in the child; its buffer is free, and so are the notices
+     * kept for it (they are the parent's to write). */
     atomic_flag_clear_explicit(&busy, memory_order_relaxed);
+    atomic_store_explicit(&writing, 0, memory_order_relaxed);
+    for (int i = 0; i < NOTICE_SLOTS; i++)
+        atomic_store_explicit(&notices[i].state, NOTICE_FREE, memory_order_relaxed);
 }
 
 /* A child of a process with one thread keeps the flag: only that thread's
@@ -427,7 +521,7 @@ static int busy_notice(int fd, int json, const char *what)
     /* The fixed parts fit; only an oversized `what` can be cut, never the newline. */
     if (f.truncated)
         f.buf[f.len - 1] = '\n';
-    if (pf_os_write_all(fd, buf, f.len) != 0)
+    if (!keep_notice(fd, buf, f.len) && pf_os_write_all(fd, buf, f.len) != 0)
         return -1;
     errno = EAGAIN;
     return -1;
@@ -502,7 +596,7 @@ int pf_report_write_ex(int fd, int json, const char *reason, pf_report_extra_fn 
             extra(&f, 0, ctx);
         pf_fmt_str(&f, "==== end of pfalloc report ====\n");
     }
-    int rc = finish(&f, saved);
+    int rc = finish_owned(&f, saved);
     give_busy();
     return rc;
 }
@@ -516,7 +610,7 @@ static int print_families(int fd)
     struct pf_fmt f;
     open_out(&f, fd);
     pf_report_text_families(&f, &snap);
-    int rc = finish(&f, saved);
+    int rc = finish_owned(&f, saved);
     give_busy();
     return rc;
 }
@@ -531,7 +625,7 @@ static int print_totals(int fd)
     open_out(&f, fd);
     pf_fmt_str(&f, "pfalloc totals\n");
     pf_report_text_totals(&f, &snap.totals);
-    int rc = finish(&f, saved);
+    int rc = finish_owned(&f, saved);
     give_busy();
     return rc;
 }

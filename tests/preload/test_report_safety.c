@@ -17,6 +17,7 @@
  */
 #include "spawn.h"
 
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 
 #include <dirent.h>
@@ -73,6 +74,73 @@ Test(report_safety, big_reports_of_several_processes_stay_whole, .timeout = 300)
     char want[64];
     snprintf(want, sizeof want, "%d reports from %d processes\n", SHARERS, SHARERS);
     cr_assert(strcmp(sum, want) == 0, "%s", sum);
+    free(sum);
+    free(path);
+    pf_tempdir_remove(dir);
+}
+
+/* A report signal that arrives while the exit report waits in write(2) on
+ * a full stderr pipe: its handler interrupts the write between two pieces
+ * and finds the report under way. Its one-line notice was written there
+ * and then, inside the report's text: the JSON line of the exit report
+ * was cut in two by it. It must come after the report instead. */
+Test(report_safety, a_skipped_notice_never_lands_inside_a_report_on_a_pipe, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("families"), "510", "wide", NULL};
+    const char *const env[] = {"PFALLOC_FORMAT=json", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env};
+    char **envp = pf_build_env(&o);
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_RDWR);
+        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(p[1], 2) < 0)
+            _exit(126);
+        close(p[0]);
+        for (int s = 1; s < NSIG; s++)
+            if (s != SIGKILL && s != SIGSTOP)
+                signal(s, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    close(p[1]);
+    free(envp);
+    /* The pipe full: the exit report (some 500 KiB) waits for room. */
+    int queued = 0;
+    for (int waited = 0; waited < 20000 && queued < 65536; waited += 10) {
+        pf_sleep_ms(10);
+        cr_assert(ioctl(p[0], FIONREAD, &queued) == 0);
+    }
+    cr_assert(queued >= 65536, "the exit report never filled the pipe (%d bytes)", queued);
+    kill(pid, SIGUSR1);
+    pf_sleep_ms(300);
+    char *dir = pf_tempdir("notice");
+    char *path = pf_path(dir, "stderr");
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    char buf[65536];
+    for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;)
+        cr_assert(fwrite(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    close(p[0]);
+    int status;
+    cr_assert(waitpid(pid, &status, 0) == pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+    char *text = pf_read_file(path, NULL);
+    cr_assert(strstr(text, "\"reason\":\"signal\",\"skipped\":\"another report in progress\"}\n") != NULL,
+              "the signal did not meet the report under way: %s", pf_tail(text, strlen(text), 300));
+    free(text);
+    char *sum = pf_python(lines_py, "-", path);
+    cr_assert(strcmp(sum, "2 reports from 1 processes\n") == 0, "%s", sum);
     free(sum);
     free(path);
     pf_tempdir_remove(dir);
