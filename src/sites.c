@@ -257,7 +257,8 @@ void pf_sites_store(const void *p, uint32_t id)
 struct leak {
     uint32_t site;      /* site id, 0 unknown */
     uint32_t family;    /* family id + 1, 0 empty */
-    uint32_t inherited; /* allocated before the fork that made this process */
+    uint16_t inherited; /* allocated before the fork that made this process */
+    uint16_t runtime;   /* the runtime's objects (pf_sites_runtime of their own sites) */
     uint32_t reach;     /* enum pf_reach_kind */
     uint64_t objects, bytes;
 };
@@ -302,34 +303,54 @@ static int take_walk(long me, long *was)
                                                    memory_order_relaxed);
 }
 
-static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach, uint32_t inherited)
+/* Entries kept for the "(other sites)" groups of objects that found the
+ * table full: each such object is counted in its family's one, so the
+ * groups listed still add up to the totals. */
+#define LEAK_OTHER_ROOM 1024u
+
+/* Counts the object in its group, taking an entry for a new one while
+ * fewer than room - 1 are taken (one entry always stays empty, so a probe
+ * ends). 0 when the group is new and there is no room for it. */
+static int group(uint32_t site, uint32_t fam, uint64_t bytes, uint32_t reach, uint32_t inherited, uint32_t runtime,
+                 uint32_t room)
 {
-    uint32_t site = word & ID_MASK;
     /* The groups of one site side by side: without call sites (site 0)
      * every group of a walk lies in a few pages of the table, which a
      * short-lived process's exit report would otherwise fault in one page
      * a group. */
     uint32_t h = (site * 2654435761u + fam * 16u + reach * 2u + inherited) & (LEAK_SLOTS - 1);
-    for (uint32_t i = 0; grouped && i < LEAK_SLOTS; i++) {
+    for (uint32_t i = 0; i < LEAK_SLOTS; i++) {
         uint32_t at = (h + i) & (LEAK_SLOTS - 1);
         struct leak *l = &leaks[at];
         uint64_t *unit = &leak_units[at / LEAK_UNIT / 64], bit = (uint64_t)1 << (at / LEAK_UNIT % 64);
         if (!(*unit & bit) || l->family == 0) {
-            if (nleaks + 1 >= LEAK_SLOTS)
-                break; /* full: count it only in the totals */
+            if (nleaks + 1 >= room)
+                return 0;
             l->site = site;
             l->family = fam;
-            l->inherited = inherited;
+            l->inherited = (uint16_t)inherited;
+            l->runtime = (uint16_t)runtime;
             l->reach = reach;
             order[nleaks++] = l; /* listed as it is taken: nothing scans or clears the whole table */
             *unit |= bit;
         }
-        if (l->site == site && l->family == fam && l->inherited == inherited && l->reach == reach) {
+        if (l->site == site && l->family == fam && l->inherited == inherited && l->runtime == runtime &&
+            l->reach == reach) {
             l->objects++;
             l->bytes += bytes;
-            break;
+            return 1;
         }
     }
+    return 0;
+}
+
+static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach, uint32_t inherited)
+{
+    uint32_t site = word & ID_MASK, runtime = (uint32_t)pf_sites_runtime(site);
+    if (grouped && site != OTHER_ID && !group(site, fam, bytes, reach, inherited, runtime, LEAK_SLOTS - LEAK_OTHER_ROOM))
+        site = OTHER_ID;
+    if (grouped && site == OTHER_ID)
+        group(OTHER_ID, fam, bytes, reach, inherited, runtime, LEAK_SLOTS);
     total.objects++;
     total.bytes += bytes;
     total.kind_objects[reach]++;
@@ -337,7 +358,7 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach, uin
     if (inherited) {
         total.inherited_objects++;
         total.inherited_bytes += bytes;
-    } else if (!pf_sites_runtime(site)) {
+    } else if (!runtime) {
         total.program_objects++;
         total.program_bytes += bytes;
         total.program_kind_objects[reach]++;
@@ -736,7 +757,7 @@ static void write_text(struct pf_fmt *f)
         int header = 0;
         for (uint32_t i = 0; i < nleaks; i++) {
             const struct leak *l = order[i];
-            if ((l->inherited ? 2 : pf_sites_runtime(l->site)) != pass)
+            if ((l->inherited ? 2 : l->runtime) != pass)
                 continue;
             if (!header) {
                 pf_fmt_str(f, headers[pass]);
@@ -887,7 +908,7 @@ static void write_json(struct pf_fmt *f)
         pf_fmt_str(f, ",\"bytes\":");
         pf_fmt_u64(f, l->bytes);
         pf_fmt_str(f, ",\"runtime\":");
-        pf_fmt_str(f, !l->site ? "null" : pf_sites_runtime(l->site) ? "true" : "false");
+        pf_fmt_str(f, !l->site ? "null" : l->runtime ? "true" : "false");
         pf_fmt_str(f, ",\"inherited\":");
         pf_fmt_str(f, l->inherited ? "true" : "false");
         pf_fmt_str(f, ",\"reachability\":\"");

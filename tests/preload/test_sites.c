@@ -218,6 +218,61 @@ Test(sites, unloaded_library_json)
     pf_run_free(&r);
 }
 
+/* The JSON exit report on stdin: prints "objects A/B bytes C/D program E/F
+ * other N", the entries' sums against the leaks' totals, and N 1 when some
+ * entry is an "(other sites)" one. */
+static const char groups_py[] =
+    "import json, sys\n"
+    "L = [json.loads(l) for l in sys.stdin if l.startswith('{')][-1]['leaks']\n"
+    "S = L['sites']\n"
+    "own = sum(s['objects'] for s in S if s['runtime'] is False and not s['inherited'])\n"
+    "print('objects %d/%d bytes %d/%d program %d/%d other %d' % (sum(s['objects'] for s in S), L['objects'],\n"
+    "      sum(s['bytes'] for s in S), L['bytes'], own, L['program_objects'],\n"
+    "      min(1, sum(1 for s in S if s['kind'] == 'other_sites'))))\n";
+
+/* More groups than the leak table lists (20 480 sites, one object each):
+ * the objects beyond it were counted in the totals only, so the groups
+ * listed no longer added up to them (about 15 000 of 20 481 objects), and
+ * nothing said so. They are counted in their family's "(other sites)" row. */
+Test(sites, more_groups_than_the_table_lists_still_add_up)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("manygroups"), NULL};
+    struct pf_run r;
+    run_sites(argv, "PFALLOC_STACK_DEPTH=1", NULL, &r);
+    cr_assert(strcmp(r.out, "manygroups: 20480 kept\n") == 0, "%s", r.out);
+    unsigned long all = 0, own = 0, listed = 0, listed_own = 0;
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 20480, "the program's own: %lu", own);
+    /* The text rows: "   objects   bytes  family  reachability  site". */
+    int program = 0;
+    for (const char *p = strstr(r.err, "\nleaks: "); p && (p = strchr(p, '\n')); p++) {
+        unsigned long n, b;
+        if (strncmp(p + 1, "  allocated by ", 15) == 0)
+            program = strncmp(p + 1, "  allocated by the program:", 27) == 0;
+        if (sscanf(p + 1, " %lu %lu  malloc-", &n, &b) == 2) {
+            listed += n;
+            listed_own += program ? n : 0;
+        }
+    }
+    cr_assert(listed == all && listed_own == own, "rows list %lu objects (%lu the program's) of %lu (%lu)", listed,
+              listed_own, all, own);
+    cr_assert(strstr(r.err, "  malloc-32              still reachable  (other sites)\n") != NULL, "%.2000s",
+              strstr(r.err, "\nleaks: "));
+    pf_run_free(&r);
+
+    char *dir = pf_tempdir("groups");
+    char *path = pf_path(dir, "report.json");
+    run_sites(argv, "PFALLOC_STACK_DEPTH=1", "PFALLOC_FORMAT=json", &r);
+    pf_write_file(path, r.err, r.err_len);
+    char *sum = pf_python(groups_py, "-", path);
+    cr_assert(strcmp(sum, "objects 20481/20481 bytes 495616/495616 program 20480/20480 other 1\n") == 0, "%s", sum);
+    free(sum);
+    pf_run_free(&r);
+    free(path);
+    pf_tempdir_remove(dir);
+}
+
 /* Checks stacks' JSON exit report (stdin) against nm's symbol table of the
  * program (argv[1]): prints "ok" or what is wrong. */
 /* The start of a check of a JSON exit report on stdin (its leaks in L) of the
