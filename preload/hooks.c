@@ -581,7 +581,10 @@ __attribute__((constructor(101))) static void preload_start(void)
     pf_alloc_init();
     pf_os_atfork(NULL, NULL, fork_child);
     pf_report_init();
-    pf_config_load();
+    /* Warnings only on the stderr the process started with: a library's
+     * constructor, run before this one, may have opened a file of its own
+     * that took a closed 2. */
+    pf_config_load(pf_os_maybe_start_stderr(2) ? 2 : -1);
     pf_emit_init();
     if ((pf_config.report & PF_REPORT_EXIT) && __cxa_thread_atexit_impl) {
         /* glibc keeps the record in a calloc'ed block of four pointers and
@@ -600,13 +603,13 @@ __attribute__((constructor(101))) static void preload_start(void)
     if (pf_config.sites || pf_config.leak_exit_code) {
         if (pf_sites_enable() != 0) {
             static const char msg[] = "pfalloc: PFALLOC_SITES: no memory for the call-site tables (no sites are recorded)\n";
-            pf_os_write_quiet(2, msg, sizeof(msg) - 1);
+            pf_emit_warn((const char *const[]){msg}, 1);
         }
         pf_callsite_init();
     }
     if (pf_config.check && pf_check_enable() != 0) {
         static const char msg[] = "pfalloc: PFALLOC_CHECK: no memory for the checking mode (it stays off)\n";
-        pf_os_write_quiet(2, msg, sizeof(msg) - 1);
+        pf_emit_warn((const char *const[]){msg}, 1);
     }
     if ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code)
         pf_leaks_reserve();

@@ -233,7 +233,7 @@ static const struct {
     {"PFALLOC_REACH_SIGNAL", "1 or 0"},
 };
 
-static void warn(const char *name, const char *value, const char *expect)
+static void warn(int fd, const char *name, const char *value, const char *expect)
 {
     char buf[768];
     struct pf_fmt f;
@@ -249,10 +249,12 @@ static void warn(const char *name, const char *value, const char *expect)
     pf_fmt_str(&f, " (using the default)\n");
     if (buf[f.len - 1] != '\n')
         buf[f.len++] = '\n';
-    pf_os_write_quiet(2, buf, f.len); /* a stderr whose reader has gone must not end the program */
+    /* A stderr whose reader has gone must not end the program. */
+    if (fd >= 0)
+        pf_os_write_quiet(fd, buf, f.len);
 }
 
-void pf_config_load(void)
+void pf_config_load(int warn_fd)
 {
     pf_config_defaults(&pf_config);
     if (pf_os_secure())
@@ -265,7 +267,7 @@ void pf_config_load(void)
         if (pf_config_parse(&trial, vars[i].name, v) == 0)
             pf_config = trial;
         else
-            warn(vars[i].name, v, vars[i].expect);
+            warn(warn_fd, vars[i].name, v, vars[i].expect);
     }
     pf_span_set_cache_limit(pf_config.cache_bytes);
 }

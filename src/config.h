@@ -34,8 +34,9 @@ struct pf_config {
 
 PF_HIDDEN extern struct pf_config pf_config;
 
-/* Reads the environment (getenv only; allocates nothing). */
-PF_HIDDEN void pf_config_load(void);
+/* Reads the environment (getenv only; allocates nothing); a bad value's
+ * warning goes to warn_fd (none when it is -1). */
+PF_HIDDEN void pf_config_load(int warn_fd);
 /* Parses one value; returns 0, or -1 when it is bad. Exposed for tests. */
 PF_HIDDEN int pf_config_parse(struct pf_config *c, const char *name, const char *value);
 /* The defaults. */

@@ -42,8 +42,12 @@ static int exit_copy = -1; /* fd 2's copy for the exit report, or -1 */
 
 void pf_emit_init(void)
 {
+    /* What fd 2 was before any constructor ran (one of a library linked by
+     * the program runs before ours, and may open a file that takes a
+     * closed 2), else what it is now. */
     struct stat st;
-    if (err_open || fstat(2, &st) != 0)
+    int at_start = pf_os_start_stderr(&st);
+    if (err_open || at_start == 0 || (at_start < 0 && fstat(2, &st) != 0))
         return;
     err_dev = st.st_dev;
     err_ino = st.st_ino;

@@ -1179,6 +1179,48 @@ int pf_os_secure(void)
     return getauxval(AT_SECURE) != 0;
 }
 
+/* Read by the resolver of an IFUNC of this module: the loader applies
+ * IRELATIVE relocations while it relocates the module, before it runs any
+ * module's constructors, so fd 2 is then still what exec left. The
+ * resolver may run before the C library is relocated: a raw system call,
+ * no stack protector. */
+static struct stat start_fd2;
+static int start_fd2_state = -1; /* -1 not read, 0 closed, 1 open */
+
+static void start_probe_done(void) {}
+
+#if defined(__has_attribute) && __has_attribute(no_stack_protector)
+__attribute__((no_stack_protector))
+#endif
+/* Nor a sanitizer's hooks: its runtime is not set up yet either. */
+__attribute__((no_sanitize("thread", "address", "undefined")))
+static void (*start_probe_resolve(void))(void)
+{
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_fstat), "D"(2L), "S"(&start_fd2) : "rcx", "r11", "memory");
+    start_fd2_state = r == 0 ? 1 : r == -EBADF ? 0 : -1;
+    return start_probe_done;
+}
+
+static void start_probe(void) __attribute__((ifunc("start_probe_resolve")));
+
+int pf_os_start_stderr(struct stat *st)
+{
+    start_probe(); /* the call that makes the relocation (it does nothing) */
+    if (start_fd2_state == 1)
+        *st = start_fd2;
+    return start_fd2_state;
+}
+
+int pf_os_maybe_start_stderr(int fd)
+{
+    struct stat was, now;
+    int state = pf_os_start_stderr(&was);
+    if (state < 0)
+        return 1;
+    return state == 1 && fstat(fd, &now) == 0 && now.st_dev == was.st_dev && now.st_ino == was.st_ino;
+}
+
 void pf_os_counts(struct pf_os_counts *out)
 {
     out->mmap_calls = atomic_load_explicit(&n_mmap, memory_order_relaxed);

@@ -137,6 +137,15 @@ PF_HIDDEN void pf_os_atfork(void (*prepare)(void), void (*parent)(void), void (*
 PF_HIDDEN long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */
 PF_HIDDEN int pf_os_secure(void);
+/* Descriptor 2 as exec left it, read before any constructor of any module
+ * runs (a library's constructor may open a file that takes the number of a
+ * stderr the process was started without): 1 and *st when it was open, 0
+ * when it was closed, -1 when that moment was missed (then nothing tells). */
+struct stat;
+PF_HIDDEN int pf_os_start_stderr(struct stat *st);
+/* 1 unless descriptor `fd` is known not to be the stderr the process was
+ * started with (by pf_os_start_stderr's device and inode). */
+PF_HIDDEN int pf_os_maybe_start_stderr(int fd);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
 /* Bytes of pfalloc's read-write mappings that are resident now (mincore
  * over each recorded mapping; no lock, async-signal-safe), and the part of

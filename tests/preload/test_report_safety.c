@@ -332,6 +332,30 @@ Test(report_safety, stderr_closed_at_start_reports_to_out_file)
     pf_tempdir_remove(dir);
 }
 
+Test(report_safety, stderr_closed_at_start_and_taken_by_a_library_constructor_gets_nothing)
+{
+    /* Started with fd 2 closed, the program's library opens its log file
+     * in its constructor, which runs before pfalloc's: the file takes
+     * descriptor 2 before pfalloc looks at it. pfalloc took it for the
+     * starting stderr and wrote its warning and its exit report there. */
+    char *dir = pf_tempdir("closedlib");
+    char *data = pf_path(dir, "data");
+    char var[600];
+    snprintf(var, sizeof var, "LOGLIB_FILE=%s", data);
+    const char *const argv[] = {PROG("loglib_user"), NULL};
+    const char *const env[] = {var, "PFALLOC_REPORT=exit", "PFALLOC_SIGNAL=USR9", NULL};
+    struct pf_run r;
+    run_with_stderr(argv, env, ERR_CLOSED, 60, &r);
+    pf_assert_ok(&r, "loglib_user");
+    cr_assert(strstr(r.out, "on descriptor 2\n") != NULL, "%s", r.out);
+    char *text = pf_read_file(data, NULL);
+    cr_assert(strcmp(text, "the program's data\n") == 0, "the program's file holds:\n%.600s", text);
+    free(text);
+    pf_run_free(&r);
+    free(data);
+    pf_tempdir_remove(dir);
+}
+
 /* ---- the descriptor table is the program's ------------------------------------------ */
 
 Test(report_safety, descriptor_table_is_the_programs)

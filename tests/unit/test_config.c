@@ -232,7 +232,7 @@ static size_t load_capturing_stderr(void)
     cr_assert_geq(saved, 0);
     cr_assert_geq(dup2(fds[1], 2), 0);
     close(fds[1]);
-    pf_config_load();
+    pf_config_load(2);
     dup2(saved, 2);
     close(saved);
     size_t n = 0;
