@@ -229,6 +229,30 @@ Test(scripts, dump_from_the_report_file)
     pf_tempdir_remove(dir);
 }
 
+Test(scripts, dump_from_a_report_file_whose_name_is_not_utf8)
+{
+    /* A Latin-1 file name (0xe9, "e" with an acute accent) is a file name
+     * as good as any to the library; pfalloc-dump measured the name as
+     * UTF-8 text and died with a traceback (UnicodeEncodeError). */
+    need_python();
+    struct pf_child c;
+    char *dir = pf_tempdir("dumplatin");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s/r\xe9ports.%%p", dir);
+    const char *const env[] = {var, NULL};
+    start_daemonish(&c, env, PF_PRELOAD);
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d", (int)c.pid);
+    const char *const argv[] = {SCRIPT("pfalloc-dump"), pid, "--timeout", "20", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-dump");
+    assert_one_text_report(r.out, c.pid);
+    pf_run_free(&r);
+    child_stop(&c);
+    pf_tempdir_remove(dir);
+}
+
 Test(scripts, dump_json_from_a_stderr_file)
 {
     need_python();
