@@ -624,6 +624,28 @@ Test(scripts, run_sites_shows_file_and_line)
     pf_run_free(&r);
 }
 
+Test(scripts, run_reads_keywords_in_any_case_as_the_library_does)
+{
+    /* The library reads PFALLOC_FORMAT=Text as text and PFALLOC_OUT=STDERR
+     * as stderr; pfalloc-run compared them in lower case only: --format
+     * Text lost the file:line of the sites (no annotation for a format it
+     * did not take for text), and PFALLOC_OUT=STDERR showed every
+     * process's report instead of the program's alone. */
+    PF_REQUIRE_PRELOAD();
+    need_python();
+    PF_REQUIRE_PROGRAM("addr2line");
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--sites",
+                                "--format", "Text", "--report", "exit", "--", PF_BUILD_DIR "/progs/symbols", NULL};
+    struct pf_run r;
+    const char *const env[] = {"PFALLOC_OUT=STDERR", NULL};
+    run(argv, env, &r);
+    pf_assert_ok(&r, "pfalloc-run --sites --format Text symbols");
+    char want[256];
+    snprintf(want, sizeof want, "(symbols.c:%d)", line_in("symbols.c", "/* symbols: leak_static_a's"));
+    assert_row_shows(r.err, "leak_static_a", want);
+    pf_run_free(&r);
+}
+
 Test(scripts, run_sites_keeps_status_and_signal)
 {
     PF_REQUIRE_PRELOAD();
