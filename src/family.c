@@ -1030,6 +1030,14 @@ struct trim_run {
 
 #define TRIM_RUNS 32
 
+/* Held by trim_pages while it has stretches out of their spans (the
+ * family lock is down around their decommit), and by the fork's prepare
+ * handler before any family lock: a fork in that window left the child
+ * with the stretches out for good (no thread of its own gives them back),
+ * their spans never empty again (up to 32 spans of a family lost at each
+ * such fork). Taken before a family lock, never under one. */
+static pf_lock_t trim_lock = PF_LOCK_INIT;
+
 /* The first slot from i on (below end, else end) whose free bit is set,
  * or with clear set, is not. */
 static uint32_t next_bit(const uint64_t *bits, uint32_t i, uint32_t end, int clear)
@@ -1112,6 +1120,7 @@ static size_t trim_pages(struct pf_family *f)
     size_t released = 0;
     struct trim_run runs[TRIM_RUNS];
     struct pf_span *empty = NULL; /* spans that emptied, pooled at the end */
+    pf_lock(&trim_lock);
     pf_lock(&f->lock);
     struct pf_span *s = f->all;
     uint32_t at = 0;
@@ -1153,6 +1162,7 @@ static size_t trim_pages(struct pf_family *f)
         }
     }
     pf_unlock(&f->lock);
+    pf_unlock(&trim_lock);
     put_all(empty);
     return released;
 }
@@ -1171,9 +1181,16 @@ size_t pf_family_trim_pages(void)
  * the prepare and the parent's or child's handler, and those give back
  * exactly what was taken. Written by the forking thread under reg_lock. */
 static uint8_t fork_took[PF_NCLASSES];
+static int trim_took; /* the prepare handler took trim_lock */
 
 void pf_family_fork_lock(void)
 {
+    /* No malloc_trim has slots out of their spans, unless it is this
+     * thread's own, interrupted by a handler that forks: the child has
+     * that thread, which gives them back. */
+    trim_took = !pf_lock_mine(&trim_lock);
+    if (trim_took)
+        pf_lock(&trim_lock);
     pf_lock(&reg_lock);
     uint32_t n = pf_family_count();
     for (uint32_t i = 0; i < n; i++)
@@ -1199,4 +1216,6 @@ void pf_family_fork_unlock(int child)
     for (uint32_t i = 0; i < n; i++)
         child ? pf_lock_reset(&pf_family_at(i)->lock) : pf_unlock(&pf_family_at(i)->lock);
     child ? pf_lock_reset(&reg_lock) : pf_unlock(&reg_lock);
+    if (trim_took)
+        child ? pf_lock_reset(&trim_lock) : pf_unlock(&trim_lock);
 }

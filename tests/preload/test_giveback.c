@@ -86,3 +86,22 @@ Test(giveback, malloc_trim_races_with_threads_that_allocate_and_free, .timeout =
         pf_run_free(&r);
     }
 }
+
+/* A fork while malloc_trim has free slots out of their spans (their pages
+ * being decommitted, the family lock down) left the child with those slots
+ * out for good: its spans never emptied again (32 spans of 2 KiB blocks
+ * held with no block live, in nearly every child). The fork now waits for
+ * the trim to give them back. */
+Test(giveback, a_fork_during_malloc_trim_loses_no_free_slot_in_the_child, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    struct pf_run r;
+    const char *const argv[] = {PF_PROGS_DIR "/giveback", "fork", NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 200};
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited && r.code == 0, "giveback fork: %s\n%s%s", pf_run_how(&r), r.out, r.err);
+    cr_assert(strstr(r.out, "children 0\n") != NULL, "%s", r.out);
+    cr_log_info("%ld trims", number(r.out, "trims "));
+    pf_run_free(&r);
+}

@@ -21,16 +21,26 @@
  *          is freed) while the main thread calls malloc_trim(0) until they
  *          are done; prints "trims N" and "changed M" (bytes found
  *          changed).
+ *   fork   keeps one 2 KiB block in 32 live of 32 MiB while a thread calls
+ *          malloc_trim(0) again and again, and forks 50 times; each child
+ *          frees every block, calls malloc_trim(0) and exits 1 when the
+ *          blocks' family (no object live) still holds a span. Prints
+ *          "children N" (children that found one) and "trims M".
  *
- * usage: giveback decay|trim|race
+ * usage: giveback decay|trim|race|fork
  */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include "pfalloc.h"
 
 #define HEAP ((size_t)256 << 20)
 
@@ -176,6 +186,79 @@ static int race(void)
     return changed == 0 ? 0 : 1;
 }
 
+#define FORK_BLOCKS 16384 /* 32 MiB of 2 KiB blocks */
+#define FORKS 50
+
+static unsigned char *kept_blocks[FORK_BLOCKS];
+static atomic_int trims_stop;
+
+static void *trimmer(void *arg)
+{
+    (void)arg;
+    long n = 0;
+    while (!atomic_load(&trims_stop)) {
+        malloc_trim(0);
+        n++;
+    }
+    return (void *)n;
+}
+
+/* In a fork child: every block freed, what the blocks' family holds. */
+static int fork_child(int (*stats_get)(struct pf_stats *))
+{
+    for (int i = 0; i < FORK_BLOCKS; i++)
+        free(kept_blocks[i]);
+    malloc_trim(0);
+    static struct pf_stats st;
+    if (!stats_get || stats_get(&st) != 0)
+        return 0; /* not under pfalloc */
+    for (uint32_t i = 0; i < st.nfamilies; i++) {
+        const struct pf_family_stats *f = &st.fam[i];
+        if (f->kind == PF_KIND_CLASS && f->slot_size == 2048 && f->live_objects == 0 && f->spans > 1)
+            return 1;
+    }
+    return 0;
+}
+
+static int forks(void)
+{
+    int (*stats_get)(struct pf_stats *) = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
+    for (int i = 0; i < FORK_BLOCKS; i++) {
+        if (!(kept_blocks[i] = malloc(2048)))
+            return 1;
+        memset(kept_blocks[i], i & 0xff, 2048);
+    }
+    for (int i = 0; i < FORK_BLOCKS; i++)
+        if (i % 32 != 0) {
+            free(kept_blocks[i]);
+            kept_blocks[i] = NULL;
+        }
+    malloc_trim(0);
+    pthread_t t;
+    if (pthread_create(&t, NULL, trimmer, NULL) != 0)
+        return 1;
+    int found = 0, failed = 0;
+    for (int k = 0; k < FORKS; k++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            failed = 1;
+            break;
+        }
+        if (pid == 0)
+            _exit(fork_child(stats_get));
+        int ws;
+        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws))
+            failed = 1;
+        else
+            found += WEXITSTATUS(ws) != 0;
+    }
+    atomic_store(&trims_stop, 1);
+    void *n;
+    pthread_join(t, &n);
+    printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
+    return failed || found ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "decay") == 0)
@@ -184,6 +267,8 @@ int main(int argc, char **argv)
         return trim();
     if (argc == 2 && strcmp(argv[1], "race") == 0)
         return race();
-    fprintf(stderr, "usage: giveback decay|trim|race\n");
+    if (argc == 2 && strcmp(argv[1], "fork") == 0)
+        return forks();
+    fprintf(stderr, "usage: giveback decay|trim|race|fork\n");
     return 2;
 }
