@@ -389,6 +389,21 @@ struct pf_child {
     char *err_path; /* the child's stderr */
 };
 
+/* In a forked child, its descriptors set: the program started with every
+ * signal at its default and none blocked (ignored signals stay ignored
+ * across exec), or exit status 127. */
+static inline void pf_exec_child(const char *const argv[], char **envp)
+{
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execve(argv[0], (char *const *)argv, envp);
+    _exit(127);
+}
+
 static inline void pf_child_start(struct pf_child *c, const char *tag, const char *const argv[],
                                   const char *const *env, enum pf_mode mode)
 {
@@ -410,15 +425,7 @@ static inline void pf_child_start(struct pf_child *c, const char *tag, const cha
         int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
             _exit(126);
-        /* Ignored signals stay ignored across exec: give the program defaults. */
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(argv[0], (char *const *)argv, envp);
-        _exit(127);
+        pf_exec_child(argv, envp);
     }
     setpgid(pid, pid);
     free(envp);

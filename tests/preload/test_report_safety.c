@@ -103,14 +103,7 @@ Test(report_safety, a_skipped_notice_never_lands_inside_a_report_on_a_pipe, .tim
         if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(p[1], 2) < 0)
             _exit(126);
         close(p[0]);
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(argv[0], (char *const *)argv, envp);
-        _exit(127);
+        pf_exec_child(argv, envp);
     }
     close(p[1]);
     free(envp);
@@ -252,14 +245,7 @@ static void run_with_stderr(const char *const argv[], const char *const *env, en
             close(p[0]);
             close(p[1]);
         }
-        for (int s = 1; s < NSIG; s++)
-            if (s != SIGKILL && s != SIGSTOP)
-                signal(s, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(argv[0], (char *const *)argv, envp);
-        _exit(127);
+        pf_exec_child(argv, envp);
     }
     setpgid(pid, pid);
     if (how == ERR_PIPE_NO_READER) {
