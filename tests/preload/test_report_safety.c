@@ -975,13 +975,16 @@ Test(report_safety, an_exit_leaves_a_signal_walk_that_still_reads_alone, .timeou
     PF_REQUIRE_PRELOAD();
     const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
     for (int round = 0; round < 2; round++) {
-        const char *const argv[] = {PROG("slow_walk"), NULL};
+        /* A heap whose walk needs far more time than a starved thread
+         * gets in the exit's two seconds of waiting, even on a loaded
+         * machine (with 300 000 objects it finished there at times). */
+        const char *const argv[] = {PROG("slow_walk"), "1500000", NULL};
         struct pf_run r;
         pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = env, .timeout_s = 90}, &r);
         if (r.exited && r.code == 4)
             cr_skip_test("no thread can be starved here (SCHED_IDLE refused, or no schedstat)");
         cr_assert(r.exited && r.code == 5, "round %d: %s\n%s", round, pf_run_how(&r), r.err);
-        cr_assert_str_eq(r.out, "slow_walk: 300000 objects, walk under way\n", "round %d", round);
+        cr_assert_str_eq(r.out, "slow_walk: 1500000 objects, walk under way\n", "round %d", round);
         cr_assert(pf_has_report(r.err, "slow_walk"), "round %d: %s", round, r.err);
         cr_assert(strstr(r.err, "reason exit,") != NULL &&
                       strstr(r.err, "\nleaks: not collected (a signal report's walk of the heap was still under way)\n"
@@ -991,7 +994,7 @@ Test(report_safety, an_exit_leaves_a_signal_walk_that_still_reads_alone, .timeou
     }
     /* Without an exit report, the leak status says it was not checked. */
     const char *const quiet[] = {"PFALLOC_REACH_SIGNAL=1", "PFALLOC_REPORT=signal", "PFALLOC_LEAK_EXIT_CODE=9", NULL};
-    const char *const argv[] = {PROG("slow_walk"), NULL};
+    const char *const argv[] = {PROG("slow_walk"), "1500000", NULL};
     struct pf_run r;
     pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = quiet, .timeout_s = 90}, &r);
     cr_assert(r.exited && r.code == 5, "%s\n%s", pf_run_how(&r), r.err);
