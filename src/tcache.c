@@ -333,14 +333,22 @@ struct pf_tcache *pf_tcache_for_free(void)
     return pf_tcache_get();
 }
 
+/* Closes the bin of class cls (cap 0): the slots it holds go back, and so
+ * do the spans the cache owns of the class, which would otherwise sit part
+ * free, used by no one, while its mallocs take the shared spans. */
+static void bin_close(struct pf_tcache *tc, unsigned cls)
+{
+    struct pf_bin *b = &tc->bins[cls];
+    bin_give_back(b, cls, pf_bin_count(b));
+    b->limit = b->base;
+    give_back_spans(tc, cls);
+}
+
 int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls]; /* empty: the fast path found no slot */
     if (pf_tcache_crowded()) {
-        b->limit = b->base;
-        /* Its mallocs take the shared spans now: spans it owned would sit
-         * part free, used by no one. */
-        give_back_spans(tc, cls);
+        bin_close(tc, cls);
         return 0;
     }
     b->limit = b->base + pf_bin_cap_of(cls);
@@ -349,15 +357,11 @@ int pf_tcache_bin_open(struct pf_tcache *tc, unsigned cls)
 
 int pf_tcache_bin_open_free(struct pf_tcache *tc, unsigned cls)
 {
-    struct pf_bin *b = &tc->bins[cls];
-    if (pf_bin_cap(b) && pf_tcache_crowded()) {
-        /* A thread that frees the class without allocating it (a
-         * consumer) never closed its bin: what it parked goes back. */
-        bin_give_back(b, cls, pf_bin_count(b));
-        b->limit = b->base;
-        give_back_spans(tc, cls);
-    }
-    return pf_bin_cap(b) != 0;
+    /* A thread that frees the class without allocating it (a consumer)
+     * never closed its bin: what it parked goes back. */
+    if (pf_bin_cap(&tc->bins[cls]) && pf_tcache_crowded())
+        bin_close(tc, cls);
+    return pf_bin_cap(&tc->bins[cls]) != 0;
 }
 
 /* One step of the collection (see tcache.h), from a refill or a flush of
