@@ -1026,6 +1026,7 @@ void pf_family_trim(void)
 struct trim_run {
     struct pf_span *s;
     uint32_t first, n;
+    uintptr_t lo, hi; /* the pages they cover whole */
 };
 
 #define TRIM_RUNS 32
@@ -1096,7 +1097,7 @@ static int trim_collect(struct pf_span **sp, uint32_t *at, struct trim_run *runs
                     s->freebits[k >> 6] &= ~((uint64_t)1 << (k & 63));
                 s->nfree -= j - i;
                 s->used += j - i;
-                runs[nr++] = (struct trim_run){s, i, j - i};
+                runs[nr++] = (struct trim_run){s, i, j - i, lo, hi};
             }
             i = next_bit(s->freebits, next, end, 0);
         }
@@ -1116,7 +1117,6 @@ static int trim_collect(struct pf_span **sp, uint32_t *at, struct trim_run *runs
  * (free), and read as zero. Returns the bytes decommitted. */
 static size_t trim_pages(struct pf_family *f)
 {
-    uintptr_t ps = pf_os_page_size();
     size_t released = 0;
     struct trim_run runs[TRIM_RUNS];
     struct pf_span *empty = NULL; /* spans that emptied, pooled at the end */
@@ -1129,22 +1129,14 @@ static size_t trim_pages(struct pf_family *f)
         if (nr == 0)
             break;
         pf_unlock(&f->lock);
-        for (int r = 0; r < nr; r++) {
-            struct pf_span *t = runs[r].s;
-            uintptr_t lo = (t->start + (uintptr_t)runs[r].first * t->slot_size + ps - 1) & ~(ps - 1);
-            uintptr_t hi = (t->start + (uintptr_t)(runs[r].first + runs[r].n) * t->slot_size) & ~(ps - 1);
-            if (pf_os_decommit((void *)lo, hi - lo) == 0)
-                released += hi - lo;
-        }
+        for (int r = 0; r < nr; r++)
+            if (pf_os_decommit((void *)runs[r].lo, runs[r].hi - runs[r].lo) == 0)
+                released += runs[r].hi - runs[r].lo;
         pf_lock(&f->lock);
         for (int r = 0; r < nr; r++) {
             struct pf_span *t = runs[r].s;
             for (uint32_t k = runs[r].first; k < runs[r].first + runs[r].n; k++)
-                t->freebits[k >> 6] |= (uint64_t)1 << (k & 63);
-            t->nfree += runs[r].n;
-            t->used -= runs[r].n;
-            if ((runs[r].first >> 6) < t->hint)
-                t->hint = runs[r].first >> 6;
+                pf_span_give(t, k);
             if (r + 1 < nr && runs[r + 1].s == t)
                 continue;
             /* As for any slot given back. The look goes on from s (held
