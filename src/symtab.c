@@ -195,6 +195,11 @@ static void heap_sort_fns(struct fn *v, size_t n)
  * with call sites spent most of its time there). The heap sort when the
  * scratch cannot be mapped or an address does not leave room for the rank. */
 #define RADIX_BITS 10
+static inline uint32_t radix_digit(const struct fn *f, unsigned shift)
+{
+    return (uint32_t)(((f->lo << 2 | f->rank) >> shift) & ((1u << RADIX_BITS) - 1));
+}
+
 static void sort_fns(struct fn *v, size_t n)
 {
     uintptr_t max = 0;
@@ -217,7 +222,7 @@ static void sort_fns(struct fn *v, size_t n)
     for (unsigned shift = 0; shift < bits; shift += RADIX_BITS) {
         memset(at, 0, sizeof(uint32_t) * (1u << RADIX_BITS));
         for (size_t i = 0; i < n; i++)
-            at[((from[i].lo << 2 | from[i].rank) >> shift) & ((1u << RADIX_BITS) - 1)]++;
+            at[radix_digit(&from[i], shift)]++;
         uint32_t sum = 0;
         for (uint32_t d = 0; d < 1u << RADIX_BITS; d++) {
             uint32_t c = at[d];
@@ -225,7 +230,7 @@ static void sort_fns(struct fn *v, size_t n)
             sum += c;
         }
         for (size_t i = 0; i < n; i++)
-            to[at[((from[i].lo << 2 | from[i].rank) >> shift) & ((1u << RADIX_BITS) - 1)]++] = from[i];
+            to[at[radix_digit(&from[i], shift)]++] = from[i];
         struct fn *t = from;
         from = to;
         to = t;
