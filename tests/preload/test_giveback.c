@@ -20,8 +20,8 @@ static long number(const char *out, const char *name)
 static void run_with(const char *what, const char *var, struct pf_run *r)
 {
     const char *const argv[] = {PF_PROGS_DIR "/giveback", what, NULL};
-    const char *const env[] = {"PFALLOC_REPORT=off", var, NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 100};
+    const char *const env[] = {var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 200};
     pf_spawn(argv, &o, r);
     cr_assert(r->exited && r->code == 0, "giveback %s (%s): %s\n%s%s", what, var ? var : "defaults",
               pf_run_how(r), r->out, r->err);
@@ -96,11 +96,7 @@ Test(giveback, a_fork_during_malloc_trim_loses_no_free_slot_in_the_child, .timeo
 {
     PF_REQUIRE_PRELOAD();
     struct pf_run r;
-    const char *const argv[] = {PF_PROGS_DIR "/giveback", "fork", NULL};
-    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 200};
-    pf_spawn(argv, &o, &r);
-    cr_assert(r.exited && r.code == 0, "giveback fork: %s\n%s%s", pf_run_how(&r), r.out, r.err);
+    run("fork", &r);
     cr_assert(strstr(r.out, "children 0\n") != NULL, "%s", r.out);
     cr_log_info("%ld trims", number(r.out, "trims "));
     pf_run_free(&r);
