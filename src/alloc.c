@@ -352,8 +352,6 @@ void pf_free_slow(void *p)
     uint32_t st;
     uint32_t idx = live_slot(p, s, &st, "free");
     s->state[idx] = PF_SLOT_DIRTY;
-    if (s->sites) /* recording call sites: forget this one */
-        s->sites[idx] = 0;
     int saved = errno;
     /* A thread that only frees (a consumer) gets a cache too, after a few
      * frees, so they go back in batches instead of one by one under the
@@ -371,17 +369,17 @@ void pf_free_slow(void *p)
 
 void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, size_t n, size_t align)
 {
-    /* A span recording call sites sends its frees here (its bin is the
-     * full PF_BIN_NONE) so that the freed slot's site is forgotten: a slot
-     * handed out again by a path that records none must not show the old
-     * one. The rest is the fast path's push into the thread's bin. */
+    /* A full bin of a live slot of a cached span: flushed, and the slot
+     * pushed, without the slow path's second look-up and verification.
+     * The rest (the checking mode, a state that is not live, a span whose
+     * frees skip the caches, a thread without a cache, a closed bin) takes
+     * the slow path. */
     struct pf_tcache *tc = pf_tc;
-    if (PF_UNLIKELY(pf_check_on) || st < PF_SLOT_LIVE || !s->sites || !s->cached || !tc ||
+    if (PF_UNLIKELY(pf_check_on) || st < PF_SLOT_LIVE || !s->cached || !tc ||
         (s->cls >= PF_CACHED_CLASSES && !pf_tcache_bin_open_free(tc, s->cls))) {
         pf_free_slow_sized(p, n, align);
         return;
     }
-    s->sites[idx] = 0;
     s->state[idx] = PF_SLOT_DIRTY;
     int saved = errno;
     bin_push(tc, s, idx, p, st);

@@ -409,11 +409,10 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct 
     }
     s->family = f;
     s->cached = f->kind == PF_KIND_CLASS;
-    /* Spans that record call sites send their frees to the slow path, which
-     * forgets the site; the fast path need not look. So do all once
-     * pf_family_frees_uncached was called. */
-    s->bin = s->cached && !s->sites && !__atomic_load_n(&frees_uncached, __ATOMIC_RELAXED) ? cls * PF_BIN_BYTES
-                                                                                           : PF_BIN_NONE;
+    /* Once pf_family_frees_uncached was called, frees go to the slow path.
+     * (A span recording call sites need not send its frees there: every
+     * allocation of a slot stores its site, so a freed slot's may stay.) */
+    s->bin = s->cached && !__atomic_load_n(&frees_uncached, __ATOMIC_RELAXED) ? cls * PF_BIN_BYTES : PF_BIN_NONE;
     if (s->bin != PF_BIN_NONE)
         pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, s->bin);
     all_push(f, s);

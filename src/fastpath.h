@@ -23,9 +23,9 @@ PF_HIDDEN PF_NOINLINE void pf_free_slow(void *p);
 PF_HIDDEN PF_NOINLINE void pf_free_slow_sized(void *p, size_t n, size_t align);
 PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 /* A free whose pointer the fast path verified as far as the state (p is
- * slot idx of small span s, whose state is st) but could not cache: a span
- * that records call sites, a full bin, a thread without a cache, or a state
- * that is not live. n and align as for pf_free_slow_sized (PF_CHECK_ANY_SIZE
+ * slot idx of small span s, whose state is st) but could not cache: a full
+ * bin, a span whose frees skip the caches, a thread without a cache, or a
+ * state that is not live. n and align as for pf_free_slow_sized (PF_CHECK_ANY_SIZE
  * and 0 for free). */
 PF_HIDDEN PF_NOINLINE void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st,
                                              size_t n, size_t align);

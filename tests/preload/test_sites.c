@@ -410,6 +410,35 @@ Test(sites, glibc_internal_names_record_their_caller)
     check_json(PROG("aliases"), aliases_py);
 }
 
+/* tests/progs/reused_slots: every entry point of the malloc family
+ * allocates into slots another function's mallocs had just freed; a freed
+ * slot keeps its last site word, so each must be named by its own caller,
+ * none by `churn`, whose blocks are all freed. */
+static const char reused_slots_py[] =
+    LEAKS_PY
+    "names = ['via_malloc', 'via_calloc', 'via_realloc_new', 'via_realloc_moved', 'via_realloc_in_place',\n"
+    "         'via_reallocarray', 'via_posix_memalign', 'via_aligned_alloc', 'via_memalign', 'via_valloc',\n"
+    "         'via_pvalloc', 'via_libc_malloc', 'via_libc_calloc', 'via_libc_realloc', 'churn', 'churn_one']\n"
+    "found = {}\n"
+    "for s in L['sites']:\n"
+    "    if s['runtime'] or 'stack' not in s: continue\n"
+    "    st = s['stack'][s['first']:]\n"
+    "    for name in names:\n"
+    "        if st and inside(st[0], name):\n"
+    "            found[name] = found.get(name, 0) + s['objects']\n"
+    "want = dict((name, 2) for name in names if not name.startswith('churn'))\n"
+    "if found != want: sys.exit('sites %s, want %s: %s' % (found, want, json.dumps(L['sites'])))\n"
+    "if L['program_objects'] != 28: sys.exit('program objects %d' % L['program_objects'])\n"
+    "print('ok')\n";
+
+Test(sites, an_allocation_into_a_freed_slot_is_named_by_its_own_caller)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("python3");
+    PF_REQUIRE_PROGRAM("nm");
+    check_json(PROG("reused_slots"), reused_slots_py);
+}
+
 /* pfalloc's own untyped entry points, called by a program directly, name
  * that program's function as the site, as the typed ones and malloc do. */
 static const char papi_py[] =
