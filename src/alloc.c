@@ -29,10 +29,12 @@
 #define WASTE_MAX (65535u - PF_SLOT_LIVE)
 
 /* ---- the fatal path ---------------------------------------------------------- */
-/* "pfalloc: <a><b><c>0x<p><tail>[ (family F[, object at 0x<obj>])]" */
-__attribute__((noreturn, cold)) static void die(const char *a, const char *b, const char *c,
-                                                 const void *p, const char *tail,
-                                                 const struct pf_family *f, const void *obj)
+/* "pfalloc: <a><b><c>0x<p><tail>[ (family F[, object at 0x<obj>][, allocated
+ * at func+0x1c in prog])]": the site when the word `site` knows one. */
+__attribute__((noreturn, cold)) static void die_site(const char *a, const char *b, const char *c,
+                                                      const void *p, const char *tail,
+                                                      const struct pf_family *f, const void *obj,
+                                                      uint32_t site)
 {
     char buf[256];
     struct pf_fmt m;
@@ -51,22 +53,25 @@ __attribute__((noreturn, cold)) static void die(const char *a, const char *b, co
             pf_fmt_str(&m, ", object at ");
             pf_fmt_hex(&m, (uintptr_t)obj);
         }
+        pf_sites_fmt_allocated(&m, site);
         pf_fmt_str(&m, ")");
     }
     buf[m.len++] = '\n';
     pf_os_die(buf, m.len);
 }
 
+#define die(a, b, c, p, tail, f, obj) die_site((a), (b), (c), (p), (tail), (f), (obj), 0)
+
 #define NEVER_RETURNED ", a pointer pfalloc never returned"
 
 /* The freed-pointer line: "double free" when the operation frees (free,
  * realloc), "<op> of freed pointer" otherwise. */
 __attribute__((noreturn, cold)) static void die_freed(const void *p, const char *op,
-                                                       const struct pf_family *f)
+                                                       const struct pf_family *f, uint32_t site)
 {
     if (op[0] == 'f')
-        die("double ", op, " of ", p, "", f, NULL);
-    die(op, " of freed pointer ", "", p, "", f, NULL);
+        die_site("double ", op, " of ", p, "", f, NULL, site);
+    die_site(op, " of freed pointer ", "", p, "", f, NULL, site);
 }
 
 /* p is in small span s (live, or pooled whole after its last object went):
@@ -86,11 +91,14 @@ __attribute__((noreturn, cold)) static void bad_small(const void *p, const char 
     if (idx >= s->nslots)
         die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);
     uintptr_t slot = s->start + (uintptr_t)idx * s->slot_size;
+    /* A slot's site word outlives its block's free: it names the last
+     * allocation of the slot, live or freed (0 when recording is off). */
+    uint32_t site = s->sites && idx < s->bump ? s->sites[idx] : 0;
     if (slot != (uintptr_t)p)
-        die(op, " of interior pointer ", "", p, "", s->family, (void *)slot);
+        die_site(op, " of interior pointer ", "", p, "", s->family, (void *)slot, site);
     if (idx >= s->bump || s->state[idx] == PF_SLOT_CLEAN)
         die(op, " of ", "", p, ", a slot never allocated", s->family, NULL);
-    die_freed(p, op, s->family);
+    die_freed(p, op, s->family, site);
 }
 
 /* The start of a freed large block that holds p, or 0, by the tombstones
@@ -128,7 +136,7 @@ __attribute__((noreturn, cold)) static void bad_pointer(const void *p, const cha
     if (!s || s->kind == PF_SPAN_GONE) {
         uintptr_t gone = freed_large_at(p, s);
         if ((uintptr_t)p == gone)
-            die_freed(p, op, pf_family_large());
+            die_freed(p, op, pf_family_large(), 0);
         if (gone)
             die(op, " of interior pointer ", "", p, " of a freed block", pf_family_large(), (void *)gone);
         die(op, " of ", "", p, NEVER_RETURNED, NULL, NULL);

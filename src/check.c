@@ -29,7 +29,6 @@
 #include "guard.h"
 #include "large.h"
 #include "sites.h"
-#include "symtab.h"
 #include "tcache.h"
 
 #define CANARY_MIN 8
@@ -130,26 +129,7 @@ static void put_owner(struct msg *m, const char *family, uintptr_t obj, uint32_t
         pf_fmt_str(&m->f, ", object at ");
         pf_fmt_hex(&m->f, obj);
     }
-    uintptr_t addr = site ? pf_sites_addr(site) : 0;
-    if (addr) {
-        /* Named as the leak report names frames: the module's own symbol
-         * tables, static functions included. */
-        struct pf_sym sym;
-        pf_fmt_str(&m->f, ", allocated at ");
-        if (pf_sym_name_return(addr, &sym)) {
-            if (sym.name) {
-                pf_fmt_str(&m->f, sym.name);
-                pf_fmt_str(&m->f, "+");
-                pf_fmt_hex(&m->f, sym.symoff);
-            } else {
-                pf_fmt_hex(&m->f, sym.modoff);
-            }
-            pf_fmt_str(&m->f, " in ");
-            pf_fmt_str(&m->f, sym.module);
-        } else {
-            pf_fmt_hex(&m->f, addr);
-        }
-    }
+    pf_sites_fmt_allocated(&m->f, site);
     pf_fmt_str(&m->f, ")");
 }
 

@@ -688,10 +688,29 @@ static void frame_text(struct pf_fmt *f, uintptr_t addr, uint32_t mod)
     pf_fmt_char(f, ')');
 }
 
-uintptr_t pf_sites_addr(uint32_t id)
+void pf_sites_fmt_allocated(struct pf_fmt *f, uint32_t id)
 {
     uint32_t mod;
-    return site_addr(id & ID_MASK, &mod);
+    uintptr_t addr = id ? site_addr(id & ID_MASK, &mod) : 0;
+    if (!addr)
+        return;
+    /* Named as the leak report names frames: the module's own symbol
+     * tables, static functions included. */
+    struct pf_sym sym;
+    pf_fmt_str(f, ", allocated at ");
+    if (pf_sym_name_return(addr, &sym)) {
+        if (sym.name) {
+            pf_fmt_str(f, sym.name);
+            pf_fmt_str(f, "+");
+            pf_fmt_hex(f, sym.symoff);
+        } else {
+            pf_fmt_hex(f, sym.modoff);
+        }
+        pf_fmt_str(f, " in ");
+        pf_fmt_str(f, sym.module);
+    } else {
+        pf_fmt_hex(f, addr);
+    }
 }
 
 /* The totals by reachability, lost ones first: the program's own objects

@@ -42,8 +42,10 @@ PF_HIDDEN void pf_sites_store(const void *p, uint32_t id);
 /* 1 when site `id` was interned as the runtime's. */
 PF_HIDDEN int pf_sites_runtime(uint32_t id);
 
-/* The address a site id stands for, or 0 (unknown, shared or early ids). */
-PF_HIDDEN uintptr_t pf_sites_addr(uint32_t id);
+/* ", allocated at func+0x1c in prog" for a site word whose address is
+ * known; nothing for an unknown, shared or early one. For the fatal lines. */
+struct pf_fmt;
+PF_HIDDEN void pf_sites_fmt_allocated(struct pf_fmt *f, uint32_t id);
 
 struct pf_leaks {
     uint64_t objects, bytes;                 /* every live object */

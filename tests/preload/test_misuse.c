@@ -17,11 +17,11 @@ struct misuse_run {
     char line[512];             /* the single stderr line, without its newline */
 };
 
-static void run_act(const char *act, struct misuse_run *m)
+static void run_act_env(const char *act, const char *const *env, struct misuse_run *m)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PF_PROGS_DIR "/misuse", act, NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 60};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     pf_spawn(argv, &o, &m->r);
     cr_assert(strstr(m->r.out, "no _Z") == NULL, "%s", m->r.out);
     cr_assert(!m->r.exited && m->r.signo == SIGABRT,
@@ -36,6 +36,11 @@ static void run_act(const char *act, struct misuse_run *m)
     cr_assert(m->r.err_len < sizeof m->line);
     memcpy(m->line, m->r.err, m->r.err_len - 1);
     m->line[m->r.err_len - 1] = '\0';
+}
+
+static void run_act(const char *act, struct misuse_run *m)
+{
+    run_act_env(act, NULL, m);
 }
 
 /* Matches `line` against an extended regex; captures go to out[i] (may be NULL). */
@@ -105,6 +110,44 @@ Test(misuse, double_sized_delete)
 Test(misuse, double_free_of_large_block)
 {
     expect_double("large", "free", "^large$");
+}
+
+/* With call sites recorded, the line also names the function that
+ * allocated the block (by the program's own symbol table: misuse exports
+ * none), for a double free, a free of a pointer into a block, and a
+ * question about a freed one. */
+static void expect_site(const char *act, const char *what, const char *family, const char *object,
+                        const char *function)
+{
+    static const char *const sites_on[] = {"PFALLOC_SITES=1", NULL};
+    struct misuse_run m;
+    run_act_env(act, sites_on, &m);
+    char pattern[512];
+    snprintf(pattern, sizeof pattern,
+             "^pfalloc: %s 0x[0-9a-f]+ \\(family %s%s, allocated at %s\\+0x[0-9a-f]+ in misuse\\)$", what,
+             family, object, function);
+    match(m.line, pattern, 0, NULL);
+    pf_run_free(&m.r);
+}
+
+Test(misuse, double_free_names_where_the_block_was_allocated)
+{
+    expect_site("free", "double free of", "malloc-[0-9]+", "", "main");
+}
+
+Test(misuse, double_delete_names_where_the_block_was_allocated)
+{
+    expect_site("delete", "double free of", "malloc-[0-9]+", "", "cxx");
+}
+
+Test(misuse, free_of_interior_pointer_names_where_the_block_was_allocated)
+{
+    expect_site("interior", "free of interior pointer", "malloc-[0-9]+", ", object at 0x[0-9a-f]+", "main");
+}
+
+Test(misuse, usable_size_of_freed_pointer_names_where_the_block_was_allocated)
+{
+    expect_site("usable-freed", "malloc_usable_size of freed pointer", "malloc-[0-9]+", "", "main");
 }
 
 /* free, realloc and delete report a double free of the same size with the same line. */
