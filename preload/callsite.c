@@ -513,6 +513,9 @@ static void remember(struct thread_sites *ts, uint32_t id, uintptr_t a, const vo
     ts->last_id = id;
 }
 
+static void record_walk(const void *p, uintptr_t a, int w, const void *cfa, int depth, struct thread_sites *ts,
+                        unsigned gen);
+
 static void record(const void *p, uintptr_t a, int w, const void *cfa)
 {
     int depth = (int)pf_sites_depth();
@@ -532,6 +535,14 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
         pf_sites_store(p, ts->last_id);
         return;
     }
+    record_walk(p, a, w, cfa, depth, ts, gen);
+}
+
+/* record's walk, apart: its frame (the walk's frames, their kinds) is big,
+ * and an allocation its thread's last walk serves needs none of it. */
+__attribute__((noinline)) static void record_walk(const void *p, uintptr_t a, int w, const void *cfa, int depth,
+                                                  struct thread_sites *ts, unsigned gen)
+{
     /* No id while the memo is rewritten (a fork from another thread
      * meanwhile, whose cache a thread of the child adopts, finds none);
      * one not rewritten stays as true as it was. */
