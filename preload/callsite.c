@@ -20,6 +20,7 @@
 #include <link.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -46,9 +47,17 @@ static uintptr_t ranges_lo = UINTPTR_MAX, ranges_hi; /* the span of them all */
 static int nranges_start;
 static uintptr_t start_lo, start_hi;
 static atomic_flag adding = ATOMIC_FLAG_INIT;
-/* Bumped by every dlclose: a thread's memory of a module outside the
+/* Bumped by every unload seen: a thread's memory of a module outside the
  * runtime (below) holds only while it has not changed. */
 static unsigned module_gen;
+/* The C library also loads and unloads objects itself, through no dlclose
+ * of the program's (iconv's conversion modules, unloaded a few releases of
+ * other modules after their own). Such an unload is seen by the loader's
+ * count of them (dl_iterate_phdr's dlpi_subs), looked at by the first
+ * allocation outside the loader after one of the loader's own (`ready` 2):
+ * every load allocates the object's record before the object is mapped, so
+ * no code is mapped where an unloaded object was before that look. */
+static _Atomic unsigned long long unloads_seen;
 
 /* libc functions whose allocations belong to their caller, in groups (see
  * for_its_caller): what is allocated under them, with the targets of their
@@ -117,7 +126,10 @@ _Static_assert(MAX_OWNED <= 256, "callsite.c: owned_at holds a place in for_call
 #define MAX_TAILS (2 * MAX_OWNED)
 PF_BULK static uintptr_t tails[MAX_TAILS];
 static int ntails;
-static int ready; /* ranges are known */
+/* 0 until the ranges are known, then 1; 2 after an allocation of the
+ * loader's, until the next allocation outside it looks for an unload
+ * (notice_unloads): the test of `ready` that every record makes tells. */
+static int ready;
 
 /* A C++ runtime linked into the executable itself (g++ -static-libstdc++:
  * gcc's own compilers, many shipped programs), known by its functions'
@@ -190,8 +202,9 @@ static int runtime_kind(const char *path)
 
 static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 {
-    (void)size;
     (void)data;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
+        atomic_store_explicit(&unloads_seen, info->dlpi_subs, memory_order_relaxed);
     int kind = info->dlpi_name ? runtime_kind(info->dlpi_name) : 0;
     if (!kind)
         return 0;
@@ -597,19 +610,53 @@ __attribute__((noinline)) static void record_walk(const void *p, uintptr_t a, in
     pf_sites_store(p, id);
 }
 
+static void forget_late_modules(void);
+
+static int loader_subs(struct dl_phdr_info *info, size_t size, void *data)
+{
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
+        *(unsigned long long *)data = info->dlpi_subs;
+    return 1; /* the count is the same in every object's entry */
+}
+
+/* After an allocation of the loader's: whether an object was unloaded
+ * since the last look, in which case every cached rule and every memory of
+ * a module is forgotten, as after a dlclose. */
+static PF_NOINLINE void notice_unloads(void)
+{
+    __atomic_store_n(&ready, 1, __ATOMIC_RELAXED);
+    unsigned long long subs = 0, was = atomic_load_explicit(&unloads_seen, memory_order_relaxed);
+    dl_iterate_phdr(loader_subs, &subs);
+    if (subs == was || !atomic_compare_exchange_strong(&unloads_seen, &was, subs))
+        return;
+    pf_unwind_forget();
+    forget_late_modules();
+}
+
 void pf_callsite_record(const void *p, const void *ret, const void *cfa)
 {
     uintptr_t a = (uintptr_t)ret;
-    if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE)) {
-        pf_sites_note(p, a, 1);
-        return;
-    }
+    int r = __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
     others.fresh = 0;
+    if (PF_UNLIKELY(r != 1)) {
+        if (!r) {
+            pf_sites_note(p, a, 1);
+            return;
+        }
+        /* An unload is looked for outside the loader (which may hold its
+         * lock around its list half updated) and outside a handler that
+         * interrupted this thread's record. This look at a may add a
+         * runtime module (others.fresh), which the next finds known. */
+        if (!busy && where(a) != 2)
+            notice_unloads();
+    }
     int w = where(a);
     /* The loader's own, or an allocation made while this thread records
      * (a signal handler's): one frame. busy covers the walk and both
      * memos, whose two writes a handler's record must not come between. */
     if (w == 2 || busy) {
+        if (w == 2)
+            __atomic_store_n(&ready, 2, __ATOMIC_RELAXED);
         pf_sites_note(p, a, 1);
         return;
     }

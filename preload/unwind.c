@@ -11,7 +11,7 @@
  * when that start does not check out or the caller's rbp is needed. Never
  * allocates, takes no lock, async-signal-safe: the cache is
  * written with a sequence check and every rule carries a tag of its address
- * and the unload epoch (dlclose forgets them all). Without the cache (no
+ * and the unload epoch (an unload forgets them all). Without the cache (no
  * memory for it at start-up) every rule is worked out each time: slower,
  * the same stacks.
  * Safety: every table read stays inside the object's mapping; the walk

@@ -66,7 +66,7 @@ PF_HIDDEN uintptr_t pf_unwind_func_start(uintptr_t look);
  * exit. */
 #define PF_UNWIND_KEPT 6
 PF_HIDDEN int pf_unwind_program_frame(int (*last)(uintptr_t code), uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT]);
-/* Code may have been unmapped (dlclose): forget every cached rule. */
+/* Code may have been unmapped (an object unloaded): forget every cached rule. */
 PF_HIDDEN void pf_unwind_forget(void);
 
 #endif

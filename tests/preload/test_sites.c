@@ -218,6 +218,44 @@ Test(sites, unloaded_library_json)
     pf_run_free(&r);
 }
 
+/* The objects and bytes of the first row of a report's leak section
+ * (from `l`) that holds `text`; 0 when none does. */
+static int row_with(const char *l, const char *text, unsigned long *objs, unsigned long *bytes)
+{
+    const char *row = strstr(l, text);
+    if (!row)
+        return 0;
+    while (row > l && row[-1] != '\n')
+        row--;
+    return sscanf(row, "%lu %lu", objs, bytes) == 2;
+}
+
+/* A module the C library unloads itself (iconv's conversion module, a few
+ * releases of other modules after its own), through no dlclose of the
+ * program's, then a library loaded where it was, whose call to malloc
+ * returns to the same address under other unwind rules: the walk took the
+ * unloaded module's rule, cached for that address (a frame of 2 MiB), and
+ * read past the top of the stack (SIGSEGV in malloc, every run). */
+Test(sites, a_module_the_c_library_unloads_is_forgotten)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("gconv_unload"), PROG("libpfgconv_a.so"), PROG("libpfgconv_b.so"), NULL};
+    struct pf_run r;
+    run_sites(argv, NULL, NULL, &r);
+    if (!strstr(r.out, "gconv_unload: unloaded yes") || !strstr(r.out, "gconv_unload: same address yes")) {
+        pf_run_free(&r);
+        cr_skip_test("the conversion module was not unloaded, or the library not loaded where it was");
+    }
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    unsigned long objs = 0, bytes = 0;
+    cr_assert(row_with(l, "(libpfgconv_a.so, unloaded)", &objs, &bytes) && objs == 1 && bytes == 40,
+              "the conversion module's block is not named after it:\n%s", l);
+    cr_assert(row_with(l, "libpfgconv_b.so+0x", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+              "the library's blocks are not named after it:\n%s", l);
+    pf_run_free(&r);
+}
+
 /* The JSON exit report on stdin: prints "objects A/B bytes C/D program E/F
  * other N", the entries' sums against the leaks' totals, and N 1 when some
  * entry is an "(other sites)" one. */
