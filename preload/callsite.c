@@ -26,6 +26,7 @@
 #include <sys/auxv.h>
 
 #include "config.h"
+#include "module.h"
 #include "sites.h"
 #include "symtab.h"
 #include "tcache.h"
@@ -47,9 +48,6 @@ static uintptr_t ranges_lo = UINTPTR_MAX, ranges_hi; /* the span of them all */
 static int nranges_start;
 static uintptr_t start_lo, start_hi;
 static atomic_flag adding = ATOMIC_FLAG_INIT;
-/* Bumped by every unload seen: a thread's memory of a module outside the
- * runtime (below) holds only while it has not changed. */
-static unsigned module_gen;
 /* The C library also loads and unloads objects itself, through no dlclose
  * of the program's (iconv's conversion modules, unloaded a few releases of
  * other modules after their own). Such an unload is seen by the loader's
@@ -171,10 +169,12 @@ static int linked_runtime(const char *name, uintptr_t lo, uintptr_t hi, void *ct
 }
 
 static __thread int busy __attribute__((tls_model("initial-exec")));
-/* The last site this thread saw outside the runtime, and its id: a loop
- * that allocates from one place skips the range search and the table. */
+/* The last site this thread saw outside the runtime, its id and the module
+ * generation then: a loop that allocates from one place skips the range
+ * search and the table. */
 static __thread uintptr_t memo_addr __attribute__((tls_model("initial-exec")));
 static __thread uint32_t memo_id __attribute__((tls_model("initial-exec")));
+static __thread unsigned memo_gen __attribute__((tls_model("initial-exec")));
 
 static int where(uintptr_t a);
 
@@ -323,7 +323,7 @@ int pf_callsite_program_frame(uintptr_t *sp, uintptr_t regs[PF_UNWIND_KEPT])
 
 /* The modules outside the runtime this thread last found code in (a few:
  * a program that allocates from its own code and a library's in turn),
- * each with the module_gen it was found under. */
+ * each with the module generation (pf_module_gen) it was found under. */
 #define OTHERS 4
 struct others {
     struct {
@@ -407,7 +407,7 @@ static int where(uintptr_t a)
             if (a >= ranges[i].lo && a < ranges[i].hi)
                 return ranges[i].kind;
     }
-    unsigned gen = __atomic_load_n(&module_gen, __ATOMIC_ACQUIRE);
+    unsigned gen = pf_module_gen();
     for (int i = 0; i < OTHERS; i++)
         if (a - others.m[i].lo < others.m[i].len && others.m[i].gen == gen)
             return 0;
@@ -450,12 +450,16 @@ static int for_its_caller(uintptr_t a)
  * loop that allocates from one place skips the hash and the table). A
  * thread without a cache (before its first, after its exit) walks without
  * them. A cache outlives its thread and passes to a later one: the rules
- * carry their epoch and the stack its id, both true for any thread. */
+ * carry their epoch and the stack its id, both true for any thread. The
+ * stack's id holds while the module generation is the one it was found
+ * under (memo_gen): the same addresses in an object loaded where another
+ * was unloaded are another stack. */
 struct thread_sites {
     struct pf_unwind_near near;
     uintptr_t memo_pcs[PF_STACK_MAX + PF_SITES_RUNTIME_KEPT];
     int memo_n;
     uint32_t memo_stack;
+    unsigned memo_gen;
     /* The last walk's start and what it read, with the id it found: an
      * allocation from the same place of the same stack finds its site by
      * reading those words again (see struct pf_unwind_reads), without a
@@ -481,9 +485,9 @@ static struct thread_sites *thread_sites(void)
 /* Frames unwound at most: runtime frames in front of the site, then the depth. */
 #define MAX_WALK (PF_STACK_MAX + 16)
 
-static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int first, int runtime)
+static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int first, int runtime, unsigned gen)
 {
-    if (!runtime && ts && n == ts->memo_n && ts->memo_stack) {
+    if (!runtime && ts && n == ts->memo_n && ts->memo_stack && ts->memo_gen == gen) {
         int k = 0;
         while (k < n && ts->memo_pcs[k] == pcs[k])
             k++;
@@ -500,6 +504,7 @@ static uint32_t intern(struct thread_sites *ts, const uintptr_t *pcs, int n, int
         for (int k = 0; k < n; k++) /* a few words: no call */
             ts->memo_pcs[k] = pcs[k];
         ts->memo_n = n;
+        ts->memo_gen = gen;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         ts->memo_stack = id;
     }
@@ -533,15 +538,17 @@ static void record(const void *p, uintptr_t a, int w, const void *cfa)
 {
     int depth = (int)pf_sites_depth();
     if (depth == 1 && w == 0) { /* one frame: the return address is the site */
-        if (a != memo_addr || !memo_id) {
+        unsigned gen = pf_module_gen();
+        if (a != memo_addr || !memo_id || memo_gen != gen) {
             memo_id = pf_sites_intern(a, 0);
             memo_addr = a;
+            memo_gen = gen;
         }
         pf_sites_store(p, memo_id);
         return;
     }
     struct thread_sites *ts = thread_sites();
-    unsigned gen = __atomic_load_n(&module_gen, __ATOMIC_ACQUIRE);
+    unsigned gen = pf_module_gen();
     if (ts && ts->last_id && ts->last_a == a && ts->last_start == (uintptr_t)cfa && ts->last_w == w &&
         ts->last_depth == depth && ts->last_gen == gen && pf_unwind_same(&ts->last_reads, (uintptr_t)cfa)) {
         ts->last_misses = 0;
@@ -604,7 +611,7 @@ __attribute__((noinline)) static void record_walk(const void *p, uintptr_t a, in
     int keep = first < PF_SITES_RUNTIME_KEPT ? first : PF_SITES_RUNTIME_KEPT;
     int start = first - keep;
     int count = n - start < keep + depth ? n - start : keep + depth;
-    uint32_t id = intern(ts, pcs + start, count, keep, libc_own);
+    uint32_t id = intern(ts, pcs + start, count, keep, libc_own, gen);
     if (log)
         remember(ts, id, a, cfa, w, depth, gen);
     pf_sites_store(p, id);
@@ -683,7 +690,7 @@ static int still_runtime(const struct range *r)
  * taken for the runtime's own. */
 static void forget_late_modules(void)
 {
-    __atomic_fetch_add(&module_gen, 1, __ATOMIC_RELEASE);
+    pf_module_unloaded();
     if (!__atomic_load_n(&ready, __ATOMIC_ACQUIRE))
         return;
     /* Held briefly by a thread adding a module, or for good by code this

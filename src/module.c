@@ -26,6 +26,12 @@ struct slot {
 
 static struct slot *table; /* MAX_MODULES entries */
 static _Atomic uint32_t count;
+_Atomic unsigned pf_module_generation;
+
+void pf_module_unloaded(void)
+{
+    atomic_fetch_add_explicit(&pf_module_generation, 1, memory_order_release);
+}
 
 void pf_module_init(void)
 {

@@ -7,6 +7,7 @@
 #ifndef PF_MODULE_H
 #define PF_MODULE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "os.h"
@@ -17,6 +18,17 @@ struct pf_module {
     uint64_t name_hash;   /* of the name the loader had for it (path is that name made absolute) */
     char path[240];       /* full path as the loader named it (the program's for the executable) */
 };
+
+/* Moved by every unload pfalloc sees: what was found about the object at
+ * an address before it moved may be about an object since unloaded, whose
+ * addresses another may hold now. */
+PF_HIDDEN extern _Atomic unsigned pf_module_generation;
+static inline unsigned pf_module_gen(void)
+{
+    return atomic_load_explicit(&pf_module_generation, memory_order_acquire);
+}
+/* An object may have been unloaded. */
+PF_HIDDEN void pf_module_unloaded(void);
 
 /* Maps the table (once; nothing is recorded without it). */
 PF_HIDDEN void pf_module_init(void);

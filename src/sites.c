@@ -51,7 +51,12 @@ struct site {
     _Atomic uint64_t key;
     uint8_t depth; /* frames kept */
     uint8_t first; /* index of the first frame outside the runtime (the site) */
+    /* The module generation (pf_module_gen) under which the frames were
+     * last found in the modules recorded for them, or SITE_STALE with it:
+     * found elsewhere (another object mapped where one was unloaded). */
+    _Atomic uint32_t checked;
 };
+#define SITE_STALE 0x80000000u
 
 /* What a slot keeps: the site id in the low bits, and above them the fork
  * generation of the process that allocated the object (how many forks
@@ -172,10 +177,30 @@ static int same_frames(const struct site *s, const uintptr_t *f, const uintptr_t
     return 1;
 }
 
+/* Whether the frames of entry idx, the same addresses as pcs, are still in
+ * the modules recorded for them: after an unload, another object may hold
+ * those addresses, and the same addresses are then another stack. Looked
+ * at once per entry and module generation `mgen`. */
+static int same_modules(uint32_t idx, const uintptr_t *pcs, int n, uint32_t mgen)
+{
+    struct site *s = &sites[idx];
+    uint32_t c = atomic_load_explicit(&s->checked, memory_order_relaxed);
+    if (PF_LIKELY(c == mgen))
+        return 1;
+    if (c == (mgen | SITE_STALE))
+        return 0;
+    int same = 1;
+    for (int k = 0; k < n && same; k++)
+        same = modules[(size_t)idx * cap + (size_t)k] == (uint16_t)pf_module_of(pcs[k]);
+    atomic_store_explicit(&s->checked, same ? mgen : mgen | SITE_STALE, memory_order_relaxed);
+    return same;
+}
+
 uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runtime)
 {
     if (!sites || n < 1)
         return OTHER_ID;
+    uint32_t mgen = pf_module_gen() & ~SITE_STALE;
     if ((uint32_t)n > cap)
         n = (int)cap;
     if (first >= n)
@@ -200,6 +225,7 @@ uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runti
                 }
                 s->depth = (uint8_t)n;
                 s->first = (uint8_t)first;
+                atomic_store_explicit(&s->checked, mgen, memory_order_relaxed);
                 atomic_store_explicit(&s->key, key, memory_order_release);
                 return idx + 1;
             }
@@ -208,7 +234,7 @@ uint32_t pf_sites_intern_stack(const uintptr_t *pcs, int n, int first, int runti
             pf_cpu_relax();
             cur = atomic_load_explicit(&s->key, memory_order_acquire);
         }
-        if (cur == key && same_frames(s, f, pcs, n))
+        if (cur == key && same_frames(s, f, pcs, n) && same_modules(idx, pcs, n, mgen))
             return idx + 1;
     }
     return OTHER_ID;

@@ -256,6 +256,37 @@ Test(sites, a_module_the_c_library_unloads_is_forgotten)
     pf_run_free(&r);
 }
 
+/* A library unloaded with dlclose, then one laid out like it loaded where
+ * it was, whose blocks are allocated from the same call of one helper: the
+ * two stacks hold the same return addresses, and the second was taken for
+ * the first (the table and the thread's memory of its last stack compared
+ * addresses only), so all 6 blocks were named after the unloaded library;
+ * with PFALLOC_STACK_DEPTH=1 the thread's memory of its last site did the
+ * same. */
+Test(sites, the_same_addresses_in_a_library_loaded_where_another_was_are_its_own)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("reloaded_stack"), PROG("libpfgconv_a.so"), PROG("libpfgconv_b.so"), NULL};
+    const char *const depths[] = {NULL, "PFALLOC_STACK_DEPTH=1"};
+    for (int i = 0; i < 2; i++) {
+        struct pf_run r;
+        run_sites(argv, depths[i], NULL, &r);
+        if (!strstr(r.out, "reloaded_stack: same address yes")) {
+            pf_run_free(&r);
+            cr_skip_test("the second library was not loaded where the first was");
+        }
+        const char *l = strstr(r.err, "\nleaks: ");
+        cr_assert(l != NULL, "%s", r.err);
+        unsigned long objs = 0, bytes = 0;
+        cr_assert(row_with(l, "(libpfgconv_a.so, unloaded)", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+                  "%s: the unloaded library's row:\n%s", depths[i] ? depths[i] : "default depth", l);
+        cr_assert(row_with(l, "libpfgconv_b.so+0x", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+                  "%s: the blocks of the library loaded since are not named after it:\n%s",
+                  depths[i] ? depths[i] : "default depth", l);
+        pf_run_free(&r);
+    }
+}
+
 /* The JSON exit report on stdin: prints "objects A/B bytes C/D program E/F
  * other N", the entries' sums against the leaks' totals, and N 1 when some
  * entry is an "(other sites)" one. */
