@@ -96,7 +96,7 @@ size_t pf_module_abs_path(const char *path, char *out, size_t cap)
  * not by the absolute path made of it, which depends on the working
  * directory of the moment (a program started by a relative path that then
  * changes directory is the same program). */
-static uint64_t name_hash(const char *s)
+uint64_t pf_module_name_hash(const char *s)
 {
     uint64_t h = 14695981039346656037ull;
     for (; *s; s++)
@@ -106,7 +106,7 @@ static uint64_t name_hash(const char *s)
 
 static int same(const struct pf_module *m, uintptr_t start, uintptr_t end, const struct link_map *map)
 {
-    return m->start == start && m->end == end && m->map == map && m->name_hash == name_hash(path_of(map));
+    return m->start == start && m->end == end && m->map == map && m->name_hash == pf_module_name_hash(path_of(map));
 }
 
 uint32_t pf_module_of(uintptr_t addr)
@@ -128,7 +128,7 @@ uint32_t pf_module_of(uintptr_t addr)
     m->start = start;
     m->end = end;
     m->map = map;
-    m->name_hash = name_hash(path_of(map));
+    m->name_hash = pf_module_name_hash(path_of(map));
     pf_module_abs_path(path_of(map), m->path, sizeof(m->path));
     atomic_store_explicit(&table[i].ready, 1, memory_order_release);
     return i + 1;

@@ -44,6 +44,8 @@ PF_HIDDEN int pf_module_loaded(uint32_t id, uintptr_t addr);
  * LD_LIBRARY_PATH) by the working directory, into out (cap bytes, cut to
  * fit); its length. No allocation, async-signal-safe. */
 PF_HIDDEN size_t pf_module_abs_path(const char *path, char *out, size_t cap);
+/* A hash of the name the loader has for an object (FNV-1a). */
+PF_HIDDEN uint64_t pf_module_name_hash(const char *name);
 /* The base name of a path. */
 PF_HIDDEN const char *pf_module_basename(const char *path);
 

@@ -50,6 +50,8 @@ struct table {
 struct module {
     uintptr_t bias;      /* load bias: run-time address - file address */
     const void *key;     /* the loader's handle (link map), with bias telling reloads apart */
+    uint64_t name_hash;  /* of the loader's name: another object may take an unloaded one's
+                            handle and address */
     const char *path;    /* in the arena */
     const char *base;    /* the base name of path */
     _Atomic int state;   /* 0: table not built, 1: built (possibly empty) */
@@ -495,8 +497,9 @@ static int locate(uintptr_t addr, struct found *out)
 static struct module *cached(const struct found *fo)
 {
     uint32_t n = atomic_load_explicit(&nmods, memory_order_acquire);
+    uint64_t h = pf_module_name_hash(fo->name);
     for (uint32_t i = 0; i < n; i++)
-        if (mods[i].key == fo->key && mods[i].bias == fo->bias)
+        if (mods[i].key == fo->key && mods[i].bias == fo->bias && mods[i].name_hash == h)
             return &mods[i];
     return NULL;
 }
@@ -524,6 +527,7 @@ static struct module *add_module(const struct found *fo)
     struct module *m = &mods[n];
     m->key = fo->key;
     m->bias = fo->bias;
+    m->name_hash = pf_module_name_hash(fo->name);
     m->path = path;
     m->base = base_name(path);
     atomic_store_explicit(&m->state, 0, memory_order_relaxed);

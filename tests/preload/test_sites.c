@@ -287,6 +287,40 @@ Test(sites, the_same_addresses_in_a_library_loaded_where_another_was_are_its_own
     }
 }
 
+/* The same, under the default settings with the leak section in signal
+ * reports too, and a report while the first library is loaded: its
+ * symbol table was kept by the loader's handle and address, which the
+ * second library took (its handle was allocated where the first's had
+ * been), so at the exit the second library's blocks were named from the
+ * first's table, after the first's file. */
+Test(sites, a_library_loaded_where_a_named_one_was_is_named_from_its_own_file)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("reloaded_stack"), PROG("libpfgconv_a.so"), PROG("libpfgconv_b.so"), "signal",
+                                NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_REACH_SIGNAL=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, argv[0]);
+    if (!strstr(r.out, "reloaded_stack: same address yes")) {
+        pf_run_free(&r);
+        cr_skip_test("the second library was not loaded where the first was");
+    }
+    const char *signal = strstr(r.err, "reason signal");
+    cr_assert(signal != NULL && strstr(signal, "pfgconv_alloc+0x") != NULL,
+              "the signal report does not name the first library's function:\n%s", r.err);
+    const char *l = strstr(r.err, "reason exit");
+    cr_assert(l != NULL && (l = strstr(l, "\nleaks: ")) != NULL, "%s", r.err);
+    unsigned long objs = 0, bytes = 0;
+    cr_assert(row_with(l, "(libpfgconv_a.so, unloaded)", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+              "the unloaded library's row:\n%s", l);
+    cr_assert(row_with(l, "libpfgconv_b.so+0x", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+              "the blocks of the library loaded since are not named from its file:\n%s", l);
+    cr_assert(strstr(l, "/libpfgconv_a.so+0x") == NULL, "a frame named after the unloaded library's file:\n%s", l);
+    pf_run_free(&r);
+}
+
 /* The JSON exit report on stdin: prints "objects A/B bytes C/D program E/F
  * other N", the entries' sums against the leaks' totals, and N 1 when some
  * entry is an "(other sites)" one. */
