@@ -33,10 +33,11 @@ void pf_module_unloaded(void)
     atomic_fetch_add_explicit(&pf_module_generation, 1, memory_order_release);
 }
 
-void pf_module_init(void)
+int pf_module_init(void)
 {
     if (!table)
         table = pf_os_map_meta(sizeof(*table) * MAX_MODULES);
+    return table ? 0 : -1;
 }
 
 const char *pf_module_basename(const char *path)

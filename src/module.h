@@ -30,8 +30,9 @@ static inline unsigned pf_module_gen(void)
 /* An object may have been unloaded. */
 PF_HIDDEN void pf_module_unloaded(void);
 
-/* Maps the table (once; nothing is recorded without it). */
-PF_HIDDEN void pf_module_init(void);
+/* Maps the table (once; nothing is recorded without it): 0, or -1 when it
+ * cannot be mapped. */
+PF_HIDDEN int pf_module_init(void);
 /* The record of the object holding addr (made on first sight; lock-free,
  * no allocation): its id (>= 1), or 0 when no object holds addr or the
  * table is full or missing. */

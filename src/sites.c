@@ -148,11 +148,13 @@ int pf_sites_enable(void)
         frames = pf_os_map_meta(sizeof(*frames) * (size_t)cap * (SITE_SLOTS + 2));
         modules = pf_os_map_meta(sizeof(*modules) * (size_t)cap * (SITE_SLOTS + 2));
     }
-    if (!sites || !frames || !modules) {
+    /* The modules' records are one of the tables: without them a frame of
+     * a module unloaded since would be named after whatever is mapped at
+     * its address at the report. */
+    if (!sites || !frames || !modules || pf_module_init() != 0) {
         sites_unmapped = 1;
         return -1;
     }
-    pf_module_init();
     atomic_store_explicit(&sites[EARLY_ID - 1].key, 2 | KEY_RUNTIME, memory_order_release);
     pf_span_enable_sites();
     /* What is live now was allocated before the program's code ran. */

@@ -206,6 +206,27 @@ Test(sites, unloaded_library_keeps_its_name)
     pf_run_free(&r);
 }
 
+/* The same with each of the first mapping calls refused in turn: when the
+ * modules' records alone could not be mapped, sites were recorded without
+ * them, and the unloaded library's leaks were named after whatever was
+ * mapped at their addresses at the exit, the library loaded since
+ * (dlleak_b_touch+0x12 (.../libdlleak_b.so+0x1132)). */
+Test(sites, unloaded_library_named_after_no_other_when_a_table_is_refused)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    for (int n = 1; n <= 24; n++) {
+        char fault[32];
+        snprintf(fault, sizeof fault, "PFALLOC_FAULT=%d", n);
+        struct pf_run r;
+        run_sites(argv, fault, NULL, &r);
+        const char *l = strstr(r.err, "\nleaks: ");
+        cr_assert(l != NULL, "%s: %s", fault, r.err);
+        cr_assert(strstr(l, "dlleak_b") == NULL, "%s: a leak named after the library loaded later:\n%s", fault, l);
+        pf_run_free(&r);
+    }
+}
+
 Test(sites, unloaded_library_json)
 {
     PF_REQUIRE_PRELOAD();
