@@ -277,6 +277,46 @@ Test(sites, a_module_the_c_library_unloads_is_forgotten)
     pf_run_free(&r);
 }
 
+/* The same under the default settings with the leak section in signal
+ * reports too, and a report while the conversion module is loaded and one
+ * after the library took its place: each names the module's block after
+ * the module (unloaded in the second), from pfalloc's own copy of its
+ * name, and the library's blocks after the library's own file. */
+Test(sites, a_module_the_c_library_unloads_is_named_unloaded_in_signal_reports)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("gconv_unload"), PROG("libpfgconv_a.so"), PROG("libpfgconv_b.so"), "signal",
+                                NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_REACH_SIGNAL=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, argv[0]);
+    if (!strstr(r.out, "gconv_unload: unloaded yes") || !strstr(r.out, "gconv_unload: same address yes")) {
+        pf_run_free(&r);
+        cr_skip_test("the conversion module was not unloaded, or the library not loaded where it was");
+    }
+    const char *first = strstr(r.err, "reason signal");
+    const char *second = first ? strstr(first + 1, "reason signal") : NULL;
+    const char *exit = second ? strstr(second, "reason exit") : NULL;
+    cr_assert(exit != NULL, "two signal reports and the exit report: %s", r.err);
+    cr_assert(strstr(first, "gconv_init+0x") != NULL && strstr(first, "gconv_init+0x") < second,
+              "the first report does not name the module's function:\n%s", r.err);
+    const char *reports[] = {second, exit};
+    for (int i = 0; i < 2; i++) {
+        const char *from = strstr(reports[i], "\nleaks: "), *to = strstr(reports[i], "==== end of pfalloc report");
+        cr_assert(from != NULL && to != NULL && from < to, "%s", reports[i]);
+        char *l = strndup(from, (size_t)(to - from));
+        unsigned long objs = 0, bytes = 0;
+        cr_assert(row_with(l, "(libpfgconv_a.so, unloaded)", &objs, &bytes) && objs == 1 && bytes == 40,
+                  "the conversion module's block is not named after it:\n%s", l);
+        cr_assert(row_with(l, "libpfgconv_b.so+0x", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+                  "the library's blocks are not named after its file:\n%s", l);
+        free(l);
+    }
+    pf_run_free(&r);
+}
+
 /* A library unloaded with dlclose, then one laid out like it loaded where
  * it was, whose blocks are allocated from the same call of one helper: the
  * two stacks hold the same return addresses, and the second was taken for
