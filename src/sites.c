@@ -335,6 +335,13 @@ static int take_walk(long me, long *was)
  * table full: each such object is counted in its family's one, so the
  * groups listed still add up to the totals. */
 #define LEAK_OTHER_ROOM 1024u
+/* The last of them, for objects whose family's "(other sites)" group finds
+ * no room either (more families than that with objects beyond the table:
+ * typed families by the thousand): one group of every family together for
+ * each reachability, inherited and runtime (at most 20, and the entry that
+ * stays empty). */
+#define LEAK_ALL_ROOM 32u
+#define OTHER_FAMILIES UINT32_MAX /* the family of those groups */
 
 /* Counts the object in its group, taking an entry for a new one while
  * fewer than room - 1 are taken (one entry always stays empty, so a probe
@@ -377,8 +384,9 @@ static void add(uint32_t word, uint32_t fam, uint64_t bytes, uint32_t reach, uin
     uint32_t site = word & ID_MASK, runtime = (uint32_t)pf_sites_runtime(site);
     if (grouped && site != OTHER_ID && !group(site, fam, bytes, reach, inherited, runtime, LEAK_SLOTS - LEAK_OTHER_ROOM))
         site = OTHER_ID;
-    if (grouped && site == OTHER_ID)
-        group(OTHER_ID, fam, bytes, reach, inherited, runtime, LEAK_SLOTS);
+    if (grouped && site == OTHER_ID &&
+        !group(OTHER_ID, fam, bytes, reach, inherited, runtime, LEAK_SLOTS - LEAK_ALL_ROOM))
+        group(OTHER_ID, OTHER_FAMILIES, bytes, reach, inherited, runtime, LEAK_SLOTS);
     total.objects++;
     total.bytes += bytes;
     total.kind_objects[reach]++;
@@ -662,6 +670,8 @@ static uint32_t frame_module(uint32_t id, int i)
 
 static const char *family_name(uint32_t id1)
 {
+    if (id1 == OTHER_FAMILIES)
+        return "(other families)";
     return id1 && id1 - 1 < pf_family_count() ? pf_family_at(id1 - 1)->name : "?";
 }
 

@@ -437,6 +437,53 @@ Test(sites, more_groups_than_the_table_lists_still_add_up)
     pf_tempdir_remove(dir);
 }
 
+/* Objects beyond the leak table in more families than its "(other sites)"
+ * rows have room for (20 000 typed families, one object each): those past
+ * the 1 024th such row were counted in the totals only (the rows listed
+ * 16 383 of 20 001 objects). They are counted together in an "(other
+ * families)" row of their kind. */
+Test(sites, more_families_than_other_rows_still_add_up)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("families"), "20000", NULL};
+    struct pf_run r;
+    run_sites(argv, NULL, NULL, &r);
+    cr_assert(strcmp(r.out, "families: 20000 made\n") == 0, "%s", r.out);
+    unsigned long all = 0, own = 0, listed = 0, listed_own = 0;
+    leak_counts(r.err, &all, &own);
+    cr_assert(own == 20000, "the program's own: %lu", own);
+    int program = 0;
+    for (const char *p = strstr(r.err, "\nleaks: "); p && (p = strchr(p, '\n')); p++) {
+        unsigned long n, b;
+        if (strncmp(p + 1, "  allocated by ", 15) == 0)
+            program = strncmp(p + 1, "  allocated by the program:", 27) == 0;
+        if (sscanf(p + 1, " %lu %lu  ", &n, &b) == 2) {
+            listed += n;
+            listed_own += program ? n : 0;
+        }
+    }
+    cr_assert(listed == all && listed_own == own, "rows list %lu objects (%lu the program's) of %lu (%lu)", listed,
+              listed_own, all, own);
+    cr_assert(strstr(r.err, "  (other families)       definitely lost  (other sites)\n") != NULL, "%.2000s",
+              strstr(r.err, "\nleaks: "));
+    pf_run_free(&r);
+
+    char *dir = pf_tempdir("families");
+    char *path = pf_path(dir, "report.json");
+    run_sites(argv, "PFALLOC_FORMAT=json", NULL, &r);
+    pf_write_file(path, r.err, r.err_len);
+    char *sum = pf_python(groups_py, "-", path);
+    unsigned long a, b, c, d, e, g, other;
+    cr_assert(sscanf(sum, "objects %lu/%lu bytes %lu/%lu program %lu/%lu other %lu", &a, &b, &c, &d, &e, &g,
+                     &other) == 7 &&
+                  a == b && c == d && e == 20000 && g == 20000 && other == 1,
+              "%s", sum);
+    free(sum);
+    pf_run_free(&r);
+    free(path);
+    pf_tempdir_remove(dir);
+}
+
 /* Checks stacks' JSON exit report (stdin) against nm's symbol table of the
  * program (argv[1]): prints "ok" or what is wrong. */
 /* The start of a check of a JSON exit report on stdin (its leaks in L) of the
