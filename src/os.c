@@ -713,12 +713,26 @@ void pf_os_unmap_or_forget(void *p, size_t size, int forget)
         pf_os_unmap(p, size);
 }
 
+/* A munmap the kernel refused: a range in the middle of one of its
+ * mappings (neighbours merge: large blocks and regions mapped side by side
+ * are one) needs a split, which it refuses with ENOMEM while the process
+ * holds vm.max_map_count mappings. The range stays mapped and counted, but
+ * its pages go back (madvise splits nothing), or every block freed then
+ * would hold its memory for good. */
+static void unmap_refused(void *p, size_t size)
+{
+    atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
+    (void)madvise(p, size, MADV_DONTNEED);
+}
+
 static void os_unmap(void *p, size_t size)
 {
     atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
     if (munmap(p, size) == 0) {
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
         untrack(p, size, 0);
+    } else {
+        unmap_refused(p, size);
     }
 }
 
@@ -796,6 +810,8 @@ static void os_unmap_meta(void *p, size_t size)
         atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
         atomic_fetch_sub_explicit(&meta_mapped, size, memory_order_relaxed);
         untrack(p, size, 1);
+    } else {
+        unmap_refused(p, size);
     }
 }
 
