@@ -97,6 +97,23 @@ Test(scripts, run_passes_a_fatal_signal)
     pf_run_free(&r);
 }
 
+/* Only the caller's shell tells of the signal, as without pfalloc-run: the
+ * script's own bash said it too when it reaped the program, a notice with
+ * the script's line and code ("pfalloc-run: line N: PID Killed
+ * ( for v in ...; exec "$@" ) 0<&0", four lines). */
+Test(scripts, run_says_nothing_of_a_fatal_signal)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sh");
+    const char *const argv[] = {SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR, "--report",
+                                "off", "--", "sh", "-c", "kill -KILL $$", NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    cr_assert(!r.exited && r.signo == SIGKILL, "%s\n%s", pf_run_how(&r), r.err);
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+}
+
 Test(scripts, run_options_become_variables)
 {
     PF_REQUIRE_PRELOAD();
