@@ -114,6 +114,33 @@ Test(scripts, run_says_nothing_of_a_fatal_signal)
     pf_run_free(&r);
 }
 
+/* A caller's stderr that is closed or full: the program's status still
+ * comes through, though the line that points at the other processes'
+ * report files cannot be written (it ended the script with status 1), and
+ * a closed stderr stays closed for the program (bash had this script open
+ * on descriptor 2 too, and the program got that). */
+Test(scripts, run_keeps_the_status_without_a_stderr)
+{
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("sh");
+    PF_REQUIRE_PROGRAM("cat");
+    static const char *const redirects[] = {"2>&-", "2>/dev/full"};
+    static const char *const saw[] = {"closed\n", "open\n"};
+    for (int i = 0; i < 2; i++) {
+        char line[256];
+        snprintf(line, sizeof line, "exec \"$0\" \"$@\" %s", redirects[i]);
+        const char *const argv[] = {"sh", "-c", line, SCRIPT("pfalloc-run"), "--no-build", "--build-dir", PF_BUILD_DIR,
+                                    "--", "sh", "-c",
+                                    "true | cat; if [ -e /proc/$$/fd/2 ]; then echo open; else echo closed; fi; exit 3",
+                                    NULL};
+        struct pf_run r;
+        run(argv, NULL, &r);
+        cr_assert(r.exited && r.code == 3, "%s: %s\n%s", redirects[i], pf_run_how(&r), r.out);
+        cr_assert_str_eq(r.out, saw[i], "%s", redirects[i]);
+        pf_run_free(&r);
+    }
+}
+
 Test(scripts, run_options_become_variables)
 {
     PF_REQUIRE_PRELOAD();
