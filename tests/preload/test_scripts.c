@@ -517,6 +517,54 @@ Test(scripts, view_copes_with_one_report_and_bad_lines)
     pf_tempdir_remove(dir);
 }
 
+/* The reports of several processes, one file each (PFALLOC_OUT=reports.%p),
+ * on one page, as README's `pfalloc-view -o page.html reports.*`: it took
+ * one file only and stopped at the second ("unrecognized arguments"). */
+Test(scripts, view_reads_a_file_per_process, .timeout = 150)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("bash");
+    char *dir = pf_tempdir("viewmany");
+    char *html = pf_path(dir, "page.html");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s/reports.%%p", dir);
+    const char *const env[] = {var, "PFALLOC_FORMAT=json", NULL};
+    /* leaky runs as a child of bash (not exec'd by it): two processes,
+     * both leaving through exit(). */
+    const char *const argv[] = {"bash", "-c", "\"$0\"; exit $?", PROG("leaky"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "bash running leaky");
+    pf_run_free(&r);
+    char *files[2];
+    unsigned n = 0;
+    DIR *d = opendir(dir);
+    cr_assert(d != NULL);
+    for (struct dirent *e; (e = readdir(d));)
+        if (!strncmp(e->d_name, "reports.", 8) && n < 2)
+            files[n++] = pf_path(dir, e->d_name);
+    closedir(d);
+    cr_assert(n == 2, "%u report files", n);
+
+    const char *const vargv[] = {SCRIPT("pfalloc-view"), "-o", html, files[0], files[1], NULL};
+    run(vargv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-view with two files");
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    unsigned svgs, polylines, circles, tables;
+    char *text;
+    check_html(html, &svgs, &polylines, &circles, &tables, &text);
+    cr_assert(strstr(text, "leaky, pid ") && strstr(text, "bash, pid "), "%s", text);
+    cr_assert(svgs == 14, "%u charts", svgs);
+    free(text);
+    free(files[0]);
+    free(files[1]);
+    free(html);
+    pf_tempdir_remove(dir);
+}
+
 /* ---- pfalloc-sites ------------------------------------------------------------------------ */
 
 /* The line of leaky.c that holds `needle` (1-based). */
