@@ -646,6 +646,8 @@ void *pf_span_take(struct pf_span *s, int *clean)
         idx = s->bump++;
         s->state[idx] = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
         *clean = s->fresh;
+        if (s->sites) /* the word of the chunk's last span: see pf_span_take_many */
+            s->sites[idx] = 0;
     }
     s->used++;
     return (void *)(s->start + (uintptr_t)idx * s->slot_size);
@@ -681,6 +683,13 @@ uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t wa
     if (n < want) {
         uint16_t st = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
         uint32_t b = s->bump, k = want - n;
+        /* A slot's site word outlives its block (the fatal line of a
+         * double free names it), and the span's words are its chunk's,
+         * left by whatever span last used the chunk: a slot carved now
+         * starts with none, so a word below the bump is always this
+         * span's own. */
+        if (s->sites)
+            memset(&s->sites[b], 0, (size_t)k * sizeof *s->sites);
         uintptr_t p = start + b * slot;
         uint16_t *e = &state[b];
         for (struct pf_cached *o = out + want - n; o > out; p += slot, e++) {

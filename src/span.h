@@ -60,7 +60,8 @@ struct pf_span {
                                  offset < 2^47, index == high half of offset * magic, and
                                  offset is a slot boundary iff the low half < magic */
     uint16_t *state;          /* per-slot state, see above */
-    uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off) */
+    uint32_t *sites;          /* per-slot call-site ids, or NULL (recording off); a slot's
+                                 word is 0 from its carving (bump) to its first allocation */
     uint32_t slot_size;       /* bytes per slot */
     uint32_t bin;             /* byte offset of the thread-cache bin for its frees, or PF_BIN_NONE */
     struct pf_family *family; /* owner; kept after release to name the family in errors */

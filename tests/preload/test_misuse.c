@@ -150,6 +150,21 @@ Test(misuse, usable_size_of_freed_pointer_names_where_the_block_was_allocated)
     expect_site("usable-freed", "malloc_usable_size of freed pointer", "malloc-[0-9]+", "", "main");
 }
 
+/* A slot's site word names its last allocation only: a span carved again
+ * for another class (from the pool, after malloc_trim) has slots that were
+ * never allocated since, whose words the span's last use left. A pointer
+ * into one names no allocation. */
+Test(misuse, pointer_into_a_slot_never_allocated_since_its_span_was_carved_names_no_site)
+{
+    static const char *const sites_on[] = {"PFALLOC_SITES=1", NULL};
+    struct misuse_run m;
+    run_act_env("interior-recarved", sites_on, &m);
+    match(m.line,
+          "^pfalloc: free of interior pointer 0x[0-9a-f]+ \\(family malloc-128, object at 0x[0-9a-f]+\\)$", 0,
+          NULL);
+    pf_run_free(&m.r);
+}
+
 /* free, realloc and delete report a double free of the same size with the same line. */
 Test(misuse, one_format_for_every_entry_point)
 {

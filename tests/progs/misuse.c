@@ -7,7 +7,7 @@
  *
  * usage: misuse free|realloc|delete|delete-array|delete-sized|large|
  *               foreign|realloc-foreign|interior|interior-large|usable-foreign|
- *               usable-freed
+ *               usable-freed|interior-recarved
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -59,6 +59,54 @@ static void cxx(const char *new_name, const char *delete_name, int sized)
 }
 
 static char not_from_malloc[256];
+
+/* interior-recarved: blocks of 48 bytes, all allocated by fill_48, fill a
+ * span and are freed; malloc_trim gives the span to the pool, and the span
+ * of a block of 128 bytes (take_128's) is carved from it again. The slots
+ * carved after that block's, into the thread's cache, were never
+ * allocated as 128-byte blocks: a pointer into the next one names no
+ * allocation, fill_48's least of all. */
+#define RECARVED_N 3000
+static void *recarved[RECARVED_N];
+
+__attribute__((noipa)) static void fill_48(void)
+{
+    for (int i = 0; i < RECARVED_N; i++) {
+        if (!(recarved[i] = malloc(48)))
+            abort();
+        memset(recarved[i], 1, 48);
+    }
+}
+
+__attribute__((noipa)) static char *take_128(void)
+{
+    char *p = malloc(128);
+    if (!p)
+        abort();
+    memset(p, 2, 128);
+    return p;
+}
+
+static void interior_recarved(void)
+{
+    fill_48();
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < RECARVED_N; i++) {
+        uintptr_t a = (uintptr_t)recarved[i];
+        lo = a < lo ? a : lo;
+        hi = a > hi ? a : hi;
+        free(recarved[i]);
+    }
+    malloc_trim(0);
+    char *b = hide(take_128());
+    if ((uintptr_t)b < lo || (uintptr_t)b > hi) {
+        printf("misuse: the 128-byte block at %p is not where the 48-byte ones were\n", (void *)b);
+        exit(3);
+    }
+    char *p = hide(b + 128 + 8);
+    show(p);
+    free(p);
+}
 
 int main(int argc, char **argv)
 {
@@ -118,6 +166,8 @@ int main(int argc, char **argv)
         void *p = hide(not_from_malloc + 64);
         show(p);
         printf("malloc_usable_size returned %zu\n", malloc_usable_size(p));
+    } else if (strcmp(act, "interior-recarved") == 0) {
+        interior_recarved();
     } else if (strcmp(act, "usable-freed") == 0) {
         void *p = hide(malloc(40));
         memset(p, 1, 40);
