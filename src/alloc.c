@@ -130,8 +130,8 @@ __attribute__((noreturn, cold)) static void bad_pointer(const void *p, const cha
      * that holds it. */
     if (!s || s->kind == PF_SPAN_GONE || (s->kind == PF_SPAN_LARGE && s->start != (uintptr_t)p)) {
         struct pf_span *b = pf_large_find(p);
-        if (b && b->start != (uintptr_t)p)
-            die(op, " of interior pointer ", "", p, "", b->family, (void *)b->start);
+        if (b && b->start != (uintptr_t)p) /* live: its span keeps its site (0 when off) */
+            die_site(op, " of interior pointer ", "", p, "", b->family, (void *)b->start, b->site);
     }
     if (!s || s->kind == PF_SPAN_GONE) {
         uintptr_t gone = freed_large_at(p, s);

@@ -145,6 +145,11 @@ Test(misuse, free_of_interior_pointer_names_where_the_block_was_allocated)
     expect_site("interior", "free of interior pointer", "malloc-[0-9]+", ", object at 0x[0-9a-f]+", "main");
 }
 
+Test(misuse, free_of_pointer_into_large_block_names_where_the_block_was_allocated)
+{
+    expect_site("interior-large", "free of interior pointer", "large", ", object at 0x[0-9a-f]+", "main");
+}
+
 Test(misuse, usable_size_of_freed_pointer_names_where_the_block_was_allocated)
 {
     expect_site("usable-freed", "malloc_usable_size of freed pointer", "malloc-[0-9]+", "", "main");
