@@ -36,7 +36,9 @@ __attribute__((noreturn, cold)) static void die_site(const char *a, const char *
                                                       const struct pf_family *f, const void *obj,
                                                       uint32_t site)
 {
-    char buf[256];
+    /* Room for a site's long (mangled C++) name and its module, as the
+     * checking mode's lines have. */
+    char buf[512];
     struct pf_fmt m;
     /* fmt keeps len < cap, so buf[len] is free for the newline. */
     pf_fmt_init(&m, buf, sizeof(buf), -1);

@@ -150,6 +150,12 @@ Test(misuse, free_of_pointer_into_large_block_names_where_the_block_was_allocate
     expect_site("interior-large", "free of interior pointer", "large", ", object at 0x[0-9a-f]+", "main");
 }
 
+Test(misuse, a_long_function_name_is_named_whole)
+{
+    expect_site("interior-long-name", "free of interior pointer", "malloc-[0-9]+", ", object at 0x[0-9a-f]+",
+                "allocate_a_block_in_a_function_whose_name_is_as_long_as_the_names_of_templated_code_which_a_fatal_line_must_still_hold_whole_with_its_module");
+}
+
 Test(misuse, usable_size_of_freed_pointer_names_where_the_block_was_allocated)
 {
     expect_site("usable-freed", "malloc_usable_size of freed pointer", "malloc-[0-9]+", "", "main");

@@ -7,7 +7,7 @@
  *
  * usage: misuse free|realloc|delete|delete-array|delete-sized|large|
  *               foreign|realloc-foreign|interior|interior-large|usable-foreign|
- *               usable-freed|interior-recarved
+ *               usable-freed|interior-recarved|interior-long-name
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -84,6 +84,18 @@ __attribute__((noipa)) static char *take_128(void)
     if (!p)
         abort();
     memset(p, 2, 128);
+    return p;
+}
+
+/* interior-long-name: a pointer into a block allocated by a function
+ * whose name is long (as mangled C++ names are): the line names it whole,
+ * with its module. */
+__attribute__((noipa)) static char *allocate_a_block_in_a_function_whose_name_is_as_long_as_the_names_of_templated_code_which_a_fatal_line_must_still_hold_whole_with_its_module(void)
+{
+    char *p = malloc(64);
+    if (!p)
+        abort();
+    memset(p, 1, 64);
     return p;
 }
 
@@ -166,6 +178,10 @@ int main(int argc, char **argv)
         void *p = hide(not_from_malloc + 64);
         show(p);
         printf("malloc_usable_size returned %zu\n", malloc_usable_size(p));
+    } else if (strcmp(act, "interior-long-name") == 0) {
+        char *p = hide(allocate_a_block_in_a_function_whose_name_is_as_long_as_the_names_of_templated_code_which_a_fatal_line_must_still_hold_whole_with_its_module());
+        show(p);
+        free(hide(p + 16));
     } else if (strcmp(act, "interior-recarved") == 0) {
         interior_recarved();
     } else if (strcmp(act, "usable-freed") == 0) {
