@@ -180,8 +180,8 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
     }
     uint16_t *stp = &s->state[idx];
     uint32_t st = *stp;
-    /* Spans whose frees skip the caches or record call sites, and threads
-     * without a cache, find a bin with no room. */
+    /* Spans whose frees skip the caches, and threads without a cache,
+     * find a bin with no room. */
     struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + s->bin);
     struct pf_cached *t = b->top;
     if (PF_UNLIKELY(st < PF_SLOT_LIVE || t == b->limit)) {
