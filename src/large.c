@@ -477,6 +477,14 @@ void *pf_large_realloc(struct pf_span *s, size_t req)
                 copy = 1;
             }
         }
+        if (!p && bytes < old_bytes) {
+            /* A shrink the kernel refused (splitting a mapping at the
+             * mapping limit): the block stays where it is, at its size, as
+             * a shrink in place would have left its head. */
+            s->req = req;
+            pf_family_resize_large(s->family, s, old_bytes, old_req);
+            return old;
+        }
         if (!p) {
             errno = ENOMEM;
             return NULL;

@@ -92,3 +92,22 @@ Test(oom, large_blocks_freed_at_the_mapping_limit_give_their_pages_back)
     cr_assert_geq(fell * 10, freed * 9, "%s", r.out);
     pf_run_free(&r);
 }
+
+/* tests/progs/maplimit shrink: at the mapping limit, a realloc that
+ * shrinks a large block in the middle of a mapping (the kernel refuses the
+ * split) keeps the block, contents and all, instead of failing. */
+Test(oom, a_large_block_shrunk_at_the_mapping_limit_stays_where_it_is)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PF_PROGS_DIR "/maplimit", "shrink", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    if (r.exited && r.code == 3)
+        cr_skip_test("%s", r.err);
+    cr_assert(r.exited && r.code == 0, "maplimit shrink: %s\n%s", pf_run_how(&r), r.err);
+    int shrunk = -1, of = -1, intact = -1;
+    cr_assert(sscanf(r.out, "shrunk %d of %d, %d intact", &shrunk, &of, &intact) == 3, "%s", r.out);
+    cr_assert(shrunk == of && intact == of, "%s", r.out);
+    pf_run_free(&r);
+}

@@ -8,6 +8,11 @@
  * middle of a mapping splits it, which the kernel then refuses: the
  * allocator must still give the block's pages back. Prints "freed N MiB,
  * resident fell by M MiB", then gives the mappings back and frees the rest.
+ * With the argument "shrink", the blocks are instead shrunk to half by
+ * realloc at the limit (shrinking a block in the middle of a mapping splits
+ * it too): a realloc that cannot give the tail back keeps the block where
+ * it is, as glibc does, and never returns NULL. Prints "shrunk N of M, K
+ * intact".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +45,9 @@ static long resident_pages(void)
     return p ? atol(p + 1) : -1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int shrink = argc > 1 && strcmp(argv[1], "shrink") == 0;
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
     for (int i = 0; i < BLOCKS; i++) {
         if (!(maplimit_blocks[i] = malloc(BLOCK))) {
@@ -63,6 +69,26 @@ int main(void)
     if (2 * taken + 1 >= pages || errno != ENOMEM) {
         fprintf(stderr, "maplimit: the mapping limit was not reached (%zu taken)\n", taken);
         return 3;
+    }
+    if (shrink) {
+        int shrunk = 0, intact = 0;
+        for (int i = 1; i < BLOCKS; i += 2) {
+            void *q = realloc(maplimit_blocks[i], BLOCK / 2);
+            if (!q)
+                continue;
+            shrunk++;
+            maplimit_blocks[i] = q;
+            const unsigned char *b = q;
+            size_t k = 0;
+            while (k < BLOCK / 2 && b[k] == (unsigned char)(i + 1))
+                k++;
+            intact += k == BLOCK / 2;
+        }
+        munmap(res, pages * ps);
+        printf("shrunk %d of %d, %d intact\n", shrunk, BLOCKS / 2, intact);
+        for (int i = 0; i < BLOCKS; i++)
+            free(maplimit_blocks[i]);
+        return 0;
     }
     long before = resident_pages();
     for (int i = 0; i < BLOCKS; i += 2) {
