@@ -595,6 +595,23 @@ static int split_foreign(struct pf_cached *in, int *n, const struct pf_own *own)
     return moved;
 }
 
+/* Under f->lock: the n slots of in[] back to their spans; spans that
+ * emptied go on *empty, for the caller to pool once unlocked. A batch
+ * holds runs of slots of one span (a cache refills from one span at a
+ * time): the span is looked up, its slots given back, and its lists
+ * updated, once per run. A span emptied by a run has no slot left in the
+ * batch. */
+static void give_runs(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
+                      struct pf_span **empty)
+{
+    for (int i = 0; i < n;) {
+        struct pf_span *s = pf_pagemap_get(in[i].p);
+        i += (int)pf_span_give_run(s, in + i, (uint32_t)(n - i));
+        give_up(f, s, empty);
+    }
+    note_out(f, -(int64_t)n * pf_class_size[cls]);
+}
+
 void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cached *in, int n)
 {
     if (!xfer_put(cls, in, n))
@@ -622,18 +639,9 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
                 return;
         }
     }
-    struct pf_span *empty = NULL, *s = NULL;
+    struct pf_span *empty = NULL;
     pf_lock(&f->lock);
-    /* A batch holds runs of slots of one span (a cache refills from one
-     * span at a time): the span is looked up, its slots given back, and its
-     * lists updated, once per run. A span emptied by a run has no slot left
-     * in the batch. */
-    for (int i = 0; i < n;) {
-        s = pf_pagemap_get(in[i].p);
-        i += (int)pf_span_give_run(s, in + i, (uint32_t)(n - i));
-        give_up(f, s, &empty);
-    }
-    note_out(f, -(int64_t)n * pf_class_size[cls]);
+    give_runs(f, cls, in, n, &empty);
     pf_unlock(&f->lock);
     put_all(empty);
 }
@@ -954,13 +962,28 @@ again:
 
 /* ---- trim and fork ------------------------------------------------------------ */
 /* The newest transfer batch of class cls back to its spans; 0 when there
- * was none. */
+ * was none. The family's lock is held from before the batch leaves the
+ * transfer cache until its slots are in their spans (family, then
+ * transfer, the lock order): the fork's prepare handler takes both, so no
+ * fork finds the batch on this thread's stack, in neither place. Between
+ * the two steps, a fork from another thread (while malloc_trim gives the
+ * batches back, or a collection step) left the child the batch out for
+ * good: its spans never emptied again. */
 static int xfer_give_back(unsigned cls)
 {
+    struct xfer *x = &xfers[cls];
+    if (!atomic_load_explicit(&xfer_used[cls], memory_order_relaxed) ||
+        atomic_load_explicit(&x->n, memory_order_relaxed) == 0)
+        return 0;
+    struct pf_family *f = pf_family_class(cls);
     struct pf_cached batch[XFER_BATCH_MAX];
+    struct pf_span *empty = NULL;
+    pf_lock(&f->lock);
     int k = xfer_get(cls, batch, XFER_BATCH_MAX);
     if (k > 0)
-        pf_family_flush(pf_family_class(cls), cls, batch, k, NULL);
+        give_runs(f, cls, batch, k, &empty);
+    pf_unlock(&f->lock);
+    put_all(empty);
     return k > 0;
 }
 

@@ -26,8 +26,15 @@
  *          frees every block, calls malloc_trim(0) and exits 1 when the
  *          blocks' family (no object live) still holds a span. Prints
  *          "children N" (children that found one) and "trims M".
+ *   xfork  allocates and frees 4 096 blocks of 112 bytes (the only thread
+ *          with a cache keeps its freed slots in the transfer cache) while
+ *          a thread calls malloc_trim(0), which gives those batches back to
+ *          their spans, and forks after each round, 1 000 times; each child
+ *          calls malloc_trim(0) and exits 1 when the blocks' family (no
+ *          object live) still holds a span. Prints "children N" and
+ *          "trims M".
  *
- * usage: giveback decay|trim|race|fork
+ * usage: giveback decay|trim|race|fork|xfork
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -259,6 +266,61 @@ static int forks(void)
     return failed || found ? 1 : 0;
 }
 
+#define XFORK_BLOCKS 4096
+#define XFORK_SIZE 112 /* a class nothing else in this program uses */
+#define XFORKS 1000
+
+static void *xfork_blocks[XFORK_BLOCKS];
+
+/* In a fork child: whether the transfer batches' family, with no block
+ * live, still holds a span after malloc_trim. */
+static int xfork_child(int (*stats_get)(struct pf_stats *))
+{
+    malloc_trim(0);
+    static struct pf_stats st;
+    if (!stats_get || stats_get(&st) != 0)
+        return 0; /* not under pfalloc */
+    for (uint32_t i = 0; i < st.nfamilies; i++) {
+        const struct pf_family_stats *f = &st.fam[i];
+        if (f->kind == PF_KIND_CLASS && f->slot_size == XFORK_SIZE && f->live_objects == 0 && f->spans > 1)
+            return 1;
+    }
+    return 0;
+}
+
+static int xforks(void)
+{
+    int (*stats_get)(struct pf_stats *) = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
+    pthread_t t;
+    if (pthread_create(&t, NULL, trimmer, NULL) != 0)
+        return 1;
+    int found = 0, failed = 0;
+    for (int k = 0; k < XFORKS && !failed; k++) {
+        for (int i = 0; i < XFORK_BLOCKS; i++)
+            if (!(xfork_blocks[i] = malloc(XFORK_SIZE)))
+                failed = 1;
+        for (int i = 0; i < XFORK_BLOCKS; i++)
+            free(xfork_blocks[i]);
+        pid_t pid = fork();
+        if (pid < 0) {
+            failed = 1;
+            break;
+        }
+        if (pid == 0)
+            _exit(xfork_child(stats_get));
+        int ws;
+        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws))
+            failed = 1;
+        else
+            found += WEXITSTATUS(ws) != 0;
+    }
+    atomic_store(&trims_stop, 1);
+    void *n;
+    pthread_join(t, &n);
+    printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
+    return failed || found ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "decay") == 0)
@@ -269,6 +331,8 @@ int main(int argc, char **argv)
         return race();
     if (argc == 2 && strcmp(argv[1], "fork") == 0)
         return forks();
-    fprintf(stderr, "usage: giveback decay|trim|race|fork\n");
+    if (argc == 2 && strcmp(argv[1], "xfork") == 0)
+        return xforks();
+    fprintf(stderr, "usage: giveback decay|trim|race|fork|xfork\n");
     return 2;
 }
