@@ -647,6 +647,9 @@ static void fork_prepare(void)
     fork_check = pf_check_on;
     if (fork_check)
         pf_check_fork_quiesce();
+    /* Batches of slots other threads' caches move are in one place or the
+     * other before the locks are taken (tcache.c). */
+    pf_tcache_fork_prepare();
     pf_family_fork_lock();
     pf_large_fork_lock();
     pf_span_fork_lock();
@@ -665,6 +668,7 @@ static void fork_parent(void)
     pf_large_fork_unlock(0);
     pf_family_fork_unlock(0);
     pf_lock_fork_over();
+    pf_tcache_fork_parent();
     if (fork_check)
         pf_check_fork_parent();
     if (_IO_list_unlock)

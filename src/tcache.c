@@ -7,6 +7,7 @@
 
 #include "large.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -65,11 +66,98 @@ static struct pf_tcache *_Atomic all_caches;
 static atomic_uint caches_held;
 static unsigned own_max; /* 0 until pf_tcache_init: no limit */
 
+/* A refill or flush moves a batch of slots between a bin and its family
+ * (the transfer cache or the spans) in two steps: out of one place, with
+ * no lock held, into the other under its lock (a refill fills the bin's
+ * store above its top under the family's lock, and raises top after). A
+ * fork from another thread between the two, most often a move waiting for
+ * a lock the prepare handler held, left the child the batch in neither
+ * place (on the stack, or above the top, of a thread it does not have):
+ * their spans never emptied again. Each move counts itself in the cache
+ * whose slots it moves (moving: written by the thread that moves them, and
+ * its signal handlers); the fork's prepare handler closes the gate, then
+ * waits for every other thread's count to fall to 0 before it takes a
+ * lock, and a move that finds the gate closed waits, with nothing out, for
+ * the fork to end. A mover that does not end (stopped, or in a handler
+ * that waits for the forking thread) costs the fork FORK_MOVE_WAIT_MS and
+ * the child its batch, as before. A fence and a load at each refill and
+ * flush; malloc's and free's fast paths do not look. */
+#define FORK_MOVE_WAIT_MS 1000
+static atomic_int fork_gate; /* 1 from the fork's prepare handler to its parent's or child's */
+/* 1 in the forking thread while the gate is closed: the fork handlers of
+ * a library that registered them before pfalloc's (glibc runs its prepare
+ * handler after pfalloc's) may allocate, and must not wait for their own
+ * fork. */
+static __thread char fork_mine __attribute__((tls_model("initial-exec")));
+/* The cache whose slots this thread moves, its own or one it took over: a
+ * fork from a handler that interrupted the move does not wait for it. */
+static __thread struct pf_tcache *moving_here __attribute__((tls_model("initial-exec")));
 
+/* Returns what move_end restores. */
+static struct pf_tcache *move_begin(struct pf_tcache *t)
+{
+    struct pf_tcache *was_here = moving_here;
+    for (;;) {
+        unsigned was = atomic_load_explicit(&t->moving, memory_order_relaxed);
+        atomic_store_explicit(&t->moving, was + 1, memory_order_relaxed);
+        if (was) /* a handler's move inside one of this thread's: part of it */
+            break;
+        /* The count before the gate is read, the gate before the count
+         * (pf_tcache_fork_prepare): one of the two sees the other. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (PF_LIKELY(!atomic_load_explicit(&fork_gate, memory_order_relaxed)) || fork_mine)
+            break;
+        atomic_store_explicit(&t->moving, was, memory_order_release);
+        pf_os_futex_wait_ms(&fork_gate, 1, 10);
+    }
+    moving_here = t;
+    return was_here;
+}
+
+static void move_end(struct pf_tcache *t, struct pf_tcache *was_here)
+{
+    moving_here = was_here;
+    /* Release: what the move wrote (the bin's top) is in the fork's child. */
+    atomic_store_explicit(&t->moving, atomic_load_explicit(&t->moving, memory_order_relaxed) - 1,
+                          memory_order_release);
+}
+
+void pf_tcache_fork_prepare(void)
+{
+    fork_mine = 1;
+    atomic_store(&fork_gate, 1);
+    int saved = errno;
+    uint64_t until = 0;
+    for (struct pf_tcache *t = atomic_load(&all_caches); t; t = t->next_all) {
+        if (t == pf_tc || t == moving_here) /* the child has this thread: it ends the move */
+            continue;
+        for (unsigned i = 0; atomic_load(&t->moving); i++) {
+            if (i < 128) {
+                pf_cpu_relax();
+                continue;
+            }
+            uint64_t now = pf_os_now_ms();
+            if (!until)
+                until = now + FORK_MOVE_WAIT_MS;
+            if (now >= until)
+                break;
+            pf_os_sleep_us(20);
+        }
+    }
+    errno = saved;
+}
+
+void pf_tcache_fork_parent(void)
+{
+    fork_mine = 0;
+    atomic_store(&fork_gate, 0);
+    pf_os_futex_wake(&fork_gate, INT32_MAX);
+}
 
 /* Moves the n oldest slots of b (the bottom of the stack) into out[0, n)
- * and the rest down to the bottom. The slots leave the bin before the
- * caller gives them to the spans: a fork between the two steps must not
+ * and the rest down to the bottom, within a move (move_begin). The slots
+ * leave the bin before the caller gives them to the spans: a fork that
+ * found this thread there (it waits for moves, but only so long) must not
  * leave a child whose drain of this (then dead) thread's cache hands them
  * back a second time; at worst the child loses them. The kept slots move
  * down with the bin empty, so no fork sees one of them twice in it either.
@@ -101,13 +189,16 @@ static void give_back_spans(struct pf_tcache *tc, unsigned cls)
  * and of a thread's exit. Both are rare next to flushes: the extra round
  * of the family's lock costs nothing measurable. */
 #define GIVE_BACK_BATCH (PF_TC_MAX / 4)
-static void bin_give_back(struct pf_bin *b, unsigned cls, uint32_t n)
+static void bin_give_back(struct pf_tcache *tc, unsigned cls, uint32_t n)
 {
+    struct pf_bin *b = &tc->bins[cls];
     struct pf_cached out[GIVE_BACK_BATCH];
     while (n) {
         uint32_t k = n < GIVE_BACK_BATCH ? n : GIVE_BACK_BATCH;
+        struct pf_tcache *was_here = move_begin(tc);
         bin_take_bottom(b, k, out);
         pf_family_flush(pf_family_class(cls), cls, out, (int)k, NULL);
+        move_end(tc, was_here);
         n -= k;
     }
 }
@@ -116,7 +207,7 @@ static void bin_give_back(struct pf_bin *b, unsigned cls, uint32_t n)
 static void flush_all(struct pf_tcache *tc)
 {
     for (unsigned c = 0; c < PF_NCLASSES; c++) {
-        bin_give_back(&tc->bins[c], c, pf_bin_count(&tc->bins[c]));
+        bin_give_back(tc, c, pf_bin_count(&tc->bins[c]));
         give_back_spans(tc, c);
     }
 }
@@ -160,6 +251,8 @@ static struct pf_tcache *orphan(void)
         if (!pf_os_thread_gone(tid) || !atomic_compare_exchange_strong(&t->tid, &tid, -1))
             continue;
         atomic_store_explicit(&orphan_from, from + looked - 1, memory_order_relaxed);
+        /* A move its thread left unfinished never ends: no fork waits for it. */
+        atomic_store_explicit(&t->moving, 0, memory_order_relaxed);
         flush_all(t);
         /* Held by its new thread now, as it was by the old one. */
         atomic_fetch_sub_explicit(&caches_held, 1, memory_order_relaxed);
@@ -339,7 +432,7 @@ struct pf_tcache *pf_tcache_for_free(void)
 static void bin_close(struct pf_tcache *tc, unsigned cls)
 {
     struct pf_bin *b = &tc->bins[cls];
-    bin_give_back(b, cls, pf_bin_count(b));
+    bin_give_back(tc, cls, pf_bin_count(b));
     b->limit = b->base;
     give_back_spans(tc, cls);
 }
@@ -388,7 +481,7 @@ static PF_NOINLINE void gc_step(struct pf_tcache *tc, unsigned busy)
      * their spans from the pool. */
     uint32_t n = pf_bin_count(b);
     if (n)
-        bin_give_back(b, c, (n + 1) / 2);
+        bin_give_back(tc, c, (n + 1) / 2);
     else
         give_back_spans(tc, c);
 }
@@ -410,8 +503,10 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
         give_back_spans(tc, cls);
         own = NULL;
     }
+    struct pf_tcache *was_here = move_begin(tc);
     int n = pf_family_refill(pf_family_class(cls), cls, b->top, want, own);
     b->top += n;
+    move_end(tc, was_here);
     if (b->top == b->base)
         return (struct pf_cached){NULL, NULL};
     return *--b->top;
@@ -428,6 +523,7 @@ __attribute__((noinline)) static void flush_half(struct pf_tcache *tc, unsigned 
     if (n == 0)
         n = count;
     struct pf_cached out[PF_TC_MAX / 2]; /* count <= PF_TC_MAX: n <= PF_TC_MAX / 2 */
+    struct pf_tcache *was_here = move_begin(tc);
     bin_take_bottom(b, n, out);
     /* The only thread with a cache keeps its slots in the transfer cache,
      * where they cost a copy each way instead of their spans' bitmaps: no
@@ -436,6 +532,7 @@ __attribute__((noinline)) static void flush_half(struct pf_tcache *tc, unsigned 
         pf_family_park(pf_family_class(cls), cls, out, (int)n);
     else
         pf_family_flush(pf_family_class(cls), cls, out, (int)n, &tc->own[cls]);
+    move_end(tc, was_here);
 }
 
 void pf_tcache_flush(struct pf_tcache *tc, unsigned cls)
@@ -491,6 +588,8 @@ struct pf_tcache *pf_tcache_first(void)
 
 void pf_tcache_fork_child(void)
 {
+    fork_mine = 0;
+    atomic_store_explicit(&fork_gate, 0, memory_order_relaxed);
     /* A fork from another thread while the exit's walk held: nothing
      * holds in the child. */
     if (pf_family_hold_child())
@@ -503,6 +602,9 @@ void pf_tcache_fork_child(void)
     for (struct pf_tcache *t = pf_tcache_first(); t; t = t->next_all) {
         if (t == pf_tc || atomic_load_explicit(&t->in_use, memory_order_relaxed) == 0)
             continue;
+        /* A move the fork did not wait for has no thread here: its slots
+         * out of the bin are lost, those in it given back. */
+        atomic_store_explicit(&t->moving, 0, memory_order_relaxed);
         flush_all(t);
         atomic_store_explicit(&t->tid, 0, memory_order_relaxed);
         atomic_store_explicit(&t->in_use, 0, memory_order_relaxed);

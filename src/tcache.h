@@ -67,6 +67,7 @@ struct pf_tcache {
     atomic_int in_use;          /* 1 while a live thread owns it */
     _Atomic long tid;           /* the owner's thread id (0: none yet, -1: being taken over) */
     uint32_t gc_next;           /* the bin the collection looks at next */
+    atomic_uint moving;         /* moves of its slots under way (tcache.c, fork) */
     uint32_t xfer_seen[PF_NCLASSES]; /* batches moved in each class's transfer cache, at the last look */
     /* PF_TC_SITES_BYTES for the preload's per-thread memory of call sites
      * (its last stack, its unwinder's recent rules), touched only while
@@ -122,6 +123,12 @@ PF_HIDDEN struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls);
 PF_HIDDEN void pf_tcache_flush(struct pf_tcache *tc, unsigned cls);
 /* Gives every cached slot of the calling thread back (trim). */
 PF_HIDDEN void pf_tcache_drain(void);
+/* Fork of a process with threads: the prepare handler's wait, before it
+ * takes any lock, for every move of slots between a cache and its family
+ * under way in another thread to end, with new ones held until
+ * pf_tcache_fork_parent (or the child's handler). */
+PF_HIDDEN void pf_tcache_fork_prepare(void);
+PF_HIDDEN void pf_tcache_fork_parent(void);
 /* Lock-free walk for stats. */
 PF_HIDDEN struct pf_tcache *pf_tcache_first(void);
 /* Spans a thread cache may own: four per CPU the process may run on. */

@@ -33,17 +33,27 @@
  *          calls malloc_trim(0) and exits 1 when the blocks' family (no
  *          object live) still holds a span. Prints "children N" and
  *          "trims M".
+ *   cfork  a thread allocates blocks of 112 bytes into a ring and another
+ *          frees them (its bin's overflow goes to the transfer cache, the
+ *          first thread's refills take it back) while the main thread forks
+ *          1 000 times; each child frees what the ring holds, calls
+ *          malloc_trim(0) and exits 1 when the slots its spans count as
+ *          used exceed its live blocks by a batch or more (a thread caught
+ *          in its fast path at the fork may leave a slot or two). Prints
+ *          "children N".
  *
- * usage: giveback decay|trim|race|fork|xfork
+ * usage: giveback decay|trim|race|fork|xfork|cfork
  */
 #include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -321,6 +331,100 @@ static int xforks(void)
     return failed || found ? 1 : 0;
 }
 
+#define CFORK_RING 1024
+#define CFORKS 1000
+#define CFORK_BATCH 32 /* slots lost that only a lost batch explains */
+
+static void *_Atomic cfork_ring[CFORK_RING];
+static atomic_uint cfork_made; /* blocks the producer made, until it is a few rings on */
+
+static void *cfork_producer(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load_explicit(&trims_stop, memory_order_relaxed); i++) {
+        void *p = malloc(XFORK_SIZE);
+        if (!p)
+            abort();
+        void *old = atomic_exchange(&cfork_ring[i % CFORK_RING], p);
+        free(old); /* the consumer fell behind */
+        if (i <= 8 * CFORK_RING)
+            atomic_store_explicit(&cfork_made, i, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static void *cfork_consumer(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load_explicit(&trims_stop, memory_order_relaxed); i++)
+        free(atomic_exchange(&cfork_ring[i % CFORK_RING], NULL));
+    return NULL;
+}
+
+/* In a fork child: whether the class's spans count a batch or more of
+ * used slots beyond its live blocks, once the ring is freed and trimmed
+ * (the slots of the parent's other threads' caches given back). */
+static int cfork_child(int (*stats_get)(struct pf_stats *), int (*print_family)(int, const char *))
+{
+    for (int i = 0; i < CFORK_RING; i++)
+        free(atomic_exchange(&cfork_ring[i], NULL));
+    malloc_trim(0);
+    static struct pf_stats st;
+    if (!stats_get || !print_family || stats_get(&st) != 0)
+        return 0; /* not under pfalloc */
+    long live = 0, used = 0;
+    for (uint32_t i = 0; i < st.nfamilies; i++)
+        if (st.fam[i].kind == PF_KIND_CLASS && st.fam[i].slot_size == XFORK_SIZE)
+            live = (long)st.fam[i].live_objects;
+    /* The family's spans, one a line after the header: first slot, bytes
+     * (two words), slot, slots, used, free, largest free run. */
+    int fd = memfd_create("family", 0);
+    static char text[1 << 16];
+    ssize_t n = fd >= 0 && print_family(fd, "malloc-112") == 0 ? pread(fd, text, sizeof text - 1, 0) : -1;
+    if (n <= 0)
+        return 2;
+    text[n] = 0;
+    char *line = strstr(text, "largest free run");
+    while (line && (line = strchr(line, '\n')) != NULL && *++line) {
+        unsigned long slot, slots, in_use;
+        if (sscanf(line, " 0x%*x %*s %*s %lu %lu %lu", &slot, &slots, &in_use) == 3)
+            used += (long)in_use;
+    }
+    return used - live >= CFORK_BATCH;
+}
+
+static int cforks(void)
+{
+    int (*stats_get)(struct pf_stats *) = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
+    int (*print_family)(int, const char *) = (int (*)(int, const char *))dlsym(RTLD_DEFAULT, "pf_print_family");
+    pthread_t t[2];
+    if (pthread_create(&t[0], NULL, cfork_producer, NULL) != 0 ||
+        pthread_create(&t[1], NULL, cfork_consumer, NULL) != 0)
+        return 1;
+    while (atomic_load_explicit(&cfork_made, memory_order_relaxed) < 8 * CFORK_RING)
+        sched_yield();
+    int found = 0, failed = 0;
+    for (int k = 0; k < CFORKS && !failed; k++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            failed = 1;
+            break;
+        }
+        if (pid == 0)
+            _exit(cfork_child(stats_get, print_family));
+        int ws;
+        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws) || WEXITSTATUS(ws) > 1)
+            failed = 1;
+        else
+            found += WEXITSTATUS(ws);
+    }
+    atomic_store(&trims_stop, 1);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    printf("children %d\n", found);
+    return failed || found ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "decay") == 0)
@@ -333,6 +437,8 @@ int main(int argc, char **argv)
         return forks();
     if (argc == 2 && strcmp(argv[1], "xfork") == 0)
         return xforks();
-    fprintf(stderr, "usage: giveback decay|trim|race|fork|xfork\n");
+    if (argc == 2 && strcmp(argv[1], "cfork") == 0)
+        return cforks();
+    fprintf(stderr, "usage: giveback decay|trim|race|fork|xfork|cfork\n");
     return 2;
 }

@@ -3,8 +3,9 @@
  * constructor (before pfalloc's, whose constructor runs after it), and
  * allocates in them: glibc runs its prepare handler after pfalloc's. It
  * allocates a large block there (which no thread cache can serve without
- * a lock), and with forklib_spin(ms), goes on allocating and freeing large
- * blocks for that long first.
+ * a lock), and small blocks, more than a thread's cache holds, so that its
+ * cache refills and flushes, and frees them; with forklib_spin(ms), it
+ * goes on allocating and freeing large blocks for that long first.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 static void *held;
+static void *small[512];
 static unsigned spin_ms;
 static volatile sig_atomic_t spinning;
 
@@ -35,6 +37,10 @@ static void prepare(void)
     }
     spinning = 0;
     held = malloc(200000);
+    for (int i = 0; i < 512; i++)
+        small[i] = malloc(48);
+    for (int i = 0; i < 512; i++)
+        free(small[i]);
 }
 
 static void after(void)
