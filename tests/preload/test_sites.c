@@ -277,6 +277,27 @@ Test(sites, a_module_the_c_library_unloads_is_forgotten)
     pf_run_free(&r);
 }
 
+/* An allocation right after one of the loader's, made while another
+ * thread, inside dl_iterate_phdr's callback (under the loader's lock of its
+ * list), waits for a lock the allocating thread holds; and one in a child
+ * forked while that thread held the loader's lock. The look for objects
+ * the C library unloaded asked dl_iterate_phdr for its count of unloads,
+ * and both allocations waited for the loader's lock for ever (the
+ * program's alarm ended them). */
+Test(sites, the_look_for_unloads_takes_none_of_the_loaders_locks)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const modes[] = {NULL, "fork"};
+    for (int i = 0; i < 2; i++) {
+        const char *const argv[] = {PROG("phdr_lock"), PROG("libdlleak_a.so"), modes[i], NULL};
+        struct pf_run r;
+        run_sites(argv, NULL, NULL, &r);
+        cr_assert(strstr(r.out, "phdr_lock: allocated") != NULL, "%s: %s\n%s", modes[i] ? modes[i] : "threads",
+                  r.out, r.err);
+        pf_run_free(&r);
+    }
+}
+
 /* The same under the default settings with the leak section in signal
  * reports too, and a report while the conversion module is loaded and one
  * after the library took its place: each names the module's block after
