@@ -20,7 +20,6 @@
 #include <link.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -50,12 +49,20 @@ static uintptr_t start_lo, start_hi;
 static atomic_flag adding = ATOMIC_FLAG_INIT;
 /* The C library also loads and unloads objects itself, through no dlclose
  * of the program's (iconv's conversion modules, unloaded a few releases of
- * other modules after their own). Such an unload is seen by the loader's
- * count of them (dl_iterate_phdr's dlpi_subs), looked at by the first
- * allocation outside the loader after one of the loader's own (`ready` 2):
- * every load allocates the object's record before the object is mapped, so
- * no code is mapped where an unloaded object was before that look. */
-static _Atomic unsigned long long unloads_seen;
+ * other modules after their own). Such an unload is looked for by the
+ * first allocation outside the loader after one of the loader's own
+ * (`ready` 2 or more): every load allocates the object's record before the
+ * object is mapped, so no code is mapped where an unloaded object was
+ * before that look. The look asks the loader's lock-free _dl_find_object
+ * whether each object recorded (module.c: every one a rule was worked out
+ * for or a frame was found in) is still there: not dl_iterate_phdr, which
+ * takes the loader's lock of its list, which the allocating thread may
+ * need a lock of the program's to get (a callback of another thread's
+ * dl_iterate_phdr waiting for a lock the allocating thread holds), or
+ * which no thread can give back (a fork child of a process whose other
+ * thread held it). Looks under way: ready is set back to 1 only by the
+ * last of them to end, after every forgetting. */
+static _Atomic int looking;
 
 /* libc functions whose allocations belong to their caller, in groups (see
  * for_its_caller): what is allocated under them, with the targets of their
@@ -124,10 +131,11 @@ _Static_assert(MAX_OWNED <= 256, "callsite.c: owned_at holds a place in for_call
 #define MAX_TAILS (2 * MAX_OWNED)
 PF_BULK static uintptr_t tails[MAX_TAILS];
 static int ntails;
-/* 0 until the ranges are known, then 1; 2 after an allocation of the
- * loader's, until the next allocation outside it looks for an unload
- * (notice_unloads): the test of `ready` that every record makes tells. */
-static int ready;
+/* 0 until the ranges are known, then 1; 2 or more after an allocation of
+ * the loader's (moved by each), until an allocation outside it has looked
+ * for an unload (notice_unloads): the test of `ready` that every record
+ * makes tells. */
+static unsigned ready;
 
 /* A C++ runtime linked into the executable itself (g++ -static-libstdc++:
  * gcc's own compilers, many shipped programs), known by its functions'
@@ -202,9 +210,8 @@ static int runtime_kind(const char *path)
 
 static int add_object(struct dl_phdr_info *info, size_t size, void *data)
 {
+    (void)size;
     (void)data;
-    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
-        atomic_store_explicit(&unloads_seen, info->dlpi_subs, memory_order_relaxed);
     int kind = info->dlpi_name ? runtime_kind(info->dlpi_name) : 0;
     if (!kind)
         return 0;
@@ -619,31 +626,36 @@ __attribute__((noinline)) static void record_walk(const void *p, uintptr_t a, in
 
 static void forget_late_modules(void);
 
-static int loader_subs(struct dl_phdr_info *info, size_t size, void *data)
+/* After an allocation of the loader's (ready r, 2 or more): whether an
+ * object was unloaded since the last look, in which case every cached rule
+ * and every memory of a module is forgotten, as after a dlclose. Then, if
+ * no other look is under way (one that found an unload may not have
+ * forgotten yet) and the loader allocated nothing since r, the records
+ * stop looking. */
+static PF_NOINLINE void notice_unloads(unsigned r)
 {
-    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs))
-        *(unsigned long long *)data = info->dlpi_subs;
-    return 1; /* the count is the same in every object's entry */
+    atomic_fetch_add_explicit(&looking, 1, memory_order_seq_cst);
+    if (pf_module_any_gone()) {
+        pf_unwind_forget();
+        forget_late_modules();
+    }
+    if (atomic_fetch_sub_explicit(&looking, 1, memory_order_seq_cst) == 1)
+        __atomic_compare_exchange_n(&ready, &r, 1, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
-/* After an allocation of the loader's: whether an object was unloaded
- * since the last look, in which case every cached rule and every memory of
- * a module is forgotten, as after a dlclose. */
-static PF_NOINLINE void notice_unloads(void)
+/* An allocation of the loader's: ready moves on (2 or more). */
+static void loader_allocated(void)
 {
-    __atomic_store_n(&ready, 1, __ATOMIC_RELAXED);
-    unsigned long long subs = 0, was = atomic_load_explicit(&unloads_seen, memory_order_relaxed);
-    dl_iterate_phdr(loader_subs, &subs);
-    if (subs == was || !atomic_compare_exchange_strong(&unloads_seen, &was, subs))
-        return;
-    pf_unwind_forget();
-    forget_late_modules();
+    unsigned r = __atomic_load_n(&ready, __ATOMIC_RELAXED), next;
+    do
+        next = r >= 2 && r + 1 >= 2 ? r + 1 : 2;
+    while (!__atomic_compare_exchange_n(&ready, &r, next, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
 void pf_callsite_record(const void *p, const void *ret, const void *cfa)
 {
     uintptr_t a = (uintptr_t)ret;
-    int r = __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
+    unsigned r = __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
     others.fresh = 0;
     if (PF_UNLIKELY(r != 1)) {
         if (!r) {
@@ -655,7 +667,7 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
          * interrupted this thread's record. This look at a may add a
          * runtime module (others.fresh), which the next finds known. */
         if (!busy && where(a) != 2)
-            notice_unloads();
+            notice_unloads(r);
     }
     int w = where(a);
     /* The loader's own, or an allocation made while this thread records
@@ -663,7 +675,7 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
      * memos, whose two writes a handler's record must not come between. */
     if (w == 2 || busy) {
         if (w == 2)
-            __atomic_store_n(&ready, 2, __ATOMIC_RELAXED);
+            loader_allocated();
         pf_sites_note(p, a, 1);
         return;
     }
@@ -719,6 +731,7 @@ static void forget_late_modules(void)
 void pf_callsite_fork_child(void)
 {
     atomic_flag_clear_explicit(&adding, memory_order_relaxed);
+    atomic_store_explicit(&looking, 0, memory_order_relaxed);
 }
 
 /* dlclose may unmap code whose unwind rules are cached, and another object

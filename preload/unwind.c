@@ -11,7 +11,8 @@
  * when that start does not check out or the caller's rbp is needed. Never
  * allocates, takes no lock, async-signal-safe: the cache is
  * written with a sequence check and every rule carries a tag of its address
- * and the unload epoch (an unload forgets them all). Without the cache (no
+ * and the unload epoch (an unload forgets them all; the object of every
+ * rule worked out is recorded by module.c, which tells when it is gone). Without the cache (no
  * memory for it at start-up) every rule is worked out each time: slower,
  * the same stacks.
  * Safety: every table read stays inside the object's mapping; the walk
@@ -30,6 +31,8 @@
 #include <link.h>
 #include <stdatomic.h>
 #include <string.h>
+
+#include "module.h"
 
 #define CACHE_BITS 14
 #define CACHE_SLOTS (1u << CACHE_BITS)
@@ -409,6 +412,10 @@ static __attribute__((noinline)) uint64_t compute(uintptr_t look)
 {
     const uint64_t stop = R_VALID | R_END;
     struct row r;
+    /* The object is recorded before its tables are read: an unload of it
+     * is then seen by pf_module_any_gone, which the forgetting of every
+     * rule follows (see callsite.c). */
+    pf_module_of(look);
     if (!row_of(look, &r))
         return stop;
     if (r.ra == UNDEFINED || !r.cfa_ok || (r.cfa_reg != REG_RSP && r.cfa_reg != REG_RBP) ||

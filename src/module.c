@@ -22,6 +22,7 @@
 struct slot {
     struct pf_module m;
     _Atomic int ready;
+    _Atomic int gone; /* seen unloaded by pf_module_any_gone */
 };
 
 static struct slot *table; /* MAX_MODULES entries */
@@ -120,8 +121,13 @@ uint32_t pf_module_of(uintptr_t addr)
     if (n > MAX_MODULES)
         n = MAX_MODULES;
     for (uint32_t i = n; i-- > 0;)
-        if (atomic_load_explicit(&table[i].ready, memory_order_acquire) && same(&table[i].m, start, end, map))
+        if (atomic_load_explicit(&table[i].ready, memory_order_acquire) && same(&table[i].m, start, end, map)) {
+            /* The same object again (same file, place and handle): its
+             * next unload is another one. */
+            if (PF_UNLIKELY(atomic_load_explicit(&table[i].gone, memory_order_relaxed)))
+                atomic_store_explicit(&table[i].gone, 0, memory_order_relaxed);
             return i + 1;
+        }
     uint32_t i = atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
     if (i >= MAX_MODULES)
         return 0;
@@ -133,6 +139,29 @@ uint32_t pf_module_of(uintptr_t addr)
     pf_module_abs_path(path_of(map), m->path, sizeof(m->path));
     atomic_store_explicit(&table[i].ready, 1, memory_order_release);
     return i + 1;
+}
+
+int pf_module_any_gone(void)
+{
+    if (!table)
+        return 1;
+    uint32_t n = atomic_load_explicit(&count, memory_order_acquire);
+    if (n >= MAX_MODULES)
+        return 1; /* objects found since have no record */
+    int gone = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct slot *s = &table[i];
+        if (!atomic_load_explicit(&s->ready, memory_order_acquire) ||
+            atomic_load_explicit(&s->gone, memory_order_relaxed))
+            continue;
+        uintptr_t start, end;
+        struct link_map *map;
+        if (!find(s->m.start, &start, &end, &map) || !same(&s->m, start, end, map)) {
+            atomic_store_explicit(&s->gone, 1, memory_order_relaxed);
+            gone = 1;
+        }
+    }
+    return gone;
 }
 
 const struct pf_module *pf_module_get(uint32_t id)

@@ -38,6 +38,11 @@ PF_HIDDEN int pf_module_init(void);
  * table is full or missing. */
 PF_HIDDEN uint32_t pf_module_of(uintptr_t addr);
 PF_HIDDEN const struct pf_module *pf_module_get(uint32_t id);
+/* Whether an object recorded here was unloaded since the last call (each
+ * unload is told once; 1 too when the table is missing or full, as an
+ * object may then have no record). Lock-free, no allocation, takes none
+ * of the loader's locks: _dl_find_object at the start of each record. */
+PF_HIDDEN int pf_module_any_gone(void);
 /* 1 when module `id` is still the object mapped at addr. */
 PF_HIDDEN int pf_module_loaded(uint32_t id, uintptr_t addr);
 /* path, made absolute when it is relative and holds a slash (a library
