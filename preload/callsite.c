@@ -656,34 +656,38 @@ void pf_callsite_record(const void *p, const void *ret, const void *cfa)
 {
     uintptr_t a = (uintptr_t)ret;
     unsigned r = __atomic_load_n(&ready, __ATOMIC_ACQUIRE);
-    others.fresh = 0;
-    if (PF_UNLIKELY(r != 1)) {
-        if (!r) {
-            pf_sites_note(p, a, 1);
-            return;
-        }
-        /* An unload is looked for outside the loader (which may hold its
-         * lock around its list half updated) and outside a handler that
-         * interrupted this thread's record. This look at a may add a
-         * runtime module (others.fresh), which the next finds known. */
-        if (!busy && where(a) != 2)
-            notice_unloads(r);
+    if (PF_UNLIKELY(!r)) {
+        pf_sites_note(p, a, 1);
+        return;
     }
-    int w = where(a);
-    /* The loader's own, or an allocation made while this thread records
-     * (a signal handler's): one frame. busy covers the walk and both
-     * memos, whose two writes a handler's record must not come between. */
-    if (w == 2 || busy) {
-        if (w == 2)
-            loader_allocated();
+    /* An allocation made while this thread records (a signal handler's):
+     * one frame, and nothing of the walk's touched. busy covers the walk,
+     * both memos, whose two writes a handler's record must not come
+     * between, the look for unloads, and others: a handler that cleared
+     * others.fresh (set when the walk found a runtime module loaded since
+     * the start) made the walk it interrupted take the runtime's own
+     * constructor's objects for the program's. */
+    if (busy) {
         pf_sites_note(p, a, 1);
         return;
     }
     busy = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    record(p, a, w, cfa);
+    others.fresh = 0;
+    /* An unload is looked for outside the loader (which may hold its lock
+     * around its list half updated). This look at a may add a runtime
+     * module (others.fresh), which the next finds known. */
+    if (PF_UNLIKELY(r != 1) && where(a) != 2)
+        notice_unloads(r);
+    int w = where(a);
+    if (w == 2) /* the loader's own: one frame */
+        loader_allocated();
+    else
+        record(p, a, w, cfa);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     busy = 0;
+    if (w == 2)
+        pf_sites_note(p, a, 1);
 }
 
 /* Whether the range of runtime module loaded since the start is still

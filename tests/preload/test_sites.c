@@ -952,6 +952,43 @@ Test(sites, a_cxx_runtime_loaded_later_is_the_runtime)
     pf_run_free(&r);
 }
 
+/* The walk of an allocation that shows a runtime module loaded since the
+ * start for the first time marks it (the runtime's own constructor, in
+ * the dlopen that brings it in, allocates for itself). A handler of the
+ * program's that allocated while the walk went on cleared that mark at
+ * its own allocation's entry, though the walk it interrupted still read
+ * it: the C++ runtime's emergency pool (71 KiB) was listed as the
+ * program's own. gdb delivers the signal as the walk begins to unwind. A
+ * handler's allocation is undefined behaviour, but the report must not
+ * blame the program for the runtime's objects. */
+Test(sites, a_handler_that_allocates_during_a_walk_leaves_the_runtime_its_objects)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *found = pf_which("gdb");
+    if (!found)
+        cr_skip_test("gdb is not installed");
+    char *gdb = strdup(found);
+    const char *const argv[] = {gdb, "-q", "-nx", "-batch", "-ex", "set breakpoint pending on", "-ex",
+                                "set startup-with-shell off", "-ex", "set environment LD_PRELOAD=" PF_PRELOAD_LIB,
+                                "-ex", "set environment PFALLOC_SITES=1", "-ex", "handle SIGUSR2 nostop noprint pass",
+                                "-ex", "tbreak pf_unwind if others.fresh", "-ex", "run", "-ex", "signal SIGUSR2",
+                                "--args", PROG("walk_handler"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    free(gdb);
+    if (!strstr(r.out, "walk_handler: loaded"))
+        cr_skip_test("no C++ runtime to load, or gdb cannot run the program:\n%s%s", r.out, r.err);
+    if (!strstr(r.out, "Temporary breakpoint 1, pf_unwind"))
+        cr_skip_test("gdb did not stop in the walk (no debug information?):\n%s", r.out);
+    cr_assert(strstr(r.err, PF_REPORT_MARK) != NULL, "no exit report:\n%s%s", r.out, r.err);
+    cr_assert(strstr(r.err, "allocated by the program:") == NULL,
+              "the program allocated nothing of its own (the handler's block is the runtime's, as any "
+              "allocation a walk interrupts):\n%s",
+              r.err);
+    pf_run_free(&r);
+}
+
 /* Not every allocation of the runtime under the loader is the runtime's
  * own: a C++ plugin whose constructor ends in a call to the runtime
  * (tests/progs/lib/cxxplug.cpp: a jump, so no frame of the constructor is
