@@ -20,6 +20,22 @@ TestSuite(sites);
 
 #define PROG(name) PF_PROGS_DIR "/" name
 
+/* The objects the text leak rows ("   objects   bytes  family  reachability
+ * site") list, in all and under "allocated by the program:". */
+static void listed_rows(const char *err, unsigned long *listed, unsigned long *listed_own)
+{
+    int program = 0;
+    for (const char *p = strstr(err, "\nleaks: "); p && (p = strchr(p, '\n')); p++) {
+        unsigned long n, b;
+        if (strncmp(p + 1, "  allocated by ", 15) == 0)
+            program = strncmp(p + 1, "  allocated by the program:", 27) == 0;
+        if (sscanf(p + 1, " %lu %lu  ", &n, &b) == 2) {
+            *listed += n;
+            *listed_own += program ? n : 0;
+        }
+    }
+}
+
 /* "leaks: N objects" and "the program's own: M objects" of the text exit report. */
 static void leak_counts(const char *err, unsigned long *all, unsigned long *own)
 {
@@ -429,17 +445,7 @@ Test(sites, more_groups_than_the_table_lists_still_add_up)
     unsigned long all = 0, own = 0, listed = 0, listed_own = 0;
     leak_counts(r.err, &all, &own);
     cr_assert(own == 20480, "the program's own: %lu", own);
-    /* The text rows: "   objects   bytes  family  reachability  site". */
-    int program = 0;
-    for (const char *p = strstr(r.err, "\nleaks: "); p && (p = strchr(p, '\n')); p++) {
-        unsigned long n, b;
-        if (strncmp(p + 1, "  allocated by ", 15) == 0)
-            program = strncmp(p + 1, "  allocated by the program:", 27) == 0;
-        if (sscanf(p + 1, " %lu %lu  malloc-", &n, &b) == 2) {
-            listed += n;
-            listed_own += program ? n : 0;
-        }
-    }
+    listed_rows(r.err, &listed, &listed_own);
     cr_assert(listed == all && listed_own == own, "rows list %lu objects (%lu the program's) of %lu (%lu)", listed,
               listed_own, all, own);
     cr_assert(strstr(r.err, "  malloc-32              still reachable  (other sites)\n") != NULL, "%.2000s",
@@ -473,16 +479,7 @@ Test(sites, more_families_than_other_rows_still_add_up)
     unsigned long all = 0, own = 0, listed = 0, listed_own = 0;
     leak_counts(r.err, &all, &own);
     cr_assert(own == 20000, "the program's own: %lu", own);
-    int program = 0;
-    for (const char *p = strstr(r.err, "\nleaks: "); p && (p = strchr(p, '\n')); p++) {
-        unsigned long n, b;
-        if (strncmp(p + 1, "  allocated by ", 15) == 0)
-            program = strncmp(p + 1, "  allocated by the program:", 27) == 0;
-        if (sscanf(p + 1, " %lu %lu  ", &n, &b) == 2) {
-            listed += n;
-            listed_own += program ? n : 0;
-        }
-    }
+    listed_rows(r.err, &listed, &listed_own);
     cr_assert(listed == all && listed_own == own, "rows list %lu objects (%lu the program's) of %lu (%lu)", listed,
               listed_own, all, own);
     cr_assert(strstr(r.err, "  (other families)       definitely lost  (other sites)\n") != NULL, "%.2000s",
