@@ -74,9 +74,33 @@ void pf_unwind_init(const void *self)
     pf_unwind_self(self);
 }
 
+/* A rule's tag holds the epoch's low 8 bits, which come round again after
+ * 256 unloads: a rule cached before them, in a slot no walk wrote since,
+ * would pass for the code mapped at its address now (a library loaded
+ * where an unloaded one was: its frames walked by the old one's rules, the
+ * walk read past the stack). Every 128 unloads the shared cache is
+ * emptied, so a rule lives at most 255 of them (one written by a walk
+ * that read the epoch just before the emptying at most 128 more); each
+ * thread empties its own rules (pf_unwind_near) when a walk finds the
+ * bits above the tag moved. */
+#define EMPTY_EVERY 128
+
 void pf_unwind_forget(void)
 {
-    atomic_fetch_add_explicit(&epoch, 1, memory_order_release);
+    uint32_t now = atomic_fetch_add_explicit(&epoch, 1, memory_order_release) + 1;
+    if (now % EMPTY_EVERY == 0 && cache)
+        for (uint32_t i = 0; i < CACHE_SLOTS; i++)
+            atomic_store_explicit(&cache[i].pc, 0, memory_order_relaxed);
+}
+
+/* Empties a thread's rules of an earlier lap of the epoch (see above). */
+static inline __attribute__((always_inline)) void near_lap(struct pf_unwind_near *near, uint32_t ep)
+{
+    if (PF_LIKELY(!near || near->laps == ep >> 8))
+        return;
+    for (uint32_t i = 0; i < (1u << PF_UNWIND_NEAR_BITS); i++)
+        near->e[i].pc = 0;
+    near->laps = ep >> 8;
 }
 
 /* ---- reading the tables, bounded by the object's mapping -------------------- */
@@ -560,12 +584,14 @@ static inline __attribute__((always_inline)) int walk_from(uintptr_t *pcs, int m
                                                            struct pf_unwind_near *near,
                                                            struct pf_unwind_reads *reads)
 {
-    uint64_t ep_bits = epoch_bits();
+    uint32_t ep = atomic_load_explicit(&epoch, memory_order_acquire);
+    uint64_t ep_bits = (uint64_t)(ep & 0xff) << R_EPOCH_SHIFT;
+    near_lap(near, ep);
     uintptr_t fp = 0;
     int n = 0, k = 0;
     pcs[n++] = pc;
     if (reads) {
-        reads->epoch = atomic_load_explicit(&epoch, memory_order_acquire);
+        reads->epoch = ep;
         reads->thread = thread_pointer();
         logged(reads, &k, sp - 8, pc); /* the start's check */
     }

@@ -16,6 +16,7 @@ struct pf_unwind_near {
         uintptr_t pc;
         uint64_t rule;
     } e[1u << PF_UNWIND_NEAR_BITS];
+    uint32_t laps; /* the unload epoch's bits above a rule's tag when e[] was last emptied */
 };
 
 /* What a walk from the caller's frame read of the stack (the return

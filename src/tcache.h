@@ -57,7 +57,7 @@ PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->lim
 #define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
 
 /* Bytes of a cache kept for the preload's per-thread call-site memory. */
-#define PF_TC_SITES_BYTES 1792 /* 1 744 used */
+#define PF_TC_SITES_BYTES 1792 /* 1 752 used */
 
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES + 1]; /* the last is PF_BIN_NONE: always empty and full */

@@ -385,6 +385,41 @@ Test(sites, the_same_addresses_in_a_library_loaded_where_another_was_are_its_own
     }
 }
 
+/* tests/progs/epoch_wrap: the unwind rules a walk cached carry 8 bits of
+ * the count of unloads, so after 256 unloads a rule of the first library,
+ * cached before them in a slot no walk wrote since, passed for the second
+ * library's code at its address (a frame of 2 MiB for one of 8 bytes): the
+ * walk read past the stack and the process died of SIGSEGV (at 254
+ * unloads of a third library on top of the first's, here). Each count
+ * around the lap must leave the process alive and each library's blocks
+ * named after it. */
+Test(sites, a_rule_cached_before_256_unloads_is_not_taken_for_the_code_loaded_since, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    int same = 0;
+    for (int count = 246; count <= 266; count++) {
+        char arg[16];
+        snprintf(arg, sizeof arg, "%d", count);
+        const char *const argv[] = {PROG("epoch_wrap"), PROG("libpfgconv_a.so"), PROG("libpfgconv_b.so"),
+                                    PROG("libdlleak_b.so"), arg, NULL};
+        struct pf_run r;
+        run_sites(argv, NULL, NULL, &r);
+        if (strstr(r.out, "epoch_wrap: same address yes")) {
+            same++;
+            const char *l = strstr(r.err, "\nleaks: ");
+            cr_assert(l != NULL, "%s", r.err);
+            unsigned long objs = 0, bytes = 0;
+            cr_assert(row_with(l, "(libpfgconv_a.so, unloaded)", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+                      "%d unloads: the unloaded library's row:\n%s", count, l);
+            cr_assert(row_with(l, "libpfgconv_b.so+0x", &objs, &bytes) && objs == 3 && bytes == 3 * 24,
+                      "%d unloads: the blocks of the library loaded since:\n%s", count, l);
+        }
+        pf_run_free(&r);
+    }
+    if (!same)
+        cr_skip_test("the second library was never loaded where the first was");
+}
+
 /* The same, under the default settings with the leak section in signal
  * reports too, and a report while the first library is loaded: its
  * symbol table was kept by the loader's handle and address, which the
