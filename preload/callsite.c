@@ -426,7 +426,7 @@ static int where(uintptr_t a)
  * only what it allocated itself (the frame that called malloc); 0, no; 3,
  * no, and nothing allocated under it is handed over by a frame further
  * out either (the C library's caches). */
-static int for_its_caller(uintptr_t a)
+static int for_its_caller_looked(uintptr_t a)
 {
     /* Past the last range that starts at or below a, then back while a
      * range there may still reach a: the range itself and its aliases,
@@ -450,6 +450,32 @@ static int for_its_caller(uintptr_t a)
         if (tails[i] == start)
             return 1;
     return 0;
+}
+
+/* for_its_caller_looked, remembered by address: a frame outside the
+ * listed functions is looked for among the functions they jump to at their
+ * end, whose start comes from the unwind tables (a binary search and a
+ * CIE read), and a program whose allocations come from deep in the C
+ * library asks for every C library frame of every walk (sed's regexec:
+ * 60 % of its time). One word an entry, written whole: the address (47
+ * bits), the answer (2) and the module generation's low 15 bits (an object
+ * loaded where an unloaded one was may hold other functions at the same
+ * addresses). */
+#define CALLER_MEMO_BITS 12
+PF_BULK static _Atomic uint64_t caller_memo[1u << CALLER_MEMO_BITS]; /* touched only when sites are recorded */
+
+static int for_its_caller(uintptr_t a)
+{
+    if (a >= ((uintptr_t)1 << 47))
+        return for_its_caller_looked(a);
+    uint64_t key = (uint64_t)a | (uint64_t)(pf_module_gen() & 0x7fff) << 49;
+    _Atomic uint64_t *e = &caller_memo[(uint32_t)((a * 0x9E3779B97F4A7C15ull) >> (64 - CALLER_MEMO_BITS))];
+    uint64_t m = atomic_load_explicit(e, memory_order_relaxed);
+    if ((m & ~((uint64_t)3 << 47)) == key)
+        return (int)(m >> 47) & 3;
+    int kind = for_its_caller_looked(a);
+    atomic_store_explicit(e, key | (uint64_t)kind << 47, memory_order_relaxed);
+    return kind;
 }
 
 /* A thread's memory of call sites, in its cache (pf_tcache.sites): the
