@@ -1055,3 +1055,22 @@ Test(sites, a_plugin_constructor_that_ends_in_the_cxx_runtime_keeps_its_objects)
     cr_assert(programs_row(r.err, "        1501  malloc-1536 "), "%s", r.err);
     pf_run_free(&r);
 }
+
+/* A fork from a signal handler that interrupted the look for objects the
+ * C library unloaded (the first allocation after one of the loader's): the
+ * child's count of looks under way was set to 0, the interrupted look
+ * ended there and took it below 0, no look was ever the last again, and
+ * every later allocation of the child looked at every recorded object
+ * (progs/lookfork: 607 questions in 200 allocations). */
+Test(sites, a_fork_from_a_handler_in_the_look_for_unloads_leaves_the_child_looking_no_more)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("lookfork"), NULL};
+    const char *const env[] = {"PFALLOC_REPORT=off", "PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    cr_assert(strstr(r.out, "child asked ") != NULL, "stdout: %s\nstderr: %s", r.out, r.err);
+    cr_assert(r.exited && r.code == 0, "the child went on looking (%s):\n%s%s", pf_run_how(&r), r.out, r.err);
+    pf_run_free(&r);
+}
