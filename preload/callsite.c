@@ -61,8 +61,16 @@ static atomic_flag adding = ATOMIC_FLAG_INIT;
  * dl_iterate_phdr waiting for a lock the allocating thread holds), or
  * which no thread can give back (a fork child of a process whose other
  * thread held it). Looks under way: ready is set back to 1 only by the
- * last of them to end, after every forgetting. */
-static _Atomic int looking;
+ * last of them to end, after every forgetting. Their count is the low half
+ * of `looking`, the number of forks this process came through the high
+ * half: a fork child has none of the parent's looks under way but those of
+ * its own thread that a handler's fork interrupted, which end in it, and
+ * can tell them only by their half (a look whose start was counted before
+ * the fork gives nothing back in the child). Zeroing the count instead
+ * left such a look to take it below zero, and every later allocation of
+ * the child looked (`progs/lookfork`). */
+#define LOOKS_MASK 0xffffffffu
+static _Atomic uint64_t looking;
 
 /* libc functions whose allocations belong to their caller, in groups (see
  * for_its_caller): what is allocated under them, with the targets of their
@@ -660,12 +668,23 @@ static void forget_late_modules(void);
  * stop looking. */
 static PF_NOINLINE void notice_unloads(unsigned r)
 {
-    atomic_fetch_add_explicit(&looking, 1, memory_order_seq_cst);
+    uint64_t forks = atomic_fetch_add_explicit(&looking, 1, memory_order_seq_cst) >> 32;
     if (pf_module_any_gone()) {
         pf_unwind_forget();
         forget_late_modules();
     }
-    if (atomic_fetch_sub_explicit(&looking, 1, memory_order_seq_cst) == 1)
+    uint64_t w = atomic_load_explicit(&looking, memory_order_seq_cst), nw;
+    int last;
+    do {
+        if (w >> 32 != forks) { /* counted in the parent: the child's count never had it */
+            last = (w & LOOKS_MASK) == 0;
+            break;
+        }
+        nw = w - 1;
+        last = (w & LOOKS_MASK) == 1;
+    } while (!atomic_compare_exchange_weak_explicit(&looking, &w, nw, memory_order_seq_cst,
+                                                    memory_order_seq_cst));
+    if (last)
         __atomic_compare_exchange_n(&ready, &r, 1, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
 }
 
@@ -761,7 +780,11 @@ static void forget_late_modules(void)
 void pf_callsite_fork_child(void)
 {
     atomic_flag_clear_explicit(&adding, memory_order_relaxed);
-    atomic_store_explicit(&looking, 0, memory_order_relaxed);
+    /* No look under way here is counted: the parent's other threads are
+     * not in the child, and this thread's own (a handler's fork) counted
+     * itself in the parent's half. */
+    uint64_t w = atomic_load_explicit(&looking, memory_order_relaxed);
+    atomic_store_explicit(&looking, ((w >> 32) + 1) << 32, memory_order_relaxed);
 }
 
 /* dlclose may unmap code whose unwind rules are cached, and another object
