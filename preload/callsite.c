@@ -139,6 +139,10 @@ _Static_assert(MAX_OWNED <= 256, "callsite.c: owned_at holds a place in for_call
 #define MAX_TAILS (2 * MAX_OWNED)
 PF_BULK static uintptr_t tails[MAX_TAILS];
 static int ntails;
+/* What for_its_caller answered, by address (see there): 1 << CALLER_MEMO_BITS
+ * words, mapped when sites are recorded; NULL: nothing is remembered. */
+#define CALLER_MEMO_BITS 12
+static _Atomic uint64_t *caller_memo;
 /* 0 until the ranges are known, then 1; 2 or more after an allocation of
  * the loader's (moved by each), until an allocation outside it has looked
  * for an unload (notice_unloads): the test of `ready` that every record
@@ -315,6 +319,7 @@ void pf_callsite_init(void)
         nowned++;
     }
     sort_owned();
+    caller_memo = pf_os_map_meta(sizeof(*caller_memo) << CALLER_MEMO_BITS);
     pf_unwind_init((const void *)pf_callsite_init);
     /* Without a C++ runtime's library, one may be linked into the program:
      * its symbol table (which the report reads anyway) tells. */
@@ -469,12 +474,9 @@ static int for_its_caller_looked(uintptr_t a)
  * bits), the answer (2) and the module generation's low 15 bits (an object
  * loaded where an unloaded one was may hold other functions at the same
  * addresses). */
-#define CALLER_MEMO_BITS 12
-PF_BULK static _Atomic uint64_t caller_memo[1u << CALLER_MEMO_BITS]; /* touched only when sites are recorded */
-
 static int for_its_caller(uintptr_t a)
 {
-    if (a >= ((uintptr_t)1 << 47))
+    if (!caller_memo || a >= ((uintptr_t)1 << 47))
         return for_its_caller_looked(a);
     uint64_t key = (uint64_t)a | (uint64_t)(pf_module_gen() & 0x7fff) << 49;
     _Atomic uint64_t *e = &caller_memo[(uint32_t)((a * 0x9E3779B97F4A7C15ull) >> (64 - CALLER_MEMO_BITS))];
