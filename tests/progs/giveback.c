@@ -220,8 +220,38 @@ static void *trimmer(void *arg)
     return (void *)n;
 }
 
+/* pfalloc's figures and its detail of one family, looked up at run time
+ * (the program is not linked with pfalloc): NULL when not under it. */
+static int (*stats_get)(struct pf_stats *);
+static int (*print_family)(int, const char *);
+
+/* Forks `forks` children one after another (before_each, when given,
+ * running before each fork), each exiting with child()'s answer: 0, or 1
+ * for a child that found slots lost. Returns how many did, or -1 when
+ * before_each, a fork or a wait failed or a child gave another answer. */
+static int fork_children(int forks, int (*child)(void), int (*before_each)(void))
+{
+    stats_get = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
+    print_family = (int (*)(int, const char *))dlsym(RTLD_DEFAULT, "pf_print_family");
+    int found = 0;
+    for (int k = 0; k < forks; k++) {
+        if (before_each && before_each() != 0)
+            return -1;
+        pid_t pid = fork();
+        if (pid < 0)
+            return -1;
+        if (pid == 0)
+            _exit(child());
+        int ws;
+        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws) || WEXITSTATUS(ws) > 1)
+            return -1;
+        found += WEXITSTATUS(ws);
+    }
+    return found;
+}
+
 /* In a fork child: every block freed, what the blocks' family holds. */
-static int fork_child(int (*stats_get)(struct pf_stats *))
+static int fork_child(void)
 {
     for (int i = 0; i < FORK_BLOCKS; i++)
         free(kept_blocks[i]);
@@ -239,7 +269,6 @@ static int fork_child(int (*stats_get)(struct pf_stats *))
 
 static int forks(void)
 {
-    int (*stats_get)(struct pf_stats *) = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
     for (int i = 0; i < FORK_BLOCKS; i++) {
         if (!(kept_blocks[i] = malloc(2048)))
             return 1;
@@ -254,26 +283,12 @@ static int forks(void)
     pthread_t t;
     if (pthread_create(&t, NULL, trimmer, NULL) != 0)
         return 1;
-    int found = 0, failed = 0;
-    for (int k = 0; k < FORKS; k++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            failed = 1;
-            break;
-        }
-        if (pid == 0)
-            _exit(fork_child(stats_get));
-        int ws;
-        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws))
-            failed = 1;
-        else
-            found += WEXITSTATUS(ws) != 0;
-    }
+    int found = fork_children(FORKS, fork_child, NULL);
     atomic_store(&trims_stop, 1);
     void *n;
     pthread_join(t, &n);
     printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
-    return failed || found ? 1 : 0;
+    return found != 0 ? 1 : 0;
 }
 
 #define XFORK_BLOCKS 4096
@@ -284,7 +299,7 @@ static void *xfork_blocks[XFORK_BLOCKS];
 
 /* In a fork child: whether the transfer batches' family, with no block
  * live, still holds a span after malloc_trim. */
-static int xfork_child(int (*stats_get)(struct pf_stats *))
+static int xfork_child(void)
 {
     malloc_trim(0);
     static struct pf_stats st;
@@ -298,37 +313,28 @@ static int xfork_child(int (*stats_get)(struct pf_stats *))
     return 0;
 }
 
+/* Before each fork: a transfer batch's worth of blocks made and freed. */
+static int xfork_churn(void)
+{
+    for (int i = 0; i < XFORK_BLOCKS; i++)
+        if (!(xfork_blocks[i] = malloc(XFORK_SIZE)))
+            return -1;
+    for (int i = 0; i < XFORK_BLOCKS; i++)
+        free(xfork_blocks[i]);
+    return 0;
+}
+
 static int xforks(void)
 {
-    int (*stats_get)(struct pf_stats *) = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
     pthread_t t;
     if (pthread_create(&t, NULL, trimmer, NULL) != 0)
         return 1;
-    int found = 0, failed = 0;
-    for (int k = 0; k < XFORKS && !failed; k++) {
-        for (int i = 0; i < XFORK_BLOCKS; i++)
-            if (!(xfork_blocks[i] = malloc(XFORK_SIZE)))
-                failed = 1;
-        for (int i = 0; i < XFORK_BLOCKS; i++)
-            free(xfork_blocks[i]);
-        pid_t pid = fork();
-        if (pid < 0) {
-            failed = 1;
-            break;
-        }
-        if (pid == 0)
-            _exit(xfork_child(stats_get));
-        int ws;
-        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws))
-            failed = 1;
-        else
-            found += WEXITSTATUS(ws) != 0;
-    }
+    int found = fork_children(XFORKS, xfork_child, xfork_churn);
     atomic_store(&trims_stop, 1);
     void *n;
     pthread_join(t, &n);
     printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
-    return failed || found ? 1 : 0;
+    return found != 0 ? 1 : 0;
 }
 
 #define CFORK_RING 1024
@@ -364,7 +370,7 @@ static void *cfork_consumer(void *arg)
 /* In a fork child: whether the class's spans count a batch or more of
  * used slots beyond its live blocks, once the ring is freed and trimmed
  * (the slots of the parent's other threads' caches given back). */
-static int cfork_child(int (*stats_get)(struct pf_stats *), int (*print_family)(int, const char *))
+static int cfork_child(void)
 {
     for (int i = 0; i < CFORK_RING; i++)
         free(atomic_exchange(&cfork_ring[i], NULL));
@@ -395,34 +401,18 @@ static int cfork_child(int (*stats_get)(struct pf_stats *), int (*print_family)(
 
 static int cforks(void)
 {
-    int (*stats_get)(struct pf_stats *) = (int (*)(struct pf_stats *))dlsym(RTLD_DEFAULT, "pf_stats_get");
-    int (*print_family)(int, const char *) = (int (*)(int, const char *))dlsym(RTLD_DEFAULT, "pf_print_family");
     pthread_t t[2];
     if (pthread_create(&t[0], NULL, cfork_producer, NULL) != 0 ||
         pthread_create(&t[1], NULL, cfork_consumer, NULL) != 0)
         return 1;
     while (atomic_load_explicit(&cfork_made, memory_order_relaxed) < 8 * CFORK_RING)
         sched_yield();
-    int found = 0, failed = 0;
-    for (int k = 0; k < CFORKS && !failed; k++) {
-        pid_t pid = fork();
-        if (pid < 0) {
-            failed = 1;
-            break;
-        }
-        if (pid == 0)
-            _exit(cfork_child(stats_get, print_family));
-        int ws;
-        if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws) || WEXITSTATUS(ws) > 1)
-            failed = 1;
-        else
-            found += WEXITSTATUS(ws);
-    }
+    int found = fork_children(CFORKS, cfork_child, NULL);
     atomic_store(&trims_stop, 1);
     pthread_join(t[0], NULL);
     pthread_join(t[1], NULL);
     printf("children %d\n", found);
-    return failed || found ? 1 : 0;
+    return found != 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
