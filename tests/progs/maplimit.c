@@ -23,27 +23,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "runtime.h"
+
 #define BLOCKS 64
 #define BLOCK ((size_t)2 << 20)
 
 /* Global, so the compiler keeps every allocation. */
 void *maplimit_blocks[BLOCKS];
-
-/* The process's resident pages (statm's second field), read without stdio. */
-static long resident_pages(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    char *p = strchr(buf, ' ');
-    return p ? atol(p + 1) : -1;
-}
 
 int main(int argc, char **argv)
 {

@@ -15,20 +15,37 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A small file of /proc, read whole into buf (NUL-terminated) without
+ * stdio, which allocates: 0, or -1. */
+static inline int proc_read(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    return 0;
+}
+
 /* The time thread tid has run, in ns (its schedstat's first field), or -1. */
 static inline long long ran_ns(int tid)
 {
     char path[64], buf[128];
     snprintf(path, sizeof path, "/proc/self/task/%d/schedstat", tid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
+    return proc_read(path, buf, sizeof buf) == 0 ? atoll(buf) : -1;
+}
+
+/* The process's resident pages (statm's second field), or -1. */
+static inline long resident_pages(void)
+{
+    char buf[128];
+    if (proc_read("/proc/self/statm", buf, sizeof buf) != 0)
         return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return atoll(buf);
+    char *p = strchr(buf, ' ');
+    return p ? atol(p + 1) : -1;
 }
 
 /* The process's address space (VmSize) in KiB, or -1. Through stdio,
