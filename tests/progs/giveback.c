@@ -250,6 +250,22 @@ static int fork_children(int forks, int (*child)(void), int (*before_each)(void)
     return found;
 }
 
+/* fork_children while another thread calls malloc_trim in a loop; prints
+ * how many children found slots lost and how many trims ran: 0 when none
+ * did. */
+static int forks_while_trimming(int forks, int (*child)(void), int (*before_each)(void))
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, trimmer, NULL) != 0)
+        return 1;
+    int found = fork_children(forks, child, before_each);
+    atomic_store(&trims_stop, 1);
+    void *n;
+    pthread_join(t, &n);
+    printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
+    return found != 0 ? 1 : 0;
+}
+
 /* In a fork child: every block freed, what the blocks' family holds. */
 static int fork_child(void)
 {
@@ -280,15 +296,7 @@ static int forks(void)
             kept_blocks[i] = NULL;
         }
     malloc_trim(0);
-    pthread_t t;
-    if (pthread_create(&t, NULL, trimmer, NULL) != 0)
-        return 1;
-    int found = fork_children(FORKS, fork_child, NULL);
-    atomic_store(&trims_stop, 1);
-    void *n;
-    pthread_join(t, &n);
-    printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
-    return found != 0 ? 1 : 0;
+    return forks_while_trimming(FORKS, fork_child, NULL);
 }
 
 #define XFORK_BLOCKS 4096
@@ -326,15 +334,7 @@ static int xfork_churn(void)
 
 static int xforks(void)
 {
-    pthread_t t;
-    if (pthread_create(&t, NULL, trimmer, NULL) != 0)
-        return 1;
-    int found = fork_children(XFORKS, xfork_child, xfork_churn);
-    atomic_store(&trims_stop, 1);
-    void *n;
-    pthread_join(t, &n);
-    printf("children %d\ntrims %ld\n", found, (long)(intptr_t)n);
-    return found != 0 ? 1 : 0;
+    return forks_while_trimming(XFORKS, xfork_child, xfork_churn);
 }
 
 #define CFORK_RING 1024
