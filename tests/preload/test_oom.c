@@ -80,8 +80,7 @@ Test(oom, large_blocks_freed_at_the_mapping_limit_give_their_pages_back)
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PF_PROGS_DIR "/maplimit", NULL};
-    const char *const env[] = {"PFALLOC_REPORT=off", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 120};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 120};
     struct pf_run r;
     pf_spawn(argv, &o, &r);
     if (r.exited && r.code == 3)

@@ -1066,7 +1066,7 @@ Test(sites, a_fork_from_a_handler_in_the_look_for_unloads_leaves_the_child_looki
 {
     PF_REQUIRE_PRELOAD();
     const char *const argv[] = {PROG("lookfork"), NULL};
-    const char *const env[] = {"PFALLOC_REPORT=off", "PFALLOC_SITES=1", NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
     pf_spawn(argv, &o, &r);
