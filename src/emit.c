@@ -180,7 +180,11 @@ static int open_out(int at_exit, int *own)
                           : e == ENXIO ? "no process is reading it"
                           : *src ? "the path is too long once %p is replaced"
                           : e == ENAMETOOLONG ? "the path is too long"
-                          : e == EROFS ? "read-only file system" : "cannot be opened";
+                          : e == EROFS ? "read-only file system"
+                          : e == EMFILE ? "every file descriptor of the process is in use"
+                          : e == ENFILE ? "the system's table of open files is full"
+                          : e == ENOSPC ? "no space left on the device"
+                          : e == EDQUOT ? "disk quota exceeded" : "cannot be opened";
         const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, *src ? "..." : "", ": ", why,
                                " (reports go to stderr)\n"};
         warn(parts, sizeof(parts) / sizeof(parts[0]));

@@ -508,6 +508,34 @@ Test(report_safety, a_report_past_the_file_size_limit_keeps_the_exit_status)
     pf_tempdir_remove(dir);
 }
 
+/* A program that ends with every descriptor in use (reach's "fds" opens
+ * /dev/null until none is left): PFALLOC_OUT cannot be opened, and the
+ * warning says why, so the user knows it is the program's descriptors and
+ * not the path. The report goes to stderr. */
+Test(report_safety, out_refused_for_want_of_descriptors_says_so)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("emfile");
+    char *rep = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", rep);
+    const char *const argv[] = {PROG("reach"), "mapped", "fds", NULL};
+    const char *const env[] = {var, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "reach mapped fds");
+    cr_assert(count_lines_starting(r.err, "pfalloc: PFALLOC_OUT ") == 1, "%s", r.err);
+    cr_assert(strstr(r.err, ": every file descriptor of the process is in use (reports go to stderr)\n") != NULL,
+              "%s", r.err);
+    cr_assert(pf_has_report(r.err, "reach"), "%s", r.err);
+    struct stat st;
+    cr_assert(stat(rep, &st) != 0, "the report file was made");
+    pf_run_free(&r);
+    free(rep);
+    pf_tempdir_remove(dir);
+}
+
 Test(report_safety, out_fifo_without_reader_does_not_block)
 {
     PF_REQUIRE_PRELOAD();
