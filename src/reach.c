@@ -78,6 +78,7 @@ static struct {
     uintptr_t lo, hi;             /* every object lies in [lo, hi) */
     uintptr_t large_lo, large_hi; /* every large block lies in [large_lo, large_hi) */
     struct pf_roots roots;
+    struct pf_scratch scratch; /* the room the buffers here and the roots' are taken from */
     uint8_t *bounce; /* BOUNCE_PAGES pages that memory not owned is copied into */
     size_t bounce_bytes;
     long pid;         /* for pf_os_read_mem */
@@ -130,11 +131,7 @@ static size_t whole_pages(size_t n)
 
 static void *map_zeroed(size_t *bytes, size_t want)
 {
-    *bytes = whole_pages(want);
-    void *p = pf_os_map(*bytes, 0);
-    if (!p)
-        *bytes = 0;
-    return p;
+    return pf_scratch_take(&r.scratch, bytes, want);
 }
 
 /* Set by a run at exit (pf_reach_opts.at_exit): what it maps is given up
@@ -143,8 +140,7 @@ static int forget;
 
 static void unmap(void *p, size_t *bytes)
 {
-    if (p && *bytes)
-        pf_os_unmap_or_forget(p, *bytes, forget);
+    pf_scratch_give(&r.scratch, p, *bytes, forget);
     *bytes = 0;
 }
 
@@ -154,6 +150,7 @@ void pf_reach_release(void)
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
     pf_roots_release(&r.roots, forget);
+    pf_scratch_release(&r.scratch, forget);
     const char *note = r.note;
     memset(&r, 0, sizeof(r));
     r.note = note;
@@ -213,12 +210,14 @@ static void unlock_all(uint32_t nfam)
 }
 
 /* Counts spans and slots, family by family (each under its lock). */
-static int count(uint32_t nfam, uint64_t *spans, uint64_t *objs)
+/* tries: 0, each lock is waited for as lock_one does; else tried that
+ * many times at most. */
+static int count(uint32_t nfam, uint64_t *spans, uint64_t *objs, int tries)
 {
     *spans = *objs = 0;
     for (uint32_t i = 0; i < nfam; i++) {
         struct pf_family *f = pf_family_at(i);
-        if (!lock_one(&f->lock))
+        if (!(tries ? pf_lock_try(&f->lock, tries) : lock_one(&f->lock)))
             return -1;
         for (struct pf_span *s = f->all; s; s = s->anext) {
             (*spans)++;
@@ -802,6 +801,35 @@ static void cut_out(struct pf_roots *rt, uintptr_t a, uintptr_t b)
     }
 }
 
+/* The pass's tables for spans and objects counted (with room for what
+ * other threads may add before the locks are all held): the entries, the
+ * hash, the zero-size cells and a mark per object lie in one piece
+ * (tables), each from a page boundary but the marks; work, the stack of
+ * objects to scan. -1 when there are too many. */
+struct sizes {
+    uint64_t spans, objs, zcap, hsize, capwork;
+    size_t ents, hash, front, tables, work;
+};
+
+static int sizes_of(uint64_t spans, uint64_t objs, uint64_t zeros, struct sizes *z)
+{
+    z->spans = spans + spans / 8 + 64;
+    z->objs = objs + objs / 8 + 4096;
+    z->zcap = zeros ? zeros + zeros / 8 + 64 : 0;
+    z->hsize = 64;
+    while (z->hsize < z->spans * 2)
+        z->hsize *= 2;
+    if (z->objs + z->zcap >= UINT32_MAX / 4 || z->spans >= UINT32_MAX / 4)
+        return -1;
+    z->ents = whole_pages(sizeof(struct ent) * z->spans);
+    z->hash = whole_pages(sizeof(uint32_t) * z->hsize);
+    z->front = z->ents + z->hash + sizeof(uintptr_t) * z->zcap;
+    z->tables = whole_pages(z->front + z->objs + z->zcap);
+    z->capwork = z->objs * 2 + 64;
+    z->work = whole_pages(sizeof(uint32_t) * z->capwork);
+    return 0;
+}
+
 int pf_reach_run(const struct pf_reach_opts *o)
 {
     pf_reach_release();
@@ -810,17 +838,31 @@ int pf_reach_run(const struct pf_reach_opts *o)
     forget = o && o->at_exit;
     try_locks = o && o->in_signal;
     int regs = o && o->exit_report ? (o->at_exit ? 2 : 1) : 0;
-    if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, o && o->only_ranges,
-                        o && o->in_signal, regs, o ? o->stack_from : 0) != 0) {
+    int only_ranges = o && o->only_ranges;
+    uint32_t nfam = pf_family_count();
+    uint64_t spans, objs;
+    struct sizes z;
+    /* One mapping for the whole pass in the common case: the roots'
+     * buffers, the bounce buffer, and the tables for the heap as it is now
+     * (counted again after the roots; a heap that grew meanwhile gets
+     * tables of their own). A short process's exit report made eight
+     * mappings, a system call and a few kernel structures each. A lock
+     * that is not free at once leaves the tables out of it. */
+    size_t bounce_bytes = whole_pages(pf_os_page_size() * BOUNCE_PAGES);
+    size_t room = pf_roots_room(only_ranges) + bounce_bytes;
+    if (count(nfam, &spans, &objs, 1) == 0 && sizes_of(spans, objs, 0, &z) == 0)
+        room += z.tables + z.work;
+    r.scratch.base = pf_os_map(room, 0);
+    r.scratch.bytes = r.scratch.base ? room : 0;
+    if (pf_roots_gather(&r.roots, o ? o->ranges : NULL, o ? o->nranges : 0, only_ranges, o && o->in_signal, regs,
+                        o ? o->stack_from : 0, &r.scratch) != 0) {
         r.note = "out of memory";
         pf_reach_release();
         return -1;
     }
     uintptr_t stack_top = r.roots.stack_top;
 
-    uint32_t nfam = pf_family_count();
-    uint64_t spans, objs;
-    if (count(nfam, &spans, &objs) != 0) {
+    if (count(nfam, &spans, &objs, 0) != 0) {
         r.note = "the allocator was busy (a lock held where the signal landed)";
         pf_reach_release();
         return -1;
@@ -828,53 +870,51 @@ int pf_reach_run(const struct pf_reach_opts *o)
     /* The checking mode's zero-size cells, outside every span. */
     int64_t zcount = pf_check_on ? pf_guard_zero_count(try_locks) : 0;
     uint64_t zeros = zcount > 0 ? (uint64_t)zcount : 0;
-    /* Room for what other threads may add before the locks are all held. */
     uint64_t counted = objs + zeros;
-    spans += spans / 8 + 64;
-    objs += objs / 8 + 4096;
-    uint64_t zcap = zeros ? zeros + zeros / 8 + 64 : 0;
-    uint64_t hsize = 64;
-    while (hsize < spans * 2)
-        hsize *= 2;
-    if (objs + zcap >= UINT32_MAX / 4 || spans >= UINT32_MAX / 4) {
+    if (sizes_of(spans, objs, zeros, &z) != 0) {
         r.note = "too many objects";
         pf_reach_release();
         return -1;
     }
-    /* The walk writes these three all over (the spans' entries, the hash,
+    /* The walk writes the tables all over (the spans' entries, the hash,
      * a mark for each object), so they are made resident in one call, up
      * to the marks of the objects counted (the room for more stays
-     * untouched unless used): a short process's exit report would
-     * otherwise take a fault for each of their pages, two for the hash's
-     * first (read before it is written). */
-    size_t ents_bytes = whole_pages(sizeof(struct ent) * spans);
-    size_t hash_bytes = whole_pages(sizeof(uint32_t) * hsize);
-    size_t zero_bytes = sizeof(uintptr_t) * zcap;
-    size_t front = ents_bytes + hash_bytes + zero_bytes;
-    r.tables = map_zeroed(&r.tables_bytes, front + objs + zcap);
+     * untouched unless used), with the bounce buffer (the program's data
+     * alone fills it) when the two lie side by side: a short process's
+     * exit report would otherwise take a fault for each of their pages,
+     * two for the hash's first (read before it is written). */
+    r.bounce = map_zeroed(&r.bounce_bytes, bounce_bytes);
+    r.tables = map_zeroed(&r.tables_bytes, z.tables);
     if (r.tables) {
-        pf_os_populate(r.tables, whole_pages(front + counted));
+        size_t hot = whole_pages(z.front + counted);
+        if (r.bounce && (uint8_t *)r.tables == r.bounce + r.bounce_bytes) {
+            pf_os_populate(r.bounce, r.bounce_bytes + hot);
+        } else {
+            pf_os_populate(r.tables, hot);
+            if (r.bounce)
+                pf_os_populate(r.bounce, r.bounce_bytes);
+        }
         r.ents = r.tables;
-        r.hash = (uint32_t *)((char *)r.tables + ents_bytes);
-        r.zcells = (uintptr_t *)((char *)r.tables + ents_bytes + hash_bytes);
-        r.capzero = (uint32_t)zcap;
-        r.mark = (uint8_t *)r.tables + front;
+        r.hash = (uint32_t *)((char *)r.tables + z.ents);
+        r.zcells = (uintptr_t *)((char *)r.tables + z.ents + z.hash);
+        r.capzero = (uint32_t)z.zcap;
+        r.mark = (uint8_t *)r.tables + z.front;
     }
-    r.capwork = (uint32_t)(objs * 2 + 64);
-    r.work = map_zeroed(&r.work_bytes, sizeof(uint32_t) * r.capwork);
-    r.bounce = map_zeroed(&r.bounce_bytes, pf_os_page_size() * BOUNCE_PAGES);
-    if (r.bounce) /* the program's data alone fills it: its pages in one call */
-        pf_os_populate(r.bounce, r.bounce_bytes);
+    r.capwork = (uint32_t)z.capwork;
+    r.work = map_zeroed(&r.work_bytes, z.work);
+    uint64_t hsize = z.hsize;
+    spans = z.spans;
+    objs = z.objs;
     r.hmask = (uint32_t)hsize - 1;
     if (!r.tables || !r.work || !r.bounce) {
         r.note = "out of memory";
         pf_reach_release();
         return -1;
     }
-    /* The tables were mapped after the roots were gathered: where another
-     * thread unmapped a root meanwhile (a stack, a mapping of the
-     * program's), one of them may sit in its place. They are no roots (the
-     * table of spans names every block). */
+    /* A buffer that did not fit the room was mapped after the roots were
+     * gathered: where another thread unmapped a root meanwhile (a stack, a
+     * mapping of the program's), it may sit in its place. They are no
+     * roots (the table of spans names every block). */
     const struct {
         const void *p;
         size_t bytes;

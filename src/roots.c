@@ -42,14 +42,64 @@ static struct pf_roots *R; /* the one being gathered */
 /* Bytes of /proc/self/maps text read at first (see read_maps). */
 #define MAPS_ROOM ((size_t)64 << 10)
 
-static void *map_zeroed(size_t *bytes, size_t want)
+/* Bytes of a thread stack's top read at a time (see thread_vectors). */
+#define PIECE ((size_t)8192)
+
+static size_t whole_pages(size_t n)
 {
     size_t ps = pf_os_page_size();
-    *bytes = (want + ps - 1) & ~(ps - 1);
+    return (n + ps - 1) & ~(ps - 1);
+}
+
+void *pf_scratch_take(struct pf_scratch *sc, size_t *bytes, size_t want)
+{
+    *bytes = whole_pages(want);
+    if (sc && sc->base && *bytes <= sc->bytes - sc->used) {
+        void *p = sc->base + sc->used;
+        sc->used += *bytes;
+        return p;
+    }
     void *p = pf_os_map(*bytes, 0);
     if (!p)
         *bytes = 0;
     return p;
+}
+
+void pf_scratch_give(struct pf_scratch *sc, void *p, size_t bytes, int forget)
+{
+    if (!p || !bytes)
+        return;
+    if (sc && sc->base && (char *)p >= sc->base && (char *)p < sc->base + sc->bytes)
+        return;
+    pf_os_unmap_or_forget(p, bytes, forget);
+}
+
+void pf_scratch_release(struct pf_scratch *sc, int forget)
+{
+    if (sc->base)
+        pf_os_unmap_or_forget(sc->base, sc->bytes, forget);
+    sc->base = NULL;
+    sc->bytes = sc->used = 0;
+}
+
+static void *map_zeroed(size_t *bytes, size_t want)
+{
+    return pf_scratch_take(R->scratch, bytes, want);
+}
+
+/* What map_text's list takes for room bytes of text. */
+static size_t maps_list_bytes(size_t room)
+{
+    return sizeof(struct map) * (room / 24 + 1);
+}
+
+size_t pf_roots_room(int only_extra)
+{
+    size_t n = whole_pages(sizeof(uintptr_t[2]) * PF_ROOTS_MAX);
+    if (!only_extra) /* the text, its list, and held for up to 255 mappings */
+        n += whole_pages(MAPS_ROOM) + whole_pages(maps_list_bytes(MAPS_ROOM)) +
+             whole_pages(sizeof(uintptr_t) * 256 + PIECE);
+    return n;
 }
 
 static void add_range(uintptr_t a, uintptr_t b)
@@ -97,20 +147,14 @@ static const char *skip_field(const char *p, const char *eol)
 static int map_text(size_t room)
 {
     R->text = map_zeroed(&R->text_bytes, room);
-    R->maps = map_zeroed(&R->maps_bytes, sizeof(struct map) * (room / 24 + 1));
+    R->maps = map_zeroed(&R->maps_bytes, maps_list_bytes(room));
     return R->text && R->maps;
-}
-
-static void unmap(void *p, size_t bytes, int forget)
-{
-    if (p && bytes)
-        pf_os_unmap_or_forget(p, bytes, forget);
 }
 
 static void unmap_text(void)
 {
-    unmap(R->text, R->text_bytes, 0);
-    unmap(R->maps, R->maps_bytes, 0);
+    pf_scratch_give(R->scratch, R->text, R->text_bytes, 0);
+    pf_scratch_give(R->scratch, R->maps, R->maps_bytes, 0);
     R->text = NULL;
     R->maps = NULL;
     R->text_bytes = R->maps_bytes = 0;
@@ -341,7 +385,7 @@ static void note_tid(long tid, uint8_t running)
 {
     if (!R->regs) {
         size_t bytes = REGS_MAX * (PF_OS_REGS_WORDS + 1) * sizeof(uintptr_t) + REGS_MAX + PF_OS_REGS_WORK;
-        R->regs = map_zeroed(&R->regs_bytes, bytes);
+        R->regs = pf_scratch_take(NULL, &R->regs_bytes, bytes); /* see pf_roots_release */
         if (!R->regs) {
             R->partial = NOTE_NO_REGS;
             return;
@@ -572,7 +616,6 @@ static int descriptors_in(const uintptr_t *w, size_t n, uintptr_t at)
  * A mapping whose top cannot be read at all counts as a stack. */
 static void thread_vectors(void)
 {
-    enum { PIECE = 8192 };
     const uintptr_t *self = (const uintptr_t *)pthread_self();
     uintptr_t low = (uintptr_t)self & -(uintptr_t)self;
     size_t window = low && low < ((size_t)1 << 20) ? low + 4096 : (size_t)1 << 20;
@@ -738,10 +781,11 @@ static void program_mappings(void)
 }
 
 int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
-                    int in_signal, int regs, uintptr_t stack_at)
+                    int in_signal, int regs, uintptr_t stack_at, struct pf_scratch *sc)
 {
     memset(rt, 0, sizeof(*rt));
     R = rt;
+    rt->scratch = sc;
     rt->ranges = map_zeroed(&rt->ranges_bytes, sizeof(*rt->ranges) * PF_ROOTS_MAX);
     if (!rt->ranges)
         return -1;
@@ -834,12 +878,14 @@ int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nex
 void pf_roots_release(struct pf_roots *rt, int forget)
 {
     pf_os_pages_done(&rt->pages);
-    unmap(rt->ranges, rt->ranges_bytes, forget);
-    unmap(rt->maps, rt->maps_bytes, forget);
-    unmap(rt->text, rt->text_bytes, forget);
-    unmap(rt->held, rt->held_bytes, forget);
-    /* A helper that outlived its kill still runs on it: kept for good. */
-    unmap(rt->regs, rt->regs_bytes, forget || rt->regs_busy);
+    struct pf_scratch *sc = rt->scratch;
+    pf_scratch_give(sc, rt->ranges, rt->ranges_bytes, forget);
+    pf_scratch_give(sc, rt->maps, rt->maps_bytes, forget);
+    pf_scratch_give(sc, rt->text, rt->text_bytes, forget);
+    pf_scratch_give(sc, rt->held, rt->held_bytes, forget);
+    /* A helper that outlived its kill still runs on it: kept for good (its
+     * own mapping: too big for the room). */
+    pf_scratch_give(NULL, rt->regs, rt->regs_bytes, forget || rt->regs_busy);
     rt->regs = NULL;
     rt->regs_busy = 0;
     rt->regs_bytes = 0;

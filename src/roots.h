@@ -15,6 +15,31 @@
 
 struct map;
 
+/* Room the pass's buffers are carved from: one mapping for most of them
+ * (the roots' lists and text, the pass's tables and bounce buffer) instead
+ * of one each, sized by pf_reach_run from what it knows up front. Pieces
+ * start on page boundaries, are never reused (so they are zero when taken),
+ * and stay until the whole room is given back; one that does not fit gets
+ * a mapping of its own. */
+struct pf_scratch {
+    char *base;   /* NULL: no room mapped */
+    size_t bytes; /* mapped */
+    size_t used;  /* carved so far: used <= bytes, a whole number of pages */
+};
+/* want bytes rounded up to whole pages (into *bytes), zeroed, from the
+ * room when they fit there (sc may be NULL), else from a mapping of their
+ * own; NULL (and *bytes 0) when none can be had. */
+PF_HIDDEN void *pf_scratch_take(struct pf_scratch *sc, size_t *bytes, size_t want);
+/* Gives back a piece: a mapping of its own is unmapped (forget: only taken
+ * off pfalloc's accounts, see pf_os_forget); a piece of the room waits for
+ * pf_scratch_release. */
+PF_HIDDEN void pf_scratch_give(struct pf_scratch *sc, void *p, size_t bytes, int forget);
+/* Gives back the room itself. */
+PF_HIDDEN void pf_scratch_release(struct pf_scratch *sc, int forget);
+/* The room pf_roots_gather takes in the common case (a list of mappings
+ * that fits the first read). */
+PF_HIDDEN size_t pf_roots_room(int only_extra);
+
 struct pf_roots {
     uintptr_t (*ranges)[2]; /* [ranges[i][0], ranges[i][1]) hold roots */
     uint32_t n;             /* ranges filled */
@@ -42,6 +67,7 @@ struct pf_roots {
     /* NULL, or why some roots were not gathered: what only they reach cannot be told lost */
     const char *partial;
     size_t ranges_bytes, maps_bytes, text_bytes, held_bytes;
+    struct pf_scratch *scratch; /* where the buffers above come from (see pf_scratch_take) */
 };
 
 /* Fills *rt: `extra` ranges first, then (unless only_extra) the process's
@@ -51,10 +77,10 @@ struct pf_roots {
  * and the process is surely ending (it may name the helper its tracer).
  * stack_at: 0, or an address on the calling thread's stack when the call
  * runs on another one (pfalloc's own): the thread's stack is the mapping
- * that holds it.
+ * that holds it. sc: the room its buffers are taken from (NULL: none).
  * 0, or -1 when no memory could be mapped for the list. */
 PF_HIDDEN int pf_roots_gather(struct pf_roots *rt, const uintptr_t (*extra)[2], size_t nextra, int only_extra,
-                              int in_signal, int regs, uintptr_t stack_at);
+                              int in_signal, int regs, uintptr_t stack_at, struct pf_scratch *sc);
 /* From the list of mappings (none without it): the end of the readable,
  * not executable mapping of a file that holds p (a module's read-only data,
  * where C++ keeps its virtual tables), or 0; whether p is in a file's

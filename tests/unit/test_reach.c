@@ -18,6 +18,7 @@
 
 #include "../include/pfalloc.h"
 #include "family.h"
+#include "os.h"
 #include "reach.h"
 #include "span.h"
 
@@ -374,6 +375,34 @@ Test(reach, a_long_list_of_mappings_is_read_whole)
     cr_assert_null(t.note, "%s", t.note);
     cr_assert_eq(t.kind, PF_REACH_STILL, "the thread's local object is %s", pf_reach_key(t.kind));
     pf_free(t.local_only);
+}
+
+/* The pass's buffers (roots' lists, the text of the mappings, tables,
+ * work stack, bounce buffer) come from one mapping in a usual process, and
+ * all of it goes at the release: a short process's exit report made a
+ * mapping for each. */
+static void *volatile room_root;
+
+Test(reach, one_mapping_for_the_whole_pass)
+{
+    void **a = obj(64);
+    a[0] = obj(32);
+    room_root = a;
+    struct pf_os_counts before, after, released;
+    pf_os_counts(&before);
+    cr_assert(pf_reach_run(NULL) == 0, "%s", pf_reach_note() ? pf_reach_note() : "");
+    pf_os_counts(&after);
+    cr_assert_null(pf_reach_note(), "%s", pf_reach_note());
+    cr_assert_eq(of(a), PF_REACH_STILL, "%s", pf_reach_key(of(a)));
+    cr_assert_eq(of(a[0]), PF_REACH_STILL, "%s", pf_reach_key(of(a[0])));
+    pf_reach_release();
+    pf_os_counts(&released);
+    cr_assert_eq(after.mmap_calls - before.mmap_calls, 1, "the pass made %llu mappings",
+                 (unsigned long long)(after.mmap_calls - before.mmap_calls));
+    cr_assert_eq(released.mapped_bytes, before.mapped_bytes);
+    room_root = NULL;
+    pf_free(a[0]);
+    pf_free(a);
 }
 
 /* From a signal handler: a family lock held where the signal landed is
