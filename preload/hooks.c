@@ -656,6 +656,15 @@ __attribute__((destructor(101))) static void preload_exit(void)
         errno = saved;
         return;
     }
+    /* Nothing to report, collect or verify (PFALLOC_REPORT=off, no leak
+     * status, no checking mode): no stack of pfalloc's is mapped for it,
+     * which would be a mapping, an mprotect and a page faulted in for
+     * every short process. */
+    if (!(pf_config.report & PF_REPORT_EXIT) && !pf_config.leak_exit_code && !pf_check_on) {
+        pf_emit_exit_done();
+        errno = saved;
+        return;
+    }
     struct report_job j = {.from = from};
     /* The stack is read from the frame that called exit up: below it lie
      * the C library's and the loader's frames of the exit, laid over the
