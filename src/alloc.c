@@ -50,7 +50,7 @@ __attribute__((noreturn, cold)) static void die_site(const char *a, const char *
     pf_fmt_str(&m, tail);
     if (f) {
         pf_fmt_str(&m, " (family ");
-        pf_fmt_str(&m, f->name[0] ? f->name : "?");
+        pf_fmt_name(&m, f->name[0] ? f->name : "?");
         if (obj) {
             pf_fmt_str(&m, ", object at ");
             pf_fmt_hex(&m, (uintptr_t)obj);

@@ -124,7 +124,7 @@ struct msg {
 static void put_owner(struct msg *m, const char *family, uintptr_t obj, uint32_t site)
 {
     pf_fmt_str(&m->f, " (family ");
-    pf_fmt_str(&m->f, family && *family ? family : "?");
+    pf_fmt_name(&m->f, family && *family ? family : "?");
     if (obj) {
         pf_fmt_str(&m->f, ", object at ");
         pf_fmt_hex(&m->f, obj);

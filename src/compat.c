@@ -121,7 +121,7 @@ static uint32_t print_typed(struct printer *pr, const char *prefix)
         if (fam->kind != PF_KIND_TYPED)
             continue;
         pf_fmt_str(&pr->f, prefix);
-        pf_fmt_str_w(&pr->f, fam->name, -32);
+        pf_fmt_name_w(&pr->f, fam->name, -32);
         pf_fmt_str(&pr->f, " object size ");
         pf_fmt_u64(&pr->f, fam->obj_size);
         pf_fmt_str(&pr->f, " bytes\n");
@@ -146,7 +146,7 @@ static void saved_page_items(const char *unused)
 static void halloc_usage_line(struct pf_fmt *f, const char *name, uint64_t arrays, uint64_t used)
 {
     pf_fmt_str(f, "  ");
-    pf_fmt_str_w(f, name, -32);
+    pf_fmt_name_w(f, name, -32);
     pf_fmt_str(f, " arrays ");
     pf_fmt_u64_w(f, arrays, -8);
     pf_fmt_str(f, " used bytes ");
@@ -405,7 +405,7 @@ static void block_usage(const char *unused)
         const struct pf_family *fam = pf_family_at(i);
         if (view_family(&pr, pf_family_name(fam), &v) != 0 || (fam->kind != PF_KIND_TYPED && !family_used(&v)))
             continue;
-        pf_fmt_str_w(&pr.f, v.st.name, -32);
+        pf_fmt_name_w(&pr.f, v.st.name, -32);
         pf_fmt_str(&pr.f, " total blocks ");
         pf_fmt_u64_w(&pr.f, v.blocks, -8);
         pf_fmt_str(&pr.f, " free blocks ");

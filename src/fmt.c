@@ -115,6 +115,28 @@ void pf_fmt_str(struct pf_fmt *f, const char *s)
     pf_fmt_mem(f, s, strlen(s));
 }
 
+/* s[0..n) with each control character as '?'. */
+static void name_mem(struct pf_fmt *f, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != 0x7f)
+            continue;
+        pf_fmt_mem(f, s + run, i - run);
+        pf_fmt_mem(f, "?", 1);
+        run = i + 1;
+    }
+    pf_fmt_mem(f, s + run, n - run);
+}
+
+void pf_fmt_name(struct pf_fmt *f, const char *s)
+{
+    if (!s)
+        s = "(null)";
+    name_mem(f, s, strlen(s));
+}
+
 void pf_fmt_char(struct pf_fmt *f, char c)
 {
     pf_fmt_mem(f, &c, 1);
@@ -366,22 +388,42 @@ void pf_fmt_xml_attr(struct pf_fmt *f, const char *str)
     }
 }
 
-void pf_fmt_pad(struct pf_fmt *f, const char *s, size_t n, int width)
+static void pad(struct pf_fmt *f, const char *s, size_t n, int width, int name)
 {
     size_t w = width < 0 ? (size_t)(-(long)width) : (size_t)width;
     size_t fill = n < w ? w - n : 0;
     if (width > 0)
         pf_fmt_repeat(f, ' ', fill);
-    pf_fmt_mem(f, s, n);
+    if (name)
+        name_mem(f, s, n);
+    else
+        pf_fmt_mem(f, s, n);
     if (width < 0)
         pf_fmt_repeat(f, ' ', fill);
+}
+
+void pf_fmt_pad(struct pf_fmt *f, const char *s, size_t n, int width)
+{
+    pad(f, s, n, width, 0);
+}
+
+void pf_fmt_name_pad(struct pf_fmt *f, const char *s, size_t n, int width)
+{
+    pad(f, s, n, width, 1);
 }
 
 void pf_fmt_str_w(struct pf_fmt *f, const char *s, int width)
 {
     if (!s)
         s = "(null)";
-    pf_fmt_pad(f, s, strlen(s), width);
+    pad(f, s, strlen(s), width, 0);
+}
+
+void pf_fmt_name_w(struct pf_fmt *f, const char *s, int width)
+{
+    if (!s)
+        s = "(null)";
+    pad(f, s, strlen(s), width, 1);
 }
 
 /* The _w forms format into a small scratch buffer first, then pad. 32 bytes

@@ -45,6 +45,11 @@ PF_HIDDEN const char *pf_fmt_cstr(struct pf_fmt *f);
 
 PF_HIDDEN void pf_fmt_mem(struct pf_fmt *f, const char *s, size_t n);
 PF_HIDDEN void pf_fmt_str(struct pf_fmt *f, const char *s); /* NULL prints "(null)" */
+/* A name in a line of text (a family's, a file's, a function's): as
+   pf_fmt_str, but each control character (below 0x20, and 0x7f) is written
+   as '?', so a name that holds a newline (a file may be called anything, a
+   typed family anything the program passed) never splits a row. */
+PF_HIDDEN void pf_fmt_name(struct pf_fmt *f, const char *s);
 PF_HIDDEN void pf_fmt_char(struct pf_fmt *f, char c);
 PF_HIDDEN void pf_fmt_repeat(struct pf_fmt *f, char c, size_t n);
 PF_HIDDEN void pf_fmt_u64(struct pf_fmt *f, uint64_t v);
@@ -80,6 +85,9 @@ PF_HIDDEN void pf_fmt_xml_attr(struct pf_fmt *f, const char *s);
    is written whole. */
 PF_HIDDEN void pf_fmt_pad(struct pf_fmt *f, const char *s, size_t n, int width);
 PF_HIDDEN void pf_fmt_str_w(struct pf_fmt *f, const char *s, int width);
+/* pf_fmt_pad and pf_fmt_str_w for names (see pf_fmt_name). */
+PF_HIDDEN void pf_fmt_name_pad(struct pf_fmt *f, const char *s, size_t n, int width);
+PF_HIDDEN void pf_fmt_name_w(struct pf_fmt *f, const char *s, int width);
 PF_HIDDEN void pf_fmt_u64_w(struct pf_fmt *f, uint64_t v, int width);
 PF_HIDDEN void pf_fmt_size_w(struct pf_fmt *f, uint64_t bytes, int width);
 PF_HIDDEN void pf_fmt_pct_w(struct pf_fmt *f, uint64_t num, uint64_t den, int width);

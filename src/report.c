@@ -213,7 +213,7 @@ static void table_head(struct pf_fmt *f, int wname)
 
 static void table_row(struct pf_fmt *f, int wname, const struct pf_family_stats *fs)
 {
-    pf_fmt_pad(f, fs->name, name_len(fs), -wname);
+    pf_fmt_name_pad(f, fs->name, name_len(fs), -wname);
     pf_fmt_char(f, ' ');
     pf_fmt_str_w(f, pf_report_kind_name(fs->kind), -W_KIND);
     if (fs->kind == PF_KIND_LARGE)
@@ -652,7 +652,7 @@ static int print_family(int fd, const char *name)
     pf_fmt_init(&f, buf, sizeof buf, fd);
 
     pf_fmt_str(&f, "family ");
-    pf_fmt_mem(&f, fs.name, name_len(&fs));
+    pf_fmt_name_pad(&f, fs.name, name_len(&fs), 0);
     pf_fmt_str(&f, " (");
     pf_fmt_str(&f, pf_report_kind_name(fs.kind));
     if (fs.kind != PF_KIND_LARGE) {

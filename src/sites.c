@@ -680,10 +680,10 @@ static void site_text(struct pf_fmt *f, const struct named *n, int demangle)
 {
     if (n->func) {
         char buf[1024]; /* the report's own stack */
-        pf_fmt_str(f, demangle ? pf_sym_demangle(n->func, buf, sizeof buf) : n->func);
+        pf_fmt_name(f, demangle ? pf_sym_demangle(n->func, buf, sizeof buf) : n->func);
         pf_fmt_char(f, '+');
     } else {
-        pf_fmt_str(f, n->module);
+        pf_fmt_name(f, n->module);
         pf_fmt_char(f, '+');
     }
     pf_fmt_hex(f, n->off);
@@ -714,13 +714,13 @@ static void frame_text(struct pf_fmt *f, uintptr_t addr, uint32_t mod)
     site_text(f, &n, 1);
     if (n.unloaded) {
         pf_fmt_str(f, " (");
-        pf_fmt_str(f, n.module);
+        pf_fmt_name(f, n.module);
         pf_fmt_str(f, ", unloaded)");
         return;
     }
     /* The file and the address in it: enough to find the line later. */
     pf_fmt_str(f, " (");
-    pf_fmt_str(f, n.path);
+    pf_fmt_name(f, n.path);
     pf_fmt_char(f, '+');
     pf_fmt_hex(f, n.modoff);
     pf_fmt_char(f, ')');
@@ -738,14 +738,14 @@ void pf_sites_fmt_allocated(struct pf_fmt *f, uint32_t id)
     pf_fmt_str(f, ", allocated at ");
     if (pf_sym_name_return(addr, &sym)) {
         if (sym.name) {
-            pf_fmt_str(f, sym.name);
+            pf_fmt_name(f, sym.name);
             pf_fmt_str(f, "+");
             pf_fmt_hex(f, sym.symoff);
         } else {
             pf_fmt_hex(f, sym.modoff);
         }
         pf_fmt_str(f, " in ");
-        pf_fmt_str(f, sym.module);
+        pf_fmt_name(f, sym.module);
     } else {
         pf_fmt_hex(f, addr);
     }
@@ -825,7 +825,7 @@ static void write_text(struct pf_fmt *f)
             pf_fmt_char(f, ' ');
             pf_fmt_u64_w(f, l->bytes, 12);
             pf_fmt_str(f, "  ");
-            pf_fmt_str_w(f, family_name(l->family), -22);
+            pf_fmt_name_w(f, family_name(l->family), -22);
             pf_fmt_char(f, ' ');
             pf_fmt_str_w(f, pf_reach_text(l->reach), -16);
             pf_fmt_char(f, ' ');

@@ -156,6 +156,20 @@ Test(misuse, a_long_function_name_is_named_whole)
                 "allocate_a_block_in_a_function_whose_name_is_as_long_as_the_names_of_templated_code_which_a_fatal_line_must_still_hold_whole_with_its_module");
 }
 
+/* A typed family may be named anything: the line that stops the program
+ * stays one line (run_act checks that) with '?' for the newline. */
+Test(misuse, a_family_name_with_a_newline_keeps_the_line_whole)
+{
+    struct misuse_run m;
+    run_act("typed-newline", &m);
+    match(m.line, "^pfalloc: double free of 0x[0-9a-f]+ \\(family struct\\?odd\\)$", 0, NULL);
+    pf_run_free(&m.r);
+    static const char *const check[] = {"PFALLOC_CHECK=1", NULL};
+    run_act_env("typed-newline", check, &m);
+    match(m.line, "^pfalloc: double free of 0x[0-9a-f]+ \\(family struct\\?odd[,)]", 0, NULL);
+    pf_run_free(&m.r);
+}
+
 Test(misuse, usable_size_of_freed_pointer_names_where_the_block_was_allocated)
 {
     expect_site("usable-freed", "malloc_usable_size of freed pointer", "malloc-[0-9]+", "", "main");

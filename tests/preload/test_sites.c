@@ -179,6 +179,35 @@ Test(sites, a_child_without_sites_for_its_region_keeps_its_own_objects, .timeout
     cr_assert(seen >= 20, "only %d runs had the child's report with the program's own", seen);
 }
 
+/* A program whose file name holds a newline (a file may be called
+ * anything): the leak report names its frames with '?' for it, so each row
+ * and each "by" line stays one line. */
+Test(sites, a_file_name_with_a_newline_keeps_each_frame_on_its_line)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("newline");
+    char *copy = pf_path(dir, "le\naky");
+    size_t len = 0;
+    char *bytes = pf_read_file(PROG("leaky"), &len);
+    cr_assert(bytes != NULL && len > 0);
+    pf_write_file(copy, bytes, len);
+    cr_assert_eq(chmod(copy, 0755), 0);
+    const char *const argv[] = {copy, NULL};
+    const char *const env[] = {"PFALLOC_SITES=1", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(pf_count(r.err, "leak_small+") >= 1, "%s", r.err);
+    /* Each frame in the program: "leak_small+0x22 (/tmp/.../le?aky+0x14f2)". */
+    cr_assert(pf_count(r.err, "/le?aky+0x") >= 4, "%s", r.err);
+    cr_assert(pf_count(r.err, "\naky+0x") == 0, "%s", r.err);
+    pf_run_free(&r);
+    free(bytes);
+    free(copy);
+    pf_tempdir_remove(dir);
+}
+
 Test(sites, bash_subshell_status_kept)
 {
     PF_REQUIRE_PRELOAD();

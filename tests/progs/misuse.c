@@ -7,7 +7,7 @@
  *
  * usage: misuse free|realloc|delete|delete-array|delete-sized|large|
  *               foreign|realloc-foreign|interior|interior-large|usable-foreign|
- *               usable-freed|interior-recarved|interior-long-name
+ *               usable-freed|interior-recarved|interior-long-name|typed-newline
  */
 #include <dlfcn.h>
 #include <malloc.h>
@@ -182,6 +182,17 @@ int main(int argc, char **argv)
         char *p = hide(allocate_a_block_in_a_function_whose_name_is_as_long_as_the_names_of_templated_code_which_a_fatal_line_must_still_hold_whole_with_its_module());
         show(p);
         free(hide(p + 16));
+    } else if (strcmp(act, "typed-newline") == 0) {
+        /* A double free in a typed family (pfalloc's API, found by name)
+         * whose name holds a newline. */
+        void *(*get)(const char *, size_t) = (void *(*)(const char *, size_t))sym("pf_family_get");
+        void *(*alloc)(void *, size_t) = (void *(*)(void *, size_t))sym("pf_family_alloc");
+        void *p = hide(alloc(get("struct\nodd", 40), 1));
+        memset(p, 1, 40);
+        show(p);
+        void *again = hide(p);
+        free(p);
+        free(again);
     } else if (strcmp(act, "interior-recarved") == 0) {
         interior_recarved();
     } else if (strcmp(act, "usable-freed") == 0) {

@@ -122,6 +122,17 @@ Test(fmt, padding)
     cr_assert_str_eq(FMT(pf_fmt_str(f, NULL)), "(null)");
 }
 
+Test(fmt, names_keep_to_one_line)
+{
+    cr_assert_str_eq(FMT(pf_fmt_name(f, "a\nb\tc\x7f\001" "d")), "a?b?c??d");
+    cr_assert_str_eq(FMT(pf_fmt_name(f, "\n")), "?");
+    cr_assert_str_eq(FMT(pf_fmt_name(f, "plain \xc3\xbc\"q")), "plain \xc3\xbc\"q"); /* UTF-8 and quotes as they are */
+    cr_assert_str_eq(FMT(pf_fmt_name(f, NULL)), "(null)");
+    cr_assert_str_eq(FMT(pf_fmt_name_w(f, "x\ny", -5); pf_fmt_char(f, '|')), "x?y  |");
+    cr_assert_str_eq(FMT(pf_fmt_name_w(f, "x\ny", 5)), "  x?y");
+    cr_assert_str_eq(FMT(pf_fmt_name_pad(f, "a\nbc", 2, -3); pf_fmt_char(f, '|')), "a? |");
+}
+
 Test(fmt, memory_mode_truncates)
 {
     char buf[8];

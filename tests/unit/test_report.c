@@ -249,6 +249,33 @@ Test(report, totals_every_field)
 
 /* ---- one family --------------------------------------------------------- */
 
+/* A typed family may be named anything the program passes: a newline in
+ * the name is written as '?', so its row stays one line of the table and
+ * the header of its own listing one line too. */
+Test(report, a_name_with_a_newline_keeps_its_row_whole)
+{
+    const char *name = "struct\nodd 1 2 3";
+    pf_family_t *fam = pf_family_get(name, 40);
+    cr_assert_not_null(fam);
+    void *p = pf_family_alloc(fam, 1);
+    cr_assert_not_null(p);
+    int fd = cap_open();
+    cr_assert_eq(pf_print_families(fd), 0);
+    char *text = cap_read(fd, NULL);
+    const char *row = strstr(text, "struct?odd 1 2 3 ");
+    cr_assert_not_null(row, "%s", text);
+    cr_assert(row == text || row[-1] == '\n', "%s", text);
+    const char *eol = strchr(row, '\n');
+    cr_assert_not_null(eol);
+    cr_assert(memmem(row, (size_t)(eol - row), "typed", 5) != NULL, "the row: %.*s", (int)(eol - row), row);
+    cr_assert_null(strstr(text, "\nodd 1 2 3"), "%s", text);
+    fd = cap_open();
+    cr_assert_eq(pf_print_family(fd, name), 0);
+    text = cap_read(fd, NULL);
+    cr_assert_eq(strncmp(text, "family struct?odd 1 2 3 (typed", 30), 0, "%s", text);
+    pf_free(p);
+}
+
 Test(report, family_unknown_name)
 {
     int fd = cap_open();
