@@ -252,22 +252,34 @@ int pf_guard_zero_live(uintptr_t p, uint32_t *site, int take)
     return live;
 }
 
-/* The lock, or (in_signal) 0 when it is taken. */
-static int lock_guard(int in_signal)
+/* The lock, waited for (tries 0), or 0 when it stays taken through that
+ * many tries. */
+static int lock_guard_tries(int tries)
 {
-    if (!in_signal) {
+    if (!tries) {
         pf_lock(&guard_lock);
         return 1;
     }
-    return pf_lock_try(&guard_lock, 2000);
+    return pf_lock_try(&guard_lock, tries);
+}
+
+/* The lock, or (in_signal) 0 when it is taken. */
+static int lock_guard(int in_signal)
+{
+    return lock_guard_tries(in_signal ? 2000 : 0);
 }
 
 int64_t pf_guard_zero_count(int in_signal)
 {
+    return pf_guard_zero_count_tries(in_signal ? 2000 : 0);
+}
+
+int64_t pf_guard_zero_count_tries(int tries)
+{
     int64_t n = 0;
     if (!zero_bits)
         return 0;
-    if (!lock_guard(in_signal))
+    if (!lock_guard_tries(tries))
         return -1;
     for (uint32_t w = 0; w < ZERO_CELLS / 64; w++)
         n += __builtin_popcountll(zero_bits[w]);

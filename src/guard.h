@@ -69,6 +69,8 @@ PF_HIDDEN int pf_guard_zero_live(uintptr_t p, uint32_t *site, int take);
  * in_signal: only when the lock is free (a handler may have interrupted
  * its holder); -1 when it was not. */
 PF_HIDDEN int64_t pf_guard_zero_count(int in_signal);
+/* The same with the lock waited for (tries 0) or tried that many times. */
+PF_HIDDEN int64_t pf_guard_zero_count_tries(int tries);
 PF_HIDDEN int pf_guard_zero_each(void (*fn)(uint32_t *site, uintptr_t p, void *ctx), void *ctx, int in_signal);
 
 /* Keeps the call-site id of a guarded block or cell; 0 when p is neither. */

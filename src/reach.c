@@ -844,13 +844,15 @@ int pf_reach_run(const struct pf_reach_opts *o)
     struct sizes z;
     /* One mapping for the whole pass in the common case: the roots'
      * buffers, the bounce buffer, and the tables for the heap as it is now
-     * (counted again after the roots; a heap that grew meanwhile gets
-     * tables of their own). A short process's exit report made eight
-     * mappings, a system call and a few kernel structures each. A lock
-     * that is not free at once leaves the tables out of it. */
+     * (the checking mode's zero-size cells too; counted again after the
+     * roots, a heap that grew meanwhile gets tables of their own). A short
+     * process's exit report made eight mappings, a system call and a few
+     * kernel structures each. A lock that is not free at once leaves the
+     * tables out of it. */
     size_t bounce_bytes = whole_pages(pf_os_page_size() * BOUNCE_PAGES);
     size_t room = pf_roots_room(only_ranges) + bounce_bytes;
-    if (count(nfam, &spans, &objs, 1) == 0 && sizes_of(spans, objs, 0, &z) == 0)
+    int64_t zfirst = pf_check_on ? pf_guard_zero_count_tries(1) : 0;
+    if (count(nfam, &spans, &objs, 1) == 0 && zfirst >= 0 && sizes_of(spans, objs, (uint64_t)zfirst, &z) == 0)
         room += z.tables + z.work;
     r.scratch.base = pf_os_map(room, 0);
     r.scratch.bytes = r.scratch.base ? room : 0;
@@ -862,6 +864,11 @@ int pf_reach_run(const struct pf_reach_opts *o)
     }
     uintptr_t stack_top = r.roots.stack_top;
 
+    /* Families made while the roots were gathered (which may take a
+     * second: the other threads' registers, the program's mappings) are
+     * in the pass as well: their objects classified, their pointers
+     * followed. */
+    nfam = pf_family_count();
     if (count(nfam, &spans, &objs, 0) != 0) {
         r.note = "the allocator was busy (a lock held where the signal landed)";
         pf_reach_release();

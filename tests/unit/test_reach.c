@@ -9,7 +9,9 @@
  * the real roots: a global, a local on the stack, a thread-local variable.
  */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "../include/pfalloc.h"
+#include "check.h"
 #include "family.h"
 #include "os.h"
 #include "reach.h"
@@ -403,6 +406,67 @@ Test(reach, one_mapping_for_the_whole_pass)
     room_root = NULL;
     pf_free(a[0]);
     pf_free(a);
+}
+
+/* In the checking mode, the zero-size cells are in the room as well: the
+ * tables for them need no mapping of their own. */
+static void *zero_cells[2000];
+
+Test(reach, one_mapping_with_zero_size_cells)
+{
+    cr_assert(pf_check_enable() == 0);
+    for (size_t i = 0; i < sizeof zero_cells / sizeof zero_cells[0]; i++)
+        cr_assert((zero_cells[i] = pf_malloc(0)) != NULL);
+    struct pf_os_counts before, after, released;
+    pf_os_counts(&before);
+    cr_assert(pf_reach_run(NULL) == 0, "%s", pf_reach_note() ? pf_reach_note() : "");
+    pf_os_counts(&after);
+    KIND(zero_cells[0], PF_REACH_STILL);
+    pf_reach_release();
+    pf_os_counts(&released);
+    cr_assert_eq(after.mmap_calls - before.mmap_calls, 1, "the pass made %llu mappings",
+                 (unsigned long long)(after.mmap_calls - before.mmap_calls));
+    cr_assert_eq(released.mapped_bytes, before.mapped_bytes);
+}
+
+/* A family made while the roots are gathered (by another thread, while a
+ * signal's report runs or once the exit's hold is over) is in the pass:
+ * its objects classified, their pointers followed. The family is made
+ * here from dl_iterate_phdr, which the gathering calls: the only pointer
+ * to `moved` goes into an object of it. */
+static int (*real_iterate)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+static int make_family_in_gather;
+static void **volatile moved;
+static void **volatile made;
+
+int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data)
+{
+    if (!real_iterate)
+        real_iterate = (int (*)(int (*)(struct dl_phdr_info *, size_t, void *), void *))dlsym(
+            RTLD_NEXT, "dl_iterate_phdr");
+    if (make_family_in_gather) {
+        make_family_in_gather = 0;
+        void **x = pf_family_alloc(pf_family_get("made_while_gathering", 64), 1);
+        cr_assert(x != NULL);
+        x[0] = moved;
+        made = x;
+        moved = NULL;
+    }
+    return real_iterate(cb, data);
+}
+
+Test(reach, a_family_made_while_the_roots_are_gathered)
+{
+    void **y = obj(64);
+    moved = y;
+    uint32_t nfam = pf_family_count();
+    make_family_in_gather = 1;
+    cr_assert(pf_reach_run(NULL) == 0, "%s", pf_reach_note() ? pf_reach_note() : "");
+    cr_assert(made != NULL && pf_family_count() == nfam + 1, "no family was made while the roots were gathered");
+    cr_assert_null(pf_reach_note(), "%s", pf_reach_note());
+    KIND(made, PF_REACH_STILL);
+    KIND(made[0], PF_REACH_STILL);
+    pf_reach_release();
 }
 
 /* From a signal handler: a family lock held where the signal landed is
