@@ -517,6 +517,36 @@ Test(scripts, view_copes_with_one_report_and_bad_lines)
     pf_tempdir_remove(dir);
 }
 
+/* From stdin, a line that is not UTF-8 (a program's own output between
+ * the reports) is skipped like any line that is no report, in a UTF-8
+ * locale too, where Python reads stdin strictly: the whole read failed. */
+Test(scripts, view_reads_stdin_with_a_line_not_utf8)
+{
+    need_python();
+    char *dir = pf_tempdir("viewstdin");
+    char *stream = pf_path(dir, "in.jsonl");
+    static const char input[] =
+        "caf\xe9 \xff\n"
+        "{\"pid\":42,\"program\":\"demo\",\"reason\":\"signal\",\"time_s\":1.5,"
+        "\"totals\":{\"live_bytes\":4096,\"mapped_bytes\":65536,\"cached_bytes\":0},"
+        "\"families\":[{\"name\":\"struct a\",\"kind\":\"typed\",\"slot_size\":32,\"live_objects\":128,"
+        "\"live_bytes\":4096,\"mapped_bytes\":65536,\"spans\":1,\"peak_live_bytes\":4096,\"allocs\":128,"
+        "\"frees\":0}]}\n";
+    pf_write_file(stream, input, sizeof input - 1);
+    const char *const argv[] = {SCRIPT("pfalloc-view"), NULL};
+    /* What a UTF-8 locale (en_US.UTF-8) gives Python's stdin. */
+    const char *const env[] = {"PYTHONIOENCODING=utf-8:strict", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .env = env, .stdin_path = stream, .timeout_s = 120};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "pfalloc-view");
+    cr_assert(pf_count(r.err, "pfalloc-view: ") == 1 && strstr(r.err, "stdin:1: skipped"), "%s", r.err);
+    cr_assert(strstr(r.out, "struct a") != NULL, "%.2000s", r.out);
+    pf_run_free(&r);
+    free(stream);
+    pf_tempdir_remove(dir);
+}
+
 /* The reports of several processes, one file each (PFALLOC_OUT=reports.%p),
  * on one page, as README's `pfalloc-view -o page.html reports.*`: it took
  * one file only and stopped at the second ("unrecognized arguments"). */
@@ -790,6 +820,57 @@ Test(scripts, sites_find_the_module_from_the_report)
     cr_assert(r.exited && r.code == 1, "%s\n%s%s", pf_run_how(&r), r.out, r.err);
     cr_assert(strstr(r.err, "cannot find module /nonexistent/gone") != NULL, "%s", r.err);
     pf_run_free(&r);
+    free(report);
+    pf_tempdir_remove(dir);
+}
+
+/* oddnames' exit report, text or JSON, with sites, in dir/report; its path
+ * (the caller frees it). */
+static char *oddnames_report(const char *dir, const char *format)
+{
+    char *report = pf_path(dir, "report");
+    char var[600], fmt[64];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
+    snprintf(fmt, sizeof fmt, "PFALLOC_FORMAT=%s", format);
+    const char *const env[] = {var, fmt, "PFALLOC_SITES=1", NULL};
+    const char *const argv[] = {PROG("oddnames"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "oddnames");
+    pf_run_free(&r);
+    return report;
+}
+
+/* A family's name is the program's to choose: one that holds Unicode's
+ * line separators (where str.splitlines() breaks a line), a site, markup or
+ * a report's first or last line is shown on pfalloc-view's page as a name,
+ * and the report is read (it was skipped as "not JSON", split at the
+ * U+2028 of a name). */
+Test(scripts, view_reads_families_with_odd_names)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("viewodd");
+    char *report = oddnames_report(dir, "json");
+    char *html = pf_path(dir, "page.html");
+    const char *const argv[] = {SCRIPT("pfalloc-view"), "-o", html, report, NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-view");
+    cr_assert(r.err_len == 0, "%s", r.err);
+    pf_run_free(&r);
+    unsigned svgs, polylines, circles, tables;
+    char *text;
+    check_html(html, &svgs, &polylines, &circles, &tables, &text);
+    cr_assert(svgs == 7 && tables == 2, "%u charts, %u tables", svgs, tables);
+    cr_assert(strstr(text, "oddnames, pid ") != NULL, "%s", text);
+    static const char *const shown[] = {"struct line", "struct para", "struct nel", "x+0x1 (/bin/sh+0x2)",
+                                        "struct <b>&\"amp\"</b>", "==== end of pfalloc report ===="};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+        cr_assert(strstr(text, shown[i]) != NULL, "%s not on the page: %s", shown[i], text);
+    free(text);
+    free(html);
     free(report);
     pf_tempdir_remove(dir);
 }
