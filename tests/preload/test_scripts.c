@@ -842,6 +842,61 @@ static char *oddnames_report(const char *dir, const char *format)
     return report;
 }
 
+/* The names of oddnames' families that hold only ASCII, as a report shows
+ * them (the fake header cut to 63 bytes), each in the family column of
+ * pfalloc-sites' line for it, followed by the site. */
+static void assert_odd_families(const char *out)
+{
+    static const char *const names[] = {
+        "==== pfalloc report: pid 1 (fake), reason exit, 0.000 s since s",
+        "==== end of pfalloc report ====",
+        "x+0x1 (/bin/sh+0x2)",
+        "struct <b>&\"amp\"</b>",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char want[128];
+        snprintf(want, sizeof want, "  %s main+0x", names[i]);
+        cr_assert(strstr(out, want) != NULL, "no line for family %s:\n%s", names[i], out);
+    }
+    /* One line per family, every one resolved to its line in main. */
+    cr_assert(pf_count(out, " main+0x") >= 8 && pf_count(out, "oddnames.c:") >= 8, "%s", out);
+}
+
+/* pfalloc-sites reads a leak row's family as a name, whatever it holds (a
+ * site, a report's first or last line, Unicode's line separators), in both
+ * formats: from the text report, the family column was empty and the site
+ * column held the family and the reachability (for every report), and a
+ * family that reads as a site took the row's module from it. */
+Test(scripts, sites_read_families_with_odd_names)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("sitesodd");
+    for (int json = 0; json < 2; json++) {
+        char *report = oddnames_report(dir, json ? "json" : "text");
+        const char *const argv[] = {SCRIPT("pfalloc-sites"), report, NULL};
+        struct pf_run r;
+        run(argv, NULL, &r);
+        pf_assert_ok(&r, "pfalloc-sites");
+        cr_assert(r.err_len == 0, "%s", r.err);
+        assert_odd_families(r.out);
+        pf_run_free(&r);
+        if (!json) {
+            /* --annotate finds the site of a row whose family reads as one. */
+            const char *const aargv[] = {SCRIPT("pfalloc-sites"), "--annotate", report, NULL};
+            run(aargv, NULL, &r);
+            pf_assert_ok(&r, "pfalloc-sites --annotate");
+            cr_assert(strstr(r.out, "x+0x1 (/bin/sh+0x2)    still reachable  main+0x") != NULL, "%s", r.out);
+            cr_assert(pf_count(r.out, "(oddnames.c:") >= 8, "%s", r.out);
+            pf_run_free(&r);
+        }
+        unlink(report);
+        free(report);
+    }
+    pf_tempdir_remove(dir);
+}
+
 /* A family's name is the program's to choose: one that holds Unicode's
  * line separators (where str.splitlines() breaks a line), a site, markup or
  * a report's first or last line is shown on pfalloc-view's page as a name,
