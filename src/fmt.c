@@ -115,19 +115,44 @@ void pf_fmt_str(struct pf_fmt *f, const char *s)
     pf_fmt_mem(f, s, strlen(s));
 }
 
-/* s[0..n) with each control character as '?'. */
-static void name_mem(struct pf_fmt *f, const char *s, size_t n)
+/* Bytes of the control character or line break at s[i..n) that a name
+ * writes as '?', or 0: C0 and DEL, C1 (U+0080 to U+009F, which a terminal
+ * may take as an escape, NEL a line break) and U+2028, U+2029 (line and
+ * paragraph separators, where many readers break a line). */
+static size_t control_at(const unsigned char *s, size_t i, size_t n)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != 0x7f)
+    unsigned char c = s[i];
+    if (c < 0x20 || c == 0x7f)
+        return 1;
+    if (c == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f)
+        return 2;
+    if (c == 0xe2 && i + 2 < n && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9))
+        return 3;
+    return 0;
+}
+
+/* s[0..n) with each control character as '?'; the bytes written. */
+static size_t name_mem(struct pf_fmt *f, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0, out = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = control_at(u, i, n);
+        if (!k) {
+            i++;
             continue;
-        pf_fmt_mem(f, s + run, i - run);
-        pf_fmt_mem(f, "?", 1);
-        run = i + 1;
+        }
+        if (f) {
+            pf_fmt_mem(f, s + run, i - run);
+            pf_fmt_mem(f, "?", 1);
+        }
+        out += i - run + 1;
+        i += k;
+        run = i;
     }
-    pf_fmt_mem(f, s + run, n - run);
+    if (f)
+        pf_fmt_mem(f, s + run, n - run);
+    return out + n - run;
 }
 
 void pf_fmt_name(struct pf_fmt *f, const char *s)
@@ -335,7 +360,20 @@ void pf_fmt_json_str(struct pf_fmt *f, const char *str)
         if (c == 0)
             break;
         if (c >= 0x80) {
-            s += put_utf8(f, s, "\\ufffd", 0);
+            /* C1 controls and U+2028, U+2029 escaped: they are valid JSON
+             * as they are, but line breaks to many readers of a line
+             * (Python's str.splitlines(), JavaScript before ES2019). */
+            size_t k = control_at(s, 0, 3);
+            if (k == 2) {
+                char u[6] = {'\\', 'u', '0', '0', hex[s[1] >> 4], hex[s[1] & 0xf]};
+                pf_fmt_mem(f, u, sizeof u);
+                s += 2;
+            } else if (k == 3) {
+                pf_fmt_str(f, s[2] == 0xa8 ? "\\u2028" : "\\u2029");
+                s += 3;
+            } else {
+                s += put_utf8(f, s, "\\ufffd", 0);
+            }
             continue;
         }
         s++;
@@ -391,7 +429,8 @@ void pf_fmt_xml_attr(struct pf_fmt *f, const char *str)
 static void pad(struct pf_fmt *f, const char *s, size_t n, int width, int name)
 {
     size_t w = width < 0 ? (size_t)(-(long)width) : (size_t)width;
-    size_t fill = n < w ? w - n : 0;
+    size_t len = name ? name_mem(NULL, s, n) : n; /* the bytes written: the column counts those */
+    size_t fill = len < w ? w - len : 0;
     if (width > 0)
         pf_fmt_repeat(f, ' ', fill);
     if (name)

@@ -131,6 +131,13 @@ Test(fmt, names_keep_to_one_line)
     cr_assert_str_eq(FMT(pf_fmt_name_w(f, "x\ny", -5); pf_fmt_char(f, '|')), "x?y  |");
     cr_assert_str_eq(FMT(pf_fmt_name_w(f, "x\ny", 5)), "  x?y");
     cr_assert_str_eq(FMT(pf_fmt_name_pad(f, "a\nbc", 2, -3); pf_fmt_char(f, '|')), "a? |");
+    /* C1 controls (NEL, CSI, which a terminal takes as an escape) and the
+     * Unicode line and paragraph separators, where readers break lines;
+     * the column is padded by what is written. */
+    cr_assert_str_eq(FMT(pf_fmt_name(f, "n\xc2\x85" "c\xc2\x9b" "31m l\xe2\x80\xa8p\xe2\x80\xa9")), "n?c?31m l?p?");
+    cr_assert_str_eq(FMT(pf_fmt_name(f, "\xc2\xa0\xe2\x80\xa7\xc2")), "\xc2\xa0\xe2\x80\xa7\xc2"); /* neighbours kept */
+    cr_assert_str_eq(FMT(pf_fmt_name_w(f, "a\xe2\x80\xa8" "b", -5); pf_fmt_char(f, '|')), "a?b  |");
+    cr_assert_str_eq(FMT(pf_fmt_name_w(f, "\xc2\x85", 3)), "  ?");
 }
 
 Test(fmt, memory_mode_truncates)
@@ -210,6 +217,10 @@ Test(fmt, json_escaping)
     cr_assert_str_eq(FMT(pf_fmt_json_str(f, "l1\nl2\r\t\b\f")), "\"l1\\nl2\\r\\t\\b\\f\"");
     cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\x01\x1f")), "\"\\u0001\\u001f\"");
     cr_assert_str_eq(FMT(pf_fmt_json_str(f, "\x7f")), "\"\x7f\"");
+    /* Valid as they are, but line breaks to str.splitlines() and older
+     * JavaScript: a JSON line stays one line to every reader. */
+    cr_assert_str_eq(FMT(pf_fmt_json_str(f, "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xc2\x85" "d\xc2\x80\xc2\x9f\xc2\xa0")),
+                     "\"a\\u2028b\\u2029c\\u0085d\\u0080\\u009f\xc2\xa0\"");
     cr_assert_str_eq(FMT(pf_fmt_json_str(f, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80")),
                      "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
     /* Invalid UTF-8: a lone continuation byte, a truncated sequence, an
