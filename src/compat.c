@@ -223,13 +223,13 @@ static void type_memory_usage(const char *type_name)
     print_begin(&pr);
     if (!type_name || view_family(&pr, type_name, &v) != 0) {
         pf_fmt_str(&pr.f, "halloc: type ");
-        pf_fmt_str(&pr.f, type_name);
+        pf_fmt_name(&pr.f, type_name);
         pf_fmt_str(&pr.f, " has no family (nothing allocated yet)\n");
         print_end(&pr);
         return;
     }
     pf_fmt_str(&pr.f, "halloc: memory usage of type ");
-    pf_fmt_str(&pr.f, v.st.name);
+    pf_fmt_name(&pr.f, v.st.name);
     pf_fmt_str(&pr.f, " (object size ");
     pf_fmt_u64(&pr.f, v.st.slot_size);
     pf_fmt_str(&pr.f, " bytes)\n");
@@ -268,7 +268,7 @@ static void mm_warn(const char *what, const char *name)
 
     pf_fmt_init(&f, buf, sizeof buf, 2);
     pf_fmt_str(&f, "uapi_mm: page family ");
-    pf_fmt_str(&f, name);
+    pf_fmt_name(&f, name);
     pf_fmt_str(&f, what);
     pf_fmt_char(&f, '\n');
     (void)pf_fmt_flush(&f);
@@ -340,7 +340,7 @@ static void memory_usage(const char *struct_name)
             continue;
         shown++;
         pf_fmt_str(&pr.f, "page family ");
-        pf_fmt_str(&pr.f, v.st.name);
+        pf_fmt_name(&pr.f, v.st.name);
         pf_fmt_str(&pr.f, "  object size ");
         pf_fmt_u64(&pr.f, v.st.slot_size);
         pf_fmt_str(&pr.f, "  application bytes ");
@@ -378,7 +378,7 @@ static void memory_usage(const char *struct_name)
         pf_fmt_str(&pr.f, "no page family");
         if (struct_name) {
             pf_fmt_str(&pr.f, " starting with ");
-            pf_fmt_str(&pr.f, struct_name);
+            pf_fmt_name(&pr.f, struct_name);
         }
         pf_fmt_char(&pr.f, '\n');
     }

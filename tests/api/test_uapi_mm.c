@@ -358,6 +358,29 @@ Test(mm_print, memory_usage_selects_by_prefix)
     XFREE(s);
 }
 
+/* A family's name is any string the program registers: a newline in it
+ * is written as '?' (as in the reports), so a family's line stays one line
+ * and no line of the listing is made up by a name. */
+Test(mm_print, a_name_with_a_newline_keeps_its_line)
+{
+    mm_instantiate_new_page_family("odd\ntotal application bytes 999", 24);
+    void *p = pf_mm_calloc_by_name("odd\ntotal application bytes 999", 1);
+    cr_assert_not_null(p);
+    char line[512];
+    char *text = capture(print_usage, (void *)"odd");
+    cr_assert_not_null(line_with(text, "page family odd?total application bytes 999  object size 24", line,
+                                 sizeof line), "%s", text);
+    size_t lines = 0;
+    for (const char *s = text; (s = strstr(s, "total application bytes")) != NULL; s++)
+        lines += s == text || s[-1] == '\n';
+    cr_assert_eq(lines, 1, "a line made up by the name:\n%s", text);
+    free(text);
+    text = capture(print_usage, (void *)"none\nspans 7");
+    cr_assert_not_null(strstr(text, "no page family starting with none?spans 7\n"), "%s", text);
+    free(text);
+    XFREE(p);
+}
+
 Test(mm_print, block_usage_counts)
 {
     student_t *s[9];
