@@ -242,8 +242,7 @@ static void warn(int fd, const char *name, const char *value, const char *expect
     pf_fmt_str(&f, "pfalloc: ignoring ");
     pf_fmt_str(&f, name);
     pf_fmt_char(&f, '=');
-    for (const char *s = value; *s; s++) /* the value stays on one line */
-        pf_fmt_char(&f, *s == '\n' || *s == '\r' ? ' ' : *s);
+    pf_fmt_name(&f, value); /* the value stays on one line, an escape sequence is not sent */
     pf_fmt_str(&f, ": expected ");
     pf_fmt_str(&f, expect);
     pf_fmt_str(&f, " (using the default)\n");

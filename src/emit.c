@@ -121,18 +121,29 @@ static int reopen_tty(void)
     return fd;
 }
 
-/* One line on the starting stderr (when there is one), made of `parts`. */
-static void warn(const char *const *parts, size_t nparts)
+/* One line on the starting stderr (when there is one), made of `parts`;
+ * part `name` (when not -1) is a path, written as a name (pf_fmt_name: a
+ * control character in it does not split the line). */
+static void warn_named(const char *const *parts, size_t nparts, size_t name)
 {
     char msg[sizeof(pf_config.out) + 160];
     struct pf_fmt f;
     pf_fmt_init(&f, msg, sizeof(msg), -1);
-    for (size_t i = 0; i < nparts; i++)
-        pf_fmt_str(&f, parts[i]);
+    for (size_t i = 0; i < nparts; i++) {
+        if (i == name)
+            pf_fmt_name(&f, parts[i]);
+        else
+            pf_fmt_str(&f, parts[i]);
+    }
     msg[f.len - 1] = '\n'; /* the last part's, or the one a cut line lost */
     int err = stderr_fd();
     if (err >= 0)
         pf_os_write_quiet(err, msg, f.len);
+}
+
+static void warn(const char *const *parts, size_t nparts)
+{
+    warn_named(parts, nparts, (size_t)-1);
 }
 
 void pf_emit_warn(const char *const *parts, size_t nparts)
@@ -187,7 +198,7 @@ static int open_out(int at_exit, int *own)
                           : e == EDQUOT ? "disk quota exceeded" : "cannot be opened";
         const char *parts[] = {"pfalloc: PFALLOC_OUT ", path, *src ? "..." : "", ": ", why,
                                " (reports go to stderr)\n"};
-        warn(parts, sizeof(parts) / sizeof(parts[0]));
+        warn_named(parts, sizeof(parts) / sizeof(parts[0]), 1);
     }
     *own = fd >= 0;
     return fd < 0 ? stderr_fd() : fd;
@@ -208,7 +219,7 @@ static void warn_write(int fd, int e)
                       : e == EIO ? "input/output error" : "write error";
     const char *parts[] = {"pfalloc: a report could not be written to PFALLOC_OUT ", pf_config.out, ": ",
                            why, " (it is lost)\n"};
-    warn(parts, sizeof(parts) / sizeof(parts[0]));
+    warn_named(parts, sizeof(parts) / sizeof(parts[0]), 1);
 }
 
 /* errno is left as it was; *err (when not NULL) is the report's own. */

@@ -88,10 +88,10 @@ static void remember_name(void)
     const char *p = program_invocation_short_name;
     if (!p || !*p)
         return;
-    size_t n = 0;
-    for (; p[n] && n < sizeof(prog_name) - 1; n++)
-        prog_name[n] = (unsigned char)p[n] < 0x20 || p[n] == 0x7f ? '?' : p[n];
-    prog_name[n] = 0;
+    struct pf_fmt f;
+    pf_fmt_init(&f, prog_name, sizeof(prog_name), -1);
+    pf_fmt_name(&f, p); /* cut to what fits, as before */
+    pf_fmt_cstr(&f);
     atomic_store_explicit(&prog_named, 1, memory_order_release);
 }
 

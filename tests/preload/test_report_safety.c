@@ -508,6 +508,51 @@ Test(report_safety, a_report_past_the_file_size_limit_keeps_the_exit_status)
     pf_tempdir_remove(dir);
 }
 
+/* A PFALLOC_OUT path that cannot be opened and holds a newline and an
+ * escape sequence: the warning is one line, the path written with '?' for
+ * them. */
+Test(report_safety, out_path_with_control_characters_is_warned_of_on_one_line)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("leaky"), NULL};
+    const char *const env[] = {"PFALLOC_OUT=/nonexistent-dir\n\x1b[2J/report", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(strstr(r.err, "pfalloc: PFALLOC_OUT /nonexistent-dir??[2J/report: no such directory (reports go to "
+                            "stderr)\n") != NULL,
+              "%s", r.err);
+    cr_assert(pf_has_report(r.err, "leaky"), "%s", r.err);
+    pf_run_free(&r);
+}
+
+/* A program whose file name holds a C1 control (CSI, which a terminal may
+ * take as the start of an escape sequence): the report's header names it
+ * with '?'. */
+Test(report_safety, a_program_name_with_a_c1_control_is_written_with_a_question_mark)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("c1name");
+    char *copy = pf_path(dir, "le\xc2\x9b" "aky");
+    size_t len = 0;
+    char *bytes = pf_read_file(PROG("leaky"), &len);
+    cr_assert(bytes != NULL && len > 0);
+    pf_write_file(copy, bytes, len);
+    cr_assert_eq(chmod(copy, 0755), 0);
+    const char *const argv[] = {copy, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "leaky");
+    cr_assert(strstr(r.err, " (le?aky), reason exit, ") != NULL, "%s", r.err);
+    cr_assert(strstr(r.err, "\xc2\x9b") == NULL, "%s", r.err);
+    pf_run_free(&r);
+    free(bytes);
+    free(copy);
+    pf_tempdir_remove(dir);
+}
+
 /* A program that ends with every descriptor in use (reach's "fds" opens
  * /dev/null until none is left): PFALLOC_OUT cannot be opened, and the
  * warning says why, so the user knows it is the program's descriptors and

@@ -279,6 +279,10 @@ Test(config, a_bad_value_gets_one_warning_line_and_the_default)
     expect_one_warning("PFALLOC_LEAK_EXIT_CODE", "256");
     expect_one_warning("PFALLOC_CACHE", "12x");
     expect_one_warning("PFALLOC_FORMAT", "x\nml\r"); /* a newline in the value stays on one line */
+    cr_assert_not_null(strstr(captured, "=x?ml?: expected"), "%s", captured);
+    /* An escape sequence in the value reaches no terminal: ESC and CSI (C1) as '?'. */
+    expect_one_warning("PFALLOC_FORMAT", "\x1b[31mred\xc2\x9b" "0m");
+    cr_assert_not_null(strstr(captured, "=?[31mred?0m: expected"), "%s", captured);
     char long_path[2000];
     memset(long_path, 'p', sizeof long_path - 1);
     long_path[sizeof long_path - 1] = 0;
