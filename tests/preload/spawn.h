@@ -360,6 +360,20 @@ static inline char *pf_path(const char *dir, const char *name)
     return p;
 }
 
+/* A copy of the program at src, executable, as dir/name (a name a test
+ * picks: a newline or a control character in it); the malloc'd path. */
+static inline char *pf_copy_program(const char *src, const char *dir, const char *name)
+{
+    char *copy = pf_path(dir, name);
+    size_t len = 0;
+    char *bytes = pf_read_file(src, &len);
+    cr_assert(bytes != NULL && len > 0, "cannot read %s", src);
+    pf_write_file(copy, bytes, len);
+    free(bytes);
+    cr_assert(chmod(copy, 0755) == 0, "chmod %s: %s", copy, strerror(errno));
+    return copy;
+}
+
 /* Occurrences of needle in hay (they may overlap). */
 static inline size_t pf_count(const char *hay, const char *needle)
 {

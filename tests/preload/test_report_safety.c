@@ -534,12 +534,7 @@ Test(report_safety, a_program_name_with_a_c1_control_is_written_with_a_question_
 {
     PF_REQUIRE_PRELOAD();
     char *dir = pf_tempdir("c1name");
-    char *copy = pf_path(dir, "le\xc2\x9b" "aky");
-    size_t len = 0;
-    char *bytes = pf_read_file(PROG("leaky"), &len);
-    cr_assert(bytes != NULL && len > 0);
-    pf_write_file(copy, bytes, len);
-    cr_assert_eq(chmod(copy, 0755), 0);
+    char *copy = pf_copy_program(PROG("leaky"), dir, "le\xc2\x9b" "aky");
     const char *const argv[] = {copy, NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .timeout_s = 60};
     struct pf_run r;
@@ -548,7 +543,6 @@ Test(report_safety, a_program_name_with_a_c1_control_is_written_with_a_question_
     cr_assert(strstr(r.err, " (le?aky), reason exit, ") != NULL, "%s", r.err);
     cr_assert(strstr(r.err, "\xc2\x9b") == NULL, "%s", r.err);
     pf_run_free(&r);
-    free(bytes);
     free(copy);
     pf_tempdir_remove(dir);
 }

@@ -186,12 +186,7 @@ Test(sites, a_file_name_with_a_newline_keeps_each_frame_on_its_line)
 {
     PF_REQUIRE_PRELOAD();
     char *dir = pf_tempdir("newline");
-    char *copy = pf_path(dir, "le\naky");
-    size_t len = 0;
-    char *bytes = pf_read_file(PROG("leaky"), &len);
-    cr_assert(bytes != NULL && len > 0);
-    pf_write_file(copy, bytes, len);
-    cr_assert_eq(chmod(copy, 0755), 0);
+    char *copy = pf_copy_program(PROG("leaky"), dir, "le\naky");
     const char *const argv[] = {copy, NULL};
     const char *const env[] = {"PFALLOC_SITES=1", NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
@@ -203,7 +198,6 @@ Test(sites, a_file_name_with_a_newline_keeps_each_frame_on_its_line)
     cr_assert(pf_count(r.err, "/le?aky+0x") >= 4, "%s", r.err);
     cr_assert(pf_count(r.err, "\naky+0x") == 0, "%s", r.err);
     pf_run_free(&r);
-    free(bytes);
     free(copy);
     pf_tempdir_remove(dir);
 }
