@@ -630,24 +630,34 @@ static void assert_resolved(const char *out, const char *func, const char *needl
               "%s should resolve to %s:\n%s", func, want, out);
 }
 
+/* The exit report of test program `name` (text or JSON), with sites, in
+ * dir/report; its path (the caller frees it). */
+static char *report_with_sites(const char *dir, const char *name, const char *format)
+{
+    char *report = pf_path(dir, "report");
+    char var[600], fmt[64];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
+    snprintf(fmt, sizeof fmt, "PFALLOC_FORMAT=%s", format);
+    const char *const env[] = {var, fmt, "PFALLOC_SITES=1", NULL};
+    char prog[512];
+    snprintf(prog, sizeof prog, "%s/%s", PF_PROGS_DIR, name);
+    const char *const argv[] = {prog, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, name);
+    pf_run_free(&r);
+    return report;
+}
+
 static void sites_for(const char *format, char **out)
 {
     need_python();
     PF_REQUIRE_PRELOAD();
     PF_REQUIRE_PROGRAM("addr2line");
     char *dir = pf_tempdir("sites");
-    char *report = pf_path(dir, "report");
-    char var[600];
-    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
-    char fmt[64];
-    snprintf(fmt, sizeof fmt, "PFALLOC_FORMAT=%s", format);
-    const char *const env[] = {var, fmt, "PFALLOC_SITES=1", NULL};
-    const char *const largv[] = {PROG("leaky"), NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    char *report = report_with_sites(dir, "leaky", format);
     struct pf_run r;
-    pf_spawn(largv, &o, &r);
-    pf_assert_ok(&r, "leaky");
-    pf_run_free(&r);
     const char *const argv[] = {SCRIPT("pfalloc-sites"), "--exe", PROG("leaky"), report, NULL};
     run(argv, NULL, &r);
     pf_assert_ok(&r, "pfalloc-sites");
@@ -824,24 +834,6 @@ Test(scripts, sites_find_the_module_from_the_report)
     pf_tempdir_remove(dir);
 }
 
-/* oddnames' exit report, text or JSON, with sites, in dir/report; its path
- * (the caller frees it). */
-static char *oddnames_report(const char *dir, const char *format)
-{
-    char *report = pf_path(dir, "report");
-    char var[600], fmt[64];
-    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
-    snprintf(fmt, sizeof fmt, "PFALLOC_FORMAT=%s", format);
-    const char *const env[] = {var, fmt, "PFALLOC_SITES=1", NULL};
-    const char *const argv[] = {PROG("oddnames"), NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
-    struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "oddnames");
-    pf_run_free(&r);
-    return report;
-}
-
 /* The names of oddnames' families that hold only ASCII, as a report shows
  * them (the fake header cut to 63 bytes), each in the family column of
  * pfalloc-sites' line for it, followed by the site. */
@@ -874,7 +866,7 @@ Test(scripts, sites_read_families_with_odd_names)
     PF_REQUIRE_PROGRAM("addr2line");
     char *dir = pf_tempdir("sitesodd");
     for (int json = 0; json < 2; json++) {
-        char *report = oddnames_report(dir, json ? "json" : "text");
+        char *report = report_with_sites(dir, "oddnames", json ? "json" : "text");
         const char *const argv[] = {SCRIPT("pfalloc-sites"), report, NULL};
         struct pf_run r;
         run(argv, NULL, &r);
@@ -907,7 +899,7 @@ Test(scripts, view_reads_families_with_odd_names)
     need_python();
     PF_REQUIRE_PRELOAD();
     char *dir = pf_tempdir("viewodd");
-    char *report = oddnames_report(dir, "json");
+    char *report = report_with_sites(dir, "oddnames", "json");
     char *html = pf_path(dir, "page.html");
     const char *const argv[] = {SCRIPT("pfalloc-view"), "-o", html, report, NULL};
     struct pf_run r;
