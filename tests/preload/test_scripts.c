@@ -889,6 +889,43 @@ Test(scripts, sites_read_families_with_odd_names)
     pf_tempdir_remove(dir);
 }
 
+/* A leak in a library unloaded before the exit: its text row names the
+ * site "libdlleak_a.so+0x... (libdlleak_a.so, unloaded)", which
+ * pfalloc-sites lists and resolves in the library --lib finds, as from the
+ * JSON report, rather than leaving the row out. */
+Test(scripts, sites_read_a_site_in_an_unloaded_module)
+{
+    need_python();
+    PF_REQUIRE_PRELOAD();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("sitesunl");
+    char *report = pf_path(dir, "report");
+    char var[600];
+    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
+    const char *const env[] = {var, "PFALLOC_SITES=1", NULL};
+    const char *const pargv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(pargv, &o, &r);
+    pf_assert_ok(&r, "dlclose_leaks");
+    pf_run_free(&r);
+    char *text = pf_read_file(report, NULL);
+    cr_assert(strstr(text, "(libdlleak_a.so, unloaded)") != NULL, "%s", text);
+    free(text);
+    const char *const argv[] = {SCRIPT("pfalloc-sites"), "--lib", PF_PROGS_DIR, report, NULL};
+    run(argv, NULL, &r);
+    pf_assert_ok(&r, "pfalloc-sites");
+    const char *row = strstr(r.out, " libdlleak_a.so+0x");
+    cr_assert(row != NULL, "no row for the unloaded library's site:\n%s%s", r.out, r.err);
+    const char *eol = strchr(row, '\n');
+    const char *hit = strstr(row, "dlleak_a.c:");
+    cr_assert(hit && (!eol || hit < eol) && strstr(row, "[definitely lost]") < eol, "%s", r.out);
+    pf_run_free(&r);
+    unlink(report);
+    free(report);
+    pf_tempdir_remove(dir);
+}
+
 /* A family's name is the program's to choose: one that holds Unicode's
  * line separators (where str.splitlines() breaks a line), a site, markup or
  * a report's first or last line is shown on pfalloc-view's page as a name,
