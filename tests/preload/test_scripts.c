@@ -926,6 +926,48 @@ Test(scripts, sites_read_a_site_in_an_unloaded_module)
     pf_tempdir_remove(dir);
 }
 
+/* A family's name may hold a reachability and what reads as a site, or
+ * end in a reachability right before the row's own column: the row's own
+ * (the last column that can be one) is read as its reachability, and the
+ * name whole as its family. */
+Test(scripts, sites_read_the_last_reachability_of_a_row)
+{
+    need_python();
+    PF_REQUIRE_PROGRAM("addr2line");
+    char *dir = pf_tempdir("sitesreach");
+    char *report = pf_path(dir, "report");
+    static const char text[] =
+        "==== pfalloc report: pid 7 (p), reason exit, 0.010 s since start ====\n"
+        "leaks: 3 objects, 144 B still live at exit, the program's own: 3 objects, 144 B\n"
+        "  allocated by the program:\n"
+        "     objects        bytes  family                 reachability     site\n"
+        "           2           96  struct quite_long_name definitely lost  (a) still reachable  "
+        "main+0x6f (/bin/sh+0x10)\n"
+        "           1           48  struct quite_long_name definitely lost still reachable  "
+        "main+0x70 (/bin/sh+0x11)\n"
+        "==== end of pfalloc report ====\n";
+    pf_write_file(report, text, sizeof text - 1);
+    const char *const argv[] = {SCRIPT("pfalloc-sites"), report, NULL};
+    struct pf_run r;
+    run(argv, NULL, &r);
+    static const char *const rows[] = {
+        "  struct quite_long_name definitely lost  (a) main+0x6f ",
+        "  struct quite_long_name definitely lost main+0x70 ",
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *row = strstr(r.out, rows[i]);
+        cr_assert(row != NULL, "no row for %s:\n%s%s", rows[i], r.out, r.err);
+        const char *eol = strchr(row, '\n');
+        const char *reach = strstr(row, "[still reachable]");
+        cr_assert(reach && (!eol || reach < eol), "%s", r.out);
+    }
+    cr_assert(strstr(r.out, "lost]") == NULL, "%s", r.out);
+    pf_run_free(&r);
+    unlink(report);
+    free(report);
+    pf_tempdir_remove(dir);
+}
+
 /* A family's name is the program's to choose: one that holds Unicode's
  * line separators (where str.splitlines() breaks a line), a site, markup or
  * a report's first or last line is shown on pfalloc-view's page as a name,
