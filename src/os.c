@@ -1270,6 +1270,12 @@ const void *pf_os_map_file(const char *path, size_t *size)
     return m;
 }
 
+void pf_os_unmap_file(const void *p, size_t size)
+{
+    atomic_fetch_add_explicit(&n_munmap, 1, memory_order_relaxed);
+    munmap((void *)(uintptr_t)p, size);
+}
+
 long pf_os_readlink(const char *path, char *buf, size_t cap)
 {
     if (cap < 2)

@@ -189,6 +189,8 @@ PF_HIDDEN void pf_os_fork_stacks(void);
  * opened, is not a regular file, or is empty. Stays mapped: callers keep
  * pointers into it. Not counted in mapped_bytes (file pages, not memory). */
 PF_HIDDEN const void *pf_os_map_file(const char *path, size_t *size);
+/* Unmaps a file mapped by pf_os_map_file. */
+PF_HIDDEN void pf_os_unmap_file(const void *p, size_t size);
 /* readlink(2) with a terminating NUL; the length, or -1. */
 PF_HIDDEN long pf_os_readlink(const char *path, char *buf, size_t cap);
 /* Nonzero in the process's initial thread (its thread id is the pid). */

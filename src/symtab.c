@@ -6,8 +6,10 @@
  * IFUNC, defined) sorted into a table in pfalloc's metadata, once per module:
  * .symtab when the file has one (static functions too), else the one of its
  * separate debug file (/usr/lib/debug by build-id, or .gnu_debuglink), else
- * .dynsym. Every read of a file is checked against its size, so a truncated
- * or corrupt file gives no names, never a fault. Names point into the mapped
+ * .dynsym. A file that is not the one the module's code in memory came from
+ * (its path renamed over since) gives no names, not another build's. Every
+ * read of a file is checked against its size, so a truncated or corrupt
+ * file gives no names, never a fault. Names point into the mapped
  * string tables, which stay mapped. One builder at a time (a try-flag): a
  * lookup that finds it taken answers with the module only.
  */
@@ -15,6 +17,7 @@
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <link.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -320,27 +323,32 @@ static const char *table_find(const struct table *t, uintptr_t a, uintptr_t *off
 }
 
 /* The build-id note's bytes, or NULL. */
+/* The GNU build-id among the notes in [d, d + n), or NULL. */
+static const unsigned char *note_build_id(const unsigned char *d, size_t n, size_t *len)
+{
+    size_t at = 0;
+    while (n - at >= 12) {
+        uint32_t nh[3];
+        memcpy(nh, d + at, sizeof nh);
+        uint64_t name = (nh[0] + 3ull) & ~3ull, desc = (nh[1] + 3ull) & ~3ull;
+        if (name + desc > n - at - 12)
+            break;
+        if (nh[2] == NT_GNU_BUILD_ID && nh[0] == 4 && memcmp(d + at + 12, "GNU", 4) == 0 && nh[1] && nh[1] <= 64) {
+            *len = nh[1];
+            return d + at + 12 + name;
+        }
+        at += 12 + name + desc;
+    }
+    return NULL;
+}
+
 static const unsigned char *build_id(const struct elf *e, size_t *len)
 {
     for (uint32_t i = 1; i < e->shnum; i++) {
         size_t n;
-        const unsigned char *d;
-        if (e->sh[i].sh_type != SHT_NOTE || !(d = sec_data(e, i, &n)))
-            continue;
-        size_t at = 0;
-        while (n - at >= 12) {
-            uint32_t nh[3];
-            memcpy(nh, d + at, sizeof nh);
-            uint64_t name = (nh[0] + 3ull) & ~3ull, desc = (nh[1] + 3ull) & ~3ull;
-            if (name + desc > n - at - 12)
-                break;
-            if (nh[2] == NT_GNU_BUILD_ID && nh[0] == 4 && memcmp(d + at + 12, "GNU", 4) == 0 && nh[1] &&
-                nh[1] <= 64) {
-                *len = nh[1];
-                return d + at + 12 + name;
-            }
-            at += 12 + name + desc;
-        }
+        const unsigned char *d, *id;
+        if (e->sh[i].sh_type == SHT_NOTE && (d = sec_data(e, i, &n)) && (id = note_build_id(d, n, len)))
+            return id;
     }
     return NULL;
 }
@@ -446,6 +454,7 @@ const char *pf_sym_in_file(const void *file, size_t size, uintptr_t fileaddr, ui
 struct found {
     const void *key;
     uintptr_t bias;
+    uintptr_t start;  /* its lowest mapped address: its ELF header */
     const char *name; /* "" for the executable */
 };
 
@@ -457,6 +466,7 @@ static int locate(uintptr_t addr, struct found *out)
         return 0;
     out->key = r.dlfo_link_map;
     out->bias = r.dlfo_link_map->l_addr;
+    out->start = (uintptr_t)r.dlfo_map_start;
     out->name = r.dlfo_link_map->l_name ? r.dlfo_link_map->l_name : "";
     return 1;
 }
@@ -477,6 +487,11 @@ static int visit(struct dl_phdr_info *info, size_t size, void *data)
         if (ph->p_type == PT_LOAD && s->addr >= lo && s->addr - lo < ph->p_memsz) {
             s->out->key = info->dlpi_phdr;
             s->out->bias = info->dlpi_addr;
+            s->out->start = UINTPTR_MAX;
+            for (int j = 0; j < info->dlpi_phnum; j++)
+                if (info->dlpi_phdr[j].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[j].p_vaddr < s->out->start)
+                    s->out->start = info->dlpi_addr + info->dlpi_phdr[j].p_vaddr;
+            s->out->start &= ~(uintptr_t)(pf_os_page_size() - 1);
             s->out->name = info->dlpi_name ? info->dlpi_name : "";
             s->hit = 1;
             return 1;
@@ -493,6 +508,82 @@ static int locate(uintptr_t addr, struct found *out)
     return s.hit;
 }
 #endif
+
+/* ---- whether a file holds the code that runs -------------------------------- */
+
+PF_BULK static unsigned char mem_buf[16384]; /* a module's memory being compared; used under busy */
+
+/* Copies len bytes of this process's memory at src into dst; 1 when all
+ * were copied. Through the kernel, which fails where a plain read would
+ * fault: a module's file truncated under its mapping raises SIGBUS on the
+ * pages past its new end. Read directly only where the kernel refuses the
+ * copy (a seccomp filter). */
+static int mem_copy(void *dst, uintptr_t src, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        long got = pf_os_read_mem(pf_os_tid(), (char *)dst + done, src + done, len - done);
+        if (got == -ENOSYS || got == -EPERM) {
+            memcpy((char *)dst + done, (const void *)(src + done), len - done);
+            return 1;
+        }
+        if (got <= 0)
+            return 0;
+        done += (size_t)got;
+    }
+    return 1;
+}
+
+/* Whether memory at addr holds the file's bytes [off, off + len). */
+static int mem_same(const struct elf *e, uint64_t off, uintptr_t addr, uint64_t len)
+{
+    if (!inside(e->size, off, len))
+        return 0;
+    for (uint64_t at = 0; at < len;) {
+        size_t n = len - at < sizeof mem_buf ? (size_t)(len - at) : sizeof mem_buf;
+        if (!mem_copy(mem_buf, addr + at, n) || memcmp(mem_buf, e->p + off + at, n) != 0)
+            return 0;
+        at += n;
+    }
+    return 1;
+}
+
+/* Whether the ELF file e is the one the module fo was loaded from, so
+ * that its symbols name the code in memory. The path the loader keeps may
+ * name another file by now: a package upgrade renames a new build over a
+ * library or program in use, a plugin rebuilt and copied over, a library
+ * loaded from /proc/self/fd/N whose descriptor now holds another file.
+ * The same ELF and program headers, and the same notes: with a build-id
+ * among them, the same build; without one, the same bytes in each
+ * read-only segment (code and constants, which the loader never writes). */
+static int same_code(const struct elf *e, const struct found *fo)
+{
+    ElfW(Ehdr) eh;
+    memcpy(&eh, e->p, sizeof eh);
+    if (eh.e_phentsize != sizeof(ElfW(Phdr)) || !eh.e_phnum ||
+        (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr)) > sizeof mem_buf ||
+        !inside(e->size, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr))) ||
+        !mem_same(e, 0, fo->start, sizeof eh) ||
+        !mem_same(e, eh.e_phoff, fo->start + eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(ElfW(Phdr))))
+        return 0;
+    const unsigned char *ph = e->p + eh.e_phoff;
+    int has_id = 0;
+    for (int pass = 0; pass < 2 && !has_id; pass++)
+        for (uint32_t i = 0; i < eh.e_phnum; i++) {
+            ElfW(Phdr) h;
+            memcpy(&h, ph + i * sizeof h, sizeof h);
+            if (pass == 0 && h.p_type == PT_NOTE) {
+                size_t idlen;
+                if (!mem_same(e, h.p_offset, fo->bias + h.p_vaddr, h.p_filesz))
+                    return 0;
+                if (note_build_id(e->p + h.p_offset, h.p_filesz, &idlen))
+                    has_id = 1;
+            } else if (pass == 1 && h.p_type == PT_LOAD && !(h.p_flags & PF_W) &&
+                       !mem_same(e, h.p_offset, fo->bias + h.p_vaddr, h.p_filesz)) {
+                return 0;
+            }
+        }
+    return 1;
+}
 
 static struct module *cached(const struct found *fo)
 {
@@ -546,8 +637,15 @@ static struct module *module_built(const struct found *fo)
         if (!m && !(m = mods ? cached(fo) : NULL))
             m = add_module(fo);
         if (m && !atomic_load_explicit(&m->state, memory_order_relaxed)) {
+            /* The executable's file by the kernel's link, which stays
+             * the mapped file when its path is removed or renamed over. */
             size_t size;
-            const void *p = pf_os_map_file(m->path, &size);
+            const void *p = pf_os_map_file(*fo->name ? m->path : "/proc/thread-self/exe", &size);
+            struct elf e;
+            if (p && (!elf_open(&e, p, size) || !same_code(&e, fo))) {
+                pf_os_unmap_file(p, size);
+                p = NULL; /* not the code that runs: no names rather than wrong ones */
+            }
             if (!p || !build(p, size, m->path, &m->t))
                 memset(&m->t, 0, sizeof m->t);
             atomic_store_explicit(&m->state, 1, memory_order_release);

@@ -278,6 +278,39 @@ Test(sites, unloaded_library_json)
     pf_run_free(&r);
 }
 
+/* A library still loaded whose path names another build by the exit: a
+ * package upgrade renames a new file over it, or a memfd's descriptor is
+ * closed and its number reused. Its table was read from the file at that
+ * path, and its leaks named after the other build's function at their
+ * offset (dlleak_b_touch+0x12 (.../libplug.so+0x1132)). */
+static void replaced_library(const char *mode)
+{
+    char *dir = pf_tempdir("replaced");
+    const char *const argv[] = {PROG("replaced_lib"), mode, dir, PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
+    struct pf_run r;
+    run_sites(argv, NULL, NULL, &r);
+    cr_assert(strstr(r.out, "replaced_lib: replaced") != NULL, "%s: stdout: %s\nstderr: %s", mode, r.out, r.err);
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s: %s", mode, r.err);
+    cr_assert(strstr(l, "dlleak_b") == NULL, "%s: a leak named after the file that replaced its library:\n%s", mode, l);
+    const char *row = strstr(l, " 216  malloc-80 ");
+    cr_assert(row != NULL, "%s: the library's 3 leaks of 72 bytes are not listed:\n%s", mode, l);
+    pf_run_free(&r);
+    pf_tempdir_remove(dir);
+}
+
+Test(sites, library_renamed_over_is_not_named_from_the_new_file)
+{
+    PF_REQUIRE_PRELOAD();
+    replaced_library("rename");
+}
+
+Test(sites, library_from_a_reused_descriptor_is_not_named_from_its_new_file)
+{
+    PF_REQUIRE_PRELOAD();
+    replaced_library("memfd");
+}
+
 /* The objects and bytes of the first row of a report's leak section
  * (from `l`) that holds `text`; 0 when none does. */
 static int row_with(const char *l, const char *text, unsigned long *objs, unsigned long *bytes)
