@@ -5,7 +5,8 @@
  * Its file is mapped whole, read-only, and its function symbols (FUNC and
  * IFUNC, defined) sorted into a table in pfalloc's metadata, once per module:
  * .symtab when the file has one (static functions too), else the one of its
- * separate debug file (/usr/lib/debug by build-id, or .gnu_debuglink), else
+ * separate debug file of the same build (/usr/lib/debug by build-id, or
+ * .gnu_debuglink: its build-id, or the CRC the link records, checked), else
  * .dynsym. A file that is not the one the module's code in memory came from
  * (its path renamed over since) gives no names, not another build's. Every
  * read of a file is checked against its size, so a truncated or corrupt
@@ -353,8 +354,9 @@ static const unsigned char *build_id(const struct elf *e, size_t *len)
     return NULL;
 }
 
-/* The file named by .gnu_debuglink, or NULL. */
-static const char *debuglink(const struct elf *e)
+/* The file named by .gnu_debuglink, or NULL; *crc the CRC-32 of that
+ * file's contents that the link records. */
+static const char *debuglink(const struct elf *e, uint32_t *crc)
 {
     ElfW(Ehdr) eh;
     memcpy(&eh, e->p, sizeof eh);
@@ -368,44 +370,92 @@ static const char *debuglink(const struct elf *e)
             memcmp(names + at, ".gnu_debuglink", sizeof ".gnu_debuglink") != 0)
             continue;
         const char *d = (const char *)sec_data(e, i, &dlen);
-        if (d && dlen && memchr(d, 0, dlen) && *d && !strchr(d, '/'))
-            return d;
+        const char *nul = d && dlen ? memchr(d, 0, dlen) : NULL;
+        if (!nul || !*d || strchr(d, '/'))
+            continue;
+        /* The name, padded to 4 bytes, then the CRC. */
+        size_t c = ((size_t)(nul - d) + 4) & ~(size_t)3;
+        if (c > dlen || dlen - c < 4)
+            continue;
+        memcpy(crc, d + c, 4);
+        return d;
     }
     return NULL;
 }
 
-/* Tries the debug file at scratch: its .symtab into t. */
-static int try_debug_file(struct table *t)
+/* CRC-32 (ISO-HDLC, zlib's), the one .gnu_debuglink records. */
+static uint32_t crc32_of(const unsigned char *p, size_t n)
 {
-    size_t size;
+    static uint32_t tab[256];
+    if (!tab[1])
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            tab[i] = c;
+        }
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++)
+        c = tab[(c ^ p[i]) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* What a debug file must match to be the module's: its build-id when the
+ * module has one, else the CRC its debug link records. */
+struct debug_want {
+    const unsigned char *id; /* NULL: none */
+    size_t idlen;
+    uint32_t crc;
+    int has_crc;
+};
+
+/* Tries the debug file at scratch: its .symtab into t, when it is the
+ * module's. A debug file of another build of the module (an older package's
+ * left installed, a rebuilt program's copied beside it) has other
+ * addresses: its names would be wrong ones, so it is not used. */
+static int try_debug_file(struct table *t, const struct debug_want *w)
+{
+    size_t size, idlen;
     const void *p = pf_os_map_file(scratch, &size);
     struct elf e;
-    return p && elf_open(&e, p, size) && load_table(&e, SHT_SYMTAB, t);
+    if (!p)
+        return 0;
+    const unsigned char *id;
+    int ok = elf_open(&e, p, size);
+    if (ok && w->id)
+        ok = (id = build_id(&e, &idlen)) && idlen == w->idlen && memcmp(id, w->id, idlen) == 0;
+    else if (ok)
+        ok = w->has_crc && crc32_of(p, size) == w->crc;
+    if (ok && load_table(&e, SHT_SYMTAB, t))
+        return 1;
+    pf_os_unmap_file(p, size);
+    return 0;
 }
 
 /* The separate debug file's .symtab for module `path`, if one is installed. */
 static int load_debug(const struct elf *e, const char *path, struct table *t)
 {
-    size_t idlen;
+    struct debug_want w = {0};
     struct pf_fmt f; /* a path into scratch; one that does not fit is not tried */
-    const unsigned char *id = build_id(e, &idlen);
-    if (id && idlen >= 2) {
+    w.id = build_id(e, &w.idlen);
+    if (w.id && w.idlen >= 2) {
         pf_fmt_init(&f, scratch, sizeof scratch, -1);
         pf_fmt_str(&f, DEBUG_DIR "/.build-id/");
-        for (size_t i = 0; i < idlen; i++) {
-            pf_fmt_xdigits(&f, id[i], 2);
+        for (size_t i = 0; i < w.idlen; i++) {
+            pf_fmt_xdigits(&f, w.id[i], 2);
             if (i == 0)
                 pf_fmt_char(&f, '/');
         }
         pf_fmt_str(&f, ".debug");
         pf_fmt_cstr(&f);
-        if (!f.truncated && try_debug_file(t))
+        if (!f.truncated && try_debug_file(t, &w))
             return 1;
     }
-    const char *link = debuglink(e);
+    const char *link = debuglink(e, &w.crc);
     const char *slash = strrchr(path, '/');
     if (!link || !slash)
         return 0;
+    w.has_crc = 1;
     size_t dir = (size_t)(slash - path);
     static const char *const forms[] = {"/", "/.debug/", "/"};
     for (int k = 0; k < 3; k++) {
@@ -416,7 +466,7 @@ static int load_debug(const struct elf *e, const char *path, struct table *t)
         pf_fmt_str(&f, forms[k]);
         pf_fmt_str(&f, link);
         pf_fmt_cstr(&f);
-        if (!f.truncated && strcmp(scratch, path) != 0 && try_debug_file(t))
+        if (!f.truncated && strcmp(scratch, path) != 0 && try_debug_file(t, &w))
             return 1;
     }
     return 0;

@@ -195,3 +195,41 @@ Test(symbols, stripped_program_named_from_its_debug_file)
     free(dbg);
     pf_tempdir_remove(dir);
 }
+
+/* A debug file by the name the program's .gnu_debuglink gives that is of
+ * another build (an older package's left installed, a program rebuilt and
+ * its old .debug kept): its symbols were read as the program's, and its
+ * functions named the program's frames. No frame of the program is named
+ * then: each reads "symbols+0x...". */
+Test(symbols, stale_debug_file_names_nothing)
+{
+    PF_REQUIRE_PROGRAM("objcopy");
+    char *dir = pf_tempdir("symstale");
+    char *prog = pf_path(dir, "symbols");
+    char *dbg = pf_path(dir, "symbols.debug");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "objcopy --only-keep-debug '%s' '%s' && objcopy --strip-all --add-gnu-debuglink='%s' '%s' '%s' && "
+             "objcopy --only-keep-debug '%s' '%s'",
+             PROG("symbols"), dbg, dbg, PROG("symbols"), prog, PROG("leaky"), dbg);
+    cr_assert(system(cmd) == 0, "%s", cmd);
+    struct pf_run r;
+    run_text(prog, &r);
+    unsigned long o, b;
+    cr_assert(text_rows(r.err, "leak_static_b", &o, &b) == 0, "%s", r.err);
+    int frames = 0;
+    for (const char *l = r.err; (l = strstr(l, "/symbols+0x")) != NULL; l++) {
+        const char *start = l;
+        while (start > r.err && start[-1] != '\n')
+            start--;
+        const char *at = strstr(start, "symbols+0x");
+        cr_assert(at && at < l && at[-1] == ' ', "a frame of the program named from another build's debug file:\n%s",
+                  r.err);
+        frames++;
+    }
+    cr_assert(frames > 0, "%s", r.err);
+    pf_run_free(&r);
+    free(prog);
+    free(dbg);
+    pf_tempdir_remove(dir);
+}
