@@ -597,6 +597,99 @@ static int mem_same(const struct elf *e, uint64_t off, uintptr_t addr, uint64_t 
     return 1;
 }
 
+/* The file offset of the module's address vaddr (unrelocated) by e's
+ * PT_LOAD headers, or UINT64_MAX. */
+static uint64_t vaddr_off(const struct elf *e, const ElfW(Phdr) *ph, uint32_t phnum, uint64_t vaddr)
+{
+    for (uint32_t i = 0; i < phnum; i++) {
+        ElfW(Phdr) h;
+        memcpy(&h, ph + i, sizeof h);
+        if (h.p_type == PT_LOAD && vaddr >= h.p_vaddr && vaddr - h.p_vaddr < h.p_filesz &&
+            inside(e->size, h.p_offset + (vaddr - h.p_vaddr), 1))
+            return h.p_offset + (vaddr - h.p_vaddr);
+    }
+    return UINT64_MAX;
+}
+
+/* Whether a word at the module's address vaddr is one its dynamic
+ * relocations write (DT_RELA or DT_REL): the loader writes into a
+ * read-only segment of a module with text relocations. */
+static int relocated(const struct elf *e, const ElfW(Phdr) *ph, uint32_t phnum, uint64_t vaddr)
+{
+    for (uint32_t i = 0; i < phnum; i++) {
+        ElfW(Phdr) h;
+        memcpy(&h, ph + i, sizeof h);
+        if (h.p_type != PT_DYNAMIC || !inside(e->size, h.p_offset, h.p_filesz))
+            continue;
+        uint64_t tab[2] = {0, 0}, sz[2] = {0, 0}, ent[2] = {sizeof(ElfW(Rela)), sizeof(ElfW(Rel))};
+        for (uint64_t at = 0; at + sizeof(ElfW(Dyn)) <= h.p_filesz; at += sizeof(ElfW(Dyn))) {
+            ElfW(Dyn) d;
+            memcpy(&d, e->p + h.p_offset + at, sizeof d);
+            if (d.d_tag == DT_NULL)
+                break;
+            if (d.d_tag == DT_RELA) tab[0] = d.d_un.d_ptr;
+            if (d.d_tag == DT_RELASZ) sz[0] = d.d_un.d_val;
+            if (d.d_tag == DT_RELAENT && d.d_un.d_val) ent[0] = d.d_un.d_val;
+            if (d.d_tag == DT_REL) tab[1] = d.d_un.d_ptr;
+            if (d.d_tag == DT_RELSZ) sz[1] = d.d_un.d_val;
+            if (d.d_tag == DT_RELENT && d.d_un.d_val) ent[1] = d.d_un.d_val;
+        }
+        for (int k = 0; k < 2; k++) {
+            uint64_t off = tab[k] && sz[k] ? vaddr_off(e, ph, phnum, tab[k]) : UINT64_MAX;
+            if (off == UINT64_MAX || ent[k] < sizeof(ElfW(Addr)) || !inside(e->size, off, sz[k]))
+                continue;
+            for (uint64_t r = 0; r + ent[k] <= sz[k]; r += ent[k]) {
+                ElfW(Addr) where; /* r_offset leads both forms */
+                memcpy(&where, e->p + off + r, sizeof where);
+                if (vaddr >= where && vaddr - where < sizeof(ElfW(Addr)))
+                    return 1;
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/* Whether memory holds the bytes of read-only segment h but the words
+ * the module's text relocations write. */
+static int mem_same_textrel(const struct elf *e, const ElfW(Phdr) *ph, uint32_t phnum, const ElfW(Phdr) *h,
+                            uintptr_t bias)
+{
+    if (!inside(e->size, h->p_offset, h->p_filesz))
+        return 0;
+    for (uint64_t at = 0; at < h->p_filesz;) {
+        size_t n = h->p_filesz - at < sizeof mem_buf ? (size_t)(h->p_filesz - at) : sizeof mem_buf;
+        if (!mem_copy(mem_buf, bias + h->p_vaddr + at, n))
+            return 0;
+        const unsigned char *f = e->p + h->p_offset + at;
+        for (size_t i = 0; i < n; i++)
+            if (mem_buf[i] != f[i] && !relocated(e, ph, phnum, h->p_vaddr + at + i))
+                return 0;
+        at += n;
+    }
+    return 1;
+}
+
+/* Whether the file's dynamic section asks for text relocations. */
+static int has_textrel(const struct elf *e, const ElfW(Phdr) *ph, uint32_t phnum)
+{
+    for (uint32_t i = 0; i < phnum; i++) {
+        ElfW(Phdr) h;
+        memcpy(&h, ph + i, sizeof h);
+        if (h.p_type != PT_DYNAMIC || !inside(e->size, h.p_offset, h.p_filesz))
+            continue;
+        for (uint64_t at = 0; at + sizeof(ElfW(Dyn)) <= h.p_filesz; at += sizeof(ElfW(Dyn))) {
+            ElfW(Dyn) d;
+            memcpy(&d, e->p + h.p_offset + at, sizeof d);
+            if (d.d_tag == DT_NULL)
+                break;
+            if (d.d_tag == DT_TEXTREL || (d.d_tag == DT_FLAGS && (d.d_un.d_val & DF_TEXTREL)))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 /* Whether the ELF file e is the one the module fo was loaded from, so
  * that its symbols name the code in memory. The path the loader keeps may
  * name another file by now: a package upgrade renames a new build over a
@@ -628,11 +721,26 @@ static int same_code(const struct elf *e, const struct found *fo)
                 if (note_build_id(e->p + h.p_offset, h.p_filesz, &idlen))
                     has_id = 1;
             } else if (pass == 1 && h.p_type == PT_LOAD && !(h.p_flags & PF_W) &&
-                       !mem_same(e, h.p_offset, fo->bias + h.p_vaddr, h.p_filesz)) {
+                       !mem_same(e, h.p_offset, fo->bias + h.p_vaddr, h.p_filesz) &&
+                       !(has_textrel(e, (const ElfW(Phdr) *)ph, eh.e_phnum) &&
+                         mem_same_textrel(e, (const ElfW(Phdr) *)ph, eh.e_phnum, &h, fo->bias))) {
                 return 0;
             }
         }
     return 1;
+}
+
+/* The file at path mapped, when it holds the module fo's code; else NULL:
+ * no names rather than wrong ones. */
+static const void *map_same(const char *path, const struct found *fo, size_t *size)
+{
+    const void *p = pf_os_map_file(path, size);
+    struct elf e;
+    if (p && (!elf_open(&e, p, *size) || !same_code(&e, fo))) {
+        pf_os_unmap_file(p, *size);
+        p = NULL;
+    }
+    return p;
 }
 
 static struct module *cached(const struct found *fo)
@@ -690,12 +798,7 @@ static struct module *module_built(const struct found *fo)
             /* The executable's file by the kernel's link, which stays
              * the mapped file when its path is removed or renamed over. */
             size_t size;
-            const void *p = pf_os_map_file(*fo->name ? m->path : "/proc/thread-self/exe", &size);
-            struct elf e;
-            if (p && (!elf_open(&e, p, size) || !same_code(&e, fo))) {
-                pf_os_unmap_file(p, size);
-                p = NULL; /* not the code that runs: no names rather than wrong ones */
-            }
+            const void *p = map_same(*fo->name ? m->path : "/proc/thread-self/exe", fo, &size);
             if (!p || !build(p, size, m->path, &m->t))
                 memset(&m->t, 0, sizeof m->t);
             atomic_store_explicit(&m->state, 1, memory_order_release);

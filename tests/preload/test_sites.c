@@ -311,6 +311,21 @@ Test(sites, library_from_a_reused_descriptor_is_not_named_from_its_new_file)
     replaced_library("memfd");
 }
 
+/* A library with text relocations and no build-id: its code in memory
+ * differs from its file in the words the loader relocated, and its file
+ * was taken for another's (textrel.so+0x1109, no function). */
+Test(sites, a_library_with_text_relocations_is_named_from_its_file)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const argv[] = {PROG("textrel_user"), NULL};
+    struct pf_run r;
+    run_sites(argv, NULL, NULL, &r);
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    cr_assert(strstr(l, "textrel_leak+0x") != NULL, "the library's leaks are not named:\n%s", l);
+    pf_run_free(&r);
+}
+
 /* The objects and bytes of the first row of a report's leak section
  * (from `l`) that holds `text`; 0 when none does. */
 static int row_with(const char *l, const char *text, unsigned long *objs, unsigned long *bytes)
