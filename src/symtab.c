@@ -799,6 +799,17 @@ static struct module *module_built(const struct found *fo)
              * the mapped file when its path is removed or renamed over. */
             size_t size;
             const void *p = map_same(*fo->name ? m->path : "/proc/thread-self/exe", fo, &size);
+            const char *x;
+            if (!p && !*fo->name && (x = (const char *)getauxval(AT_EXECFN)) && *x) {
+                /* Run as `ld.so prog`: the kernel's link is the loader's
+                 * file; the loader sets AT_EXECFN to the program's path. */
+                pf_module_abs_path(x, scratch, sizeof scratch);
+                char *path;
+                if ((p = map_same(scratch, fo, &size)) && (path = arena_copy(scratch))) {
+                    m->path = path;
+                    m->base = base_name(path);
+                }
+            }
             if (!p || !build(p, size, m->path, &m->t))
                 memset(&m->t, 0, sizeof m->t);
             atomic_store_explicit(&m->state, 1, memory_order_release);

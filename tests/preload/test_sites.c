@@ -326,6 +326,31 @@ Test(sites, a_library_with_text_relocations_is_named_from_its_file)
     pf_run_free(&r);
 }
 
+/* A program run by the loader (`ld.so prog`): the kernel's link to the
+ * program is the loader's file, and its frames were named after the
+ * loader's functions, or not named. */
+Test(sites, a_program_run_by_the_loader_is_named_from_its_own_file)
+{
+    PF_REQUIRE_PRELOAD();
+#if defined(__x86_64__)
+    const char *ld = "/lib64/ld-linux-x86-64.so.2";
+#elif defined(__aarch64__)
+    const char *ld = "/lib/ld-linux-aarch64.so.1";
+#else
+    const char *ld = "";
+#endif
+    if (!*ld || access(ld, X_OK) != 0)
+        cr_skip_test("no loader at a known path");
+    const char *const argv[] = {ld, PROG("leaky"), NULL};
+    struct pf_run r;
+    run_sites(argv, NULL, NULL, &r);
+    const char *l = strstr(r.err, "\nleaks: ");
+    cr_assert(l != NULL, "%s", r.err);
+    cr_assert(strstr(l, "leak_small+0x") != NULL, "the program's frames are not named:\n%s", l);
+    cr_assert(strstr(l, "(" PROG("leaky") "+0x") != NULL, "the program's frames name another file:\n%s", l);
+    pf_run_free(&r);
+}
+
 /* The objects and bytes of the first row of a report's leak section
  * (from `l`) that holds `text`; 0 when none does. */
 static int row_with(const char *l, const char *text, unsigned long *objs, unsigned long *bytes)
