@@ -630,24 +630,30 @@ static void assert_resolved(const char *out, const char *func, const char *needl
               "%s should resolve to %s:\n%s", func, want, out);
 }
 
-/* The exit report of test program `name` (text or JSON), with sites, in
+/* The exit report of the command argv (text or JSON), with sites, in
  * dir/report; its path (the caller frees it). */
-static char *report_with_sites(const char *dir, const char *name, const char *format)
+static char *report_of_run(const char *dir, const char *const argv[], const char *format)
 {
     char *report = pf_path(dir, "report");
     char var[600], fmt[64];
     snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
     snprintf(fmt, sizeof fmt, "PFALLOC_FORMAT=%s", format);
     const char *const env[] = {var, fmt, "PFALLOC_SITES=1", NULL};
-    char prog[512];
-    snprintf(prog, sizeof prog, "%s/%s", PF_PROGS_DIR, name);
-    const char *const argv[] = {prog, NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
     pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, name);
+    pf_assert_ok(&r, argv[0]);
     pf_run_free(&r);
     return report;
+}
+
+/* The same for test program `name`, run without arguments. */
+static char *report_with_sites(const char *dir, const char *name, const char *format)
+{
+    char prog[512];
+    snprintf(prog, sizeof prog, "%s/%s", PF_PROGS_DIR, name);
+    const char *const argv[] = {prog, NULL};
+    return report_of_run(dir, argv, format);
 }
 
 static void sites_for(const char *format, char **out)
@@ -803,16 +809,8 @@ Test(scripts, sites_find_the_module_from_the_report)
     PF_REQUIRE_PRELOAD();
     PF_REQUIRE_PROGRAM("addr2line");
     char *dir = pf_tempdir("sitespath");
-    char *report = pf_path(dir, "report");
-    char var[600];
-    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
-    const char *const env[] = {var, "PFALLOC_FORMAT=json", "PFALLOC_SITES=1", NULL};
-    const char *const largv[] = {PROG("leaky"), NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    char *report = report_with_sites(dir, "leaky", "json");
     struct pf_run r;
-    pf_spawn(largv, &o, &r);
-    pf_assert_ok(&r, "leaky");
-    pf_run_free(&r);
     /* No --exe: the report names the program's file. */
     const char *const argv[] = {SCRIPT("pfalloc-sites"), report, NULL};
     run(argv, NULL, &r);
@@ -899,16 +897,9 @@ Test(scripts, sites_read_a_site_in_an_unloaded_module)
     PF_REQUIRE_PRELOAD();
     PF_REQUIRE_PROGRAM("addr2line");
     char *dir = pf_tempdir("sitesunl");
-    char *report = pf_path(dir, "report");
-    char var[600];
-    snprintf(var, sizeof var, "PFALLOC_OUT=%s", report);
-    const char *const env[] = {var, "PFALLOC_SITES=1", NULL};
     const char *const pargv[] = {PROG("dlclose_leaks"), PROG("libdlleak_a.so"), PROG("libdlleak_b.so"), NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    char *report = report_of_run(dir, pargv, "text");
     struct pf_run r;
-    pf_spawn(pargv, &o, &r);
-    pf_assert_ok(&r, "dlclose_leaks");
-    pf_run_free(&r);
     char *text = pf_read_file(report, NULL);
     cr_assert(strstr(text, "(libdlleak_a.so, unloaded)") != NULL, "%s", text);
     free(text);
