@@ -266,21 +266,28 @@ static int forks_while_trimming(int forks, int (*child)(void), int (*before_each
     return found != 0 ? 1 : 0;
 }
 
-/* In a fork child: every block freed, what the blocks' family holds. */
-static int fork_child(void)
+/* After malloc_trim: whether the class family of `slot`-byte slots, with
+ * no block live, still holds more than one span (0 when not under pfalloc). */
+static int trimmed_class_keeps_spans(uint32_t slot)
 {
-    for (int i = 0; i < FORK_BLOCKS; i++)
-        free(kept_blocks[i]);
     malloc_trim(0);
     static struct pf_stats st;
     if (!stats_get || stats_get(&st) != 0)
         return 0; /* not under pfalloc */
     for (uint32_t i = 0; i < st.nfamilies; i++) {
         const struct pf_family_stats *f = &st.fam[i];
-        if (f->kind == PF_KIND_CLASS && f->slot_size == 2048 && f->live_objects == 0 && f->spans > 1)
+        if (f->kind == PF_KIND_CLASS && f->slot_size == slot && f->live_objects == 0 && f->spans > 1)
             return 1;
     }
     return 0;
+}
+
+/* In a fork child: every block freed, what the blocks' family holds. */
+static int fork_child(void)
+{
+    for (int i = 0; i < FORK_BLOCKS; i++)
+        free(kept_blocks[i]);
+    return trimmed_class_keeps_spans(2048);
 }
 
 static int forks(void)
@@ -309,16 +316,7 @@ static void *xfork_blocks[XFORK_BLOCKS];
  * live, still holds a span after malloc_trim. */
 static int xfork_child(void)
 {
-    malloc_trim(0);
-    static struct pf_stats st;
-    if (!stats_get || stats_get(&st) != 0)
-        return 0; /* not under pfalloc */
-    for (uint32_t i = 0; i < st.nfamilies; i++) {
-        const struct pf_family_stats *f = &st.fam[i];
-        if (f->kind == PF_KIND_CLASS && f->slot_size == XFORK_SIZE && f->live_objects == 0 && f->spans > 1)
-            return 1;
-    }
-    return 0;
+    return trimmed_class_keeps_spans(XFORK_SIZE);
 }
 
 /* Before each fork: a transfer batch's worth of blocks made and freed. */
