@@ -141,14 +141,9 @@ static void warn_named(const char *const *parts, size_t nparts, size_t name)
         pf_os_write_quiet(err, msg, f.len);
 }
 
-static void warn(const char *const *parts, size_t nparts)
-{
-    warn_named(parts, nparts, (size_t)-1);
-}
-
 void pf_emit_warn(const char *const *parts, size_t nparts)
 {
-    warn(parts, nparts);
+    warn_named(parts, nparts, (size_t)-1);
 }
 
 /* Where a report goes; *own: the descriptor is the report's, closed after it. */
