@@ -285,16 +285,19 @@ static inline void pf_run_free(struct pf_run *r)
     r->out = r->err = NULL;
 }
 
-/* A short description of how a run ended, for assertion messages. */
+/* A short description of how a run ended, for assertion messages; four
+ * buffers in turn, so that one message can describe two runs. */
 static inline const char *pf_run_how(const struct pf_run *r)
 {
-    static char buf[96];
+    static char bufs[4][96];
+    static unsigned turn;
+    char *buf = bufs[turn++ % 4];
     if (r->timed_out)
-        snprintf(buf, sizeof buf, "timed out");
+        snprintf(buf, sizeof bufs[0], "timed out");
     else if (r->exited)
-        snprintf(buf, sizeof buf, "exit %d", r->code);
+        snprintf(buf, sizeof bufs[0], "exit %d", r->code);
     else
-        snprintf(buf, sizeof buf, "signal %d (%s)", r->signo, strsignal(r->signo));
+        snprintf(buf, sizeof bufs[0], "signal %d (%s)", r->signo, strsignal(r->signo));
     return buf;
 }
 
