@@ -346,12 +346,38 @@ static int untrack(const void *p, size_t bytes, int meta)
     return 1;
 }
 
-/* Bytes of [start, start + bytes) that are resident (mincore), in pieces
- * whose page vector fits on the stack. A range that fails counts 0. */
-static uint64_t resident_of(uintptr_t start, size_t bytes, size_t ps)
+int pf_os_filtered(void)
+{
+    int saved = errno;
+    int mode = prctl(PR_GET_SECCOMP, 0L, 0L, 0L, 0L);
+    errno = saved;
+    return mode != 0;
+}
+
+/* Entries of /proc/self/pagemap read at a time: bit 63 present, bit 62
+ * swapped out. Few: a report in a signal handler may run on a small stack. */
+#define PAGEMAP_BATCH 64
+
+/* Bytes of [start, start + bytes) that are resident, in pieces whose page
+ * vector fits on the stack: by mincore, or, where a seccomp filter may
+ * forbid that call (pagemap >= 0), by /proc/self/pagemap's present bits
+ * (read with pread, which every filter a service runs under allows). A
+ * piece that cannot be read counts 0. */
+static uint64_t resident_of(uintptr_t start, size_t bytes, size_t ps, int pagemap)
 {
     unsigned char vec[1024];
     uint64_t n = 0;
+    if (pagemap >= 0) {
+        uint64_t ent[PAGEMAP_BATCH];
+        for (uintptr_t page = start / ps, end = (start + bytes + ps - 1) / ps; page < end;) {
+            size_t k = end - page < PAGEMAP_BATCH ? end - page : PAGEMAP_BATCH;
+            ssize_t got = pread(pagemap, ent, k * sizeof ent[0], (off_t)(page * sizeof ent[0]));
+            for (size_t j = 0; got > 0 && j < (size_t)got / sizeof ent[0]; j++)
+                n += ent[j] >> 63;
+            page += k;
+        }
+        return n * ps;
+    }
     while (bytes) {
         size_t len = bytes < sizeof(vec) * ps ? bytes : sizeof(vec) * ps;
         if (mincore((void *)start, len, vec) == 0)
@@ -367,6 +393,8 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
 {
     size_t ps = pf_os_page_size();
     uint64_t r = 0, rm = 0;
+    int saved = errno;
+    int pagemap = pf_os_filtered() ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
     /* A few tries for a scan that saw one state of the table; after them
      * the last one's count stands (a join or split met halfway counts a
      * range twice or not at all). */
@@ -379,7 +407,7 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
             int m;
             if (!tab_read(i, &s, &e, &m))
                 continue;
-            uint64_t n = resident_of(s, e - s, ps);
+            uint64_t n = resident_of(s, e - s, ps, pagemap);
             r += n;
             if (m)
                 rm += n;
@@ -387,6 +415,9 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
         if (tab_whole(q))
             break;
     }
+    if (pagemap >= 0)
+        close(pagemap);
+    errno = saved;
     uint64_t um = atomic_load_explicit(&untracked_meta, memory_order_relaxed);
     *all = r + um + atomic_load_explicit(&untracked, memory_order_relaxed);
     *meta = rm + um;
@@ -417,9 +448,6 @@ int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec)
     return rc;
 }
 
-/* Entries of /proc/self/pagemap read at a time: bit 63 present, bit 62
- * swapped out. Few: a report in a signal handler may run on a small stack. */
-#define PAGEMAP_BATCH 64
 /* The descriptor a walk has open on /proc/self/pagemap, or -1. A fork
  * child closes it (pf_os_fork_child): the walk was its parent's, and the
  * child's copy of the walk's state must not close a descriptor of the
@@ -429,8 +457,16 @@ static _Atomic int pagemap_fd = -1;
 int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec)
 {
     size_t ps = pf_os_page_size(), n = (len + ps - 1) / ps, i;
-    if (pf_os_mincore(a, len, vec) != 0)
+    if (!pg->filtered)
+        pg->filtered = pf_os_filtered() ? 2 : 1;
+    if (pg->filtered == 2) {
+        /* mincore may be what the filter forbids: every page is asked
+         * of pagemap, as if the system swapped. */
+        memset(vec, 0, n);
+        pg->swap = 2;
+    } else if (pf_os_mincore(a, len, vec) != 0) {
         return -1;
+    }
     for (i = 0; i < n && (vec[i] & 1); i++)
         vec[i] = 1;
     if (i == n)
@@ -483,6 +519,7 @@ void pf_os_pages_done(struct pf_os_pages *pg)
     }
     pg->fd = 0;
     pg->swap = 0;
+    pg->filtered = 0;
 }
 
 int pf_os_ours_in(uintptr_t a, uintptr_t b, uintptr_t (*out)[2], int max)

@@ -147,9 +147,15 @@ PF_HIDDEN int pf_os_start_stderr(struct stat *st);
  * started with (by pf_os_start_stderr's device and inode). */
 PF_HIDDEN int pf_os_maybe_start_stderr(int fd);
 PF_HIDDEN void pf_os_counts(struct pf_os_counts *out);
+/* Whether a seccomp filter is on for the calling thread (PR_GET_SECCOMP):
+ * then a system call outside the calls every program makes may kill the
+ * process (systemd's @system-service set, which most hardened services
+ * run under, leaves out mincore). errno is kept. */
+PF_HIDDEN int pf_os_filtered(void);
 /* Bytes of pfalloc's read-write mappings that are resident now (mincore
- * over each recorded mapping; no lock, async-signal-safe), and the part of
- * them holding metadata. Ranges the table could not record count whole. */
+ * over each recorded mapping, or /proc/self/pagemap under a seccomp
+ * filter; no lock, async-signal-safe), and the part of them holding
+ * metadata. Ranges the table could not record count whole. */
 PF_HIDDEN void pf_os_resident(uint64_t *all, uint64_t *meta);
 /* Whether [p, p + size) is exactly one of pfalloc's metadata mappings (as
  * recorded for pf_os_resident; no lock, async-signal-safe). */
@@ -161,13 +167,16 @@ PF_HIDDEN int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec);
  * for a page that is resident or swapped out, 0 for one that reads as
  * zeros (never written, or given back). mincore first; only where some
  * page is not resident and the system has swap space is /proc/self/pagemap
- * asked (where it cannot be read, such pages count as held). pg keeps what
+ * asked (where it cannot be read, such pages count as held). Under a
+ * seccomp filter every page is asked of pagemap, and no mincore is made
+ * (a page not mapped reads as not held then). pg keeps what
  * was learnt: all zeros at first; pf_os_pages_done closes it and zeroes it
  * again. 0, or -1 (part of the range is not mapped). Async-signal-safe;
  * errno is kept. */
 struct pf_os_pages {
-    int swap; /* 0: not asked yet; 1: the system has no swap space; 2: it has */
-    int fd;   /* /proc/self/pagemap + 1; 0: not opened yet; -1: cannot be */
+    int swap;     /* 0: not asked yet; 1: the system has no swap space; 2: it has */
+    int fd;       /* /proc/self/pagemap + 1; 0: not opened yet; -1: cannot be */
+    int filtered; /* 0: not asked yet; 1: no seccomp filter; 2: one is on (no mincore) */
 };
 PF_HIDDEN int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec);
 PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);

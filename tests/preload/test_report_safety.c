@@ -1126,3 +1126,77 @@ Test(report_safety, an_exit_from_a_handler_that_interrupted_a_walk_keeps_out_of_
         pf_run_free(&r);
     }
 }
+
+/* ---- a service whose system calls are filtered ------------------------------ */
+
+#define SANDBOXED(mode) PROG("sandboxed"), PF_DATA_DIR "/system-service.syscalls", mode
+
+/* The figure of the text report's line that starts with `label`, or -1. */
+static long long report_figure(const char *err, const char *label)
+{
+    const char *p = strstr(err, label);
+    long long v = -1;
+    if (p && sscanf(p + strlen(label), " %lld", &v) != 1)
+        v = -1;
+    return v;
+}
+
+/* A service that systemd runs with SystemCallFilter=@system-service (the
+ * set most hardened services use) may make only the calls of that set:
+ * any other kills it with SIGSYS, or fails with EPERM under
+ * SystemCallErrorNumber=EPERM. Real programs run under such a filter, with
+ * pfalloc's default exit report, call sites, a SIGUSR1 report and a leak
+ * walk, end as they do without pfalloc, and their reports are whole: the
+ * report's count of resident pages asked the kernel with mincore, which
+ * the set leaves out, and killed every such process at its exit. */
+Test(report_safety, a_service_filtered_to_system_service_calls_ends_as_without_pfalloc, .timeout = 300)
+{
+    PF_REQUIRE_PRELOAD();
+    static const char perl_script[] = "my @a = map { 'x' x $_ } 1..2000; kill 'USR1', $$ if $ENV{LD_PRELOAD}; print scalar(@a), qq{\\n};";
+    static const char py_script[] =
+        "import json; print(len(json.dumps([{'k': i, 'v': str(i) * 3} for i in range(20000)])))";
+    struct {
+        const char *name; /* the program's short name, for its report */
+        const char *argv[10];
+        const char *env[4];
+    } runs[] = {
+        {"expr", {SANDBOXED("kill"), "expr", "1", "+", "1", NULL}, {NULL}},
+        {"expr", {SANDBOXED("eperm"), "expr", "1", "+", "1", NULL}, {NULL}},
+        {"sort", {SANDBOXED("kill"), "sort", "-r", PF_DATA_DIR "/workload.pl", NULL}, {NULL}},
+        {"python3", {SANDBOXED("kill"), "python3", "-c", py_script, NULL}, {"PYTHONMALLOC=malloc", "PFALLOC_SITES=1", NULL}},
+        {"perl", {SANDBOXED("kill"), "perl", "-e", perl_script, NULL}, {NULL}},
+        {"leaky", {SANDBOXED("kill"), PROG("leaky"), NULL}, {"PFALLOC_SITES=1", NULL}},
+        {"cxx_threads", {SANDBOXED("kill"), PROG("cxx_threads"), NULL}, {NULL}},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        struct pf_run plain, pre;
+        pf_spawn(runs[i].argv, &(struct pf_spawn_opts){.mode = PF_PLAIN, .env = runs[i].env}, &plain);
+        if (i == 0 && plain.exited && plain.code == 2 && strstr(plain.err, "seccomp"))
+            cr_skip_test("no seccomp filter can be set here: %s", plain.err);
+        pf_assert_ok(&plain, runs[i].name);
+        /* pfalloc's defaults: the exit report and SIGUSR1's on stderr. */
+        pf_spawn(runs[i].argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD, .env = runs[i].env}, &pre);
+        pf_assert_same(&plain, &pre, runs[i].name);
+        pf_assert_preloaded(&pre, runs[i].name);
+        cr_assert(strstr(pre.err, "==== end of pfalloc report ====") != NULL, "%s (%s): the report stops:\n%s",
+                  runs[i].name, runs[i].argv[2], pf_tail(pre.err, pre.err_len, 1500));
+        if (strcmp(runs[i].name, "perl") == 0)
+            cr_assert(strstr(pre.err, "(perl), reason signal") != NULL, "perl: no SIGUSR1 report:\n%s",
+                      pf_tail(pre.err, pre.err_len, 1500));
+        if (strcmp(runs[i].name, "leaky") == 0) {
+            /* Its ten leaks, kept in a global, named. */
+            const char *own = strstr(pre.err, "  the program's own by reachability:\n");
+            long long reachable = own ? report_figure(own, "    still reachable:") : -1,
+                      lost = own ? report_figure(own, "    definitely lost:") : -1;
+            cr_assert(reachable == 10 && lost == 0 && strstr(pre.err, "leak_small+") != NULL,
+                      "leaky: %lld still reachable, %lld definitely lost:\n%s", reachable, lost,
+                      pf_tail(pre.err, pre.err_len, 3000));
+        }
+        long long resident = report_figure(pre.err, "  resident bytes"),
+                  live = report_figure(pre.err, "  live bytes");
+        cr_assert(resident > 0 && resident >= live, "%s (%s): resident bytes %lld, live bytes %lld:\n%s",
+                  runs[i].name, runs[i].argv[2], resident, live, pf_tail(pre.err, pre.err_len, 1500));
+        pf_run_free(&plain);
+        pf_run_free(&pre);
+    }
+}

@@ -458,7 +458,7 @@ Test(os, pages_held_are_the_written_ones)
     static unsigned char want[1100], vec[1100];
     for (size_t i = 0; i < sizeof written / sizeof written[0]; i++)
         want[written[i]] = written[i] != 5;
-    static const struct pf_os_pages starts[] = {{0, 0}, {2, 0}};
+    static const struct pf_os_pages starts[] = {{0, 0, 0}, {2, 0, 0}};
     for (int s = 0; s < 2; s++) {
         struct pf_os_pages pg = starts[s];
         memset(vec, 0xee, sizeof vec);
@@ -471,12 +471,12 @@ Test(os, pages_held_are_the_written_ones)
         pf_os_pages_done(&pg);
         cr_assert(pg.fd == 0 && pg.swap == 0);
     }
-    struct pf_os_pages blind = {2, -1};
+    struct pf_os_pages blind = {2, -1, 0};
     cr_assert_eq(pf_os_pages_held(&blind, (uintptr_t)a, n * ps, vec), 0);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(vec[i], 1, "page %zu: pagemap unreadable, so it may hold data", i);
     munmap(a, n * ps);
-    struct pf_os_pages pg = {0, 0};
+    struct pf_os_pages pg = {0, 0, 0};
     cr_assert_eq(pf_os_pages_held(&pg, (uintptr_t)a, n * ps, vec), -1, "not mapped");
 }
 
@@ -556,7 +556,7 @@ Test(os, a_fork_child_never_closes_its_own_descriptor_for_the_walks)
     char *a = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert(a != MAP_FAILED);
     unsigned char vec[4];
-    struct pf_os_pages pg = {2, 0}; /* taken to have swap: pagemap is read */
+    struct pf_os_pages pg = {2, 0, 0}; /* taken to have swap: pagemap is read */
     cr_assert_eq(pf_os_pages_held(&pg, (uintptr_t)a, 4 * ps, vec), 0);
     cr_assert(pg.fd > 0, "pagemap was opened");
     int n = pg.fd - 1;
