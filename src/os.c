@@ -1197,6 +1197,23 @@ void pf_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(voi
         pthread_atfork(prepare, parent, child);
 }
 
+/* The read of pf_os_read_mem where a seccomp filter refuses
+ * process_vm_readv: through the calling thread's /proc/.../mem (a thread's
+ * own, which stays readable after the main thread has ended), opened for
+ * the one read (nothing is left open for a fork or the program to meet).
+ * The kernel stops at the first page it cannot read, as process_vm_readv
+ * does. `refused` (the first call's answer) when this is refused too. */
+static long read_proc_mem(void *dst, uintptr_t src, size_t len, long refused)
+{
+    int fd = open("/proc/thread-self/mem", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return refused;
+    ssize_t got = pread(fd, dst, len, (off_t)src);
+    long rc = got > 0 ? (long)got : got == 0 || errno == EIO || errno == EFAULT ? -EFAULT : refused;
+    close(fd);
+    return rc;
+}
+
 long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len)
 {
     /* One iovec per page: the kernel stops at the first piece it cannot
@@ -1223,6 +1240,8 @@ long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len)
     long rc = got >= 0 ? got : -(long)errno;
     if (got == 0)
         rc = -EFAULT;
+    if (rc == -ENOSYS || rc == -EPERM)
+        rc = read_proc_mem(dst, src, total, rc);
     errno = saved;
     return rc;
 }

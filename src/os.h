@@ -129,10 +129,12 @@ PF_HIDDEN void pf_os_atfork(void (*prepare)(void), void (*parent)(void), void (*
 /* Copies len bytes of this process's memory at src into dst without ever
  * faulting (process_vm_readv on its own pid `pid`, one piece per page).
  * Returns the bytes copied up to the first page that cannot be read
- * (unmapped or inaccessible), or -EFAULT when that is the first; -errno of
- * any other kind when the call itself is refused (ENOSYS or EPERM where a
- * seccomp filter forbids it). At most PF_OS_READ_PAGES pages are read
- * (len is cut to that). errno is kept. */
+ * (unmapped or inaccessible), or -EFAULT when that is the first. Where a
+ * seccomp filter refuses process_vm_readv (ENOSYS, EPERM), the calling
+ * thread's /proc/thread-self/mem is read instead (which reads a page the
+ * program made inaccessible, too); -errno of the first refusal when that
+ * cannot be opened or read either. At most PF_OS_READ_PAGES pages are
+ * read (len is cut to that). errno is kept. */
 #define PF_OS_READ_PAGES 64
 PF_HIDDEN long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len);
 /* Nonzero when the process runs under secure execution (setuid, capabilities). */

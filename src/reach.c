@@ -393,7 +393,8 @@ static int array_cookie(word_t n, uint64_t bytes)
     return n == 0 ? rest == 0 : n <= rest && rest % n == 0;
 }
 
-/* Without process_vm_readv, whether memory the pass does not own (a large
+/* Where the kernel refuses every read of memory (pf_os_read_mem: a
+ * seccomp filter and no /proc), whether memory the pass does not own (a large
  * block when `large`) may be read in place: only when nothing can change
  * it (one thread, and no sealed block: the checking mode seals quarantined
  * large blocks). */
@@ -644,12 +645,14 @@ static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t lead
     }
 }
 
-#define NOTE_NO_READ "partial (process_vm_readv refused: only this thread's stack and small objects were read)"
+#define NOTE_NO_READ                                                                                        \
+    "partial (process_vm_readv and /proc/thread-self/mem refused: only this thread's stack and small objects " \
+    "were read)"
 
 /* Memory the pass does not own: a root range, or a large block (`large`).
  * Copied piece by piece; a page that cannot be read (gone since the roots
- * were gathered, or inaccessible) is skipped. Without process_vm_readv it
- * is read in place only when nothing can change it (one thread, and no
+ * were gathered, or inaccessible) is skipped. Where the kernel refuses
+ * every read (pf_os_read_mem), it is read in place only when nothing can change it (one thread, and no
  * sealed block: the checking mode seals quarantined large blocks);
  * otherwise it is left out and the result is partial. */
 static void scan_foreign(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t leader, int large)

@@ -566,16 +566,14 @@ PF_BULK static unsigned char mem_buf[16384]; /* a module's memory being compared
 /* Copies len bytes of this process's memory at src into dst; 1 when all
  * were copied. Through the kernel, which fails where a plain read would
  * fault: a module's file truncated under its mapping raises SIGBUS on the
- * pages past its new end. Read directly only where the kernel refuses the
- * copy (a seccomp filter). */
+ * pages past its new end, and a file's headers may place a range in a
+ * hole between the module's segments. Where the kernel refuses every way
+ * of reading (a seccomp filter and no /proc), nothing is copied: no names
+ * rather than a fault. */
 static int mem_copy(void *dst, uintptr_t src, size_t len)
 {
     for (size_t done = 0; done < len;) {
         long got = pf_os_read_mem(pf_os_tid(), (char *)dst + done, src + done, len - done);
-        if (got == -ENOSYS || got == -EPERM) {
-            memcpy((char *)dst + done, (const void *)(src + done), len - done);
-            return 1;
-        }
         if (got <= 0)
             return 0;
         done += (size_t)got;

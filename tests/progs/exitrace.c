@@ -17,8 +17,9 @@
  *     moment, then calls exit(7) while they go on.
  *
  * With "noread" as the argument, a seccomp filter first makes
- * process_vm_readv fail with ENOSYS, as a sandbox may.
- * usage: exitrace [noread]
+ * process_vm_readv fail with ENOSYS, as a sandbox may; with "noread-nopread",
+ * pread64 too (so /proc/thread-self/mem cannot be read either).
+ * usage: exitrace [noread|noread-nopread]
  */
 #include <errno.h>
 #include <linux/audit.h>
@@ -120,15 +121,17 @@ static void *large_thread(void *arg)
     return NULL;
 }
 
-/* process_vm_readv answers ENOSYS; every other call is allowed. */
-static void forbid_reads(void)
+/* process_vm_readv (and pread64 when `pread_too`) answers ENOSYS; every
+ * other call is allowed. */
+static void forbid_reads(int pread_too)
 {
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, pread_too ? SYS_pread64 : SYS_process_vm_readv, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
@@ -142,7 +145,9 @@ static void forbid_reads(void)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "noread") == 0)
-        forbid_reads();
+        forbid_reads(0);
+    else if (argc > 1 && strcmp(argv[1], "noread-nopread") == 0)
+        forbid_reads(1);
     table = malloc(sizeof(void *) * SMALL_OBJECTS);
     if (!table)
         return 1;
