@@ -219,6 +219,17 @@ static new_handler_fn new_handler(void)
     return get ? get() : NULL;
 }
 
+/* Throws std::bad_alloc from the C++ runtime (stops the process when there
+ * is none to throw it). */
+__attribute__((noreturn, noinline, cold)) static void throw_bad_alloc(void)
+{
+    void (*thrower)(void) = (void (*)(void))cxx_runtime_sym("_ZSt17__throw_bad_allocv", NULL);
+    if (thrower)
+        thrower();
+    static const char msg[] = "pfalloc: operator new: out of memory\n";
+    pf_os_die(msg, sizeof(msg) - 1);
+}
+
 __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, int nothrow)
 {
     for (;;) {
@@ -226,11 +237,7 @@ __attribute__((noinline, cold)) static void *new_failed(size_t n, size_t align, 
         if (!h) {
             if (nothrow)
                 return NULL;
-            void (*thrower)(void) = (void (*)(void))cxx_runtime_sym("_ZSt17__throw_bad_allocv", NULL);
-            if (thrower)
-                thrower();
-            static const char msg[] = "pfalloc: operator new: out of memory\n";
-            pf_os_die(msg, sizeof(msg) - 1);
+            throw_bad_alloc();
         }
         h();
         void *p = new_try(n, align);
@@ -274,8 +281,20 @@ static inline void *cxx_new_nothrow(size_t n, const nothrow_t *t, const char *na
     return p ? p : new_failed_nothrow(n, 0, t, name, ours);
 }
 
+/* An alignment that is not a power of two (0 among them) breaks the
+ * aligned operator new's precondition. libstdc++'s operator then throws
+ * std::bad_alloc at once, without calling the new-handler, and its nothrow
+ * form returns NULL; these do the same rather than hand out a block aligned
+ * to a rounded-up power of two, which is not a multiple of what was asked. */
+static inline int bad_alignment(size_t a)
+{
+    return a == 0 || (a & (a - 1)) != 0;
+}
+
 static inline void *cxx_new_aligned(size_t n, size_t a)
 {
+    if (PF_UNLIKELY(bad_alignment(a)))
+        throw_bad_alloc();
     void *p = new_try(n, a);
     return p ? p : new_failed(n, a, 0);
 }
@@ -283,6 +302,8 @@ static inline void *cxx_new_aligned(size_t n, size_t a)
 static inline void *cxx_new_aligned_nothrow(size_t n, size_t a, const nothrow_t *t, const char *name,
                                             const void *ours)
 {
+    if (PF_UNLIKELY(bad_alignment(a)))
+        return NULL;
     void *p = new_try(n, a);
     return p ? p : new_failed_nothrow(n, a, t, name, ours);
 }

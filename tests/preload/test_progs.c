@@ -134,7 +134,8 @@ Test(progs, cxx_operators_come_from_pfalloc)
 /* operator new of a size no process can have ends in std::bad_alloc (NULL
  * for nothrow) after the new-handler's calls, in every form, aligned ones
  * included: the retry after the handler is the same request as the first
- * try. Preloaded only: libstdc++'s own aligned new rounds the size up
+ * try. An alignment that is not a power of two ends in std::bad_alloc at
+ * once. Preloaded only: libstdc++'s own aligned new rounds the size up
  * without an overflow check. */
 Test(progs, cxx_new_handler_retry_throws_bad_alloc)
 {
@@ -154,6 +155,12 @@ Test(progs, cxx_new_handler_retry_throws_bad_alloc)
               "%s", r.out);
     cr_assert(strstr(r.out, "aligned nothrow new (align 4096), with throwing handler: NULL after 1 handler calls: "
                             "ok\n"),
+              "%s", r.out);
+    /* An alignment that is not a power of two: bad_alloc (NULL) at once,
+     * as libstdc++'s operators, never a block aligned to something else. */
+    cr_assert(strstr(r.out, "aligned new of 10 bytes (bad align 24): bad_alloc after 0 handler calls: ok\n"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "aligned nothrow new of 10 bytes (bad align 3): NULL after 0 handler calls: ok\n"),
               "%s", r.out);
     cr_assert(strstr(r.out, "WRONG") == NULL, "%s", r.out);
     cr_assert(strstr(r.out, "failures: 0\n") != NULL, "%s", r.out);

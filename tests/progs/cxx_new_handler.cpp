@@ -6,8 +6,11 @@
  * std::bad_alloc at once (as the standard lets it), and with none. Every
  * throwing form must end in std::bad_alloc (nothrow: NULL) after exactly the
  * handler calls, never with a block: a retry after the handler must be the same
- * request as the first try, overflow check included. Prints one line per
- * case and "failures: N"; exits 1 if any case went wrong.
+ * request as the first try, overflow check included. Then the aligned forms
+ * asked for 10 bytes with an alignment that is not a power of two (0, 3,
+ * 24, 100), with a handler installed: as libstdc++'s own operators, they
+ * throw std::bad_alloc (nothrow: NULL) without calling the handler. Prints
+ * one line per case and "failures: N"; exits 1 if any case went wrong.
  */
 #include <cstdint>
 #include <cstdio>
@@ -83,6 +86,25 @@ static void one(form f, size_t align, handling with)
                 handling_name[with], how, calls, ok ? "ok" : "WRONG");
 }
 
+/* Aligned form f of 10 bytes at alignment `align`, not a power of two. */
+static void bad_alignment(form f, size_t align)
+{
+    calls = 0;
+    std::set_new_handler(handler);
+    const char *how = "?";
+    try {
+        void *p = attempt(f, hide(10), align);
+        how = p ? "a block" : "NULL";
+    } catch (const std::bad_alloc &) {
+        how = "bad_alloc";
+    }
+    std::set_new_handler(nullptr);
+    bool ok = std::string_view(how) == (f == ALIGNED_NOTHROW ? "NULL" : "bad_alloc") && calls == 0;
+    failures += !ok;
+    std::printf("%s of 10 bytes (bad align %zu): %s after %d handler calls: %s\n", form_name[f], align, how,
+                calls, ok ? "ok" : "WRONG");
+}
+
 int main()
 {
     for (int f = PLAIN; f <= ALIGNED_NOTHROW; f++)
@@ -93,6 +115,9 @@ int main()
             one(form(f), align, THROWS);
             one(form(f), align, NONE);
         }
+    for (int f : {ALIGNED, ALIGNED_ARRAY, ALIGNED_NOTHROW})
+        for (size_t align : {(size_t)0, (size_t)3, (size_t)24, (size_t)100})
+            bad_alignment(form(f), align);
     std::printf("failures: %lu\n", failures);
     return failures ? 1 : 0;
 }
