@@ -5,9 +5,12 @@
  * glibc's shape with the families inside), malloc_trim (really releases),
  * mallopt (accepted; M_TRIM_THRESHOLD sets the empty-span cache bound, the
  * rest is ignored with success, as glibc ignores what it does not know).
- *   arena    = bytes of small spans       uordblks = live small slot bytes
- *   fordblks = free bytes in small spans  hblks/hblkhd = large blocks, bytes
- *   keepcost = bytes of empty spans kept for reuse   ordblks = families
+ *   arena    = bytes of small spans and of the empty spans and freed large
+ *              blocks kept for reuse     uordblks = live small slot bytes
+ *   fordblks = arena - uordblks          hblks/hblkhd = large blocks, bytes
+ *   keepcost = bytes of empty spans and freed large blocks kept for reuse
+ *   ordblks  = families
+ * so that, as in glibc, uordblks + fordblks == arena and keepcost <= fordblks.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -54,9 +57,11 @@ static struct mallinfo2 info_now(void)
     }
     struct pf_os_counts oc;
     pf_os_counts(&oc);
+    /* What is kept for reuse is held free: in the arena, beside the spans. */
+    m.keepcost = pf_span_cached_bytes() + pf_large_cached_bytes();
+    m.arena += m.keepcost;
     m.fordblks = m.arena > m.uordblks ? m.arena - m.uordblks : 0;
     m.usmblks = oc.peak_mapped_bytes;
-    m.keepcost = pf_span_cached_bytes() + pf_large_cached_bytes();
     return m;
 }
 

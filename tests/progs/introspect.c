@@ -66,6 +66,10 @@ static void mallinfo_counts(void)
     for (int i = 0; i < N; i++)
         free(blocks[i]);
     size_t after = in_use2();
+    /* Freed blocks kept for reuse are free bytes of the arena: glibc's
+     * figures add up (uordblks + fordblks == arena) and what a trim could
+     * release is part of what is free (keepcost <= fordblks). */
+    struct mallinfo2 freed = mallinfo2();
 
     size_t big_before = in_use2();
     unsigned char *big = hide(malloc(TEN_MIB));
@@ -81,6 +85,10 @@ static void mallinfo_counts(void)
     expect(after + TEN_MIB <= during, "mallinfo2 in use shrinks by 10 MiB after freeing them");
     expect(big_during >= big_before + TEN_MIB, "mallinfo2 in use grows by one 10 MiB block");
     expect(big_after + TEN_MIB <= big_during, "mallinfo2 in use shrinks after freeing it");
+
+    expect(freed.uordblks + freed.fordblks == freed.arena,
+           "mallinfo2 after frees: uordblks + fordblks == arena");
+    expect(freed.keepcost <= freed.fordblks, "mallinfo2 after frees: keepcost <= fordblks");
 
     struct mallinfo2 mi = mallinfo2();
     expect(mi.arena + mi.hblkhd >= mi.uordblks, "mallinfo2 arena + hblkhd >= uordblks");
