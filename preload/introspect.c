@@ -4,7 +4,8 @@
  * malloc_stats (pfalloc's families table on stderr), malloc_info (XML in
  * glibc's shape with the families inside), malloc_trim (really releases),
  * mallopt (accepted; M_TRIM_THRESHOLD sets the empty-span cache bound, the
- * rest is ignored with success, as glibc ignores what it does not know).
+ * rest is ignored with success, as glibc ignores what it does not know, but
+ * an M_MXFAST glibc would refuse returns 0 as there).
  *   arena    = bytes of small spans and of the empty spans and freed large
  *              blocks kept for reuse     uordblks = live small slot bytes
  *   fordblks = arena - uordblks          hblks/hblkhd = large blocks, bytes
@@ -106,6 +107,10 @@ EXPORT int malloc_trim(size_t pad)
 
 EXPORT int mallopt(int param, int value)
 {
+    /* The one value glibc refuses: fast bins past its largest size,
+     * 80 * sizeof(size_t) / 4 bytes (pfalloc has none to set). */
+    if (param == M_MXFAST)
+        return value >= 0 && (size_t)value <= 80 * sizeof(size_t) / 4;
     if (param == M_TRIM_THRESHOLD && value >= 0)
         pf_span_set_cache_limit((size_t)value);
     return 1;

@@ -2,7 +2,8 @@
  * introspect — glibc's malloc introspection calls answer sensibly: mallinfo2
  * and mallinfo count 10 MiB more in use after allocating 10 MiB and less
  * again after freeing it, malloc_trim returns, mallopt accepts the usual
- * parameters, malloc_info writes XML, malloc_stats writes to stderr, and
+ * parameters (and refuses an M_MXFAST past glibc's largest fast bin),
+ * malloc_info writes XML, malloc_stats writes to stderr, and
  * malloc_usable_size covers every request without a neighbour being hurt
  * when all of it is written. Prints only facts every correct allocator
  * shares, so plain and preloaded runs print the same.
@@ -106,6 +107,10 @@ static void trim_and_opt(void)
     expect(mallopt(M_TOP_PAD, 1 << 16) == 1, "mallopt(M_TOP_PAD) returns 1");
     expect(mallopt(M_MMAP_THRESHOLD, 1 << 20) == 1, "mallopt(M_MMAP_THRESHOLD) returns 1");
     expect(mallopt(M_ARENA_MAX, 4) == 1, "mallopt(M_ARENA_MAX) returns 1");
+    /* The one setting glibc refuses: fast bins past its largest size. */
+    expect(mallopt(M_MXFAST, 64) == 1, "mallopt(M_MXFAST, 64) returns 1");
+    expect(mallopt(M_MXFAST, 1000) == 0, "mallopt(M_MXFAST, 1000) returns 0");
+    expect(mallopt(M_MXFAST, -1) == 0, "mallopt(M_MXFAST, -1) returns 0");
     /* Allocation still works after the parameters changed. */
     p = hide(malloc(3u << 20));
     expect(p != NULL, "malloc after mallopt works");
