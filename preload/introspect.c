@@ -76,9 +76,9 @@ static int clamp(size_t v)
     return v > 0x7fffffff ? 0x7fffffff : (int)v;
 }
 
-EXPORT struct mallinfo mallinfo(void)
+static struct mallinfo info_int(void)
 {
-    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo2 m2 = info_now();
     struct mallinfo m;
     m.arena = clamp(m2.arena);
     m.ordblks = clamp(m2.ordblks);
@@ -93,6 +93,18 @@ EXPORT struct mallinfo mallinfo(void)
     return m;
 }
 
+EXPORT struct mallinfo mallinfo(void)
+{
+    return info_int();
+}
+
+/* glibc's own name for mallinfo, which it exports too. */
+EXPORT struct mallinfo __libc_mallinfo(void);
+EXPORT struct mallinfo __libc_mallinfo(void)
+{
+    return info_int();
+}
+
 EXPORT void malloc_stats(void)
 {
     pf_print_totals(2);
@@ -105,7 +117,7 @@ EXPORT int malloc_trim(size_t pad)
     return pf_trim() > 0;
 }
 
-EXPORT int mallopt(int param, int value)
+static int set_option(int param, int value)
 {
     /* The one value glibc refuses: fast bins past its largest size,
      * 80 * sizeof(size_t) / 4 bytes (pfalloc has none to set). */
@@ -114,6 +126,18 @@ EXPORT int mallopt(int param, int value)
     if (param == M_TRIM_THRESHOLD && value >= 0)
         pf_span_set_cache_limit((size_t)value);
     return 1;
+}
+
+EXPORT int mallopt(int param, int value)
+{
+    return set_option(param, value);
+}
+
+/* glibc's own name for mallopt, which it exports too. */
+EXPORT int __libc_mallopt(int param, int value);
+EXPORT int __libc_mallopt(int param, int value)
+{
+    return set_option(param, value);
 }
 
 static void attr(struct pf_fmt *f, const char *name, uint64_t v)

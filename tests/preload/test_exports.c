@@ -45,6 +45,8 @@ static const char *const interposed[] = {
     "malloc_info",
     "malloc_trim",
     "mallopt",
+    "__libc_mallinfo",
+    "__libc_mallopt",
     /* show the default action where pfalloc's terminating-signal handler is */
     "sigaction",
     "signal",

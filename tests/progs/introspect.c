@@ -39,6 +39,15 @@ static long in_use1(void)
     struct mallinfo mi = mallinfo();
     return (long)(unsigned)mi.uordblks + (long)(unsigned)mi.hblkhd;
 }
+
+/* glibc's own name for mallinfo, which a program may call. */
+extern struct mallinfo __libc_mallinfo(void);
+
+static long in_use_libc(void)
+{
+    struct mallinfo mi = __libc_mallinfo();
+    return (long)(unsigned)mi.uordblks + (long)(unsigned)mi.hblkhd;
+}
 #pragma GCC diagnostic pop
 
 static void *hide(void *p)
@@ -56,6 +65,7 @@ static void mallinfo_counts(void)
      * allocated by the first printf and would count against the frees. */
     size_t before = in_use2();
     long before1 = in_use1();
+    long before_libc = in_use_libc();
     for (int i = 0; i < N; i++) {
         blocks[i] = hide(malloc(1024));
         if (!blocks[i])
@@ -64,6 +74,7 @@ static void mallinfo_counts(void)
     }
     size_t during = in_use2();
     long during1 = in_use1();
+    long during_libc = in_use_libc();
     for (int i = 0; i < N; i++)
         free(blocks[i]);
     size_t after = in_use2();
@@ -83,6 +94,7 @@ static void mallinfo_counts(void)
 
     expect(during >= before + TEN_MIB, "mallinfo2 in use grows by 10 MiB of 1 KiB blocks");
     expect(during1 >= before1 + (long)TEN_MIB, "mallinfo in use grows by 10 MiB of 1 KiB blocks");
+    expect(during_libc >= before_libc + (long)TEN_MIB, "__libc_mallinfo in use grows by 10 MiB of 1 KiB blocks");
     expect(after + TEN_MIB <= during, "mallinfo2 in use shrinks by 10 MiB after freeing them");
     expect(big_during >= big_before + TEN_MIB, "mallinfo2 in use grows by one 10 MiB block");
     expect(big_after + TEN_MIB <= big_during, "mallinfo2 in use shrinks after freeing it");
