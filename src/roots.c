@@ -32,6 +32,7 @@ struct map {
     uint8_t file;    /* a file's pages (private, writable: a module's data) */
     uint8_t anon;    /* no file behind it */
     uint8_t shm;     /* shared memory with no file of its own (anonymous, memfd, System V) */
+    uint8_t dev;     /* a device's pages (a file under /dev that is no shared memory) */
     uint8_t guard;   /* an inaccessible mapping right below it: a thread stack's guard */
     uint8_t taken;   /* scanned as some thread's stack, or inaccessible: not to scan again */
     uint8_t thread;  /* a thread descriptor at its top: a thread's stack (see thread_vectors) */
@@ -253,6 +254,7 @@ static void read_maps(void)
                       starts(p, eol, "/SYSV") || starts(p, eol, "/dev/shm/"));
             m->anon = inode0 && (p >= eol || *p == '[');
             m->file = !inode0 && p < eol && *p == '/' && !m->shm;
+            m->dev = m->file && starts(p, eol, "/dev/");
             m->guard = prev_noaccess && prev_end == m->a;
             m->taken = noaccess; /* never scanned */
             prev_noaccess = noaccess;
@@ -565,7 +567,10 @@ static void modules_from_maps(void)
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *m = &R->maps[i];
         int bss = m->anon && m->w && i && R->maps[i - 1].file && R->maps[i - 1].w && R->maps[i - 1].b == m->a;
-        if (!m->w || (!m->file && !bss) || m->taken || m == self || m == self_file)
+        if (!m->w || (!m->file && !bss) || m->taken)
+            continue;
+        m->taken = 1; /* a module's, or pfalloc's own: not the program's mappings */
+        if (m == self || m == self_file)
             continue;
         if (self_file && bss && &R->maps[i - 1] == self_file)
             continue;
@@ -683,13 +688,16 @@ static void run_flush(void)
     run_a = run_b = 0;
 }
 
-/* Memory the program mapped itself — anonymous, or shared memory with no
- * file of its own, and writable: an interpreter's arenas and frame stacks
- * (python's; its mmap.mmap(-1, n) is shared), a JIT's tables, a custom
- * allocator's pools. Objects only it holds were listed as
- * definitely lost where valgrind, which scans every mapping, sees them
- * reachable. Only pages that hold data (resident or swapped out; a page
- * never touched holds nothing: pf_os_pages_held) of mappings that are none
+/* Memory the program mapped itself — anonymous, shared memory with no
+ * file of its own, or a file's pages, and writable: an interpreter's arenas
+ * and frame stacks (python's; its mmap.mmap(-1, n) is shared), a JIT's
+ * tables, a custom allocator's pools, a dump file mapped privately and
+ * relocated in place, a table shared through a file. Objects only it holds
+ * were listed as definitely lost where valgrind, which scans every mapping,
+ * sees them reachable. Not a device's pages (a file under /dev: reading
+ * them may act on the device). Only pages that hold data (resident or
+ * swapped out; a page never touched holds nothing: pf_os_pages_held; a
+ * file's page counts while it is in the page cache) of mappings that are none
  * of these: pfalloc's own (its heap, metadata and the pass's lists, from
  * its table of mappings, asked a window at a time; where that table is
  * incomplete, the window is left out and the result is partial),
@@ -705,7 +713,7 @@ static void program_mappings(void)
     uintptr_t looked = 0;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
-        if (!x->w || !(x->anon || x->shm) || x->taken || x->thread)
+        if (!x->w || !(x->anon || x->shm || (x->file && !x->dev)) || x->taken || x->thread)
             continue;
         uintptr_t a = x->a;
         /* A module's .bss and what merged with it: from the module's end. */

@@ -109,6 +109,8 @@ static const struct expect expected[] = {
     {"interleaved", {{0, 0, 0, 2000}, {0, 0, 0, 400000000}}},
     /* blocks kept only in shared memory the program mapped */
     {"shared", {{0, 0, 0, 3}, {0, 0, 0, 120}}},
+    /* blocks kept only in writable mappings of a file, private and shared */
+    {"file", {{0, 0, 0, 2}, {0, 0, 0, 80}}},
 };
 
 static void run_reach(const char *mode, const char *const *extra, struct pf_run *r)

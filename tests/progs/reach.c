@@ -65,6 +65,9 @@
  *             (MAP_SHARED | MAP_ANONYMOUS, as python's mmap.mmap(-1, n)),
  *             one only in a memfd mapping, one only in POSIX shared memory
  *             (shm_open): 3 still reachable
+ *   file      a block kept only in a private writable mapping of a file
+ *             (as a dump file mapped and relocated in place), one only in
+ *             a shared mapping of the same file: 2 still reachable
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -434,6 +437,22 @@ __attribute__((noinline)) static void make_shared(void)
         g_kept[0] = r;
 }
 
+__attribute__((noinline)) static void make_file(void)
+{
+    char path[] = "/tmp/pfalloc-reach-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || unlink(path) != 0 || ftruncate(fd, 1 << 16) != 0)
+        abort();
+    char *priv = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    char *shar = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (priv == MAP_FAILED || shar == MAP_FAILED)
+        abort();
+    close(fd);
+    void *p = must(malloc(40)), *q = must(malloc(40));
+    memcpy(priv + 8192, &p, sizeof p);
+    memcpy(shar + 40960, &q, sizeof q);
+}
+
 #define SPARSE_BYTES ((size_t)64 << 20)
 static char *volatile g_sparse_large;
 
@@ -595,6 +614,8 @@ int main(int argc, char **argv)
         make_interleaved();
     if (strcmp(what, "shared") == 0)
         make_shared();
+    if (strcmp(what, "file") == 0)
+        make_file();
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
