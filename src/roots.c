@@ -711,10 +711,25 @@ static void program_mappings(void)
      * one (walks are one at a time, see sites.c's `walking`). */
     PF_BULK static unsigned char vec[RESIDENT_WINDOW];
     uintptr_t looked = 0;
+    /* A file's pages are read only through the kernel: read in place, a
+     * page past the end of a file truncated since it was mapped faults
+     * (SIGBUS). Where the kernel refuses every read (pf_os_read_mem), the
+     * walk would read in place, so such mappings are left out. */
+    int kernel_reads = -1;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
         if (!x->w || !(x->anon || x->shm || (x->file && !x->dev)) || x->taken || x->thread)
             continue;
+        if (x->file) {
+            if (kernel_reads < 0) {
+                uintptr_t word = 0, probe = (uintptr_t)&looked;
+                kernel_reads = pf_os_read_mem(pf_os_tid(), &word, probe, sizeof word) == (long)sizeof word;
+            }
+            if (!kernel_reads) {
+                R->partial = "partial (the kernel refuses reads of memory: files the program mapped were not scanned)";
+                continue;
+            }
+        }
         uintptr_t a = x->a;
         /* A module's .bss and what merged with it: from the module's end. */
         struct dl_find_object fo;

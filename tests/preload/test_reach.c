@@ -1058,3 +1058,26 @@ Test(reach, exit_without_process_vm_readv_nor_proc_mem, .timeout = 600)
         pf_run_free(&r);
     }
 }
+
+/* A file's pages are read only through the kernel (in place, a page past
+ * the end of a file truncated since it was mapped would fault): where a
+ * filter refuses process_vm_readv and pread64 (so /proc/thread-self/mem
+ * too), reach 'file' leaves its file mappings out, says so, and calls
+ * neither block lost. */
+Test(reach, file_mappings_are_not_read_in_place)
+{
+    const char *const extra[] = {NULL};
+    struct pf_run r;
+    run_reach_how("file", "noread", extra, &r);
+    if (r.exited && r.code == 2 && strstr(r.err, "seccomp"))
+        cr_skip_test("no seccomp filter can be set here: %s", r.err);
+    pf_assert_ok(&r, "reach file noread");
+    cr_assert(strstr(r.err, "\"reachability\":\"partial (the kernel refuses reads of memory: files the program "
+                            "mapped were not scanned)") != NULL,
+              "%s", pf_tail(r.err, r.err_len, 3000));
+    struct figures got;
+    json_totals(r.err, &got);
+    cr_assert(got.objects[0] == 0 && got.objects[1] == 0, "%lu definitely, %lu indirectly lost\n%s", got.objects[0],
+              got.objects[1], pf_tail(r.err, r.err_len, 3000));
+    pf_run_free(&r);
+}
