@@ -1011,6 +1011,18 @@ Test(reach, exit_while_threads_allocate_and_move_pointers, .timeout = 300)
     }
 }
 
+/* exitrace under its seccomp filter `mode`, run number i: skipped where no
+ * filter can be set; it must end as it does, with exit status 7. */
+static void run_exitrace_filtered(const char *mode, int i, struct pf_run *r)
+{
+    run_exitrace(mode, r);
+    if (i == 0 && r->exited && r->code == 2 && strstr(r->err, "seccomp"))
+        cr_skip_test("no seccomp filter here: %s", r->err);
+    cr_assert(!r->timed_out, "%s run %d hung", mode, i);
+    cr_assert(r->exited && r->code == 7, "%s run %d: %s, want exit status 7; stderr ends with:\n%s", mode, i,
+              pf_run_how(r), pf_tail(r->err, r->err_len, 1500));
+}
+
 /* Where a sandbox refuses process_vm_readv (firejail's default filter, a
  * container's older profile), the pass reads through the thread's
  * /proc/thread-self/mem: the same whole result as with the call. Before,
@@ -1020,12 +1032,7 @@ Test(reach, exit_without_process_vm_readv_reads_through_proc, .timeout = 600)
 {
     for (int i = 0; i < 5; i++) {
         struct pf_run r;
-        run_exitrace("noread", &r);
-        if (i == 0 && r.exited && r.code == 2 && strstr(r.err, "seccomp"))
-            cr_skip_test("no seccomp filter here: %s", r.err);
-        cr_assert(!r.timed_out, "run %d hung", i);
-        cr_assert(r.exited && r.code == 7, "run %d: %s, want exit status 7; stderr ends with:\n%s", i,
-                  pf_run_how(&r), pf_tail(r.err, r.err_len, 1500));
+        run_exitrace_filtered("noread", i, &r);
         cr_assert(strstr(r.err, "reachability partial") == NULL, "run %d:\n%s", i, pf_tail(r.err, r.err_len, 3000));
         unsigned long n[4];
         text_summary(r.err, "  the program's own by reachability:\n", n);
@@ -1044,15 +1051,9 @@ Test(reach, exit_without_process_vm_readv_nor_proc_mem, .timeout = 600)
 {
     for (int i = 0; i < 5; i++) {
         struct pf_run r;
-        run_exitrace("noread-nopread", &r);
-        if (i == 0 && r.exited && r.code == 2 && strstr(r.err, "seccomp"))
-            cr_skip_test("no seccomp filter here: %s", r.err);
-        cr_assert(!r.timed_out, "run %d hung", i);
-        cr_assert(r.exited && r.code == 7, "run %d: %s, want exit status 7; stderr ends with:\n%s", i,
-                  pf_run_how(&r), pf_tail(r.err, r.err_len, 1500));
+        run_exitrace_filtered("noread-nopread", i, &r);
         cr_assert(strstr(r.err, "(reachability partial (process_vm_readv and /proc/thread-self/mem refused") != NULL,
-                  "run %d:\n%s", i,
-                  pf_tail(r.err, r.err_len, 3000));
+                  "run %d:\n%s", i, pf_tail(r.err, r.err_len, 3000));
         cr_assert(strstr(r.err, "definitely lost:            0 objects") != NULL, "run %d:\n%s", i,
                   pf_tail(r.err, r.err_len, 3000));
         pf_run_free(&r);
