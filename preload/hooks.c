@@ -467,13 +467,18 @@ static int plain_default(int signo, struct sigaction *now)
 
 /* pfalloc's handler on the terminating signals of term_mine whose action is
  * the default now (the program's own handler, or an ignored signal, stays
- * as it is). */
-static void term_handlers_on(void)
+ * as it is). known: the actions as just read, one per signal of
+ * term_signals (at start-up, where nothing can have changed them since),
+ * or NULL to read them here. */
+static void term_handlers_on(const struct sigaction *known)
 {
     term_pid = getpid();
     for (size_t i = 0; i < TERM_SIGNALS; i++) {
         struct sigaction now, mine;
-        if (sigismember(&term_mine, term_signals[i]) == 1 && plain_default(term_signals[i], &now) &&
+        if (known)
+            now = known[i];
+        if (sigismember(&term_mine, term_signals[i]) == 1 &&
+            (known ? now.sa_handler == SIG_DFL : plain_default(term_signals[i], &now)) &&
             __sigaction(term_signals[i], &term_action, NULL) == 0) {
             term_shown[i] = now;
             if (!glibc_restorer && __sigaction(term_signals[i], NULL, &mine) == 0)
@@ -517,11 +522,10 @@ static void install_term(void)
     /* pfalloc's, from now on, wherever the action is the default at the
      * start: one ignored or handled by a library whose constructor ran
      * first stays as it is. */
-    for (size_t i = 0; i < TERM_SIGNALS; i++) {
-        struct sigaction now;
-        if (plain_default(term_signals[i], &now))
+    struct sigaction now[TERM_SIGNALS] = {0};
+    for (size_t i = 0; i < TERM_SIGNALS; i++)
+        if (plain_default(term_signals[i], &now[i]))
             sigaddset(&term_mine, term_signals[i]);
-    }
     /* Not in the init of a PID namespace (a container's first process):
      * the kernel drops a signal sent to it whose action is the default, and
      * a handler would let it in (EINTR in the program's calls, a report
@@ -529,7 +533,7 @@ static void install_term(void)
      * which the kernel does not shield, put it on (fork_child). */
     term_at_pid1 = getpid() == 1;
     if (!term_at_pid1)
-        term_handlers_on();
+        term_handlers_on(now); /* read just above: not again */
 }
 
 /* glibc's exit() runs the exiting thread's thread_local destructors before
@@ -561,7 +565,7 @@ static void fork_child(void)
         term_handlers_off();
     } else if (term_pid != 1 && term_at_pid1) {
         term_at_pid1 = 0;
-        term_handlers_on();
+        term_handlers_on(NULL);
     }
     pf_sites_fork_child(); /* objects from now on are the child's own */
     if (pf_lock_fork_taken())

@@ -1200,3 +1200,29 @@ Test(report_safety, a_service_filtered_to_system_service_calls_ends_as_without_p
         pf_run_free(&pre);
     }
 }
+
+/* Start-up sets the report signal's handler (a look, then the set) and the
+ * three terminating signals' (a look at each, then a set of each, and one
+ * look back for glibc's restorer): nine actions asked or set. Each signal
+ * was looked at twice before the sets (start-up read the three, then read
+ * them again to set them), twelve calls in every process. Counted with
+ * strace where it is installed. */
+Test(report_safety, start_up_reads_each_action_once)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *strace = pf_which("strace");
+    if (!strace)
+        cr_skip_test("strace is not installed");
+    const char *const argv[] = {strace, "-f", "-e", "trace=rt_sigaction", "-E", "LD_PRELOAD=" PF_PRELOAD_LIB,
+                                PROG("term_restore"), "none", NULL};
+    struct pf_run r;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PLAIN}, &r);
+    if (strstr(r.err, "PTRACE_TRACEME") || strstr(r.err, "Operation not permitted")) {
+        pf_run_free(&r);
+        cr_skip_test("strace cannot trace here");
+    }
+    cr_assert(strstr(r.err, "==== pfalloc report: pid ") != NULL, "not preloaded:\n%s", r.err);
+    int calls = pf_count(r.err, "rt_sigaction(");
+    cr_assert_eq(calls, 9, "%d rt_sigaction calls, want 9:\n%s", calls, r.err);
+    pf_run_free(&r);
+}
