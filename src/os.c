@@ -509,6 +509,30 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
     return 0;
 }
 
+int pf_os_pages_written(uintptr_t a, size_t len, unsigned char *vec)
+{
+    size_t ps = pf_os_page_size(), n = (len + ps - 1) / ps;
+    int saved = errno;
+    int fd = open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC), rc = fd < 0 ? -1 : 0;
+    uint64_t ent[PAGEMAP_BATCH];
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t k = n - i < PAGEMAP_BATCH ? n - i : PAGEMAP_BATCH;
+        ssize_t got = pread(fd, ent, k * sizeof ent[0], (off_t)((a / ps + i) * sizeof ent[0]));
+        if (got != (ssize_t)(k * sizeof ent[0])) {
+            rc = -1;
+            break;
+        }
+        /* Swapped out (only the process's own copies are), or present
+         * and not a page of the file (nor shared). */
+        for (size_t j = 0; j < k; j++, i++)
+            vec[i] = ((ent[j] >> 62) & 1) || (((ent[j] >> 63) & 1) && !((ent[j] >> 61) & 1));
+    }
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    return rc;
+}
+
 void pf_os_pages_done(struct pf_os_pages *pg)
 {
     int fd = pg->fd - 1;

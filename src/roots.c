@@ -33,6 +33,7 @@ struct map {
     uint8_t anon;    /* no file behind it */
     uint8_t shm;     /* shared memory with no file of its own (anonymous, memfd, System V) */
     uint8_t dev;     /* a device's pages (a file under /dev that is no shared memory) */
+    uint8_t shared;  /* MAP_SHARED ('s') */
     uint8_t guard;   /* an inaccessible mapping right below it: a thread stack's guard */
     uint8_t taken;   /* scanned as some thread's stack, or inaccessible: not to scan again */
     uint8_t thread;  /* a thread descriptor at its top: a thread's stack (see thread_vectors) */
@@ -255,6 +256,7 @@ static void read_maps(void)
             m->anon = inode0 && (p >= eol || *p == '[');
             m->file = !inode0 && p < eol && *p == '/' && !m->shm;
             m->dev = m->file && starts(p, eol, "/dev/");
+            m->shared = (uint8_t)shared;
             m->guard = prev_noaccess && prev_end == m->a;
             m->taken = noaccess; /* never scanned */
             prev_noaccess = noaccess;
@@ -689,16 +691,21 @@ static void run_flush(void)
 }
 
 /* Memory the program mapped itself — anonymous, shared memory with no
- * file of its own, or a file's pages, and writable: an interpreter's arenas
- * and frame stacks (python's; its mmap.mmap(-1, n) is shared), a JIT's
- * tables, a custom allocator's pools, a dump file mapped privately and
- * relocated in place, a table shared through a file. Objects only it holds
- * were listed as definitely lost where valgrind, which scans every mapping,
- * sees them reachable. Not a device's pages (a file under /dev: reading
- * them may act on the device). Only pages that hold data (resident or
- * swapped out; a page never touched holds nothing: pf_os_pages_held; a
- * file's page counts while it is in the page cache) of mappings that are none
- * of these: pfalloc's own (its heap, metadata and the pass's lists, from
+ * file of its own, or a file mapped privately, and writable: an
+ * interpreter's arenas and frame stacks (python's; its mmap.mmap(-1, n) is
+ * shared), a JIT's tables, a custom allocator's pools, a dump file mapped
+ * privately and relocated in place (emacs's). Objects only it holds were
+ * listed as definitely lost where valgrind, which scans every mapping,
+ * sees them reachable. Only pages that hold data (resident or swapped
+ * out; a page never touched holds nothing: pf_os_pages_held); of a file
+ * mapped privately, only the pages the program wrote (its own copies,
+ * pf_os_pages_written): the rest are the file's, and reading them would
+ * bring a file of gigabytes into memory at the exit. Not a file mapped
+ * shared (a database's pages, which the program shares with the file and
+ * other processes, not where it keeps its heap's addresses; reading them
+ * cost a second and the file's size in memory for 2 GiB), nor a device's
+ * pages (a file under /dev: reading them may act on the device). Nor the
+ * pages of a mapping that is one of these: pfalloc's own (its heap, metadata and the pass's lists, from
  * its table of mappings, asked a window at a time; where that table is
  * incomplete, the window is left out and the result is partial),
  * a module's (its .bss is a root already, and pfalloc's own data is none),
@@ -718,7 +725,7 @@ static void program_mappings(void)
     int kernel_reads = -1;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
-        if (!x->w || !(x->anon || x->shm || (x->file && !x->dev)) || x->taken || x->thread)
+        if (!x->w || !(x->anon || x->shm || (x->file && !x->dev && !x->shared)) || x->taken || x->thread)
             continue;
         if (x->file) {
             if (kernel_reads < 0) {
@@ -774,7 +781,10 @@ static void program_mappings(void)
                 run_flush();
                 continue;
             }
-            if (pf_os_pages_held(&R->pages, a, w - a, vec) != 0) {
+            if ((x->file ? pf_os_pages_written(a, w - a, vec) : pf_os_pages_held(&R->pages, a, w - a, vec)) != 0) {
+                if (x->file)
+                    R->partial = "partial (/proc/self/pagemap could not be read: files the program mapped were not "
+                                 "scanned)";
                 run_flush();
                 continue;
             }

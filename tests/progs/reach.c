@@ -66,8 +66,13 @@
  *             one only in a memfd mapping, one only in POSIX shared memory
  *             (shm_open): 3 still reachable
  *   file      a block kept only in a private writable mapping of a file
- *             (as a dump file mapped and relocated in place), one only in
- *             a shared mapping of the same file: 2 still reachable
+ *             (as a dump file mapped and relocated in place): 1 still
+ *             reachable
+ *   file_cached  the same in a private mapping of a file of 128 MiB that
+ *             is all in the page cache (written with write()), and a
+ *             block kept only in a shared mapping of it (as a database's
+ *             pages): 1 still reachable, 1 definitely lost (a file mapped
+ *             shared is no root)
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -440,20 +445,36 @@ __attribute__((noinline)) static void make_shared(void)
         g_kept[0] = r;
 }
 
-__attribute__((noinline)) static void make_file(void)
+/* A file of `bytes` (written through write() when `cached`, so all of it
+ * is in the page cache), mapped privately and writable with a block's
+ * address written into one page; with `shared`, mapped shared too, with
+ * another block's address in one page. */
+__attribute__((noinline)) static void make_file(size_t bytes, int cached, int shared)
 {
     char path[] = "/tmp/pfalloc-reach-XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0 || unlink(path) != 0 || ftruncate(fd, 1 << 16) != 0)
+    if (fd < 0 || unlink(path) != 0 || ftruncate(fd, (off_t)bytes) != 0)
         abort();
-    char *priv = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-    char *shar = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (priv == MAP_FAILED || shar == MAP_FAILED)
+    if (cached) {
+        static char chunk[1 << 16];
+        memset(chunk, 0x5a, sizeof chunk);
+        for (size_t at = 0; at < bytes; at += sizeof chunk)
+            if (pwrite(fd, chunk, sizeof chunk, (off_t)at) != (ssize_t)sizeof chunk)
+                abort();
+    }
+    char *priv = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (priv == MAP_FAILED)
         abort();
-    close(fd);
-    void *p = must(malloc(40)), *q = must(malloc(40));
+    void *p = must(malloc(40));
     memcpy(priv + 8192, &p, sizeof p);
-    memcpy(shar + 40960, &q, sizeof q);
+    if (shared) {
+        char *shar = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (shar == MAP_FAILED)
+            abort();
+        void *q = must(malloc(40));
+        memcpy(shar + 40960, &q, sizeof q);
+    }
+    close(fd);
 }
 
 #define SPARSE_BYTES ((size_t)64 << 20)
@@ -618,7 +639,9 @@ int main(int argc, char **argv)
     if (strcmp(what, "shared") == 0)
         make_shared();
     if (strcmp(what, "file") == 0)
-        make_file();
+        make_file((size_t)1 << 16, 0, 0);
+    if (strcmp(what, "file_cached") == 0)
+        make_file((size_t)128 << 20, 1, 1);
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
