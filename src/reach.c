@@ -9,6 +9,8 @@
  *   2. every object still unreached, in address order, leads a clique: the
  *      unreached objects it reaches become indirectly lost (an earlier
  *      leader among them too); leaders left at the end are definitely lost.
+ * Exited threads' dynamic TLS blocks are classified but never scanned (see
+ * opaque_blocks).
  * Roots come from roots.c. No recursion (an explicit stack), no malloc: all
  * memory is mapped here and given back by pf_reach_release. Out of memory leaves everything
  * unclassified, never a wrong category.
@@ -72,6 +74,10 @@ static struct {
     uint32_t nzero, capzero, zbase;
     int zfull;
     uintptr_t zlo, zhi;
+    /* Objects classified but never scanned (exited threads' dynamic TLS
+     * blocks, see opaque_blocks): their mark indexes, sorted, in the first
+     * column of roots.dead_tls. */
+    uint32_t nopaque;
     uint32_t *work; /* mark indexes of objects to scan */
     size_t work_bytes;
     uint32_t nwork, capwork;
@@ -580,15 +586,33 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 }
 
 /* ---- marking -------------------------------------------------------------- */
+/* Whether the object of mark index id is one whose contents are not
+ * scanned (see opaque_blocks). */
+static int opaque(uint32_t id)
+{
+    uint32_t lo = 0, hi = r.nopaque;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (r.roots.dead_tls[mid][0] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < r.nopaque && r.roots.dead_tls[lo][0] == id;
+}
+
 static void push(uint32_t e, uint32_t k)
 {
     if (e == ZERO_ENT)
         return; /* a zero-size cell holds nothing to scan */
+    uint32_t id = r.ents[e].base + k;
+    if (PF_UNLIKELY(r.nopaque) && opaque(id))
+        return;
     if (r.nwork >= r.capwork) {
         r.failed = 1; /* cannot happen: pass 1 pushes an object at most twice, pass 2 once */
         return;
     }
-    r.work[r.nwork++] = r.ents[e].base + k;
+    r.work[r.nwork++] = id;
 }
 
 /* Pass 1: w was found in a root (definite) or a reached object. */
@@ -804,6 +828,40 @@ static void cut_out(struct pf_roots *rt, uintptr_t a, uintptr_t b)
     }
 }
 
+static int64_t mark_at(uintptr_t p);
+
+/* Under the locks, after the snapshot: the exited threads' dynamic TLS
+ * blocks that roots.c noted (pf_roots.dead_tls), those whose DTV entry
+ * still names them (a thread that took the stack over frees them first),
+ * as mark indexes, sorted, into the list's first column. They are
+ * classified (reached through the DTV: the C library's, still reachable)
+ * but not scanned, as roots nor as reached objects: what only they point
+ * to is lost. An entry that cannot be read again keeps its block an
+ * ordinary object. */
+static void opaque_blocks(void)
+{
+    uintptr_t(*d)[2] = r.roots.dead_tls;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < r.roots.ndead_tls; i++) {
+        word_t now = 0;
+        int64_t id;
+        if (foreign_words(d[i][0], &now, 1, 0) && now == d[i][1] && (id = mark_at(d[i][1])) >= 0)
+            d[n++][0] = (uintptr_t)id;
+    }
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && d[j][0] < d[j - 1][0]; j--) {
+            uintptr_t t = d[j][0];
+            d[j][0] = d[j - 1][0];
+            d[j - 1][0] = t;
+        }
+    /* The same block twice (two entries naming it) counts once. */
+    uint32_t u = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!u || d[u - 1][0] != d[i][0])
+            d[u++][0] = d[i][0];
+    r.nopaque = u;
+}
+
 /* The pass's tables for spans and objects counted (with room for what
  * other threads may add before the locks are all held): the entries, the
  * hash, the zero-size cells and a mark per object lie in one piece
@@ -928,7 +986,10 @@ int pf_reach_run(const struct pf_reach_opts *o)
     const struct {
         const void *p;
         size_t bytes;
-    } own[] = {{r.tables, r.tables_bytes}, {r.work, r.work_bytes}, {r.bounce, r.bounce_bytes}};
+    } own[] = {{r.tables, r.tables_bytes},
+               {r.work, r.work_bytes},
+               {r.bounce, r.bounce_bytes},
+               {r.roots.dead_tls, r.roots.dead_tls_bytes}};
     for (size_t t = 0; t < sizeof own / sizeof own[0]; t++)
         cut_out(&r.roots, (uintptr_t)own[t].p, (uintptr_t)own[t].p + own[t].bytes);
 
@@ -950,6 +1011,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
         return -1;
     }
     if (r.nobj) {
+        opaque_blocks();
         for (uint32_t i = 0; i < r.roots.n; i++)
             scan_foreign(r.roots.ranges[i][0], r.roots.ranges[i][1], 1, 1, 0, 0);
         if (stack_top)
@@ -957,7 +1019,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
         if (o && o->root_object)
             for (uint32_t e = 0; e < r.nents; e++)
                 for (uint32_t k = 0; k < r.ents[e].n; k++)
-                    if (r.mark[r.ents[e].base + k] != M_NONE && o->root_object(r.ents[e].s, k, o->ctx))
+                    if (r.mark[r.ents[e].base + k] != M_NONE && o->root_object(r.ents[e].s, k, o->ctx) &&
+                        !(r.nopaque && opaque(r.ents[e].base + k)))
                         scan_object(e, k, 1, 1, 0);
         drain(1, 0);
         for (uint32_t e = 0; e < r.nents && !r.partial; e++)
@@ -977,6 +1040,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     unlock_all(nfam);
     unmap(r.work, &r.work_bytes);
     unmap(r.bounce, &r.bounce_bytes);
+    r.nopaque = 0; /* its list goes with the roots */
     pf_roots_release(&r.roots, forget);
     if (r.failed) {
         r.note = "out of room";

@@ -6,7 +6,8 @@
  * stacks of the other threads from the stack pointer the kernel shows for a
  * blocked one (or whole, for one that runs, the main thread's included),
  * their registers (see other_registers), and the start of every thread's
- * dynamic thread vector (see thread_vectors). Only async-signal-safe calls
+ * dynamic thread vector (see thread_vectors); and, apart, the dynamic TLS
+ * blocks of exited threads, which are no roots (see exited_tls). Only async-signal-safe calls
  * (and dl_iterate_phdr outside a handler); all memory mapped here stays
  * mapped until pf_roots_release, so no hole opens in a root range.
  */
@@ -21,6 +22,7 @@
 
 #include "fmt.h"
 #include "pagemap.h"
+#include "symtab.h"
 
 /* One line of /proc/self/maps. */
 struct map {
@@ -595,15 +597,87 @@ static void modules_from_maps(void)
 
 static uint32_t held_cap; /* entries R->held has room for */
 
+/* Where a thread descriptor keeps its thread's id: the kernel clears it
+ * when the thread exits (CLONE_CHILD_CLEARTID, what pthread_join waits
+ * on), and pthread_join sets it to -1; the C library takes a stack whose
+ * descriptor's id is 0 or less for a free one. From its table for debuggers
+ * (_thread_db_pthread_tid: bits, count, offset; 720 on x86-64 since glibc
+ * 2.x). -1: not known (a C library without it), and no thread's TLS is
+ * told exited. */
+static long tid_offset = -2;
+
+static long descriptor_tid_offset(void)
+{
+    if (tid_offset == -2) {
+        const uint32_t *d = pf_sym_dynamic_addr((const void *)(uintptr_t)pthread_self, "_thread_db_pthread_tid");
+        tid_offset = d && d[0] == 32 && d[1] == 1 && d[2] >= 3 * sizeof(uintptr_t) && d[2] < 4096 ? (long)d[2] : -1;
+    }
+    return tid_offset;
+}
+
+/* Entries of an exited thread's DTV looked at, at most. */
+#define DTV_LOOK 4096
+/* Blocks noted, at most (the rest stay roots, as any runtime object). */
+#define DEAD_TLS_MAX 4096
+
+/* The dynamic TLS blocks of the thread whose descriptor is at `desc`, its
+ * DTV at `dtv` (the TCB's pointer), when the thread has exited (its id 0
+ * or less): noted in R->dead_tls. A module's entry is 16 bytes at dtv +
+ * 16 m: the block as the module sees it, then the loader's allocation
+ * (NULL for static TLS); the vector's length is in the entry before
+ * dtv[0]. The C library keeps an exited thread's stack, with its
+ * descriptor, DTV and these blocks, for the next thread, which frees the
+ * blocks: until then they are the C library's (its objects, reached
+ * through the DTV), but nothing the program can run reads them, and
+ * scanned as roots they kept whatever the thread left in a plugin's
+ * thread-local variables still reachable (valgrind's --run-libc-freeres
+ * frees them, and a thread-local variable of the program's own, in the
+ * thread's static TLS on the same cached stack, is no root either). */
+static void exited_tls(uintptr_t desc, uintptr_t dtv, long pid)
+{
+    long off = descriptor_tid_offset();
+    int32_t tid = 1;
+    uintptr_t len = 0;
+    if (off < 0 || pf_os_read_mem(pid, &tid, desc + (uintptr_t)off, sizeof tid) != (long)sizeof tid || tid > 0 ||
+        pf_os_read_mem(pid, &len, dtv - DTV_HEAD, sizeof len) != (long)sizeof len)
+        return;
+    if (len > DTV_LOOK)
+        len = DTV_LOOK;
+    uintptr_t e[64]; /* 32 entries */
+    for (uintptr_t m = 1; m <= len; m += 32) {
+        size_t k = len - m + 1 < 32 ? len - m + 1 : 32;
+        if (pf_os_read_mem(pid, e, dtv + 16 * m, 16 * k) != (long)(16 * k))
+            return;
+        for (size_t j = 0; j < k; j++) {
+            if (!e[2 * j + 1])
+                continue;
+            if (!R->dead_tls) {
+                /* Only here: most processes have no such block. */
+                R->dead_tls = map_zeroed(&R->dead_tls_bytes, sizeof(*R->dead_tls) * DEAD_TLS_MAX);
+                if (!R->dead_tls)
+                    return; /* they stay roots: nothing is called lost for it */
+            }
+            if (R->ndead_tls >= DEAD_TLS_MAX)
+                return;
+            R->dead_tls[R->ndead_tls][0] = dtv + 16 * (m + j) + sizeof(uintptr_t);
+            R->dead_tls[R->ndead_tls][1] = e[2 * j + 1];
+            R->ndead_tls++;
+        }
+    }
+}
+
 /* Words [w, w + n) read from address `at` (16-byte aligned): the DTVs of
- * the descriptors among them, and how many there were. */
-static int descriptors_in(const uintptr_t *w, size_t n, uintptr_t at)
+ * the descriptors among them, and how many there were; with `pid` (not
+ * 0), the dynamic TLS blocks of those whose thread exited (exited_tls). */
+static int descriptors_in(const uintptr_t *w, size_t n, uintptr_t at, long pid)
 {
     int found = 0;
     for (size_t i = 0; i + 2 < n && R->nheld < held_cap; i += 2) {
         uintptr_t self = at + i * sizeof(uintptr_t);
         if (w[i] == self && w[i + 2] == self && w[i + 1] > DTV_HEAD && (w[i + 1] & 15) == 0) {
             R->held[R->nheld++] = w[i + 1] - DTV_HEAD;
+            if (pid)
+                exited_tls(self, w[i + 1], pid);
             found++;
         }
     }
@@ -620,7 +694,9 @@ static int descriptors_in(const uintptr_t *w, size_t n, uintptr_t at)
  * caller's descriptor shares: the window looked at is 4 KiB more than the
  * alignment that address shows (at least 8 KiB, at most 1 MiB), read a
  * piece at a time with pf_os_read_mem (a stack may be unmapped meanwhile).
- * A mapping whose top cannot be read at all counts as a stack. */
+ * A mapping whose top cannot be read at all counts as a stack. The
+ * dynamic TLS blocks of descriptors whose thread has exited are noted
+ * (exited_tls). */
 static void thread_vectors(void)
 {
     const uintptr_t *self = (const uintptr_t *)pthread_self();
@@ -636,7 +712,7 @@ static void thread_vectors(void)
     }
     uintptr_t *buf = (uintptr_t *)((char *)R->held + R->held_bytes - PIECE);
     held_cap = (uint32_t)((R->held_bytes - PIECE) / sizeof(uintptr_t));
-    descriptors_in(self, 3, (uintptr_t)self);
+    descriptors_in(self, 3, (uintptr_t)self, 0);
     long pid = pf_os_tid(); /* see pf_reach_run */
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
@@ -651,7 +727,7 @@ static void thread_vectors(void)
                 x->thread = top == x->b; /* unreadable: it may be a stack, as it looks */
                 break;
             }
-            x->thread = descriptors_in(buf, len / sizeof(uintptr_t), top - len) > 0;
+            x->thread = descriptors_in(buf, len / sizeof(uintptr_t), top - len, pid) > 0;
             top -= len;
         }
     }
@@ -916,6 +992,7 @@ void pf_roots_release(struct pf_roots *rt, int forget)
     pf_scratch_give(sc, rt->maps, rt->maps_bytes, forget);
     pf_scratch_give(sc, rt->text, rt->text_bytes, forget);
     pf_scratch_give(sc, rt->held, rt->held_bytes, forget);
+    pf_scratch_give(sc, rt->dead_tls, rt->dead_tls_bytes, forget);
     /* A helper that outlived its kill still runs on it: kept for good (its
      * own mapping: too big for the room). */
     pf_scratch_give(NULL, rt->regs, rt->regs_bytes, forget || rt->regs_busy);
@@ -925,6 +1002,9 @@ void pf_roots_release(struct pf_roots *rt, int forget)
     rt->ranges = NULL;
     rt->held = NULL;
     rt->nheld = 0;
+    rt->dead_tls = NULL;
+    rt->ndead_tls = 0;
+    rt->dead_tls_bytes = 0;
     rt->maps = NULL;
     rt->text = NULL;
     rt->ranges_bytes = rt->maps_bytes = rt->text_bytes = rt->held_bytes = 0;

@@ -58,6 +58,11 @@ struct pf_roots {
     /* the dynamic thread vectors (DTVs) that thread descriptors hold: a root range of their own */
     uintptr_t *held;
     uint32_t nheld;
+    /* the dynamic TLS blocks that exited threads' DTVs name (see exited_tls in roots.c):
+       [i][0] the address of the DTV's word that names the block, [i][1] the block; no roots */
+    uintptr_t (*dead_tls)[2];
+    uint32_t ndead_tls;
+    size_t dead_tls_bytes;
     /* the other threads' registers (see other_registers in roots.c): a root range */
     uintptr_t *regs;
     size_t regs_bytes;

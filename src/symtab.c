@@ -971,6 +971,22 @@ size_t pf_sym_dynamic_size(const void *fn, const char *name)
 #endif
 }
 
+const void *pf_sym_dynamic_addr(const void *in, const char *name)
+{
+#ifndef DLFO_STRUCT_HAS_EH_DBASE
+    (void)in;
+    (void)name;
+    return NULL;
+#else
+    struct dl_find_object fo;
+    if (_dl_find_object((void *)in, &fo) != 0 || !fo.dlfo_link_map)
+        return NULL;
+    const struct link_map *m = fo.dlfo_link_map;
+    const ElfW(Sym) *sym = dynamic_sym((uintptr_t)m->l_addr, m->l_ld, name, 0);
+    return sym ? (const void *)((uintptr_t)m->l_addr + sym->st_value) : NULL;
+#endif
+}
+
 /* __cxa_demangle from the first C++ runtime module that defines it
  * (libc++ keeps it in libc++abi, beside it); *(int *)seen set when any
  * C++ runtime module is loaded. */

@@ -48,6 +48,12 @@ PF_HIDDEN int pf_sym_each(uintptr_t addr, int (*fn)(const char *name, uintptr_t 
  * module holds fn, or its dynamic table has no such symbol there. */
 PF_HIDDEN size_t pf_sym_dynamic_size(const void *fn, const char *name);
 
+/* The address of the symbol `name` that the loaded module holding `in`
+ * defines, from its dynamic symbol table in memory (the same lookup, no
+ * lock, signal-safe); NULL when no module holds `in` or it defines no such
+ * symbol. */
+PF_HIDDEN const void *pf_sym_dynamic_addr(const void *in, const char *name);
+
 /* The same lookup against one ELF file mapped in memory at `file`
  * (`size` bytes), for a file address: the function name or NULL. For tests
  * of corrupt files; every read is bounds-checked. */

@@ -73,6 +73,17 @@
  *             block kept only in a shared mapping of it (as a database's
  *             pages): 1 still reachable, 1 definitely lost (a file mapped
  *             shared is no root)
+ *   dltls     a block kept only in a thread-local variable of a library
+ *             loaded with dlopen (libtlsplug.so, beside the program: dynamic
+ *             TLS, a block the loader allocates), by a thread that has been
+ *             joined since: 1 definitely lost (the C library keeps the
+ *             exited thread's DTV and TLS block for reuse; nothing the
+ *             program can run reads them)
+ *   dltls_live the same by a thread blocked while the process exits: 1
+ *             still reachable
+ *   tls_exited a block kept only in a thread-local variable of the
+ *             program's (static TLS), by a thread joined since: 1
+ *             definitely lost
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -91,7 +102,9 @@
  * that are dropped go through volatile globals and are cleared, and the
  * stack below main is scrubbed, so no stale copy keeps them reachable.
  */
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -246,6 +259,62 @@ __attribute__((noinline)) static void make_key(void)
 }
 
 static int ready[2], never[2];
+
+static void (*tlsplug_keep)(void);
+
+/* libtlsplug.so, from the program's own directory. */
+static void load_tlsplug(void)
+{
+    char exe[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        abort();
+    exe[n] = 0;
+    snprintf(path, sizeof path, "%s/libtlsplug.so", dirname(exe));
+    void *h = dlopen(path, RTLD_NOW);
+    if (!h) {
+        fprintf(stderr, "%s\n", dlerror());
+        abort();
+    }
+    tlsplug_keep = (void (*)(void))dlsym(h, "tlsplug_keep");
+    if (!tlsplug_keep)
+        abort();
+}
+
+static void *keeps_in_dynamic_tls(void *arg)
+{
+    (void)arg;
+    tlsplug_keep();
+    return NULL;
+}
+
+static void *keeps_in_static_tls(void *arg)
+{
+    (void)arg;
+    t_kept = must(malloc(24));
+    return NULL;
+}
+
+__attribute__((noinline)) static void make_exited(void *(*fn)(void *))
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, fn, NULL) != 0 || pthread_join(t, NULL) != 0)
+        abort();
+}
+
+/* Keeps a block in the library's TLS, then blocks until the process is gone. */
+static void *dynamic_tls_holder(void *arg)
+{
+    (void)arg;
+    tlsplug_keep();
+    char c = 0;
+    long tid = asleep_tid();
+    if (write(ready[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
+        abort();
+    while (read(never[0], &c, 1) != 0)
+        ;
+    return NULL;
+}
 
 static void *holder(void *arg)
 {
@@ -630,6 +699,14 @@ int main(int argc, char **argv)
         keep_in_mapping((size_t)100 << 30, (size_t)80 << 30);
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
+    if (strcmp(what, "dltls") == 0 || strcmp(what, "dltls_live") == 0)
+        load_tlsplug();
+    if (strcmp(what, "dltls") == 0)
+        make_exited(keeps_in_dynamic_tls);
+    if (strcmp(what, "dltls_live") == 0)
+        make_thread(dynamic_tls_holder);
+    if (strcmp(what, "tls_exited") == 0)
+        make_exited(keeps_in_static_tls);
     if (strcmp(what, "sparse_large") == 0)
         make_sparse_large();
     if (strcmp(what, "many_large") == 0)
