@@ -38,6 +38,9 @@
 /* Per-object marks. M_UNKNOWN: live, but the scan was partial and found no
  * chain to its start, so no category can be told. */
 enum { M_NONE = 0, M_UNREACHED, M_POSSIBLE, M_REACHABLE, M_INDIRECT, M_UNKNOWN };
+/* For the length of one look for a lost cycle's entry (see cycle_entries):
+ * a lost object seen, and what it was. */
+enum { M_SEEN_UNREACHED = M_UNKNOWN + 1, M_SEEN_INDIRECT };
 
 /* Pages copied per read of memory the pass does not own. Few: the buffer
  * is mapped fresh for each walk, and each of its pages costs a fault when
@@ -68,6 +71,15 @@ static struct {
     uint32_t hmask;
     uint8_t *mark;
     uint32_t nobj;
+    /* A bit per object, set in pass 2 when a lost object other than itself
+     * points to its start (see cycle_entries). */
+    uint8_t *pointed;
+    uint32_t scanning; /* pass 2: the mark index of the object being scanned */
+    /* A look for a cycle's entry: the object sought (UINT32_MAX: none),
+     * whether it was met, objects seen (logged from the work stack's top
+     * down), and whether the look ran out of its budget. */
+    uint32_t seek_target, nseen;
+    int seek_hit, seek_over;
     /* The checking mode's live zero-size cells, in address order, their
      * marks from zbase on; every one lies in [zlo, zhi). */
     uintptr_t *zcells;
@@ -640,10 +652,45 @@ static void lose_word(uintptr_t w, uint32_t leader)
     if (w - r.lo >= r.hi - r.lo || !find(w, &e, &k, &start))
         return;
     uint32_t id = mark_of(e, k);
+    /* Its very start: a pointer that the heuristics take for one (past an
+     * array cookie, to a base) points inside, as a map's nodes to its
+     * header do. */
+    if (start && id != r.scanning && (r.mark[id] == M_UNREACHED || r.mark[id] == M_INDIRECT) &&
+        (e == ZERO_ENT || w == r.ents[e].start + (r.ents[e].s->kind == PF_SPAN_LARGE ? 0 : (uintptr_t)k * r.ents[e].s->slot_size)))
+        r.pointed[id >> 3] |= (uint8_t)(1u << (id & 7));
     if (r.mark[id] == M_UNREACHED && id != leader) {
         r.mark[id] = M_INDIRECT;
         push(e, k);
     }
+}
+
+/* The budget of one look for a cycle's entry, in objects seen. */
+#define SEEK_BUDGET 65536
+
+/* A look for a cycle's entry (pass 3): w was found in a lost object seen.
+ * A lost object not seen yet is marked seen, logged and pushed; the one
+ * sought is met. */
+static void seek_word(uintptr_t w)
+{
+    uint32_t e, k;
+    int start;
+    if (w - r.lo >= r.hi - r.lo || !find(w, &e, &k, &start) || e == ZERO_ENT)
+        return;
+    uint32_t id = r.ents[e].base + k;
+    if (id == r.seek_target)
+        r.seek_hit = 1;
+    uint8_t *m = &r.mark[id];
+    if (*m != M_UNREACHED && *m != M_INDIRECT)
+        return;
+    /* The stack and the log share the work array: each holds an object at
+     * most once, and there are at least twice as many entries as objects. */
+    if (r.nseen >= SEEK_BUDGET || r.nwork + r.nseen + 1 >= r.capwork) {
+        r.seek_over = 1;
+        return;
+    }
+    *m = *m == M_UNREACHED ? M_SEEN_UNREACHED : M_SEEN_INDIRECT;
+    r.work[r.capwork - 1 - r.nseen++] = id;
+    r.work[r.nwork++] = id;
 }
 
 /* Reads [a, b) in place: only memory that cannot vanish meanwhile. The
@@ -664,8 +711,10 @@ static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t lead
             continue;
         if (pass == 1)
             reach_word(w, definite);
-        else
+        else if (pass == 2)
             lose_word(w, leader);
+        else
+            seek_word(w);
     }
 }
 
@@ -758,20 +807,106 @@ static void scan_object(uint32_t e, uint32_t k, int pass, int definite, uint32_t
     scan(a, a + obj_bytes(x, k), pass, definite, leader);
 }
 
+/* The span entry holding mark index id: the last with base <= id. */
+static uint32_t ent_of_id(uint32_t id)
+{
+    uint32_t lo = 0, hi = r.nents;
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (r.ents[mid].base <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static void drain(int pass, uint32_t leader)
 {
     while (r.nwork) {
         uint32_t id = r.work[--r.nwork];
-        /* The span entry holding mark index id: the last with base <= id. */
-        uint32_t lo = 0, hi = r.nents;
-        while (hi - lo > 1) {
-            uint32_t mid = (lo + hi) / 2;
-            if (r.ents[mid].base <= id)
-                lo = mid;
-            else
-                hi = mid;
-        }
+        uint32_t lo = ent_of_id(id);
+        r.scanning = id;
         scan_object(lo, id - r.ents[lo].base, pass, r.mark[id] == M_REACHABLE, leader);
+    }
+}
+
+/* ---- the entry of a lost cycle ---------------------------------------------- */
+/* Of a ring of lost objects that nothing else points to, pass 2 makes the
+ * one at the lowest address definitely lost and the rest indirectly lost
+ * (valgrind's rule). In pfalloc's heap, where each size class has spans of
+ * its own, that is as often an inner member as the object the program made
+ * and dropped: a leaked std::map's lowest object is often one of its nodes,
+ * which point to each other at their start and to the map's header inside
+ * the map object, and the definitely lost row named the node's insertion
+ * instead of the `new std::map` to fix. So a definitely lost object that
+ * another lost object points to at its start (it lies on a cycle: any
+ * other such pointer would have made it indirect) hands its place to a
+ * member of its cycle that no other lost object points to at its start
+ * (the first such, by address, that leads back to it); with none, it
+ * keeps it. One object for another: the counts per category stay those of
+ * the address rule, the bytes move with the objects. */
+
+/* Whether a lost object other than itself points to the start of id. */
+static int start_pointed(uint32_t id)
+{
+    return r.pointed[id >> 3] >> (id & 7) & 1;
+}
+
+/* Walks the lost objects reachable from `from` (pass 3), each once, up to
+ * SEEK_BUDGET of them; with `cand`, notes up to ncap of them (not from)
+ * that no other lost object points to at their start, in the order met.
+ * Whether `target` was met; -1 when the budget ran out. The marks are
+ * restored. */
+#define ENTRY_CANDIDATES 8
+static int seek(uint32_t from, uint32_t target, uint32_t *cand, uint32_t *ncand)
+{
+    r.nwork = 0;
+    r.nseen = 0;
+    r.seek_hit = 0;
+    r.seek_over = 0;
+    r.seek_target = target;
+    r.mark[from] = r.mark[from] == M_UNREACHED ? M_SEEN_UNREACHED : M_SEEN_INDIRECT;
+    r.work[r.capwork - 1 - r.nseen++] = from;
+    r.work[r.nwork++] = from;
+    while (r.nwork && !r.seek_over && !(r.seek_hit && !cand)) {
+        uint32_t id = r.work[--r.nwork];
+        if (cand && id != from && !start_pointed(id) && *ncand < ENTRY_CANDIDATES)
+            cand[(*ncand)++] = id;
+        uint32_t e = ent_of_id(id);
+        scan_object(e, id - r.ents[e].base, 3, 0, 0);
+    }
+    for (uint32_t i = 0; i < r.nseen; i++) {
+        uint8_t *m = &r.mark[r.work[r.capwork - 1 - i]];
+        *m = *m == M_SEEN_UNREACHED ? M_UNREACHED : M_INDIRECT;
+    }
+    r.nwork = 0;
+    r.nseen = 0;
+    return r.seek_over ? -1 : r.seek_hit;
+}
+
+static void cycle_entries(void)
+{
+    for (uint32_t id = 0; id < r.zbase; id++) {
+        if (r.mark[id] != M_UNREACHED || !start_pointed(id))
+            continue;
+        uint32_t cand[ENTRY_CANDIDATES], n = 0;
+        if (seek(id, UINT32_MAX, cand, &n) < 0)
+            continue;
+        /* By address: the same heap names the same entry whatever the
+         * order the walk met them in. */
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = i; j > 0 && cand[j] < cand[j - 1]; j--) {
+                uint32_t t = cand[j];
+                cand[j] = cand[j - 1];
+                cand[j - 1] = t;
+            }
+        for (uint32_t i = 0; i < n; i++)
+            if (r.mark[cand[i]] == M_INDIRECT && seek(cand[i], id, NULL, NULL) == 1) {
+                r.mark[cand[i]] = M_UNREACHED;
+                r.mark[id] = M_INDIRECT;
+                break;
+            }
     }
 }
 
@@ -885,7 +1020,8 @@ static int sizes_of(uint64_t spans, uint64_t objs, uint64_t zeros, struct sizes 
     z->ents = whole_pages(sizeof(struct ent) * z->spans);
     z->hash = whole_pages(sizeof(uint32_t) * z->hsize);
     z->front = z->ents + z->hash + sizeof(uintptr_t) * z->zcap;
-    z->tables = whole_pages(z->front + z->objs + z->zcap);
+    /* the marks, then the bits of pass 2 (see cycle_entries) */
+    z->tables = whole_pages(z->front + z->objs + z->zcap + (z->objs + z->zcap) / 8 + 1);
     z->capwork = z->objs * 2 + 64;
     z->work = whole_pages(sizeof(uint32_t) * z->capwork);
     return 0;
@@ -967,6 +1103,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
         r.zcells = (uintptr_t *)((char *)r.tables + z.ents + z.hash);
         r.capzero = (uint32_t)z.zcap;
         r.mark = (uint8_t *)r.tables + z.front;
+        r.pointed = r.mark + z.objs + z.zcap;
     }
     r.capwork = (uint32_t)z.capwork;
     r.work = map_zeroed(&r.work_bytes, z.work);
@@ -1029,6 +1166,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
                     push(e, k);
                     drain(2, r.ents[e].base + k);
                 }
+        if (!r.partial)
+            cycle_entries();
         /* Memory was left unread: an object not reached through its start
          * may be reached through what was not read, and what was lost
          * cannot be told. */

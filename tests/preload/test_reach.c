@@ -459,6 +459,44 @@ Test(reach, an_exited_threads_dynamic_tls_is_no_root, .timeout = 300)
     free(vg);
 }
 
+/* A lost ring whose head the program made after its members, in a bigger
+ * class (at a higher address), the members pointing into it past its start
+ * as a std::map's nodes point to its header: the head is definitely lost,
+ * the definitely lost row names where it was made (ring_head), not a node
+ * (which the lowest address, valgrind's rule, picked). The counts per
+ * category stay valgrind's; the bytes move with the objects. */
+Test(reach, a_lost_cycle_is_led_by_its_entry, .timeout = 300)
+{
+    struct pf_run r;
+    run_reach("ring_head", NULL, &r);
+    pf_assert_ok(&r, "ring_head");
+    struct figures got;
+    json_totals(r.err, &got);
+    const struct figures want = {{1, 4, 0, 0}, {128, 128, 0, 0}};
+    assert_figures("ring_head", &got, &want, r.err);
+    const char *head = strstr(r.err, "{\"site\":\"ring_head+");
+    cr_assert(head && in_entry(head, "\"reachability\":\"definitely_lost\"") && in_entry(head, "\"objects\":1,"),
+              "the head is not the definitely lost one:\n%s", r.err);
+    for (const char *n = strstr(r.err, "{\"site\":\"ring_node+"); n; n = strstr(n + 1, "{\"site\":\"ring_node+"))
+        cr_assert(in_entry(n, "\"reachability\":\"indirectly_lost\""), "a node is not indirectly lost:\n%s", r.err);
+    pf_run_free(&r);
+    if (!pf_which("valgrind"))
+        return;
+    char *vg = strdup(pf_which("valgrind"));
+    const char *const argv[] = {vg, "--leak-check=full", PROG("reach"), "ring_head", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 300};
+    pf_spawn(argv, &o, &r);
+    cr_assert(r.exited, "valgrind: %s", pf_run_how(&r));
+    unsigned long db, dn, ib, in;
+    cr_assert(valgrind_summary(r.err, "definitely lost:", &db, &dn) &&
+                  valgrind_summary(r.err, "indirectly lost:", &ib, &in),
+              "%s", r.err);
+    cr_assert(dn == 1 && in == 4 && db + ib == 256, "valgrind: %lu + %lu objects, %lu + %lu bytes\n%s", dn, in, db,
+              ib, r.err);
+    pf_run_free(&r);
+    free(vg);
+}
+
 /* PFALLOC_LEAK_EXIT_CODE: lost objects fail the run, still reachable and
  * indirectly lost alone would not (an indirect one always has a lost owner). */
 Test(reach, exit_code_only_on_lost)

@@ -73,6 +73,12 @@
  *             block kept only in a shared mapping of it (as a database's
  *             pages): 1 still reachable, 1 definitely lost (a file mapped
  *             shared is no root)
+ *   ring_head a ring of 4 nodes (32 bytes) that each point into their head
+ *             (128 bytes, made after them) at its second word, as a
+ *             std::map's nodes point to the map's header, dropped: the head
+ *             is what the program made first, and no node points to its
+ *             start. 1 definitely lost (the head, 128 bytes: valgrind names
+ *             the node at the lowest address, 32 bytes), 4 indirectly lost
  *   dltls     a block kept only in a thread-local variable of a library
  *             loaded with dlopen (libtlsplug.so, beside the program: dynamic
  *             TLS, a block the loader allocates), by a thread that has been
@@ -196,6 +202,50 @@ __attribute__((noinline)) static void make_cycle(void)
     }
     first->next = last;
     g_drop = first;
+    g_drop = NULL;
+}
+
+struct rnode {
+    struct rnode *next;
+    struct rnode **owner; /* &head->first */
+    long value;
+    long pad;
+};
+
+struct rhead {
+    long count;
+    struct rnode *first;
+    char name[112];
+};
+
+__attribute__((noinline)) static struct rnode *ring_node(long v)
+{
+    struct rnode *n = must(malloc(sizeof *n));
+    n->value = v;
+    n->pad = 0;
+    return n;
+}
+
+__attribute__((noinline)) static struct rhead *ring_head(void)
+{
+    struct rhead *h = must(malloc(sizeof *h));
+    memset(h, 0, sizeof *h);
+    return h;
+}
+
+__attribute__((noinline)) static void make_ring_head(void)
+{
+    struct rnode *n[4];
+    for (int i = 0; i < 4; i++)
+        n[i] = ring_node(i);
+    struct rhead *h = ring_head();
+    for (int i = 0; i < 4; i++) {
+        n[i]->next = n[(i + 1) % 4];
+        n[i]->owner = &h->first;
+    }
+    h->first = n[0];
+    h->count = 4;
+    g_drop = h;
     g_drop = NULL;
 }
 
@@ -699,6 +749,8 @@ int main(int argc, char **argv)
         keep_in_mapping((size_t)100 << 30, (size_t)80 << 30);
     if (strcmp(what, "joined") == 0)
         joined_run(worker);
+    if (strcmp(what, "ring_head") == 0)
+        make_ring_head();
     if (strcmp(what, "dltls") == 0 || strcmp(what, "dltls_live") == 0)
         load_tlsplug();
     if (strcmp(what, "dltls") == 0)
