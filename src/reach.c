@@ -80,6 +80,7 @@ static struct {
      * down), and whether the look ran out of its budget. */
     uint32_t seek_target, nseen;
     int seek_hit, seek_over;
+    uint64_t seen_all; /* objects seen by every look of the pass */
     /* The checking mode's live zero-size cells, in address order, their
      * marks from zbase on; every one lies in [zlo, zhi). */
     uintptr_t *zcells;
@@ -664,8 +665,12 @@ static void lose_word(uintptr_t w, uint32_t leader)
     }
 }
 
-/* The budget of one look for a cycle's entry, in objects seen. */
+/* The budget of one look for a cycle's entry, in objects seen, and of
+ * all of a pass's looks together (past it, the cycles left keep the
+ * address rule: a heap of many lost rings that each reach one big lost
+ * structure would otherwise walk it once per ring). */
 #define SEEK_BUDGET 65536
+#define SEEK_BUDGET_ALL ((uint64_t)16 << 20)
 
 /* A look for a cycle's entry (pass 3): w was found in a lost object seen.
  * A lost object not seen yet is marked seen, logged and pushed; the one
@@ -880,6 +885,7 @@ static int seek(uint32_t from, uint32_t target, uint32_t *cand, uint32_t *ncand)
         uint8_t *m = &r.mark[r.work[r.capwork - 1 - i]];
         *m = *m == M_SEEN_UNREACHED ? M_UNREACHED : M_INDIRECT;
     }
+    r.seen_all += r.nseen;
     r.nwork = 0;
     r.nseen = 0;
     return r.seek_over ? -1 : r.seek_hit;
@@ -887,7 +893,7 @@ static int seek(uint32_t from, uint32_t target, uint32_t *cand, uint32_t *ncand)
 
 static void cycle_entries(void)
 {
-    for (uint32_t id = 0; id < r.zbase; id++) {
+    for (uint32_t id = 0; id < r.zbase && r.seen_all < SEEK_BUDGET_ALL; id++) {
         if (r.mark[id] != M_UNREACHED || !start_pointed(id))
             continue;
         uint32_t cand[ENTRY_CANDIDATES], n = 0;
