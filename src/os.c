@@ -360,20 +360,25 @@ int pf_os_filtered(void)
 
 /* Bytes of [start, start + bytes) that are resident, in pieces whose page
  * vector fits on the stack: by mincore, or, where a seccomp filter may
- * forbid that call (pagemap >= 0), by /proc/self/pagemap's present bits
- * (read with pread, which every filter a service runs under allows). A
- * piece that cannot be read counts 0. */
-static uint64_t resident_of(uintptr_t start, size_t bytes, size_t ps, int pagemap)
+ * forbid that call (filtered), by /proc/self/pagemap's present bits (read
+ * with pread, which every filter a service runs under allows). A piece
+ * mincore fails on (not mapped) counts 0; under a filter, one whose
+ * pagemap entries cannot be read (pagemap < 0: no descriptor was free, or
+ * no /proc) counts whole: mincore, which the filter may punish with
+ * SIGSYS, is never the way out. */
+static uint64_t resident_of(uintptr_t start, size_t bytes, size_t ps, int filtered, int pagemap)
 {
     unsigned char vec[1024];
     uint64_t n = 0;
-    if (pagemap >= 0) {
+    if (filtered) {
         uint64_t ent[PAGEMAP_BATCH];
         for (uintptr_t page = start / ps, end = (start + bytes + ps - 1) / ps; page < end;) {
             size_t k = end - page < PAGEMAP_BATCH ? end - page : PAGEMAP_BATCH;
-            ssize_t got = pread(pagemap, ent, k * sizeof ent[0], (off_t)(page * sizeof ent[0]));
-            for (size_t j = 0; got > 0 && j < (size_t)got / sizeof ent[0]; j++)
+            ssize_t got = pagemap >= 0 ? pread(pagemap, ent, k * sizeof ent[0], (off_t)(page * sizeof ent[0])) : -1;
+            size_t read = got > 0 ? (size_t)got / sizeof ent[0] : 0;
+            for (size_t j = 0; j < read; j++)
                 n += ent[j] >> 63;
+            n += k - read;
             page += k;
         }
         return n * ps;
@@ -394,7 +399,8 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
     size_t ps = pf_os_page_size();
     uint64_t r = 0, rm = 0;
     int saved = errno;
-    int pagemap = pf_os_filtered() ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
+    int filtered = pf_os_filtered();
+    int pagemap = filtered ? open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC) : -1;
     /* A few tries for a scan that saw one state of the table; after them
      * the last one's count stands (a join or split met halfway counts a
      * range twice or not at all). */
@@ -407,7 +413,7 @@ void pf_os_resident(uint64_t *all, uint64_t *meta)
             int m;
             if (!tab_read(i, &s, &e, &m))
                 continue;
-            uint64_t n = resident_of(s, e - s, ps, pagemap);
+            uint64_t n = resident_of(s, e - s, ps, filtered, pagemap);
             r += n;
             if (m)
                 rm += n;

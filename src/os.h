@@ -157,7 +157,8 @@ PF_HIDDEN int pf_os_filtered(void);
 /* Bytes of pfalloc's read-write mappings that are resident now (mincore
  * over each recorded mapping, or /proc/self/pagemap under a seccomp
  * filter; no lock, async-signal-safe), and the part of them holding
- * metadata. Ranges the table could not record count whole. */
+ * metadata. Ranges the table could not record count whole, and so do,
+ * under a filter, pages whose pagemap entries cannot be read. */
 PF_HIDDEN void pf_os_resident(uint64_t *all, uint64_t *meta);
 /* Whether [p, p + size) is exactly one of pfalloc's metadata mappings (as
  * recorded for pf_os_resident; no lock, async-signal-safe). */

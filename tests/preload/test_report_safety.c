@@ -1226,3 +1226,29 @@ Test(report_safety, start_up_reads_each_action_once)
     cr_assert_eq(calls, 9, "%d rt_sigaction calls, want 9:\n%s", calls, r.err);
     pf_run_free(&r);
 }
+
+/* A filtered service that has used up its file descriptors: pfalloc can
+ * open no /proc/self/pagemap at its exit. The count of resident pages
+ * must not turn to mincore then (SIGSYS under the set): the run ends as
+ * without pfalloc, its report whole, its resident figure no less than its
+ * live one. */
+Test(report_safety, a_filtered_service_without_a_free_descriptor_ends_as_without_pfalloc, .timeout = 60)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *argv[] = {SANDBOXED("kill"), PROG("nofds"), NULL};
+    struct pf_run plain, pre;
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PLAIN}, &plain);
+    if (plain.exited && plain.code == 2 && strstr(plain.err, "seccomp"))
+        cr_skip_test("no seccomp filter can be set here: %s", plain.err);
+    pf_assert_ok(&plain, "nofds");
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PRELOAD}, &pre);
+    pf_assert_same(&plain, &pre, "nofds");
+    pf_assert_preloaded(&pre, "nofds");
+    cr_assert(strstr(pre.err, "==== end of pfalloc report ====") != NULL, "nofds: the report stops:\n%s",
+              pf_tail(pre.err, pre.err_len, 1500));
+    long long resident = report_figure(pre.err, "  resident bytes"), live = report_figure(pre.err, "  live bytes");
+    cr_assert(resident > 0 && resident >= live, "nofds: resident bytes %lld, live bytes %lld:\n%s", resident, live,
+              pf_tail(pre.err, pre.err_len, 1500));
+    pf_run_free(&plain);
+    pf_run_free(&pre);
+}
