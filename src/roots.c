@@ -570,8 +570,17 @@ static void modules_from_maps(void)
         self = self_file = NULL;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *m = &R->maps[i];
-        int bss = m->anon && m->w && i && R->maps[i - 1].file && R->maps[i - 1].w && R->maps[i - 1].b == m->a;
+        /* (right after a module's data: one taken just before) */
+        int bss = m->anon && m->w && i && R->maps[i - 1].file && R->maps[i - 1].w && R->maps[i - 1].taken &&
+                  R->maps[i - 1].b == m->a;
         if (!m->w || (!m->file && !bss) || m->taken)
+            continue;
+        /* A file no module was loaded from (a database's map, a table
+         * shared through a file) is the program's own mapping: its pages
+         * in memory only, as program_mappings reads them. Read whole, a
+         * sparse map of gigabytes had every hole read into memory. */
+        struct dl_find_object fo;
+        if (m->file && _dl_find_object((void *)m->a, &fo) != 0)
             continue;
         m->taken = 1; /* a module's, or pfalloc's own: not the program's mappings */
         if (m == self || m == self_file)

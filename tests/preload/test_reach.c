@@ -926,6 +926,31 @@ Test(reach, a_large_blocks_untouched_pages_are_not_read)
     pf_run_free(&r);
 }
 
+/* reach dbmap: a shared writable map of a sparse 128 GiB file, a
+ * database's, one page written. The signal report's walk took every
+ * writable file mapping for a module's data and read it whole: each hole
+ * read into memory (a 2 GiB map took 3.4 s and 2 GiB of memory). Its
+ * holes stay holes. */
+Test(reach, a_signal_walk_reads_no_hole_of_a_mapped_file)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
+    const char *const argv[] = {PROG("reach"), "dbmap", "raise", NULL};
+    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    struct pf_run r;
+    pf_spawn(argv, &o, &r);
+    pf_assert_ok(&r, "dbmap");
+    unsigned long n = 0, pages = 0;
+    cr_assert(sscanf(r.out, "dbmap: %lu of %lu pages resident", &n, &pages) == 2, "%s", r.out);
+    /* The page written brings the kernel's read-ahead around it in (2 048
+     * pages here without pfalloc), never the whole map. */
+    cr_assert(pages >= 16384 && n <= pages / 16, "%lu of the map's first %lu pages resident after the walk", n,
+              pages);
+    const char *sig = strstr(r.err, "reason signal"), *ex = strstr(r.err, "reason exit");
+    cr_assert(sig && ex && sig < ex, "%s", r.err);
+    pf_run_free(&r);
+}
+
 /* tests/progs/exitframes.c: the exiting thread's stack is read from the
  * frame that called exit() up, and that frame's callee-saved registers
  * (which the exit's frames keep for it) are read too. Below it lie the

@@ -90,6 +90,10 @@
  *   tls_exited a block kept only in a thread-local variable of the
  *             program's (static TLS), by a thread joined since: 1
  *             definitely lost
+ *   dbmap     a shared writable mapping of a sparse 128 GiB file (a
+ *             database's map: mostly holes, one page written), and a block
+ *             dropped: 1 definitely lost; prints how many of the map's
+ *             first 1 GiB of pages are resident at its end
  *   joined    four threads that run at once, each allocating and freeing,
  *             all joined: nothing of the program's is left (the C library
  *             keeps each exited thread's stack, descriptor and DTV for
@@ -596,6 +600,37 @@ __attribute__((noinline)) static void make_file(size_t bytes, int cached, int sh
     close(fd);
 }
 
+#define DBMAP_BYTES ((size_t)128 << 30)
+#define DBMAP_LOOK ((size_t)1 << 30)
+static char *g_dbmap;
+
+__attribute__((noinline)) static void make_dbmap(void)
+{
+    char path[] = "/tmp/pfalloc-dbmap-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || unlink(path) != 0 || ftruncate(fd, (off_t)DBMAP_BYTES) != 0)
+        abort();
+    g_dbmap = mmap(NULL, DBMAP_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (g_dbmap == MAP_FAILED)
+        abort();
+    close(fd);
+    memset(g_dbmap, 7, 4096);
+    g_drop = must(malloc(40));
+    memset(g_drop, 1, 40);
+    g_drop = NULL;
+}
+
+static void print_dbmap_resident(void)
+{
+    static unsigned char vec[DBMAP_LOOK / 4096];
+    size_t n = 0;
+    if (mincore(g_dbmap, DBMAP_LOOK, vec) != 0)
+        abort();
+    for (size_t i = 0; i < sizeof vec; i++)
+        n += vec[i] & 1;
+    printf("dbmap: %zu of %zu pages resident\n", n, sizeof vec);
+}
+
 #define SPARSE_BYTES ((size_t)64 << 20)
 static char *volatile g_sparse_large;
 
@@ -771,6 +806,8 @@ int main(int argc, char **argv)
         make_file((size_t)1 << 16, 0, 0);
     if (strcmp(what, "file_cached") == 0)
         make_file((size_t)128 << 20, 1, 1);
+    if (strcmp(what, "dbmap") == 0)
+        make_dbmap();
     if (strcmp(what, "main_busy") == 0)
         main_busy(sig);
     if (strcmp(what, "busy_lost") == 0) {
@@ -797,6 +834,8 @@ int main(int argc, char **argv)
     }
     if (g_sparse_large)
         print_sparse_resident();
+    if (g_dbmap)
+        print_dbmap_resident();
     if (argc > 2 && strcmp(argv[2], "noread") == 0)
         forbid_reads(1);
     return 0;
