@@ -754,6 +754,12 @@ extern void *__libc_stack_end;
  * and a look at each page: about 0.1 s for 64 GiB). A program that maps
  * more (reserving terabytes it barely touches) gets a partial result. */
 #define MAPPED_LOOK_MAX ((uintptr_t)64 << 30)
+/* Address space of writable file mappings looked at, at most. A file
+ * mapped bigger than what is left of it (a database's map, often sparse
+ * and of terabytes, or gigabytes in the page cache: about 0.3 s a GiB to
+ * scan) is no root, as no file mapping was before they were scanned: its
+ * pages hold the file's data, and it does not make the rest partial. */
+#define FILE_LOOK_MAX ((uintptr_t)1 << 30)
 /* Root ranges kept free for the ranges after the program's mappings: past
  * this many, pieces up to 16 MiB apart are joined (the pages between are
  * read too: zero pages, about 5 ms for 16 MiB); beyond that the list fills
@@ -808,11 +814,15 @@ static void program_mappings(void)
      * (SIGBUS). Where the kernel refuses every read (pf_os_read_mem), the
      * walk would read in place, so such mappings are left out. */
     int kernel_reads = -1;
+    uintptr_t file_looked = 0;
     for (uint32_t i = 0; i < R->nmaps; i++) {
         struct map *x = &R->maps[i];
         if (!x->w || !(x->anon || x->shm || (x->file && !x->dev && !x->shared)) || x->taken || x->thread)
             continue;
         if (x->file) {
+            if (x->b - x->a > FILE_LOOK_MAX - file_looked)
+                continue;
+            file_looked += x->b - x->a;
             if (kernel_reads < 0) {
                 uintptr_t word = 0, probe = (uintptr_t)&looked;
                 kernel_reads = pf_os_read_mem(pf_os_tid(), &word, probe, sizeof word) == (long)sizeof word;

@@ -124,6 +124,9 @@ static const struct expect expected[] = {
     /* a block kept only in a thread-local variable of the program's (static
      * TLS), by a thread joined since */
     {"tls_exited", {{1, 0, 0, 0}, {24, 0, 0, 0}}},
+    /* a database's map of a sparse 128 GiB file, shared: no root (its data
+     * is the file's), and no reason for a partial result */
+    {"dbmap", {{1, 0, 0, 0}, {40, 0, 0, 0}}},
 };
 
 static void run_reach(const char *mode, const char *const *extra, struct pf_run *r)
