@@ -910,20 +910,32 @@ Test(reach, checking_mode_large_blocks_are_found_by_the_programs_pointer)
  * (16 384 of them; a program keeping 4 GiB so took 1.3 s to exit, and
  * nine blocks of 8 GiB 24 s). Default settings but the classification on
  * the signal report. */
-Test(reach, a_large_blocks_untouched_pages_are_not_read)
+/* reach `mode` with "raise", classified on the signal report: its
+ * "MODE: N of PAGES pages resident" line read into *n and *pages; the
+ * signal report comes before the exit's, and is returned. */
+static const char *resident_after_signal_walk(const char *mode, struct pf_run *r, unsigned long *n,
+                                              unsigned long *pages)
 {
     PF_REQUIRE_PRELOAD();
     const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
-    const char *const argv[] = {PROG("reach"), "sparse_large", "raise", NULL};
+    const char *const argv[] = {PROG("reach"), mode, "raise", NULL};
     struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
+    pf_spawn(argv, &o, r);
+    pf_assert_ok(r, mode);
+    char format[64];
+    snprintf(format, sizeof format, "%s: %%lu of %%lu pages resident", mode);
+    cr_assert(sscanf(r->out, format, n, pages) == 2, "%s", r->out);
+    const char *sig = strstr(r->err, "reason signal"), *ex = strstr(r->err, "reason exit");
+    cr_assert(sig && ex && sig < ex, "%s", r->err);
+    return sig;
+}
+
+Test(reach, a_large_blocks_untouched_pages_are_not_read)
+{
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "sparse_large");
     unsigned long n = 0, pages = 0;
-    cr_assert(sscanf(r.out, "sparse_large: %lu of %lu pages resident", &n, &pages) == 2, "%s", r.out);
+    const char *sig = resident_after_signal_walk("sparse_large", &r, &n, &pages);
     cr_assert(pages >= 16384 && n <= 2, "%lu of the block's %lu pages resident after the walk", n, pages);
-    const char *sig = strstr(r.err, "reason signal"), *ex = strstr(r.err, "reason exit");
-    cr_assert(sig && ex && sig < ex, "%s", r.err);
     unsigned long c[4];
     text_summary(sig, "  by reachability:\n", c);
     cr_assert(c[0] == 0 && c[1] == 0 && c[2] == 0 && c[3] >= 2, "signal report: %lu %lu %lu %lu\n%s", c[0], c[1],
@@ -938,21 +950,13 @@ Test(reach, a_large_blocks_untouched_pages_are_not_read)
  * holes stay holes. */
 Test(reach, a_signal_walk_reads_no_hole_of_a_mapped_file)
 {
-    PF_REQUIRE_PRELOAD();
-    const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
-    const char *const argv[] = {PROG("reach"), "dbmap", "raise", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 60};
     struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "dbmap");
     unsigned long n = 0, pages = 0;
-    cr_assert(sscanf(r.out, "dbmap: %lu of %lu pages resident", &n, &pages) == 2, "%s", r.out);
+    resident_after_signal_walk("dbmap", &r, &n, &pages);
     /* The page written brings the kernel's read-ahead around it in (2 048
      * pages here without pfalloc), never the whole map. */
     cr_assert(pages >= 16384 && n <= pages / 16, "%lu of the map's first %lu pages resident after the walk", n,
               pages);
-    const char *sig = strstr(r.err, "reason signal"), *ex = strstr(r.err, "reason exit");
-    cr_assert(sig && ex && sig < ex, "%s", r.err);
     pf_run_free(&r);
 }
 

@@ -357,16 +357,23 @@ __attribute__((noinline)) static void make_exited(void *(*fn)(void *))
 }
 
 /* Keeps a block in the library's TLS, then blocks until the process is gone. */
-static void *dynamic_tls_holder(void *arg)
+/* Tells its thread id on `ready`, then blocks until the process is gone:
+ * nobody writes to `never`. */
+static void tell_and_block(void)
 {
-    (void)arg;
-    tlsplug_keep();
     char c = 0;
     long tid = asleep_tid();
     if (write(ready[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
         abort();
     while (read(never[0], &c, 1) != 0)
         ;
+}
+
+static void *dynamic_tls_holder(void *arg)
+{
+    (void)arg;
+    tlsplug_keep();
+    tell_and_block();
     return NULL;
 }
 
@@ -374,13 +381,7 @@ static void *holder(void *arg)
 {
     (void)arg;
     void *volatile kept = must(malloc(40));
-    char c = 0;
-    long tid = asleep_tid();
-    if (write(ready[1], &tid, sizeof tid) != (ssize_t)sizeof tid)
-        abort();
-    /* Blocks until the process is gone: nobody writes to `never`. */
-    while (read(never[0], &c, 1) != 0)
-        ;
+    tell_and_block();
     return kept;
 }
 
