@@ -561,7 +561,7 @@ static int locate(uintptr_t addr, struct found *out)
 
 /* ---- whether a file holds the code that runs -------------------------------- */
 
-PF_BULK static unsigned char mem_buf[16384]; /* a module's memory being compared; used under busy */
+PF_BULK static unsigned char mem_buf[8192]; /* a module's memory being compared; used under busy */
 
 /* Copies len bytes of this process's memory at src into dst; 1 when all
  * were copied. Through the kernel, which fails where a plain read would
