@@ -10,13 +10,18 @@
  *          alive at once, allocate and end with a bare exit system call;
  *          then `threads` threads, one after another, allocate and end as
  *          threads do (each finds the cache the one before gave back).
- * Every block is freed. Prints "N threads (MODE): ok"; the test reads the
- * number of threads holding a cache from the exit report.
+ * Every block is freed. "One after another": the next thread starts once
+ * the last is gone from the process, not only joined (pthread_join returns
+ * when the kernel clears the thread's id, before the thread has left the
+ * process: a thread started then still saw the last one alive). Prints "N
+ * threads (MODE): ok"; the test reads the number of threads holding a
+ * cache from the exit report.
  *
  * usage: lost_caches key|exit|burst [threads]
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,21 @@
 #include <unistd.h>
 
 static pthread_key_t key;
+static _Atomic long last_tid; /* the thread id of the one-after-another thread running */
+
+/* Records the calling thread's id for gone(). */
+static void tell_tid(void)
+{
+    atomic_store(&last_tid, syscall(SYS_gettid));
+}
+
+/* Waits (up to 10 s) until the thread last_tid names has left the process. */
+static void gone(void)
+{
+    long tid = atomic_load(&last_tid);
+    for (int i = 0; tid > 0 && i < 10000 && syscall(SYS_tgkill, (long)getpid(), tid, 0) == 0; i++)
+        usleep(1000);
+}
 
 static void churn(void)
 {
@@ -52,6 +72,7 @@ static void again(void *v)
 static void *keyed(void *arg)
 {
     (void)arg;
+    tell_tid();
     pthread_setspecific(key, (void *)1L);
     return NULL;
 }
@@ -59,6 +80,7 @@ static void *keyed(void *arg)
 static void *bare_exit(void *arg)
 {
     (void)arg;
+    tell_tid();
     churn();
     syscall(SYS_exit, 0);
     return NULL;
@@ -78,6 +100,7 @@ static void *burst_exit(void *arg)
 static void *plain(void *arg)
 {
     (void)arg;
+    tell_tid();
     churn();
     return NULL;
 }
@@ -102,6 +125,7 @@ static int burst(int n)
         pthread_t u;
         if (pthread_create(&u, NULL, plain, NULL) != 0 || pthread_join(u, NULL) != 0)
             return 2;
+        gone();
     }
     printf("%d threads (burst of %d): ok\n", n, k);
     return 0;
@@ -120,6 +144,7 @@ int main(int argc, char **argv)
         pthread_t t;
         if (pthread_create(&t, NULL, fn, NULL) != 0 || pthread_join(t, NULL) != 0)
             return 2;
+        gone();
     }
     printf("%d threads (%s): ok\n", n, mode);
     return 0;
