@@ -460,6 +460,25 @@ int pf_os_mincore(uintptr_t a, size_t len, unsigned char *vec)
  * child's own that took the number. */
 static _Atomic int pagemap_fd = -1;
 
+/* pg's walk's descriptor on /proc/thread-self/pagemap, opened at its first
+ * need and kept until pf_os_pages_done; -1 when it cannot be (or another
+ * walk's is open). */
+static int pages_fd(struct pf_os_pages *pg)
+{
+    if (pg->fd == 0) {
+        int fd = open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC), none = -1;
+        if (fd >= 0 && !atomic_compare_exchange_strong(&pagemap_fd, &none, fd)) {
+            close(fd); /* another walk's is open: this one reads nothing */
+            fd = -1;
+        }
+        pg->fd = fd >= 0 ? fd + 1 : -1;
+    }
+    /* Closed by a fork since: not this process's walk's. */
+    if (pg->fd > 0 && atomic_load(&pagemap_fd) != pg->fd - 1)
+        pg->fd = -1;
+    return pg->fd > 0 ? pg->fd - 1 : -1;
+}
+
 int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec)
 {
     size_t ps = pf_os_page_size(), n = (len + ps - 1) / ps, i;
@@ -484,17 +503,7 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
         struct sysinfo si;
         pg->swap = sysinfo(&si) != 0 || si.totalswap > 0 ? 2 : 1;
     }
-    if (pg->swap == 2 && pg->fd == 0) {
-        int fd = open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC), none = -1;
-        if (fd >= 0 && !atomic_compare_exchange_strong(&pagemap_fd, &none, fd)) {
-            close(fd); /* another walk's is open: this one reads nothing */
-            fd = -1;
-        }
-        pg->fd = fd >= 0 ? fd + 1 : -1;
-    }
-    /* Closed by a fork since: not this process's walk's. */
-    if (pg->fd > 0 && atomic_load(&pagemap_fd) != pg->fd - 1)
-        pg->fd = -1;
+    int fd = pg->swap == 2 ? pages_fd(pg) : -1;
     uint64_t ent[PAGEMAP_BATCH];
     while (i < n) {
         if ((vec[i] & 1) || pg->swap == 1) {
@@ -504,8 +513,7 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
         }
         /* Swapped out or not: pagemap says. Unreadable: taken as held. */
         size_t k = n - i < PAGEMAP_BATCH ? n - i : PAGEMAP_BATCH;
-        ssize_t got = pg->fd > 0 ? pread(pg->fd - 1, ent, k * sizeof ent[0], (off_t)((a / ps + i) * sizeof ent[0]))
-                                 : -1;
+        ssize_t got = fd >= 0 ? pread(fd, ent, k * sizeof ent[0], (off_t)((a / ps + i) * sizeof ent[0])) : -1;
         for (size_t j = 0; j < k; j++, i++) {
             int known = got > 0 && (size_t)got >= (j + 1) * sizeof ent[0];
             vec[i] = (vec[i] & 1) || !known || (ent[j] >> 62) != 0;
@@ -515,11 +523,11 @@ int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned c
     return 0;
 }
 
-int pf_os_pages_written(uintptr_t a, size_t len, unsigned char *vec)
+int pf_os_pages_written(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec)
 {
     size_t ps = pf_os_page_size(), n = (len + ps - 1) / ps;
     int saved = errno;
-    int fd = open("/proc/thread-self/pagemap", O_RDONLY | O_CLOEXEC), rc = fd < 0 ? -1 : 0;
+    int fd = pages_fd(pg), rc = fd < 0 ? -1 : 0;
     uint64_t ent[PAGEMAP_BATCH];
     for (size_t i = 0; i < n && rc == 0;) {
         size_t k = n - i < PAGEMAP_BATCH ? n - i : PAGEMAP_BATCH;
@@ -533,8 +541,6 @@ int pf_os_pages_written(uintptr_t a, size_t len, unsigned char *vec)
         for (size_t j = 0; j < k; j++, i++)
             vec[i] = ((ent[j] >> 62) & 1) || (((ent[j] >> 63) & 1) && !((ent[j] >> 61) & 1));
     }
-    if (fd >= 0)
-        close(fd);
     errno = saved;
     return rc;
 }

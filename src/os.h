@@ -185,9 +185,10 @@ PF_HIDDEN int pf_os_pages_held(struct pf_os_pages *pg, uintptr_t a, size_t len, 
 PF_HIDDEN void pf_os_pages_done(struct pf_os_pages *pg);
 /* Which pages of [a, a + len), in a private mapping of a file, the process
  * wrote (its own copies, present or swapped out; the file's own pages are
- * not), one byte each into vec, from /proc/thread-self/pagemap. 0, or -1
- * when pagemap cannot be read. Async-signal-safe; errno is kept. */
-PF_HIDDEN int pf_os_pages_written(uintptr_t a, size_t len, unsigned char *vec);
+ * not), one byte each into vec, from /proc/thread-self/pagemap through pg's
+ * descriptor (as pf_os_pages_held's). 0, or -1 when pagemap cannot be
+ * read. Async-signal-safe; errno is kept. */
+PF_HIDDEN int pf_os_pages_written(struct pf_os_pages *pg, uintptr_t a, size_t len, unsigned char *vec);
 /* pfalloc's own read-write mappings that overlap [a, b), clipped to it,
  * into out[0..max) (as recorded for pf_os_resident; no lock,
  * async-signal-safe). How many, or -1 when more than max do, or when some

@@ -876,7 +876,7 @@ static void program_mappings(void)
                 run_flush();
                 continue;
             }
-            if ((x->file ? pf_os_pages_written(a, w - a, vec) : pf_os_pages_held(&R->pages, a, w - a, vec)) != 0) {
+            if ((x->file ? pf_os_pages_written(&R->pages, a, w - a, vec) : pf_os_pages_held(&R->pages, a, w - a, vec)) != 0) {
                 if (x->file)
                     R->partial = "partial (/proc/self/pagemap could not be read: files the program mapped were not "
                                  "scanned)";
