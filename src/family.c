@@ -558,6 +558,46 @@ void pf_family_disown(struct pf_family *f, struct pf_own *own)
     put_all(empty);
 }
 
+/* Slots of each class given back lately, and how many of them by a thread
+ * other than the one whose span they are in (see pf_family_class_shared).
+ * Relaxed counts, read and reset without a lock: a guide, not a tally. */
+static struct travel {
+    _Alignas(64) _Atomic uint32_t flushed;
+    _Atomic uint32_t foreign;
+    _Atomic uint32_t left; /* refills left that share */
+} travel[PF_NCLASSES];
+
+static void travel_note(unsigned cls, uint32_t n, uint32_t foreign)
+{
+    struct travel *t = &travel[cls];
+    uint32_t fl = atomic_fetch_add_explicit(&t->flushed, n, memory_order_relaxed) + n;
+    if (foreign)
+        atomic_fetch_add_explicit(&t->foreign, foreign, memory_order_relaxed);
+    if (fl >= PF_TRAVEL_WINDOW) { /* the recent past weighs most */
+        atomic_store_explicit(&t->flushed, fl / 2, memory_order_relaxed);
+        atomic_store_explicit(&t->foreign, atomic_load_explicit(&t->foreign, memory_order_relaxed) / 2,
+                              memory_order_relaxed);
+    }
+}
+
+int pf_family_class_shared(unsigned cls)
+{
+    struct travel *t = &travel[cls];
+    uint32_t left = atomic_load_explicit(&t->left, memory_order_relaxed);
+    if (left) {
+        atomic_store_explicit(&t->left, left - 1, memory_order_relaxed);
+        return 1;
+    }
+    uint32_t fl = atomic_load_explicit(&t->flushed, memory_order_relaxed);
+    uint32_t fo = atomic_load_explicit(&t->foreign, memory_order_relaxed);
+    if (fl < PF_TRAVEL_MIN || (uint64_t)fo * PF_TRAVEL_SHARE < fl)
+        return 0;
+    atomic_store_explicit(&t->flushed, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->foreign, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->left, PF_TRAVEL_REFILLS, memory_order_relaxed);
+    return 1;
+}
+
 /* Whether state entry st is one of s's (s may be NULL): the slots of a
  * batch come in runs of one span, looked up once per run. */
 static int in_span(const struct pf_span *s, const uint16_t *st)
@@ -602,11 +642,18 @@ static int split_foreign(struct pf_cached *in, int *n, const struct pf_own *own)
  * updated, once per run. A span emptied by a run has no slot left in the
  * batch. */
 static void give_runs(struct pf_family *f, unsigned cls, const struct pf_cached *in, int n,
-                      struct pf_span **empty)
+                      struct pf_span **empty, const struct pf_own *by)
 {
     for (int i = 0; i < n;) {
         struct pf_span *s = pf_pagemap_get(in[i].p);
-        i += (int)pf_span_give_run(s, in + i, (uint32_t)(n - i));
+        const struct pf_own *o = s->owner;
+        uint32_t k = pf_span_give_run(s, in + i, (uint32_t)(n - i));
+        i += (int)k;
+        /* An owner's slots given back by another cache travelled (by:
+         * the flushing cache's; NULL for a collection step or an exit,
+         * which tell nothing). */
+        if (by && o && o != by && o->active)
+            travel_note(cls, k, k);
         give_up(f, s, empty);
     }
     note_out(f, -(int64_t)n * pf_class_size[cls]);
@@ -633,6 +680,7 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
          * their spans with the rest, instead of taking a batch place. */
         int kept = n;
         int moved = split_foreign(in, &kept, own);
+        travel_note(cls, (uint32_t)n, (uint32_t)moved);
         if (moved && moved * 2 >= n && xfer_put(cls, in + kept, moved)) {
             n = kept;
             if (n == 0)
@@ -641,7 +689,7 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
     }
     struct pf_span *empty = NULL;
     pf_lock(&f->lock);
-    give_runs(f, cls, in, n, &empty);
+    give_runs(f, cls, in, n, &empty, own);
     pf_unlock(&f->lock);
     put_all(empty);
 }
@@ -981,7 +1029,7 @@ static int xfer_give_back(unsigned cls)
     pf_lock(&f->lock);
     int k = xfer_get(cls, batch, XFER_BATCH_MAX);
     if (k > 0)
-        give_runs(f, cls, batch, k, &empty);
+        give_runs(f, cls, batch, k, &empty, NULL);
     pf_unlock(&f->lock);
     put_all(empty);
     return k > 0;

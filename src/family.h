@@ -102,6 +102,23 @@ struct pf_own {
     uint32_t nhome;       /* spans on home, at most PF_HOME_MAX */
     int active;           /* 1 from its first refill until it disowns */
 };
+/* Ownership by need. A thread owns spans so that threads keeping to their
+ * own objects share no line of them. Where slots travel between threads it
+ * gains little by it, and costs memory: each thread's spans of a class are
+ * used as far as its own share of the slots in flight ever went, so the
+ * spans held the sum of each thread's highest share instead of the highest
+ * sum; with spans shared, the slots of every thread fill the same spans.
+ * So a class whose slots travel is shared: when at least PF_TRAVEL_MIN
+ * slots of it came back to spans or were flushed by an owner, and at least
+ * one in PF_TRAVEL_SHARE of them were another thread's, the next
+ * PF_TRAVEL_REFILLS refills of the class (by any thread) take slots from
+ * shared spans, and their owners give theirs back; then threads own again
+ * and the class is looked at anew. Returns 1 while the class is shared. */
+#define PF_TRAVEL_MIN 16
+#define PF_TRAVEL_SHARE 4
+#define PF_TRAVEL_REFILLS 65536
+#define PF_TRAVEL_WINDOW 4096
+PF_HIDDEN int pf_family_class_shared(unsigned cls);
 /* Spans an owner keeps on its home list: a slot that comes back to one of
  * its spans beyond these makes that span the family's, so a thread that
  * freed much of a class and allocates little of it strands no memory. */

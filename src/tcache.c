@@ -499,7 +499,9 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     pf_large_tick(); /* allocation activity lets unused memory decay */
     pf_span_tick();
     struct pf_own *own = &tc->own[cls];
-    if (pf_tcache_crowded()) { /* too many threads to own spans: give ours back, share */
+    /* Too many threads to own spans, or the class's slots travel between
+     * threads (family.h): give ours back, share. */
+    if (pf_tcache_crowded() || pf_family_class_shared(cls)) {
         give_back_spans(tc, cls);
         own = NULL;
     }
