@@ -79,7 +79,7 @@ PF_BULK static struct pf_cached xfer_store[XFER_STORE];
 uint32_t pf_bin_cap_of(unsigned cls)
 {
     uint32_t slot = pf_class_size[cls];
-    uint32_t cap = (uint32_t)(32768 / slot);
+    uint32_t cap = (uint32_t)(PF_TC_BYTES / slot);
     if (cap > PF_TC_MAX)
         cap = PF_TC_MAX;
     if (cap < 2)
