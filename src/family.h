@@ -118,7 +118,10 @@ struct pf_own {
  * one in PF_TRAVEL_SHARE of them were another thread's, the next
  * PF_TRAVEL_REFILLS refills of the class (by any thread) take slots from
  * shared spans, and their owners give theirs back; then threads own again
- * and the class is looked at anew. Returns 1 while the class is shared. */
+ * and the class is looked at anew. Both counts halve once the first
+ * passes PF_TRAVEL_WINDOW, so they tell of the recent past. A process
+ * with one thread cache never counts (its flushes park their slots).
+ * Returns 1 while the class is shared. */
 #define PF_TRAVEL_MIN 16
 #define PF_TRAVEL_SHARE 4
 #define PF_TRAVEL_REFILLS 65536
