@@ -1486,6 +1486,8 @@ static long now_ns(void)
 #define HELPER_CLOSE_RANGE 436   /* close_range(2) */
 #define HELPER_UNSHARE_FDS 2u    /* CLOSE_RANGE_UNSHARE */
 #define HELPER_RESTARTNOHAND 514 /* the kernel's ERESTARTNOHAND */
+#define HELPER_STOP_NS 50000000L       /* a stop's wait, then only for a thread that runs: */
+#define HELPER_RUNNABLE_NS 1000000000L /* see regs_helper */
 
 long pf_os_syscall_nr(const char *text, long len)
 {
@@ -1541,9 +1543,15 @@ static long syscall_of(long pid, long tid)
  * with EINTR is turned into one the kernel restarts (as it restarts every
  * call it can after a stop); a call that had done part of its work (a long
  * write) would return that part, which is why the caller lists only
- * threads in calls that cannot have (see roots.c). A thread that has not stopped 50 ms after the
- * stops were asked for (a vfork parent) is left as it is; it is let go
- * when the helper exits. */
+ * threads in calls that cannot have (see roots.c). A thread that has not
+ * stopped 50 ms after the stops were asked for is looked at (its /proc
+ * syscall file): one that runs or waits for the CPU (a computation the
+ * scheduler has not run since, on a busy machine; or one whose file says
+ * no call) stops as soon as it runs, and is waited for, a look every
+ * millisecond, until a second after the stops were asked; one in a call a
+ * stop does not end (a vfork parent) is left as it is, and so is one not
+ * stopped by then. Such a thread is let go when the helper exits. Threads
+ * that all stop in time cost no look. */
 static int regs_helper(void *arg)
 {
     struct regs_job *j = arg;
@@ -1564,7 +1572,7 @@ static int regs_helper(void *arg)
         seized[i] = syscall(SYS_ptrace, PTRACE_SEIZE, j->tids[i], 0L, 0L) == 0 &&
                     (!j->unseen || j->unseen(i, syscall_of(j->parent, j->tids[i]))) &&
                     syscall(SYS_ptrace, PTRACE_INTERRUPT, j->tids[i], 0L, 0L) == 0;
-    long until = now_ns() + 50000000L;
+    long asked = now_ns(), until = asked + HELPER_STOP_NS, runnable_until = asked + HELPER_RUNNABLE_NS;
     for (uint32_t i = 0; i < n; i++) {
         long tid = j->tids[i];
         if (!seized[i])
@@ -1572,9 +1580,13 @@ static int regs_helper(void *arg)
         int st = 0;
         long w = 0;
         for (int spin = 0; (w = syscall(SYS_wait4, tid, &st, __WALL | WNOHANG, NULL)) == 0; spin++) {
-            if (now_ns() > until)
-                break;
-            if (spin < 64) {
+            long t = now_ns();
+            if (t > until) {
+                /* Late: waited for longer only while it waits for the CPU. */
+                if (t > runnable_until || syscall_of(j->parent, tid) != -1)
+                    break;
+                pf_os_sleep_us(1000);
+            } else if (spin < 64) {
                 syscall(SYS_sched_yield);
             } else {
                 pf_os_sleep_us(20);
