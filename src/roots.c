@@ -411,7 +411,12 @@ static void note_tid(long tid, uint8_t running)
  * the C library's wrapper makes without saving it) is on no stack. Read
  * with ptrace by a helper task (pf_os_thread_regs); where that cannot be,
  * they are not seen. The list of registers is a root range. `ending`: the
- * process is about to end (may name the helper its tracer under Yama). */
+ * process is about to end (may name the helper its tracer under Yama).
+ * The helper may wait up to a second for a thread that waits for the CPU
+ * (a computation on a busy machine) and needs the CPU itself, at the
+ * process's priority, to finish: it is killed only after REGS_TIMEOUT_MS. */
+#define REGS_TIMEOUT_MS 3000
+
 static int stop_unseen(long nr);
 
 /* The helper's question for thread i in call nr (see runs): running, only
@@ -426,7 +431,8 @@ static void other_registers(int ending)
 {
     if (!R->regs || !ntids)
         return;
-    int got = pf_os_thread_regs(tids, ntids, R->regs, runs + REGS_MAX, PF_OS_REGS_WORK, 1000, ending, may_stop);
+    int got = pf_os_thread_regs(tids, ntids, R->regs, runs + REGS_MAX, PF_OS_REGS_WORK, REGS_TIMEOUT_MS, ending,
+                                may_stop);
     if (got > 0)
         add_range((uintptr_t)R->regs, (uintptr_t)(R->regs + (size_t)ntids * PF_OS_REGS_WORDS));
     else if (got == -3)
@@ -503,7 +509,8 @@ static uintptr_t from_own_stack(uintptr_t sp, long tid)
  * accept (a writer between its waits) is not stopped running; the looks
  * end early when none runs (a thread on its way into a call it waits in).
  * A thread still running at the last look, and never seen in such a call
- * (a computation), is stopped running. */
+ * (a computation), is stopped running: it stops when it next has the CPU,
+ * which the helper waits for (see other_registers). */
 #define SETTLE_MS 20
 
 static void settle_runners(void)
