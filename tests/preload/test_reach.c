@@ -10,6 +10,7 @@
  */
 #include "spawn.h"
 
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <sys/ptrace.h>
@@ -1055,6 +1056,64 @@ Test(reach, registers_of_blocked_threads_are_roots, .timeout = 300)
                       modes[m], i, r.err);
             pf_run_free(&r);
         }
+}
+
+/* ... and the computing thread starved of the CPU at the exit ("starved":
+ * at nice 19, on one CPU with two processes that compute at the test's own
+ * priority). It stops only once the scheduler runs it again, which mostly
+ * takes longer than 50 ms (up to about half a second), far past the moment
+ * the other threads have stopped; its context is not lost all the same. */
+static pid_t spawn_hog(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;)
+            __asm__ volatile("" ::: "memory");
+    }
+    return pid;
+}
+
+Test(reach, registers_of_a_thread_starved_of_the_cpu_are_roots, .timeout = 120)
+{
+    if (registers_unreadable())
+        cr_skip_test("registers cannot be read here: %s", registers_unreadable());
+    errno = 0;
+    if (getpriority(PRIO_PROCESS, 0) >= 19 && errno == 0)
+        cr_skip_test("already at nice 19: a thread cannot be put below the others");
+    cpu_set_t was, one;
+    int cpu = -1;
+    CPU_ZERO(&was);
+    if (sched_getaffinity(0, sizeof was, &was) == 0)
+        for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
+            if (CPU_ISSET(c, &was))
+                cpu = c;
+    CPU_ZERO(&one);
+    if (cpu >= 0)
+        CPU_SET(cpu, &one);
+    if (cpu < 0 || sched_setaffinity(0, sizeof one, &one) != 0)
+        cr_skip_test("cannot run on one CPU only: %s", strerror(errno));
+    /* The hogs and the program inherit the CPU (and the test's nice). */
+    pid_t hogs[2];
+    for (int h = 0; h < 2; h++) {
+        hogs[h] = spawn_hog();
+        cr_assert(hogs[h] > 0, "fork: %s", strerror(errno));
+    }
+    int failed = -1;
+    struct pf_run r;
+    for (int i = 0; i < 5 && failed < 0; i++) {
+        run_blocked("starved", &r);
+        if (strstr(r.err, "    definitely lost:            0 objects") == NULL)
+            failed = i;
+        else
+            pf_run_free(&r);
+    }
+    for (int h = 0; h < 2; h++) {
+        kill(hogs[h], SIGKILL);
+        waitpid(hogs[h], NULL, 0);
+    }
+    sched_setaffinity(0, sizeof was, &was);
+    cr_assert(failed < 0, "starved run %d:\n%s", failed, r.err);
 }
 
 /* Where registers are not to be read, the report is made without them

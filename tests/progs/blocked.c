@@ -9,7 +9,7 @@
  * through as EINTR) ends the process with status 3 at once, except for
  * pthread_cond_wait, which may wake spuriously and waits again.
  *
- * usage: blocked calls|vfork|running|nodump|filtered
+ * usage: blocked calls|vfork|running|starved|nodump|filtered
  *   calls   workers in read, poll, select, nanosleep, clock_nanosleep,
  *           sem_wait, a futex, pause, waitpid (for a child that outlives
  *           the process), a held mutex, pthread_cond_wait, epoll_wait, a
@@ -21,6 +21,9 @@
  *           sleeps for 2 s (such a thread cannot be stopped meanwhile)
  *   running the same, and one more thread that computes, never blocking,
  *           its context only in a register
+ *   starved the same as running, the computing thread at nice 19 (set by
+ *           itself): run on one CPU beside busier processes, it waits long
+ *           for the CPU, and so for its stop at the exit
  *   nodump  the same, after prctl(PR_SET_DUMPABLE, 0) (no registers can be
  *           read from outside)
  *   filtered the same, and the exit comes from another thread, which has a
@@ -43,6 +46,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -213,7 +217,9 @@ __attribute__((noinline, noreturn)) static void compute(struct ctx *c)
 
 static void *runner(void *arg)
 {
-    (void)arg;
+    /* Linux: the calling thread's own nice value. */
+    if (arg && setpriority(PRIO_PROCESS, 0, 19) != 0)
+        abort();
     struct ctx *c = malloc(sizeof *c);
     if (!c)
         abort();
@@ -288,8 +294,8 @@ int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "calls";
     if (strcmp(mode, "calls") != 0 && strcmp(mode, "vfork") != 0 && strcmp(mode, "nodump") != 0 &&
-        strcmp(mode, "filtered") != 0 && strcmp(mode, "running") != 0) {
-        fprintf(stderr, "usage: blocked calls|vfork|running|nodump|filtered\n");
+        strcmp(mode, "filtered") != 0 && strcmp(mode, "running") != 0 && strcmp(mode, "starved") != 0) {
+        fprintf(stderr, "usage: blocked calls|vfork|running|starved|nodump|filtered\n");
         return 2;
     }
     if (strcmp(mode, "nodump") == 0 && prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) != 0)
@@ -328,8 +334,8 @@ int main(int argc, char **argv)
     close(lifeline[0]);
     if (strcmp(mode, "vfork") == 0)
         start(vforker, NULL);
-    if (strcmp(mode, "running") == 0)
-        start(runner, NULL);
+    if (strcmp(mode, "running") == 0 || strcmp(mode, "starved") == 0)
+        start(runner, strcmp(mode, "starved") == 0 ? (void *)1 : NULL);
     long tids[NCALLS];
     for (long i = 0; i < NCALLS; i++)
         tids[i] = start(worker, (void *)i);
