@@ -943,6 +943,17 @@ Test(tcache, a_bin_that_closes_gives_its_spans_back)
 }
 
 /* ---- threads keep to their own spans ---------------------------------------------- */
+/* n threads, thread i running fn(base + i * size), all joined. */
+static void run_each(unsigned n, void *(*fn)(void *), void *base, size_t size)
+{
+    pthread_t t[8];
+    cr_assert_leq(n, 8);
+    for (unsigned i = 0; i < n; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, fn, (char *)base + i * size), 0);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+}
+
 /* A thread that allocates and frees only its own blocks, long enough for
  * its bins to overflow and refill many times over, then (all of them
  * still running) checks that each of its live blocks and each slot in its
@@ -1004,14 +1015,10 @@ Test(tcache, threads_that_keep_to_their_own_blocks_keep_to_their_own_spans)
     enum { N = 4 };
     pthread_barrier_t done;
     pthread_barrier_init(&done, NULL, N);
-    pthread_t t[N];
     struct keeper k[N];
-    for (unsigned i = 0; i < N; i++) {
-        k[i] = (struct keeper){.done = &done, .id = i};
-        cr_assert_eq(pthread_create(&t[i], NULL, keeper_thread, &k[i]), 0);
-    }
     for (unsigned i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
+        k[i] = (struct keeper){.done = &done, .id = i};
+    run_each(N, keeper_thread, k, sizeof k[0]);
     pthread_barrier_destroy(&done);
     cr_assert_not(pf_tcache_crowded(), "%d threads on %u CPUs own spans", N, pf_os_ncpus());
     for (unsigned i = 0; i < N; i++) {
@@ -1104,14 +1111,10 @@ Test(tcache, threads_that_hand_blocks_on_share_the_spans_of_the_class)
 {
     pthread_barrier_t done;
     pthread_barrier_init(&done, NULL, RING_N);
-    pthread_t t[RING_N];
     atomic_store(&ring_finished, 0);
-    for (unsigned i = 0; i < RING_N; i++) {
-        ringers[i] = (struct ringer){.done = &done, .id = i};
-        cr_assert_eq(pthread_create(&t[i], NULL, ring_thread, &ringers[i]), 0);
-    }
     for (unsigned i = 0; i < RING_N; i++)
-        pthread_join(t[i], NULL);
+        ringers[i] = (struct ringer){.done = &done, .id = i};
+    run_each(RING_N, ring_thread, ringers, sizeof ringers[0]);
     pthread_barrier_destroy(&done);
     cr_assert_not(pf_tcache_crowded(), "%d threads on %u CPUs own spans", RING_N, pf_os_ncpus());
     for (unsigned i = 0; i < RING_N; i++)
