@@ -955,36 +955,39 @@ static void *dynamic_lookup(const struct dl_phdr_info *info, const char *name)
     return sym ? (void *)(info->dlpi_addr + sym->st_value) : NULL;
 }
 
-size_t pf_sym_dynamic_size(const void *fn, const char *name)
-{
-#ifndef DLFO_STRUCT_HAS_EH_DBASE
-    (void)fn;
-    (void)name;
-    return 0;
-#else
-    struct dl_find_object fo;
-    if (_dl_find_object((void *)fn, &fo) != 0 || !fo.dlfo_link_map)
-        return 0;
-    const struct link_map *m = fo.dlfo_link_map;
-    const ElfW(Sym) *sym = dynamic_sym((uintptr_t)m->l_addr, m->l_ld, name, (uintptr_t)fn);
-    return sym ? (size_t)sym->st_size : 0;
-#endif
-}
-
-const void *pf_sym_dynamic_addr(const void *in, const char *name)
+/* The dynamic symbol `name` of the loaded module that holds `in` (see
+ * dynamic_sym; `at`, when not 0, the address it must cover), and that
+ * module's load address into *base; NULL when no module holds `in`. */
+static const ElfW(Sym) *module_sym(const void *in, const char *name, uintptr_t at, uintptr_t *base)
 {
 #ifndef DLFO_STRUCT_HAS_EH_DBASE
     (void)in;
     (void)name;
+    (void)at;
+    (void)base;
     return NULL;
 #else
     struct dl_find_object fo;
     if (_dl_find_object((void *)in, &fo) != 0 || !fo.dlfo_link_map)
         return NULL;
     const struct link_map *m = fo.dlfo_link_map;
-    const ElfW(Sym) *sym = dynamic_sym((uintptr_t)m->l_addr, m->l_ld, name, 0);
-    return sym ? (const void *)((uintptr_t)m->l_addr + sym->st_value) : NULL;
+    *base = (uintptr_t)m->l_addr;
+    return dynamic_sym((uintptr_t)m->l_addr, m->l_ld, name, at);
 #endif
+}
+
+size_t pf_sym_dynamic_size(const void *fn, const char *name)
+{
+    uintptr_t base = 0;
+    const ElfW(Sym) *sym = module_sym(fn, name, (uintptr_t)fn, &base);
+    return sym ? (size_t)sym->st_size : 0;
+}
+
+const void *pf_sym_dynamic_addr(const void *in, const char *name)
+{
+    uintptr_t base = 0;
+    const ElfW(Sym) *sym = module_sym(in, name, 0, &base);
+    return sym ? (const void *)(base + sym->st_value) : NULL;
 }
 
 /* __cxa_demangle from the first C++ runtime module that defines it
