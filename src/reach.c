@@ -392,6 +392,12 @@ static uint32_t mark_of(uint32_t e, uint32_t k)
     return e == ZERO_ENT ? r.zbase + k : r.ents[e].base + k;
 }
 
+/* The address of object k of entry e. */
+static uintptr_t obj_start(const struct ent *e, uint32_t k)
+{
+    return e->start + (e->s->kind == PF_SPAN_LARGE ? 0 : (uintptr_t)k * e->s->slot_size);
+}
+
 static uint64_t obj_bytes(const struct ent *e, uint32_t k)
 {
     if (e->s->kind == PF_SPAN_LARGE)
@@ -600,9 +606,11 @@ static int find(uintptr_t w, uint32_t *ent, uint32_t *slot, int *start)
 
 /* ---- marking -------------------------------------------------------------- */
 /* Whether the object of mark index id is one whose contents are not
- * scanned (see opaque_blocks). */
+ * scanned (see opaque_blocks): no look at all while there are none. */
 static int opaque(uint32_t id)
 {
+    if (PF_LIKELY(!r.nopaque))
+        return 0;
     uint32_t lo = 0, hi = r.nopaque;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
@@ -619,7 +627,7 @@ static void push(uint32_t e, uint32_t k)
     if (e == ZERO_ENT)
         return; /* a zero-size cell holds nothing to scan */
     uint32_t id = r.ents[e].base + k;
-    if (PF_UNLIKELY(r.nopaque) && opaque(id))
+    if (opaque(id))
         return;
     if (r.nwork >= r.capwork) {
         r.failed = 1; /* cannot happen: pass 1 pushes an object at most twice, pass 2 once */
@@ -657,7 +665,7 @@ static void lose_word(uintptr_t w, uint32_t leader)
      * array cookie, to a base) points inside, as a map's nodes to its
      * header do. */
     if (start && id != r.scanning && (r.mark[id] == M_UNREACHED || r.mark[id] == M_INDIRECT) &&
-        (e == ZERO_ENT || w == r.ents[e].start + (r.ents[e].s->kind == PF_SPAN_LARGE ? 0 : (uintptr_t)k * r.ents[e].s->slot_size)))
+        (e == ZERO_ENT || w == obj_start(&r.ents[e], k)))
         r.pointed[id >> 3] |= (uint8_t)(1u << (id & 7));
     if (r.mark[id] == M_UNREACHED && id != leader) {
         r.mark[id] = M_INDIRECT;
@@ -808,7 +816,7 @@ static void scan_object(uint32_t e, uint32_t k, int pass, int definite, uint32_t
         scan_large(x->start, x->start + obj_bytes(x, k), pass, definite, leader);
         return;
     }
-    uintptr_t a = x->start + (uintptr_t)k * x->s->slot_size;
+    uintptr_t a = obj_start(x, k);
     scan(a, a + obj_bytes(x, k), pass, definite, leader);
 }
 
@@ -1163,7 +1171,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
             for (uint32_t e = 0; e < r.nents; e++)
                 for (uint32_t k = 0; k < r.ents[e].n; k++)
                     if (r.mark[r.ents[e].base + k] != M_NONE && o->root_object(r.ents[e].s, k, o->ctx) &&
-                        !(r.nopaque && opaque(r.ents[e].base + k)))
+                        !opaque(r.ents[e].base + k))
                         scan_object(e, k, 1, 1, 0);
         drain(1, 0);
         for (uint32_t e = 0; e < r.nents && !r.partial; e++)
