@@ -883,7 +883,9 @@ static void program_mappings(void)
                 run_flush();
                 continue;
             }
-            if ((x->file ? pf_os_pages_written(&R->pages, a, w - a, vec) : pf_os_pages_held(&R->pages, a, w - a, vec)) != 0) {
+            int unread = x->file ? pf_os_pages_written(&R->pages, a, w - a, vec)
+                                 : pf_os_pages_held(&R->pages, a, w - a, vec);
+            if (unread != 0) {
                 if (x->file)
                     R->partial = "partial (/proc/self/pagemap could not be read: files the program mapped were not "
                                  "scanned)";
