@@ -286,12 +286,28 @@ static int valgrind_summary(const char *err, const char *label, unsigned long *b
     return 1;
 }
 
+/* valgrind on reach `mode` (--leak-check=full --show-leak-kinds=all) into
+ * *v, which must have run to its end; 0 (nothing run) where valgrind is
+ * not installed. */
+static int valgrind_reach(const char *mode, struct pf_run *v)
+{
+    const char *vg = pf_which("valgrind");
+    if (!vg)
+        return 0;
+    char *path = strdup(vg);
+    const char *const argv[] = {path, "--leak-check=full", "--show-leak-kinds=all", PROG("reach"), mode, NULL};
+    struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 300};
+    pf_spawn(argv, &o, v);
+    free(path);
+    cr_assert(v->exited, "valgrind %s: %s", mode, pf_run_how(v));
+    return 1;
+}
+
 Test(reach, valgrind_agrees, .timeout = 900)
 {
     PF_REQUIRE_PROGRAM("valgrind");
     static const char *const labels[4] = {"definitely lost:", "indirectly lost:", "possibly lost:",
                                           "still reachable:"};
-    char *vg = strdup(pf_which("valgrind"));
     for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
         if (strcmp(expected[i].mode, "thread") == 0 || strncmp(expected[i].mode, "busy", 4) == 0 ||
             strcmp(expected[i].mode, "main_busy") == 0 || strcmp(expected[i].mode, "regs") == 0 ||
@@ -299,12 +315,8 @@ Test(reach, valgrind_agrees, .timeout = 900)
             continue; /* valgrind counts the runtime's DTV (the loader's dlopen) with the program's blocks */
         if (strcmp(expected[i].mode, "dbmap") == 0)
             continue; /* valgrind's address space has no room for a 128 GiB map */
-        const char *const argv[] = {vg, "--leak-check=full", "--show-leak-kinds=all", PROG("reach"),
-                                    expected[i].mode, NULL};
-        struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 300};
         struct pf_run v;
-        pf_spawn(argv, &o, &v);
-        cr_assert(v.exited, "valgrind %s: %s", expected[i].mode, pf_run_how(&v));
+        valgrind_reach(expected[i].mode, &v);
         struct figures want;
         for (int k = 0; k < 4; k++)
             cr_assert(valgrind_summary(v.err, labels[k], &want.bytes[k], &want.objects[k]),
@@ -319,7 +331,6 @@ Test(reach, valgrind_agrees, .timeout = 900)
         assert_figures(expected[i].mode, &got, &want, r.err);
         pf_run_free(&r);
     }
-    free(vg);
 }
 
 /* The four counts of objects under `heading` in a text report; where the
@@ -451,18 +462,12 @@ Test(reach, an_exited_threads_dynamic_tls_is_no_root, .timeout = 300)
                   in_entry(block, "\"reachability\":\"still_reachable\""),
               "the TLS block is the runtime's, still reachable:\n%s", r.err);
     pf_run_free(&r);
-    if (!pf_which("valgrind"))
+    if (!valgrind_reach("dltls", &r))
         return;
-    char *vg = strdup(pf_which("valgrind"));
-    const char *const argv[] = {vg, "--leak-check=full", "--show-leak-kinds=all", PROG("reach"), "dltls", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 300};
-    pf_spawn(argv, &o, &r);
-    cr_assert(r.exited, "valgrind: %s", pf_run_how(&r));
     unsigned long bytes, blocks;
     cr_assert(valgrind_summary(r.err, "definitely lost:", &bytes, &blocks) && bytes == 77 && blocks == 1, "%s",
               r.err);
     pf_run_free(&r);
-    free(vg);
 }
 
 /* A lost ring whose head the program made after its members, in a bigger
@@ -486,13 +491,8 @@ Test(reach, a_lost_cycle_is_led_by_its_entry, .timeout = 300)
     for (const char *n = strstr(r.err, "{\"site\":\"ring_node+"); n; n = strstr(n + 1, "{\"site\":\"ring_node+"))
         cr_assert(in_entry(n, "\"reachability\":\"indirectly_lost\""), "a node is not indirectly lost:\n%s", r.err);
     pf_run_free(&r);
-    if (!pf_which("valgrind"))
+    if (!valgrind_reach("ring_head", &r))
         return;
-    char *vg = strdup(pf_which("valgrind"));
-    const char *const argv[] = {vg, "--leak-check=full", PROG("reach"), "ring_head", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PLAIN, .timeout_s = 300};
-    pf_spawn(argv, &o, &r);
-    cr_assert(r.exited, "valgrind: %s", pf_run_how(&r));
     unsigned long db, dn, ib, in;
     cr_assert(valgrind_summary(r.err, "definitely lost:", &db, &dn) &&
                   valgrind_summary(r.err, "indirectly lost:", &ib, &in),
@@ -500,7 +500,6 @@ Test(reach, a_lost_cycle_is_led_by_its_entry, .timeout = 300)
     cr_assert(dn == 1 && in == 4 && db + ib == 256, "valgrind: %lu + %lu objects, %lu + %lu bytes\n%s", dn, in, db,
               ib, r.err);
     pf_run_free(&r);
-    free(vg);
 }
 
 /* PFALLOC_LEAK_EXIT_CODE: lost objects fail the run, still reachable and
