@@ -621,17 +621,6 @@ __attribute__((noinline)) static void make_dbmap(void)
     g_drop = NULL;
 }
 
-static void print_dbmap_resident(void)
-{
-    static unsigned char vec[DBMAP_LOOK / 4096];
-    size_t n = 0;
-    if (mincore(g_dbmap, DBMAP_LOOK, vec) != 0)
-        abort();
-    for (size_t i = 0; i < sizeof vec; i++)
-        n += vec[i] & 1;
-    printf("dbmap: %zu of %zu pages resident\n", n, sizeof vec);
-}
-
 #define SPARSE_BYTES ((size_t)64 << 20)
 static char *volatile g_sparse_large;
 
@@ -643,17 +632,18 @@ __attribute__((noinline)) static void make_sparse_large(void)
     g_sparse_large = big;
 }
 
-static void print_sparse_resident(void)
+/* "NAME: N of PAGES pages resident" for the pages of [p, p + bytes). */
+static void print_resident(const char *name, const void *p, size_t bytes)
 {
     size_t ps = (size_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)g_sparse_large & ~(uintptr_t)(ps - 1);
-    size_t len = (uintptr_t)g_sparse_large + SPARSE_BYTES - a, pages = (len + ps - 1) / ps, n = 0;
-    static unsigned char vec[SPARSE_BYTES / 4096 + 2];
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(ps - 1);
+    size_t len = (uintptr_t)p + bytes - a, pages = (len + ps - 1) / ps, n = 0;
+    static unsigned char vec[DBMAP_LOOK / 4096 + 2];
     if (pages > sizeof vec || mincore((void *)a, len, vec) != 0)
         abort();
     for (size_t i = 0; i < pages; i++)
         n += vec[i] & 1;
-    printf("sparse_large: %zu of %zu pages resident\n", n, pages);
+    printf("%s: %zu of %zu pages resident\n", name, n, pages);
 }
 
 /* Raises the report signal too, if asked, from its own thread. */
@@ -834,9 +824,9 @@ int main(int argc, char **argv)
         pthread_exit(NULL);
     }
     if (g_sparse_large)
-        print_sparse_resident();
+        print_resident("sparse_large", g_sparse_large, SPARSE_BYTES);
     if (g_dbmap)
-        print_dbmap_resident();
+        print_resident("dbmap", g_dbmap, DBMAP_LOOK);
     if (argc > 2 && strcmp(argv[2], "noread") == 0)
         forbid_reads(1);
     return 0;
