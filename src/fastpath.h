@@ -108,12 +108,23 @@ PF_INLINE void *pf_fast_malloc(size_t n)
  * one multiplication gives the index (high half) and the answer (low half
  * below the magic; exact as p is below 2^47 and in the span's chunks). A
  * magic of 0 passes no pointer. */
-PF_INLINE int pf_slot_index(const void *p, uintptr_t start, uint64_t magic, uintptr_t *idx)
+PF_INLINE int pf_slot_index_rel(uintptr_t rel, uint64_t magic, uintptr_t *idx)
 {
-    unsigned __int128 m = (unsigned __int128)((uintptr_t)p - start) * magic;
+    unsigned __int128 m = (unsigned __int128)rel * magic;
     *idx = (uintptr_t)(m >> 64);
     return (uint64_t)m < magic;
 }
+
+PF_INLINE int pf_slot_index(const void *p, uintptr_t start, uint64_t magic, uintptr_t *idx)
+{
+    return pf_slot_index_rel((uintptr_t)p - start, magic, idx);
+}
+
+/* The word `word` of the view entry at word w of the view (see
+ * pf_pagemap_view_word), read as one instruction with w scaled by 8;
+ * volatile, so the reads keep their order after the magic's. */
+#define PF_VIEW_READ(view, w, word, out)                                                                               \
+    __asm__ volatile("mov %c3(%1,%2,8), %0" : "=r"(out) : "r"(view), "r"(w), "i"((word) * 8))
 
 /* Caches the slot p (state entry stp, live state st, now marked free) in
  * b at its top t, which has room, and counts the free. */
@@ -140,20 +151,27 @@ PF_INLINE void pf_free_inline(void *p, size_t n, size_t a, int sized)
      * whose fields its chunk's view holds (see struct pf_pm_view). The checks
      * are those below; anything that fails one takes the span's path,
      * which makes them again and handles it. */
-    uintptr_t c;
-    if (PF_LIKELY(pf_pagemap_view_index(p, &c))) {
-        /* magic first (an aligned load on x86-64 is an acquire), as one
-         * instruction with the entry's displacement; the fence keeps the
-         * compiler from reading the other fields before it. */
-        const struct pf_pm_view *v = &pf_pagemap_view[c];
+    uintptr_t w;
+    if (PF_LIKELY(pf_pagemap_view_word(p, &w))) {
+        /* The entry's fields are read as words of the view with w scaled,
+         * each in one instruction (the compiler otherwise makes a pointer
+         * to the entry, or an address for each field): magic first (an
+         * aligned load on x86-64 is an acquire), then the others, in that
+         * order (see PF_VIEW_READ). */
+        const uint64_t *view = (const uint64_t *)pf_pagemap_view;
         uint64_t magic;
-        __asm__ volatile("mov %1, %0" : "=r"(magic) : "m"(v->magic));
-        __atomic_signal_fence(__ATOMIC_ACQUIRE);
-        uintptr_t idx;
-        if (PF_LIKELY(pf_slot_index(p, v->start, magic, &idx))) {
-            uint16_t *stp = &v->state[idx];
+        uintptr_t rel = (uintptr_t)p, idx;
+        PF_VIEW_READ(view, w, PF_PM_VIEW_MAGIC, magic);
+        /* In the register the multiplication takes. */
+        __asm__ volatile("sub %c3(%1,%2,8), %0" : "+a"(rel) : "r"(view), "r"(w), "i"(PF_PM_VIEW_START * 8));
+        if (PF_LIKELY(pf_slot_index_rel(rel, magic, &idx))) {
+            uint16_t *stp;
+            uintptr_t bin;
+            PF_VIEW_READ(view, w, PF_PM_VIEW_STATE, stp);
+            PF_VIEW_READ(view, w, PF_PM_VIEW_BIN, bin);
+            stp += idx;
             uint32_t st = *stp;
-            struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + v->bin);
+            struct pf_bin *b = (struct pf_bin *)((char *)pf_tc_fast + bin);
             struct pf_cached *t = b->top;
             if (PF_LIKELY(st >= PF_SLOT_LIVE && t != b->limit)) {
                 pf_bin_push(b, t, p, stp, st);

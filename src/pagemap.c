@@ -5,7 +5,7 @@
 #include "pagemap.h"
 
 PF_BULK struct pf_pagemap pf_pagemap;
-struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, 0, 0, 0, 0};
+struct pf_pm_hot pf_pagemap_hot = {UINTPTR_MAX, 0, 0, PF_PM_VIEW_NONE};
 PF_BULK struct pf_pm_view pf_pagemap_view[PF_PM_VIEW_CHUNKS] __attribute__((aligned(64)));
 /* 1 once a span has claimed the placing of the view's window. */
 static atomic_int view_placed;
@@ -113,27 +113,24 @@ static int view_window(uintptr_t start)
 {
     int no = 0;
     if (!atomic_compare_exchange_strong(&view_placed, &no, 1))
-        return atomic_load_explicit(&pf_pagemap_hot.view_limit, memory_order_acquire) != 0;
+        return atomic_load_explicit(&pf_pagemap_hot.view_base, memory_order_acquire) != PF_PM_VIEW_NONE;
     uintptr_t below = (uintptr_t)(PF_PM_VIEW_CHUNKS - PF_PM_VIEW_CHUNKS / 8) << PF_CHUNK_SHIFT;
     uintptr_t first = start & ~(PF_CHUNK - 1);
     atomic_store_explicit(&pf_pagemap_hot.view_base, first > below ? first - below : 0, memory_order_release);
-    atomic_store_explicit(&pf_pagemap_hot.view_limit, PF_PM_VIEW_CHUNKS, memory_order_release);
     return 1;
 }
 
 void pf_pagemap_view_set(uintptr_t start, size_t bytes, uint64_t magic, uint16_t *state, uintptr_t bin)
 {
-    /* limit before base, as free reads them. */
-    uintptr_t limit = atomic_load_explicit(&pf_pagemap_hot.view_limit, memory_order_acquire);
-    if (limit == 0) {
+    uintptr_t base = atomic_load_explicit(&pf_pagemap_hot.view_base, memory_order_acquire);
+    if (base == PF_PM_VIEW_NONE) {
         if (magic == 0 || !view_window(start))
             return; /* no chunk has a view yet, or the window is being placed */
-        limit = atomic_load_explicit(&pf_pagemap_hot.view_limit, memory_order_acquire);
+        base = atomic_load_explicit(&pf_pagemap_hot.view_base, memory_order_acquire);
     }
-    uintptr_t base = atomic_load_explicit(&pf_pagemap_hot.view_base, memory_order_acquire);
     for (uintptr_t a = start; a < start + bytes; a += PF_CHUNK) {
         uintptr_t c = (a - base) >> PF_CHUNK_SHIFT;
-        if (c >= limit)
+        if (c >= PF_PM_VIEW_CHUNKS)
             continue;
         struct pf_pm_view *v = &pf_pagemap_view[c];
         /* Cleared first even when set anew, so no free pairs this magic

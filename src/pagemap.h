@@ -79,10 +79,11 @@ struct pf_pm_hot {
     _Atomic uintptr_t limit;
     /* The chunks that have a view (see struct pf_pm_view): view[c] is the
      * view of the chunk at view_base + c * PF_CHUNK for c below
-     * view_limit. view_limit is 0 until view_base is set, and both are set
-     * once, before any view, by the first span that sets one. */
+     * PF_PM_VIEW_CHUNKS. view_base is PF_PM_VIEW_NONE until the first span
+     * that sets a view places the window, once, before any view: from
+     * PF_PM_VIEW_NONE every user pointer is past the window, so free reads
+     * view_base alone and compares with a constant. */
     _Atomic uintptr_t view_base;
-    _Atomic uintptr_t view_limit;
 } __attribute__((aligned(64)));
 PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
 
@@ -106,6 +107,9 @@ PF_HIDDEN extern struct pf_pm_hot pf_pagemap_hot;
  * span struct that is being carved again, such a free is not promised to
  * be named. */
 #define PF_PM_VIEW_CHUNKS 8192u
+/* view_base before the window is placed: p - PF_PM_VIEW_NONE wraps to 2^63
+ * or more for every pointer below 2^63, far past the window. */
+#define PF_PM_VIEW_NONE ((uintptr_t)1 << 63)
 struct pf_pm_view {
     uintptr_t start;
     uint64_t magic;
@@ -194,14 +198,30 @@ PF_INLINE int pf_pagemap_find(const void *p, struct pf_span **out)
     return 1;
 }
 
-/* For free's fast path: p's chunk index in the view's window, when p is in
- * it (view_limit read before view_base, as for the hot leaf's range in
- * pf_pagemap_find). */
-PF_INLINE int pf_pagemap_view_index(const void *p, uintptr_t *out)
+/* For free's fast path: where p's view entry starts, in words from the
+ * view's first (a multiple of 4, the entry's size in words), when p is in
+ * the view's window. The chunk's index is computed times 4, so that the
+ * entry's fields are read with it scaled by 8 and no other arithmetic. */
+PF_INLINE int pf_pagemap_view_word(const void *p, uintptr_t *out)
 {
-    uintptr_t lim, c = pf_pm_index_in(p, &pf_pagemap_hot.view_limit, &pf_pagemap_hot.view_base, &lim);
+    uintptr_t c = (uintptr_t)p;
+    __asm__ volatile("sub %1, %0" : "+r"(c) : "m"(*(const uintptr_t *)&pf_pagemap_hot.view_base));
+    c = (c >> (PF_CHUNK_SHIFT - 2)) & ~(uintptr_t)3;
     *out = c;
-    return c < lim;
+    return c < (uintptr_t)PF_PM_VIEW_CHUNKS * 4;
+}
+/* The words of a view entry, from pf_pagemap_view_word's answer. */
+enum { PF_PM_VIEW_START, PF_PM_VIEW_MAGIC, PF_PM_VIEW_STATE, PF_PM_VIEW_BIN, PF_PM_VIEW_WORDS };
+_Static_assert(sizeof(struct pf_pm_view) == PF_PM_VIEW_WORDS * sizeof(uint64_t) &&
+                   offsetof(struct pf_pm_view, magic) == PF_PM_VIEW_MAGIC * sizeof(uint64_t) &&
+                   offsetof(struct pf_pm_view, state) == PF_PM_VIEW_STATE * sizeof(uint64_t) &&
+                   offsetof(struct pf_pm_view, bin) == PF_PM_VIEW_BIN * sizeof(uint64_t),
+               "a view entry is four words in this order");
+
+/* The entry a word of pf_pagemap_view_word starts. */
+PF_INLINE struct pf_pm_view *pf_pagemap_view_entry(uintptr_t w)
+{
+    return &pf_pagemap_view[w / PF_PM_VIEW_WORDS];
 }
 
 /* p's span, or NULL when p is in no chunk pfalloc set. */

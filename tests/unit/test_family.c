@@ -689,8 +689,8 @@ Test(family, an_owner_keeps_at_most_PF_HOME_MAX_spans_for_itself)
 /* ---- the pagemap's view of cached spans ------------------------------------------- */
 static const struct pf_pm_view *view_of(uintptr_t a)
 {
-    uintptr_t c;
-    return pf_pagemap_view_index((const void *)a, &c) ? &pf_pagemap_view[c] : NULL;
+    uintptr_t w;
+    return pf_pagemap_view_word((const void *)a, &w) ? pf_pagemap_view_entry(w) : NULL;
 }
 
 /* n slots of 64 bytes from f on the locked path, in *spans spans: they

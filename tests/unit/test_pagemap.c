@@ -493,6 +493,17 @@ Test(pagemap, threads_racing_for_the_first_leaf_agree_on_the_hot_one)
 }
 
 /* ---- the view of cached spans ------------------------------------------------------ */
+/* p's chunk index in the view's window, as free's fast path finds its entry. */
+static int view_chunk(const void *p, uintptr_t *c)
+{
+    uintptr_t w;
+    int in = pf_pagemap_view_word(p, &w);
+    cr_assert_eq(w % PF_PM_VIEW_WORDS, 0, "an entry's first word");
+    *c = w / PF_PM_VIEW_WORDS;
+    cr_assert(!in || pf_pagemap_view_entry(w) == &pf_pagemap_view[*c]);
+    return in;
+}
+
 Test(pagemap, the_first_span_given_a_view_places_its_window_mostly_below_it)
 {
     const uintptr_t at = (uintptr_t)1 << 40; /* a chunk nothing maps: a view is not a mapping */
@@ -500,33 +511,35 @@ Test(pagemap, the_first_span_given_a_view_places_its_window_mostly_below_it)
     static uint16_t st[8];
     uintptr_t c;
     pf_pagemap_view_set(at, 2 * PF_CHUNK, 0, NULL, 0);
-    cr_assert_eq(atomic_load(&pf_pagemap_hot.view_limit), 0, "a cleared view places no window");
-    cr_assert_not(pf_pagemap_view_index((void *)at, &c), "no chunk has a view before the window is placed");
+    cr_assert_eq(atomic_load(&pf_pagemap_hot.view_base), PF_PM_VIEW_NONE, "a cleared view places no window");
+    cr_assert_not(view_chunk((void *)at, &c), "no chunk has a view before the window is placed");
+    for (uintptr_t a = 0; a < ((uintptr_t)1 << 47); a += (uintptr_t)1 << 40)
+        cr_assert_not(view_chunk((void *)(a + 0x123450), &c), "no pointer is in the window before it is placed");
+    cr_assert_not(view_chunk((void *)(((uintptr_t)1 << 47) - 1), &c));
 
     pf_pagemap_view_set(at, 2 * PF_CHUNK, 12345, st, 3 * PF_BIN_BYTES);
     uintptr_t base = atomic_load(&pf_pagemap_hot.view_base);
-    cr_assert_eq(atomic_load(&pf_pagemap_hot.view_limit), PF_PM_VIEW_CHUNKS);
     cr_assert_eq(base, at - below, "7/8 of the window below the first span");
     for (uintptr_t a = at; a < at + 2 * PF_CHUNK; a += PF_CHUNK / 2 + 8) {
-        cr_assert(pf_pagemap_view_index((void *)a, &c));
+        cr_assert(view_chunk((void *)a, &c));
         cr_assert_eq(c, (a - base) / PF_CHUNK);
         cr_assert_eq(pf_pagemap_view[c].magic, 12345);
         cr_assert_eq(pf_pagemap_view[c].start, at, "every chunk's view holds the span's start");
         cr_assert_eq(pf_pagemap_view[c].state, st);
         cr_assert_eq(pf_pagemap_view[c].bin, 3 * PF_BIN_BYTES);
     }
-    cr_assert(pf_pagemap_view_index((void *)(at - PF_CHUNK), &c));
+    cr_assert(view_chunk((void *)(at - PF_CHUNK), &c));
     cr_assert_eq(pf_pagemap_view[c].magic, 0, "the chunk before the span has no view");
-    cr_assert(pf_pagemap_view_index((void *)(at + 2 * PF_CHUNK), &c));
+    cr_assert(view_chunk((void *)(at + 2 * PF_CHUNK), &c));
     cr_assert_eq(pf_pagemap_view[c].magic, 0, "the chunk after the span has no view");
 
     /* The window's edges. */
-    cr_assert(pf_pagemap_view_index((void *)base, &c) && c == 0);
+    cr_assert(view_chunk((void *)base, &c) && c == 0);
     uintptr_t end = base + (uintptr_t)PF_PM_VIEW_CHUNKS * PF_CHUNK;
-    cr_assert(pf_pagemap_view_index((void *)(end - 1), &c) && c == PF_PM_VIEW_CHUNKS - 1);
-    cr_assert_not(pf_pagemap_view_index((void *)end, &c), "the first address past the window");
-    cr_assert_not(pf_pagemap_view_index((void *)(base - 1), &c), "the last address below it");
-    cr_assert_not(pf_pagemap_view_index(NULL, &c));
+    cr_assert(view_chunk((void *)(end - 1), &c) && c == PF_PM_VIEW_CHUNKS - 1);
+    cr_assert_not(view_chunk((void *)end, &c), "the first address past the window");
+    cr_assert_not(view_chunk((void *)(base - 1), &c), "the last address below it");
+    cr_assert_not(view_chunk(NULL, &c));
 
     /* A span outside the window gets no view and moves nothing. */
     pf_pagemap_view_set(end, 4 * PF_CHUNK, 777, st, PF_BIN_BYTES);
