@@ -56,7 +56,10 @@ PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
 PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
 {
     struct pf_cached *t = b->top - 1;
-    void *p = t->p;
+    void *p;
+    /* In the register malloc returns it in (the compiler otherwise keeps
+     * the bin there and moves the slot at the end). */
+    __asm__("mov %1, %0" : "=a"(p) : "m"(t->p));
     if (PF_UNLIKELY(p == NULL))
         return NULL;
     /* b->top = t, in one instruction on memory (the compiler otherwise
