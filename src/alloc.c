@@ -372,7 +372,7 @@ void pf_free_slow(void *p)
     if (tc) {
         bin_push(tc, s, idx, p, st);
     } else {
-        pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
+        pf_family_free_locked(s, idx, pf_state_req(s->slot_size, st));
     }
     errno = saved;
 }
@@ -448,14 +448,15 @@ void *pf_realloc_in(void *p, size_t n)
         uint32_t st;
         uint32_t idx = live_slot(p, s, &st, "free");
         uint32_t slot = s->slot_size;
-        size_t old_req = slot - (st - PF_SLOT_LIVE);
+        size_t old_req = pf_state_req(slot, st);
         if (n <= slot && n >= slot / 2 && slot - n <= WASTE_MAX) {
             /* In place: only the requested-bytes figure changes. */
-            s->state[idx] = (uint16_t)(PF_SLOT_LIVE + slot - n);
+            uint16_t now = pf_state_live(slot, n);
+            s->state[idx] = now;
             struct pf_tcache *tc = pf_tc;
             if (s->cached && tc) {
                 struct pf_bin *b = &tc->bins[s->cls];
-                b->states -= (uint64_t)n - old_req; /* the state went down by that much */
+                b->states += (uint64_t)now - st; /* as if freed and allocated again */
             } else {
                 pf_family_requested(s->family, n > old_req ? n - old_req : 0,
                                     n > old_req ? 0 : old_req - n);

@@ -47,7 +47,7 @@ struct qent {
     uintptr_t p;
     struct pf_span *s;
     uint32_t idx;   /* small: slot index */
-    uint32_t waste; /* small: slot size - requested */
+    uint32_t req;   /* small: bytes requested */
     size_t bytes;   /* small: slot bytes filled; large: room */
     uint8_t large;
 };
@@ -256,7 +256,7 @@ static void release(const struct qent *q)
         struct msg m;
         start(&m, "write after free to block ", q->p);
         pf_fmt_str(&m.f, " of ");
-        pf_fmt_u64(&m.f, s->slot_size - q->waste);
+        pf_fmt_u64(&m.f, q->req);
         pf_fmt_str(&m.f, " bytes (byte +");
         pf_fmt_u64(&m.f, bad);
         pf_fmt_str(&m.f, " changed)");
@@ -264,7 +264,7 @@ static void release(const struct qent *q)
     }
     if (s->sites)
         s->sites[q->idx] = 0;
-    pf_family_free_locked(s, q->idx, q->waste);
+    pf_family_free_locked(s, q->idx, q->req);
 }
 
 /* Adds q; releases (outside the lock) what it pushes out. */
@@ -401,13 +401,12 @@ static void small_free(uintptr_t p, struct pf_span *s, uint32_t idx, size_t size
     if (st < PF_SLOT_LIVE || !__atomic_compare_exchange_n(&s->state[idx], &st, PF_SLOT_DIRTY, 0,
                                                           __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
         freed_slot(p, s, idx, "double free of ", "free");
-    uint32_t waste = st - PF_SLOT_LIVE;
-    size_t n = s->slot_size - waste;
+    uint32_t n = pf_state_req(s->slot_size, st);
     uint32_t site = s->sites ? s->sites[idx] : 0;
     size_t got = verify_canary(p, n, s->slot_size, s->family->name, site);
     verify_claim(p, n, got, size, align, s->family->name, site);
     memset((void *)p, FREE_BYTE, s->slot_size);
-    struct qent q = {p, s, idx, waste, s->slot_size, 0};
+    struct qent q = {p, s, idx, n, s->slot_size, 0};
     quarantine(&q);
 }
 
@@ -505,7 +504,7 @@ static int live_block(uintptr_t p, size_t *n, struct pf_family **fam)
     if (idx >= 0) {
         uint16_t st = __atomic_load_n(&s->state[idx], __ATOMIC_RELAXED);
         *fam = s->family;
-        *n = s->slot_size - (size_t)(st - PF_SLOT_LIVE);
+        *n = pf_state_req(s->slot_size, st);
         return st >= PF_SLOT_LIVE;
     }
     if (s && s->kind == PF_SPAN_LARGE && s->start == p) {
@@ -599,7 +598,7 @@ static void each_live_slot(void (*fn)(struct pf_span *s, uint32_t idx, size_t n)
             for (uint32_t k = 0; k < s->bump; k++) {
                 uint16_t st = s->state[k];
                 if (st >= PF_SLOT_LIVE)
-                    fn(s, k, s->slot_size - (size_t)(st - PF_SLOT_LIVE));
+                    fn(s, k, pf_state_req(s->slot_size, st));
             }
         }
         pf_unlock(&f->lock);

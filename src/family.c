@@ -759,7 +759,7 @@ void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int 
     if (s->used == s->nslots)
         list_unlink(f, s);
     uint32_t slot = s->slot_size;
-    s->state[pf_span_index(s, (uintptr_t)p - s->start)] = (uint16_t)(PF_SLOT_LIVE + slot - req);
+    s->state[pf_span_index(s, (uintptr_t)p - s->start)] = pf_state_live(slot, req);
     PF_RELAXED_ADD(f->allocs, 1);
     PF_RELAXED_ADD(f->live_bytes, slot);
     PF_RELAXED_ADD(f->req_in, req);
@@ -785,14 +785,14 @@ void pf_family_count_cell(struct pf_family *f, int made)
     pf_unlock(&f->lock);
 }
 
-void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste)
+void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t req)
 {
     struct pf_family *f = s->family;
     pf_lock(&f->lock);
     uint32_t slot = s->slot_size;
     PF_RELAXED_ADD(f->frees, 1);
     PF_RELAXED_ADD(f->live_bytes, -(uint64_t)slot);
-    PF_RELAXED_ADD(f->req_out, slot - waste);
+    PF_RELAXED_ADD(f->req_out, req);
     note_out(f, -(int64_t)slot);
     pf_span_give(s, idx);
     struct pf_span *e = after_give(f, s);

@@ -170,8 +170,9 @@ PF_HIDDEN void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cache
  * f; its state is set live. *clean tells whether it reads as zero. */
 PF_HIDDEN void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean);
 /* Locked path: slot idx of s (already checked live and marked free by the
- * caller, who read `waste` from its state) goes back. */
-PF_HIDDEN void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t waste);
+ * caller, who read the bytes requested of it, req, from its state) goes
+ * back. */
+PF_HIDDEN void pf_family_free_locked(struct pf_span *s, uint32_t idx, uint32_t req);
 /* A zero-byte block of f's kept outside its spans (the checking mode's
  * zero-size cells) is counted as made (made 1) or freed (0): an object,
  * holding no slot. */

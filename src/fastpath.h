@@ -35,7 +35,17 @@ PF_INLINE void pf_slot_mark_live(struct pf_bin *b, uint16_t *st, size_t req, int
 {
     if (clean)
         *clean = *st == PF_SLOT_CLEAN;
-    uint64_t live = b->live_base - req;
+    uint64_t live = b->live_base ? b->live_base - req : PF_SLOT_LIVE + req;
+    *st = (uint16_t)live;
+    b->allocs++;
+    b->states += live;
+}
+
+/* The same for a bin of a class whose states hold the request (malloc's
+ * direct classes: see PF_STATE_REQ_SLOT), without reading live_base. */
+PF_INLINE void pf_slot_mark_live_req(struct pf_bin *b, uint16_t *st, size_t req)
+{
+    uint64_t live = PF_SLOT_LIVE + req;
     *st = (uint16_t)live;
     b->allocs++;
     b->states += live;
@@ -50,8 +60,8 @@ PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
     return t->p;
 }
 
-/* Pops a slot off b for req bytes, or returns NULL having changed nothing
- * when b is empty: the entry below every bin's bottom is a wall (p NULL),
+/* Pops a slot off b, the bin of a class whose states hold the request, for
+ * req bytes, or returns NULL having changed nothing when b is empty: the entry below every bin's bottom is a wall (p NULL),
  * so the load of the slot is the test and base is not read. */
 PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
 {
@@ -65,7 +75,7 @@ PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
     /* b->top = t, in one instruction on memory (the compiler otherwise
      * computes t into a register and stores it). */
     __asm__("subq %1, %0" : "+m"(b->top) : "i"(sizeof(struct pf_cached)));
-    pf_slot_mark_live(b, t->state, req, NULL);
+    pf_slot_mark_live_req(b, t->state, req);
     return p;
 }
 
@@ -86,6 +96,7 @@ PF_INLINE void *pf_small_alloc(size_t req, unsigned cls, int *clean)
  * tail-call its slow path and keep no stack frame. */
 PF_INLINE int pf_malloc_direct(size_t n, void **out)
 {
+    _Static_assert(PF_DIRECT_MAX <= PF_STATE_REQ_SLOT, "direct classes' states hold the request");
     if (PF_UNLIKELY(n > PF_DIRECT_MAX))
         return 0;
     struct pf_bin *b = pf_tc_fast->direct[(n + 15) >> 4];

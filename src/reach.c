@@ -403,7 +403,7 @@ static uint64_t obj_bytes(const struct ent *e, uint32_t k)
     if (e->s->kind == PF_SPAN_LARGE)
         return e->s->req;
     uint16_t st = e->s->state[k];
-    return st >= PF_SLOT_LIVE ? e->s->slot_size - (uint32_t)(st - PF_SLOT_LIVE) : 0;
+    return st >= PF_SLOT_LIVE ? pf_state_req(e->s->slot_size, st) : 0;
 }
 
 /* Whether an array of `bytes` bytes that starts with the word n is what

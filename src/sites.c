@@ -120,7 +120,7 @@ static int for_each_live(void (*fn)(const struct pf_family *f, uint32_t *site, u
                 uint16_t st = s->state[k];
                 if (st >= PF_SLOT_LIVE)
                     fn(f, s->sites ? &s->sites[k] : NULL,
-                       s->slot_size - (uint32_t)(st - PF_SLOT_LIVE), s->start + (uintptr_t)k * s->slot_size);
+                       pf_state_req(s->slot_size, st), s->start + (uintptr_t)k * s->slot_size);
             }
         }
         if (PF_UNLIKELY(pf_check_on) && f->kind == PF_KIND_CLASS && f->obj_size == pf_class_size[0])

@@ -38,6 +38,25 @@
 enum pf_span_kind { PF_SPAN_FREE = 0, PF_SPAN_SMALL = 1, PF_SPAN_LARGE = 2, PF_SPAN_GONE = 3 };
 enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };
 
+/* A live slot's state says how many bytes were asked of it. Slots of up to
+ * PF_STATE_REQ_SLOT bytes hold PF_SLOT_LIVE + requested, which malloc
+ * writes with one addition to the request; bigger ones, whose requests do
+ * not fit 16 bits, hold PF_SLOT_LIVE + slot - requested (the waste, which
+ * their requests keep below 65534: WASTE_MAX in alloc.c). */
+#define PF_STATE_REQ_SLOT 32768u
+
+/* The state of a live slot of `slot` bytes that req bytes were asked of. */
+PF_INLINE uint16_t pf_state_live(uint32_t slot, size_t req)
+{
+    return (uint16_t)(slot <= PF_STATE_REQ_SLOT ? PF_SLOT_LIVE + req : PF_SLOT_LIVE + slot - req);
+}
+
+/* The bytes asked of a live slot of `slot` bytes whose state is st. */
+PF_INLINE uint32_t pf_state_req(uint32_t slot, uint32_t st)
+{
+    return slot <= PF_STATE_REQ_SLOT ? st - PF_SLOT_LIVE : slot - (st - PF_SLOT_LIVE);
+}
+
 struct pf_family;
 struct pf_own;
 struct pf_region;

@@ -32,19 +32,23 @@ struct pf_bin {
     struct pf_cached *top;    /* one past the newest cached slot */
     struct pf_cached *base;   /* the bin's store: cached slots are [base, top) */
     struct pf_cached *limit;  /* base + cap */
-    uint64_t live_base;       /* slot size + PF_SLOT_LIVE: state == live_base - requested
-                                 (64 bits: free subtracts it straight from memory) */
+    uint64_t live_base;       /* 0 for a class whose states hold the request (see
+                                 PF_STATE_REQ_SLOT), else slot size + PF_SLOT_LIVE:
+                                 state == live_base - requested */
     uint64_t allocs;          /* allocations served by this thread */
     uint64_t frees;           /* frees made by this thread */
     uint64_t states;          /* live states written by allocations minus those found by
                                  frees (mod 2^64), so a free adds one word to it:
-                                 requested bytes live == live_base * (allocs - frees) - states */
+                                 requested bytes live == states - PF_SLOT_LIVE * (allocs - frees),
+                                 or live_base * (allocs - frees) - states */
     uint64_t gc_seen;         /* allocs + frees when the cache's collection last looked */
 } __attribute__((aligned(64)));
 
 /* Requested bytes allocated minus freed through b (mod 2^64). */
 PF_INLINE uint64_t pf_bin_req(uint64_t live_base, uint64_t allocs, uint64_t frees, uint64_t states)
 {
+    if (live_base == 0)
+        return states - PF_SLOT_LIVE * (allocs - frees);
     return live_base * (allocs - frees) - states;
 }
 

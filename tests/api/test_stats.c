@@ -52,6 +52,17 @@ static void class_name(char *buf, size_t cap, const void *p)
     snprintf(buf, cap, "malloc-%zu", pf_malloc_usable_size(p));
 }
 
+static struct pf_family_stats family_of(const void *p)
+{
+    char name[PF_NAME_MAX];
+    class_name(name, sizeof name, p);
+    return family(name);
+}
+
+/* The biggest slot whose state holds the request (PF_STATE_REQ_SLOT in
+ * span.h); bigger slots' states hold the waste. */
+#define STATE_REQ_SLOT 32768
+
 static size_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -140,6 +151,13 @@ Test(stats, class_counters_exact_when_quiet)
     exact_counts(1000, 700, 0);
     exact_counts(3000, 500, 250);
     exact_counts(8000, 200, 150);
+    /* States hold the request up to slots of STATE_REQ_SLOT bytes, the
+     * waste above: both sides of the line, and a request that wastes most
+     * of its slot on each. */
+    exact_counts(STATE_REQ_SLOT, 60, 30);
+    exact_counts(STATE_REQ_SLOT - 3000, 60, 20);
+    exact_counts(STATE_REQ_SLOT + 1, 50, 25);
+    exact_counts(120000, 20, 5);
     /* again in a family already used: deltas still exact */
     exact_counts(100, 1000, 1000);
 }
@@ -197,6 +215,15 @@ Test(stats, realloc_moves_counts_between_families)
     struct pf_family_stats fs = family(from);
     cr_assert_eq(fs.live_objects, fb.live_objects);
     cr_assert_eq(fb.live_requested - fs.live_requested, 10, "live_requested after 100 -> 90");
+    /* and in a slot whose state holds the waste (see STATE_REQ_SLOT),
+     * down and up */
+    void *big = pf_malloc(STATE_REQ_SLOT + 5000);
+    struct pf_family_stats bb = family_of(big);
+    cr_assert_eq(pf_realloc(big, STATE_REQ_SLOT + 1000), big);
+    cr_assert_eq(bb.live_requested - family_of(big).live_requested, 4000);
+    cr_assert_eq(pf_realloc(big, STATE_REQ_SLOT + 2000), big);
+    cr_assert_eq(bb.live_requested - family_of(big).live_requested, 3000);
+    pf_free(big);
 
     /* grow into another class: one object leaves `from`, one enters `to` */
     void *q = pf_realloc(p, 5000);

@@ -123,7 +123,7 @@ static void free_locked(void *p)
     uint32_t st = s->state[idx];
     cr_assert_geq(st, PF_SLOT_LIVE);
     s->state[idx] = PF_SLOT_DIRTY;
-    pf_family_free_locked(s, idx, st - PF_SLOT_LIVE);
+    pf_family_free_locked(s, idx, pf_state_req(s->slot_size, st));
 }
 
 Test(family, spans_lists_a_known_family_and_refuses_an_unknown_one)
@@ -764,6 +764,25 @@ Test(family, a_span_carved_again_for_a_typed_family_keeps_no_view_of_its_last_us
     pf_free(r);
 }
 
+/* Every class's live state gives back the request it was written for, at
+ * both ends of what its slots take (a request the whole slot, and one that
+ * wastes as much as a request may), and reads as live: the states of slots
+ * up to PF_STATE_REQ_SLOT bytes hold the request, those of bigger ones the
+ * waste. */
+Test(family, a_live_state_gives_back_its_request_in_every_class)
+{
+    for (unsigned c = 0; c < PF_NCLASSES; c++) {
+        uint32_t slot = pf_class_size[c];
+        uint32_t least = slot > 65535u - PF_SLOT_LIVE ? slot - (65535u - PF_SLOT_LIVE) : 0;
+        uint32_t reqs[] = {slot, slot - 1, least, least + 1, slot / 2 > least ? slot / 2 : least};
+        for (unsigned k = 0; k < sizeof reqs / sizeof reqs[0]; k++) {
+            uint16_t st = pf_state_live(slot, reqs[k]);
+            cr_assert_geq(st, PF_SLOT_LIVE, "class %u (%u bytes), request %u: state %u", c, slot, reqs[k], st);
+            cr_assert_eq(pf_state_req(slot, st), reqs[k], "class %u (%u bytes): state %u", c, slot, st);
+        }
+    }
+}
+
 Test(family, locked_path_counts_a_class_family)
 {
     unsigned cls = pf_size_class(100);
@@ -777,8 +796,8 @@ Test(family, locked_path_counts_a_class_family)
     for (int i = 0; i < 50; i++) {
         struct pf_span *s = pf_pagemap_get(p[i]);
         uint32_t idx = pf_span_index(s, (uintptr_t)p[i] - s->start);
-        cr_assert_eq(s->state[idx], PF_SLOT_LIVE + pf_class_size[cls] - 100,
-                     "a live slot records its waste");
+        cr_assert_eq(s->state[idx], PF_SLOT_LIVE + 100, "a live slot records its request");
+        cr_assert_eq(pf_state_req(s->slot_size, s->state[idx]), 100);
     }
     for (int i = 0; i < 25; i++)
         free_locked(p[i]);
