@@ -472,14 +472,24 @@ static int take_slots(struct pf_span *s, struct pf_cached *out, uint32_t ask)
 int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                      struct pf_own *own)
 {
-    int n = xfer_get(cls, out, want);
-    if (n > 0)
-        return n;
+    int n = 0;
+    /* A cache that gave its spans back while the class was shared takes
+     * a span of its own before any transfer batch: taking the batches
+     * the others flushed, it would hold no span and flush its own batches
+     * whole to the transfer cache, and the threads would go on trading
+     * batches, owning none, long after the sharing ended. */
+    if (!own || !own->back) {
+        n = xfer_get(cls, out, want);
+        if (n > 0)
+            return n;
+    }
     ensure_registered(f);
     struct pf_span *spare = NULL;
     pf_lock(&f->lock);
-    if (own)
+    if (own) {
         own->active = 1;
+        own->back = 0;
+    }
     while (n < want) {
         struct pf_span *s;
         if (!own) { /* shared: the first partial span, off the list once used up */
@@ -565,6 +575,7 @@ static struct travel {
     _Alignas(64) _Atomic uint32_t flushed;
     _Atomic uint32_t foreign;
     _Atomic uint32_t left; /* refills left that share */
+    _Atomic uint32_t calm; /* refills left, after those, before the counts count again */
 } travel[PF_NCLASSES];
 
 static void travel_note(unsigned cls, uint32_t n, uint32_t foreign)
@@ -586,7 +597,18 @@ int pf_family_class_shared(unsigned cls)
     uint32_t left = atomic_load_explicit(&t->left, memory_order_relaxed);
     if (left) {
         atomic_store_explicit(&t->left, left - 1, memory_order_relaxed);
+        if (left == 1) /* the last: the counts wait (PF_TRAVEL_CALM) */
+            atomic_store_explicit(&t->calm, PF_TRAVEL_CALM, memory_order_relaxed);
         return 1;
+    }
+    uint32_t calm = atomic_load_explicit(&t->calm, memory_order_relaxed);
+    if (calm) {
+        atomic_store_explicit(&t->calm, calm - 1, memory_order_relaxed);
+        if (calm == 1) {
+            atomic_store_explicit(&t->flushed, 0, memory_order_relaxed);
+            atomic_store_explicit(&t->foreign, 0, memory_order_relaxed);
+        }
+        return 0;
     }
     uint32_t fl = atomic_load_explicit(&t->flushed, memory_order_relaxed);
     uint32_t fo = atomic_load_explicit(&t->foreign, memory_order_relaxed);
@@ -605,34 +627,25 @@ static int in_span(const struct pf_span *s, const uint16_t *st)
     return s && (uintptr_t)st - (uintptr_t)s->state < (uintptr_t)s->nslots * sizeof *st;
 }
 
-/* Moves the slots of in[0, *n) that are not own's to the back of in[], in
- * their order (the next refill of another thread takes them as they were
- * freed), and keeps own's in front of them; returns how many moved. In
- * place, so a flush holds no second batch on the stack of a thread that
- * may be small. s->owner is written under the family's lock, by any thread
- * (after_give makes a span the family's), so this read may be stale; but
- * own is set on a span only by its own thread's refill and cleared only
- * while the span has no slot out, and the batch's slots are out: a span
- * reads as own's here exactly when it is. */
-static int split_foreign(struct pf_cached *in, int *n, const struct pf_own *own)
+/* How many slots of in[0, n) are in spans of an owner other than own
+ * (slots of spans no cache owns are nobody's: not counted). The slots of
+ * a batch come in runs of one span, looked up once per run. s->owner is
+ * written under the family's lock, by any thread (after_give makes a span
+ * the family's), so this read may be stale: a guide, as the counts are. */
+static uint32_t count_foreign(const struct pf_cached *in, int n, const struct pf_own *own)
 {
-    int back = *n;
+    uint32_t foreign = 0;
     const struct pf_span *s = NULL;
-    int mine = 0;
-    for (int i = *n - 1; i >= 0; i--) {
+    int other = 0;
+    for (int i = 0; i < n; i++) {
         if (!in_span(s, in[i].state)) {
             s = pf_pagemap_get(in[i].p);
-            mine = __atomic_load_n(&s->owner, __ATOMIC_RELAXED) == own;
+            const struct pf_own *o = __atomic_load_n(&s->owner, __ATOMIC_RELAXED);
+            other = o != own && o != NULL;
         }
-        if (!mine) {
-            struct pf_cached c = in[i];
-            in[i] = in[--back];
-            in[back] = c;
-        }
+        foreign += (uint32_t)other;
     }
-    int moved = *n - back;
-    *n = back;
-    return moved;
+    return foreign;
 }
 
 /* Under f->lock: the n slots of in[] back to their spans; spans that
@@ -650,8 +663,10 @@ static void give_runs(struct pf_family *f, unsigned cls, const struct pf_cached 
         uint32_t k = pf_span_give_run(s, in + i, (uint32_t)(n - i));
         i += (int)k;
         /* An owner's slots given back by another cache travelled (by:
-         * the flushing cache's; NULL for a collection step or an exit,
-         * which tell nothing). */
+         * the flushing cache's when it holds no span, whose flush is
+         * counted nowhere else; NULL for an owner's flush, counted once
+         * in pf_family_flush, and for a collection step or an exit, which
+         * tell nothing). */
         if (by && o && o != by && o->active)
             travel_note(cls, k, k);
         give_up(f, s, empty);
@@ -668,6 +683,7 @@ void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cached *in, int
 void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                      const struct pf_own *own)
 {
+    const struct pf_own *by = own;
     if (own && !own->active) {
         /* A cache that holds no span of the class (it never refilled from
          * one, or gave them back) holds other threads' slots only: the
@@ -675,21 +691,23 @@ void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, in
         if (xfer_put(cls, in, n))
             return;
     } else if (own) {
-        /* Other threads' slots go to the transfer cache when they are at
-         * least half the batch; a few among the thread's own go back to
-         * their spans with the rest, instead of taking a batch place. */
-        int kept = n;
-        int moved = split_foreign(in, &kept, own);
-        travel_note(cls, (uint32_t)n, (uint32_t)moved);
-        if (moved && moved * 2 >= n && xfer_put(cls, in + kept, moved)) {
-            n = kept;
-            if (n == 0)
-                return;
-        }
+        /* An owner's flush goes back to the spans whole: its own slots,
+         * slots of other owners' spans (to their owners' home lists,
+         * where their refills find them) and slots of spans no cache
+         * owns. Only slots of other owners' spans count as travelled,
+         * here and once. In the transfer cache, other owners' slots
+         * would go to the next refill of any thread, and a thread that
+         * does not own them would flush them there again: a batch of
+         * them went round between two such threads for good (its
+         * owner's refills never came while it was there), each turn
+         * counting as travel, until the class was shared again however
+         * much its threads kept to their own objects. */
+        travel_note(cls, (uint32_t)n, count_foreign(in, n, own));
+        by = NULL; /* counted: give_runs counts no slot of it again */
     }
     struct pf_span *empty = NULL;
     pf_lock(&f->lock);
-    give_runs(f, cls, in, n, &empty, own);
+    give_runs(f, cls, in, n, &empty, by);
     pf_unlock(&f->lock);
     put_all(empty);
 }

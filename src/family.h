@@ -104,7 +104,10 @@ PF_HIDDEN uint32_t pf_bin_cap_of(unsigned cls);
 struct pf_own {
     struct pf_span *cur;  /* the span refills take slots from */
     struct pf_span *home; /* its other spans with a free slot (s->listed == PF_LISTED_HOME) */
-    uint32_t nhome;       /* spans on home, at most PF_HOME_MAX */
+    uint16_t nhome;       /* spans on home, at most PF_HOME_MAX */
+    uint16_t back;        /* 1 from a refill that shared (its spans given back) until one
+                             that owns, which takes a span before any transfer batch
+                             (written by its own thread) */
     int active;           /* 1 from its first refill until it disowns */
 };
 /* Ownership by need. A thread owns spans so that threads keeping to their
@@ -117,33 +120,46 @@ struct pf_own {
  * slots of it came back to spans or were flushed by an owner, and at least
  * one in PF_TRAVEL_SHARE of them were another thread's, the next
  * PF_TRAVEL_REFILLS refills of the class (by any thread) take slots from
- * shared spans, and their owners give theirs back. Then a refill may own
- * again, but as a rule a class once shared stays so: a thread that owns
- * no span puts its whole flushed batches in the transfer cache, and
- * refills take from there first, so threads go on trading batches and own
- * no span (threads that handed blocks on for 50 rounds and then kept to
- * their own for 40 000 owned a span in none of the last 20 000 rounds),
- * and slots of shared spans count as another thread's when a thread does
- * own again. A program that hands a class's objects between threads in
- * one phase and keeps to its own in the next runs the next on shared
- * spans and batches, slower than with spans of its own. Both counts halve
- * once the first passes PF_TRAVEL_WINDOW. A process with one thread cache
- * never counts (its flushes park their slots). Returns 1 while the class
- * is shared. */
+ * shared spans, and their owners give theirs back. Then the class returns
+ * to owned spans unless its slots still travel: a cache that gave its
+ * spans back takes a span of its own at its first refill after the
+ * sharing, before any transfer batch (else it would flush whole batches
+ * to the transfer cache, holding no span, and take the others': threads
+ * would trade batches for good), and the counts count again only after
+ * PF_TRAVEL_CALM more refills. Only slots of another owner's spans count
+ * as another thread's, once a flush (slots of spans no cache owns are
+ * nobody's); an owner's flush gives every slot back to its span, so
+ * other owners' slots reach their owners instead of going round between
+ * threads that own neither. Threads that handed blocks on for 50 rounds
+ * and then kept to their own for 40 000 owned a span in none of the last
+ * 20 000 rounds before; now in all of them. Both counts halve once the
+ * first passes PF_TRAVEL_WINDOW. A process with one thread cache never
+ * counts (its flushes park their slots). Returns 1 while the class is
+ * shared. */
 #define PF_TRAVEL_MIN 16
 #define PF_TRAVEL_SHARE 4
 #define PF_TRAVEL_REFILLS 65536
 #define PF_TRAVEL_WINDOW 4096
+/* After a sharing, the refills of the class (by any thread) that do not
+ * look at the counts, which start again after them: owners take the
+ * spans the sharing left part used, whose other slots are in other
+ * threads' caches and blocks, and those threads' flushes of them count
+ * as travelled (in the test above, a quarter of the flushes, enough to
+ * share the class again in 6 runs of 10 with no wait) until they are all
+ * back. Short: threads that still hand objects on own spans meanwhile,
+ * which costs memory (a long ring of 4 threads: 0-5 % more peak RSS with
+ * 256, 5-7 % with 1 024). */
+#define PF_TRAVEL_CALM 256
 PF_HIDDEN int pf_family_class_shared(unsigned cls);
 /* Spans an owner keeps on its home list: a slot that comes back to one of
  * its spans beyond these makes that span the family's, so a thread that
  * freed much of a class and allocates little of it strands no memory. */
 #define PF_HOME_MAX 2
 enum { PF_LISTED_NONE = 0, PF_LISTED_PARTIAL = 1, PF_LISTED_HOME = 2 };
-/* Up to `want` free slots of class cls into out: a transfer batch, or
- * slots of own's spans (cur, then home, then a span of the family's it
- * takes for its own); with own NULL, slots of the spans every thread
- * shares, owning none. Returns how many. */
+/* Up to `want` free slots of class cls into out: a transfer batch (not
+ * when own->back is set), or slots of own's spans (cur, then home, then a
+ * span of the family's it takes for its own); with own NULL, slots of the
+ * spans every thread shares, owning none. Returns how many. */
 PF_HIDDEN int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
                                struct pf_own *own);
 /* Free slots of class cls waiting in its transfer cache (counted out of
@@ -155,11 +171,11 @@ PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_own *own);
 /* Every span, and every span made from now on, sends its frees to the slow
  * path, whichever thread makes them (the checking mode's, once on). */
 PF_HIDDEN void pf_family_frees_uncached(void);
-/* With own NULL, every slot goes back to its span. Otherwise slots of
- * own's spans do, and the others (freed by this thread, allocated by
- * another), when they are at least half of in[], go as one batch to the
- * class's transfer cache if it has room, which the next refill of any
- * thread takes first. in[] is reordered. */
+/* The n slots of class cls in in[] back: with own NULL, or own holding a
+ * span of the class, every slot to its span (own's flush counts the slots
+ * of other owners' spans as travelled); with own holding none (a
+ * consumer's cache), as one batch to the class's transfer cache if it has
+ * room, which the next refill of any thread takes first. */
 PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cached *in, int n,
                                const struct pf_own *own);
 /* The whole batch to the class's transfer cache when it has room, else to

@@ -500,9 +500,14 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     pf_span_tick();
     struct pf_own *own = &tc->own[cls];
     /* Too many threads to own spans, or the class's slots travel between
-     * threads (family.h): give ours back, share. */
-    if (pf_tcache_crowded() || pf_family_class_shared(cls)) {
+     * threads (family.h): give ours back, share. After sharing, the first
+     * refill that owns takes a span before any transfer batch. */
+    if (pf_tcache_crowded()) {
         give_back_spans(tc, cls);
+        own = NULL;
+    } else if (pf_family_class_shared(cls)) {
+        give_back_spans(tc, cls);
+        own->back = 1;
         own = NULL;
     }
     struct pf_tcache *was_here = move_begin(tc);

@@ -1316,3 +1316,89 @@ Test(tcache, fork_gives_back_only_the_locks_it_took)
     pf_family_fork_unlock(0);
     cr_assert_eq(pf_lock_depth, 0, "%d locks counted as held after the fork's handlers", pf_lock_depth);
 }
+
+/* ---- ownership comes back (family.h) ------------------------------------------- */
+
+/* Four threads of one class: with `travel`, each first hands its blocks to
+ * the next thread for BACK_TRAVEL rounds (the class is shared), then every
+ * thread allocates and frees its own batch for BACK_ROUNDS rounds; each
+ * records whether it owned spans of the class after each of the last half
+ * of those rounds. Once the shared refills run out, a class whose threads
+ * keep to their own objects must return to owned spans and stay there, as
+ * it does for threads that never handed a block on: before, the threads
+ * went on trading transfer batches, owning none (0 of 20 000 rounds), or
+ * counted the slots the sharing left with them as travelled and shared the
+ * class again. */
+#define BACK_N 4
+#define BACK_BATCH 256
+#define BACK_TRAVEL 50
+#define BACK_ROUNDS 40000
+#define BACK_SIZE 48
+struct backer {
+    pthread_barrier_t *bar;
+    unsigned id;
+    int travel;           /* in: hand blocks on first */
+    int shared;           /* out: the thread owned no span of the class after handing on */
+    uint32_t owned, seen; /* out: late rounds after which the thread owned spans */
+};
+static void *back_mail[BACK_N][BACK_BATCH];
+
+static void *back_thread(void *arg)
+{
+    struct backer *k = arg;
+    unsigned cls = pf_size_class(BACK_SIZE);
+    void *mine[BACK_BATCH];
+    pf_free(pf_malloc(16));
+    pthread_barrier_wait(k->bar);
+    for (int r = 0; k->travel && r < BACK_TRAVEL; r++) {
+        for (int i = 0; i < BACK_BATCH; i++)
+            back_mail[k->id][i] = pf_malloc(BACK_SIZE);
+        pthread_barrier_wait(k->bar);
+        for (int i = 0; i < BACK_BATCH; i++)
+            pf_free(back_mail[(k->id + 1) % BACK_N][i]);
+        pthread_barrier_wait(k->bar);
+    }
+    k->shared = !pf_tc->own[cls].active;
+    for (int r = 0; r < BACK_ROUNDS; r++) {
+        for (int i = 0; i < BACK_BATCH; i++)
+            mine[i] = pf_malloc(BACK_SIZE);
+        for (int i = 0; i < BACK_BATCH; i++)
+            pf_free(mine[i]);
+        if (r >= BACK_ROUNDS / 2) {
+            k->seen++;
+            k->owned += pf_tc->own[cls].active;
+        }
+    }
+    pthread_barrier_wait(k->bar);
+    return NULL;
+}
+
+static void back_run(int travel, struct backer *k)
+{
+    pthread_barrier_t back_bar;
+    pthread_barrier_init(&back_bar, NULL, BACK_N);
+    for (unsigned i = 0; i < BACK_N; i++)
+        k[i] = (struct backer){.bar = &back_bar, .id = i, .travel = travel};
+    run_each(BACK_N, back_thread, k, sizeof k[0]);
+    pthread_barrier_destroy(&back_bar);
+}
+
+Test(tcache, threads_that_keep_to_their_own_blocks_never_handed_on_own_spans)
+{
+    struct backer k[BACK_N];
+    back_run(0, k);
+    for (unsigned i = 0; i < BACK_N; i++)
+        cr_assert_eq(k[i].owned, k[i].seen, "thread %u owned spans after %u of %u late rounds", i, k[i].owned,
+                     k[i].seen);
+}
+
+Test(tcache, threads_that_handed_blocks_on_then_keep_to_their_own_own_spans_again)
+{
+    struct backer k[BACK_N];
+    back_run(1, k);
+    for (unsigned i = 0; i < BACK_N; i++)
+        cr_assert(k[i].shared, "thread %u still owned spans of a class whose slots travelled", i);
+    for (unsigned i = 0; i < BACK_N; i++)
+        cr_assert_geq(k[i].owned * 4, k[i].seen * 3, "thread %u owned spans after %u of %u late rounds", i,
+                      k[i].owned, k[i].seen);
+}
