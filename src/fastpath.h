@@ -30,25 +30,20 @@ PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 PF_HIDDEN PF_NOINLINE void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st,
                                              size_t n, size_t align);
 
-/* Marks the slot at st live for req bytes and counts it in b. */
-PF_INLINE void pf_slot_mark_live(struct pf_bin *b, uint16_t *st, size_t req, int *clean)
+/* Writes the live state `live` at st and counts it in b. */
+PF_INLINE void pf_slot_set_live(struct pf_bin *b, uint16_t *st, uint64_t live)
 {
-    if (clean)
-        *clean = *st == PF_SLOT_CLEAN;
-    uint64_t live = b->live_base ? b->live_base - req : PF_SLOT_LIVE + req;
     *st = (uint16_t)live;
     b->allocs++;
     b->states += live;
 }
 
-/* The same for a bin of a class whose states hold the request (malloc's
- * direct classes: see PF_STATE_REQ_SLOT), without reading live_base. */
-PF_INLINE void pf_slot_mark_live_req(struct pf_bin *b, uint16_t *st, size_t req)
+/* Marks the slot at st live for req bytes and counts it in b. */
+PF_INLINE void pf_slot_mark_live(struct pf_bin *b, uint16_t *st, size_t req, int *clean)
 {
-    uint64_t live = PF_SLOT_LIVE + req;
-    *st = (uint16_t)live;
-    b->allocs++;
-    b->states += live;
+    if (clean)
+        *clean = *st == PF_SLOT_CLEAN;
+    pf_slot_set_live(b, st, b->live_base ? b->live_base - req : PF_SLOT_LIVE + req);
 }
 
 /* Pops a slot off b (not empty) for a request of req bytes: marks it live
@@ -60,9 +55,11 @@ PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
     return t->p;
 }
 
-/* Pops a slot off b, the bin of a class whose states hold the request, for
- * req bytes, or returns NULL having changed nothing when b is empty: the entry below every bin's bottom is a wall (p NULL),
- * so the load of the slot is the test and base is not read. */
+/* Pops a slot off b, the bin of a class whose states hold the request
+ * (malloc's direct classes: see PF_STATE_REQ_SLOT), for req bytes, or
+ * returns NULL having changed nothing when b is empty: the entry below
+ * every bin's bottom is a wall (p NULL), so the load of the slot is the
+ * test and base is not read. */
 PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
 {
     struct pf_cached *t = b->top - 1;
@@ -75,7 +72,7 @@ PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
     /* b->top = t, in one instruction on memory (the compiler otherwise
      * computes t into a register and stores it). */
     __asm__("subq %1, %0" : "+m"(b->top) : "i"(sizeof(struct pf_cached)));
-    pf_slot_mark_live_req(b, t->state, req);
+    pf_slot_set_live(b, t->state, PF_SLOT_LIVE + req); /* live_base not read */
     return p;
 }
 
