@@ -45,16 +45,23 @@ enum { PF_SLOT_CLEAN = 0, PF_SLOT_DIRTY = 1, PF_SLOT_LIVE = 2 };
  * their requests keep below 65534: WASTE_MAX in alloc.c). */
 #define PF_STATE_REQ_SLOT 32768u
 
+/* Whether the states of slots of `slot` bytes hold the request (else the
+ * waste). */
+PF_INLINE int pf_state_holds_req(uint32_t slot)
+{
+    return slot <= PF_STATE_REQ_SLOT;
+}
+
 /* The state of a live slot of `slot` bytes that req bytes were asked of. */
 PF_INLINE uint16_t pf_state_live(uint32_t slot, size_t req)
 {
-    return (uint16_t)(slot <= PF_STATE_REQ_SLOT ? PF_SLOT_LIVE + req : PF_SLOT_LIVE + slot - req);
+    return (uint16_t)(pf_state_holds_req(slot) ? PF_SLOT_LIVE + req : PF_SLOT_LIVE + slot - req);
 }
 
 /* The bytes asked of a live slot of `slot` bytes whose state is st. */
 PF_INLINE uint32_t pf_state_req(uint32_t slot, uint32_t st)
 {
-    return slot <= PF_STATE_REQ_SLOT ? st - PF_SLOT_LIVE : slot - (st - PF_SLOT_LIVE);
+    return pf_state_holds_req(slot) ? st - PF_SLOT_LIVE : slot - (st - PF_SLOT_LIVE);
 }
 
 struct pf_family;

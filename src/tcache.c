@@ -360,7 +360,7 @@ struct pf_tcache *pf_tcache_get(void)
             b->base = b->top = store;
             b->limit = b->base + pf_bin_cap_of(c);
             store = b->limit;
-            b->live_base = pf_class_size[c] <= PF_STATE_REQ_SLOT ? 0 : pf_class_size[c] + PF_SLOT_LIVE;
+            b->live_base = pf_state_holds_req(pf_class_size[c]) ? 0 : pf_class_size[c] + PF_SLOT_LIVE;
         }
         tc->sites = (unsigned char *)(((uintptr_t)store + 63) & ~(uintptr_t)63);
         /* The initial thread's cache made resident in one call: a short
