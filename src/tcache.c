@@ -502,12 +502,11 @@ struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
     /* Too many threads to own spans, or the class's slots travel between
      * threads (family.h): give ours back, share. After sharing, the first
      * refill that owns takes a span before any transfer batch. */
-    if (pf_tcache_crowded()) {
+    int crowded = pf_tcache_crowded();
+    if (crowded || pf_family_class_shared(cls)) {
         give_back_spans(tc, cls);
-        own = NULL;
-    } else if (pf_family_class_shared(cls)) {
-        give_back_spans(tc, cls);
-        own->back = 1;
+        if (!crowded)
+            own->back = 1;
         own = NULL;
     }
     struct pf_tcache *was_here = move_begin(tc);
