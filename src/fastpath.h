@@ -30,7 +30,8 @@ PF_HIDDEN __attribute__((noreturn)) void pf_alloc_bad_pointer(const void *p);
 PF_HIDDEN PF_NOINLINE void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st,
                                              size_t n, size_t align);
 
-/* Writes the live state `live` at st and counts it in b. */
+/* Writes the live state `live` at st and counts it in b (malloc's
+ * pf_direct_pop makes the same three writes in assembly). */
 PF_INLINE void pf_slot_set_live(struct pf_bin *b, uint16_t *st, uint64_t live)
 {
     *st = (uint16_t)live;
@@ -55,24 +56,39 @@ PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
     return t->p;
 }
 
-/* Pops a slot off b, the bin of a class whose states hold the request
- * (malloc's direct classes: see PF_STATE_REQ_SLOT), for req bytes, or
- * returns NULL having changed nothing when b is empty: the entry below
- * every bin's bottom is a wall (p NULL), so the load of the slot is the
- * test and base is not read. */
-PF_INLINE void *pf_bin_pop(struct pf_bin *b, size_t req)
+/* Pops a slot off the bin at byte offset off in tc, a bin of a class
+ * whose states hold the request (malloc's direct classes: see
+ * PF_STATE_REQ_SLOT), for req bytes, or returns NULL having changed
+ * nothing when it is empty: the entry below every bin's bottom is a wall
+ * (p NULL), so the load of the slot is the test and base is not read.
+ * In assembly, so that each access to the bin is addressed with the cache
+ * and the offset (the compiler otherwise adds them first) and the slot is
+ * loaded into the register malloc returns it in; its writes are those of
+ * pf_slot_set_live, with the live state PF_SLOT_LIVE + req. */
+PF_INLINE void *pf_direct_pop(struct pf_tcache *tc, uintptr_t off, size_t req)
 {
-    struct pf_cached *t = b->top - 1;
+    struct pf_cached *t;
     void *p;
-    /* In the register malloc returns it in (the compiler otherwise keeps
-     * the bin there and moves the slot at the end). */
-    __asm__("mov %1, %0" : "=a"(p) : "m"(t->p));
+    __asm__("mov %c[top](%[tc],%[off]), %[t]\n\t"
+            "mov %c[below](%[t]), %[p]"
+            : [p] "=a"(p), [t] "=&r"(t)
+            : [tc] "r"(tc), [off] "r"(off), [top] "i"(offsetof(struct pf_bin, top)),
+              [below] "i"(offsetof(struct pf_cached, p) - sizeof(struct pf_cached))
+            : "memory");
     if (PF_UNLIKELY(p == NULL))
         return NULL;
-    /* b->top = t, in one instruction on memory (the compiler otherwise
-     * computes t into a register and stores it). */
-    __asm__("subq %1, %0" : "+m"(b->top) : "i"(sizeof(struct pf_cached)));
-    pf_slot_set_live(b, t->state, PF_SLOT_LIVE + req); /* live_base not read */
+    uint16_t *st = t[-1].state;
+    uint64_t live = PF_SLOT_LIVE + req;
+    /* top = t - 1, then the state, then the counters, as pf_slot_set_live. */
+    __asm__ volatile("subq %[one], %c[top](%[tc],%[off])\n\t"
+                     "movw %w[live], (%[st])\n\t"
+                     "addq $1, %c[allocs](%[tc],%[off])\n\t"
+                     "addq %[live], %c[states](%[tc],%[off])"
+                     :
+                     : [tc] "r"(tc), [off] "r"(off), [st] "r"(st), [live] "r"(live),
+                       [one] "i"(sizeof(struct pf_cached)), [top] "i"(offsetof(struct pf_bin, top)),
+                       [allocs] "i"(offsetof(struct pf_bin, allocs)), [states] "i"(offsetof(struct pf_bin, states))
+                     : "memory");
     return p;
 }
 
@@ -96,8 +112,8 @@ PF_INLINE int pf_malloc_direct(size_t n, void **out)
     _Static_assert(PF_DIRECT_MAX <= PF_STATE_REQ_SLOT, "direct classes' states hold the request");
     if (PF_UNLIKELY(n > PF_DIRECT_MAX))
         return 0;
-    struct pf_bin *b = pf_tc_fast->direct[(n + 15) >> 4];
-    void *p = pf_bin_pop(b, n);
+    struct pf_tcache *tc = pf_tc_fast;
+    void *p = pf_direct_pop(tc, tc->direct[n], n);
     *out = p;
     return p != NULL;
 }

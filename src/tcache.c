@@ -13,35 +13,44 @@
 
 __thread struct pf_tcache *pf_tc __attribute__((tls_model("initial-exec")));
 
-#define NONE_BIN ((struct pf_bin *)&pf_tc_none.bins[PF_NCLASSES])
-#define NONE4 NONE_BIN, NONE_BIN, NONE_BIN, NONE_BIN
+/* Every direct[] entry of pf_tc_none: its PF_BIN_NONE. */
+#define NONE1 PF_BIN_NONE
+#define NONE4 NONE1, NONE1, NONE1, NONE1
 #define NONE16 NONE4, NONE4, NONE4, NONE4
+#define NONE64 NONE16, NONE16, NONE16, NONE16
+#define NONE256 NONE64, NONE64, NONE64, NONE64
 /* The wall below every cache's PF_BIN_NONE. */
 static const struct pf_cached none_wall;
 #define WALL ((struct pf_cached *)&none_wall + 1)
 /* Its bins are empty and full with top == base == limit == NULL, which
  * takes no relocation: only its PF_BIN_NONE, the one malloc's fast path
- * reads below the top of (through direct[], which follows it), is
- * relocated, so that the loader writes one page of it, not three. */
+ * reads below the top of (through direct[], whose offsets take none), is
+ * relocated, so that the loader writes one page of it, not four. */
 const struct pf_tcache pf_tc_none = {
     .bins = {[PF_NCLASSES] = {.top = WALL, .base = WALL, .limit = WALL}},
-    .direct = {NONE16, NONE16, NONE16, NONE16, NONE_BIN}};
-_Static_assert(PF_DIRECT_N == 65, "pf_tc_none.direct lists every entry");
+    .direct = {NONE256, NONE256, NONE256, NONE256, NONE1}};
+_Static_assert(PF_DIRECT_N == 1025, "pf_tc_none.direct lists every entry");
 static atomic_int direct_off; /* pf_tcache_direct_off was called */
+
+/* The offset direct[] holds for a request of n bytes. */
+static uint16_t direct_of(unsigned n)
+{
+    return (uint16_t)(pf_class_small[(n + 15) >> 4] * sizeof(struct pf_bin));
+}
 
 /* Every direct[] entry of t names its PF_BIN_NONE (atomic stores: t's
  * thread may be reading them). */
 static void direct_to_none(struct pf_tcache *t)
 {
     for (unsigned i = 0; i < PF_DIRECT_N; i++)
-        __atomic_store_n(&t->direct[i], &t->bins[PF_NCLASSES], __ATOMIC_RELAXED);
+        __atomic_store_n(&t->direct[i], (uint16_t)PF_BIN_NONE, __ATOMIC_RELAXED);
 }
 
 /* Every direct[] entry of t names its bin again. */
 static void direct_to_bins(struct pf_tcache *t)
 {
     for (unsigned i = 0; i < PF_DIRECT_N; i++)
-        __atomic_store_n(&t->direct[i], &t->bins[pf_class_small[i]], __ATOMIC_RELAXED);
+        __atomic_store_n(&t->direct[i], direct_of(i), __ATOMIC_RELAXED);
 }
 
 /* The TLS image holds the address: a thread reads it before any code of
@@ -374,13 +383,13 @@ struct pf_tcache *pf_tcache_get(void)
             /* The stores lie in class order: the last direct class's
              * ends those of every class malloc finds in one load. */
             char *from = (char *)((uintptr_t)tc & ~(pf_os_page_size() - 1));
-            char *direct_end = (char *)tc->bins[pf_class_small[PF_DIRECT_N - 1]].limit;
+            char *direct_end = (char *)pf_tcache_direct_bin(tc, PF_DIRECT_MAX)->limit;
             pf_os_populate(from, (size_t)(direct_end - from));
         }
         struct pf_bin *none = &tc->bins[PF_NCLASSES];
         none->top = none->base = none->limit = WALL;
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
-            tc->direct[i] = &tc->bins[pf_class_small[i]];
+            tc->direct[i] = direct_of(i);
         atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
         struct pf_tcache *head = atomic_load_explicit(&all_caches, memory_order_relaxed);
         do
@@ -488,7 +497,7 @@ static PF_NOINLINE void gc_step(struct pf_tcache *tc, unsigned busy)
 
 struct pf_cached pf_tcache_refill(struct pf_tcache *tc, unsigned cls)
 {
-    if (PF_UNLIKELY(tc->direct[0] == &tc->bins[PF_NCLASSES]) && !pf_held() &&
+    if (PF_UNLIKELY(tc->direct[0] == PF_BIN_NONE) && !pf_held() &&
         !atomic_load_explicit(&direct_off, memory_order_relaxed))
         direct_to_bins(tc);
     gc_step(tc, cls);

@@ -56,16 +56,21 @@ PF_INLINE uint64_t pf_bin_req(uint64_t live_base, uint64_t allocs, uint64_t free
 PF_INLINE uint32_t pf_bin_count(const struct pf_bin *b) { return (uint32_t)(b->top - b->base); }
 PF_INLINE uint32_t pf_bin_cap(const struct pf_bin *b) { return (uint32_t)(b->limit - b->base); }
 
-/* Requests up to this many bytes find their bin in one load (direct[]). */
+/* Requests up to this many bytes find their bin in one load (direct[]),
+ * indexed by the request itself: no rounding to the class's 16 bytes. */
 #define PF_DIRECT_MAX 1024
-#define PF_DIRECT_N (PF_DIRECT_MAX / 16 + 1)
+#define PF_DIRECT_N (PF_DIRECT_MAX + 1)
 
 /* Bytes of a cache kept for the preload's per-thread call-site memory. */
 #define PF_TC_SITES_BYTES 1792 /* 1 752 used */
 
 struct pf_tcache {
     struct pf_bin bins[PF_NCLASSES + 1]; /* the last is PF_BIN_NONE: always empty and full */
-    struct pf_bin *direct[PF_DIRECT_N]; /* bin of each (n + 15) / 16, n <= PF_DIRECT_MAX */
+    /* Byte offset in the cache of the bin of a request of n bytes, for
+     * each n <= PF_DIRECT_MAX (PF_BIN_NONE while it is off): 16 bits, so
+     * the 1 025 of them take 2 KiB, and malloc addresses the bin's fields
+     * with the cache and the offset, as free does with the span's. */
+    uint16_t direct[PF_DIRECT_N];
     struct pf_own own[PF_NCLASSES];     /* the spans it owns of each class */
     struct pf_tcache *next_all; /* every cache ever made (append-only) */
     atomic_int in_use;          /* 1 while a live thread owns it */
@@ -83,6 +88,14 @@ struct pf_tcache {
 
 _Static_assert(sizeof(struct pf_bin) == PF_BIN_BYTES, "span.h: bin offsets");
 _Static_assert(offsetof(struct pf_tcache, bins) == 0, "span.h: bin offsets");
+
+_Static_assert(PF_BIN_NONE <= UINT16_MAX, "direct[] offsets fit 16 bits");
+
+/* The bin direct[] names for a request of n <= PF_DIRECT_MAX bytes. */
+PF_INLINE struct pf_bin *pf_tcache_direct_bin(const struct pf_tcache *t, size_t n)
+{
+    return (struct pf_bin *)((char *)t + t->direct[n]);
+}
 
 /* The calling thread's cache; NULL before pf_tcache_get and after exit. */
 PF_HIDDEN extern __thread struct pf_tcache *pf_tc;

@@ -305,7 +305,7 @@ Test(tcache, every_bin_has_a_wall_below_its_slots)
      * direct[] names; every bin is empty and full, for pf_small_alloc's
      * test and free's. */
     for (unsigned i = 0; i < PF_DIRECT_N; i++) {
-        const struct pf_bin *b = pf_tc_none.direct[i];
+        const struct pf_bin *b = pf_tcache_direct_bin(&pf_tc_none, i);
         cr_assert_eq(b, &pf_tc_none.bins[PF_NCLASSES]);
         cr_assert_not_null(b->top);
         cr_assert_null(b->top[-1].p, "pf_tc_none: the entry below its PF_BIN_NONE is not a wall");
@@ -329,6 +329,31 @@ Test(tcache, every_bin_has_a_wall_below_its_slots)
     check_walls(tc, "after a drain and refill");
 }
 
+Test(tcache, every_request_up_to_the_direct_limit_finds_its_class_s_bin)
+{
+    /* direct[] is indexed by the request itself: each of the 1 025 sizes
+     * names the bin of its own class (an entry off by one at a class's
+     * edge would hand out a slot too small by up to 15 bytes, or count
+     * in another class), and malloc of that size is served by that bin. */
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    for (unsigned n = 0; n <= PF_DIRECT_MAX; n++) {
+        unsigned cls = pf_size_class(n);
+        cr_assert_eq(pf_tcache_direct_bin(tc, n), &tc->bins[cls], "size %u: the bin of class %u", n, cls);
+        uint64_t allocs = tc->bins[cls].allocs;
+        void *p = pf_malloc(n);
+        cr_assert_not_null(p);
+        cr_assert_eq(tc->bins[cls].allocs, allocs + 1, "size %u served by class %u's bin", n, cls);
+        cr_assert_geq(pf_malloc_usable_size(p), n ? n : 1, "size %u", n);
+        cr_assert_eq(pf_malloc_usable_size(p), pf_class_size[cls], "size %u", n);
+        memset(p, 0xA5, n);
+        pf_free(p);
+    }
+    cr_assert_eq(pf_tcache_direct_bin(tc, PF_DIRECT_MAX), &tc->bins[pf_size_class(PF_DIRECT_MAX)]);
+    cr_assert_neq(pf_size_class(PF_DIRECT_MAX + 1), pf_size_class(PF_DIRECT_MAX), "the limit ends a class");
+}
+
 static void *direct_thread(void *arg)
 {
     unsigned cls = pf_size_class(100);
@@ -348,7 +373,7 @@ Test(tcache, direct_off_sends_every_cache_s_small_mallocs_to_the_slow_path)
     pf_free(pf_malloc(16));
     struct pf_tcache *tc = pf_tc;
     cr_assert_not_null(tc);
-    cr_assert_neq(tc->direct[1], &tc->bins[PF_NCLASSES]);
+    cr_assert_neq(pf_tcache_direct_bin(tc, 1), &tc->bins[PF_NCLASSES]);
     pf_tcache_direct_off();
     unsigned cls = pf_size_class(100);
     uint64_t allocs = tc->bins[cls].allocs;
@@ -364,8 +389,8 @@ Test(tcache, direct_off_sends_every_cache_s_small_mallocs_to_the_slow_path)
     cr_assert_not_null(other);
     cr_assert_not_null(ok, "a new thread's malloc is served and counted");
     for (unsigned i = 0; i < PF_DIRECT_N; i++) {
-        cr_assert_eq(tc->direct[i], &tc->bins[PF_NCLASSES], "entry %u", i);
-        cr_assert_eq(other->direct[i], &other->bins[PF_NCLASSES], "entry %u of a cache made after", i);
+        cr_assert_eq(pf_tcache_direct_bin(tc, i), &tc->bins[PF_NCLASSES], "entry %u", i);
+        cr_assert_eq(pf_tcache_direct_bin(other, i), &other->bins[PF_NCLASSES], "entry %u of a cache made after", i);
     }
 }
 
@@ -379,12 +404,12 @@ Test(tcache, a_fork_child_finishes_turning_the_direct_path_off)
     cr_assert_not_null(tc);
     pf_tcache_direct_off();
     for (unsigned i = 0; i < PF_DIRECT_N; i++) /* as if the walk had not got here */
-        tc->direct[i] = &tc->bins[pf_class_small[i]];
+        tc->direct[i] = (uint16_t)(pf_class_small[(i + 15) / 16] * sizeof(struct pf_bin));
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
-            if (tc->direct[i] != &tc->bins[PF_NCLASSES])
+            if (pf_tcache_direct_bin(tc, i) != &tc->bins[PF_NCLASSES])
                 _exit(1);
         _exit(0);
     }
@@ -1185,7 +1210,7 @@ Test(tcache, a_hold_makes_other_threads_allocations_wait_until_it_ends)
         cr_assert_not_null(j.p, "%s", names[how]);
         pf_free(j.p);
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
-            cr_assert_neq(pf_tc->direct[i], &pf_tc->bins[PF_NCLASSES], "direct entry %u given back", i);
+            cr_assert_neq(pf_tcache_direct_bin(pf_tc, i), &pf_tc->bins[PF_NCLASSES], "direct entry %u given back", i);
     }
 }
 
