@@ -381,9 +381,10 @@ struct pf_tcache *pf_tcache_get(void)
          * threads, pages of classes a thread never uses would add up. */
         if (pf_os_initial_thread()) {
             /* The stores lie in class order: the last direct class's
-             * ends those of every class malloc finds in one load. */
+             * ends those of every class malloc finds in one load (from
+             * the class table: direct[] is filled in below). */
             char *from = (char *)((uintptr_t)tc & ~(pf_os_page_size() - 1));
-            char *direct_end = (char *)pf_tcache_direct_bin(tc, PF_DIRECT_MAX)->limit;
+            char *direct_end = (char *)tc->bins[pf_size_class(PF_DIRECT_MAX)].limit;
             pf_os_populate(from, (size_t)(direct_end - from));
         }
         struct pf_bin *none = &tc->bins[PF_NCLASSES];

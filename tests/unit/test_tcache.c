@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -352,6 +353,31 @@ Test(tcache, every_request_up_to_the_direct_limit_finds_its_class_s_bin)
     }
     cr_assert_eq(pf_tcache_direct_bin(tc, PF_DIRECT_MAX), &tc->bins[pf_size_class(PF_DIRECT_MAX)]);
     cr_assert_neq(pf_size_class(PF_DIRECT_MAX + 1), pf_size_class(PF_DIRECT_MAX), "the limit ends a class");
+}
+
+Test(tcache, the_initial_thread_s_cache_is_made_resident_through_every_direct_class_s_store)
+{
+    /* The initial thread's cache is made resident in one call, from its
+     * first page to the end of the stores of the classes malloc finds in
+     * one load (a short process touches most of them: one call instead of
+     * a fault for each page). The end is read from the cache being made,
+     * before its direct table is filled in, so it must come from the
+     * class table. */
+    cr_assert(pf_os_initial_thread(), "the test runs on its process's initial thread");
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    size_t ps = pf_os_page_size();
+    char *from = (char *)((uintptr_t)tc & ~(ps - 1));
+    char *to = (char *)tc->bins[pf_size_class(PF_DIRECT_MAX)].limit;
+    cr_assert_gt(to - from, (ptrdiff_t)(8 * ps), "the direct classes' stores take pages");
+    size_t pages = (size_t)(to - from + ps - 1) / ps;
+    unsigned char *vec = calloc(pages, 1);
+    cr_assert_not_null(vec);
+    cr_assert_eq(mincore(from, (size_t)(to - from), vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        cr_assert(vec[i] & 1, "page %zu of %zu not resident", i, pages);
+    free(vec);
 }
 
 static void *direct_thread(void *arg)
