@@ -35,7 +35,7 @@ static atomic_int direct_off; /* pf_tcache_direct_off was called */
 /* The offset direct[] holds for a request of n bytes. */
 static uint16_t direct_of(unsigned n)
 {
-    return (uint16_t)(pf_class_small[(n + 15) >> 4] * sizeof(struct pf_bin));
+    return (uint16_t)(pf_size_class(n) * sizeof(struct pf_bin));
 }
 
 /* Every direct[] entry of t names its PF_BIN_NONE (atomic stores: t's

@@ -430,7 +430,7 @@ Test(tcache, a_fork_child_finishes_turning_the_direct_path_off)
     cr_assert_not_null(tc);
     pf_tcache_direct_off();
     for (unsigned i = 0; i < PF_DIRECT_N; i++) /* as if the walk had not got here */
-        tc->direct[i] = (uint16_t)(pf_class_small[(i + 15) / 16] * sizeof(struct pf_bin));
+        tc->direct[i] = (uint16_t)(pf_size_class(i) * sizeof(struct pf_bin));
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
