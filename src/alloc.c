@@ -220,13 +220,10 @@ void *pf_malloc_slow(size_t n)
     return pf_alloc_large(n, 0, 0);
 }
 
-void *pf_calloc_in(size_t n, size_t size)
+/* calloc beyond malloc's direct path: held, checked or recorded
+ * allocations, an empty bin, bigger blocks. */
+static PF_NOINLINE void *calloc_slow(size_t bytes)
 {
-    size_t bytes;
-    if (PF_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) {
-        errno = ENOMEM;
-        return NULL;
-    }
     if (PF_UNLIKELY(pf_check_on))
         return pf_check_alloc(bytes, 16, 1, NULL);
     if (PF_LIKELY(bytes <= PF_SMALL_MAX)) {
@@ -237,6 +234,26 @@ void *pf_calloc_in(size_t n, size_t size)
         return p;
     }
     return pf_alloc_large(bytes, 0, 1);
+}
+
+void *pf_calloc_in(size_t n, size_t size)
+{
+    size_t bytes;
+    if (PF_UNLIKELY(__builtin_mul_overflow(n, size, &bytes))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* malloc's direct path: its table names no bin while the checking
+     * mode is on, call sites are recorded or allocations are held, and
+     * calloc_slow takes those. A slot never used holds the kernel's zeros. */
+    if (PF_LIKELY(bytes <= PF_DIRECT_MAX)) {
+        int clean;
+        struct pf_tcache *tc = pf_tc_fast;
+        void *p = pf_direct_pop(tc, tc->direct[bytes], bytes, &clean);
+        if (PF_LIKELY(p != NULL))
+            return clean ? p : memset(p, 0, bytes);
+    }
+    return calloc_slow(bytes);
 }
 
 static void *aligned(size_t align, size_t n)

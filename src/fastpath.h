@@ -64,8 +64,10 @@ PF_INLINE void *pf_bin_take(struct pf_bin *b, size_t req, int *clean)
  * In assembly, so that each access to the bin is addressed with the cache
  * and the offset (the compiler otherwise adds them first) and the slot is
  * loaded into the register malloc returns it in; its writes are those of
- * pf_slot_set_live, with the live state PF_SLOT_LIVE + req. */
-PF_INLINE void *pf_direct_pop(struct pf_tcache *tc, uintptr_t off, size_t req)
+ * pf_slot_set_live, with the live state PF_SLOT_LIVE + req. With clean
+ * (calloc), *clean says whether the slot was never used (its memory is
+ * the kernel's zeros); a constant NULL costs malloc nothing. */
+PF_INLINE void *pf_direct_pop(struct pf_tcache *tc, uintptr_t off, size_t req, int *clean)
 {
     struct pf_cached *t;
     void *p;
@@ -78,6 +80,8 @@ PF_INLINE void *pf_direct_pop(struct pf_tcache *tc, uintptr_t off, size_t req)
     if (PF_UNLIKELY(p == NULL))
         return NULL;
     uint16_t *st = t[-1].state;
+    if (clean)
+        *clean = *st == PF_SLOT_CLEAN;
     uint64_t live = PF_SLOT_LIVE + req;
     /* top = t - 1, then the state, then the counters, as pf_slot_set_live. */
     __asm__ volatile("subq %[one], %c[top](%[tc],%[off])\n\t"
@@ -113,7 +117,7 @@ PF_INLINE int pf_malloc_direct(size_t n, void **out)
     if (PF_UNLIKELY(n > PF_DIRECT_MAX))
         return 0;
     struct pf_tcache *tc = pf_tc_fast;
-    void *p = pf_direct_pop(tc, tc->direct[n], n);
+    void *p = pf_direct_pop(tc, tc->direct[n], n, NULL);
     *out = p;
     return p != NULL;
 }

@@ -380,6 +380,40 @@ Test(tcache, the_initial_thread_s_cache_is_made_resident_through_every_direct_cl
     free(vec);
 }
 
+/* calloc(1, n) after a block of n bytes was filled and freed: the block
+ * comes back zeroed, counted once in its class's bin with n requested. */
+static void calloc_recycles_zeroed(struct pf_tcache *tc, size_t n, const char *how)
+{
+    struct pf_bin *b = &tc->bins[pf_size_class(n)];
+    unsigned char *d = pf_malloc(n);
+    cr_assert_not_null(d);
+    memset(d, 0xA5, pf_malloc_usable_size(d));
+    pf_free(d);
+    uint64_t allocs = b->allocs, req = pf_bin_req(b->live_base, b->allocs, b->frees, b->states);
+    unsigned char *p = pf_calloc(1, n);
+    cr_assert_eq(p, d, "%s, size %zu: the slot just freed", how, n);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(p[i], 0, "%s, size %zu: byte %zu not zeroed", how, n, i);
+    cr_assert_eq(b->allocs, allocs + 1, "%s, size %zu: counted once", how, n);
+    cr_assert_eq(pf_bin_req(b->live_base, b->allocs, b->frees, b->states), req + n, "%s, size %zu", how, n);
+    pf_free(p);
+}
+
+Test(tcache, calloc_zeroes_and_counts_every_size_on_the_direct_path_and_off_it)
+{
+    /* calloc takes malloc's direct path up to its limit, and the slow
+     * path when the table names no bin (call sites recorded, checks, a
+     * hold): both zero a recycled slot and count it exactly. */
+    pf_free(pf_malloc(16));
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    for (size_t n = 0; n <= PF_DIRECT_MAX + 64; n++)
+        calloc_recycles_zeroed(tc, n, "direct");
+    pf_tcache_direct_off();
+    for (size_t n = 0; n <= PF_DIRECT_MAX + 64; n++)
+        calloc_recycles_zeroed(tc, n, "direct off");
+}
+
 static void *direct_thread(void *arg)
 {
     unsigned cls = pf_size_class(100);
