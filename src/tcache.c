@@ -25,7 +25,7 @@ static const struct pf_cached none_wall;
 /* Its bins are empty and full with top == base == limit == NULL, which
  * takes no relocation: only its PF_BIN_NONE, the one malloc's fast path
  * reads below the top of (through direct[], whose offsets take none), is
- * relocated, so that the loader writes one page of it, not four. */
+ * relocated, so that the loader writes one page of it, not all of them. */
 const struct pf_tcache pf_tc_none = {
     .bins = {[PF_NCLASSES] = {.top = WALL, .base = WALL, .limit = WALL}},
     .direct = {NONE256, NONE256, NONE256, NONE256, NONE1}};
