@@ -893,15 +893,22 @@ void pf_os_unmap_meta(void *p, size_t size)
     INFLIGHT(os_unmap_meta(p, size));
 }
 
+/* Set when the kernel does not know MADV_POPULATE_WRITE (before Linux
+ * 5.14, or a filter that says so): no more calls that cannot work. */
+static atomic_int populate_unknown;
+
 void pf_os_populate(void *p, size_t size)
 {
 #ifdef MADV_POPULATE_WRITE
     /* A failure (fault injection's too) leaves the pages to be faulted in
-     * one by one, as before Linux 5.14 (EINVAL there). */
-    if (fault_now())
+     * one by one. */
+    if (atomic_load_explicit(&populate_unknown, memory_order_relaxed) || fault_now())
         return;
     atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
-    (void)madvise(p, size, MADV_POPULATE_WRITE);
+    int e = errno;
+    if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        atomic_store_explicit(&populate_unknown, 1, memory_order_relaxed);
+    errno = e;
 #else
     (void)p;
     (void)size;

@@ -64,9 +64,11 @@ PF_HIDDEN void *pf_os_map_meta(size_t size);
 /* The same, starting on a multiple of align (a power of two; 0: a page). */
 PF_HIDDEN void *pf_os_map_meta_aligned(size_t size, size_t align);
 PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
-/* Makes the pages of [p, p + size) (a pf_os_map mapping) resident and
- * writable in one system call, where the kernel can: for memory that will
- * be written through at once, one call instead of a fault per page. */
+/* Makes the pages of [p, p + size) (page-aligned, in a pf_os_map mapping)
+ * resident and writable in one system call, where the kernel can: for
+ * memory about to be written, one call instead of a fault per page. A
+ * kernel without MADV_POPULATE_WRITE (EINVAL) is not asked again; errno is
+ * kept. */
 PF_HIDDEN void pf_os_populate(void *p, size_t size);
 /* Gives the pages back; their contents read as zero afterwards. 0, or -1
  * when the kernel refused (the pages then keep their contents). */

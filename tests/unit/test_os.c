@@ -8,11 +8,17 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -141,6 +147,46 @@ Test(os, metadata_mappings_are_counted_apart)
     struct pf_os_counts c2 = counts();
     cr_assert_eq(c2.metadata_bytes, c0.metadata_bytes);
     cr_assert_eq(c2.mapped_bytes, c0.mapped_bytes);
+}
+
+Test(os, populate_is_not_asked_again_of_a_kernel_that_does_not_know_it)
+{
+    /* Before Linux 5.14, madvise(MADV_POPULATE_WRITE) fails with EINVAL:
+     * after the first such answer pfalloc stops asking (every refill of
+     * fresh small slots would make the call), and keeps errno. A seccomp
+     * filter gives that answer here. */
+    size_t ps = pf_os_page_size();
+    unsigned char *p = pf_os_map(16 * ps, 0);
+    cr_assert_not_null(p);
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_POPULATE_WRITE, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0, "seccomp: %s", strerror(errno));
+    struct pf_os_counts c0 = counts();
+    errno = 1234;
+    pf_os_populate(p, 4 * ps);
+    cr_assert_eq(errno, 1234, "errno kept");
+    cr_assert_eq(counts().madvise_calls, c0.madvise_calls + 1, "asked once");
+    unsigned char v = 1;
+    cr_assert_eq(mincore(p, ps, &v), 0);
+    cr_assert_not(v & 1, "the filter answered, not the kernel");
+    for (int i = 0; i < 10; i++)
+        pf_os_populate(p + (size_t)i * ps, ps);
+    cr_assert_eq(counts().madvise_calls, c0.madvise_calls + 1, "not asked again");
+    p[0] = 1; /* still faulted in the usual way */
+    cr_assert_eq(pf_os_decommit(p, 16 * ps), 0, "other advice still goes through");
+    cr_assert_eq(p[0], 0);
+    pf_os_unmap(p, 16 * ps);
 }
 
 Test(os, decommit_makes_pages_read_as_zero)
