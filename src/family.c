@@ -464,9 +464,9 @@ static struct pf_span *after_give(struct pf_family *f, struct pf_span *s)
 }
 
 /* Up to ask slots of s into out (with their state entries); how many. */
-static int take_slots(struct pf_span *s, struct pf_cached *out, uint32_t ask)
+static int take_slots(struct pf_span *s, struct pf_cached *out, uint32_t ask, struct pf_ahead *ahead)
 {
-    return (int)pf_span_take_many(s, out, ask);
+    return (int)pf_span_take_many(s, out, ask, ahead);
 }
 
 int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, int want,
@@ -485,6 +485,8 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
     }
     ensure_registered(f);
     struct pf_span *spare = NULL;
+    struct pf_ahead ahead;
+    ahead.n = 0;
     pf_lock(&f->lock);
     if (own) {
         own->active = 1;
@@ -495,7 +497,7 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
         if (!own) { /* shared: the first partial span, off the list once used up */
             if (!(s = partial_or_new(f, cls, &spare)))
                 break;
-            int k = take_slots(s, out + n, (uint32_t)(want - n));
+            int k = take_slots(s, out + n, (uint32_t)(want - n), &ahead);
             if (s->used == s->nslots)
                 list_unlink(f, s);
             n += k;
@@ -519,12 +521,13 @@ int pf_family_refill(struct pf_family *f, unsigned cls, struct pf_cached *out, i
             }
             own->cur = s;
         }
-        n += take_slots(s, out + n, (uint32_t)(want - n));
+        n += take_slots(s, out + n, (uint32_t)(want - n), &ahead);
     }
     note_out(f, (int64_t)n * pf_class_size[cls]);
     pf_unlock(&f->lock);
     if (spare)
         pf_span_unget(spare);
+    pf_span_ahead_apply(&ahead);
     return n;
 }
 

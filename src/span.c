@@ -481,7 +481,7 @@ static struct pf_span *span_get(unsigned cls, uint32_t n)
         s->freebits = s->region->bits[chunk];
     }
     s->magic = PF_SPAN_MAGIC(slot);
-    s->used = s->nfree = s->bump = s->hint = 0;
+    s->used = s->nfree = s->bump = s->hint = s->ahead = 0;
     s->fresh = !s->committed;
     s->bin = PF_BIN_NONE; /* the family sets it */
     s->owner = NULL;
@@ -653,7 +653,43 @@ void *pf_span_take(struct pf_span *s, int *clean)
     return (void *)(s->start + (uintptr_t)idx * s->slot_size);
 }
 
-uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want)
+/* Fresh slots [b, b + k) of s are being carved: see pf_span_take_many. */
+static void plan_ahead(struct pf_span *s, uint32_t b, uint32_t k, struct pf_ahead *a)
+{
+    size_t slot = s->slot_size, page = pf_os_page_size();
+    uintptr_t mask = ~(uintptr_t)(page - 1);
+    /* The pages of states the carve is about to write first, now: its
+     * writes would fault them in one by one, under the family's lock. */
+    if (s->nslots > PF_FEW_SLOTS) {
+        uintptr_t from = b == 0 ? (uintptr_t)&s->state[0] & mask : ((uintptr_t)&s->state[b - 1] & mask) + page;
+        uintptr_t to = ((uintptr_t)&s->state[b + k - 1] & mask) + page;
+        if (to > from)
+            pf_os_populate((void *)from, to - from);
+    }
+    /* The pages of the slots, after the lock is given back: the first
+     * carve's first page only (a class of which a program makes one block
+     * touches no other), then the pages of each carve's slots. A later
+     * carve comes once every slot carved before is out of the span (taken
+     * before any fresh one): its own slots are the next handed out. */
+    size_t hi = (size_t)(b + k) * slot;
+    if (hi <= s->ahead)
+        return;
+    size_t to = b == 0 ? page : (hi + page - 1) & mask;
+    if (to > s->ahead && a->n < PF_AHEAD_RANGES) {
+        a->r[a->n].from = s->start + s->ahead;
+        a->r[a->n].to = s->start + to;
+        a->n++;
+        s->ahead = (uint32_t)to;
+    }
+}
+
+void pf_span_ahead_apply(const struct pf_ahead *a)
+{
+    for (int i = 0; i < a->n; i++)
+        pf_os_populate((void *)a->r[i].from, a->r[i].to - a->r[i].from);
+}
+
+uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want, struct pf_ahead *ahead)
 {
     uint32_t n = 0, room = s->nslots - s->used;
     if (want > room)
@@ -683,6 +719,8 @@ uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t wa
     if (n < want) {
         uint16_t st = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
         uint32_t b = s->bump, k = want - n;
+        if (ahead && s->fresh && s->slot_size <= PF_AHEAD_SLOT_MAX)
+            plan_ahead(s, b, k, ahead);
         /* A slot's site word outlives its block (the fatal line of a
          * double free names it), and the span's words are its chunk's,
          * left by whatever span last used the chunk: a slot carved now

@@ -114,6 +114,8 @@ struct pf_span {
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t site;            /* large: call-site id */
     uint32_t pooled_at;       /* pooled: seconds (monotonic) it went back to the pool */
+    uint32_t ahead;           /* bytes from start whose pages carves named to make
+                                 resident (pf_span_take_many) */
     /* A span of up to PF_FEW_SLOTS slots keeps their free bits and states
      * here, in the struct it writes anyway: in the region's arrays, laid
      * out by chunk, a span of several chunks would fault in a page of bits
@@ -175,14 +177,36 @@ struct pf_cached {
     void *p;
     uint16_t *state;
 };
+/* Pages to make resident in one call each, after the family's lock is
+ * given back (pf_span_ahead_apply): what refills of fresh slots are about
+ * to touch. */
+#define PF_AHEAD_RANGES 4
+struct pf_ahead {
+    int n;
+    struct {
+        uintptr_t from, to;
+    } r[PF_AHEAD_RANGES];
+};
+/* Slots up to this size are carved with their pages made resident ahead:
+ * several to a page, so every page a refill carves is written soon. */
+#define PF_AHEAD_SLOT_MAX 1024
 /* Takes up to `want` slots out of s at once (free ones below bump, then
  * fresh ones) into out[]; returns how many. out[] is filled from its end
  * (out[n - 1] is the lowest slot, out[0] the highest), so a thread cache,
  * which pops from its top, hands out a refill in ascending addresses, the
  * order a program's walk over its blocks and the prefetchers follow best.
  * The states stay as they are (fresh slots get CLEAN or DIRTY), so a later
- * malloc still tells a zeroed slot. Caller holds the owning family's lock. */
-PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want);
+ * malloc still tells a zeroed slot. Where fresh slots of a fresh span of
+ * small slots are carved and `ahead` is not NULL, the pages of their states
+ * the carve writes first are made resident at once, and `ahead` gets the
+ * pages the slots lie on that no carve named before (the first carve: the
+ * first slot's only), one call each instead of a fault each page. Caller
+ * holds the owning family's lock. */
+PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want,
+                                     struct pf_ahead *ahead);
+/* Makes the pages a's ranges name resident (after the lock is given back;
+ * the refill's slots keep their span, so its pages stay mapped). */
+PF_HIDDEN void pf_span_ahead_apply(const struct pf_ahead *a);
 /* Returns slot `idx` to s. Caller holds the owning family's lock. */
 PF_HIDDEN void pf_span_give(struct pf_span *s, uint32_t idx);
 /* Returns in[0], a slot of s, and the slots after it up to the first of

@@ -10,10 +10,13 @@
  * decommitted), the longest free run, and the metadata allocator.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <linux/perf_event.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -324,7 +327,7 @@ static void random_bunches(unsigned cls, int ops)
         if (nout == 0 || (nout < s->nslots && next_rand() % 100 < 50)) {
             uint32_t want = 1 + (uint32_t)(next_rand() % 70);
             uint32_t room = s->nslots - nout, nfree = s->nfree, bump = s->bump;
-            uint32_t n = pf_span_take_many(s, got, want);
+            uint32_t n = pf_span_take_many(s, got, want, NULL);
             cr_assert_eq(n, want < room ? want : room);
             for (uint32_t i = 0; i < n; i++) {
                 uint32_t idx = (uint32_t)(got[i].state - s->state);
@@ -409,6 +412,139 @@ static void dirty_and_put(struct pf_span *s, uint32_t n)
     cr_assert_eq(s->used, 0);
     pf_span_put(s);
 }
+
+static int resident(uintptr_t p)
+{
+    size_t ps = pf_os_page_size();
+    unsigned char v = 0;
+    cr_assert_eq(mincore((void *)(p & ~(uintptr_t)(ps - 1)), ps, &v), 0);
+    return v & 1;
+}
+
+/* A counter of this process's page faults (the kernel's software event,
+ * which counts the faults a program takes and not the pages a system call
+ * makes resident, as getrusage's does), or -1 where perf events are not
+ * allowed. */
+static int fault_counter(void)
+{
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.type = PERF_TYPE_SOFTWARE;
+    a.config = PERF_COUNT_SW_PAGE_FAULTS;
+    a.exclude_hv = 1;
+    return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+}
+
+static uint64_t faults(int fd)
+{
+    uint64_t n = 0;
+    if (fd >= 0)
+        cr_assert_eq(read(fd, &n, sizeof n), (ssize_t)sizeof n);
+    return n;
+}
+
+/* Takes batches of `batch` slots out of a fresh span of class cls until
+ * it is used up. Each take names pages of slots to make resident: the
+ * first take the first slot's only, later ones those of their own slots,
+ * never a page twice nor one past the span. Taking them and writing every
+ * slot on the pages named, once they are made resident, takes no fault
+ * (where perf events count them): the states the take writes were made
+ * resident before it wrote them. */
+static void ahead_batches(unsigned cls, uint32_t batch, int fd)
+{
+    size_t ps = pf_os_page_size();
+    struct pf_span *s = pf_span_get(cls);
+    cr_assert_not_null(s);
+    cr_assert(s->fresh);
+    cr_assert_gt(s->nslots, PF_FEW_SLOTS);
+    uintptr_t slot = s->slot_size;
+    uintptr_t end = s->start + (((uintptr_t)s->nslots * slot + ps - 1) & ~(uintptr_t)(ps - 1));
+    uintptr_t named = s->start; /* pages named so far: [start, named) */
+    uint32_t written = 0;       /* slots written so far: [0, written) */
+    struct pf_cached got[256];
+    memset(got, 0, sizeof got);
+    cr_assert_leq(batch, 256);
+    while (s->bump < s->nslots) {
+        uint32_t b = s->bump;
+        struct pf_ahead a = {0};
+        uint64_t f0 = faults(fd);
+        uint32_t n = pf_span_take_many(s, got, batch, &a);
+        cr_assert_gt(n, 0);
+        uintptr_t hi = s->start + (uintptr_t)(b + n) * slot; /* the end of the slots taken */
+        if (hi <= named) {
+            cr_assert_eq(a.n, 0, "class %u, slots from %u: their pages were named before", cls, b);
+        } else {
+            cr_assert_eq(a.n, 1, "class %u, slots from %u", cls, b);
+            cr_assert_eq(a.r[0].from, named, "class %u, slots from %u: no page named twice", cls, b);
+            uintptr_t to = a.r[0].to;
+            cr_assert_eq(to % ps, 0);
+            cr_assert_leq(to, end, "class %u: a page past the span's slots", cls);
+            if (b == 0) {
+                cr_assert_eq(to, s->start + ps, "class %u: the first take names the first page only", cls);
+            } else {
+                cr_assert_eq(to, (hi + ps - 1) & ~(uintptr_t)(ps - 1),
+                             "class %u, slots from %u: the pages of the slots taken", cls, b);
+            }
+            for (uintptr_t p = named; p < to; p += ps)
+                cr_assert_not(resident(p), "class %u: page %lu resident before it was named", cls,
+                              (unsigned long)((p - s->start) / ps));
+            pf_span_ahead_apply(&a);
+            if (to < end)
+                cr_assert_not(resident(to), "class %u: a page past the named ones resident", cls);
+            named = to;
+        }
+        /* Every slot wholly on a named page written, as a program would. */
+        for (; written < s->nslots && s->start + (uintptr_t)(written + 1) * slot <= named && written < b + n;
+             written++)
+            memset((void *)(s->start + (uintptr_t)written * slot), 0x5A, slot);
+        uint64_t taken = faults(fd) - f0;
+        cr_assert_eq(taken, 0, "class %u, slots from %u: %llu faults", cls, b, (unsigned long long)taken);
+    }
+    cr_assert_eq(named, end, "class %u: the pages of a span used up were all named", cls);
+    for (uint32_t k = 0; k < s->nslots; k++)
+        cr_assert_eq(s->state[k], PF_SLOT_CLEAN, "class %u slot %u", cls, k);
+}
+
+Test(span, takes_of_fresh_small_slots_name_the_pages_they_are_about_to_touch)
+{
+    /* A refill of fresh slots makes their pages, and their states',
+     * resident in one call each instead of a fault each page. */
+    int fd = fault_counter();
+    if (fd < 0)
+        cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
+    ahead_batches(pf_size_class(16), 64, fd);
+    ahead_batches(pf_size_class(48), 32, fd);
+    ahead_batches(pf_size_class(1000), 8, fd);
+    ahead_batches(pf_size_class(PF_AHEAD_SLOT_MAX), 1, fd);
+    if (fd >= 0)
+        close(fd);
+}
+
+Test(span, takes_name_no_page_of_big_slots_nor_of_a_span_that_is_not_fresh)
+{
+    struct pf_ahead a = {0};
+    struct pf_cached got[8];
+    /* Slots above PF_AHEAD_SLOT_MAX: a block may be touched at its ends
+     * only, so their pages are left to fault in. */
+    struct pf_span *big = pf_span_get(pf_size_class(PF_AHEAD_SLOT_MAX + 1));
+    cr_assert(big->fresh);
+    cr_assert_eq(pf_span_take_many(big, got, 8, &a), 8);
+    cr_assert_eq(pf_span_take_many(big, got, 8, &a), 8);
+    cr_assert_eq(a.n, 0);
+    /* A pooled span whose pages stayed resident. */
+    unsigned cls = pf_size_class(64);
+    struct pf_span *s = pf_span_get(cls);
+    uintptr_t start = s->start;
+    dirty_and_put(s, 10);
+    struct pf_span *t = pf_span_get(cls);
+    cr_assert_eq(t->start, start);
+    cr_assert_not(t->fresh);
+    cr_assert_eq(pf_span_take_many(t, got, 8, &a), 8);
+    cr_assert_eq(pf_span_take_many(t, got, 8, &a), 8);
+    cr_assert_eq(a.n, 0);
+}
+
 
 Test(span, put_then_get_reuses_the_span_and_does_not_claim_it_clean)
 {

@@ -11,7 +11,9 @@
  * path off (call sites) reaches every cache.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <limits.h>
+#include <linux/perf_event.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -378,6 +381,80 @@ Test(tcache, the_initial_thread_s_cache_is_made_resident_through_every_direct_cl
     for (size_t i = 0; i < pages; i++)
         cr_assert(vec[i] & 1, "page %zu of %zu not resident", i, pages);
     free(vec);
+}
+
+/* A counter of this process's page faults (the kernel's software event:
+ * faults taken, not pages a system call made resident), or -1 where perf
+ * events are not allowed. */
+static int fault_counter(void)
+{
+    struct perf_event_attr a;
+    memset(&a, 0, sizeof a);
+    a.size = sizeof a;
+    a.type = PERF_TYPE_SOFTWARE;
+    a.config = PERF_COUNT_SW_PAGE_FAULTS;
+    a.exclude_hv = 1;
+    return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+}
+
+static uint64_t faults(int fd)
+{
+    uint64_t n = 0;
+    if (fd >= 0)
+        cr_assert_eq(read(fd, &n, sizeof n), (ssize_t)sizeof n);
+    return n;
+}
+
+static int page_resident(const void *p)
+{
+    size_t ps = pf_os_page_size();
+    unsigned char v = 0;
+    cr_assert_eq(mincore((void *)((uintptr_t)p & ~(uintptr_t)(ps - 1)), ps, &v), 0);
+    return v & 1;
+}
+
+Test(tcache, refills_make_the_pages_of_fresh_small_slots_resident_before_they_are_written)
+{
+    /* A refill of fresh slots makes their pages and their states resident
+     * in one call each (span.h, pf_span_take_many), the class's first
+     * refill only the page of its first slot: 1 000 blocks of 48 bytes,
+     * on 12 pages, are resident before the program writes them, the page
+     * past the last refill's slots is not, and writing them takes no
+     * fault (where perf events count them). */
+    static unsigned char *p[1000];
+    memset(p, 0, sizeof p);
+    unsigned cls = pf_size_class(48);
+    pf_free(pf_malloc(48)); /* the cache and the class's span made */
+    struct pf_tcache *tc = pf_tc;
+    cr_assert_not_null(tc);
+    int fd = fault_counter();
+    if (fd < 0)
+        cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
+    uint64_t f0 = faults(fd);
+    for (int i = 0; i < 1000; i++) {
+        p[i] = pf_malloc(48);
+        cr_assert_not_null(p[i]);
+        cr_assert(page_resident(p[i]), "block %d not resident before it is written", i);
+    }
+    /* The highest slot the refills carved is in the bin (they hand out in
+     * ascending addresses): the page after its own is no refill's. */
+    uintptr_t high = 0;
+    for (struct pf_cached *c = tc->bins[cls].base; c < tc->bins[cls].top; c++)
+        if ((uintptr_t)c->p > high)
+            high = (uintptr_t)c->p;
+    cr_assert_gt(high, (uintptr_t)p[999], "the bin holds slots above the last block");
+    size_t ps = pf_os_page_size();
+    uintptr_t past = ((high + 48 + ps - 1) & ~(uintptr_t)(ps - 1));
+    cr_assert(page_resident((void *)(past - 1)));
+    cr_assert_not(page_resident((void *)past), "a page past the refills' slots is resident");
+    for (int i = 0; i < 1000; i++)
+        memset(p[i], 0x5A, 48);
+    uint64_t taken = faults(fd) - f0;
+    for (int i = 0; i < 1000; i++)
+        pf_free(p[i]);
+    cr_assert_eq(taken, 0, "%llu page faults for 1 000 blocks of 48 bytes", (unsigned long long)taken);
+    if (fd >= 0)
+        close(fd);
 }
 
 /* calloc(1, n) after a block of n bytes was filled and freed: the block
