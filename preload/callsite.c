@@ -779,7 +779,7 @@ static void forget_late_modules(void)
     atomic_flag_clear_explicit(&adding, memory_order_release);
 }
 
-void pf_callsite_fork_child(void)
+PF_FORK_CHILD void pf_callsite_fork_child(void)
 {
     atomic_flag_clear_explicit(&adding, memory_order_relaxed);
     /* No look under way here is counted: the parent's other threads are

@@ -554,7 +554,7 @@ static void exit_begins(void *unused)
  * its state: only its own interrupted code can be in it, and it goes on.
  * (The report's own flag is reset by report.c, for the static library
  * too.) */
-static void fork_child(void)
+PF_FORK_CHILD static void fork_child(void)
 {
     /* A fork child writes its own report. One that is the first process
      * of a PID namespace (unshare(CLONE_NEWPID), then fork) takes the
@@ -575,7 +575,7 @@ static void fork_child(void)
      * its id, deleted at exit, may be a timer of the child's). A child
      * that runs on (a worker, a subshell) gets its own, as any process
      * started with PFALLOC_INTERVAL does. */
-    if (__atomic_exchange_n(&interval_on, 0, __ATOMIC_ACQ_REL))
+    if (__atomic_load_n(&interval_on, __ATOMIC_ACQUIRE) && __atomic_exchange_n(&interval_on, 0, __ATOMIC_ACQ_REL))
         start_interval(pf_config.interval_ms);
 }
 

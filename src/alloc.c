@@ -693,7 +693,7 @@ static void fork_parent(void)
         _IO_list_unlock();
 }
 
-static void fork_child(void)
+PF_FORK_CHILD static void fork_child(void)
 {
     pf_os_fork_stacks();
     if (pf_check_on)

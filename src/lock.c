@@ -47,8 +47,14 @@ int pf_lock_fork_taken(void)
 
 void pf_lock_fork_taken_set(int taken)
 {
-    fork_taker = taken ? pf_lock_me() : 0;
-    fork_taken = taken;
+    /* Stored only when they change: a process that forks again and again
+     * (a shell) shares its pages with each child until one of them writes
+     * there, and a store of the value already there copies the page. */
+    int taker = taken ? pf_lock_me() : 0;
+    if (fork_taker != taker)
+        fork_taker = taker;
+    if (fork_taken != taken)
+        fork_taken = taken;
 }
 
 /* Fork handlers registered before pfalloc's run after its prepare handler,

@@ -625,7 +625,7 @@ void pf_os_fork_child(void)
         close(fd);
 }
 
-void pf_os_fork_stacks(void)
+PF_FORK_CHILD void pf_os_fork_stacks(void)
 {
     /* The report stacks other threads were on are free: those threads are
      * not here. One this thread is on (a handler of the program's that

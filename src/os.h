@@ -15,6 +15,12 @@
 #define PF_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PF_NOINLINE __attribute__((noinline))
 #define PF_INLINE static inline __attribute__((always_inline))
+/* What a fork's child runs of pfalloc's (its fork handlers): cold code,
+ * which the linker puts together at the start of the text, by the PLT. A
+ * child faults in each page of text it runs (fork copies no page table
+ * entries of a file's mapping), so it takes one fault for them instead of
+ * one for each handler's page. */
+#define PF_FORK_CHILD __attribute__((cold))
 /* A table of zeros of a few KiB or more: in x86-64's large-data section,
  * which the linker puts past .bss, so that the small variables (nearly all
  * of which every process touches) share a few pages instead of lying

@@ -482,10 +482,13 @@ static int fork_threaded;
 
 static void fork_prepare(void)
 {
-    __atomic_store_n(&fork_threaded, pf_lock_threaded(), __ATOMIC_RELAXED);
+    /* Stored only when it changes (pf_lock_fork_taken_set). */
+    int threaded = pf_lock_threaded();
+    if (__atomic_load_n(&fork_threaded, __ATOMIC_RELAXED) != threaded)
+        __atomic_store_n(&fork_threaded, threaded, __ATOMIC_RELAXED);
 }
 
-static void fork_child(void)
+PF_FORK_CHILD static void fork_child(void)
 {
     if (__atomic_load_n(&fork_threaded, __ATOMIC_RELAXED))
         pf_report_fork_child();

@@ -252,7 +252,7 @@ void pf_sites_note(const void *p, uintptr_t addr, int runtime)
     pf_sites_store(p, pf_sites_intern(addr, runtime));
 }
 
-void pf_sites_fork_child(void)
+PF_FORK_CHILD void pf_sites_fork_child(void)
 {
     if (gen < GEN_MAX)
         gen++;
