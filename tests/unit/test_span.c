@@ -15,7 +15,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <linux/perf_event.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -23,6 +22,8 @@
 
 #include "pfalloc.h"
 #include "span.h"
+
+#include "faults.h"
 
 static struct pf_os_counts counts(void)
 {
@@ -413,37 +414,6 @@ static void dirty_and_put(struct pf_span *s, uint32_t n)
     pf_span_put(s);
 }
 
-static int resident(uintptr_t p)
-{
-    size_t ps = pf_os_page_size();
-    unsigned char v = 0;
-    cr_assert_eq(mincore((void *)(p & ~(uintptr_t)(ps - 1)), ps, &v), 0);
-    return v & 1;
-}
-
-/* A counter of this process's page faults (the kernel's software event,
- * which counts the faults a program takes and not the pages a system call
- * makes resident, as getrusage's does), or -1 where perf events are not
- * allowed. */
-static int fault_counter(void)
-{
-    struct perf_event_attr a;
-    memset(&a, 0, sizeof a);
-    a.size = sizeof a;
-    a.type = PERF_TYPE_SOFTWARE;
-    a.config = PERF_COUNT_SW_PAGE_FAULTS;
-    a.exclude_hv = 1;
-    return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
-}
-
-static uint64_t faults(int fd)
-{
-    uint64_t n = 0;
-    if (fd >= 0)
-        cr_assert_eq(read(fd, &n, sizeof n), (ssize_t)sizeof n);
-    return n;
-}
-
 /* Takes batches of `batch` slots out of a fresh span of class cls until
  * it is used up. Each take names pages of slots to make resident: the
  * first take the first slot's only, later ones those of their own slots,
@@ -487,11 +457,11 @@ static void ahead_batches(unsigned cls, uint32_t batch, int fd)
                              "class %u, slots from %u: the pages of the slots taken", cls, b);
             }
             for (uintptr_t p = named; p < to; p += ps)
-                cr_assert_not(resident(p), "class %u: page %lu resident before it was named", cls,
+                cr_assert_not(page_resident((void *)p), "class %u: page %lu resident before it was named", cls,
                               (unsigned long)((p - s->start) / ps));
             pf_span_ahead_apply(&a);
             if (to < end)
-                cr_assert_not(resident(to), "class %u: a page past the named ones resident", cls);
+                cr_assert_not(page_resident((void *)to), "class %u: a page past the named ones resident", cls);
             named = to;
         }
         /* Every slot wholly on a named page written, as a program would. */

@@ -13,7 +13,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <limits.h>
-#include <linux/perf_event.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <pthread.h>
@@ -29,6 +28,8 @@
 #include "family.h"
 #include "fastpath.h"
 #include "tcache.h"
+
+#include "faults.h"
 
 static struct pf_stats stats;
 
@@ -381,36 +382,6 @@ Test(tcache, the_initial_thread_s_cache_is_made_resident_through_every_direct_cl
     for (size_t i = 0; i < pages; i++)
         cr_assert(vec[i] & 1, "page %zu of %zu not resident", i, pages);
     free(vec);
-}
-
-/* A counter of this process's page faults (the kernel's software event:
- * faults taken, not pages a system call made resident), or -1 where perf
- * events are not allowed. */
-static int fault_counter(void)
-{
-    struct perf_event_attr a;
-    memset(&a, 0, sizeof a);
-    a.size = sizeof a;
-    a.type = PERF_TYPE_SOFTWARE;
-    a.config = PERF_COUNT_SW_PAGE_FAULTS;
-    a.exclude_hv = 1;
-    return (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
-}
-
-static uint64_t faults(int fd)
-{
-    uint64_t n = 0;
-    if (fd >= 0)
-        cr_assert_eq(read(fd, &n, sizeof n), (ssize_t)sizeof n);
-    return n;
-}
-
-static int page_resident(const void *p)
-{
-    size_t ps = pf_os_page_size();
-    unsigned char v = 0;
-    cr_assert_eq(mincore((void *)((uintptr_t)p & ~(uintptr_t)(ps - 1)), ps, &v), 0);
-    return v & 1;
 }
 
 Test(tcache, refills_make_the_pages_of_fresh_small_slots_resident_before_they_are_written)
