@@ -674,8 +674,8 @@ static void plan_ahead(struct pf_span *s, uint32_t b, uint32_t k, struct pf_ahea
     size_t hi = (size_t)(b + k) * slot;
     if (hi <= s->ahead)
         return;
-    size_t to = b == 0 ? page : (hi + page - 1) & mask;
-    if (to > s->ahead && a->n < PF_AHEAD_RANGES) {
+    size_t to = b == 0 ? page : (hi + page - 1) & mask; /* past s->ahead: it is a page boundary below hi */
+    if (a->n < PF_AHEAD_RANGES) {
         a->r[a->n].from = s->start + s->ahead;
         a->r[a->n].to = s->start + to;
         a->n++;
