@@ -671,14 +671,34 @@ static void plan_ahead(struct pf_span *s, uint32_t b, uint32_t k, struct pf_ahea
      * touches no other), then the pages of each carve's slots. A later
      * carve comes once every slot carved before is out of the span (taken
      * before any fresh one): its own slots are the next handed out. */
-    size_t hi = (size_t)(b + k) * slot;
-    if (hi <= s->ahead)
+    if (slot <= PF_AHEAD_SLOT_MAX) {
+        size_t hi = (size_t)(b + k) * slot;
+        if (hi <= s->ahead)
+            return;
+        size_t to = b == 0 ? page : (hi + page - 1) & mask; /* past s->ahead: it is a page boundary below hi */
+        if (a->n < PF_AHEAD_RANGES) {
+            a->r[a->n].from = s->start + s->ahead;
+            a->r[a->n].to = s->start + to;
+            a->n++;
+            s->ahead = (uint32_t)to;
+        }
         return;
-    size_t to = b == 0 ? page : (hi + page - 1) & mask; /* past s->ahead: it is a page boundary below hi */
-    if (a->n < PF_AHEAD_RANGES) {
-        a->r[a->n].from = s->start + s->ahead;
-        a->r[a->n].to = s->start + to;
-        a->n++;
+    }
+    /* Bigger slots: the page each one starts on, which the program writes
+     * first (a header, the first bytes of a buffer); the rest of the slot
+     * is left to fault, as the program reaches it. */
+    for (uint32_t i = b; i < b + k; i++) {
+        size_t from = ((size_t)i * slot) & mask, to = from + page;
+        if (to <= s->ahead)
+            continue;
+        if (a->n && a->r[a->n - 1].to == s->start + from)
+            a->r[a->n - 1].to = s->start + to;
+        else if (a->n < PF_AHEAD_RANGES) {
+            a->r[a->n].from = s->start + from;
+            a->r[a->n].to = s->start + to;
+            a->n++;
+        } else
+            return;
         s->ahead = (uint32_t)to;
     }
 }
@@ -719,7 +739,7 @@ uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t wa
     if (n < want) {
         uint16_t st = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
         uint32_t b = s->bump, k = want - n;
-        if (ahead && s->fresh && s->slot_size <= PF_AHEAD_SLOT_MAX)
+        if (ahead && s->fresh)
             plan_ahead(s, b, k, ahead);
         /* A slot's site word outlives its block (the fatal line of a
          * double free names it), and the span's words are its chunk's,

@@ -114,8 +114,8 @@ struct pf_span {
     uint8_t committed;        /* pooled span whose pages are still resident */
     uint32_t site;            /* large: call-site id */
     uint32_t pooled_at;       /* pooled: seconds (monotonic) it went back to the pool */
-    uint32_t ahead;           /* bytes from start whose pages carves named to make
-                                 resident (pf_span_take_many) */
+    uint32_t ahead;           /* bytes from start below which carves named the pages
+                                 to make resident (pf_span_take_many) */
     /* A span of up to PF_FEW_SLOTS slots keeps their free bits and states
      * here, in the struct it writes anyway: in the region's arrays, laid
      * out by chunk, a span of several chunks would fault in a page of bits
@@ -188,7 +188,8 @@ struct pf_ahead {
     } r[PF_AHEAD_RANGES];
 };
 /* Slots up to this size are carved with their pages made resident ahead:
- * several to a page, so every page a refill carves is written soon. */
+ * several to a page, so every page a refill carves is written soon. Of
+ * bigger slots, the page each starts on (which a program writes first). */
 #define PF_AHEAD_SLOT_MAX 1024
 /* Takes up to `want` slots out of s at once (free ones below bump, then
  * fresh ones) into out[]; returns how many. out[] is filled from its end
@@ -196,12 +197,13 @@ struct pf_ahead {
  * which pops from its top, hands out a refill in ascending addresses, the
  * order a program's walk over its blocks and the prefetchers follow best.
  * The states stay as they are (fresh slots get CLEAN or DIRTY), so a later
- * malloc still tells a zeroed slot. Where fresh slots of a fresh span of
- * small slots are carved and `ahead` is not NULL, the pages of their states
- * the carve writes first are made resident at once, and `ahead` gets the
- * pages the slots lie on that no carve named before (the first carve: the
- * first slot's only), one call each instead of a fault each page. Caller
- * holds the owning family's lock. */
+ * malloc still tells a zeroed slot. Where fresh slots of a fresh span are
+ * carved and `ahead` is not NULL, the pages of their states the carve
+ * writes first are made resident at once, and `ahead` gets the pages no
+ * carve named before, one call per range instead of a fault each page: of
+ * small slots the pages they lie on (the first carve: the first slot's
+ * only), of bigger ones the page each starts on. Caller holds the owning
+ * family's lock. */
 PF_HIDDEN uint32_t pf_span_take_many(struct pf_span *s, struct pf_cached *out, uint32_t want,
                                      struct pf_ahead *ahead);
 /* Makes the pages a's ranges name resident (after the lock is given back;

@@ -428,6 +428,37 @@ Test(tcache, refills_make_the_pages_of_fresh_small_slots_resident_before_they_ar
         close(fd);
 }
 
+Test(tcache, refills_make_the_first_page_of_fresh_big_slots_resident_and_no_other)
+{
+    /* Blocks of 100 000 bytes, 26 pages to a slot: the page each starts
+     * on is resident before the program writes it, the one it ends on is
+     * not (a program may never reach it), and writing the first bytes of
+     * each takes no fault (where perf events count them). */
+    enum { N = 40, SIZE = 100000 };
+    static unsigned char *p[N];
+    memset(p, 0, sizeof p);
+    pf_free(pf_malloc(SIZE)); /* the cache and the class's span made */
+    int fd = fault_counter();
+    if (fd < 0)
+        cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
+    for (int i = 0; i < N; i++) {
+        p[i] = pf_malloc(SIZE);
+        cr_assert_not_null(p[i]);
+    }
+    uint64_t f0 = faults(fd);
+    for (int i = 0; i < N; i++) {
+        cr_assert(page_resident(p[i]), "block %d: its first page not resident before it is written", i);
+        cr_assert_not(page_resident(p[i] + SIZE - 1), "block %d: its last page resident", i);
+        memset(p[i], 0x5A, 64);
+    }
+    uint64_t taken = faults(fd) - f0;
+    for (int i = 0; i < N; i++)
+        pf_free(p[i]);
+    cr_assert_eq(taken, 0, "%llu page faults writing the starts of %d blocks", (unsigned long long)taken, N);
+    if (fd >= 0)
+        close(fd);
+}
+
 /* calloc(1, n) after a block of n bytes was filled and freed: the block
  * comes back zeroed, counted once in its class's bin with n requested. */
 static void calloc_recycles_zeroed(struct pf_tcache *tc, size_t n, const char *how)
