@@ -414,6 +414,32 @@ static void dirty_and_put(struct pf_span *s, uint32_t n)
     pf_span_put(s);
 }
 
+/* Where take_batch puts the slots it takes. */
+static struct pf_cached batch_got[256];
+
+/* A fresh span of class cls. batch_got is written first, so that its
+ * page is resident before any take whose faults are counted. */
+static struct pf_span *fresh_span(unsigned cls)
+{
+    memset(batch_got, 0, sizeof batch_got);
+    struct pf_span *s = pf_span_get(cls);
+    cr_assert_not_null(s);
+    cr_assert(s->fresh);
+    return s;
+}
+
+/* Takes up to `batch` (at most 256) slots out of s, what they name to
+ * make resident into *a. Returns how many (at least one). */
+static uint32_t take_batch(struct pf_span *s, uint32_t batch, struct pf_ahead *a)
+{
+    struct pf_cached *got = batch_got;
+    cr_assert_leq(batch, 256);
+    memset(a, 0, sizeof *a);
+    uint32_t n = pf_span_take_many(s, got, batch, a);
+    cr_assert_gt(n, 0);
+    return n;
+}
+
 /* Takes batches of `batch` slots out of a fresh span of class cls until
  * it is used up. Each take names pages of slots to make resident: the
  * first take the first slot's only, later ones those of their own slots,
@@ -424,23 +450,17 @@ static void dirty_and_put(struct pf_span *s, uint32_t n)
 static void ahead_batches(unsigned cls, uint32_t batch, int fd)
 {
     size_t ps = pf_os_page_size();
-    struct pf_span *s = pf_span_get(cls);
-    cr_assert_not_null(s);
-    cr_assert(s->fresh);
+    struct pf_span *s = fresh_span(cls);
     cr_assert_gt(s->nslots, PF_FEW_SLOTS);
     uintptr_t slot = s->slot_size;
     uintptr_t end = s->start + (((uintptr_t)s->nslots * slot + ps - 1) & ~(uintptr_t)(ps - 1));
     uintptr_t named = s->start; /* pages named so far: [start, named) */
     uint32_t written = 0;       /* slots written so far: [0, written) */
-    struct pf_cached got[256];
-    memset(got, 0, sizeof got);
-    cr_assert_leq(batch, 256);
     while (s->bump < s->nslots) {
         uint32_t b = s->bump;
-        struct pf_ahead a = {0};
+        struct pf_ahead a;
         uint64_t f0 = faults(fd);
-        uint32_t n = pf_span_take_many(s, got, batch, &a);
-        cr_assert_gt(n, 0);
+        uint32_t n = take_batch(s, batch, &a);
         uintptr_t hi = s->start + (uintptr_t)(b + n) * slot; /* the end of the slots taken */
         if (hi <= named) {
             cr_assert_eq(a.n, 0, "class %u, slots from %u: their pages were named before", cls, b);
@@ -502,20 +522,14 @@ static void ahead_starts(unsigned cls, uint32_t batch, int fd)
 {
     size_t ps = pf_os_page_size();
     uintptr_t mask = ~(uintptr_t)(ps - 1);
-    struct pf_span *s = pf_span_get(cls);
-    cr_assert_not_null(s);
-    cr_assert(s->fresh);
+    struct pf_span *s = fresh_span(cls);
     uintptr_t slot = s->slot_size;
     cr_assert_gt(slot, PF_AHEAD_SLOT_MAX);
     uintptr_t named = s->start; /* past the last page named so far */
-    struct pf_cached got[64];
-    memset(got, 0, sizeof got);
-    cr_assert_leq(batch, 64);
     while (s->bump < s->nslots) {
         uint32_t b = s->bump;
-        struct pf_ahead a = {0};
-        uint32_t n = pf_span_take_many(s, got, batch, &a);
-        cr_assert_gt(n, 0);
+        struct pf_ahead a;
+        uint32_t n = take_batch(s, batch, &a);
         /* The pages the slots start on, not named before, in ranges. */
         struct pf_ahead want = {0};
         for (uint32_t i = b; i < b + n; i++) {
