@@ -770,17 +770,24 @@ void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int 
     pf_family_hold_point();
     ensure_registered(f);
     struct pf_span *spare = NULL;
+    struct pf_ahead ahead;
+    ahead.n = 0;
     pf_lock(&f->lock);
     struct pf_span *s = partial_or_new(f, cls, &spare);
     if (!s) {
         pf_unlock(&f->lock);
         return NULL;
     }
-    void *p = pf_span_take(s, clean);
+    /* One slot as a refill takes a batch: a fresh one's pages named to be
+     * made resident once the lock is given back (pf_span_take_many). */
+    struct pf_cached c;
+    take_slots(s, &c, 1, &ahead);
+    void *p = c.p;
+    *clean = *c.state == PF_SLOT_CLEAN;
     if (s->used == s->nslots)
         list_unlink(f, s);
     uint32_t slot = s->slot_size;
-    s->state[pf_span_index(s, (uintptr_t)p - s->start)] = pf_state_live(slot, req);
+    *c.state = pf_state_live(slot, req);
     PF_RELAXED_ADD(f->allocs, 1);
     PF_RELAXED_ADD(f->live_bytes, slot);
     PF_RELAXED_ADD(f->req_in, req);
@@ -790,6 +797,7 @@ void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int 
     pf_unlock(&f->lock);
     if (spare)
         pf_span_unget(spare);
+    pf_span_ahead_apply(&ahead);
     return p;
 }
 

@@ -183,7 +183,9 @@ PF_HIDDEN void pf_family_flush(struct pf_family *f, unsigned cls, struct pf_cach
 PF_HIDDEN void pf_family_park(struct pf_family *f, unsigned cls, struct pf_cached *in, int n);
 
 /* Locked path: one slot of class cls for a request of req bytes, counted in
- * f; its state is set live. *clean tells whether it reads as zero. */
+ * f; its state is set live. *clean tells whether it reads as zero. A fresh
+ * slot's pages are made resident as a refill's are, after the lock is
+ * given back (pf_span_take_many). */
 PF_HIDDEN void *pf_family_alloc_locked(struct pf_family *f, unsigned cls, size_t req, int *clean);
 /* Locked path: slot idx of s (already checked live and marked free by the
  * caller, who read the bytes requested of it, req, from its state) goes

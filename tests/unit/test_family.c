@@ -13,7 +13,10 @@
 #include <string.h>
 
 #include "family.h"
+#include "os.h"
 #include "tcache.h"
+
+#include "faults.h"
 
 static struct pf_family *class_family_named(unsigned cls)
 {
@@ -836,4 +839,46 @@ Test(family, every_class_has_room_in_the_transfer_store)
         pf_family_flush(f, cls, got, n, NULL);
         pf_family_disown(f, &cur);
     }
+}
+
+/* Typed objects are taken one at a time under the family's lock: a fresh
+ * slot's pages are made resident as a refill's are (span.h,
+ * pf_span_take_many). `n` objects of `size` bytes from a fresh family: the
+ * page each starts on is resident before the program writes it, the page
+ * past the last one's start is not (when `past` is set), and writing the
+ * first bytes of each takes no fault (where perf events count them). */
+static void typed_ahead(const char *name, size_t size, int n, int past)
+{
+    static unsigned char *p[256];
+    cr_assert_leq(n, 256);
+    memset(p, 0, sizeof p);
+    pf_family_t *f = pf_family_get(name, size);
+    cr_assert_not_null(f);
+    int fd = fault_counter();
+    if (fd < 0)
+        cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
+    for (int i = 0; i < n; i++) {
+        p[i] = pf_family_alloc(f, 1);
+        cr_assert_not_null(p[i]);
+        cr_assert(page_resident(p[i]), "%s, object %d: its first page not resident before it is written", name, i);
+    }
+    size_t ps = pf_os_page_size();
+    uintptr_t next = ((uintptr_t)p[n - 1] & ~(uintptr_t)(ps - 1)) + ps;
+    if (past)
+        cr_assert_not(page_resident((void *)next), "%s: the page after the last object's first is resident", name);
+    uint64_t f0 = faults(fd);
+    for (int i = 0; i < n; i++)
+        memset(p[i], 0x5A, 16);
+    uint64_t taken = faults(fd) - f0;
+    for (int i = 0; i < n; i++)
+        pf_free(p[i]);
+    cr_assert_eq(taken, 0, "%s: %llu page faults writing %d objects", name, (unsigned long long)taken, n);
+    if (fd >= 0)
+        close(fd);
+}
+
+Test(family, typed_objects_get_their_pages_made_resident_before_they_are_written)
+{
+    typed_ahead("struct small_ahead", 48, 200, 1); /* 200 objects on 3 pages of one span */
+    typed_ahead("struct big_ahead", 100000, 8, 1); /* the first page of each, not the rest */
 }
