@@ -630,14 +630,14 @@ Test(reach, signal_storm_with_classification, .timeout = 600)
         pf_sleep_ms(1);
     cr_assert(ready, "sigstorm never caught SIGUSR1");
     int status = 0, sent = 0;
+    pid_t w = 0; /* c.pid once reaped: it may finish before the storm does */
     for (; sent < 300; sent++) {
-        if (waitpid(c.pid, &status, WNOHANG) == c.pid)
+        if ((w = waitpid(c.pid, &status, WNOHANG)) == c.pid)
             break;
         if (kill(c.pid, SIGUSR1) != 0)
             break;
         pf_sleep_ms(2);
     }
-    pid_t w = 0;
     for (int i = 0; i < 120000 && w == 0; i++) {
         w = waitpid(c.pid, &status, WNOHANG);
         if (w == 0)
