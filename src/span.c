@@ -631,26 +631,10 @@ void pf_span_tick(void)
 
 void *pf_span_take(struct pf_span *s, int *clean)
 {
-    uint32_t idx;
-    if (s->nfree) {
-        uint32_t w = s->hint;
-        while (s->freebits[w] == 0)
-            w++;
-        s->hint = w;
-        uint64_t bits = s->freebits[w];
-        idx = w * 64 + (uint32_t)__builtin_ctzll(bits);
-        s->freebits[w] = bits & (bits - 1);
-        s->nfree--;
-        *clean = s->state[idx] == PF_SLOT_CLEAN;
-    } else {
-        idx = s->bump++;
-        s->state[idx] = s->fresh ? PF_SLOT_CLEAN : PF_SLOT_DIRTY;
-        *clean = s->fresh;
-        if (s->sites) /* the word of the chunk's last span: see pf_span_take_many */
-            s->sites[idx] = 0;
-    }
-    s->used++;
-    return (void *)(s->start + (uintptr_t)idx * s->slot_size);
+    struct pf_cached c;
+    pf_span_take_many(s, &c, 1, NULL);
+    *clean = *c.state == PF_SLOT_CLEAN;
+    return c.p;
 }
 
 /* Fresh slots [b, b + k) of s are being carved: see pf_span_take_many. */

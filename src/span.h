@@ -168,8 +168,9 @@ PF_HIDDEN void pf_span_put(struct pf_span *s);
 /* Gives back a span just taken with pf_span_get and never used (no slot
  * taken): to the pool as warm or cold as it came. */
 PF_HIDDEN void pf_span_unget(struct pf_span *s);
-/* Takes one slot out of s (s->used < nslots); sets *clean when it reads as
- * zero. Caller holds the owning family's lock. */
+/* Takes one slot out of s (s->used < nslots), as pf_span_take_many takes
+ * one naming no page; sets *clean when it reads as zero. Caller holds the
+ * owning family's lock. */
 PF_HIDDEN void *pf_span_take(struct pf_span *s, int *clean);
 /* A slot out of its span with its state entry: what thread caches and
  * transfer caches hold, so malloc needs no pagemap lookup. */
