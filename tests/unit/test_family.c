@@ -845,9 +845,9 @@ Test(family, every_class_has_room_in_the_transfer_store)
  * slot's pages are made resident as a refill's are (span.h,
  * pf_span_take_many). `n` objects of `size` bytes from a fresh family: the
  * page each starts on is resident before the program writes it, the page
- * past the last one's start is not (when `past` is set), and writing the
- * first bytes of each takes no fault (where perf events count them). */
-static void typed_ahead(const char *name, size_t size, int n, int past)
+ * past the last one's start is not, and writing the first bytes of each
+ * takes no fault (where perf events count them). */
+static void typed_ahead(const char *name, size_t size, int n)
 {
     static unsigned char *p[256];
     cr_assert_leq(n, 256);
@@ -864,8 +864,7 @@ static void typed_ahead(const char *name, size_t size, int n, int past)
     }
     size_t ps = pf_os_page_size();
     uintptr_t next = ((uintptr_t)p[n - 1] & ~(uintptr_t)(ps - 1)) + ps;
-    if (past)
-        cr_assert_not(page_resident((void *)next), "%s: the page after the last object's first is resident", name);
+    cr_assert_not(page_resident((void *)next), "%s: the page after the last object's first is resident", name);
     uint64_t f0 = faults(fd);
     for (int i = 0; i < n; i++)
         memset(p[i], 0x5A, 16);
@@ -879,6 +878,6 @@ static void typed_ahead(const char *name, size_t size, int n, int past)
 
 Test(family, typed_objects_get_their_pages_made_resident_before_they_are_written)
 {
-    typed_ahead("struct small_ahead", 48, 200, 1); /* 200 objects on 3 pages of one span */
-    typed_ahead("struct big_ahead", 100000, 8, 1); /* the first page of each, not the rest */
+    typed_ahead("struct small_ahead", 48, 200); /* 200 objects on 3 pages of one span */
+    typed_ahead("struct big_ahead", 100000, 8); /* the first page of each, not the rest */
 }
