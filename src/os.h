@@ -79,7 +79,9 @@ PF_HIDDEN void pf_os_populate(void *p, size_t size);
 /* Gives the pages back; their contents read as zero afterwards. 0, or -1
  * when the kernel refused (the pages then keep their contents). */
 PF_HIDDEN int pf_os_decommit(void *p, size_t size);
-/* mremap without moving the start unless `may_move`; NULL on failure. */
+/* mremap without moving the start unless `may_move`; NULL on failure. A
+ * range that holds a page table's reach (2 MiB) and has to move keeps its
+ * offset within that reach, so the kernel moves its page tables whole. */
 PF_HIDDEN void *pf_os_remap(void *p, size_t old_size, size_t new_size, int may_move);
 /* A metadata mapping grown to new_size (> old_size), moved if need be. */
 PF_HIDDEN void *pf_os_remap_meta(void *p, size_t old_size, size_t new_size);
