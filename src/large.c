@@ -38,6 +38,8 @@ static uint64_t last_decay;
 /* Bytes of large blocks live, and their high-water mark (all families). */
 static _Atomic size_t large_live, large_peak;
 static _Atomic uint64_t large_allocs; /* large blocks allocated so far */
+/* A large block was freed; a large block was allocated after one was. */
+static _Atomic int large_freed, large_again;
 /* Bytes of the biggest large block there has been: no block holding a
  * pointer starts further below it (bounds pf_large_find's walk). */
 static _Atomic size_t large_max;
@@ -137,17 +139,19 @@ static void live_sub(size_t bytes)
 }
 
 /* The bytes the cache may hold. A program that churns large blocks (it has
- * allocated PF_LARGE_CHURN or more) keeps live and cached large bytes
+ * allocated PF_LARGE_CHURN or more, or one after it had freed one: a
+ * buffer built, freed and built again) keeps live and cached large bytes
  * together within 1.25 x the high-water mark of live ones, so it gets
  * blocks back without page faults while its footprint stays near its peak;
- * one that has allocated only a few keeps no more cached than it has live
- * (a buffer used once and freed is not held). Never more than
- * CACHE_TOTAL_MAX. */
+ * one that has allocated only a few and freed none before them keeps no
+ * more cached than it has live (a buffer used once and freed is not held).
+ * Never more than CACHE_TOTAL_MAX. */
 static size_t cache_limit(void)
 {
     size_t live = atomic_load_explicit(&large_live, memory_order_relaxed);
     size_t room = live;
-    if (atomic_load_explicit(&large_allocs, memory_order_relaxed) >= PF_LARGE_CHURN) {
+    if (atomic_load_explicit(&large_allocs, memory_order_relaxed) >= PF_LARGE_CHURN ||
+        atomic_load_explicit(&large_again, memory_order_relaxed)) {
         size_t peak = atomic_load_explicit(&large_peak, memory_order_relaxed);
         size_t bound = peak + peak / 4;
         room = bound > live ? bound - live : 0;
@@ -406,6 +410,9 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     live_add(bytes);
     note_block(bytes);
     atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
+    if (!atomic_load_explicit(&large_again, memory_order_relaxed) &&
+        atomic_load_explicit(&large_freed, memory_order_relaxed))
+        atomic_store_explicit(&large_again, 1, memory_order_relaxed);
     pf_family_add_large(f, s);
     return p;
 }
@@ -417,6 +424,8 @@ void pf_large_free(struct pf_span *s)
     pf_family_remove_large(s->family, s);
     pf_pagemap_set(p, 1, PF_PM_FREED_LARGE(p));
     live_sub(s->bytes);
+    if (!atomic_load_explicit(&large_freed, memory_order_relaxed))
+        atomic_store_explicit(&large_freed, 1, memory_order_relaxed);
     cache_put((uintptr_t)p, s->bytes);
     pf_span_meta_free(s);
     errno = saved;

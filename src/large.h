@@ -8,12 +8,13 @@
  * coalesce) and serve the next large requests: the smallest range that
  * holds a request is split, or the biggest grows with mremap, sparing the
  * munmap/mmap pair and the page faults of a fresh mapping. Once a program
- * has allocated PF_LARGE_CHURN large blocks, live and cached large bytes
- * stay within 1.25 x the high-water mark of live ones (before that, no more
- * is cached than is live); at most PF_LARGE_CACHE_MAX is cached, in at most
- * PF_LARGE_CACHE_RANGES ranges, and a range nobody takes for
- * PF_LARGE_DECAY_SECONDS is unmapped at the next large free or thread-cache
- * refill (pf_large_tick). pf_trim unmaps them all.
+ * has allocated PF_LARGE_CHURN large blocks, or one after freeing one, live
+ * and cached large bytes stay within 1.25 x the high-water mark of live
+ * ones (before that, no more is cached than is live); at most
+ * PF_LARGE_CACHE_MAX is cached, in at most PF_LARGE_CACHE_RANGES ranges,
+ * and a range nobody takes for PF_LARGE_DECAY_SECONDS is unmapped at the
+ * next large free or thread-cache refill (pf_large_tick). pf_trim unmaps
+ * them all.
  */
 #ifndef PF_LARGE_H
 #define PF_LARGE_H

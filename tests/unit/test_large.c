@@ -338,6 +338,30 @@ Test(large, a_block_used_once_is_not_held)
     pf_large_free(span_of(hold));
 }
 
+/* A program that builds a buffer, frees it and builds another (a block
+ * made after one was freed) gets the next one back from the cache: every
+ * round of such a program faulted its whole buffer in again until its
+ * eighth large block (realloc_peak, ten rounds to 90 MB: 185 K -> 47 K
+ * page faults, 2.4 -> 1.2 s, the same peak RSS). */
+Test(large, a_block_made_after_one_was_freed_is_kept_for_the_next)
+{
+    struct pf_family *f = pf_family_large();
+    char *a = pf_large_alloc(f, 16 * MiB, 0, 0);
+    memset(a, 0x11, 16 * MiB);
+    pf_large_free(span_of(a));
+    cr_assert_eq(pf_large_cached_bytes(), 0, "the first buffer, freed: nothing says it will be made again");
+    char *b = pf_large_alloc(f, 16 * MiB, 0, 0);
+    memset(b, 0x22, 16 * MiB);
+    pf_large_free(span_of(b));
+    cr_assert_eq(pf_large_cached_bytes(), 16 * MiB, "a buffer made again after a free is kept");
+    struct pf_os_counts c0 = counts();
+    char *c = pf_large_alloc(f, 16 * MiB, 0, 0);
+    cr_assert_eq(c, b, "the next one is the kept range");
+    cr_assert_eq(block_maps(c0, counts()), 0, "no new mapping");
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    pf_large_free(span_of(c));
+}
+
 Test(large, unused_ranges_decay, .timeout = 30)
 {
     struct pf_family *f = pf_family_large();
