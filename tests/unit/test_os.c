@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -470,6 +471,61 @@ Test(os, remap_moves_a_range_to_its_own_offset_within_a_page_tables_reach)
         if (guard != MAP_FAILED)
             munmap(guard, ps);
     }
+}
+
+static size_t vm_size_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    cr_assert_not_null(f);
+    char line[256];
+    size_t kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kib) == 1)
+            break;
+    fclose(f);
+    cr_assert_gt(kib, 0);
+    return kib << 10;
+}
+
+/* Where the room for a move at the range's own offset (its new size and
+ * 2 MiB more) cannot be had, the range still moves, where the kernel puts
+ * it: under an address-space limit that leaves room for the growth alone. */
+Test(os, remap_moves_without_its_room_when_the_address_space_is_short)
+{
+    size_t ps = pf_os_page_size();
+    size_t reach = ps * (ps / 8);
+    size_t n = 4 * reach + 3 * ps;
+    char *p = pf_os_map(n, 0);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < n; i += ps)
+        p[i] = (char)(i / ps * 5 + 2);
+    void *guard = mmap(p + n, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    cr_assert(guard == MAP_FAILED || guard == (void *)(p + n), "a kernel without MAP_FIXED_NOREPLACE");
+    cr_assert(is_mapped(p + n, ps), "no mapping after the range: it could grow in place");
+    struct rlimit was;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &was), 0);
+    /* the growth and half a page table's reach: not the room */
+    struct rlimit lim = {vm_size_bytes() + n + reach / 2, was.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    void *probe = mmap(NULL, 2 * n + reach, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    cr_assert_eq(probe, MAP_FAILED, "the limit leaves room for the room");
+    struct pf_os_counts c0 = counts();
+    char *q = pf_os_remap(p, n, 2 * n, 1);
+    int e = errno;
+    cr_assert_eq(setrlimit(RLIMIT_AS, &was), 0);
+    cr_assert_not_null(q, "no move under the limit: %s", strerror(e));
+    cr_assert_neq(q, p, "it had to move");
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(c1.mapped_bytes - c0.mapped_bytes, n);
+    cr_assert_eq(c1.mmap_calls - c0.mmap_calls, 1, "the room was asked for");
+    cr_assert_eq(c1.mremap_calls - c0.mremap_calls, 2, "a try in place, then the move where the kernel chose");
+    for (size_t i = 0; i < n; i += ps)
+        if (q[i] != (char)(i / ps * 5 + 2))
+            cr_assert_fail("page %zu lost its contents", i / ps);
+    cr_assert(all_bytes(q + n, n, 0));
+    pf_os_unmap(q, 2 * n);
+    if (guard != MAP_FAILED)
+        munmap(guard, ps);
 }
 
 /* Resident bytes are pages touched, not address space: an untouched
