@@ -432,6 +432,33 @@ static unsigned long none_bytes(void)
     return sum;
 }
 
+/* A word in each page of [p, p + n) that names the page. */
+static void mark_pages(char *p, size_t n, int k)
+{
+    size_t ps = pf_os_page_size();
+    for (size_t i = 0; i < n; i += ps)
+        p[i] = (char)(i / ps * k + 1);
+}
+
+static void assert_marked(const char *q, size_t n, int k)
+{
+    size_t ps = pf_os_page_size();
+    for (size_t i = 0; i < n; i += ps)
+        if (q[i] != (char)(i / ps * k + 1))
+            cr_assert_fail("page %zu lost its contents", i / ps);
+}
+
+/* A page mapped at `end` (MAP_FAILED when something was there already):
+ * a range ending there cannot grow in place. */
+static void *block_after(char *end)
+{
+    size_t ps = pf_os_page_size();
+    void *guard = mmap(end, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    cr_assert(guard == MAP_FAILED || guard == (void *)end, "a kernel without MAP_FIXED_NOREPLACE");
+    cr_assert(is_mapped(end, ps), "no mapping after the range: it could grow in place");
+    return guard;
+}
+
 /* A range that has to move goes to the same offset within the reach of one
  * page table (2 MiB with 4 KiB pages) as it had: the kernel then moves its
  * page tables whole instead of each entry into new tables, which a
@@ -449,11 +476,8 @@ Test(os, remap_moves_a_range_to_its_own_offset_within_a_page_tables_reach)
         pf_os_unmap(base, skew * ps);
         char *p = base + skew * ps;
         size_t n = whole - skew * ps;
-        for (size_t i = 0; i < n; i += ps)
-            p[i] = (char)(i / ps * 3 + 1);
-        void *guard = mmap(p + n, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-        cr_assert(guard == MAP_FAILED || guard == (void *)(p + n), "a kernel without MAP_FIXED_NOREPLACE");
-        cr_assert(is_mapped(p + n, ps), "no mapping after the range: it could grow in place");
+        mark_pages(p, n, 3);
+        void *guard = block_after(p + n);
         struct pf_os_counts c0 = counts();
         unsigned long none0 = none_bytes();
         char *q = pf_os_remap(p, n, 2 * n, 1);
@@ -463,9 +487,7 @@ Test(os, remap_moves_a_range_to_its_own_offset_within_a_page_tables_reach)
         cr_assert_eq(((uintptr_t)q - (uintptr_t)p) % reach, 0, "moved from %zu to %zu pages past a multiple of %zu KiB",
                      (size_t)((uintptr_t)p % reach / ps), (size_t)((uintptr_t)q % reach / ps), reach >> 10);
         cr_assert_eq(counts().mapped_bytes - c0.mapped_bytes, n, "exactly the growth is counted");
-        for (size_t i = 0; i < n; i += ps)
-            if (q[i] != (char)(i / ps * 3 + 1))
-                cr_assert_fail("page %zu lost its contents", i / ps);
+        assert_marked(q, n, 3);
         cr_assert(all_bytes(q + n, n, 0));
         pf_os_unmap(q, 2 * n);
         if (guard != MAP_FAILED)
@@ -497,11 +519,8 @@ Test(os, remap_moves_without_its_room_when_the_address_space_is_short)
     size_t n = 4 * reach + 3 * ps;
     char *p = pf_os_map(n, 0);
     cr_assert_not_null(p);
-    for (size_t i = 0; i < n; i += ps)
-        p[i] = (char)(i / ps * 5 + 2);
-    void *guard = mmap(p + n, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    cr_assert(guard == MAP_FAILED || guard == (void *)(p + n), "a kernel without MAP_FIXED_NOREPLACE");
-    cr_assert(is_mapped(p + n, ps), "no mapping after the range: it could grow in place");
+    mark_pages(p, n, 5);
+    void *guard = block_after(p + n);
     struct rlimit was;
     cr_assert_eq(getrlimit(RLIMIT_AS, &was), 0);
     /* the growth and half a page table's reach: not the room */
@@ -519,9 +538,7 @@ Test(os, remap_moves_without_its_room_when_the_address_space_is_short)
     cr_assert_eq(c1.mapped_bytes - c0.mapped_bytes, n);
     cr_assert_eq(c1.mmap_calls - c0.mmap_calls, 1, "the room was asked for");
     cr_assert_eq(c1.mremap_calls - c0.mremap_calls, 2, "a try in place, then the move where the kernel chose");
-    for (size_t i = 0; i < n; i += ps)
-        if (q[i] != (char)(i / ps * 5 + 2))
-            cr_assert_fail("page %zu lost its contents", i / ps);
+    assert_marked(q, n, 5);
     cr_assert(all_bytes(q + n, n, 0));
     pf_os_unmap(q, 2 * n);
     if (guard != MAP_FAILED)
