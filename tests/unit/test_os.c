@@ -210,6 +210,36 @@ Test(os, decommit_makes_pages_read_as_zero)
     pf_os_unmap(p, n);
 }
 
+/* A word in each page of [p, p + n) that names the page. */
+static void mark_pages(char *p, size_t n, int k)
+{
+    size_t ps = pf_os_page_size();
+    for (size_t i = 0; i < n; i += ps)
+        p[i] = (char)(i / ps * k + 1);
+}
+
+static void assert_marked(const char *q, size_t n, int k)
+{
+    size_t ps = pf_os_page_size();
+    for (size_t i = 0; i < n; i += ps)
+        if (q[i] != (char)(i / ps * k + 1))
+            cr_assert_fail("page %zu lost its contents", i / ps);
+}
+
+/* A page mapped at `end` (MAP_FAILED when something was there already):
+ * a range ending there cannot grow in place. */
+static void *block_after(char *end)
+{
+    size_t ps = pf_os_page_size();
+    void *guard = mmap(end, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (guard != MAP_FAILED && guard != (void *)end) { /* a kernel that took the address as a hint */
+        munmap(guard, ps);
+        guard = MAP_FAILED;
+    }
+    cr_assert(is_mapped(end, ps), "no mapping after the range: it could grow in place");
+    return guard;
+}
+
 Test(os, remap_grows_keeps_contents_and_may_refuse_to_move)
 {
     size_t ps = pf_os_page_size();
@@ -219,13 +249,7 @@ Test(os, remap_grows_keeps_contents_and_may_refuse_to_move)
         p[i] = (unsigned char)(i * 7);
     /* A mapping right after the block (ours, or one already there): it
      * cannot grow in place. */
-    void *guard = mmap(p + n, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (guard != MAP_FAILED && guard != (void *)(p + n)) {
-        if (guard != MAP_FAILED)
-        munmap(guard, ps); /* a kernel that took the address as a hint */
-        guard = MAP_FAILED;
-    }
-    cr_assert(is_mapped(p + n, ps), "no mapping after the block");
+    void *guard = block_after((char *)p + n);
     struct pf_os_counts c0 = counts();
     cr_assert_null(pf_os_remap(p, n, 4 * n, 0), "no room, not allowed to move");
     struct pf_os_counts c1 = counts();
@@ -432,31 +456,16 @@ static unsigned long none_bytes(void)
     return sum;
 }
 
-/* A word in each page of [p, p + n) that names the page. */
-static void mark_pages(char *p, size_t n, int k)
+/* [q, q + 2n), the range of n bytes marked with k grown to twice its size:
+ * its old pages kept, its new ones zero; then unmapped, with the page that
+ * stood after the old range. */
+static void moved_and_grown(char *q, size_t n, int k, void *guard)
 {
-    size_t ps = pf_os_page_size();
-    for (size_t i = 0; i < n; i += ps)
-        p[i] = (char)(i / ps * k + 1);
-}
-
-static void assert_marked(const char *q, size_t n, int k)
-{
-    size_t ps = pf_os_page_size();
-    for (size_t i = 0; i < n; i += ps)
-        if (q[i] != (char)(i / ps * k + 1))
-            cr_assert_fail("page %zu lost its contents", i / ps);
-}
-
-/* A page mapped at `end` (MAP_FAILED when something was there already):
- * a range ending there cannot grow in place. */
-static void *block_after(char *end)
-{
-    size_t ps = pf_os_page_size();
-    void *guard = mmap(end, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    cr_assert(guard == MAP_FAILED || guard == (void *)end, "a kernel without MAP_FIXED_NOREPLACE");
-    cr_assert(is_mapped(end, ps), "no mapping after the range: it could grow in place");
-    return guard;
+    assert_marked(q, n, k);
+    cr_assert(all_bytes(q + n, n, 0));
+    pf_os_unmap(q, 2 * n);
+    if (guard != MAP_FAILED)
+        munmap(guard, pf_os_page_size());
 }
 
 /* A range that has to move goes to the same offset within the reach of one
@@ -487,26 +496,8 @@ Test(os, remap_moves_a_range_to_its_own_offset_within_a_page_tables_reach)
         cr_assert_eq(((uintptr_t)q - (uintptr_t)p) % reach, 0, "moved from %zu to %zu pages past a multiple of %zu KiB",
                      (size_t)((uintptr_t)p % reach / ps), (size_t)((uintptr_t)q % reach / ps), reach >> 10);
         cr_assert_eq(counts().mapped_bytes - c0.mapped_bytes, n, "exactly the growth is counted");
-        assert_marked(q, n, 3);
-        cr_assert(all_bytes(q + n, n, 0));
-        pf_os_unmap(q, 2 * n);
-        if (guard != MAP_FAILED)
-            munmap(guard, ps);
+        moved_and_grown(q, n, 3, guard);
     }
-}
-
-static size_t vm_size_bytes(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    cr_assert_not_null(f);
-    char line[256];
-    size_t kib = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %zu kB", &kib) == 1)
-            break;
-    fclose(f);
-    cr_assert_gt(kib, 0);
-    return kib << 10;
 }
 
 /* Where the room for a move at the range's own offset (its new size and
@@ -524,7 +515,7 @@ Test(os, remap_moves_without_its_room_when_the_address_space_is_short)
     struct rlimit was;
     cr_assert_eq(getrlimit(RLIMIT_AS, &was), 0);
     /* the growth and half a page table's reach: not the room */
-    struct rlimit lim = {vm_size_bytes() + n + reach / 2, was.rlim_max};
+    struct rlimit lim = {(size_t)vm_pages() * ps + n + reach / 2, was.rlim_max};
     cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
     void *probe = mmap(NULL, 2 * n + reach, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     cr_assert_eq(probe, MAP_FAILED, "the limit leaves room for the room");
@@ -538,11 +529,7 @@ Test(os, remap_moves_without_its_room_when_the_address_space_is_short)
     cr_assert_eq(c1.mapped_bytes - c0.mapped_bytes, n);
     cr_assert_eq(c1.mmap_calls - c0.mmap_calls, 1, "the room was asked for");
     cr_assert_eq(c1.mremap_calls - c0.mremap_calls, 2, "a try in place, then the move where the kernel chose");
-    assert_marked(q, n, 5);
-    cr_assert(all_bytes(q + n, n, 0));
-    pf_os_unmap(q, 2 * n);
-    if (guard != MAP_FAILED)
-        munmap(guard, ps);
+    moved_and_grown(q, n, 5, guard);
 }
 
 /* Resident bytes are pages touched, not address space: an untouched
