@@ -75,9 +75,11 @@ struct pf_span *pf_large_find(const void *p)
 /* A cached range of `bytes`, or NULL; *got is what the block may use. The
  * smallest range that holds it is taken, split when the rest is at least a
  * chunk (so that no two blocks start in one chunk); failing that, the biggest
- * smaller one grows with mremap, so only its new pages fault. */
-static void *cache_take(size_t bytes, size_t *got)
+ * smaller one grows with mremap, so only its new pages fault, and *grew is
+ * set to the bytes it grew by (else 0). */
+static void *cache_take(size_t bytes, size_t *got, size_t *grew)
 {
+    *grew = 0;
     pf_lock(&cache_lock);
     int ge = -1, lt = -1;
     for (int i = 0; i < CACHE_SLOTS; i++) {
@@ -120,6 +122,8 @@ static void *cache_take(size_t bytes, size_t *got)
     void *p = pf_os_remap((void *)c.p, c.bytes, bytes, 1);
     if (!p)
         pf_os_unmap((void *)c.p, c.bytes);
+    else
+        *grew = bytes - c.bytes;
     *got = bytes;
     return p;
 }
@@ -214,7 +218,8 @@ static void shed_locked(size_t limit, struct cached *drop, int *ndrop, int room)
  * are unmapped (and whatever is beyond the limit), so live and cached
  * bytes together do not grow while anything is cached. A freed buffer's
  * range kept warm while the next one grows elsewhere would otherwise hold
- * about twice the final size. */
+ * about twice the final size. With grew == 0, only what is beyond the
+ * limit goes. */
 static void cache_fit(size_t grew)
 {
     size_t have = __atomic_load_n(&cache_bytes, __ATOMIC_RELAXED);
@@ -384,7 +389,8 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
         return NULL;
     }
     void *p = NULL;
-    if (align <= pf_os_page_size() && (p = cache_take(bytes, &bytes)) != NULL && zero)
+    size_t grew = 0;
+    if (align <= pf_os_page_size() && (p = cache_take(bytes, &bytes, &grew)) != NULL && zero)
         memset(p, 0, req);
     if (!p)
         p = pf_os_map(bytes, align);
@@ -409,6 +415,11 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     s->used = 1;
     live_add(bytes);
     note_block(bytes);
+    /* A cached range grown for this block added live bytes and no cached
+     * ones: what the cache holds beyond its limit now goes at once, not at
+     * the next free, which may be a whole block's size away. */
+    if (grew)
+        cache_fit(0);
     atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
     if (!atomic_load_explicit(&large_again, memory_order_relaxed) &&
         atomic_load_explicit(&large_freed, memory_order_relaxed))
