@@ -740,12 +740,22 @@ static unsigned class_of_chunks(size_t n)
     return c;
 }
 
+/* A span of two chunks of a class whose one slot needs both: no warm span
+ * of one chunk serves it (pool_take), so it is two pooled neighbours
+ * joined or fresh pages. */
+static struct pf_span *get_two_wide(void)
+{
+    unsigned cls = pf_size_class(PF_CHUNK + 1);
+    cr_assert_gt(pf_class_size[cls], PF_CHUNK);
+    cr_assert_leq(pf_class_size[cls], 2 * PF_CHUNK);
+    return pf_span_get_sized(cls, 2 * PF_CHUNK);
+}
+
 Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
 {
     struct pf_span *keep = pf_span_get(0);
     int clean;
     pf_span_take(keep, &clean);
-    unsigned two = class_of_chunks(2);
     struct pf_span *s[3], *between[3];
     for (int i = 0; i < 3; i++) {
         s[i] = pf_span_get(1); /* one chunk each */
@@ -760,7 +770,7 @@ Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
     /* No warm span of two chunks, nor two warm neighbours: this one is
      * faulted in anew, so the warm one-chunk spans beyond the limit give
      * their pages back now. */
-    struct pf_span *t = pf_span_get(two);
+    struct pf_span *t = get_two_wide();
     cr_assert(t->fresh);
     cr_assert_eq(pf_span_cached_bytes(), PF_CHUNK);
     cr_assert_eq(counts().madvise_calls, madv + 2);
@@ -845,7 +855,6 @@ Test(span, pool_joins_neighbouring_spans_for_a_bigger_class)
  * and read as zero. */
 Test(span, pool_joins_only_pooled_neighbours_alike)
 {
-    unsigned two = class_of_chunks(2);
     struct pf_span *s[5];
     neighbours(s, 5);
     uintptr_t start = s[0]->start, end = s[4]->start + PF_CHUNK;
@@ -853,14 +862,14 @@ Test(span, pool_joins_only_pooled_neighbours_alike)
     dirty_and_put(s[2], 2);
     cr_assert_geq(pf_span_trim(), 2 * PF_CHUNK); /* both cold now */
     dirty_and_put(s[3], 2);                      /* warm, beside the cold s[2] */
-    struct pf_span *t = pf_span_get(two);
+    struct pf_span *t = get_two_wide();
     cr_assert(t->start >= end, "joined across a span in use or warm with cold: %#lx", (unsigned long)t->start);
     cr_assert(t->fresh);
     cr_assert_eq(pf_pagemap_get((void *)s[3]->start), s[3]);
     cr_assert_eq(s[3]->kind, PF_SPAN_FREE);
     /* s[3] goes cold too: s[2] and s[3] are joined, and read as zero. */
     cr_assert_geq(pf_span_trim(), PF_CHUNK);
-    struct pf_span *u = pf_span_get(two);
+    struct pf_span *u = get_two_wide();
     cr_assert_eq(u->start, start + 2 * PF_CHUNK);
     cr_assert(u->fresh);
     int clean;
@@ -871,19 +880,65 @@ Test(span, pool_joins_only_pooled_neighbours_alike)
     }
 }
 
+/* A class whose slots fit in one chunk, asked for a span of two when the
+ * pool holds warm one-chunk spans but no two of them side by side, takes
+ * one of them, its pages resident, instead of fresh pages: the span is
+ * smaller than its class's spans usually are, and whole. (Before, the warm
+ * spans stayed in the pool and the request faulted in two fresh chunks.)
+ * A class whose one slot needs two chunks takes fresh pages. */
+Test(span, a_warm_span_too_short_for_the_class_serves_before_fresh_pages)
+{
+    unsigned two = class_of_chunks(2);
+    cr_assert_leq(pf_class_size[two], PF_CHUNK);
+    int clean;
+    pf_span_take(pf_span_get(0), &clean); /* holds the region */
+    struct pf_span *s[3], *between[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = pf_span_get(1);
+        between[i] = pf_span_get(1); /* in use: no two pooled spans are neighbours */
+        pf_span_take(between[i], &clean);
+    }
+    for (int i = 0; i < 3; i++)
+        dirty_and_put(s[i], 2);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+    uint64_t maps = counts().mmap_calls;
+    struct pf_span *t = pf_span_get(two);
+    cr_assert(t == s[0] || t == s[1] || t == s[2], "a warm one-chunk span, not fresh pages at %#lx",
+              (unsigned long)t->start);
+    cr_assert_not(t->fresh, "resident pages are not claimed zero");
+    cr_assert_eq(t->bytes, PF_CHUNK);
+    cr_assert_eq(t->nslots, PF_CHUNK / pf_class_size[two]);
+    cr_assert_eq(t->slot_size, pf_class_size[two]);
+    cr_assert_eq(pf_pagemap_get((void *)(t->start + PF_CHUNK - 1)), t);
+    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK);
+    cr_assert_eq(counts().mmap_calls, maps);
+    check_span(t);
+    for (uint32_t k = 0; k < t->nslots; k++) {
+        void *p = pf_span_take(t, &clean);
+        cr_assert_not(clean, "slot %u", k);
+        memset(p, 0xCE, t->slot_size); /* every slot lies within the chunk */
+    }
+    cr_assert_eq(t->used, t->nslots);
+    /* A class whose one slot needs two chunks is not served by one. */
+    struct pf_span *u = get_two_wide();
+    cr_assert(u->fresh, "a span of two chunks, not a warm one of one, at %#lx", (unsigned long)u->start);
+    cr_assert_eq(u->bytes, 2 * PF_CHUNK);
+    cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK, "the warm spans stay pooled");
+}
+
 /* Runs are joined from their first span, whatever order the pool lists
  * them in: five pooled neighbours serve two chunks, then three, with no
  * fresh pages (joined from the middle, they would leave two and one). */
 Test(span, pool_joins_a_run_from_its_start)
 {
-    unsigned two = class_of_chunks(2), three = class_of_chunks(3);
+    unsigned three = class_of_chunks(3);
     struct pf_span *s[6];
     neighbours(s, 6); /* s[5] stays in use: the run ends there */
     uintptr_t start = s[0]->start;
     static const int order[] = {0, 1, 3, 4, 2}; /* the middle one listed first */
     for (int i = 0; i < 5; i++)
         dirty_and_put(s[order[i]], 1);
-    struct pf_span *a = pf_span_get(two);
+    struct pf_span *a = get_two_wide();
     cr_assert_eq(a->start, start);
     struct pf_span *b = pf_span_get(three);
     cr_assert_eq(b->start, start + 2 * PF_CHUNK);
@@ -923,7 +978,7 @@ Test(span, pool_joins_the_part_of_a_run_that_fits_a_span)
 Test(span, a_failed_join_is_looked_for_again_only_after_a_span_is_pooled)
 {
     enum { K = 40 };
-    unsigned one = class_of_chunks(1), two = class_of_chunks(2);
+    unsigned one = class_of_chunks(1);
     struct pf_span *pooled[K], *busy[K];
     int clean;
     for (int i = 0; i < K; i++) {
@@ -934,13 +989,13 @@ Test(span, a_failed_join_is_looked_for_again_only_after_a_span_is_pooled)
     for (int i = 0; i < K; i++)
         dirty_and_put(pooled[i], 1);
     uint64_t before = pf_span_join_looks();
-    struct pf_span *t = pf_span_get(two);
+    struct pf_span *t = get_two_wide();
     cr_assert(t->fresh, "no two pooled spans are neighbours");
     cr_assert_geq(pf_span_join_looks() - before, K, "the first request looks at every pooled span");
     int checked = 0;
     for (int i = 0; i < 8; i++) {
         before = pf_span_join_looks();
-        struct pf_span *u = pf_span_get(two);
+        struct pf_span *u = get_two_wide();
         cr_assert(u->fresh);
         /* Carved right after t: no new region, so nothing was pooled. */
         if (u->region == t->region && u->start == t->start + t->bytes) {
@@ -960,7 +1015,7 @@ Test(span, a_failed_join_is_looked_for_again_only_after_a_span_is_pooled)
     uintptr_t start = pooled[next]->start;
     pf_span_give(busy[next], 0);
     pf_span_put(busy[next]);
-    struct pf_span *j = pf_span_get(two);
+    struct pf_span *j = get_two_wide();
     cr_assert_eq(j->start, start, "the new neighbours are joined");
     cr_assert_not(j->fresh);
 }
@@ -1381,7 +1436,6 @@ static void *trim_once(void *arg)
  * madvise, and pooled again by the trim, so handed out twice. */
 Test(span, a_span_trim_is_decommitting_is_not_joined)
 {
-    unsigned two = class_of_chunks(2);
     pf_span_set_cache_limit((size_t)64 << 20);
     struct pf_span *s[3];
     neighbours(s, 3);
@@ -1394,7 +1448,7 @@ Test(span, a_span_trim_is_decommitting_is_not_joined)
     cr_assert_eq(pthread_create(&trimmer, NULL, trim_once, &released), 0);
     while (!atomic_load(&gate_reached))
         usleep(1000);
-    struct pf_span *t = pf_span_get(two); /* trim is inside madvise(b) */
+    struct pf_span *t = get_two_wide(); /* trim is inside madvise(b) */
     atomic_store(&gate_open, 1);
     cr_assert_eq(pthread_join(trimmer, NULL), 0);
     cr_assert(t->start != a && t->start != b, "joined a span that trim was decommitting");
