@@ -392,6 +392,7 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     size_t grew = 0;
     if (align <= pf_os_page_size() && (p = cache_take(bytes, &bytes, &grew)) != NULL && zero)
         memset(p, 0, req);
+    int fresh = !p || grew; /* pages the cache did not hold */
     if (!p)
         p = pf_os_map(bytes, align);
     if (!p) { /* out of address space: give back what is cached, once more */
@@ -415,10 +416,12 @@ void *pf_large_alloc(struct pf_family *f, size_t req, size_t align, int zero)
     s->used = 1;
     live_add(bytes);
     note_block(bytes);
-    /* A cached range grown for this block added live bytes and no cached
+    /* Pages mapped or grown for this block added live bytes and no cached
      * ones: what the cache holds beyond its limit now goes at once, not at
-     * the next free, which may be a whole block's size away. */
-    if (grew)
+     * the next free, which may be a whole block's size away. (So too when
+     * the cached range could not be grown, or the alignment asked for
+     * kept the block out of the cache.) */
+    if (fresh)
         cache_fit(0);
     atomic_fetch_add_explicit(&large_allocs, 1, memory_order_relaxed);
     if (!atomic_load_explicit(&large_again, memory_order_relaxed) &&

@@ -159,9 +159,13 @@ PF_INLINE uint32_t pf_span_index(const struct pf_span *s, uintptr_t off)
 }
 
 /* A span of `cls` from the pool or a new region; NULL when the OS says no.
- * Takes the pool lock; makes syscalls only outside it. */
+ * Takes the pool lock; makes syscalls only outside it. It has the chunks of
+ * pf_class_span_bytes(cls), or fewer (at least one slot's worth) when a
+ * warm pooled span that short serves instead of fresh pages: callers go by
+ * s->bytes and s->nslots. */
 PF_HIDDEN struct pf_span *pf_span_get(unsigned cls);
-/* The same, of `bytes` (whole chunks, at most pf_class_span_bytes(cls)). */
+/* The same, of `bytes` (whole chunks, at most pf_class_span_bytes(cls)),
+ * or fewer as above. */
 PF_HIDDEN struct pf_span *pf_span_get_sized(unsigned cls, size_t bytes);
 /* An empty span goes back to the pool (caller holds no lock). */
 PF_HIDDEN void pf_span_put(struct pf_span *s);
