@@ -194,17 +194,24 @@ void pf_large_tick(void)
         pf_os_unmap((void *)drop[i].p, drop[i].bytes);
 }
 
-/* Under cache_lock: tails of the biggest ranges leave the cache, into
- * drop[] (which has room for `room`), until it holds no more than limit. */
+/* Under cache_lock: the smallest ranges leave the cache, whole, into drop[]
+ * (which has room for `room`), until it holds no more than limit; the last
+ * one only its tail when what stays can serve a block. A big range kept
+ * whole serves a big request without growing (the new pages of a growth
+ * fault), and a small request splits it: cutting the tails of the biggest
+ * ranges instead, large_blocks took 111 K page faults and 1.16 s against
+ * 75 K and 0.80 s, at the same peak RSS. */
 static void shed_locked(size_t limit, struct cached *drop, int *ndrop, int room)
 {
     size_t ps = pf_os_page_size();
     while (cache_bytes > limit && *ndrop < room) {
-        int big = 0;
-        for (int i = 1; i < CACHE_SLOTS; i++)
-            if (cache[i].bytes > cache[big].bytes)
-                big = i;
-        struct cached *c = &cache[big];
+        int small = -1;
+        for (int i = 0; i < CACHE_SLOTS; i++)
+            if (cache[i].bytes && (small < 0 || cache[i].bytes < cache[small].bytes))
+                small = i;
+        if (small < 0)
+            break;
+        struct cached *c = &cache[small];
         size_t cut = (cache_bytes - limit + ps - 1) & ~(ps - 1);
         if (cut >= c->bytes || c->bytes - cut < PF_CHUNK)
             cut = c->bytes; /* what would stay is too small to serve a block */
@@ -264,7 +271,7 @@ static size_t cache_extend(uintptr_t end, size_t need)
 }
 
 /* Caches [p, p + bytes), coalesced with its cached neighbours. Decayed
- * ranges go first; beyond the limit, tails of the biggest ranges go; all
+ * ranges go first; beyond the limit, the smallest ranges go; all
  * are unmapped outside the lock. */
 static void cache_put(uintptr_t p, size_t bytes)
 {

@@ -328,6 +328,37 @@ Test(large, a_block_mapped_fresh_keeps_the_cache_within_the_bound)
     cr_assert_leq(pf_large_cached_bytes(), 30 * MiB);
 }
 
+/* Beyond the bound, the smallest cached ranges go first, whole, and the
+ * biggest keeps its front: a big request it still holds is served with no
+ * system call. (Cutting the biggest range's tail instead left 3 MiB of the
+ * 8 MiB range and the whole 2 MiB one, and the 5 MiB request grew the 3
+ * with mremap, faulting its new pages in.) */
+Test(large, the_smallest_cached_ranges_go_first)
+{
+    churn();
+    void *blk[4];
+    static const size_t sz[4] = {8 * MiB, 4 * MiB, 2 * MiB, 4 * MiB};
+    carve(blk, sz, 4);
+    pf_large_free(span_of(blk[0]));
+    pf_large_free(span_of(blk[2])); /* two ranges, 8 and 2 MiB, live blocks after each */
+    cr_assert_eq(pf_large_cached_bytes(), 10 * MiB);
+    /* Fresh (aligned): live 20 MiB, the peak 20, so 25 in all and 5 cached. */
+    void *e = pf_large_alloc(pf_family_large(), 12 * MiB, 2 * MiB, 0);
+    cr_assert_not_null(e);
+    cr_assert_eq(pf_large_cached_bytes(), 5 * MiB);
+    struct pf_os_counts c0 = counts();
+    void *f = pf_large_alloc(pf_family_large(), 5 * MiB, 0, 0);
+    struct pf_os_counts c1 = counts();
+    cr_assert_eq(f, blk[0], "the 8 MiB range kept its front");
+    cr_assert_eq(c1.mremap_calls, c0.mremap_calls, "the range did not have to grow");
+    cr_assert_eq(block_maps(c0, c1), 0);
+    cr_assert_eq(pf_large_cached_bytes(), 0);
+    pf_large_free(span_of(f));
+    pf_large_free(span_of(e));
+    pf_large_free(span_of(blk[1]));
+    pf_large_free(span_of(blk[3]));
+}
+
 Test(large, cache_is_bounded_in_bytes_and_ranges)
 {
     struct pf_family *f = pf_family_large();
