@@ -512,9 +512,13 @@ static struct pf_span *span_get(unsigned cls, uint32_t n)
     memset(s->freebits, 0, ((s->nslots + 63) / 64) * sizeof(uint64_t));
     pf_pagemap_set((void *)s->start, s->bytes, s);
     /* The warm pool held nothing of this size, nor neighbours to join into
-     * one: pages are being faulted in anew, so warm spans beyond
-     * PFALLOC_CACHE give theirs back now instead of at their decay. */
-    if (s->fresh && pool_committed > pool_limit)
+     * one: pages are being faulted in anew, or a shorter warm span serves,
+     * so warm spans beyond PFALLOC_CACHE give theirs back now instead of at
+     * their decay. (A shorter span keeps the pages its last class wrote,
+     * which its new slots may never touch: a program that frees blocks of
+     * 40 000 bytes, each written at its two ends, and then makes blocks of
+     * 100 000 had the old pages of all of them held beside the new ones.) */
+    if ((s->fresh || s->nchunks < n) && pool_committed > pool_limit)
         shrink_warm(pool_limit);
     pf_unlock(&pool_lock);
     return s;

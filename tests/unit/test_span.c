@@ -926,6 +926,31 @@ Test(span, a_warm_span_too_short_for_the_class_serves_before_fresh_pages)
     cr_assert_eq(pf_span_cached_bytes(), 2 * PF_CHUNK, "the warm spans stay pooled");
 }
 
+/* A shorter warm span that serves, like fresh pages, makes the warm spans
+ * beyond PFALLOC_CACHE give their pages back at once: it keeps the pages
+ * its last class wrote, which its new slots may never touch, and the pool
+ * would hold the rest of them besides until their decay. */
+Test(span, a_shorter_warm_span_makes_the_warm_excess_go_at_once)
+{
+    int clean;
+    pf_span_take(pf_span_get(0), &clean); /* holds the region */
+    struct pf_span *s[3], *between[3];
+    for (int i = 0; i < 3; i++) {
+        s[i] = pf_span_get(1);
+        between[i] = pf_span_get(1); /* in use: no two pooled spans are neighbours */
+        pf_span_take(between[i], &clean);
+    }
+    pf_span_set_cache_limit(PF_CHUNK);
+    for (int i = 0; i < 3; i++)
+        dirty_and_put(s[i], 4);
+    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+    uint64_t madv = counts().madvise_calls;
+    struct pf_span *t = pf_span_get(class_of_chunks(2));
+    cr_assert(t == s[0] || t == s[1] || t == s[2], "a warm one-chunk span serves");
+    cr_assert_eq(pf_span_cached_bytes(), PF_CHUNK, "the warm excess beyond the limit went");
+    cr_assert_eq(counts().madvise_calls, madv + 1);
+}
+
 /* Runs are joined from their first span, whatever order the pool lists
  * them in: five pooled neighbours serve two chunks, then three, with no
  * fresh pages (joined from the middle, they would leave two and one). */
