@@ -275,17 +275,23 @@ Test(large, neighbours_coalesce_in_any_order)
     pf_large_free(span_of(again));
 }
 
-Test(large, cache_is_bounded_by_the_peak)
+/* A (8), B (4), C (8), D (4) MiB side by side, A and C freed: the peak of
+ * live large bytes is 24 MiB, 8 are live, and two ranges of 8 MiB (B lies
+ * between them) are cached. */
+static void two_ranges_of_eight(void **blk)
 {
-    /* A (8), B (4), C (8), D (4) MiB side by side: the peak of live large
-     * bytes is 24 MiB. */
     churn();
-    void *blk[4];
     static const size_t sz[4] = {8 * MiB, 4 * MiB, 8 * MiB, 4 * MiB};
     carve(blk, sz, 4);
     pf_large_free(span_of(blk[0]));
-    pf_large_free(span_of(blk[2])); /* B lies between them: two ranges of 8 MiB */
+    pf_large_free(span_of(blk[2]));
     cr_assert_eq(pf_large_cached_bytes(), 16 * MiB);
+}
+
+Test(large, cache_is_bounded_by_the_peak)
+{
+    void *blk[4];
+    two_ranges_of_eight(blk);
     /* 16 MiB: no range holds it, so one grows; live becomes 24 MiB again,
      * and live and cached bytes stay within 1.25 x 24 = 30 MiB at once:
      * 2 MiB of the other range go. */
@@ -308,13 +314,8 @@ Test(large, cache_is_bounded_by_the_peak)
  * once, as when a cached range grows. */
 Test(large, a_block_mapped_fresh_keeps_the_cache_within_the_bound)
 {
-    churn();
     void *blk[4];
-    static const size_t sz[4] = {8 * MiB, 4 * MiB, 8 * MiB, 4 * MiB};
-    carve(blk, sz, 4);
-    pf_large_free(span_of(blk[0]));
-    pf_large_free(span_of(blk[2]));
-    cr_assert_eq(pf_large_cached_bytes(), 16 * MiB);
+    two_ranges_of_eight(blk);
     uint64_t before = data_bytes();
     void *e = pf_large_alloc(pf_family_large(), 16 * MiB, 2 * MiB, 0);
     cr_assert_not_null(e);

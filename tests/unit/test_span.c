@@ -751,21 +751,27 @@ static struct pf_span *get_two_wide(void)
     return pf_span_get_sized(cls, 2 * PF_CHUNK);
 }
 
-Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
+/* Three warm one-chunk spans in the pool, each followed by a span in use
+ * (no two pooled spans are neighbours, so none can be joined), after a
+ * span that holds the region; `dirty` slots of each were written. */
+static void pooled_apart(struct pf_span **s, uint32_t dirty)
 {
-    struct pf_span *keep = pf_span_get(0);
     int clean;
-    pf_span_take(keep, &clean);
-    struct pf_span *s[3], *between[3];
+    pf_span_take(pf_span_get(0), &clean);
     for (int i = 0; i < 3; i++) {
         s[i] = pf_span_get(1); /* one chunk each */
-        between[i] = pf_span_get(1); /* stays in use: no two pooled spans are neighbours */
-        pf_span_take(between[i], &clean);
+        pf_span_take(pf_span_get(1), &clean);
     }
-    pf_span_set_cache_limit(PF_CHUNK);
     for (int i = 0; i < 3; i++)
-        dirty_and_put(s[i], 4);
+        dirty_and_put(s[i], dirty);
     cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+}
+
+Test(span, a_fresh_span_makes_the_warm_excess_go_at_once)
+{
+    struct pf_span *s[3];
+    pf_span_set_cache_limit(PF_CHUNK);
+    pooled_apart(s, 4);
     uint64_t madv = counts().madvise_calls;
     /* No warm span of two chunks, nor two warm neighbours: this one is
      * faulted in anew, so the warm one-chunk spans beyond the limit give
@@ -890,17 +896,8 @@ Test(span, a_warm_span_too_short_for_the_class_serves_before_fresh_pages)
 {
     unsigned two = class_of_chunks(2);
     cr_assert_leq(pf_class_size[two], PF_CHUNK);
-    int clean;
-    pf_span_take(pf_span_get(0), &clean); /* holds the region */
-    struct pf_span *s[3], *between[3];
-    for (int i = 0; i < 3; i++) {
-        s[i] = pf_span_get(1);
-        between[i] = pf_span_get(1); /* in use: no two pooled spans are neighbours */
-        pf_span_take(between[i], &clean);
-    }
-    for (int i = 0; i < 3; i++)
-        dirty_and_put(s[i], 2);
-    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+    struct pf_span *s[3];
+    pooled_apart(s, 2);
     uint64_t maps = counts().mmap_calls;
     struct pf_span *t = pf_span_get(two);
     cr_assert(t == s[0] || t == s[1] || t == s[2], "a warm one-chunk span, not fresh pages at %#lx",
@@ -914,6 +911,7 @@ Test(span, a_warm_span_too_short_for_the_class_serves_before_fresh_pages)
     cr_assert_eq(counts().mmap_calls, maps);
     check_span(t);
     for (uint32_t k = 0; k < t->nslots; k++) {
+        int clean;
         void *p = pf_span_take(t, &clean);
         cr_assert_not(clean, "slot %u", k);
         memset(p, 0xCE, t->slot_size); /* every slot lies within the chunk */
@@ -932,18 +930,9 @@ Test(span, a_warm_span_too_short_for_the_class_serves_before_fresh_pages)
  * would hold the rest of them besides until their decay. */
 Test(span, a_shorter_warm_span_makes_the_warm_excess_go_at_once)
 {
-    int clean;
-    pf_span_take(pf_span_get(0), &clean); /* holds the region */
-    struct pf_span *s[3], *between[3];
-    for (int i = 0; i < 3; i++) {
-        s[i] = pf_span_get(1);
-        between[i] = pf_span_get(1); /* in use: no two pooled spans are neighbours */
-        pf_span_take(between[i], &clean);
-    }
+    struct pf_span *s[3];
     pf_span_set_cache_limit(PF_CHUNK);
-    for (int i = 0; i < 3; i++)
-        dirty_and_put(s[i], 4);
-    cr_assert_eq(pf_span_cached_bytes(), 3 * PF_CHUNK);
+    pooled_apart(s, 4);
     uint64_t madv = counts().madvise_calls;
     struct pf_span *t = pf_span_get(class_of_chunks(2));
     cr_assert(t == s[0] || t == s[1] || t == s[2], "a warm one-chunk span serves");
