@@ -370,16 +370,13 @@ again:
         join = 0; /* one join is enough: the lists now hold a span of n chunks or more */
         goto again;
     }
-    for (uint32_t k = n - 1; slot && k > 0; k--) {
-        struct pf_span *s = warm[k];
-        size_t bytes = (size_t)k * PF_CHUNK;
-        if (s && bytes >= slot) {
-            pool_unlink(s);
-            s->region->in_use += k;
-            note_in_use(k);
-            return s;
+    for (uint32_t k = n - 1; slot && k > 0 && (size_t)k * PF_CHUNK >= slot; k--)
+        if (warm[k]) {
+            n = k; /* taken whole by the first loop, which looks at warm spans first */
+            join = 0;
+            slot = 0;
+            goto again;
         }
-    }
     struct pf_region *r = regions;
     if (r && r->carved + n <= r->nchunks) {
         struct pf_span *s = span_at(r, r->carved, n);
@@ -461,8 +458,9 @@ static void pool_tail(struct pf_region *r)
 
 static struct pf_span *span_get(unsigned cls, uint32_t n)
 {
+    uint32_t slot = pf_class_size[cls];
     pf_lock(&pool_lock);
-    struct pf_span *s = pool_take(n, 1, pf_class_size[cls]);
+    struct pf_span *s = pool_take(n, 1, slot);
     int retried = 0;
     while (!s) {
         pf_unlock(&pool_lock);
@@ -473,7 +471,7 @@ static struct pf_span *span_get(unsigned cls, uint32_t n)
             retried = 1;
             pf_span_reclaim();
             pf_lock(&pool_lock);
-            s = pool_take(n, 1, pf_class_size[cls]);
+            s = pool_take(n, 1, slot);
             continue;
         }
         if (!r)
@@ -485,7 +483,6 @@ static struct pf_span *span_get(unsigned cls, uint32_t n)
         regions = r;
         s = pool_take(n, 0, 0);
     }
-    uint32_t slot = pf_class_size[cls];
     s->kind = PF_SPAN_SMALL;
     s->cls = (uint8_t)cls;
     s->slot_size = slot;
