@@ -71,12 +71,24 @@ typedef uint16_t slotstates[PF_MAX_SLOTS];
  * such slots share one page of states instead of taking a page each. A
  * span of up to PF_FEW_SLOTS slots uses neither: its bits and states are
  * in its struct. */
+/* A region never makes a span of the chunk that starts at a 4 GiB boundary
+ * (its hole). Words whose low half is 0 or a small number and whose high
+ * half is an address's are common in memory the leak walk reads as roots:
+ * an int stored into a slot that held an address (glibc's setjmp before
+ * main writes its mask flag so, in a frame that lives until the exit)
+ * points at the first bytes above the boundary below the libraries, where
+ * the kernel puts the heap. A leaked object there was reported still
+ * reachable, with everything it points to. No slot lies in those 64 KiB,
+ * so such words point at nothing. */
+#define HOLE_ALIGN ((uintptr_t)1 << 32)
+
 typedef uint16_t coarsestates[PF_COARSE_STATES];
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
     struct pf_region *next;  /* all regions */
     uint32_t nchunks;        /* chunks in the region */
-    uint32_t carved;         /* chunks [0, carved) have been made into spans */
+    uint32_t carved;         /* chunks [0, carved) have been made into spans (or are the hole) */
+    uint32_t hole;           /* the chunk never made into a span (see HOLE_ALIGN), or nchunks */
     uint32_t in_use;         /* chunks held by live (non-pooled) spans */
     uint32_t *sites;         /* PF_MAX_SLOTS call-site ids per chunk, or NULL */
     struct pf_span *spans;   /* span of the run starting at chunk i */
@@ -326,6 +338,27 @@ uint64_t pf_span_join_looks(void)
     return n;
 }
 
+/* Under the pool lock: chunks [r->carved, end) of r go to the pool as cold
+ * spans (never touched, reading as zero), the hole stepped over. */
+static void pool_uncarved(struct pf_region *r, uint32_t end)
+{
+    while (r->carved < end) {
+        if (r->carved == r->hole) {
+            r->carved++;
+            continue;
+        }
+        uint32_t k = (r->hole > r->carved && r->hole < end ? r->hole : end) - r->carved;
+        if (k > PF_SPAN_MAX_CHUNKS)
+            k = PF_SPAN_MAX_CHUNKS;
+        struct pf_span *s = span_at(r, r->carved, k);
+        s->committed = 0;
+        s->family = NULL;
+        r->carved += k;
+        pool_push(s);
+        pf_pagemap_set((void *)s->start, s->bytes, s);
+    }
+}
+
 /* Under the pool lock: an empty run of `n` chunks, or NULL. `join`: pooled
  * neighbours may be joined for it (not worth a look again right after a
  * new region was made for it). When neither the pool nor a join has `n`
@@ -378,6 +411,8 @@ again:
             goto again;
         }
     struct pf_region *r = regions;
+    if (r && r->hole < r->nchunks && r->hole >= r->carved && r->hole < r->carved + n)
+        pool_uncarved(r, r->hole + 1); /* the chunks before the hole are pooled, and it is stepped over */
     if (r && r->carved + n <= r->nchunks) {
         struct pf_span *s = span_at(r, r->carved, n);
         s->committed = 0; /* never touched: reads as zero */
@@ -431,6 +466,10 @@ static struct pf_region *region_new(uint32_t min)
     r->bits = (slotbits *)(r->spans + n);
     r->states = (slotstates *)((char *)r + states_offset(n));
     r->coarse = (coarsestates *)(r->states + n);
+    uintptr_t edge = (r->base + HOLE_ALIGN - 1) & ~(HOLE_ALIGN - 1);
+    r->hole = edge - r->base < (uintptr_t)n * PF_CHUNK ? (uint32_t)((edge - r->base) / PF_CHUNK) : n;
+    if (r->hole < n)
+        span_at(r, r->hole, 1)->kind = PF_SPAN_GONE; /* no span: joins stop at it */
     if (__atomic_load_n(&sites_on, __ATOMIC_RELAXED))
         r->sites = pf_os_map_meta(sites_bytes(r)); /* NULL: this region records none */
     if (n * 2 <= PF_REGION_CHUNKS && n * 2 > __atomic_load_n(&next_chunks, __ATOMIC_RELAXED))
@@ -443,17 +482,7 @@ static struct pf_region *region_new(uint32_t min)
  * takes its place, so small regions waste nothing. */
 static void pool_tail(struct pf_region *r)
 {
-    while (r->carved < r->nchunks) {
-        uint32_t k = r->nchunks - r->carved;
-        if (k > PF_SPAN_MAX_CHUNKS)
-            k = PF_SPAN_MAX_CHUNKS;
-        struct pf_span *s = span_at(r, r->carved, k);
-        s->committed = 0;
-        s->family = NULL;
-        r->carved += k;
-        pool_push(s);
-        pf_pagemap_set((void *)s->start, s->bytes, s);
-    }
+    pool_uncarved(r, r->nchunks);
 }
 
 static struct pf_span *span_get(unsigned cls, uint32_t n)

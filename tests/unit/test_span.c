@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -1473,4 +1474,79 @@ Test(span, a_span_trim_is_decommitting_is_not_joined)
         cr_assert(u->start + u->bytes <= t->start || u->start >= t->start + t->bytes,
                   "a span handed out inside another");
     }
+}
+
+/* Every gap of the address space in [lo, hi) but [keep, keep + keep_len)
+ * filled with an inaccessible mapping: the next mappings go below lo, or
+ * into the gap kept when they fit in it. */
+static void fill_gaps(uintptr_t lo, uintptr_t hi, uintptr_t keep, size_t keep_len)
+{
+    static uintptr_t m[4096][2];
+    size_t n = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    while (n < 4096 && fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
+            m[n][0] = a;
+            m[n][1] = b;
+            n++;
+        }
+    }
+    fclose(f);
+    uintptr_t at = lo;
+    for (size_t i = 0; i <= n && at < hi; i++) {
+        uintptr_t next = i < n && m[i][0] < hi ? m[i][0] : hi;
+        uintptr_t piece[2][2] = {{at, next < keep ? next : keep}, {at > keep + keep_len ? at : keep + keep_len, next}};
+        for (int k = 0; k < 2; k++)
+            if (piece[k][0] < piece[k][1])
+                cr_assert_neq(mmap((void *)piece[k][0], piece[k][1] - piece[k][0], PROT_NONE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
+                              MAP_FAILED, "filling [%#lx, %#lx): %s", (unsigned long)piece[k][0],
+                              (unsigned long)piece[k][1], strerror(errno));
+        if (i < n && m[i][1] > at)
+            at = m[i][1];
+    }
+}
+
+/* A region across a 4 GiB boundary makes no span of the chunk right above
+ * it (see HOLE_ALIGN in span.c: words of the leak walk's roots point
+ * there), and every other chunk of it serves. The address space is filled
+ * so that the second region's metadata takes a gap kept for it and its 8
+ * chunks go right below, 4 of them above the boundary. */
+Test(span, no_span_takes_the_chunk_above_a_4_gib_boundary)
+{
+    const uintptr_t gib4 = (uintptr_t)1 << 32;
+    unsigned cls = class_of_chunks(1);
+    struct pf_span *first = pf_span_get(cls); /* the first region, of 4 chunks */
+    cr_assert_not_null(first);
+    void *probe = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    cr_assert_neq(probe, MAP_FAILED);
+    uintptr_t top = (uintptr_t)probe, b = (top - ((uintptr_t)64 << 20)) & ~(gib4 - 1);
+    fill_gaps(b + ((uintptr_t)256 << 10), top, b + ((uintptr_t)32 << 20), (size_t)256 << 10);
+    struct pf_region *second = NULL;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    size_t taken = 0;
+    for (int i = 0; i < 64; i++) {
+        struct pf_span *s = pf_span_get(cls);
+        cr_assert_not_null(s);
+        cr_assert(s->start + s->bytes <= b || s->start >= b + PF_CHUNK,
+                  "a span of %zu bytes at %#lx holds the chunk at the boundary %#lx", s->bytes,
+                  (unsigned long)s->start, (unsigned long)b);
+        if (s->region == first->region)
+            continue;
+        if (!second)
+            second = s->region;
+        if (s->region != second)
+            break; /* the second region is used up */
+        lo = s->start < lo ? s->start : lo;
+        hi = s->start + s->bytes > hi ? s->start + s->bytes : hi;
+        taken += s->bytes;
+    }
+    cr_assert(second != NULL && lo < b && hi > b + PF_CHUNK,
+              "the second region [%#lx, %#lx) does not lie across %#lx", (unsigned long)lo, (unsigned long)hi,
+              (unsigned long)b);
+    cr_assert_eq(taken, hi - lo - PF_CHUNK, "%zu bytes of [%#lx, %#lx) served: all but the hole", taken,
+                 (unsigned long)lo, (unsigned long)hi);
 }
