@@ -7,7 +7,9 @@
  * cache bound, trim giving regions back, trim in one thread while others
  * decommit spans (no region is unmapped under a decommit, counters stay
  * exact), the joining of pooled neighbours (and never of a span being
- * decommitted), the longest free run, and the metadata allocator.
+ * decommitted, which no shorter-span fallback takes either), the hole a
+ * region leaves above a 4 GiB boundary, the longest free run, and the
+ * metadata allocator.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -1549,4 +1551,38 @@ Test(span, no_span_takes_the_chunk_above_a_4_gib_boundary)
               (unsigned long)b);
     cr_assert_eq(taken, hi - lo - PF_CHUNK, "%zu bytes of [%#lx, %#lx) served: all but the hole", taken,
                  (unsigned long)lo, (unsigned long)hi);
+}
+
+/* While pf_span_trim decommits a warm span, a class whose spans are
+ * usually longer takes a shorter warm span (pool_take's fallback): never
+ * the one being decommitted, which would be zeroed under its new owner by
+ * the madvise and pooled again by the trim. */
+Test(span, a_span_trim_is_decommitting_does_not_serve_a_class_of_longer_spans)
+{
+    unsigned two = class_of_chunks(2);
+    cr_assert_leq(pf_class_size[two], PF_CHUNK);
+    pf_span_set_cache_limit((size_t)64 << 20);
+    struct pf_span *s[3];
+    pooled_apart(s, 2);
+    uintptr_t first = s[2]->start; /* pooled last: listed first, trim's first victim */
+    atomic_store(&gate, first);
+    pthread_t trimmer;
+    size_t released = 0;
+    cr_assert_eq(pthread_create(&trimmer, NULL, trim_once, &released), 0);
+    while (!atomic_load(&gate_reached))
+        usleep(1000);
+    struct pf_span *t = pf_span_get(two); /* trim is inside madvise(first) */
+    atomic_store(&gate_open, 1);
+    cr_assert_eq(pthread_join(trimmer, NULL), 0);
+    cr_assert(t == s[0] || t == s[1], "served by %#lx, not a warm span the trim had not taken",
+              (unsigned long)t->start);
+    cr_assert_neq(t->start, first, "took the span trim was decommitting");
+    cr_assert_not(t->fresh);
+    cr_assert_eq(pf_span_cached_bytes(), 0, "the trim left warm bytes counted: %zu", pf_span_cached_bytes());
+    cr_assert_eq(released, 2 * PF_CHUNK, "the trim gave back %zu bytes, want the two spans it took", released);
+    for (int i = 0; i < 8; i++) {
+        struct pf_span *u = pf_span_get(class_of_chunks(1));
+        cr_assert(u->start + u->bytes <= t->start || u->start >= t->start + t->bytes,
+                  "a span handed out inside another");
+    }
 }
