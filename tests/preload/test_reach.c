@@ -502,6 +502,41 @@ Test(reach, a_lost_cycle_is_led_by_its_entry, .timeout = 300)
     pf_run_free(&r);
 }
 
+/* A lost ring whose region lies across a 4 GiB boundary: at the exit a
+ * word of the outermost frame reads as the boundary's address (its low
+ * half is setjmp's mask flag, its high half that of a library address),
+ * and a node placed there was reported still reachable with the rest of
+ * the ring. libheap_across.so, preloaded after pfalloc, fills the address
+ * space so that the heap starts at 0 to 2 MiB above a boundary and grows
+ * down across it: every placement must give valgrind's figures. */
+Test(reach, a_lost_ring_across_a_4_gib_boundary_stays_lost, .timeout = 600)
+{
+    PF_REQUIRE_PRELOAD();
+    const struct figures *want = NULL;
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+        if (strcmp(expected[i].mode, "cycle") == 0)
+            want = &expected[i].f;
+    cr_assert_not_null(want);
+    int placed = 0;
+    for (unsigned kib = 0; kib <= 2048; kib += 16) {
+        char above[64];
+        snprintf(above, sizeof above, "PF_TEST_ABOVE_KIB=%u", kib);
+        const char *env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REPORT=exit", above,
+                             "LD_PRELOAD=" PF_PRELOAD_LIB " " PF_PROGS_DIR "/libheap_across.so", NULL};
+        const char *const argv[] = {PROG("reach"), "cycle", NULL};
+        struct pf_spawn_opts o = {.mode = PF_PLAIN, .env = env, .timeout_s = 60};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, above);
+        placed += strstr(r.err, "heap_across: placed") != NULL;
+        struct figures got;
+        json_totals(r.err, &got);
+        assert_figures(above, &got, want, r.err);
+        pf_run_free(&r);
+    }
+    cr_assert_eq(placed, 129, "the heap was placed in %d runs of 129", placed);
+}
+
 /* PFALLOC_LEAK_EXIT_CODE: lost objects fail the run, still reachable and
  * indirectly lost alone would not (an indirect one always has a lost owner). */
 Test(reach, exit_code_only_on_lost)
