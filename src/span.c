@@ -71,17 +71,6 @@ typedef uint16_t slotstates[PF_MAX_SLOTS];
  * such slots share one page of states instead of taking a page each. A
  * span of up to PF_FEW_SLOTS slots uses neither: its bits and states are
  * in its struct. */
-/* A region never makes a span of the chunk that starts at a 4 GiB boundary
- * (its hole). Words whose low half is 0 or a small number and whose high
- * half is an address's are common in memory the leak walk reads as roots:
- * an int stored into a slot that held an address (glibc's setjmp before
- * main writes its mask flag so, in a frame that lives until the exit)
- * points at the first bytes above the boundary below the libraries, where
- * the kernel puts the heap. A leaked object there was reported still
- * reachable, with everything it points to. No slot lies in those 64 KiB,
- * so such words point at nothing. */
-#define HOLE_ALIGN ((uintptr_t)1 << 32)
-
 typedef uint16_t coarsestates[PF_COARSE_STATES];
 struct pf_region {
     uintptr_t base;          /* first chunk, 64 KiB aligned */
@@ -96,6 +85,17 @@ struct pf_region {
     slotstates *states;      /* slot states of the span at chunk i (page aligned) */
     coarsestates *coarse;    /* slot states of a span of big slots at chunk i */
 };
+
+/* A region never makes a span of the chunk that starts at a 4 GiB boundary
+ * (its hole). Words whose low half is 0 or a small number and whose high
+ * half is an address's are common in memory the leak walk reads as roots:
+ * an int stored into a slot that held an address (glibc's setjmp before
+ * main writes its mask flag so, in a frame that lives until the exit)
+ * points at the first bytes above the boundary below the libraries, where
+ * the kernel puts the heap. A leaked object there was reported still
+ * reachable, with everything it points to. No slot lies in those 64 KiB,
+ * so such words point at nothing. */
+#define HOLE_ALIGN ((uintptr_t)1 << 32)
 
 static pf_lock_t pool_lock = PF_LOCK_INIT;
 static struct pf_region *regions;     /* newest first; the head is carved from */
