@@ -1447,6 +1447,40 @@ static void *trim_once(void *arg)
     return NULL;
 }
 
+/* get()'s span, asked for while a pf_span_trim in another thread is inside
+ * the madvise of the span at `victim`; the trim's released bytes into
+ * *released (unless NULL) once it is over. */
+static struct pf_span *during_trim(uintptr_t victim, struct pf_span *(*get)(void), size_t *released)
+{
+    atomic_store(&gate, victim);
+    pthread_t trimmer;
+    size_t bytes = 0;
+    cr_assert_eq(pthread_create(&trimmer, NULL, trim_once, &bytes), 0);
+    while (!atomic_load(&gate_reached))
+        usleep(1000);
+    struct pf_span *t = get();
+    atomic_store(&gate_open, 1);
+    cr_assert_eq(pthread_join(trimmer, NULL), 0);
+    if (released)
+        *released = bytes;
+    return t;
+}
+
+/* Spans handed out next lie outside t. */
+static void assert_none_inside(const struct pf_span *t)
+{
+    for (int i = 0; i < 8; i++) {
+        struct pf_span *u = pf_span_get(class_of_chunks(1));
+        cr_assert(u->start + u->bytes <= t->start || u->start >= t->start + t->bytes,
+                  "a span handed out inside another");
+    }
+}
+
+static struct pf_span *get_two(void)
+{
+    return pf_span_get(class_of_chunks(2)); /* a class of two-chunk spans whose slot fits in one */
+}
+
 /* While pf_span_trim decommits a warm span (the pool lock down for the
  * madvise), a request that joins pooled neighbours must not take that span
  * for one: it would be handed out, zeroed under its new owner by the
@@ -1459,23 +1493,11 @@ Test(span, a_span_trim_is_decommitting_is_not_joined)
     uintptr_t a = s[0]->start, b = s[1]->start;
     dirty_and_put(s[0], 1);
     dirty_and_put(s[1], 1); /* listed first: trim's first victim */
-    atomic_store(&gate, b);
-    pthread_t trimmer;
-    size_t released = 0;
-    cr_assert_eq(pthread_create(&trimmer, NULL, trim_once, &released), 0);
-    while (!atomic_load(&gate_reached))
-        usleep(1000);
-    struct pf_span *t = get_two_wide(); /* trim is inside madvise(b) */
-    atomic_store(&gate_open, 1);
-    cr_assert_eq(pthread_join(trimmer, NULL), 0);
+    struct pf_span *t = during_trim(b, get_two_wide, NULL);
     cr_assert(t->start != a && t->start != b, "joined a span that trim was decommitting");
     cr_assert_leq(pf_span_cached_bytes(), 2 * PF_CHUNK, "pool bytes counted twice: %zu",
                   pf_span_cached_bytes());
-    for (int i = 0; i < 8; i++) {
-        struct pf_span *u = pf_span_get(class_of_chunks(1));
-        cr_assert(u->start + u->bytes <= t->start || u->start >= t->start + t->bytes,
-                  "a span handed out inside another");
-    }
+    assert_none_inside(t);
 }
 
 /* Every gap of the address space in [lo, hi) but [keep, keep + keep_len)
@@ -1565,24 +1587,13 @@ Test(span, a_span_trim_is_decommitting_does_not_serve_a_class_of_longer_spans)
     struct pf_span *s[3];
     pooled_apart(s, 2);
     uintptr_t first = s[2]->start; /* pooled last: listed first, trim's first victim */
-    atomic_store(&gate, first);
-    pthread_t trimmer;
     size_t released = 0;
-    cr_assert_eq(pthread_create(&trimmer, NULL, trim_once, &released), 0);
-    while (!atomic_load(&gate_reached))
-        usleep(1000);
-    struct pf_span *t = pf_span_get(two); /* trim is inside madvise(first) */
-    atomic_store(&gate_open, 1);
-    cr_assert_eq(pthread_join(trimmer, NULL), 0);
+    struct pf_span *t = during_trim(first, get_two, &released);
     cr_assert(t == s[0] || t == s[1], "served by %#lx, not a warm span the trim had not taken",
               (unsigned long)t->start);
     cr_assert_neq(t->start, first, "took the span trim was decommitting");
     cr_assert_not(t->fresh);
     cr_assert_eq(pf_span_cached_bytes(), 0, "the trim left warm bytes counted: %zu", pf_span_cached_bytes());
     cr_assert_eq(released, 2 * PF_CHUNK, "the trim gave back %zu bytes, want the two spans it took", released);
-    for (int i = 0; i < 8; i++) {
-        struct pf_span *u = pf_span_get(class_of_chunks(1));
-        cr_assert(u->start + u->bytes <= t->start || u->start >= t->start + t->bytes,
-                  "a span handed out inside another");
-    }
+    assert_none_inside(t);
 }
