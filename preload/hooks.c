@@ -175,6 +175,14 @@ static void leaks_busy(struct pf_fmt *f, int json, void *ctx)
     pf_leaks_write_skipped(f, json, PF_LEAKS_BUSY);
 }
 
+/* Whether there is an exit report to make: asked for, and going where
+ * someone may read it (not to /dev/null, say: a shell script's
+ * `cmd 2>/dev/null`, where the walk was most of a short command's cost). */
+static int exit_report_read(void)
+{
+    return (pf_config.report & PF_REPORT_EXIT) && !pf_emit_nowhere();
+}
+
 /* The exit report, leaks included unless !with_leaks; fills *leaks. The
  * destructor and the handler of a terminating signal both write it here;
  * only the destructor's process surely ends (at_exit: the leak walk's
@@ -183,9 +191,10 @@ static void leaks_busy(struct pf_fmt *f, int json, void *ctx)
 static int exit_report(struct pf_leaks *leaks, int with_leaks, uintptr_t stack_from, int at_exit,
                        const uintptr_t *regs, size_t nregs)
 {
-    int collected = with_leaks && ((pf_config.report & PF_REPORT_EXIT) || pf_config.leak_exit_code);
+    int report = exit_report_read();
+    int collected = with_leaks && (report || pf_config.leak_exit_code);
     int busy = collected && pf_leaks_collect_exit(leaks, stack_from, at_exit, regs, nregs) != 0;
-    if (pf_config.report & PF_REPORT_EXIT)
+    if (report)
         pf_emit_report_with("exit", busy ? leaks_busy : with_leaks ? pf_leaks_write : leaks_skipped);
     if (collected && !busy)
         pf_leaks_exit_written();
@@ -660,11 +669,11 @@ __attribute__((destructor(101))) static void preload_exit(void)
         errno = saved;
         return;
     }
-    /* Nothing to report, collect or verify (PFALLOC_REPORT=off, no leak
-     * status, no checking mode): no stack of pfalloc's is mapped for it,
+    /* Nothing to report, collect or verify (PFALLOC_REPORT=off or a report
+     * nobody reads, no leak status, no checking mode): no stack of pfalloc's is mapped for it,
      * which would be a mapping, an mprotect and a page faulted in for
      * every short process. */
-    if (!(pf_config.report & PF_REPORT_EXIT) && !pf_config.leak_exit_code && !pf_check_on) {
+    if (!exit_report_read() && !pf_config.leak_exit_code && !pf_check_on) {
         pf_emit_exit_done();
         errno = saved;
         return;

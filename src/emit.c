@@ -84,6 +84,15 @@ static int stderr_fd(void)
     return is_start_stderr(2) ? 2 : -1;
 }
 
+int pf_emit_nowhere(void)
+{
+    if (pf_config.out[0])
+        return 0;
+    if (!err_open || (err_tty && major(err_rdev) == 1 && minor(err_rdev) == 3))
+        return 1; /* closed at the start, or /dev/null (character device 1, 3) */
+    return !err_tty && stderr_fd() < 0;
+}
+
 /* The terminal the starting stderr was, opened again by its name, for the
  * exit report of a program that closed descriptor 2 during its life (tar,
  * xz and mawk close it before they exit, and nothing else reaches that

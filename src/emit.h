@@ -22,6 +22,11 @@ PF_HIDDEN void pf_emit_init(void);
  * report. pf_emit_exit_done closes it after the report. */
 PF_HIDDEN void pf_emit_exit_begins(void);
 PF_HIDDEN void pf_emit_exit_done(void);
+/* 1 when a report written now would reach no reader: no PFALLOC_OUT, and
+ * the starting stderr is /dev/null, or was closed at the start, or is
+ * closed now and was no terminal to open again (see open_out). The exit
+ * report then costs nothing: neither its leak walk nor its text is made. */
+PF_HIDDEN int pf_emit_nowhere(void);
 PF_HIDDEN int pf_emit_report(const char *reason, int with_leaks);
 /* One line made of `parts` (the last ending in a newline) on the starting
  * stderr, when there is one. */

@@ -573,6 +573,91 @@ Test(reach, off)
     pf_run_free(&r);
 }
 
+/* strace's record of `reach cycle` (a lost ring) under pfalloc's default
+ * settings, its stderr sent to `dest` by the shell that starts it: the
+ * reading of the process's mappings and memory that only the exit's leak
+ * walk does. NULL when strace is missing or cannot trace here. */
+static char *walk_calls(const char *dest, const char *const *env, struct pf_run *r)
+{
+    const char *strace = pf_which("strace");
+    if (!strace)
+        return NULL;
+    char *dir = pf_tempdir("nowhere");
+    char *trace = pf_path(dir, "trace"), *redirect = NULL;
+    size_t n = strlen(PROG("reach")) + strlen(dest) + 32;
+    redirect = malloc(n);
+    cr_assert(redirect != NULL);
+    snprintf(redirect, n, "exec %s cycle 2>%s", PROG("reach"), dest);
+    const char *const argv[] = {strace, "-f", "-o", trace, "-e", "trace=openat,process_vm_readv",
+                                "-E", "LD_PRELOAD=" PF_PRELOAD_LIB, "/bin/sh", "-c", redirect, NULL};
+    pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PLAIN, .env = env, .timeout_s = 60}, r);
+    char *calls = pf_read_file(trace, NULL);
+    free(redirect);
+    free(trace);
+    pf_tempdir_remove(dir);
+    if (!calls || strstr(r->err, "PTRACE_TRACEME") || strstr(r->err, "Operation not permitted")) {
+        free(calls);
+        return NULL;
+    }
+    return calls;
+}
+
+/* A report sent to /dev/null (a script's `cmd 2>/dev/null`) reaches no
+ * reader: the exit makes neither the report nor its leak walk, which is
+ * most of what pfalloc costs a short command. The same run with stderr in a
+ * file walks (the trace can tell the two apart). */
+Test(reach, no_walk_for_a_report_to_dev_null, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("nowhere-err");
+    char *err_file = pf_path(dir, "err");
+    struct pf_run r;
+    char *to_file = walk_calls(err_file, NULL, &r);
+    if (!to_file) {
+        pf_run_free(&r);
+        pf_tempdir_remove(dir);
+        free(err_file);
+        cr_skip_test("strace is not installed or cannot trace here");
+    }
+    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+    char *report = pf_read_file(err_file, NULL);
+    cr_assert(report && strstr(report, "definitely lost:            1 objects"), "no leak report in the file:\n%s",
+              report ? report : "(none)");
+    cr_assert(strstr(to_file, "/maps\"") != NULL && strstr(to_file, "process_vm_readv(") != NULL,
+              "the walk's reads are not in the trace:\n%s", to_file);
+    pf_run_free(&r);
+
+    char *to_null = walk_calls("/dev/null", NULL, &r);
+    cr_assert(to_null != NULL);
+    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+    cr_assert(strstr(to_null, "/maps\"") == NULL && strstr(to_null, "process_vm_readv(") == NULL,
+              "a report to /dev/null walked the heap:\n%s", to_null);
+    pf_run_free(&r);
+    free(to_file);
+    free(to_null);
+    free(report);
+    free(err_file);
+    pf_tempdir_remove(dir);
+}
+
+/* PFALLOC_LEAK_EXIT_CODE still needs the walk when the report goes to
+ * /dev/null: the exit status tells of the lost ring. */
+Test(reach, the_leak_exit_code_walks_for_a_report_to_dev_null, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
+    struct pf_run r;
+    char *calls = walk_calls("/dev/null", env, &r);
+    if (!calls) {
+        pf_run_free(&r);
+        cr_skip_test("strace is not installed or cannot trace here");
+    }
+    cr_assert(r.exited && r.code == 7, "%s, want exit 7\n%s", pf_run_how(&r), r.err);
+    cr_assert(strstr(calls, "process_vm_readv(") != NULL, "no walk:\n%s", calls);
+    free(calls);
+    pf_run_free(&r);
+}
+
 static unsigned long first_number(const char *err, const char *key)
 {
     const char *at = strstr(err, key);
