@@ -95,6 +95,8 @@ static void signal_report(void *arg)
 {
     struct report_job *j = arg;
     const char *reason = j->timer ? "interval" : "signal";
+    if (pf_emit_nowhere())
+        return; /* as at exit: nobody would read it (its walk, with PFALLOC_REACH_SIGNAL, the less) */
     /* On request, the leak section too, classified by reachability: what
      * a daemon holds while it runs. Given up when the allocator is busy
      * where the signal landed. */

@@ -573,21 +573,22 @@ Test(reach, off)
     pf_run_free(&r);
 }
 
-/* strace's record of `reach cycle` (a lost ring) under pfalloc's default
- * settings, its stderr sent to `dest` by the shell that starts it: the
- * reading of the process's mappings and memory that only the exit's leak
- * walk does. NULL when strace is missing or cannot trace here. */
-static char *walk_calls(const char *dest, const char *const *env, struct pf_run *r)
+/* strace's record of `reach cycle how` (a lost ring; how "raise": SIGUSR1
+ * at its end) under pfalloc's default settings and `env`, its stderr sent
+ * to `dest` by the shell that starts it: the reading of the process's
+ * mappings and memory that only a leak walk does. NULL when strace is
+ * missing or cannot trace here. */
+static char *walk_calls(const char *dest, const char *how, const char *const *env, struct pf_run *r)
 {
     const char *strace = pf_which("strace");
     if (!strace)
         return NULL;
     char *dir = pf_tempdir("nowhere");
     char *trace = pf_path(dir, "trace"), *redirect = NULL;
-    size_t n = strlen(PROG("reach")) + strlen(dest) + 32;
+    size_t n = strlen(PROG("reach")) + strlen(how) + strlen(dest) + 32;
     redirect = malloc(n);
     cr_assert(redirect != NULL);
-    snprintf(redirect, n, "exec %s cycle 2>%s", PROG("reach"), dest);
+    snprintf(redirect, n, "exec %s cycle %s 2>%s", PROG("reach"), how, dest);
     const char *const argv[] = {strace, "-f", "-o", trace, "-e", "trace=openat,process_vm_readv",
                                 "-E", "LD_PRELOAD=" PF_PRELOAD_LIB, "/bin/sh", "-c", redirect, NULL};
     pf_spawn(argv, &(struct pf_spawn_opts){.mode = PF_PLAIN, .env = env, .timeout_s = 60}, r);
@@ -612,7 +613,7 @@ Test(reach, no_walk_for_a_report_to_dev_null, .timeout = 120)
     char *dir = pf_tempdir("nowhere-err");
     char *err_file = pf_path(dir, "err");
     struct pf_run r;
-    char *to_file = walk_calls(err_file, NULL, &r);
+    char *to_file = walk_calls(err_file, "", NULL, &r);
     if (!to_file) {
         pf_run_free(&r);
         pf_tempdir_remove(dir);
@@ -627,11 +628,47 @@ Test(reach, no_walk_for_a_report_to_dev_null, .timeout = 120)
               "the walk's reads are not in the trace:\n%s", to_file);
     pf_run_free(&r);
 
-    char *to_null = walk_calls("/dev/null", NULL, &r);
+    char *to_null = walk_calls("/dev/null", "", NULL, &r);
     cr_assert(to_null != NULL);
     cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
     cr_assert(strstr(to_null, "/maps\"") == NULL && strstr(to_null, "process_vm_readv(") == NULL,
               "a report to /dev/null walked the heap:\n%s", to_null);
+    pf_run_free(&r);
+    free(to_file);
+    free(to_null);
+    free(report);
+    free(err_file);
+    pf_tempdir_remove(dir);
+}
+
+/* The same for the report signal's walk (PFALLOC_REACH_SIGNAL=1): to a file
+ * both reports walk, to /dev/null neither is made. */
+Test(reach, no_signal_walk_for_a_report_to_dev_null, .timeout = 120)
+{
+    PF_REQUIRE_PRELOAD();
+    char *dir = pf_tempdir("nowhere-sig");
+    char *err_file = pf_path(dir, "err");
+    const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
+    struct pf_run r;
+    char *to_file = walk_calls(err_file, "raise", env, &r);
+    if (!to_file) {
+        pf_run_free(&r);
+        pf_tempdir_remove(dir);
+        free(err_file);
+        cr_skip_test("strace is not installed or cannot trace here");
+    }
+    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+    char *report = pf_read_file(err_file, NULL);
+    cr_assert(report && strstr(report, "reason signal") && strstr(report, "reason exit"),
+              "not both reports in the file:\n%s", report ? report : "(none)");
+    pf_run_free(&r);
+
+    /* The signal's walk alone: the exit makes none (as checked above). */
+    char *to_null = walk_calls("/dev/null", "raise", env, &r);
+    cr_assert(to_null != NULL);
+    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+    cr_assert(strstr(to_null, "process_vm_readv(") == NULL, "a signal report to /dev/null walked the heap:\n%s",
+              to_null);
     pf_run_free(&r);
     free(to_file);
     free(to_null);
@@ -647,7 +684,7 @@ Test(reach, the_leak_exit_code_walks_for_a_report_to_dev_null, .timeout = 120)
     PF_REQUIRE_PRELOAD();
     const char *const env[] = {"PFALLOC_LEAK_EXIT_CODE=7", NULL};
     struct pf_run r;
-    char *calls = walk_calls("/dev/null", env, &r);
+    char *calls = walk_calls("/dev/null", "", env, &r);
     if (!calls) {
         pf_run_free(&r);
         cr_skip_test("strace is not installed or cannot trace here");
