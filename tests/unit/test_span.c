@@ -1534,6 +1534,22 @@ static void fill_gaps(uintptr_t lo, uintptr_t hi, uintptr_t keep, size_t keep_le
     }
 }
 
+/* Whether nothing is mapped in [lo, hi). */
+static int range_free(uintptr_t lo, uintptr_t hi)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    int free_ = 1;
+    while (free_ && fgets(line, sizeof line, f)) {
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo)
+            free_ = 0;
+    }
+    fclose(f);
+    return free_;
+}
+
 /* A region across a 4 GiB boundary makes no span of the chunk right above
  * it (see HOLE_ALIGN in span.c: words of the leak walk's roots point
  * there), and every other chunk of it serves. The address space is filled
@@ -1547,8 +1563,17 @@ Test(span, no_span_takes_the_chunk_above_a_4_gib_boundary)
     cr_assert_not_null(first);
     void *probe = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     cr_assert_neq(probe, MAP_FAILED);
+    /* A boundary with nothing mapped near it: the test runner's thread may
+     * have a C library arena there already (64 MiB aligned, so at a
+     * boundary), and the region must lie across it. */
     uintptr_t top = (uintptr_t)probe, b = (top - ((uintptr_t)64 << 20)) & ~(gib4 - 1);
+    while (!range_free(b - ((uintptr_t)4 << 20), b + ((uintptr_t)33 << 20)))
+        b -= gib4;
     fill_gaps(b + ((uintptr_t)256 << 10), top, b + ((uintptr_t)32 << 20), (size_t)256 << 10);
+    /* And below, but for the region's room right under the boundary: a
+     * mapping another thread makes meanwhile (such an arena) goes
+     * elsewhere. */
+    fill_gaps(b - ((uintptr_t)4 << 20), b - ((uintptr_t)512 << 10), 0, 0);
     struct pf_region *second = NULL;
     uintptr_t lo = UINTPTR_MAX, hi = 0;
     size_t taken = 0;
