@@ -354,14 +354,33 @@ struct pf_tcache *pf_tcache_get(void)
         /* The cache, then each bin's store of its cap, packed: a thread
          * touches the stores of the classes it uses, so stores sized to
          * their caps (not PF_TC_MAX each) put those classes on fewer pages. */
-        size_t slots = 0;
-        for (unsigned c = 0; c < PF_NCLASSES; c++)
+        size_t slots = 0, direct_slots = 0;
+        for (unsigned c = 0; c < PF_NCLASSES; c++) {
             slots += 1 + pf_bin_cap_of(c); /* a wall, then the slots */
+            if (c == pf_size_class(PF_DIRECT_MAX))
+                direct_slots = slots;
+        }
         tc = pf_meta_alloc(sizeof(*tc) + 64 + sizeof(struct pf_cached) * slots + PF_TC_SITES_BYTES + 64);
         if (tc) /* bins are cache-line aligned */
             tc = (struct pf_tcache *)(((uintptr_t)tc + 63) & ~(uintptr_t)63);
         if (!tc)
             return NULL;
+        /* The initial thread's cache made resident in one call: a short
+         * process touches most of its pages (the bins, the stores of the
+         * classes malloc finds in one load), and each first touch would
+         * take a fault, two where the fast path's empty-bin test reads
+         * the zero page before the refill writes. Before the bins are set
+         * up, which writes their pages. Other threads' caches keep
+         * faulting their pages in as they use them: with many threads,
+         * pages of classes a thread never uses would add up. */
+        if (pf_os_initial_thread()) {
+            /* The stores lie in class order: the last direct class's
+             * ends those of every class malloc finds in one load (from
+             * the class table: direct[] is filled in below). */
+            char *from = (char *)((uintptr_t)tc & ~(pf_os_page_size() - 1));
+            char *direct_end = (char *)((struct pf_cached *)(tc + 1) + direct_slots);
+            pf_os_populate(from, (size_t)(direct_end - from));
+        }
         struct pf_cached *store = (struct pf_cached *)(tc + 1);
         for (unsigned c = 0; c < PF_NCLASSES; c++) {
             struct pf_bin *b = &tc->bins[c];
@@ -372,21 +391,6 @@ struct pf_tcache *pf_tcache_get(void)
             b->live_base = pf_state_holds_req(pf_class_size[c]) ? 0 : pf_class_size[c] + PF_SLOT_LIVE;
         }
         tc->sites = (unsigned char *)(((uintptr_t)store + 63) & ~(uintptr_t)63);
-        /* The initial thread's cache made resident in one call: a short
-         * process touches most of its pages (the bins, the stores of the
-         * classes malloc finds in one load), and each first touch would
-         * take a fault, two where the fast path's empty-bin test reads
-         * the zero page before the refill writes. Other threads' caches
-         * keep faulting their pages in as they use them: with many
-         * threads, pages of classes a thread never uses would add up. */
-        if (pf_os_initial_thread()) {
-            /* The stores lie in class order: the last direct class's
-             * ends those of every class malloc finds in one load (from
-             * the class table: direct[] is filled in below). */
-            char *from = (char *)((uintptr_t)tc & ~(pf_os_page_size() - 1));
-            char *direct_end = (char *)tc->bins[pf_size_class(PF_DIRECT_MAX)].limit;
-            pf_os_populate(from, (size_t)(direct_end - from));
-        }
         struct pf_bin *none = &tc->bins[PF_NCLASSES];
         none->top = none->base = none->limit = WALL;
         for (unsigned i = 0; i < PF_DIRECT_N; i++)
