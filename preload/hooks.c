@@ -95,8 +95,10 @@ static void signal_report(void *arg)
 {
     struct report_job *j = arg;
     const char *reason = j->timer ? "interval" : "signal";
+    /* As at exit: none (nor its walk, with PFALLOC_REACH_SIGNAL) where
+     * nobody would read it. */
     if (pf_emit_nowhere())
-        return; /* as at exit: nobody would read it (its walk, with PFALLOC_REACH_SIGNAL, the less) */
+        return;
     /* On request, the leak section too, classified by reachability: what
      * a daemon holds while it runs. Given up when the allocator is busy
      * where the signal landed. */
@@ -672,9 +674,9 @@ __attribute__((destructor(101))) static void preload_exit(void)
         return;
     }
     /* Nothing to report, collect or verify (PFALLOC_REPORT=off or a report
-     * nobody reads, no leak status, no checking mode): no stack of pfalloc's is mapped for it,
-     * which would be a mapping, an mprotect and a page faulted in for
-     * every short process. */
+     * nobody reads, no leak status, no checking mode): no stack of
+     * pfalloc's is mapped for it, which would be a mapping, an mprotect
+     * and a page faulted in for every short process. */
     if (!exit_report_read() && !pf_config.leak_exit_code && !pf_check_on) {
         pf_emit_exit_done();
         errno = saved;

@@ -732,9 +732,9 @@ static void thread_vectors(void)
     descriptors_in(self, 3, (uintptr_t)self, 0);
     long pid = pf_os_tid(); /* see pf_reach_run */
     /* A process that never had a second thread (nor had its parent before
-     * the fork that made it: the C library's flag stays clear in the child)
-     * has no other descriptor: its mappings are not read for one, a few
-     * pieces each, a fifth of a short process's walk. */
+     * the fork that made it: a fork's child keeps the C library's flag
+     * that says so) has no other descriptor: its mappings are not read for
+     * one, a few pieces each (40 us or so of a short process's walk). */
     for (uint32_t i = 0; i < R->nmaps && pf_lock_threaded(); i++) {
         struct map *x = &R->maps[i];
         /* pfalloc's own metadata sits above a guard page too, and holds no
