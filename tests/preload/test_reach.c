@@ -603,6 +603,42 @@ static char *walk_calls(const char *dest, const char *how, const char *const *en
     return calls;
 }
 
+/* What walk_calls records of the same run twice: stderr in a file (and
+ * that file's report), then on /dev/null. */
+struct walks {
+    char *to_file, *report, *to_null;
+};
+
+/* 0 when strace is missing or cannot trace here (nothing to free then). */
+static int walks_both(const char *how, const char *const *env, struct walks *w)
+{
+    char *dir = pf_tempdir("nowhere-err");
+    char *err_file = pf_path(dir, "err");
+    struct pf_run r;
+    memset(w, 0, sizeof(*w));
+    w->to_file = walk_calls(err_file, how, env, &r);
+    if (w->to_file) {
+        cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+        w->report = pf_read_file(err_file, NULL);
+        cr_assert(w->report != NULL, "no report in the file");
+        pf_run_free(&r);
+        w->to_null = walk_calls("/dev/null", how, env, &r);
+        cr_assert(w->to_null != NULL);
+        cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
+    }
+    pf_run_free(&r);
+    free(err_file);
+    pf_tempdir_remove(dir);
+    return w->to_file != NULL;
+}
+
+static void walks_free(struct walks *w)
+{
+    free(w->to_file);
+    free(w->report);
+    free(w->to_null);
+}
+
 /* A report sent to /dev/null (a script's `cmd 2>/dev/null`) reaches no
  * reader: the exit makes neither the report nor its leak walk, which is
  * most of what pfalloc costs a short command. The same run with stderr in a
@@ -610,71 +646,32 @@ static char *walk_calls(const char *dest, const char *how, const char *const *en
 Test(reach, no_walk_for_a_report_to_dev_null, .timeout = 120)
 {
     PF_REQUIRE_PRELOAD();
-    char *dir = pf_tempdir("nowhere-err");
-    char *err_file = pf_path(dir, "err");
-    struct pf_run r;
-    char *to_file = walk_calls(err_file, "", NULL, &r);
-    if (!to_file) {
-        pf_run_free(&r);
-        pf_tempdir_remove(dir);
-        free(err_file);
+    struct walks w;
+    if (!walks_both("", NULL, &w))
         cr_skip_test("strace is not installed or cannot trace here");
-    }
-    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
-    char *report = pf_read_file(err_file, NULL);
-    cr_assert(report && strstr(report, "definitely lost:            1 objects"), "no leak report in the file:\n%s",
-              report ? report : "(none)");
-    cr_assert(strstr(to_file, "/maps\"") != NULL && strstr(to_file, "process_vm_readv(") != NULL,
-              "the walk's reads are not in the trace:\n%s", to_file);
-    pf_run_free(&r);
-
-    char *to_null = walk_calls("/dev/null", "", NULL, &r);
-    cr_assert(to_null != NULL);
-    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
-    cr_assert(strstr(to_null, "/maps\"") == NULL && strstr(to_null, "process_vm_readv(") == NULL,
-              "a report to /dev/null walked the heap:\n%s", to_null);
-    pf_run_free(&r);
-    free(to_file);
-    free(to_null);
-    free(report);
-    free(err_file);
-    pf_tempdir_remove(dir);
+    cr_assert(strstr(w.report, "definitely lost:            1 objects"), "no leak report in the file:\n%s", w.report);
+    cr_assert(strstr(w.to_file, "/maps\"") != NULL && strstr(w.to_file, "process_vm_readv(") != NULL,
+              "the walk's reads are not in the trace:\n%s", w.to_file);
+    cr_assert(strstr(w.to_null, "/maps\"") == NULL && strstr(w.to_null, "process_vm_readv(") == NULL,
+              "a report to /dev/null walked the heap:\n%s", w.to_null);
+    walks_free(&w);
 }
 
 /* The same for the report signal's walk (PFALLOC_REACH_SIGNAL=1): to a file
- * both reports walk, to /dev/null neither is made. */
+ * both reports are written, to /dev/null neither is made, nor their walks. */
 Test(reach, no_signal_walk_for_a_report_to_dev_null, .timeout = 120)
 {
     PF_REQUIRE_PRELOAD();
-    char *dir = pf_tempdir("nowhere-sig");
-    char *err_file = pf_path(dir, "err");
     const char *const env[] = {"PFALLOC_REACH_SIGNAL=1", NULL};
-    struct pf_run r;
-    char *to_file = walk_calls(err_file, "raise", env, &r);
-    if (!to_file) {
-        pf_run_free(&r);
-        pf_tempdir_remove(dir);
-        free(err_file);
+    struct walks w;
+    if (!walks_both("raise", env, &w))
         cr_skip_test("strace is not installed or cannot trace here");
-    }
-    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
-    char *report = pf_read_file(err_file, NULL);
-    cr_assert(report && strstr(report, "reason signal") && strstr(report, "reason exit"),
-              "not both reports in the file:\n%s", report ? report : "(none)");
-    pf_run_free(&r);
-
-    /* The signal's walk alone: the exit makes none (as checked above). */
-    char *to_null = walk_calls("/dev/null", "raise", env, &r);
-    cr_assert(to_null != NULL);
-    cr_assert(r.exited && r.code == 0, "%s\n%s", pf_run_how(&r), r.err);
-    cr_assert(strstr(to_null, "process_vm_readv(") == NULL, "a signal report to /dev/null walked the heap:\n%s",
-              to_null);
-    pf_run_free(&r);
-    free(to_file);
-    free(to_null);
-    free(report);
-    free(err_file);
-    pf_tempdir_remove(dir);
+    cr_assert(strstr(w.report, "reason signal") && strstr(w.report, "reason exit"), "not both reports in the file:\n%s",
+              w.report);
+    cr_assert(strstr(w.to_file, "process_vm_readv(") != NULL, "no walk in the trace:\n%s", w.to_file);
+    cr_assert(strstr(w.to_null, "process_vm_readv(") == NULL, "a signal report to /dev/null walked the heap:\n%s",
+              w.to_null);
+    walks_free(&w);
 }
 
 /* PFALLOC_LEAK_EXIT_CODE still needs the walk when the report goes to
