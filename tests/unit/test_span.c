@@ -1500,12 +1500,11 @@ Test(span, a_span_trim_is_decommitting_is_not_joined)
     assert_none_inside(t);
 }
 
-/* Every gap of the address space in [lo, hi) but [keep, keep + keep_len)
- * filled with an inaccessible mapping: the next mappings go below lo, or
- * into the gap kept when they fit in it. */
-static void fill_gaps(uintptr_t lo, uintptr_t hi, uintptr_t keep, size_t keep_len)
+static uintptr_t proc_maps[4096][2];
+
+/* The process's mappings, in address order, into proc_maps[]; how many. */
+static size_t read_maps(void)
 {
-    static uintptr_t m[4096][2];
     size_t n = 0;
     FILE *f = fopen("/proc/self/maps", "r");
     cr_assert_not_null(f);
@@ -1513,15 +1512,24 @@ static void fill_gaps(uintptr_t lo, uintptr_t hi, uintptr_t keep, size_t keep_le
     while (n < 4096 && fgets(line, sizeof line, f)) {
         unsigned long a, b;
         if (sscanf(line, "%lx-%lx", &a, &b) == 2) {
-            m[n][0] = a;
-            m[n][1] = b;
+            proc_maps[n][0] = a;
+            proc_maps[n][1] = b;
             n++;
         }
     }
     fclose(f);
+    return n;
+}
+
+/* Every gap of the address space in [lo, hi) but [keep, keep + keep_len)
+ * filled with an inaccessible mapping: the next mappings go below lo, or
+ * into the gap kept when they fit in it. */
+static void fill_gaps(uintptr_t lo, uintptr_t hi, uintptr_t keep, size_t keep_len)
+{
+    size_t n = read_maps();
     uintptr_t at = lo;
     for (size_t i = 0; i <= n && at < hi; i++) {
-        uintptr_t next = i < n && m[i][0] < hi ? m[i][0] : hi;
+        uintptr_t next = i < n && proc_maps[i][0] < hi ? proc_maps[i][0] : hi;
         uintptr_t piece[2][2] = {{at, next < keep ? next : keep}, {at > keep + keep_len ? at : keep + keep_len, next}};
         for (int k = 0; k < 2; k++)
             if (piece[k][0] < piece[k][1])
@@ -1529,25 +1537,18 @@ static void fill_gaps(uintptr_t lo, uintptr_t hi, uintptr_t keep, size_t keep_le
                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0),
                               MAP_FAILED, "filling [%#lx, %#lx): %s", (unsigned long)piece[k][0],
                               (unsigned long)piece[k][1], strerror(errno));
-        if (i < n && m[i][1] > at)
-            at = m[i][1];
+        if (i < n && proc_maps[i][1] > at)
+            at = proc_maps[i][1];
     }
 }
 
 /* Whether nothing is mapped in [lo, hi). */
 static int range_free(uintptr_t lo, uintptr_t hi)
 {
-    FILE *f = fopen("/proc/self/maps", "r");
-    cr_assert_not_null(f);
-    char line[4096];
-    int free_ = 1;
-    while (free_ && fgets(line, sizeof line, f)) {
-        unsigned long a, b;
-        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo)
-            free_ = 0;
-    }
-    fclose(f);
-    return free_;
+    for (size_t i = 0, n = read_maps(); i < n; i++)
+        if (proc_maps[i][0] < hi && proc_maps[i][1] > lo)
+            return 0;
+    return 1;
 }
 
 /* A region across a 4 GiB boundary makes no span of the chunk right above
