@@ -118,6 +118,56 @@ static void add_range(uintptr_t a, uintptr_t b)
     }
 }
 
+/* Pages of the program's own mappings (see program_mappings) and of a
+ * module's .bss (see add_held) at most this far apart are scanned as one
+ * range, the pages between read too. */
+#define RUN_GAP_PAGES 16
+/* Pages asked of mincore at a time. */
+#define RESIDENT_WINDOW 4096
+/* Root ranges kept free for the ranges after the program's mappings: past
+ * this many, pieces up to 16 MiB apart are joined (the pages between are
+ * read too: zero pages, about 5 ms for 16 MiB); beyond that the list fills
+ * and the result is partial. */
+#define RANGES_COARSE (PF_ROOTS_MAX - 1024)
+#define COARSE_GAP_PAGES 4096
+
+/* Which pages of a window hold data: not on the stack, as a report in a
+ * signal handler may run on a small one (walks are one at a time, see
+ * sites.c's `walking`). */
+PF_BULK static unsigned char resident_vec[RESIDENT_WINDOW];
+
+/* Anonymous memory of a module's, [a, b) from a page boundary: its .bss
+ * past the last page of its file. Only the pages that hold data
+ * (pf_os_pages_held: resident or swapped out; one never written holds
+ * zeros), pieces up to RUN_GAP_PAGES apart as one range; a window the
+ * kernel cannot tell of, whole. A static array the program barely uses (a
+ * buffer of megabytes, a table sized for the worst case) would otherwise
+ * be read whole, every page of it faulted in by the walk: 256 faults and
+ * 1 MiB read for a 1 MiB array never touched. */
+static void add_held(uintptr_t a, uintptr_t b)
+{
+    size_t ps = pf_os_page_size();
+    uintptr_t lo = 0, hi = 0;
+    for (uintptr_t w; a < b; a = w) {
+        w = b - a < RESIDENT_WINDOW * ps ? b : a + RESIDENT_WINDOW * ps;
+        int whole = pf_os_pages_held(&R->pages, a, w - a, resident_vec) != 0;
+        for (uintptr_t page = a; page < w; page += ps) {
+            if (!whole && !resident_vec[(page - a) / ps])
+                continue;
+            uintptr_t end = w - page < ps ? w : page + ps;
+            uintptr_t gap = (R->n > RANGES_COARSE ? COARSE_GAP_PAGES : RUN_GAP_PAGES) * ps;
+            if (hi && page - hi <= gap) {
+                hi = end;
+            } else {
+                add_range(lo, hi);
+                lo = page;
+                hi = end;
+            }
+        }
+    }
+    add_range(lo, hi);
+}
+
 static uintptr_t hex(const char **s)
 {
     uintptr_t v = 0;
@@ -321,9 +371,19 @@ static int each_module(struct dl_phdr_info *info, size_t size, void *ctx)
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
-            add_range(a, a + ph->p_memsz);
-        else if (ph->p_type == PT_TLS && info->dlpi_tls_data)
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W)) {
+            /* The pages of the file whole (the module's data, as loaded
+             * and relocated), the anonymous rest (.bss) by the pages that
+             * hold data. */
+            size_t ps = pf_os_page_size();
+            uintptr_t end = a + ph->p_memsz, file_end = (a + ph->p_filesz + ps - 1) & ~(uintptr_t)(ps - 1);
+            if (file_end < end) {
+                add_range(a, file_end);
+                add_held(file_end, end);
+            } else {
+                add_range(a, end);
+            }
+        } else if (ph->p_type == PT_TLS && info->dlpi_tls_data)
             add_range((uintptr_t)info->dlpi_tls_data, (uintptr_t)info->dlpi_tls_data + ph->p_memsz);
     }
     return 0;
@@ -597,7 +657,10 @@ static void modules_from_maps(void)
             continue;
         if (self_file && m->file && m->inode == self_file->inode)
             continue;
-        add_range(m->a, m->b);
+        if (bss)
+            add_held(m->a, m->b);
+        else
+            add_range(m->a, m->b);
     }
 }
 
@@ -757,11 +820,6 @@ static void thread_vectors(void)
 
 extern void *__libc_stack_end;
 
-/* Pages of the program's own mappings (see program_mappings) at most this
- * far apart are scanned as one range, the pages between read too. */
-#define RUN_GAP_PAGES 16
-/* Pages asked of mincore at a time. */
-#define RESIDENT_WINDOW 4096
 /* Address space of the program's mappings looked at, at most (mincore
  * and a look at each page: about 0.1 s for 64 GiB). A program that maps
  * more (reserving terabytes it barely touches) gets a partial result. */
@@ -772,12 +830,6 @@ extern void *__libc_stack_end;
  * scan) is no root, as no file mapping was before they were scanned: its
  * pages hold the file's data, and it does not make the rest partial. */
 #define FILE_LOOK_MAX ((uintptr_t)1 << 30)
-/* Root ranges kept free for the ranges after the program's mappings: past
- * this many, pieces up to 16 MiB apart are joined (the pages between are
- * read too: zero pages, about 5 ms for 16 MiB); beyond that the list fills
- * and the result is partial. */
-#define RANGES_COARSE (PF_ROOTS_MAX - 1024)
-#define COARSE_GAP_PAGES 4096
 
 static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 
@@ -817,9 +869,7 @@ static void run_flush(void)
 static void program_mappings(void)
 {
     size_t ps = pf_os_page_size();
-    /* Not on the stack: a report in a signal handler may run on a small
-     * one (walks are one at a time, see sites.c's `walking`). */
-    PF_BULK static unsigned char vec[RESIDENT_WINDOW];
+    unsigned char *vec = resident_vec;
     uintptr_t looked = 0;
     /* A file's pages are read only through the kernel: read in place, a
      * page past the end of a file truncated since it was mapped faults
