@@ -900,9 +900,13 @@ static atomic_int populate_unknown;
 void pf_os_populate(void *p, size_t size)
 {
 #ifdef MADV_POPULATE_WRITE
-    /* A failure (fault injection's too) leaves the pages to be faulted in
-     * one by one. */
-    if (atomic_load_explicit(&populate_unknown, memory_order_relaxed) || fault_now())
+    /* One page is left to fault in when it is first written: the call
+     * costs more than the fault it saves (2.4 against 1.5 us on x86-64
+     * under Linux 6.x), and 0.9 us for nothing where the page is resident
+     * already (a page of states or metadata another family's carve
+     * populated before). A failure (fault injection's too) leaves the
+     * pages to be faulted in one by one. */
+    if (size <= pf_os_page_size() || atomic_load_explicit(&populate_unknown, memory_order_relaxed) || fault_now())
         return;
     atomic_fetch_add_explicit(&n_madvise, 1, memory_order_relaxed);
     int e = errno;

@@ -73,8 +73,8 @@ PF_HIDDEN void pf_os_unmap_meta(void *p, size_t size);
 /* Makes the pages of [p, p + size) (page-aligned, in a pf_os_map mapping)
  * resident and writable in one system call, where the kernel can: for
  * memory about to be written, one call instead of a fault per page. A
- * kernel without MADV_POPULATE_WRITE (EINVAL) is not asked again; errno is
- * kept. */
+ * single page is left to fault (the call costs more). A kernel without
+ * MADV_POPULATE_WRITE (EINVAL) is not asked again; errno is kept. */
 PF_HIDDEN void pf_os_populate(void *p, size_t size);
 /* Gives the pages back; their contents read as zero afterwards. 0, or -1
  * when the kernel refused (the pages then keep their contents). */

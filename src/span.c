@@ -694,7 +694,8 @@ static void plan_ahead(struct pf_span *s, uint32_t b, uint32_t k, struct pf_ahea
     size_t slot = s->slot_size, page = pf_os_page_size();
     uintptr_t mask = ~(uintptr_t)(page - 1);
     /* The pages of states the carve is about to write first, now: its
-     * writes would fault them in one by one, under the family's lock. */
+     * writes would fault them in one by one, under the family's lock (a
+     * single page is left to that fault: see pf_os_populate). */
     if (s->nslots > PF_FEW_SLOTS) {
         uintptr_t from = b == 0 ? (uintptr_t)&s->state[0] & mask : ((uintptr_t)&s->state[b - 1] & mask) + page;
         uintptr_t to = ((uintptr_t)&s->state[b + k - 1] & mask) + page;
@@ -703,9 +704,10 @@ static void plan_ahead(struct pf_span *s, uint32_t b, uint32_t k, struct pf_ahea
     }
     /* The pages of the slots, after the lock is given back: the first
      * carve's first page only (a class of which a program makes one block
-     * touches no other), then the pages of each carve's slots. A later
-     * carve comes once every slot carved before is out of the span (taken
-     * before any fresh one): its own slots are the next handed out. */
+     * touches no other; as a single page, left to fault), then the pages
+     * of each carve's slots. A later carve comes once every slot carved
+     * before is out of the span (taken before any fresh one): its own
+     * slots are the next handed out. */
     if (slot <= PF_AHEAD_SLOT_MAX) {
         size_t hi = (size_t)(b + k) * slot;
         if (hi <= s->ahead)
@@ -720,7 +722,8 @@ static void plan_ahead(struct pf_span *s, uint32_t b, uint32_t k, struct pf_ahea
         return;
     }
     /* Bigger slots: the page each one starts on, which the program writes
-     * first (a header, the first bytes of a buffer); the rest of the slot
+     * first (a header, the first bytes of a buffer), such pages side by
+     * side in one call (a lone one is left to fault); the rest of the slot
      * is left to fault, as the program reaches it. */
     for (uint32_t i = b; i < b + k; i++) {
         size_t from = ((size_t)i * slot) & mask, to = from + page;

@@ -842,11 +842,13 @@ Test(family, every_class_has_room_in_the_transfer_store)
 }
 
 /* Typed objects are taken one at a time under the family's lock: a fresh
- * slot's pages are made resident as a refill's are (span.h,
- * pf_span_take_many). `n` objects of `size` bytes from a fresh family: the
- * page each starts on is resident before the program writes it, the page
- * past the last one's start is not, and writing the first bytes of each
- * takes no fault (where perf events count them). */
+ * slot names the page it starts on to be made resident as a refill's are
+ * (span.h, pf_span_take_many), one page at a time, and a single page is
+ * left to fault (pf_os_populate: the call costs more than the fault). `n`
+ * objects of `size` bytes from a fresh family: no page of theirs is
+ * resident before the program writes them, nor the page past the last
+ * one's start, and writing the first bytes of each takes one fault for
+ * each page they start on (where perf events count them). */
 static void typed_ahead(const char *name, size_t size, int n)
 {
     static unsigned char *p[256];
@@ -857,12 +859,15 @@ static void typed_ahead(const char *name, size_t size, int n)
     int fd = fault_counter();
     if (fd < 0)
         cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
+    size_t ps = pf_os_page_size();
+    uint64_t pages = 0;
     for (int i = 0; i < n; i++) {
         p[i] = pf_family_alloc(f, 1);
         cr_assert_not_null(p[i]);
-        cr_assert(page_resident(p[i]), "%s, object %d: its first page not resident before it is written", name, i);
+        cr_assert_not(page_resident(p[i]), "%s, object %d: its first page resident before it is written", name, i);
+        if (i == 0 || ((uintptr_t)p[i] & ~(uintptr_t)(ps - 1)) != ((uintptr_t)p[i - 1] & ~(uintptr_t)(ps - 1)))
+            pages++;
     }
-    size_t ps = pf_os_page_size();
     uintptr_t next = ((uintptr_t)p[n - 1] & ~(uintptr_t)(ps - 1)) + ps;
     cr_assert_not(page_resident((void *)next), "%s: the page after the last object's first is resident", name);
     uint64_t f0 = faults(fd);
@@ -871,13 +876,15 @@ static void typed_ahead(const char *name, size_t size, int n)
     uint64_t taken = faults(fd) - f0;
     for (int i = 0; i < n; i++)
         pf_free(p[i]);
-    cr_assert_eq(taken, 0, "%s: %llu page faults writing %d objects", name, (unsigned long long)taken, n);
+    if (fd >= 0)
+        cr_assert_eq(taken, pages, "%s: %llu page faults writing %d objects on %llu pages", name,
+                     (unsigned long long)taken, n, (unsigned long long)pages);
     if (fd >= 0)
         close(fd);
 }
 
-Test(family, typed_objects_get_their_pages_made_resident_before_they_are_written)
+Test(family, typed_objects_leave_their_pages_to_fault)
 {
     typed_ahead("struct small_ahead", 48, 200); /* 200 objects on 3 pages of one span */
-    typed_ahead("struct big_ahead", 100000, 8); /* the first page of each, not the rest */
+    typed_ahead("struct big_ahead", 100000, 8); /* a page apart from the next one's each */
 }

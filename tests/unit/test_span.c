@@ -446,10 +446,12 @@ static uint32_t take_batch(struct pf_span *s, uint32_t batch, struct pf_ahead *a
 /* Takes batches of `batch` slots out of a fresh span of class cls until
  * it is used up. Each take names pages of slots to make resident: the
  * first take the first slot's only, later ones those of their own slots,
- * never a page twice nor one past the span. Taking them and writing every
- * slot on the pages named, once they are made resident, takes no fault
- * (where perf events count them): the states the take writes were made
- * resident before it wrote them. */
+ * never a page twice nor one past the span. A range of two pages or more
+ * is resident once made so, a range of one page is not (it is left to
+ * fault: pf_os_populate); the same for the pages of states the take
+ * writes. Taking them and writing every slot on the pages named takes a
+ * fault for each such single page at most (where perf events count
+ * them): none where every range was longer. */
 static void ahead_batches(unsigned cls, uint32_t batch, int fd)
 {
     size_t ps = pf_os_page_size();
@@ -461,9 +463,17 @@ static void ahead_batches(unsigned cls, uint32_t batch, int fd)
     uint32_t written = 0;       /* slots written so far: [0, written) */
     while (s->bump < s->nslots) {
         uint32_t b = s->bump;
+        uint32_t want = batch < s->nslots - b ? batch : s->nslots - b;
+        uintptr_t sfrom = (uintptr_t)&s->state[b] & ~(uintptr_t)(ps - 1);
+        uintptr_t sto = ((uintptr_t)&s->state[b + want - 1] & ~(uintptr_t)(ps - 1)) + ps;
+        int absent = 0; /* pages of the states to write that are not resident */
+        for (uintptr_t p = sfrom; p < sto; p += ps)
+            absent += !page_resident((void *)p);
+        uint64_t allowed = absent == 1; /* faults the take and the writes may take */
         struct pf_ahead a;
         uint64_t f0 = faults(fd);
         uint32_t n = take_batch(s, batch, &a);
+        cr_assert_eq(n, want);
         uintptr_t hi = s->start + (uintptr_t)(b + n) * slot; /* the end of the slots taken */
         if (hi <= named) {
             cr_assert_eq(a.n, 0, "class %u, slots from %u: their pages were named before", cls, b);
@@ -483,6 +493,11 @@ static void ahead_batches(unsigned cls, uint32_t batch, int fd)
                 cr_assert_not(page_resident((void *)p), "class %u: page %lu resident before it was named", cls,
                               (unsigned long)((p - s->start) / ps));
             pf_span_ahead_apply(&a);
+            int single = to - named == ps;
+            for (uintptr_t p = named; p < to; p += ps)
+                cr_assert_eq(page_resident((void *)p), !single, "class %u, slots from %u: page %lu of a range of %lu",
+                             cls, b, (unsigned long)((p - s->start) / ps), (unsigned long)((to - named) / ps));
+            allowed += (uint64_t)single;
             if (to < end)
                 cr_assert_not(page_resident((void *)to), "class %u: a page past the named ones resident", cls);
             named = to;
@@ -492,7 +507,7 @@ static void ahead_batches(unsigned cls, uint32_t batch, int fd)
              written++)
             memset((void *)(s->start + (uintptr_t)written * slot), 0x5A, slot);
         uint64_t taken = faults(fd) - f0;
-        cr_assert_eq(taken, 0, "class %u, slots from %u: %llu faults", cls, b, (unsigned long long)taken);
+        cr_assert_leq(taken, allowed, "class %u, slots from %u: %llu faults", cls, b, (unsigned long long)taken);
     }
     cr_assert_eq(named, end, "class %u: the pages of a span used up were all named", cls);
     for (uint32_t k = 0; k < s->nslots; k++)
@@ -502,7 +517,8 @@ static void ahead_batches(unsigned cls, uint32_t batch, int fd)
 Test(span, takes_of_fresh_small_slots_name_the_pages_they_are_about_to_touch)
 {
     /* A refill of fresh slots makes their pages, and their states',
-     * resident in one call each instead of a fault each page. */
+     * resident in one call each instead of a fault each page (two pages
+     * or more: one is left to fault). */
     int fd = fault_counter();
     if (fd < 0)
         cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
@@ -517,10 +533,11 @@ Test(span, takes_of_fresh_small_slots_name_the_pages_they_are_about_to_touch)
 /* Takes batches of `batch` slots of class cls (above PF_AHEAD_SLOT_MAX)
  * out of a fresh span until it is used up. Each take names the page each
  * of its slots starts on, no other: pages a take names after one another
- * in one range, never a page named before. The pages named are resident
- * once made so, the next page of a slot longer than a page is not, and
- * writing the first bytes of every slot takes no fault (where perf events
- * count them). */
+ * in one range, never a page named before. The pages of a range of two or
+ * more are resident once made so, the page of a range of one is not (it
+ * is left to fault: pf_os_populate), the next page of a slot longer than a
+ * page is not, and writing the first bytes of every slot takes a fault for
+ * each range of one page, no other (where perf events count them). */
 static void ahead_starts(unsigned cls, uint32_t batch, int fd)
 {
     size_t ps = pf_os_page_size();
@@ -557,18 +574,26 @@ static void ahead_starts(unsigned cls, uint32_t batch, int fd)
                 cr_assert_not(page_resident((void *)p), "class %u: a page resident before it was named", cls);
         }
         pf_span_ahead_apply(&a);
+        uint64_t singles = 0;
+        for (int r = 0; r < a.n; r++) {
+            int single = a.r[r].to - a.r[r].from == ps;
+            singles += (uint64_t)single;
+            for (uintptr_t p = a.r[r].from; p < a.r[r].to; p += ps)
+                cr_assert_eq(page_resident((void *)p), !single, "class %u, slots from %u, range %d", cls, b, r);
+        }
         uint64_t f0 = faults(fd);
         for (uint32_t i = b; i < b + n; i++) {
             unsigned char *p = (unsigned char *)(s->start + i * slot);
             if (((uintptr_t)p & mask) >= named)
                 continue; /* past what the take could name */
-            cr_assert(page_resident(p), "class %u slot %u: its first page not resident", cls, i);
             if (slot > ps && (((uintptr_t)p + ps) & mask) < (s->start + (i + 1) * slot))
                 cr_assert_not(page_resident(p + ps), "class %u slot %u: its second page resident", cls, i);
             memset(p, 0x5A, 64);
         }
         uint64_t taken = faults(fd) - f0;
-        cr_assert_eq(taken, 0, "class %u, slots from %u: %llu faults", cls, b, (unsigned long long)taken);
+        if (fd >= 0)
+            cr_assert_eq(taken, singles, "class %u, slots from %u: %llu faults, %llu pages left to fault", cls, b,
+                         (unsigned long long)taken, (unsigned long long)singles);
     }
     cr_assert_geq(named, ((s->start + (uintptr_t)(s->nslots - 1) * slot) & mask) + ps,
                   "class %u: the page of the span's last slot was named", cls);
@@ -577,9 +602,9 @@ static void ahead_starts(unsigned cls, uint32_t batch, int fd)
 Test(span, takes_of_fresh_big_slots_name_the_page_each_starts_on)
 {
     /* A program writes the start of a block it is handed (a header, the
-     * first bytes of a buffer), not necessarily the rest: the page each
-     * slot starts on is made resident in one call per range instead of a
-     * fault, the others left to fault. */
+     * first bytes of a buffer), not necessarily the rest: the pages slots
+     * start on are made resident in one call per range of two or more
+     * instead of a fault each, the others left to fault. */
     int fd = fault_counter();
     if (fd < 0)
         cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));

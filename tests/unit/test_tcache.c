@@ -384,14 +384,14 @@ Test(tcache, the_initial_thread_s_cache_is_made_resident_through_every_direct_cl
     free(vec);
 }
 
-Test(tcache, refills_make_the_pages_of_fresh_small_slots_resident_before_they_are_written)
+Test(tcache, refills_of_fresh_small_slots_make_no_page_past_them_resident)
 {
-    /* A refill of fresh slots makes their pages and their states resident
-     * in one call each (span.h, pf_span_take_many), the class's first
-     * refill only the page of its first slot: 1 000 blocks of 48 bytes,
-     * on 12 pages, are resident before the program writes them, the page
-     * past the last refill's slots is not, and writing them takes no
-     * fault (where perf events count them). */
+    /* A refill of fresh slots makes the pages they lie on resident in one
+     * call (span.h, pf_span_take_many) where they are two or more, and
+     * leaves a single page to fault (pf_os_populate): 1 000 blocks of 48
+     * bytes lie on 12 pages; the page past the last refill's slots is not
+     * resident, and writing the blocks takes one fault for each of their
+     * pages not resident before, no other (where perf events count them). */
     static unsigned char *p[1000];
     memset(p, 0, sizeof p);
     unsigned cls = pf_size_class(48);
@@ -401,39 +401,50 @@ Test(tcache, refills_make_the_pages_of_fresh_small_slots_resident_before_they_ar
     int fd = fault_counter();
     if (fd < 0)
         cr_log_warn("perf events not allowed (%s): pages checked, faults not counted", strerror(errno));
-    uint64_t f0 = faults(fd);
+    size_t ps = pf_os_page_size();
     for (int i = 0; i < 1000; i++) {
         p[i] = pf_malloc(48);
         cr_assert_not_null(p[i]);
-        cr_assert(page_resident(p[i]), "block %d not resident before it is written", i);
+    }
+    /* (handed out in ascending addresses) */
+    uint64_t absent = 0;
+    uintptr_t last = 0;
+    for (int i = 0; i < 1000; i++) {
+        uintptr_t page = (uintptr_t)p[i] & ~(uintptr_t)(ps - 1);
+        cr_assert_geq(page, last, "block %d", i);
+        if (page != last && !page_resident((void *)page))
+            absent++;
+        last = page;
     }
     /* The highest slot the refills carved is the last block or one left in
-     * the bin (they hand out in ascending addresses): the page after its
-     * own is no refill's. */
+     * the bin: the page after its own is no refill's. */
     uintptr_t high = (uintptr_t)p[999];
     for (struct pf_cached *c = tc->bins[cls].base; c < tc->bins[cls].top; c++)
         if ((uintptr_t)c->p > high)
             high = (uintptr_t)c->p;
-    size_t ps = pf_os_page_size();
     uintptr_t past = ((high + 48 + ps - 1) & ~(uintptr_t)(ps - 1));
-    cr_assert(page_resident((void *)(past - 1)));
     cr_assert_not(page_resident((void *)past), "a page past the refills' slots is resident");
+    uint64_t f0 = faults(fd);
     for (int i = 0; i < 1000; i++)
         memset(p[i], 0x5A, 48);
     uint64_t taken = faults(fd) - f0;
     for (int i = 0; i < 1000; i++)
         pf_free(p[i]);
-    cr_assert_eq(taken, 0, "%llu page faults for 1 000 blocks of 48 bytes", (unsigned long long)taken);
+    if (fd >= 0)
+        cr_assert_eq(taken, absent, "%llu page faults for 1 000 blocks of 48 bytes, %llu pages not resident",
+                     (unsigned long long)taken, (unsigned long long)absent);
     if (fd >= 0)
         close(fd);
 }
 
-Test(tcache, refills_make_the_first_page_of_fresh_big_slots_resident_and_no_other)
+Test(tcache, refills_leave_the_pages_of_fresh_big_slots_to_fault)
 {
     /* Blocks of 100 000 bytes, 26 pages to a slot: the page each starts
-     * on is resident before the program writes it, the one it ends on is
-     * not (a program may never reach it), and writing the first bytes of
-     * each takes no fault (where perf events count them). */
+     * on lies apart from the next one's, a range of one page, which costs
+     * more to make resident than to fault in (pf_os_populate): neither it
+     * nor the page the block ends on (a program may never reach it) is
+     * resident before the program writes it, and writing the first bytes
+     * of each takes one fault each (where perf events count them). */
     enum { N = 40, SIZE = 100000 };
     static unsigned char *p[N];
     memset(p, 0, sizeof p);
@@ -447,14 +458,15 @@ Test(tcache, refills_make_the_first_page_of_fresh_big_slots_resident_and_no_othe
     }
     uint64_t f0 = faults(fd);
     for (int i = 0; i < N; i++) {
-        cr_assert(page_resident(p[i]), "block %d: its first page not resident before it is written", i);
+        cr_assert_not(page_resident(p[i]), "block %d: its first page resident before it is written", i);
         cr_assert_not(page_resident(p[i] + SIZE - 1), "block %d: its last page resident", i);
         memset(p[i], 0x5A, 64);
     }
     uint64_t taken = faults(fd) - f0;
     for (int i = 0; i < N; i++)
         pf_free(p[i]);
-    cr_assert_eq(taken, 0, "%llu page faults writing the starts of %d blocks", (unsigned long long)taken, N);
+    if (fd >= 0)
+        cr_assert_eq(taken, N, "%llu page faults writing the starts of %d blocks", (unsigned long long)taken, N);
     if (fd >= 0)
         close(fd);
 }
