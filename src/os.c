@@ -902,7 +902,8 @@ void pf_os_populate(void *p, size_t size)
 #ifdef MADV_POPULATE_WRITE
     /* One page is left to fault in when it is first written: the call
      * costs more than the fault it saves (2.4 against 1.5 us on x86-64
-     * under Linux 6.x), and 0.9 us for nothing where the page is resident
+     * under Linux 6.x, where no hypervisor shadows the page tables: see
+     * docs/DESIGN.md), and 0.9 us for nothing where the page is resident
      * already (a page of states or metadata another family's carve
      * populated before). A failure (fault injection's too) leaves the
      * pages to be faulted in one by one. */
