@@ -367,6 +367,10 @@ void pf_free_slow(void *p)
 {
     if (!p)
         return;
+    /* Under the exit's walk, another thread's free waits (see
+     * pf_family_frees_held): the walk's count and the totals after it see
+     * the same objects. */
+    pf_family_hold_point();
     if (PF_UNLIKELY(pf_check_on)) {
         pf_check_free(p, PF_CHECK_ANY_SIZE, 0);
         return;
@@ -396,6 +400,7 @@ void pf_free_slow(void *p)
 
 void pf_free_slot_slow(void *p, struct pf_span *s, uint32_t idx, uint32_t st, size_t n, size_t align)
 {
+    pf_family_hold_point(); /* as pf_free_slow */
     /* A full bin of a live slot of a cached span: flushed, and the slot
      * pushed, without the slow path's second look-up and verification.
      * The rest (the checking mode, a state that is not live, a span whose

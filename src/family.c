@@ -357,23 +357,47 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
     PF_RELAXED_ADD(f->mapped, -(uint64_t)s->bytes);
 }
 
-/* Set by pf_family_frees_uncached, read under a family's lock. */
-static int frees_uncached;
+/* Set by pf_family_frees_uncached, and by pf_family_frees_held while the
+ * hold lasts; read under a family's lock. */
+static int frees_uncached, frees_held;
 
-void pf_family_frees_uncached(void)
+/* The bin a span of cls sends its frees to, or PF_BIN_NONE (the slow
+ * path). Under the family's lock. */
+static uint32_t span_bin(const struct pf_span *s, unsigned cls)
 {
-    __atomic_store_n(&frees_uncached, 1, __ATOMIC_RELAXED);
+    int none = !s->cached || __atomic_load_n(&frees_uncached, __ATOMIC_RELAXED) ||
+               __atomic_load_n(&frees_held, __ATOMIC_RELAXED);
+    return none ? PF_BIN_NONE : cls * PF_BIN_BYTES;
+}
+
+/* Every small span's bin as span_bin says, each family under its lock. */
+static void spans_rebin(void)
+{
     uint32_t nf = pf_family_count();
     for (uint32_t i = 0; i < nf; i++) {
         struct pf_family *f = pf_family_at(i);
         pf_lock(&f->lock);
-        for (struct pf_span *s = f->all; s; s = s->anext)
-            if (s->kind == PF_SPAN_SMALL && s->bin != PF_BIN_NONE) {
-                __atomic_store_n(&s->bin, PF_BIN_NONE, __ATOMIC_RELAXED);
-                pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, PF_BIN_NONE);
+        for (struct pf_span *s = f->all; s; s = s->anext) {
+            uint32_t bin = s->kind == PF_SPAN_SMALL ? span_bin(s, s->cls) : s->bin;
+            if (bin != s->bin) {
+                __atomic_store_n(&s->bin, bin, __ATOMIC_RELAXED);
+                pf_pagemap_view_set(s->start, s->bytes, bin == PF_BIN_NONE ? 0 : s->magic, s->state, bin);
             }
+        }
         pf_unlock(&f->lock);
     }
+}
+
+void pf_family_frees_uncached(void)
+{
+    __atomic_store_n(&frees_uncached, 1, __ATOMIC_RELAXED);
+    spans_rebin();
+}
+
+void pf_family_frees_held(int on)
+{
+    __atomic_store_n(&frees_held, on, __ATOMIC_RELAXED);
+    spans_rebin();
 }
 
 /* Under f->lock, which it drops and retakes around span creation: a listed
@@ -412,7 +436,7 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct 
     /* Once pf_family_frees_uncached was called, frees go to the slow path.
      * (A span recording call sites need not send its frees there: every
      * allocation of a slot stores its site, so a freed slot's may stay.) */
-    s->bin = s->cached && !__atomic_load_n(&frees_uncached, __ATOMIC_RELAXED) ? cls * PF_BIN_BYTES : PF_BIN_NONE;
+    s->bin = span_bin(s, cls);
     if (s->bin != PF_BIN_NONE)
         pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, s->bin);
     all_push(f, s);

@@ -171,6 +171,12 @@ PF_HIDDEN void pf_family_disown(struct pf_family *f, struct pf_own *own);
 /* Every span, and every span made from now on, sends its frees to the slow
  * path, whichever thread makes them (the checking mode's, once on). */
 PF_HIDDEN void pf_family_frees_uncached(void);
+/* While on, every span, and every span made meanwhile, sends its frees to
+ * the slow path, where another thread's free waits for the hold as an
+ * allocation does (pf_family_hold_point); off, they go back to the caches
+ * (unless pf_family_frees_uncached was called). Takes every family's lock
+ * in turn: none may be held by the caller. */
+PF_HIDDEN void pf_family_frees_held(int on);
 /* The n slots of class cls in in[] back: with own NULL, or own holding a
  * span of the class, every slot to its span (own's flush counts the slots
  * of other owners' spans as travelled); with own holding none (a
@@ -231,7 +237,8 @@ PF_HIDDEN long pf_family_spans(const char *name, struct pf_family_stats *st,
  * allocates as it goes stops where its objects are linked where they
  * belong (its pointers moved under the walk made objects look lost). It
  * narrows what a running thread can do under the walk; a thread that
- * runs without allocating still can. Frees go on. The thread that holds,
+ * runs without allocating still can. Frees wait too, where the exit's walk
+ * sent them to the slow path (pf_family_frees_held). The thread that holds,
  * and its signal handlers, allocate as usual. The fast paths do not look:
  * the thread caches' direct tables point at no bin while held
  * (pf_tcache_hold), and pf_small_alloc tests pf_hold. */

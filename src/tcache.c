@@ -612,8 +612,10 @@ void pf_tcache_fork_child(void)
     atomic_store_explicit(&fork_gate, 0, memory_order_relaxed);
     /* A fork from another thread while the exit's walk held: nothing
      * holds in the child. */
-    if (pf_family_hold_child())
+    if (pf_family_hold_child()) {
         all_direct(0);
+        pf_family_frees_held(0);
+    }
     /* A fork from another thread in the middle of pf_tcache_direct_off's
      * walk: the child finishes it, or some of its caches would record no
      * call site. */

@@ -7,22 +7,50 @@
  * while), starts the workers, lets them run `ms` milliseconds (default
  * 200) and calls exit(0) while they go on. The exit report's totals and
  * its leak section must count the same objects: frees that go on between
- * the walk and the totals make them differ.
- * usage: freers [threads [objects [ms [batch]]]]
+ * the walk and the totals make them differ. With "once" the workers build
+ * their lists, main waits for them all, and the workers start freeing
+ * (once, then sleep) `ms` milliseconds before main calls exit(0): the exit
+ * comes while they only free.
+ * usage: freers [threads [objects [ms [batch [once]]]]]
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "heaplist.h"
 
 static long batch = 1000000;
+static int once;
+static _Atomic int built, go;
 
 static void *work(void *arg)
 {
     (void)arg;
+    if (once) {
+        struct heaplist_node *head = NULL;
+        for (long i = 0; i < batch; i++) {
+            struct heaplist_node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
+            if (!n)
+                abort();
+            n->next = head;
+            head = n;
+        }
+        built++;
+        while (!go) {
+            struct timespec t = {0, 100000};
+            nanosleep(&t, NULL);
+        }
+        while (head) {
+            struct heaplist_node *n = head->next;
+            free(head);
+            head = n;
+        }
+        for (;;)
+            pause();
+    }
     for (;;) {
         struct heaplist_node *head = NULL;
         for (long i = 0; i < batch; i++) {
@@ -49,12 +77,20 @@ int main(int argc, char **argv)
     long ms = argc > 3 ? atol(argv[3]) : 200;
     if (argc > 4)
         batch = atol(argv[4]);
+    once = argc > 5 && strcmp(argv[5], "once") == 0;
     if (heaplist_build(objects, 0, 'k') != 0)
         return 2;
     for (int i = 0; i < threads; i++) {
         pthread_t t;
         if (pthread_create(&t, NULL, work, NULL) != 0)
             return 2;
+    }
+    if (once) {
+        while (built < threads) {
+            struct timespec t = {0, 100000};
+            nanosleep(&t, NULL);
+        }
+        go = 1;
     }
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
