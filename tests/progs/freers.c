@@ -26,47 +26,45 @@ static long batch = 1000000;
 static int once;
 static _Atomic int built, go;
 
+/* A list of `batch` blocks of 64 sizes in turn: frees of many classes. */
+static struct heaplist_node *build(void)
+{
+    struct heaplist_node *head = NULL;
+    for (long i = 0; i < batch; i++) {
+        struct heaplist_node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
+        if (!n)
+            abort();
+        n->next = head;
+        head = n;
+    }
+    return head;
+}
+
+static void free_all(struct heaplist_node *head)
+{
+    while (head) {
+        struct heaplist_node *n = head->next;
+        free(head);
+        head = n;
+    }
+}
+
 static void *work(void *arg)
 {
     (void)arg;
     if (once) {
-        struct heaplist_node *head = NULL;
-        for (long i = 0; i < batch; i++) {
-            struct heaplist_node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
-            if (!n)
-                abort();
-            n->next = head;
-            head = n;
-        }
+        struct heaplist_node *head = build();
         built++;
         while (!go) {
             struct timespec t = {0, 100000};
             nanosleep(&t, NULL);
         }
-        while (head) {
-            struct heaplist_node *n = head->next;
-            free(head);
-            head = n;
-        }
+        free_all(head);
         for (;;)
             pause();
     }
-    for (;;) {
-        struct heaplist_node *head = NULL;
-        for (long i = 0; i < batch; i++) {
-            /* Blocks of 64 sizes in turn: frees of many classes. */
-            struct heaplist_node *n = malloc(sizeof *n + (size_t)(i % 64) * 16);
-            if (!n)
-                abort();
-            n->next = head;
-            head = n;
-        }
-        while (head) {
-            struct heaplist_node *n = head->next;
-            free(head);
-            head = n;
-        }
-    }
+    for (;;)
+        free_all(build());
     return NULL;
 }
 
