@@ -529,7 +529,6 @@ void pf_leaks_collect(struct pf_leaks *sum, uintptr_t stack_from, int at_exit, c
 
 void pf_leaks_exit_written(void)
 {
-    pf_family_frees_held(0);
     pf_tcache_hold(0);
 }
 
@@ -575,13 +574,12 @@ int pf_leaks_collect_exit(struct pf_leaks *sum, uintptr_t stack_from, int at_exi
         struct timespec ms = {0, 1000 * 1000};
         nanosleep(&ms, NULL);
     }
-    /* Other threads' allocations wait while the heap is read and its
-     * objects counted (family.h, the hold): none is made, and none of
-     * theirs moved, under the walk. */
+    /* Other threads' allocations and frees wait while the heap is read
+     * and its objects counted (family.h, the hold): none is made, and none
+     * of theirs moved or freed, under the walk (a free that went on into
+     * a cache made the totals, taken after the walk, count an object freed
+     * that the leak section counted live). */
     pf_tcache_hold(1);
-    /* And their frees, which went on into their caches: the leak section
-     * counted objects that the totals, taken after it, counted freed. */
-    pf_family_frees_held(1);
     collect(sum, 0, stack_from, at_exit, words, nwords);
     /* The report is written next, under the hold, but only so long: the
      * write may wait on a reader that is a thread of the program's (its

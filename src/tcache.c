@@ -595,7 +595,9 @@ void pf_tcache_hold(int on)
     if (on) {
         pf_family_hold(1);
         all_direct(1);
+        pf_family_frees_held(1);
     } else {
+        pf_family_frees_held(0);
         all_direct(0);
         pf_family_hold(0);
     }

@@ -112,7 +112,9 @@ PF_HIDDEN extern const struct pf_tcache pf_tc_none;
 PF_HIDDEN void pf_tcache_direct_off(void);
 /* The hold (family.h) taken (on 1) or given back (0) by the calling thread,
  * with every cache's direct table pointing at no bin meanwhile, so other
- * threads' mallocs reach pf_small_alloc, which waits. */
+ * threads' mallocs reach pf_small_alloc, which waits, and every span's
+ * frees sent to the slow path (pf_family_frees_held), which waits too. The
+ * caller holds no family lock. */
 PF_HIDDEN void pf_tcache_hold(int on);
 /* Makes the thread-exit key (once; from start-up, before the program can
  * use up the keys). */

@@ -16,8 +16,10 @@
 #include <string.h>
 
 #include "fmt.h"
+#include "pagemap.h"
 #include "pfalloc.h"
 #include "sites.h"
+#include "span.h"
 
 #define THREADS 8
 #define OBJECTS 200
@@ -185,4 +187,23 @@ Test(sites, each_walk_groups_only_what_is_live_at_its_time)
             for (int i = 0; i < 3; i++)
                 pf_free(objs[k][i]);
     }
+}
+
+/* A walk that is not the exit's (pf_leaks_collect) holds other threads'
+ * frees while it reads the heap, as the exit's does, and gives them back
+ * to the caches when it is over: the span of a block made before it sends
+ * its frees to its class's bin again. The hold's release gave back the
+ * allocations only, and left every span's frees on the slow path for
+ * good. */
+Test(sites, a_walk_gives_the_frees_back_to_the_caches)
+{
+    void *p = pf_malloc(48);
+    cr_assert_not_null(p);
+    struct pf_span *s = pf_pagemap_get(p);
+    cr_assert(s && s->kind == PF_SPAN_SMALL && s->cached);
+    uint32_t bin = s->bin;
+    cr_assert_neq(bin, PF_BIN_NONE, "the class's span sends its frees to a bin");
+    pf_leaks_collect(NULL, 0, 0, NULL, 0);
+    cr_assert_eq(s->bin, bin, "after the walk: bin %u, before it %u", s->bin, bin);
+    pf_free(p);
 }
