@@ -361,13 +361,13 @@ static void all_unlink(struct pf_family *f, struct pf_span *s)
  * hold lasts; read under a family's lock. */
 static int frees_uncached, frees_held;
 
-/* The bin a span of cls sends its frees to, or PF_BIN_NONE (the slow
+/* The bin small span s sends its frees to, or PF_BIN_NONE (the slow
  * path). Under the family's lock. */
-static uint32_t span_bin(const struct pf_span *s, unsigned cls)
+static uint32_t span_bin(const struct pf_span *s)
 {
     int none = !s->cached || __atomic_load_n(&frees_uncached, __ATOMIC_RELAXED) ||
                __atomic_load_n(&frees_held, __ATOMIC_RELAXED);
-    return none ? PF_BIN_NONE : cls * PF_BIN_BYTES;
+    return none ? PF_BIN_NONE : s->cls * PF_BIN_BYTES;
 }
 
 /* Every small span's bin as span_bin says, each family under its lock. */
@@ -378,7 +378,7 @@ static void spans_rebin(void)
         struct pf_family *f = pf_family_at(i);
         pf_lock(&f->lock);
         for (struct pf_span *s = f->all; s; s = s->anext) {
-            uint32_t bin = s->kind == PF_SPAN_SMALL ? span_bin(s, s->cls) : s->bin;
+            uint32_t bin = s->kind == PF_SPAN_SMALL ? span_bin(s) : s->bin;
             if (bin != s->bin) {
                 __atomic_store_n(&s->bin, bin, __ATOMIC_RELAXED);
                 pf_pagemap_view_set(s->start, s->bytes, bin == PF_BIN_NONE ? 0 : s->magic, s->state, bin);
@@ -436,7 +436,7 @@ static struct pf_span *partial_or_new(struct pf_family *f, unsigned cls, struct 
     /* Once pf_family_frees_uncached was called, frees go to the slow path.
      * (A span recording call sites need not send its frees there: every
      * allocation of a slot stores its site, so a freed slot's may stay.) */
-    s->bin = span_bin(s, cls);
+    s->bin = span_bin(s);
     if (s->bin != PF_BIN_NONE)
         pf_pagemap_view_set(s->start, s->bytes, s->magic, s->state, s->bin);
     all_push(f, s);
