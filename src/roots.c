@@ -136,6 +136,30 @@ static void add_range(uintptr_t a, uintptr_t b)
  * sites.c's `walking`). */
 PF_BULK static unsigned char resident_vec[RESIDENT_WINDOW];
 
+static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
+
+static void run_flush(void)
+{
+    if (run_b > run_a)
+        add_range(run_a, run_b);
+    run_a = run_b = 0;
+}
+
+/* [page, end) into the range being gathered, when it lies at most
+ * RUN_GAP_PAGES (COARSE_GAP_PAGES once the list is long) past its end;
+ * otherwise that range is added and this one begins. */
+static void run_add(uintptr_t page, uintptr_t end)
+{
+    uintptr_t gap = (R->n > RANGES_COARSE ? COARSE_GAP_PAGES : RUN_GAP_PAGES) * pf_os_page_size();
+    if (run_b && page - run_b <= gap) {
+        run_b = end;
+    } else {
+        run_flush();
+        run_a = page;
+        run_b = end;
+    }
+}
+
 /* Anonymous memory of a module's, [a, b) from a page boundary: its .bss
  * past the last page of its file. Only the pages that hold data
  * (pf_os_pages_held: resident or swapped out; one never written holds
@@ -147,25 +171,14 @@ PF_BULK static unsigned char resident_vec[RESIDENT_WINDOW];
 static void add_held(uintptr_t a, uintptr_t b)
 {
     size_t ps = pf_os_page_size();
-    uintptr_t lo = 0, hi = 0;
     for (uintptr_t w; a < b; a = w) {
         w = b - a < RESIDENT_WINDOW * ps ? b : a + RESIDENT_WINDOW * ps;
         int whole = pf_os_pages_held(&R->pages, a, w - a, resident_vec) != 0;
-        for (uintptr_t page = a; page < w; page += ps) {
-            if (!whole && !resident_vec[(page - a) / ps])
-                continue;
-            uintptr_t end = w - page < ps ? w : page + ps;
-            uintptr_t gap = (R->n > RANGES_COARSE ? COARSE_GAP_PAGES : RUN_GAP_PAGES) * ps;
-            if (hi && page - hi <= gap) {
-                hi = end;
-            } else {
-                add_range(lo, hi);
-                lo = page;
-                hi = end;
-            }
-        }
+        for (uintptr_t page = a; page < w; page += ps)
+            if (whole || resident_vec[(page - a) / ps])
+                run_add(page, w - page < ps ? w : page + ps);
     }
-    add_range(lo, hi);
+    run_flush();
 }
 
 static uintptr_t hex(const char **s)
@@ -831,19 +844,11 @@ extern void *__libc_stack_end;
  * pages hold the file's data, and it does not make the rest partial. */
 #define FILE_LOOK_MAX ((uintptr_t)1 << 30)
 
-static uintptr_t run_a, run_b; /* the range being gathered: [run_a, run_b) */
 
 /* pfalloc's own ranges within one window of a mapping, at most this many
  * (a window with more is left out, and the result is partial). */
 #define OURS_MAX 512
 PF_BULK static uintptr_t ours_buf[OURS_MAX][2];
-
-static void run_flush(void)
-{
-    if (run_b > run_a)
-        add_range(run_a, run_b);
-    run_a = run_b = 0;
-}
 
 /* Memory the program mapped itself — anonymous, shared memory with no
  * file of its own, or a file mapped privately, and writable: an
@@ -956,16 +961,8 @@ static void program_mappings(void)
                     run_flush();
                     continue;
                 }
-                if (!vec[k])
-                    continue;
-                uintptr_t gap = (R->n > RANGES_COARSE ? COARSE_GAP_PAGES : RUN_GAP_PAGES) * ps;
-                if (run_b && page - run_b <= gap) {
-                    run_b = page + ps;
-                } else {
-                    run_flush();
-                    run_a = page;
-                    run_b = page + ps;
-                }
+                if (vec[k])
+                    run_add(page, page + ps);
             }
         }
         run_flush();
