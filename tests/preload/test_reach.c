@@ -1479,4 +1479,17 @@ Test(reach, an_untouched_bss_is_not_read, .timeout = 120)
     long faults = after.ru_minflt - before.ru_minflt;
     cr_assert(faults < 4096, "bigbss made %ld page faults (the array is 16384 pages, two walks)", faults);
     pf_run_free(&r);
+    /* The same under pfalloc's default settings (the exit report only, as
+     * text on stderr): only the dropped block lost. */
+    const char *const argv1[] = {PROG("bigbss"), NULL};
+    const char *const env1[] = {NULL};
+    unsigned long n[4];
+    cr_assert(getrusage(RUSAGE_CHILDREN, &before) == 0);
+    run_counted(argv1, env1, 100, &r, n);
+    cr_assert(getrusage(RUSAGE_CHILDREN, &after) == 0);
+    cr_assert(n[0] == 1 && n[1] == 0 && n[2] == 0 && n[3] >= 1, "%lu definitely, %lu indirectly, %lu possibly lost\n%s",
+              n[0], n[1], n[2], pf_tail(r.err, r.err_len, 3000));
+    faults = after.ru_minflt - before.ru_minflt;
+    cr_assert(faults < 4096, "bigbss (default settings) made %ld page faults", faults);
+    pf_run_free(&r);
 }
