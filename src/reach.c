@@ -96,6 +96,7 @@ static struct {
     uint32_t nwork, capwork;
     uintptr_t lo, hi;             /* every object lies in [lo, hi) */
     uintptr_t large_lo, large_hi; /* every large block lies in [large_lo, large_hi) */
+    const uint64_t *chunks;       /* chunk_bits when [lo, hi) fits it, else NULL (see chunks_build) */
     struct pf_roots roots;
     struct pf_scratch scratch; /* the room the buffers here and the roots' are taken from */
     uint8_t *bounce; /* BOUNCE_PAGES pages that memory not owned is copied into */
@@ -300,6 +301,42 @@ static int snapshot_zero(uint32_t base)
     }
     r.nobj = base + r.nzero;
     return 0;
+}
+
+/* A bit for each 64 KiB of [lo, hi), counted from lo, that holds a byte of
+ * an object: a span's slots carved so far, a large block, the zero-size
+ * cells. pfalloc's mappings and the program's lie among each other, so
+ * most of the words a root holds between lo and hi are the program's
+ * pointers into mappings of its own (a compiler's collected heap: 6
+ * million of them in g++'s 200 MB); one bit tells each from the heap,
+ * where find() read the pagemap and searched every entry for a large
+ * block. A superset: find() still decides. 16 GiB of [lo, hi) at most,
+ * past which scan() goes without it; a static table, of which a short
+ * process's walk touches a page. */
+#define CHUNK_WORDS 4096
+PF_BULK static uint64_t chunk_bits[CHUNK_WORDS];
+
+static void chunks_mark(uintptr_t a, uintptr_t b)
+{
+    if (a >= b)
+        return;
+    for (uintptr_t c = (a - r.lo) >> PF_CHUNK_SHIFT, last = (b - 1 - r.lo) >> PF_CHUNK_SHIFT; c <= last; c++)
+        chunk_bits[c / 64] |= (uint64_t)1 << (c % 64);
+}
+
+/* After the snapshot, once lo and hi are final. */
+static void chunks_build(void)
+{
+    r.chunks = NULL;
+    if (r.hi <= r.lo || ((r.hi - 1 - r.lo) >> PF_CHUNK_SHIFT) >= (uintptr_t)CHUNK_WORDS * 64)
+        return;
+    memset(chunk_bits, 0, (size_t)(((r.hi - 1 - r.lo) >> PF_CHUNK_SHIFT) / 64 + 1) * sizeof(uint64_t));
+    for (uint32_t i = 0; i < r.nents; i++)
+        if (r.ents[i].n)
+            chunks_mark(r.ents[i].start, r.ents[i].end);
+    if (r.nzero)
+        chunks_mark(r.zlo, r.zhi);
+    r.chunks = chunk_bits;
 }
 
 /* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
@@ -718,9 +755,12 @@ static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t lead
     const word_t *p = (const word_t *)first;
     const word_t *end = p + (b - first) / sizeof(word_t);
     uintptr_t lo = r.lo, span = r.hi - r.lo;
+    const uint64_t *chunks = r.chunks;
     for (; p < end; p++) {
         uintptr_t w = *p;
         if (PF_LIKELY(w - lo >= span))
+            continue;
+        if (chunks && !((chunks[((w - lo) >> PF_CHUNK_SHIFT) / 64] >> (((w - lo) >> PF_CHUNK_SHIFT) % 64)) & 1))
             continue;
         if (pass == 1)
             reach_word(w, definite);
@@ -1161,6 +1201,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
         pf_reach_release();
         return -1;
     }
+    chunks_build();
     if (r.nobj) {
         opaque_blocks();
         for (uint32_t i = 0; i < r.roots.n; i++)

@@ -1,0 +1,81 @@
+/*
+ * amongmaps — a mapping of the program's own that lies among pfalloc's,
+ * between two large blocks, full of pointers into itself (as a compiler's
+ * collected heap is), and holding the only pointers to three blocks:
+ *   - the start of a block of 48 bytes (still reachable),
+ *   - the start of the first large block (still reachable),
+ *   - a pointer 2 900 000 bytes into the second large block (3 MiB), in
+ *     a 64 KiB chunk other than its first (possibly lost: nothing holds
+ *     its start).
+ * A block of 100 bytes is dropped (definitely lost). Prints "among 1" when
+ * the mapping does lie between the two large blocks, then "ok". With the
+ * argument "raise" it ends with raise(SIGUSR1) before it exits, for a
+ * signal report's walk before the exit's.
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define LARGE ((size_t)1 << 20)
+#define LARGER ((size_t)3 << 20)
+#define OWN ((size_t)4 << 20)
+#define INTO 2900000
+
+static void *volatile dropped;
+
+/* In functions of their own: no copy of an address is left in main's
+ * frame, nor in a register main keeps. */
+__attribute__((noinline)) static char *fill(void)
+{
+    char *first = malloc(LARGE);
+    char *own = mmap(NULL, OWN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *second = malloc(LARGER); /* more than the first's mapping has left */
+    char *small = malloc(48);
+    if (!first || own == MAP_FAILED || !second || !small)
+        return NULL;
+    memset(first, 1, 4096);
+    memset(second, 2, 4096);
+    memset(small, 3, 48);
+    /* Every word of the mapping points into it, but three. */
+    uintptr_t *w = (uintptr_t *)own;
+    for (size_t i = 0; i < OWN / sizeof *w; i++)
+        w[i] = (uintptr_t)(own + (i * 4096 + 8) % OWN);
+    w[1000] = (uintptr_t)small;
+    w[300000] = (uintptr_t)first;
+    w[500000] = (uintptr_t)(second + INTO);
+    uintptr_t lo = (uintptr_t)(first < second ? first : second), hi = (uintptr_t)(first < second ? second : first);
+    printf("among %d\n", (uintptr_t)own > lo && (uintptr_t)own + OWN <= hi);
+    return own;
+}
+
+/* fill's frame, dead once it returns, is written over: a signal report's
+ * walk reads the stack below main's frame too. */
+__attribute__((noinline)) static void wipe(void)
+{
+    volatile char junk[16384];
+    memset((char *)junk, 0, sizeof junk);
+}
+
+__attribute__((noinline)) static int drop(void)
+{
+    dropped = malloc(100);
+    if (!dropped)
+        return -1;
+    dropped = NULL;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (!fill() || drop() != 0)
+        return 2;
+    wipe();
+    printf("ok\n");
+    fflush(stdout);
+    if (argc > 1 && strcmp(argv[1], "raise") == 0)
+        raise(SIGUSR1);
+    return 0;
+}
