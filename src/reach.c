@@ -96,7 +96,7 @@ static struct {
     uint32_t nwork, capwork;
     uintptr_t lo, hi;             /* every object lies in [lo, hi) */
     uintptr_t large_lo, large_hi; /* every large block lies in [large_lo, large_hi) */
-    const uint64_t *chunks;       /* chunk_bits when [lo, hi) fits it, else NULL (see chunks_build) */
+    uint64_t *chunks;             /* a bit per 64 KiB of [lo, hi), or NULL (see chunks_build) */
     struct pf_roots roots;
     struct pf_scratch scratch; /* the room the buffers here and the roots' are taken from */
     uint8_t *bounce; /* BOUNCE_PAGES pages that memory not owned is copied into */
@@ -310,33 +310,37 @@ static int snapshot_zero(uint32_t base)
  * pointers into mappings of its own (a compiler's collected heap: 6
  * million of them in g++'s 200 MB); one bit tells each from the heap,
  * where find() read the pagemap and searched every entry for a large
- * block. A superset: find() still decides. 16 GiB of [lo, hi) at most,
- * past which scan() goes without it; a static table, of which a short
- * process's walk touches a page. */
-#define CHUNK_WORDS 4096
-PF_BULK static uint64_t chunk_bits[CHUNK_WORDS];
+ * block. A superset: find() still decides. The table is the last part of
+ * the pass's room, zeros until marked (a short process's walk writes a
+ * page of it); a [lo, hi) wider than it covers (8 GiB), or a room that
+ * tables grown since it was made have used up, goes without. */
+#define CHUNK_ROOM ((size_t)16 << 10)
 
 static void chunks_mark(uintptr_t a, uintptr_t b)
 {
     if (a >= b)
         return;
     for (uintptr_t c = (a - r.lo) >> PF_CHUNK_SHIFT, last = (b - 1 - r.lo) >> PF_CHUNK_SHIFT; c <= last; c++)
-        chunk_bits[c / 64] |= (uint64_t)1 << (c % 64);
+        r.chunks[c / 64] |= (uint64_t)1 << (c % 64);
 }
 
 /* After the snapshot, once lo and hi are final. */
 static void chunks_build(void)
 {
     r.chunks = NULL;
-    if (r.hi <= r.lo || ((r.hi - 1 - r.lo) >> PF_CHUNK_SHIFT) >= (uintptr_t)CHUNK_WORDS * 64)
+    if (r.hi <= r.lo)
         return;
-    memset(chunk_bits, 0, (size_t)(((r.hi - 1 - r.lo) >> PF_CHUNK_SHIFT) / 64 + 1) * sizeof(uint64_t));
+    size_t need = whole_pages((size_t)(((r.hi - 1 - r.lo) >> PF_CHUNK_SHIFT) / 64 + 1) * sizeof(uint64_t));
+    struct pf_scratch *sc = &r.scratch;
+    if (!sc->base || need > CHUNK_ROOM || need > sc->bytes - sc->used)
+        return;
+    r.chunks = (uint64_t *)(void *)(sc->base + sc->used);
+    sc->used += need;
     for (uint32_t i = 0; i < r.nents; i++)
         if (r.ents[i].n)
             chunks_mark(r.ents[i].start, r.ents[i].end);
     if (r.nzero)
         chunks_mark(r.zlo, r.zhi);
-    r.chunks = chunk_bits;
 }
 
 /* Under every family lock: the sorted snapshot. 0, or -1 when it grew past
@@ -1101,7 +1105,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * kernel structures each. A lock that is not free at once leaves the
      * tables out of it. */
     size_t bounce_bytes = whole_pages(pf_os_page_size() * BOUNCE_PAGES);
-    size_t room = pf_roots_room(only_ranges) + bounce_bytes;
+    size_t room = pf_roots_room(only_ranges) + bounce_bytes + CHUNK_ROOM;
     int64_t zfirst = pf_check_on ? pf_guard_zero_count_tries(1) : 0;
     if (count(nfam, &spans, &objs, 1) == 0 && zfirst >= 0 && sizes_of(spans, objs, (uint64_t)zfirst, &z) == 0)
         room += z.tables + z.work;
