@@ -1502,35 +1502,43 @@ Test(reach, an_untouched_bss_is_not_read, .timeout = 120)
  * KiB pieces of that span its objects take; a large block's pieces past
  * its first count as well: the block held by its middle is possibly lost,
  * not definitely. At exit and in a signal report (each walk reads the
- * mapping from /proc/self/maps), and under the default settings. */
+ * mapping from /proc/self/maps), under the default settings too, and with
+ * the blocks 9 GiB apart ("far"), past what the table of pieces covers,
+ * where the walk goes without it. */
 Test(reach, a_programs_mapping_among_the_heaps_holds_its_pointers, .timeout = 120)
 {
     PF_REQUIRE_PRELOAD();
-    const char *const argv[] = {PROG("amongmaps"), "raise", NULL};
-    const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REACH_SIGNAL=1", NULL};
-    struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 100};
-    struct pf_run r;
-    pf_spawn(argv, &o, &r);
-    pf_assert_ok(&r, "amongmaps raise");
-    cr_assert(strstr(r.out, "among 1\n"), "the mapping is not between the large blocks: %s", r.out);
-    const char *sig = strstr(r.err, "\"reason\":\"signal\""), *ex = strstr(r.err, "\"reason\":\"exit\"");
-    cr_assert(sig && ex && sig < ex, "%s", pf_tail(r.err, r.err_len, 3000));
-    const char *const reports[] = {sig, ex};
-    for (int i = 0; i < 2; i++) {
-        struct figures got;
-        json_totals(reports[i], &got);
-        cr_assert(got.objects[0] == 1 && got.bytes[0] == 100 && got.objects[2] == 1 && got.bytes[2] == 3 << 20 &&
-                      got.objects[3] >= 2 && got.bytes[3] >= 48 + (1 << 20),
-                  "%s report: %lu definitely lost (%lu B), %lu possibly lost (%lu B), %lu still reachable (%lu B)\n%s",
-                  i ? "exit" : "signal", got.objects[0], got.bytes[0], got.objects[2], got.bytes[2], got.objects[3],
-                  got.bytes[3], pf_tail(r.err, r.err_len, 3000));
+    for (int far = 0; far < 2; far++) {
+        const char *const argv[] = {PROG("amongmaps"), "raise", far ? "far" : NULL, NULL};
+        const char *const env[] = {"PFALLOC_SITES=1", "PFALLOC_FORMAT=json", "PFALLOC_REACH_SIGNAL=1", NULL};
+        struct pf_spawn_opts o = {.mode = PF_PRELOAD, .env = env, .timeout_s = 100};
+        struct pf_run r;
+        pf_spawn(argv, &o, &r);
+        pf_assert_ok(&r, "amongmaps raise");
+        unsigned apart = 0;
+        const char *at = strstr(r.out, "apart ");
+        cr_assert(strstr(r.out, "among 1\n") && at && sscanf(at, "apart %u GiB", &apart) == 1 && (!far || apart >= 9),
+                  "the mapping is not between the large blocks, or they are not as far apart as asked: %s", r.out);
+        const char *sig = strstr(r.err, "\"reason\":\"signal\""), *ex = strstr(r.err, "\"reason\":\"exit\"");
+        cr_assert(sig && ex && sig < ex, "%s", pf_tail(r.err, r.err_len, 3000));
+        const char *const reports[] = {sig, ex};
+        for (int i = 0; i < 2; i++) {
+            struct figures got;
+            json_totals(reports[i], &got);
+            cr_assert(got.objects[0] == 1 && got.bytes[0] == 100 && got.objects[2] == 1 && got.bytes[2] == 3 << 20 &&
+                          got.objects[3] >= 2 && got.bytes[3] >= 48 + (1 << 20),
+                      "%s%s report: %lu definitely lost (%lu B), %lu possibly lost (%lu B), %lu still reachable (%lu B)\n%s",
+                      far ? "far, " : "", i ? "exit" : "signal", got.objects[0], got.bytes[0], got.objects[2], got.bytes[2],
+                      got.objects[3], got.bytes[3], pf_tail(r.err, r.err_len, 3000));
+        }
+        pf_run_free(&r);
+        const char *const argv1[] = {PROG("amongmaps"), far ? "far" : NULL, NULL};
+        const char *const env1[] = {NULL};
+        unsigned long n[4];
+        run_counted(argv1, env1, 100, &r, n);
+        cr_assert(n[0] == 1 && n[1] == 0 && n[2] == 1 && n[3] >= 2,
+                  "%s%lu definitely, %lu indirectly, %lu possibly lost, %lu reachable\n%s", far ? "far: " : "", n[0], n[1],
+                  n[2], n[3], pf_tail(r.err, r.err_len, 3000));
+        pf_run_free(&r);
     }
-    pf_run_free(&r);
-    const char *const argv1[] = {PROG("amongmaps"), NULL};
-    const char *const env1[] = {NULL};
-    unsigned long n[4];
-    run_counted(argv1, env1, 100, &r, n);
-    cr_assert(n[0] == 1 && n[1] == 0 && n[2] == 1 && n[3] >= 2, "%lu definitely, %lu indirectly, %lu possibly lost, %lu reachable\n%s",
-              n[0], n[1], n[2], n[3], pf_tail(r.err, r.err_len, 3000));
-    pf_run_free(&r);
 }

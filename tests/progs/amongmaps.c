@@ -8,9 +8,11 @@
  *     a 64 KiB chunk other than its first (possibly lost: nothing holds
  *     its start).
  * A block of 100 bytes is dropped (definitely lost). Prints "among 1" when
- * the mapping does lie between the two large blocks, then "ok". With the
- * argument "raise" it ends with raise(SIGUSR1) before it exits, for a
- * signal report's walk before the exit's.
+ * the mapping does lie between the two large blocks, "apart N GiB" (how far
+ * the blocks lie apart), then "ok". With the argument "far", 9 GiB of
+ * address space are reserved between the mapping and the second block. With
+ * "raise" it ends with raise(SIGUSR1) before it exits, for a signal
+ * report's walk before the exit's.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -23,15 +25,20 @@
 #define LARGER ((size_t)3 << 20)
 #define OWN ((size_t)4 << 20)
 #define INTO 2900000
+#define GAP ((size_t)9 << 30)
 
 static void *volatile dropped;
 
 /* In functions of their own: no copy of an address is left in main's
  * frame, nor in a register main keeps. */
-__attribute__((noinline)) static char *fill(void)
+__attribute__((noinline)) static char *fill(int far)
 {
     char *first = malloc(LARGE);
     char *own = mmap(NULL, OWN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* "far": 9 GiB of address space reserved below the mapping, so the
+     * second block lies that much further down. */
+    if (far && mmap(NULL, GAP, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+        return NULL;
     char *second = malloc(LARGER); /* more than the first's mapping has left */
     char *small = malloc(48);
     if (!first || own == MAP_FAILED || !second || !small)
@@ -48,6 +55,7 @@ __attribute__((noinline)) static char *fill(void)
     w[500000] = (uintptr_t)(second + INTO);
     uintptr_t lo = (uintptr_t)(first < second ? first : second), hi = (uintptr_t)(first < second ? second : first);
     printf("among %d\n", (uintptr_t)own > lo && (uintptr_t)own + OWN <= hi);
+    printf("apart %zu GiB\n", (size_t)((hi - lo) >> 30));
     return own;
 }
 
@@ -70,12 +78,17 @@ __attribute__((noinline)) static int drop(void)
 
 int main(int argc, char **argv)
 {
-    if (!fill() || drop() != 0)
+    int far = 0, raise_it = 0;
+    for (int i = 1; i < argc; i++) {
+        far |= strcmp(argv[i], "far") == 0;
+        raise_it |= strcmp(argv[i], "raise") == 0;
+    }
+    if (!fill(far) || drop() != 0)
         return 2;
     wipe();
     printf("ok\n");
     fflush(stdout);
-    if (argc > 1 && strcmp(argv[1], "raise") == 0)
+    if (raise_it)
         raise(SIGUSR1);
     return 0;
 }
