@@ -1446,6 +1446,15 @@ Test(reach, a_file_in_the_page_cache_is_not_read_whole, .timeout = 120)
     pf_run_free(&r);
 }
 
+/* The signal report and the exit report after it, in r's stderr (JSON). */
+static void signal_then_exit(const struct pf_run *r, const char *reports[2])
+{
+    const char *sig = strstr(r->err, "\"reason\":\"signal\""), *ex = strstr(r->err, "\"reason\":\"exit\"");
+    cr_assert(sig && ex && sig < ex, "%s", pf_tail(r->err, r->err_len, 3000));
+    reports[0] = sig;
+    reports[1] = ex;
+}
+
 /* bigbss: a 64 MiB static array of which one page, in its middle, holds
  * the only pointer to a block. The walk reads the pages of a module's .bss
  * that hold data and passes over the rest: the block is still reachable
@@ -1466,9 +1475,8 @@ Test(reach, an_untouched_bss_is_not_read, .timeout = 120)
     pf_spawn(argv, &o, &r);
     cr_assert(getrusage(RUSAGE_CHILDREN, &after) == 0);
     pf_assert_ok(&r, "bigbss raise");
-    const char *sig = strstr(r.err, "\"reason\":\"signal\""), *ex = strstr(r.err, "\"reason\":\"exit\"");
-    cr_assert(sig && ex && sig < ex, "%s", pf_tail(r.err, r.err_len, 3000));
-    const char *const reports[] = {sig, ex};
+    const char *reports[2];
+    signal_then_exit(&r, reports);
     for (int i = 0; i < 2; i++) {
         struct figures got;
         json_totals(reports[i], &got);
@@ -1519,9 +1527,8 @@ Test(reach, a_programs_mapping_among_the_heaps_holds_its_pointers, .timeout = 12
         const char *at = strstr(r.out, "apart ");
         cr_assert(strstr(r.out, "among 1\n") && at && sscanf(at, "apart %u GiB", &apart) == 1 && (!far || apart >= 9),
                   "the mapping is not between the large blocks, or they are not as far apart as asked: %s", r.out);
-        const char *sig = strstr(r.err, "\"reason\":\"signal\""), *ex = strstr(r.err, "\"reason\":\"exit\"");
-        cr_assert(sig && ex && sig < ex, "%s", pf_tail(r.err, r.err_len, 3000));
-        const char *const reports[] = {sig, ex};
+        const char *reports[2];
+        signal_then_exit(&r, reports);
         for (int i = 0; i < 2; i++) {
             struct figures got;
             json_totals(reports[i], &got);

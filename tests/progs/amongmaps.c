@@ -21,16 +21,16 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "dropped.h"
+
 #define LARGE ((size_t)1 << 20)
 #define LARGER ((size_t)3 << 20)
 #define OWN ((size_t)4 << 20)
 #define INTO 2900000
 #define GAP ((size_t)9 << 30)
 
-static void *volatile dropped;
-
-/* In functions of their own: no copy of an address is left in main's
- * frame, nor in a register main keeps. */
+/* In a function of its own: no copy of an address is left in main's
+ * frame, nor in a register main keeps (the dropped block's: dropped.h). */
 __attribute__((noinline)) static char *fill(int far)
 {
     char *first = malloc(LARGE);
@@ -67,15 +67,6 @@ __attribute__((noinline)) static void wipe(void)
     memset((char *)junk, 0, sizeof junk);
 }
 
-__attribute__((noinline)) static int drop(void)
-{
-    dropped = malloc(100);
-    if (!dropped)
-        return -1;
-    dropped = NULL;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     int far = 0, raise_it = 0;
@@ -83,7 +74,7 @@ int main(int argc, char **argv)
         far |= strcmp(argv[i], "far") == 0;
         raise_it |= strcmp(argv[i], "raise") == 0;
     }
-    if (!fill(far) || drop() != 0)
+    if (!fill(far) || drop(100) != 0)
         return 2;
     wipe();
     printf("ok\n");

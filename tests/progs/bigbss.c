@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dropped.h"
+
 #define BIG ((size_t)64 << 20)
 
 /* Not static: a store to an array nothing in this file reads would be
  * left out. */
 char big[BIG];
-static void *volatile dropped;
 
-/* In functions of their own: no copy of either address is left in main's
- * frame. */
+/* In a function of its own: no copy of the address is left in main's
+ * frame (the dropped block's: dropped.h). */
 __attribute__((noinline)) static int keep_in_big(void)
 {
     void *kept = malloc(40);
@@ -30,18 +31,9 @@ __attribute__((noinline)) static int keep_in_big(void)
     return 0;
 }
 
-__attribute__((noinline)) static int drop(void)
-{
-    dropped = malloc(100);
-    if (!dropped)
-        return -1;
-    dropped = NULL;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    if (keep_in_big() != 0 || drop() != 0)
+    if (keep_in_big() != 0 || drop(100) != 0)
         return 2;
     printf("ok\n");
     fflush(stdout);
