@@ -764,7 +764,8 @@ static void scan(uintptr_t a, uintptr_t b, int pass, int definite, uint32_t lead
         uintptr_t w = *p;
         if (PF_LIKELY(w - lo >= span))
             continue;
-        if (chunks && !((chunks[((w - lo) >> PF_CHUNK_SHIFT) / 64] >> (((w - lo) >> PF_CHUNK_SHIFT) % 64)) & 1))
+        uintptr_t c = (w - lo) >> PF_CHUNK_SHIFT; /* its piece (chunks_build) */
+        if (chunks && !((chunks[c / 64] >> (c % 64)) & 1))
             continue;
         if (pass == 1)
             reach_word(w, definite);
