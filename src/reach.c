@@ -47,6 +47,13 @@ enum { M_SEEN_UNREACHED = M_UNKNOWN + 1, M_SEEN_INDIRECT };
  * first written, more than a read's syscall (a short-lived process's exit
  * report copies a few hundred KiB of roots). */
 #define BOUNCE_PAGES 8
+/* Once a walk has copied BOUNCE_GROW bytes, it reads BOUNCE_BIG_PAGES at a
+ * time: a program whose roots are hundreds of MB (a compiler's collected
+ * heap in mappings of its own) paid a syscall for every 32 KiB. The room
+ * keeps the bigger buffer's pages, untouched until then, in front of the
+ * small one. */
+#define BOUNCE_BIG_PAGES 32
+#define BOUNCE_GROW ((size_t)4 << 20)
 
 typedef uintptr_t __attribute__((may_alias)) word_t;
 
@@ -99,8 +106,11 @@ static struct {
     uint64_t *chunks;             /* a bit per 64 KiB of [lo, hi), or NULL (see chunks_build) */
     struct pf_roots roots;
     struct pf_scratch scratch; /* the room the buffers here and the roots' are taken from */
-    uint8_t *bounce; /* BOUNCE_PAGES pages that memory not owned is copied into */
+    uint8_t *bounce; /* BOUNCE_BIG_PAGES pages that memory not owned is copied into */
     size_t bounce_bytes;
+    uint8_t *copy_to; /* the part of it a read takes: its last BOUNCE_PAGES, then all of it */
+    size_t copy_bytes;
+    size_t copied; /* bytes read into it so far */
     long pid;         /* for pf_os_read_mem */
     int vm;           /* 1: pf_os_read_mem works; 0: refused (seccomp) */
     int solo;         /* 1: no other thread can change memory during the scan */
@@ -799,18 +809,24 @@ static void scan_foreign(uintptr_t a, uintptr_t b, int pass, int definite, uint3
     a = (a + sizeof(word_t) - 1) & ~(uintptr_t)(sizeof(word_t) - 1);
     while (a + sizeof(word_t) <= b && a + sizeof(word_t) > a) {
         /* Up to the end of the bounce buffer's worth of pages from a's page. */
-        uintptr_t end = (a & ~(ps - 1)) + r.bounce_bytes;
+        uintptr_t end = (a & ~(ps - 1)) + r.copy_bytes;
         if (end > b || end < a)
             end = b;
-        long n = pf_os_read_mem(r.pid, r.bounce, a, end - a);
+        long n = pf_os_read_mem(r.pid, r.copy_to, a, end - a);
         if (n < 0 && n != -EFAULT) {
             /* Refused now though it worked before: read nothing more. */
             r.vm = 0;
             r.partial = NOTE_NO_READ;
             return;
         }
-        if (n > 0)
-            scan((uintptr_t)r.bounce, (uintptr_t)r.bounce + (uintptr_t)n, pass, definite, leader);
+        if (n > 0) {
+            scan((uintptr_t)r.copy_to, (uintptr_t)r.copy_to + (uintptr_t)n, pass, definite, leader);
+            r.copied += (size_t)n;
+            if (r.copied >= BOUNCE_GROW) {
+                r.copy_to = r.bounce;
+                r.copy_bytes = r.bounce_bytes;
+            }
+        }
         if (n == (long)(end - a))
             a = end;
         else /* the page at a + n could not be read: on past it */
@@ -1105,7 +1121,8 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * process's exit report made eight mappings, a system call and a few
      * kernel structures each. A lock that is not free at once leaves the
      * tables out of it. */
-    size_t bounce_bytes = whole_pages(pf_os_page_size() * BOUNCE_PAGES);
+    size_t bounce_bytes = whole_pages(pf_os_page_size() * BOUNCE_BIG_PAGES);
+    size_t small_bytes = whole_pages(pf_os_page_size() * BOUNCE_PAGES);
     size_t room = pf_roots_room(only_ranges) + bounce_bytes + CHUNK_ROOM;
     int64_t zfirst = pf_check_on ? pf_guard_zero_count_tries(1) : 0;
     if (count(nfam, &spans, &objs, 1) == 0 && zfirst >= 0 && sizes_of(spans, objs, (uint64_t)zfirst, &z) == 0)
@@ -1147,15 +1164,17 @@ int pf_reach_run(const struct pf_reach_opts *o)
      * exit report would otherwise take a fault for each of their pages,
      * two for the hash's first (read before it is written). */
     r.bounce = map_zeroed(&r.bounce_bytes, bounce_bytes);
+    r.copy_to = r.bounce ? r.bounce + r.bounce_bytes - small_bytes : NULL;
+    r.copy_bytes = small_bytes;
     r.tables = map_zeroed(&r.tables_bytes, z.tables);
     if (r.tables) {
         size_t hot = whole_pages(z.front + counted);
         if (r.bounce && (uint8_t *)r.tables == r.bounce + r.bounce_bytes) {
-            pf_os_populate(r.bounce, r.bounce_bytes + hot);
+            pf_os_populate(r.copy_to, small_bytes + hot);
         } else {
             pf_os_populate(r.tables, hot);
             if (r.bounce)
-                pf_os_populate(r.bounce, r.bounce_bytes);
+                pf_os_populate(r.copy_to, small_bytes);
         }
         r.ents = r.tables;
         r.hash = (uint32_t *)((char *)r.tables + z.ents);
@@ -1192,7 +1211,7 @@ int pf_reach_run(const struct pf_reach_opts *o)
     /* Whether memory can be read without faulting: asked once, of a word
      * that is surely there. */
     r.pid = pf_os_tid(); /* not the process id: a main thread that ended with pthread_exit has no memory to read */
-    r.vm = pf_os_read_mem(r.pid, r.bounce, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
+    r.vm = pf_os_read_mem(r.pid, r.copy_to, (uintptr_t)&r, sizeof(word_t)) == (long)sizeof(word_t);
     r.solo = r.roots.solo || !pf_lock_threaded();
     r.partial = r.roots.partial;
     if (lock_all(nfam) != 0) {

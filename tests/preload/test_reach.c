@@ -1512,7 +1512,9 @@ Test(reach, an_untouched_bss_is_not_read, .timeout = 120)
  * not definitely. At exit and in a signal report (each walk reads the
  * mapping from /proc/self/maps), under the default settings too, and with
  * the blocks 9 GiB apart ("far"), past what the table of pieces covers,
- * where the walk goes without it. */
+ * where the walk goes without it. The mapping is 12 MiB and two of the
+ * three pointers lie in its last 4 MiB, which the walk copies with the
+ * bigger buffer it takes after 4 MiB. */
 Test(reach, a_programs_mapping_among_the_heaps_holds_its_pointers, .timeout = 120)
 {
     PF_REQUIRE_PRELOAD();

@@ -7,6 +7,9 @@
  *   - a pointer 2 900 000 bytes into the second large block (3 MiB), in
  *     a 64 KiB chunk other than its first (possibly lost: nothing holds
  *     its start).
+ * The mapping is 12 MiB and the last two pointers lie in its last 4 MiB:
+ * a walk reads them after it has copied more than 4 MiB, with the bigger
+ * buffer it reads with from then on.
  * A block of 100 bytes is dropped (definitely lost). Prints "among 1" when
  * the mapping does lie between the two large blocks, "apart N GiB" (how far
  * the blocks lie apart), then "ok". With the argument "far", 9 GiB of
@@ -25,7 +28,7 @@
 
 #define LARGE ((size_t)1 << 20)
 #define LARGER ((size_t)3 << 20)
-#define OWN ((size_t)4 << 20)
+#define OWN ((size_t)12 << 20)
 #define INTO 2900000
 #define GAP ((size_t)9 << 30)
 
@@ -51,8 +54,8 @@ __attribute__((noinline)) static char *fill(int far)
     for (size_t i = 0; i < OWN / sizeof *w; i++)
         w[i] = (uintptr_t)(own + (i * 4096 + 8) % OWN);
     w[1000] = (uintptr_t)small;
-    w[300000] = (uintptr_t)first;
-    w[500000] = (uintptr_t)(second + INTO);
+    w[1100000] = (uintptr_t)first;
+    w[1500000] = (uintptr_t)(second + INTO);
     uintptr_t lo = (uintptr_t)(first < second ? first : second), hi = (uintptr_t)(first < second ? second : first);
     printf("among %d\n", (uintptr_t)own > lo && (uintptr_t)own + OWN <= hi);
     printf("apart %zu GiB\n", (size_t)((hi - lo) >> 30));
