@@ -1322,32 +1322,38 @@ static long read_proc_mem(void *dst, uintptr_t src, size_t len, long refused)
 
 long pf_os_read_mem(long pid, void *dst, uintptr_t src, size_t len)
 {
-    /* One iovec per page: the kernel stops at the first piece it cannot
-     * read, so the count returned says which page was missing, whatever a
-     * kernel does with a piece it could read only in part. */
     size_t ps = pf_os_page_size();
-    struct iovec remote[PF_OS_READ_PAGES];
-    int n = 0;
-    size_t total = 0;
-    for (uintptr_t a = src; total < len && n < PF_OS_READ_PAGES; n++) {
-        size_t piece = ps - (a & (ps - 1));
-        if (piece > len - total)
-            piece = len - total;
-        remote[n].iov_base = (void *)a;
-        remote[n].iov_len = piece;
-        a += piece;
-        total += piece;
-    }
+    size_t most = PF_OS_READ_PAGES * ps - (src & (ps - 1));
+    size_t total = len < most ? len : most;
     if (!total)
         return 0;
-    struct iovec local = {dst, total};
     int saved = errno;
-    long got = syscall(SYS_process_vm_readv, (pid_t)pid, &local, 1UL, remote, (unsigned long)n, 0UL);
+    /* All of it as one piece first: the kernel pins a run of pages at a
+     * time, where a piece per page costs a lookup each (200 MB in reads of
+     * 128 KiB: 30 ms against 40). */
+    struct iovec local = {dst, total}, whole = {(void *)src, total};
+    long got = syscall(SYS_process_vm_readv, (pid_t)pid, &local, 1UL, &whole, 1UL, 0UL);
     long rc = got >= 0 ? got : -(long)errno;
-    if (got == 0)
-        rc = -EFAULT;
-    if (rc == -ENOSYS || rc == -EPERM)
+    if (rc == -ENOSYS || rc == -EPERM) {
         rc = read_proc_mem(dst, src, total, rc);
+    } else if (rc != (long)total) {
+        /* Short, or refused at some page: again with one piece per page.
+         * The kernel stops at the first piece it cannot read, so the count
+         * says which page was missing, whatever a kernel does with a piece
+         * it could read only in part. */
+        struct iovec remote[PF_OS_READ_PAGES];
+        unsigned long n = 0;
+        for (uintptr_t a = src, end = src + total; a < end; n++) {
+            size_t piece = ps - (a & (ps - 1));
+            if (piece > end - a)
+                piece = end - a;
+            remote[n].iov_base = (void *)a;
+            remote[n].iov_len = piece;
+            a += piece;
+        }
+        got = syscall(SYS_process_vm_readv, (pid_t)pid, &local, 1UL, remote, n, 0UL);
+        rc = got > 0 ? got : got == 0 ? -EFAULT : -(long)errno;
+    }
     errno = saved;
     return rc;
 }

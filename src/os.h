@@ -137,7 +137,8 @@ PF_HIDDEN int pf_os_thread_gone(long tid);
  * pthread_atfork. pfalloc is never unloaded. */
 PF_HIDDEN void pf_os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 /* Copies len bytes of this process's memory at src into dst without ever
- * faulting (process_vm_readv on its own pid `pid`, one piece per page).
+ * faulting (process_vm_readv on its own pid `pid`: the range as one piece,
+ * and again a piece per page when that comes back short).
  * Returns the bytes copied up to the first page that cannot be read
  * (unmapped or inaccessible), or -EFAULT when that is the first. Where a
  * seccomp filter refuses process_vm_readv (ENOSYS, EPERM), the calling

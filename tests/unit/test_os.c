@@ -457,6 +457,52 @@ Test(os, read_mem_stops_at_a_missing_page)
     munmap(m + 3 * ps, ps);
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
+/* A read of 64 pages (the most one call takes) with one page in it that
+ * cannot be read, near its start, in its middle, at its end: the count
+ * says where, whether the page is inaccessible or a guard region
+ * (MADV_GUARD_INSTALL, where the kernel has it), which the process's maps
+ * do not show. The read takes the 64 pages as one piece first and again a
+ * piece per page when that comes back short. */
+Test(os, read_mem_finds_the_page_in_a_long_read)
+{
+    size_t ps = pf_os_page_size();
+    size_t pages = PF_OS_READ_PAGES;
+    unsigned char *m = mmap(NULL, (pages + 1) * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert(m != MAP_FAILED);
+    memset(m, 0x3c, (pages + 1) * ps);
+    static unsigned char buf[(PF_OS_READ_PAGES + 1) * 65536];
+    long pid = pf_os_pid();
+    /* Whole: cut to 64 pages. */
+    cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m, (pages + 1) * ps), (long)(pages * ps));
+    cr_assert(all_bytes(buf, pages * ps, 0x3c));
+    cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m + 8, (pages + 1) * ps), (long)(pages * ps - 8));
+    const size_t at[] = {1, pages / 2 - 1, pages - 1};
+    for (int guard = 0; guard < 2; guard++) {
+        for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+            unsigned char *bad = m + at[i] * ps;
+            if (guard ? madvise(bad, ps, MADV_GUARD_INSTALL) != 0 : mprotect(bad, ps, PROT_NONE) != 0) {
+                cr_assert(guard, "mprotect: %s", strerror(errno));
+                cr_log_info("no guard regions here (%s): that half is not run", strerror(errno));
+                break;
+            }
+            memset(buf, 0, sizeof buf);
+            cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)m, pages * ps), (long)(at[i] * ps), "%s page %zu",
+                         guard ? "guard" : "inaccessible", at[i]);
+            cr_assert(all_bytes(buf, at[i] * ps, 0x3c));
+            cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)bad + 24, ps), -EFAULT);
+            cr_assert_eq(pf_os_read_mem(pid, buf, (uintptr_t)bad + ps, ps), (long)ps);
+            cr_assert(guard ? madvise(bad, ps, MADV_GUARD_REMOVE) == 0 : mprotect(bad, ps, PROT_READ | PROT_WRITE) == 0);
+            memset(bad, 0x3c, ps); /* a guard region dropped the page: zeros now */
+        }
+    }
+    munmap(m, (pages + 1) * ps);
+}
+
 static uint64_t resident(uint64_t *meta)
 {
     uint64_t all, m;
