@@ -1502,6 +1502,29 @@ Test(reach, an_untouched_bss_is_not_read, .timeout = 120)
     pf_run_free(&r);
 }
 
+/* guarded: a mapping of the program's with a guard region in it
+ * (MADV_GUARD_INSTALL), which /proc/self/maps shows whole and readable and
+ * which faults when read. The walk copies the mapping, finds the guard
+ * page unreadable, and reads on past it: the block whose only pointer is
+ * the first word after the guard, and the one held by the mapping's last
+ * word, are still reachable, the dropped one definitely lost, under the
+ * default settings. */
+Test(reach, a_guard_region_in_a_mapping_is_read_past, .timeout = 120)
+{
+    const char *const argv[] = {PROG("guarded"), NULL};
+    const char *const env[] = {NULL};
+    struct pf_run r;
+    unsigned long n[4];
+    run_counted(argv, env, 100, &r, n);
+    if (!strstr(r.out, "guard 1\n"))
+        cr_log_info("no guard regions here: the mapping was read whole (%s)", r.out);
+    cr_assert(strstr(r.out, "ok\n"), "%s", r.out);
+    cr_assert(n[0] == 1 && n[1] == 0 && n[2] == 0 && n[3] >= 3,
+              "%lu definitely, %lu indirectly, %lu possibly lost, %lu reachable\n%s", n[0], n[1], n[2], n[3],
+              pf_tail(r.err, r.err_len, 3000));
+    pf_run_free(&r);
+}
+
 /* amongmaps: a mapping of the program's between two large blocks, so
  * within the span of addresses pfalloc's objects take, every word of it a
  * pointer into itself but three, which hold the only pointers to a small
